@@ -1,0 +1,20 @@
+"""tracegrad: a tracing autodiff framework over NumPy and CuPy arrays.
+
+    import tracegrad as tg
+    import tracegrad.tensor as T
+    x = T.dscalar('x')
+    f = tg.function([x], tg.grad(x ** 2, x))
+"""
+from tracegrad.config import config  # noqa: F401
+from tracegrad.trace import Apply, Constant, Op, Type, Variable  # noqa: F401
+from tracegrad import tensor  # noqa: F401
+from tracegrad.tensor.type import TensorType  # noqa: F401
+from tracegrad.shared import SharedVariable, shared  # noqa: F401
+from tracegrad.grad import Lop, Rop, grad, hessian, jacobian  # noqa: F401
+from tracegrad.compile import In, Out, function  # noqa: F401
+from tracegrad.scan import scan, until  # noqa: F401
+from tracegrad import printing, random, testing  # noqa: F401
+from tracegrad.printing import pp  # noqa: F401
+from tracegrad.jit import jit, value_and_grad  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,156 @@
+"""Reverse-mode differentiation: accumulate vector-Jacobian products.
+
+The engine walks the nodes between ``wrt`` and the seeds (the cost, or
+``known_grads``) in reverse topological order and asks each node's op for its
+``vjp``. It never names a particular op: an op without a rule raises an error
+naming itself.
+"""
+import warnings
+
+from tracegrad.config import config
+from tracegrad.trace import Variable, toposort
+
+
+def _T():
+    import tracegrad.tensor as T
+    return T
+
+
+class DisconnectedInputError(ValueError):
+    """``grad`` was asked for the gradient of a variable the cost does not use."""
+
+
+def _is_float(var):
+    return var.type.dtype[0] in "fc"
+
+
+def _as_list(wrt):
+    if isinstance(wrt, (list, tuple)):
+        return list(wrt), False
+    return [wrt], True
+
+
+def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
+         known_grads=None, return_disconnected="zero"):
+    """Symbolic gradient of the scalar ``cost`` with respect to ``wrt``.
+
+    ``wrt`` is a variable or a list of them; the result has the same form.
+    ``consider_constant`` lists variables treated as constants (no gradient
+    flows through them). ``known_grads`` maps variables to gradients already
+    known (``cost`` may then be ``None``). ``disconnected_inputs`` is
+    ``'raise'``, ``'warn'`` or ``'ignore'`` for variables the cost does not
+    depend on; their gradient is zero (or ``None`` when
+    ``return_disconnected='none'``).
+    """
+    T = _T()
+    if disconnected_inputs not in ("raise", "warn", "ignore"):
+        raise ValueError("disconnected_inputs must be 'raise', 'warn' or 'ignore'")
+    wrt_list, single = _as_list(wrt)
+    for w in wrt_list:
+        if not isinstance(w, Variable):
+            raise TypeError(f"grad: wrt must be symbolic variables, got {type(w).__name__}")
+    seeds = {}
+    if cost is not None:
+        cost = T.as_tensor_variable(cost)
+        if cost.ndim != 0:
+            raise TypeError(
+                f"grad: cost must be a scalar (0-d), got {cost} with ndim {cost.ndim}; "
+                "reduce it first (e.g. cost.sum()) or use tg.jacobian / known_grads")
+        if not _is_float(cost):
+            raise TypeError(f"grad: cost must have a float dtype, got {cost.dtype}")
+        seeds[cost] = T.ones_like(cost)
+    for var, g in (known_grads or {}).items():
+        g = T.as_tensor_variable(g)
+        if g.ndim != var.ndim:
+            raise ValueError(f"grad: known gradient for {var} has ndim {g.ndim}, "
+                             f"expected {var.ndim}")
+        seeds[var] = g if g.dtype == var.dtype or not _is_float(var) else T.cast(g, var.dtype)
+    if not seeds:
+        raise TypeError("grad: give a cost or known_grads")
+    grads = backpropagate(seeds, wrt_list, consider_constant or ())
+
+    results = []
+    for w in wrt_list:
+        g = grads.get(w)
+        if g is None:
+            if w not in grads:  # not connected at all
+                message = (f"grad: the cost does not depend on {w} "
+                           f"(disconnected input); pass disconnected_inputs='ignore' "
+                           "or 'warn' to get zeros")
+                if disconnected_inputs == "raise":
+                    raise DisconnectedInputError(message)
+                if disconnected_inputs == "warn":
+                    warnings.warn(message, stacklevel=2)
+            if return_disconnected == "none":
+                results.append(None)
+                continue
+            dtype = w.dtype if _is_float(w) else config.floatX
+            g = T.zeros_like(w, dtype=dtype)
+        results.append(g)
+    return results[0] if single else results
+
+
+def backpropagate(seeds, wrt, consider_constant=()):
+    """Map each of ``wrt`` to its accumulated gradient.
+
+    A ``wrt`` reached only through non-differentiable paths maps to ``None``;
+    one not reached at all is absent.
+    """
+    consider_constant = set(consider_constant)
+    wrt_set = set(wrt)
+    # Nodes on a path from wrt to a seed.
+    nodes = toposort(list(seeds), blockers=consider_constant)
+    reach = set(wrt_set)
+    relevant = []
+    for node in nodes:
+        if any(i in reach for i in node.inputs):
+            reach.update(node.outputs)
+            relevant.append(node)
+
+    pending = {}  # variable -> list of gradient terms
+    for var, g in seeds.items():
+        if var in reach:
+            pending.setdefault(var, []).append(g)
+    for node in reversed(relevant):
+        out_grads = [_total(pending.pop(o, None)) for o in node.outputs]
+        if all(g is None for g in out_grads):
+            continue
+        out_grads = [_fill_missing(g, o) for g, o in zip(out_grads, node.outputs)]
+        in_grads = node.op.vjp(node, out_grads)
+        if len(in_grads) != len(node.inputs):
+            raise AssertionError(f"vjp of {node.op.name} returned {len(in_grads)} gradients "
+                                 f"for {len(node.inputs)} inputs")
+        for inp, g in zip(node.inputs, in_grads):
+            if inp not in reach or inp in consider_constant:
+                continue
+            terms = pending.setdefault(inp, [])
+            if g is None or not _is_float(inp):
+                continue
+            if g.ndim != inp.ndim:
+                raise AssertionError(
+                    f"vjp of {node.op.name} gave a gradient of ndim {g.ndim} for an input "
+                    f"of ndim {inp.ndim}")
+            terms.append(g)
+    out = {}
+    for w in wrt:
+        if w in pending:
+            out[w] = _total(pending[w])
+        elif w in seeds:
+            out[w] = seeds[w]
+    return out
+
+
+def _total(terms):
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def _fill_missing(g, out):
+    if g is not None:
+        return g
+    T = _T()
+    return T.zeros_like(out, dtype=out.dtype if _is_float(out) else config.floatX)

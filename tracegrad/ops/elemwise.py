@@ -1,0 +1,478 @@
+"""Elementwise ops: one table row per pointwise function.
+
+Each row (a ``ScalarOp``) holds everything about one pointwise function:
+
+- ``impl(xp, *arrays)``: the array implementation (a NumPy/CuPy ufunc mostly);
+- ``c``: a C/CUDA expression template over ``{0}``, ``{1}``... used by the
+  fusion code generator (helpers it calls live in ``PREAMBLE``); ``None``
+  when CUDA has no such function (the node is then not fused on the GPU);
+- ``grad(inputs, output, gz)``: the symbolic vector-Jacobian product per
+  input, before broadcasting is undone (``None`` = no gradient);
+- ``ufunc``: the NumPy ufunc it answers to in ``np.<ufunc>(variable)``.
+
+Output dtypes are NumPy's: found by running ``impl`` on empty arrays of the
+input dtypes (cached), so promotion can never drift from NumPy's own.
+``Elemwise(row)`` is the graph op; ``_elemwise_function`` makes the public
+function (``T.exp``...) from the row.
+"""
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from tracegrad.ops import special_math as sm
+from tracegrad.tensor.dispatch import register_ufunc
+from tracegrad.tensor.type import TensorType
+from tracegrad.tensor.variable import (TensorConstant, as_tensor_variable,
+                                       resolve_weak)
+from tracegrad.trace import Apply, Op
+
+__all__ = []
+
+
+def _T():
+    import tracegrad.tensor as T
+    return T
+
+
+class ScalarOp:
+    """One pointwise function (a row of the table)."""
+
+    def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=()):
+        self.name = name
+        self.nin = nin
+        self.impl = impl
+        self.c = c
+        self.grad = grad
+        self.ufunc = ufunc
+        self.params = params
+
+    def __eq__(self, other):
+        return (isinstance(other, ScalarOp) and self.name == other.name
+                and self.params == other.params)
+
+    def __hash__(self):
+        return hash((self.name, self.params))
+
+    def __repr__(self):
+        return self.name
+
+    def output_dtype(self, dtypes):
+        return _output_dtype(self, tuple(dtypes))
+
+
+@lru_cache(maxsize=4096)
+def _output_dtype(row, dtypes):
+    dummies = [np.zeros(0, dtype=d) for d in dtypes]
+    return np.asarray(row.impl(np, *dummies)).dtype.name
+
+
+def format_shape(shape):
+    """``(3, ?)`` for a static shape (``?`` = unknown)."""
+    inner = ", ".join("?" if s is None else str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def broadcast_static(shapes, opname="op"):
+    """NumPy broadcasting of static shapes; raise when known lengths clash."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(-ndim, 0):
+        dims = [s[axis] for s in shapes if len(s) >= -axis]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            listed = " and ".join(format_shape(s) for s in shapes)
+            raise ValueError(
+                f"{opname}: shapes {listed} cannot be broadcast together "
+                f"(axis {axis + ndim} has lengths {sorted(known)})")
+        if known:
+            out.append(known.pop())
+        elif all(d == 1 for d in dims):
+            out.append(1)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+class Elemwise(Op):
+    """Apply a ``ScalarOp`` pointwise with NumPy broadcasting."""
+
+    __props__ = ("scalar_op",)
+    view_map = {}
+
+    def __init__(self, scalar_op):
+        self.scalar_op = scalar_op
+
+    @property
+    def name(self):
+        return self.scalar_op.name
+
+    def make_node(self, *inputs):
+        row = self.scalar_op
+        if len(inputs) != row.nin:
+            raise TypeError(f"{row.name} takes {row.nin} inputs, got {len(inputs)}")
+        inputs = resolve_weak([as_tensor_variable(i) for i in inputs])
+        dtype = row.output_dtype([i.dtype for i in inputs])
+        shape = broadcast_static([i.type.shape for i in inputs], row.name)
+        return Apply(self, inputs, [TensorType(dtype, shape)()])
+
+    def impl(self, xp, *arrays):
+        return self.scalar_op.impl(xp, *arrays)
+
+    def vjp(self, node, output_grads):
+        row = self.scalar_op
+        if row.grad is None:
+            raise NotImplementedError(f"tracegrad has no gradient rule for op {row.name}")
+        raw = row.grad(node.inputs, node.outputs[0], output_grads[0])
+        return [None if g is None or not is_differentiable(x) else
+                _match_dtype(sum_to(g, x), x) for x, g in zip(node.inputs, raw)]
+
+
+def is_differentiable(var):
+    """Gradients flow only into non-constant float/complex variables."""
+    return var.dtype[0] in "fc" and not isinstance(var, TensorConstant)
+
+
+def _match_dtype(g, x):
+    return g if g.dtype == x.dtype else _T().cast(g, x.dtype)
+
+
+class SumTo(Op):
+    """Sum ``g`` down to the shape of ``like`` (undo NumPy broadcasting).
+
+    Returns ``g`` itself when the shapes already agree at run time.
+    """
+
+    view_map = {0: [0]}
+
+    def make_node(self, g, like):
+        return Apply(self, [g, like], [TensorType(g.dtype, like.type.shape)()])
+
+    def impl(self, xp, g, like):
+        target = like.shape
+        if g.shape == target:
+            return g
+        lead = g.ndim - len(target)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, s in enumerate(target) if s == 1 and g.shape[lead + i] != 1)
+        return g.sum(axis=axes).reshape(target) if axes else g.reshape(target)
+
+    def vjp(self, node, output_grads):
+        g, _ = node.inputs
+        return [_T().broadcast_to(output_grads[0], _T().shape(g)), None]
+
+
+_sum_to = SumTo()
+
+
+def sum_to(g, like):
+    """``g`` summed over the axes along which ``like`` was broadcast."""
+    shape = like.type.shape
+    if g.type.shape == shape and None not in shape:
+        return g
+    return _sum_to(g, like)
+
+
+# ----------------------------------------------------------------- the table
+PREAMBLE = r"""
+template <typename T> __device__ __forceinline__ T tg_sigmoid(T x) {
+    return x >= T(0) ? T(1) / (T(1) + exp(-x)) : exp(x) / (T(1) + exp(x)); }
+template <typename T> __device__ __forceinline__ T tg_softplus(T x) {
+    return x > T(0) ? x + log1p(exp(-x)) : log1p(exp(x)); }
+template <typename T> __device__ __forceinline__ T tg_sign(T x) {
+    return T((T(0) < x) - (x < T(0))); }
+template <typename T> __device__ __forceinline__ T tg_floor_div(T a, T b) {
+    return floor(a / b); }
+template <typename T> __device__ __forceinline__ T tg_mod(T a, T b) {
+    T r = fmod(a, b); return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r; }
+""".strip()
+
+
+def _mask(cond, like):
+    return _T().cast(cond, like.dtype)
+
+
+_ROWS = []
+
+
+def row(name, nin, impl, c, grad=None, ufunc=None):
+    """Add a table row and its public function ``name``."""
+    scalar = ScalarOp(name, nin, impl, c, grad, ufunc)
+    op = Elemwise(scalar)
+    _ROWS.append(scalar)
+
+    def fn(*inputs):
+        return op(*inputs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` with NumPy broadcasting and promotion."
+    fn.op = op
+    globals()[name] = fn
+    __all__.append(name)
+    if ufunc is not None:
+        register_ufunc(ufunc, fn)
+    return fn
+
+
+def ufunc_impl(name):
+    """``impl`` calling ``xp.<name>`` (the same ufunc on NumPy and CuPy)."""
+    def impl(xp, *args):
+        return getattr(xp, name)(*args)
+    impl.__name__ = name
+    return impl
+
+
+# Grad rules are lambdas over the public functions of this module (looked up
+# when the gradient is built, so rows may refer to rows defined later).
+# (x,), out, gz -> [dx]
+row("neg", 1, ufunc_impl("negative"), "(-{0})",
+    lambda i, o, gz: [neg(gz)], np.negative)
+row("abs", 1, ufunc_impl("absolute"), "abs({0})",
+    lambda i, o, gz: [gz * sign(i[0])], np.absolute)
+row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
+    lambda i, o, gz: [_T().zeros_like(i[0])], np.sign)
+row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
+    lambda i, o, gz: [gz * (i[0] * 2)], np.square)
+row("exp", 1, ufunc_impl("exp"), "exp({0})",
+    lambda i, o, gz: [gz * o], np.exp)
+row("exp2", 1, ufunc_impl("exp2"), "exp2({0})",
+    lambda i, o, gz: [gz * o * math.log(2.0)], np.exp2)
+row("expm1", 1, ufunc_impl("expm1"), "expm1({0})",
+    lambda i, o, gz: [gz * (o + 1)], np.expm1)
+row("log", 1, ufunc_impl("log"), "log({0})",
+    lambda i, o, gz: [gz / i[0]], np.log)
+row("log2", 1, ufunc_impl("log2"), "log2({0})",
+    lambda i, o, gz: [gz / (i[0] * math.log(2.0))], np.log2)
+row("log10", 1, ufunc_impl("log10"), "log10({0})",
+    lambda i, o, gz: [gz / (i[0] * math.log(10.0))], np.log10)
+row("log1p", 1, ufunc_impl("log1p"), "log1p({0})",
+    lambda i, o, gz: [gz / (i[0] + 1)], np.log1p)
+row("sqrt", 1, ufunc_impl("sqrt"), "sqrt({0})",
+    lambda i, o, gz: [gz * 0.5 / o], np.sqrt)
+row("sin", 1, ufunc_impl("sin"), "sin({0})",
+    lambda i, o, gz: [gz * cos(i[0])], np.sin)
+row("cos", 1, ufunc_impl("cos"), "cos({0})",
+    lambda i, o, gz: [neg(gz * sin(i[0]))], np.cos)
+row("tan", 1, ufunc_impl("tan"), "tan({0})",
+    lambda i, o, gz: [gz * (sqr(o) + 1)], np.tan)
+row("arcsin", 1, ufunc_impl("arcsin"), "asin({0})",
+    lambda i, o, gz: [gz / sqrt(1 - sqr(i[0]))], np.arcsin)
+row("arccos", 1, ufunc_impl("arccos"), "acos({0})",
+    lambda i, o, gz: [neg(gz / sqrt(1 - sqr(i[0])))], np.arccos)
+row("arctan", 1, ufunc_impl("arctan"), "atan({0})",
+    lambda i, o, gz: [gz / (sqr(i[0]) + 1)], np.arctan)
+row("sinh", 1, ufunc_impl("sinh"), "sinh({0})",
+    lambda i, o, gz: [gz * cosh(i[0])], np.sinh)
+row("cosh", 1, ufunc_impl("cosh"), "cosh({0})",
+    lambda i, o, gz: [gz * sinh(i[0])], np.cosh)
+row("tanh", 1, ufunc_impl("tanh"), "tanh({0})",
+    lambda i, o, gz: [gz * (1 - sqr(o))], np.tanh)
+row("arcsinh", 1, ufunc_impl("arcsinh"), "asinh({0})",
+    lambda i, o, gz: [gz / sqrt(sqr(i[0]) + 1)], np.arcsinh)
+row("arccosh", 1, ufunc_impl("arccosh"), "acosh({0})",
+    lambda i, o, gz: [gz / sqrt(sqr(i[0]) - 1)], np.arccosh)
+row("arctanh", 1, ufunc_impl("arctanh"), "atanh({0})",
+    lambda i, o, gz: [gz / (1 - sqr(i[0]))], np.arctanh)
+row("floor", 1, ufunc_impl("floor"), "floor({0})",
+    lambda i, o, gz: [_T().zeros_like(i[0])], np.floor)
+row("ceil", 1, ufunc_impl("ceil"), "ceil({0})",
+    lambda i, o, gz: [_T().zeros_like(i[0])], np.ceil)
+row("rint", 1, ufunc_impl("rint"), "rint({0})",
+    lambda i, o, gz: [_T().zeros_like(i[0])], np.rint)
+row("trunc", 1, ufunc_impl("trunc"), "trunc({0})",
+    lambda i, o, gz: [_T().zeros_like(i[0])], np.trunc)
+row("erf", 1, sm.erf, "erf({0})",
+    lambda i, o, gz: [gz * (2 / math.sqrt(math.pi)) * exp(neg(sqr(i[0])))])
+row("erfc", 1, sm.erfc, "erfc({0})",
+    lambda i, o, gz: [gz * (-2 / math.sqrt(math.pi)) * exp(neg(sqr(i[0])))])
+row("erfinv", 1, sm.erfinv, "erfinv({0})",
+    lambda i, o, gz: [gz * (math.sqrt(math.pi) / 2) * exp(sqr(o))])
+row("gamma", 1, sm.gamma, "tgamma({0})",
+    lambda i, o, gz: [gz * o * psi(i[0])])
+row("gammaln", 1, sm.gammaln, "lgamma({0})",
+    lambda i, o, gz: [gz * psi(i[0])])
+row("psi", 1, sm.psi, None,
+    lambda i, o, gz: [gz * tri_gamma(i[0])])
+row("tri_gamma", 1, sm.tri_gamma, None)
+row("sigmoid", 1,
+    lambda xp, x: xp.exp(-xp.logaddexp(0.0, -x)),
+    "tg_sigmoid({0})",
+    lambda i, o, gz: [gz * o * (1 - o)])
+row("softplus", 1,
+    lambda xp, x: xp.logaddexp(0.0, x),
+    "tg_softplus({0})",
+    lambda i, o, gz: [gz * sigmoid(i[0])])
+row("isnan", 1, ufunc_impl("isnan"), "isnan({0})", lambda i, o, gz: [None], np.isnan)
+row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.isinf)
+row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
+row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [None],
+    np.logical_not)
+row("real", 1, lambda xp, x: xp.real(x), "real({0})", lambda i, o, gz: [gz])
+row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [None])
+row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
+    np.conjugate)
+
+# (x, y), out, gz -> [dx, dy]
+row("add", 2, ufunc_impl("add"), "({0} + {1})",
+    lambda i, o, gz: [gz, gz], np.add)
+row("sub", 2, ufunc_impl("subtract"), "({0} - {1})",
+    lambda i, o, gz: [gz, neg(gz)], np.subtract)
+row("mul", 2, ufunc_impl("multiply"), "({0} * {1})",
+    lambda i, o, gz: [gz * i[1], gz * i[0]], np.multiply)
+row("true_div", 2, ufunc_impl("true_divide"), "({0} / {1})",
+    lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide)
+row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
+    lambda i, o, gz: [_T().zeros_like(i[0]), _T().zeros_like(i[1])], np.floor_divide)
+row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
+    lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
+row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
+    lambda i, o, gz: [gz * i[1] * pow(i[0], i[1] - 1),
+                      None if isinstance(i[1], TensorConstant) else gz * o * log(i[0])],
+    np.power)
+row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
+    lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
+                      neg(gz * i[0] / (sqr(i[0]) + sqr(i[1])))], np.arctan2)
+row("maximum", 2, ufunc_impl("maximum"), "max({0}, {1})",
+    lambda i, o, gz: [gz * _mask(ge(i[0], i[1]), gz), gz * _mask(lt(i[0], i[1]), gz)],
+    np.maximum)
+row("minimum", 2, ufunc_impl("minimum"), "min({0}, {1})",
+    lambda i, o, gz: [gz * _mask(le(i[0], i[1]), gz), gz * _mask(gt(i[0], i[1]), gz)],
+    np.minimum)
+for _name, _uf, _c in [("eq", "equal", "=="), ("neq", "not_equal", "!="),
+                       ("lt", "less", "<"), ("le", "less_equal", "<="),
+                       ("gt", "greater", ">"), ("ge", "greater_equal", ">=")]:
+    row(_name, 2, ufunc_impl(_uf), "({0} %s {1})" % _c,
+        lambda i, o, gz: [None, None], getattr(np, _uf))
+for _name, _uf, _c in [("and_", "bitwise_and", "&"), ("or_", "bitwise_or", "|"),
+                       ("xor", "bitwise_xor", "^")]:
+    row(_name, 2, ufunc_impl(_uf), "({0} %s {1})" % _c,
+        lambda i, o, gz: [None, None], getattr(np, _uf))
+for _name, _uf, _c in [("logical_and", "logical_and", "&&"),
+                       ("logical_or", "logical_or", "||")]:
+    row(_name, 2, ufunc_impl(_uf), "({0} %s {1})" % _c,
+        lambda i, o, gz: [None, None], getattr(np, _uf))
+row("logical_xor", 2, ufunc_impl("logical_xor"), "(bool({0}) != bool({1}))",
+    lambda i, o, gz: [None, None], np.logical_xor)
+
+# (cond, a, b) and (x, lo, hi)
+row("switch", 3, lambda xp, c, a, b: xp.where(c, a, b), "({0} ? {1} : {2})",
+    lambda i, o, gz: [None, switch(i[0], gz, 0), switch(i[0], 0, gz)])
+row("clip_", 3, lambda xp, x, lo, hi: xp.minimum(xp.maximum(x, lo), hi),
+    "min(max({0}, {1}), {2})",
+    lambda i, o, gz: [gz * _mask(logical_and(ge(i[0], i[1]), le(i[0], i[2])), gz),
+                      gz * _mask(lt(i[0], i[1]), gz),
+                      gz * _mask(gt(i[0], i[2]), gz)])
+__all__.remove("clip_")
+
+
+class CastRow(ScalarOp):
+    """Conversion to ``dtype`` (a row with a parameter)."""
+
+    def __init__(self, dtype):
+        super().__init__(f"cast_{dtype}", 1, self._impl, f"(({_C_TYPES[dtype]}) {{0}})",
+                         self._grad, params=(dtype,))
+        self.dtype = dtype
+
+    def _impl(self, xp, x):
+        return x.astype(self.dtype)
+
+    def _grad(self, inputs, output, gz):
+        return [gz]
+
+
+_C_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32": "int",
+            "int64": "long long", "uint8": "unsigned char", "uint16": "unsigned short",
+            "uint32": "unsigned int", "uint64": "unsigned long long",
+            "float16": "float16", "float32": "float", "float64": "double",
+            "complex64": "complex<float>", "complex128": "complex<double>"}
+
+_CASTS = {}
+
+
+def cast(x, dtype):
+    """``x`` converted to ``dtype`` (``'floatX'`` allowed); no-op if equal."""
+    from tracegrad.tensor.type import canonical_dtype
+    x = as_tensor_variable(x)
+    dtype = canonical_dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if dtype not in _CASTS:
+        _CASTS[dtype] = Elemwise(CastRow(dtype))
+    return _CASTS[dtype](x)
+
+
+def where(condition, x=None, y=None):
+    """``np.where(condition, x, y)`` (the one-argument form is not supported)."""
+    if x is None or y is None:
+        raise TypeError("where(condition) without x and y has a data-dependent shape; "
+                        "tracegrad supports where(condition, x, y)")
+    return switch(condition, x, y)
+
+
+def clip(x, a_min, a_max):
+    """``np.clip``: ``a_min``/``a_max`` may be ``None``."""
+    if a_min is None and a_max is None:
+        raise ValueError("clip needs a_min or a_max")
+    if a_min is None:
+        return minimum(x, a_max)
+    if a_max is None:
+        return maximum(x, a_min)
+    return clip_(x, a_min, a_max)
+
+
+def round(x, decimals=0):
+    """NumPy ``round`` (half to even)."""
+    x = as_tensor_variable(x)
+    if decimals == 0:
+        return rint(x) if x.dtype[0] in "fc" else x
+    if x.dtype[0] not in "fc":
+        if decimals > 0:
+            return x
+        scale = 10 ** (-decimals)
+        return cast(rint(true_div(x, scale)) * scale, x.dtype)
+    scale = 10.0 ** decimals
+    return true_div(rint(mul(x, scale)), scale)
+
+
+def square(x):
+    """Same as ``sqr``."""
+    return sqr(x)
+
+
+def true_divide(x, y):
+    return true_div(x, y)
+
+
+for _alias, _target in [("abs_", "abs"), ("negative", "neg"), ("subtract", "sub"),
+                        ("multiply", "mul"), ("divide", "true_div"),
+                        ("floor_divide", "floor_div"), ("remainder", "mod"),
+                        ("power", "pow"), ("not_equal", "neq"), ("equal", "eq"),
+                        ("less", "lt"), ("less_equal", "le"), ("greater", "gt"),
+                        ("greater_equal", "ge"), ("bitwise_and", "and_"),
+                        ("bitwise_or", "or_"), ("bitwise_xor", "xor"),
+                        ("conjugate", "conj"), ("bitwise_not", "invert")]:
+    globals()[_alias] = globals()[_target]
+    __all__.append(_alias)
+
+__all__ += ["cast", "where", "clip", "round", "square", "true_divide", "sum_to",
+            "Elemwise", "ScalarOp", "broadcast_static", "format_shape"]
+
+register_ufunc(np.sign, sign)
+register_ufunc(np.square, sqr)
+register_ufunc(np.rint, rint)
+
+
+def _register_functions():
+    from tracegrad.tensor.dispatch import implements
+    implements(np.where)(where)
+    implements(np.clip)(clip)
+    implements(np.round, getattr(np, "around", np.round))(round)
+    implements(np.real)(real)
+    implements(np.imag)(imag)
+
+
+_register_functions()
+
+
+def ROWS():
+    """All table rows (for tests and code generation)."""
+    return list(_ROWS)

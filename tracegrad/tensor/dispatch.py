@@ -1,0 +1,71 @@
+"""NumPy dispatch: which tracegrad function answers ``np.<name>(variable)``.
+
+Op modules register their NumPy counterparts next to the op definition:
+
+    @implements(np.sum)
+    def sum(x, axis=None, ...): ...
+
+    register_ufunc(np.exp, exp)
+
+A NumPy function or ufunc without an entry raises ``TypeError`` naming it.
+"""
+import numpy as np
+
+UFUNCS = {}           # np.ufunc -> tracegrad function (elementwise call)
+UFUNC_REDUCE = {}     # np.ufunc -> tracegrad reduction (ufunc.reduce)
+FUNCTIONS = {}        # NumPy function -> tracegrad function
+
+
+def register_ufunc(ufunc, fn, reduce=None):
+    UFUNCS[ufunc] = fn
+    if reduce is not None:
+        UFUNC_REDUCE[ufunc] = reduce
+
+
+def implements(*numpy_functions):
+    """Decorator: ``fn`` answers each of ``numpy_functions`` on variables."""
+    def register(fn):
+        for f in numpy_functions:
+            FUNCTIONS[f] = fn
+        return fn
+    return register
+
+
+def _name(obj):
+    mod = getattr(obj, "__module__", None) or "numpy"
+    mod = "numpy" if mod.startswith("numpy") else mod
+    return f"{mod}.{getattr(obj, '__name__', obj)}"
+
+
+def dispatch_ufunc(ufunc, method, inputs, kwargs):
+    if kwargs.get("out") is not None:
+        raise TypeError(f"{_name(ufunc)}(..., out=) cannot write into a symbolic variable")
+    kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    if method == "__call__":
+        fn = UFUNCS.get(ufunc)
+        if fn is None:
+            raise TypeError(f"tracegrad does not support NumPy ufunc {_name(ufunc)} "
+                            "on symbolic variables")
+        if kwargs.pop("dtype", None) is not None or kwargs:
+            raise TypeError(f"{_name(ufunc)} on symbolic variables takes no keyword "
+                            f"arguments (got {sorted(kwargs)})")
+        return fn(*inputs)
+    if method == "reduce" and ufunc in UFUNC_REDUCE:
+        return UFUNC_REDUCE[ufunc](*inputs, **kwargs)
+    raise TypeError(f"tracegrad does not support {_name(ufunc)}.{method} on symbolic variables")
+
+
+def dispatch_function(func, args, kwargs):
+    fn = FUNCTIONS.get(func)
+    if fn is None:
+        raise TypeError(f"tracegrad does not support NumPy function {_name(func)} "
+                        "on symbolic variables")
+    return fn(*args, **kwargs)
+
+
+def numpy_name(func):
+    return _name(func)
+
+
+__all__ = []
+_ = np

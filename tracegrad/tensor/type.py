@@ -1,0 +1,175 @@
+"""``TensorType`` and the type constructors (``T.dmatrix``, ``T.scalar``, ...).
+
+A ``TensorType`` is a dtype plus a static shape: one entry per axis, an
+``int`` when the length is known at graph-build time (``1`` marks a
+broadcastable axis) or ``None`` when it is not.
+"""
+import numpy as np
+
+from tracegrad.config import config
+from tracegrad.trace import Type
+
+_DTYPES = {
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+}
+
+
+def canonical_dtype(dtype):
+    """'floatX' or any NumPy dtype spelling -> its canonical name."""
+    if dtype is None or dtype == "floatX":
+        return config.floatX
+    name = np.dtype(dtype).name
+    if name not in _DTYPES:
+        raise TypeError(f"tracegrad does not support dtype {name!r}")
+    return name
+
+
+def _canonical_shape(shape, broadcastable):
+    if broadcastable is not None:
+        if shape is not None:
+            raise TypeError("give a TensorType either shape or broadcastable, not both")
+        return tuple(1 if b else None for b in broadcastable)
+    if shape is None:
+        return ()
+    shape = tuple(shape)
+    if all(isinstance(s, (bool, np.bool_)) for s in shape) and shape:
+        # Theano spelling: TensorType('float64', (False, True))
+        return tuple(1 if s else None for s in shape)
+    out = []
+    for s in shape:
+        if s is None:
+            out.append(None)
+        else:
+            s = int(s)
+            if s < 0:
+                raise ValueError(f"negative length {s} in shape {shape}")
+            out.append(s)
+    return tuple(out)
+
+
+class TensorType(Type):
+    """The type of an n-dimensional array of ``dtype`` with static ``shape``."""
+
+    def __init__(self, dtype, shape=None, broadcastable=None, name=None):
+        self.dtype = canonical_dtype(dtype)
+        self.shape = _canonical_shape(shape, broadcastable)
+        self.name = name
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def broadcastable(self):
+        return tuple(s == 1 for s in self.shape)
+
+    @property
+    def variable_class(self):
+        from tracegrad.tensor.variable import TensorVariable
+        return TensorVariable
+
+    def clone(self, dtype=None, shape=None):
+        return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
+
+    def __call__(self, name=None):
+        var = self.variable_class(self, name=name)
+        return var
+
+    def __eq__(self, other):
+        return (isinstance(other, TensorType) and self.dtype == other.dtype
+                and self.shape == other.shape)
+
+    def __hash__(self):
+        return hash((TensorType, self.dtype, self.shape))
+
+    def is_super(self, other):
+        """True when every value of ``other`` is also a value of ``self``."""
+        return (isinstance(other, TensorType) and self.dtype == other.dtype
+                and self.ndim == other.ndim
+                and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
+
+    def shape_str(self):
+        return "(" + ", ".join("?" if s is None else str(s) for s in self.shape) + \
+            ("," if self.ndim == 1 else "") + ")"
+
+    def __str__(self):
+        return f"TensorType({self.dtype}, shape={self.shape_str()})"
+
+    __repr__ = __str__
+
+    # ------------------------------------------------------------ values
+    def value_matches(self, value):
+        """Cheap check that an array already fits this type."""
+        return (value.dtype.name == self.dtype and value.ndim == self.ndim and
+                all(s is None or s == v for s, v in zip(self.shape, value.shape)))
+
+
+class _FloatXTensorType(TensorType):
+    """``T.scalar``, ``T.matrix``...: a TensorType whose dtype is
+    ``config.floatX`` at the time a variable is made."""
+
+    def __init__(self, shape):
+        self._shape = _canonical_shape(shape, None)
+        self.name = None
+
+    @property
+    def dtype(self):
+        return config.floatX
+
+    @property
+    def shape(self):
+        return self._shape
+
+    def __call__(self, name=None, dtype=None):
+        return TensorType(dtype or config.floatX, self._shape)(name)
+
+
+_SHAPES = {
+    "scalar": (), "vector": (None,), "matrix": (None, None), "row": (1, None),
+    "col": (None, 1), "tensor3": (None,) * 3, "tensor4": (None,) * 4,
+    "tensor5": (None,) * 5,
+}
+_PREFIXES = {"b": "int8", "w": "int16", "i": "int32", "l": "int64",
+             "f": "float32", "d": "float64", "c": "complex128"}
+
+
+def _plural(single):
+    def make_many(*names):
+        if len(names) == 1 and isinstance(names[0], int):
+            return [single() for _ in range(names[0])]
+        if len(names) == 1 and isinstance(names[0], str):
+            names = [n for n in names[0].replace(",", " ").split()]
+        return [single(n) for n in names]
+    make_many.__doc__ = f"Several variables of type {single}: ``a, b = f('a', 'b')``."
+    return make_many
+
+
+def _plural_name(kind):
+    return {"matrix": "matrices"}.get(kind, kind + "s")
+
+
+def _build_constructors():
+    table = {}
+    for kind, shape in _SHAPES.items():
+        table[kind] = _FloatXTensorType(shape)
+        table[_plural_name(kind)] = _plural(table[kind])
+        for prefix, dtype in _PREFIXES.items():
+            ctor = TensorType(dtype, shape)
+            table[prefix + kind] = ctor
+            table[prefix + _plural_name(kind)] = _plural(ctor)
+    return table
+
+
+CONSTRUCTORS = _build_constructors()
+globals().update(CONSTRUCTORS)
+
+
+def tensor(dtype=None, shape=None, name=None, broadcastable=None):
+    """A new symbolic variable: ``T.tensor('float32', shape=(None, 1), name='x')``."""
+    if shape is None and broadcastable is None:
+        raise TypeError("T.tensor needs shape= (e.g. (None, 3)) or broadcastable=")
+    return TensorType(dtype, shape, broadcastable)(name)
+
+
+__all__ = ["TensorType", "tensor", *CONSTRUCTORS]

@@ -1,0 +1,320 @@
+"""``TensorVariable``: operators, methods and NumPy dispatch on symbolic arrays.
+
+Operators and methods forward to the op functions of ``tracegrad.tensor``
+(looked up lazily, so this module does not depend on any op module).
+``__array_ufunc__`` / ``__array_function__`` make ``np.exp(x)``,
+``np.sum(x, axis=0)`` ... build graph nodes; the tables that map NumPy
+callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
+filled by the op modules next to each op.
+"""
+import numpy as np
+
+from tracegrad.trace import Constant, Variable
+from tracegrad.tensor.type import TensorType
+
+
+def _T():
+    import tracegrad.tensor as T
+    return T
+
+
+class _TensorMixin:
+    """Everything a symbolic array offers; shared by variables and constants."""
+
+    __array_priority__ = 1000
+
+    # ------------------------------------------------------------ type info
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def ndim(self):
+        return self.type.ndim
+
+    @property
+    def broadcastable(self):
+        return self.type.broadcastable
+
+    @property
+    def shape(self):
+        return _T().shape(self)
+
+    @property
+    def size(self):
+        return _T().prod(self.shape)
+
+    @property
+    def T(self):
+        return _T().transpose(self)
+
+    @property
+    def real(self):
+        return _T().real(self)
+
+    @property
+    def imag(self):
+        return _T().imag(self)
+
+    # ------------------------------------------------------------ operators
+    def __add__(self, other): return _T().add(self, other)
+    def __radd__(self, other): return _T().add(other, self)
+    def __sub__(self, other): return _T().sub(self, other)
+    def __rsub__(self, other): return _T().sub(other, self)
+    def __mul__(self, other): return _T().mul(self, other)
+    def __rmul__(self, other): return _T().mul(other, self)
+    def __truediv__(self, other): return _T().true_div(self, other)
+    def __rtruediv__(self, other): return _T().true_div(other, self)
+    def __floordiv__(self, other): return _T().floor_div(self, other)
+    def __rfloordiv__(self, other): return _T().floor_div(other, self)
+    def __mod__(self, other): return _T().mod(self, other)
+    def __rmod__(self, other): return _T().mod(other, self)
+    def __pow__(self, other): return _T().pow(self, other)
+    def __rpow__(self, other): return _T().pow(other, self)
+    def __matmul__(self, other): return _T().matmul(self, other)
+    def __rmatmul__(self, other): return _T().matmul(other, self)
+    def __neg__(self): return _T().neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _T().abs(self)
+    def __invert__(self): return _T().invert(self)
+    def __lt__(self, other): return _T().lt(self, other)
+    def __le__(self, other): return _T().le(self, other)
+    def __gt__(self, other): return _T().gt(self, other)
+    def __ge__(self, other): return _T().ge(self, other)
+    def __and__(self, other): return _T().and_(self, other)
+    def __rand__(self, other): return _T().and_(other, self)
+    def __or__(self, other): return _T().or_(self, other)
+    def __ror__(self, other): return _T().or_(other, self)
+    def __xor__(self, other): return _T().xor(self, other)
+    def __rxor__(self, other): return _T().xor(other, self)
+
+    # ``==`` stays identity (variables are dict keys); use T.eq for elementwise.
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        raise TypeError(
+            "a symbolic variable has no truth value; use T.switch/T.where for "
+            "conditionals or tg.until inside scan")
+
+    def __len__(self):
+        length = self.type.shape[0] if self.ndim else None
+        if length is None:
+            raise TypeError(f"len() of {self} is not known while building the graph")
+        return length
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, key):
+        return _T().getitem(self, key)
+
+    # ------------------------------------------------------------ methods
+    def sum(self, axis=None, dtype=None, keepdims=False):
+        return _T().sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, keepdims=False):
+        return _T().mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def prod(self, axis=None, dtype=None, keepdims=False):
+        return _T().prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _T().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _T().min(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return _T().var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return _T().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        return _T().argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        return _T().argmin(self, axis=axis, keepdims=keepdims)
+
+    def all(self, axis=None, keepdims=False):
+        return _T().all(self, axis=axis, keepdims=keepdims)
+
+    def any(self, axis=None, keepdims=False):
+        return _T().any(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape, ndim=None):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return _T().reshape(self, shape, ndim=ndim)
+
+    def flatten(self, ndim=1):
+        return _T().flatten(self, ndim)
+
+    def dimshuffle(self, *pattern):
+        if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
+            pattern = pattern[0]
+        return _T().dimshuffle(self, pattern)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = axes[0]
+        return _T().transpose(self, axes or None)
+
+    def astype(self, dtype):
+        return _T().cast(self, dtype)
+
+    def dot(self, other):
+        return _T().dot(self, other)
+
+    def clip(self, a_min, a_max):
+        return _T().clip(self, a_min, a_max)
+
+    def repeat(self, repeats, axis=None):
+        return _T().repeat(self, repeats, axis=axis)
+
+    def round(self, decimals=0):
+        return _T().round(self, decimals)
+
+    def squeeze(self, axis=None):
+        return _T().squeeze(self, axis)
+
+    def conj(self):
+        return _T().conj(self)
+
+    def nonzero(self):
+        raise TypeError("nonzero has a data-dependent output shape and is not supported")
+
+    def eval(self, inputs_to_values=None):
+        """Evaluate with the reference evaluator: ``x.eval({x: 2.0})``."""
+        from tracegrad.evaluate import evaluate
+        return evaluate([self], inputs_to_values or {})[0]
+
+    # ------------------------------------------------------------ NumPy dispatch
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from tracegrad.tensor.dispatch import dispatch_ufunc
+        return dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from tracegrad.tensor.dispatch import dispatch_function
+        return dispatch_function(func, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"symbolic variable {self} has no value yet: compile it with "
+            "tg.function or call .eval()")
+
+
+class TensorVariable(_TensorMixin, Variable):
+    """A symbolic array: a graph input or the result of an op."""
+
+
+class TensorConstant(_TensorMixin, Constant):
+    """A constant array in a graph. ``weak`` marks a Python number, which
+    takes the dtype of the arrays it meets (NumPy 2 promotion)."""
+
+    __slots__ = ("weak",)
+
+    def __init__(self, type, data, name=None, weak=False):
+        Constant.__init__(self, type, data, name)
+        self.weak = weak
+
+    def clone(self):
+        return TensorConstant(self.type, self.data, self.name, self.weak)
+
+    def signature(self):
+        return (self.type, self.weak, self.data.tobytes())
+
+
+def _constant_type(data):
+    return TensorType(data.dtype, data.shape)
+
+
+_PY_DEFAULT = {bool: "bool", int: "int64", float: "float64", complex: "complex128"}
+
+
+def as_tensor_variable(x, name=None, dtype=None):
+    """Turn ``x`` (a variable, number, list or array) into a tensor variable."""
+    if isinstance(x, Variable):
+        if not isinstance(x.type, TensorType):
+            raise TypeError(f"{x} of type {x.type} is not a tensor")
+        if dtype is not None and x.dtype != dtype:
+            return _T().cast(x, dtype)
+        return x
+    if type(x) in _PY_DEFAULT and dtype is None:
+        data = np.asarray(x, dtype=_PY_DEFAULT[type(x)])
+        return TensorConstant(_constant_type(data), data, name, weak=True)
+    if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
+        return _T().stack([as_tensor_variable(e) for e in x])
+    try:
+        data = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot turn {type(x).__name__} {x!r} into a tensor: {exc}") from None
+    if data.dtype.kind not in "biufc":
+        raise TypeError(f"cannot turn {type(x).__name__} of dtype {data.dtype} into a tensor")
+    if data.dtype.name == "float16" or data.dtype.kind in "biufc":
+        data = np.ascontiguousarray(data)
+    return TensorConstant(_constant_type(data), data, name)
+
+
+def constant(x, name=None, dtype=None):
+    """A (strongly typed) constant."""
+    var = as_tensor_variable(x, name=name, dtype=dtype)
+    if isinstance(var, TensorConstant) and var.weak:
+        var = TensorConstant(var.type, var.data, name)
+    return var
+
+
+def _flat(seq):
+    stack = list(seq)
+    while stack:
+        e = stack.pop()
+        if isinstance(e, (list, tuple)):
+            stack.extend(e)
+        else:
+            yield e
+
+
+# ------------------------------------------------------------ NumPy 2 promotion
+def _weak_target(value_kind, target):
+    tk = np.dtype(target).kind
+    if value_kind == "b":
+        return target
+    if value_kind == "i":
+        return target if tk in "iufc" else "int64"
+    if value_kind == "f":
+        return target if tk in "fc" else "float64"
+    # complex
+    if tk == "c":
+        return target
+    if tk == "f":
+        return "complex128" if target == "float64" else "complex64"
+    return "complex128"
+
+
+def resolve_weak(inputs):
+    """Give Python-number constants the dtype NumPy 2 would (NEP 50).
+
+    A Python number never upcasts an array: ``float32 * 2.0`` is float32,
+    ``int32 + 1.5`` is float64. Raises ``OverflowError`` like NumPy for an
+    integer that does not fit (``int8 + 300``).
+    """
+    strong = [v.dtype for v in inputs if not getattr(v, "weak", False)]
+    if not strong or len(strong) == len(inputs):
+        return inputs
+    target = np.result_type(*strong).name
+    out = []
+    for v in inputs:
+        if not getattr(v, "weak", False):
+            out.append(v)
+            continue
+        new_dtype = _weak_target(v.data.dtype.kind, target)
+        value = v.data
+        if v.data.dtype.kind in "biu" and np.dtype(new_dtype).kind in "iu":
+            info = np.iinfo(new_dtype)
+            if not info.min <= int(value) <= info.max:
+                raise OverflowError(
+                    f"Python integer {int(value)} out of bounds for {new_dtype}")
+        data = np.asarray(value, dtype=new_dtype)
+        out.append(TensorConstant(_constant_type(data), data, v.name))
+    return out

@@ -1,0 +1,95 @@
+"""``verify_grad``: symbolic gradients against central finite differences."""
+import numpy as np
+
+_DEFAULT_EPS = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-1}
+_DEFAULT_TOL = {"float64": 1e-5, "float32": 1e-2, "float16": 1e-1}
+
+
+def _compile(inputs, outputs):
+    """A callable computing ``outputs``; uses tg.function when it exists."""
+    from tracegrad.evaluate import evaluate
+    try:
+        from tracegrad.compile import function
+        return function(inputs, outputs, on_unused_input="ignore")
+    except NotImplementedError:
+        def run(*values):
+            return evaluate(outputs, dict(zip(inputs, values)))
+        return run
+
+
+def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projections=1):
+    """Check the symbolic gradient of ``fn`` at ``points``.
+
+    ``fn`` maps symbolic inputs (one per array in ``points``) to a variable.
+    Its output is reduced to a scalar by a random projection ``sum(out * r)``;
+    the gradient of that scalar with respect to every input is compared with
+    central finite differences along a random direction per input and also
+    coordinate-wise for small inputs. Raises ``AssertionError`` naming the
+    worst input, its index, and both values.
+    """
+    import tracegrad.tensor as T
+    from tracegrad.grad import grad
+
+    rng = np.random.default_rng(rng if not isinstance(rng, np.random.Generator) else None) \
+        if not isinstance(rng, np.random.Generator) else rng
+    points = [np.array(p, dtype=p.dtype if isinstance(p, np.ndarray) and p.dtype.kind == "f"
+                       else "float64") for p in points]
+    dtype = np.result_type(*points).name if points else "float64"
+    eps = _DEFAULT_EPS.get(dtype, 1e-6) if eps is None else eps
+    rtol = _DEFAULT_TOL.get(dtype, 1e-5) if rtol is None else rtol
+    atol = _DEFAULT_TOL.get(dtype, 1e-5) if atol is None else atol
+
+    inputs = [T.TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
+    out = T.as_tensor_variable(fn(*inputs))
+    if out.dtype[0] not in "fc":
+        raise TypeError(f"verify_grad: fn returned dtype {out.dtype}, which has no gradient")
+    f_out = _compile(inputs, [out])
+    out_value = np.asarray(_first(f_out(*points)))
+    for _ in range(n_projections):
+        proj_value = rng.standard_normal(out_value.shape).astype(out_value.dtype)
+        proj = T.constant(proj_value)
+        cost = (out * proj).sum() if out.ndim else out * proj
+        grads = grad(cost, inputs, disconnected_inputs="ignore")
+        f_cost = _compile(inputs, [cost])
+        f_grad = _compile(inputs, grads)
+        symbolic = [np.asarray(g) for g in _listify(f_grad(*points))]
+
+        def cost_at(values):
+            return float(np.asarray(_first(f_cost(*values))))
+
+        worst = None
+        for i, p in enumerate(points):
+            checks = []
+            if p.size <= 24:
+                for idx in np.ndindex(*p.shape):
+                    direction = np.zeros_like(p)
+                    direction[idx] = 1
+                    checks.append((idx, direction))
+            d = rng.standard_normal(p.shape).astype(p.dtype)
+            checks.append(("random direction", d))
+            for where, direction in checks:
+                plus = list(points)
+                minus = list(points)
+                plus[i] = p + eps * direction
+                minus[i] = p - eps * direction
+                numeric = (cost_at(plus) - cost_at(minus)) / (2 * eps)
+                analytic = float(np.sum(symbolic[i] * direction))
+                err = abs(numeric - analytic)
+                tol = atol + rtol * max(abs(numeric), abs(analytic))
+                ratio = err / tol if tol else np.inf
+                if worst is None or ratio > worst[0]:
+                    worst = (ratio, i, where, analytic, numeric)
+        if worst is not None and worst[0] > 1:
+            _, i, where, analytic, numeric = worst
+            raise AssertionError(
+                f"verify_grad: gradient mismatch for input {i} at {where}: "
+                f"symbolic {analytic!r} vs finite difference {numeric!r} "
+                f"(rtol={rtol}, atol={atol}, eps={eps})")
+
+
+def _first(result):
+    return result[0] if isinstance(result, (list, tuple)) else result
+
+
+def _listify(result):
+    return list(result) if isinstance(result, (list, tuple)) else [result]

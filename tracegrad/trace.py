@@ -1,0 +1,304 @@
+"""The graph: ``Type``, ``Variable``, ``Constant``, ``Apply``, ``Op``.
+
+A graph is a bipartite DAG of variables and applications of ops. Placeholders
+(``T.dmatrix('x')``) are variables without an owner; calling an op on
+variables records an ``Apply`` whose outputs are new variables. Every walk over
+a graph here is iterative, so graphs of any depth are fine.
+
+Each ``Apply`` remembers where user code created it (``node.source``), found by
+skipping the frames that belong to tracegrad itself (and NumPy's dispatch), so
+errors can point at the user's own line.
+"""
+import os
+import sys
+from collections import namedtuple
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NUMPY_DIR = None
+
+
+def _skip_dirs():
+    global _NUMPY_DIR
+    if _NUMPY_DIR is None:
+        import numpy
+        _NUMPY_DIR = os.path.dirname(os.path.abspath(numpy.__file__)) + os.sep
+    return (_PACKAGE_DIR, _NUMPY_DIR)
+
+
+SourceLocation = namedtuple("SourceLocation", "filename lineno function")
+
+
+def user_source_location():
+    """The (file, line, function) of the innermost frame outside tracegrad."""
+    skip = _skip_dirs()
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(skip) or _is_test_of_package(filename):
+            return SourceLocation(filename, frame.f_lineno, frame.f_code.co_name)
+        frame = frame.f_back
+    return None
+
+
+def _is_test_of_package(filename):
+    # tracegrad/testing builds graphs on behalf of the user; their frames are
+    # skipped like the rest of the package.
+    return False
+
+
+class Type:
+    """The type of a variable: which values it may hold."""
+
+    variable_class = None  # set by subclasses
+
+    def make_variable(self, name=None):
+        return self.variable_class(self, name=name)
+
+    def __call__(self, name=None):
+        return self.make_variable(name)
+
+
+class Variable:
+    """A node of the graph holding a value of ``type``.
+
+    ``owner`` is the ``Apply`` that computes it (``None`` for inputs, shared
+    variables and constants) and ``index`` its position among that Apply's
+    outputs.
+    """
+
+    __slots__ = ("type", "owner", "index", "name", "tag", "__weakref__")
+
+    def __init__(self, type, owner=None, index=None, name=None):
+        self.type = type
+        self.owner = owner
+        self.index = index
+        self.name = name
+        self.tag = None
+
+    def clone(self):
+        """A new ownerless variable of the same type and name."""
+        cp = type(self).__new__(type(self))
+        Variable.__init__(cp, self.type, None, None, self.name)
+        return cp
+
+    def __repr__(self):
+        return str(self)
+
+    def __str__(self):
+        if self.name is not None:
+            return self.name
+        if self.owner is not None:
+            op = self.owner.op
+            if len(self.owner.outputs) == 1:
+                return f"{op.name}.out"
+            return f"{op.name}.{self.index}"
+        return f"<{self.type}>"
+
+
+class Constant(Variable):
+    """A variable with a fixed value ``data``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, type, data, name=None):
+        Variable.__init__(self, type, None, None, name)
+        self.data = data
+
+    def clone(self):
+        cp = type(self).__new__(type(self))
+        Constant.__init__(cp, self.type, self.data, self.name)
+        return cp
+
+    def signature(self):
+        """A hashable key: equal for constants with the same type and value."""
+        return (self.type, getattr(self.data, "tobytes", lambda: self.data)())
+
+    def __str__(self):
+        if self.name is not None:
+            return self.name
+        data = self.data
+        if getattr(data, "size", 2) == 1 and getattr(data, "ndim", 0) == 0:
+            return str(data.item() if hasattr(data, "item") else data)
+        return f"Constant{{{getattr(data, 'shape', '')}}}"
+
+
+class Apply:
+    """One application of ``op`` to ``inputs`` producing ``outputs``."""
+
+    __slots__ = ("op", "inputs", "outputs", "source", "__weakref__")
+
+    def __init__(self, op, inputs, outputs, source=None):
+        self.op = op
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        for i, out in enumerate(self.outputs):
+            out.owner = self
+            out.index = i
+        self.source = source if source is not None else user_source_location()
+
+    @property
+    def out(self):
+        """The only output (error if the op has several)."""
+        if len(self.outputs) != 1:
+            raise AttributeError(f"{self.op.name} has {len(self.outputs)} outputs")
+        return self.outputs[0]
+
+    def clone_with_new_inputs(self, inputs):
+        """Rebuild this application on ``inputs`` (types re-inferred)."""
+        node = self.op.make_node(*inputs)
+        node.source = self.source
+        return node
+
+    def __repr__(self):
+        return f"Apply({self.op.name}, {self.inputs})"
+
+
+class Op:
+    """An operation. Subclasses define:
+
+    - ``make_node(*inputs) -> Apply``: check and infer output types;
+    - ``impl(xp, *arrays)``: compute with the array module ``xp`` (NumPy or
+      CuPy); returns one array, or a tuple when the op has several outputs;
+    - ``vjp(node, output_grads) -> list``: the symbolic gradient with respect
+      to each input (``None`` where disconnected). Ops without a rule raise;
+    - ``__props__``: names of the attributes that define equality (used by
+      merging and caches);
+    - ``view_map``: ``{output index: [input index]}`` for outputs that may be
+      views of (share memory with) an input, e.g. reshape or basic indexing.
+      Compiled functions use it to never hand out or overwrite aliased buffers;
+    - ``destroy_map``: ``{output index: [input index]}`` for ops that overwrite
+      an input buffer (in-place variants made by the in-place planner).
+    """
+
+    __props__ = ()
+    view_map = {}
+    destroy_map = {}
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def make_node(self, *inputs):
+        raise NotImplementedError(f"{self.name}.make_node")
+
+    def impl(self, xp, *arrays):
+        raise NotImplementedError(f"{self.name} has no implementation")
+
+    def vjp(self, node, output_grads):
+        raise NotImplementedError(
+            f"tracegrad has no gradient rule for op {self.name}")
+
+    def __call__(self, *inputs):
+        node = self.make_node(*inputs)
+        if len(node.outputs) == 1:
+            return node.outputs[0]
+        return node.outputs
+
+    def _props(self):
+        return tuple(getattr(self, p) for p in self.__props__)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._props() == other._props()
+
+    def __hash__(self):
+        return hash((type(self), self._props()))
+
+    def __str__(self):
+        return self.name
+
+    __repr__ = __str__
+
+
+# ---------------------------------------------------------------- graph walks
+
+def ancestors(outputs, blockers=()):
+    """All variables the ``outputs`` depend on (outputs included)."""
+    blockers = set(blockers)
+    seen = set()
+    order = []
+    stack = list(outputs)
+    while stack:
+        var = stack.pop()
+        if var in seen:
+            continue
+        seen.add(var)
+        order.append(var)
+        if var.owner is not None and var not in blockers:
+            stack.extend(var.owner.inputs)
+    return order
+
+
+def graph_inputs(outputs, blockers=()):
+    """Variables without owner (or in ``blockers``) that ``outputs`` depend on."""
+    blockers = set(blockers)
+    return [v for v in ancestors(outputs, blockers) if v.owner is None or v in blockers]
+
+
+def toposort(outputs, blockers=()):
+    """Apply nodes computing ``outputs``, each after the nodes it depends on.
+
+    Iterative depth-first post-order; ``blockers`` are treated as inputs.
+    """
+    blockers = set(blockers)
+    order = []
+    done = set()
+    stack = [(v.owner, False) for v in reversed(list(outputs))
+             if v.owner is not None and v not in blockers]
+    while stack:
+        node, expanded = stack.pop()
+        if node in done:
+            continue
+        if expanded:
+            done.add(node)
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for inp in reversed(node.inputs):
+            if inp.owner is not None and inp not in blockers and inp.owner not in done:
+                stack.append((inp.owner, False))
+    return order
+
+
+def clone_replace(outputs, replace=None, blockers=()):
+    """Rebuild the graph of ``outputs`` with ``replace`` (var -> var) applied.
+
+    Returns ``(new_outputs, memo)`` where ``memo`` maps each old variable to
+    its counterpart. Nodes not affected by a replacement are shared, so this
+    is cheap when nothing depends on a replaced variable.
+    """
+    memo = dict(replace or {})
+    for node in toposort(outputs, blockers=set(memo) | set(blockers)):
+        new_inputs = [memo.get(i, i) for i in node.inputs]
+        if all(a is b for a, b in zip(new_inputs, node.inputs)):
+            continue
+        new_node = node.clone_with_new_inputs(new_inputs)
+        for old, new in zip(node.outputs, new_node.outputs):
+            if new.name is None:
+                new.name = old.name
+            memo[old] = new
+    return [memo.get(o, o) for o in outputs], memo
+
+
+def clone_graph(outputs, inputs=None):
+    """A full copy of the graph: every Apply and every owned variable is new.
+
+    Ownerless variables (inputs, shared variables, constants) are kept unless
+    listed in ``inputs``, which are replaced by fresh clones. Returns
+    ``(new_inputs, new_outputs, memo)``.
+    """
+    memo = {}
+    new_inputs = []
+    for var in inputs or ():
+        memo[var] = var.clone()
+        new_inputs.append(memo[var])
+    for node in toposort(outputs, blockers=memo):
+        new_node = Apply.__new__(Apply)
+        new_outputs = []
+        for old in node.outputs:
+            new = old.clone()
+            new.tag = old.tag
+            new_outputs.append(new)
+            memo[old] = new
+        Apply.__init__(new_node, node.op, [memo.get(i, i) for i in node.inputs],
+                       new_outputs, source=node.source)
+    return new_inputs, [memo.get(o, o) for o in outputs], memo
