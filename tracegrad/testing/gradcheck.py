@@ -30,8 +30,8 @@ def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projecti
     import tracegrad.tensor as T
     from tracegrad.grad import grad
 
-    rng = np.random.default_rng(rng if not isinstance(rng, np.random.Generator) else None) \
-        if not isinstance(rng, np.random.Generator) else rng
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
     points = [np.array(p, dtype=p.dtype if isinstance(p, np.ndarray) and p.dtype.kind == "f"
                        else "float64") for p in points]
     dtype = np.result_type(*points).name if points else "float64"

@@ -1,0 +1,213 @@
+"""Table-driven tests of the elementwise ops: forward vs NumPy per dtype and
+broadcasting case; gradients vs finite differences."""
+import math
+
+import numpy as np
+import pytest
+
+import tracegrad.tensor as T
+from optable import OpCase, check_forward, check_grad, forward_params, grad_params
+
+try:
+    import scipy.special as sp
+except ImportError:  # pragma: no cover
+    sp = None
+
+UNARY_SHAPES = [[(3, 4)], [()], [(0, 3)], [(5,)]]
+BINARY_SHAPES = [[(3, 4), (3, 4)], [(3, 1), (1, 4)], [(4,), (3, 4)], [(), (2, 3)],
+                 [(0, 4), (1, 4)]]
+FLOATS = ("float64", "float32")
+WITH_INTS = ("float64", "float32", "int32", "int64")
+
+
+def unary(name, ref, domain=(-2.0, 2.0), dtypes=FLOATS, grad=True, fn=None, **kw):
+    return OpCase(name, fn or getattr(T, name), ref, UNARY_SHAPES, dtypes, domain, grad, **kw)
+
+
+def binary(name, ref, domain=(-2.0, 2.0), dtypes=FLOATS, grad=True, fn=None, **kw):
+    return OpCase(name, fn or getattr(T, name), ref, BINARY_SHAPES, dtypes, domain, grad, **kw)
+
+
+def _special(name, fallback):
+    return getattr(sp, name) if sp is not None else fallback
+
+
+CASES = [
+    unary("neg", np.negative, dtypes=WITH_INTS),
+    unary("abs", np.abs, dtypes=WITH_INTS),
+    unary("sign", np.sign, dtypes=WITH_INTS),
+    unary("sqr", np.square, dtypes=WITH_INTS),
+    unary("square", np.square, dtypes=FLOATS),
+    unary("exp", np.exp, dtypes=WITH_INTS),
+    unary("exp2", np.exp2),
+    unary("expm1", np.expm1),
+    unary("log", np.log, domain=(0.1, 3.0), dtypes=WITH_INTS[:2] + ("int64",)),
+    unary("log2", np.log2, domain=(0.1, 3.0)),
+    unary("log10", np.log10, domain=(0.1, 3.0)),
+    unary("log1p", np.log1p, domain=(-0.5, 3.0)),
+    unary("sqrt", np.sqrt, domain=(0.1, 3.0)),
+    unary("sin", np.sin), unary("cos", np.cos), unary("tan", np.tan, domain=(-1.2, 1.2)),
+    unary("arcsin", np.arcsin, domain=(-0.9, 0.9)),
+    unary("arccos", np.arccos, domain=(-0.9, 0.9)),
+    unary("arctan", np.arctan),
+    unary("sinh", np.sinh), unary("cosh", np.cosh), unary("tanh", np.tanh),
+    unary("arcsinh", np.arcsinh),
+    unary("arccosh", np.arccosh, domain=(1.1, 3.0)),
+    unary("arctanh", np.arctanh, domain=(-0.9, 0.9)),
+    unary("floor", np.floor, grad=False), unary("ceil", np.ceil, grad=False),
+    unary("round", np.round, grad=False, dtypes=WITH_INTS),
+    unary("round_2", lambda x: np.round(x, 2), fn=lambda x: T.round(x, 2), grad=False),
+    unary("erf", _special("erf", None)), unary("erfc", _special("erfc", None)),
+    unary("erfinv", _special("erfinv", None), domain=(-0.9, 0.9)),
+    unary("gamma", _special("gamma", None), domain=(0.5, 3.0)),
+    unary("gammaln", _special("gammaln", None), domain=(0.5, 3.0)),
+    unary("psi", _special("psi", None), domain=(0.5, 3.0)),
+    unary("sigmoid", lambda x: 1 / (1 + np.exp(-x)), domain=(-5, 5), tol=(1e-6, 1e-7)),
+    unary("softplus", lambda x: np.log1p(np.exp(x)), domain=(-5, 5), tol=(1e-6, 1e-7)),
+    unary("isnan", np.isnan, grad=False), unary("isinf", np.isinf, grad=False),
+    unary("invert", np.invert, dtypes=("int32", "int64", "bool"), grad=False),
+    unary("real", np.real), unary("imag", np.imag, grad=False),
+    unary("conj", np.conj),
+    unary("cast_f32", lambda x: x.astype("float32"), fn=lambda x: T.cast(x, "float32"),
+          dtypes=("float64", "int32")),
+    unary("astype_i64", lambda x: x.astype("int64"), fn=lambda x: x.astype("int64"),
+          grad=False),
+    binary("add", np.add, dtypes=WITH_INTS), binary("sub", np.subtract, dtypes=WITH_INTS),
+    binary("mul", np.multiply, dtypes=WITH_INTS),
+    binary("true_div", np.true_divide, domain=(1.0, 3.0), dtypes=WITH_INTS),
+    binary("floor_div", np.floor_divide, domain=(1, 5), dtypes=WITH_INTS, grad=False),
+    binary("mod", np.mod, domain=(1, 5), dtypes=WITH_INTS, grad=False),
+    binary("pow", np.power, domain=(0.5, 2.0)),
+    binary("arctan2", np.arctan2, domain=(0.2, 2.0)),
+    binary("maximum", np.maximum, dtypes=WITH_INTS),
+    binary("minimum", np.minimum, dtypes=WITH_INTS),
+    binary("eq", np.equal, dtypes=("int32",) + FLOATS, grad=False),
+    binary("neq", np.not_equal, dtypes=("int32",), grad=False),
+    binary("lt", np.less, grad=False), binary("le", np.less_equal, grad=False),
+    binary("gt", np.greater, grad=False), binary("ge", np.greater_equal, grad=False),
+    binary("and_", np.bitwise_and, dtypes=("int32", "bool"), grad=False),
+    binary("or_", np.bitwise_or, dtypes=("int32", "bool"), grad=False),
+    binary("xor", np.bitwise_xor, dtypes=("int64", "bool"), grad=False),
+    OpCase("switch", T.switch, lambda c, a, b: np.where(c, a, b),
+           [[(3, 4), (3, 4), (3, 4)], [(3, 1), (4,), ()]], FLOATS,
+           input_dtypes=("bool", None, None)),
+    OpCase("where", T.where, np.where, [[(3, 4), (3, 4), (1, 4)]], FLOATS,
+           input_dtypes=("bool", None, None)),
+    OpCase("clip", T.clip, np.clip, [[(3, 4), (), ()], [(5,), (5,), ()]], FLOATS,
+           make_inputs=lambda rng, dt, shapes: [
+               rng.uniform(-2, 2, shapes[0]).astype(dt),
+               (rng.uniform(-1.5, -0.5, shapes[1])).astype(dt),
+               (rng.uniform(0.5, 1.5, shapes[2])).astype(dt)]),
+    OpCase("clip_const", lambda x: T.clip(x, -0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7),
+           UNARY_SHAPES, FLOATS),
+    OpCase("clip_lo_only", lambda x: T.clip(x, -0.5, None), lambda x: np.clip(x, -0.5, None),
+           UNARY_SHAPES[:1], FLOATS),
+    OpCase("weak_scalar_mul", lambda x: x * 2.5, lambda x: x * 2.5, UNARY_SHAPES, WITH_INTS),
+    OpCase("weak_scalar_radd", lambda x: 1 + x, lambda x: 1 + x, UNARY_SHAPES, WITH_INTS),
+]
+CASES = [c for c in CASES if c.ref is not None]
+
+
+@pytest.mark.parametrize("case,dtype,shapes", forward_params(CASES))
+def test_forward(case, dtype, shapes):
+    check_forward(case, dtype, shapes)
+
+
+@pytest.mark.parametrize("case,shapes", grad_params(CASES))
+def test_grad(case, shapes):
+    check_grad(case, shapes)
+
+
+def test_every_row_has_a_case():
+    from tracegrad.ops.elemwise import ROWS
+    covered = {c.name.split("_")[0] for c in CASES} | {c.name for c in CASES}
+    internal = {"clip_", "tri_gamma", "rint", "trunc", "logical_not", "logical_and",
+                "logical_or", "logical_xor"}
+    missing = [r.name for r in ROWS() if r.name not in covered and r.name not in internal]
+    assert not missing, f"elementwise rows without a table case: {missing}"
+
+
+@pytest.mark.parametrize("name,ref", [("rint", np.rint), ("trunc", np.trunc),
+                                      ("logical_not", np.logical_not)])
+def test_internal_unary_rows(name, ref):
+    case = unary(name, ref, grad=False)
+    check_forward(case, "float64", [(3, 4)])
+
+
+def test_trigamma_matches_finite_difference_of_psi():
+    x = T.dvector("x")
+    values = np.array([0.5, 1.0, 2.5, 7.0])
+    h = 1e-5
+    fd = (T.psi(x + h) - T.psi(x - h)) / (2 * h)
+    np.testing.assert_allclose(T.tri_gamma(x).eval({x: values}), fd.eval({x: values}),
+                               rtol=1e-5)
+
+
+def test_special_fallbacks_without_scipy(monkeypatch):
+    from tracegrad.ops import special_math as sm
+    monkeypatch.setattr(sm, "_special", lambda xp: None)
+    x = np.array([-0.7, 0.1, 0.5, 0.95])
+    np.testing.assert_allclose(sm.erf(np, x), [math.erf(v) for v in x], rtol=1e-15)
+    np.testing.assert_allclose(sm.erf(np, sm.erfinv(np, x)), x, rtol=1e-12)
+    pos = np.array([0.3, 1.0, 2.5, 10.0, 40.0])
+    np.testing.assert_allclose(sm.gammaln(np, pos), [math.lgamma(v) for v in pos], rtol=1e-14)
+    np.testing.assert_allclose(sm.gamma(np, pos), [math.gamma(v) for v in pos], rtol=1e-14)
+    if sp is not None:
+        grid = np.array([-2.5, -0.3, 0.2, 1.0, 3.7, 12.0, 100.0])
+        np.testing.assert_allclose(sm.psi(np, grid), sp.psi(grid), rtol=1e-10)
+        np.testing.assert_allclose(sm.tri_gamma(np, grid), sp.polygamma(1, grid), rtol=1e-9)
+    assert np.isnan(sm.psi(np, np.array([-2.0])))[0]
+
+
+def test_build_time_broadcast_error_names_both_shapes():
+    a = T.tensor("float64", shape=(3,))
+    b = T.tensor("float64", shape=(4,))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        a + b
+
+
+def test_static_shape_propagates():
+    a = T.tensor("float64", shape=(3, 1))
+    b = T.tensor("float64", shape=(None, 5))
+    assert (a * b).type.shape == (3, 5)
+    assert (T.dmatrix() + T.drow()).type.shape == (None, None)
+    assert (T.drow() + T.drow()).type.shape == (1, None)
+
+
+def test_python_numbers_do_not_upcast():
+    assert (T.fvector() * 2).dtype == "float32"
+    assert (T.fvector() * 2.5).dtype == "float32"
+    assert (T.iscalar() + 1.5).dtype == "float64"
+    assert (T.iscalar() + 1).dtype == "int32"
+    assert (T.bvector() + True).dtype == "int8"
+    assert (T.fvector() * 1j).dtype == "complex64"
+    assert (T.dvector() + T.fvector()).dtype == "float64"
+    with pytest.raises(OverflowError, match="300"):
+        T.bvector() + 300
+
+
+def test_unsupported_numpy_ufunc_names_it():
+    x = T.dvector("x")
+    with pytest.raises(TypeError, match="spacing"):
+        np.spacing(x)
+
+
+def test_numpy_ufunc_dispatch_builds_graph():
+    x = T.dvector("x")
+    y = np.exp(x) + np.maximum(x, 0) * np.sin(x)
+    assert y.owner is not None
+    v = np.array([-1.0, 0.5, 2.0])
+    np.testing.assert_allclose(y.eval({x: v}), np.exp(v) + np.maximum(v, 0) * np.sin(v))
+    z = np.array([1.0, 2.0, 3.0]) * x
+    assert isinstance(z, T.TensorVariable)
+
+
+def test_ufunc_out_argument_is_rejected():
+    x = T.dvector("x")
+    with pytest.raises(TypeError, match="out="):
+        np.exp(x, out=np.zeros(3))
+
+
+def test_variable_has_no_truth_value():
+    with pytest.raises(TypeError, match="truth value"):
+        bool(T.dscalar() > 0)
