@@ -1,12 +1,22 @@
 """Shared variables: graph inputs with a persistent value (a backend buffer).
 
-(Filled out by the compiled-functions work: device placement, set_value
-casting rules, pickling.)
+``shared(value)`` makes a ``SharedVariable`` whose buffer lives in its
+``container``. Compiled functions read ``container.value`` at each call and
+write updates into that same buffer when the shape allows, so an array from
+``get_value(borrow=True)`` sees the new values. The static shape of a shared
+variable is unknown on every axis: ``set_value`` may change its shape (not
+its ndim).
+
+``default_update``: an expression for the variable's next value, applied by
+every compiled function that uses the variable unless that function gives an
+explicit update or ``no_default_updates`` (random streams use it).
 """
 import numpy as np
 
-from tracegrad.tensor.type import TensorType
+from tracegrad.backend import get_backend
+from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import TensorVariable
+from tracegrad.trace import Variable
 
 
 class Container:
@@ -17,31 +27,79 @@ class Container:
     def __init__(self, value):
         self.value = value
 
+    def __repr__(self):
+        return f"Container({self.value!r})"
+
 
 class SharedVariable(TensorVariable):
     """A variable whose value persists between calls of compiled functions."""
 
-    def __init__(self, type, value, name=None):
+    def __init__(self, type, value, name=None, device=None, container=None):
         TensorVariable.__init__(self, type, name=name)
-        self.container = Container(value)
+        self.backend = get_backend(device)
+        self.container = container if container is not None else Container(value)
+        self.default_update = None
+
+    @property
+    def device(self):
+        """``'cpu'`` or ``'cuda'``: where the buffer lives."""
+        return self.backend.name
 
     def get_value(self, borrow=False):
+        """The value: a copy, or the buffer itself with ``borrow=True``."""
         value = self.container.value
         return value if borrow else value.copy()
 
     def set_value(self, value, borrow=False):
-        value = np.asarray(value)
-        if value.ndim != self.type.ndim:
-            raise TypeError(f"set_value of {self}: expected ndim {self.type.ndim}, "
-                            f"got {value.ndim}")
-        value = value.astype(self.type.dtype, copy=not borrow)
-        self.container.value = value
+        """Replace the value. A new shape is fine; the ndim is fixed and the
+        dtype is cast only when no precision is lost (else ``TypeError``).
+        With ``borrow=True`` an array that already fits becomes the buffer."""
+        from tracegrad.compile.casting import cast_value
+        label = f"shared variable {self.name!r}" if self.name else "a shared variable"
+        array = cast_value(self.type, value, None, f"set_value: {label}", self.backend,
+                           hint="e.g. with np.asarray(value, dtype=...)")
+        if not borrow and (array is value or getattr(array, "base", None) is value):
+            array = array.copy()
+        self.container.value = array
+
+    def clone(self):
+        """Another variable with the same type, name and container (state)."""
+        cp = type(self).__new__(type(self))
+        Variable.__init__(cp, self.type, None, None, self.name)
+        cp.__dict__.update(self.__dict__)
+        return cp
+
+    def __str__(self):
+        if self.name is not None:
+            return self.name
+        return f"<shared {self.type}>"
 
 
 def shared(value, name=None, borrow=False, device=None):
-    """A shared variable holding ``value`` (copied unless ``borrow=True``)."""
-    value = np.array(value, copy=not borrow) if not isinstance(value, np.ndarray) or not borrow \
-        else value
-    if value.dtype.kind not in "biufc":
-        raise TypeError(f"shared: unsupported dtype {value.dtype}")
-    return SharedVariable(TensorType(value.dtype, (None,) * value.ndim), value, name)
+    """A shared variable holding ``value`` (copied unless ``borrow=True``).
+
+    Python ints become int64, floats float64; arrays keep their dtype. The
+    static shape is unknown on every axis, so ``set_value`` may resize it.
+    ``device``: ``'cpu'`` or ``'cuda'`` (default ``tg.config.device``).
+    """
+    backend = get_backend(device)
+    if isinstance(value, Variable):
+        raise TypeError(f"shared() needs a value, got the symbolic variable {value}")
+    if isinstance(value, (np.ndarray, backend.ndarray)):
+        array = backend.asarray(value)
+        if not borrow and (array is value or getattr(array, "base", None) is value):
+            array = array.copy()
+    else:
+        try:
+            array = backend.asarray(np.array(value))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"shared() cannot turn {type(value).__name__} into an array: "
+                            f"{exc}") from None
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"shared(): unsupported dtype {array.dtype} "
+                        "(numbers, booleans or arrays of them are supported)")
+    dtype = canonical_dtype(array.dtype)
+    if array.dtype != np.dtype(dtype):  # e.g. a big-endian array
+        array = array.astype(dtype)
+    ttype = TensorType(dtype, (None,) * array.ndim)
+    return SharedVariable(ttype, array, name=name, device=backend.name)

@@ -1,15 +1,17 @@
-"""Compiled functions (being written)."""
+"""Compiled functions: ``tg.function``, ``In``, ``Out``.
 
+Modules, one stage each: ``inputs`` (In/Out, argument binding), ``casting``
+(value -> array rules), ``updates`` (updates, givens, default updates),
+``fgraph`` (the mutable ``FunctionGraph`` passes work on), ``pipeline``
+(clone -> rewrite -> fuse -> plan in-place), ``schedule`` (flat steps over a
+list storage, aliasing decisions), ``runtime`` (the callable ``Function``),
+``profile``, ``serialize`` (pickling graphs flat).
+"""
+from tracegrad.compile.fgraph import FunctionGraph, MissingInputError  # noqa: F401
+from tracegrad.compile.function import FunctionMaker, UnusedInputError, function  # noqa: F401
+from tracegrad.compile.inputs import In, Out  # noqa: F401
+from tracegrad.compile.profile import ProfileStats  # noqa: F401
+from tracegrad.compile.runtime import Function  # noqa: F401
 
-class In:
-    def __init__(self, variable, value=None, name=None):
-        raise NotImplementedError("In is not written yet")
-
-
-class Out:
-    def __init__(self, variable, borrow=False):
-        raise NotImplementedError("Out is not written yet")
-
-
-def function(*args, **kwargs):
-    raise NotImplementedError("tg.function is not written yet")
+__all__ = ["function", "In", "Out", "Function", "FunctionMaker", "FunctionGraph",
+           "MissingInputError", "UnusedInputError", "ProfileStats"]

@@ -1,1 +1,20 @@
-"""(see docs/ARCHITECTURE.md)"""
+"""Elementwise fusion with generated code.
+
+Pipeline, one module per stage:
+
+- ``cluster``: find maximal convex clusters of elementwise nodes;
+- ``spec``: describe a cluster without names (``FusionSpec``: the cache key
+  and the reference semantics);
+- ``cpu``: generate a blocked program of NumPy ufunc calls with ``out=``
+  buffers, run on a small thread pool;
+- ``cuda``: generate the source of one ``cupy.ElementwiseKernel`` and launch
+  it;
+- ``cache``: programs and kernel sources cached by spec;
+- ``op``: ``FusedElemwise``, the graph op running a cluster;
+- ``rewrite``: ``fuse_outputs(outputs)`` on plain graphs and
+  ``fuse(fgraph)`` on a ``FunctionGraph``.
+"""
+from tracegrad.fuse.cluster import Cluster, find_clusters, is_fusable  # noqa: F401
+from tracegrad.fuse.spec import FusionSpec, spec_from_cluster  # noqa: F401
+from tracegrad.fuse.op import FusedElemwise, expand  # noqa: F401
+from tracegrad.fuse.rewrite import fuse, fuse_outputs, fused_node  # noqa: F401

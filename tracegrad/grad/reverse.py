@@ -108,11 +108,17 @@ def backpropagate(seeds, wrt, consider_constant=()):
             relevant.append(node)
 
     pending = {}  # variable -> list of gradient terms
+    finished = {}  # wrt variables computed by a node: their total, kept for the caller
     for var, g in seeds.items():
         if var in reach:
             pending.setdefault(var, []).append(g)
     for node in reversed(relevant):
-        out_grads = [_total(pending.pop(o, None)) for o in node.outputs]
+        out_grads = []
+        for o in node.outputs:
+            terms = pending.pop(o, None)
+            out_grads.append(_total(terms))
+            if terms is not None and o in wrt_set:
+                finished[o] = out_grads[-1]
         if all(g is None for g in out_grads):
             continue
         out_grads = [_fill_missing(g, o) for g, o in zip(out_grads, node.outputs)]
@@ -135,6 +141,8 @@ def backpropagate(seeds, wrt, consider_constant=()):
     for w in wrt:
         if w in pending:
             out[w] = _total(pending[w])
+        elif w in finished:
+            out[w] = finished[w]
         elif w in seeds:
             out[w] = seeds[w]
     return out

@@ -60,6 +60,18 @@ class ScalarOp:
     def output_dtype(self, dtypes):
         return _output_dtype(self, tuple(dtypes))
 
+    def __reduce__(self):
+        # Rows hold lambdas; pickle them by name and find the row on load.
+        return (row_by_name, (self.name,))
+
+
+def row_by_name(name):
+    """The table row called ``name``."""
+    for scalar in _ROWS:
+        if scalar.name == name:
+            return scalar
+    raise KeyError(f"no elementwise row named {name!r}")
+
 
 @lru_cache(maxsize=4096)
 def _output_dtype(row, dtypes):
@@ -374,6 +386,9 @@ class CastRow(ScalarOp):
 
     def _impl(self, xp, x):
         return x.astype(self.dtype)
+
+    def __reduce__(self):
+        return (CastRow, (self.dtype,))
 
     def _grad(self, inputs, output, gz):
         return [gz]

@@ -1,2 +1,1057 @@
-"""(being written)"""
-__all__ = []
+"""Shape ops: views and re-arrangements of arrays, and array constructors.
+
+One block per op: ``make_node`` infers the dtype and static shape (raising at
+build time, naming both shapes, when the graph cannot work), ``impl(xp, ...)``
+computes, ``vjp`` gives the gradient, ``view_map`` marks outputs that may be
+views of an input. Public functions turn user arguments into op inputs.
+
+Shape arguments (``reshape``, ``zeros``, ``broadcast_to``...) travel as one
+int64 vector input (``shape_vector``). What is known of them while building
+the graph is read by ``static_entries``, which sees through ``shape(x)`` of a
+statically shaped ``x`` and through small integer arithmetic on it
+(``static_value``), so ``x.reshape((x.shape[0] * 2, -1))`` keeps static
+lengths.
+"""
+import math
+import operator
+
+import numpy as np
+
+from tracegrad.evaluate import run_node
+from tracegrad.ops.elemwise import (Elemwise, cast, format_shape, is_differentiable,
+                                    sum_to)
+from tracegrad.ops.reduce import normalize_axis
+from tracegrad.printing import register_formatter
+from tracegrad.tensor.dispatch import implements
+from tracegrad.tensor.type import TensorType, canonical_dtype
+from tracegrad.tensor.variable import as_tensor_variable, constant, resolve_weak
+from tracegrad.trace import Apply, Constant, Op, Variable
+
+__all__ = ["shape", "reshape", "flatten", "transpose", "dimshuffle", "concatenate",
+           "stack", "split", "squeeze", "expand_dims", "broadcast_to", "zeros_like",
+           "ones_like", "zeros", "ones", "arange", "eye", "fill", "alloc", "repeat",
+           "swapaxes", "moveaxis", "make_vector"]
+
+
+def _axis(axis, ndim, opname):
+    """One axis, negative allowed, as a non-negative int (AxisError if out of range)."""
+    return normalize_axis(axis, ndim, opname)[0]
+
+
+def _ints(vector):
+    """A 1-d integer array (NumPy or CuPy) as a tuple of Python ints."""
+    return tuple(int(v) for v in vector.tolist())
+
+
+def _grad_for(x, g):
+    """``g`` as the gradient of input ``x``: ``None`` where none flows, else in x's dtype."""
+    if g is None or not is_differentiable(x):
+        return None
+    return g if g.dtype == x.dtype else cast(g, x.dtype)
+
+
+def _is_int(var):
+    return var.dtype[0] in "iu"
+
+
+def scatter_add(xp, out, index, values):
+    """``out[index] += values`` with repeated indices accumulating (``np.add.at``)."""
+    if hasattr(xp.add, "at"):
+        xp.add.at(out, index, values)
+    else:  # CuPy without ufunc.at
+        import cupyx
+        cupyx.scatter_add(out, index, values)
+
+
+# ------------------------------------------------------------ static values
+_FOLD_MAX_NODES = 32
+_FOLD_MAX_SIZE = 64
+
+
+def static_value(var):
+    """``var``'s value (a NumPy array) when it is known while building the graph.
+
+    Known are constants, outputs of ops that answer ``static_output(node)``
+    from static types alone (``shape(x)`` of a fully shaped ``x``), and small
+    computations on those by ops marked ``foldable`` (elementwise, indexing,
+    ``MakeVector``...). Anything else gives ``None``; the walk is iterative and
+    bounded, so asking is cheap.
+    """
+    values = {}
+    stack = [(var, False)]
+    budget = _FOLD_MAX_NODES
+    while stack:
+        v, ready = stack.pop()
+        if v in values:
+            continue
+        if isinstance(v, Constant):
+            values[v] = np.asarray(v.data)
+            continue
+        node = v.owner
+        if ready:  # its inputs are known now
+            arrays = [values[i] for i in node.inputs]
+            if any(a.size > _FOLD_MAX_SIZE for a in arrays):
+                return None
+            try:
+                values.update(zip(node.outputs, run_node(node, arrays)))
+            except Exception:
+                return None
+            continue
+        if node is None:
+            return None
+        hook = getattr(node.op, "static_output", None)
+        known = hook(node) if hook is not None else None
+        if known is not None:
+            values.update(zip(node.outputs, known))
+            continue
+        if not (isinstance(node.op, Elemwise) or getattr(node.op, "foldable", False)):
+            return None
+        budget -= 1
+        if budget < 0:
+            return None
+        stack.append((v, True))
+        stack.extend((i, False) for i in node.inputs if i not in values)
+    return values[var]
+
+
+def static_int(var):
+    """The value of the integer scalar ``var`` if known while building, else None."""
+    value = static_value(var)
+    return None if value is None else int(value)
+
+
+def static_entries(vec, depth=8):
+    """What is known of the entries of the 1-d ``vec``: a list with an int or
+    ``None`` per entry, or ``None`` when its length is unknown.
+
+    Ops that build shape vectors answer ``static_entries(node)`` (``shape``,
+    ``MakeVector``, ``concatenate``, slicing), so partly known shapes stay
+    partly known.
+    """
+    value = static_value(vec)
+    if value is not None:
+        return [int(v) for v in value]
+    node = vec.owner
+    hook = getattr(node.op, "static_entries", None) if node is not None else None
+    if hook is not None and depth > 0:
+        entries = hook(node, depth - 1)
+        if entries is not None:
+            return entries
+    n = vec.type.shape[0]
+    return None if n is None else [None] * n
+
+
+# ------------------------------------------------------------ shape vectors
+def _shape_entry(s, fname):
+    if isinstance(s, (bool, np.bool_)):
+        raise TypeError(f"{fname}: shape entries must be integers, got {s!r}")
+    if isinstance(s, (int, np.integer)):
+        return int(s)
+    v = as_tensor_variable(s)
+    if v.ndim != 0 or not _is_int(v):
+        raise TypeError(f"{fname}: shape entries must be integers or integer scalars, "
+                        f"got {v} of type {v.type}")
+    known = static_value(v)
+    return int(known) if known is not None else cast(v, "int64")
+
+
+def shape_vector(shape, fname="reshape"):
+    """``shape`` (an int, a sequence of ints and integer scalars, or an integer
+    vector) as an int64 vector variable."""
+    if isinstance(shape, (list, tuple)):
+        entries = [_shape_entry(s, fname) for s in shape]
+        if all(isinstance(e, int) for e in entries):
+            return constant(np.array(entries, dtype="int64"))
+        return make_vector(*entries, dtype="int64")
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        return shape_vector([shape], fname)
+    vec = as_tensor_variable(shape)
+    if vec.ndim == 0:
+        return shape_vector([vec], fname)
+    if vec.ndim != 1 or not _is_int(vec):
+        raise TypeError(f"{fname}: a shape must be an int, a sequence of ints or an "
+                        f"integer vector, got {vec} of type {vec.type}")
+    return cast(vec, "int64")
+
+
+def _vector_length(vec, ndim, fname):
+    n = vec.type.shape[0]
+    if n is None and ndim is None:
+        raise TypeError(f"{fname}: the length of the shape vector {vec} is not known "
+                        "while building the graph; pass ndim=")
+    if n is not None and ndim is not None and n != ndim:
+        raise ValueError(f"{fname}: ndim={ndim} but the shape vector has length {n}")
+    return int(n if n is not None else ndim)
+
+
+def _check_shape_input(vec, ndim, fname):
+    if vec.ndim != 1 or not _is_int(vec):
+        raise TypeError(f"{fname}: the shape must be an integer vector, got {vec.type}")
+    if vec.type.shape[0] not in (None, ndim):
+        raise ValueError(f"{fname}: expected a shape of length {ndim}, got {vec.type}")
+    return static_entries(vec) or [None] * ndim
+
+
+def _check_runtime_length(shape, ndim, fname):
+    if len(shape) != ndim:
+        raise ValueError(f"{fname}: expected a shape of length {ndim}, got {shape}")
+
+
+# ------------------------------------------------------------ shape
+class Shape(Op):
+    """The shape of ``x`` as an int64 vector."""
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        return Apply(self, [x], [TensorType("int64", (x.ndim,))()])
+
+    def impl(self, xp, x):
+        return xp.asarray(x.shape, dtype="int64")
+
+    def vjp(self, node, output_grads):
+        return [None]
+
+    def static_output(self, node):
+        shape = node.inputs[0].type.shape
+        return None if None in shape else [np.array(shape, dtype="int64")]
+
+    def static_entries(self, node, depth):
+        return list(node.inputs[0].type.shape)
+
+
+_shape = Shape()
+
+
+def shape(x):
+    """``x``'s shape as a symbolic int64 vector (``x.shape``)."""
+    return _shape(as_tensor_variable(x))
+
+
+class MakeVector(Op):
+    """A vector of ``dtype`` from 0-d inputs (``stack`` of scalars)."""
+
+    __props__ = ("dtype",)
+    foldable = True
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def make_node(self, *scalars):
+        scalars = [as_tensor_variable(s) for s in scalars]
+        for s in scalars:
+            if s.ndim != 0 or s.dtype != self.dtype:
+                raise TypeError(f"MakeVector({self.dtype}): got {s.type}")
+        return Apply(self, scalars, [TensorType(self.dtype, (len(scalars),))()])
+
+    def impl(self, xp, *scalars):
+        if not scalars:
+            return xp.zeros((0,), dtype=self.dtype)
+        return xp.stack(scalars)
+
+    def vjp(self, node, output_grads):
+        g = output_grads[0]
+        return [_grad_for(s, g[i]) for i, s in enumerate(node.inputs)]
+
+    def static_entries(self, node, depth):
+        return [static_int(s) for s in node.inputs]
+
+
+def make_vector(*values, dtype=None):
+    """A vector from scalars (ints, symbolic scalars); dtype as ``np.stack``'s."""
+    values = [as_tensor_variable(v) for v in values]
+    for v in values:
+        if v.ndim != 0:
+            raise TypeError(f"make_vector: expected scalars, got {v.type}")
+    if dtype is None:
+        dtype = np.result_type(*[v.dtype for v in values]).name if values else "int64"
+    dtype = canonical_dtype(dtype)
+    return MakeVector(dtype)(*[cast(v, dtype) for v in values])
+
+
+# ------------------------------------------------------------ reshape
+def _reshape_static(in_shape, entries):
+    """Static result shape of reshaping ``in_shape`` to ``entries`` (ints,
+    ``-1`` or ``None`` unknown); raises where the sizes are known to differ."""
+    shown = f"{format_shape(in_shape)} into {format_shape(entries)}"
+    if entries.count(-1) > 1:
+        raise ValueError(f"reshape: can only specify one unknown dimension (-1): {shown}")
+    if any(e is not None and e < -1 for e in entries):
+        raise ValueError(f"reshape: negative length in the new shape: {shown}")
+    out = [e if e is not None and e >= 0 else None for e in entries]
+    if None in in_shape:
+        return tuple(out)
+    size = math.prod(in_shape)
+    open_ = [i for i, e in enumerate(entries) if e is None or e == -1]
+    known = math.prod(e for e in entries if e is not None and e >= 0)
+    if not open_ and known != size:
+        raise ValueError(f"reshape: cannot reshape {shown} (sizes {size} and {known})")
+    if len(open_) == 1 and known > 0:
+        if size % known:
+            raise ValueError(f"reshape: cannot reshape {shown} (size {size} is not a "
+                             f"multiple of {known})")
+        out[open_[0]] = size // known
+    return tuple(out)
+
+
+class Reshape(Op):
+    """``x.reshape(shape)`` for an int64 ``shape`` vector of length ``ndim``."""
+
+    __props__ = ("ndim",)
+    view_map = {0: [0]}
+    foldable = True
+
+    def __init__(self, ndim):
+        self.ndim = ndim
+
+    def make_node(self, x, shp):
+        x, shp = as_tensor_variable(x), as_tensor_variable(shp)
+        entries = _check_shape_input(shp, self.ndim, "reshape")
+        out = _reshape_static(x.type.shape, entries)
+        return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
+
+    def impl(self, xp, x, shp):
+        shp = _ints(shp)
+        _check_runtime_length(shp, self.ndim, "reshape")
+        return x.reshape(shp)
+
+    def vjp(self, node, output_grads):
+        x = node.inputs[0]
+        return [_grad_for(x, reshape(output_grads[0], shape(x), ndim=x.ndim)), None]
+
+
+def reshape(x, newshape, ndim=None):
+    """``x`` with shape ``newshape``: a tuple of ints (one may be -1) and
+    integer scalars, or an integer vector (its length, or ``ndim``, gives the
+    number of dimensions)."""
+    x = as_tensor_variable(x)
+    vec = shape_vector(newshape, "reshape")
+    return Reshape(_vector_length(vec, ndim, "reshape"))(x, vec)
+
+
+class Flatten(Op):
+    """Keep the first ``ndim - 1`` axes and collapse the rest into one."""
+
+    __props__ = ("ndim",)
+    view_map = {0: [0]}
+    foldable = True
+
+    def __init__(self, ndim):
+        self.ndim = ndim
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if not 1 <= self.ndim <= max(x.ndim, 1):
+            raise ValueError(f"flatten: ndim={self.ndim} for an input of shape "
+                             f"{format_shape(x.type.shape)}; need 1 <= ndim <= {max(x.ndim, 1)}")
+        keep, rest = x.type.shape[:self.ndim - 1], x.type.shape[self.ndim - 1:]
+        last = 0 if 0 in rest else (None if None in rest else math.prod(rest))
+        return Apply(self, [x], [TensorType(x.dtype, keep + (last,))()])
+
+    def impl(self, xp, x):
+        keep = x.shape[:self.ndim - 1]
+        return x.reshape(keep + (math.prod(x.shape[self.ndim - 1:]),))
+
+    def vjp(self, node, output_grads):
+        x = node.inputs[0]
+        return [_grad_for(x, reshape(output_grads[0], shape(x), ndim=x.ndim))]
+
+
+def flatten(x, ndim=1):
+    """Theano's flatten: keep the first ``ndim - 1`` axes, collapse the rest."""
+    return Flatten(int(ndim))(as_tensor_variable(x))
+
+
+# ------------------------------------------------------------ dimshuffle
+class DimShuffle(Op):
+    """Theano's dimshuffle: ``pattern`` lists input axes in their new order
+    and ``'x'`` for new broadcastable axes; input axes left out are dropped
+    (only broadcastable ones, static length 1)."""
+
+    __props__ = ("input_ndim", "pattern")
+    view_map = {0: [0]}
+    foldable = True
+
+    def __init__(self, input_ndim, pattern):
+        self.input_ndim = input_ndim
+        self.pattern = tuple(pattern)
+        axes = [p for p in self.pattern if p != "x"]
+        if any(not isinstance(p, int) or not 0 <= p < input_ndim for p in axes) \
+                or len(set(axes)) != len(axes):
+            raise ValueError(f"dimshuffle: invalid pattern {self.pattern} for an input "
+                             f"with {input_ndim} dimensions (use each axis 0..{input_ndim - 1} "
+                             "at most once, and 'x' for new axes)")
+        self.drop = tuple(i for i in range(input_ndim) if i not in axes)
+        self.perm = tuple(axes) + self.drop
+
+    @property
+    def name(self):
+        return "DimShuffle{" + ",".join(map(str, self.pattern)) + "}"
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if x.ndim != self.input_ndim:
+            raise TypeError(f"{self.name} expects {self.input_ndim} dimensions, got {x.type}")
+        for d in self.drop:
+            if x.type.shape[d] != 1:
+                raise ValueError(
+                    f"dimshuffle: cannot drop axis {d} of an input of shape "
+                    f"{format_shape(x.type.shape)}: only broadcastable axes (static "
+                    "length 1) can be dropped; use squeeze for a run-time check")
+        out = tuple(1 if p == "x" else x.type.shape[p] for p in self.pattern)
+        return Apply(self, [x], [TensorType(x.dtype, out)()])
+
+    def impl(self, xp, x):
+        out = tuple(1 if p == "x" else x.shape[p] for p in self.pattern)
+        return x.transpose(self.perm).reshape(out)
+
+    def vjp(self, node, output_grads):
+        x, out = node.inputs[0], node.outputs[0]
+        g = output_grads[0]
+        if any(g.type.shape[j] != 1 for j, p in enumerate(self.pattern) if p == "x"):
+            g = sum_to(g, out)  # a no-op that tells the type those axes are 1
+        source = {p: j for j, p in enumerate(self.pattern) if p != "x"}
+        back = tuple(source.get(i, "x") for i in range(self.input_ndim))
+        return [_grad_for(x, DimShuffle(len(self.pattern), back)(g))]
+
+
+register_formatter(DimShuffle, lambda node, i: [
+    i[0], f".dimshuffle({', '.join(map(repr, node.op.pattern))})"])
+
+
+def dimshuffle(x, pattern):
+    """``x.dimshuffle(pattern)`` (Theano): e.g. ``(1, 'x', 0)``."""
+    x = as_tensor_variable(x)
+    pattern = tuple(p if p == "x" else operator.index(p) for p in pattern)
+    if pattern == tuple(range(x.ndim)):
+        return x
+    return DimShuffle(x.ndim, pattern)(x)
+
+
+def transpose(x, axes=None):
+    """Permute the axes (reverse them by default); negative axes allowed."""
+    x = as_tensor_variable(x)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    axes = tuple(_axis(a, x.ndim, "transpose") for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} don't match an array of "
+                         f"{x.ndim} dimensions")
+    return dimshuffle(x, axes)
+
+
+def swapaxes(x, axis1, axis2):
+    """``np.swapaxes``."""
+    x = as_tensor_variable(x)
+    order = list(range(x.ndim))
+    a, b = _axis(axis1, x.ndim, "swapaxes"), _axis(axis2, x.ndim, "swapaxes")
+    order[a], order[b] = order[b], order[a]
+    return dimshuffle(x, order)
+
+
+def moveaxis(x, source, destination):
+    """``np.moveaxis``."""
+    x = as_tensor_variable(x)
+    source = [_axis(a, x.ndim, "moveaxis") for a in np.atleast_1d(source).tolist()]
+    destination = [_axis(a, x.ndim, "moveaxis")
+                   for a in np.atleast_1d(destination).tolist()]
+    if len(source) != len(destination) or len(set(source)) != len(source) \
+            or len(set(destination)) != len(destination):
+        raise ValueError("moveaxis: source and destination must be distinct axes of "
+                         "the same count")
+    order = [a for a in range(x.ndim) if a not in source]
+    for dest, src in sorted(zip(destination, source)):
+        order.insert(dest, src)
+    return dimshuffle(x, order)
+
+
+def expand_dims(x, axis):
+    """``np.expand_dims``: new length-1 axes at ``axis`` (an int or a tuple)."""
+    x = as_tensor_variable(x)
+    axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    out_ndim = x.ndim + len(axes)
+    axes = normalize_axis(axes, out_ndim, "expand_dims")
+    rest = iter(range(x.ndim))
+    return dimshuffle(x, ["x" if i in axes else next(rest) for i in range(out_ndim)])
+
+
+class Squeeze(Op):
+    """``np.squeeze(x, axis)`` for axes whose length is only known at run time."""
+
+    __props__ = ("axis",)
+    view_map = {0: [0]}
+    foldable = True
+
+    def __init__(self, axis):
+        self.axis = tuple(axis)
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        out = tuple(s for i, s in enumerate(x.type.shape) if i not in self.axis)
+        return Apply(self, [x], [TensorType(x.dtype, out)()])
+
+    def impl(self, xp, x):
+        return xp.squeeze(x, axis=self.axis)
+
+    def vjp(self, node, output_grads):
+        return [_grad_for(node.inputs[0], expand_dims(output_grads[0], self.axis))]
+
+
+def squeeze(x, axis=None):
+    """Remove length-1 axes. With ``axis=None`` the axes whose static length
+    is 1 (Theano's rule: the number of dimensions must be known while
+    building); a given axis of unknown length is checked at run time."""
+    x = as_tensor_variable(x)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(x.type.shape) if s == 1)
+    else:
+        axes = normalize_axis(axis, x.ndim, "squeeze")
+    for a in axes:
+        if x.type.shape[a] not in (None, 1):
+            raise ValueError(f"squeeze: cannot squeeze axis {a} of an array of shape "
+                             f"{format_shape(x.type.shape)}: its length is not 1")
+    if all(x.type.shape[a] == 1 for a in axes):
+        return dimshuffle(x, [i for i in range(x.ndim) if i not in axes])
+    return Squeeze(axes)(x)
+
+
+# ------------------------------------------------------------ join / split
+class Join(Op):
+    """``np.concatenate(tensors, axis)``."""
+
+    __props__ = ("axis",)
+    foldable = True
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def make_node(self, *tensors):
+        tensors = [as_tensor_variable(t) for t in tensors]
+        if not tensors:
+            raise ValueError("concatenate: need at least one array to concatenate")
+        first = tensors[0]
+        if first.ndim == 0:
+            raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+        if not 0 <= self.axis < first.ndim:
+            raise np.exceptions.AxisError(self.axis, first.ndim)
+        shapes = [t.type.shape for t in tensors]
+        for i, s in enumerate(shapes):
+            if len(s) != first.ndim:
+                raise ValueError(
+                    f"concatenate: all inputs must have the same number of dimensions, "
+                    f"but input 0 has shape {format_shape(shapes[0])} and input {i} "
+                    f"has shape {format_shape(s)}")
+        out = []
+        for d in range(first.ndim):
+            lengths = [s[d] for s in shapes]
+            if d == self.axis:
+                out.append(None if None in lengths else sum(lengths))
+                continue
+            known = [(i, n) for i, n in enumerate(lengths) if n is not None]
+            for i, n in known[1:]:
+                if n != known[0][1]:
+                    j = known[0][0]
+                    raise ValueError(
+                        f"concatenate: input {j} of shape {format_shape(shapes[j])} and "
+                        f"input {i} of shape {format_shape(shapes[i])} differ along axis "
+                        f"{d}; only the concatenation axis {self.axis} may differ")
+            out.append(known[0][1] if known else None)
+        dtype = np.result_type(*[t.dtype for t in tensors]).name
+        return Apply(self, tensors, [TensorType(dtype, out)()])
+
+    def impl(self, xp, *arrays):
+        return xp.concatenate(arrays, axis=self.axis)
+
+    def vjp(self, node, output_grads):
+        sizes = shape_vector([shape(t)[self.axis] for t in node.inputs], "concatenate")
+        parts = Split(len(node.inputs), self.axis).make_node(output_grads[0], sizes).outputs
+        return [_grad_for(t, p) for t, p in zip(node.inputs, parts)]
+
+    def static_entries(self, node, depth):
+        if self.axis != 0:
+            return None
+        entries = []
+        for t in node.inputs:
+            part = static_entries(t, depth)
+            if part is None:
+                return None
+            entries += part
+        return entries
+
+
+def concatenate(tensors, axis=0):
+    """``np.concatenate``; ``axis=None`` flattens the inputs first."""
+    tensors = [as_tensor_variable(t) for t in tensors]
+    if axis is None:
+        tensors, axis = [flatten(t) for t in tensors], 0
+    if not tensors:
+        raise ValueError("concatenate: need at least one array to concatenate")
+    if tensors[0].ndim == 0:
+        raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+    return Join(_axis(axis, tensors[0].ndim, "concatenate"))(*tensors)
+
+
+def stack(tensors, axis=0):
+    """``np.stack``: join along a new axis; all inputs must have one shape."""
+    tensors = [as_tensor_variable(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: need at least one array to stack")
+    for i, t in enumerate(tensors[1:], 1):
+        a, b = tensors[0].type.shape, t.type.shape
+        if len(a) != len(b) or any(p is not None and q is not None and p != q
+                                   for p, q in zip(a, b)):
+            raise ValueError(f"stack: all inputs must have the same shape, but input 0 has "
+                             f"shape {format_shape(a)} and input {i} has {format_shape(b)}")
+    axis = _axis(axis, tensors[0].ndim + 1, "stack")
+    if tensors[0].ndim == 0:
+        return make_vector(*tensors)
+    return concatenate([expand_dims(t, axis) for t in tensors], axis)
+
+
+class Split(Op):
+    """Theano's split: ``x`` cut along ``axis`` into ``n_splits`` pieces of the
+    lengths in the ``sizes`` vector (views)."""
+
+    __props__ = ("n_splits", "axis")
+    foldable = True
+
+    def __init__(self, n_splits, axis):
+        if n_splits < 1:
+            raise ValueError(f"split: n_splits must be at least 1, got {n_splits}")
+        self.n_splits = n_splits
+        self.axis = axis
+        self.view_map = {i: [0] for i in range(n_splits)}
+
+    def make_node(self, x, sizes):
+        x, sizes = as_tensor_variable(x), as_tensor_variable(sizes)
+        if x.ndim == 0:
+            raise ValueError("split: cannot split a zero-dimensional array")
+        if not 0 <= self.axis < x.ndim:
+            raise np.exceptions.AxisError(self.axis, x.ndim)
+        entries = _check_shape_input(sizes, self.n_splits, "split")
+        length = x.type.shape[self.axis]
+        known = [e for e in entries if e is not None]
+        if any(e < 0 for e in known):
+            raise ValueError(f"split: negative split size in {entries}")
+        if length is not None and (sum(known) > length or (
+                len(known) == len(entries) and sum(known) != length)):
+            raise ValueError(f"split: sizes {entries} do not add up to the length {length} "
+                             f"of axis {self.axis} of x with shape {format_shape(x.type.shape)}")
+        if length is not None and len(known) == len(entries) - 1:
+            entries = [length - sum(known) if e is None else e for e in entries]
+        outs = [TensorType(x.dtype, x.type.shape[:self.axis] + (e,) +
+                           x.type.shape[self.axis + 1:])() for e in entries]
+        return Apply(self, [x, sizes], outs)
+
+    def impl(self, xp, x, sizes):
+        sizes = _ints(sizes)
+        _check_runtime_length(sizes, self.n_splits, "split")
+        if any(s < 0 for s in sizes) or sum(sizes) != x.shape[self.axis]:
+            raise ValueError(f"split: sizes {list(sizes)} do not add up to the length "
+                             f"{x.shape[self.axis]} of axis {self.axis}")
+        lead = (slice(None),) * self.axis
+        ends = np.cumsum(sizes).tolist()
+        parts = tuple(x[lead + (slice(e - s, e),)] for s, e in zip(sizes, ends))
+        return parts[0] if len(parts) == 1 else parts
+
+    def vjp(self, node, output_grads):
+        x = node.inputs[0]
+        return [_grad_for(x, concatenate(output_grads, self.axis)), None]
+
+
+def split(x, splits_size, n_splits=None, axis=0):
+    """Theano's ``split(x, splits_size, n_splits, axis=0)``: a list of
+    ``n_splits`` pieces with the given lengths along ``axis``.
+
+    Without ``n_splits`` it is NumPy's ``split(x, indices_or_sections, axis=0)``:
+    an int cuts into that many equal pieces, a sequence gives cut indices.
+    """
+    x = as_tensor_variable(x)
+    if n_splits is None:
+        return _numpy_split(x, splits_size, axis)
+    axis = _axis(axis, x.ndim, "split")
+    sizes = shape_vector(splits_size, "split")
+    if sizes.type.shape[0] not in (None, n_splits):
+        raise ValueError(f"split: n_splits={n_splits} but {sizes.type.shape[0]} split sizes "
+                         "were given (for NumPy's split(x, indices, axis) pass axis= by "
+                         "keyword)")
+    return list(Split(int(n_splits), axis).make_node(x, sizes).outputs)
+
+
+@implements(np.split)
+def _numpy_split(ary, indices_or_sections, axis=0):
+    x = as_tensor_variable(ary)
+    axis = _axis(axis, x.ndim, "split")
+    sections = indices_or_sections
+    if isinstance(sections, Variable) and sections.ndim == 0:
+        sections = static_int(sections)
+        if sections is None:
+            raise TypeError("split: the number of sections must be known while building "
+                            "the graph")
+    if isinstance(sections, (int, np.integer)):
+        n, length = int(sections), x.type.shape[axis]
+        if n <= 0:
+            raise ValueError("split: number of sections must be larger than 0")
+        if length is not None and length % n:
+            raise ValueError(f"split: array split does not result in an equal division: "
+                             f"axis {axis} of shape {format_shape(x.type.shape)} into {n}")
+        each = shape(x)[axis] // n
+        return list(Split(n, axis).make_node(x, shape_vector([each] * n, "split")).outputs)
+    cuts = list(sections)
+    lead = (slice(None),) * axis
+    bounds = [None] + cuts + [None]
+    return [x[lead + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+# ------------------------------------------------------------ broadcast / alloc
+def _broadcast_target(fname, src, entries):
+    """Static shape of ``src`` broadcast to ``entries``; raises on a known clash."""
+    shown = f"{format_shape(src)} to {format_shape(entries)}"
+    if len(src) > len(entries):
+        raise ValueError(f"{fname}: cannot broadcast shape {shown}: the target has fewer "
+                         "dimensions")
+    if any(e is not None and e < 0 for e in entries):
+        raise ValueError(f"{fname}: negative length in the target shape {format_shape(entries)}")
+    out = list(entries)
+    lead = len(entries) - len(src)
+    for i, d in enumerate(src):
+        t = entries[lead + i]
+        if d is not None and d != 1:
+            if t is None:
+                out[lead + i] = d
+            elif t != d:
+                raise ValueError(f"{fname}: cannot broadcast shape {shown} (axis {lead + i}: "
+                                 f"{d} vs {t})")
+    return tuple(out)
+
+
+class BroadcastTo(Op):
+    """``np.broadcast_to(x, shape)``: a read-only view."""
+
+    __props__ = ("ndim",)
+    view_map = {0: [0]}
+
+    def __init__(self, ndim):
+        self.ndim = ndim
+
+    def make_node(self, x, shp):
+        x, shp = as_tensor_variable(x), as_tensor_variable(shp)
+        entries = _check_shape_input(shp, self.ndim, "broadcast_to")
+        out = _broadcast_target("broadcast_to", x.type.shape, entries)
+        return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
+
+    def impl(self, xp, x, shp):
+        shp = _ints(shp)
+        _check_runtime_length(shp, self.ndim, "broadcast_to")
+        return xp.broadcast_to(x, shp)
+
+    def vjp(self, node, output_grads):
+        x = node.inputs[0]
+        return [_grad_for(x, sum_to(output_grads[0], x)), None]
+
+
+def broadcast_to(x, shape):
+    """``np.broadcast_to``; ``shape`` may be symbolic (e.g. ``T.shape(y)``)."""
+    x = as_tensor_variable(x)
+    vec = shape_vector(shape, "broadcast_to")
+    return BroadcastTo(_vector_length(vec, None, "broadcast_to"))(x, vec)
+
+
+class Alloc(Op):
+    """A new array of shape ``shape`` filled with ``value`` (broadcast)."""
+
+    __props__ = ("ndim",)
+
+    def __init__(self, ndim):
+        self.ndim = ndim
+
+    def make_node(self, value, shp):
+        value, shp = as_tensor_variable(value), as_tensor_variable(shp)
+        entries = _check_shape_input(shp, self.ndim, "alloc")
+        out = _broadcast_target("alloc", value.type.shape, entries)
+        return Apply(self, [value, shp], [TensorType(value.dtype, out)()])
+
+    def impl(self, xp, value, shp):
+        shp = _ints(shp)
+        _check_runtime_length(shp, self.ndim, "alloc")
+        out = xp.empty(shp, dtype=value.dtype)
+        out[...] = value
+        return out
+
+    def vjp(self, node, output_grads):
+        value = node.inputs[0]
+        return [_grad_for(value, sum_to(output_grads[0], value)), None]
+
+
+def _alloc(value, shp):
+    vec = shape_vector(shp, "alloc")
+    return Alloc(_vector_length(vec, None, "alloc"))(value, vec)
+
+
+def alloc(value, *shape):
+    """Theano's alloc: ``value`` broadcast to a new array of ``shape``
+    (ints and integer scalars). A Python float becomes ``floatX``."""
+    value = as_tensor_variable(value)
+    if getattr(value, "weak", False):
+        dtype = canonical_dtype("floatX") if value.dtype[0] == "f" else value.dtype
+        value = constant(value.data, dtype=dtype)
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = shape[0]
+    return _alloc(value, list(shape))
+
+
+def fill(model, value):
+    """Theano's fill: an array shaped like ``model`` filled with ``value``
+    (a Python number takes ``model``'s dtype where NumPy's rules allow)."""
+    model = as_tensor_variable(model)
+    value = resolve_weak([model, as_tensor_variable(value)])[1]
+    return _alloc(value, shape(model))
+
+
+def _full_like(x, fill_value, dtype):
+    x = as_tensor_variable(x)
+    dtype = x.dtype if dtype is None else canonical_dtype(dtype)
+    return _alloc(constant(np.array(fill_value, dtype=dtype)), shape(x))
+
+
+def zeros_like(x, dtype=None):
+    """Zeros with ``x``'s shape and (by default) dtype."""
+    return _full_like(x, 0, dtype)
+
+
+def ones_like(x, dtype=None):
+    """Ones with ``x``'s shape and (by default) dtype."""
+    return _full_like(x, 1, dtype)
+
+
+def zeros(shape, dtype=None):
+    """Zeros of ``shape`` (ints, integer scalars or a vector); dtype floatX by default."""
+    return _alloc(constant(np.zeros((), dtype=canonical_dtype(dtype))), shape)
+
+
+def ones(shape, dtype=None):
+    """Ones of ``shape``; dtype floatX by default."""
+    return _alloc(constant(np.ones((), dtype=canonical_dtype(dtype))), shape)
+
+
+# ------------------------------------------------------------ arange / eye
+def _scalar_input(v, fname):
+    v = as_tensor_variable(v)
+    if v.ndim != 0:
+        raise TypeError(f"{fname}: expected a scalar, got {v.type}")
+    return v
+
+
+class ARange(Op):
+    """``np.arange(start, stop, step, dtype)`` for scalar inputs."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def make_node(self, start, stop, step):
+        inputs = [_scalar_input(v, "arange") for v in (start, stop, step)]
+        values = [static_value(v) for v in inputs]
+        length = None
+        if all(v is not None for v in values):
+            a, b, c = (v.item() for v in values)
+            if c == 0:
+                raise ValueError("arange: step must not be zero")
+            if all(isinstance(v, int) for v in (a, b, c)):
+                length = max(0, -((a - b) // c))
+            else:
+                length = max(0, math.ceil((b - a) / c))
+        return Apply(self, inputs, [TensorType(self.dtype, (length,))()])
+
+    def impl(self, xp, start, stop, step):
+        return xp.arange(start.item(), stop.item(), step.item(), dtype=self.dtype)
+
+    def vjp(self, node, output_grads):
+        return [None, None, None]
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """``np.arange``; the bounds may be symbolic scalars. The default dtype is
+    NumPy's: int64 for integers, float64 if any bound is a float."""
+    if stop is None:
+        start, stop = 0, start
+    inputs = [_scalar_input(v, "arange") for v in (start, stop, step)]
+    if dtype is None:
+        kinds = {v.dtype[0] for v in inputs}
+        dtype = "complex128" if "c" in kinds else "float64" if "f" in kinds else "int64"
+    return ARange(canonical_dtype(dtype))(*inputs)
+
+
+class Eye(Op):
+    """``np.eye(n, m, k, dtype)`` for integer scalar inputs."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def make_node(self, n, m, k):
+        inputs = [_scalar_input(v, "eye") for v in (n, m, k)]
+        if not all(_is_int(v) for v in inputs):
+            raise TypeError(f"eye: n, m and k must be integers, got "
+                            f"{[v.dtype for v in inputs]}")
+        shape_ = tuple(static_int(v) for v in inputs[:2])
+        return Apply(self, inputs, [TensorType(self.dtype, shape_)()])
+
+    def impl(self, xp, n, m, k):
+        return xp.eye(int(n), int(m), k=int(k), dtype=self.dtype)
+
+    def vjp(self, node, output_grads):
+        return [None, None, None]
+
+
+def eye(n, m=None, k=0, dtype=None):
+    """``np.eye``: ones on the ``k``-th diagonal; dtype floatX by default."""
+    return Eye(canonical_dtype(dtype))(n, n if m is None else m, k)
+
+
+# ------------------------------------------------------------ repeat
+def _repeats_arg(repeats):
+    return repeats.tolist() if repeats.ndim else int(repeats)
+
+
+def _repeat_length(n, reps, axis, x):
+    """Static output length along ``axis`` (``reps`` known, or None)."""
+    if reps is None:
+        return None
+    if (reps < 0).any():
+        raise ValueError(f"repeat: negative repeats {reps.tolist()}")
+    if reps.size == 1:
+        r = int(reps.reshape(-1)[0])
+        return 0 if r == 0 else (None if n is None else n * r)
+    if n is not None and reps.size != n:
+        raise ValueError(f"repeat: {reps.size} repeats for axis {axis} of length {n} "
+                         f"(shape {format_shape(x.type.shape)})")
+    return int(reps.sum())
+
+
+class Repeat(Op):
+    """``np.repeat(x, repeats, axis)`` for an integer scalar or vector ``repeats``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def make_node(self, x, repeats):
+        x, repeats = as_tensor_variable(x), as_tensor_variable(repeats)
+        if not _is_int(repeats) or repeats.ndim > 1:
+            raise TypeError(f"repeat: repeats must be an integer scalar or vector, got "
+                            f"{repeats.type}")
+        length = _repeat_length(x.type.shape[self.axis], static_value(repeats), self.axis, x)
+        out = x.type.shape[:self.axis] + (length,) + x.type.shape[self.axis + 1:]
+        return Apply(self, [x, repeats], [TensorType(x.dtype, out)()])
+
+    def impl(self, xp, x, repeats):
+        return xp.repeat(x, _repeats_arg(repeats), axis=self.axis)
+
+    def vjp(self, node, output_grads):
+        x, repeats = node.inputs
+        return [_grad_for(x, RepeatGrad(self.axis)(output_grads[0], repeats, x)), None]
+
+
+class RepeatGrad(Op):
+    """The gradient of ``repeat``: sums of ``g`` over each repeated group,
+    shaped like ``like``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def make_node(self, g, repeats, like):
+        return Apply(self, [g, repeats, like], [TensorType(g.dtype, like.type.shape)()])
+
+    def impl(self, xp, g, repeats, like):
+        axis = self.axis
+        n = like.shape[axis]
+        if repeats.size == 1:
+            r = int(repeats.reshape(-1)[0])
+            grouped = g.reshape(g.shape[:axis] + (n, r) + g.shape[axis + 1:])
+            return grouped.sum(axis=axis + 1)
+        out = xp.zeros(like.shape, dtype=g.dtype)
+        owner = xp.repeat(xp.arange(n), _repeats_arg(repeats))
+        scatter_add(xp, out, (slice(None),) * axis + (owner,), g)
+        return out
+
+    def vjp(self, node, output_grads):
+        return [Repeat(self.axis)(output_grads[0], node.inputs[1]), None, None]
+
+
+def repeat(x, repeats, axis=None):
+    """``np.repeat``: ``repeats`` an int, a list or a symbolic integer scalar
+    or vector; ``axis=None`` repeats the flattened array."""
+    x = as_tensor_variable(x)
+    if axis is None:
+        x, axis = flatten(x), 0
+    return Repeat(_axis(axis, x.ndim, "repeat"))(x, repeats)
+
+
+# ------------------------------------------------------------ NumPy dispatch
+def _c_order(order, fname):
+    if order not in ("C", "A", "K", None):
+        raise TypeError(f"np.{fname} on symbolic variables supports only order='C', "
+                        f"got {order!r}")
+
+
+def _no_out(fname, out):
+    if out is not None:
+        raise TypeError(f"np.{fname}(..., out=) cannot write into a symbolic variable")
+
+
+@implements(np.reshape)
+def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    _c_order(order, "reshape")
+    return reshape(a, newshape if shape is None else shape)
+
+
+@implements(np.ravel)
+def _np_ravel(a, order="C"):
+    _c_order(order, "ravel")
+    return flatten(a, 1)
+
+
+@implements(np.concatenate)
+def _np_concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    _no_out("concatenate", out)
+    result = concatenate(arrays, axis)
+    return result if dtype is None else cast(result, dtype)
+
+
+@implements(np.stack)
+def _np_stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    _no_out("stack", out)
+    result = stack(arrays, axis)
+    return result if dtype is None else cast(result, dtype)
+
+
+@implements(np.broadcast_to)
+def _np_broadcast_to(array, shape, subok=False):
+    return broadcast_to(array, shape)
+
+
+def _np_full_like(fill_value):
+    def like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+        a = as_tensor_variable(a)
+        if shape is None:
+            return _full_like(a, fill_value, dtype)
+        dtype = a.dtype if dtype is None else dtype
+        return (zeros if fill_value == 0 else ones)(shape, dtype)
+    return like
+
+
+implements(np.zeros_like)(_np_full_like(0))
+implements(np.ones_like)(_np_full_like(1))
+implements(np.transpose)(transpose)
+implements(np.squeeze)(squeeze)
+implements(np.expand_dims)(expand_dims)
+implements(np.repeat)(repeat)
+implements(np.shape)(shape)
+implements(np.swapaxes)(swapaxes)
+implements(np.moveaxis)(moveaxis)
+implements(np.ndim)(lambda a: as_tensor_variable(a).ndim)

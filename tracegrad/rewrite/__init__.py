@@ -1,1 +1,70 @@
-"""(see docs/ARCHITECTURE.md)"""
+"""Graph rewrites: merge, constant folding, canonicalize, stabilize, specialize.
+
+``optimize_outputs(outputs, mode)`` returns new outputs computing the same
+values with a rewritten graph (the user's graph is never edited: it is
+cloned once, then edited in place). ``optimize(fgraph, mode)`` does the same
+for a compiled function's ``FunctionGraph``.
+
+Modes (``tg.config.optimizer`` or ``mode=``): ``'fast_run'`` runs every
+phase, ``'fast_compile'`` only merge and constant folding, ``'None'``
+nothing; a sequence of phase names runs just those. Phases, in order:
+
+- ``merge``: common subexpressions and identical constants become one node
+  (the rewrite graph stays merged from then on, see ``graph``);
+- ``constant_fold`` (``constant_fold``);
+- ``canonicalize`` (``canonicalize``): flat sums and products, cancellation,
+  ``x ** 2 -> sqr``, useless ``SumTo`` and casts;
+- ``stabilize`` (``stabilize``, ``stabilize_nnet``);
+- ``specialize`` (``specialize``).
+
+Ops talk to the rewriter through attributes: ``is_random = True`` (never
+merged nor folded), ``constant_foldable = False`` (never folded).
+Rules are data: see ``engine.register``, ``engine.PatternRule``.
+"""
+from tracegrad.rewrite import engine
+from tracegrad.rewrite import constant_fold, canonicalize, shapes  # noqa: F401
+from tracegrad.rewrite import stabilize  # noqa: F401
+from tracegrad.rewrite import stabilize_nnet, specialize  # noqa: F401
+from tracegrad.rewrite.engine import (MODES, PHASES, PatternRule, Rule,  # noqa: F401
+                                      pattern_rule, phases_for, register)
+from tracegrad.rewrite.graph import RewriteGraph  # noqa: F401
+from tracegrad.trace import clone_graph, clone_replace
+
+__all__ = ["optimize", "optimize_outputs", "register", "pattern_rule", "Rule",
+           "PatternRule", "MODES", "PHASES", "RewriteGraph"]
+
+
+def optimize_outputs(outputs, mode=None, inputs=None, stats=None):
+    """Rewritten outputs computing the same values as ``outputs``.
+
+    ``mode``: ``'fast_run'``, ``'fast_compile'``, ``'None'``, ``None`` (use
+    ``tg.config.optimizer``) or a sequence of phase names. ``inputs``:
+    variables to treat as graph inputs (what computes them is left alone).
+    ``stats``: a dict that receives how often each rule fired and the time
+    of each phase (``'time:<phase>'``, seconds).
+    """
+    outputs = list(outputs)
+    phases = phases_for(mode)
+    if not phases:
+        return outputs
+    owned = [v for v in inputs or () if v.owner is not None]
+    _, cloned, memo = clone_graph(outputs, inputs=owned)
+    graph = engine.build_graph(cloned)
+    engine.optimize_graph(graph, phases, stats)
+    result = graph.outputs
+    if owned:
+        result, _ = clone_replace(result, {memo[v]: v for v in owned})
+    return result
+
+
+def optimize(fgraph, mode=None, stats=None):
+    """Rewrite a compiled function's ``FunctionGraph`` in place."""
+    phases = phases_for(mode)
+    if not phases:
+        return fgraph
+    new_outputs = optimize_outputs(fgraph.outputs, phases, inputs=fgraph.inputs,
+                                   stats=stats)
+    for old, new in zip(list(fgraph.outputs), new_outputs):
+        if old is not new:
+            fgraph.replace(old, new)
+    return fgraph

@@ -252,7 +252,8 @@ def as_tensor_variable(x, name=None, dtype=None):
         raise TypeError(f"cannot turn {type(x).__name__} {x!r} into a tensor: {exc}") from None
     if data.dtype.kind not in "biufc":
         raise TypeError(f"cannot turn {type(x).__name__} of dtype {data.dtype} into a tensor")
-    if data.dtype.name == "float16" or data.dtype.kind in "biufc":
+    if not data.flags.c_contiguous:
+        # (np.ascontiguousarray would also turn a 0-d array into shape (1,))
         data = np.ascontiguousarray(data)
     return TensorConstant(_constant_type(data), data, name)
 
@@ -307,6 +308,12 @@ def resolve_weak(inputs):
     for v in inputs:
         if not getattr(v, "weak", False):
             out.append(v)
+            continue
+        if not isinstance(v, Constant):
+            # A weakly typed placeholder (tg.jit traces Python numbers so):
+            # converted at run time, as NumPy converts a Python number.
+            new_dtype = _weak_target(np.dtype(v.dtype).kind, target)
+            out.append(v if new_dtype == v.dtype else _T().cast(v, new_dtype))
             continue
         new_dtype = _weak_target(v.data.dtype.kind, target)
         value = v.data

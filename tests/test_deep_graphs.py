@@ -1,0 +1,107 @@
+"""A chain of 20,000 ops builds, prints, differentiates and evaluates with a
+small recursion limit: nothing walks the graph recursively."""
+import inspect
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad.evaluate import evaluate
+from tracegrad.trace import toposort
+
+N = 20_000
+
+
+@contextmanager
+def shallow_recursion(extra=300):
+    """Allow only ``extra`` frames beyond the current depth."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + extra)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def build_chain(x, n=N):
+    """n ops alternating sin and an affine map: x_{k+1} = sin(x_k) or 0.999 x_k + 0.01."""
+    v = x
+    for i in range(n // 3):
+        v = T.sin(v)
+        v = v * 0.999
+        v = v + 0.01
+    for _ in range(n - 3 * (n // 3)):
+        v = T.sin(v)
+    return v
+
+
+def numpy_chain(p, n=N):
+    """Value and derivative of the chain by forward-mode accumulation."""
+    v, d = p, np.ones_like(p)
+    for i in range(n // 3):
+        d = d * np.cos(v) * 0.999
+        v = np.sin(v) * 0.999 + 0.01
+    for _ in range(n - 3 * (n // 3)):
+        d = d * np.cos(v)
+        v = np.sin(v)
+    return v, d
+
+
+@pytest.fixture(scope="module")
+def chain():
+    x = T.dvector("x")
+    with shallow_recursion():
+        v = build_chain(x)
+    return x, v
+
+
+def test_chain_has_the_expected_depth(chain):
+    x, v = chain
+    with shallow_recursion():
+        assert len(toposort([v])) == N
+
+
+def test_chain_prints(chain):
+    x, v = chain
+    with shallow_recursion():
+        text = tg.pp(v)
+        assert text.startswith("sin(sin(((sin(") and text.count("sin(") == N // 3 + N % 3
+        assert text.count("(") == text.count(")")
+        tree = tg.printing.debugprint(v, file="str", print_type=False)
+        dot = tg.printing.to_dot(v)
+    edges = sum(len(node.inputs) for node in toposort([v]))
+    lines = tree.splitlines()
+    # One line per edge and the root, plus two per continuation of a deep branch.
+    assert 1 + edges <= len(lines) <= 1 + edges + 2 * (N // 40 + 1)
+    assert max(len(ln) for ln in lines) < 200
+    assert dot.count("->") == edges + 1
+
+
+def test_chain_differentiates_and_evaluates(chain):
+    x, v = chain
+    p = np.array([0.3, -1.2, 2.0])
+    expected_v, expected_d = numpy_chain(p)
+    with shallow_recursion():
+        g = tg.grad(T.sum(v), x)
+        ref_v, ref_g = evaluate([v, g], {x: p})
+        f = tg.function([x], [v, g])
+        got_v, got_g = f(p)
+        text = tg.pp(g)
+    for value, exp in ((ref_v, expected_v), (got_v, expected_v),
+                       (ref_g, expected_d), (got_g, expected_d)):
+        np.testing.assert_allclose(value, exp, rtol=1e-9)
+    assert len(text) < 100 * N  # shared subexpressions are named, not repeated
+
+
+def test_second_derivative_of_a_deep_chain():
+    x = T.dscalar("x")
+    with shallow_recursion():
+        v = build_chain(x, n=3000)
+        gg = tg.grad(tg.grad(v, x), x)
+        value = evaluate([gg], {x: np.array(0.4)})[0]
+    h = 1e-4
+    d = [numpy_chain(np.array(0.4 + s * h), n=3000)[1] for s in (1, -1)]
+    np.testing.assert_allclose(value, (d[0] - d[1]) / (2 * h), rtol=1e-5)

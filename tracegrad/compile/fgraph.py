@@ -1,0 +1,305 @@
+"""``FunctionGraph``: the graph a compiled function owns, and edits in place.
+
+It is the object every compile pass works on (rewrites, fusion, in-place
+planning, scheduling). It holds:
+
+- ``inputs``: the function's explicit inputs (fresh clones of the user's
+  variables), then the shared variables the graph reads;
+- ``outputs``: the user's outputs, then one new value per updated shared
+  variable (``update_targets`` lists those shared variables, in order);
+- ``clients``: ``{variable: [(node, i), ...]}`` — who reads each variable;
+  ``node`` is the string ``"output"`` for ``outputs[i]``;
+- ``apply_nodes`` and ``variables``: everything between inputs and outputs.
+
+Rewrites edit it with ``replace(old, new)`` / ``replace_all`` /
+``change_input``; nodes no longer used are pruned. Objects attached with
+``attach_listener`` hear about every change (``on_import(fgraph, node,
+reason)``, ``on_prune(fgraph, node, reason)``, ``on_change_input(fgraph, node,
+i, old, new, reason)``; each optional).
+
+The user's own graph is never touched: with ``clone=True`` (the default) the
+graph is copied first.
+"""
+from tracegrad.trace import Constant, clone_graph, toposort
+
+
+class MissingInputError(ValueError):
+    """An output depends on a variable that is neither an input, a constant
+    nor a shared variable."""
+
+
+def _is_persistent(var):
+    # Shared variables (and anything else holding its own value) stay the
+    # same objects in the clone: their containers are the state.
+    return getattr(var, "container", None) is not None
+
+
+class FunctionGraph:
+    """A mutable graph from ``inputs`` to ``outputs`` (see the module doc)."""
+
+    def __init__(self, inputs, outputs, update_targets=(), clone=True):
+        inputs = list(inputs)
+        outputs = list(outputs)
+        if clone:
+            to_clone = [v for v in inputs if not _is_persistent(v)]
+            new_inputs, outputs, memo = clone_graph(outputs, to_clone)
+            inputs = [memo.get(v, v) for v in inputs]
+        if len(set(inputs)) != len(inputs):
+            raise ValueError("FunctionGraph: an input is listed twice")
+        self.inputs = inputs
+        self.outputs = outputs
+        self.update_targets = list(update_targets)
+        if len(self.update_targets) > len(outputs):
+            raise ValueError("FunctionGraph: more update targets than outputs")
+        self.clients = {v: [] for v in inputs}
+        self.apply_nodes = set()
+        self.variables = set(inputs)
+        self._listeners = []
+        self._removed = set()
+        self._order = None
+        self._input_set = set(inputs)
+        for i, out in enumerate(outputs):
+            self._import_var(out, reason="init")
+            self.clients[out].append(("output", i))
+
+    # ------------------------------------------------------------ views
+    @property
+    def n_user_outputs(self):
+        """How many of ``outputs`` are the user's (the rest are updates)."""
+        return len(self.outputs) - len(self.update_targets)
+
+    @property
+    def user_outputs(self):
+        return self.outputs[:self.n_user_outputs]
+
+    def update_pairs(self):
+        """``[(shared variable, new value variable), ...]``."""
+        return list(zip(self.update_targets, self.outputs[self.n_user_outputs:]))
+
+    def toposort(self):
+        """The apply nodes in an order that runs each after its inputs.
+
+        Nodes that overwrite an input (``op.destroy_map``) come after every
+        other reader of that input's buffer (and of the views of it).
+        """
+        if self._order is None:
+            order = toposort(self.outputs, blockers=self._input_set)
+            if any(node.op.destroy_map for node in order):
+                order = _order_destroyers(order, self)
+            self._order = order
+        return list(self._order)
+
+    def constants(self):
+        """The constants read by the graph's nodes or used as outputs."""
+        return [v for v in self.variables if isinstance(v, Constant)]
+
+    # ------------------------------------------------------------ listeners
+    def attach_listener(self, listener):
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener):
+        self._listeners.remove(listener)
+
+    def _notify(self, event, *args):
+        for listener in self._listeners:
+            method = getattr(listener, event, None)
+            if method is not None:
+                method(self, *args)
+
+    # ------------------------------------------------------------ edits
+    def _import_var(self, var, reason=None):
+        """Add ``var`` and the nodes computing it (down to known variables)."""
+        if var in self.variables:
+            return
+        stack = [var]
+        new_nodes = []
+        while stack:
+            v = stack.pop()
+            if v in self.variables:
+                continue
+            if v.owner is None:
+                if not isinstance(v, Constant):
+                    raise MissingInputError(
+                        f"the graph needs {v} (of type {v.type}), which is not an input "
+                        f"of the function; inputs are {self.inputs}")
+                self.variables.add(v)
+                self.clients.setdefault(v, [])
+                continue
+            node = v.owner
+            if node in self.apply_nodes:
+                continue
+            self.apply_nodes.add(node)
+            new_nodes.append(node)
+            for out in node.outputs:
+                self.variables.add(out)
+                self.clients.setdefault(out, [])
+            stack.extend(node.inputs)
+        for node in new_nodes:
+            for i, inp in enumerate(node.inputs):
+                self.clients[inp].append((node, i))
+        self._order = None
+        for node in new_nodes:
+            self._notify("on_import", node, reason)
+
+    def change_input(self, node, i, new, reason=None):
+        """Make ``node`` (or ``"output"``) read ``new`` at position ``i``."""
+        if node == "output":
+            old = self.outputs[i]
+        else:
+            old = node.inputs[i]
+        if old is new:
+            return
+        self._check_types(old, new)
+        self._import_var(new, reason)
+        if node == "output":
+            self.outputs[i] = new
+        else:
+            node.inputs[i] = new
+        self.clients[old].remove((node, i))
+        self.clients[new].append((node, i))
+        self._order = None
+        self._notify("on_change_input", node, i, old, new, reason)
+        self._prune(old, reason)
+
+    def replace(self, old, new, reason=None):
+        """Every reader of ``old`` (outputs included) reads ``new`` instead.
+
+        ``new``'s type must equal ``old``'s or be more precise (a static
+        length where ``old`` had none). Nodes left without readers are removed;
+        replacing a variable that was removed that way does nothing.
+        """
+        if old is new:
+            return
+        if old not in self.variables:
+            if old in self._removed:
+                return  # already replaced and pruned: nothing reads it any more
+            raise ValueError(f"replace: {old} is not in this graph")
+        self._check_types(old, new)
+        for node, i in list(self.clients[old]):
+            self.change_input(node, i, new, reason)
+
+    def replace_all(self, pairs, reason=None):
+        """``replace`` for each ``(old, new)`` pair, in order."""
+        for old, new in pairs:
+            self.replace(old, new, reason)
+
+    @staticmethod
+    def _check_types(old, new):
+        if old.type == new.type:
+            return
+        is_super = getattr(old.type, "is_super", None)
+        if is_super is not None and is_super(new.type):
+            return
+        raise TypeError(f"cannot replace {old} of type {old.type} by {new} "
+                        f"of type {new.type}")
+
+    def _prune(self, var, reason):
+        stack = [var]
+        while stack:
+            v = stack.pop()
+            if self.clients.get(v) or v in self._input_set:
+                continue
+            node = v.owner
+            if node is None:
+                if v in self.variables:
+                    self.variables.discard(v)
+                    self._removed.add(v)
+                    del self.clients[v]
+                continue
+            if node not in self.apply_nodes or any(self.clients[o] for o in node.outputs):
+                continue
+            self.apply_nodes.discard(node)
+            for out in node.outputs:
+                self.variables.discard(out)
+                self._removed.add(out)
+                del self.clients[out]
+            for i, inp in enumerate(node.inputs):
+                self.clients[inp].remove((node, i))
+                stack.append(inp)
+            self._order = None
+            self._notify("on_prune", node, reason)
+
+    # ------------------------------------------------------------ checks
+    def check_integrity(self):
+        """Raise ``AssertionError`` when ``clients`` disagree with the graph."""
+        expected = {v: [] for v in self.variables}
+        for node in self.apply_nodes:
+            for i, inp in enumerate(node.inputs):
+                assert inp in self.variables, f"{node} reads {inp}, unknown to the graph"
+                expected[inp].append((node, i))
+            for out in node.outputs:
+                assert out.owner is node and out in self.variables
+        for i, out in enumerate(self.outputs):
+            assert out in self.variables, f"output {i} ({out}) unknown to the graph"
+            expected[out].append(("output", i))
+        for v, clients in expected.items():
+            got = self.clients.get(v, [])
+            assert sorted(map(_client_key, got)) == sorted(map(_client_key, clients)), \
+                f"clients of {v}: {got} != {clients}"
+        reachable = set(toposort(self.outputs, blockers=self._input_set))
+        assert reachable == self.apply_nodes, "apply_nodes differ from the nodes in use"
+
+    def clone(self):
+        """An independent copy (shared variables and constants are kept)."""
+        n_users = [v for v in self.inputs if not _is_persistent(v)]
+        new_inputs, outputs, memo = clone_graph(self.outputs, n_users)
+        inputs = [memo.get(v, v) for v in self.inputs]
+        return FunctionGraph(inputs, outputs, self.update_targets, clone=False)
+
+    def __repr__(self):
+        return (f"FunctionGraph({len(self.inputs)} inputs, {len(self.outputs)} outputs, "
+                f"{len(self.apply_nodes)} nodes)")
+
+
+def _client_key(client):
+    node, i = client
+    return (id(node), i)
+
+
+def _order_destroyers(order, fgraph):
+    """Re-sort ``order`` so each node that overwrites a buffer runs after
+    every other node reading that buffer or a view of it (Kahn's algorithm
+    over the data edges plus those extra edges)."""
+    view_of = {}
+    for node in order:
+        for k, srcs in node.op.view_map.items():
+            for j in srcs:
+                view_of[node.outputs[k]] = _root(node.inputs[j], view_of)
+    readers = {}
+    for node in order:
+        for inp in node.inputs:
+            readers.setdefault(_root(inp, view_of), set()).add(node)
+    before = {node: set() for node in order}
+    for node in order:
+        for inp in node.inputs:
+            if inp.owner is not None and inp.owner in before:
+                before[node].add(inp.owner)
+        for srcs in node.op.destroy_map.values():
+            for j in srcs:
+                for other in readers.get(_root(node.inputs[j], view_of), ()):
+                    if other is not node:
+                        before[node].add(other)
+    position = {node: i for i, node in enumerate(order)}
+    after = {node: [] for node in order}
+    for node, deps in before.items():
+        for dep in deps:
+            after[dep].append(node)
+    pending = {node: len(deps) for node, deps in before.items()}
+    ready = sorted((n for n in order if not pending[n]), key=position.get, reverse=True)
+    result = []
+    while ready:
+        node = ready.pop()
+        result.append(node)
+        for nxt in after[node]:
+            pending[nxt] -= 1
+            if not pending[nxt]:
+                ready.append(nxt)
+                ready.sort(key=position.get, reverse=True)
+    if len(result) != len(order):
+        raise ValueError("the in-place plan has a cycle: a buffer is overwritten "
+                         "before a node that must read it first")
+    return result
+
+
+def _root(var, view_of):
+    return view_of.get(var, var)

@@ -1,0 +1,157 @@
+"""``tg.function``: check the arguments, build and optimize the graph, link.
+
+The steps: normalize inputs / outputs / updates / givens; substitute the
+givens (new nodes, the user's graph is never modified); add the shared
+variables' default updates; judge unused inputs on that graph; then the
+pipeline (``pipeline.py``) clones it into a ``FunctionGraph``, rewrites,
+fuses and plans in-place work, and ``runtime.Function`` links the schedule.
+"""
+import warnings
+from time import perf_counter
+
+from tracegrad.backend import get_backend
+from tracegrad.compile import pipeline
+from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
+from tracegrad.compile.runtime import Function
+from tracegrad.compile.serialize import graph_state, rebuild_graph
+from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
+                                       normalize_updates)
+from tracegrad.trace import ancestors, user_source_location
+
+_UNUSED_MODES = ("raise", "warn", "ignore")
+
+
+class UnusedInputError(ValueError):
+    """An explicit input does not take part in computing the outputs."""
+
+
+def function(inputs, outputs=None, updates=None, givens=None, no_default_updates=False,
+             on_unused_input="raise", allow_input_downcast=None, name=None, device=None,
+             profile=False, mode=None):
+    """Compile a callable computing ``outputs`` from ``inputs``.
+
+    ``inputs``: a list of variables or ``In``; ``outputs``: a variable (the
+    call returns one array), a list (a list), or ``None`` (``[]``);
+    ``updates``: ``(shared, expression)`` pairs or a dict, applied together
+    after each call; ``givens``: pairs or a dict substituting variables;
+    ``no_default_updates``: ``True`` or a list of shared variables whose
+    ``default_update`` is not applied; ``on_unused_input``: ``'raise'``,
+    ``'warn'`` or ``'ignore'``; ``allow_input_downcast``: cast arguments even
+    when precision is lost; ``device``: ``'cpu'`` or ``'cuda'`` (default
+    ``tg.config.device``); ``profile``: collect time per node in ``f.profile``;
+    ``mode``: the optimizer (``'fast_run'``, ``'fast_compile'``, ``'None'``;
+    default ``tg.config.optimizer``).
+    """
+    start = perf_counter()
+    if on_unused_input not in _UNUSED_MODES:
+        raise ValueError(f"on_unused_input must be one of {_UNUSED_MODES}, "
+                         f"got {on_unused_input!r}")
+    mode = pipeline.resolve_mode(mode)
+    backend = get_backend(device)
+    display_name = _display_name(name)
+
+    in_specs = normalize_inputs(inputs)
+    out_specs, single = normalize_outputs(outputs)
+    update_pairs = normalize_updates(updates)
+    given_pairs = normalize_givens(givens)
+    in_vars = [spec.variable for spec in in_specs]
+
+    n_out = len(out_specs)
+    rebuilt = apply_givens([o.variable for o in out_specs] + [v for _, v in update_pairs],
+                           given_pairs)
+    user_outputs = rebuilt[:n_out]
+    update_pairs = list(zip([s for s, _ in update_pairs], rebuilt[n_out:]))
+    update_pairs += default_updates(rebuilt, [s for s, _ in update_pairs],
+                                    no_default_updates, given_pairs, blockers=in_vars)
+    all_outputs = user_outputs + [v for _, v in update_pairs]
+
+    used = ancestors(all_outputs, blockers=in_vars)
+    _check_unused(in_specs, set(used), on_unused_input, display_name)
+    from tracegrad.shared import SharedVariable
+    shared_inputs = [v for v in used if isinstance(v, SharedVariable)]
+
+    fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
+                            [s for s, _ in update_pairs])
+    pipeline.optimize_graph(fgraph, mode, backend.name)
+
+    maker = FunctionMaker(
+        fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
+        [o.borrow for o in out_specs], single, mode=mode, name=name,
+        display_name=display_name, backend=backend, profile=profile,
+        allow_input_downcast=allow_input_downcast)
+    maker.compile_time = perf_counter() - start
+    fn = Function(maker)
+    if fn.profile is not None:
+        fn.profile.compile_time = perf_counter() - start
+    return fn
+
+
+def _display_name(name):
+    if name is not None:
+        return repr(name)
+    where = user_source_location()
+    if where is None:
+        return "<unnamed>"
+    filename = where.filename.rsplit("/", 1)[-1]
+    return f"<unnamed, compiled at {filename}:{where.lineno}>"
+
+
+def _In_on(spec, var):
+    """A copy of ``spec`` about the graph's own input ``var``."""
+    return In(var, name=spec.name, value=spec.value, strict=spec.strict,
+              allow_downcast=spec.allow_downcast)
+
+
+def _check_unused(in_specs, used, on_unused_input, display_name):
+    unused = [(k, spec) for k, spec in enumerate(in_specs) if spec.variable not in used]
+    if not unused or on_unused_input == "ignore":
+        return
+    names = ", ".join(input_label(spec, k) for k, spec in unused)
+    message = (f"tg.function {display_name}: {names} "
+               f"{'is' if len(unused) == 1 else 'are'} not used to compute the outputs "
+               "or updates; pass on_unused_input='ignore' (or 'warn') to allow this")
+    if on_unused_input == "raise":
+        raise UnusedInputError(message)
+    warnings.warn(message, stacklevel=3)
+
+
+class FunctionMaker:
+    """What a compiled function was made from: ``fgraph`` (the optimized
+    ``FunctionGraph``), ``inputs`` (``In`` specs over ``fgraph.inputs``),
+    ``outputs`` (``Out`` specs over ``fgraph``'s user outputs), ``mode``."""
+
+    def __init__(self, fgraph, inputs, borrow, single, mode, name, display_name, backend,
+                 profile=False, allow_input_downcast=None):
+        self.fgraph = fgraph
+        self.inputs = inputs
+        self.outputs = [Out(var, b) for var, b in zip(fgraph.user_outputs, borrow)]
+        self.single = single
+        self.mode = mode
+        self.name = name
+        self.display_name = display_name
+        self.backend = backend
+        self.profile = bool(profile)
+        self.allow_input_downcast = allow_input_downcast
+        self.compile_time = 0.0
+
+    @property
+    def updates(self):
+        """``[(shared variable, new value variable)]`` in the optimized graph."""
+        return self.fgraph.update_pairs()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["fgraph"] = graph_state(self.fgraph)
+        state["inputs"] = [(spec.name, spec.value, spec.strict, spec.allow_downcast)
+                           for spec in self.inputs]
+        state["outputs"] = [o.borrow for o in self.outputs]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.fgraph = rebuild_graph(state["fgraph"])
+        self.inputs = [In(var, name=name, value=value, strict=strict, allow_downcast=allow)
+                       for var, (name, value, strict, allow)
+                       in zip(self.fgraph.inputs, state["inputs"])]
+        self.outputs = [Out(var, b) for var, b in zip(self.fgraph.user_outputs,
+                                                       state["outputs"])]

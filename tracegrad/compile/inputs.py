@@ -1,0 +1,174 @@
+"""``In`` and ``Out``, and binding a call's arguments to the inputs.
+
+``In(x, value=2, name='w')`` gives input ``x`` a default and a keyword name;
+``Out(y, borrow=True)`` lets the call return ``y``'s buffer even when it is
+shared with an input, a constant or a shared variable.
+"""
+from tracegrad.trace import Constant, Variable
+
+
+class In:
+    """An input of a compiled function with an optional default and name.
+
+    ``value``: the default (``None`` = the argument is required); ``name``:
+    the keyword it is passed by (default: the variable's name); ``strict``:
+    refuse values of another dtype instead of casting them;
+    ``allow_downcast``: overrides ``tg.function(allow_input_downcast=...)``
+    for this input.
+    """
+
+    def __init__(self, variable, name=None, value=None, strict=False, allow_downcast=None):
+        if not isinstance(variable, Variable):
+            raise TypeError(f"In() needs a symbolic variable, got {type(variable).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"In(name=...) must be a string, got {name!r}")
+        self.variable = variable
+        self.name = variable.name if name is None else name
+        self.value = value
+        self.strict = strict
+        self.allow_downcast = allow_downcast
+
+    @property
+    def has_default(self):
+        return self.value is not None
+
+    def __repr__(self):
+        default = f", value={self.value!r}" if self.has_default else ""
+        return f"In({self.variable}, name={self.name!r}{default})"
+
+
+class Out:
+    """An output of a compiled function; ``borrow=True`` allows the result
+    to be the very buffer of an input, constant or shared variable."""
+
+    def __init__(self, variable, borrow=False):
+        self.variable = variable
+        self.borrow = bool(borrow)
+
+    def __repr__(self):
+        return f"Out({self.variable}, borrow={self.borrow})"
+
+
+def normalize_inputs(inputs):
+    """A list of ``In`` from ``inputs`` (variables or ``In``), checked."""
+    from tracegrad.shared import SharedVariable
+    if isinstance(inputs, (Variable, In)):
+        raise TypeError("tg.function: inputs must be a list of variables or In(...), "
+                        f"got a single {type(inputs).__name__}; wrap it in a list")
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"tg.function: inputs must be a list, got {type(inputs).__name__}")
+    specs = [item if isinstance(item, In) else In(item) if isinstance(item, Variable)
+             else _bad_input(item) for item in inputs]
+    seen = set()
+    for k, spec in enumerate(specs):
+        var = spec.variable
+        if isinstance(var, SharedVariable):
+            raise TypeError(
+                f"tg.function: shared variable {var} cannot be an explicit input (#{k}); "
+                "its value is used automatically, or substitute it with givens=")
+        if isinstance(var, Constant):
+            raise TypeError(f"tg.function: the constant {var} cannot be an input (#{k})")
+        if var in seen:
+            raise ValueError(f"tg.function: input {var} is listed twice")
+        seen.add(var)
+    first_default = None
+    for k, spec in enumerate(specs):
+        if spec.has_default and first_default is None:
+            first_default = k
+        elif not spec.has_default and first_default is not None:
+            raise TypeError(
+                f"tg.function: input #{k} ({spec.variable}) has no default but follows "
+                f"input #{first_default} ({specs[first_default].variable}), which has one; "
+                "inputs with defaults must come after those without")
+    return specs
+
+
+def _bad_input(item):
+    raise TypeError(f"tg.function: each input must be a variable or In(...), "
+                    f"got {type(item).__name__} {item!r}")
+
+
+def normalize_outputs(outputs):
+    """``(list of Out, single)``: ``single`` when the call returns one array."""
+    from tracegrad.tensor.variable import as_tensor_variable
+    if outputs is None:
+        return [], False
+    single = not isinstance(outputs, (list, tuple))
+    items = [outputs] if single else list(outputs)
+    specs = []
+    for item in items:
+        if not isinstance(item, Out):
+            item = Out(item)
+        if not isinstance(item.variable, Variable):
+            try:
+                item.variable = as_tensor_variable(item.variable)
+            except TypeError:
+                raise TypeError(f"tg.function: an output must be a variable, got "
+                                f"{type(item.variable).__name__} {item.variable!r}") from None
+        specs.append(item)
+    return specs, single
+
+
+def input_label(spec, k):
+    """``input 'x' (#0)`` for messages."""
+    return f"input '{spec.name}' (#{k})" if spec.name else f"input #{k}"
+
+
+def describe_input(spec, k, fname):
+    """``input 'x' (#0) of function 'f'`` for messages."""
+    return f"{input_label(spec, k)} of function {fname}"
+
+
+class Binder:
+    """Maps a call's ``(args, kwargs)`` to one value per input."""
+
+    def __init__(self, specs, defaults, fname):
+        self.n = len(specs)
+        self.defaults = defaults  # per input: converted default or None
+        self.n_required = sum(1 for d in defaults if d is None)
+        self.fname = fname
+        names = {}
+        for k, spec in enumerate(specs):
+            if spec.name:
+                names[spec.name] = k if spec.name not in names else None  # None: ambiguous
+        self.names = names
+
+    def bind(self, args, kwargs):
+        n_args = len(args)
+        if n_args > self.n:
+            raise TypeError(f"function {self.fname} takes at most {self.n} argument"
+                            f"{'s' if self.n != 1 else ''} ({n_args} given)")
+        values = list(args) + [None] * (self.n - n_args)
+        given = [True] * n_args + [False] * (self.n - n_args)
+        for key, value in kwargs.items():
+            k = self.names.get(key, -1)
+            if k == -1:
+                known = ", ".join(repr(n) for n in self.names) or "none"
+                raise TypeError(f"function {self.fname} got an unexpected keyword "
+                                f"argument {key!r}; inputs it takes by name: {known}")
+            if k is None:
+                raise TypeError(f"function {self.fname}: several inputs are named {key!r}; "
+                                "pass them by position")
+            if given[k]:
+                raise TypeError(f"function {self.fname} got multiple values for input "
+                                f"{key!r} (#{k})")
+            values[k] = value
+            given[k] = True
+        missing = []
+        for k in range(self.n):
+            if not given[k]:
+                if self.defaults[k] is None:
+                    missing.append(k)
+                else:
+                    values[k] = self.defaults[k]
+        if missing:
+            names = ", ".join(self._label(k) for k in missing)
+            raise TypeError(f"function {self.fname} is missing {len(missing)} required "
+                            f"input{'s' if len(missing) > 1 else ''}: {names}")
+        return values
+
+    def _label(self, k):
+        for name, j in self.names.items():
+            if j == k:
+                return f"{name!r} (#{k})"
+        return f"#{k}"

@@ -1,0 +1,98 @@
+"""The compile pipeline: clone -> rewrite -> fuse -> plan in-place -> schedule.
+
+Each stage is a plain function over a ``FunctionGraph``. The rewrite, fusion
+and in-place stages belong to other packages and plug in by existing:
+
+- ``tracegrad.rewrite.optimize(fgraph, mode)`` — rewrites (merge, constant
+  folding, canonicalize, stabilize, specialize); ``mode`` is ``'fast_run'``,
+  ``'fast_compile'`` or ``'None'`` (``tg.config.optimizer`` unless the caller
+  of ``tg.function`` gave ``mode=``);
+- ``tracegrad.fuse.fuse(fgraph)`` — elementwise fusion, run in ``'fast_run'``
+  (given ``target='cpu'|'cuda'`` when it takes that keyword);
+- ``tracegrad.rewrite.plan_inplace(fgraph)`` — swap nodes for in-place
+  variants (``op.destroy_map``), run in ``'fast_run'``.
+
+A stage whose function does not exist yet is skipped. Stages edit the graph
+with ``fgraph.replace``; the schedule honours ``destroy_map`` (see
+``FunctionGraph.toposort``) and refuses to overwrite inputs, constants or
+shared buffers, so all-or-nothing updates hold whatever the planner does.
+"""
+import importlib
+import inspect
+
+from tracegrad.compile.fgraph import FunctionGraph
+
+MODES = ("fast_run", "fast_compile", "None")
+
+
+def resolve_mode(mode):
+    """``None`` -> ``tg.config.optimizer``; check the name."""
+    if mode is None:
+        from tracegrad.config import config
+        mode = config.optimizer
+    mode = "None" if mode in (None, "none", "NONE") else str(mode)
+    if mode == "FAST_RUN":
+        mode = "fast_run"
+    if mode == "FAST_COMPILE":
+        mode = "fast_compile"
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def _seam(module, name):
+    """``module.name`` when both exist, else ``None``."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            return None
+        raise
+    return getattr(mod, name, None)
+
+
+def clone(inputs, outputs, update_targets=()):
+    """A ``FunctionGraph`` over a copy of the graph (the user's is untouched)."""
+    return FunctionGraph(inputs, outputs, update_targets, clone=True)
+
+
+def _call(fn, fgraph, **optional):
+    """``fn(fgraph, ...)`` passing only the keywords ``fn`` takes."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    return fn(fgraph, **{k: v for k, v in optional.items() if k in params})
+
+
+def rewrite(fgraph, mode, device=None):
+    """Run the rewrite passes, if the rewrite package provides them."""
+    optimize = _seam("tracegrad.rewrite", "optimize")
+    if optimize is not None:
+        optimize(fgraph, mode)
+    return fgraph
+
+
+def fuse(fgraph, mode, device=None):
+    """Fuse elementwise chains (``'fast_run'`` only), if available; the
+    fusion gets ``target=device`` when it takes that keyword."""
+    fuse_fn = _seam("tracegrad.fuse", "fuse")
+    if fuse_fn is not None and mode == "fast_run":
+        _call(fuse_fn, fgraph, target=device)
+    return fgraph
+
+
+def plan_inplace(fgraph, mode, device=None):
+    """Make nodes overwrite dead buffers (``'fast_run'`` only), if available."""
+    planner = _seam("tracegrad.rewrite", "plan_inplace")
+    if planner is not None and mode == "fast_run":
+        planner(fgraph)
+    return fgraph
+
+
+def optimize_graph(fgraph, mode, device=None):
+    """Every stage between cloning and scheduling, in order. ``device``
+    (``'cpu'``/``'cuda'``) is the device the function will run on."""
+    for stage in (rewrite, fuse, plan_inplace):
+        stage(fgraph, mode, device)
+    return fgraph

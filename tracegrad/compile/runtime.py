@@ -1,0 +1,185 @@
+"""``Function``: the callable a ``tg.function`` call returns.
+
+A call binds its arguments to the inputs, casts them (``casting``), copies
+the schedule's storage template (storage belongs to the call, so threads can
+call one function at once), reads the shared buffers, runs the steps, copies
+what must not alias, and only then writes the updates into the shared
+buffers. If anything raises before that point no shared variable changes.
+Calls with updates hold one lock for the whole call, so concurrent updating
+calls take turns and read-modify-write updates are never lost.
+"""
+import copy
+import threading
+from time import perf_counter
+
+from tracegrad.compile.casting import make_filter
+from tracegrad.compile.inputs import Binder, describe_input
+from tracegrad.compile.profile import ProfileStats
+from tracegrad.compile.schedule import AS_IS, COPY, build_schedule
+
+# Reentrant: an op may itself call a compiled function with updates.
+UPDATE_LOCK = threading.RLock()
+
+
+class Function:
+    """A compiled function; call it with values for its inputs.
+
+    ``f.maker.fgraph`` is the optimized graph; ``f.profile`` the
+    ``ProfileStats`` when compiled with ``profile=True`` (else ``None``).
+    """
+
+    def __init__(self, maker):
+        self.maker = maker
+        self.name = maker.name
+        self._link()
+
+    def _link(self):
+        maker = self.maker
+        fgraph = maker.fgraph
+        backend = maker.backend
+        fname = maker.display_name
+        n_inputs = len(maker.inputs)
+        filters = []
+        defaults = []
+        for k, spec in enumerate(maker.inputs):
+            ttype = fgraph.inputs[k].type
+            what = describe_input(spec, k, fname)
+            allow = maker.allow_input_downcast if spec.allow_downcast is None \
+                else spec.allow_downcast
+            filt = make_filter(ttype, what, allow, backend, spec.strict)
+            filters.append(filt)
+            defaults.append(filt(spec.value) if spec.has_default else None)
+        self._binder = Binder(maker.inputs, defaults, fname)
+        self._n_inputs = n_inputs
+        schedule = build_schedule(fgraph, n_inputs, [o.borrow for o in maker.outputs], backend)
+        self.schedule = schedule
+        self.profile = None
+        if maker.profile:
+            self.profile = ProfileStats(fname, [step.node for step in schedule.steps])
+            self.profile.compile_time = maker.compile_time
+        self._run = make_runner(schedule, filters, maker.single, backend, self.profile)
+
+    def __call__(self, *args, **kwargs):
+        if kwargs or len(args) != self._n_inputs:
+            args = self._binder.bind(args, kwargs)
+        return self._run(args)
+
+    def __reduce__(self):
+        return (Function, (self.maker,))
+
+    def __repr__(self):
+        return f"<tracegrad Function {self.maker.display_name}>"
+
+
+def make_runner(schedule, filters, single, backend, profile=None):
+    """The closure ``run(args) -> results`` of a call (see the module doc)."""
+    tail = schedule.template[schedule.n_inputs:]
+    shared_reads = schedule.shared_reads
+    runs = [step.run for step in schedule.steps]
+    out_plan = schedule.outputs
+    updates = schedule.updates
+    copyto = backend.xp.copyto
+    ndarray = backend.ndarray
+
+    def finish(value, mode):
+        if mode == COPY or not getattr(getattr(value, "flags", None), "writeable", True):
+            return copy_value(value)
+        return value
+
+    def compute(s):
+        for slot, container in shared_reads:
+            s[slot] = container.value
+        if profile is None:
+            for run in runs:
+                run(s)
+        else:
+            _run_profiled(s, runs, profile)
+        results = [s[slot] if mode == AS_IS else finish(s[slot], mode)
+                   for slot, mode in out_plan]
+        if updates:
+            write_updates(s, updates, copyto, ndarray)
+        return results
+
+    if not updates and profile is None and single:
+        return _plain_single_runner(filters, tail, shared_reads, runs, out_plan[0], finish)
+    if updates:
+        unlocked = compute
+
+        def compute(s):
+            with UPDATE_LOCK:
+                return unlocked(s)
+
+    if single:
+        def run(args):
+            s = [f(a) for f, a in zip(filters, args)]
+            s.extend(tail)
+            return compute(s)[0]
+    else:
+        def run(args):
+            s = [f(a) for f, a in zip(filters, args)]
+            s.extend(tail)
+            return compute(s)
+    if profile is not None:
+        run = _timed(run, profile)
+    return run
+
+
+def _plain_single_runner(filters, tail, shared_reads, runs, out, finish):
+    """``make_runner``'s most common case, flattened: no updates, no
+    profile, one output (small functions called in loops)."""
+    out_slot, out_mode = out
+
+    def run(args):
+        s = [f(a) for f, a in zip(filters, args)]
+        s += tail
+        for slot, container in shared_reads:
+            s[slot] = container.value
+        for step in runs:
+            step(s)
+        value = s[out_slot]
+        return value if out_mode == AS_IS else finish(value, out_mode)
+    return run
+
+
+def write_updates(s, plans, copyto, ndarray):
+    """Write each update's value into its shared buffer (or replace the
+    buffer when the shape changed); every value is taken before any write."""
+    values = [copy_value(s[p.slot]) if p.snapshot else s[p.slot] for p in plans]
+    for plan, value in zip(plans, values):
+        container = plan.container
+        buffer = container.value
+        if value is buffer:
+            continue
+        if (type(buffer) is ndarray and type(value) is ndarray
+                and buffer.shape == value.shape
+                and getattr(buffer.flags, "writeable", True)):
+            copyto(buffer, value)
+        else:
+            container.value = value if plan.fresh else copy_value(value)
+
+
+def copy_value(value):
+    """An independent copy of a value (an array, or any other object)."""
+    method = getattr(value, "copy", None)
+    return method() if method is not None else copy.deepcopy(value)
+
+
+def _run_profiled(s, runs, profile):
+    times = [None] * len(runs)
+    try:
+        for k, run in enumerate(runs):
+            t0 = perf_counter()
+            run(s)
+            times[k] = perf_counter() - t0
+    finally:
+        profile.record_nodes(times)
+
+
+def _timed(run, profile):
+    def run_timed(args):
+        start = perf_counter()
+        try:
+            return run(args)
+        finally:
+            profile.record_call(perf_counter() - start)
+    return run_timed

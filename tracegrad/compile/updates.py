@@ -1,0 +1,128 @@
+"""Checking ``updates`` and ``givens``, and collecting default updates.
+
+An update ``(shared, value)`` must keep the shared variable's ndim and
+dtype. A value of another dtype is cast when that loses nothing (an int32
+increment of an int64 state, a Python number that fits); anything else is a
+``TypeError`` naming the shared variable.
+"""
+import numpy as np
+
+from tracegrad.trace import Variable, ancestors, clone_replace
+
+
+def _T():
+    import tracegrad.tensor as T
+    return T
+
+
+def _pairs(value, what):
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, (list, tuple)):
+        pairs = []
+        for item in value:
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                raise TypeError(f"tg.function: each entry of {what} must be a pair "
+                                f"(variable, expression), got {item!r}")
+            pairs.append(tuple(item))
+        return pairs
+    raise TypeError(f"tg.function: {what} must be a list of pairs or a dict, "
+                    f"got {type(value).__name__}")
+
+
+def _coerce(target, value, what):
+    """``value`` as a variable of ``target``'s dtype and ndim, or TypeError."""
+    T = _T()
+    try:
+        value = T.as_tensor_variable(value)
+    except TypeError as exc:
+        raise TypeError(f"{what}: {exc}") from None
+    if value.ndim != target.ndim:
+        raise TypeError(f"{what}: the new value {value} has type {value.type} "
+                        f"(ndim {value.ndim}) but {target} has type {target.type} "
+                        f"(ndim {target.ndim})")
+    if value.dtype != target.dtype:
+        value = _lossless_cast(target, value, what)
+    return value
+
+
+def _lossless_cast(target, value, what):
+    T = _T()
+    if getattr(value, "weak", False):
+        data = np.asarray(value.data)
+        with np.errstate(all="ignore"):
+            converted = data.astype(target.dtype)
+        if np.array_equal(data, converted):
+            return T.constant(converted)
+    elif np.promote_types(value.dtype, target.dtype) == target.dtype:
+        return T.cast(value, target.dtype)
+    raise TypeError(
+        f"{what}: the new value {value} has type {value.type}, which does not fit "
+        f"{target} of type {target.type} without loss of precision; cast it "
+        f"explicitly (e.g. expr.astype('{target.dtype}'))")
+
+
+def normalize_updates(updates):
+    """``[(shared, value variable)]`` from a list of pairs or a dict, checked."""
+    from tracegrad.shared import SharedVariable
+    result = []
+    seen = set()
+    for shared, value in _pairs(updates, "updates"):
+        if not isinstance(shared, SharedVariable):
+            raise TypeError(f"tg.function: updates can only change shared variables; "
+                            f"{shared!r} is a {type(shared).__name__}")
+        if shared in seen:
+            raise ValueError(f"tg.function: shared variable {shared} has two updates")
+        seen.add(shared)
+        result.append((shared, _coerce(shared, value, f"update of shared variable {shared}")))
+    return result
+
+
+def normalize_givens(givens):
+    """``[(old variable, new variable)]`` from a list of pairs or a dict."""
+    result = []
+    seen = set()
+    for old, new in _pairs(givens, "givens"):
+        if not isinstance(old, Variable):
+            raise TypeError(f"tg.function: givens replace variables; got {old!r}")
+        if old in seen:
+            raise ValueError(f"tg.function: {old} is replaced twice in givens")
+        seen.add(old)
+        result.append((old, _coerce(old, new, f"givens entry for {old}")))
+    return result
+
+
+def apply_givens(variables, givens):
+    """``variables`` rebuilt with the ``givens`` substituted (new nodes; the
+    original graph is not modified)."""
+    if not givens:
+        return list(variables)
+    new, _ = clone_replace(list(variables), dict(givens))
+    return new
+
+
+def default_updates(roots, explicit, no_default_updates, givens, blockers=()):
+    """The ``(shared, value)`` pairs of ``shared.default_update`` for shared
+    variables reached from ``roots``, unless an explicit update exists or
+    ``no_default_updates`` is ``True`` or lists them."""
+    from tracegrad.shared import SharedVariable
+    if no_default_updates is True:
+        return []
+    skip = set(no_default_updates or ()) if no_default_updates is not False else set()
+    done = set(explicit) | skip
+    result = []
+    frontier = list(roots)
+    while frontier:
+        found = []
+        for var in ancestors(frontier, blockers):
+            if (isinstance(var, SharedVariable) and var not in done
+                    and getattr(var, "default_update", None) is not None):
+                done.add(var)
+                value = _coerce(var, var.default_update, f"default update of {var}")
+                value, = apply_givens([value], givens)
+                found.append((var, value))
+        result.extend(found)
+        frontier = [value for _, value in found]
+    return result

@@ -1,0 +1,66 @@
+"""Caches of generated code, keyed by ``FusionSpec`` (structure, dtypes and
+constants; never variable names), so equal clusters share one program."""
+import threading
+from collections import OrderedDict
+
+MAX_ENTRIES = 1024
+
+
+class SpecCache:
+    """A thread-safe bounded map from spec to the code built for it (the
+    oldest entry goes first when full)."""
+
+    def __init__(self, build, max_entries=MAX_ENTRIES):
+        self._build = build
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, spec):
+        entry = self._entries.get(spec)
+        if entry is not None:
+            self.hits += 1
+            return entry
+        built = self._build(spec)  # outside the lock: building may be slow
+        with self._lock:
+            entry = self._entries.get(spec)
+            if entry is None:
+                self.misses += 1
+                entry = self._entries[spec] = built
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+            return entry
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+
+def _build_cpu(spec):
+    from tracegrad.fuse.cpu import CpuProgram
+    return CpuProgram(spec)
+
+
+def _build_cuda(spec):
+    from tracegrad.fuse.cuda import render
+    return render(spec)
+
+
+CPU_PROGRAMS = SpecCache(_build_cpu)
+CUDA_SOURCES = SpecCache(_build_cuda)
+
+
+def cpu_program(spec):
+    """The compiled ``CpuProgram`` of ``spec``."""
+    return CPU_PROGRAMS.get(spec)
+
+
+def cuda_source(spec):
+    """The ``KernelSource`` of ``spec``."""
+    return CUDA_SOURCES.get(spec)

@@ -1,0 +1,232 @@
+"""Find fusable clusters: maximal convex sets of elementwise nodes.
+
+A cluster is a set of ``Elemwise`` nodes, connected through producer →
+consumer edges, that can run as one fused kernel:
+
+- every node has the same output ndim and the same static broadcast pattern
+  (which axes are known to have length 1), so the cluster has one iteration
+  space and no node is computed on more elements than the unfused graph
+  would compute it on (inputs of other patterns simply broadcast in);
+- it is *convex*: no path leaves the cluster and re-enters it (``y = exp(x);
+  z = y * sum(y)``: ``exp`` and ``mul`` cannot share a kernel because ``sum``
+  needs all of ``y`` first). Reductions and every other non-elementwise node
+  therefore end a cluster;
+- it has at most ``max_operands`` inputs plus outputs (a kernel's parameter
+  list is finite); a cluster that would grow past the cap stops growing there
+  and the rest forms further clusters.
+
+Intermediate values may also be used outside the cluster (or be graph
+outputs): they become extra outputs of the fused kernel.
+
+The search is greedy in topological order: each node joins the clusters of
+the producers it may legally merge with. Convexity is checked with ancestor
+bitsets (Python ints) over node positions, so the walk is iterative and cheap.
+"""
+from tracegrad.ops.elemwise import Elemwise
+from tracegrad.trace import Constant, toposort
+
+DEFAULT_MAX_OPERANDS = 32
+
+
+class Cluster:
+    """A fusable set of nodes.
+
+    ``nodes``: the members in topological order; ``inputs``: the variables
+    read from outside (first-use order, constants included); ``outputs``: the
+    members' variables needed outside (by other nodes or as graph outputs).
+    """
+
+    __slots__ = ("nodes", "inputs", "outputs")
+
+    def __init__(self, nodes, inputs, outputs):
+        self.nodes = nodes
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def __repr__(self):
+        names = ",".join(n.op.name for n in self.nodes)
+        return f"Cluster({names}; {len(self.inputs)} in, {len(self.outputs)} out)"
+
+
+def is_fusable(node, target="cpu"):
+    """Whether ``node`` may join a cluster for ``target`` (``'cpu'``/``'cuda'``).
+
+    Every elementwise row runs on the CPU program (rows that are not plain
+    ufuncs are called on each block); on CUDA a row needs a ``c`` expression.
+    """
+    op = node.op
+    if not isinstance(op, Elemwise) or len(node.outputs) != 1:
+        return False
+    if target == "cuda":
+        from tracegrad.fuse.cuda import row_supported
+        return row_supported(node)
+    return True
+
+
+def _pattern(var):
+    shape = var.type.shape
+    return len(shape), tuple(s == 1 for s in shape)
+
+
+def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
+                  min_size=2):
+    """The fusable clusters of the graph computing ``outputs``.
+
+    Returns a list of ``Cluster`` in topological order of their last member;
+    clusters of fewer than ``min_size`` nodes are left out (a lone node gains
+    nothing from fusion).
+    """
+    nodes = toposort(outputs)
+    position = {node: k for k, node in enumerate(nodes)}
+    clients = {}
+    for k, node in enumerate(nodes):
+        for inp in node.inputs:
+            clients.setdefault(inp, []).append(k)
+    graph_outputs = set(outputs)
+
+    anc = [0] * len(nodes)  # bitset of every node each node depends on
+    group_of = [None] * len(nodes)
+    for k, node in enumerate(nodes):
+        bits = 0
+        producers = []
+        for inp in node.inputs:
+            p = position.get(inp.owner) if inp.owner is not None else None
+            if p is not None:
+                bits |= anc[p] | (1 << p)
+                producers.append(p)
+        anc[k] = bits
+        if not is_fusable(node, target):
+            continue
+        mine = _Group(k, node, position, clients, graph_outputs)
+        group_of[k] = mine
+        pattern = _pattern(node.outputs[0])
+        for p in producers:
+            other = group_of[p]
+            if other is None or other is mine or _pattern(nodes[p].outputs[0]) != pattern:
+                continue
+            merged = mine.merged_with(other, anc, clients, position)
+            if merged is None or merged.operands() > max_operands:
+                continue
+            for m in merged.members:
+                group_of[m] = merged
+            mine = merged
+
+    clusters = []
+    seen = set()
+    for group in group_of:
+        if group is None or id(group) in seen:
+            continue
+        seen.add(id(group))
+        if len(group.members) >= min_size:
+            clusters.append(group.cluster(nodes, position))
+    clusters.sort(key=lambda c: position[c.nodes[-1]])
+    return clusters
+
+
+class _Group:
+    """A cluster being grown: members (node positions), their bitset, the
+    outside nodes feeding them, and the variables crossing its border."""
+
+    __slots__ = ("members", "mask", "feeders", "inputs", "outputs", "graph_outputs")
+
+    def __init__(self, k, node, position, clients, graph_outputs):
+        self.members = [k]
+        self.mask = 1 << k
+        self.feeders = set()
+        self.inputs = {}
+        for inp in node.inputs:
+            self.inputs[id(inp)] = inp
+            p = position.get(inp.owner) if inp.owner is not None else None
+            if p is not None:
+                self.feeders.add(p)
+        out = node.outputs[0]
+        self.graph_outputs = graph_outputs
+        self.outputs = {id(out): out}
+
+    def merged_with(self, other, anc, clients, position):
+        """The union of two groups, or ``None`` when it would not be convex."""
+        mask = self.mask | other.mask
+        feeders = {p for p in self.feeders | other.feeders if not (mask >> p) & 1}
+        for p in feeders:
+            if anc[p] & mask:
+                return None
+        new = _Group.__new__(_Group)
+        new.members = self.members + other.members
+        new.mask = mask
+        new.feeders = feeders
+        new.graph_outputs = self.graph_outputs
+        new.inputs = {}
+        for key, var in list(self.inputs.items()) + list(other.inputs.items()):
+            p = position.get(var.owner) if var.owner is not None else None
+            if p is None or not (mask >> p) & 1:
+                new.inputs[key] = var
+        new.outputs = {}
+        for key, var in list(self.outputs.items()) + list(other.outputs.items()):
+            if var in self.graph_outputs or any(
+                    not (mask >> c) & 1 for c in clients.get(var, ())):
+                new.outputs[key] = var
+        return new
+
+    def operands(self):
+        n_in = sum(1 for v in self.inputs.values() if not isinstance(v, Constant))
+        return n_in + len(self.outputs)
+
+    def cluster(self, nodes, position):
+        order = sorted(self.members)
+        members = [nodes[m] for m in order]
+        mask = self.mask
+        inputs, seen = [], set()
+        for node in members:
+            for inp in node.inputs:
+                p = position.get(inp.owner) if inp.owner is not None else None
+                if (p is None or not (mask >> p) & 1) and id(inp) not in seen:
+                    seen.add(id(inp))
+                    inputs.append(inp)
+        outputs = [n.outputs[0] for n in members if id(n.outputs[0]) in self.outputs]
+        return Cluster(members, inputs, outputs)
+
+
+def cluster_order(outputs, clusters):
+    """Units (a ``Cluster`` or a lone ``Apply``) in an order where each comes
+    after everything it reads. Convexity makes the cluster graph acyclic."""
+    nodes = toposort(outputs)
+    unit_of = {}
+    for cluster in clusters:
+        for node in cluster.nodes:
+            unit_of[node] = cluster
+    units = []
+    seen = set()
+    for node in nodes:
+        unit = unit_of.get(node, node)
+        if id(unit) not in seen:
+            seen.add(id(unit))
+            units.append(unit)
+    deps = {}
+    dependents = {}
+    for unit in units:
+        members = unit.nodes if isinstance(unit, Cluster) else [unit]
+        inside = set(members)
+        preds = set()
+        for node in members:
+            for inp in node.inputs:
+                owner = inp.owner
+                if owner is None or owner in inside:
+                    continue
+                pred = unit_of.get(owner, owner)
+                if id(pred) not in preds:
+                    preds.add(id(pred))
+                    dependents.setdefault(id(pred), []).append(unit)
+        deps[id(unit)] = len(preds)
+    ready = [u for u in units if deps[id(u)] == 0]
+    ready.reverse()
+    order = []
+    while ready:
+        unit = ready.pop()
+        order.append(unit)
+        for nxt in dependents.get(id(unit), ()):
+            deps[id(nxt)] -= 1
+            if deps[id(nxt)] == 0:
+                ready.append(nxt)
+    if len(order) != len(units):  # pragma: no cover - convexity guarantees this
+        raise AssertionError("fusion produced a cycle between clusters")
+    return order

@@ -1,0 +1,209 @@
+"""CUDA code generation: a fused cluster as one ``cupy.ElementwiseKernel``.
+
+``render(spec)`` gives a ``KernelSource``: typed parameter lists, a
+straight-line body built from each row's ``c`` expression template, the
+helper preamble (``tracegrad.ops.elemwise.PREAMBLE``) and a name derived from
+a hash of the text. For W1 in float32 the body starts::
+
+    const float v0 = (in0 * in0);
+    const float v1 = (-v0);
+    const float v2 = exp(v1);
+    ...
+    out0 = v13;
+
+Conventions:
+
+- names are positions only: ``in<k>`` inputs, ``c<k>`` array constants,
+  ``out<m>`` outputs, ``v<j>`` the value of instruction ``j``. Variable
+  names and user strings never enter the source, so the text (and the kernel
+  cache keyed by it) depends only on structure, dtypes and constants;
+- each instruction computes in one C type: the NumPy promotion of its
+  argument dtypes, widened to the output dtype when that holds it (``int32 /
+  int32`` computes in ``double``, ``float32 < float64`` in ``double``);
+  arguments of another type are cast explicitly;
+- ``float16`` values are held and computed in ``float`` (rounded to half
+  precision only where stored, or by an explicit cast);
+- finite real 0-d constants are written as typed literals
+  (``((float)0.5)``); other constants become ``c<k>`` input parameters.
+
+``launch(spec, arrays, cupy)`` builds (once per spec) and calls
+``cupy.ElementwiseKernel(in_params, out_params, body, name, preamble=...)``.
+"""
+import hashlib
+
+import numpy as np
+
+from tracegrad.fuse import cache
+from tracegrad.ops.elemwise import PREAMBLE
+
+C_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32": "int",
+           "int64": "long long", "uint8": "unsigned char", "uint16": "unsigned short",
+           "uint32": "unsigned int", "uint64": "unsigned long long",
+           "float16": "float16", "float32": "float", "float64": "double",
+           "complex64": "complex<float>", "complex128": "complex<double>"}
+
+
+def compute_ctype(dtype):
+    """The C type a value of ``dtype`` is held in inside the kernel body."""
+    return "float" if dtype == "float16" else C_TYPES[dtype]
+
+
+def row_supported(node):
+    """Whether an elementwise node can be part of a CUDA kernel."""
+    row = node.op.scalar_op
+    if row.c is None:
+        return False
+    dtypes = [v.type.dtype for v in node.inputs] + [node.outputs[0].type.dtype]
+    return all(d in C_TYPES for d in dtypes)
+
+
+class KernelSource:
+    """Everything ``cupy.ElementwiseKernel`` needs, plus the constants that
+    are passed as extra inputs (after the fused op's own inputs)."""
+
+    __slots__ = ("name", "in_params", "out_params", "body", "preamble",
+                 "param_constants")
+
+    def __init__(self, name, in_params, out_params, body, preamble, param_constants):
+        self.name = name
+        self.in_params = in_params
+        self.out_params = out_params
+        self.body = body
+        self.preamble = preamble
+        self.param_constants = param_constants
+
+    def text(self):
+        """All generated text (for golden tests and the cache key)."""
+        return (f"// {self.name}\n// in: {self.in_params}\n// out: {self.out_params}\n"
+                f"{self.body}")
+
+    def __repr__(self):
+        return f"KernelSource({self.name})"
+
+
+def literal(value, dtype):
+    """A C literal of a scalar, or ``None`` when it has none (inf, nan,
+    complex)."""
+    ctype = compute_ctype(dtype)
+    kind = np.dtype(dtype).kind
+    if kind == "b":
+        return "true" if bool(value) else "false"
+    if kind in "iu":
+        v = int(value)
+        if dtype == "int64" and v == -2 ** 63:
+            return "((long long)(-9223372036854775807LL - 1))"
+        suffix = "ULL" if kind == "u" else "LL"
+        return f"(({ctype}){v}{suffix})"
+    if kind == "f":
+        v = float(value)
+        if not np.isfinite(v):
+            return None
+        return f"(({ctype}){v!r})"
+    return None
+
+
+def _dtype_of(ref, spec, const_dtypes):
+    kind, k = ref
+    if kind == "i":
+        return spec.in_types[k][0]
+    if kind == "c":
+        return const_dtypes[k]
+    return spec.instrs[k].dtype
+
+
+def instruction_type(arg_dtypes, out_dtype):
+    """The dtype an instruction computes in (see the module docstring)."""
+    ct = np.result_type(*[np.dtype(d) for d in arg_dtypes]).name
+    if out_dtype != "bool" and np.can_cast(ct, out_dtype, casting="safe"):
+        ct = out_dtype
+    return ct
+
+
+def render(spec):
+    """The ``KernelSource`` of ``spec``, or ``None`` when a row has no ``c``."""
+    if any(instr.row.c is None for instr in spec.instrs):
+        return None
+    dtypes = [d for d, _ in spec.in_types] + list(spec.out_dtypes)
+    if any(d not in C_TYPES for d in dtypes):
+        return None
+    const_dtypes = [c.dtype.name for c in spec.constants]
+    names = {}
+    in_params = [f"{dt} in{k}" for k, (dt, _) in enumerate(spec.in_types)]
+    param_constants = []
+    for k, c in enumerate(spec.constants):
+        text = literal(c.item(), c.dtype.name) if c.ndim == 0 else None
+        if text is None:
+            in_params.append(f"{c.dtype.name} c{k}")
+            param_constants.append(c)
+            names[("c", k)] = f"c{k}"
+        else:
+            names[("c", k)] = text
+    for k in range(len(spec.in_types)):
+        names[("i", k)] = f"in{k}"
+    lines = []
+    for j, instr in enumerate(spec.instrs):
+        arg_dtypes = [_dtype_of(r, spec, const_dtypes) for r in instr.args]
+        ct = compute_ctype(instruction_type(arg_dtypes, instr.dtype))
+        args = []
+        for ref, dt in zip(instr.args, arg_dtypes):
+            text = names[ref]
+            held = compute_ctype(dt)
+            if dt == "float16" and ref[0] != "t":
+                held = "float16"  # parameters keep CuPy's float16 type
+            args.append(text if held == ct else f"(({ct}){text})")
+        expr = instr.row.c.format(*args)
+        lines.append(f"const {compute_ctype(instr.dtype)} v{j} = {expr};")
+        names[("t", j)] = f"v{j}"
+    for m, j in enumerate(spec.outputs):
+        lines.append(f"out{m} = v{j};")
+    out_params = [f"{dt} out{m}" for m, dt in enumerate(spec.out_dtypes)]
+    body = "\n".join(lines)
+    in_text, out_text = ", ".join(in_params), ", ".join(out_params)
+    digest = hashlib.sha1(f"{in_text}|{out_text}|{body}".encode()).hexdigest()[:16]
+    return KernelSource(f"tg_fused_{digest}", in_text, out_text, body, PREAMBLE,
+                        tuple(param_constants))
+
+
+# ------------------------------------------------------------------ launch
+_KERNELS = {}
+
+
+def launch(spec, arrays, xp, outs=None, sources=None):
+    """Run ``spec`` on arrays of ``xp`` (CuPy) with one generated kernel.
+
+    Falls back to running the rows one by one (``spec.reference``) when the
+    cluster cannot be rendered or an output is smaller than the iteration
+    space. Returns the list of outputs (written into ``outs`` when given).
+    """
+    src = cache.cuda_source(spec)
+    arrays = [xp.asarray(a, dtype=dt) for a, (dt, _) in zip(arrays, spec.in_types)]
+    if src is None or not _outputs_fill_space(spec, arrays):
+        results = spec.reference(xp, arrays, sources)
+        if outs is None:
+            return results
+        for o, r in zip(outs, results):
+            o[...] = r
+        return list(outs)
+    entry = _KERNELS.get(spec)
+    if entry is None:
+        kernel = xp.ElementwiseKernel(src.in_params, src.out_params, src.body,
+                                      src.name, preamble=src.preamble)
+        consts = [xp.asarray(c) for c in src.param_constants]
+        entry = _KERNELS[spec] = (kernel, consts)
+    kernel, consts = entry
+    if outs is not None:
+        kernel(*arrays, *consts, *outs)
+        return list(outs)
+    results = kernel(*arrays, *consts)
+    return list(results) if isinstance(results, tuple) else [results]
+
+
+def _outputs_fill_space(spec, arrays):
+    from tracegrad.fuse.cpu import broadcast_shapes
+    const_shapes = [c.shape for c in spec.constants if c.ndim]
+    shape = broadcast_shapes([a.shape for a in arrays] + const_shapes)
+    for deps in spec.output_deps:
+        if deps is not None and broadcast_shapes(
+                [arrays[k].shape for k in deps[0]] + deps[1]) != shape:
+            return False
+    return True

@@ -1,0 +1,207 @@
+"""``FusionSpec``: the canonical, name-free description of a fused cluster.
+
+A spec lists, in topological order, the instructions of a cluster: each is a
+table row (``ScalarOp``), its arguments and its output dtype. Arguments are
+references ``('i', k)`` (the k-th input of the fused op), ``('c', k)`` (the
+k-th constant, baked into the op) or ``('t', j)`` (the result of instruction
+``j``). Variable names never enter a spec, so two clusters with the same
+structure, dtypes and constants have equal specs: that is the key of every
+code cache (CPU programs and CUDA kernels alike).
+
+The spec is also the reference semantics of the fused op: ``reference`` runs
+the rows one by one exactly as the unfused graph would, and ``build`` rebuilds
+the unfused graph over new inputs (used for gradients and to unfuse).
+"""
+import numpy as np
+
+from tracegrad.ops.elemwise import Elemwise, broadcast_static
+from tracegrad.trace import Constant
+
+
+class Instr:
+    """One elementwise step: ``row(*args) -> dtype``."""
+
+    __slots__ = ("row", "args", "dtype")
+
+    def __init__(self, row, args, dtype):
+        self.row = row
+        self.args = tuple(args)
+        self.dtype = dtype
+
+    def key(self):
+        return (self.row, self.args, self.dtype)
+
+    def __repr__(self):
+        args = ", ".join(f"{kind}{k}" for kind, k in self.args)
+        return f"{self.dtype} {self.row.name}({args})"
+
+
+class FusionSpec:
+    """Structure of a fused cluster (hashable; equal for equal structure).
+
+    ``in_types``: ``(dtype, ndim)`` per input; ``constants``: arrays;
+    ``instrs``: ``Instr`` list; ``outputs``: instruction index per output.
+    """
+
+    def __init__(self, in_types, constants, instrs, outputs):
+        self.in_types = tuple(in_types)
+        self.constants = tuple(np.asarray(c) for c in constants)
+        self.instrs = tuple(instrs)
+        self.outputs = tuple(outputs)
+        self._key = (self.in_types,
+                     tuple((c.dtype.name, c.shape, c.tobytes()) for c in self.constants),
+                     tuple(i.key() for i in self.instrs), self.outputs)
+        self._hash = hash(self._key)
+        self.out_dtypes = tuple(self.instrs[j].dtype for j in self.outputs)
+        self.ndim = max([nd for _, nd in self.in_types] +
+                        [c.ndim for c in self.constants] + [0])
+        self.output_deps = self._output_dependencies()
+
+    @property
+    def key(self):
+        return self._key
+
+    def __eq__(self, other):
+        return isinstance(other, FusionSpec) and self._key == other._key
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return "FusionSpec(" + "; ".join(map(repr, self.instrs)) + \
+            f" -> {list(self.outputs)})"
+
+    def __reduce__(self):
+        return (FusionSpec, (self.in_types, self.constants, self.instrs, self.outputs))
+
+    @property
+    def name(self):
+        """A short label made of the row names (``Fused{mul,exp,add}``)."""
+        names = ",".join(i.row.name for i in self.instrs)
+        if len(names) > 60:
+            names = names[:57] + "..."
+        return f"Fused{{{names}}}"
+
+    def _output_dependencies(self):
+        """Per output: ``None`` when it reads every input and every constant
+        of ndim > 0 (its shape is then the iteration shape), else
+        ``(input indices, constant shapes)`` it reads."""
+        deps = []
+        for instr in self.instrs:
+            d = set()
+            for kind, k in instr.args:
+                if kind == "t":
+                    d |= deps[k]
+                elif kind == "i" or self.constants[k].ndim:
+                    d.add((kind, k))
+            deps.append(d)
+        everything = {("i", k) for k in range(len(self.in_types))} | \
+            {("c", k) for k, c in enumerate(self.constants) if c.ndim}
+        out = []
+        for j in self.outputs:
+            if deps[j] == everything:
+                out.append(None)
+            else:
+                out.append((tuple(sorted(k for kind, k in deps[j] if kind == "i")),
+                            [self.constants[k].shape for kind, k in sorted(deps[j])
+                             if kind == "c"]))
+        return tuple(out)
+
+    # ------------------------------------------------------------ semantics
+    def output_shapes(self, in_shapes):
+        """Static output shapes for static input shapes (``None`` = unknown)."""
+        shapes = []
+        for instr in self.instrs:
+            arg_shapes = []
+            for kind, k in instr.args:
+                if kind == "i":
+                    arg_shapes.append(in_shapes[k])
+                elif kind == "c":
+                    arg_shapes.append(self.constants[k].shape)
+                else:
+                    arg_shapes.append(shapes[k])
+            shapes.append(broadcast_static(arg_shapes, instr.row.name))
+        return [shapes[j] for j in self.outputs]
+
+    def reference(self, xp, arrays, sources=None):
+        """Run the rows one at a time, exactly like the unfused graph.
+
+        ``sources`` (one ``SourceLocation`` per instruction) lets an error
+        name the user line that built the failing elementwise node.
+        """
+        from tracegrad.evaluate import reraise_with_context
+        values = []
+        for j, instr in enumerate(self.instrs):
+            args = [arrays[k] if kind == "i" else
+                    self.constants[k] if kind == "c" else values[k]
+                    for kind, k in instr.args]
+            try:
+                result = instr.row.impl(xp, *args)
+            except Exception as exc:
+                reraise_with_context(_FakeNode(instr, sources, j), args, exc)
+            if not isinstance(result, xp.ndarray):
+                result = xp.asarray(result)
+            if result.dtype.name != instr.dtype:
+                result = result.astype(instr.dtype)
+            values.append(result)
+        return [values[j] for j in self.outputs]
+
+    def build(self, inputs):
+        """The unfused graph over ``inputs``: a list of output variables."""
+        from tracegrad.tensor.variable import TensorConstant
+        consts = [TensorConstant(_const_type(c), c) for c in self.constants]
+        values = []
+        for instr in self.instrs:
+            args = [inputs[k] if kind == "i" else consts[k] if kind == "c" else values[k]
+                    for kind, k in instr.args]
+            values.append(Elemwise(instr.row).make_node(*args).outputs[0])
+        return [values[j] for j in self.outputs]
+
+
+def _const_type(array):
+    from tracegrad.tensor.type import TensorType
+    return TensorType(array.dtype, array.shape)
+
+
+class _FakeNode:
+    """Just enough of an ``Apply`` for ``reraise_with_context``."""
+
+    def __init__(self, instr, sources, j):
+        self.op = Elemwise(instr.row)
+        self.source = sources[j] if sources is not None else None
+
+
+def spec_from_cluster(cluster):
+    """``(spec, input_variables, sources)`` for a ``Cluster``.
+
+    Inputs are numbered in order of first use and constants are baked in,
+    so the spec depends only on structure, dtypes and constant values.
+    """
+    refs = {}
+    inputs = []
+    constants = []
+    instrs = []
+    sources = []
+    for j, node in enumerate(cluster.nodes):
+        args = []
+        for var in node.inputs:
+            ref = refs.get(var)
+            if ref is None:
+                if isinstance(var, Constant) and not _is_shared(var):
+                    ref = ("c", len(constants))
+                    constants.append(np.asarray(var.data, dtype=var.type.dtype))
+                else:
+                    ref = ("i", len(inputs))
+                    inputs.append(var)
+                refs[var] = ref
+            args.append(ref)
+        instrs.append(Instr(node.op.scalar_op, args, node.outputs[0].type.dtype))
+        refs[node.outputs[0]] = ("t", j)
+        sources.append(node.source)
+    outputs = [refs[v][1] for v in cluster.outputs]
+    in_types = [(v.type.dtype, v.type.ndim) for v in inputs]
+    return FusionSpec(in_types, constants, instrs, outputs), inputs, tuple(sources)
+
+
+def _is_shared(var):
+    return hasattr(var, "container")

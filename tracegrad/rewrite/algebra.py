@@ -1,0 +1,361 @@
+"""Sums and products as flat lists, and the facts rules need about values.
+
+- ``collect_terms(var)``: a tree of ``add``/``sub``/``neg`` as signed terms
+  plus the scalar constants among them; ``collect_factors(var)``: a tree of
+  ``mul``/``true_div``/``neg`` as numerator and denominator factors, a sign
+  and scalar constants. Both walk iteratively, only through nodes of the
+  root's dtype (so rebuilding never changes promotion), at most ``LIMIT``
+  nodes deep.
+- ``shape_root(var, memo)``: a token equal for variables whose run-time
+  shapes are provably equal (unary elementwise ops, elementwise ops whose
+  non-scalar inputs share a shape, ``SumTo`` giving its target's shape...).
+- ``is_positive(var)`` / ``is_nonzero(var)``: true when the value is
+  positive (nonzero) for every finite input, in exact arithmetic — the
+  condition for cancelling ``x / x``.
+"""
+import numpy as np
+
+from tracegrad.rewrite.pattern import const_value, is_scalar_like, op_key
+from tracegrad.trace import Constant
+
+LIMIT = 64
+
+SUM_KEYS = frozenset({"add", "sub", "neg"})
+PRODUCT_KEYS = frozenset({"mul", "true_div", "neg"})
+# Op keys whose outputs are positive for finite inputs (ops add theirs).
+POSITIVE_KEYS = {"exp", "exp2", "sigmoid", "softplus", "cosh"}
+POSITIVE_IF_INPUTS = frozenset({"add", "mul", "true_div"})
+# Op classes whose output entries are entries of input 0 (indexing, views).
+SELECTIONS = set()
+
+
+def T():
+    import tracegrad.tensor as T
+    return T
+
+
+def key_of(var):
+    node = var.owner
+    return None if node is None else op_key(node.op)
+
+
+# ------------------------------------------------------------ shape facts
+SHAPE_SOURCES = {}  # op class -> fn(node) -> input with the output's shape
+
+
+def register_shape_source(op_class, fn):
+    """Declare that outputs of ``op_class`` have the shape of ``fn(node)``."""
+    SHAPE_SOURCES[op_class] = fn
+
+
+def shape_memo(ctx):
+    """The shape-root memo of one optimisation (kept in ``ctx.memo``)."""
+    return ctx.memo.setdefault("shape", {})
+
+
+def _leaf_token(var):
+    shape = var.type.shape
+    if None not in shape:
+        return ("static", shape)
+    return var
+
+
+def _shape_deps(var):
+    node = var.owner
+    if node is None:
+        return None
+    if getattr(node.op, "scalar_op", None) is not None:
+        ndim = var.type.ndim
+        big = [i for i in node.inputs if not is_scalar_like(i, ndim)]
+        if big and all(i.type.ndim == ndim for i in big):
+            return big
+        return None
+    fn = SHAPE_SOURCES.get(type(node.op))
+    if fn is not None:
+        src = fn(node)
+        if src is not None and src.type.ndim == var.type.ndim:
+            return [src]
+    return None
+
+
+def shape_root(var, memo):
+    """A token shared by variables provably of the same run-time shape."""
+    hit = memo.get(var)
+    if hit is not None:
+        return hit
+    stack = [var]
+    while stack:
+        v = stack[-1]
+        if v in memo:
+            stack.pop()
+            continue
+        deps = _shape_deps(v)
+        if deps is None:
+            memo[v] = _leaf_token(v)
+            stack.pop()
+            continue
+        missing = [d for d in deps if d not in memo]
+        if missing:
+            stack.extend(missing)
+            continue
+        roots = {memo[d] for d in deps}
+        memo[v] = roots.pop() if len(roots) == 1 else _leaf_token(v)
+        stack.pop()
+    return memo[var]
+
+
+def same_shape(a, b, memo):
+    """True when ``a`` and ``b`` provably have the same run-time shape."""
+    if a is b:
+        return True
+    if a.type.ndim != b.type.ndim:
+        return False
+    return shape_root(a, memo) == shape_root(b, memo)
+
+
+def covered(removed, remaining, ndim, memo):
+    """True when dropping ``removed`` from an elementwise combination of
+    ``remaining`` (result of ``ndim`` axes) cannot change the result shape."""
+    if is_scalar_like(removed, ndim):
+        return any(r.type.ndim >= removed.type.ndim for r in remaining) \
+            or removed.type.ndim == 0
+    return any(same_shape(r, removed, memo) for r in remaining)
+
+
+# ------------------------------------------------------------ value facts
+def is_positive(var):
+    """``var`` > 0 for every finite input (exact arithmetic)."""
+    stack = [var]
+    seen = 0
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > 16:
+            return False
+        if isinstance(v, Constant):
+            data = np.asarray(v.data)
+            if data.dtype.kind not in "iuf" or data.size == 0 \
+                    or not bool(np.all(data > 0)) or not bool(np.all(np.isfinite(data))):
+                return False
+            continue
+        key = key_of(v)
+        if key in POSITIVE_KEYS:
+            continue
+        if key in POSITIVE_IF_INPUTS:
+            stack.extend(v.owner.inputs)
+            continue
+        if key in SELECTIONS:
+            stack.append(v.owner.inputs[0])
+            continue
+        return False
+    return True
+
+
+def is_nonzero(var):
+    """``var`` != 0 for every finite input (exact arithmetic)."""
+    if isinstance(var, Constant):
+        data = np.asarray(var.data)
+        return data.size > 0 and bool(np.all(data != 0)) and bool(np.all(np.isfinite(data)))
+    if key_of(var) == "neg":
+        var = var.owner.inputs[0]
+    return is_positive(var)
+
+
+# ------------------------------------------------------------ sums
+class Sum:
+    """``sum(sign * var for sign, var in terms) + sum(consts)``."""
+
+    __slots__ = ("root", "terms", "consts", "nops")
+
+    def __init__(self, root, terms, consts, nops):
+        self.root = root
+        self.terms = terms      # [(sign, var)]
+        self.consts = consts    # [(sign, scalar-like Constant)]
+        self.nops = nops        # add/sub/neg nodes walked
+
+    def const_total(self):
+        """The constants summed in the root's dtype (a 0-d array) or None."""
+        if not self.consts:
+            return None
+        dtype = self.root.type.dtype
+        total = np.zeros((), dtype=dtype)
+        for sign, c in self.consts:
+            value = np.asarray(c.data).reshape(())
+            total = total + value.astype(dtype) if sign > 0 else total - value.astype(dtype)
+        return np.asarray(total, dtype=dtype)
+
+
+def _transparent_sum_to(v, dtype, memo):
+    """The summand of ``v = SumTo(g, like)`` when it provably sums nothing."""
+    from tracegrad.ops.elemwise import SumTo
+    node = v.owner
+    if memo is None or node is None or not isinstance(node.op, SumTo) \
+            or v.type.dtype != dtype:
+        return None
+    g, like = node.inputs
+    return g if same_shape(g, like, memo) else None
+
+
+def _shared(v, n_clients, key):
+    # ``neg`` is looked through even when shared: that duplicates nothing.
+    return n_clients is not None and key != "neg" and n_clients(v) != 1
+
+
+def collect_terms(root, memo=None, n_clients=None, limit=LIMIT):
+    """``root`` (an add/sub/neg tree) as a ``Sum``. With ``memo``, ``SumTo``
+    nodes that provably sum nothing are looked through; with ``n_clients``
+    (variable -> number of readers), variables read elsewhere too are
+    terms, not expanded (their identity is what cancellation looks for)."""
+    dtype = root.type.dtype
+    ndim = root.type.ndim
+    terms, consts = [], []
+    nops = 0
+    stack = [(root, 1)]
+    while stack:
+        v, sign = stack.pop()
+        key = key_of(v)
+        if nops and _shared(v, n_clients, key):
+            key = None
+        if key in SUM_KEYS and v.type.dtype == dtype and nops < limit:
+            nops += 1
+            inputs = v.owner.inputs
+            if key == "add":
+                stack.append((inputs[1], sign))
+                stack.append((inputs[0], sign))
+            elif key == "sub":
+                stack.append((inputs[1], -sign))
+                stack.append((inputs[0], sign))
+            else:
+                stack.append((inputs[0], -sign))
+            continue
+        inner = _transparent_sum_to(v, dtype, memo) if key is not None and nops else None
+        if inner is not None:
+            nops += 1
+            stack.append((inner, sign))
+        elif isinstance(v, Constant) and const_value(v) is not None \
+                and is_scalar_like(v, ndim):
+            consts.append((sign, v))
+        else:
+            terms.append((sign, v))
+    return Sum(root, terms, consts, nops)
+
+
+def make_constant(value, dtype, ndim=0):
+    """A strong constant of ``dtype`` with ``ndim`` length-1 axes."""
+    data = np.asarray(value, dtype=dtype).reshape((1,) * ndim)
+    return T().constant(data)
+
+
+def build_sum(pos, neg, dtype):
+    """``pos[0] + pos[1] ... - neg[0] - ...`` (``-(neg...)`` without ``pos``)."""
+    T_ = T()
+    if pos:
+        acc = pos[0]
+        for v in pos[1:]:
+            acc = T_.add(acc, v)
+        for v in neg:
+            acc = T_.sub(acc, v)
+        return acc
+    acc = neg[0]
+    for v in neg[1:]:
+        acc = T_.add(acc, v)
+    return T_.neg(acc)
+
+
+def sum_ops(n_pos, n_neg):
+    """Nodes ``build_sum`` makes."""
+    n = n_pos + n_neg
+    return max(n - 1, 0) + (1 if n_pos == 0 and n_neg else 0)
+
+
+# ------------------------------------------------------------ products
+class Product:
+    """``sign * prod(num) * prod(cnum) / (prod(den) * prod(cden))``."""
+
+    __slots__ = ("root", "num", "den", "cnum", "cden", "sign", "nops")
+
+    def __init__(self, root, num, den, cnum, cden, sign, nops):
+        self.root = root
+        self.num = num
+        self.den = den
+        self.cnum = cnum
+        self.cden = cden
+        self.sign = sign
+        self.nops = nops
+
+
+def collect_factors(root, memo=None, n_clients=None, limit=LIMIT):
+    """``root`` (a mul/true_div/neg tree) as a ``Product`` (``memo`` and
+    ``n_clients`` as for ``collect_terms``)."""
+    dtype = root.type.dtype
+    ndim = root.type.ndim
+    num, den, cnum, cden = [], [], [], []
+    sign = 1
+    nops = 0
+    stack = [(root, 1)]
+    while stack:
+        v, power = stack.pop()
+        key = key_of(v)
+        if nops and _shared(v, n_clients, key):
+            key = None
+        if key in PRODUCT_KEYS and v.type.dtype == dtype and nops < limit:
+            nops += 1
+            inputs = v.owner.inputs
+            if key == "mul":
+                stack.append((inputs[1], power))
+                stack.append((inputs[0], power))
+            elif key == "true_div":
+                stack.append((inputs[1], -power))
+                stack.append((inputs[0], power))
+            else:
+                sign = -sign
+                stack.append((inputs[0], power))
+            continue
+        inner = _transparent_sum_to(v, dtype, memo) if key is not None and nops else None
+        if inner is not None:
+            nops += 1
+            stack.append((inner, power))
+        elif isinstance(v, Constant) and const_value(v) is not None \
+                and is_scalar_like(v, ndim):
+            (cnum if power > 0 else cden).append(v)
+        else:
+            (num if power > 0 else den).append(v)
+    return Product(root, num, den, cnum, cden, sign, nops)
+
+
+def const_product(consts, dtype):
+    """The product of scalar constants in ``dtype`` (0-d array) and the
+    number of axes the result needs (their largest ndim)."""
+    total = np.ones((), dtype=dtype)
+    ndim = 0
+    for c in consts:
+        total = total * np.asarray(c.data).reshape(()).astype(dtype)
+        ndim = max(ndim, c.type.ndim)
+    return np.asarray(total, dtype=dtype), ndim
+
+
+def build_product(num, den, sign, dtype):
+    """``sign * num[0] * ... / (den[0] * ...)`` (``1 / ...`` without ``num``)."""
+    T_ = T()
+    if num:
+        acc = num[0]
+        for v in num[1:]:
+            acc = T_.mul(acc, v)
+    else:
+        acc = None
+    if den:
+        d = den[0]
+        for v in den[1:]:
+            d = T_.mul(d, v)
+        acc = T_.true_div(make_constant(1, dtype) if acc is None else acc, d)
+    if acc is None:
+        acc = make_constant(1, dtype)
+    return T_.neg(acc) if sign < 0 else acc
+
+
+def product_ops(n_num, n_den, sign):
+    """Nodes ``build_product`` makes."""
+    ops = max(n_num - 1, 0)
+    if n_den:
+        ops += n_den  # n_den - 1 muls and one division
+    return ops + (1 if sign < 0 else 0)

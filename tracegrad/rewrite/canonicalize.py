@@ -1,0 +1,313 @@
+"""Canonical algebra: flat sums and products, cancellation, useless ops.
+
+- Sums (``add``/``sub``/``neg`` trees) are flattened into signed terms:
+  ``x - x`` cancels, ``neg(neg(x))`` is ``x``, constants are added up
+  (``(x + 1) + 2 -> x + 3``), ``+ 0`` disappears.
+- Products (``mul``/``true_div``/``neg`` trees) are flattened into factors:
+  ``x / x`` cancels only where ``x`` is provably nonzero (``exp``,
+  ``sigmoid``, positive constants...), constants are multiplied out, ``* 1``
+  disappears. A product of a sum with factors that cancel a denominator of
+  one of its terms is distributed (``(a / p + b) * p -> a + b * p``): that is
+  how the gradients of ``log(sigmoid(x))`` lose their ``1 / sigmoid(x)``.
+- ``x ** 2 -> sqr(x)``, ``x ** 1 -> x``, ``x ** 0 -> 1``, ``x ** -1 -> 1 / x``.
+- casts to the dtype a variable already has are removed (``shapes`` holds
+  the rules about shape ops: ``SumTo``, broadcasts, dimshuffles).
+
+A sum or product is rewritten from its root (the node not itself an operand
+of a larger one), and only when the result has fewer nodes or a rule fired,
+so rewriting reaches a fixpoint. Other groups hook into the flattened forms
+through ``TERM_RULES`` and ``FACTOR_RULES`` (see ``stabilize``). Where
+cancelling drops a variable whose shape the result needs, a ``zeros_like``
+(``ones_like``) of it keeps the shape.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite.engine import Abort, Rule, pattern_rule, register
+from tracegrad.rewrite.pattern import op_key
+from tracegrad.trace import Variable
+
+# A signed term with op key ``key`` next to a constant total ``const`` becomes
+# ``new_sign * build(term's input)``, the constant being used up.
+TermRule = namedtuple("TermRule", "group name const sign key new_sign build")
+TERM_RULES = []
+# fn(parts, ctx) -> bool: may edit ``parts.num`` / ``parts.den`` in place.
+FactorRule = namedtuple("FactorRule", "group name fn")
+FACTOR_RULES = []
+
+
+def T():
+    import tracegrad.tensor as T
+    return T
+
+
+def _is_root(out, ctx, keys):
+    """False when every reader of ``out`` is a node of ``keys`` and dtype
+    (that node's tree includes ``out``): ``out`` has one reader, of ``keys``
+    and the same dtype. Looks through ``SumTo`` nodes
+    that sum nothing (the trees are collected through them too)."""
+    from tracegrad.ops.elemwise import SumTo
+    dtype = out.type.dtype
+    memo = al.shape_memo(ctx)
+    stack = [out]
+    budget = 8
+    while stack:
+        v = stack.pop()
+        readers = ctx.clients(v)
+        if len(readers) != 1:
+            return True
+        for node, _ in readers:
+            if node is None or node.outputs[0].type.dtype != dtype:
+                return True
+            if isinstance(node.op, SumTo) and node.inputs[0] is v and budget > 0 \
+                    and al.same_shape(v, node.inputs[1], memo):
+                budget -= 1
+                stack.append(node.outputs[0])
+            elif op_key(node.op) not in keys:
+                return True
+    return False
+
+
+def _carrier(var, dtype, fill):
+    T_ = T()
+    fn = getattr(T_, "ones_like" if fill == 1 else "zeros_like", None)
+    if fn is None:
+        raise Abort("shape ops are not available")
+    return fn(var, dtype=dtype)
+
+
+def _carriers(removed, remaining, ndim, dtype, fill, memo):
+    """Shape keepers for the dropped variables ``remaining`` does not cover."""
+    out = []
+    for var in removed:
+        if not al.covered(var, remaining + out, ndim, memo):
+            root = al.shape_root(var, memo)
+            source = root if isinstance(root, Variable) else var
+            out.append(_carrier(source, dtype, fill))
+    return out
+
+
+# ------------------------------------------------------------ sums
+def _net_terms(terms):
+    """Signed terms with ``x`` and ``-x`` cancelled; the cancelled variables."""
+    net, order = {}, []
+    for sign, var in terms:
+        if var not in net:
+            net[var] = 0
+            order.append(var)
+        net[var] += sign
+    kept, removed = [], []
+    for var in order:
+        count = net[var]
+        appearances = sum(1 for _, v in terms if v is var)
+        if abs(count) < appearances:
+            removed.append(var)
+        kept.extend([(1 if count > 0 else -1, var)] * abs(count))
+    return kept, removed
+
+
+def simplify_sum(node, ctx):
+    out = node.outputs[0]
+    dtype = out.type.dtype
+    if dtype == "bool" or not _is_root(out, ctx, al.SUM_KEYS):
+        return None
+    s = al.collect_terms(out, al.shape_memo(ctx), ctx.n_clients)
+    kept, removed = _net_terms(s.terms)
+    total = s.const_total()
+    const_ndim = max((c.type.ndim for _, c in s.consts), default=0)
+    fired = False
+    if total is not None and kept:
+        for rule in TERM_RULES:
+            if rule.group not in ctx.groups or total != rule.const:
+                continue
+            for k, (sign, var) in enumerate(kept):
+                if sign == rule.sign and al.key_of(var) == rule.key \
+                        and var.type.dtype == dtype:
+                    kept[k] = (rule.new_sign, rule.build(var.owner.inputs[0]))
+                    total, fired = None, True
+                    break
+            if fired:
+                break
+    pos = [v for sign, v in kept if sign > 0]
+    neg = [v for sign, v in kept if sign < 0]
+    if total is not None and total != 0:
+        signed = np.dtype(dtype).kind in "if"
+        if signed and total < 0 and (pos or neg):
+            neg.append(al.make_constant(-total, dtype, const_ndim))
+        else:
+            pos.append(al.make_constant(total, dtype, const_ndim))
+    elif s.consts:
+        removed.append(s.consts[0][1])
+    n_ops = al.sum_ops(len(pos), len(neg))
+    if not fired and n_ops >= s.nops:
+        return None
+    memo = al.shape_memo(ctx)
+    pos += _carriers(removed, pos + neg, out.type.ndim, dtype, 0, memo)
+    if not pos and not neg:
+        return al.make_constant(0, dtype, out.type.ndim)
+    return al.build_sum(pos, neg, dtype)
+
+
+register("canonicalize", Rule("sum", sorted(al.SUM_KEYS), simplify_sum))
+
+
+# ------------------------------------------------------------ products
+class Parts:
+    """A product being simplified: factor lists, constants and sign."""
+
+    def __init__(self, num, den, cnum, cden, sign):
+        self.num, self.den = list(num), list(den)
+        self.cnum, self.cden = list(cnum), list(cden)
+        self.sign = sign
+        self.removed = []
+
+
+def _cancel(parts):
+    """Drop ``x`` from both ``num`` and ``den`` where ``x`` is nonzero."""
+    changed = False
+    for var in list(dict.fromkeys(parts.num)):
+        while var in parts.num and any(d is var for d in parts.den) and al.is_nonzero(var):
+            parts.num.remove(var)
+            parts.den.remove(var)
+            parts.removed.append(var)
+            changed = True
+    return changed
+
+
+def finish_parts(parts, dtype, ndim, ctx):
+    """Combine constants and build ``parts``. Returns ``(var, n_ops)``."""
+    num, den, sign = list(parts.num), list(parts.den), parts.sign
+    removed = list(parts.removed)
+    cn, cn_ndim = al.const_product(parts.cnum, dtype)
+    cd, cd_ndim = al.const_product(parts.cden, dtype)
+    real = np.dtype(dtype).kind == "f"
+    if real and cd == -1:
+        sign, cd = -sign, np.ones((), dtype)
+    if real and cn == -1:
+        sign, cn = -sign, np.ones((), dtype)
+    if cn != 1:
+        if real and sign < 0:
+            cn, sign = -cn, 1
+        num.append(al.make_constant(cn, dtype, cn_ndim))
+    elif parts.cnum:
+        removed.append(parts.cnum[0])
+    if cd != 1:
+        den.append(al.make_constant(cd, dtype, cd_ndim))
+    elif parts.cden:
+        removed.append(parts.cden[0])
+    num += _carriers(removed, num + den, ndim, dtype, 1, al.shape_memo(ctx))
+    return al.build_product(num, den, sign, dtype), al.product_ops(len(num), len(den), sign)
+
+
+def _apply_factor_rules(parts, ctx):
+    fired = False
+    for rule in FACTOR_RULES:
+        if rule.group in ctx.groups and rule.fn(parts, ctx):
+            fired = True
+    return fired
+
+
+def _simplify_parts(parts, ctx):
+    """Cancel, apply the active factor rules, cancel again."""
+    fired = _cancel(parts)
+    if FACTOR_RULES and _apply_factor_rules(parts, ctx):
+        _cancel(parts)
+        fired = True
+    return fired
+
+
+def _distribute(parts, dtype, ndim, ctx):
+    """``S * rest`` as ``sum(term * rest)`` when some term of the sum ``S``
+    has a factor cancelling one of ``rest``; else ``None``."""
+    memo = al.shape_memo(ctx)
+    for idx, s_var in enumerate(parts.num):
+        if al.key_of(s_var) not in ("add", "sub") or s_var.type.dtype != dtype:
+            continue
+        others = parts.num[:idx] + parts.num[idx + 1:]
+        s = al.collect_terms(s_var, memo, ctx.n_clients)
+        term_parts, hit = [], False
+        for sign, term in s.terms:
+            f = al.collect_factors(term, memo, ctx.n_clients) \
+                if term.type.dtype == dtype else None
+            if f is None:
+                f = al.Product(term, [term], [], [], [], 1, 0)
+            p = Parts(f.num + others, f.den + parts.den, f.cnum + parts.cnum,
+                      f.cden + parts.cden, sign * f.sign * parts.sign)
+            hit = _simplify_parts(p, ctx) or hit
+            term_parts.append(p)
+        if not hit:
+            continue
+        for sign, c in s.consts:
+            term_parts.append(Parts(others + [c], parts.den, parts.cnum, parts.cden,
+                                    sign * parts.sign))
+        built = [finish_parts(p, dtype, ndim, ctx)[0] for p in term_parts]
+        total = built[0]
+        for b in built[1:]:
+            total = T().add(total, b)
+        return total
+    return None
+
+
+def simplify_product(node, ctx):
+    out = node.outputs[0]
+    dtype = out.type.dtype
+    if dtype[0] not in "fc" or not _is_root(out, ctx, al.PRODUCT_KEYS):
+        return None
+    ndim = out.type.ndim
+    f = al.collect_factors(out, al.shape_memo(ctx), ctx.n_clients)
+    parts = Parts(f.num, f.den, f.cnum, f.cden, f.sign)
+    fired = _simplify_parts(parts, ctx)
+    if not fired and "stabilize" in ctx.groups:
+        distributed = _distribute(parts, dtype, ndim, ctx)
+        if distributed is not None:
+            return distributed
+    var, n_ops = finish_parts(parts, dtype, ndim, ctx)
+    several_constants = len(f.cnum) > 1 or len(f.cden) > 1
+    if not fired and not several_constants and n_ops >= f.nops:
+        return None
+    return var
+
+
+register("canonicalize", Rule("product", sorted(al.PRODUCT_KEYS), simplify_product))
+
+
+# ------------------------------------------------------------ powers
+def _as_dtype(var, dtype):
+    return var if var.type.dtype == dtype else T().cast(var, dtype)
+
+
+def _float_out(b):
+    return b.out.type.dtype[0] in "fc"
+
+
+@pattern_rule("canonicalize", "pow_2", ("pow", "x", 2))
+def _pow_2(b):
+    return T().sqr(_as_dtype(b.x, b.out.type.dtype))
+
+
+@pattern_rule("canonicalize", "pow_1", ("pow", "x", 1))
+def _pow_1(b):
+    return _as_dtype(b.x, b.out.type.dtype)
+
+
+@pattern_rule("canonicalize", "pow_0", ("pow", "x", 0))
+def _pow_0(b):
+    return _carrier(b.x, b.out.type.dtype, 1)
+
+
+@pattern_rule("canonicalize", "pow_minus_1", ("pow", "x", -1), when=_float_out)
+def _pow_minus_1(b):
+    dtype = b.out.type.dtype
+    return T().true_div(al.make_constant(1, dtype), _as_dtype(b.x, dtype))
+
+
+# ------------------------------------------------------------ useless ops
+def remove_cast(node, ctx):
+    """A cast to the dtype the input already has."""
+    x = node.inputs[0]
+    return x if x.type.dtype == node.outputs[0].type.dtype else None
+
+
+register("canonicalize", Rule("remove_cast", ["cast"], remove_cast))

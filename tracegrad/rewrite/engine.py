@@ -1,0 +1,261 @@
+"""The rewrite engine: rules as data, run in named ordered phases.
+
+A rule is looked up by the op key of a node (``pattern.op_key``: the row name
+of an elementwise op, else the op class) and returns a replacement for the
+node's output (or a list, one per output, ``None`` keeping an output), or
+``None`` when it does not apply. Two kinds:
+
+- ``PatternRule(name, pattern, build, when=None)``: a ``pattern`` (see
+  ``tracegrad.rewrite.pattern``) and ``build(b)`` making the replacement from
+  the bindings ``b`` (attribute access: ``b.x``; ``b.out`` is the matched
+  variable). ``when(b)`` may refuse a match;
+- ``Rule(name, tracks, fn)``: ``fn(node, ctx)`` for rewrites a pattern cannot
+  say (sums and products of any length, constant folding).
+
+Rules are registered under a group (``register('stabilize', rule)``). A phase
+runs the rules of some groups over the graph, walking the nodes in
+topological order once per pass, to a fixpoint bounded by ``MAX_PASSES``;
+nodes a rewrite creates are visited right after it. The engine guarantees
+what every rule must keep: a replacement has the replaced variable's dtype
+(a cast is added) and a static shape at least as precise (else the rewrite is
+dropped), never reads the variable it replaces, and its new nodes carry the
+replaced node's ``source`` (so errors still point at the user's line).
+"""
+import time
+from collections import deque
+from types import SimpleNamespace
+
+from tracegrad.rewrite.graph import RewriteGraph
+from tracegrad.rewrite.pattern import match, op_key
+from tracegrad.trace import Variable
+
+MAX_PASSES = 8
+# Stop a phase after this many rewrites per node: a safety net against two
+# rules undoing each other forever.
+MAX_REWRITES_PER_NODE = 20
+
+# Raise exceptions from rules instead of skipping the rule (tests set it).
+STRICT = False
+
+GROUPS = {}  # group name -> list of rules, in registration order
+
+PHASES = {
+    "merge": (),
+    "constant_fold": ("constant_fold",),
+    "canonicalize": ("constant_fold", "canonicalize"),
+    "stabilize": ("constant_fold", "canonicalize", "stabilize"),
+    "specialize": ("constant_fold", "canonicalize", "specialize"),
+}
+
+MODES = {
+    "fast_run": ("merge", "constant_fold", "canonicalize", "stabilize", "specialize"),
+    "fast_compile": ("merge", "constant_fold"),
+    "None": (),
+}
+
+
+class Abort(Exception):
+    """Raised by a rule that finds, half-way, that it cannot rewrite."""
+
+
+class Rule:
+    """A rewrite computed by ``fn(node, ctx)`` for nodes whose op key is in
+    ``tracks`` (``None``: every node)."""
+
+    def __init__(self, name, tracks, fn):
+        self.name = name
+        self.tracks = None if tracks is None else tuple(tracks)
+        self.fn = fn
+
+    def apply(self, node, ctx):
+        return self.fn(node, ctx)
+
+    def __repr__(self):
+        return f"Rule({self.name})"
+
+
+class PatternRule(Rule):
+    """``pattern -> build(bindings)``, optionally guarded by ``when``."""
+
+    def __init__(self, name, pattern, build, when=None):
+        super().__init__(name, (pattern[0],), None)
+        self.pattern = pattern
+        self.build = build
+        self.when = when
+
+    def apply(self, node, ctx):
+        if len(node.outputs) != 1:
+            return None
+        out = node.outputs[0]
+        binds = match(self.pattern, out)
+        if binds is None:
+            return None
+        b = SimpleNamespace(out=out, ctx=ctx, **binds)
+        if self.when is not None and not self.when(b):
+            return None
+        return self.build(b)
+
+
+def register(group, rule):
+    """Add ``rule`` to ``group`` (``'canonicalize'``, ``'stabilize'``...)."""
+    GROUPS.setdefault(group, []).append(rule)
+    return rule
+
+
+def pattern_rule(group, name, pattern, when=None):
+    """Decorator form: ``@pattern_rule('stabilize', 'log1p', ('log', ...))``
+    over ``build(b)``."""
+    def deco(build):
+        register(group, PatternRule(name, pattern, build, when))
+        return build
+    return deco
+
+
+class Context:
+    """What rules may consult besides the node: the graph (clients), the
+    active groups, and caches valid for one optimisation."""
+
+    def __init__(self, graph, groups):
+        self.graph = graph
+        self.groups = frozenset(groups)
+        self.memo = {}
+
+    def n_clients(self, var):
+        return self.graph.n_clients(var)
+
+    def clients(self, var):
+        return self.graph.client_list(var)
+
+
+def coerce(new, old):
+    """``new`` made to stand for ``old`` (same dtype, static shape at least
+    as precise), or ``None`` when it cannot."""
+    if not isinstance(new, Variable):
+        from tracegrad.tensor.variable import as_tensor_variable
+        new = as_tensor_variable(new)
+    if new.type == old.type:
+        return new
+    if new.type.ndim != old.type.ndim:
+        return None
+    if new.type.dtype != old.type.dtype:
+        from tracegrad.ops.elemwise import cast
+        new = cast(new, old.type.dtype)
+    return new if old.type.is_super(new.type) else None
+
+
+def _index(groups):
+    by_key, wildcard = {}, []
+    for group in groups:
+        for rule in GROUPS.get(group, ()):
+            if rule.tracks is None:
+                wildcard.append(rule)
+            else:
+                for key in rule.tracks:
+                    by_key.setdefault(key, []).append(rule)
+    return by_key, wildcard
+
+
+def apply_rewrite(graph, node, result):
+    """Install ``result`` (a variable or a list per output) in place of
+    ``node``'s outputs. Returns the new nodes, or ``None`` if refused."""
+    outs = result if isinstance(result, (list, tuple)) else [result]
+    if len(outs) != len(node.outputs):
+        return None
+    pairs = []
+    for old, new in zip(node.outputs, outs):
+        if new is None or new is old:
+            continue
+        new = coerce(new, old)
+        if new is None:
+            return None
+        pairs.append((old, new))
+    added = []
+    replaced = False
+    for old, new in pairs:
+        var, new_nodes = graph.import_var(new, forbidden=old, source=node.source)
+        if var is None or var is old:
+            continue
+        if var.name is None and var.owner in new_nodes:
+            var.name = old.name
+        added.extend(new_nodes)
+        graph.replace(old, var)
+        replaced = True
+    return added if replaced else None
+
+
+_NONE = []
+
+
+def run_phase(graph, groups, stats=None):
+    """Run the rules of ``groups`` over ``graph`` to a fixpoint (bounded)."""
+    by_key, wildcard = _index(groups)
+    if not by_key and not wildcard:
+        return
+    ctx = Context(graph, groups)
+    budget = MAX_REWRITES_PER_NODE * (len(graph.nodes) + 10)
+    for _ in range(MAX_PASSES):
+        changed = 0
+        work = deque(graph.toposort())
+        while work:
+            node = work.popleft()
+            if node not in graph.nodes:
+                continue
+            rules = by_key.get(op_key(node.op), _NONE)
+            for rule in (rules + wildcard) if wildcard else rules:
+                before = graph.changes
+                try:
+                    result = rule.apply(node, ctx)
+                    if result is None:
+                        continue
+                    added = apply_rewrite(graph, node, result)
+                except Abort:
+                    continue
+                except Exception:
+                    if STRICT:
+                        raise
+                    continue
+                if added is None or graph.changes == before:
+                    continue
+                changed += 1
+                if stats is not None:
+                    stats[rule.name] = stats.get(rule.name, 0) + 1
+                work.extendleft(reversed(added))
+                break
+            if changed > budget:
+                return
+        if not changed:
+            return
+
+
+def phases_for(mode):
+    """The phase names a mode runs: a mode name, ``None`` (the configured
+    ``tg.config.optimizer``) or an explicit sequence of phase names."""
+    if mode is None:
+        from tracegrad.config import config
+        mode = config.optimizer
+    if isinstance(mode, str):
+        if mode not in MODES:
+            raise ValueError(f"unknown optimizer mode {mode!r}; "
+                             f"choose one of {sorted(MODES)} or a list of phases")
+        return MODES[mode]
+    phases = tuple(mode)
+    for name in phases:
+        if name not in PHASES:
+            raise ValueError(f"unknown rewrite phase {name!r}; known: {list(PHASES)}")
+    return phases
+
+
+def optimize_graph(graph, mode=None, stats=None):
+    """Run the phases of ``mode`` over a ``RewriteGraph`` in place."""
+    for phase in phases_for(mode):
+        start = time.perf_counter()
+        run_phase(graph, PHASES[phase], stats)
+        if stats is not None:
+            key = f"time:{phase}"
+            stats[key] = stats.get(key, 0.0) + time.perf_counter() - start
+    return graph
+
+
+def build_graph(outputs):
+    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place)."""
+    return RewriteGraph(outputs)

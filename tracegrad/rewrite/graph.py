@@ -1,0 +1,211 @@
+"""``RewriteGraph``: a mutable, always-merged view of a graph for rewriting.
+
+The rewriter owns the nodes it holds (they come from one clone of the user's
+graph) and edits them in place: ``replace(old, new)`` re-points every client
+of ``old`` at ``new``. The graph keeps
+
+- ``clients``: for each variable, the ``(node, input index)`` pairs reading
+  it (``node`` is ``None`` for a graph output, the index then being the output
+  position);
+- a hash-consing index ``(op, inputs) -> node``, so two nodes applying the
+  same op to the same variables never coexist: building the graph merges
+  common subexpressions, a rewrite's new nodes are merged into existing ones
+  as they are imported, and a node whose inputs change into those of another
+  node is merged with it (the cascade is iterative);
+- one constant per signature (``Constant.signature()``).
+
+Ops opt out of merging with ``op.is_random = True`` (two draws must differ).
+"""
+from tracegrad.trace import Constant, toposort
+
+
+def node_key(node):
+    """The merge key of ``node`` or ``None`` when it must not be merged."""
+    op = node.op
+    if getattr(op, "is_random", False):
+        return None
+    try:
+        key = (op, tuple(node.inputs))
+        hash(key)
+    except TypeError:  # unhashable op properties
+        return None
+    return key
+
+
+class RewriteGraph:
+    """The nodes computing ``outputs``, with clients and merging."""
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+        self.clients = {}
+        self.nodes = set()
+        self._by_key = {}
+        self._key_of = {}
+        self._constants = {}
+        self._forward = {}  # replaced variable -> its replacement
+        self.changes = 0
+        memo = {}
+        for node in toposort(self.outputs):
+            self._add_node(node, memo)
+        for i, out in enumerate(self.outputs):
+            out = memo.get(out, out)
+            if isinstance(out, Constant):
+                out = self._canonical_constant(out)
+            self.outputs[i] = out
+            self.clients.setdefault(out, []).append((None, i))
+
+    # ------------------------------------------------------------ queries
+    def toposort(self):
+        """Live nodes, each after the nodes computing its inputs."""
+        return toposort(self.outputs)
+
+    def client_list(self, var):
+        """``(node, index)`` pairs reading ``var`` (``node`` None: an output)."""
+        return self.clients.get(var, ())
+
+    def n_clients(self, var):
+        return len(self.clients.get(var, ()))
+
+    def __contains__(self, node):
+        return node in self.nodes
+
+    # ------------------------------------------------------------ building
+    def _canonical_constant(self, const):
+        try:
+            sig = const.signature()
+            hash(sig)
+        except (TypeError, AttributeError):
+            return const
+        return self._constants.setdefault(sig, const)
+
+    def _add_node(self, node, memo):
+        """Insert ``node`` (inputs mapped through ``memo``), merging it with an
+        equal node already present. Returns True when ``node`` was added."""
+        inputs = node.inputs
+        for i, inp in enumerate(inputs):
+            new = memo.get(inp, inp)
+            if isinstance(new, Constant):
+                new = self._canonical_constant(new)
+            if new is not inp:
+                inputs[i] = new
+        key = node_key(node)
+        if key is not None:
+            other = self._by_key.get(key)
+            if other is not None:
+                for old, keep in zip(node.outputs, other.outputs):
+                    memo[old] = keep
+                return False
+            self._by_key[key] = node
+            self._key_of[node] = key
+        self.nodes.add(node)
+        for i, inp in enumerate(inputs):
+            self.clients.setdefault(inp, []).append((node, i))
+        for out in node.outputs:
+            self.clients.setdefault(out, [])
+        return True
+
+    def import_var(self, var, forbidden=None, source=None):
+        """Bring the nodes computing ``var`` that are not yet in the graph
+        into it (merging as it goes). Returns ``(canonical var, new nodes)``,
+        or ``(None, [])`` when those nodes read ``forbidden`` (a cycle)."""
+        new_nodes = []
+        seen = set()
+        stack = [(var, False)]
+        while stack:
+            v, expanded = stack.pop()
+            node = v.owner
+            if node is None or node in self.nodes:
+                continue
+            if expanded:
+                new_nodes.append(node)
+                continue
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.append((v, True))
+            for inp in node.inputs:
+                if inp is forbidden:
+                    return None, []
+                if inp.owner is not None and inp.owner not in self.nodes \
+                        and inp.owner not in seen:
+                    stack.append((inp, False))
+        memo = {}
+        added = []
+        for node in new_nodes:
+            if node in self.nodes:
+                continue
+            if source is not None:
+                node.source = source
+            if self._add_node(node, memo):
+                added.append(node)
+        var = memo.get(var, var)
+        if isinstance(var, Constant):
+            var = self._canonical_constant(var)
+        return var, added
+
+    # ------------------------------------------------------------ editing
+    def replace(self, old, new):
+        """Make every reader of ``old`` read ``new`` (already imported), then
+        drop nodes nobody reads and merge nodes that became equal."""
+        pending = [(old, new)]
+        while pending:
+            old, new = pending.pop()
+            while new in self._forward:  # replaced earlier in this cascade
+                new = self._forward[new]
+            if old is new or old in self._forward:
+                continue
+            self._forward[old] = new
+            self.changes += 1
+            readers = self.clients.pop(old, [])
+            new_clients = self.clients.setdefault(new, [])
+            touched = []
+            for node, i in readers:
+                if node is None:
+                    self.outputs[i] = new
+                else:
+                    if node not in touched:
+                        touched.append(node)
+                        self._unkey(node)
+                    node.inputs[i] = new
+                new_clients.append((node, i))
+            for node in touched:
+                key = node_key(node)
+                if key is None:
+                    continue
+                other = self._by_key.get(key)
+                if other is None or other is node:
+                    self._by_key[key] = node
+                    self._key_of[node] = key
+                else:
+                    pending.extend(zip(node.outputs, other.outputs))
+            if old.owner is not None:
+                self._prune(old.owner)
+
+    def _unkey(self, node):
+        key = self._key_of.pop(node, None)
+        if key is not None and self._by_key.get(key) is node:
+            del self._by_key[key]
+
+    def _prune(self, node):
+        """Remove ``node`` and what only it read, if none of it is read."""
+        stack = [node]
+        while stack:
+            node = stack.pop()
+            if node not in self.nodes:
+                continue
+            if any(self.clients.get(o) for o in node.outputs):
+                continue
+            self.nodes.discard(node)
+            self._unkey(node)
+            for out in node.outputs:
+                self.clients.pop(out, None)
+            for i, inp in enumerate(node.inputs):
+                readers = self.clients.get(inp)
+                if readers is None:
+                    continue
+                try:
+                    readers.remove((node, i))
+                except ValueError:
+                    pass
+                if not readers and inp.owner is not None:
+                    stack.append(inp.owner)

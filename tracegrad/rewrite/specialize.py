@@ -1,0 +1,49 @@
+"""Specialization: cheaper forms of the same values, chosen last.
+
+- ``x ** 0.5 -> sqrt(x)``, ``x * x -> sqr(x)`` (the same values, one
+  cheaper ufunc);
+- casts that change nothing: ``cast(cast(x, wider), back)`` where ``wider``
+  holds every value of ``x`` exactly (``float32 -> float64 -> float32``)
+  becomes a single cast (or nothing);
+- ``exp(x) - 1 -> expm1(x)`` is a stability rule (see ``stabilize``) and
+  ``SumTo`` removal a canonical one; both run before this phase.
+"""
+import numpy as np
+
+from tracegrad.rewrite.engine import Rule, pattern_rule, register
+
+
+def T():
+    import tracegrad.tensor as T
+    return T
+
+
+def _float(b):
+    return b.out.type.dtype[0] == "f" and b.x.type.dtype == b.out.type.dtype
+
+
+@pattern_rule("specialize", "pow_half", ("pow", "x", 0.5), when=_float)
+def _pow_half(b):
+    return T().sqrt(b.x)
+
+
+@pattern_rule("specialize", "mul_self", ("mul", "x", "x"),
+              when=lambda b: b.x.type.dtype == b.out.type.dtype)
+def _mul_self(b):
+    return T().sqr(b.x)
+
+
+def cast_chain(node, ctx):
+    """``cast(cast(x, a), b)`` with ``a`` exact for ``x``'s values."""
+    inner = node.inputs[0]
+    if inner.owner is None or getattr(inner.owner.op, "scalar_op", None) is None \
+            or not inner.owner.op.scalar_op.name.startswith("cast_"):
+        return None
+    x = inner.owner.inputs[0]
+    if not np.can_cast(x.type.dtype, inner.type.dtype, casting="safe"):
+        return None
+    target = node.outputs[0].type.dtype
+    return x if x.type.dtype == target else T().cast(x, target)
+
+
+register("specialize", Rule("cast_chain", ["cast"], cast_chain))

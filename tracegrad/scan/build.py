@@ -1,0 +1,388 @@
+"""``scan(fn, ...)``: trace the loop body once and build a ``Scan`` node.
+
+``fn`` is called once, on placeholders for the sequence slices and previous
+outputs and on the non-sequences themselves (the outer variables, so that
+``fn`` may differentiate through them, as ``tg.jacobian`` does). The traced
+graph is then cut into the loop body: every sub-expression that does not
+depend on a per-step placeholder (the non-sequences, shared variables and
+free variables ``fn`` closes over, and whole invariant expressions such as
+``W.T``) becomes an input of the loop computed once outside it. Shared
+variables that ``fn`` updates -- explicitly or through a ``default_update``
+such as a random stream's state -- become loop state advanced every step;
+their final value flows out through the returned updates.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from tracegrad.scan.axis import axis_slice
+from tracegrad.scan.op import InnerGraph, Scan, ScanSpec
+from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.trace import Constant, Variable, ancestors, clone_replace, toposort
+
+
+def _T():
+    import tracegrad.tensor as T
+    return T
+
+
+class until:
+    """Stop condition for ``scan``: ``return value, tg.until(value > 40)``.
+
+    The step that makes the condition true is the last one run (and kept).
+    """
+
+    def __init__(self, condition):
+        condition = as_tensor_variable(condition)
+        if condition.ndim != 0:
+            raise TypeError(f"until: the condition must be a scalar, got {condition.type}")
+        self.condition = condition
+
+
+def _listify(x):
+    if x is None:
+        return []
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]
+
+
+def _is_shared(var):
+    from tracegrad.shared import SharedVariable
+    return isinstance(var, SharedVariable)
+
+
+def _is_update_list(x):
+    return (isinstance(x, (list, tuple)) and len(x) > 0 and
+            all(isinstance(p, (list, tuple)) and len(p) == 2 and _is_shared(p[0]) for p in x))
+
+
+def _parse_return(result):
+    """``fn``'s return value -> (outputs, updates dict, until condition or None)."""
+    condition = None
+    updates = OrderedDict()
+    outputs = []
+    if isinstance(result, until):
+        return [], updates, result.condition
+    if result is None:
+        return [], updates, None
+    if isinstance(result, dict) or _is_update_list(result):
+        return [], OrderedDict(result), None
+    if not isinstance(result, (list, tuple)):
+        return [result], updates, None
+    parts = list(result)
+    rest = []
+    for part in parts:
+        if isinstance(part, until):
+            condition = part.condition
+        elif isinstance(part, dict):
+            updates.update(part)
+        elif _is_update_list(part):
+            updates.update(part)
+        else:
+            rest.append(part)
+    if len(rest) == 1 and isinstance(rest[0], (list, tuple)):
+        outputs = list(rest[0])
+    elif len(rest) != len(parts) or condition is not None or updates:
+        outputs = rest
+    else:
+        outputs = parts
+    return outputs, updates, condition
+
+
+# ------------------------------------------------------------ argument parsing
+class _Sequence:
+    def __init__(self, entry, go_backwards):
+        if isinstance(entry, dict):
+            if "input" not in entry:
+                raise TypeError("scan: a sequence given as a dict needs 'input'")
+            taps = list(entry.get("taps", [0]) or [0])
+            var = entry["input"]
+        else:
+            taps, var = [0], entry
+        var = as_tensor_variable(var)
+        if var.ndim == 0:
+            raise TypeError(f"scan: sequence {var} is 0-d; sequences are iterated along "
+                            "their first axis")
+        if go_backwards:
+            var = axis_slice(var, reverse=True)
+        low, high = min(min(taps), 0), max(max(taps), 0)
+        self.outer = var
+        self.taps = [int(k) for k in taps]
+        self.offsets = tuple(k - low for k in self.taps)
+        self.span = high - low
+        self.placeholders = [self._placeholder(var, k) for k in self.taps]
+
+    @staticmethod
+    def _placeholder(var, tap):
+        ph = var.type.clone(shape=var.type.shape[1:])()
+        base = var.name or "seq"
+        ph.name = f"{base}[t]" if tap == 0 else f"{base}[t{tap:+d}]"
+        return ph
+
+
+class _Recurrent:
+    """An output with an initial value (``taps`` steps back)."""
+
+    def __init__(self, init, taps, name=None):
+        self.taps = [int(k) for k in taps]
+        if not self.taps or any(k >= 0 for k in self.taps):
+            raise ValueError(f"scan: output taps must be negative, got {taps}")
+        self.stacked = self.taps != [-1]
+        self.weak = getattr(init, "weak", False)
+        self.init = init
+        self.name = name
+        self.make_placeholders()
+
+    def row_type(self):
+        t = self.init.type
+        if self.stacked:
+            if t.ndim == 0:
+                raise TypeError(f"scan: the initial value for taps {self.taps} needs a "
+                                "leading axis with one row per step back")
+            return t.clone(shape=t.shape[1:])
+        return t
+
+    def make_placeholders(self):
+        base = self.name or getattr(self.init, "name", None) or "out"
+        self.placeholders = []
+        for k in self.taps:
+            ph = self.row_type()()
+            ph.name = f"{base}[t{k:+d}]"
+            self.placeholders.append(ph)
+
+    def cast_init(self, dtype):
+        if isinstance(self.init, Constant):
+            self.init = as_tensor_variable(np.asarray(self.init.data, dtype=dtype))
+        else:
+            self.init = _T().cast(self.init, dtype)
+        self.weak = False
+        self.make_placeholders()
+
+
+def _parse_outputs_info(outputs_info):
+    if outputs_info is None:
+        return None
+    entries = outputs_info if isinstance(outputs_info, (list, tuple)) else [outputs_info]
+    parsed = []
+    for entry in entries:
+        if entry is None:
+            parsed.append(None)
+        elif isinstance(entry, dict):
+            if entry.get("initial") is None:
+                if entry.get("taps"):
+                    raise ValueError("scan: taps given without an initial value")
+                parsed.append(None)
+            else:
+                parsed.append(_Recurrent(as_tensor_variable(entry["initial"]),
+                                         entry.get("taps", [-1])))
+        else:
+            parsed.append(_Recurrent(as_tensor_variable(entry), [-1]))
+    return parsed
+
+
+# ------------------------------------------------------------ the front end
+def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
+         go_backwards=False, truncate_gradient=-1, name=None, return_list=False,
+         mode=None, profile=False, strict=False, allow_gc=None):
+    """Loop ``fn`` over ``sequences``; returns ``(outputs, updates)``.
+
+    ``fn`` receives, in order, the slices of each sequence (one per tap for a
+    sequence given as ``dict(input=x, taps=[-1, 0])``), the previous values of
+    each output with an initial value (one per tap; ``outputs_info`` entries
+    are ``None``, an initial value, or ``dict(initial=v, taps=[-2, -1])``),
+    then the non-sequences. It returns the outputs, optionally with an updates
+    dict and a ``tg.until(condition)``. The loop runs ``n_steps`` steps or as
+    many as the shortest sequence allows, whichever is fewer. Each output is
+    stacked along a new first axis (one row per step, initial values not
+    included). ``updates`` maps the shared variables that ``fn`` updates
+    (including random streams drawn inside ``fn``) to their value after the
+    loop; pass it to ``tg.function``. ``truncate_gradient=k > 0`` back-propagates
+    through the last ``k`` steps only.
+    """
+    seqs = [_Sequence(s, go_backwards) for s in _listify(sequences)]
+    recs_info = _parse_outputs_info(outputs_info)
+    nonseqs = [as_tensor_variable(v) if not isinstance(v, Variable) else v
+               for v in _listify(non_sequences)]
+    if n_steps is not None:
+        n_steps = as_tensor_variable(n_steps)
+        if n_steps.ndim != 0 or n_steps.dtype[0] not in "iu":
+            raise TypeError(f"scan: n_steps must be an integer scalar, got {n_steps.type}")
+        n_steps = _T().cast(n_steps, "int64")
+    elif not seqs:
+        raise ValueError("scan: give n_steps or at least one sequence")
+
+    outputs, updates, condition = _trace(fn, seqs, recs_info, nonseqs)
+    if recs_info is None:
+        recs_info = [None] * len(outputs)
+    if len(recs_info) != len(outputs):
+        raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
+                         f"{len(recs_info)} entries")
+    recs = [r for r in recs_info if r is not None]
+    rec_outs = [o for r, o in zip(recs_info, outputs) if r is not None]
+    nit_outs = [o for r, o in zip(recs_info, outputs) if r is None]
+
+    states, state_outs = _loop_state(updates, outputs + [condition] + list(updates.values()),
+                                     nonseqs)
+    inner_outs = rec_outs + state_outs + nit_outs + ([condition] if condition is not None
+                                                     else [])
+    placeholders = ([p for s in seqs for p in s.placeholders] +
+                    [p for r in recs for p in r.placeholders] +
+                    [p for _, p in states])
+    replace = {shared: ph for shared, ph in states}
+    inner_outs, _ = clone_replace(inner_outs, replace, blockers=nonseqs)
+    hoisted, inner_nonseqs, inner_outs = cut_body(inner_outs, placeholders, nonseqs)
+    n_rec = len(recs) + len(states)
+    spec = ScanSpec(
+        seq_offsets=tuple(s.offsets for s in seqs),
+        seq_spans=tuple(s.span for s in seqs),
+        rec_taps=tuple(tuple(r.taps) for r in recs) + ((-1,),) * len(states),
+        rec_stacked=tuple(r.stacked for r in recs) + (False,) * len(states),
+        n_nit=len(nit_outs),
+        n_nonseq=len(hoisted),
+        has_n_steps=n_steps is not None,
+        has_until=condition is not None,
+        keep=(None,) * len(recs) + (1,) * len(states) + (None,) * len(nit_outs),
+        truncate_gradient=int(truncate_gradient),
+        name=name,
+    )
+    op = Scan(InnerGraph(placeholders + inner_nonseqs, inner_outs), spec)
+    outer = ([n_steps] if n_steps is not None else []) + [s.outer for s in seqs] + \
+        [r.init for r in recs] + [shared for shared, _ in states] + hoisted
+    node = op.make_node(*outer)
+    bufs = node.outputs
+
+    results = []
+    rec_iter = iter(zip(recs, bufs[:len(recs)]))
+    nit_iter = iter(bufs[n_rec:n_rec + len(nit_outs)])
+    for info in recs_info:
+        if info is None:
+            results.append(next(nit_iter))
+        else:
+            rec, buf = next(rec_iter)
+            results.append(axis_slice(buf, -min(rec.taps)))
+    for out, var in zip(results, outputs):
+        if out.name is None and getattr(var, "name", None):
+            out.name = var.name
+    new_updates = OrderedDict()
+    for (shared, _), buf in zip(states, bufs[len(recs):n_rec]):
+        new_updates[shared] = axis_slice(buf, -1, squeeze=True)
+    if return_list or len(results) != 1:
+        return results, new_updates
+    return results[0], new_updates
+
+
+def _trace(fn, seqs, recs_info, nonseqs):
+    """Call ``fn`` on placeholders; re-trace once if a Python-number initial
+    value must take the dtype of what ``fn`` returns."""
+    recs = [r for r in (recs_info or []) if r is not None]
+    for attempt in range(2):
+        args = [p for s in seqs for p in s.placeholders]
+        args += [p for r in recs for p in r.placeholders]
+        args += nonseqs
+        outputs, updates, condition = _parse_return(fn(*args))
+        outputs = [as_tensor_variable(o) for o in outputs]
+        if recs_info is None:
+            return outputs, updates, condition
+        if len(recs_info) != len(outputs):
+            raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
+                             f"{len(recs_info)} entries")
+        retrace = False
+        for i, (rec, out) in enumerate(zip(recs_info, outputs)):
+            if rec is None:
+                continue
+            init_dtype = rec.row_type().dtype
+            if out.ndim != rec.row_type().ndim:
+                raise TypeError(
+                    f"scan: output {i} has ndim {out.ndim} but its initial value has "
+                    f"ndim {rec.row_type().ndim} per step ({rec.init.type})")
+            if out.dtype == init_dtype:
+                continue
+            if rec.weak and attempt == 0:
+                rec.cast_init(out.dtype)
+                retrace = True
+            elif np.can_cast(out.dtype, init_dtype, "safe"):
+                outputs[i] = _T().cast(out, init_dtype)
+            else:
+                raise TypeError(
+                    f"scan: output {i} of fn has dtype {out.dtype} but its initial value "
+                    f"(outputs_info) has dtype {init_dtype}; cast one of them")
+        if not retrace:
+            break
+    if condition is not None and condition.dtype != "bool":
+        condition = _T().neq(condition, 0)
+    return outputs, updates, condition
+
+
+def _loop_state(updates, roots, nonseqs):
+    """Shared variables advanced each step: those ``fn`` updates explicitly and
+    those with a ``default_update`` that the body uses (random streams)."""
+    chosen = OrderedDict()
+    for shared, expr in updates.items():
+        if not _is_shared(shared):
+            raise TypeError(f"scan: updates must be keyed by shared variables, got {shared}")
+        chosen[shared] = as_tensor_variable(expr)
+    pending = [r for r in roots if r is not None] + list(chosen.values())
+    seen = set()
+    while pending:
+        found = []
+        for var in ancestors(pending, blockers=nonseqs):
+            if var in seen:
+                continue
+            seen.add(var)
+            default = getattr(var, "default_update", None)
+            if _is_shared(var) and var not in chosen and default is not None and \
+                    var not in nonseqs:
+                chosen[var] = as_tensor_variable(default)
+                found.append(chosen[var])
+        pending = found
+    states, outs = [], []
+    for shared, expr in chosen.items():
+        if expr.ndim != shared.ndim:
+            raise TypeError(f"scan: the update of {shared} has ndim {expr.ndim}, "
+                            f"expected {shared.ndim}")
+        if expr.dtype != shared.dtype:
+            expr = _T().cast(expr, shared.dtype)
+        ph = shared.type()
+        ph.name = shared.name
+        states.append((shared, ph))
+        outs.append(expr)
+    return states, outs
+
+
+def cut_body(outputs, placeholders, blockers, outer_of=None):
+    """Split the traced body into the loop body and what is computed once.
+
+    Returns ``(outer, inner, outputs)``: the loop-invariant variables consumed
+    by per-step computations (the largest sub-expressions of the body that
+    depend on no per-step ``placeholders``; constants stay inside), fresh
+    placeholders standing for them inside the body, and the body's outputs
+    rebuilt on those placeholders. ``outer_of`` maps invariant roots of the
+    body to the outer variables they stand for (empty when the roots are outer
+    variables already).
+    """
+    variant = set(placeholders)
+    hoisted = []
+    marked = set()
+
+    def hoist(var):
+        if var not in variant and not isinstance(var, Constant) and var not in marked:
+            marked.add(var)
+            hoisted.append(var)
+
+    for node in toposort(outputs, blockers=set(placeholders) | set(blockers)):
+        if any(i in variant for i in node.inputs):
+            variant.update(node.outputs)
+            for i in node.inputs:
+                hoist(i)
+    for out in outputs:
+        hoist(out)
+    inner = []
+    for h in hoisted:
+        ph = h.type()
+        ph.name = h.name
+        inner.append(ph)
+    outputs, _ = clone_replace(outputs, dict(zip(hoisted, inner)), blockers=hoisted)
+    if outer_of:
+        hoisted, _ = clone_replace(hoisted, outer_of)
+    return hoisted, inner, outputs
