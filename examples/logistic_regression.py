@@ -41,8 +41,9 @@ def main(steps=400, seed=1234):
     for step in range(1, steps + 1):
         _, err = train(*data)
         if step % report_every == 0 or step == 1:
-            print(f"step {step:4d}  mean xent {err.mean():.4f}  "
-                  f"finite {np.isfinite(err).all()}")
+            # Each step is one epoch: a pass over all 400 examples.
+            print(f"epoch {step:4d}  mean cross-entropy {err.mean():.4f}  "
+                  f"all finite {np.isfinite(err).all()}")
     elapsed = time.perf_counter() - start
     accuracy = (predict(data[0]) == data[1]).mean()
     print(f"trained {steps} steps in {elapsed:.2f} s; training accuracy {accuracy:.3f}")

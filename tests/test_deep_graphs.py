@@ -80,20 +80,36 @@ def test_chain_prints(chain):
     assert dot.count("->") == edges + 1
 
 
-def test_chain_differentiates_and_evaluates(chain):
+@pytest.fixture(scope="module")
+def chain_grad(chain):
     x, v = chain
-    p = np.array([0.3, -1.2, 2.0])
-    expected_v, expected_d = numpy_chain(p)
     with shallow_recursion():
-        g = tg.grad(T.sum(v), x)
-        ref_v, ref_g = evaluate([v, g], {x: p})
-        f = tg.function([x], [v, g])
-        got_v, got_g = f(p)
-        text = tg.pp(g)
-    for value, exp in ((ref_v, expected_v), (got_v, expected_v),
-                       (ref_g, expected_d), (got_g, expected_d)):
-        np.testing.assert_allclose(value, exp, rtol=1e-9)
+        return tg.grad(T.sum(v), x)
+
+
+POINT = np.array([0.3, -1.2, 2.0])
+
+
+def test_chain_differentiates_and_evaluates(chain, chain_grad):
+    x, v = chain
+    expected_v, expected_d = numpy_chain(POINT)
+    with shallow_recursion():
+        got_v, got_g = evaluate([v, chain_grad], {x: POINT})
+        text = tg.pp(chain_grad)
+    np.testing.assert_allclose(got_v, expected_v, rtol=1e-9)
+    np.testing.assert_allclose(got_g, expected_d, rtol=1e-9)
     assert len(text) < 100 * N  # shared subexpressions are named, not repeated
+
+
+def test_chain_compiles_and_runs(chain, chain_grad):
+    x, v = chain
+    expected_v, expected_d = numpy_chain(POINT)
+    with shallow_recursion():
+        f = tg.function([x], [v, chain_grad])
+        got_v, got_g = f(POINT)
+        tg.printing.debugprint(f, file="str")
+    np.testing.assert_allclose(got_v, expected_v, rtol=1e-9)
+    np.testing.assert_allclose(got_g, expected_d, rtol=1e-9)
 
 
 def test_second_derivative_of_a_deep_chain():

@@ -178,3 +178,12 @@ def test_destroying_an_input_or_shared_buffer_is_refused(monkeypatch):
     s = shared(np.zeros(2))
     with pytest.raises(ValueError, match="overwrite the buffer"):
         function([y], [], updates=[(s, s + y)], mode="fast_run")
+
+
+def test_destroying_an_output_is_refused(monkeypatch):
+    monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: None)
+    monkeypatch.setattr(tracegrad.rewrite, "plan_inplace", _plan_add_inplace, raising=False)
+    x, y = T.dvectors("x", "y")
+    t = x * 2
+    with pytest.raises(ValueError, match="overwrite the buffer"):
+        function([x, y], [t, t + y], mode="fast_run")

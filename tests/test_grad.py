@@ -289,6 +289,15 @@ def test_Rop_several_wrt_and_elementwise():
     np.testing.assert_allclose(run([x, y, vx, vy], rop, p, q, a, b), expected, rtol=1e-12)
 
 
+def test_Rop_when_wrt_share_a_gradient():
+    # The vjp of x + y hands both inputs the same variable: its terms add up.
+    x, y, vx, vy = T.dscalars("x", "y", "vx", "vy")
+    rop = tg.Rop(y + x, [x, y], [vx, vy])
+    assert run([x, y, vx, vy], rop, 1.0, 2.0, 3.0, 5.0) == 8.0
+    lop = tg.Lop(x * y, [x, y], vx)
+    assert list(run([x, y, vx], lop, 2.0, 3.0, 0.5)) == [1.5, 1.0]
+
+
 @needs_scan
 def test_jacobian():
     x = T.dvector("x")

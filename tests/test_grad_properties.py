@@ -40,14 +40,14 @@ def draw_case(data, pair, seed, max_depth, **kw):
     return [x, y], expr, values, rng
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.data(), PAIRS, SEEDS)
 def test_first_derivatives_match_finite_differences(data, pair, seed):
     inputs, expr, values, rng = draw_case(data, pair, seed, max_depth=4)
     verify_grad(as_function(expr, inputs), values, rng=rng)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data(), tgst.shapes(max_dims=2, min_side=1, max_side=3), SEEDS)
 def test_single_input_expressions(data, shape, seed):
     x = symbolic(shape, "x")
@@ -56,7 +56,7 @@ def test_single_input_expressions(data, shape, seed):
     verify_grad(as_function(expr, [x]), [rng.uniform(-2.5, 2.5, size=shape)], rng=rng)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data(), PAIRS, SEEDS)
 def test_second_derivatives_match_finite_differences(data, pair, seed):
     inputs, expr, values, rng = draw_case(data, pair, seed, max_depth=3)
@@ -69,7 +69,7 @@ def test_second_derivatives_match_finite_differences(data, pair, seed):
     verify_grad(first_derivative, values, rng=rng)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.data(), PAIRS, SEEDS)
 def test_Rop_is_the_adjoint_of_Lop(data, pair, seed):
     """<u, J v> from Rop equals <Lop(u), v> (J the Jacobian of the expression)."""

@@ -106,6 +106,8 @@ def test_jit_numbers_used_as_axes_need_static_argnames():
     assert f.cache_size == 2
     g = tg.jit(static_argnums=1)(total)
     np.testing.assert_allclose(g(x, 0), x.sum(0))
+    h = tg.jit(total, static_argnums=(-1,))
+    np.testing.assert_allclose(h(x, 1), x.sum(1))
 
 
 def test_jit_unhashable_static_argument():

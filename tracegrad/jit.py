@@ -183,7 +183,8 @@ class _Signature:
     def split(self, args, kwargs):
         arg_structs, leaves = [], []
         for i, a in enumerate(args):
-            static = i in self.static_argnums or self.arg_name(i) in self.static_argnames
+            static = (i in self.static_argnums or i - len(args) in self.static_argnums
+                      or self.arg_name(i) in self.static_argnames)
             s, lv = _flatten(a, static)
             arg_structs.append(s)
             leaves.append(lv)

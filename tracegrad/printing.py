@@ -36,47 +36,8 @@ def register_formatter(op_class, formatter):
     _FORMATTERS[op_class] = formatter
 
 
-# Formatters of ops defined elsewhere, found by class name so that printing
-# imports no op module.
-def _index_tokens(idx, parts):
-    """Tokens of an index tuple (see ``tracegrad.ops.index``): ``1:, ::2, i``."""
-    parts = iter(parts)
-    tokens = []
-
-    def part(p):
-        if p is None:
-            return [""]
-        if isinstance(p, str):  # "?" or "[]": the next symbolic input
-            return [next(parts)]
-        return [str(p)]
-
-    for k, e in enumerate(idx):
-        if k:
-            tokens.append(", ")
-        if e is None:
-            tokens.append("None")
-        elif isinstance(e, tuple):
-            tokens += part(e[1]) + [":"] + part(e[2])
-            if e[3] is not None:
-                tokens += [":"] + part(e[3])
-        else:
-            tokens += part(e)
-    return tokens
-
-
-def _subtensor(node, i):
-    return [i[0], "["] + _index_tokens(node.op.idx, i[1:]) + ["]"]
-
-
-def _inc_subtensor(node, i):
-    fname = "set_subtensor" if node.op.set_instead_of_inc else "inc_subtensor"
-    return [f"{fname}(", i[0], "["] + _index_tokens(node.op.idx, i[2:]) + ["], ", i[1], ")"]
-
-
-def _dimshuffle(node, i):
-    return ["dimshuffle(", i[0], f", {node.op.pattern!r})"]
-
-
+# Fallback formatters of ops whose modules register none, found by class
+# name so that printing imports no op module.
 def _tensordot(node, i):
     op = node.op
     label = op._label(i[0].ndim, i[1].ndim) if hasattr(op, "_label") else op.name
@@ -86,9 +47,6 @@ def _tensordot(node, i):
 
 
 _FORMATTERS_BY_NAME = {
-    "Subtensor": _subtensor,
-    "IncSubtensor": _inc_subtensor,
-    "DimShuffle": _dimshuffle,
     "MatMul": lambda node, i: ["(", i[0], " @ ", i[1], ")"],
     "TensorDot": _tensordot,
 }
@@ -105,7 +63,7 @@ def _op_function_name(op):
         if getattr(row, "params", ()) and row.name.startswith("cast_"):
             return "cast"
         return _FUNCTION_NAMES.get(row.name, row.name)
-    name = getattr(op, "pp_name", None) or op.name
+    name = op.name
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()  # SumTo -> sum_to
 
 
@@ -124,7 +82,8 @@ def _op_params(op):
     out = []
     for prop in getattr(op, "__props__", ()):
         value = getattr(op, prop, None)
-        if value is None or value is False or value == () or prop == "scalar_op":
+        if value is None or value is False or prop == "scalar_op" or (
+                isinstance(value, tuple) and not value):
             continue
         if isinstance(value, str) and value == op.name:
             continue  # e.g. Reduce(kind='sum') is already called sum
@@ -175,7 +134,7 @@ def _tokens(var):
                 if k:
                     tokens.append(", ")
                 tokens.append(inp)
-            params = _op_params(op)
+            params = [] if "{" in op.name else _op_params(op)  # Fused{...} names its own
             if params:
                 tokens.append(", " if inputs else "")
                 tokens.append(", ".join(params))
@@ -235,7 +194,7 @@ def pp(var):
         eff = {}
         for node in nodes:
             for out in node.outputs:
-                if out not in tokens or out not in uses and out is not var:
+                if out not in uses and out is not var:  # an unused sibling output
                     continue
                 s = own_size(out) + sum(eff.get(t, len(_leaf_text(t)))
                                         for t in tokens[out] if isinstance(t, Variable))

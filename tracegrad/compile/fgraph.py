@@ -42,7 +42,7 @@ class FunctionGraph:
         outputs = list(outputs)
         if clone:
             to_clone = [v for v in inputs if not _is_persistent(v)]
-            new_inputs, outputs, memo = clone_graph(outputs, to_clone)
+            _, outputs, memo = clone_graph(outputs, to_clone)
             inputs = [memo.get(v, v) for v in inputs]
         if len(set(inputs)) != len(inputs):
             raise ValueError("FunctionGraph: an input is listed twice")
@@ -241,8 +241,8 @@ class FunctionGraph:
 
     def clone(self):
         """An independent copy (shared variables and constants are kept)."""
-        n_users = [v for v in self.inputs if not _is_persistent(v)]
-        new_inputs, outputs, memo = clone_graph(self.outputs, n_users)
+        plain = [v for v in self.inputs if not _is_persistent(v)]
+        _, outputs, memo = clone_graph(self.outputs, plain)
         inputs = [memo.get(v, v) for v in self.inputs]
         return FunctionGraph(inputs, outputs, self.update_targets, clone=False)
 

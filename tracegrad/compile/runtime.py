@@ -6,7 +6,9 @@ call one function at once), reads the shared buffers, runs the steps, copies
 what must not alias, and only then writes the updates into the shared
 buffers. If anything raises before that point no shared variable changes.
 Calls with updates hold one lock for the whole call, so concurrent updating
-calls take turns and read-modify-write updates are never lost.
+calls take turns and read-modify-write updates are never lost. Calls without
+updates take no lock: one that reads shared variables while another thread
+writes its updates may see some buffers before and some after that write.
 """
 import copy
 import threading
@@ -59,7 +61,7 @@ class Function:
             self.profile.compile_time = maker.compile_time
         self._run = make_runner(schedule, filters, maker.single, backend, self.profile)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, /, *args, **kwargs):
         if kwargs or len(args) != self._n_inputs:
             args = self._binder.bind(args, kwargs)
         return self._run(args)
@@ -154,8 +156,10 @@ def write_updates(s, plans, copyto, ndarray):
                 and buffer.shape == value.shape
                 and getattr(buffer.flags, "writeable", True)):
             copyto(buffer, value)
+        elif plan.fresh and getattr(getattr(value, "flags", None), "writeable", True):
+            container.value = value
         else:
-            container.value = value if plan.fresh else copy_value(value)
+            container.value = copy_value(value)
 
 
 def copy_value(value):

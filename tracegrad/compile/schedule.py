@@ -104,7 +104,7 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
 
     roots, is_view = _alias_roots(fgraph, order)
     protected = set(fgraph.inputs) | set(fgraph.constants())
-    _check_destroyers(order, roots, protected)
+    _check_destroyers(order, roots, protected, fgraph.outputs)
 
     last_reader = {}
     for k, node in enumerate(order):
@@ -157,16 +157,23 @@ def _alias_roots(fgraph, order):
     return roots, is_view
 
 
-def _check_destroyers(order, roots, protected):
+def _check_destroyers(order, roots, protected, outputs):
+    """Refuse plans that overwrite a buffer the caller or a later call can
+    see: inputs, constants, shared buffers, or another output's value."""
     for node in order:
         for srcs in node.op.destroy_map.values():
             for j in srcs:
-                hit = roots[node.inputs[j]] & protected
+                destroyed = roots[node.inputs[j]]
+                hit = destroyed & protected
+                if not hit:
+                    hit = {o for o in outputs if roots[o] & destroyed
+                           and not roots[o] & set(node.outputs)}
                 if hit:
                     raise ValueError(
-                        f"{node.op.name} would overwrite the buffer of {sorted(map(str, hit))}, "
-                        "an input, constant or shared variable of the function; an in-place "
-                        "plan may only overwrite intermediate results")
+                        f"{node.op.name} would overwrite the buffer of "
+                        f"{sorted(map(str, hit))}, an input, constant, shared variable or "
+                        "output of the function; an in-place plan may only overwrite "
+                        "intermediate results")
 
 
 def _output_plan(fgraph, borrow, roots, is_view, protected, slot):

@@ -43,7 +43,12 @@ def Rop(f, wrt, eval_points, disconnected_inputs="raise"):
         raise ValueError(f"Rop: {len(wrt_list)} wrt but {len(v_list)} eval_points")
     dummies = [fv.type() for fv in f_list]
     g = Lop(f_list, wrt_list, dummies, disconnected_inputs=disconnected_inputs)
-    known = {gi: T.as_tensor_variable(v) for gi, v in zip(g, v_list)}
+    known = {}
+    for gi, v in zip(g, v_list):
+        # Several wrt may share one gradient variable (x + y gives the dummy
+        # itself for both): their terms add up.
+        v = T.as_tensor_variable(v)
+        known[gi] = known[gi] + v if gi in known else v
     results = grad(None, dummies, known_grads=known, disconnected_inputs="ignore")
     # The result is linear in the dummies' coefficients and independent of
     # their values; replace any leftover reference by zeros.

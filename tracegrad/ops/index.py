@@ -26,9 +26,10 @@ import numpy as np
 from tracegrad.printing import register_formatter
 from tracegrad.ops.elemwise import broadcast_static, cast, clip, mod, sum_to
 from tracegrad.ops.reduce import normalize_axis
-from tracegrad.ops.shape import (_broadcast_target, _grad_for, _is_int, dimshuffle,
-                                 flatten, scatter_add, shape, static_entries,
-                                 static_int, static_value, zeros_like)
+from tracegrad.ops.alloc import _broadcast_target, zeros_like
+from tracegrad.ops.shape import dimshuffle, flatten
+from tracegrad.ops.shape_static import (_grad_for, _is_int, scatter_add, shape,
+                                        static_entries, static_int, static_value)
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable, constant, resolve_weak

@@ -129,7 +129,7 @@ class RandomVariable(Op):
         return f"RandomVariable{{{self.dist}, {self.dtype}}}"
 
     def make_node(self, state, *rest):
-        from tracegrad.ops.shape import static_entries
+        from tracegrad.ops.shape_static import static_entries
         state = as_tensor_variable(state)
         if state.dtype != "int64" or state.ndim != 1:
             raise TypeError(f"{self.name}: the state must be an int64 vector, got {state.type}")
@@ -150,7 +150,7 @@ class RandomVariable(Op):
         if row.shape == "permutation":
             n = params[0]
             if n.ndim == 0:
-                from tracegrad.ops.shape import static_int
+                from tracegrad.ops.shape_static import static_int
                 shape = shape + (static_int(n),)
             else:
                 if size is not None:
@@ -168,20 +168,31 @@ class RandomVariable(Op):
         size, params = (rest[0], rest[1:]) if self.has_size else (None, rest)
         size = None if size is None else tuple(int(s) for s in size.tolist())
         row = DISTRIBUTIONS[self.dist]
-        if size is None and row.shape == "broadcast":
-            size = np.broadcast_shapes(*[p.shape for p in params])
+        if row.shape == "broadcast":
+            size = _check_broadcast(self.name, size, [p.shape for p in params])
         kwargs = {"replace": self.replace} if self.dist == "choice" else {}
         sample = row.sample(xp, gen, size, self.dtype, *params, **kwargs)
         sample = xp.asarray(sample)
-        if row.shape == "broadcast" and sample.shape != size:
-            raise ValueError(f"{self.name}: parameters of shapes "
-                             f"{[tuple(p.shape) for p in params]} do not broadcast to "
-                             f"size {size}")
         new_state = xp.asarray([key, counter + 1], dtype=np.int64)
         return new_state, sample.astype(self.dtype, copy=False)
 
     def vjp(self, node, output_grads):
         return [None] * len(node.inputs)
+
+
+def _check_broadcast(name, size, shapes):
+    """The sample shape: ``size``, which the parameters must broadcast to
+    (NumPy's rule), or their broadcast shape when no size is given."""
+    try:
+        joint = np.broadcast_shapes(*shapes)
+        if size is None:
+            return joint
+        if np.broadcast_shapes(size, joint) == size:
+            return size
+    except ValueError:
+        pass
+    raise ValueError(f"{name}: parameters of shapes {[tuple(s) for s in shapes]} do not "
+                     f"broadcast to size {size}")
 
 
 def size_vector(size):
@@ -193,11 +204,11 @@ def size_vector(size):
     if isinstance(size, (list, tuple)):
         if all(isinstance(s, (int, np.integer)) for s in size):
             return T.constant(np.asarray(size, dtype=np.int64).reshape(len(size)))
-        parts = [T.cast(as_tensor_variable(s), "int64") for s in size]
+        parts = [as_tensor_variable(s) for s in size]
         for p in parts:
-            if p.ndim != 0:
+            if p.ndim != 0 or p.dtype[0] not in "iu":
                 raise TypeError(f"size entries must be integer scalars, got {p.type}")
-        return T.stack(parts)
+        return T.stack([T.cast(p, "int64") for p in parts])
     var = as_tensor_variable(size)
     if var.dtype[0] not in "iu":
         raise TypeError(f"size must be integers, got {var.type}")

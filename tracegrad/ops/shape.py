@@ -1,271 +1,51 @@
-"""Shape ops: views and re-arrangements of arrays, and array constructors.
+"""Shape ops: views and re-arrangements of arrays.
 
 One block per op: ``make_node`` infers the dtype and static shape (raising at
 build time, naming both shapes, when the graph cannot work), ``impl(xp, ...)``
 computes, ``vjp`` gives the gradient, ``view_map`` marks outputs that may be
 views of an input. Public functions turn user arguments into op inputs.
 
-Shape arguments (``reshape``, ``zeros``, ``broadcast_to``...) travel as one
-int64 vector input (``shape_vector``). What is known of them while building
-the graph is read by ``static_entries``, which sees through ``shape(x)`` of a
-statically shaped ``x`` and through small integer arithmetic on it
-(``static_value``), so ``x.reshape((x.shape[0] * 2, -1))`` keeps static
-lengths.
+The build-time shape machinery (``shape``, ``shape_vector``, ``static_value``...)
+lives in ``shape_static`` and the array constructors (``alloc``, ``zeros``,
+``arange``...) in ``alloc``.
 """
 import math
 import operator
 
 import numpy as np
 
-from tracegrad.evaluate import run_node
-from tracegrad.ops.elemwise import (Elemwise, cast, format_shape, is_differentiable,
-                                    sum_to)
+from tracegrad.ops.elemwise import cast, format_shape, sum_to
 from tracegrad.ops.reduce import normalize_axis
+from tracegrad.ops.shape_static import (_axis, _check_runtime_length, _check_shape_input,
+                                        _grad_for, _ints, _is_int, _vector_length,
+                                        make_vector, scatter_add, shape, shape_vector,
+                                        static_entries, static_int, static_value)
 from tracegrad.printing import register_formatter
 from tracegrad.tensor.dispatch import implements
-from tracegrad.tensor.type import TensorType, canonical_dtype
-from tracegrad.tensor.variable import as_tensor_variable, constant, resolve_weak
-from tracegrad.trace import Apply, Constant, Op, Variable
+from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.tensor.type import TensorType
+from tracegrad.trace import Apply, Op, Variable
 
-__all__ = ["shape", "reshape", "flatten", "transpose", "dimshuffle", "concatenate",
-           "stack", "split", "squeeze", "expand_dims", "broadcast_to", "zeros_like",
-           "ones_like", "zeros", "ones", "arange", "eye", "fill", "alloc", "repeat",
-           "swapaxes", "moveaxis", "make_vector"]
+# Re-exported so ``from tracegrad.ops.shape import Alloc`` (and ``shape.Alloc``)
+# keep working now that these live in shape_static / alloc.
+from tracegrad.ops.shape_static import MakeVector, Shape  # noqa: F401
+from tracegrad.ops.alloc import (ARange, Alloc, BroadcastTo, Eye,  # noqa: F401
+                                 _broadcast_target, alloc, arange, broadcast_to, eye,
+                                 fill, ones, ones_like, zeros, zeros_like)
 
-
-def _axis(axis, ndim, opname):
-    """One axis, negative allowed, as a non-negative int (AxisError if out of range)."""
-    return normalize_axis(axis, ndim, opname)[0]
-
-
-def _ints(vector):
-    """A 1-d integer array (NumPy or CuPy) as a tuple of Python ints."""
-    return tuple(int(v) for v in vector.tolist())
+__all__ = ["reshape", "flatten", "transpose", "dimshuffle", "concatenate", "stack",
+           "split", "squeeze", "expand_dims", "repeat", "swapaxes", "moveaxis"]
 
 
-def _grad_for(x, g):
-    """``g`` as the gradient of input ``x``: ``None`` where none flows, else in x's dtype."""
-    if g is None or not is_differentiable(x):
-        return None
-    return g if g.dtype == x.dtype else cast(g, x.dtype)
+def _c_order(order, fname):
+    if order not in ("C", "A", "K", None):
+        raise TypeError(f"np.{fname} on symbolic variables supports only order='C', "
+                        f"got {order!r}")
 
 
-def _is_int(var):
-    return var.dtype[0] in "iu"
-
-
-def scatter_add(xp, out, index, values):
-    """``out[index] += values`` with repeated indices accumulating (``np.add.at``)."""
-    if hasattr(xp.add, "at"):
-        xp.add.at(out, index, values)
-    else:  # CuPy without ufunc.at
-        import cupyx
-        cupyx.scatter_add(out, index, values)
-
-
-# ------------------------------------------------------------ static values
-_FOLD_MAX_NODES = 32
-_FOLD_MAX_SIZE = 64
-
-
-def static_value(var):
-    """``var``'s value (a NumPy array) when it is known while building the graph.
-
-    Known are constants, outputs of ops that answer ``static_output(node)``
-    from static types alone (``shape(x)`` of a fully shaped ``x``), and small
-    computations on those by ops marked ``foldable`` (elementwise, indexing,
-    ``MakeVector``...). Anything else gives ``None``; the walk is iterative and
-    bounded, so asking is cheap.
-    """
-    values = {}
-    stack = [(var, False)]
-    budget = _FOLD_MAX_NODES
-    while stack:
-        v, ready = stack.pop()
-        if v in values:
-            continue
-        if isinstance(v, Constant):
-            values[v] = np.asarray(v.data)
-            continue
-        node = v.owner
-        if ready:  # its inputs are known now
-            arrays = [values[i] for i in node.inputs]
-            if any(a.size > _FOLD_MAX_SIZE for a in arrays):
-                return None
-            try:
-                values.update(zip(node.outputs, run_node(node, arrays)))
-            except Exception:
-                return None
-            continue
-        if node is None:
-            return None
-        hook = getattr(node.op, "static_output", None)
-        known = hook(node) if hook is not None else None
-        if known is not None:
-            values.update(zip(node.outputs, known))
-            continue
-        if not (isinstance(node.op, Elemwise) or getattr(node.op, "foldable", False)):
-            return None
-        budget -= 1
-        if budget < 0:
-            return None
-        stack.append((v, True))
-        stack.extend((i, False) for i in node.inputs if i not in values)
-    return values[var]
-
-
-def static_int(var):
-    """The value of the integer scalar ``var`` if known while building, else None."""
-    value = static_value(var)
-    return None if value is None else int(value)
-
-
-def static_entries(vec, depth=8):
-    """What is known of the entries of the 1-d ``vec``: a list with an int or
-    ``None`` per entry, or ``None`` when its length is unknown.
-
-    Ops that build shape vectors answer ``static_entries(node)`` (``shape``,
-    ``MakeVector``, ``concatenate``, slicing), so partly known shapes stay
-    partly known.
-    """
-    value = static_value(vec)
-    if value is not None:
-        return [int(v) for v in value]
-    node = vec.owner
-    hook = getattr(node.op, "static_entries", None) if node is not None else None
-    if hook is not None and depth > 0:
-        entries = hook(node, depth - 1)
-        if entries is not None:
-            return entries
-    n = vec.type.shape[0]
-    return None if n is None else [None] * n
-
-
-# ------------------------------------------------------------ shape vectors
-def _shape_entry(s, fname):
-    if isinstance(s, (bool, np.bool_)):
-        raise TypeError(f"{fname}: shape entries must be integers, got {s!r}")
-    if isinstance(s, (int, np.integer)):
-        return int(s)
-    v = as_tensor_variable(s)
-    if v.ndim != 0 or not _is_int(v):
-        raise TypeError(f"{fname}: shape entries must be integers or integer scalars, "
-                        f"got {v} of type {v.type}")
-    known = static_value(v)
-    return int(known) if known is not None else cast(v, "int64")
-
-
-def shape_vector(shape, fname="reshape"):
-    """``shape`` (an int, a sequence of ints and integer scalars, or an integer
-    vector) as an int64 vector variable."""
-    if isinstance(shape, (list, tuple)):
-        entries = [_shape_entry(s, fname) for s in shape]
-        if all(isinstance(e, int) for e in entries):
-            return constant(np.array(entries, dtype="int64"))
-        return make_vector(*entries, dtype="int64")
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
-        return shape_vector([shape], fname)
-    vec = as_tensor_variable(shape)
-    if vec.ndim == 0:
-        return shape_vector([vec], fname)
-    if vec.ndim != 1 or not _is_int(vec):
-        raise TypeError(f"{fname}: a shape must be an int, a sequence of ints or an "
-                        f"integer vector, got {vec} of type {vec.type}")
-    return cast(vec, "int64")
-
-
-def _vector_length(vec, ndim, fname):
-    n = vec.type.shape[0]
-    if n is None and ndim is None:
-        raise TypeError(f"{fname}: the length of the shape vector {vec} is not known "
-                        "while building the graph; pass ndim=")
-    if n is not None and ndim is not None and n != ndim:
-        raise ValueError(f"{fname}: ndim={ndim} but the shape vector has length {n}")
-    return int(n if n is not None else ndim)
-
-
-def _check_shape_input(vec, ndim, fname):
-    if vec.ndim != 1 or not _is_int(vec):
-        raise TypeError(f"{fname}: the shape must be an integer vector, got {vec.type}")
-    if vec.type.shape[0] not in (None, ndim):
-        raise ValueError(f"{fname}: expected a shape of length {ndim}, got {vec.type}")
-    return static_entries(vec) or [None] * ndim
-
-
-def _check_runtime_length(shape, ndim, fname):
-    if len(shape) != ndim:
-        raise ValueError(f"{fname}: expected a shape of length {ndim}, got {shape}")
-
-
-# ------------------------------------------------------------ shape
-class Shape(Op):
-    """The shape of ``x`` as an int64 vector."""
-
-    def make_node(self, x):
-        x = as_tensor_variable(x)
-        return Apply(self, [x], [TensorType("int64", (x.ndim,))()])
-
-    def impl(self, xp, x):
-        return xp.asarray(x.shape, dtype="int64")
-
-    def vjp(self, node, output_grads):
-        return [None]
-
-    def static_output(self, node):
-        shape = node.inputs[0].type.shape
-        return None if None in shape else [np.array(shape, dtype="int64")]
-
-    def static_entries(self, node, depth):
-        return list(node.inputs[0].type.shape)
-
-
-_shape = Shape()
-
-
-def shape(x):
-    """``x``'s shape as a symbolic int64 vector (``x.shape``)."""
-    return _shape(as_tensor_variable(x))
-
-
-class MakeVector(Op):
-    """A vector of ``dtype`` from 0-d inputs (``stack`` of scalars)."""
-
-    __props__ = ("dtype",)
-    foldable = True
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def make_node(self, *scalars):
-        scalars = [as_tensor_variable(s) for s in scalars]
-        for s in scalars:
-            if s.ndim != 0 or s.dtype != self.dtype:
-                raise TypeError(f"MakeVector({self.dtype}): got {s.type}")
-        return Apply(self, scalars, [TensorType(self.dtype, (len(scalars),))()])
-
-    def impl(self, xp, *scalars):
-        if not scalars:
-            return xp.zeros((0,), dtype=self.dtype)
-        return xp.stack(scalars)
-
-    def vjp(self, node, output_grads):
-        g = output_grads[0]
-        return [_grad_for(s, g[i]) for i, s in enumerate(node.inputs)]
-
-    def static_entries(self, node, depth):
-        return [static_int(s) for s in node.inputs]
-
-
-def make_vector(*values, dtype=None):
-    """A vector from scalars (ints, symbolic scalars); dtype as ``np.stack``'s."""
-    values = [as_tensor_variable(v) for v in values]
-    for v in values:
-        if v.ndim != 0:
-            raise TypeError(f"make_vector: expected scalars, got {v.type}")
-    if dtype is None:
-        dtype = np.result_type(*[v.dtype for v in values]).name if values else "int64"
-    dtype = canonical_dtype(dtype)
-    return MakeVector(dtype)(*[cast(v, dtype) for v in values])
+def _no_out(fname, out):
+    if out is not None:
+        raise TypeError(f"np.{fname}(..., out=) cannot write into a symbolic variable")
 
 
 # ------------------------------------------------------------ reshape
@@ -328,6 +108,13 @@ def reshape(x, newshape, ndim=None):
     return Reshape(_vector_length(vec, ndim, "reshape"))(x, vec)
 
 
+@implements(np.reshape)
+def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    _c_order(order, "reshape")
+    return reshape(a, newshape if shape is None else shape)
+
+
+
 class Flatten(Op):
     """Keep the first ``ndim - 1`` axes and collapse the rest into one."""
 
@@ -359,6 +146,13 @@ class Flatten(Op):
 def flatten(x, ndim=1):
     """Theano's flatten: keep the first ``ndim - 1`` axes, collapse the rest."""
     return Flatten(int(ndim))(as_tensor_variable(x))
+
+
+@implements(np.ravel)
+def _np_ravel(a, order="C"):
+    _c_order(order, "ravel")
+    return flatten(a, 1)
+
 
 
 # ------------------------------------------------------------ dimshuffle
@@ -439,6 +233,9 @@ def transpose(x, axes=None):
     return dimshuffle(x, axes)
 
 
+implements(np.transpose)(transpose)
+
+
 def swapaxes(x, axis1, axis2):
     """``np.swapaxes``."""
     x = as_tensor_variable(x)
@@ -446,6 +243,9 @@ def swapaxes(x, axis1, axis2):
     a, b = _axis(axis1, x.ndim, "swapaxes"), _axis(axis2, x.ndim, "swapaxes")
     order[a], order[b] = order[b], order[a]
     return dimshuffle(x, order)
+
+
+implements(np.swapaxes)(swapaxes)
 
 
 def moveaxis(x, source, destination):
@@ -464,6 +264,9 @@ def moveaxis(x, source, destination):
     return dimshuffle(x, order)
 
 
+implements(np.moveaxis)(moveaxis)
+
+
 def expand_dims(x, axis):
     """``np.expand_dims``: new length-1 axes at ``axis`` (an int or a tuple)."""
     x = as_tensor_variable(x)
@@ -472,6 +275,9 @@ def expand_dims(x, axis):
     axes = normalize_axis(axes, out_ndim, "expand_dims")
     rest = iter(range(x.ndim))
     return dimshuffle(x, ["x" if i in axes else next(rest) for i in range(out_ndim)])
+
+
+implements(np.expand_dims)(expand_dims)
 
 
 class Squeeze(Op):
@@ -512,6 +318,9 @@ def squeeze(x, axis=None):
     if all(x.type.shape[a] == 1 for a in axes):
         return dimshuffle(x, [i for i in range(x.ndim) if i not in axes])
     return Squeeze(axes)(x)
+
+
+implements(np.squeeze)(squeeze)
 
 
 # ------------------------------------------------------------ join / split
@@ -590,6 +399,14 @@ def concatenate(tensors, axis=0):
     return Join(_axis(axis, tensors[0].ndim, "concatenate"))(*tensors)
 
 
+@implements(np.concatenate)
+def _np_concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    _no_out("concatenate", out)
+    result = concatenate(arrays, axis)
+    return result if dtype is None else cast(result, dtype)
+
+
+
 def stack(tensors, axis=0):
     """``np.stack``: join along a new axis; all inputs must have one shape."""
     tensors = [as_tensor_variable(t) for t in tensors]
@@ -605,6 +422,14 @@ def stack(tensors, axis=0):
     if tensors[0].ndim == 0:
         return make_vector(*tensors)
     return concatenate([expand_dims(t, axis) for t in tensors], axis)
+
+
+@implements(np.stack)
+def _np_stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    _no_out("stack", out)
+    result = stack(arrays, axis)
+    return result if dtype is None else cast(result, dtype)
+
 
 
 class Split(Op):
@@ -702,214 +527,6 @@ def _numpy_split(ary, indices_or_sections, axis=0):
     return [x[lead + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-# ------------------------------------------------------------ broadcast / alloc
-def _broadcast_target(fname, src, entries):
-    """Static shape of ``src`` broadcast to ``entries``; raises on a known clash."""
-    shown = f"{format_shape(src)} to {format_shape(entries)}"
-    if len(src) > len(entries):
-        raise ValueError(f"{fname}: cannot broadcast shape {shown}: the target has fewer "
-                         "dimensions")
-    if any(e is not None and e < 0 for e in entries):
-        raise ValueError(f"{fname}: negative length in the target shape {format_shape(entries)}")
-    out = list(entries)
-    lead = len(entries) - len(src)
-    for i, d in enumerate(src):
-        t = entries[lead + i]
-        if d is not None and d != 1:
-            if t is None:
-                out[lead + i] = d
-            elif t != d:
-                raise ValueError(f"{fname}: cannot broadcast shape {shown} (axis {lead + i}: "
-                                 f"{d} vs {t})")
-    return tuple(out)
-
-
-class BroadcastTo(Op):
-    """``np.broadcast_to(x, shape)``: a read-only view."""
-
-    __props__ = ("ndim",)
-    view_map = {0: [0]}
-
-    def __init__(self, ndim):
-        self.ndim = ndim
-
-    def make_node(self, x, shp):
-        x, shp = as_tensor_variable(x), as_tensor_variable(shp)
-        entries = _check_shape_input(shp, self.ndim, "broadcast_to")
-        out = _broadcast_target("broadcast_to", x.type.shape, entries)
-        return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
-
-    def impl(self, xp, x, shp):
-        shp = _ints(shp)
-        _check_runtime_length(shp, self.ndim, "broadcast_to")
-        return xp.broadcast_to(x, shp)
-
-    def vjp(self, node, output_grads):
-        x = node.inputs[0]
-        return [_grad_for(x, sum_to(output_grads[0], x)), None]
-
-
-def broadcast_to(x, shape):
-    """``np.broadcast_to``; ``shape`` may be symbolic (e.g. ``T.shape(y)``)."""
-    x = as_tensor_variable(x)
-    vec = shape_vector(shape, "broadcast_to")
-    return BroadcastTo(_vector_length(vec, None, "broadcast_to"))(x, vec)
-
-
-class Alloc(Op):
-    """A new array of shape ``shape`` filled with ``value`` (broadcast)."""
-
-    __props__ = ("ndim",)
-
-    def __init__(self, ndim):
-        self.ndim = ndim
-
-    def make_node(self, value, shp):
-        value, shp = as_tensor_variable(value), as_tensor_variable(shp)
-        entries = _check_shape_input(shp, self.ndim, "alloc")
-        out = _broadcast_target("alloc", value.type.shape, entries)
-        return Apply(self, [value, shp], [TensorType(value.dtype, out)()])
-
-    def impl(self, xp, value, shp):
-        shp = _ints(shp)
-        _check_runtime_length(shp, self.ndim, "alloc")
-        out = xp.empty(shp, dtype=value.dtype)
-        out[...] = value
-        return out
-
-    def vjp(self, node, output_grads):
-        value = node.inputs[0]
-        return [_grad_for(value, sum_to(output_grads[0], value)), None]
-
-
-def _alloc(value, shp):
-    vec = shape_vector(shp, "alloc")
-    return Alloc(_vector_length(vec, None, "alloc"))(value, vec)
-
-
-def alloc(value, *shape):
-    """Theano's alloc: ``value`` broadcast to a new array of ``shape``
-    (ints and integer scalars). A Python float becomes ``floatX``."""
-    value = as_tensor_variable(value)
-    if getattr(value, "weak", False):
-        dtype = canonical_dtype("floatX") if value.dtype[0] == "f" else value.dtype
-        value = constant(value.data, dtype=dtype)
-    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
-        shape = shape[0]
-    return _alloc(value, list(shape))
-
-
-def fill(model, value):
-    """Theano's fill: an array shaped like ``model`` filled with ``value``
-    (a Python number takes ``model``'s dtype where NumPy's rules allow)."""
-    model = as_tensor_variable(model)
-    value = resolve_weak([model, as_tensor_variable(value)])[1]
-    return _alloc(value, shape(model))
-
-
-def _full_like(x, fill_value, dtype):
-    x = as_tensor_variable(x)
-    dtype = x.dtype if dtype is None else canonical_dtype(dtype)
-    return _alloc(constant(np.array(fill_value, dtype=dtype)), shape(x))
-
-
-def zeros_like(x, dtype=None):
-    """Zeros with ``x``'s shape and (by default) dtype."""
-    return _full_like(x, 0, dtype)
-
-
-def ones_like(x, dtype=None):
-    """Ones with ``x``'s shape and (by default) dtype."""
-    return _full_like(x, 1, dtype)
-
-
-def zeros(shape, dtype=None):
-    """Zeros of ``shape`` (ints, integer scalars or a vector); dtype floatX by default."""
-    return _alloc(constant(np.zeros((), dtype=canonical_dtype(dtype))), shape)
-
-
-def ones(shape, dtype=None):
-    """Ones of ``shape``; dtype floatX by default."""
-    return _alloc(constant(np.ones((), dtype=canonical_dtype(dtype))), shape)
-
-
-# ------------------------------------------------------------ arange / eye
-def _scalar_input(v, fname):
-    v = as_tensor_variable(v)
-    if v.ndim != 0:
-        raise TypeError(f"{fname}: expected a scalar, got {v.type}")
-    return v
-
-
-class ARange(Op):
-    """``np.arange(start, stop, step, dtype)`` for scalar inputs."""
-
-    __props__ = ("dtype",)
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def make_node(self, start, stop, step):
-        inputs = [_scalar_input(v, "arange") for v in (start, stop, step)]
-        values = [static_value(v) for v in inputs]
-        length = None
-        if all(v is not None for v in values):
-            a, b, c = (v.item() for v in values)
-            if c == 0:
-                raise ValueError("arange: step must not be zero")
-            if all(isinstance(v, int) for v in (a, b, c)):
-                length = max(0, -((a - b) // c))
-            else:
-                length = max(0, math.ceil((b - a) / c))
-        return Apply(self, inputs, [TensorType(self.dtype, (length,))()])
-
-    def impl(self, xp, start, stop, step):
-        return xp.arange(start.item(), stop.item(), step.item(), dtype=self.dtype)
-
-    def vjp(self, node, output_grads):
-        return [None, None, None]
-
-
-def arange(start, stop=None, step=1, dtype=None):
-    """``np.arange``; the bounds may be symbolic scalars. The default dtype is
-    NumPy's: int64 for integers, float64 if any bound is a float."""
-    if stop is None:
-        start, stop = 0, start
-    inputs = [_scalar_input(v, "arange") for v in (start, stop, step)]
-    if dtype is None:
-        kinds = {v.dtype[0] for v in inputs}
-        dtype = "complex128" if "c" in kinds else "float64" if "f" in kinds else "int64"
-    return ARange(canonical_dtype(dtype))(*inputs)
-
-
-class Eye(Op):
-    """``np.eye(n, m, k, dtype)`` for integer scalar inputs."""
-
-    __props__ = ("dtype",)
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def make_node(self, n, m, k):
-        inputs = [_scalar_input(v, "eye") for v in (n, m, k)]
-        if not all(_is_int(v) for v in inputs):
-            raise TypeError(f"eye: n, m and k must be integers, got "
-                            f"{[v.dtype for v in inputs]}")
-        shape_ = tuple(static_int(v) for v in inputs[:2])
-        return Apply(self, inputs, [TensorType(self.dtype, shape_)()])
-
-    def impl(self, xp, n, m, k):
-        return xp.eye(int(n), int(m), k=int(k), dtype=self.dtype)
-
-    def vjp(self, node, output_grads):
-        return [None, None, None]
-
-
-def eye(n, m=None, k=0, dtype=None):
-    """``np.eye``: ones on the ``k``-th diagonal; dtype floatX by default."""
-    return Eye(canonical_dtype(dtype))(n, n if m is None else m, k)
-
-
 # ------------------------------------------------------------ repeat
 def _repeats_arg(repeats):
     return repeats.tolist() if repeats.ndim else int(repeats)
@@ -992,66 +609,4 @@ def repeat(x, repeats, axis=None):
     return Repeat(_axis(axis, x.ndim, "repeat"))(x, repeats)
 
 
-# ------------------------------------------------------------ NumPy dispatch
-def _c_order(order, fname):
-    if order not in ("C", "A", "K", None):
-        raise TypeError(f"np.{fname} on symbolic variables supports only order='C', "
-                        f"got {order!r}")
-
-
-def _no_out(fname, out):
-    if out is not None:
-        raise TypeError(f"np.{fname}(..., out=) cannot write into a symbolic variable")
-
-
-@implements(np.reshape)
-def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    _c_order(order, "reshape")
-    return reshape(a, newshape if shape is None else shape)
-
-
-@implements(np.ravel)
-def _np_ravel(a, order="C"):
-    _c_order(order, "ravel")
-    return flatten(a, 1)
-
-
-@implements(np.concatenate)
-def _np_concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
-    _no_out("concatenate", out)
-    result = concatenate(arrays, axis)
-    return result if dtype is None else cast(result, dtype)
-
-
-@implements(np.stack)
-def _np_stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
-    _no_out("stack", out)
-    result = stack(arrays, axis)
-    return result if dtype is None else cast(result, dtype)
-
-
-@implements(np.broadcast_to)
-def _np_broadcast_to(array, shape, subok=False):
-    return broadcast_to(array, shape)
-
-
-def _np_full_like(fill_value):
-    def like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
-        a = as_tensor_variable(a)
-        if shape is None:
-            return _full_like(a, fill_value, dtype)
-        dtype = a.dtype if dtype is None else dtype
-        return (zeros if fill_value == 0 else ones)(shape, dtype)
-    return like
-
-
-implements(np.zeros_like)(_np_full_like(0))
-implements(np.ones_like)(_np_full_like(1))
-implements(np.transpose)(transpose)
-implements(np.squeeze)(squeeze)
-implements(np.expand_dims)(expand_dims)
 implements(np.repeat)(repeat)
-implements(np.shape)(shape)
-implements(np.swapaxes)(swapaxes)
-implements(np.moveaxis)(moveaxis)
-implements(np.ndim)(lambda a: as_tensor_variable(a).ndim)

@@ -58,13 +58,19 @@ def optimize_outputs(outputs, mode=None, inputs=None, stats=None):
 
 
 def optimize(fgraph, mode=None, stats=None):
-    """Rewrite a compiled function's ``FunctionGraph`` in place."""
+    """Rewrite a compiled function's ``FunctionGraph`` in place.
+
+    The graph is rewritten on a copy (``optimize_outputs``), then each output
+    the rewrite changed is replaced with ``fgraph.replace``, which imports the
+    new nodes and prunes the old ones.
+    """
     phases = phases_for(mode)
     if not phases:
         return fgraph
     new_outputs = optimize_outputs(fgraph.outputs, phases, inputs=fgraph.inputs,
                                    stats=stats)
     for old, new in zip(list(fgraph.outputs), new_outputs):
-        if old is not new:
-            fgraph.replace(old, new)
+        # (an output listed twice is replaced at its first occurrence)
+        if old is not new and old in fgraph.variables:
+            fgraph.replace(old, new, reason="rewrite")
     return fgraph

@@ -122,6 +122,27 @@ def covered(removed, remaining, ndim, memo):
     return any(same_shape(r, removed, memo) for r in remaining)
 
 
+def broadcast_source(var):
+    """``a`` when ``var`` is ``broadcast_to(a, shape)`` or ``alloc(a, shape)``
+    of the same dtype (``var`` then holds copies of ``a``'s values)."""
+    node = var.owner
+    if node is None or type(node.op) not in BROADCASTS:
+        return None
+    src = node.inputs[0]
+    if src.type.dtype != var.type.dtype or src.type.ndim > var.type.ndim:
+        return None
+    return src
+
+
+BROADCASTS = set()  # op classes of broadcast_to and alloc (see ``shapes``)
+
+
+def is_scalar_constant(var, ndim):
+    """A constant of one repeated value that cannot widen an ``ndim`` result."""
+    return isinstance(var, Constant) and const_value(var) is not None \
+        and is_scalar_like(var, ndim)
+
+
 # ------------------------------------------------------------ value facts
 def is_positive(var):
     """``var`` > 0 for every finite input (exact arithmetic)."""

@@ -108,16 +108,36 @@ def _net_terms(terms):
     return kept, removed
 
 
+def _unbroadcast(leaves, memo):
+    """Indices and sources of the leaves ``broadcast_to(a, shape(y))`` (or
+    ``alloc``) whose shape another leaf already has: ``a`` does as well."""
+    found = []
+    for i, v in enumerate(leaves):
+        src = al.broadcast_source(v)
+        if src is not None and any(j != i and al.same_shape(w, v, memo)
+                                   for j, w in enumerate(leaves)):
+            found.append((i, src))
+    return found
+
+
 def simplify_sum(node, ctx):
     out = node.outputs[0]
     dtype = out.type.dtype
     if dtype == "bool" or not _is_root(out, ctx, al.SUM_KEYS):
         return None
-    s = al.collect_terms(out, al.shape_memo(ctx), ctx.n_clients)
-    kept, removed = _net_terms(s.terms)
-    total = s.const_total()
-    const_ndim = max((c.type.ndim for _, c in s.consts), default=0)
+    memo = al.shape_memo(ctx)
+    s = al.collect_terms(out, memo, ctx.n_clients)
+    terms, consts = list(s.terms), list(s.consts)
     fired = False
+    for i, src in _unbroadcast([v for _, v in terms], memo):
+        terms[i] = (terms[i][0], src)
+        fired = True
+    if fired:
+        consts += [(sign, v) for sign, v in terms if al.is_scalar_constant(v, out.type.ndim)]
+        terms = [(sign, v) for sign, v in terms if not al.is_scalar_constant(v, out.type.ndim)]
+    kept, removed = _net_terms(terms)
+    total = al.Sum(out, terms, consts, s.nops).const_total()
+    const_ndim = max((c.type.ndim for _, c in consts), default=0)
     if total is not None and kept:
         for rule in TERM_RULES:
             if rule.group not in ctx.groups or total != rule.const:
@@ -128,22 +148,23 @@ def simplify_sum(node, ctx):
                     kept[k] = (rule.new_sign, rule.build(var.owner.inputs[0]))
                     total, fired = None, True
                     break
-            if fired:
+            if fired and total is None:
                 break
     pos = [v for sign, v in kept if sign > 0]
     neg = [v for sign, v in kept if sign < 0]
+    n_consts = 0
     if total is not None and total != 0:
+        n_consts = 1
         signed = np.dtype(dtype).kind in "if"
-        if signed and total < 0 and (pos or neg):
+        if signed and total < 0 and pos:
             neg.append(al.make_constant(-total, dtype, const_ndim))
         else:
             pos.append(al.make_constant(total, dtype, const_ndim))
-    elif s.consts:
-        removed.append(s.consts[0][1])
+    elif consts:
+        removed.append(consts[0][1])
     n_ops = al.sum_ops(len(pos), len(neg))
-    if not fired and n_ops >= s.nops:
+    if not fired and n_ops >= s.nops and n_consts >= len(consts):
         return None
-    memo = al.shape_memo(ctx)
     pos += _carriers(removed, pos + neg, out.type.ndim, dtype, 0, memo)
     if not pos and not neg:
         return al.make_constant(0, dtype, out.type.ndim)
@@ -176,29 +197,49 @@ def _cancel(parts):
     return changed
 
 
-def finish_parts(parts, dtype, ndim, ctx):
-    """Combine constants and build ``parts``. Returns ``(var, n_ops)``."""
-    num, den, sign = list(parts.num), list(parts.den), parts.sign
+def _plan(parts, dtype):
+    """Constants combined: ``(cn or None, cd or None, sign, removed, n_ops)``
+    where ``cn``/``cd`` are ``(value, ndim)`` of the constant factors kept."""
+    sign = parts.sign
     removed = list(parts.removed)
     cn, cn_ndim = al.const_product(parts.cnum, dtype)
     cd, cd_ndim = al.const_product(parts.cden, dtype)
+    if parts.cnum and parts.cden and cd != 0:
+        with np.errstate(all="ignore"):
+            q = np.asarray(cn / cd, dtype=dtype)
+        if np.isfinite(q) and q * cd == cn:  # an exact quotient: one constant
+            cn, cd, cn_ndim = q, np.ones((), dtype), max(cn_ndim, cd_ndim)
     real = np.dtype(dtype).kind == "f"
     if real and cd == -1:
         sign, cd = -sign, np.ones((), dtype)
     if real and cn == -1:
         sign, cn = -sign, np.ones((), dtype)
+    keep_cn = keep_cd = None
     if cn != 1:
         if real and sign < 0:
             cn, sign = -cn, 1
-        num.append(al.make_constant(cn, dtype, cn_ndim))
+        keep_cn = (cn, cn_ndim)
     elif parts.cnum:
         removed.append(parts.cnum[0])
     if cd != 1:
-        den.append(al.make_constant(cd, dtype, cd_ndim))
+        keep_cd = (cd, cd_ndim)
     elif parts.cden:
         removed.append(parts.cden[0])
+    n_ops = al.product_ops(len(parts.num) + (keep_cn is not None),
+                           len(parts.den) + (keep_cd is not None), sign)
+    return keep_cn, keep_cd, sign, removed, n_ops
+
+
+def finish_parts(parts, dtype, ndim, ctx, plan=None):
+    """Combine constants and build ``parts`` (a variable)."""
+    keep_cn, keep_cd, sign, removed, _ = plan or _plan(parts, dtype)
+    num, den = list(parts.num), list(parts.den)
+    if keep_cn is not None:
+        num.append(al.make_constant(keep_cn[0], dtype, keep_cn[1]))
+    if keep_cd is not None:
+        den.append(al.make_constant(keep_cd[0], dtype, keep_cd[1]))
     num += _carriers(removed, num + den, ndim, dtype, 1, al.shape_memo(ctx))
-    return al.build_product(num, den, sign, dtype), al.product_ops(len(num), len(den), sign)
+    return al.build_product(num, den, sign, dtype)
 
 
 def _apply_factor_rules(parts, ctx):
@@ -209,9 +250,21 @@ def _apply_factor_rules(parts, ctx):
     return fired
 
 
-def _simplify_parts(parts, ctx):
-    """Cancel, apply the active factor rules, cancel again."""
-    fired = _cancel(parts)
+def _simplify_parts(parts, ctx, ndim=None):
+    """Drop useless broadcasts, cancel, apply the active factor rules, cancel
+    again."""
+    fired = False
+    if ndim is not None:
+        n = len(parts.num)
+        for i, src in _unbroadcast(parts.num + parts.den, al.shape_memo(ctx)):
+            lst, k = (parts.num, i) if i < n else (parts.den, i - n)
+            lst[k] = src
+            fired = True
+        if fired:
+            for lst, consts in ((parts.num, parts.cnum), (parts.den, parts.cden)):
+                consts += [v for v in lst if al.is_scalar_constant(v, ndim)]
+                lst[:] = [v for v in lst if not al.is_scalar_constant(v, ndim)]
+    fired = _cancel(parts) or fired
     if FACTOR_RULES and _apply_factor_rules(parts, ctx):
         _cancel(parts)
         fired = True
@@ -242,7 +295,7 @@ def _distribute(parts, dtype, ndim, ctx):
         for sign, c in s.consts:
             term_parts.append(Parts(others + [c], parts.den, parts.cnum, parts.cden,
                                     sign * parts.sign))
-        built = [finish_parts(p, dtype, ndim, ctx)[0] for p in term_parts]
+        built = [finish_parts(p, dtype, ndim, ctx) for p in term_parts]
         total = built[0]
         for b in built[1:]:
             total = T().add(total, b)
@@ -258,16 +311,16 @@ def simplify_product(node, ctx):
     ndim = out.type.ndim
     f = al.collect_factors(out, al.shape_memo(ctx), ctx.n_clients)
     parts = Parts(f.num, f.den, f.cnum, f.cden, f.sign)
-    fired = _simplify_parts(parts, ctx)
+    fired = _simplify_parts(parts, ctx, ndim)
     if not fired and "stabilize" in ctx.groups:
         distributed = _distribute(parts, dtype, ndim, ctx)
         if distributed is not None:
             return distributed
-    var, n_ops = finish_parts(parts, dtype, ndim, ctx)
-    several_constants = len(f.cnum) > 1 or len(f.cden) > 1
-    if not fired and not several_constants and n_ops >= f.nops:
+    plan = _plan(parts, dtype)
+    n_consts = (plan[0] is not None) + (plan[1] is not None)
+    if not fired and plan[-1] >= f.nops and n_consts >= len(parts.cnum) + len(parts.cden):
         return None
-    return var
+    return finish_parts(parts, dtype, ndim, ctx, plan)
 
 
 register("canonicalize", Rule("product", sorted(al.PRODUCT_KEYS), simplify_product))

@@ -143,7 +143,18 @@ def coerce(new, old):
     return new if old.type.is_super(new.type) else None
 
 
+_INDEX_CACHE = {}
+
+
 def _index(groups):
+    key = (tuple(groups), tuple(len(GROUPS.get(g, ())) for g in groups))
+    hit = _INDEX_CACHE.get(key)
+    if hit is None:
+        hit = _INDEX_CACHE[key] = _build_index(groups)
+    return hit
+
+
+def _build_index(groups):
     by_key, wildcard = {}, []
     for group in groups:
         for rule in GROUPS.get(group, ()):

@@ -24,7 +24,7 @@ def remove_sum_to(node, ctx):
 
 def _shape_of_shape_input(node):
     """``y`` when ``node``'s shape input is ``shape(y)``."""
-    from tracegrad.ops.shape import Shape
+    from tracegrad.ops.shape_static import Shape
     shp = node.inputs[1]
     if shp.owner is not None and isinstance(shp.owner.op, Shape):
         return shp.owner.inputs[0]
@@ -32,7 +32,7 @@ def _shape_of_shape_input(node):
 
 
 def remove_useless_broadcast(node, ctx):
-    from tracegrad.ops.shape import Alloc, BroadcastTo
+    from tracegrad.ops.alloc import Alloc, BroadcastTo
     if len(node.inputs) < 2:
         return None
     memo = al.shape_memo(ctx)
@@ -77,6 +77,7 @@ def _register():
     register("canonicalize", Rule("useless_broadcast", rows, remove_useless_broadcast))
     register("canonicalize", Rule("lift_dimshuffle", [shape.DimShuffle], lift_dimshuffle))
     first = (lambda node: node.inputs[0])
+    al.BROADCASTS.update({shape.BroadcastTo, shape.Alloc})
     al.register_shape_source(elemwise.SumTo, lambda node: node.inputs[1])
     al.register_shape_source(shape.BroadcastTo, _shape_of_shape_input)
     al.register_shape_source(shape.Alloc, _shape_of_shape_input)

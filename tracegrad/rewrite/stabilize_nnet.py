@@ -161,7 +161,7 @@ def _scatter_cancel(parts, ctx):
             if s is None:
                 continue
             inner = Parts(f.num, [d for d in f.den if d is not s], f.cnum, f.cden, f.sign)
-            new_values = finish_parts(inner, dtype, values.type.ndim, ctx)[0]
+            new_values = finish_parts(inner, dtype, values.type.ndim, ctx)
             parts.num.remove(a)
             parts.num.remove(z)
             parts.num.append(rebuild(new_values))

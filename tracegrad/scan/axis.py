@@ -8,7 +8,6 @@ never a silent truncation). Its gradient, ``AxisSliceGrad``, writes ``g``
 into a zero array shaped like ``x``; each op is the other's vjp, so gradients
 of gradients of scan stay inside these two ops.
 """
-import numpy as np
 
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
@@ -128,4 +127,3 @@ def axis_slice_grad(like, g, start=None, stop=None, reverse=False, squeeze=False
     return op(like, g, *bounds)
 
 
-_ = np

@@ -1,7 +1,8 @@
 """``scan(fn, ...)``: trace the loop body once and build a ``Scan`` node.
 
-``fn`` is called once, on placeholders for the sequence slices and previous
-outputs and on the non-sequences themselves (the outer variables, so that
+``fn`` is called once (twice when an initial value is a Python number, see
+``_trace``), on placeholders for the sequence slices and previous outputs and
+on the non-sequences themselves (the outer variables, so that
 ``fn`` may differentiate through them, as ``tg.jacobian`` does). The traced
 graph is then cut into the loop body: every sub-expression that does not
 depend on a per-step placeholder (the non-sequences, shared variables and
@@ -151,12 +152,10 @@ class _Recurrent:
             ph.name = f"{base}[t{k:+d}]"
             self.placeholders.append(ph)
 
-    def cast_init(self, dtype):
-        if isinstance(self.init, Constant):
-            self.init = as_tensor_variable(np.asarray(self.init.data, dtype=dtype))
-        else:
-            self.init = _T().cast(self.init, dtype)
-        self.weak = False
+    def cast_init(self, dtype, weak=False):
+        """Give a Python-number initial value the dtype ``dtype``."""
+        self.init = _T().constant(np.asarray(self.init.data, dtype=dtype))
+        self.weak = weak
         self.make_placeholders()
 
 
@@ -272,46 +271,69 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     return results[0], new_updates
 
 
+_PROBE = {"i": "int8", "u": "int8", "f": "float16"}
+_DEFAULT = {"i": "int64", "u": "int64", "f": "float64"}
+
+
 def _trace(fn, seqs, recs_info, nonseqs):
-    """Call ``fn`` on placeholders; re-trace once if a Python-number initial
-    value must take the dtype of what ``fn`` returns."""
+    """Call ``fn`` on placeholders.
+
+    A Python-number initial value is weak, as in NumPy 2: it takes the dtype
+    the body gives it (``outputs_info=0`` summing float32 values is float32).
+    ``fn`` is first traced with the smallest dtype of the number's kind to
+    learn what the rest of the body promotes it to, then traced again with
+    that dtype (or the default int64 / float64 when nothing promotes it).
+    """
     recs = [r for r in (recs_info or []) if r is not None]
-    for attempt in range(2):
-        args = [p for s in seqs for p in s.placeholders]
-        args += [p for r in recs for p in r.placeholders]
-        args += nonseqs
-        outputs, updates, condition = _parse_return(fn(*args))
-        outputs = [as_tensor_variable(o) for o in outputs]
-        if recs_info is None:
-            return outputs, updates, condition
+    weak = [r for r in recs if r.weak and r.init.dtype[0] in _PROBE]
+    for r in weak:
+        r.cast_init(_PROBE[r.init.dtype[0]], weak=True)
+    outputs, updates, condition = _call(fn, seqs, recs, nonseqs)
+    if weak:
+        for r, out in zip(recs, _rec_outputs(recs_info, outputs)):
+            if r in weak:
+                probe = r.row_type().dtype
+                dtype = out.dtype if out.dtype != probe else _DEFAULT[probe[0]]
+                r.cast_init(dtype, weak=False)
+        outputs, updates, condition = _call(fn, seqs, recs, nonseqs)
+    if recs_info is not None:
         if len(recs_info) != len(outputs):
             raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
                              f"{len(recs_info)} entries")
-        retrace = False
         for i, (rec, out) in enumerate(zip(recs_info, outputs)):
             if rec is None:
                 continue
-            init_dtype = rec.row_type().dtype
-            if out.ndim != rec.row_type().ndim:
+            row = rec.row_type()
+            if out.ndim != row.ndim:
                 raise TypeError(
                     f"scan: output {i} has ndim {out.ndim} but its initial value has "
-                    f"ndim {rec.row_type().ndim} per step ({rec.init.type})")
-            if out.dtype == init_dtype:
+                    f"ndim {row.ndim} per step ({rec.init.type})")
+            if out.dtype == row.dtype:
                 continue
-            if rec.weak and attempt == 0:
-                rec.cast_init(out.dtype)
-                retrace = True
-            elif np.can_cast(out.dtype, init_dtype, "safe"):
-                outputs[i] = _T().cast(out, init_dtype)
+            if np.can_cast(out.dtype, row.dtype, "safe"):
+                outputs[i] = _T().cast(out, row.dtype)
             else:
                 raise TypeError(
                     f"scan: output {i} of fn has dtype {out.dtype} but its initial value "
-                    f"(outputs_info) has dtype {init_dtype}; cast one of them")
-        if not retrace:
-            break
+                    f"(outputs_info) has dtype {row.dtype}; cast one of them")
     if condition is not None and condition.dtype != "bool":
         condition = _T().neq(condition, 0)
     return outputs, updates, condition
+
+
+def _call(fn, seqs, recs, nonseqs):
+    args = [p for s in seqs for p in s.placeholders]
+    args += [p for r in recs for p in r.placeholders]
+    args += nonseqs
+    outputs, updates, condition = _parse_return(fn(*args))
+    return [as_tensor_variable(o) for o in outputs], updates, condition
+
+
+def _rec_outputs(recs_info, outputs):
+    if recs_info is None or len(recs_info) != len(outputs):
+        raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
+                         f"{len(recs_info or [])} entries")
+    return [o for r, o in zip(recs_info, outputs) if r is not None]
 
 
 def _loop_state(updates, roots, nonseqs):

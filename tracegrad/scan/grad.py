@@ -60,7 +60,6 @@ def scan_vjp(node, output_grads):
     seq_slices, prev, inner_nonseqs = op.split_inner_inputs()
     n_rec = len(spec.rec_taps)
     bufs = node.outputs[:n_rec]
-    nit_bufs = node.outputs[n_rec:n_rec + spec.n_nit]
     inner_outs = op.inner.outputs
     n_done = node.outputs[-1]
 

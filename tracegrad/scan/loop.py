@@ -126,9 +126,9 @@ def run_loop(op, xp, arrays):
         args.extend(nonseqs)
         values = fn(*args)
         for (store, reach, _), value in zip(rec, values):
-            store.write(reach + t, _as_array(xp, value, store))
+            store.write(reach + t, _as_array(xp, value))
         for j, store in enumerate(nit):
-            store.write(t, _as_array(xp, values[n_rec + j], store))
+            store.write(t, _as_array(xp, values[n_rec + j]))
         steps += 1
         if spec.has_until and bool(values[n_rec + n_nit]):
             break
@@ -139,7 +139,7 @@ def run_loop(op, xp, arrays):
     return tuple(results)
 
 
-def _as_array(xp, value, store):
+def _as_array(xp, value):
     if not isinstance(value, xp.ndarray):
         value = xp.asarray(value)
     return value

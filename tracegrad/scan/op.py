@@ -25,7 +25,7 @@ from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
 
-ScanSpec = namedtuple("ScanSpec", [
+_ScanSpecFields = namedtuple("ScanSpecFields", [
     "seq_offsets",     # per sequence: offsets (>= 0) read at step t as x[t + offset]
     "seq_spans",       # per sequence: rows beyond the step index a step may use (Theano's
                        # max(max tap, 0) - min(min tap, 0)); steps = len - span
@@ -41,6 +41,28 @@ ScanSpec = namedtuple("ScanSpec", [
 ])
 
 
+class ScanSpec(_ScanSpecFields):
+    """The static layout of a loop (hashable; see the field comments)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        parts = [f"seqs={len(self.seq_offsets)}"]
+        if any(offs != (0,) for offs in self.seq_offsets):
+            parts.append(f"seq_offsets={list(map(list, self.seq_offsets))}")
+        if self.rec_taps:
+            parts.append(f"taps={list(map(list, self.rec_taps))}")
+        if self.n_nit:
+            parts.append(f"nit={self.n_nit}")
+        if any(k is not None for k in self.keep):
+            parts.append(f"keep={list(self.keep)}")
+        if self.has_until:
+            parts.append("until")
+        if self.truncate_gradient > 0:
+            parts.append(f"truncate_gradient={self.truncate_gradient}")
+        return ", ".join(parts)
+
+
 class InnerGraph:
     """The loop body: placeholder inputs, output variables and the compiled
     function for each device (built on first use, then reused every step)."""
@@ -49,6 +71,11 @@ class InnerGraph:
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self._init_cache()
+
+    def __repr__(self):
+        from tracegrad.trace import toposort
+        n_nodes = len(toposort(self.outputs, blockers=self.inputs))
+        return f"body({len(self.inputs)} inputs, {n_nodes} nodes, {len(self.outputs)} outputs)"
 
     def _init_cache(self):
         self._compiled = {}
@@ -107,6 +134,7 @@ class Scan(Op):
     __props__ = ("inner", "spec")
     # Folding would run the whole loop while compiling.
     constant_foldable = False
+    pp_name = "scan"
 
     def __init__(self, inner, spec):
         self.inner = inner

@@ -9,6 +9,8 @@ from tracegrad.tensor.variable import (TensorConstant, TensorVariable,  # noqa: 
                                        as_tensor_variable, constant)
 from tracegrad.ops.elemwise import *  # noqa: F401,F403
 from tracegrad.ops.reduce import *  # noqa: F401,F403
+from tracegrad.ops.shape_static import *  # noqa: F401,F403
+from tracegrad.ops.alloc import *  # noqa: F401,F403
 from tracegrad.ops.shape import *  # noqa: F401,F403
 from tracegrad.ops.index import *  # noqa: F401,F403
 from tracegrad.ops.linalg import *  # noqa: F401,F403

@@ -156,6 +156,15 @@ class _TensorMixin:
             pattern = pattern[0]
         return _T().dimshuffle(self, pattern)
 
+    def ravel(self):
+        return _T().flatten(self, 1)
+
+    def swapaxes(self, axis1, axis2):
+        return _T().swapaxes(self, axis1, axis2)
+
+    def take(self, indices, axis=None):
+        return _T().take(self, indices, axis=axis)
+
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
             axes = axes[0]

@@ -34,15 +34,17 @@ def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projecti
         rng = np.random.default_rng(rng)
     points = [np.array(p, dtype=p.dtype if isinstance(p, np.ndarray) and p.dtype.kind == "f"
                        else "float64") for p in points]
-    dtype = np.result_type(*points).name if points else "float64"
-    eps = _DEFAULT_EPS.get(dtype, 1e-6) if eps is None else eps
-    rtol = _DEFAULT_TOL.get(dtype, 1e-5) if rtol is None else rtol
-    atol = _DEFAULT_TOL.get(dtype, 1e-5) if atol is None else atol
-
     inputs = [T.TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
     out = T.as_tensor_variable(fn(*inputs))
     if out.dtype[0] not in "fc":
         raise TypeError(f"verify_grad: fn returned dtype {out.dtype}, which has no gradient")
+    # Tolerances follow the least precise dtype on the way: a float32 result
+    # of float64 inputs cannot resolve a 1e-6 finite-difference step.
+    dtype = max([p.dtype.name for p in points] + [out.dtype],
+                key=lambda d: np.finfo(d).eps if np.dtype(d).kind in "fc" else 0.0)
+    eps = _DEFAULT_EPS.get(_real_name(dtype), 1e-6) if eps is None else eps
+    rtol = _DEFAULT_TOL.get(_real_name(dtype), 1e-5) if rtol is None else rtol
+    atol = _DEFAULT_TOL.get(_real_name(dtype), 1e-5) if atol is None else atol
     f_out = _compile(inputs, [out])
     out_value = np.asarray(_first(f_out(*points)))
     for _ in range(n_projections):
@@ -85,6 +87,10 @@ def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projecti
                 f"verify_grad: gradient mismatch for input {i} at {where}: "
                 f"symbolic {analytic!r} vs finite difference {numeric!r} "
                 f"(rtol={rtol}, atol={atol}, eps={eps})")
+
+
+def _real_name(dtype):
+    return np.finfo(dtype).dtype.name
 
 
 def _first(result):

@@ -301,7 +301,8 @@ def expressions(draw, inputs, max_depth=3, shapes=None, input_bound=3.0, ops=Non
 
     Shapes: ``shapes`` gives the runtime shape of each input; by default the
     inputs' static shapes are used, and axes of unknown length are combined
-    only with themselves or with length 1 (so any values fit). ``ops`` limits
+    only with themselves or with length 1 (so any values fit). For the value
+    bounds, an axis of unknown length is assumed to have at most 8 elements. ``ops`` limits
     the operations to a subset of names from ``UNARY``, ``BINARY`` and
     ``('reduce', 'index', 'transpose')``.
     """
@@ -341,7 +342,8 @@ def expressions(draw, inputs, max_depth=3, shapes=None, input_bound=3.0, ops=Non
         candidates = [p for p in pool if p.depth < max_depth]
         if not candidates:
             break
-        a = draw(st.sampled_from(candidates))
+        # Counted from the newest: Hypothesis shrinks towards chains, not leaves.
+        a = candidates[-1 - draw(st.integers(0, len(candidates) - 1))]
         family = draw(st.sampled_from(families))
         if family == "unary":
             new = _draw_unary(draw, T, a, unary, limit)
