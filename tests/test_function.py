@@ -6,7 +6,6 @@ import warnings
 import numpy as np
 import pytest
 
-import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad import In, Out, function, shared
 from tracegrad.compile import UnusedInputError
@@ -503,3 +502,66 @@ def test_deep_graph_compiles_runs_and_pickles():
     assert f(0.0) == 3000.0
     g = pickle.loads(pickle.dumps(f))
     assert g(1.0) == 3001.0
+
+
+def test_default_array_is_copied_at_compile_time():
+    v = T.dvector("v")
+    default = np.ones(2)
+    f = function([In(v, value=default)], v * 2)
+    default[:] = 5.0
+    np.testing.assert_array_equal(f(), [2.0, 2.0])
+
+
+def test_python_number_edge_cases():
+    fs = T.fscalar("fs")
+    f = function([fs], fs * 1)
+    assert np.isnan(f(float("nan"))) and f(float("inf")) == np.inf
+    with pytest.raises(TypeError, match="'fs'"):
+        f(2 ** 30 + 1)  # not exact in float32
+    with pytest.raises(TypeError, match="'fs'"):
+        f(1e39)
+    b = T.bscalar("b")
+    g = function([b], b * 1)
+    assert g(True) == 1 and g(-128) == -128
+    with pytest.raises(TypeError, match="'b'"):
+        g(128)
+    d = T.dscalar("d")
+    with pytest.raises(TypeError, match="'d'"):
+        function([d], d * 1)(10 ** 400)
+
+
+def test_calls_do_not_walk_the_graph(monkeypatch):
+    import sys
+
+    import tracegrad.trace
+    from tracegrad.compile import FunctionGraph
+
+    x, y = T.dvectors("x", "y")
+    s = shared(np.ones(2))
+    f = function([x, In(y, value=np.zeros(2))], [x * y + s, T.exp(x)],
+                 updates=[(s, s * 2)])
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a call walked the graph")
+
+    walkers = [getattr(tracegrad.trace, name) for name in
+               ("toposort", "ancestors", "graph_inputs", "clone_graph", "clone_replace")]
+    for module in [m for n, m in sys.modules.items() if n.startswith("tracegrad")]:
+        for name, value in list(vars(module).items()):
+            if any(value is walker for walker in walkers):
+                monkeypatch.setattr(module, name, forbidden)
+    monkeypatch.setattr(FunctionGraph, "toposort", forbidden)
+    a, b = f(np.ones(2), y=np.ones(2))
+    np.testing.assert_array_equal(a, [2.0, 2.0])
+    np.testing.assert_array_equal(b, np.exp([1.0, 1.0]))
+    np.testing.assert_array_equal(s.get_value(), [2.0, 2.0])
+
+
+def test_optimized_function_pickles():
+    x = T.dvector("x")
+    f = function([x], [T.exp(x) * 2 + x, T.sum(x ** 2)])
+    g = pickle.loads(pickle.dumps(f))
+    value = np.array([0.5, -1.0, 2.0])
+    for got, expected in zip(g(value), f(value)):
+        np.testing.assert_allclose(got, expected)
+    assert len(g.maker.fgraph.toposort()) == len(f.maker.fgraph.toposort())

@@ -307,3 +307,42 @@ def graphs(draw):
 def test_random_graphs_match_reference(case):
     outputs, values = case
     _compare(outputs, values)
+
+
+def test_array_constants_are_cut_into_blocks():
+    n = 3 * _block("float64") + 5
+    c = np.linspace(-1, 1, n)
+    x = T.dvector("x")
+    out = T.exp(x * c) + np.float64(2.0) * c
+    fused = fuse_outputs([out])
+    (node,) = [nd for nd in toposort(fused) if isinstance(nd.op, FusedElemwise)]
+    assert node.inputs == [x]  # both constants are baked in
+    rng = np.random.default_rng(8)
+    _compare([out], {x: rng.standard_normal(n)}, fused)
+    _compare([out], {x: np.array([0.5])}, fused)  # x broadcasts against c
+    # A (1, 1) constant makes the result 2-d.
+    out2 = T.tanh(x) * np.ones((1, 1)) + 1
+    _compare([out2], {x: rng.standard_normal(n)})
+
+
+@pytest.mark.parametrize("n", [7, 3 * _block("float64") + 1])
+def test_fortran_inputs_give_fortran_outputs_like_numpy(n):
+    x, y = T.dmatrices("x", "y")
+    a = T.exp(x) * 2
+    b = a + y
+    fused = fuse_outputs([a, b])
+    rng = np.random.default_rng(9)
+    xf = np.asfortranarray(rng.standard_normal((3, n)))
+    yc = rng.standard_normal((3, n))
+    yf = np.asfortranarray(yc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for yv in (yf, yc):
+            ref = evaluate([a, b], {x: xf, y: yv})
+            got = evaluate(fused, {x: xf, y: yv})
+            for r, g in zip(ref, got):
+                assert g.flags.f_contiguous == r.flags.f_contiguous
+                assert g.flags.c_contiguous == r.flags.c_contiguous
+                np.testing.assert_array_equal(g, r)
+            # A later reduction then sums in the same order: equal bits.
+            np.testing.assert_array_equal(got[1].sum(axis=1), ref[1].sum(axis=1))

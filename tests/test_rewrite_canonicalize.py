@@ -270,3 +270,40 @@ def test_no_broadcast_survives_in_the_gradient_of_a_sum(xy):
     g = tg.grad((T.sin(x) * 3.0).sum(), x)
     new = rewrite(g, {x: X})
     assert not any(isinstance(n.op, BroadcastTo) for n in toposort([new]))
+
+
+def test_one_axis_tensordots_become_dots():
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    v = T.dvector("v")
+    rng = np.random.default_rng(0)
+    values = {a: rng.standard_normal((4, 3)), b: rng.standard_normal((5, 4)),
+              v: rng.standard_normal(4)}
+    for out in (T.tensordot(a, v, axes=([0], [0])), T.tensordot(a, b, axes=([0], [1]))):
+        new = rewrite(out, values, rtol=1e-12)
+        dot = new.owner
+        assert dot.op._is_dot(dot.inputs[0].ndim, dot.inputs[1].ndim)
+    # the gradient of dot(x, w) with respect to w has that form
+    x, w = T.dmatrix("x"), T.dvector("w")
+    g = tg.grad(T.dot(x, w).sum(), w)
+    new = rewrite(g, {x: values[a], w: np.ones(3)}, rtol=1e-12)
+    assert any(isinstance(n.op, DimShuffle) for n in toposort([new]))
+
+
+def test_factors_of_the_target_shape_leave_sum_to():
+    x, s = T.dmatrix("x"), T.dmatrix("s")
+    g = tg.grad((x / s).sum(), s)  # SumTo(-(gz * out / s), s): s is s-shaped
+    rng = np.random.default_rng(0)
+    new = rewrite(g, {x: rng.standard_normal((3, 4)), s: rng.uniform(1, 2, (3, 1))},
+                  rtol=1e-12)
+    sum_to = next(n for n in toposort([new]) if isinstance(n.op, SumTo))
+    assert s not in [n.inputs[1] for n in toposort(sum_to.inputs[:1]) if n.inputs[1:]]
+    assert not any(isinstance(n.op, SumTo) for n in toposort([sum_to.inputs[0]]))
+
+
+def test_broadcasts_covering_each_other_keep_one(xy):
+    x, _ = xy
+    zeros = T.zeros_like(x)
+    for out in (zeros + zeros, T.add(T.broadcast_to(T.constant(np.ones(1)), T.shape(x)),
+                                     T.broadcast_to(T.constant(np.ones(1)), T.shape(x)))):
+        new = rewrite(out, {x: X})
+        assert evaluate([new], {x: X})[0].shape == (3,)

@@ -11,14 +11,14 @@ import math
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.testing import strategies as tgst
 
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LIMIT = 10.0
 
@@ -41,6 +41,12 @@ UNARY = {
     "times_consts": (lambda a: (a * 2.0) * -0.25, lambda b: b / 2),
     "self_minus": (lambda a: a - a + T.tanh(a), lambda b: 1.0),
     "exp_ratio": (lambda a: T.exp(a) / T.exp(a), lambda b: 1.0),
+    "center": (lambda a: a - T.mean(a, axis=-1, keepdims=True), lambda b: 2 * b),
+    "normalize": (lambda a: a / (1 + T.sqr(a).sum(axis=-1, keepdims=True)), lambda b: b),
+    "softmax_by_hand": (lambda a: T.exp(T.tanh(a)) / T.exp(T.tanh(a)).sum(axis=-1,
+                                                                           keepdims=True),
+                        lambda b: 1.0),
+    "log_softmax": (lambda a: T.log(T.nnet.softmax(a)), lambda b: 2 * b + 3),
 }
 
 # name -> (build(a, b), bound after(ba, bb))
@@ -89,6 +95,7 @@ def _compile_both(inputs, outputs):
 
 
 def _agree(inputs, out, values):
+    note(f"expression: {tg.pp(out)}")
     cost = (out * T.cos(0.7 * out + 0.1)).sum()
     wrt = [v for v in inputs if v.dtype[0] == "f"]
     grads = tg.grad(cost, wrt, disconnected_inputs="ignore")

@@ -294,3 +294,26 @@ def test_tutorial_on_its_own_initialisation_stays_finite():
         _, xent_value = train(*data)
         assert np.isfinite(xent_value).all()
     assert np.isfinite(w.get_value()).all() and np.isfinite(b.get_value())
+
+
+def test_log_softmax_written_by_hand_and_its_gradient(m):
+    t = T.dmatrix("t")
+    onehot = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    values = {m: BIG, t: onehot}
+    out = m - T.log(T.sum(T.exp(m), axis=1)).dimshuffle(0, "x")
+    new = check_stable(out, values, log_softmax_ref(BIG), rtol=1e-14)
+    assert "exp" not in keys([new])
+    g = tg.grad((t * out).sum(), m)
+    check_stable(g, values, onehot - np.exp(log_softmax_ref(BIG)), rtol=1e-14, atol=1e-300)
+
+
+def test_softmax_written_with_exp_indexed_and_its_gradient(m):
+    y = T.lvector("y")
+    values = {m: BIG, y: np.array([2, 0])}
+    sm = T.exp(m) / T.exp(m).sum(axis=1, keepdims=True)
+    picked = T.log(sm[T.arange(m.shape[0]), y])
+    check_stable(picked, values, log_softmax_ref(BIG)[[0, 1], [2, 0]], rtol=1e-14)
+    onehot = np.zeros_like(BIG)
+    onehot[[0, 1], [2, 0]] = 1
+    g = tg.grad(-picked.sum(), m)
+    check_stable(g, values, np.exp(log_softmax_ref(BIG)) - onehot, rtol=1e-14, atol=1e-300)

@@ -13,7 +13,7 @@ explicit update or ``no_default_updates`` (random streams use it).
 """
 import numpy as np
 
-from tracegrad.backend import get_backend
+from tracegrad.backend import get_backend, is_device_array
 from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import TensorVariable
 from tracegrad.trace import Variable
@@ -46,9 +46,11 @@ class SharedVariable(TensorVariable):
         return self.backend.name
 
     def get_value(self, borrow=False):
-        """The value: a copy, or the buffer itself with ``borrow=True``."""
+        """The value: a copy, or the buffer itself with ``borrow=True``.
+        The copy is a NumPy array on every device; the buffer is the
+        device's own array (a ``cupy.ndarray`` on ``'cuda'``)."""
         value = self.container.value
-        return value if borrow else value.copy()
+        return value if borrow else self.backend.host_copy(value)
 
     def set_value(self, value, borrow=False):
         """Replace the value. A new shape is fine; the ndim is fixed and the
@@ -85,8 +87,8 @@ def shared(value, name=None, borrow=False, device=None):
     backend = get_backend(device)
     if isinstance(value, Variable):
         raise TypeError(f"shared() needs a value, got the symbolic variable {value}")
-    if isinstance(value, (np.ndarray, backend.ndarray)):
-        array = backend.asarray(value)
+    if isinstance(value, (np.ndarray, backend.ndarray)) or is_device_array(value):
+        array = backend.asarray(value)  # moves it to the device when needed
         if not borrow and (array is value or getattr(array, "base", None) is value):
             array = array.copy()
     else:

@@ -2,18 +2,36 @@
 shared variable's buffer.
 
 ``get_backend(device)`` is the one place that decides whether a device is
-available: ``'cpu'`` is NumPy; ``'cuda'`` needs CuPy and a GPU and raises
-``RuntimeError`` saying which is missing.
+available: ``'cpu'`` is NumPy; ``'cuda'`` is CuPy (``tracegrad.backend.cupy``,
+imported only when asked for: importing tracegrad never imports CuPy) and
+raises ``RuntimeError`` saying whether CuPy or the GPU is missing.
+
+Devices do not mix: a compiled function reads only shared variables of its
+own device (``check_devices`` refuses the others when compiling, with
+``DeviceMismatchError``), so no call ever copies a buffer between host and
+device behind the user's back.
 """
+import sys
+
 import numpy as np
+
+
+class DeviceMismatchError(TypeError, ValueError):
+    """A graph mixes values of two devices (e.g. a CPU shared variable in a
+    CUDA function). A ``TypeError`` and a ``ValueError``, as NumPy's
+    ``AxisError`` is both an ``IndexError`` and a ``ValueError``."""
 
 
 class Backend:
     """An array module and how to move values onto it.
 
     ``xp`` is the array module (``numpy`` or ``cupy``); ``name`` the device
-    name (``'cpu'`` or ``'cuda'``).
+    name (``'cpu'`` or ``'cuda'``); ``fused_updates``: whether a fused
+    kernel computing a shared variable's update may write straight into the
+    shared buffer (``tracegrad.backend.inplace``).
     """
+
+    fused_updates = False
 
     def __init__(self, name, xp):
         self.name = name
@@ -25,10 +43,23 @@ class Backend:
         return self.xp.asarray(value, dtype=dtype)
 
     def to_host(self, value):
-        """A NumPy array with the values of ``value``."""
+        """A NumPy array with the values of ``value`` (no copy when it is one)."""
         if isinstance(value, np.ndarray):
             return value
-        return self.xp.asnumpy(value)
+        if is_device_array(value):
+            return value.get()
+        return np.asarray(value)
+
+    def host_copy(self, value):
+        """A new NumPy array with the values of ``value`` (never aliases it)."""
+        if isinstance(value, np.ndarray):
+            return value.copy()
+        if is_device_array(value):
+            return value.get()
+        return np.array(value, copy=True)
+
+    def synchronize(self):
+        """Wait until the device has finished its queued work (timing)."""
 
     def __repr__(self):
         return f"Backend({self.name!r})"
@@ -37,27 +68,34 @@ class Backend:
         return (get_backend, (self.name,))
 
 
-CPU = Backend("cpu", np)
+class CpuBackend(Backend):
+    """NumPy; device arrays given to it are copied to the host."""
+
+    def __init__(self):
+        Backend.__init__(self, "cpu", np)
+
+    def asarray(self, value, dtype=None):
+        if not isinstance(value, np.ndarray) and is_device_array(value):
+            value = value.get()
+        return np.asarray(value, dtype=dtype)
+
+
+CPU = CpuBackend()
 _CUDA = None
+
+
+def is_device_array(value):
+    """Whether ``value`` is a CuPy array (without importing CuPy)."""
+    cupy = sys.modules.get("cupy")
+    ndarray = getattr(cupy, "ndarray", None)
+    return ndarray is not None and isinstance(value, ndarray)
 
 
 def _cuda_backend():
     global _CUDA
-    if _CUDA is not None:
-        return _CUDA
-    try:
-        import cupy
-    except ImportError as exc:
-        raise RuntimeError(
-            f"device='cuda' needs CuPy, which is not installed ({exc}); "
-            "install cupy for your CUDA version or use device='cpu'") from None
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDA driver missing or broken
-        raise RuntimeError(f"device='cuda': CuPy finds no usable GPU ({exc})") from None
-    if count < 1:
-        raise RuntimeError("device='cuda': CuPy is installed but there is no GPU")
-    _CUDA = Backend("cuda", cupy)
+    if _CUDA is None:
+        from tracegrad.backend.cupy import load
+        _CUDA = load()
     return _CUDA
 
 
@@ -92,3 +130,21 @@ def backend_of(array):
     if _CUDA is not None and isinstance(array, _CUDA.xp.ndarray):
         return _CUDA
     return CPU
+
+
+def check_devices(backend, shared_variables, what):
+    """``DeviceMismatchError`` when a shared variable lives on another device
+    than ``backend`` (``what`` names the function in the message)."""
+    wrong = [v for v in shared_variables
+             if getattr(v, "device", backend.name) != backend.name]
+    if not wrong:
+        return
+    other = wrong[0].device
+    names = ", ".join(str(v) for v in wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+    raise DeviceMismatchError(
+        f"{what} runs on device '{backend.name}' but reads shared variable"
+        f"{'s' if len(wrong) > 1 else ''} {names} stored on '{other}'; devices do not "
+        f"mix (no silent copies each call). Create the shared variables with "
+        f"shared(..., device='{backend.name}') -- or set tg.config.device = "
+        f"'{backend.name}' before creating them and any RandomStreams draws -- or "
+        f"compile with device='{other}'")

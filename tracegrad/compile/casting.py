@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from tracegrad.backend import CPU
+from tracegrad.backend import CPU, is_device_array
 from tracegrad.trace import Variable
 
 
@@ -63,7 +63,7 @@ def cast_value(ttype, value, allow_downcast=None, what="value", backend=CPU, str
                             f"values of dtype {dtype}, got dtype {array.dtype}")
         check_shape(ttype, array, what)
         return array
-    if isinstance(value, (np.ndarray, np.generic, backend.ndarray)):
+    if isinstance(value, (np.ndarray, np.generic, backend.ndarray)) or is_device_array(value):
         if value.dtype != dtype:
             if not allow_downcast and np.promote_types(value.dtype, dtype) != dtype:
                 raise _downcast_error(ttype, what, f"an array of dtype {value.dtype}", hint)
@@ -143,16 +143,16 @@ def make_filter(ttype, what, allow_downcast=None, backend=CPU, strict=False):
             return slow(value)
         return filter_static
 
-    scalar_ok = (float, int) if dtype.kind == "f" and dtype.itemsize == 8 and not strict else ()
-    if ndim == 0 and scalar_ok and backend is CPU:
-        # The common ``f(2, 3)`` case: Python numbers into float64 scalars.
-        def filter_scalar(value):
-            if type(value) in scalar_ok:
-                return np.array(value, dtype)
-            if type(value) is ndarray and value.dtype is dtype and value.ndim == 0:
-                return value
-            return slow(value)
-        return filter_scalar
+    if ndim == 0 and not strict and backend is CPU:
+        number = _python_number_filter(dtype)
+        if number is not None:
+            # ``f(2, 3)``: Python numbers into scalar inputs, no NumPy detour.
+            def filter_scalar(value):
+                if type(value) is ndarray and value.dtype is dtype and value.ndim == 0:
+                    return value
+                array = number(value)
+                return array if array is not None else slow(value)
+            return filter_scalar
 
     def filter_plain(value):
         if type(value) is ndarray and value.dtype is dtype and value.ndim == ndim:
@@ -163,3 +163,38 @@ def make_filter(ttype, what, allow_downcast=None, backend=CPU, strict=False):
 
 def _identity(value):
     return value
+
+
+def _python_number_filter(dtype):
+    """``number(value) -> 0-d array`` for the Python numbers that fit
+    ``dtype`` exactly, ``None`` for anything else (left to ``cast_value``)."""
+    if dtype.kind == "f" and dtype.itemsize == 8:
+        def number_f8(value):
+            if type(value) is float or type(value) is int:
+                try:
+                    return np.array(value, dtype)
+                except OverflowError:  # an int beyond float64: cast_value explains
+                    return None
+            return None
+        return number_f8
+    if dtype.kind == "f":
+        largest = float(np.finfo(dtype).max)
+
+        def number_float(value):
+            # Out of range, inf and nan fail the comparison: cast_value decides.
+            if (type(value) is float or type(value) is int) and -largest <= value <= largest:
+                array = np.array(value, dtype)
+                if array.item() == value:
+                    return array
+            return None
+        return number_float
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = int(info.min), int(info.max)
+
+        def number_int(value):
+            if type(value) is int and low <= value <= high:
+                return np.array(value, dtype)
+            return None
+        return number_int
+    return None

@@ -9,13 +9,14 @@ fuses and plans in-place work, and ``runtime.Function`` links the schedule.
 import warnings
 from time import perf_counter
 
-from tracegrad.backend import get_backend
+from tracegrad.backend import check_devices, get_backend
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
 from tracegrad.compile.runtime import Function
 from tracegrad.compile.serialize import graph_state, rebuild_graph
 from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
                                        normalize_updates)
+from tracegrad.shared import SharedVariable
 from tracegrad.trace import ancestors, user_source_location
 
 _UNUSED_MODES = ("raise", "warn", "ignore")
@@ -67,8 +68,9 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
 
     used = ancestors(all_outputs, blockers=in_vars)
     _check_unused(in_specs, set(used), on_unused_input, display_name)
-    from tracegrad.shared import SharedVariable
     shared_inputs = [v for v in used if isinstance(v, SharedVariable)]
+    check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
+                  f"tg.function {display_name}")
 
     fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
                             [s for s, _ in update_pairs])

@@ -14,6 +14,7 @@ import copy
 import threading
 from time import perf_counter
 
+from tracegrad.backend.inplace import launch_deferred, prepare_deferred
 from tracegrad.compile.casting import make_filter
 from tracegrad.compile.inputs import Binder, describe_input
 from tracegrad.compile.profile import ProfileStats
@@ -50,7 +51,7 @@ class Function:
                 else spec.allow_downcast
             filt = make_filter(ttype, what, allow, backend, spec.strict)
             filters.append(filt)
-            defaults.append(filt(spec.value) if spec.has_default else None)
+            defaults.append(_own_default(filt, spec.value) if spec.has_default else None)
         self._binder = Binder(maker.inputs, defaults, fname)
         self._n_inputs = n_inputs
         schedule = build_schedule(fgraph, n_inputs, [o.borrow for o in maker.outputs], backend)
@@ -73,6 +74,13 @@ class Function:
         return f"<tracegrad Function {self.maker.display_name}>"
 
 
+def _own_default(filt, value):
+    # The function keeps its own copy: later changes to the caller's array
+    # must not change the default.
+    array = filt(value)
+    return copy_value(array) if array is value else array
+
+
 def make_runner(schedule, filters, single, backend, profile=None):
     """The closure ``run(args) -> results`` of a call (see the module doc)."""
     tail = schedule.template[schedule.n_inputs:]
@@ -80,6 +88,7 @@ def make_runner(schedule, filters, single, backend, profile=None):
     runs = [step.run for step in schedule.steps]
     out_plan = schedule.outputs
     updates = schedule.updates
+    deferred = schedule.deferred  # fused kernels writing into shared buffers
     copyto = backend.xp.copyto
     ndarray = backend.ndarray
 
@@ -98,13 +107,13 @@ def make_runner(schedule, filters, single, backend, profile=None):
             _run_profiled(s, runs, profile)
         results = [s[slot] if mode == AS_IS else finish(s[slot], mode)
                    for slot, mode in out_plan]
-        if updates:
-            write_updates(s, updates, copyto, ndarray)
+        if updates or deferred:
+            write_updates(s, updates, copyto, ndarray, deferred, backend.xp)
         return results
 
-    if not updates and profile is None and single:
+    if not updates and not deferred and profile is None and single:
         return _plain_single_runner(filters, tail, shared_reads, runs, out_plan[0], finish)
-    if updates:
+    if updates or deferred:
         unlocked = compute
 
         def compute(s):
@@ -130,6 +139,8 @@ def _plain_single_runner(filters, tail, shared_reads, runs, out, finish):
     """``make_runner``'s most common case, flattened: no updates, no
     profile, one output (small functions called in loops)."""
     out_slot, out_mode = out
+    if len(filters) == 2:
+        return _plain_single_runner2(filters, tail, shared_reads, runs, out, finish)
 
     def run(args):
         s = [f(a) for f, a in zip(filters, args)]
@@ -143,10 +154,33 @@ def _plain_single_runner(filters, tail, shared_reads, runs, out, finish):
     return run
 
 
-def write_updates(s, plans, copyto, ndarray):
+def _plain_single_runner2(filters, tail, shared_reads, runs, out, finish):
+    # Two arguments, the commonest case: no comprehension frame for the inputs.
+    out_slot, out_mode = out
+    f0, f1 = filters
+
+    def run(args):
+        s = [f0(args[0]), f1(args[1])]
+        s += tail
+        for slot, container in shared_reads:
+            s[slot] = container.value
+        for step in runs:
+            step(s)
+        value = s[out_slot]
+        return value if out_mode == AS_IS else finish(value, out_mode)
+    return run
+
+
+def write_updates(s, plans, copyto, ndarray, deferred=(), xp=None):
     """Write each update's value into its shared buffer (or replace the
-    buffer when the shape changed); every value is taken before any write."""
+    buffer when the shape changed); every value is taken before any write.
+    ``deferred`` fused kernels write their updates into the buffers
+    themselves (``tracegrad.backend.inplace``)."""
+    if deferred:
+        ready, plans = prepare_deferred(s, deferred, plans, ndarray, xp.may_share_memory)
     values = [copy_value(s[p.slot]) if p.snapshot else s[p.slot] for p in plans]
+    if deferred:
+        launch_deferred(ready, xp)
     for plan, value in zip(plans, values):
         container = plan.container
         buffer = container.value

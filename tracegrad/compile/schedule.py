@@ -22,7 +22,6 @@ from functools import partial
 import numpy as np
 
 from tracegrad.evaluate import reraise_with_context
-from tracegrad.trace import Constant
 
 # How an output leaves the call.
 AS_IS, COPY, COPY_IF_READONLY = 0, 1, 2
@@ -66,6 +65,7 @@ class Schedule:
         self.steps = steps                # [Step]
         self.outputs = outputs            # [(slot, AS_IS | COPY | COPY_IF_READONLY)]
         self.updates = updates            # [UpdatePlan]
+        self.deferred = []                # fused update kernels (backend/inplace.py)
 
 
 def impl_for(op, xp):
@@ -122,7 +122,11 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
 
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
     updates = _update_plan(fgraph, roots, protected, claimed, slot)
-    return Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
+    schedule = Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
+    if backend.fused_updates:
+        from tracegrad.backend.inplace import defer_fused_updates
+        defer_fused_updates(schedule, fgraph, order, roots, backend)
+    return schedule
 
 
 def _constant_order(var):
@@ -133,7 +137,7 @@ def _constant_array(var, backend):
     if not hasattr(var.type, "dtype"):
         return var.data
     array = backend.asarray(var.data, dtype=var.type.dtype)
-    if hasattr(array, "flags") and array.flags.writeable:
+    if getattr(getattr(array, "flags", None), "writeable", False):  # CuPy: no such flag
         # A read-only view: nothing may scribble on a constant between calls.
         array = array.view()
         array.flags.writeable = False

@@ -19,20 +19,16 @@ output buffer.
 
 ``CpuProgram.run`` executes it over the broadcast iteration space in blocks of
 ``BLOCK_BYTES`` per buffer, small enough that a block's intermediates stay in
-the L2 cache, so temporaries never travel to main memory. Blocks are
-independent: large calls spread them over a small thread pool (NumPy releases
-the GIL inside ufuncs). Scratch buffers are allocated per call and per
-worker, never shared between concurrent calls.
+the L2 cache, so temporaries never travel to main memory (``runner`` cuts
+the blocks and spreads them over a small thread pool). Scratch buffers are
+allocated per call and per worker, never shared between concurrent calls.
 """
-import contextvars
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from tracegrad.config import config
+from tracegrad.fuse.runner import run_blocked
 
 # Bytes per block and buffer (of the widest dtype). Measured on W1 (2-core
 # AMD EPYC, 2 MiB L2 per core): smaller blocks pay Python overhead per ufunc
@@ -40,7 +36,7 @@ from tracegrad.config import config
 BLOCK_BYTES = 1 << 18
 MIN_BLOCK = 4096
 # Threads pay off when elements x instructions exceeds this (a pool hand-off
-# costs tens of microseconds).
+# costs tens of microseconds) and the array has MIN_BLOCK elements or more.
 THREAD_MIN_WORK = 1 << 18
 
 
@@ -75,8 +71,12 @@ def generate(spec, deferred=False):
     written into ``w``: no instruction may see a half-updated input).
     """
     env = {"copyto": np.copyto, "asarray": np.asarray, "np": np}
+    array_consts = []
     for k, c in enumerate(spec.constants):
-        env[f"k{k}"] = c
+        if c.size == 1:
+            env[f"k{k}"] = c.reshape(())  # broadcasts into any block
+        else:
+            array_consts.append(f"k{k}")  # cut into blocks like an input
     out_index = {j: m for m, j in enumerate(spec.outputs)}
     last_use = {}
     for j, instr in enumerate(spec.instrs):
@@ -132,7 +132,7 @@ def generate(spec, deferred=False):
     if deferred:
         for m, j in enumerate(spec.outputs):
             lines.append(f"copyto(o{m}, {names[j]}, casting='unsafe')")
-    params = [f"i{k}" for k in range(len(spec.in_types))] + \
+    params = [f"i{k}" for k in range(len(spec.in_types))] + array_consts + \
         [f"o{m}" for m in range(len(spec.outputs))] + \
         [f"s{n}" for n in range(len(slot_dtypes))]
     source = f"def block({', '.join(params)}):\n" + \
@@ -151,10 +151,16 @@ class CpuProgram:
         self._deferred = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
+        # Constants of more than one element are operands of the block
+        # function (cut into blocks like inputs), after the inputs.
+        self.array_consts = [c for c in spec.constants if c.size > 1]
         self.const_shapes = [c.shape for c in spec.constants if c.ndim]
         self.work_per_element = max(1, len(spec.instrs))
         self.itemsize = max([d.itemsize for d in self.out_dtypes] +
                             [d.itemsize for d in self.direct.slot_dtypes])
+        n_in = len(spec.in_types)
+        self.const_operand = {k: n_in + m for m, k in enumerate(
+            k for k, c in enumerate(spec.constants) if c.size > 1)}
 
     @property
     def deferred(self):
@@ -169,11 +175,13 @@ class CpuProgram:
     def run(self, arrays, outs=None, sources=None):
         """Compute the outputs for ``arrays``; returns a list of arrays.
 
-        ``outs`` (optional): arrays of the output shapes and dtypes to write
-        into, e.g. a shared variable's buffer. An output buffer may be the
-        very same array as an input (it is then written only after the
-        block has read it); any other overlap is handled by computing into
-        fresh buffers and copying.
+        Outputs are C-ordered, or Fortran-ordered where the inputs they read
+        are (NumPy's rule), so later reductions see the same layout as
+        without fusion. ``outs`` (optional): arrays of the output shapes and
+        dtypes to write into, e.g. a shared variable's buffer. An output
+        buffer may be the very same array as an input (it is then written
+        only after the block has read it); any other overlap is handled by
+        computing into fresh buffers and copying.
         """
         arrays = list(arrays)
         for k, dt in enumerate(self.in_dtypes):
@@ -187,18 +195,21 @@ class CpuProgram:
             # Let the unfused semantics raise, naming the failing node.
             self.spec.reference(np, arrays, sources)
             raise
-        for deps in self.spec.output_deps:
-            if deps is not None and broadcast_shapes(
-                    [shapes[k] for k in deps[0]] + deps[1]) != shape:
-                # An output is smaller than the iteration space (a length-1
-                # axis not known statically): take the node-by-node path.
-                return self._into(self.spec.reference(np, arrays, sources), outs)
+        if not self.spec.output_shape_ok(shapes, shape):
+            # An output is smaller than the iteration space (a length-1 axis
+            # not known statically): take the node-by-node path.
+            return self._into(self.spec.reference(np, arrays, sources), outs)
+        operands = arrays + self.array_consts if self.array_consts else arrays
         program = self.direct
         if outs is None:
-            outs = [np.empty(shape, dt) for dt in self.out_dtypes]
+            orders = self._orders(operands, shape) if len(shape) > 1 else None
+            if orders is None:
+                outs = [np.empty(shape, dt) for dt in self.out_dtypes]
+            else:
+                outs = [np.empty(shape, dt, order=o) for dt, o in zip(self.out_dtypes, orders)]
         else:
             outs = list(outs)
-            mode = self._check_outs(outs, arrays, shape)
+            mode = self._check_outs(outs, operands, shape)
             if mode == "copy":
                 return self._into(self.run(arrays, None, sources), outs)
             if mode == "deferred":
@@ -207,15 +218,48 @@ class CpuProgram:
         if size == 0:
             return outs
         block = max(MIN_BLOCK, BLOCK_BYTES // self.itemsize)
-        if size <= block:
-            slots = [np.empty(shape, dt) for dt in program.slot_dtypes]
-            program.fn(*arrays, *outs, *slots)
+        nthreads = config.num_threads
+        if nthreads > 1 and size * self.work_per_element < THREAD_MIN_WORK:
+            nthreads = 1
+        if size <= block and (nthreads == 1 or size < MIN_BLOCK):
+            order = "F" if outs[0].flags.f_contiguous and len(shape) > 1 else "C"
+            slots = [np.empty(shape, dt, order=order) for dt in program.slot_dtypes]
+            program.fn(*operands, *outs, *slots)
             return outs
-        _run_blocked(program, arrays, outs, shape, size, block,
-                     self.work_per_element)
+        # Blocks small enough that every thread gets at least one.
+        block = max(1, min(block, -(-size // nthreads)))
+        run_blocked(program.fn, program.slot_dtypes, operands, outs, shape, block, nthreads)
         return outs
 
-    def _check_outs(self, outs, arrays, shape):
+    def _orders(self, operands, shape):
+        """``None`` (all C) or the memory order of each output: ``'F'`` when
+        an operand it reads is Fortran-ordered and none is C-ordered."""
+        votes = []
+        any_f = False
+        for a in operands:
+            vote = None
+            if a.ndim == len(shape) and a.size > 1:
+                c, f = a.flags.c_contiguous, a.flags.f_contiguous
+                if f and not c:
+                    vote = "F"
+                    any_f = True
+                elif c and not f:
+                    vote = "C"
+            votes.append(vote)
+        if not any_f:
+            return None
+        orders = []
+        spec = self.spec
+        for deps, const_deps in zip(spec.output_deps, spec.output_const_deps):
+            if deps is None:
+                mine = votes
+            else:
+                mine = [votes[k] for k in deps[0]] + [
+                    votes[self.const_operand[k]] for k in const_deps if k in self.const_operand]
+            orders.append("F" if "F" in mine and "C" not in mine else "C")
+        return orders
+
+    def _check_outs(self, outs, operands, shape):
         if len(outs) != len(self.out_dtypes):
             raise ValueError(f"expected {len(self.out_dtypes)} output buffers, got {len(outs)}")
         mode = "direct"
@@ -225,9 +269,9 @@ class CpuProgram:
                     f"output buffer of shape {getattr(o, 'shape', None)} and dtype "
                     f"{getattr(o, 'dtype', None)} does not fit the result "
                     f"({shape}, {dt})")
-            if not o.flags.c_contiguous or not o.flags.writeable:
+            if not o.flags.writeable:
                 return "copy"
-            for a in arrays:
+            for a in operands:
                 if np.may_share_memory(o, a):
                     exact = (a.shape == o.shape and a.strides == o.strides and
                              a.__array_interface__["data"][0] ==
@@ -235,7 +279,7 @@ class CpuProgram:
                     if not exact:
                         return "copy"
                     mode = "deferred"
-        if mode == "direct" and len(outs) > 1:
+        if len(outs) > 1:
             for m, o in enumerate(outs):
                 if any(np.may_share_memory(o, p) for p in outs[m + 1:]):
                     return "copy"
@@ -261,143 +305,3 @@ def broadcast_shapes(shapes):
             continue
         result = np.broadcast_shapes(result, s)
     return tuple(result)
-
-
-# ---------------------------------------------------------------- blocked run
-def _run_blocked(program, arrays, outs, shape, size, block, work_per_element):
-    nthreads = config.num_threads
-    if size * work_per_element < THREAD_MIN_WORK:
-        nthreads = 1
-    in_views, indexed = [], []
-    general = False
-    for a in arrays:
-        if a.size == 1:
-            in_views.append(a.reshape(()))
-            indexed.append(False)
-        else:
-            in_views.append(a)
-            indexed.append(True)
-            if a.shape != shape or not a.flags.c_contiguous:
-                general = True
-    if not general:
-        in_views = [v.reshape(-1) if ix else v for v, ix in zip(in_views, indexed)]
-        out_views = [o.reshape(-1) for o in outs]
-        # Equal blocks, their count a multiple of the thread count.
-        count = -(-size // block)
-        count = -(-count // nthreads) * nthreads
-        step = -(-size // count)
-        blocks = [(slice(a, min(a + step, size)), min(step, size - a), None)
-                  for a in range(0, size, step)]
-    else:
-        in_views, out_views, blocks = _general_layout(in_views, indexed, outs, shape,
-                                                      block)
-    nthreads = min(nthreads, len(blocks))
-    task = (program, in_views, indexed, out_views)
-    if nthreads == 1:
-        _work(task, blocks)
-        return
-    step = -(-len(blocks) // nthreads)
-    chunks = [blocks[c:c + step] for c in range(0, len(blocks), step)]
-    pool = _executor(len(chunks) - 1)
-    futures = [pool.submit(contextvars.copy_context().run, _work, task, chunk)
-               for chunk in chunks[1:]]
-    error = None
-    try:
-        _work(task, chunks[0])
-    except BaseException as exc:  # still wait for the workers below
-        error = exc
-    for fut in futures:
-        try:
-            fut.result()
-        except BaseException as exc:
-            error = error or exc
-    if error is not None:
-        raise error
-
-
-def _work(task, blocks):
-    program, in_views, indexed, out_views = task
-    fn = program.fn
-    bufsize = max(n for _, n, _ in blocks)
-    slots = [np.empty(bufsize, dt) for dt in program.slot_dtypes]
-    for index, n, bshape in blocks:
-        ins = [v[index] if ix else v for v, ix in zip(in_views, indexed)]
-        outs = [v[index] for v in out_views]
-        if bshape is None:
-            scratch = [s[:n] for s in slots]
-        else:
-            scratch = [s[:n].reshape(bshape) for s in slots]
-        fn(*ins, *outs, *scratch)
-
-
-def _general_layout(in_views, indexed, outs, shape, block):
-    """Views and blocks for broadcast or strided inputs.
-
-    Every operand is seen through its broadcast view of ``shape``; axes of
-    length 1 are dropped and neighbouring axes merged where every operand
-    allows it (as NumPy's iterator does), then the trailing axes that fit in
-    a block are taken whole and the axis before them is cut into ranges.
-    """
-    full = [np.broadcast_to(v, shape) if ix else v for v, ix in zip(in_views, indexed)]
-    operands = [v for v, ix in zip(full, indexed) if ix] + list(outs)
-    axes = [ax for ax, n in enumerate(shape) if n != 1]
-    dims = [shape[ax] for ax in axes]
-    strides = [[op.strides[ax] for ax in axes] for op in operands]
-    merged_dims = [dims[0]]
-    merged_strides = [[s[0]] for s in strides]
-    for d in range(1, len(dims)):
-        if all(s[d - 1] == s[d] * dims[d] for s in strides):
-            merged_dims[-1] *= dims[d]
-            for ms, s in zip(merged_strides, strides):
-                ms[-1] = s[d]
-        else:
-            merged_dims.append(dims[d])
-            for ms, s in zip(merged_strides, strides):
-                ms.append(s[d])
-    cshape = tuple(merged_dims)
-    views = [v.reshape(cshape) if ix else v for v, ix in zip(full, indexed)]
-    out_views = [o.reshape(cshape) for o in outs]
-    inner = 1
-    k = len(cshape) - 1
-    while k >= 0 and inner * cshape[k] <= block:
-        inner *= cshape[k]
-        k -= 1
-    rows = max(1, block // inner)
-    tail = cshape[k + 1:]
-    blocks = []
-    for outer in np.ndindex(*cshape[:k]):
-        for a in range(0, cshape[k], rows):
-            b = min(a + rows, cshape[k])
-            bshape = (b - a,) + tail
-            blocks.append((outer + (slice(a, b),), (b - a) * inner, bshape))
-    return views, out_views, blocks
-
-
-# ------------------------------------------------------------------ threads
-_pool = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _executor(workers):
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size < workers:
-            old = _pool
-            _pool = ThreadPoolExecutor(max_workers=workers,
-                                       thread_name_prefix="tracegrad-fuse")
-            _pool_size = workers
-            if old is not None:
-                old.shutdown(wait=False)
-        return _pool
-
-
-def _reset_after_fork():
-    global _pool, _pool_size, _pool_lock
-    _pool = None
-    _pool_size = 0
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -49,12 +49,23 @@ def compute_ctype(dtype):
 
 
 def row_supported(node):
-    """Whether an elementwise node can be part of a CUDA kernel."""
+    """Whether an elementwise node can be part of a CUDA kernel.
+
+    The row needs a ``c`` expression, and the node must compute in a
+    floating type (float16/32/64; its inputs and output may be bool, as in
+    comparisons and ``where``): the C math functions of the templates are
+    overloaded for ``float`` and ``double`` only, and C integer division
+    and modulo do not round like NumPy's.
+    """
     row = node.op.scalar_op
     if row.c is None:
         return False
-    dtypes = [v.type.dtype for v in node.inputs] + [node.outputs[0].type.dtype]
-    return all(d in C_TYPES for d in dtypes)
+    in_dtypes = [v.type.dtype for v in node.inputs]
+    out_dtype = node.outputs[0].type.dtype
+    allowed = ("bool", "float16", "float32", "float64")
+    if any(d not in allowed for d in in_dtypes + [out_dtype]):
+        return False
+    return np.dtype(instruction_type(in_dtypes, out_dtype)).kind == "f"
 
 
 class KernelSource:
@@ -148,7 +159,7 @@ def render(spec):
         for ref, dt in zip(instr.args, arg_dtypes):
             text = names[ref]
             held = compute_ctype(dt)
-            if dt == "float16" and ref[0] != "t":
+            if dt == "float16" and (ref[0] == "i" or text == f"c{ref[1]}"):
                 held = "float16"  # parameters keep CuPy's float16 type
             args.append(text if held == ct else f"(({ct}){text})")
         expr = instr.row.c.format(*args)
@@ -172,38 +183,52 @@ def launch(spec, arrays, xp, outs=None, sources=None):
     """Run ``spec`` on arrays of ``xp`` (CuPy) with one generated kernel.
 
     Falls back to running the rows one by one (``spec.reference``) when the
-    cluster cannot be rendered or an output is smaller than the iteration
-    space. Returns the list of outputs (written into ``outs`` when given).
+    cluster cannot be rendered, its kernel does not compile, or an output is
+    smaller than the iteration space. Returns the list of outputs (written
+    into ``outs`` when given). CuPy compiles a kernel lazily, at its first
+    call, so a compile error surfaces there.
     """
     src = cache.cuda_source(spec)
     arrays = [xp.asarray(a, dtype=dt) for a, (dt, _) in zip(arrays, spec.in_types)]
     if src is None or not _outputs_fill_space(spec, arrays):
-        results = spec.reference(xp, arrays, sources)
-        if outs is None:
-            return results
-        for o, r in zip(outs, results):
-            o[...] = r
-        return list(outs)
+        return _reference_into(spec, xp, arrays, outs, sources)
     entry = _KERNELS.get(spec)
     if entry is None:
         kernel = xp.ElementwiseKernel(src.in_params, src.out_params, src.body,
                                       src.name, preamble=src.preamble)
-        consts = [xp.asarray(c) for c in src.param_constants]
-        entry = _KERNELS[spec] = (kernel, consts)
+        entry = _KERNELS[spec] = (kernel, [xp.asarray(c) for c in src.param_constants])
     kernel, consts = entry
-    if outs is not None:
-        kernel(*arrays, *consts, *outs)
-        return list(outs)
-    results = kernel(*arrays, *consts)
-    return list(results) if isinstance(results, tuple) else [results]
+    if kernel is not None:
+        try:
+            if outs is not None:
+                kernel(*arrays, *consts, *outs)
+                return list(outs)
+            results = kernel(*arrays, *consts)
+            return list(results) if isinstance(results, tuple) else [results]
+        except Exception as exc:
+            if not _is_compile_error(exc):
+                raise
+            # A row template that does not compile for these dtypes: take
+            # the node-by-node path for this spec from now on.
+            _KERNELS[spec] = (None, consts)
+    return _reference_into(spec, xp, arrays, outs, sources)
+
+
+def _is_compile_error(exc):
+    return "Compile" in type(exc).__name__ or "NVRTC" in str(exc)[:200]
+
+
+def _reference_into(spec, xp, arrays, outs, sources):
+    results = spec.reference(xp, arrays, sources)
+    if outs is None:
+        return results
+    for o, r in zip(outs, results):
+        o[...] = r
+    return list(outs)
 
 
 def _outputs_fill_space(spec, arrays):
     from tracegrad.fuse.cpu import broadcast_shapes
-    const_shapes = [c.shape for c in spec.constants if c.ndim]
-    shape = broadcast_shapes([a.shape for a in arrays] + const_shapes)
-    for deps in spec.output_deps:
-        if deps is not None and broadcast_shapes(
-                [arrays[k].shape for k in deps[0]] + deps[1]) != shape:
-            return False
-    return True
+    shapes = [a.shape for a in arrays]
+    shape = broadcast_shapes(shapes + [c.shape for c in spec.constants if c.ndim])
+    return spec.output_shape_ok(shapes, shape)

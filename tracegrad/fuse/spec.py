@@ -84,8 +84,9 @@ class FusionSpec:
 
     def _output_dependencies(self):
         """Per output: ``None`` when it reads every input and every constant
-        of ndim > 0 (its shape is then the iteration shape), else
-        ``(input indices, constant shapes)`` it reads."""
+        of ndim > 0 (its shape is then the iteration shape), else the pair
+        ``(input indices, constant shapes)`` it reads. ``output_const_deps``
+        lists the constants' indices instead of their shapes."""
         deps = []
         for instr in self.instrs:
             d = set()
@@ -98,14 +99,28 @@ class FusionSpec:
         everything = {("i", k) for k in range(len(self.in_types))} | \
             {("c", k) for k, c in enumerate(self.constants) if c.ndim}
         out = []
+        consts = []
         for j in self.outputs:
             if deps[j] == everything:
                 out.append(None)
+                consts.append(None)
             else:
+                const_idx = tuple(sorted(k for kind, k in deps[j] if kind == "c"))
                 out.append((tuple(sorted(k for kind, k in deps[j] if kind == "i")),
-                            [self.constants[k].shape for kind, k in sorted(deps[j])
-                             if kind == "c"]))
+                            tuple(self.constants[k].shape for k in const_idx)))
+                consts.append(const_idx)
+        self.output_const_deps = tuple(consts)
         return tuple(out)
+
+    def output_shape_ok(self, shapes, shape):
+        """Whether every output has the iteration ``shape`` for input
+        ``shapes`` (an output reading only some inputs may be smaller)."""
+        from tracegrad.fuse.cpu import broadcast_shapes
+        for deps in self.output_deps:
+            if deps is not None and broadcast_shapes(
+                    [shapes[k] for k in deps[0]] + list(deps[1])) != shape:
+                return False
+        return True
 
     # ------------------------------------------------------------ semantics
     def output_shapes(self, in_shapes):

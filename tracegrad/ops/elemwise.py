@@ -192,9 +192,17 @@ template <typename T> __device__ __forceinline__ T tg_sigmoid(T x) {
 template <typename T> __device__ __forceinline__ T tg_softplus(T x) {
     return x > T(0) ? x + log1p(exp(-x)) : log1p(exp(x)); }
 template <typename T> __device__ __forceinline__ T tg_sign(T x) {
-    return T((T(0) < x) - (x < T(0))); }
+    return x != x ? x : T((T(0) < x) - (x < T(0))); }
 template <typename T> __device__ __forceinline__ T tg_floor_div(T a, T b) {
-    return floor(a / b); }
+    T m = fmod(a, b);
+    T d = (m != T(0) && ((b < T(0)) != (m < T(0)))) ? (a - m) / b - T(1) : (a - m) / b;
+    T f = floor(d);
+    return b == T(0) ? a / b : (d != T(0) ? (d - f > T(0.5) ? f + T(1) : f)
+                                         : copysign(T(0), a / b)); }
+template <typename T> __device__ __forceinline__ T tg_maximum(T a, T b) {
+    return (a > b || a != a) ? a : b; }
+template <typename T> __device__ __forceinline__ T tg_minimum(T a, T b) {
+    return (a < b || a != a) ? a : b; }
 template <typename T> __device__ __forceinline__ T tg_mod(T a, T b) {
     T r = fmod(a, b); return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r; }
 """.strip()
@@ -343,10 +351,10 @@ row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
 row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
     lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
                       neg(gz * i[0] / (sqr(i[0]) + sqr(i[1])))], np.arctan2)
-row("maximum", 2, ufunc_impl("maximum"), "max({0}, {1})",
+row("maximum", 2, ufunc_impl("maximum"), "tg_maximum({0}, {1})",
     lambda i, o, gz: [gz * _mask(ge(i[0], i[1]), gz), gz * _mask(lt(i[0], i[1]), gz)],
     np.maximum)
-row("minimum", 2, ufunc_impl("minimum"), "min({0}, {1})",
+row("minimum", 2, ufunc_impl("minimum"), "tg_minimum({0}, {1})",
     lambda i, o, gz: [gz * _mask(le(i[0], i[1]), gz), gz * _mask(gt(i[0], i[1]), gz)],
     np.minimum)
 for _name, _uf, _c in [("eq", "equal", "=="), ("neq", "not_equal", "!="),
@@ -369,7 +377,7 @@ row("logical_xor", 2, ufunc_impl("logical_xor"), "(bool({0}) != bool({1}))",
 row("switch", 3, lambda xp, c, a, b: xp.where(c, a, b), "({0} ? {1} : {2})",
     lambda i, o, gz: [None, switch(i[0], gz, 0), switch(i[0], 0, gz)])
 row("clip_", 3, lambda xp, x, lo, hi: xp.minimum(xp.maximum(x, lo), hi),
-    "min(max({0}, {1}), {2})",
+    "tg_minimum(tg_maximum({0}, {1}), {2})",
     lambda i, o, gz: [gz * _mask(logical_and(ge(i[0], i[1]), le(i[0], i[2])), gz),
                       gz * _mask(lt(i[0], i[1]), gz),
                       gz * _mask(gt(i[0], i[2]), gz)])

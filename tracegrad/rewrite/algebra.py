@@ -41,6 +41,7 @@ def key_of(var):
 
 # ------------------------------------------------------------ shape facts
 SHAPE_SOURCES = {}  # op class -> fn(node) -> input with the output's shape
+SHAPE_TOKENS = {}   # op class -> fn(node) -> (inputs, make(their tokens)) or None
 
 
 def register_shape_source(op_class, fn):
@@ -48,19 +49,65 @@ def register_shape_source(op_class, fn):
     SHAPE_SOURCES[op_class] = fn
 
 
+def register_shape_token(op_class, fn):
+    """Declare how the shape of ``op_class``'s output follows from the shapes
+    of some inputs: ``fn(node) -> (inputs, make)``, ``make(tokens)`` giving
+    the output's token from theirs (``None``: unknown)."""
+    SHAPE_TOKENS[op_class] = fn
+
+
 def shape_memo(ctx):
     """The shape-root memo of one optimisation (kept in ``ctx.memo``)."""
     return ctx.memo.setdefault("shape", {})
 
 
-def _leaf_token(var):
-    shape = var.type.shape
-    if None not in shape:
-        return ("static", shape)
-    return var
+def _same(tokens):
+    first = tokens[0]
+    return first if all(t == first for t in tokens[1:]) else None
 
 
-def _shape_deps(var):
+def reinsert_pattern(axes, ndim):
+    """The dimshuffle pattern putting back the ``axes`` a reduction of an
+    ``ndim``-d array removed (what ``keepdims=True`` does)."""
+    kept = iter(range(ndim - len(axes)))
+    return tuple("x" if i in axes else next(kept) for i in range(ndim))
+
+
+def reduce_token(token, axes, ndim, keepdims):
+    """The token of a reduction over ``axes`` of an ``ndim``-d variable."""
+    out = ("reduce", token, tuple(axes))
+    if keepdims:
+        out = dimshuffle_token(out, reinsert_pattern(axes, ndim), ndim - len(axes))
+    return out
+
+
+def _broadcast(tokens):
+    """The token of an elementwise result: a ``keepdims`` reduction of one
+    operand broadcasts back to that operand's shape."""
+    bases = set(tokens)
+    rest = []
+    for t in tokens:
+        if isinstance(t, tuple) and t[0] == "dimshuffle" and isinstance(t[1], tuple) \
+                and t[1][0] == "reduce" and t[1][1] in bases \
+                and t[2] == reinsert_pattern(t[1][2], t[3] + len(t[1][2])):
+            continue
+        rest.append(t)
+    return _same(rest) if rest else None
+
+
+def dimshuffle_token(token, pattern, in_ndim):
+    """The token of ``dimshuffle(pattern)`` of a variable of ``token`` (a
+    dimshuffle of a dimshuffle is one; the identity is the token itself)."""
+    if isinstance(token, tuple) and token[0] == "dimshuffle":
+        _, token, inner, in_ndim = token
+        pattern = tuple("x" if p == "x" else inner[p] for p in pattern)
+    if pattern == tuple(range(in_ndim)):
+        return token
+    return ("dimshuffle", token, pattern, in_ndim)
+
+
+def _shape_rule(var):
+    """``(inputs, make)``: ``var``'s token is ``make(their tokens)``."""
     node = var.owner
     if node is None:
         return None
@@ -68,14 +115,16 @@ def _shape_deps(var):
         ndim = var.type.ndim
         big = [i for i in node.inputs if not is_scalar_like(i, ndim)]
         if big and all(i.type.ndim == ndim for i in big):
-            return big
+            return big, _broadcast
         return None
     fn = SHAPE_SOURCES.get(type(node.op))
     if fn is not None:
         src = fn(node)
         if src is not None and src.type.ndim == var.type.ndim:
-            return [src]
-    return None
+            return [src], _same
+        return None
+    fn = SHAPE_TOKENS.get(type(node.op))
+    return None if fn is None else fn(node)
 
 
 def shape_root(var, memo):
@@ -89,17 +138,19 @@ def shape_root(var, memo):
         if v in memo:
             stack.pop()
             continue
-        deps = _shape_deps(v)
-        if deps is None:
-            memo[v] = _leaf_token(v)
-            stack.pop()
-            continue
-        missing = [d for d in deps if d not in memo]
-        if missing:
-            stack.extend(missing)
-            continue
-        roots = {memo[d] for d in deps}
-        memo[v] = roots.pop() if len(roots) == 1 else _leaf_token(v)
+        rule = _shape_rule(v)
+        token = None
+        if rule is not None:
+            deps, make = rule
+            missing = [d for d in deps if d not in memo]
+            if missing:
+                stack.extend(missing)
+                continue
+            token = make([memo[d] for d in deps])
+        shape = v.type.shape
+        if None not in shape:
+            token = ("static", shape)
+        memo[v] = v if token is None else token
         stack.pop()
     return memo[var]
 
@@ -151,7 +202,7 @@ def is_positive(var):
     while stack:
         v = stack.pop()
         seen += 1
-        if seen > 16:
+        if seen > 16 or v.type.dtype[0] not in "iuf":  # (complex sums can vanish)
             return False
         if isinstance(v, Constant):
             data = np.asarray(v.data)
@@ -200,9 +251,10 @@ class Sum:
             return None
         dtype = self.root.type.dtype
         total = np.zeros((), dtype=dtype)
-        for sign, c in self.consts:
-            value = np.asarray(c.data).reshape(())
-            total = total + value.astype(dtype) if sign > 0 else total - value.astype(dtype)
+        with np.errstate(all="ignore"):  # integers wrap, as the graph would
+            for sign, c in self.consts:
+                value = np.asarray(c.data).reshape(()).astype(dtype)
+                total = total + value if sign > 0 else total - value
         return np.asarray(total, dtype=dtype)
 
 
@@ -349,9 +401,10 @@ def const_product(consts, dtype):
     number of axes the result needs (their largest ndim)."""
     total = np.ones((), dtype=dtype)
     ndim = 0
-    for c in consts:
-        total = total * np.asarray(c.data).reshape(()).astype(dtype)
-        ndim = max(ndim, c.type.ndim)
+    with np.errstate(all="ignore"):
+        for c in consts:
+            total = total * np.asarray(c.data).reshape(()).astype(dtype)
+            ndim = max(ndim, c.type.ndim)
     return np.asarray(total, dtype=dtype), ndim
 
 

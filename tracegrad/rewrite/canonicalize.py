@@ -44,10 +44,9 @@ def T():
 
 
 def _is_root(out, ctx, keys):
-    """False when every reader of ``out`` is a node of ``keys`` and dtype
-    (that node's tree includes ``out``): ``out`` has one reader, of ``keys``
-    and the same dtype. Looks through ``SumTo`` nodes
-    that sum nothing (the trees are collected through them too)."""
+    """False when ``out`` is part of a larger tree (its only reader is a node
+    of ``keys`` and of its dtype, possibly behind ``SumTo`` nodes that sum
+    nothing): that tree is simplified from its own root."""
     from tracegrad.ops.elemwise import SumTo
     dtype = out.type.dtype
     memo = al.shape_memo(ctx)
@@ -110,12 +109,15 @@ def _net_terms(terms):
 
 def _unbroadcast(leaves, memo):
     """Indices and sources of the leaves ``broadcast_to(a, shape(y))`` (or
-    ``alloc``) whose shape another leaf already has: ``a`` does as well."""
+    ``alloc``) whose shape another leaf (one that stays) already has: ``a``
+    does as well."""
+    current = list(leaves)
     found = []
     for i, v in enumerate(leaves):
         src = al.broadcast_source(v)
         if src is not None and any(j != i and al.same_shape(w, v, memo)
-                                   for j, w in enumerate(leaves)):
+                                   for j, w in enumerate(current)):
+            current[i] = src
             found.append((i, src))
     return found
 
@@ -167,6 +169,8 @@ def simplify_sum(node, ctx):
         return None
     pos += _carriers(removed, pos + neg, out.type.ndim, dtype, 0, memo)
     if not pos and not neg:
+        if any(d != 1 for d in out.type.shape):
+            raise Abort("nothing left to give the sum its shape")
         return al.make_constant(0, dtype, out.type.ndim)
     return al.build_sum(pos, neg, dtype)
 
@@ -316,6 +320,9 @@ def simplify_product(node, ctx):
         distributed = _distribute(parts, dtype, ndim, ctx)
         if distributed is not None:
             return distributed
+    if not fired and not parts.cnum and not parts.cden and \
+            al.product_ops(len(parts.num), len(parts.den), parts.sign) >= f.nops:
+        return None
     plan = _plan(parts, dtype)
     n_consts = (plan[0] is not None) + (plan[1] is not None)
     if not fired and plan[-1] >= f.nops and n_consts >= len(parts.cnum) + len(parts.cden):

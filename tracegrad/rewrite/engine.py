@@ -22,6 +22,7 @@ dropped), never reads the variable it replaces, and its new nodes carry the
 replaced node's ``source`` (so errors still point at the user's line).
 """
 import time
+import warnings
 from collections import deque
 from types import SimpleNamespace
 
@@ -34,7 +35,8 @@ MAX_PASSES = 8
 # rules undoing each other forever.
 MAX_REWRITES_PER_NODE = 20
 
-# Raise exceptions from rules instead of skipping the rule (tests set it).
+# Raise exceptions from rules instead of skipping the rule with a warning
+# (the rewrite tests set it).
 STRICT = False
 
 GROUPS = {}  # group name -> list of rules, in registration order
@@ -195,6 +197,16 @@ def apply_rewrite(graph, node, result):
 
 
 _NONE = []
+_WARNED = set()
+
+
+def _warn_once(rule, exc):
+    # A failing rule is a bug in tracegrad; the graph stays correct (the rule
+    # is skipped), so say it once instead of failing the compile.
+    if (rule.name, type(exc)) not in _WARNED:
+        _WARNED.add((rule.name, type(exc)))
+        warnings.warn(f"tracegrad rewrite rule {rule.name!r} failed and was skipped: "
+                      f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
 
 
 def run_phase(graph, groups, stats=None):
@@ -212,7 +224,7 @@ def run_phase(graph, groups, stats=None):
             if node not in graph.nodes:
                 continue
             rules = by_key.get(op_key(node.op), _NONE)
-            for rule in (rules + wildcard) if wildcard else rules:
+            for rule in (wildcard + rules) if wildcard else rules:
                 before = graph.changes
                 try:
                     result = rule.apply(node, ctx)
@@ -221,9 +233,10 @@ def run_phase(graph, groups, stats=None):
                     added = apply_rewrite(graph, node, result)
                 except Abort:
                     continue
-                except Exception:
+                except Exception as exc:
                     if STRICT:
                         raise
+                    _warn_once(rule, exc)
                     continue
                 if added is None or graph.changes == before:
                     continue

@@ -5,13 +5,15 @@
 - an elementwise input ``broadcast_to(a, shape(y))`` (or ``alloc``) next to
   another input of ``y``'s shape is read as ``a``: the op broadcasts anyway
   (the gradient of ``sum`` is such a broadcast);
+- ``SumTo(x * f, like) -> SumTo(x, like) * f`` where ``f`` has ``like``'s
+  shape (so ``SumTo(g / s, s)`` in the gradient of ``g / s`` exposes ``s``);
 - ``dimshuffle(f(a, b))`` of an elementwise ``f`` read only there becomes
   ``f(dimshuffle(a), dimshuffle(b))``, so products and sums the gradient of
   a reduction wrapped in a dimshuffle are seen whole (``exp(x) /
   sum(exp(x))`` in the gradient of ``log(sum(exp(x)))``).
 
-It also declares, for ``algebra.shape_root``, which ops give an output of the
-shape of one of their inputs.
+It also declares, for ``algebra.shape_root``, how the shapes of the outputs of
+shape ops, reductions and softmax follow from their inputs' shapes.
 """
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite.engine import Rule, register
@@ -32,20 +34,17 @@ def _shape_of_shape_input(node):
 
 
 def remove_useless_broadcast(node, ctx):
-    from tracegrad.ops.alloc import Alloc, BroadcastTo
     if len(node.inputs) < 2:
         return None
     memo = al.shape_memo(ctx)
     inputs = list(node.inputs)
     changed = False
-    for i, inp in enumerate(inputs):
-        owner = inp.owner
-        if owner is None or not isinstance(owner.op, (BroadcastTo, Alloc)):
-            continue
-        src = owner.inputs[0]
-        if src.type.dtype != inp.type.dtype or src.type.ndim > inp.type.ndim:
-            continue
-        if any(j != i and al.same_shape(other, inp, memo) for j, other in enumerate(inputs)):
+    for i, inp in enumerate(node.inputs):
+        src = al.broadcast_source(inp)
+        # (checked against the inputs as they are now: of two broadcasts of
+        # one shape, one stays)
+        if src is not None and any(j != i and al.same_shape(other, inp, memo)
+                                   for j, other in enumerate(inputs)):
             inputs[i] = src
             changed = True
     return node.op(*inputs) if changed else None
@@ -70,10 +69,50 @@ def lift_dimshuffle(node, ctx):
     return elem.op(*new_inputs)
 
 
+def factor_out_of_sum_to(node, ctx):
+    """``SumTo(x * f, like) -> SumTo(x, like) * f`` for factors ``f`` of
+    ``like``'s shape: they are constant along the summed axes."""
+    from tracegrad.rewrite.canonicalize import Parts, finish_parts
+    g, like = node.inputs
+    dtype = g.type.dtype
+    if dtype[0] not in "fc" or al.key_of(g) not in al.PRODUCT_KEYS \
+            or ctx.n_clients(g) != 1:
+        return None
+    memo = al.shape_memo(ctx)
+    f = al.collect_factors(g, memo, ctx.n_clients)
+    out_num = [v for v in f.num if al.same_shape(v, like, memo)]
+    out_den = [v for v in f.den if al.same_shape(v, like, memo)]
+    in_num = [v for v in f.num if not any(v is o for o in out_num)]
+    in_den = [v for v in f.den if not any(v is o for o in out_den)]
+    if not (out_num or out_den) or not (in_num or in_den):
+        return None
+    inner = al.build_product(in_num, in_den, 1, dtype)
+    if not al.same_shape(inner, g, memo):
+        return None
+    summed = node.op(inner, like)
+    outer = Parts([summed] + out_num, out_den, f.cnum, f.cden, f.sign)
+    return finish_parts(outer, dtype, like.type.ndim, ctx)
+
+
+def _dimshuffle_rule(node):
+    op = node.op
+    return [node.inputs[0]], lambda t: al.dimshuffle_token(t[0], op.pattern, op.input_ndim)
+
+
+def _reduce_rule(node):
+    op = node.op
+    if getattr(op, "kind", "sum") in ("argmax", "argmin"):
+        return None
+    ndim = node.inputs[0].type.ndim
+    return [node.inputs[0]], lambda t: al.reduce_token(t[0], op.axes, ndim, op.keepdims)
+
+
 def _register():
-    from tracegrad.ops import elemwise, index, nnet, shape
+    from tracegrad.ops import elemwise, index, nnet, reduce, shape
     rows = [r.name for r in elemwise.ROWS()] + ["cast"]
     register("canonicalize", Rule("remove_sum_to", [elemwise.SumTo], remove_sum_to))
+    register("canonicalize", Rule("sum_to_factor_out", [elemwise.SumTo],
+                                  factor_out_of_sum_to))
     register("canonicalize", Rule("useless_broadcast", rows, remove_useless_broadcast))
     register("canonicalize", Rule("lift_dimshuffle", [shape.DimShuffle], lift_dimshuffle))
     first = (lambda node: node.inputs[0])
@@ -85,6 +124,9 @@ def _register():
     al.register_shape_source(nnet.PutAlongLastAxis, lambda node: node.inputs[2])
     al.register_shape_source(nnet.Softmax, first)
     al.register_shape_source(nnet.LogSoftmax, first)
+    al.register_shape_token(shape.DimShuffle, _dimshuffle_rule)
+    al.register_shape_token(reduce.Reduce, _reduce_rule)
+    al.register_shape_token(reduce.LogSumExp, _reduce_rule)
 
 
 _register()

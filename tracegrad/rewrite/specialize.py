@@ -2,6 +2,10 @@
 
 - ``x ** 0.5 -> sqrt(x)``, ``x * x -> sqr(x)`` (the same values, one
   cheaper ufunc);
+- ``tensordot`` of vectors and matrices contracting one axis becomes the
+  ``dot`` form (``tensordot(x, g, axes=([0], [0])) -> dot(x.T, g)``, as the
+  gradient of ``dot(x, w)`` has it): ``xp.dot`` on a transposed view, no
+  copy of the transposed operand;
 - casts that change nothing: ``cast(cast(x, wider), back)`` where ``wider``
   holds every value of ``x`` exactly (``float32 -> float64 -> float32``)
   becomes a single cast (or nothing);
@@ -47,3 +51,26 @@ def cast_chain(node, ctx):
 
 
 register("specialize", Rule("cast_chain", ["cast"], cast_chain))
+
+
+def dot_form(node, ctx):
+    """A one-axis contraction of 1-d/2-d operands as ``dot`` of transposes."""
+    from tracegrad.ops.linalg import TensorDot
+    op = node.op
+    a, b = node.inputs
+    if op.batch or len(op.axes_a) != 1 or not 1 <= a.type.ndim <= 2 \
+            or not 1 <= b.type.ndim <= 2 or op._is_dot(a.type.ndim, b.type.ndim):
+        return None
+    if a.type.ndim == 2 and op.axes_a == (0,):
+        a = T().transpose(a)
+    if b.type.ndim == 2 and op.axes_b == (1,):
+        b = T().transpose(b)
+    return TensorDot((a.type.ndim - 1,), (max(b.type.ndim - 2, 0),))(a, b)
+
+
+def _register():
+    from tracegrad.ops.linalg import TensorDot
+    register("specialize", Rule("dot_form", [TensorDot], dot_form))
+
+
+_register()

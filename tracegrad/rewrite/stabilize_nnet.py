@@ -3,7 +3,8 @@
 - ``log(softmax(x)) -> log_softmax(x)``, also through indexing and views:
   ``log(softmax(x)[arange(n), y]) -> log_softmax(x)[arange(n), y]`` (and
   ``take_along_last_axis``, which ``categorical_crossentropy`` uses);
-- ``log(sum(exp(x), axis)) -> logsumexp(x, axis)``;
+- ``log(sum(exp(x), axis)) -> logsumexp(x, axis)`` (also with a dimshuffle
+  in between);
 - ``exp(x) / sum(exp(x), axis, keepdims=True) -> softmax(x, axis)`` (also
   with ``.dimshuffle`` putting the axes back), inside any product;
 - gradients: a factor ``a`` times a scatter into zeros whose values divide
@@ -45,8 +46,11 @@ def log_softmax_rule(node, ctx):
 
 
 def logsumexp_rule(node, ctx):
-    _, _, reduce, _ = _ops()
+    _, _, reduce, shape = _ops()
     s = node.inputs[0]
+    wrap = None
+    if s.owner is not None and isinstance(s.owner.op, shape.DimShuffle):
+        wrap, s = s.owner.op, s.owner.inputs[0]  # (lifted out of the log)
     r = s.owner
     if r is None or not isinstance(r.op, reduce.Reduce) or r.op.kind != "sum" \
             or s.type.dtype[0] != "f":
@@ -57,7 +61,8 @@ def logsumexp_rule(node, ctx):
     x = e.owner.inputs[0]
     if x.type.dtype != e.type.dtype:
         return None
-    return reduce.LogSumExp(r.op.axes, r.op.keepdims)(x)
+    out = reduce.LogSumExp(r.op.axes, r.op.keepdims)(x)
+    return out if wrap is None else wrap(out)
 
 
 def _softmax_den(d):

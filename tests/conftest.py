@@ -1,0 +1,31 @@
+"""Test-suite configuration shared by every test file."""
+import importlib.util
+
+import pytest
+
+
+# ------------------------------------------------------------ GPU tests
+# Tests marked ``gpu`` need CuPy and a CUDA device; without them they are
+# skipped (with the reason), never failed. CuPy is imported only when the
+# selected tests include such a test.
+def _gpu_missing():
+    """Why the ``gpu`` tests cannot run here, or ``None`` when they can."""
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install tracegrad[gpu])"
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # a broken install, no driver, no device
+        return f"CuPy finds no usable GPU ({type(exc).__name__}: {exc})"
+    return None if count > 0 else "CuPy finds no GPU"
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    reason = _gpu_missing()
+    if reason is not None:
+        skip = pytest.mark.skip(reason=f"gpu test: {reason}")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -1,0 +1,162 @@
+"""Run a block function over the broadcast iteration space, block by block,
+on a small thread pool.
+
+The common case, every operand C-ordered (or every one Fortran-ordered)
+with the full shape or a single element, runs on flat 1-D slices. Anything
+else (broadcasting, strides, mixed orders) goes through a general layout:
+axes ordered like the first output's strides, length-1 axes dropped,
+neighbouring axes merged where every operand allows it (as NumPy's iterator
+does), then the trailing axes that fit in a block are taken whole and the
+axis before them is cut into ranges.
+
+Blocks are independent, so large calls hand contiguous runs of blocks to
+worker threads (NumPy releases the GIL inside ufuncs); each worker owns its
+scratch buffers.
+"""
+import contextvars
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
+    """Call ``fn(*operand_blocks, *out_blocks, *scratch)`` over every block."""
+    size = outs[0].size
+    indexed = [a.size != 1 for a in operands]
+    views = [a if ix else a.reshape(()) for a, ix in zip(operands, indexed)]
+    full = [v for v, ix in zip(views, indexed) if ix] + list(outs)
+    order = None
+    if all(v.shape == shape for v in full):
+        if all(v.flags.c_contiguous for v in full):
+            order = "C"
+        elif all(v.flags.f_contiguous for v in full):
+            order = "F"
+    if order is not None:
+        views = [v.reshape(-1, order=order) if ix else v for v, ix in zip(views, indexed)]
+        out_views = [o.reshape(-1, order=order) for o in outs]
+        # Equal blocks, their count a multiple of the thread count.
+        count = -(-size // block)
+        count = -(-count // nthreads) * nthreads
+        step = -(-size // count)
+        blocks = [(slice(a, min(a + step, size)), min(step, size - a), None)
+                  for a in range(0, size, step)]
+    else:
+        views, out_views, blocks = _general_layout(views, indexed, outs, shape, block)
+    nthreads = min(nthreads, len(blocks))
+    task = (fn, slot_dtypes, views, indexed, out_views)
+    if nthreads == 1:
+        _work(task, blocks)
+        return
+    step = -(-len(blocks) // nthreads)
+    chunks = [blocks[c:c + step] for c in range(0, len(blocks), step)]
+    pool = _executor(len(chunks) - 1)
+    futures = [pool.submit(contextvars.copy_context().run, _work, task, chunk)
+               for chunk in chunks[1:]]
+    error = None
+    try:
+        _work(task, chunks[0])
+    except BaseException as exc:  # still wait for the workers below
+        error = exc
+    for fut in futures:
+        try:
+            fut.result()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def _work(task, blocks):
+    fn, slot_dtypes, views, indexed, out_views = task
+    bufsize = max(n for _, n, _ in blocks)
+    slots = [np.empty(bufsize, dt) for dt in slot_dtypes]
+    for index, n, bshape in blocks:
+        ins = [v[index] if ix else v for v, ix in zip(views, indexed)]
+        outs = [v[index] for v in out_views]
+        if bshape is None:
+            scratch = [s[:n] for s in slots]
+        else:
+            scratch = [s[:n].reshape(bshape) for s in slots]
+        fn(*ins, *outs, *scratch)
+
+
+def _general_layout(views, indexed, outs, shape, block):
+    full = [np.broadcast_to(v, shape) if ix else v for v, ix in zip(views, indexed)]
+    operands = [v for v, ix in zip(full, indexed) if ix] + list(outs)
+    # Walk memory like the first output does (C, Fortran or anything).
+    axes = sorted((ax for ax, n in enumerate(shape) if n != 1),
+                  key=lambda ax: -abs(outs[0].strides[ax]))
+    dims = [shape[ax] for ax in axes]
+    strides = [[op.strides[ax] for ax in axes] for op in operands]
+    merged_dims = [dims[0]]
+    merged = [[s[0]] for s in strides]
+    for d in range(1, len(dims)):
+        if all(s[d - 1] == s[d] * dims[d] for s in strides):
+            merged_dims[-1] *= dims[d]
+            for ms, s in zip(merged, strides):
+                ms[-1] = s[d]
+        else:
+            merged_dims.append(dims[d])
+            for ms, s in zip(merged, strides):
+                ms.append(s[d])
+    cshape = tuple(merged_dims)
+    new_views = []
+    k = 0
+    for v, ix in zip(full, indexed):
+        if ix:
+            new_views.append(as_strided(v, cshape, tuple(merged[k]), writeable=False))
+            k += 1
+        else:
+            new_views.append(v)
+    out_views = []
+    for o in outs:
+        out_views.append(as_strided(o, cshape, tuple(merged[k])))
+        k += 1
+    inner = 1
+    k = len(cshape) - 1
+    while k >= 0 and inner * cshape[k] <= block:
+        inner *= cshape[k]
+        k -= 1
+    if k < 0:  # everything fits in one block
+        return new_views, out_views, [((), inner, cshape)]
+    rows = max(1, block // inner)
+    tail = cshape[k + 1:]
+    blocks = []
+    for outer in np.ndindex(*cshape[:k]):
+        for a in range(0, cshape[k], rows):
+            b = min(a + rows, cshape[k])
+            blocks.append((outer + (slice(a, b),), (b - a) * inner, (b - a,) + tail))
+    return new_views, out_views, blocks
+
+
+# ------------------------------------------------------------------ threads
+_pool = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _executor(workers):
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            old = _pool
+            _pool = ThreadPoolExecutor(max_workers=workers,
+                                       thread_name_prefix="tracegrad-fuse")
+            _pool_size = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def _reset_after_fork():
+    global _pool, _pool_size, _pool_lock
+    _pool = None
+    _pool_size = 0
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
