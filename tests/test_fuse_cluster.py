@@ -224,3 +224,54 @@ def test_fuse_real_function_graph_when_available():
     xv, yv = np.arange(3.0), np.ones(3)
     got = evaluate(list(fg.outputs), {fg.inputs[0]: xv, fg.inputs[1]: yv})[0]
     np.testing.assert_allclose(got, np.exp(xv) * np.sin(yv) + 1, rtol=1e-12)
+
+
+def _grad_graph_with_crossing_reductions():
+    # Found by Hypothesis through tg.function: two clusters that are each
+    # convex but depend on each other through sum nodes.
+    import tracegrad as tg
+    x, y = T.dscalars("x", "y")
+    e = abs(T.sum(x / (1.0 + T.sqr(T.max(y)))))
+    return (x, y), tg.grad(e, [x, y])
+
+
+def test_clusters_never_depend_on_each_other_in_a_cycle():
+    from tracegrad.fuse.cluster import cluster_order
+    (x, y), outputs = _grad_graph_with_crossing_reductions()
+    clusters = find_clusters(outputs)
+    assert clusters
+    cluster_order(outputs, clusters)  # raises on a cycle
+    values = {x: np.array(0.7), y: np.array(-1.3)}
+    _assert_same_values(outputs, fuse_outputs(outputs), values)
+
+
+def test_break_cycles_repairs_a_cyclic_grouping():
+    from tracegrad.fuse.cluster import _break_cycles, _units_on_cycles
+    (x, y), outputs = _grad_graph_with_crossing_reductions()
+    nodes = toposort(outputs)
+    position = {n: k for k, n in enumerate(nodes)}
+    sums = [k for k, n in enumerate(nodes) if not isinstance(n.op, Elemwise)
+            and n.op.name.startswith("sum")]
+    assert len(sums) == 2
+    elem = [k for k, n in enumerate(nodes) if isinstance(n.op, Elemwise)]
+    before = [k for k in elem if k < sums[0]]
+    after = [k for k in elem if k > sums[0]]
+    # A = producers of the first sum plus the last elementwise node (which
+    # reads the second sum): A -> sum0 -> B -> sum1 -> A is a cycle.
+    groups = [sorted(before + [after[-1]]), after[:-1]]
+    unit = list(range(len(nodes)))
+    for gi, g in enumerate(groups):
+        for m in g:
+            unit[m] = len(nodes) + gi
+    assert _units_on_cycles(nodes, position, unit)
+    repaired = _break_cycles([list(g) for g in groups], nodes, position)
+    unit = list(range(len(nodes)))
+    for gi, g in enumerate(repaired):
+        for m in g:
+            unit[m] = len(nodes) + gi
+    assert not _units_on_cycles(nodes, position, unit)
+    # Only trailing members were given up; a convex group stays whole
+    # unless it is on the cycle.
+    for old, new in zip(groups, repaired):
+        assert new == old[:len(new)]
+    assert repaired[0] == groups[0][:-1]

@@ -143,6 +143,8 @@ def test_shared_variables_live_on_the_device(device):
     x = T.dmatrix("x")
     assert np.array_equal(device.host(tg.function([x], x + w, device="cuda")(np.ones((2, 3)))),
                           np.ones((2, 3)))
+    evaluated = (w * 2.0 + 1.0).eval()      # the reference evaluator works on the host
+    assert type(evaluated) is np.ndarray and np.array_equal(evaluated, np.ones((1, 3)))
 
 
 def test_config_device_is_the_default(device, monkeypatch):

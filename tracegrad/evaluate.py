@@ -52,6 +52,16 @@ def run_node(node, arrays, xp=np):
     return [as_result(r, v, xp) for r, v in zip(result, node.outputs)]
 
 
+def _shared_value(var, xp):
+    """A shared variable's value for ``xp``: a device buffer is copied to the
+    host when evaluating with NumPy (``x.eval()`` on a CUDA shared variable)."""
+    value = var.container.value
+    if xp is np and not isinstance(value, np.ndarray):
+        from tracegrad.backend import CPU
+        value = CPU.to_host(value)
+    return value
+
+
 def evaluate(outputs, values, xp=np):
     """Values of ``outputs`` given ``values`` ({variable: array}) for inputs."""
     from tracegrad.shared import SharedVariable
@@ -66,7 +76,7 @@ def evaluate(outputs, values, xp=np):
             elif isinstance(inp, Constant):
                 arrays.append(inp.data)
             elif isinstance(inp, SharedVariable):
-                arrays.append(inp.container.value)
+                arrays.append(_shared_value(inp, xp))
             else:
                 raise ValueError(f"evaluate: no value given for input {inp} "
                                  f"needed by {node.op.name}")
@@ -79,7 +89,7 @@ def evaluate(outputs, values, xp=np):
         elif isinstance(out, Constant):
             results.append(xp.asarray(out.data))
         elif isinstance(out, SharedVariable):
-            results.append(out.container.value.copy())
+            results.append(_shared_value(out, xp).copy())
         else:
             raise ValueError(f"evaluate: no value given for input {out}")
     return results

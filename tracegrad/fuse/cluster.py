@@ -84,7 +84,9 @@ def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
             clients.setdefault(inp, []).append(k)
     graph_outputs = set(outputs)
 
-    anc = [0] * len(nodes)  # bitset of every node each node depends on
+    # anc[k]: every node k depends on once each group is contracted to one
+    # node (a path may enter a group at one member and leave at another).
+    anc = [0] * len(nodes)
     group_of = [None] * len(nodes)
     for k, node in enumerate(nodes):
         bits = 0
@@ -92,46 +94,112 @@ def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
         for inp in node.inputs:
             p = position.get(inp.owner) if inp.owner is not None else None
             if p is not None:
-                bits |= anc[p] | (1 << p)
+                g = group_of[p]
+                bits |= (anc[p] | (1 << p)) if g is None else (g.anc | g.mask)
                 producers.append(p)
         anc[k] = bits
         if not is_fusable(node, target):
             continue
-        mine = _Group(k, node, position, clients, graph_outputs)
+        mine = _Group(k, node, position, clients, graph_outputs, bits)
         group_of[k] = mine
         pattern = _pattern(node.outputs[0])
         for p in producers:
             other = group_of[p]
             if other is None or other is mine or _pattern(nodes[p].outputs[0]) != pattern:
                 continue
-            merged = mine.merged_with(other, anc, clients, position)
+            merged = mine.merged_with(other, anc, group_of, clients, position)
             if merged is None or merged.operands() > max_operands:
                 continue
             for m in merged.members:
                 group_of[m] = merged
             mine = merged
 
-    clusters = []
+    groups = []
     seen = set()
     for group in group_of:
-        if group is None or id(group) in seen:
-            continue
-        seen.add(id(group))
-        if len(group.members) >= min_size:
-            clusters.append(group.cluster(nodes, position))
+        if group is not None and id(group) not in seen:
+            seen.add(id(group))
+            if len(group.members) >= min_size:
+                groups.append(sorted(group.members))
+    groups = _break_cycles(groups, nodes, position)
+    clusters = [_make_cluster(g, nodes, position, clients, graph_outputs)
+                for g in groups if len(g) >= min_size]
     clusters.sort(key=lambda c: position[c.nodes[-1]])
     return clusters
 
 
+def _break_cycles(groups, nodes, position):
+    """Make sure the graph of clusters has no cycle (the contracted ancestor
+    sets above can miss one when a group grows after a node downstream of it
+    was visited): while some clusters lie on a cycle, the one whose last
+    member comes latest gives that member up (the rest stays convex)."""
+    while True:
+        unit = list(range(len(nodes)))
+        for gi, g in enumerate(groups):
+            for m in g:
+                unit[m] = len(nodes) + gi
+        on_cycle = _units_on_cycles(nodes, position, unit)
+        if not on_cycle:
+            return groups
+        candidates = [gi for gi in range(len(groups)) if len(nodes) + gi in on_cycle]
+        worst = max(candidates, key=lambda gi: groups[gi][-1])
+        groups[worst] = groups[worst][:-1]
+
+
+def _units_on_cycles(nodes, position, unit):
+    """Units of the contracted graph that lie on (or between) cycles."""
+    succ, pred = {}, {}
+    for k, node in enumerate(nodes):
+        u = unit[k]
+        for inp in node.inputs:
+            p = position.get(inp.owner) if inp.owner is not None else None
+            if p is not None and unit[p] != u:
+                succ.setdefault(unit[p], set()).add(u)
+                pred.setdefault(u, set()).add(unit[p])
+    alive = set(unit)
+    for edges, other in ((pred, succ), (succ, pred)):
+        # Peel units without live predecessors (then without successors).
+        count = {u: len(edges.get(u, ())) for u in alive}
+        ready = [u for u in alive if count[u] == 0]
+        while ready:
+            u = ready.pop()
+            alive.discard(u)
+            for v in other.get(u, ()):
+                if v in alive:
+                    count[v] -= 1
+                    if count[v] == 0:
+                        ready.append(v)
+    return alive
+
+
+def _make_cluster(order, nodes, position, clients, graph_outputs):
+    members = [nodes[m] for m in order]
+    inside = set(order)
+    inputs, seen = [], set()
+    for node in members:
+        for inp in node.inputs:
+            p = position.get(inp.owner) if inp.owner is not None else None
+            if (p is None or p not in inside) and id(inp) not in seen:
+                seen.add(id(inp))
+                inputs.append(inp)
+    outputs = [n.outputs[0] for n in members
+               if n.outputs[0] in graph_outputs or
+               any(c not in inside for c in clients.get(n.outputs[0], ()))]
+    return Cluster(members, inputs, outputs)
+
+
 class _Group:
     """A cluster being grown: members (node positions), their bitset, the
-    outside nodes feeding them, and the variables crossing its border."""
+    contracted ancestors of the members, the outside nodes feeding them, and
+    the variables crossing its border."""
 
-    __slots__ = ("members", "mask", "feeders", "inputs", "outputs", "graph_outputs")
+    __slots__ = ("members", "mask", "anc", "feeders", "inputs", "outputs",
+                 "graph_outputs")
 
-    def __init__(self, k, node, position, clients, graph_outputs):
+    def __init__(self, k, node, position, clients, graph_outputs, anc):
         self.members = [k]
         self.mask = 1 << k
+        self.anc = anc
         self.feeders = set()
         self.inputs = {}
         for inp in node.inputs:
@@ -143,16 +211,20 @@ class _Group:
         self.graph_outputs = graph_outputs
         self.outputs = {id(out): out}
 
-    def merged_with(self, other, anc, clients, position):
-        """The union of two groups, or ``None`` when it would not be convex."""
+    def merged_with(self, other, anc, group_of, clients, position):
+        """The union of two groups, or ``None`` when a path would leave it
+        and come back (it would not be convex, or clusters would form a
+        cycle)."""
         mask = self.mask | other.mask
         feeders = {p for p in self.feeders | other.feeders if not (mask >> p) & 1}
         for p in feeders:
-            if anc[p] & mask:
+            g = group_of[p]
+            if (anc[p] if g is None else g.anc) & mask:
                 return None
         new = _Group.__new__(_Group)
         new.members = self.members + other.members
         new.mask = mask
+        new.anc = (self.anc | other.anc) & ~mask
         new.feeders = feeders
         new.graph_outputs = self.graph_outputs
         new.inputs = {}
@@ -170,20 +242,6 @@ class _Group:
     def operands(self):
         n_in = sum(1 for v in self.inputs.values() if not isinstance(v, Constant))
         return n_in + len(self.outputs)
-
-    def cluster(self, nodes, position):
-        order = sorted(self.members)
-        members = [nodes[m] for m in order]
-        mask = self.mask
-        inputs, seen = [], set()
-        for node in members:
-            for inp in node.inputs:
-                p = position.get(inp.owner) if inp.owner is not None else None
-                if (p is None or not (mask >> p) & 1) and id(inp) not in seen:
-                    seen.add(id(inp))
-                    inputs.append(inp)
-        outputs = [n.outputs[0] for n in members if id(n.outputs[0]) in self.outputs]
-        return Cluster(members, inputs, outputs)
 
 
 def cluster_order(outputs, clusters):

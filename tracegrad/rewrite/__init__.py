@@ -5,21 +5,27 @@ values with a rewritten graph (the user's graph is never edited: it is
 cloned once, then edited in place). ``optimize(fgraph, mode)`` does the same
 for a compiled function's ``FunctionGraph``.
 
-Modes (``tg.config.optimizer`` or ``mode=``): ``'fast_run'`` runs every
-phase, ``'fast_compile'`` only merge and constant folding, ``'None'``
-nothing; a sequence of phase names runs just those. Phases, in order:
+Modes (``tg.config.optimizer`` or ``tg.function(..., mode=)``): ``'fast_run'``
+runs every phase, ``'fast_compile'`` only merge and constant folding,
+``'None'`` nothing; a sequence of phase names runs just those. Phases, in
+order, each to a fixpoint (``engine``):
 
-- ``merge``: common subexpressions and identical constants become one node
-  (the rewrite graph stays merged from then on, see ``graph``);
+- ``merge``: common subexpressions and equal constants become one node (the
+  rewrite graph stays merged from then on, see ``graph``);
 - ``constant_fold`` (``constant_fold``);
-- ``canonicalize`` (``canonicalize``): flat sums and products, cancellation,
-  ``x ** 2 -> sqr``, useless ``SumTo`` and casts;
-- ``stabilize`` (``stabilize``, ``stabilize_nnet``);
-- ``specialize`` (``specialize``).
+- ``canonicalize``: flat sums and products, cancellation, constants,
+  ``x ** 2 -> sqr``, casts (``canonicalize``); ``SumTo``, broadcasts and
+  dimshuffles (``shapes``);
+- ``stabilize``: ``log1p``, ``softplus``, ``sigmoid``, ``expm1``... and the
+  forms gradients of them take (``stabilize``); ``log_softmax``,
+  ``logsumexp`` (``stabilize_nnet``);
+- ``specialize``: ``sqrt``, ``sqr``, ``dot`` forms, cast chains
+  (``specialize``).
 
 Ops talk to the rewriter through attributes: ``is_random = True`` (never
-merged nor folded), ``constant_foldable = False`` (never folded).
-Rules are data: see ``engine.register``, ``engine.PatternRule``.
+merged nor folded), ``constant_foldable = False`` (never folded),
+``static_output(node)`` (values known from static types are folded). Rules
+are data: see ``engine.register`` and ``engine.PatternRule``.
 """
 from tracegrad.rewrite import engine
 from tracegrad.rewrite import constant_fold, canonicalize, shapes  # noqa: F401
