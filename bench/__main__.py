@@ -94,6 +94,9 @@ def main(argv=None):
     def log(line):
         print(line, flush=True)
 
+    import warnings
+    warnings.simplefilter("ignore")  # overflow in the tutorial's own init
+    np.seterr(all="ignore")
     import tracegrad as tg
     log(f"tracegrad {tg.__version__}, numpy {np.__version__}, python "
         f"{platform.python_version()}, {platform.machine()}, "

@@ -85,8 +85,9 @@ def w2_pytensor(x, y, w0, b0):
     xent = -ys * pt.log(p_1) - (1 - ys) * pt.log(1 - p_1)
     cost = xent.mean() + 0.01 * (w ** 2).sum()
     gw, gb = pytensor.grad(cost, [w, b])
+    lr = np.asarray(LR, dtype=dtype)
     train = pytensor.function([xs, ys], [p_1 > 0.5, xent],
-                              updates=[(w, w - LR * gw), (b, b - LR * gb)])
+                              updates=[(w, w - lr * gw), (b, b - lr * gb)])
     return State(lambda: train(x, y),
                  lambda: [w.get_value(borrow=True), b.get_value(borrow=True)])
 
@@ -272,8 +273,7 @@ def _check_step(reference, rtol):
     """Compare a system's first step (outputs where finite, and weights)."""
     ref_out, ref_weights = reference
 
-    def check(name, got, case):
-        state = case["states"][name]
+    def check(name, got, state):
         got = got if isinstance(got, (list, tuple)) else [got]
         for k, (g, e) in enumerate(zip(got, ref_out)):
             g, e = np.asarray(g), np.asarray(e)
@@ -292,37 +292,40 @@ def _check_step(reference, rtol):
     return check
 
 
-def _case(wid, label, systems, make_args, rtol, budget_s):
-    args = make_args()
-    ref_state = systems["numpy (hand grad)"](*args)
+def _case(wid, label, systems, make_args, make_check_args, rtol, budget_s):
+    """A case whose systems are checked on ``make_check_args()`` (well
+    conditioned) and then timed from ``make_args()``."""
+    ref_state = systems["numpy (hand grad)"](*make_check_args())
     ref_out = ref_state()
     ref_out = ref_out if isinstance(ref_out, (list, tuple)) else [ref_out]
     reference = (ref_out, [np.array(w) for w in ref_state.weights()])
-    states = {}
+    check = _check_step(reference, rtol)
 
-    def builder(fn):
+    def builder(name, fn):
         def build():
-            state = fn(*make_args())
-            states[name_of[fn]] = state
-            return state
+            probe = fn(*make_check_args())
+            check(name, probe(), probe)
+            return fn(*make_args())
         return build
-    name_of = {fn: name for name, fn in systems.items()}
     return dict(workload=wid, case=label,
-                systems={name: builder(fn) for name, fn in systems.items()},
-                states=states, check=_check_step(reference, rtol),
+                systems={name: builder(name, fn) for name, fn in systems.items()},
+                check=lambda name, got, case: None,
                 baseline="numpy (hand grad)", budget_s=budget_s, target_s=0.02)
 
 
 def run(quick, rounds, wid):
     budget = 6.0 if quick else 30.0
     if wid == "W2":
-        yield _case("W2", "N=400 float64", W2_SYSTEMS, lambda: w2_data(400, "float64"),
-                    1e-6, budget)
-        yield _case("W2", "N=10000 float32", W2_SYSTEMS,
-                    lambda: w2_data(10000, "float32"), 2e-3, budget)
+        for n, dtype, rtol in ((400, "float64", 1e-6), (10000, "float32", 2e-3)):
+            def make(n=n, dtype=dtype, scale=1.0):
+                x, y, w, b = w2_data(n, dtype)
+                return x, y, (w * scale).astype(dtype), b
+            yield _case("W2", f"N={n} {dtype}", W2_SYSTEMS, make,
+                        lambda make=make: make(scale=0.01), rtol, budget)
     elif wid == "W4":
         for batch in (128, 1024):
             yield _case("W4", f"batch={batch} float32", W4_SYSTEMS,
+                        lambda batch=batch: w4_data(batch),
                         lambda batch=batch: w4_data(batch), 2e-3, budget)
     elif wid == "W6":
         yield dict(rows=memory_rows())

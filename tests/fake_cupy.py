@@ -32,7 +32,7 @@ import types
 
 import numpy as np
 
-from cinterp import CProgram, CTYPE_OF_DTYPE, c_convert
+from cinterp import CProgram, CTYPE_OF_DTYPE
 
 IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
             "Please use `.get()` to construct a NumPy array explicitly.")
@@ -343,10 +343,6 @@ def _may_share_memory(a, b, max_work=None):
     return np.may_share_memory(_unwrap(a, strict=False), _unwrap(b, strict=False))
 
 
-def _arange(*args, **kwargs):
-    return ndarray._of(_call(np.arange, args, kwargs))
-
-
 # ------------------------------------------------------------ kernels
 class ElementwiseKernel:
     """Records its source; a call checks the arguments like CuPy and runs
@@ -504,7 +500,6 @@ def make_modules(device_count=1, device_error=None):
     cupy.asnumpy = _asnumpy
     cupy.copyto = _copyto
     cupy.may_share_memory = cupy.shares_memory = _may_share_memory
-    cupy.arange = _arange
     cupy.get_array_module = lambda *args: cupy if any(
         type(a) is ndarray for a in args) else np
     cupy.kernels = []
@@ -612,4 +607,4 @@ def to_host(value):
     return value.get() if type(value) is ndarray else np.asarray(value)
 
 
-__all__ = ["installed", "make_modules", "ndarray", "to_host", "c_convert"]
+__all__ = ["installed", "make_modules", "ndarray", "to_host"]

@@ -221,7 +221,9 @@ def test_generated_source_is_straight_line_and_name_free():
     (fused,) = fuse_outputs([out])
     source = cpu_program(fused.owner.op.spec).source
     assert "pwned" not in source and "import" not in source
-    assert source.splitlines() == [
+    block, fast = source.split("\n\n")
+    assert fast.startswith("def fast(i0, i1):")
+    assert block.splitlines() == [
         "def block(i0, i1, o0, s0):",
         "    f0(i0, s0)",
         "    f1(s0, i1, s0)",
@@ -346,3 +348,20 @@ def test_fortran_inputs_give_fortran_outputs_like_numpy(n):
                 np.testing.assert_array_equal(g, r)
             # A later reduction then sums in the same order: equal bits.
             np.testing.assert_array_equal(got[1].sum(axis=1), ref[1].sum(axis=1))
+
+
+def test_inputs_of_other_types_are_converted_like_the_evaluator_does():
+    x, y = T.dvectors("x", "y")
+    (fused,) = fuse_outputs([T.exp(x) * y + 1])
+    op = fused.owner.op
+    xv = np.linspace(0, 1, 5)
+    expected = np.exp(xv) * 2.0 + 1
+    for args in [(xv.astype("float32"), np.full(5, 2.0)), (list(xv), 2.0),
+                 (xv, np.float64(2.0)), (xv, np.array(2.0))]:
+        order = [args[0] if v is x else args[1] for v in fused.owner.inputs]
+        got = op.impl(np, *order)
+        assert got.dtype == np.float64 and got.shape == (5,)
+        np.testing.assert_allclose(got, np.exp(np.asarray(args[0], "float64")) * 2.0 + 1,
+                                   rtol=1e-12)
+    assert np.allclose(expected, op.impl(np, *[xv if v is x else np.full(5, 2.0)
+                                               for v in fused.owner.inputs]))

@@ -291,8 +291,9 @@ def test_special_functions_on_the_device(device):
     f = tg.function([x], [T.erf(x), T.gammaln(x), T.psi(x)], device="cuda")
     import scipy.special as sp
     xv = np.linspace(0.5, 4.0, 9)
+    # cupyx.scipy.special and SciPy differ by a few ulps, not more.
     for got, ref in zip(f(xv), [sp.erf(xv), sp.gammaln(xv), sp.psi(xv)]):
-        np.testing.assert_allclose(device.host(got), ref, rtol=1e-12)
+        np.testing.assert_allclose(device.host(got), ref, rtol=1e-12, atol=1e-14)
 
 
 def test_errors_name_the_op_and_shapes(device):

@@ -13,8 +13,44 @@ _CHOICES = {
 }
 
 
+def _choice(name):
+    def validate(value):
+        value = str(value)
+        if name == "device" and (value == "gpu" or value.startswith("cuda")):
+            value = "cuda"
+        if value not in _CHOICES[name]:
+            raise ValueError(
+                f"tracegrad.config.{name} must be one of {_CHOICES[name]}, got {value!r}")
+        return value
+    return validate
+
+
+def _positive_int(value):
+    value = int(value)
+    if value < 1:
+        raise ValueError("tracegrad.config.num_threads must be >= 1")
+    return value
+
+
+def _setting(name, validate, doc):
+    def get(self):
+        return self._values[name]
+
+    def set(self, value):
+        self._values[name] = validate(value)
+    return property(get, set, doc=doc)
+
+
 class Config:
     """Settings object; assignment validates the value."""
+
+    floatX = _setting("floatX", _choice("floatX"),
+                      "dtype of T.scalar, T.matrix... ('float64' by default)")
+    device = _setting("device", _choice("device"), "'cpu' (NumPy) or 'cuda' (CuPy)")
+    optimizer = _setting("optimizer", _choice("optimizer"),
+                         "rewrite phases: 'fast_run', 'fast_compile' or 'None'")
+    num_threads = _setting("num_threads", _positive_int,
+                           "threads for blocked elementwise loops on the CPU")
 
     def __init__(self):
         object.__setattr__(self, "_values", {
@@ -24,30 +60,11 @@ class Config:
             "num_threads": min(4, os.cpu_count() or 1),
         })
 
-    def __getattr__(self, name):
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"tracegrad.config has no setting {name!r}") from None
-
     def __setattr__(self, name, value):
-        if name not in self._values:
+        if not isinstance(getattr(type(self), name, None), property):
             raise AttributeError(
                 f"tracegrad.config has no setting {name!r}; known: {sorted(self._values)}")
-        if name == "num_threads":
-            value = int(value)
-            if value < 1:
-                raise ValueError("tracegrad.config.num_threads must be >= 1")
-        else:
-            value = str(value)
-            if name == "device" and value.startswith("cuda"):
-                value = "cuda"
-            if name == "device" and value == "gpu":
-                value = "cuda"
-            if value not in _CHOICES[name]:
-                raise ValueError(
-                    f"tracegrad.config.{name} must be one of {_CHOICES[name]}, got {value!r}")
-        self._values[name] = value
+        object.__setattr__(self, name, value)
 
     def __repr__(self):
         return "tracegrad.config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"

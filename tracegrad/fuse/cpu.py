@@ -55,20 +55,27 @@ def plain_ufunc(row):
 class Generated:
     """A compiled block function and what it needs to run."""
 
-    __slots__ = ("fn", "slot_dtypes", "source")
+    __slots__ = ("fn", "slot_dtypes", "source", "fast")
 
-    def __init__(self, fn, slot_dtypes, source):
+    def __init__(self, fn, slot_dtypes, source, fast=None):
         self.fn = fn
         self.slot_dtypes = slot_dtypes
         self.source = source
+        self.fast = fast
 
 
-def generate(spec, deferred=False):
+def generate(spec, deferred=False, fast_limit=None):
     """Compile ``spec`` into a block function.
 
     ``deferred``: compute every output into scratch and copy it out at the end
     of the block, for output buffers that are also inputs (``w - lr * g``
     written into ``w``: no instruction may see a half-updated input).
+
+    ``fast_limit``: also make ``fast(*inputs)``, the whole call for the
+    common small case in one function: when every input is an ndarray of
+    its dtype, all of one shape of ndim <= 1 and at most ``fast_limit``
+    elements, it allocates the outputs and scratch and runs the body
+    inline, returning the list of outputs; otherwise it returns ``None``.
     """
     env = {"copyto": np.copyto, "asarray": np.asarray, "np": np}
     array_consts = []
@@ -137,9 +144,39 @@ def generate(spec, deferred=False):
         [f"s{n}" for n in range(len(slot_dtypes))]
     source = f"def block({', '.join(params)}):\n" + \
         "".join(f"    {line}\n" for line in lines)
+    if (fast_limit is not None and spec.in_types
+            and all(c.ndim == 0 for c in spec.constants)):
+        source += "\n" + _fast_source(spec, lines, slot_dtypes, env, fast_limit)
     code = compile(source, "<tracegrad.fuse block>", "exec")
     exec(code, env)
-    return Generated(env["block"], tuple(slot_dtypes), source)
+    generated = Generated(env["block"], tuple(slot_dtypes), source)
+    generated.fast = env.get("fast")
+    return generated
+
+
+def _fast_source(spec, lines, slot_dtypes, env, limit):
+    n_in = len(spec.in_types)
+    ins = [f"i{k}" for k in range(n_in)]
+    env["ndarray"] = np.ndarray
+    env["empty"] = np.empty
+    env["LIMIT"] = limit
+    for k, (dt, _) in enumerate(spec.in_types):
+        env[f"D{k}"] = np.dtype(dt)
+    for m, dt in enumerate(spec.out_dtypes):
+        env[f"E{m}"] = np.dtype(dt)
+    for n, dt in enumerate(slot_dtypes):
+        env[f"S{n}"] = dt
+    checks = " or ".join([f"type({i}) is not ndarray" for i in ins] +
+                         [f"{i}.dtype is not D{k}" for k, i in enumerate(ins)])
+    same = " or ".join(f"{i}.shape != shape" for i in ins[1:])
+    body = [f"if {checks}:", "    return None", "shape = i0.shape",
+            f"if {same + ' or ' if same else ''}len(shape) > 1 or "
+            "(shape and shape[0] > LIMIT):", "    return None"]
+    body += [f"o{m} = empty(shape, E{m})" for m in range(len(spec.outputs))]
+    body += [f"s{n} = empty(shape, S{n})" for n in range(len(slot_dtypes))]
+    body += lines
+    body.append("return [" + ", ".join(f"o{m}" for m in range(len(spec.outputs))) + "]")
+    return f"def fast({', '.join(ins)}):\n" + "".join(f"    {b}\n" for b in body)
 
 
 class CpuProgram:
@@ -147,7 +184,14 @@ class CpuProgram:
 
     def __init__(self, spec):
         self.spec = spec
-        self.direct = generate(spec)
+        work = max(1, len(spec.instrs))
+        itemsize = max(np.dtype(d).itemsize for d in
+                       list(spec.out_dtypes) + [i.dtype for i in spec.instrs])
+        block = max(MIN_BLOCK, BLOCK_BYTES // itemsize)
+        # Up to this size a call is one block on one thread.
+        self.small_limit = min(block, max(MIN_BLOCK, THREAD_MIN_WORK // work))
+        self.direct = generate(spec, fast_limit=self.small_limit)
+        self.fast = self.direct.fast
         self._deferred = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
@@ -183,7 +227,13 @@ class CpuProgram:
         only after the block has read it); any other overlap is handled by
         computing into fresh buffers and copying.
         """
-        arrays = list(arrays)
+        if outs is None and self.fast is not None:
+            results = self.fast(*arrays)
+            if results is not None:
+                return results
+        return self._run(list(arrays), outs, sources)
+
+    def _run(self, arrays, outs, sources):
         for k, dt in enumerate(self.in_dtypes):
             a = arrays[k]
             if type(a) is not np.ndarray or a.dtype != dt:

@@ -47,7 +47,16 @@ class FusedElemwise(Op):
         return Apply(self, inputs, outputs)
 
     def impl(self, xp, *arrays):
-        results = self.run(xp, arrays)
+        if xp is np:
+            program = self._program
+            if program is None:
+                program = self._program = cache.cpu_program(self.spec)
+            fast = program.fast
+            results = fast(*arrays) if fast is not None else None
+            if results is None:
+                results = program.run(arrays, None, self.sources)
+        else:
+            results = self.run(xp, arrays)
         return results[0] if len(results) == 1 else tuple(results)
 
     def run(self, xp, arrays, outs=None):

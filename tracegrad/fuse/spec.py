@@ -115,9 +115,8 @@ class FusionSpec:
     def output_shape_ok(self, shapes, shape):
         """Whether every output has the iteration ``shape`` for input
         ``shapes`` (an output reading only some inputs may be smaller)."""
-        from tracegrad.fuse.cpu import broadcast_shapes
         for deps in self.output_deps:
-            if deps is not None and broadcast_shapes(
+            if deps is not None and _broadcast_shapes(
                     [shapes[k] for k in deps[0]] + list(deps[1])) != shape:
                 return False
         return True
@@ -171,6 +170,11 @@ class FusionSpec:
                     for kind, k in instr.args]
             values.append(Elemwise(instr.row).make_node(*args).outputs[0])
         return [values[j] for j in self.outputs]
+
+
+def _broadcast_shapes(shapes):
+    from tracegrad.fuse.cpu import broadcast_shapes
+    return broadcast_shapes(shapes)
 
 
 def _const_type(array):
