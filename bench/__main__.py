@@ -117,6 +117,8 @@ def main(argv=None):
         except Missing as exc:
             log(f"{wid} missing: {exc}")
             rows.append(dict(workload=wid, status=f"missing: {exc}"))
+    for line in w1_targets(rows):
+        log(line)
     log(f"done in {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
@@ -124,6 +126,36 @@ def main(argv=None):
                            argv=sys.argv[1:], rows=rows), f, indent=1, default=str)
         log(f"wrote {args.json}")
     return 0
+
+
+def w1_targets(rows):
+    """Lines comparing W1 with the targets of BENCHMARKS.md (reported only)."""
+    by_case = {}
+    for row in rows:
+        if row.get("workload") == "W1" and "seconds" in row:
+            by_case.setdefault(row["case"], {})[row["system"]] = row
+    lines = []
+    for case, systems in by_case.items():
+        tg_row = systems.get("tracegrad") or systems.get("tracegrad fused op")
+        if tg_row is None:
+            continue
+        n = float(case.split()[0].split("=")[1])
+        ratio = tg_row["ratio"]
+        parts = [f"eager ratio {ratio:.3f}"]
+        verdicts = []
+        jax_row = systems.get("jax.jit")
+        if jax_row is not None:
+            vs_jax = tg_row["seconds"] / jax_row["seconds"]
+            parts.append(f"vs jax.jit {vs_jax:.3f}")
+            if n >= 1e6:
+                verdicts.append("jax<=0.8 " + ("met" if vs_jax <= 0.8 else "missed"))
+        if n >= 1e6 and "float32" in case:
+            verdicts.append("eager<=0.15 " + ("met" if ratio <= 0.15 else "missed"))
+        if n <= 1e3:
+            verdicts.append("eager<=1.3 " + ("met" if ratio <= 1.3 else "missed"))
+        lines.append(f"W1 target {case:<22} {tg_row['system']:<20} " + ", ".join(parts) +
+                     ("  [" + "; ".join(verdicts) + "]" if verdicts else ""))
+    return lines
 
 
 def _format_plain(row):

@@ -22,7 +22,7 @@ def calls_per_sample(fn, target_s):
     return max(1, min(100000, int(target_s / once)))
 
 
-def interleaved(systems, rounds, target_s=0.002, budget_s=None):
+def interleaved(systems, rounds, target_s=0.002, budget_s=None, settle_s=0.003):
     """Median seconds per call of each callable in ``systems`` (name -> fn).
 
     Each sample runs a system ``k`` times (``k`` chosen so a sample lasts
@@ -37,6 +37,9 @@ def interleaved(systems, rounds, target_s=0.002, budget_s=None):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
             fn, k = systems[n], repeats[n]
+            # Let the previous system's worker threads (XLA, numexpr, BLAS
+            # spin a while after their work) go idle before timing.
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()

@@ -275,3 +275,15 @@ def test_break_cycles_repairs_a_cyclic_grouping():
     for old, new in zip(groups, repaired):
         assert new == old[:len(new)]
     assert repaired[0] == groups[0][:-1]
+
+
+def test_gradient_when_one_variable_feeds_two_inputs_of_a_fused_node():
+    import tracegrad as tg
+    x, y = T.dvectors("x", "y")
+    (fused,) = fuse_outputs([T.exp(x) * T.sin(y)])
+    node = fused.owner
+    doubled = node.op.make_node(x, x).outputs[0]  # exp(x) * sin(x)
+    g = tg.grad(doubled.sum(), x)
+    xv = np.array([0.3, -1.2])
+    expected = np.exp(xv) * np.sin(xv) + np.exp(xv) * np.cos(xv)
+    np.testing.assert_allclose(evaluate([g], {x: xv})[0], expected, rtol=1e-12)

@@ -13,10 +13,23 @@ import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
 from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
-from tracegrad.fuse.cache import cpu_program
+from tracegrad.fuse.cache import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 
 TOL = {"float16": 1e-3, "float32": 1e-6, "float64": 1e-12}
+
+
+@pytest.fixture(autouse=True)
+def predictable_blocks(monkeypatch):
+    """Blocks from BLOCK_BYTES alone (not from measured costs) and threads
+    from small sizes on, so the sizes below hit block boundaries and the
+    thread pool whatever this machine measures."""
+    monkeypatch.setattr(cpu, "BLOCK_MIN_NS", 0)
+    monkeypatch.setattr(cpu, "THREAD_MIN_NS", 20_000)
+    monkeypatch.setattr(tg.config, "num_threads", 2)
+    CPU_PROGRAMS.clear()
+    yield
+    CPU_PROGRAMS.clear()
 
 
 def _block(dtype):
@@ -59,8 +72,9 @@ def test_w1_sizes_around_block_boundary(dtype):
         _compare([out], {x: xv, y: yv}, [fused])
 
 
-def test_threads_on_large_input(monkeypatch):
-    monkeypatch.setattr(tg.config, "num_threads", 3)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_blocks_on_large_input(monkeypatch, threads):
+    monkeypatch.setattr(tg.config, "num_threads", threads)
     x, y = T.dvectors("x", "y")
     out = _w1(x, y)
     n = 5 * _block("float64") + 3
@@ -365,3 +379,52 @@ def test_inputs_of_other_types_are_converted_like_the_evaluator_does():
                                    rtol=1e-12)
     assert np.allclose(expected, op.impl(np, *[xv if v is x else np.full(5, 2.0)
                                                for v in fused.owner.inputs]))
+
+
+def test_block_size_and_threads_follow_the_measured_cost(monkeypatch):
+    monkeypatch.setattr(cpu, "BLOCK_MIN_NS", 60_000)
+    x, y = T.dvectors("x", "y")
+    cheap = cpu_program(fuse_outputs([x - 0.1 * y])[0].owner.op.spec)
+    heavy = cpu_program(fuse_outputs([_w1(x, y)])[0].owner.op.spec)
+    for prog in (cheap, heavy):
+        assert prog.ns_per_element > 0
+        assert prog.block >= _block("float64")
+        assert prog.block * prog.ns_per_element >= 59_999 or prog.block == _block("float64")
+        assert prog.small_limit <= 2 * prog.block
+    assert heavy.ns_per_element > cheap.ns_per_element
+
+
+def test_broadcast_over_leading_axis_merges_trailing_axes():
+    x = T.dtensor3("x")
+    y = T.dmatrix("y")
+    out = T.tanh(x) * y + T.exp(y)
+    rng = np.random.default_rng(10)
+    values = {x: rng.standard_normal((4, 50, 300)), y: rng.standard_normal((50, 300))}
+    _compare([out], values)
+    # Strided in the middle axis only: the last two axes cannot merge.
+    values = {x: rng.standard_normal((4, 100, 300))[:, ::2], y: rng.standard_normal((50, 300))}
+    _compare([out], values)
+
+
+def test_output_buffers_strided_read_only_or_wrong():
+    x, y = T.dvectors("x", "y")
+    (fused,) = fuse_outputs([T.exp(x) * y - 1])
+    op = fused.owner.op
+    n = 3 * _block("float64") + 1
+    rng = np.random.default_rng(11)
+    xv, yv = rng.standard_normal(n), rng.standard_normal(n)
+    args = [xv if v is x else yv for v in fused.owner.inputs]
+    expected = np.exp(xv) * yv - 1
+    big = np.zeros(2 * n)
+    strided = big[::2]
+    op.run(np, args, outs=[strided])
+    np.testing.assert_allclose(strided, expected, rtol=1e-12)
+    assert (big[1::2] == 0).all()
+    frozen = np.zeros(n)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError):
+        op.run(np, args, outs=[frozen])
+    with pytest.raises(ValueError, match="does not fit"):
+        op.run(np, args, outs=[np.zeros(n + 1)])
+    with pytest.raises(ValueError, match="expected 1 output"):
+        op.run(np, args, outs=[])

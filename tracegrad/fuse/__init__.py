@@ -18,3 +18,6 @@ from tracegrad.fuse.cluster import Cluster, find_clusters, is_fusable  # noqa: F
 from tracegrad.fuse.spec import FusionSpec, spec_from_cluster  # noqa: F401
 from tracegrad.fuse.op import FusedElemwise, expand  # noqa: F401
 from tracegrad.fuse.rewrite import fuse, fuse_outputs, fused_node  # noqa: F401
+
+__all__ = ["Cluster", "find_clusters", "is_fusable", "FusionSpec", "spec_from_cluster",
+           "FusedElemwise", "expand", "fuse", "fuse_outputs", "fused_node"]

@@ -22,6 +22,9 @@ output buffer.
 the L2 cache, so temporaries never travel to main memory (``runner`` cuts
 the blocks and spreads them over a small thread pool). Scratch buffers are
 allocated per call and per worker, never shared between concurrent calls.
+Block size and thread count follow each program's cost per element,
+measured once per row and dtypes (``row_cost``). Small one-dimensional calls
+take ``fast``, a generated function doing the whole call inline.
 """
 import math
 
@@ -35,9 +38,16 @@ from tracegrad.fuse.runner import run_blocked
 # call, larger ones spill the block's intermediates out of L2.
 BLOCK_BYTES = 1 << 18
 MIN_BLOCK = 4096
-# Threads pay off when elements x instructions exceeds this (a pool hand-off
-# costs tens of microseconds) and the array has MIN_BLOCK elements or more.
-THREAD_MIN_WORK = 1 << 18
+# A block costs a few microseconds of Python (slicing, calls): a block holds
+# at least this much work (ns), so cheap programs (``w - lr * g``) get bigger
+# blocks, or none at all.
+BLOCK_MIN_NS = 60_000
+# A worker thread gets at least this much work (ns): a hand-off to the pool
+# and back costs tens of microseconds.
+THREAD_MIN_NS = 150_000
+# Elements used to measure what a row costs per element (once per row and
+# argument dtypes).
+CALIBRATION_SIZE = 8192
 
 
 def plain_ufunc(row):
@@ -184,12 +194,14 @@ class CpuProgram:
 
     def __init__(self, spec):
         self.spec = spec
-        work = max(1, len(spec.instrs))
+        self.ns_per_element = program_cost(spec)
         itemsize = max(np.dtype(d).itemsize for d in
                        list(spec.out_dtypes) + [i.dtype for i in spec.instrs])
-        block = max(MIN_BLOCK, BLOCK_BYTES // itemsize)
-        # Up to this size a call is one block on one thread.
-        self.small_limit = min(block, max(MIN_BLOCK, THREAD_MIN_WORK // work))
+        self.block = max(MIN_BLOCK, BLOCK_BYTES // itemsize,
+                         int(BLOCK_MIN_NS / self.ns_per_element))
+        # Up to this size a call is one pass on one thread (cutting a call
+        # into just two blocks costs more than it saves).
+        self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
         self.direct = generate(spec, fast_limit=self.small_limit)
         self.fast = self.direct.fast
         self._deferred = None
@@ -199,9 +211,6 @@ class CpuProgram:
         # function (cut into blocks like inputs), after the inputs.
         self.array_consts = [c for c in spec.constants if c.size > 1]
         self.const_shapes = [c.shape for c in spec.constants if c.ndim]
-        self.work_per_element = max(1, len(spec.instrs))
-        self.itemsize = max([d.itemsize for d in self.out_dtypes] +
-                            [d.itemsize for d in self.direct.slot_dtypes])
         n_in = len(spec.in_types)
         self.const_operand = {k: n_in + m for m, k in enumerate(
             k for k, c in enumerate(spec.constants) if c.size > 1)}
@@ -267,17 +276,19 @@ class CpuProgram:
         size = math.prod(shape)
         if size == 0:
             return outs
-        block = max(MIN_BLOCK, BLOCK_BYTES // self.itemsize)
-        nthreads = config.num_threads
-        if nthreads > 1 and size * self.work_per_element < THREAD_MIN_WORK:
-            nthreads = 1
-        if size <= block and (nthreads == 1 or size < MIN_BLOCK):
+        block = self.block
+        nthreads = max(1, min(config.num_threads,
+                              int(size * self.ns_per_element / THREAD_MIN_NS)))
+        if nthreads == 1 and size <= 2 * block:
             order = "F" if outs[0].flags.f_contiguous and len(shape) > 1 else "C"
             slots = [np.empty(shape, dt, order=order) for dt in program.slot_dtypes]
             program.fn(*operands, *outs, *slots)
             return outs
-        # Blocks small enough that every thread gets at least one.
-        block = max(1, min(block, -(-size // nthreads)))
+        if nthreads > 1:
+            # Two blocks or more per thread, so a thread that gets less CPU
+            # time than the others (a busy machine) does not hold the call
+            # back (smaller blocks would fight over the GIL between calls).
+            block = min(block, -(-size // (2 * nthreads)))
         run_blocked(program.fn, program.slot_dtypes, operands, outs, shape, block, nthreads)
         return outs
 
@@ -355,3 +366,43 @@ def broadcast_shapes(shapes):
             continue
         result = np.broadcast_shapes(result, s)
     return tuple(result)
+
+
+# ------------------------------------------------------------------ costs
+_COSTS = {}
+
+
+def row_cost(row, dtypes):
+    """Nanoseconds per element of ``row`` on arguments of ``dtypes``,
+    measured once (best of three on ``CALIBRATION_SIZE`` elements)."""
+    key = (row, tuple(dtypes))
+    cost = _COSTS.get(key)
+    if cost is None:
+        import time
+        import warnings
+        args = [np.full(CALIBRATION_SIZE, 1 if np.dtype(d).kind in "biu" else 0.5, d)
+                for d in dtypes]
+        best = float("inf")
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                try:
+                    row.impl(np, *args)
+                except Exception:  # rows that reject these values: count as cheap
+                    pass
+                best = min(best, time.perf_counter() - t0)
+        cost = _COSTS[key] = max(best * 1e9 / CALIBRATION_SIZE, 0.05)
+    return cost
+
+
+def program_cost(spec):
+    """Estimated nanoseconds per element of the whole program."""
+    const_dtypes = [c.dtype.name for c in spec.constants]
+    total = 0.0
+    for instr in spec.instrs:
+        dtypes = [spec.in_types[k][0] if kind == "i" else
+                  const_dtypes[k] if kind == "c" else spec.instrs[k].dtype
+                  for kind, k in instr.args]
+        total += row_cost(instr.row, dtypes)
+    return max(total, 0.05)

@@ -9,6 +9,7 @@ Gradients expand the cluster back into its elementwise nodes.
 import numpy as np
 
 from tracegrad.fuse import cache
+from tracegrad.ops.elemwise import broadcasts_into, fits_in_place
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
@@ -66,18 +67,43 @@ class FusedElemwise(Op):
             if program is None:
                 program = self._program = cache.cpu_program(self.spec)
             return program.run(arrays, outs, self.sources)
+        if not hasattr(xp, "ElementwiseKernel"):  # another array module
+            results = self.spec.reference(xp, arrays, self.sources)
+            if outs is None:
+                return results
+            for o, r in zip(outs, results):
+                o[...] = r
+            return list(outs)
         from tracegrad.fuse.cuda import launch
         return launch(self.spec, arrays, xp, outs=outs, sources=self.sources)
 
     def vjp(self, node, output_grads):
         from tracegrad.grad.reverse import backpropagate
-        outputs = self.spec.build(node.inputs)
-        seeds = {}
-        for out, g in zip(outputs, output_grads):
-            if g is not None:
-                seeds[out] = g
-        grads = backpropagate(seeds, list(node.inputs))
-        return [grads.get(i) for i in node.inputs]
+        from tracegrad.trace import clone_replace
+        # Differentiate the unfused graph over stand-ins, so an input given
+        # at two positions gets each position's own gradient.
+        stand_ins = [v.type() for v in node.inputs]
+        outputs = self.spec.build(stand_ins)
+        seeds = {out: g for out, g in zip(outputs, output_grads) if g is not None}
+        grads = backpropagate(seeds, stand_ins)
+        found = [grads.get(s) for s in stand_ins]
+        wanted = [g for g in found if g is not None]
+        if not wanted:
+            return found
+        rebuilt, _ = clone_replace(wanted, dict(zip(stand_ins, node.inputs)))
+        it = iter(rebuilt)
+        return [None if g is None else next(it) for g in found]
+
+    def inplace_version(self, i):
+        """This op writing its only output into input ``i``'s buffer
+        (``InplaceFusedElemwise``), or ``None`` when it has several outputs
+        or input ``i`` differs from the output in dtype or ndim. Used by the
+        in-place planner (``tracegrad/rewrite/inplace.py``)."""
+        spec = self.spec
+        if (len(spec.outputs) != 1 or not 0 <= i < len(spec.in_types)
+                or spec.in_types[i] != (spec.out_dtypes[0], spec.ndim)):
+            return None
+        return InplaceFusedElemwise(spec, self.sources, i)
 
     def __reduce__(self):
         return (FusedElemwise, (self.spec, self.sources))
@@ -87,3 +113,70 @@ def expand(node):
     """The unfused graph of a ``FusedElemwise`` node: its output variables
     rebuilt from elementwise ops over the node's inputs."""
     return node.op.spec.build(node.inputs)
+
+
+# ------------------------------------------------------------ in-place variant
+class InplaceFusedElemwise(FusedElemwise):
+    """A single-output ``FusedElemwise`` writing its result into input
+    ``destroyed``'s buffer (``destroy_map``). When that array does not fit
+    the result (broadcasting, read-only) it computes a new array instead.
+
+    On NumPy, a small call whose operands all have the result's shape runs
+    the direct block program with the buffer as its output when the
+    program reads that input only up to the instruction writing the result
+    (the usual ``w - lr * g``); otherwise ``run(outs=...)`` takes care of
+    the aliasing."""
+
+    __props__ = ("spec", "destroyed")
+
+    def __init__(self, spec, sources=None, destroyed=0):
+        FusedElemwise.__init__(self, spec, sources)
+        self.destroyed = destroyed
+        self.destroy_map = {0: [destroyed]}
+        self._const_shapes = tuple(c.shape for c in spec.constants if c.ndim)
+        # Single-element constants never change the result's shape once
+        # it has their ndim; bigger ones are operands of the block program.
+        self._const_ndim = max([c.ndim for c in spec.constants] + [0])
+        last = spec.outputs[0]
+        self._direct = all(c.size == 1 for c in spec.constants) and all(
+            j <= last for j, instr in enumerate(spec.instrs) if ("i", destroyed) in instr.args)
+
+    @property
+    def name(self):
+        return self.spec.name + "{inplace}"
+
+    def impl(self, xp, *arrays):
+        target = arrays[self.destroyed]
+        if type(target) is not xp.ndarray or target.dtype != self.spec.out_dtypes[0]:
+            return FusedElemwise.impl(self, xp, *arrays)
+        if xp is np and self._direct and self._run_small(arrays, target):
+            return target
+        if (fits_in_place(target, arrays, self._const_shapes)
+                and self.spec.output_shape_ok([a.shape for a in arrays], target.shape)):
+            return self.run(xp, arrays, outs=[target])[0]
+        return FusedElemwise.impl(self, xp, *arrays)
+
+    def _run_small(self, arrays, target):
+        """Run the direct NumPy block program once over whole arrays, into
+        ``target``; ``False`` unless the call is small and every operand
+        broadcasts into ``target``'s shape."""
+        program = self._program
+        if program is None:
+            program = self._program = cache.cpu_program(self.spec)
+        shape = target.shape
+        if (target.size > program.small_limit or target.ndim < self._const_ndim
+                or not target.flags.writeable):
+            return False
+        for a, dt in zip(arrays, program.in_dtypes):
+            if type(a) is not np.ndarray or a.dtype != dt or (
+                    a.shape != shape and not broadcasts_into(a.shape, shape)):
+                return False
+        code = program.direct
+        code.fn(*arrays, target, *[np.empty(shape, dt) for dt in code.slot_dtypes])
+        return True
+
+    def inplace_version(self, i):
+        return None
+
+    def __reduce__(self):
+        return (InplaceFusedElemwise, (self.spec, self.sources, self.destroyed))

@@ -9,14 +9,14 @@ neighbouring axes merged where every operand allows it (as NumPy's iterator
 does), then the trailing axes that fit in a block are taken whole and the
 axis before them is cut into ranges.
 
-Blocks are independent, so large calls hand contiguous runs of blocks to
-worker threads (NumPy releases the GIL inside ufuncs); each worker owns its
-scratch buffers.
+Blocks are independent, so large calls share them out to worker threads
+(NumPy releases the GIL inside ufuncs), one block at a time; each worker
+owns its scratch buffers.
 """
 import contextvars
+import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -46,18 +46,21 @@ def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
     else:
         views, out_views, blocks = _general_layout(views, indexed, outs, shape, block)
     nthreads = min(nthreads, len(blocks))
-    task = (fn, slot_dtypes, views, indexed, out_views)
+    task = (fn, slot_dtypes, views, indexed, out_views, blocks)
     if nthreads == 1:
-        _work(task, blocks)
+        _work(task, iter(range(len(blocks))))
         return
-    step = -(-len(blocks) // nthreads)
-    chunks = [blocks[c:c + step] for c in range(0, len(blocks), step)]
-    pool = _executor(len(chunks) - 1)
-    futures = [pool.submit(contextvars.copy_context().run, _work, task, chunk)
-               for chunk in chunks[1:]]
+    # Blocks are handed out one at a time from a shared counter (next() on
+    # itertools.count is atomic): a worker that the OS does not schedule
+    # (a busy machine) leaves its share to the others instead of holding
+    # the call back.
+    counter = itertools.count()
+    pool = _executor(nthreads - 1)
+    futures = [pool.submit(contextvars.copy_context().run, _work, task, counter)
+               for _ in range(nthreads - 1)]
     error = None
     try:
-        _work(task, chunks[0])
+        _work(task, counter)
     except BaseException as exc:  # still wait for the workers below
         error = exc
     for fut in futures:
@@ -69,11 +72,17 @@ def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
         raise error
 
 
-def _work(task, blocks):
-    fn, slot_dtypes, views, indexed, out_views = task
-    bufsize = max(n for _, n, _ in blocks)
-    slots = [np.empty(bufsize, dt) for dt in slot_dtypes]
-    for index, n, bshape in blocks:
+def _work(task, indices):
+    fn, slot_dtypes, views, indexed, out_views, blocks = task
+    slots = None
+    n_blocks = len(blocks)
+    for i in indices:
+        if i >= n_blocks:
+            break
+        index, n, bshape = blocks[i]
+        if slots is None:
+            bufsize = max(b[1] for b in blocks)
+            slots = [np.empty(bufsize, dt) for dt in slot_dtypes]
         ins = [v[index] if ix else v for v, ix in zip(views, indexed)]
         outs = [v[index] for v in out_views]
         if bshape is None:
@@ -140,6 +149,9 @@ _pool_lock = threading.Lock()
 
 def _executor(workers):
     global _pool, _pool_size
+    # Imported here: concurrent.futures (and the logging it pulls in) costs
+    # milliseconds at start-up, and small programs never need threads.
+    from concurrent.futures import ThreadPoolExecutor
     with _pool_lock:
         if _pool is None or _pool_size < workers:
             old = _pool

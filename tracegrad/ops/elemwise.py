@@ -139,6 +139,103 @@ class Elemwise(Op):
         return [None if g is None or not is_differentiable(x) else
                 _match_dtype(sum_to(g, x), x) for x, g in zip(node.inputs, raw)]
 
+    def inplace_version(self, i):
+        """The op writing its result into input ``i``'s buffer
+        (``InplaceElemwise``), or ``None`` for rows that are not plain ufuncs
+        (no ``out=``). Used by the in-place planner (``rewrite/inplace.py``)."""
+        if _plain_ufunc_name(self.scalar_op) is None or not 0 <= i < self.scalar_op.nin:
+            return None
+        return InplaceElemwise(self.scalar_op, i)
+
+
+# ------------------------------------------------------------ in-place variant
+def _plain_ufunc_name(row):
+    """The name of the ufunc (``xp.<name>``, NumPy and CuPy) that *is* the
+    row's implementation, or ``None``."""
+    uf = getattr(row, "ufunc", None)
+    name = getattr(row.impl, "__name__", None)
+    return name if isinstance(uf, np.ufunc) and getattr(np, name or "_", None) is uf else None
+
+
+def fits_in_place(target, arrays, extra_shapes=()):
+    """Whether a pointwise result over ``arrays`` (and constants of
+    ``extra_shapes``) can be written into ``target``, one of ``arrays``: a
+    writeable array into whose shape every operand broadcasts. (Dtypes are
+    checked when planning.)"""
+    if not getattr(getattr(target, "flags", None), "writeable", True):
+        return False
+    shape = target.shape
+    for a in arrays:
+        if a.shape != shape and not broadcasts_into(a.shape, shape):
+            return False
+    return all(broadcasts_into(s, shape) for s in extra_shapes)
+
+
+def broadcasts_into(small, shape):
+    """Whether an array of shape ``small`` broadcasts to exactly ``shape``."""
+    lead = len(shape) - len(small)
+    return lead >= 0 and all(d == t or d == 1 for d, t in zip(small, shape[lead:]))
+
+
+class InplaceElemwise(Elemwise):
+    """``Elemwise`` writing its result into input ``destroyed``'s buffer
+    (``out=``; ``destroy_map``). When that array does not fit the result
+    (broadcasting, read-only) it computes a new array instead."""
+
+    __props__ = ("scalar_op", "destroyed")
+
+    def __init__(self, scalar_op, destroyed):
+        Elemwise.__init__(self, scalar_op)
+        self.destroyed = destroyed
+        self.destroy_map = {0: [destroyed]}
+        self._ufunc_name = _plain_ufunc_name(scalar_op)
+        if self._ufunc_name is None:
+            raise ValueError(f"{scalar_op.name} is not a plain ufunc: no in-place version")
+
+    @property
+    def name(self):
+        return f"{self.scalar_op.name}{{inplace}}"
+
+    def make_node(self, *inputs):
+        node = Elemwise.make_node(self, *inputs)
+        target, out = node.inputs[self.destroyed].type, node.outputs[0].type
+        if target.dtype != out.dtype or target.ndim != out.ndim:
+            raise TypeError(f"{self.name}: input {self.destroyed} ({target}) cannot "
+                            f"hold the result ({out})")
+        return node
+
+    def impl(self, xp, *arrays):
+        return self.impl_for(xp)(*arrays)
+
+    def impl_for(self, xp):
+        ufunc = getattr(xp, self._ufunc_name)
+        plain = self.scalar_op.impl
+        k = self.destroyed
+
+        def run(*arrays):
+            target = arrays[k]
+            if fits_in_place(target, arrays):
+                return ufunc(*arrays, out=target)
+            return plain(xp, *arrays)
+
+        if xp is not np:
+            return run
+
+        def run_numpy(*arrays):
+            # The common case first: every operand has the result's shape.
+            target = arrays[k]
+            shape = target.shape
+            for a in arrays:
+                if a.shape != shape:
+                    return run(*arrays)
+            if target.flags.writeable:
+                return ufunc(*arrays, out=target)
+            return plain(xp, *arrays)
+        return run_numpy
+
+    def inplace_version(self, i):
+        return None
+
 
 def is_differentiable(var):
     """Gradients flow only into non-constant float/complex variables."""
@@ -326,7 +423,9 @@ row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.i
 row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
 row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [None],
     np.logical_not)
-row("real", 1, lambda xp, x: xp.real(x), "real({0})", lambda i, o, gz: [gz])
+# ``xp.real`` returns its input itself (or a view of it): copy, since
+# ``Elemwise`` declares no ``view_map`` (a result must never alias an input).
+row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
 row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [None])
 row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
     np.conjugate)

@@ -329,8 +329,11 @@ class IncSubtensor(Op):
                             and not self.ignore_duplicates)
         self._fixed = None if _markers(self.idx) else _build_index(self.idx, ())
 
-    def inplace_version(self):
-        """The same op writing into ``x``'s buffer."""
+    def inplace_version(self, i=0):
+        """The same op writing into ``x``'s buffer (input 0; ``None`` for
+        any other input ``i``)."""
+        if i != 0:
+            return None
         return type(self)(self.idx, self.set_instead_of_inc, True, self.ignore_duplicates)
 
     @property
@@ -347,7 +350,9 @@ class IncSubtensor(Op):
         return Apply(self, [x, y, *parts], [TensorType(x.dtype, x.type.shape)()])
 
     def impl(self, xp, x, y, *parts):
-        out = x if self.inplace else x.copy()
+        # A read-only x (a broadcast view, say) is copied even in place.
+        writeable = getattr(getattr(x, "flags", None), "writeable", True)
+        out = x if self.inplace and writeable else x.copy()
         index = self._fixed if self._fixed is not None else _build_index(self.idx, parts)
         if self.set_instead_of_inc:
             out[index] = y

@@ -34,6 +34,7 @@ from tracegrad.rewrite import stabilize_nnet, specialize  # noqa: F401
 from tracegrad.rewrite.engine import (MODES, PHASES, PatternRule, Rule,  # noqa: F401
                                       pattern_rule, phases_for, register)
 from tracegrad.rewrite.graph import RewriteGraph  # noqa: F401
+from tracegrad.rewrite.inplace import plan_inplace  # noqa: F401
 from tracegrad.trace import clone_graph, clone_replace
 
 __all__ = ["optimize", "optimize_outputs", "register", "pattern_rule", "Rule",

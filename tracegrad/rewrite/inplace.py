@@ -1,0 +1,156 @@
+"""Safe in-place planning: nodes overwrite buffers nobody needs any more.
+
+``plan_inplace(fgraph)`` runs in ``'fast_run'`` after fusion
+(``compile/pipeline.py``). It swaps a node for an in-place variant of its op
+(``op.inplace_version(i)``: the same computation writing its only output into
+input ``i``'s buffer, declared by ``destroy_map = {0: [i]}``) when that is
+safe. Ops offering variants: ``Elemwise`` rows that are plain ufuncs
+(``out=``), single-output ``FusedElemwise`` and ``IncSubtensor``. A variant
+falls back to a new array at run time when the buffer does not fit (shape
+after broadcasting, read-only), so only dtype and ndim are checked here.
+
+Node ``N`` may overwrite input ``v`` only if
+
+- ``v``'s buffer is an intermediate result: ``v`` is computed by a node, is
+  not a view (``view_map``) of anything, and, when it was itself produced in
+  place, so was everything down to a fresh buffer. User inputs, shared
+  variables and constants, and views of them, are therefore never
+  overwritten (and shared buffers change only when the call's updates are
+  written, so a failing call leaves them unchanged);
+- no output of the function (a result the user receives, an update value)
+  is ``v`` or a view of it;
+- every other node reading ``v`` or a view of it comes before ``N`` in the
+  graph's order (the schedule keeps it that way: ``FunctionGraph.toposort``
+  runs a destroyer after the other readers of its buffer). So no other node
+  overwrites that buffer too: it would have to run after ``N``, a reader;
+- ``N`` reads no other view of ``v`` (``x + x.T`` written into ``x`` would
+  read elements it has already overwritten).
+
+The order is the one the graph had before planning, so the plan never needs
+a node to run both before and after another (no cycle). Storage belongs to a
+call (``compile/runtime.py``), so buffers overwritten in place are never
+shared between concurrent calls.
+
+Updates: a shared variable's new value computed by an in-place node lands in
+a dead intermediate's buffer and is copied into the persistent buffer after
+every step succeeded; fused update kernels write into the persistent buffer
+themselves on backends with ``fused_updates`` (``backend/inplace.py``).
+"""
+
+from tracegrad.trace import Apply
+
+__all__ = ["plan_inplace"]
+
+
+def plan_inplace(fgraph, stats=None):
+    """Swap nodes of ``fgraph`` (a ``FunctionGraph``) for in-place variants
+    where that is safe (see the module doc); returns how many were swapped.
+    ``stats``: a dict that receives ``'inplace'`` (that count) and
+    ``'inplace_nodes'`` (the new nodes, in order)."""
+    order = fgraph.toposort()
+    position = {node: k for k, node in enumerate(order)}
+    owned = _owned_buffers(order)
+    swapped = []
+    for node in order:
+        make = getattr(node.op, "inplace_version", None)
+        if make is None or len(node.outputs) != 1 or node.op.destroy_map:
+            continue
+        for i in _candidate_inputs(node, owned):
+            if not _dead_after(fgraph, node, i, position):
+                continue
+            op = make(i)
+            if op is None:
+                continue
+            new = _swap(fgraph, node, op)
+            position[new] = position[node]
+            owned.add(new.outputs[0])
+            swapped.append(new)
+            break
+    if stats is not None:
+        stats["inplace"] = stats.get("inplace", 0) + len(swapped)
+        stats.setdefault("inplace_nodes", []).extend(swapped)
+    return len(swapped)
+
+
+def _owned_buffers(order):
+    """Variables computed into a buffer of their own: not views, and when
+    produced in place, of a buffer that is itself owned."""
+    owned = set()
+    for node in order:
+        op = node.op
+        for k, out in enumerate(node.outputs):
+            if op.view_map.get(k):
+                continue
+            destroyed = op.destroy_map.get(k, ())
+            if all(node.inputs[j] in owned for j in destroyed):
+                owned.add(out)
+    return owned
+
+
+def _candidate_inputs(node, owned):
+    """Inputs whose buffer could hold the output (owned, same dtype and
+    ndim, no static length that differs from the output's, no broadcast
+    axis where the output's length is unknown); exact static shape first."""
+    out = node.outputs[0].type
+    exact, maybe = [], []
+    for i, var in enumerate(node.inputs):
+        t = var.type
+        if (var not in owned or getattr(t, "dtype", None) != getattr(out, "dtype", None)
+                or getattr(t, "ndim", None) != getattr(out, "ndim", None)):
+            continue
+        pairs = list(zip(t.shape, out.shape))
+        if any(a is not None and a != b and (b is not None or a == 1) for a, b in pairs):
+            continue  # broadcast along that axis: (almost) never fits
+        if all(a is not None and a == b for a, b in pairs):
+            exact.append(i)
+        else:
+            maybe.append(i)
+    return exact + maybe
+
+
+def _views(fgraph, var):
+    """``var`` and every variable that may be a view of it (transitively)."""
+    found = {var}
+    stack = [var]
+    while stack:
+        v = stack.pop()
+        for client, j in fgraph.clients.get(v, ()):
+            if client == "output":
+                continue
+            for k, srcs in client.op.view_map.items():
+                out = client.outputs[k]
+                if j in srcs and out not in found:
+                    found.add(out)
+                    stack.append(out)
+    return found
+
+
+def _dead_after(fgraph, node, i, position):
+    """Whether ``node`` may overwrite the buffer of its input ``i``: nothing
+    after it reads that buffer's old value and no result exposes it."""
+    aliases = _views(fgraph, node.inputs[i])
+    for j, inp in enumerate(node.inputs):
+        if j != i and inp in aliases:
+            return False  # reads the buffer through another argument
+    here = position[node]
+    for var in aliases:
+        for client, j in fgraph.clients[var]:
+            if client == "output":
+                return False
+            if client is node:
+                continue
+            where = position.get(client)
+            if where is None or where > here:
+                return False
+    return True
+
+
+def _swap(fgraph, node, op):
+    """Replace ``node`` by an ``Apply`` of ``op`` on the same inputs, with an
+    output of exactly the same type, name and source location."""
+    old = node.outputs[0]
+    out = old.clone()
+    out.tag = old.tag
+    new = Apply(op, list(node.inputs), [out], source=node.source)
+    fgraph.replace(old, out, reason="inplace")
+    return new
