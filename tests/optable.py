@@ -108,3 +108,17 @@ def grad_params(cases):
         for k, shapes in enumerate(case.grad_shapes or case.shapes[:2]):
             params.append(pytest.param(case, shapes, id=f"{case.name}-{k}", marks=case.marks))
     return params
+
+
+def table_tests(cases):
+    """The forward and gradient tests of a table: in a test module,
+    ``test_forward, test_grad = table_tests(CASES)``."""
+    @pytest.mark.parametrize("case,dtype,shapes", forward_params(cases))
+    def test_forward(case, dtype, shapes):
+        check_forward(case, dtype, shapes)
+
+    @pytest.mark.parametrize("case,shapes", grad_params(cases))
+    def test_grad(case, shapes):
+        check_grad(case, shapes)
+
+    return test_forward, test_grad

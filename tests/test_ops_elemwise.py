@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tracegrad.tensor as T
-from optable import OpCase, check_forward, check_grad, forward_params, grad_params
+from optable import OpCase, check_forward, table_tests
 
 try:
     import scipy.special as sp
@@ -108,14 +108,7 @@ CASES = [
 CASES = [c for c in CASES if c.ref is not None]
 
 
-@pytest.mark.parametrize("case,dtype,shapes", forward_params(CASES))
-def test_forward(case, dtype, shapes):
-    check_forward(case, dtype, shapes)
-
-
-@pytest.mark.parametrize("case,shapes", grad_params(CASES))
-def test_grad(case, shapes):
-    check_grad(case, shapes)
+test_forward, test_grad = table_tests(CASES)
 
 
 def test_every_row_has_a_case():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tracegrad.tensor as T
-from optable import OpCase, check_forward, check_grad, forward_params, grad_params
+from optable import OpCase, table_tests
 
 FLOATS = ("float64", "float32")
 
@@ -77,14 +77,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case,dtype,shapes", forward_params(CASES))
-def test_forward(case, dtype, shapes):
-    check_forward(case, dtype, shapes)
-
-
-@pytest.mark.parametrize("case,shapes", grad_params(CASES))
-def test_grad(case, shapes):
-    check_grad(case, shapes)
+test_forward, test_grad = table_tests(CASES)
 
 
 def test_namespace():

@@ -95,8 +95,8 @@ def _candidate_inputs(node, owned):
     exact, maybe = [], []
     for i, var in enumerate(node.inputs):
         t = var.type
-        if (var not in owned or getattr(t, "dtype", None) != getattr(out, "dtype", None)
-                or getattr(t, "ndim", None) != getattr(out, "ndim", None)):
+        if (var not in owned or not hasattr(t, "shape") or not hasattr(out, "shape")
+                or t.dtype != out.dtype or len(t.shape) != len(out.shape)):
             continue
         pairs = list(zip(t.shape, out.shape))
         if any(a is not None and a != b and (b is not None or a == 1) for a, b in pairs):
