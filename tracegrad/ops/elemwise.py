@@ -8,7 +8,11 @@ Each row (a ``ScalarOp``) holds everything about one pointwise function:
   when CUDA has no such function (the node is then not fused on the GPU);
 - ``grad(inputs, output, gz)``: the symbolic vector-Jacobian product per
   input, before broadcasting is undone (``None`` = no gradient);
-- ``ufunc``: the NumPy ufunc it answers to in ``np.<ufunc>(variable)``.
+- ``ufunc``: the NumPy ufunc it answers to in ``np.<ufunc>(variable)``;
+- ``expand(f, *args)`` (optional): the same function written with other
+  rows (``f.exp(f.neg(x))``; ``f`` maps row names to functions), or ``None``
+  where it does not apply to these arguments. ``impl`` may run it over arrays
+  (``prims(xp)``); the fused CPU code inlines it, sharing common steps.
 
 Output dtypes are NumPy's: found by running ``impl`` on empty arrays of the
 input dtypes (cached), so promotion can never drift from NumPy's own.
@@ -38,7 +42,7 @@ def _T():
 class ScalarOp:
     """One pointwise function (a row of the table)."""
 
-    def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=()):
+    def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=(), expand=None):
         self.name = name
         self.nin = nin
         self.impl = impl
@@ -46,6 +50,7 @@ class ScalarOp:
         self.grad = grad
         self.ufunc = ufunc
         self.params = params
+        self.expand = expand
 
     def __eq__(self, other):
         return (isinstance(other, ScalarOp) and self.name == other.name
@@ -312,9 +317,9 @@ def _mask(cond, like):
 _ROWS = []
 
 
-def row(name, nin, impl, c, grad=None, ufunc=None):
+def row(name, nin, impl, c, grad=None, ufunc=None, expand=None):
     """Add a table row and its public function ``name``."""
-    scalar = ScalarOp(name, nin, impl, c, grad, ufunc)
+    scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand)
     op = Elemwise(scalar)
     _ROWS.append(scalar)
 
@@ -335,6 +340,37 @@ def ufunc_impl(name):
     def impl(xp, *args):
         return getattr(xp, name)(*args)
     impl.__name__ = name
+    return impl
+
+
+_PRIMS = {}
+
+
+def prims(xp):
+    """Every row as a function over arrays of ``xp`` (``prims(np).exp(a)``):
+    the ``f`` that ``expand`` functions get when run eagerly."""
+    found = _PRIMS.get(xp)
+    if found is None:
+        from functools import partial
+        from types import SimpleNamespace
+        funcs = {}
+        for scalar in _ROWS:
+            name = _plain_ufunc_name(scalar)
+            funcs[scalar.name] = (getattr(xp, name) if name is not None
+                                  else partial(scalar.impl, xp))
+        found = _PRIMS[xp] = SimpleNamespace(**funcs)
+    return found
+
+
+def expanded_impl(expand, fallback):
+    """``impl`` running ``expand`` over arrays, or ``fallback(xp, *arrays)``
+    for arguments ``expand`` does not take."""
+    def impl(xp, *arrays):
+        if all(hasattr(a, "dtype") for a in arrays):
+            result = expand(prims(xp), *arrays)
+            if result is not None:
+                return result
+        return fallback(xp, *arrays)
     return impl
 
 
@@ -410,14 +446,35 @@ row("gammaln", 1, sm.gammaln, "lgamma({0})",
 row("psi", 1, sm.psi, None,
     lambda i, o, gz: [gz * tri_gamma(i[0])])
 row("tri_gamma", 1, sm.tri_gamma, None)
+
+
+def _sigmoid_expand(f, x):
+    # e = exp(-|x|) never overflows; max(e, x >= 0) is 1 or e: 1 / (1 + e)
+    # for x >= 0, e / (1 + e) below, both to full relative precision (and
+    # NaN stays NaN). Cheap SIMD ufuncs, unlike logaddexp.
+    if x.dtype.kind != "f":
+        return None
+    e = f.exp(f.neg(f.abs(x)))
+    return f.true_div(f.maximum(e, f.ge(x, 0)), f.add(e, 1))
+
+
+def _softplus_expand(f, x):
+    # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), what logaddexp does
+    # inside, written with faster ufuncs (and sharing exp(-|x|) with a
+    # sigmoid of x or -x when fused).
+    if x.dtype.kind != "f":
+        return None
+    return f.add(f.maximum(x, 0), f.log1p(f.exp(f.neg(f.abs(x)))))
+
+
 row("sigmoid", 1,
-    lambda xp, x: xp.exp(-xp.logaddexp(0.0, -x)),
+    expanded_impl(_sigmoid_expand, lambda xp, x: xp.exp(-xp.logaddexp(0.0, -x))),
     "tg_sigmoid({0})",
-    lambda i, o, gz: [gz * o * (1 - o)])
+    lambda i, o, gz: [gz * o * (1 - o)], expand=_sigmoid_expand)
 row("softplus", 1,
-    lambda xp, x: xp.logaddexp(0.0, x),
+    expanded_impl(_softplus_expand, lambda xp, x: xp.logaddexp(0.0, x)),
     "tg_softplus({0})",
-    lambda i, o, gz: [gz * sigmoid(i[0])])
+    lambda i, o, gz: [gz * sigmoid(i[0])], expand=_softplus_expand)
 row("isnan", 1, ufunc_impl("isnan"), "isnan({0})", lambda i, o, gz: [None], np.isnan)
 row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.isinf)
 row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)

@@ -81,18 +81,36 @@ def reduce_token(token, axes, ndim, keepdims):
     return out
 
 
+def shape_leaves(token):
+    """The tokens whose broadcast ``token`` stands for (itself, unless it is
+    a ``('broadcast', leaves)`` token)."""
+    if isinstance(token, tuple) and token[0] == "broadcast":
+        return token[1]
+    return frozenset((token,))
+
+
 def _broadcast(tokens):
-    """The token of an elementwise result: a ``keepdims`` reduction of one
-    operand broadcasts back to that operand's shape."""
-    bases = set(tokens)
-    rest = []
+    """The token of an elementwise result of operands of ``tokens`` (one
+    ndim): their common token, else ``('broadcast', leaves)``, the set of the
+    leaf tokens broadcast together (NumPy's broadcast of a set of shapes
+    depends only on the set, so equal sets are equal shapes). A ``keepdims``
+    reduction of one operand broadcasts back to that operand's shape and
+    drops out."""
+    leaves = set()
     for t in tokens:
+        leaves |= shape_leaves(t)
+    rest = set()
+    for t in leaves:
         if isinstance(t, tuple) and t[0] == "dimshuffle" and isinstance(t[1], tuple) \
-                and t[1][0] == "reduce" and t[1][1] in bases \
+                and t[1][0] == "reduce" and t[1][1] in leaves \
                 and t[2] == reinsert_pattern(t[1][2], t[3] + len(t[1][2])):
             continue
-        rest.append(t)
-    return _same(rest) if rest else None
+        rest.add(t)
+    if not rest:
+        return None
+    if len(rest) == 1:
+        return next(iter(rest))
+    return ("broadcast", frozenset(rest))
 
 
 def dimshuffle_token(token, pattern, in_ndim):
@@ -162,6 +180,20 @@ def same_shape(a, b, memo):
     if a.type.ndim != b.type.ndim:
         return False
     return shape_root(a, memo) == shape_root(b, memo)
+
+
+def broadcasts_within(a, others, memo):
+    """True when ``a``'s shape provably broadcasts into the broadcast of
+    ``others``' shapes (variables of ``a``'s ndim; the others of other
+    ndims are ignored), so dropping ``a`` from an elementwise op over them
+    cannot change the result's shape."""
+    ndim = a.type.ndim
+    mine = shape_leaves(shape_root(a, memo))
+    theirs = set()
+    for o in others:
+        if o.type.ndim == ndim:
+            theirs |= shape_leaves(shape_root(o, memo))
+    return mine <= theirs
 
 
 def covered(removed, remaining, ndim, memo):
