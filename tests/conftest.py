@@ -1,7 +1,21 @@
 """Test-suite configuration shared by every test file."""
 import importlib.util
+import os
 
 import pytest
+
+# ------------------------------------------------------------ Hypothesis
+# The default profile is derandomized: CI runs the same examples every time,
+# so a submission never fails by the luck of a draw. Explore new examples
+# locally with HYPOTHESIS_PROFILE=explore.
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None, database=None)
+    settings.register_profile("explore", deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
 
 
 # ------------------------------------------------------------ GPU tests

@@ -131,7 +131,8 @@ def test_expressions_use_the_structural_ops():
     x = T.TensorType("float64", (3, 4))("x")
     y = T.TensorType("float64", (4,))("y")
 
-    @settings(max_examples=150, deadline=None, database=None)
+    # Derandomized: a coverage claim over random draws must not be flaky.
+    @settings(max_examples=150, deadline=None, database=None, derandomize=True)
     @given(tgst.expressions([x, y], max_depth=4))
     def collect(expr):
         nodes = toposort([expr])

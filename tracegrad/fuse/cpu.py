@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from tracegrad.config import config
+from tracegrad.fuse.lower import lower
 from tracegrad.fuse.runner import run_blocked
 
 # Bytes per block and buffer (of the widest dtype). Measured on W1 (2-core
@@ -94,7 +95,11 @@ def generate(spec, deferred=False, fast_limit=None):
             env[f"k{k}"] = c.reshape(())  # broadcasts into any block
         else:
             array_consts.append(f"k{k}")  # cut into blocks like an input
-    out_index = {j: m for m, j in enumerate(spec.outputs)}
+    out_index = {}
+    for m, j in enumerate(spec.outputs):
+        out_index.setdefault(j, m)
+    # Outputs that are the same step as an earlier output (after lowering).
+    repeats = [(m, out_index[j]) for m, j in enumerate(spec.outputs) if out_index[j] != m]
     last_use = {}
     for j, instr in enumerate(spec.instrs):
         for kind, k in instr.args:
@@ -149,6 +154,8 @@ def generate(spec, deferred=False, fast_limit=None):
     if deferred:
         for m, j in enumerate(spec.outputs):
             lines.append(f"copyto(o{m}, {names[j]}, casting='unsafe')")
+    else:
+        lines.extend(f"copyto(o{m}, o{first})" for m, first in repeats)
     params = [f"i{k}" for k in range(len(spec.in_types))] + array_consts + \
         [f"o{m}" for m in range(len(spec.outputs))] + \
         [f"s{n}" for n in range(len(slot_dtypes))]
@@ -156,7 +163,9 @@ def generate(spec, deferred=False, fast_limit=None):
         "".join(f"    {line}\n" for line in lines)
     if (fast_limit is not None and spec.in_types
             and all(c.ndim == 0 for c in spec.constants)):
-        source += "\n" + _fast_source(spec, lines, slot_dtypes, env, fast_limit)
+        fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit)
+        if fast:
+            source += "\n" + fast
     code = compile(source, "<tracegrad.fuse block>", "exec")
     exec(code, env)
     generated = Generated(env["block"], tuple(slot_dtypes), source)
@@ -165,8 +174,30 @@ def generate(spec, deferred=False, fast_limit=None):
 
 
 def _fast_source(spec, lines, slot_dtypes, env, limit):
+    """``fast(*inputs)``: the whole small call inline (see ``generate``).
+
+    It takes the common layouts only and returns ``None`` otherwise: every
+    input an ndarray of its dtype; the inputs of the program's full ndim
+    all of one shape (C-contiguous when 2-d or more, so outputs are laid out
+    as ``run`` would lay them out) of at most ``limit`` elements; 0-d inputs
+    and inputs of fewer axes equal to the trailing axes of that shape (a
+    bias row). Inputs of fewer axes are accepted only when every output
+    reads a full input (so every output has the full shape)."""
     n_in = len(spec.in_types)
+    ndim = max(nd for _, nd in spec.in_types)
     ins = [f"i{k}" for k in range(n_in)]
+    full = [k for k, (_, nd) in enumerate(spec.in_types) if nd == ndim]
+    lower_ndim = [k for k in range(n_in) if k not in full]
+    if lower_ndim:
+        for deps in spec.output_deps:
+            if deps is not None and not any(k in full for k in deps[0]):
+                lower_ndim = None
+                break
+    if lower_ndim is None:  # only equal shapes, as for ``full``
+        full = list(range(n_in))
+        lower_ndim = []
+        if len({nd for _, nd in spec.in_types}) > 1:
+            return ""
     env["ndarray"] = np.ndarray
     env["empty"] = np.empty
     env["LIMIT"] = limit
@@ -178,10 +209,20 @@ def _fast_source(spec, lines, slot_dtypes, env, limit):
         env[f"S{n}"] = dt
     checks = " or ".join([f"type({i}) is not ndarray" for i in ins] +
                          [f"{i}.dtype is not D{k}" for k, i in enumerate(ins)])
-    same = " or ".join(f"{i}.shape != shape" for i in ins[1:])
-    body = [f"if {checks}:", "    return None", "shape = i0.shape",
-            f"if {same + ' or ' if same else ''}len(shape) > 1 or "
-            "(shape and shape[0] > LIMIT):", "    return None"]
+    ref = f"i{full[0]}"
+    wrong = [f"i{k}.shape != shape" for k in full[1:]]
+    for k in lower_ndim:
+        nd = spec.in_types[k][1]
+        if nd:
+            wrong.append(f"i{k}.shape != shape[{ndim - nd}:]")
+    if ndim >= 2:
+        wrong += [f"not i{k}.flags.c_contiguous" for k in full]
+        wrong.append(f"{ref}.size > LIMIT")
+    elif ndim == 1:
+        wrong.append("shape[0] > LIMIT")
+    body = [f"if {checks}:", "    return None", f"shape = {ref}.shape"]
+    if wrong:
+        body += [f"if {' or '.join(wrong)}:", "    return None"]
     body += [f"o{m} = empty(shape, E{m})" for m in range(len(spec.outputs))]
     body += [f"s{n} = empty(shape, S{n})" for n in range(len(slot_dtypes))]
     body += lines
@@ -194,15 +235,18 @@ class CpuProgram:
 
     def __init__(self, spec):
         self.spec = spec
-        self.ns_per_element = program_cost(spec)
+        # What the code is generated from (same inputs and outputs; the
+        # original constants first, in order).
+        self.lowered = lower(spec)
+        self.ns_per_element = program_cost(self.lowered)
         itemsize = max(np.dtype(d).itemsize for d in
-                       list(spec.out_dtypes) + [i.dtype for i in spec.instrs])
+                       list(spec.out_dtypes) + [i.dtype for i in self.lowered.instrs])
         self.block = max(MIN_BLOCK, BLOCK_BYTES // itemsize,
                          int(BLOCK_MIN_NS / self.ns_per_element))
         # Up to this size a call is one pass on one thread (cutting a call
         # into just two blocks costs more than it saves).
         self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
-        self.direct = generate(spec, fast_limit=self.small_limit)
+        self.direct = generate(self.lowered, fast_limit=self.small_limit)
         self.fast = self.direct.fast
         self._deferred = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
@@ -218,8 +262,15 @@ class CpuProgram:
     @property
     def deferred(self):
         if self._deferred is None:
-            self._deferred = generate(self.spec, deferred=True)
+            self._deferred = generate(self.lowered, deferred=True)
         return self._deferred
+
+    def reads_input_until_output(self, k):
+        """Whether the direct program reads input ``k`` only up to the step
+        writing output 0 (so that output may be input ``k``'s buffer)."""
+        instrs = self.lowered.instrs
+        last = self.lowered.outputs[0]
+        return all(j <= last for j, instr in enumerate(instrs) if ("i", k) in instr.args)
 
     @property
     def source(self):

@@ -137,9 +137,7 @@ class InplaceFusedElemwise(FusedElemwise):
         # Single-element constants never change the result's shape once
         # it has their ndim; bigger ones are operands of the block program.
         self._const_ndim = max([c.ndim for c in spec.constants] + [0])
-        last = spec.outputs[0]
-        self._direct = all(c.size == 1 for c in spec.constants) and all(
-            j <= last for j, instr in enumerate(spec.instrs) if ("i", destroyed) in instr.args)
+        self._direct = None  # see _run_small
 
     @property
     def name(self):
@@ -149,7 +147,7 @@ class InplaceFusedElemwise(FusedElemwise):
         target = arrays[self.destroyed]
         if type(target) is not xp.ndarray or target.dtype != self.spec.out_dtypes[0]:
             return FusedElemwise.impl(self, xp, *arrays)
-        if xp is np and self._direct and self._run_small(arrays, target):
+        if xp is np and self._direct is not False and self._run_small(arrays, target):
             return target
         if (fits_in_place(target, arrays, self._const_shapes)
                 and self.spec.output_shape_ok([a.shape for a in arrays], target.shape)):
@@ -163,6 +161,11 @@ class InplaceFusedElemwise(FusedElemwise):
         program = self._program
         if program is None:
             program = self._program = cache.cpu_program(self.spec)
+        if self._direct is None:
+            self._direct = all(c.size == 1 for c in self.spec.constants) and \
+                program.reads_input_until_output(self.destroyed)
+            if not self._direct:
+                return False
         shape = target.shape
         if (target.size > program.small_limit or target.ndim < self._const_ndim
                 or not target.flags.writeable):

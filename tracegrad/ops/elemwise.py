@@ -20,7 +20,7 @@ input dtypes (cached), so promotion can never drift from NumPy's own.
 function (``T.exp``...) from the row.
 """
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -343,6 +343,20 @@ def ufunc_impl(name):
     return impl
 
 
+class _Prims:
+    """Rows by name as functions over arrays of one array module."""
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        scalar = row_by_name(name)
+        ufunc = _plain_ufunc_name(scalar)
+        fn = getattr(self._xp, ufunc) if ufunc is not None else partial(scalar.impl, self._xp)
+        setattr(self, name, fn)  # found once per module and row
+        return fn
+
+
 _PRIMS = {}
 
 
@@ -351,14 +365,7 @@ def prims(xp):
     the ``f`` that ``expand`` functions get when run eagerly."""
     found = _PRIMS.get(xp)
     if found is None:
-        from functools import partial
-        from types import SimpleNamespace
-        funcs = {}
-        for scalar in _ROWS:
-            name = _plain_ufunc_name(scalar)
-            funcs[scalar.name] = (getattr(xp, name) if name is not None
-                                  else partial(scalar.impl, xp))
-        found = _PRIMS[xp] = SimpleNamespace(**funcs)
+        found = _PRIMS[xp] = _Prims(xp)
     return found
 
 
