@@ -55,10 +55,11 @@ def plain_ufunc(row):
     """The NumPy ufunc that *is* ``row``'s implementation, or ``None``.
 
     A row made by ``ufunc_impl(name)`` has ``impl.__name__ == name`` and
-    answers to ``np.<name>``; only then is the ufunc (and its ``out=``) used.
+    answers to ``np.<name>`` (``true_divide`` is ``np.divide``); only then
+    is the ufunc (and its ``out=``) used.
     """
     uf = getattr(row, "ufunc", None)
-    if isinstance(uf, np.ufunc) and getattr(row.impl, "__name__", None) == uf.__name__:
+    if isinstance(uf, np.ufunc) and getattr(np, getattr(row.impl, "__name__", "_"), None) is uf:
         return uf
     return None
 
