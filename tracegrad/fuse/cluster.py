@@ -1,6 +1,7 @@
 """Find fusable clusters: maximal convex sets of elementwise nodes.
 
-A cluster is a set of ``Elemwise`` nodes, connected through producer →
+A cluster is a set of ``Elemwise`` nodes (and, on the CPU, ``SumTo`` nodes
+that sum nothing when shapes agree: see ``is_fusable``), connected through producer →
 consumer edges, that can run as one fused kernel:
 
 - every node has the same output ndim and the same static broadcast pattern
@@ -22,7 +23,7 @@ The search is greedy in topological order: each node joins the clusters of
 the producers it may legally merge with. Convexity is checked with ancestor
 bitsets (Python ints) over node positions, so the walk is iterative and cheap.
 """
-from tracegrad.ops.elemwise import Elemwise
+from tracegrad.ops.elemwise import Elemwise, SumTo
 from tracegrad.trace import Constant, toposort
 
 DEFAULT_MAX_OPERANDS = 32
@@ -53,8 +54,15 @@ def is_fusable(node, target="cpu"):
 
     Every elementwise row runs on the CPU program (rows that are not plain
     ufuncs are called on each block); on CUDA a row needs a ``c`` expression.
+    On the CPU, a ``SumTo(g, like)`` whose operands have one ndim and one
+    static broadcast pattern joins too: it sums nothing whenever the shapes
+    agree at run time, which the program checks (see ``spec.SUM_TO``); this
+    lets the gradient of a product fuse across it.
     """
     op = node.op
+    if isinstance(op, SumTo):
+        g, like = node.inputs
+        return target == "cpu" and _pattern(g) == _pattern(like)
     if not isinstance(op, Elemwise) or len(node.outputs) != 1:
         return False
     if target == "cuda":

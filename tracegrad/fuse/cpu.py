@@ -51,6 +51,10 @@ THREAD_MIN_NS = 150_000
 CALIBRATION_SIZE = 8192
 
 
+# Ufuncs for which NumPy 2 deprecates a positional ``out``.
+KEYWORD_OUT = frozenset({"maximum", "minimum"})
+
+
 def plain_ufunc(row):
     """The NumPy ufunc that *is* ``row``'s implementation, or ``None``.
 
@@ -76,7 +80,7 @@ class Generated:
         self.fast = fast
 
 
-def generate(spec, deferred=False, fast_limit=None):
+def generate(spec, deferred=False, fast_limit=None, shape_needs=None):
     """Compile ``spec`` into a block function.
 
     ``deferred``: compute every output into scratch and copy it out at the end
@@ -139,8 +143,12 @@ def generate(spec, deferred=False, fast_limit=None):
                     slot_dtypes.append(np.dtype(instr.dtype))
                 slot_of[j] = slot
                 dest = f"s{slot}"
-            # ``out`` passed positionally: cheaper to parse than a keyword.
-            lines.append(f"f{j}({args}, {dest})")
+            # ``out`` passed positionally: cheaper to parse than a keyword
+            # (but deprecated, with a warning on every call, for some).
+            if uf.__name__ in KEYWORD_OUT:
+                lines.append(f"f{j}({args}, out={dest})")
+            else:
+                lines.append(f"f{j}({args}, {dest})")
             names[j] = dest
         else:
             env[f"f{j}"] = instr.row.impl
@@ -164,7 +172,7 @@ def generate(spec, deferred=False, fast_limit=None):
         "".join(f"    {line}\n" for line in lines)
     if (fast_limit is not None and spec.in_types
             and all(c.ndim == 0 for c in spec.constants)):
-        fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit)
+        fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit, shape_needs)
         if fast:
             source += "\n" + fast
     code = compile(source, "<tracegrad.fuse block>", "exec")
@@ -174,34 +182,39 @@ def generate(spec, deferred=False, fast_limit=None):
     return generated
 
 
-def _fast_source(spec, lines, slot_dtypes, env, limit):
+def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs=None):
     """``fast(*inputs)``: the whole small call inline (see ``generate``).
 
     It takes the common layouts only and returns ``None`` otherwise: every
     input an ndarray of its dtype; the inputs of the program's full ndim
-    all of one shape (C-contiguous when 2-d or more, so outputs are laid out
-    as ``run`` would lay them out) of at most ``limit`` elements; 0-d inputs
-    and inputs of fewer axes equal to the trailing axes of that shape (a
-    bias row). Inputs of fewer axes are accepted only when every output
-    reads a full input (so every output has the full shape)."""
+    C-contiguous when 2-d or more (so outputs are laid out as ``run`` would
+    lay them out), of at most ``limit`` elements together, all of one shape
+    or broadcasting together (``(n, 1)`` next to ``(n, m)``: checked by
+    ``_fast_broadcast``); inputs of fewer axes equal to the trailing axes of
+    that shape (a bias row) or 0-d. Every output must read an input of the
+    full ndim (else there is no fast path), so every output has the full
+    shape. ``shape_needs``: see ``_shape_guard``."""
     n_in = len(spec.in_types)
     ndim = max(nd for _, nd in spec.in_types)
     ins = [f"i{k}" for k in range(n_in)]
     full = [k for k, (_, nd) in enumerate(spec.in_types) if nd == ndim]
     lower_ndim = [k for k in range(n_in) if k not in full]
-    if lower_ndim:
-        for deps in spec.output_deps:
-            if deps is not None and not any(k in full for k in deps[0]):
-                lower_ndim = None
-                break
-    if lower_ndim is None:  # only equal shapes, as for ``full``
-        full = list(range(n_in))
-        lower_ndim = []
-        if len({nd for _, nd in spec.in_types}) > 1:
+    out_full = []  # per output: the full inputs it reads (None: all inputs)
+    for deps in spec.output_deps:
+        if deps is None:
+            out_full.append(None)
+            continue
+        mine = tuple(k for k in deps[0] if k in full)
+        if not mine:
             return ""
+        out_full.append(mine)
     env["ndarray"] = np.ndarray
     env["empty"] = np.empty
     env["LIMIT"] = limit
+    env["PROD"] = math.prod
+    env["BROADCAST"] = _fast_broadcast
+    env["OUT_FULL"] = tuple(out_full)
+    env["NEEDS"] = tuple(ins_ for ins_, _ in shape_needs or ())
     for k, (dt, _) in enumerate(spec.in_types):
         env[f"D{k}"] = np.dtype(dt)
     for m, dt in enumerate(spec.out_dtypes):
@@ -210,18 +223,25 @@ def _fast_source(spec, lines, slot_dtypes, env, limit):
         env[f"S{n}"] = dt
     checks = " or ".join([f"type({i}) is not ndarray" for i in ins] +
                          [f"{i}.dtype is not D{k}" for k, i in enumerate(ins)])
-    ref = f"i{full[0]}"
-    wrong = [f"i{k}.shape != shape" for k in full[1:]]
+    body = [f"if {checks}:", "    return None", f"shape = i{full[0]}.shape"]
+    if len(full) > 1:
+        # Shapes by input position (None for the inputs of fewer axes).
+        shapes = ", ".join(f"i{k}.shape" if k in full else "None" for k in range(n_in))
+        body += [f"if {' or '.join(f'i{k}.shape != shape' for k in full[1:])}:",
+                 f"    shape = BROADCAST(({shapes},), {tuple(full)}, OUT_FULL, NEEDS)",
+                 "    if shape is None:",
+                 "        return None"]
+    # (Values may come with another ndim than their type's: ``evaluate``
+    # passes what it is given.)
+    wrong = [f"len(shape) != {ndim}"]
     for k in lower_ndim:
         nd = spec.in_types[k][1]
-        if nd:
-            wrong.append(f"i{k}.shape != shape[{ndim - nd}:]")
+        wrong.append(f"i{k}.shape != shape[{ndim - nd}:]" if nd else f"i{k}.shape")
     if ndim >= 2:
         wrong += [f"not i{k}.flags.c_contiguous" for k in full]
-        wrong.append(f"{ref}.size > LIMIT")
+        wrong.append("PROD(shape) > LIMIT")
     elif ndim == 1:
         wrong.append("shape[0] > LIMIT")
-    body = [f"if {checks}:", "    return None", f"shape = {ref}.shape"]
     if wrong:
         body += [f"if {' or '.join(wrong)}:", "    return None"]
     body += [f"o{m} = empty(shape, E{m})" for m in range(len(spec.outputs))]
@@ -229,6 +249,28 @@ def _fast_source(spec, lines, slot_dtypes, env, limit):
     body += lines
     body.append("return [" + ", ".join(f"o{m}" for m in range(len(spec.outputs))) + "]")
     return f"def fast({', '.join(ins)}):\n" + "".join(f"    {b}\n" for b in body)
+
+
+def _fast_broadcast(shapes, full, out_full, needs):
+    """The shape the inputs ``full`` (positions in ``shapes``) broadcast to,
+    or ``None`` when they do not, a length is 0, an output reading only some
+    of them would be smaller, or a ``SUM_TO`` would not sum nothing."""
+    mine = [shapes[k] for k in full]
+    if len({len(s) for s in mine}) > 1:
+        return None
+    shape = tuple(map(max, *mine))
+    if 0 in shape:
+        return None
+    for s in mine:
+        if s != shape and any(d != n and d != 1 for d, n in zip(s, shape)):
+            return None
+    for group in out_full:
+        if group is not None and not any(shapes[k] == shape for k in group):
+            return None
+    for group in needs:
+        if not any(shapes[k] == shape for k in group):
+            return None
+    return shape
 
 
 class CpuProgram:
@@ -239,6 +281,9 @@ class CpuProgram:
         # What the code is generated from (same inputs and outputs; the
         # original constants first, in order).
         self.lowered = lower(spec)
+        # What the lowered code needs of a call's shapes (``SUM_TO`` read as
+        # its first operand; see ``_shape_guard``).
+        self.shape_needs, self.reference_only, fast_ok = _shape_guard(spec)
         self.ns_per_element = program_cost(self.lowered)
         itemsize = max(np.dtype(d).itemsize for d in
                        list(spec.out_dtypes) + [i.dtype for i in self.lowered.instrs])
@@ -247,7 +292,8 @@ class CpuProgram:
         # Up to this size a call is one pass on one thread (cutting a call
         # into just two blocks costs more than it saves).
         self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
-        self.direct = generate(self.lowered, fast_limit=self.small_limit)
+        self.direct = generate(self.lowered, fast_limit=self.small_limit if fast_ok else None,
+                               shape_needs=self.shape_needs)
         self.fast = self.direct.fast
         self._deferred = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
@@ -294,6 +340,22 @@ class CpuProgram:
                 return results
         return self._run(list(arrays), outs, sources)
 
+    def run_general(self, arrays, outs=None, sources=None):
+        """``run`` without trying ``fast`` first (the caller just did)."""
+        return self._run(list(arrays), outs, sources)
+
+    def shapes_hold(self, shapes, shape):
+        """Whether input ``shapes`` let the lowered code run over
+        ``shape`` (see ``_shape_guard``)."""
+        if self.shape_needs is None:
+            return True
+        if self.reference_only:
+            return False
+        for ins, consts in self.shape_needs:
+            if not (any(shapes[k] == shape for k in ins) or shape in consts):
+                return False
+        return True
+
     def _run(self, arrays, outs, sources):
         for k, dt in enumerate(self.in_dtypes):
             a = arrays[k]
@@ -306,7 +368,7 @@ class CpuProgram:
             # Let the unfused semantics raise, naming the failing node.
             self.spec.reference(np, arrays, sources)
             raise
-        if not self.spec.output_shape_ok(shapes, shape):
+        if not self.spec.output_shape_ok(shapes, shape) or not self.shapes_hold(shapes, shape):
             # An output is smaller than the iteration space (a length-1 axis
             # not known statically): take the node-by-node path.
             return self._into(self.spec.reference(np, arrays, sources), outs)
@@ -405,6 +467,56 @@ class CpuProgram:
         for o, r in zip(outs, results):
             np.copyto(o, r)
         return list(outs)
+
+
+def _shape_guard(spec):
+    """What must hold for the lowered code of a spec with ``SUM_TO`` steps,
+    which reads ``SUM_TO(g, like)`` as ``g``: that ``g`` and ``like`` have
+    one shape. A value has the iteration shape when it reads an input (or a
+    constant) that has it; so per ``SUM_TO`` and argument, the inputs and
+    constant shapes of the full ndim it reads, one of which must have the
+    iteration shape at each call (``CpuProgram.shapes_hold``).
+
+    Returns ``(needs, reference_only, fast_ok)``: ``needs`` is ``None``
+    without ``SUM_TO``; ``reference_only`` when an argument reads nothing of
+    the full ndim (never provable: the reference runs); ``fast_ok`` when each
+    argument reads an input of the full ndim (the fast path, whose inputs of
+    that ndim all have one shape, then holds)."""
+    from tracegrad.fuse.spec import SUM_TO
+    if not any(instr.row is SUM_TO for instr in spec.instrs):
+        return None, False, True
+    ndim = spec.ndim
+    deps = []  # per instruction: (full-ndim inputs, full-ndim constant shapes)
+    for instr in spec.instrs:
+        ins, consts = set(), set()
+        for kind, k in instr.args:
+            if kind == "i" and spec.in_types[k][1] == ndim:
+                ins.add(k)
+            elif kind == "c" and spec.constants[k].ndim == ndim and spec.constants[k].size > 1:
+                consts.add(spec.constants[k].shape)
+            elif kind == "t":
+                ins |= deps[k][0]
+                consts |= deps[k][1]
+        deps.append((ins, consts))
+    needs = []
+    reference_only = False
+    fast_ok = True
+    for instr in spec.instrs:
+        if instr.row is not SUM_TO:
+            continue
+        for kind, k in instr.args:
+            if kind == "t":
+                ins, consts = deps[k]
+            elif kind == "i" and spec.in_types[k][1] == ndim:
+                ins, consts = {k}, set()
+            elif kind == "c" and spec.constants[k].ndim == ndim and spec.constants[k].size > 1:
+                ins, consts = set(), {spec.constants[k].shape}
+            else:
+                ins, consts = set(), set()
+            reference_only = reference_only or not (ins or consts)
+            fast_ok = fast_ok and bool(ins)
+            needs.append((tuple(sorted(ins)), tuple(consts)))
+    return needs, reference_only, fast_ok
 
 
 def broadcast_shapes(shapes):

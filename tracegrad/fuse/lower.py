@@ -15,7 +15,11 @@ share work: the gradient of the stabilised cross-entropy needs ``sigmoid(z)``,
 import numpy as np
 
 from tracegrad.fuse.spec import FusionSpec, Instr
-from tracegrad.ops.elemwise import row_by_name
+from tracegrad.ops.elemwise import ScalarOp, row_by_name
+
+# An output that an expansion reduces to an input (``SumTo(x, like)`` read
+# as ``x``) is copied into its buffer.
+COPY = ScalarOp("copy", 1, lambda xp, x: xp.array(x, copy=True), None)
 
 
 class _Value:
@@ -72,10 +76,9 @@ class _Builder:
     def _simplify(self, row, args):
         # |-x| = |x| exactly (floats and complex), so sigmoid(x) and
         # sigmoid(-x) share their exp(-|x|).
-        if row.name == "abs" and args[0].ref[0] == "t" and args[0].dtype.kind in "fc":
-            inner = self.instrs[args[0].ref[1]]
-            if inner.row.name == "neg":
-                return [self.value(inner.args[0])]
+        if row.name == "abs" and args[0].dtype.kind in "fc":
+            while args[0].ref[0] == "t" and self.instrs[args[0].ref[1]].row.name == "neg":
+                args = [self.value(self.instrs[args[0].ref[1]].args[0])]
         return args
 
     def __getattr__(self, name):
@@ -111,7 +114,12 @@ def lower(spec):
         if value is None:
             value = b.emit(instr.row, args, instr.dtype)
         result.append(value)
-    outputs = [result[j].ref[1] for j in spec.outputs]
+    outputs = []
+    for j in spec.outputs:
+        value = result[j]
+        if value.ref[0] != "t":  # an expansion that is one of its arguments
+            value = b.emit(COPY, [value], spec.instrs[j].dtype)
+        outputs.append(value.ref[1])
     return _prune(FusionSpec(spec.in_types, b.constants, b.instrs, outputs))
 
 

@@ -55,7 +55,7 @@ class FusedElemwise(Op):
             fast = program.fast
             results = fast(*arrays) if fast is not None else None
             if results is None:
-                results = program.run(arrays, None, self.sources)
+                results = program.run_general(arrays, None, self.sources)
         else:
             results = self.run(xp, arrays)
         return results[0] if len(results) == 1 else tuple(results)
@@ -174,6 +174,9 @@ class InplaceFusedElemwise(FusedElemwise):
             if type(a) is not np.ndarray or a.dtype != dt or (
                     a.shape != shape and not broadcasts_into(a.shape, shape)):
                 return False
+        if program.shape_needs is not None and not program.shapes_hold(
+                [a.shape for a in arrays], shape):
+            return False
         code = program.direct
         code.fn(*arrays, target, *[np.empty(shape, dt) for dt in code.slot_dtypes])
         return True

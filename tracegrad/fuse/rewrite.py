@@ -3,11 +3,17 @@
 ``fuse_outputs(outputs)`` works on plain graphs and returns new outputs;
 ``fuse(fgraph)`` is the adapter for a ``FunctionGraph`` (anything with
 ``outputs`` and ``replace(old, new)``).
+
+First, ``broadcast_to(b, shape(a))`` of a single value ``b`` read only by
+fusable nodes becomes the elementwise ``second(a, b)`` (``spec.FILL``), so
+it joins their cluster instead of standing between two of them (the
+gradient of ``mean`` is such a broadcast).
 """
 from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order,
-                                    find_clusters)
+                                    find_clusters, is_fusable)
 from tracegrad.fuse.op import FusedElemwise
-from tracegrad.fuse.spec import spec_from_cluster
+from tracegrad.fuse.spec import FILL, spec_from_cluster
+from tracegrad.trace import clone_replace, toposort
 
 
 def fused_node(cluster, memo=None):
@@ -22,6 +28,42 @@ def fused_node(cluster, memo=None):
         new.name = old.name
         new.tag = old.tag
     return node
+
+
+def fill_replacements(outputs, target="cpu"):
+    """``{broadcast output: second(a, b)}`` for each ``broadcast_to(b,
+    shape(a))`` of a value ``b`` of one element and ``a``'s ndim or fewer,
+    whose readers are all fusable nodes."""
+    from tracegrad.ops.elemwise import Elemwise
+    from tracegrad.ops.shape import BroadcastTo, DimShuffle
+    from tracegrad.ops.shape_static import Shape
+    nodes = toposort(outputs)
+    readers = {}
+    for node in nodes:
+        for inp in node.inputs:
+            readers.setdefault(inp, []).append(node)
+    kept = set(outputs)
+    found = {}
+    for node in nodes:
+        if not isinstance(node.op, BroadcastTo):
+            continue
+        out = node.outputs[0]
+        b, shp = node.inputs
+        if shp.owner is None or not isinstance(shp.owner.op, Shape) or out in kept:
+            continue
+        a = shp.owner.inputs[0]
+        if (b.type.dtype != out.type.dtype or any(d != 1 for d in b.type.shape)
+                or a.type.ndim != out.type.ndim):
+            continue
+        if not all(is_fusable(r, target) for r in readers.get(out, ())):
+            continue
+        while (b.owner is not None and isinstance(b.owner.op, DimShuffle)
+               and all(p == "x" for p in b.owner.op.pattern)):
+            b = b.owner.inputs[0]  # (a 0-d value given axes of length 1)
+        new = Elemwise(FILL).make_node(a, b).outputs[0]
+        if new.type == out.type or out.type.is_super(new.type):
+            found[out] = new
+    return found
 
 
 def _target(target):
@@ -39,6 +81,9 @@ def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``target``: ``'cpu'`` or ``'cuda'`` (default: ``tg.config.device``).
     """
     outputs = list(outputs)
+    fills = fill_replacements(outputs, _target(target))
+    if fills:
+        outputs, _ = clone_replace(outputs, fills)
     clusters = find_clusters(outputs, _target(target), max_operands)
     if not clusters:
         return outputs
@@ -68,6 +113,8 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``fgraph.replace(old, new, reason="fusion")``. Returns the number of
     clusters fused.
     """
+    for old, new in fill_replacements(list(fgraph.outputs), _target(target)).items():
+        fgraph.replace(old, new, reason="fusion")
     outputs = list(fgraph.outputs)
     clusters = find_clusters(outputs, _target(target), max_operands)
     memo = {}

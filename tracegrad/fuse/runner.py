@@ -44,7 +44,11 @@ def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
         blocks = [(slice(a, min(a + step, size)), min(step, size - a), None)
                   for a in range(0, size, step)]
     else:
-        views, out_views, blocks = _general_layout(views, indexed, outs, shape, block)
+        found = _leading_axis_layout(views, indexed, outs, shape, block)
+        if found is not None:
+            indexed, out_views, blocks = found
+        else:
+            views, out_views, blocks = _general_layout(views, indexed, outs, shape, block)
     nthreads = min(nthreads, len(blocks))
     task = (fn, slot_dtypes, views, indexed, out_views, blocks)
     if nthreads == 1:
@@ -90,6 +94,37 @@ def _work(task, indices):
         else:
             scratch = [s[:n].reshape(bshape) for s in slots]
         fn(*ins, *outs, *scratch)
+
+
+def _leading_axis_layout(views, indexed, outs, shape, block):
+    """Blocks of whole rows (ranges of axis 0) when every output is
+    C-contiguous with the full shape and every operand either has the full
+    length along axis 0 (it is cut like the outputs) or does not vary along
+    it (fewer axes, e.g. a bias row, or length 1 there: passed whole, NumPy
+    broadcasts it into each block). No strided views to build: much cheaper
+    than ``_general_layout`` for the usual ``x @ w + b``. ``None`` when the
+    layout does not fit."""
+    if len(shape) < 2 or shape[0] < 2:
+        return None
+    for o in outs:
+        if not o.flags.c_contiguous:
+            return None
+    cut = []
+    for v, ix in zip(views, indexed):
+        if not ix or v.ndim < len(shape) or v.shape[0] == 1:
+            cut.append(False)
+        elif v.shape[0] == shape[0]:
+            cut.append(True)
+        else:
+            return None
+    inner = 1
+    for n in shape[1:]:
+        inner *= n
+    rows = max(1, block // inner)
+    tail = shape[1:]
+    blocks = [(slice(a, min(a + rows, shape[0])), (min(a + rows, shape[0]) - a) * inner,
+               (min(a + rows, shape[0]) - a,) + tail) for a in range(0, shape[0], rows)]
+    return cut, list(outs), blocks
 
 
 def _general_layout(views, indexed, outs, shape, block):

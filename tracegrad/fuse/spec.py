@@ -11,11 +11,90 @@ code cache (CPU programs and CUDA kernels alike).
 The spec is also the reference semantics of the fused op: ``reference`` runs
 the rows one by one exactly as the unfused graph would, and ``build`` rebuilds
 the unfused graph over new inputs (used for gradients and to unfuse).
+
+Besides table rows, an instruction may be ``SUM_TO`` (a ``SumTo(g, like)``
+node of a CPU cluster, see ``cluster.is_fusable``): the reference sums ``g``
+to ``like``'s shape; the CPU program reads it as ``g`` itself, which it is
+whenever every input of the cluster's full ndim has the iteration shape
+(``CpuProgram`` checks that on each call and otherwise runs the reference).
+Gradients of ``a * b`` hold such nodes: ``SumTo(g * b, a)`` sums nothing when
+``a`` and ``b`` have one shape, but that is known only at run time.
+
+``FILL`` is an elementwise row of its own (Theano's ``second``): ``b``
+broadcast against ``a``. Fusion puts it in place of ``broadcast_to(b,
+shape(a))`` for a single value ``b`` (the gradient of a mean), so the
+broadcast joins the kernel, which reads it as ``b``.
 """
 import numpy as np
 
-from tracegrad.ops.elemwise import Elemwise, broadcast_static
+from tracegrad.ops.elemwise import Elemwise, ScalarOp, SumTo, broadcast_static
 from tracegrad.trace import Constant
+
+
+class _SumToRow(ScalarOp):
+    """``SumTo(g, like)`` as an instruction (see the module doc)."""
+
+    graph_op = SumTo()  # what ``build`` makes of it
+    shape_arg = 1       # the output has the static shape of this argument
+
+    def __init__(self):
+        ScalarOp.__init__(self, "sum_to", 2, _sum_to_impl, None, expand=_sum_to_expand)
+
+    def __reduce__(self):
+        return (_sum_to_row, ())
+
+
+def _sum_to_impl(xp, g, like):
+    # ``SumTo`` returns ``g`` itself when it sums nothing; a fused op's
+    # results never alias its inputs (it declares no view_map).
+    result = SumTo.impl(None, xp, g, like)
+    return result.copy() if result is g else result
+
+
+def _sum_to_expand(f, g, like):
+    # The CPU program's reading of it, valid under its shape check.
+    return g
+
+
+def _sum_to_row():
+    return SUM_TO
+
+
+SUM_TO = _SumToRow()
+
+
+def _fill_impl(xp, a, b):
+    return xp.broadcast_to(b, xp.broadcast(a, b).shape).copy()
+
+
+def _fill_expand(f, a, b):
+    # The program computes every value over the whole iteration space.
+    return b
+
+
+class _FillRow(ScalarOp):
+    """``second(a, b)``: ``b`` broadcast against ``a`` (``a`` gives only its shape)."""
+
+    def __init__(self):
+        ScalarOp.__init__(self, "second", 2, _fill_impl, "({1})",
+                          lambda i, o, gz: [None, gz], expand=_fill_expand)
+
+    def __reduce__(self):
+        return (_fill_row, ())
+
+
+def _fill_row():
+    return FILL
+
+
+FILL = _FillRow()
+
+
+def row_of(node):
+    """The instruction row of a cluster member: its table row, or ``SUM_TO``."""
+    if isinstance(node.op, SumTo):
+        return SUM_TO
+    return node.op.scalar_op
 
 
 class Instr:
@@ -134,7 +213,10 @@ class FusionSpec:
                     arg_shapes.append(self.constants[k].shape)
                 else:
                     arg_shapes.append(shapes[k])
-            shapes.append(broadcast_static(arg_shapes, instr.row.name))
+            if instr.row is SUM_TO:
+                shapes.append(tuple(arg_shapes[SUM_TO.shape_arg]))
+            else:
+                shapes.append(broadcast_static(arg_shapes, instr.row.name))
         return [shapes[j] for j in self.outputs]
 
     def reference(self, xp, arrays, sources=None):
@@ -168,7 +250,8 @@ class FusionSpec:
         for instr in self.instrs:
             args = [inputs[k] if kind == "i" else consts[k] if kind == "c" else values[k]
                     for kind, k in instr.args]
-            values.append(Elemwise(instr.row).make_node(*args).outputs[0])
+            op = SUM_TO.graph_op if instr.row is SUM_TO else Elemwise(instr.row)
+            values.append(op.make_node(*args).outputs[0])
         return [values[j] for j in self.outputs]
 
 
@@ -186,7 +269,7 @@ class _FakeNode:
     """Just enough of an ``Apply`` for ``reraise_with_context``."""
 
     def __init__(self, instr, sources, j):
-        self.op = Elemwise(instr.row)
+        self.op = SUM_TO.graph_op if instr.row is SUM_TO else Elemwise(instr.row)
         self.source = sources[j] if sources is not None else None
 
 
@@ -214,7 +297,7 @@ def spec_from_cluster(cluster):
                     inputs.append(var)
                 refs[var] = ref
             args.append(ref)
-        instrs.append(Instr(node.op.scalar_op, args, node.outputs[0].type.dtype))
+        instrs.append(Instr(row_of(node), args, node.outputs[0].type.dtype))
         refs[node.outputs[0]] = ("t", j)
         sources.append(node.source)
     outputs = [refs[v][1] for v in cluster.outputs]

@@ -1,7 +1,10 @@
 """Canonical rules about shape ops, and the shape facts the algebra uses.
 
 - ``SumTo(g, like)`` is removed where ``g`` provably has ``like``'s shape
-  (gradients of unary ops, of ops whose operands share a shape);
+  (gradients of unary ops, of ops whose operands share a shape); where it
+  stays, ``like`` (read only for its shape) becomes the variable its shape
+  provably comes from (``tanh(a) -> a``), so a fused kernel need not store
+  ``like`` just for its shape;
 - an elementwise input ``broadcast_to(a, shape(y))`` (or ``alloc``) next to
   another input of ``y``'s shape is read as ``a``: the op broadcasts anyway
   (the gradient of ``sum`` is such a broadcast);
@@ -17,11 +20,20 @@ shape ops, reductions and softmax follow from their inputs' shapes.
 """
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite.engine import Rule, register
+from tracegrad.trace import Variable
 
 
 def remove_sum_to(node, ctx):
     g, like = node.inputs
     return g if al.same_shape(g, like, al.shape_memo(ctx)) else None
+
+
+def sum_to_shape_root(node, ctx):
+    g, like = node.inputs
+    root = al.shape_root(like, al.shape_memo(ctx))
+    if root is like or not isinstance(root, Variable) or root.type.ndim != like.type.ndim:
+        return None
+    return node.op(g, root)
 
 
 def _shape_of_shape_input(node):
@@ -113,6 +125,7 @@ def _register():
     register("canonicalize", Rule("remove_sum_to", [elemwise.SumTo], remove_sum_to))
     register("canonicalize", Rule("sum_to_factor_out", [elemwise.SumTo],
                                   factor_out_of_sum_to))
+    register("canonicalize", Rule("sum_to_shape_root", [elemwise.SumTo], sum_to_shape_root))
     register("canonicalize", Rule("useless_broadcast", rows, remove_useless_broadcast))
     register("canonicalize", Rule("lift_dimshuffle", [shape.DimShuffle], lift_dimshuffle))
     first = (lambda node: node.inputs[0])
@@ -124,6 +137,7 @@ def _register():
     al.register_shape_source(nnet.PutAlongLastAxis, lambda node: node.inputs[2])
     al.register_shape_source(nnet.Softmax, first)
     al.register_shape_source(nnet.LogSoftmax, first)
+    al.register_shape_source(nnet.SoftmaxAndLog, first)
     al.register_shape_token(shape.DimShuffle, _dimshuffle_rule)
     al.register_shape_token(reduce.Reduce, _reduce_rule)
     al.register_shape_token(reduce.LogSumExp, _reduce_rule)

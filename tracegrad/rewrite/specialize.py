@@ -9,6 +9,8 @@
 - casts that change nothing: ``cast(cast(x, wider), back)`` where ``wider``
   holds every value of ``x`` exactly (``float32 -> float64 -> float32``)
   becomes a single cast (or nothing);
+- ``softmax(x)`` and ``log_softmax(x)`` both in a graph become the two
+  outputs of one ``SoftmaxAndLog(x)`` (one max, exp and sum);
 - ``exp(x) - 1 -> expm1(x)`` is a stability rule (see ``stabilize``) and
   ``SumTo`` removal a canonical one; both run before this phase.
 """
@@ -68,9 +70,29 @@ def dot_form(node, ctx):
     return TensorDot((a.type.ndim - 1,), (max(b.type.ndim - 2, 0),))(a, b)
 
 
+def softmax_with_log(node, ctx):
+    """``softmax(x)`` next to ``log_softmax(x)`` (same axes): both become
+    outputs of one ``SoftmaxAndLog(x)``, which computes the max, exp and
+    sum once (the two nodes' rewrites build equal nodes, merged into one)."""
+    from tracegrad.ops import nnet
+    x = node.inputs[0]
+    op = node.op
+    which = 0 if type(op) is nnet.Softmax else 1
+    partners = (nnet.LogSoftmax if which == 0 else nnet.Softmax, nnet.SoftmaxAndLog)
+    for client, _ in ctx.clients(x):
+        if client is not None and type(client.op) in partners and client.op.axes == op.axes:
+            if type(client.op) is nnet.SoftmaxAndLog:
+                return client.outputs[which]
+            return nnet.SoftmaxAndLog(op.axes)(x)[which]
+    return None
+
+
 def _register():
+    from tracegrad.ops import nnet
     from tracegrad.ops.linalg import TensorDot
     register("specialize", Rule("dot_form", [TensorDot], dot_form))
+    register("specialize", Rule("softmax_with_log", [nnet.Softmax, nnet.LogSoftmax],
+                                softmax_with_log))
 
 
 _register()

@@ -1,0 +1,312 @@
+"""The CPU program's lowering and fast paths: rows with an ``expand``
+(sigmoid, softplus) inlined as SIMD ufuncs with shared steps, the fast path
+for 0-d, bias-row and broadcasting inputs, whole-row blocks, and ``SumTo``
+nodes fused under a run-time shape check. Each structurally (what the
+generated program holds) and numerically (against the reference evaluator
+on the unfused graph)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad.evaluate import evaluate
+from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
+from tracegrad.fuse.cache import CPU_PROGRAMS, cpu_program
+from tracegrad.fuse.lower import lower
+from tracegrad.fuse.spec import SUM_TO
+from tracegrad.ops.elemwise import SumTo, row_by_name
+from tracegrad.trace import toposort
+
+TOL = {"float32": 2e-6, "float64": 1e-13}
+
+
+@pytest.fixture(autouse=True)
+def fresh_programs():
+    CPU_PROGRAMS.clear()
+    yield
+    CPU_PROGRAMS.clear()
+
+
+def _fused_nodes(outputs):
+    return [n for n in toposort(outputs) if isinstance(n.op, FusedElemwise)]
+
+
+def _compare(outputs, values, fused=None, rtol=None):
+    """Unfused (reference evaluator) against fused: dtypes, shapes, values."""
+    fused = fuse_outputs(outputs) if fused is None else fused
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = evaluate(outputs, values)
+        got = evaluate(fused, values)
+    for r, g in zip(ref, got):
+        assert g.dtype == r.dtype and g.shape == r.shape, (g.dtype, r.dtype, g.shape, r.shape)
+        if r.dtype.kind == "f":
+            np.testing.assert_allclose(g, r, rtol=rtol or TOL[r.dtype.name], atol=0,
+                                       equal_nan=True)
+        else:
+            np.testing.assert_array_equal(g, r)
+    return fused
+
+
+# ------------------------------------------------------------ expansions
+EDGES = [-1e4, -800.0, -40.0, -1.0, -1e-300, -0.0, 0.0, 1e-300, 1.0, 40.0, 800.0, 1e4,
+         np.inf, -np.inf, np.nan]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_sigmoid_and_softplus_are_stable_and_precise(dtype):
+    x = np.concatenate([np.array(EDGES), np.linspace(-50, 50, 2001)]).astype(dtype)
+    ref_x = x.astype(np.longdouble)
+    with np.errstate(all="ignore"):
+        sig_ref = (1 / (1 + np.exp(-ref_x))).astype(dtype)
+        sp_ref = np.logaddexp(np.longdouble(0), ref_x).astype(dtype)
+        sig = row_by_name("sigmoid").impl(np, x)
+        sp = row_by_name("softplus").impl(np, x)
+    assert sig.dtype == x.dtype and sp.dtype == x.dtype
+    # Non-finite inputs and the saturated ends exactly; a few ulps elsewhere.
+    for got, ref in ((sig, sig_ref), (sp, sp_ref)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        exact = ~np.isfinite(x)
+        np.testing.assert_array_equal(got[exact], ref[exact])
+        ok = np.isfinite(ref) & (np.abs(ref) >= np.finfo(dtype).tiny)
+        np.testing.assert_allclose(got[ok], ref[ok], rtol=4 * np.finfo(dtype).eps, atol=0)
+    assert sig[0] == 0 and sig[11] == 1 and sp[0] == 0 and sp[11] == np.float64(1e4).astype(dtype)
+
+
+def test_sigmoid_of_integers_keeps_numpys_dtype():
+    row = row_by_name("sigmoid")
+    got = row.impl(np, np.arange(-3, 4, dtype="int8"))
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.arange(-3.0, 4.0))), rtol=1e-15)
+    assert row.output_dtype(["int32"]) == "float64"
+
+
+def test_expansions_are_inlined_and_share_exp_of_abs():
+    z = T.dvector("z")
+    # The stabilised cross-entropy and its gradient need all four.
+    nz = -z
+    parts = [T.sigmoid(nz), T.softplus(nz), T.sigmoid(-nz), T.softplus(-nz)]
+    outs = [parts[0] * parts[1] + parts[2] - parts[3], parts[0]]
+    (node,) = _fused_nodes(fuse_outputs(outs))
+    lowered = lower(node.op.spec)
+    names = [i.row.name for i in lowered.instrs]
+    assert "sigmoid" not in names and "softplus" not in names
+    assert names.count("exp") == 1 and names.count("log1p") == 1 and names.count("abs") == 1
+    # Every step of the generated program is a ufunc called with ``out=``.
+    source = cpu_program(node.op.spec).source
+    assert "asarray" not in source and "copyto" not in source
+    values = np.concatenate([np.array(EDGES), np.linspace(-30, 30, 101)])
+    _compare(outs, {z: values})
+
+
+def test_expansion_is_not_used_for_integer_arguments():
+    k = T.ivector("k")
+    out = T.sigmoid(k) * 2.0
+    (node,) = _fused_nodes(fuse_outputs([out]))
+    names = [i.row.name for i in lower(node.op.spec).instrs]
+    assert "sigmoid" in names
+    _compare([out], {k: np.arange(-5, 5, dtype="int32")})
+
+
+def test_maximum_gets_out_by_keyword_no_deprecation_warning():
+    x = T.dvector("x")
+    (fused,) = fuse_outputs([T.softplus(x) + 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fused.owner.op.impl(np, np.linspace(-3, 3, 7))
+    assert "out=" in cpu_program(fused.owner.op.spec).source
+
+
+def test_true_divide_is_a_plain_ufunc_step():
+    x, y = T.dvectors("x", "y")
+    (fused,) = fuse_outputs([T.exp(x) / y])
+    assert "asarray" not in cpu_program(fused.owner.op.spec).source
+
+
+# ------------------------------------------------------------ fast path
+def test_fast_path_takes_scalars_bias_rows_and_broadcast_columns():
+    x = T.dmatrix("x")
+    b = T.dvector("b")
+    s = T.dscalar("s")
+    c = T.tensor("float64", (None, 1), "c")
+    first = T.tanh(x * s + b) - c
+    outs = [first, first * T.exp(x) * c]
+    fused = fuse_outputs(outs)
+    (node,) = _fused_nodes(fused)
+    program = cpu_program(node.op.spec)
+    assert program.fast is not None
+    rng = np.random.default_rng(0)
+    X, B, C = rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal((5, 1))
+    order = {x: X, b: B, s: np.array(0.5), c: C}
+    args = [order[v] for v in node.inputs]
+    assert program.fast(*args) is not None  # (5, 1) broadcasts against (5, 3)
+    _compare(outs, order, fused)
+    # Layouts the fast path leaves to the general one, with equal results.
+    for values in ({x: np.asfortranarray(rng.standard_normal((5, 3))), b: B,
+                    s: np.array(0.5), c: C},
+                   {x: rng.standard_normal((1, 3)), b: B, s: np.array(2.0),
+                    c: rng.standard_normal((4, 1))},
+                   {x: rng.standard_normal((0, 3)), b: B, s: np.array(2.0),
+                    c: rng.standard_normal((0, 1))}):
+        args = [values[v] for v in node.inputs]
+        taken = program.fast(*args) is not None
+        # (1, 3) against (4, 1) broadcasts to (4, 3): taken; Fortran order
+        # and empty arrays: left to the general path.
+        assert taken == (values[x].shape == (1, 3))
+        _compare(outs, values, fused)
+
+
+def test_fast_path_refuses_values_of_another_ndim():
+    x, y = T.dvectors("x", "y")
+    (fused,) = fuse_outputs([T.exp(x) * y])
+    op = fused.owner.op
+    program = cpu_program(op.spec)
+    xv = np.linspace(0, 1, 4)
+    args = [xv if v is x else np.array(2.0) for v in fused.owner.inputs]
+    assert program.fast(*args) is None
+    np.testing.assert_allclose(op.impl(np, *args), np.exp(xv) * 2.0, rtol=1e-15)
+
+
+# ------------------------------------------------------------ blocks
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads):
+    monkeypatch.setattr(cpu, "BLOCK_MIN_NS", 0)
+    monkeypatch.setattr(cpu, "THREAD_MIN_NS", 1_000)
+    monkeypatch.setattr(tg.config, "num_threads", threads)
+    x = T.fmatrix("x")
+    b = T.fvector("b")
+    h = T.tanh(x + b)
+    outs = [h, 1 - h * h]
+    fused = fuse_outputs(outs)
+    (node,) = _fused_nodes(fused)
+    program = cpu_program(node.op.spec)
+    rows = 3 * program.block // 64 + 5  # several blocks of whole rows
+    rng = np.random.default_rng(1)
+    values = {x: rng.standard_normal((rows, 64)).astype("float32"),
+              b: rng.standard_normal(64).astype("float32")}
+    from tracegrad.fuse import runner
+    calls = []
+    original = runner._leading_axis_layout
+    monkeypatch.setattr(runner, "_leading_axis_layout",
+                        lambda *a: calls.append(1) or original(*a))
+    _compare(outs, values, fused)
+    assert calls  # the bias row is passed whole to each block of rows
+
+
+# ------------------------------------------------------------ SumTo fused
+def test_sum_to_of_a_product_gradient_joins_the_cluster():
+    y, z = T.dvectors("y", "z")
+    cost = (y * T.softplus(-z) + (1 - y) * T.softplus(z)).mean()
+    g = tg.grad(cost, z)
+    fused = fuse_outputs([g])
+    sum_tos = [n for n in toposort(fused) if isinstance(n.op, SumTo)]
+    fused_rows = [i.row for n in _fused_nodes(fused) for i in n.op.spec.instrs]
+    assert SUM_TO in fused_rows and not sum_tos
+    rng = np.random.default_rng(2)
+    _compare([g], {y: rng.integers(0, 2, 7).astype(float), z: rng.standard_normal(7)}, fused)
+
+
+@pytest.mark.parametrize("shapes", [((6,), (6,)), ((1,), (6,)), ((6,), (1,))])
+def test_fused_sum_to_sums_when_shapes_differ_at_run_time(shapes):
+    # Static shapes (?,) for both: only the run time tells whether the
+    # gradient of y * exp(z) sums anything; both answers are right.
+    y, z = T.dvectors("y", "z")
+    prod = y * T.exp(z)
+    gy, gz = tg.grad(prod.sum() * 3.0, [y, z])
+    outs = [gy * 2.0, gz + 1.0]
+    fused = fuse_outputs(outs)
+    assert any(i.row is SUM_TO for n in _fused_nodes(fused) for i in n.op.spec.instrs)
+    rng = np.random.default_rng(3)
+    values = {y: rng.standard_normal(shapes[0]), z: rng.standard_normal(shapes[1])}
+    _compare(outs, values, fused)
+
+
+def test_fused_sum_to_in_a_compiled_function_and_its_gradient():
+    x = T.dmatrix("x")
+    v = T.dmatrix("v")
+    cost = (T.nnet.softmax(x) * v).sum()
+    g = tg.grad(cost, x)
+    f = tg.function([x, v], g)
+    f_ref = tg.function([x, v], g, mode="fast_compile")
+    rng = np.random.default_rng(4)
+    for shape_v in ((3, 4), (1, 4)):
+        X, V = rng.standard_normal((3, 4)), rng.standard_normal(shape_v)
+        np.testing.assert_allclose(f(X, V), f_ref(X, V), rtol=1e-12, atol=1e-15)
+    # The fused op's own gradient rebuilds the SumTo (second order).
+    fused = fuse_outputs([T.exp(x) * v])
+    hess = tg.grad(tg.grad((fused[0] * x).sum(), x).sum(), v)
+    hess_ref = tg.grad(tg.grad((T.exp(x) * v * x).sum(), x).sum(), v)
+    values = {x: rng.standard_normal((3, 4)), v: rng.standard_normal((3, 4))}
+    np.testing.assert_allclose(evaluate([hess], values)[0], evaluate([hess_ref], values)[0],
+                               rtol=1e-12)
+
+
+def test_sum_to_that_cannot_be_vouched_for_runs_the_reference():
+    # SUM_TO(s * [1.0], x): its first operand reads nothing of the full
+    # ndim, so no run-time check can show it sums nothing.
+    from tracegrad.fuse.spec import FusionSpec, Instr
+    spec = FusionSpec([("float64", 0), ("float64", 1)], [np.ones(1)],
+                      [Instr(row_by_name("mul"), [("i", 0), ("c", 0)], "float64"),
+                       Instr(SUM_TO, [("t", 0), ("i", 1)], "float64"),
+                       Instr(row_by_name("add"), [("t", 1), ("i", 1)], "float64")], [2])
+    program = cpu_program(spec)
+    assert program.reference_only and program.fast is None
+    op = FusedElemwise(spec)
+    np.testing.assert_array_equal(op.impl(np, np.array(1.5), np.array([2.0])), [3.5])
+
+
+def test_inplace_fused_sum_to_checks_shapes():
+    # Written into z's buffer; the SumTo sums when y has length 1.
+    from tracegrad.fuse.op import InplaceFusedElemwise
+    y, z = T.dvectors("y", "z")
+    out = SumTo()(y * T.exp(z), y) * 2.0 + z
+    (fused,) = fuse_outputs([out])
+    assert any(i.row is SUM_TO for i in fused.owner.op.spec.instrs)
+    order = list(fused.owner.inputs)
+    op = InplaceFusedElemwise(fused.owner.op.spec, None, order.index(z))
+    rng = np.random.default_rng(5)
+    for yv in (rng.standard_normal(5), rng.standard_normal(1)):
+        zv = rng.standard_normal(5)
+        expected = evaluate([out], {y: yv, z: zv})[0]
+        target = zv.copy()
+        got = op.impl(np, *[yv if v is y else target for v in order])
+        np.testing.assert_allclose(got, expected, rtol=1e-14)
+        assert got is target
+
+
+# ------------------------------------------------------------ the tutorial
+def test_logistic_regression_step_fuses_forward_and_gradient():
+    rng = np.random.default_rng(6)
+    n, feats = 50, 7
+    x = T.dmatrix("x")
+    y = T.dvector("y")
+    w = tg.shared(rng.standard_normal(feats), name="w")  # the tutorial's own init
+    b = tg.shared(0.0, name="b")
+    p_1 = 1 / (1 + T.exp(-T.dot(x, w) - b))
+    xent = -y * T.log(p_1) - (1 - y) * T.log(1 - p_1)
+    cost = xent.mean() + 0.01 * (w ** 2).sum()
+    gw, gb = tg.grad(cost, [w, b])
+    train = tg.function([x, y], [p_1 > 0.5, xent],
+                        updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)])
+    nodes = train.maker.fgraph.toposort()
+    assert not [nd for nd in nodes if isinstance(nd.op, SumTo) and nd.outputs[0].ndim == 1]
+    fused = [nd for nd in nodes if isinstance(nd.op, FusedElemwise)]
+    lowered = [lower(nd.op.spec) for nd in fused]
+    assert sum(i.row.name == "log1p" for sp in lowered for i in sp.instrs) == 1
+    X = rng.standard_normal((n, feats)) * 20
+    Y = rng.integers(0, 2, n).astype(float)
+    wv, bv = w.get_value(), 0.0
+    for _ in range(3):
+        pred, xe = train(X, Y)
+        z = X @ wv + bv
+        p = 1 / (1 + np.exp(-z))
+        xe_ref = np.logaddexp(0, -z) * Y + np.logaddexp(0, z) * (1 - Y)
+        np.testing.assert_array_equal(pred, p > 0.5)
+        np.testing.assert_allclose(xe, xe_ref, rtol=1e-12, atol=1e-300)
+        gz = (p - Y) / n
+        wv, bv = wv - 0.1 * (X.T @ gz + 0.02 * wv), bv - 0.1 * gz.sum()
+        np.testing.assert_allclose(w.get_value(), wv, rtol=1e-10)
+        np.testing.assert_allclose(b.get_value(), bv, rtol=1e-10, atol=1e-15)
+        assert np.isfinite(xe).all()
