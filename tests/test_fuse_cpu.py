@@ -237,11 +237,12 @@ def test_generated_source_is_straight_line_and_name_free():
     assert "pwned" not in source and "import" not in source
     block, fast = source.split("\n\n")
     assert fast.startswith("def fast(i0, i1):")
+    # (The output buffer holds the intermediate values: no scratch.)
     assert block.splitlines() == [
-        "def block(i0, i1, o0, s0):",
-        "    f0(i0, s0)",
-        "    f1(s0, i1, s0)",
-        "    f2(s0, k0, o0)",
+        "def block(i0, i1, o0):",
+        "    f0(i0, o0)",
+        "    f1(o0, i1, o0)",
+        "    f2(o0, k0, o0)",
     ]
 
 

@@ -310,3 +310,169 @@ def test_logistic_regression_step_fuses_forward_and_gradient():
         np.testing.assert_allclose(w.get_value(), wv, rtol=1e-10)
         np.testing.assert_allclose(b.get_value(), bv, rtol=1e-10, atol=1e-15)
         assert np.isfinite(xe).all()
+
+
+# ------------------------------------------------------------ second / fill
+def test_mean_gradient_broadcast_joins_the_kernel():
+    from tracegrad.fuse.spec import FILL
+    from tracegrad.ops.shape import BroadcastTo
+    from tracegrad.ops.shape_static import Shape
+    y, z = T.dvectors("y", "z")
+    cost = (y * T.softplus(z) - T.exp(z)).mean()
+    g = tg.grad(cost, z) * 2.0
+    f = tg.function([y, z], g)
+    f_ref = tg.function([y, z], g, mode="fast_compile")
+    nodes = f.maker.fgraph.toposort()
+    assert not [n for n in nodes if isinstance(n.op, (BroadcastTo, Shape))]
+    assert any(i.row is FILL for n in nodes if isinstance(n.op, FusedElemwise)
+               for i in n.op.spec.instrs)
+    rng = np.random.default_rng(7)
+    for ny, nz in ((6, 6), (1, 6), (6, 1)):
+        yv, zv = rng.standard_normal(ny), rng.standard_normal(nz)
+        np.testing.assert_allclose(f(yv, zv), f_ref(yv, zv), rtol=1e-13)
+
+
+def test_fill_row_values_dtype_and_gradient():
+    from tracegrad.fuse.spec import FILL
+    from tracegrad.ops.elemwise import Elemwise
+    a = T.fmatrix("a")
+    b = T.fscalar("b")
+    out = Elemwise(FILL)(a, b)
+    assert out.dtype == "float32" and out.ndim == 2
+    av = np.zeros((2, 3), "float32")
+    got = evaluate([out], {a: av, b: np.float32(-0.0)})[0]
+    assert got.shape == (2, 3) and np.signbit(got).all() and got.flags.writeable
+    gb = tg.grad((out * T.constant(np.arange(6.0).reshape(2, 3).astype("float32"))).sum(), b)
+    assert float(evaluate([gb], {a: av, b: np.float32(1.0)})[0]) == 15.0
+    # Fused, a lone second is still the value broadcast against its model.
+    (fused,) = fuse_outputs([out * 2.0])
+    np.testing.assert_array_equal(evaluate([fused], {a: av, b: np.float32(1.5)})[0],
+                                  np.full((2, 3), 3.0, "float32"))
+
+
+def test_functions_with_fused_sum_to_and_fill_pickle():
+    import pickle
+    y, z = T.dvectors("y", "z")
+    g = tg.grad((y * T.exp(z)).mean(), z)
+    f = tg.function([y, z], g)
+    rng = np.random.default_rng(8)
+    yv, zv = rng.standard_normal(4), rng.standard_normal(4)
+    again = pickle.loads(pickle.dumps(f))
+    np.testing.assert_array_equal(again(yv, zv), f(yv, zv))
+
+
+# ------------------------------------------------------------ random gradients
+_UNARY = [T.exp, T.tanh, T.sigmoid, T.softplus, T.sin, lambda v: v * v, abs]
+_BINARY = [lambda a, b: a * b, lambda a, b: a - b, lambda a, b: a / (1.5 + b * b),
+           lambda a, b: T.maximum(a, b)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_gradients_with_run_time_broadcasting(seed):
+    # Gradients hold SumTo nodes whose effect only the run-time shapes
+    # decide (static shapes are (?,) or (?, ?)): fused programs must agree
+    # with the reference evaluator whatever broadcasts.
+    rng = np.random.default_rng(seed)
+    ndim = int(rng.integers(1, 3))
+    names = "abc"
+    inputs = [T.tensor("float64", (None,) * ndim, names[k]) for k in range(3)]
+    pool = list(inputs)
+    for _ in range(int(rng.integers(3, 8))):
+        if rng.random() < 0.4:
+            pool.append(_UNARY[rng.integers(len(_UNARY))](pool[rng.integers(len(pool))]))
+        else:
+            a, b = rng.integers(len(pool), size=2)
+            pool.append(_BINARY[rng.integers(len(_BINARY))](pool[a], pool[b]))
+    cost = (pool[-1] * pool[-2]).mean() + pool[-1].sum() * 0.5
+    grads = tg.grad(cost, inputs, disconnected_inputs="ignore")
+    outs = [pool[-1]] + [g for g in grads if g is not None]
+    f = tg.function(inputs, outs, on_unused_input="ignore")
+    f_ref = tg.function(inputs, outs, mode="fast_compile", on_unused_input="ignore")
+    full = (5,) if ndim == 1 else (3, 4)
+    for trial in range(4):
+        shapes = []
+        for k in range(3):
+            shape = list(full)
+            if trial and rng.random() < 0.5:
+                shape[int(rng.integers(ndim))] = 1
+            shapes.append(tuple(shape))
+        values = [rng.uniform(-2, 2, s) for s in shapes]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got, ref = f(*values), f_ref(*values)
+        for g, r in zip(got, ref):
+            assert g.shape == r.shape, (shapes, g.shape, r.shape)
+            np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-13)
+
+
+# ------------------------------------------------------------ output buffers
+def test_intermediate_values_live_in_the_output_buffer():
+    w, g = T.fmatrices("w", "g")
+    (fused,) = fuse_outputs([w - 0.1 * g])
+    op = fused.owner.op
+    program = cpu_program(op.spec)
+    assert program.direct.slot_dtypes == ()
+    order = list(fused.owner.inputs)
+    k_g, k_w = order.index(g), order.index(w)
+    # Written into g's buffer: 0.1 * g goes there too, once g is read.
+    into_g = program.inplace_code(k_g)
+    assert into_g is not None and into_g.slot_dtypes == ()
+    # Into w's buffer: w is read by the last step only, so 0.1 * g needs
+    # scratch until then.
+    into_w = program.inplace_code(k_w)
+    assert into_w is not None and len(into_w.slot_dtypes) == 1
+    rng = np.random.default_rng(9)
+    for k in (k_g, k_w):
+        from tracegrad.fuse.op import InplaceFusedElemwise
+        vals = {w: rng.standard_normal((5, 3)).astype("float32"),
+                g: rng.standard_normal((5, 3)).astype("float32")}
+        expected = vals[w] - np.float32(0.1) * vals[g]
+        args = [vals[v].copy() for v in order]
+        got = InplaceFusedElemwise(op.spec, None, k).impl(np, *args)
+        assert got is args[k]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_program_reading_the_input_after_its_output_gets_no_inplace_code():
+    x = T.dvector("x")
+    a = T.exp(x)
+    b = a * x  # reads x after a is computed
+    fused = fuse_outputs([a, b])
+    (node,) = _fused_nodes(fused)
+    program = cpu_program(node.op.spec)
+    k = list(node.inputs).index(x)
+    spec = node.op.spec
+    assert spec.instrs[spec.outputs[0]].row.name == "exp"
+    assert program.inplace_code(k) is None
+    # run() into a buffer that is that input still computes the right values.
+    xv = np.linspace(-1, 1, 9)
+    buf = xv.copy()
+    other = np.empty(9)
+    args = [buf if v is x else None for v in node.inputs]
+    got = node.op.run(np, args, outs=[buf, other])
+    np.testing.assert_allclose(got[0], np.exp(xv), rtol=1e-15)
+    np.testing.assert_allclose(got[1], np.exp(xv) * xv, rtol=1e-15)
+
+
+def test_impl_for_numpy_matches_impl_and_is_safe_at_first_call():
+    import threading
+    x, y = T.dvectors("x", "y")
+    (fused,) = fuse_outputs([T.sigmoid(x) * y - 1])
+    op = fused.owner.op
+    run = op.impl_for(np)
+    rng = np.random.default_rng(10)
+    values = [(rng.standard_normal(50), rng.standard_normal(50)) for _ in range(8)]
+    got = [None] * len(values)
+    barrier = threading.Barrier(len(values))
+
+    def call(k):
+        barrier.wait()
+        got[k] = run(*values[k])
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(len(values))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (xv, yv), g in zip(values, got):
+        args = [xv if v is x else yv for v in fused.owner.inputs]
+        np.testing.assert_array_equal(g, op.impl(np, *args))

@@ -5,8 +5,10 @@ Pipeline, one module per stage:
 - ``cluster``: find maximal convex clusters of elementwise nodes;
 - ``spec``: describe a cluster without names (``FusionSpec``: the cache key
   and the reference semantics);
-- ``cpu``: generate a blocked program of NumPy ufunc calls with ``out=``
-  buffers, run on a small thread pool;
+- ``lower``: inline rows written with other rows (``sigmoid``,
+  ``softplus``) and share equal steps;
+- ``codegen``: the Python source of a program of NumPy ufunc calls with
+  ``out=`` buffers; ``cpu``: run it over blocks on a small thread pool;
 - ``cuda``: generate the source of one ``cupy.ElementwiseKernel`` and launch
   it;
 - ``cache``: programs and kernel sources cached by spec;

@@ -1,36 +1,21 @@
-"""CPU code generation: a fused cluster as a blocked program of NumPy ufuncs.
+"""The CPU program of a fused cluster: lowered (``lower``), generated
+(``codegen``) and run over blocks.
 
-``generate(spec)`` writes straight-line Python source, one ufunc call with an
-``out=`` buffer per instruction::
-
-    def block(i0, i1, o0, s0, s1):
-        f0(i0, i0, s0)
-        f1(s0, s0)
-        ...
-
-and compiles it once per spec (see ``cache``). Names in the source are
-positions only (``i``nputs, ``o``utputs, ``s``cratch slots, ``f``unctions,
-``k``onstants bound in the function's globals): variable names and user
-strings never enter it. Scratch slots are reused as soon as a value dies
-(a ufunc may write over its own input), so a long chain needs few buffers.
-Rows that are not plain ufuncs (sigmoid, erf, where, casts...) are called as
-``row.impl(np, ...)`` on the block and the result is used or copied into the
-output buffer.
-
-``CpuProgram.run`` executes it over the broadcast iteration space in blocks of
-``BLOCK_BYTES`` per buffer, small enough that a block's intermediates stay in
-the L2 cache, so temporaries never travel to main memory (``runner`` cuts
-the blocks and spreads them over a small thread pool). Scratch buffers are
-allocated per call and per worker, never shared between concurrent calls.
-Block size and thread count follow each program's cost per element,
-measured once per row and dtypes (``row_cost``). Small one-dimensional calls
-take ``fast``, a generated function doing the whole call inline.
+``CpuProgram.run`` executes the generated block function over the broadcast
+iteration space in blocks of ``BLOCK_BYTES`` per buffer, small enough that a
+block's intermediates stay in the L2 cache, so temporaries never travel to
+main memory (``runner`` cuts the blocks and spreads them over a small thread
+pool). Scratch buffers are allocated per call and per worker, never shared
+between concurrent calls. Block size and thread count follow each program's
+cost per element, measured once per row and dtypes (``row_cost``). Small
+calls take ``fast``, a generated function doing the whole call inline.
 """
 import math
 
 import numpy as np
 
 from tracegrad.config import config
+from tracegrad.fuse.codegen import generate
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.runner import run_blocked
 
@@ -49,228 +34,6 @@ THREAD_MIN_NS = 150_000
 # Elements used to measure what a row costs per element (once per row and
 # argument dtypes).
 CALIBRATION_SIZE = 8192
-
-
-# Ufuncs for which NumPy 2 deprecates a positional ``out``.
-KEYWORD_OUT = frozenset({"maximum", "minimum"})
-
-
-def plain_ufunc(row):
-    """The NumPy ufunc that *is* ``row``'s implementation, or ``None``.
-
-    A row made by ``ufunc_impl(name)`` has ``impl.__name__ == name`` and
-    answers to ``np.<name>`` (``true_divide`` is ``np.divide``); only then
-    is the ufunc (and its ``out=``) used.
-    """
-    uf = getattr(row, "ufunc", None)
-    if isinstance(uf, np.ufunc) and getattr(np, getattr(row.impl, "__name__", "_"), None) is uf:
-        return uf
-    return None
-
-
-class Generated:
-    """A compiled block function and what it needs to run."""
-
-    __slots__ = ("fn", "slot_dtypes", "source", "fast")
-
-    def __init__(self, fn, slot_dtypes, source, fast=None):
-        self.fn = fn
-        self.slot_dtypes = slot_dtypes
-        self.source = source
-        self.fast = fast
-
-
-def generate(spec, deferred=False, fast_limit=None, shape_needs=None):
-    """Compile ``spec`` into a block function.
-
-    ``deferred``: compute every output into scratch and copy it out at the end
-    of the block, for output buffers that are also inputs (``w - lr * g``
-    written into ``w``: no instruction may see a half-updated input).
-
-    ``fast_limit``: also make ``fast(*inputs)``, the whole call for the
-    common small case in one function: when every input is an ndarray of
-    its dtype, all of one shape of ndim <= 1 and at most ``fast_limit``
-    elements, it allocates the outputs and scratch and runs the body
-    inline, returning the list of outputs; otherwise it returns ``None``.
-    """
-    env = {"copyto": np.copyto, "asarray": np.asarray, "np": np}
-    array_consts = []
-    for k, c in enumerate(spec.constants):
-        if c.size == 1:
-            env[f"k{k}"] = c.reshape(())  # broadcasts into any block
-        else:
-            array_consts.append(f"k{k}")  # cut into blocks like an input
-    out_index = {}
-    for m, j in enumerate(spec.outputs):
-        out_index.setdefault(j, m)
-    # Outputs that are the same step as an earlier output (after lowering).
-    repeats = [(m, out_index[j]) for m, j in enumerate(spec.outputs) if out_index[j] != m]
-    last_use = {}
-    for j, instr in enumerate(spec.instrs):
-        for kind, k in instr.args:
-            if kind == "t":
-                last_use[k] = j
-    if deferred:
-        for j in spec.outputs:
-            last_use[j] = len(spec.instrs)
-    names = {}
-    slot_of = {}
-    slot_dtypes = []
-    free = {}
-    lines = []
-
-    def operand(ref):
-        kind, k = ref
-        return f"i{k}" if kind == "i" else f"k{k}" if kind == "c" else names[k]
-
-    for j, instr in enumerate(spec.instrs):
-        args = ", ".join(operand(r) for r in instr.args)
-        for kind, k in dict.fromkeys(instr.args):
-            if kind == "t" and last_use.get(k) == j and k in slot_of:
-                free.setdefault(spec.instrs[k].dtype, []).append(slot_of[k])
-        direct_out = j in out_index and not deferred
-        uf = plain_ufunc(instr.row)
-        if uf is not None:
-            env[f"f{j}"] = uf
-            if direct_out:
-                dest = f"o{out_index[j]}"
-            else:
-                pool = free.get(instr.dtype)
-                if pool:
-                    slot = pool.pop()
-                else:
-                    slot = len(slot_dtypes)
-                    slot_dtypes.append(np.dtype(instr.dtype))
-                slot_of[j] = slot
-                dest = f"s{slot}"
-            # ``out`` passed positionally: cheaper to parse than a keyword
-            # (but deprecated, with a warning on every call, for some).
-            if uf.__name__ in KEYWORD_OUT:
-                lines.append(f"f{j}({args}, out={dest})")
-            else:
-                lines.append(f"f{j}({args}, {dest})")
-            names[j] = dest
-        else:
-            env[f"f{j}"] = instr.row.impl
-            env[f"d{j}"] = np.dtype(instr.dtype)
-            if direct_out:
-                dest = f"o{out_index[j]}"
-                lines.append(f"copyto({dest}, f{j}(np, {args}), casting='unsafe')")
-            else:
-                dest = f"r{j}"
-                lines.append(f"{dest} = asarray(f{j}(np, {args}), dtype=d{j})")
-            names[j] = dest
-    if deferred:
-        for m, j in enumerate(spec.outputs):
-            lines.append(f"copyto(o{m}, {names[j]}, casting='unsafe')")
-    else:
-        lines.extend(f"copyto(o{m}, o{first})" for m, first in repeats)
-    params = [f"i{k}" for k in range(len(spec.in_types))] + array_consts + \
-        [f"o{m}" for m in range(len(spec.outputs))] + \
-        [f"s{n}" for n in range(len(slot_dtypes))]
-    source = f"def block({', '.join(params)}):\n" + \
-        "".join(f"    {line}\n" for line in lines)
-    if (fast_limit is not None and spec.in_types
-            and all(c.ndim == 0 for c in spec.constants)):
-        fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit, shape_needs)
-        if fast:
-            source += "\n" + fast
-    code = compile(source, "<tracegrad.fuse block>", "exec")
-    exec(code, env)
-    generated = Generated(env["block"], tuple(slot_dtypes), source)
-    generated.fast = env.get("fast")
-    return generated
-
-
-def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs=None):
-    """``fast(*inputs)``: the whole small call inline (see ``generate``).
-
-    It takes the common layouts only and returns ``None`` otherwise: every
-    input an ndarray of its dtype; the inputs of the program's full ndim
-    C-contiguous when 2-d or more (so outputs are laid out as ``run`` would
-    lay them out), of at most ``limit`` elements together, all of one shape
-    or broadcasting together (``(n, 1)`` next to ``(n, m)``: checked by
-    ``_fast_broadcast``); inputs of fewer axes equal to the trailing axes of
-    that shape (a bias row) or 0-d. Every output must read an input of the
-    full ndim (else there is no fast path), so every output has the full
-    shape. ``shape_needs``: see ``_shape_guard``."""
-    n_in = len(spec.in_types)
-    ndim = max(nd for _, nd in spec.in_types)
-    ins = [f"i{k}" for k in range(n_in)]
-    full = [k for k, (_, nd) in enumerate(spec.in_types) if nd == ndim]
-    lower_ndim = [k for k in range(n_in) if k not in full]
-    out_full = []  # per output: the full inputs it reads (None: all inputs)
-    for deps in spec.output_deps:
-        if deps is None:
-            out_full.append(None)
-            continue
-        mine = tuple(k for k in deps[0] if k in full)
-        if not mine:
-            return ""
-        out_full.append(mine)
-    env["ndarray"] = np.ndarray
-    env["empty"] = np.empty
-    env["LIMIT"] = limit
-    env["PROD"] = math.prod
-    env["BROADCAST"] = _fast_broadcast
-    env["OUT_FULL"] = tuple(out_full)
-    env["NEEDS"] = tuple(ins_ for ins_, _ in shape_needs or ())
-    for k, (dt, _) in enumerate(spec.in_types):
-        env[f"D{k}"] = np.dtype(dt)
-    for m, dt in enumerate(spec.out_dtypes):
-        env[f"E{m}"] = np.dtype(dt)
-    for n, dt in enumerate(slot_dtypes):
-        env[f"S{n}"] = dt
-    checks = " or ".join([f"type({i}) is not ndarray" for i in ins] +
-                         [f"{i}.dtype is not D{k}" for k, i in enumerate(ins)])
-    body = [f"if {checks}:", "    return None", f"shape = i{full[0]}.shape"]
-    if len(full) > 1:
-        # Shapes by input position (None for the inputs of fewer axes).
-        shapes = ", ".join(f"i{k}.shape" if k in full else "None" for k in range(n_in))
-        body += [f"if {' or '.join(f'i{k}.shape != shape' for k in full[1:])}:",
-                 f"    shape = BROADCAST(({shapes},), {tuple(full)}, OUT_FULL, NEEDS)",
-                 "    if shape is None:",
-                 "        return None"]
-    # (Values may come with another ndim than their type's: ``evaluate``
-    # passes what it is given.)
-    wrong = [f"len(shape) != {ndim}"]
-    for k in lower_ndim:
-        nd = spec.in_types[k][1]
-        wrong.append(f"i{k}.shape != shape[{ndim - nd}:]" if nd else f"i{k}.shape")
-    if ndim >= 2:
-        wrong += [f"not i{k}.flags.c_contiguous" for k in full]
-        wrong.append("PROD(shape) > LIMIT")
-    elif ndim == 1:
-        wrong.append("shape[0] > LIMIT")
-    if wrong:
-        body += [f"if {' or '.join(wrong)}:", "    return None"]
-    body += [f"o{m} = empty(shape, E{m})" for m in range(len(spec.outputs))]
-    body += [f"s{n} = empty(shape, S{n})" for n in range(len(slot_dtypes))]
-    body += lines
-    body.append("return [" + ", ".join(f"o{m}" for m in range(len(spec.outputs))) + "]")
-    return f"def fast({', '.join(ins)}):\n" + "".join(f"    {b}\n" for b in body)
-
-
-def _fast_broadcast(shapes, full, out_full, needs):
-    """The shape the inputs ``full`` (positions in ``shapes``) broadcast to,
-    or ``None`` when they do not, a length is 0, an output reading only some
-    of them would be smaller, or a ``SUM_TO`` would not sum nothing."""
-    mine = [shapes[k] for k in full]
-    if len({len(s) for s in mine}) > 1:
-        return None
-    shape = tuple(map(max, *mine))
-    if 0 in shape:
-        return None
-    for s in mine:
-        if s != shape and any(d != n and d != 1 for d, n in zip(s, shape)):
-            return None
-    for group in out_full:
-        if group is not None and not any(shapes[k] == shape for k in group):
-            return None
-    for group in needs:
-        if not any(shapes[k] == shape for k in group):
-            return None
-    return shape
 
 
 class CpuProgram:
@@ -293,9 +56,10 @@ class CpuProgram:
         # into just two blocks costs more than it saves).
         self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
         self.direct = generate(self.lowered, fast_limit=self.small_limit if fast_ok else None,
-                               shape_needs=self.shape_needs)
+                               shape_needs=self.shape_needs, output_deps=spec.output_deps)
         self.fast = self.direct.fast
         self._deferred = None
+        self._inplace = {}
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
         # Constants of more than one element are operands of the block
@@ -312,12 +76,14 @@ class CpuProgram:
             self._deferred = generate(self.lowered, deferred=True)
         return self._deferred
 
-    def reads_input_until_output(self, k):
-        """Whether the direct program reads input ``k`` only up to the step
-        writing output 0 (so that output may be input ``k``'s buffer)."""
-        instrs = self.lowered.instrs
-        last = self.lowered.outputs[0]
-        return all(j <= last for j, instr in enumerate(instrs) if ("i", k) in instr.args)
+    def inplace_code(self, k):
+        """The block function writing output 0 into input ``k``'s buffer, or
+        ``None`` when the program reads input ``k`` after writing output 0
+        (see ``generate``'s ``alias``); made once per ``k``."""
+        found = self._inplace.get(k, False)
+        if found is False:
+            found = self._inplace[k] = generate(self.lowered, alias=k)
+        return found
 
     @property
     def source(self):
@@ -387,6 +153,13 @@ class CpuProgram:
                 return self._into(self.run(arrays, None, sources), outs)
             if mode == "deferred":
                 program = self.deferred
+                if len(outs) == 1:
+                    # One output that is one input's buffer (``w - lr * g``
+                    # into ``g``): a program made for that, when there is one.
+                    shared = [k for k, a in enumerate(arrays) if a is outs[0]]
+                    aliased = [a for a in operands if np.may_share_memory(outs[0], a)]
+                    if len(shared) == 1 and len(aliased) == 1:
+                        program = self.inplace_code(shared[0]) or program
         size = math.prod(shape)
         if size == 0:
             return outs

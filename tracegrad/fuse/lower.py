@@ -1,7 +1,8 @@
 """Lowering a spec for the CPU code generator: rows that have an ``expand``
-(``sigmoid``, ``softplus``: see ``ScalarOp`` in ``ops/elemwise.py``) are
-inlined as the rows they are written with, and equal steps are computed
-once.
+(``sigmoid``, ``softplus``: see ``ScalarOp`` in ``ops/elemwise.py``; and the
+fusion's own ``SUM_TO`` and ``FILL``, read as one of their arguments, see
+``spec``) are inlined as the rows they are written with, and equal steps are
+computed once.
 
 The result is another ``FusionSpec`` over the same inputs (with the
 constants the expansions need appended), so everything downstream (slot

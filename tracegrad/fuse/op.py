@@ -6,6 +6,8 @@ so any scheduler runs it like any other op. ``run(xp, inputs, outs=...)``
 additionally writes into given output buffers (a shared variable's buffer).
 Gradients expand the cluster back into its elementwise nodes.
 """
+from functools import partial
+
 import numpy as np
 
 from tracegrad.fuse import cache
@@ -59,6 +61,29 @@ class FusedElemwise(Op):
         else:
             results = self.run(xp, arrays)
         return results[0] if len(results) == 1 else tuple(results)
+
+    def impl_for(self, xp):
+        """``impl`` bound to ``xp`` (the schedule calls it once per node); on
+        NumPy the program is found once and its fast path tried first."""
+        if xp is not np or type(self).impl is not FusedElemwise.impl:
+            return partial(self.impl, xp)
+        sources = self.sources
+        single = len(self.spec.outputs) == 1
+        found = [None]  # the program, made at the first call (not when compiling)
+
+        def run(*arrays):
+            pair = found[0]
+            if pair is None:
+                program = self._program
+                if program is None:
+                    program = self._program = cache.cpu_program(self.spec)
+                pair = found[0] = (program.fast, program.run_general)
+            fast, general = pair
+            results = fast(*arrays) if fast is not None else None
+            if results is None:
+                results = general(arrays, None, sources)
+            return results[0] if single else tuple(results)
+        return run
 
     def run(self, xp, arrays, outs=None):
         """The outputs as a list; written into ``outs`` when given."""
@@ -122,10 +147,11 @@ class InplaceFusedElemwise(FusedElemwise):
     the result (broadcasting, read-only) it computes a new array instead.
 
     On NumPy, a small call whose operands all have the result's shape runs
-    the direct block program with the buffer as its output when the
-    program reads that input only up to the instruction writing the result
-    (the usual ``w - lr * g``); otherwise ``run(outs=...)`` takes care of
-    the aliasing."""
+    a block program made for writing into that input (``inplace_code``: it
+    reads the input only up to the step writing the result, and keeps its
+    intermediate values in the buffer once the input is read: ``w - lr * g``
+    needs no scratch); otherwise ``run(outs=...)`` takes care of the
+    aliasing.""" 
 
     __props__ = ("spec", "destroyed")
 
@@ -163,7 +189,7 @@ class InplaceFusedElemwise(FusedElemwise):
             program = self._program = cache.cpu_program(self.spec)
         if self._direct is None:
             self._direct = all(c.size == 1 for c in self.spec.constants) and \
-                program.reads_input_until_output(self.destroyed)
+                program.inplace_code(self.destroyed) is not None
             if not self._direct:
                 return False
         shape = target.shape
@@ -177,7 +203,7 @@ class InplaceFusedElemwise(FusedElemwise):
         if program.shape_needs is not None and not program.shapes_hold(
                 [a.shape for a in arrays], shape):
             return False
-        code = program.direct
+        code = program.inplace_code(self.destroyed)
         code.fn(*arrays, target, *[np.empty(shape, dt) for dt in code.slot_dtypes])
         return True
 

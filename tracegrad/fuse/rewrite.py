@@ -4,10 +4,10 @@
 ``fuse(fgraph)`` is the adapter for a ``FunctionGraph`` (anything with
 ``outputs`` and ``replace(old, new)``).
 
-First, ``broadcast_to(b, shape(a))`` of a single value ``b`` read only by
-fusable nodes becomes the elementwise ``second(a, b)`` (``spec.FILL``), so
-it joins their cluster instead of standing between two of them (the
-gradient of ``mean`` is such a broadcast).
+First (CPU), ``broadcast_to(b, shape(a))`` of a single value ``b`` read
+only by fusable nodes becomes the elementwise ``second(a, b)``
+(``spec.FILL``), so it joins their cluster instead of standing between two
+of them (the gradient of ``mean`` is such a broadcast).
 """
 from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order,
                                     find_clusters, is_fusable)
@@ -81,7 +81,7 @@ def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``target``: ``'cpu'`` or ``'cuda'`` (default: ``tg.config.device``).
     """
     outputs = list(outputs)
-    fills = fill_replacements(outputs, _target(target))
+    fills = fill_replacements(outputs) if _target(target) == "cpu" else None
     if fills:
         outputs, _ = clone_replace(outputs, fills)
     clusters = find_clusters(outputs, _target(target), max_operands)
@@ -113,8 +113,9 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``fgraph.replace(old, new, reason="fusion")``. Returns the number of
     clusters fused.
     """
-    for old, new in fill_replacements(list(fgraph.outputs), _target(target)).items():
-        fgraph.replace(old, new, reason="fusion")
+    if _target(target) == "cpu":
+        for old, new in fill_replacements(list(fgraph.outputs)).items():
+            fgraph.replace(old, new, reason="fusion")
     outputs = list(fgraph.outputs)
     clusters = find_clusters(outputs, _target(target), max_operands)
     memo = {}

@@ -165,11 +165,13 @@ class FusionSpec:
         """Per output: ``None`` when it reads every input and every constant
         of ndim > 0 (its shape is then the iteration shape), else the pair
         ``(input indices, constant shapes)`` it reads. ``output_const_deps``
-        lists the constants' indices instead of their shapes."""
+        lists the constants' indices instead of their shapes. (A ``SUM_TO``
+        has the shape of its second argument alone.)"""
         deps = []
         for instr in self.instrs:
             d = set()
-            for kind, k in instr.args:
+            args = instr.args[SUM_TO.shape_arg:] if instr.row is SUM_TO else instr.args
+            for kind, k in args:
                 if kind == "t":
                     d |= deps[k]
                 elif kind == "i" or self.constants[k].ndim:

@@ -198,6 +198,14 @@ class DimShuffle(Op):
         out = tuple(1 if p == "x" else x.shape[p] for p in self.pattern)
         return x.transpose(self.perm).reshape(out)
 
+    def impl_for(self, xp):
+        """``impl`` for ``xp``; a plain permutation (``x.T`` in the gradient
+        of ``dot``) is just ``transpose``."""
+        if "x" in self.pattern or self.drop:
+            return lambda x: self.impl(xp, x)
+        perm = self.perm
+        return lambda x: x.transpose(perm)
+
     def vjp(self, node, output_grads):
         x, out = node.inputs[0], node.outputs[0]
         g = output_grads[0]

@@ -7,8 +7,8 @@
   root's dtype (so rebuilding never changes promotion), at most ``LIMIT``
   nodes deep.
 - ``shape_root(var, memo)``: a token equal for variables whose run-time
-  shapes are provably equal (unary elementwise ops, elementwise ops whose
-  non-scalar inputs share a shape, ``SumTo`` giving its target's shape...).
+  shapes are provably equal (unary elementwise ops, elementwise ops over
+  the same set of operand shapes, ``SumTo`` giving its target's shape...).
 - ``is_positive(var)`` / ``is_nonzero(var)``: true when the value is
   positive (nonzero) for every finite input, in exact arithmetic — the
   condition for cancelling ``x / x``.
@@ -180,20 +180,6 @@ def same_shape(a, b, memo):
     if a.type.ndim != b.type.ndim:
         return False
     return shape_root(a, memo) == shape_root(b, memo)
-
-
-def broadcasts_within(a, others, memo):
-    """True when ``a``'s shape provably broadcasts into the broadcast of
-    ``others``' shapes (variables of ``a``'s ndim; the others of other
-    ndims are ignored), so dropping ``a`` from an elementwise op over them
-    cannot change the result's shape."""
-    ndim = a.type.ndim
-    mine = shape_leaves(shape_root(a, memo))
-    theirs = set()
-    for o in others:
-        if o.type.ndim == ndim:
-            theirs |= shape_leaves(shape_root(o, memo))
-    return mine <= theirs
 
 
 def covered(removed, remaining, ndim, memo):

@@ -1,0 +1,276 @@
+"""Python source for a fused cluster: straight-line NumPy ufunc calls.
+
+``generate(spec)`` writes one ufunc call with an ``out=`` buffer per
+instruction of a (lowered, see ``lower``) spec::
+
+    def block(i0, i1, o0, s0):
+        f0(i0, i0, s0)
+        f1(s0, i1, o0)
+        ...
+
+and compiles it once per spec (see ``cache``). Names in the source are
+positions only (``i``nputs, ``o``utputs, ``s``cratch slots, ``f``unctions,
+``k``onstants bound in the function's globals): variable names and user
+strings never enter it. Buffers are reused as soon as a value dies (a ufunc
+may write over its own input), and an output buffer holds intermediate
+values until its own step writes it, so a chain needs few scratch buffers
+(``w - lr * g``: none). Rows that are not plain ufuncs (erf, where,
+casts...) are called as ``row.impl(np, ...)`` on the block and the result
+is used or copied into the output buffer. ``fast`` is the whole small call
+in one generated function (see ``_fast_source``).
+"""
+import math
+
+import numpy as np
+
+
+# Ufuncs for which NumPy 2 deprecates a positional ``out``.
+KEYWORD_OUT = frozenset({"maximum", "minimum"})
+
+
+def plain_ufunc(row):
+    """The NumPy ufunc that *is* ``row``'s implementation, or ``None``.
+
+    A row made by ``ufunc_impl(name)`` has ``impl.__name__ == name`` and
+    answers to ``np.<name>`` (``true_divide`` is ``np.divide``); only then
+    is the ufunc (and its ``out=``) used.
+    """
+    uf = getattr(row, "ufunc", None)
+    if isinstance(uf, np.ufunc) and getattr(np, getattr(row.impl, "__name__", "_"), None) is uf:
+        return uf
+    return None
+
+
+class Generated:
+    """A compiled block function and what it needs to run."""
+
+    __slots__ = ("fn", "slot_dtypes", "source", "fast")
+
+    def __init__(self, fn, slot_dtypes, source, fast=None):
+        self.fn = fn
+        self.slot_dtypes = slot_dtypes
+        self.source = source
+        self.fast = fast
+
+
+def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_deps=None,
+             alias=None):
+    """Compile ``spec`` into a block function.
+
+    ``deferred``: compute every output into scratch and copy it out at the end
+    of the block, for output buffers that are also inputs (``w - lr * g``
+    written into ``w``: no instruction may see a half-updated input).
+    Otherwise an output buffer also holds intermediate values until its own
+    step writes it (no scratch buffer for a chain ``w - lr * g``); with
+    ``alias=k`` output 0 is input ``k``'s buffer, so it holds nothing before
+    the last step reading input ``k`` (``None`` is returned when the output
+    itself is written before that).
+
+    ``fast_limit``: also make ``fast(*inputs)``, the whole call for the
+    common small case in one function: when every input is an ndarray of
+    its dtype, all of one shape of ndim <= 1 and at most ``fast_limit``
+    elements, it allocates the outputs and scratch and runs the body
+    inline, returning the list of outputs; otherwise it returns ``None``.
+    """
+    env = {"copyto": np.copyto, "asarray": np.asarray, "np": np}
+    array_consts = []
+    for k, c in enumerate(spec.constants):
+        if c.size == 1:
+            env[f"k{k}"] = c.reshape(())  # broadcasts into any block
+        else:
+            array_consts.append(f"k{k}")  # cut into blocks like an input
+    out_index = {}
+    for m, j in enumerate(spec.outputs):
+        out_index.setdefault(j, m)
+    # Outputs that are the same step as an earlier output (after lowering).
+    repeats = [(m, out_index[j]) for m, j in enumerate(spec.outputs) if out_index[j] != m]
+    last_use = {}
+    for j, instr in enumerate(spec.instrs):
+        for kind, k in instr.args:
+            if kind == "t":
+                last_use[k] = j
+    if deferred:
+        for j in spec.outputs:
+            last_use[j] = len(spec.instrs)
+    names = {}
+    slot_of = {}
+    slot_dtypes = []
+    # Per dtype, buffers free to hold a value: [name, last step it may hold
+    # a value to, first step it may be written at].
+    free = {}
+    if not deferred:
+        for m, j in enumerate(spec.outputs):
+            if out_index[j] == m:
+                start = 0
+                if alias is not None and m == 0:
+                    start = max([i for i, ins in enumerate(spec.instrs)
+                                 if ("i", alias) in ins.args], default=0)
+                    if start > j:
+                        return None
+                free.setdefault(spec.instrs[j].dtype, []).append([f"o{m}", j, start])
+    lines = []
+
+    def take(dtype, j):
+        """A buffer for the value of step ``j`` (a scratch slot if none fits)."""
+        until = last_use.get(j, j)
+        fits = [e for e in free.get(dtype, ()) if e[1] >= until and e[2] <= j]
+        if fits:
+            entry = min(fits, key=lambda e: e[1])  # the shortest-lived that fits
+            free[dtype].remove(entry)
+            return entry
+        slot_dtypes.append(np.dtype(dtype))
+        return [f"s{len(slot_dtypes) - 1}", float("inf"), 0]
+
+    def operand(ref):
+        kind, k = ref
+        return f"i{k}" if kind == "i" else f"k{k}" if kind == "c" else names[k]
+
+    for j, instr in enumerate(spec.instrs):
+        args = ", ".join(operand(r) for r in instr.args)
+        for kind, k in dict.fromkeys(instr.args):
+            if kind == "t" and last_use.get(k) == j and k in slot_of:
+                free.setdefault(spec.instrs[k].dtype, []).append(slot_of[k])
+        direct_out = j in out_index and not deferred
+        if direct_out:  # (its buffer may have held values until now)
+            for entry in free.get(instr.dtype, ()):
+                if entry[0] == f"o{out_index[j]}":
+                    free[instr.dtype].remove(entry)
+                    break
+        uf = plain_ufunc(instr.row)
+        if uf is not None:
+            env[f"f{j}"] = uf
+            if direct_out:
+                dest = f"o{out_index[j]}"
+            else:
+                slot_of[j] = take(instr.dtype, j)
+                dest = slot_of[j][0]
+            # ``out`` passed positionally: cheaper to parse than a keyword
+            # (but deprecated, with a warning on every call, for some).
+            if uf.__name__ in KEYWORD_OUT:
+                lines.append(f"f{j}({args}, out={dest})")
+            else:
+                lines.append(f"f{j}({args}, {dest})")
+            names[j] = dest
+        else:
+            env[f"f{j}"] = instr.row.impl
+            env[f"d{j}"] = np.dtype(instr.dtype)
+            if direct_out:
+                dest = f"o{out_index[j]}"
+                lines.append(f"copyto({dest}, f{j}(np, {args}), casting='unsafe')")
+            else:
+                dest = f"r{j}"
+                lines.append(f"{dest} = asarray(f{j}(np, {args}), dtype=d{j})")
+            names[j] = dest
+    if deferred:
+        for m, j in enumerate(spec.outputs):
+            lines.append(f"copyto(o{m}, {names[j]}, casting='unsafe')")
+    else:
+        lines.extend(f"copyto(o{m}, o{first})" for m, first in repeats)
+    params = [f"i{k}" for k in range(len(spec.in_types))] + array_consts + \
+        [f"o{m}" for m in range(len(spec.outputs))] + \
+        [f"s{n}" for n in range(len(slot_dtypes))]
+    source = f"def block({', '.join(params)}):\n" + \
+        "".join(f"    {line}\n" for line in lines)
+    if (fast_limit is not None and spec.in_types
+            and all(c.ndim == 0 for c in spec.constants)):
+        fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit, shape_needs,
+                            spec.output_deps if output_deps is None else output_deps)
+        if fast:
+            source += "\n" + fast
+    code = compile(source, "<tracegrad.fuse block>", "exec")
+    exec(code, env)
+    generated = Generated(env["block"], tuple(slot_dtypes), source)
+    generated.fast = env.get("fast")
+    return generated
+
+
+def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps):
+    """``fast(*inputs)``: the whole small call inline (see ``generate``).
+
+    It takes the common layouts only and returns ``None`` otherwise: every
+    input an ndarray of its dtype; the inputs of the program's full ndim
+    C-contiguous when 2-d or more (so outputs are laid out as ``run`` would
+    lay them out), of at most ``limit`` elements together, all of one shape
+    or broadcasting together (``(n, 1)`` next to ``(n, m)``: checked by
+    ``_fast_broadcast``); inputs of fewer axes equal to the trailing axes of
+    that shape (a bias row) or 0-d. Every output must read an input of the
+    full ndim (else there is no fast path), so every output has the full
+    shape. ``shape_needs``: see ``_shape_guard``; ``output_deps``: those of
+    the spec before lowering (see ``FusionSpec.output_deps``)."""
+    n_in = len(spec.in_types)
+    ndim = max(nd for _, nd in spec.in_types)
+    ins = [f"i{k}" for k in range(n_in)]
+    full = [k for k, (_, nd) in enumerate(spec.in_types) if nd == ndim]
+    lower_ndim = [k for k in range(n_in) if k not in full]
+    out_full = []  # per output: the full inputs it reads (None: all inputs)
+    for deps in output_deps:
+        if deps is None:
+            out_full.append(None)
+            continue
+        mine = tuple(k for k in deps[0] if k in full)
+        if not mine:
+            return ""
+        out_full.append(mine)
+    env["ndarray"] = np.ndarray
+    env["empty"] = np.empty
+    env["LIMIT"] = limit
+    env["PROD"] = math.prod
+    env["BROADCAST"] = _fast_broadcast
+    env["OUT_FULL"] = tuple(out_full)
+    env["NEEDS"] = tuple(ins_ for ins_, _ in shape_needs or ())
+    for k, (dt, _) in enumerate(spec.in_types):
+        env[f"D{k}"] = np.dtype(dt)
+    for m, dt in enumerate(spec.out_dtypes):
+        env[f"E{m}"] = np.dtype(dt)
+    for n, dt in enumerate(slot_dtypes):
+        env[f"S{n}"] = dt
+    checks = " or ".join([f"type({i}) is not ndarray" for i in ins] +
+                         [f"{i}.dtype is not D{k}" for k, i in enumerate(ins)])
+    body = [f"if {checks}:", "    return None", f"shape = i{full[0]}.shape"]
+    if len(full) > 1:
+        # Shapes by input position (None for the inputs of fewer axes).
+        shapes = ", ".join(f"i{k}.shape" if k in full else "None" for k in range(n_in))
+        body += [f"if {' or '.join(f'i{k}.shape != shape' for k in full[1:])}:",
+                 f"    shape = BROADCAST(({shapes},), {tuple(full)}, OUT_FULL, NEEDS)",
+                 "    if shape is None:",
+                 "        return None"]
+    # (Values may come with another ndim than their type's: ``evaluate``
+    # passes what it is given.)
+    wrong = [f"len(shape) != {ndim}"]
+    for k in lower_ndim:
+        nd = spec.in_types[k][1]
+        wrong.append(f"i{k}.shape != shape[{ndim - nd}:]" if nd else f"i{k}.shape")
+    if ndim >= 2:
+        wrong += [f"not i{k}.flags.c_contiguous" for k in full]
+        wrong.append("PROD(shape) > LIMIT")
+    elif ndim == 1:
+        wrong.append("shape[0] > LIMIT")
+    if wrong:
+        body += [f"if {' or '.join(wrong)}:", "    return None"]
+    body += [f"o{m} = empty(shape, E{m})" for m in range(len(spec.outputs))]
+    body += [f"s{n} = empty(shape, S{n})" for n in range(len(slot_dtypes))]
+    body += lines
+    body.append("return [" + ", ".join(f"o{m}" for m in range(len(spec.outputs))) + "]")
+    return f"def fast({', '.join(ins)}):\n" + "".join(f"    {b}\n" for b in body)
+
+
+def _fast_broadcast(shapes, full, out_full, needs):
+    """The shape the inputs ``full`` (positions in ``shapes``) broadcast to,
+    or ``None`` when they do not, a length is 0, an output reading only some
+    of them would be smaller, or a ``SUM_TO`` would not sum nothing."""
+    mine = [shapes[k] for k in full]
+    if len({len(s) for s in mine}) > 1:
+        return None
+    shape = tuple(map(max, *mine))
+    if 0 in shape:
+        return None
+    for s in mine:
+        if s != shape and any(d != n and d != 1 for d, n in zip(s, shape)):
+            return None
+    for group in out_full:
+        if group is not None and not any(shapes[k] == shape for k in group):
+            return None
+    for group in needs:
+        if not any(shapes[k] == shape for k in group):
+            return None
+    return shape
