@@ -169,36 +169,25 @@ def g1_cases(quick):
 
 
 # ------------------------------------------------------------ G2/G3: training
-class State:
-    """A step function and its weights (as host arrays, for the check)."""
+# The steps are bench.training's, run on the device; ``State.weights`` gives
+# host arrays, for the check.
+State = training.State
 
-    def __init__(self, step, weights):
-        self.step = step
-        self.weights = weights
 
-    def __call__(self):
-        return self.step()
+def _torch_sgd(torch, params, grads):
+    """``p -= LR * g`` in place for each parameter, then a device sync."""
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.sub_(LR * g)
+    torch.cuda.synchronize()
 
 
 def w2_cupy(x, y, w0, b0):
     cp = cupy()
     xd, yd = cp.asarray(x), cp.asarray(y)
     w, b = cp.asarray(w0), cp.asarray(b0)
-    n = x.shape[0]
-    sync = _cupy_sync(cp)
-
-    def step():
-        p = 1 / (1 + cp.exp(-(xd @ w) - b))
-        prediction = p > 0.5
-        xent = -yd * cp.log(p) - (1 - yd) * cp.log(1 - p)
-        gz = (p - yd) / n
-        gw = xd.T @ gz + 0.02 * w
-        gb = gz.sum()
-        w[...] -= LR * gw
-        b[...] -= LR * gb
-        sync()
-        return prediction, xent
-    return State(step, lambda: [to_host(w), to_host(b)])
+    return State(synced(lambda: training.w2_hand_step(cp, xd, yd, w, b), _cupy_sync(cp)),
+                 lambda: [to_host(w), to_host(b)])
 
 
 def w2_tracegrad(x, y, w0, b0):
@@ -224,18 +213,7 @@ def w2_tracegrad(x, y, w0, b0):
 def w2_jax(x, y, w0, b0):
     jax, device = jax_gpu()
     import jax.numpy as jnp
-
-    def loss(params, x, y):
-        w, b = params
-        p = 1 / (1 + jnp.exp(-(x @ w) - b))
-        xent = -y * jnp.log(p) - (1 - y) * jnp.log(1 - p)
-        return xent.mean() + 0.01 * (w ** 2).sum(), (p > 0.5, xent)
-
-    @jax.jit
-    def step(params, x, y):
-        (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y)
-        return [p - LR * g for p, g in zip(params, grads)], aux
-
+    step = training.w2_jax_step(jax, jnp)
     box = [[jax.device_put(w0, device), jax.device_put(b0, device)]]
     xd, yd = jax.device_put(x, device), jax.device_put(y, device)
 
@@ -260,10 +238,7 @@ def w2_torch(x, y, w0, b0):
 
     def run():
         grads, (_, aux) = grad_fn(*params, xd, yd)
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p.sub_(LR * g)
-        torch.cuda.synchronize()
+        _torch_sgd(torch, params, grads)
         return aux
     return State(run, lambda: [to_host(p) for p in params])
 
@@ -272,26 +247,11 @@ def w4_cupy(x, y, params0):
     cp = cupy()
     params = [cp.asarray(p) for p in params0]
     xd, yd = cp.asarray(x), cp.asarray(y)
-    batch = x.shape[0]
     onehot = cp.eye(10, dtype="float32")[yd]
     sync = _cupy_sync(cp)
 
     def step():
-        w1_, b1, w2, b2 = params
-        h = cp.tanh(xd @ w1_ + b1)
-        logits = h @ w2 + b2
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = cp.exp(logits)
-        p = e / e.sum(axis=1, keepdims=True)
-        loss = -cp.mean(cp.log(p[cp.arange(batch), yd]))
-        g = (p - onehot) / batch
-        gw2 = h.T @ g
-        gb2 = g.sum(axis=0)
-        gz = (g @ w2.T) * (1 - h * h)
-        gw1 = xd.T @ gz
-        gb1 = gz.sum(axis=0)
-        for prm, grd in zip(params, (gw1, gb1, gw2, gb2)):
-            prm -= LR * grd
+        loss = training.w4_hand_step(cp, xd, yd, params, onehot)
         sync()
         return loss.astype("float32")
     return State(step, lambda: [to_host(p) for p in params])
@@ -320,18 +280,7 @@ def w4_tracegrad(x, y, params0):
 def w4_jax(x, y, params0):
     jax, device = jax_gpu()
     import jax.numpy as jnp
-
-    def loss(params, x, y):
-        w1_, b1, w2, b2 = params
-        h = jnp.tanh(x @ w1_ + b1)
-        logp = jax.nn.log_softmax(h @ w2 + b2)
-        return -jnp.mean(logp[jnp.arange(x.shape[0]), y])
-
-    @jax.jit
-    def step(params, x, y):
-        value, grads = jax.value_and_grad(loss)(params, x, y)
-        return [p - np.float32(LR) * g for p, g in zip(params, grads)], value
-
+    step = training.w4_jax_step(jax, jnp)
     box = [[jax.device_put(p, device) for p in params0]]
     xd, yd = jax.device_put(x, device), jax.device_put(y, device)
 
@@ -354,10 +303,7 @@ def w4_torch(x, y, params0):
 
     def run():
         grads, value = grad_fn(*params, xd, yd)
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p.sub_(LR * g)
-        torch.cuda.synchronize()
+        _torch_sgd(torch, params, grads)
         return value
     return State(run, lambda: [to_host(p) for p in params])
 

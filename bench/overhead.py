@@ -44,19 +44,23 @@ def _w3_systems():
 
 
 # ------------------------------------------------------------------ W5
-_W2_TRACEGRAD = """
+# The same program for tracegrad and PyTensor (same API; ``T.grad`` is
+# ``tg.grad``): ``{lib}`` names the package.
+_W2_THEANO_LIKE = """
 import time, numpy as np
-import tracegrad as tg, tracegrad.tensor as T
+import {lib} as lib, {lib}.tensor as T
 t0 = time.perf_counter()
 x = T.dmatrix("x"); y = T.dvector("y")
-w = tg.shared(np.zeros(784), name="w"); b = tg.shared(0.0, name="b")
+w = lib.shared(np.zeros(784), name="w"); b = lib.shared(0.0, name="b")
 p_1 = 1 / (1 + T.exp(-T.dot(x, w) - b))
 xent = -y * T.log(p_1) - (1 - y) * T.log(1 - p_1)
 cost = xent.mean() + 0.01 * (w ** 2).sum()
-gw, gb = T.grad(cost, [w, b])
-train = tg.function([x, y], [p_1 > 0.5, xent], updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)])
+gw, gb = lib.grad(cost, [w, b])
+train = lib.function([x, y], [p_1 > 0.5, xent], updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)])
 print(time.perf_counter() - t0)
 """
+_W2_TRACEGRAD = _W2_THEANO_LIKE.format(lib="tracegrad")
+_W2_PYTENSOR = _W2_THEANO_LIKE.format(lib="pytensor")
 
 _CHAIN_TRACEGRAD = """
 import time
@@ -66,21 +70,6 @@ x = T.dvector("x"); out = x
 for k in range(50):
     out = T.tanh(out) * 1.01 if k % 2 else out + 0.5
 f = tg.function([x], out)
-print(time.perf_counter() - t0)
-"""
-
-_W2_PYTENSOR = """
-import time, numpy as np
-import pytensor, pytensor.tensor as pt
-t0 = time.perf_counter()
-x = pt.dmatrix("x"); y = pt.dvector("y")
-w = pytensor.shared(np.zeros(784), name="w"); b = pytensor.shared(0.0, name="b")
-p_1 = 1 / (1 + pt.exp(-pt.dot(x, w) - b))
-xent = -y * pt.log(p_1) - (1 - y) * pt.log(1 - p_1)
-cost = xent.mean() + 0.01 * (w ** 2).sum()
-gw, gb = pytensor.grad(cost, [w, b])
-train = pytensor.function([x, y], [p_1 > 0.5, xent],
-                          updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)])
 print(time.perf_counter() - t0)
 """
 

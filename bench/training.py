@@ -35,21 +35,39 @@ class State:
         return self.step()
 
 
+def w2_hand_step(xp, x, y, w, b):
+    """One W2 step with the hand-written gradient, in array module ``xp``
+    (NumPy here, CuPy in ``bench.gpu``): updates ``w`` and ``b`` in place
+    and returns ``(prediction, xent)``."""
+    p = 1 / (1 + xp.exp(-(x @ w) - b))
+    prediction = p > 0.5
+    xent = -y * xp.log(p) - (1 - y) * xp.log(1 - p)
+    gz = (p - y) / x.shape[0]
+    gw = x.T @ gz + 0.02 * w
+    gb = gz.sum()
+    w[...] -= LR * gw
+    b[...] -= LR * gb
+    return prediction, xent
+
+
+def w2_jax_step(jax, jnp):
+    """The jitted W2 step ``(params, x, y) -> (params, (prediction, xent))``."""
+    def loss(params, x, y):
+        w, b = params
+        p = 1 / (1 + jnp.exp(-(x @ w) - b))
+        xent = -y * jnp.log(p) - (1 - y) * jnp.log(1 - p)
+        return xent.mean() + 0.01 * (w ** 2).sum(), (p > 0.5, xent)
+
+    @jax.jit
+    def step(params, x, y):
+        (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y)
+        return [p - LR * g for p, g in zip(params, grads)], aux
+    return step
+
+
 def w2_numpy(x, y, w0, b0):
     w, b = w0.copy(), b0.copy()
-    n = x.shape[0]
-
-    def step():
-        p = 1 / (1 + np.exp(-(x @ w) - b))
-        prediction = p > 0.5
-        xent = -y * np.log(p) - (1 - y) * np.log(1 - p)
-        gz = (p - y) / n
-        gw = x.T @ gz + 0.02 * w
-        gb = gz.sum()
-        w[...] -= LR * gw
-        b[...] -= LR * gb
-        return prediction, xent
-    return State(step, lambda: [w, b])
+    return State(lambda: w2_hand_step(np, x, y, w, b), lambda: [w, b])
 
 
 def w2_tracegrad(x, y, w0, b0):
@@ -95,18 +113,7 @@ def w2_pytensor(x, y, w0, b0):
 def w2_jax(x, y, w0, b0):
     jax = peers.jax()
     jnp = peers.jnp()
-
-    def loss(params, x, y):
-        w, b = params
-        p = 1 / (1 + jnp.exp(-(x @ w) - b))
-        xent = -y * jnp.log(p) - (1 - y) * jnp.log(1 - p)
-        return xent.mean() + 0.01 * (w ** 2).sum(), (p > 0.5, xent)
-
-    @jax.jit
-    def step(params, x, y):
-        (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y)
-        return [p - LR * g for p, g in zip(params, grads)], aux
-
+    step = w2_jax_step(jax, jnp)
     params = [jnp.asarray(w0), jnp.asarray(b0)]
     xd, yd = jnp.asarray(x), jnp.asarray(y)
     box = [params]
@@ -157,28 +164,50 @@ def w4_data(batch, seed=0):
     return x, y, [w1, b1, w2, b2]
 
 
+def w4_hand_step(xp, x, y, params, onehot):
+    """One W4 step with the hand-written gradient, in array module ``xp``:
+    updates ``params`` (w1, b1, w2, b2) in place and returns the loss (as
+    ``xp`` computed it)."""
+    batch = x.shape[0]
+    w1, b1, w2, b2 = params
+    h = xp.tanh(x @ w1 + b1)
+    logits = h @ w2 + b2
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = xp.exp(logits)
+    p = e / e.sum(axis=1, keepdims=True)
+    loss = -xp.mean(xp.log(p[xp.arange(batch), y]))
+    g = (p - onehot) / batch
+    gw2 = h.T @ g
+    gb2 = g.sum(axis=0)
+    gz = (g @ w2.T) * (1 - h * h)
+    gw1 = x.T @ gz
+    gb1 = gz.sum(axis=0)
+    for prm, grd in zip(params, (gw1, gb1, gw2, gb2)):
+        prm -= LR * grd
+    return loss
+
+
+def w4_jax_step(jax, jnp):
+    """The jitted W4 step ``(params, x, y) -> (params, loss)``."""
+    def loss(params, x, y):
+        w1, b1, w2, b2 = params
+        h = jnp.tanh(x @ w1 + b1)
+        logp = jax.nn.log_softmax(h @ w2 + b2)
+        return -jnp.mean(logp[jnp.arange(x.shape[0]), y])
+
+    @jax.jit
+    def step(params, x, y):
+        value, grads = jax.value_and_grad(loss)(params, x, y)
+        return [p - np.float32(LR) * g for p, g in zip(params, grads)], value
+    return step
+
+
 def w4_numpy(x, y, params0):
     params = [p.copy() for p in params0]
-    batch = x.shape[0]
     onehot = np.eye(10, dtype="float32")[y]
 
     def step():
-        w1, b1, w2, b2 = params
-        h = np.tanh(x @ w1 + b1)
-        logits = h @ w2 + b2
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        p = e / e.sum(axis=1, keepdims=True)
-        loss = -np.mean(np.log(p[np.arange(batch), y]))
-        g = (p - onehot) / batch
-        gw2 = h.T @ g
-        gb2 = g.sum(axis=0)
-        gz = (g @ w2.T) * (1 - h * h)
-        gw1 = x.T @ gz
-        gb1 = gz.sum(axis=0)
-        for prm, grd in zip(params, (gw1, gb1, gw2, gb2)):
-            prm -= LR * grd
-        return np.asarray(loss, dtype="float32")
+        return np.asarray(w4_hand_step(np, x, y, params, onehot), dtype="float32")
     return State(step, lambda: params)
 
 
@@ -220,18 +249,7 @@ def w4_pytensor(x, y, params0):
 def w4_jax(x, y, params0):
     jax = peers.jax()
     jnp = peers.jnp()
-
-    def loss(params, x, y):
-        w1, b1, w2, b2 = params
-        h = jnp.tanh(x @ w1 + b1)
-        logp = jax.nn.log_softmax(h @ w2 + b2)
-        return -jnp.mean(logp[jnp.arange(x.shape[0]), y])
-
-    @jax.jit
-    def step(params, x, y):
-        value, grads = jax.value_and_grad(loss)(params, x, y)
-        return [p - np.float32(LR) * g for p, g in zip(params, grads)], value
-
+    step = w4_jax_step(jax, jnp)
     box = [[jnp.asarray(p) for p in params0]]
     xd, yd = jnp.asarray(x), jnp.asarray(y)
 

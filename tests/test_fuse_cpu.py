@@ -3,6 +3,7 @@
 mixed dtypes, output buffers and concurrent calls."""
 import threading
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from tracegrad.evaluate import evaluate
 from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
 from tracegrad.fuse.cache import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
+from fusecheck import compare_fused
 
 TOL = {"float16": 1e-3, "float32": 1e-6, "float64": 1e-12}
 
@@ -36,22 +38,8 @@ def _block(dtype):
     return max(cpu.MIN_BLOCK, cpu.BLOCK_BYTES // np.dtype(dtype).itemsize)
 
 
-def _compare(outputs, values, fused=None):
-    """Evaluate unfused and fused graphs; assert equal dtypes, shapes and values."""
-    fused = fuse_outputs(outputs) if fused is None else fused
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = evaluate(outputs, values)
-        got = evaluate(fused, values)
-    for r, g in zip(ref, got):
-        assert g.dtype == r.dtype, (g.dtype, r.dtype)
-        assert g.shape == r.shape, (g.shape, r.shape)
-        if r.dtype.kind in "fc":
-            np.testing.assert_allclose(g, r, rtol=TOL[np.dtype(r.real.dtype).name],
-                                       atol=0, equal_nan=True)
-        else:
-            np.testing.assert_array_equal(g, r)
-    return fused
+# Unfused (reference evaluator) against fused: dtypes, shapes, values.
+_compare = partial(compare_fused, tol=TOL)
 
 
 def _w1(x, y):

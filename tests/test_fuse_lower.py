@@ -5,6 +5,7 @@ nodes fused under a run-time shape check. Each structurally (what the
 generated program holds) and numerically (against the reference evaluator
 on the unfused graph)."""
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import SumTo, row_by_name
 from tracegrad.trace import toposort
+from fusecheck import compare_fused
 
 TOL = {"float32": 2e-6, "float64": 1e-13}
 
@@ -33,21 +35,8 @@ def _fused_nodes(outputs):
     return [n for n in toposort(outputs) if isinstance(n.op, FusedElemwise)]
 
 
-def _compare(outputs, values, fused=None, rtol=None):
-    """Unfused (reference evaluator) against fused: dtypes, shapes, values."""
-    fused = fuse_outputs(outputs) if fused is None else fused
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = evaluate(outputs, values)
-        got = evaluate(fused, values)
-    for r, g in zip(ref, got):
-        assert g.dtype == r.dtype and g.shape == r.shape, (g.dtype, r.dtype, g.shape, r.shape)
-        if r.dtype.kind == "f":
-            np.testing.assert_allclose(g, r, rtol=rtol or TOL[r.dtype.name], atol=0,
-                                       equal_nan=True)
-        else:
-            np.testing.assert_array_equal(g, r)
-    return fused
+# Unfused (reference evaluator) against fused: dtypes, shapes, values.
+_compare = partial(compare_fused, tol=TOL)
 
 
 # ------------------------------------------------------------ expansions

@@ -171,10 +171,10 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
         [f"s{n}" for n in range(len(slot_dtypes))]
     source = f"def block({', '.join(params)}):\n" + \
         "".join(f"    {line}\n" for line in lines)
-    if (fast_limit is not None and spec.in_types
-            and all(c.ndim == 0 for c in spec.constants)):
+    if fast_limit is not None and spec.in_types and _scalar_constants(spec):
         fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit, shape_needs,
-                            spec.output_deps if output_deps is None else output_deps)
+                            spec.output_deps if output_deps is None else output_deps,
+                            alias)
         if fast:
             source += "\n" + fast
     code = compile(source, "<tracegrad.fuse block>", "exec")
@@ -184,7 +184,15 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
     return generated
 
 
-def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps):
+def _scalar_constants(spec):
+    """Whether every constant is one element of at most the inputs' ndim:
+    bound as a 0-d array, it then never changes the result's shape."""
+    ndim = max(nd for _, nd in spec.in_types)
+    return all(c.ndim == 0 or (c.size == 1 and c.ndim <= ndim) for c in spec.constants)
+
+
+def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps,
+                 alias=None):
     """``fast(*inputs)``: the whole small call inline (see ``generate``).
 
     It takes the common layouts only and returns ``None`` otherwise: every
@@ -196,7 +204,9 @@ def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps)
     that shape (a bias row) or 0-d. Every output must read an input of the
     full ndim (else there is no fast path), so every output has the full
     shape. ``shape_needs``: see ``_shape_guard``; ``output_deps``: those of
-    the spec before lowering (see ``FusionSpec.output_deps``)."""
+    the spec before lowering (see ``FusionSpec.output_deps``). ``alias=k``:
+    output 0 is written into input ``k`` (see ``generate``), which must then
+    be writeable and of the full shape; ``fast`` returns ``None`` otherwise."""
     n_in = len(spec.in_types)
     ndim = max(nd for _, nd in spec.in_types)
     ins = [f"i{k}" for k in range(n_in)]
@@ -245,9 +255,12 @@ def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps)
         wrong.append("PROD(shape) > LIMIT")
     elif ndim == 1:
         wrong.append("shape[0] > LIMIT")
+    if alias is not None:
+        wrong += [f"i{alias}.shape != shape", f"not i{alias}.flags.writeable"]
     if wrong:
         body += [f"if {' or '.join(wrong)}:", "    return None"]
-    body += [f"o{m} = empty(shape, E{m})" for m in range(len(spec.outputs))]
+    body += [f"o{m} = i{alias}" if m == 0 and alias is not None else f"o{m} = empty(shape, E{m})"
+             for m in range(len(spec.outputs))]
     body += [f"s{n} = empty(shape, S{n})" for n in range(len(slot_dtypes))]
     body += lines
     body.append("return [" + ", ".join(f"o{m}" for m in range(len(spec.outputs))) + "]")

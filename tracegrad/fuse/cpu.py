@@ -55,7 +55,8 @@ class CpuProgram:
         # Up to this size a call is one pass on one thread (cutting a call
         # into just two blocks costs more than it saves).
         self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
-        self.direct = generate(self.lowered, fast_limit=self.small_limit if fast_ok else None,
+        self._fast_limit = self.small_limit if fast_ok else None
+        self.direct = generate(self.lowered, fast_limit=self._fast_limit,
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
         self.fast = self.direct.fast
         self._deferred = None
@@ -79,10 +80,13 @@ class CpuProgram:
     def inplace_code(self, k):
         """The block function writing output 0 into input ``k``'s buffer, or
         ``None`` when the program reads input ``k`` after writing output 0
-        (see ``generate``'s ``alias``); made once per ``k``."""
+        (see ``generate``'s ``alias``); made once per ``k``. Its ``fast``
+        (when not ``None``) is the whole small call writing into input ``k``."""
         found = self._inplace.get(k, False)
         if found is False:
-            found = self._inplace[k] = generate(self.lowered, alias=k)
+            found = self._inplace[k] = generate(
+                self.lowered, alias=k, fast_limit=self._fast_limit,
+                shape_needs=self.shape_needs, output_deps=self.spec.output_deps)
         return found
 
     @property

@@ -180,6 +180,31 @@ class InplaceFusedElemwise(FusedElemwise):
             return self.run(xp, arrays, outs=[target])[0]
         return FusedElemwise.impl(self, xp, *arrays)
 
+    def impl_for(self, xp):
+        """``impl`` bound to ``xp``; on NumPy the generated whole-call
+        function writing into the destroyed input (``inplace_code(k).fast``)
+        is tried first: it makes the usual checks inline."""
+        if xp is not np or type(self).impl is not InplaceFusedElemwise.impl:
+            return partial(self.impl, xp)
+        impl = self.impl
+        found = [None]  # the fast function (or False), found at the first call
+
+        def run(*arrays):
+            fast = found[0]
+            if fast is None:
+                program = self._program
+                if program is None:
+                    program = self._program = cache.cpu_program(self.spec)
+                code = program.inplace_code(self.destroyed) \
+                    if all(c.size == 1 for c in self.spec.constants) else None
+                fast = found[0] = getattr(code, "fast", None) or False
+            if fast is not False:
+                results = fast(*arrays)
+                if results is not None:
+                    return results[0]
+            return impl(np, *arrays)
+        return run
+
     def _run_small(self, arrays, target):
         """Run the direct NumPy block program once over whole arrays, into
         ``target``; ``False`` unless the call is small and every operand

@@ -43,20 +43,32 @@ def _broadcast_target(fname, src, entries):
     return tuple(out)
 
 
-class BroadcastTo(Op):
-    """``np.broadcast_to(x, shape)``: a read-only view."""
+class _ToShape(Op):
+    """``(x, shape vector)`` -> ``x`` broadcast to a ``ndim``-long shape: what
+    ``BroadcastTo`` and ``Alloc`` share (they differ in ``impl``)."""
 
     __props__ = ("ndim",)
-    view_map = {0: [0]}
+    fname = None  # the public function's name, for messages
 
     def __init__(self, ndim):
         self.ndim = ndim
 
     def make_node(self, x, shp):
         x, shp = as_tensor_variable(x), as_tensor_variable(shp)
-        entries = _check_shape_input(shp, self.ndim, "broadcast_to")
-        out = _broadcast_target("broadcast_to", x.type.shape, entries)
+        entries = _check_shape_input(shp, self.ndim, self.fname)
+        out = _broadcast_target(self.fname, x.type.shape, entries)
         return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
+
+    def vjp(self, node, output_grads):
+        x = node.inputs[0]
+        return [_grad_for(x, sum_to(output_grads[0], x)), None]
+
+
+class BroadcastTo(_ToShape):
+    """``np.broadcast_to(x, shape)``: a read-only view."""
+
+    fname = "broadcast_to"
+    view_map = {0: [0]}
 
     def impl(self, xp, x, shp):
         shp = _ints(shp)
@@ -69,10 +81,6 @@ class BroadcastTo(Op):
             view.flags.writeable = False
             return view
         return xp.broadcast_to(x, shp)
-
-    def vjp(self, node, output_grads):
-        x = node.inputs[0]
-        return [_grad_for(x, sum_to(output_grads[0], x)), None]
 
 
 def broadcast_to(x, shape):
@@ -87,19 +95,10 @@ def _np_broadcast_to(array, shape, subok=False):
     return broadcast_to(array, shape)
 
 
-class Alloc(Op):
+class Alloc(_ToShape):
     """A new array of shape ``shape`` filled with ``value`` (broadcast)."""
 
-    __props__ = ("ndim",)
-
-    def __init__(self, ndim):
-        self.ndim = ndim
-
-    def make_node(self, value, shp):
-        value, shp = as_tensor_variable(value), as_tensor_variable(shp)
-        entries = _check_shape_input(shp, self.ndim, "alloc")
-        out = _broadcast_target("alloc", value.type.shape, entries)
-        return Apply(self, [value, shp], [TensorType(value.dtype, out)()])
+    fname = "alloc"
 
     def impl(self, xp, value, shp):
         shp = _ints(shp)
@@ -107,10 +106,6 @@ class Alloc(Op):
         out = xp.empty(shp, dtype=value.dtype)
         out[...] = value
         return out
-
-    def vjp(self, node, output_grads):
-        value = node.inputs[0]
-        return [_grad_for(value, sum_to(output_grads[0], value)), None]
 
 
 def _alloc(value, shp):

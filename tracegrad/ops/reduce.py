@@ -275,7 +275,12 @@ def max_and_argmax(x, axis=None, keepdims=False):
 # ------------------------------------------------------------------ counts
 class ReductionCount(Op):
     """``max(n - ddof, 0)`` as a 0-d ``dtype`` array, where ``n`` is the number
-    of elements of the input reduced over ``axes`` (only its shape is read)."""
+    of elements of the input reduced over ``axes`` (only its shape is read).
+
+    Given several inputs of one ndim, the shape read is their broadcast
+    (a rewrite reads ``mean(f(a, b))``'s count from ``a`` and ``b``, so it
+    need not wait for ``f``). Shapes that do not broadcast raise nothing
+    here: the elementwise op reading them raises, naming itself."""
 
     __props__ = ("axes", "ddof", "dtype")
 
@@ -284,17 +289,25 @@ class ReductionCount(Op):
         self.ddof = ddof
         self.dtype = dtype
 
-    def make_node(self, x):
-        return Apply(self, [x], [TensorType(self.dtype, ())()])
+    def make_node(self, *xs):
+        xs = [as_tensor_variable(x) for x in xs]
+        if not xs or len({x.type.ndim for x in xs}) != 1:
+            raise TypeError("ReductionCount takes one or more inputs of one ndim")
+        return Apply(self, xs, [TensorType(self.dtype, ())()])
 
-    def impl(self, xp, x):
+    def impl(self, xp, *xs):
         n = 1
         for a in self.axes:
-            n *= x.shape[a]
+            length = 1
+            for x in xs:
+                length = x.shape[a]
+                if length != 1:
+                    break
+            n *= length
         return xp.asarray(builtins.max(n - self.ddof, 0), dtype=self.dtype)
 
     def vjp(self, node, output_grads):
-        return [None]
+        return [None] * len(node.inputs)
 
 
 def _count(x, axes, dtype, ddof=0):

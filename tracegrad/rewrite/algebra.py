@@ -292,42 +292,57 @@ def _shared(v, n_clients, key):
     return n_clients is not None and key != "neg" and n_clients(v) != 1
 
 
+def _flatten(root, keys, inverse, memo, n_clients, limit, neg_inverts):
+    """The leaves of the tree under ``root`` of the binary ops in ``keys``
+    and ``neg``: ``(leaves, negations, nops)``, leaves in order as
+    ``(polarity, var, is_constant)``. The op named ``inverse`` inverts its
+    second operand's polarity (``sub``, ``true_div``); ``neg`` inverts its
+    operand's when ``neg_inverts``, else it is counted in ``negations``.
+    ``memo``, ``n_clients`` and ``limit`` as for ``collect_terms``."""
+    dtype = root.type.dtype
+    ndim = root.type.ndim
+    leaves = []
+    negations = 0
+    nops = 0
+    stack = [(root, 1)]
+    while stack:
+        v, polarity = stack.pop()
+        key = key_of(v)
+        if nops and _shared(v, n_clients, key):
+            key = None
+        if key in keys and v.type.dtype == dtype and nops < limit:
+            nops += 1
+            inputs = v.owner.inputs
+            if key == "neg":
+                if neg_inverts:
+                    polarity = -polarity
+                else:
+                    negations += 1
+                stack.append((inputs[0], polarity))
+            else:
+                stack.append((inputs[1], -polarity if key == inverse else polarity))
+                stack.append((inputs[0], polarity))
+            continue
+        inner = _transparent_sum_to(v, dtype, memo) if key is not None and nops else None
+        if inner is not None:
+            nops += 1
+            stack.append((inner, polarity))
+        else:
+            is_constant = (isinstance(v, Constant) and const_value(v) is not None
+                           and is_scalar_like(v, ndim))
+            leaves.append((polarity, v, is_constant))
+    return leaves, negations, nops
+
+
 def collect_terms(root, memo=None, n_clients=None, limit=LIMIT):
     """``root`` (an add/sub/neg tree) as a ``Sum``. With ``memo``, ``SumTo``
     nodes that provably sum nothing are looked through; with ``n_clients``
     (variable -> number of readers), variables read elsewhere too are
     terms, not expanded (their identity is what cancellation looks for)."""
-    dtype = root.type.dtype
-    ndim = root.type.ndim
-    terms, consts = [], []
-    nops = 0
-    stack = [(root, 1)]
-    while stack:
-        v, sign = stack.pop()
-        key = key_of(v)
-        if nops and _shared(v, n_clients, key):
-            key = None
-        if key in SUM_KEYS and v.type.dtype == dtype and nops < limit:
-            nops += 1
-            inputs = v.owner.inputs
-            if key == "add":
-                stack.append((inputs[1], sign))
-                stack.append((inputs[0], sign))
-            elif key == "sub":
-                stack.append((inputs[1], -sign))
-                stack.append((inputs[0], sign))
-            else:
-                stack.append((inputs[0], -sign))
-            continue
-        inner = _transparent_sum_to(v, dtype, memo) if key is not None and nops else None
-        if inner is not None:
-            nops += 1
-            stack.append((inner, sign))
-        elif isinstance(v, Constant) and const_value(v) is not None \
-                and is_scalar_like(v, ndim):
-            consts.append((sign, v))
-        else:
-            terms.append((sign, v))
+    leaves, _, nops = _flatten(root, SUM_KEYS, "sub", memo, n_clients, limit,
+                               neg_inverts=True)
+    terms = [(sign, v) for sign, v, is_constant in leaves if not is_constant]
+    consts = [(sign, v) for sign, v, is_constant in leaves if is_constant]
     return Sum(root, terms, consts, nops)
 
 
@@ -378,39 +393,15 @@ class Product:
 def collect_factors(root, memo=None, n_clients=None, limit=LIMIT):
     """``root`` (a mul/true_div/neg tree) as a ``Product`` (``memo`` and
     ``n_clients`` as for ``collect_terms``)."""
-    dtype = root.type.dtype
-    ndim = root.type.ndim
+    leaves, negations, nops = _flatten(root, PRODUCT_KEYS, "true_div", memo, n_clients,
+                                       limit, neg_inverts=False)
     num, den, cnum, cden = [], [], [], []
-    sign = 1
-    nops = 0
-    stack = [(root, 1)]
-    while stack:
-        v, power = stack.pop()
-        key = key_of(v)
-        if nops and _shared(v, n_clients, key):
-            key = None
-        if key in PRODUCT_KEYS and v.type.dtype == dtype and nops < limit:
-            nops += 1
-            inputs = v.owner.inputs
-            if key == "mul":
-                stack.append((inputs[1], power))
-                stack.append((inputs[0], power))
-            elif key == "true_div":
-                stack.append((inputs[1], -power))
-                stack.append((inputs[0], power))
-            else:
-                sign = -sign
-                stack.append((inputs[0], power))
-            continue
-        inner = _transparent_sum_to(v, dtype, memo) if key is not None and nops else None
-        if inner is not None:
-            nops += 1
-            stack.append((inner, power))
-        elif isinstance(v, Constant) and const_value(v) is not None \
-                and is_scalar_like(v, ndim):
+    for power, v, is_constant in leaves:
+        if is_constant:
             (cnum if power > 0 else cden).append(v)
         else:
             (num if power > 0 else den).append(v)
+    sign = -1 if negations % 2 else 1
     return Product(root, num, den, cnum, cden, sign, nops)
 
 

@@ -36,6 +36,38 @@ def sum_to_shape_root(node, ctx):
     return node.op(g, root)
 
 
+def count_shape_root(node, ctx):
+    """``ReductionCount(f(a, b)) -> ReductionCount(a, b)``: the count reads
+    the variables ``f``'s shape provably comes from, so it (and the scale
+    ``1 / n`` of a mean's gradient) need not wait for ``f``, and the
+    gradient may fuse with ``f``."""
+    x, = node.inputs
+    leaves = al.shape_leaves(al.shape_root(x, al.shape_memo(ctx)))
+    ndim = x.type.ndim
+    if x in leaves or not all(isinstance(v, Variable) and v.type.ndim == ndim
+                              for v in leaves):
+        return None
+    return node.op(*_in_order(x, leaves))
+
+
+def _in_order(var, leaves):
+    """``leaves`` in the order a walk from ``var`` through the shape rules
+    meets them (a deterministic order for the new node's inputs)."""
+    order, seen, stack = [], set(), [var]
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in leaves:
+            order.append(v)
+            continue
+        rule = al._shape_rule(v)  # (the rule shape_root follows)
+        if rule is not None:
+            stack.extend(reversed([d for d in rule[0] if isinstance(d, Variable)]))
+    return order
+
+
 def _shape_of_shape_input(node):
     """``y`` when ``node``'s shape input is ``shape(y)``."""
     from tracegrad.ops.shape_static import Shape
@@ -106,6 +138,12 @@ def factor_out_of_sum_to(node, ctx):
     return finish_parts(outer, dtype, like.type.ndim, ctx)
 
 
+def _single_input(fn):
+    def rule(node, ctx):
+        return fn(node, ctx) if len(node.inputs) == 1 else None
+    return rule
+
+
 def _dimshuffle_rule(node):
     op = node.op
     return [node.inputs[0]], lambda t: al.dimshuffle_token(t[0], op.pattern, op.input_ndim)
@@ -128,6 +166,8 @@ def _register():
     register("canonicalize", Rule("sum_to_shape_root", [elemwise.SumTo], sum_to_shape_root))
     register("canonicalize", Rule("useless_broadcast", rows, remove_useless_broadcast))
     register("canonicalize", Rule("lift_dimshuffle", [shape.DimShuffle], lift_dimshuffle))
+    register("canonicalize", Rule("count_shape_root", [reduce.ReductionCount],
+                                  _single_input(count_shape_root)))
     first = (lambda node: node.inputs[0])
     al.BROADCASTS.update({shape.BroadcastTo, shape.Alloc})
     al.register_shape_source(elemwise.SumTo, lambda node: node.inputs[1])
