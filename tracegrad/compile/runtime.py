@@ -18,7 +18,7 @@ from tracegrad.backend.inplace import launch_deferred, prepare_deferred
 from tracegrad.compile.casting import make_filter
 from tracegrad.compile.inputs import Binder, describe_input
 from tracegrad.compile.profile import ProfileStats
-from tracegrad.compile.schedule import AS_IS, COPY, build_schedule
+from tracegrad.compile.schedule import AS_IS, COPY, build_schedule, steps_source
 
 # Reentrant: an op may itself call a compiled function with updates.
 UPDATE_LOCK = threading.RLock()
@@ -82,93 +82,51 @@ def _own_default(filt, value):
 
 
 def make_runner(schedule, filters, single, backend, profile=None):
-    """The closure ``run(args) -> results`` of a call (see the module doc)."""
-    tail = schedule.template[schedule.n_inputs:]
-    shared_reads = schedule.shared_reads
-    runs = [step.run for step in schedule.steps]
-    out_plan = schedule.outputs
-    updates = schedule.updates
-    deferred = schedule.deferred  # fused kernels writing into shared buffers
-    copyto = backend.xp.copyto
-    ndarray = backend.ndarray
-
-    def finish(value, mode):
-        if mode == COPY or not getattr(getattr(value, "flags", None), "writeable", True):
-            return copy_value(value)
-        return value
-
-    def compute(s):
-        for slot, container in shared_reads:
-            s[slot] = container.value
-        if profile is None:
-            for run in runs:
-                run(s)
-        else:
-            _run_profiled(s, runs, profile)
-        results = [s[slot] if mode == AS_IS else finish(s[slot], mode)
-                   for slot, mode in out_plan]
-        if updates or deferred:
-            write_updates(s, updates, copyto, ndarray, deferred, backend.xp)
-        return results
-
-    if not updates and not deferred and profile is None and single:
-        return _plain_single_runner(filters, tail, shared_reads, runs, out_plan[0], finish)
-    if updates or deferred:
-        unlocked = compute
-
-        def compute(s):
-            with UPDATE_LOCK:
-                return unlocked(s)
-
-    if single:
-        def run(args):
-            s = [f(a) for f, a in zip(filters, args)]
-            s.extend(tail)
-            return compute(s)[0]
+    """The function ``run(args) -> results`` of a call (see the module doc),
+    generated as straight-line code once per function: each input's filter,
+    the shared reads, every step (``schedule.steps_source``), the output
+    copies and the updates, with no loop or call per step."""
+    env = dict(tail=schedule.template[schedule.n_inputs:], LOCK=UPDATE_LOCK,
+               ndarray=backend.ndarray,
+               finish=_finish, copy_value=copy_value, write_updates=write_updates,
+               updates=schedule.updates, deferred=schedule.deferred,
+               copyto=backend.xp.copyto, xp=backend.xp, profile=profile,
+               run_profiled=_run_profiled, runs=None)
+    body = ["s = [" + ", ".join(f"f{k}(args[{k}])" for k in range(len(filters))) + "]",
+            "s += tail"]
+    for k, f in enumerate(filters):
+        env[f"f{k}"] = f
+    for k, (slot, container) in enumerate(schedule.shared_reads):
+        env[f"c{k}"] = container
+        body.append(f"s[{slot}] = c{k}.value")
+    locked = bool(schedule.updates or schedule.deferred)
+    if profile is None:
+        # (source line 1 is the ``def``, line 2 ``with LOCK:`` when locked)
+        body += steps_source(schedule.steps, env, backend, len(body) + 2 + locked)
     else:
-        def run(args):
-            s = [f(a) for f, a in zip(filters, args)]
-            s.extend(tail)
-            return compute(s)
+        env["runs"] = [step.run for step in schedule.steps]
+        body.append("run_profiled(s, runs, profile)")
+    results = []
+    for m, (slot, mode) in enumerate(schedule.outputs):
+        body.append(f"o{m} = s[{slot}]" if mode == AS_IS else f"o{m} = finish(s[{slot}], {mode})")
+        results.append(f"o{m}")
+    if locked:
+        body.append("write_updates(s, updates, copyto, ndarray, deferred, xp)")
+    body.append(f"return {results[0]}" if single else f"return [{', '.join(results)}]")
+    if locked:
+        body = ["with LOCK:"] + [f"    {line}" for line in body]
+    source = "def run(args):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(source, "<tracegrad function>", "exec"), env)
+    run = env["run"]
     if profile is not None:
         run = _timed(run, profile)
     return run
 
 
-def _plain_single_runner(filters, tail, shared_reads, runs, out, finish):
-    """``make_runner``'s most common case, flattened: no updates, no
-    profile, one output (small functions called in loops)."""
-    out_slot, out_mode = out
-    if len(filters) == 2:
-        return _plain_single_runner2(filters, tail, shared_reads, runs, out, finish)
-
-    def run(args):
-        s = [f(a) for f, a in zip(filters, args)]
-        s += tail
-        for slot, container in shared_reads:
-            s[slot] = container.value
-        for step in runs:
-            step(s)
-        value = s[out_slot]
-        return value if out_mode == AS_IS else finish(value, out_mode)
-    return run
-
-
-def _plain_single_runner2(filters, tail, shared_reads, runs, out, finish):
-    # Two arguments, the commonest case: no comprehension frame for the inputs.
-    out_slot, out_mode = out
-    f0, f1 = filters
-
-    def run(args):
-        s = [f0(args[0]), f1(args[1])]
-        s += tail
-        for slot, container in shared_reads:
-            s[slot] = container.value
-        for step in runs:
-            step(s)
-        value = s[out_slot]
-        return value if out_mode == AS_IS else finish(value, out_mode)
-    return run
+def _finish(value, mode):
+    if mode == COPY or not getattr(getattr(value, "flags", None), "writeable", True):
+        return copy_value(value)
+    return value
 
 
 def write_updates(s, plans, copyto, ndarray, deferred=(), xp=None):

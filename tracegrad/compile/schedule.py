@@ -29,17 +29,30 @@ AS_IS, COPY, COPY_IF_READONLY = 0, 1, 2
 
 class Step:
     """One node of the schedule: ``fn(*storage[ins]) -> storage[outs]``,
-    then the slots in ``frees`` (read for the last time) are cleared."""
+    then the slots in ``frees`` (read for the last time) are cleared.
+    ``run(storage)`` does that for this step alone (made at first use: a
+    call runs the whole schedule from ``make_steps_runner``'s function)."""
 
-    __slots__ = ("node", "fn", "ins", "outs", "frees", "run")
+    __slots__ = ("node", "fn", "ins", "outs", "frees", "backend", "_run")
 
-    def __init__(self, node, fn, ins, outs, frees):
+    def __init__(self, node, fn, ins, outs, frees, backend):
         self.node = node
         self.fn = fn
         self.ins = tuple(ins)
         self.outs = tuple(outs)
         self.frees = tuple(frees)
-        self.run = None
+        self.backend = backend
+        self._run = None
+
+    @property
+    def run(self):
+        if self._run is None:
+            self._run = make_step_runner(self, self.backend)
+        return self._run
+
+    @run.setter
+    def run(self, fn):
+        self._run = fn
 
 
 class UpdatePlan:
@@ -115,10 +128,8 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     for k, node in enumerate(order):
         frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
         frees.update(slot[o] for o in node.outputs if o not in last_reader and o not in kept)
-        step = Step(node, impl_for(node.op, xp), [slot[v] for v in node.inputs],
-                    [slot[o] for o in node.outputs], sorted(frees))
-        step.run = make_step_runner(step, backend)
-        steps.append(step)
+        steps.append(Step(node, impl_for(node.op, xp), [slot[v] for v in node.inputs],
+                          [slot[o] for o in node.outputs], sorted(frees), backend))
 
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
     updates = _update_plan(fgraph, roots, protected, claimed, slot)
@@ -218,94 +229,74 @@ def _update_plan(fgraph, roots, protected, claimed, slot):
 
 
 # ------------------------------------------------------------ step runners
-def _fail(node, ins, storage, exc):
-    reraise_with_context(node, [storage[i] for i in ins], exc)
+def _fail(steps, k, storage, exc):
+    step = steps[k]
+    reraise_with_context(step.node, [storage[i] for i in step.ins], exc)
+
+
+def _wrong_count(node, results, n_out):
+    raise ValueError(f"{node.op.name} returned {len(results)} results for {n_out} outputs")
+
+
+def _fix(xp, ndarray, dtype, result):
+    """``result`` as an array of ``dtype`` (ops may return scalars or
+    another dtype)."""
+    if type(result) is not ndarray:
+        result = xp.asarray(result)
+    if result.dtype != dtype:
+        result = result.astype(dtype)
+    return result
+
+
+def _step_line(k, step, env, backend):
+    """One line running ``step`` (named ``k`` in ``env``, which receives
+    what it reads) over the storage ``s``: call the op, make each array
+    result its output's dtype, free the dead slots."""
+    node, outs = step.node, step.outs
+    env[f"fn{k}"] = step.fn
+    parts = [f"r = fn{k}({', '.join(f's[{i}]' for i in step.ins)})"]
+    if len(outs) != 1:
+        env[f"node{k}"] = node
+        parts.append(f"len(r) == {len(outs)} or wrong_count(node{k}, r, {len(outs)})")
+    for m, (o, var) in enumerate(zip(outs, node.outputs)):
+        value = "r" if len(outs) == 1 else f"r[{m}]"
+        if not hasattr(var.type, "dtype"):  # not an array type: stored as returned
+            parts.append(f"s[{o}] = {value}")
+            continue
+        env[f"dt{k}_{m}"] = dtype = np.dtype(var.type.dtype)
+        env[f"fix{k}_{m}"] = partial(_fix, backend.xp, backend.ndarray, dtype)
+        if len(outs) == 1:  # the common case: test inline, call only to fix
+            parts.append(f"s[{o}] = r if type(r) is ndarray and r.dtype is dt{k}_{m} "
+                         f"else fix{k}_{m}(r)")
+        else:
+            parts.append(f"s[{o}] = fix{k}_{m}({value})")
+    parts += [f"s[{i}] = None" for i in step.frees]
+    return "; ".join(parts)
+
+
+def steps_source(steps, env, backend, first_line):
+    """Lines running ``steps`` in order over the storage ``s``: ``try:`` at
+    line ``first_line`` of the generated source, then one line per step; an
+    error is reraised naming the node of the line it came from."""
+    env.update(ndarray=backend.ndarray, fail=_fail, wrong_count=_wrong_count, steps=steps)
+    if not steps:
+        return []
+    return (["try:"] + [f"    {_step_line(k, step, env, backend)}" for k, step in enumerate(steps)]
+            + ["except Exception as exc:",
+               f"    fail(steps, exc.__traceback__.tb_lineno - {first_line + 1}, s, exc)"])
+
+
+def make_steps_runner(steps, backend):
+    """``run(storage)`` executing ``steps`` in order: straight-line code
+    generated once (no call or loop per step: this is the inner loop of
+    every call)."""
+    env = {}
+    lines = steps_source(steps, env, backend, 2) or ["pass"]
+    source = "def run(s):\n" + "".join(f"    {line}\n" for line in lines)
+    exec(compile(source, "<tracegrad schedule>", "exec"), env)
+    return env["run"]
 
 
 def make_step_runner(step, backend):
-    """A closure ``run(storage)`` executing ``step`` (specialised by arity:
-    this is the inner loop of every call)."""
-    node, fn, ins, outs, frees = step.node, step.fn, step.ins, step.outs, step.frees
-    xp = backend.xp
-    ndarray = backend.ndarray
-    dtypes = [np.dtype(o.type.dtype) if hasattr(o.type, "dtype") else None
-              for o in node.outputs]
-
-    def fix(result, dtype):
-        if dtype is None:  # not an array type: stored as the op returned it
-            return result
-        if type(result) is not ndarray:
-            result = xp.asarray(result)
-        if result.dtype != dtype:
-            result = result.astype(dtype)
-        return result
-
-    if len(outs) != 1:
-        n_out = len(outs)
-
-        def run_multi(s):
-            try:
-                results = fn(*[s[i] for i in ins])
-                if len(results) != n_out:
-                    raise ValueError(f"{node.op.name} returned {len(results)} "
-                                     f"results for {n_out} outputs")
-            except Exception as exc:
-                _fail(node, ins, s, exc)
-            for o, dtype, r in zip(outs, dtypes, results):
-                s[o] = fix(r, dtype)
-            for i in frees:
-                s[i] = None
-        return run_multi
-
-    o, = outs
-    dt = dtypes[0]
-    if dt is None:
-        def run_raw(s):
-            try:
-                r = fn(*[s[i] for i in ins])
-            except Exception as exc:
-                _fail(node, ins, s, exc)
-            s[o] = r
-            for i in frees:
-                s[i] = None
-        return run_raw
-    if len(ins) == 1:
-        a, = ins
-
-        def run1(s):
-            try:
-                r = fn(s[a])
-            except Exception as exc:
-                _fail(node, ins, s, exc)
-            if type(r) is not ndarray or r.dtype is not dt:
-                r = fix(r, dt)
-            s[o] = r
-            for i in frees:
-                s[i] = None
-        return run1
-    if len(ins) == 2:
-        a, b = ins
-
-        def run2(s):
-            try:
-                r = fn(s[a], s[b])
-            except Exception as exc:
-                _fail(node, ins, s, exc)
-            if type(r) is not ndarray or r.dtype is not dt:
-                r = fix(r, dt)
-            s[o] = r
-            for i in frees:
-                s[i] = None
-        return run2
-
-    def run_n(s):
-        try:
-            r = fn(*[s[i] for i in ins])
-        except Exception as exc:
-            _fail(node, ins, s, exc)
-        if type(r) is not ndarray or r.dtype is not dt:
-            r = fix(r, dt)
-        s[o] = r
-        for i in frees:
-            s[i] = None
-    return run_n
+    """A function ``run(storage)`` executing ``step`` alone."""
+    return make_steps_runner([step], backend)

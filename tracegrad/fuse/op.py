@@ -49,11 +49,16 @@ class FusedElemwise(Op):
         outputs = [TensorType(dt, shape)() for dt, shape in zip(spec.out_dtypes, shapes)]
         return Apply(self, inputs, outputs)
 
+    def cpu_program(self):
+        """The ``CpuProgram`` of the spec (found once, at first use)."""
+        program = self._program
+        if program is None:
+            program = self._program = cache.cpu_program(self.spec)
+        return program
+
     def impl(self, xp, *arrays):
         if xp is np:
-            program = self._program
-            if program is None:
-                program = self._program = cache.cpu_program(self.spec)
+            program = self.cpu_program()
             fast = program.fast
             results = fast(*arrays) if fast is not None else None
             if results is None:
@@ -74,9 +79,7 @@ class FusedElemwise(Op):
         def run(*arrays):
             pair = found[0]
             if pair is None:
-                program = self._program
-                if program is None:
-                    program = self._program = cache.cpu_program(self.spec)
+                program = self.cpu_program()
                 pair = found[0] = (program.fast, program.run_general)
             fast, general = pair
             results = fast(*arrays) if fast is not None else None
@@ -88,10 +91,7 @@ class FusedElemwise(Op):
     def run(self, xp, arrays, outs=None):
         """The outputs as a list; written into ``outs`` when given."""
         if xp is np:
-            program = self._program
-            if program is None:
-                program = self._program = cache.cpu_program(self.spec)
-            return program.run(arrays, outs, self.sources)
+            return self.cpu_program().run(arrays, outs, self.sources)
         if not hasattr(xp, "ElementwiseKernel"):  # another array module
             results = self.spec.reference(xp, arrays, self.sources)
             if outs is None:
@@ -192,9 +192,7 @@ class InplaceFusedElemwise(FusedElemwise):
         def run(*arrays):
             fast = found[0]
             if fast is None:
-                program = self._program
-                if program is None:
-                    program = self._program = cache.cpu_program(self.spec)
+                program = self.cpu_program()
                 code = program.inplace_code(self.destroyed) \
                     if all(c.size == 1 for c in self.spec.constants) else None
                 fast = found[0] = getattr(code, "fast", None) or False
@@ -209,9 +207,7 @@ class InplaceFusedElemwise(FusedElemwise):
         """Run the direct NumPy block program once over whole arrays, into
         ``target``; ``False`` unless the call is small and every operand
         broadcasts into ``target``'s shape."""
-        program = self._program
-        if program is None:
-            program = self._program = cache.cpu_program(self.spec)
+        program = self.cpu_program()
         if self._direct is None:
             self._direct = all(c.size == 1 for c in self.spec.constants) and \
                 program.inplace_code(self.destroyed) is not None
