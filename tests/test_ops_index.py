@@ -294,3 +294,16 @@ def test_numpy_take_builds_a_graph():
     np.testing.assert_array_equal(out.eval({x: v}), np.take(v, [2, 0], axis=1))
     with pytest.raises(TypeError, match="out="):
         np.take(x, [0], out=np.zeros(1))
+
+
+def test_every_public_function_has_a_case():
+    from optable import uncovered_functions
+    from tracegrad.ops import index
+    # Cases are named by the kind of key ("int", "array_pair", "mask_"...) for
+    # getitem, and "set_*" / "inc_*" for set_subtensor / inc_subtensor.
+    prefixes = {c.name.split("_")[0] for c in CASES}
+    covered = {"set_subtensor"} if "set" in prefixes else set()
+    covered |= {"inc_subtensor"} if "inc" in prefixes else set()
+    covered |= {"getitem"} if prefixes - {"set", "inc", "take"} else set()
+    missing = set(uncovered_functions(index.__all__, CASES)) - covered
+    assert not missing, f"indexing functions without a table case: {sorted(missing)}"

@@ -189,3 +189,10 @@ def test_numpy_dispatch():
         np.testing.assert_allclose(got.eval({x: xv, w: wv}), want, rtol=1e-12)
     with pytest.raises(TypeError, match="out="):
         np.dot(x, w, out=np.zeros((3, 3)))
+
+
+def test_every_public_function_has_a_case():
+    from optable import uncovered_functions
+    from tracegrad.ops import linalg
+    missing = uncovered_functions(linalg.__all__, CASES)
+    assert not missing, f"linalg functions without a table case: {missing}"

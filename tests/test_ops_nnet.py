@@ -151,3 +151,10 @@ def test_relu_gradient():
     np.testing.assert_allclose(_grad(T.nnet.relu(x).sum(), x, value), [0, 0, 1, 1])
     np.testing.assert_allclose(_grad(T.nnet.relu(x, 0.1).sum(), x, value),
                                [0.1, 0.1, 1, 1])
+
+
+def test_every_public_function_has_a_case():
+    from optable import uncovered_functions
+    from tracegrad.ops import nnet
+    missing = uncovered_functions(nnet.__all__, CASES)
+    assert not missing, f"nnet functions without a table case: {missing}"

@@ -13,11 +13,16 @@ breaks the naive form.
   sigmoid(x)`` inside any product (``1 + exp(z)`` in a denominator becomes
   ``sigmoid(-z)`` in the numerator), which is also what the gradient of
   such a graph divides by;
-- ``sqrt(sqr(x)) -> abs(x)``.
+- ``sqrt(sqr(x)) -> abs(x)``;
+- ``K*y*sigmoid(u) - K*(1-y)*sigmoid(-u) -> K*y - K*sigmoid(-u)`` inside
+  any sum (the common factors may sit inside one ``sum_to`` each, as the
+  gradient of the tutorial cross-entropy has them): ``sigmoid(u) +
+  sigmoid(-u) = 1``, so one sigmoid instead of two, and no ``1 - y``.
 
 Rules over reductions and softmax live in ``stabilize_nnet``.
 """
 from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import canonicalize as canon
 from tracegrad.rewrite.canonicalize import (FACTOR_RULES, TERM_RULES, FactorRule,
                                             TermRule)
 from tracegrad.rewrite.engine import Rule, pattern_rule, register
@@ -123,3 +128,157 @@ def _log1p_neg_sigmoid(b):
 @pattern_rule("stabilize", "sqrt_sqr", ("sqrt", ("sqr", "x")), when=_real)
 def _sqrt_sqr(b):
     return T().abs(b.x)
+
+
+# ------------------------------------------------------------ sigmoid pairs
+def _linear_term(sign, var, dtype, memo):
+    """A term as ``(sign, outer Product, target, inner Product)``: ``target``
+    is ``like`` of the one ``sum_to(inner, like)`` factor, or ``None`` (then
+    ``inner`` is the whole term and ``outer`` empty)."""
+    from tracegrad.ops.elemwise import SumTo
+    if var.type.dtype != dtype:
+        return None
+    f = al.collect_factors(var, memo) if al.key_of(var) in al.PRODUCT_KEYS \
+        else al.Product(var, [var], [], [], [], 1, 0)
+    sums = [v for v in f.num if v.owner is not None and isinstance(v.owner.op, SumTo)]
+    if len(sums) != 1 or any(v.owner is not None and isinstance(v.owner.op, SumTo)
+                             for v in f.den):
+        return sign * f.sign, al.Product(var, [], [], [], [], 1, 0), None, f
+    g, like = sums[0].owner.inputs
+    if g.type.dtype != dtype:
+        return None
+    inner = al.collect_factors(g, memo) if al.key_of(g) in al.PRODUCT_KEYS \
+        else al.Product(g, [g], [], [], [], 1, 0)
+    outer = al.Product(var, [v for v in f.num if v is not sums[0]], f.den, f.cnum,
+                       f.cden, 1, 0)
+    return sign * f.sign * inner.sign, outer, like, inner
+
+
+def _negates(a, b):
+    """True when ``b`` is provably ``-a`` (as flat sums)."""
+    sa, sb = al.collect_terms(a), al.collect_terms(b)
+    ta = sorted((id(v), s) for s, v in sa.terms)
+    tb = sorted((id(v), -s) for s, v in sb.terms)
+    if ta != tb:
+        return False
+    ca, cb = sa.const_total(), sb.const_total()
+    if ca is None or cb is None:
+        return ca is None and cb is None or (ca if cb is None else cb) == 0
+    return ca == -cb
+
+
+def _one_minus(o, y):
+    """True when ``o`` is ``1 - y``."""
+    if al.key_of(o) not in ("add", "sub") or o.type != y.type and o.type.dtype != y.type.dtype:
+        return False
+    s = al.collect_terms(o, limit=4)
+    return len(s.terms) == 1 and s.terms[0][0] < 0 and s.terms[0][1] is y \
+        and s.const_total() == 1
+
+
+def _without(factors, var):
+    out = list(factors)
+    out.remove(var)
+    return out
+
+
+def _as_wide(y, factors, memo):
+    """True when broadcasting ``y`` with ``factors`` provably gives the
+    shape of the factors alone (``y``'s shape is one of those broadcast)."""
+    if al.covered(y, factors, y.type.ndim, memo):
+        return True
+    leaves = set()
+    for f in factors:
+        if f.type.ndim == y.type.ndim:
+            leaves |= al.shape_leaves(al.shape_root(f, memo))
+    return al.shape_leaves(al.shape_root(y, memo)) <= leaves
+
+
+def _same_factors(a, b):
+    return sorted(map(id, a)) == sorted(map(id, b))
+
+
+def _same_consts(a, b, dtype):
+    return al.const_product(a, dtype)[0] == al.const_product(b, dtype)[0]
+
+
+def _pair(ta, tb, dtype, ndim, memo):
+    """The rewritten ``ta + tb`` when ``ta`` is ``s*M*S[K*y]*sigmoid(u)`` and
+    ``tb`` is ``-s*M*S[K*(1-y)]*sigmoid(-u)`` (``S`` a ``sum_to`` or
+    nothing), else None."""
+    sa, outer_a, like_a, inner_a = ta
+    sb, outer_b, like_b, inner_b = tb
+    if sa != -sb or like_a is not like_b:
+        return None
+    home_a = outer_a if like_a is not None else inner_a
+    home_b = outer_b if like_b is not None else inner_b
+    for sig_a in [v for v in home_a.num if al.key_of(v) == "sigmoid"]:
+        for sig_b in [v for v in home_b.num if al.key_of(v) == "sigmoid"]:
+            if sig_a.type != sig_b.type or \
+                    not _negates(sig_a.owner.inputs[0], sig_b.owner.inputs[0]):
+                continue
+            rest_a = _without(home_a.num, sig_a)
+            rest_b = _without(home_b.num, sig_b)
+            in_a = rest_a if like_a is None else inner_a.num
+            in_b = rest_b if like_b is None else inner_b.num
+            for o in in_b:
+                y = next((v for v in in_a if _one_minus(o, v)), None)
+                if y is None:
+                    continue
+                k_num = _without(in_a, y)
+                if not _same_factors(k_num, _without(in_b, o)) \
+                        or not _same_factors(inner_a.den, inner_b.den) \
+                        or not _same_consts(inner_a.cnum, inner_b.cnum, dtype) \
+                        or not _same_consts(inner_a.cden, inner_b.cden, dtype):
+                    continue
+                if like_a is not None and not (
+                        _same_factors(rest_a, rest_b)
+                        and _same_factors(outer_a.den, outer_b.den)
+                        and _same_consts(outer_a.cnum, outer_b.cnum, dtype)
+                        and _same_consts(outer_a.cden, outer_b.cden, dtype)
+                        and _as_wide(y, k_num, memo)):
+                    continue  # (``sum_to(K, like)`` needs K as wide as K*y)
+                k = al.build_product(k_num + inner_a.cnum, inner_a.den + inner_a.cden,
+                                     1, dtype)
+                ky = al.build_product(k_num + inner_a.cnum + [y],
+                                      inner_a.den + inner_a.cden, 1, dtype)
+                if like_a is not None:
+                    k, ky = T().sum_to(k, like_a), T().sum_to(ky, like_a)
+                    m = al.build_product(rest_a + outer_a.cnum, outer_a.den + outer_a.cden,
+                                         1, dtype)
+                    new = T().mul(m, T().sub(ky, T().mul(k, sig_b)))
+                else:
+                    new = T().sub(ky, T().mul(k, sig_b))
+                return T().neg(new) if sa < 0 else new
+    return None
+
+
+def sigmoid_pair_rule(node, ctx):
+    """In a sum: ``s*M*S[K*y]*sigmoid(u) - s*M*S[K*(1-y)]*sigmoid(-u) ->
+    s*M*(S[K*y] - S[K]*sigmoid(-u))`` (see ``_pair``)."""
+    out = node.outputs[0]
+    dtype = out.type.dtype
+    if dtype[0] != "f" or not canon._is_root(out, ctx, al.SUM_KEYS):
+        return None
+    memo = al.shape_memo(ctx)
+    s = al.collect_terms(out, memo, ctx.n_clients)
+    if len(s.terms) < 2:
+        return None
+    terms = [_linear_term(sign, v, dtype, memo) for sign, v in s.terms]
+    for i, ta in enumerate(terms):
+        for j, tb in enumerate(terms):
+            if i == j or ta is None or tb is None:
+                continue
+            new = _pair(ta, tb, dtype, out.type.ndim, memo)
+            if new is None:
+                continue
+            rest = [t for k, t in enumerate(s.terms) if k not in (i, j)]
+            pos = [new] + [v for sign, v in rest if sign > 0]
+            neg = [v for sign, v in rest if sign < 0]
+            pos += [c for sign, c in s.consts if sign > 0]
+            neg += [c for sign, c in s.consts if sign < 0]
+            return al.build_sum(pos, neg, dtype)
+    return None
+
+
+register("stabilize", Rule("sigmoid_pair", sorted(al.SUM_KEYS), sigmoid_pair_rule))
