@@ -12,18 +12,10 @@ import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
 from tracegrad.ops.elemwise import SumTo
 from tracegrad.ops.shape import Alloc, BroadcastTo, DimShuffle
-from tracegrad.rewrite import engine, optimize_outputs
-from tracegrad.rewrite.pattern import const_value, op_key
+from tracegrad.rewrite import optimize_outputs
+from tracegrad.rewrite.pattern import const_value
 from tracegrad.trace import Apply, Constant, Op, toposort
-
-
-@pytest.fixture(autouse=True)
-def strict(monkeypatch):
-    monkeypatch.setattr(engine, "STRICT", True)
-
-
-def keys(out):
-    return [op_key(n.op) for n in toposort([out])]
+from rewritecheck import strict, keys  # noqa: F401 (strict: autouse fixture)
 
 
 def rewrite(out, values, mode="fast_run", rtol=1e-13, atol=0.0):

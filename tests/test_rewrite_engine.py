@@ -14,15 +14,7 @@ from tracegrad.rewrite.engine import PatternRule, Rule
 from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import const_value, match, op_key
 from tracegrad.trace import Apply, Op, toposort
-
-
-@pytest.fixture(autouse=True)
-def strict(monkeypatch):
-    monkeypatch.setattr(engine, "STRICT", True)
-
-
-def keys(outputs):
-    return [op_key(n.op) for n in toposort(list(outputs))]
+from rewritecheck import strict, keys  # noqa: F401 (strict: autouse fixture)
 
 
 @pytest.fixture

@@ -13,13 +13,9 @@ from tracegrad.ops import nnet
 from tracegrad.ops.elemwise import SumTo
 from tracegrad.ops.shape import BroadcastTo
 from tracegrad.rewrite import algebra as al
-from tracegrad.rewrite import engine, optimize_outputs
+from tracegrad.rewrite import optimize_outputs
 from tracegrad.trace import toposort
-
-
-@pytest.fixture(autouse=True)
-def strict(monkeypatch):
-    monkeypatch.setattr(engine, "STRICT", True)
+from rewritecheck import strict  # noqa: F401 (strict: autouse fixture)
 
 
 def optimize(outputs, values, rtol=1e-13):

@@ -1,33 +1,17 @@
 """The ``sigmoid_pair`` stabilize rule: ``K*y*sigmoid(u) -
 K*(1-y)*sigmoid(-u) -> K*y - K*sigmoid(-u)`` in a sum, also through the
 ``sum_to`` factors of the tutorial cross-entropy's gradient."""
-import warnings
 
 import numpy as np
 import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from tracegrad.evaluate import evaluate
 from tracegrad.ops.elemwise import SumTo
-from tracegrad.rewrite import algebra as al, engine, optimize_outputs
+from tracegrad.rewrite import algebra as al, optimize_outputs
 from tracegrad.rewrite.pattern import op_key
 from tracegrad.trace import toposort
-
-
-@pytest.fixture(autouse=True)
-def strict(monkeypatch):
-    monkeypatch.setattr(engine, "STRICT", True)
-
-
-def keys(outputs):
-    return [op_key(n.op) for n in toposort(list(outputs))]
-
-
-def run(outputs, values):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return evaluate(list(outputs), values)
+from rewritecheck import strict, keys, run  # noqa: F401 (strict: autouse fixture)
 
 
 def rewritten(outputs):

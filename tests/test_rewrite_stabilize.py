@@ -2,32 +2,14 @@
 (the original graph, run by the reference evaluator, is wrong there; the
 rewritten one is right), gradients built before rewriting included, and the
 logistic regression of the Theano tutorial on its own initialisation."""
-import warnings
 
 import numpy as np
 import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from tracegrad.evaluate import evaluate
-from tracegrad.rewrite import engine, optimize_outputs
-from tracegrad.rewrite.pattern import op_key
-from tracegrad.trace import toposort
-
-
-@pytest.fixture(autouse=True)
-def strict(monkeypatch):
-    monkeypatch.setattr(engine, "STRICT", True)
-
-
-def keys(outputs):
-    return [op_key(n.op) for n in toposort(list(outputs))]
-
-
-def run(outputs, values):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return evaluate(list(outputs), values)
+from tracegrad.rewrite import optimize_outputs
+from rewritecheck import strict, keys, run  # noqa: F401 (strict: autouse fixture)
 
 
 def softplus(z):
