@@ -268,15 +268,21 @@ def clone_replace(outputs, replace=None, blockers=()):
     """
     memo = dict(replace or {})
     for node in toposort(outputs, blockers=set(memo) | set(blockers)):
-        new_inputs = [memo.get(i, i) for i in node.inputs]
-        if all(a is b for a, b in zip(new_inputs, node.inputs)):
-            continue
-        new_node = node.clone_with_new_inputs(new_inputs)
-        for old, new in zip(node.outputs, new_node.outputs):
-            if new.name is None:
-                new.name = old.name
-            memo[old] = new
+        rebuild_node(node, memo)
     return [memo.get(o, o) for o in outputs], memo
+
+
+def rebuild_node(node, memo):
+    """Rebuild ``node`` on its inputs' replacements in ``memo`` (if any
+    changed), recording its outputs' replacements in ``memo``."""
+    new_inputs = [memo.get(i, i) for i in node.inputs]
+    if all(a is b for a, b in zip(new_inputs, node.inputs)):
+        return
+    new_node = node.clone_with_new_inputs(new_inputs)
+    for old, new in zip(node.outputs, new_node.outputs):
+        if new.name is None:
+            new.name = old.name
+        memo[old] = new
 
 
 def clone_graph(outputs, inputs=None):

@@ -13,7 +13,7 @@ from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order
                                     find_clusters, is_fusable)
 from tracegrad.fuse.op import FusedElemwise
 from tracegrad.fuse.spec import FILL, spec_from_cluster
-from tracegrad.trace import clone_replace, toposort
+from tracegrad.trace import clone_replace, rebuild_node, toposort
 
 
 def fused_node(cluster, memo=None):
@@ -94,14 +94,7 @@ def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
             for old, new in zip(unit.outputs, node.outputs):
                 memo[old] = new
             continue
-        new_inputs = [memo.get(i, i) for i in unit.inputs]
-        if all(a is b for a, b in zip(new_inputs, unit.inputs)):
-            continue
-        new_node = unit.clone_with_new_inputs(new_inputs)
-        for old, new in zip(unit.outputs, new_node.outputs):
-            if new.name is None:
-                new.name = old.name
-            memo[old] = new
+        rebuild_node(unit, memo)
     return [memo.get(o, o) for o in outputs]
 
 
