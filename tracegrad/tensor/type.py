@@ -15,13 +15,24 @@ _DTYPES = {
 }
 
 
+_CANONICAL = {}  # dtype spelling -> name; np.dtype(...).name is slow
+
+
 def canonical_dtype(dtype):
     """'floatX' or any NumPy dtype spelling -> its canonical name."""
     if dtype is None or dtype == "floatX":
         return config.floatX
+    try:
+        return _CANONICAL[dtype]
+    except (KeyError, TypeError):
+        pass
     name = np.dtype(dtype).name
     if name not in _DTYPES:
         raise TypeError(f"tracegrad does not support dtype {name!r}")
+    try:
+        _CANONICAL[dtype] = name
+    except TypeError:  # an unhashable spelling
+        pass
     return name
 
 

@@ -7,6 +7,8 @@ Operators and methods forward to the op functions of ``tracegrad.tensor``
 callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
 filled by the op modules next to each op.
 """
+from functools import lru_cache
+
 import numpy as np
 
 from tracegrad.trace import Constant, Variable
@@ -302,6 +304,11 @@ def _weak_target(value_kind, target):
     return "complex128"
 
 
+@lru_cache(maxsize=1024)
+def _result_name(dtypes):
+    return np.result_type(*dtypes).name
+
+
 def resolve_weak(inputs):
     """Give Python-number constants the dtype NumPy 2 would (NEP 50).
 
@@ -312,7 +319,7 @@ def resolve_weak(inputs):
     strong = [v.dtype for v in inputs if not getattr(v, "weak", False)]
     if not strong or len(strong) == len(inputs):
         return inputs
-    target = np.result_type(*strong).name
+    target = _result_name(tuple(strong))
     out = []
     for v in inputs:
         if not getattr(v, "weak", False):
