@@ -2,7 +2,6 @@
 ``compile/schedule.py``), the generated in-place fused call
 (``fuse/codegen.py``) and the count of a mean read from its operands'
 shapes (``ReductionCount`` over several inputs, ``rewrite/shapes.py``)."""
-import threading
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from tracegrad.fuse import FusedElemwise, fuse_outputs
 from tracegrad.fuse.cache import cpu_program
 from tracegrad.fuse.op import InplaceFusedElemwise
 from tracegrad.ops.reduce import ReductionCount
+from threadcheck import run_in_threads
 
 
 # ------------------------------------------------------ generated call code
@@ -99,17 +99,12 @@ def test_generated_call_is_thread_safe_with_updates():
     x = T.dvector("x")
     acc = tg.shared(np.zeros(4), name="acc")
     f = tg.function([x], (x * 2).sum(), updates=[(acc, acc + x)])
-    barrier = threading.Barrier(8)
 
-    def work():
-        barrier.wait()
+    def work(_):
         for _ in range(50):
             f(np.ones(4))
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+
+    run_in_threads(work, 8)
     np.testing.assert_array_equal(acc.get_value(), np.full(4, 400.0))
 
 

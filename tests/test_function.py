@@ -1,6 +1,5 @@
 """Compiled functions: calls, inputs, outputs, errors, givens, profile, threads."""
 import pickle
-import threading
 import warnings
 
 import numpy as np
@@ -10,6 +9,7 @@ import tracegrad.tensor as T
 from tracegrad import In, Out, function, shared
 from tracegrad.compile import UnusedInputError
 from tracegrad.trace import Apply, Op
+from threadcheck import run_in_threads
 
 
 # ------------------------------------------------------------ basic calls
@@ -423,23 +423,15 @@ def test_threads_get_their_own_results():
     x = T.dvector("x")
     w = shared(np.arange(4.0))
     f = function([x], T.exp(x) * w + x)
-    errors = []
 
     def work(seed):
         rng = np.random.default_rng(seed)
         for _ in range(100):
             value = rng.standard_normal(4)
-            got = f(value)
-            expected = np.exp(value) * np.arange(4.0) + value
-            if not np.allclose(got, expected):
-                errors.append((seed, value, got))
+            np.testing.assert_allclose(f(value), np.exp(value) * np.arange(4.0) + value,
+                                       err_msg=f"thread {seed}")
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, 8)
 
 
 def test_threads_updating_take_turns():
@@ -447,15 +439,11 @@ def test_threads_updating_take_turns():
     inc = T.lscalar("inc")
     acc = function([inc], state, updates=[(state, state + inc)])
 
-    def work():
+    def work(_):
         for _ in range(200):
             acc(1)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(work, 8)
     assert state.get_value() == 1600
 
 

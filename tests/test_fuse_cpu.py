@@ -1,7 +1,6 @@
 """The fused CPU program against the reference evaluator: random graphs
 (Hypothesis), sizes around the block boundary, broadcasting, strided inputs,
 mixed dtypes, output buffers and concurrent calls."""
-import threading
 import warnings
 from functools import partial
 
@@ -17,6 +16,7 @@ from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
 from tracegrad.fuse.cache import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 from fusecheck import compare_fused
+from threadcheck import run_in_threads
 
 TOL = {"float16": 1e-3, "float32": 1e-6, "float64": 1e-12}
 
@@ -197,23 +197,14 @@ def test_concurrent_calls_of_one_fused_op():
     data = [(rng.standard_normal(n), rng.standard_normal(n)) for n in sizes * 3]
     expected = [evaluate([fused.owner.op.spec.build([x, y])[0]], {x: a, y: b})[0]
                 for a, b in data]
-    errors = []
 
     def worker(k):
-        try:
-            for _ in range(4):
-                for j in range(k, len(data), 4):
-                    got = op.impl(np, *data[j])
-                    np.testing.assert_allclose(got, expected[j], rtol=1e-12)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(4):
+            for j in range(k, len(data), 4):
+                got = op.impl(np, *data[j])
+                np.testing.assert_allclose(got, expected[j], rtol=1e-12)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(worker, 4)
 
 
 def test_generated_source_is_straight_line_and_name_free():

@@ -20,6 +20,7 @@ from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import SumTo, row_by_name
 from tracegrad.trace import toposort
 from fusecheck import compare_fused
+from threadcheck import run_in_threads
 
 TOL = {"float32": 2e-6, "float64": 1e-13}
 
@@ -444,7 +445,6 @@ def test_a_program_reading_the_input_after_its_output_gets_no_inplace_code():
 
 
 def test_impl_for_numpy_matches_impl_and_is_safe_at_first_call():
-    import threading
     x, y = T.dvectors("x", "y")
     (fused,) = fuse_outputs([T.sigmoid(x) * y - 1])
     op = fused.owner.op
@@ -452,16 +452,11 @@ def test_impl_for_numpy_matches_impl_and_is_safe_at_first_call():
     rng = np.random.default_rng(10)
     values = [(rng.standard_normal(50), rng.standard_normal(50)) for _ in range(8)]
     got = [None] * len(values)
-    barrier = threading.Barrier(len(values))
 
     def call(k):
-        barrier.wait()
         got[k] = run(*values[k])
-    threads = [threading.Thread(target=call, args=(k,)) for k in range(len(values))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+
+    run_in_threads(call, len(values))
     for (xv, yv), g in zip(values, got):
         args = [xv if v is x else yv for v in fused.owner.inputs]
         np.testing.assert_array_equal(g, op.impl(np, *args))

@@ -9,7 +9,6 @@ must stay out of place; failing calls leave shared variables unchanged;
 threads; steady-state memory of training steps (W2, a small MLP).
 """
 import pickle
-import threading
 import tracemalloc
 import warnings
 
@@ -26,6 +25,7 @@ from tracegrad.fuse.op import FusedElemwise, InplaceFusedElemwise
 from tracegrad.ops.elemwise import InplaceElemwise
 from tracegrad.rewrite import plan_inplace
 from tracegrad.trace import graph_inputs
+from threadcheck import run_in_threads
 
 
 # ------------------------------------------------------------ helpers
@@ -411,22 +411,13 @@ def test_concurrent_calls_get_their_own_buffers():
     rng = np.random.default_rng(4)
     values = [rng.uniform(-1, 1, (20, 20)) for _ in range(8)]
     expected = [ref(v) for v in values]
-    errors = []
 
     def work(k):
-        try:
-            for _ in range(30):
-                for got, want in zip(f(values[k]), expected[k]):
-                    np.testing.assert_allclose(got, want, rtol=1e-12)
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        for _ in range(30):
+            for got, want in zip(f(values[k]), expected[k]):
+                np.testing.assert_allclose(got, want, rtol=1e-12)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors, errors[0]
+    run_in_threads(work, 8)
 
 
 def test_the_plan_runs_on_the_cuda_backend():
