@@ -123,15 +123,6 @@ def get_backend(device=None):
     return _cuda_backend()
 
 
-def backend_of(array):
-    """The backend whose array module made ``array``."""
-    if isinstance(array, np.ndarray):
-        return CPU
-    if _CUDA is not None and isinstance(array, _CUDA.xp.ndarray):
-        return _CUDA
-    return CPU
-
-
 def check_devices(backend, shared_variables, what):
     """``DeviceMismatchError`` when a shared variable lives on another device
     than ``backend`` (``what`` names the function in the message)."""

@@ -31,12 +31,6 @@ def op_key(op):
     return type(op)
 
 
-def node_key_of(var):
-    """``op_key`` of the node computing ``var`` (``None`` for graph inputs)."""
-    node = var.owner
-    return None if node is None else op_key(node.op)
-
-
 _LARGE_CACHE = {}  # id(array) -> (weakref to it, value), for big constants
 
 
@@ -111,6 +105,3 @@ def match(pattern, var):
     return None
 
 
-def pattern_root_key(pattern):
-    """The op key a pattern's root node must have."""
-    return pattern[0]

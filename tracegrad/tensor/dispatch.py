@@ -9,7 +9,6 @@ Op modules register their NumPy counterparts next to the op definition:
 
 A NumPy function or ufunc without an entry raises ``TypeError`` naming it.
 """
-import numpy as np
 
 UFUNCS = {}           # np.ufunc -> tracegrad function (elementwise call)
 UFUNC_REDUCE = {}     # np.ufunc -> tracegrad reduction (ufunc.reduce)
@@ -63,9 +62,4 @@ def dispatch_function(func, args, kwargs):
     return fn(*args, **kwargs)
 
 
-def numpy_name(func):
-    return _name(func)
-
-
 __all__ = []
-_ = np
