@@ -34,16 +34,10 @@ def user_source_location():
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(skip) or _is_test_of_package(filename):
+        if not filename.startswith(skip):
             return SourceLocation(filename, frame.f_lineno, frame.f_code.co_name)
         frame = frame.f_back
     return None
-
-
-def _is_test_of_package(filename):
-    # tracegrad/testing builds graphs on behalf of the user; their frames are
-    # skipped like the rest of the package.
-    return False
 
 
 class Type:

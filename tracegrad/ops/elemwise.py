@@ -115,7 +115,6 @@ class Elemwise(Op):
     """Apply a ``ScalarOp`` pointwise with NumPy broadcasting."""
 
     __props__ = ("scalar_op",)
-    view_map = {}
 
     def __init__(self, scalar_op):
         self.scalar_op = scalar_op
