@@ -268,7 +268,13 @@ class SumTo(Op):
         lead = g.ndim - len(target)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, s in enumerate(target) if s == 1 and g.shape[lead + i] != 1)
-        return g.sum(axis=axes).reshape(target) if axes else g.reshape(target)
+        if not axes:
+            return g.reshape(target)
+        if xp is np:
+            # ``add.reduce`` skips ``ndarray.sum``'s Python layer (a gradient
+            # step sums a bias gradient every call).
+            return np.add.reduce(g, axis=axes, keepdims=True).reshape(target)
+        return g.sum(axis=axes).reshape(target)
 
     def vjp(self, node, output_grads):
         g, _ = node.inputs
