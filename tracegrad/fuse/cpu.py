@@ -178,9 +178,10 @@ class CpuProgram:
             program.fn(*operands, *outs, *slots)
             return outs
         if nthreads > 1:
-            # Threads share the GIL for the Python part of every ufunc call:
-            # blocks twice as big (one thread's intermediates still fit in
-            # its core's L2) measured 5-10% faster on W1 with two threads.
+            # Threads share the GIL for the Python part of every ufunc call,
+            # so fewer, bigger blocks contend less: twice as big measured
+            # 5-10% faster on W1 with two threads (even where a block's
+            # buffers then exceed the 2 MiB L2 for float32).
             # Two blocks or more per thread, so a thread that gets less CPU
             # time than the others (a busy machine) does not hold the call
             # back.
