@@ -369,7 +369,9 @@ def test_block_size_and_threads_follow_the_measured_cost(monkeypatch):
     for prog in (cheap, heavy):
         assert prog.ns_per_element > 0
         assert prog.block >= _block("float64")
-        assert prog.block * prog.ns_per_element >= 59_999 or prog.block == _block("float64")
+        # int() truncates the block to whole elements: one element more would
+        # reach the 60 us floor (ns_per_element is measured, so not a fixed number).
+        assert (prog.block + 1) * prog.ns_per_element > 60_000 or prog.block == _block("float64")
         assert prog.small_limit <= 2 * prog.block
     assert heavy.ns_per_element > cheap.ns_per_element
 
