@@ -247,6 +247,16 @@ def is_differentiable(var):
 
 
 def _match_dtype(g, x):
+    return match_gradient_dtype(g, x)
+
+
+def match_gradient_dtype(g, x):
+    """The gradient ``g`` in the dtype of the input ``x``. A complex gradient
+    of a real input keeps its real part (``dL = Re(g * dx)`` with ``dx``
+    real; see "Complex gradients" in docs/user-guide.md), taken explicitly
+    rather than by a cast that warns and drops the imaginary part."""
+    if g.dtype[0] == "c" and x.dtype[0] != "c":
+        g = _T().real(g)
     return g if g.dtype == x.dtype else _T().cast(g, x.dtype)
 
 
@@ -386,13 +396,47 @@ def expanded_impl(expand, fallback):
     return impl
 
 
+# Gradient rules where a textbook formula would multiply a zero by an
+# infinity: each picks its operands with ``switch`` so that a finite
+# derivative comes out finite (JAX's "double where").
+def _abs_grad(x, out, gz):
+    T = _T()
+    if x.dtype[0] != "c":
+        return gz * T.sign(x)
+    # d|z| = Re(conj(z) / |z| * dz); 0 at z = 0 (a subgradient, as sign(0)).
+    return gz * T.true_div(T.conj(x), T.switch(T.eq(out, 0), 1, out))
+
+
+def _angle_grad(x, gz):
+    if x.dtype[0] != "c":
+        return _T().zeros_like(gz)  # 0 or pi: piecewise constant
+    # angle = atan2(y, x): d angle = Re(-1j / z * dz).
+    return gz * _T().true_div(-1j, x)
+
+
+def _pow_grad_base(i, gz):
+    # y * x**(y - 1), with x**1 in place of x**-1 where y == 0: d(x**0)/dx is
+    # 0 also at x == 0 (the formula gives 0 * inf there).
+    T = _T()
+    x, y = i
+    return gz * y * T.pow(x, T.switch(T.eq(y, 0), 1, y - 1))
+
+
+def _pow_grad_exponent(i, out, gz):
+    # x**y * log(x), with log(1) where x == 0: 0**y is 0 for every y > 0, so
+    # its derivative is 0 (the formula gives 0 * -inf there).
+    T = _T()
+    x = i[0]
+    return gz * out * T.log(T.switch(T.eq(x, 0), 1, x))
+
+
 # Grad rules are lambdas over the public functions of this module (looked up
 # when the gradient is built, so rows may refer to rows defined later).
 # (x,), out, gz -> [dx]
 row("neg", 1, ufunc_impl("negative"), "(-{0})",
     lambda i, o, gz: [neg(gz)], np.negative)
 row("abs", 1, ufunc_impl("absolute"), "abs({0})",
-    lambda i, o, gz: [gz * sign(i[0])], np.absolute)
+    lambda i, o, gz: [_abs_grad(i[0], o, gz)], np.absolute)
 row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.sign)
 row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
@@ -495,7 +539,9 @@ row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [Non
 # ``xp.real`` returns its input itself (or a view of it): copy, since
 # ``Elemwise`` declares no ``view_map`` (a result must never alias an input).
 row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
-row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [None])
+# d imag(z) = Re(-1j * dz): the cotangent times -1j (zero for a real input).
+row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
+row("angle", 1, lambda xp, x: xp.angle(x), None, lambda i, o, gz: [_angle_grad(i[0], gz)])
 row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
     np.conjugate)
 
@@ -513,8 +559,8 @@ row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
 row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
     lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
 row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
-    lambda i, o, gz: [gz * i[1] * pow(i[0], i[1] - 1),
-                      None if isinstance(i[1], TensorConstant) else gz * o * log(i[0])],
+    lambda i, o, gz: [_pow_grad_base(i, gz),
+                      None if isinstance(i[1], TensorConstant) else _pow_grad_exponent(i, o, gz)],
     np.power)
 row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
     lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
@@ -659,6 +705,12 @@ def _register_functions():
     implements(np.round, getattr(np, "around", np.round))(round)
     implements(np.real)(real)
     implements(np.imag)(imag)
+    implements(np.angle)(_np_angle)
+
+
+def _np_angle(z, deg=False):
+    out = _T().angle(z)
+    return out * (180.0 / math.pi) if deg else out
 
 
 _register_functions()
