@@ -140,3 +140,13 @@ def test_std_of_equal_values_takes_the_zero_subgradient():
     x = T.dvector("x")
     np.testing.assert_array_equal(_run([x], tg.grad(T.std(x), x), [2.0, 2.0]), [0.0, 0.0])
     np.testing.assert_allclose(_run([x], T.std(x), [1.0, 3.0]), 1.0)
+
+
+def test_real_inputs_joined_with_complex_ones_get_real_gradients():
+    def fn(x, z):
+        joined = T.concatenate([x, z]) * (1 + 2j)
+        return abs(T.stack([x * (0.5 - 1j), z]).sum(axis=0)) + T.imag(joined[::-1][:2])
+
+    rng = np.random.default_rng(0)
+    verify_grad(fn, [rng.normal(size=2), rng.normal(size=2) + 1j * rng.normal(size=2)],
+                rng=rng)

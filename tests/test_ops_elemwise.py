@@ -91,6 +91,11 @@ CASES = [
            grad_dtypes=COMPLEX["grad_dtypes"]),
     binary("true_div", np.true_divide, domain=(1.0, 3.0), dtypes=WITH_INTS + ("complex128",),
            grad_dtypes=COMPLEX["grad_dtypes"]),
+    # A real operand of a complex product gets the real part of its gradient.
+    binary("mul[real,complex]", np.multiply, fn=T.mul, dtypes=("float64",),
+           input_dtypes=(None, "complex128")),
+    binary("true_div[complex,real]", np.true_divide, fn=T.true_div, domain=(1.0, 3.0),
+           dtypes=("float64",), input_dtypes=("complex128", None)),
     binary("floor_div", np.floor_divide, domain=(1, 5), dtypes=WITH_INTS, grad=False),
     binary("mod", np.mod, domain=(1, 5), dtypes=WITH_INTS, grad=False),
     binary("pow", np.power, domain=(0.5, 2.0), **COMPLEX),

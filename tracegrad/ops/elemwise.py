@@ -541,7 +541,9 @@ row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [Non
 row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
 # d imag(z) = Re(-1j * dz): the cotangent times -1j (zero for a real input).
 row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
-row("angle", 1, lambda xp, x: xp.angle(x), None, lambda i, o, gz: [_angle_grad(i[0], gz)])
+# What np.angle computes, written with functions NumPy and CuPy share.
+row("angle", 1, lambda xp, x: xp.arctan2(xp.imag(x), xp.real(x)), None,
+    lambda i, o, gz: [_angle_grad(i[0], gz)])
 row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
     np.conjugate)
 
