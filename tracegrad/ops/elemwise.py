@@ -25,6 +25,8 @@ from functools import lru_cache, partial
 import numpy as np
 
 from tracegrad.ops import special_math as sm
+from tracegrad.ops.grad_rules import (abs_grad, angle_grad, match_gradient_dtype,
+                                      pow_grad_base, pow_grad_exponent)
 from tracegrad.tensor.dispatch import register_ufunc
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import (TensorConstant, as_tensor_variable,
@@ -250,16 +252,6 @@ def _match_dtype(g, x):
     return match_gradient_dtype(g, x)
 
 
-def match_gradient_dtype(g, x):
-    """The gradient ``g`` in the dtype of the input ``x``. A complex gradient
-    of a real input keeps its real part (``dL = Re(g * dx)`` with ``dx``
-    real; see "Complex gradients" in docs/user-guide.md), taken explicitly
-    rather than by a cast that warns and drops the imaginary part."""
-    if g.dtype[0] == "c" and x.dtype[0] != "c":
-        g = _T().real(g)
-    return g if g.dtype == x.dtype else _T().cast(g, x.dtype)
-
-
 class SumTo(Op):
     """Sum ``g`` down to the shape of ``like`` (undo NumPy broadcasting).
 
@@ -396,47 +388,13 @@ def expanded_impl(expand, fallback):
     return impl
 
 
-# Gradient rules where a textbook formula would multiply a zero by an
-# infinity: each picks its operands with ``switch`` so that a finite
-# derivative comes out finite (JAX's "double where").
-def _abs_grad(x, out, gz):
-    T = _T()
-    if x.dtype[0] != "c":
-        return gz * T.sign(x)
-    # d|z| = Re(conj(z) / |z| * dz); 0 at z = 0 (a subgradient, as sign(0)).
-    return gz * T.true_div(T.conj(x), T.switch(T.eq(out, 0), 1, out))
-
-
-def _angle_grad(x, gz):
-    if x.dtype[0] != "c":
-        return _T().zeros_like(gz)  # 0 or pi: piecewise constant
-    # angle = atan2(y, x): d angle = Re(-1j / z * dz).
-    return gz * _T().true_div(-1j, x)
-
-
-def _pow_grad_base(i, gz):
-    # y * x**(y - 1), with x**1 in place of x**-1 where y == 0: d(x**0)/dx is
-    # 0 also at x == 0 (the formula gives 0 * inf there).
-    T = _T()
-    x, y = i
-    return gz * y * T.pow(x, T.switch(T.eq(y, 0), 1, y - 1))
-
-
-def _pow_grad_exponent(i, out, gz):
-    # x**y * log(x), with log(1) where x == 0: 0**y is 0 for every y > 0, so
-    # its derivative is 0 (the formula gives 0 * -inf there).
-    T = _T()
-    x = i[0]
-    return gz * out * T.log(T.switch(T.eq(x, 0), 1, x))
-
-
 # Grad rules are lambdas over the public functions of this module (looked up
 # when the gradient is built, so rows may refer to rows defined later).
 # (x,), out, gz -> [dx]
 row("neg", 1, ufunc_impl("negative"), "(-{0})",
     lambda i, o, gz: [neg(gz)], np.negative)
 row("abs", 1, ufunc_impl("absolute"), "abs({0})",
-    lambda i, o, gz: [_abs_grad(i[0], o, gz)], np.absolute)
+    lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute)
 row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.sign)
 row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
@@ -543,7 +501,7 @@ row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [g
 row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
 # What np.angle computes, written with functions NumPy and CuPy share.
 row("angle", 1, lambda xp, x: xp.arctan2(xp.imag(x), xp.real(x)), None,
-    lambda i, o, gz: [_angle_grad(i[0], gz)])
+    lambda i, o, gz: [angle_grad(i[0], gz)])
 row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
     np.conjugate)
 
@@ -561,8 +519,8 @@ row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
 row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
     lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
 row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
-    lambda i, o, gz: [_pow_grad_base(i, gz),
-                      None if isinstance(i[1], TensorConstant) else _pow_grad_exponent(i, o, gz)],
+    lambda i, o, gz: [pow_grad_base(i, gz), None if isinstance(i[1], TensorConstant)
+                      else pow_grad_exponent(i, o, gz)],
     np.power)
 row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
     lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
