@@ -150,3 +150,13 @@ def test_real_inputs_joined_with_complex_ones_get_real_gradients():
     rng = np.random.default_rng(0)
     verify_grad(fn, [rng.normal(size=2), rng.normal(size=2) + 1j * rng.normal(size=2)],
                 rng=rng)
+
+
+def test_a_complex_cotangent_of_a_real_output_pairs_through_its_real_part():
+    import warnings
+    x, u = T.dvector("x"), T.cvector("u")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning from a dropping cast
+        got = _run([x, u], tg.Lop(3 * x, x, u), [1.0], [2 + 5j])
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, [6.0])
