@@ -5,7 +5,10 @@ gradient checks. Each op module has a test file listing its rows and calling
 A row says how to build the graph from symbolic inputs (``sym``), the NumPy
 reference (``ref``), input shapes (several shape sets cover broadcasting,
 0-length axes and 0-d inputs), the dtypes to check forward, the value domain,
-and whether a gradient exists.
+and whether a gradient exists. ``grad_dtypes`` lists the dtypes whose
+gradients are checked; ``complex128`` draws complex inputs (real and imaginary
+parts in the domain) and checks the convention of docs/user-guide.md
+("Complex gradients") with complex finite differences.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -35,6 +38,7 @@ class OpCase:
     make_inputs: Optional[Callable] = None  # (rng, dtype, shapes) -> list of arrays
     grad_shapes: Optional[list] = None      # shape sets for the gradient check
     tol: Optional[tuple] = None             # (rtol, atol) for forward checks
+    grad_dtypes: tuple = ("float64",)       # dtypes of the gradient checks
     marks: list = field(default_factory=list)
 
     def inputs(self, rng, dtype, shapes):
@@ -48,6 +52,9 @@ class OpCase:
                 arrays.append(rng.random(shape) > 0.5)
             elif np.dtype(dt).kind in "iu":
                 arrays.append(rng.integers(int(lo), int(hi) + 1, size=shape).astype(dt))
+            elif np.dtype(dt).kind == "c":
+                arrays.append((rng.uniform(lo, hi, size=shape)
+                               + 1j * rng.uniform(lo, hi, size=shape)).astype(dt))
             else:
                 arrays.append(rng.uniform(lo, hi, size=shape).astype(dt))
         return arrays
@@ -76,10 +83,10 @@ def check_forward(case, dtype, shapes, seed=0):
                                err_msg=f"{case.name} {dtype} {shapes}")
 
 
-def check_grad(case, shapes, seed=0):
+def check_grad(case, shapes, seed=0, dtype="float64"):
     rng = np.random.default_rng(seed)
-    arrays = case.inputs(rng, "float64", shapes)
-    differentiable = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    arrays = case.inputs(rng, dtype, shapes)
+    differentiable = [i for i, a in enumerate(arrays) if a.dtype.kind in "fc"]
     fixed = {i: a for i, a in enumerate(arrays) if i not in differentiable}
 
     def fn(*free):
@@ -105,8 +112,11 @@ def grad_params(cases):
     for case in cases:
         if not case.grad:
             continue
-        for k, shapes in enumerate(case.grad_shapes or case.shapes[:2]):
-            params.append(pytest.param(case, shapes, id=f"{case.name}-{k}", marks=case.marks))
+        for dtype in case.grad_dtypes:
+            for k, shapes in enumerate(case.grad_shapes or case.shapes[:2]):
+                name = case.name if dtype == "float64" else f"{case.name}-{dtype}"
+                params.append(pytest.param(case, shapes, dtype, id=f"{name}-{k}",
+                                           marks=case.marks))
     return params
 
 
@@ -117,9 +127,9 @@ def table_tests(cases):
     def test_forward(case, dtype, shapes):
         check_forward(case, dtype, shapes)
 
-    @pytest.mark.parametrize("case,shapes", grad_params(cases))
-    def test_grad(case, shapes):
-        check_grad(case, shapes)
+    @pytest.mark.parametrize("case,shapes,dtype", grad_params(cases))
+    def test_grad(case, shapes, dtype):
+        check_grad(case, shapes, dtype=dtype)
 
     return test_forward, test_grad
 

@@ -8,6 +8,10 @@ from optable import OpCase, table_tests
 
 FLOATS = ("float64", "float32")
 WITH_INTS = ("float64", "float32", "int32")
+# Contractions of complex operands: forward and gradients also for complex128
+# (complex finite differences; no conjugation, docs/user-guide.md).
+COMPLEX = {"grad_dtypes": ("float64", "complex128")}
+WITH_COMPLEX = WITH_INTS + ("complex128",)
 
 
 def _batched_dot_ref(a, b):
@@ -24,20 +28,20 @@ CASES = [
     OpCase("dot", T.dot, np.dot,
            [[(3, 4), (4, 5)], [(4,), (4,)], [(3, 4), (4,)], [(4,), (4, 5)],
             [(2, 3, 4), (4, 5)], [(2, 3, 4), (5, 4, 2)], [(), (3,)], [(2, 3), ()],
-            [(0, 3), (3, 2)], [(3, 0), (0, 2)], [(2, 3, 4), (4,)]], WITH_INTS,
+            [(0, 3), (3, 2)], [(3, 0), (0, 2)], [(2, 3, 4), (4,)]], WITH_COMPLEX, **COMPLEX,
            grad_shapes=[[(3, 4), (4, 5)], [(4,), (4,)], [(3, 4), (4,)], [(4,), (4, 5)],
                         [(2, 3, 4), (5, 4, 2)], [(), (3,)], [(2, 3, 4), (4,)]]),
     OpCase("matmul", T.matmul, np.matmul,
            [[(3, 4), (4, 5)], [(2, 3, 4), (4, 5)], [(2, 1, 3, 4), (5, 4, 2)],
             [(4,), (2, 4, 3)], [(2, 3, 4), (4,)], [(4,), (4,)], [(4,), (4, 3)],
-            [(3, 4), (4,)], [(0, 3, 4), (4, 2)]], WITH_INTS,
+            [(3, 4), (4,)], [(0, 3, 4), (4, 2)]], WITH_COMPLEX, **COMPLEX,
            grad_shapes=[[(3, 4), (4, 5)], [(2, 3, 4), (4, 5)], [(2, 1, 3, 4), (5, 4, 2)],
                         [(4,), (2, 4, 3)], [(2, 3, 4), (4,)], [(4,), (4,)],
                         [(1, 3, 4), (2, 4, 2)]]),
     OpCase("matmul_operator", lambda a, b: a @ b, lambda a, b: a @ b,
            [[(3, 4), (4, 5)]], FLOATS),
     OpCase("tensordot[2]", lambda a, b: T.tensordot(a, b), np.tensordot,
-           [[(2, 3, 4), (3, 4, 5)], [(3, 4), (3, 4)]], WITH_INTS),
+           [[(2, 3, 4), (3, 4, 5)], [(3, 4), (3, 4)]], WITH_COMPLEX, **COMPLEX),
     OpCase("tensordot[pairs]", lambda a, b: T.tensordot(a, b, axes=([1, 0], [0, 2])),
            lambda a, b: np.tensordot(a, b, axes=([1, 0], [0, 2])),
            [[(3, 2, 4), (2, 5, 3)]], WITH_INTS),
@@ -46,12 +50,12 @@ CASES = [
     OpCase("tensordot[0]", lambda a, b: T.tensordot(a, b, axes=0),
            lambda a, b: np.tensordot(a, b, axes=0), [[(2, 3), (4,)], [(), (2,)]], FLOATS),
     OpCase("outer", T.outer, np.outer, [[(3,), (4,)], [(2, 2), (3,)], [(), (2,)]],
-           WITH_INTS),
+           WITH_COMPLEX, **COMPLEX),
     OpCase("batched_dot", T.batched_dot, _batched_dot_ref,
            [[(2, 3, 4), (2, 4, 5)], [(2, 3), (2, 3)], [(2, 3, 4), (2, 4)],
             [(2, 4), (2, 4, 5)], [(2, 3, 4, 5), (2, 5, 6)], [(2, 3, 5), (2, 4, 5, 6)],
-            [(3,), (3, 4)], [(2, 3, 4), (2,)], [(0, 3, 4), (0, 4, 2)]], WITH_INTS,
-           grad_shapes=[[(2, 3, 4), (2, 4, 5)], [(2, 3), (2, 3)], [(2, 3, 4), (2, 4)],
+            [(3,), (3, 4)], [(2, 3, 4), (2,)], [(0, 3, 4), (0, 4, 2)]], WITH_COMPLEX,
+           **COMPLEX, grad_shapes=[[(2, 3, 4), (2, 4, 5)], [(2, 3), (2, 3)], [(2, 3, 4), (2, 4)],
                         [(2, 4), (2, 4, 5)], [(2, 3, 4, 5), (2, 5, 6)],
                         [(2, 3, 5), (2, 4, 5, 6)], [(3,), (3, 4)]]),
     OpCase("batched_tensordot", lambda a, b: T.batched_tensordot(a, b, axes=[[1, 3], [2, 1]]),

@@ -16,6 +16,10 @@ def np_logsumexp(a, axis=None, keepdims=False):
 
 FLOATS = ("float64", "float32")
 WITH_INTS = ("float64", "float32", "int32")
+# Reductions defined on complex numbers: forward and gradients also checked
+# for complex128 (complex finite differences).
+COMPLEX = {"grad_dtypes": ("float64", "complex128")}
+WITH_COMPLEX = WITH_INTS + ("complex128",)
 
 # (axis, keepdims, shape sets); 0-length axes and 0-d inputs included.
 AXIS_CONFIGS = [
@@ -60,15 +64,16 @@ def _away_from_zero(rng, dtype, shapes):
 
 
 CASES = (
-    reduce_cases("sum", np.sum, WITH_INTS + ("bool",))
-    + reduce_cases("prod", np.prod, WITH_INTS, make_inputs=None, domain=(-1.5, 1.5))
-    + reduce_cases("mean", np.mean, WITH_INTS, allow_empty=False)
+    reduce_cases("sum", np.sum, WITH_COMPLEX + ("bool",), **COMPLEX)
+    + reduce_cases("prod", np.prod, WITH_COMPLEX, make_inputs=None, domain=(-1.5, 1.5),
+                   **COMPLEX)
+    + reduce_cases("mean", np.mean, WITH_COMPLEX, allow_empty=False, **COMPLEX)
     + reduce_cases("max", np.max, WITH_INTS, allow_empty=False)
     + reduce_cases("min", np.min, WITH_INTS, allow_empty=False)
     + reduce_cases("all", np.all, ("bool", "float64", "int32"), grad=False)
     + reduce_cases("any", np.any, ("bool", "float64", "int32"), grad=False)
-    + reduce_cases("var", np.var, WITH_INTS, allow_empty=False)
-    + reduce_cases("std", np.std, WITH_INTS, allow_empty=False)
+    + reduce_cases("var", np.var, WITH_COMPLEX, allow_empty=False, **COMPLEX)
+    + reduce_cases("std", np.std, WITH_COMPLEX, allow_empty=False, **COMPLEX)
     + reduce_cases("logsumexp", np_logsumexp, FLOATS, allow_empty=False,
                    domain=(-3.0, 3.0))
     + [
@@ -111,9 +116,8 @@ for _case in CASES:
     # Gradients of max/min are checked away from ties.
     if _case.name.startswith(("max", "min")):
         _case.make_inputs = _no_ties
-    # std of a single element is sqrt(0): its gradient is not finite.
-    if _case.name.startswith("std"):
-        _case.grad_shapes = [s for s in _case.shapes[:2] if s != [()]]
+    # std of a single element (shape ()) is 0 for every value: its gradient,
+    # checked here too, must be 0, not 0 * inf = nan.
 
 
 def _assert_close(got, want):

@@ -82,7 +82,12 @@ CASES = [
     case("squeeze_static", lambda x: T.squeeze(T.expand_dims(x, (0, -1))), lambda x: x,
          [[(3, 4)], [()], [(0,)]]),
     case("concatenate", lambda a, b: T.concatenate([a, b]), lambda a, b: np.concatenate([a, b]),
-         [[(2, 3), (4, 3)], [(0, 3), (2, 3)], [(3,), (2,)]]),
+         [[(2, 3), (4, 3)], [(0, 3), (2, 3)], [(3,), (2,)]], WITH_INTS + ("complex128",),
+         grad_dtypes=("float64", "complex128")),
+    # The real operand gets the real part of its (complex) gradient.
+    case("concatenate_real_complex", lambda a, b: T.concatenate([a, b]) * (1 - 2j),
+         lambda a, b: np.concatenate([a, b]) * (1 - 2j), [[(2, 3), (1, 3)]], ("float64",),
+         input_dtypes=(None, "complex128")),
     case("concatenate_axis", lambda a, b, c: T.concatenate([a, b, c], axis=-1),
          lambda a, b, c: np.concatenate([a, b, c], axis=-1),
          [[(2, 3), (2, 1), (2, 0)], [(2, 2, 1), (2, 2, 3), (2, 2, 2)]]),

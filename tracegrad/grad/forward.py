@@ -28,7 +28,9 @@ def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="raise"
     T = _T()
     known = {}
     for fv, ev in zip(f_list, e_list):
-        known[fv] = T.as_tensor_variable(ev)
+        # An output listed twice contributes both directions: they add up.
+        ev = T.as_tensor_variable(ev)
+        known[fv] = known[fv] + ev if fv in known else ev
     return grad(None, wrt, consider_constant=consider_constant, known_grads=known,
                 disconnected_inputs=disconnected_inputs)
 

@@ -8,6 +8,7 @@ naming itself.
 import warnings
 
 from tracegrad.config import config
+from tracegrad.ops.grad_rules import match_gradient_dtype
 from tracegrad.trace import Variable, toposort
 
 
@@ -64,7 +65,10 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
         if g.ndim != var.ndim:
             raise ValueError(f"grad: known gradient for {var} has ndim {g.ndim}, "
                              f"expected {var.ndim}")
-        seeds[var] = g if g.dtype == var.dtype or not _is_float(var) else T.cast(g, var.dtype)
+        # A complex known gradient of a real variable pairs through its real
+        # part (docs/user-guide.md, "Complex gradients").
+        seeds[var] = (g if g.dtype == var.dtype or not _is_float(var)
+                      else match_gradient_dtype(g, var))
     if not seeds:
         raise TypeError("grad: give a cost or known_grads")
     grads = backpropagate(seeds, wrt_list, consider_constant or ())

@@ -25,6 +25,8 @@ from functools import lru_cache, partial
 import numpy as np
 
 from tracegrad.ops import special_math as sm
+from tracegrad.ops.grad_rules import (abs_grad, angle_grad, match_gradient_dtype,
+                                      pow_grad_base, pow_grad_exponent)
 from tracegrad.tensor.dispatch import register_ufunc
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import (TensorConstant, as_tensor_variable,
@@ -247,7 +249,7 @@ def is_differentiable(var):
 
 
 def _match_dtype(g, x):
-    return g if g.dtype == x.dtype else _T().cast(g, x.dtype)
+    return match_gradient_dtype(g, x)
 
 
 class SumTo(Op):
@@ -392,7 +394,7 @@ def expanded_impl(expand, fallback):
 row("neg", 1, ufunc_impl("negative"), "(-{0})",
     lambda i, o, gz: [neg(gz)], np.negative)
 row("abs", 1, ufunc_impl("absolute"), "abs({0})",
-    lambda i, o, gz: [gz * sign(i[0])], np.absolute)
+    lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute)
 row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.sign)
 row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
@@ -495,7 +497,11 @@ row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [Non
 # ``xp.real`` returns its input itself (or a view of it): copy, since
 # ``Elemwise`` declares no ``view_map`` (a result must never alias an input).
 row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
-row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [None])
+# d imag(z) = Re(-1j * dz): the cotangent times -1j (zero for a real input).
+row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
+# What np.angle computes, written with functions NumPy and CuPy share.
+row("angle", 1, lambda xp, x: xp.arctan2(xp.imag(x), xp.real(x)), None,
+    lambda i, o, gz: [angle_grad(i[0], gz)])
 row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
     np.conjugate)
 
@@ -513,8 +519,8 @@ row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
 row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
     lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
 row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
-    lambda i, o, gz: [gz * i[1] * pow(i[0], i[1] - 1),
-                      None if isinstance(i[1], TensorConstant) else gz * o * log(i[0])],
+    lambda i, o, gz: [pow_grad_base(i, gz), None if isinstance(i[1], TensorConstant)
+                      else pow_grad_exponent(i, o, gz)],
     np.power)
 row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
     lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
@@ -659,6 +665,12 @@ def _register_functions():
     implements(np.round, getattr(np, "around", np.round))(round)
     implements(np.real)(real)
     implements(np.imag)(imag)
+    implements(np.angle)(_np_angle)
+
+
+def _np_angle(z, deg=False):
+    out = _T().angle(z)
+    return out * (180.0 / math.pi) if deg else out
 
 
 _register_functions()

@@ -17,7 +17,7 @@ and disagree raise ``ValueError`` naming both shapes.
 import numpy as np
 
 from tracegrad.ops import elemwise as ew
-from tracegrad.ops.elemwise import (broadcast_static, cast, format_shape,
+from tracegrad.ops.elemwise import (broadcast_static, format_shape,
                                     is_differentiable, sum_to)
 from tracegrad.tensor.dispatch import implements, register_ufunc
 from tracegrad.tensor.type import TensorType
@@ -35,7 +35,7 @@ def _T():
 
 
 def _match_dtype(g, x):
-    return g if g.dtype == x.dtype else cast(g, x.dtype)
+    return ew.match_gradient_dtype(g, x)
 
 
 def _transpose(x, perm):

@@ -89,7 +89,7 @@ def _reduced_shape(shape, axes, keepdims):
 
 
 def _match_dtype(g, x):
-    return g if g.dtype == x.dtype else cast(g, x.dtype)
+    return ew.match_gradient_dtype(g, x)
 
 
 _NUMPY_NAMES = {"sum": "add", "prod": "multiply", "max": "maximum", "min": "minimum",
@@ -360,8 +360,14 @@ def var(x, axis=None, ddof=0, keepdims=False, dtype=None, corrected=False):
 
 
 def std(x, axis=None, ddof=0, keepdims=False, dtype=None, corrected=False):
-    """NumPy ``std``: ``sqrt(var(...))``."""
-    return ew.sqrt(var(x, axis, ddof, keepdims, dtype, corrected))
+    """NumPy ``std``: ``sqrt(var(...))``. Where the variance is 0 (one
+    element, or all equal) the gradient is 0: exact for one element, and a
+    subgradient otherwise (std is convex), as ``abs`` has at 0."""
+    v = var(x, axis, ddof, keepdims, dtype, corrected)
+    # sqrt'(0) is infinite and var's gradient is 0 there: guard both sides
+    # so the product is never 0 * inf (reverse mode and Rop alike).
+    zero = ew.eq(v, 0)
+    return ew.switch(zero, 0, ew.sqrt(ew.switch(zero, 1, v)))
 
 
 # ------------------------------------------------------------------ logsumexp

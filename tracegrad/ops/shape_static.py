@@ -10,7 +10,7 @@ lengths. Also the small helpers shared by the shape, alloc and index ops.
 import numpy as np
 
 from tracegrad.evaluate import run_node
-from tracegrad.ops.elemwise import Elemwise, cast, is_differentiable
+from tracegrad.ops.elemwise import Elemwise, cast, is_differentiable, match_gradient_dtype
 from tracegrad.ops.reduce import normalize_axis
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.type import TensorType, canonical_dtype
@@ -34,7 +34,7 @@ def _grad_for(x, g):
     """``g`` as the gradient of input ``x``: ``None`` where none flows, else in x's dtype."""
     if g is None or not is_differentiable(x):
         return None
-    return g if g.dtype == x.dtype else cast(g, x.dtype)
+    return match_gradient_dtype(g, x)
 
 
 def _is_int(var):

@@ -211,4 +211,5 @@ def _pull_back(known, wrt):
 def _or_zeros(g, like):
     if g is None:
         return _T().zeros_like(like)
-    return g if g.dtype == like.dtype else _T().cast(g, like.dtype)
+    from tracegrad.ops.elemwise import match_gradient_dtype
+    return match_gradient_dtype(g, like)

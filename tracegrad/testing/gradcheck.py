@@ -21,19 +21,22 @@ def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projecti
     """Check the symbolic gradient of ``fn`` at ``points``.
 
     ``fn`` maps symbolic inputs (one per array in ``points``) to a variable.
-    Its output is reduced to a scalar by a random projection ``sum(out * r)``;
-    the gradient of that scalar with respect to every input is compared with
-    central finite differences along a random direction per input and also
-    coordinate-wise for small inputs. Raises ``AssertionError`` naming the
-    worst input, its index, and both values.
+    Its output is reduced to a real scalar by a random projection
+    ``real(sum(out * r))`` (``r`` complex when the output is); the gradient
+    of that scalar with respect to every input is compared with central
+    finite differences along a random direction per input and also
+    coordinate-wise for small inputs. Complex inputs are checked along real
+    and imaginary directions ``d``, against ``real(sum(grad * d))`` (the
+    convention of docs/user-guide.md, "Complex gradients"). Raises
+    ``AssertionError`` naming the worst input, its index, and both values.
     """
     import tracegrad.tensor as T
-    from tracegrad.grad import grad
 
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    points = [np.array(p, dtype=p.dtype if isinstance(p, np.ndarray) and p.dtype.kind == "f"
-                       else "float64") for p in points]
+    points = [np.asarray(p) for p in points]
+    points = [np.array(p, dtype=p.dtype if p.dtype.kind in "fc" else "float64")
+              for p in points]
     inputs = [T.TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
     out = T.as_tensor_variable(fn(*inputs))
     if out.dtype[0] not in "fc":
@@ -45,48 +48,71 @@ def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projecti
     eps = _DEFAULT_EPS.get(_real_name(dtype), 1e-6) if eps is None else eps
     rtol = _DEFAULT_TOL.get(_real_name(dtype), 1e-5) if rtol is None else rtol
     atol = _DEFAULT_TOL.get(_real_name(dtype), 1e-5) if atol is None else atol
-    f_out = _compile(inputs, [out])
-    out_value = np.asarray(_first(f_out(*points)))
+    out_value = np.asarray(_first(_compile(inputs, [out])(*points)))
     for _ in range(n_projections):
-        proj_value = rng.standard_normal(out_value.shape).astype(out_value.dtype)
-        proj = T.constant(proj_value)
-        cost = (out * proj).sum() if out.ndim else out * proj
-        grads = grad(cost, inputs, disconnected_inputs="ignore")
-        f_cost = _compile(inputs, [cost])
-        f_grad = _compile(inputs, grads)
-        symbolic = [np.asarray(g) for g in _listify(f_grad(*points))]
-
-        def cost_at(values):
-            return float(np.asarray(_first(f_cost(*values))))
-
-        worst = None
-        for i, p in enumerate(points):
-            checks = []
-            if p.size <= 24:
-                for idx in np.ndindex(*p.shape):
-                    direction = np.zeros_like(p)
-                    direction[idx] = 1
-                    checks.append((idx, direction))
-            d = rng.standard_normal(p.shape).astype(p.dtype)
-            checks.append(("random direction", d))
-            for where, direction in checks:
-                plus = list(points)
-                minus = list(points)
-                plus[i] = p + eps * direction
-                minus[i] = p - eps * direction
-                numeric = (cost_at(plus) - cost_at(minus)) / (2 * eps)
-                analytic = float(np.sum(symbolic[i] * direction))
-                err = abs(numeric - analytic)
-                tol = atol + rtol * max(abs(numeric), abs(analytic))
-                ratio = err / tol if tol else np.inf
-                if worst is None or ratio > worst[0]:
-                    worst = (ratio, i, where, analytic, numeric)
+        worst = _worst_mismatch(inputs, out, out_value, points, rng, eps, rtol, atol)
         if worst is not None and worst[0] > 1:
             _, i, where, analytic, numeric = worst
             raise AssertionError(
                 f"verify_grad: gradient mismatch for input {i} at {where}: "
                 f"symbolic {analytic!r} vs finite difference {numeric!r} "
                 f"(rtol={rtol}, atol={atol}, eps={eps})")
+
+
+def _random_like(rng, value):
+    r = rng.standard_normal(value.shape)
+    if value.dtype.kind == "c":
+        r = r + 1j * rng.standard_normal(value.shape)
+    return r.astype(value.dtype)
+
+
+def _directions(rng, p):
+    """``(label, direction)`` pairs: every coordinate (and ``1j`` times it
+    for complex ``p``) when ``p`` is small, and one random direction."""
+    checks = []
+    if p.size <= 24:
+        units = (1, 1j) if p.dtype.kind == "c" else (1,)
+        for idx in np.ndindex(*p.shape):
+            for unit in units:
+                direction = np.zeros_like(p)
+                direction[idx] = unit
+                checks.append((idx if unit == 1 else (idx, "imag"), direction))
+    checks.append(("random direction", _random_like(rng, p)))
+    return checks
+
+
+def _worst_mismatch(inputs, out, out_value, points, rng, eps, rtol, atol):
+    """``(ratio, input index, where, analytic, numeric)`` of the worst
+    disagreement for one random projection of the output."""
+    import tracegrad.tensor as T
+    from tracegrad.grad import grad
+
+    proj = T.constant(_random_like(rng, out_value))
+    cost = (out * proj).sum() if out.ndim else out * proj
+    if cost.dtype[0] == "c":
+        cost = T.real(cost)
+    grads = grad(cost, inputs, disconnected_inputs="ignore")
+    f_cost = _compile(inputs, [cost])
+    symbolic = [np.asarray(g) for g in _listify(_compile(inputs, grads)(*points))]
+
+    def cost_at(values):
+        return float(np.asarray(_first(f_cost(*values))))
+
+    worst = None
+    for i, p in enumerate(points):
+        for where, direction in _directions(rng, p):
+            plus = list(points)
+            minus = list(points)
+            plus[i] = p + eps * direction
+            minus[i] = p - eps * direction
+            numeric = (cost_at(plus) - cost_at(minus)) / (2 * eps)
+            analytic = float(np.real(np.sum(symbolic[i] * direction)))
+            err = abs(numeric - analytic)
+            tol = atol + rtol * max(abs(numeric), abs(analytic))
+            ratio = err / tol if tol else np.inf
+            if worst is None or ratio > worst[0]:
+                worst = (ratio, i, where, analytic, numeric)
+    return worst
 
 
 def _real_name(dtype):
