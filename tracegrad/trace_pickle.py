@@ -30,16 +30,26 @@ by two pickled outputs, is saved once and loads as one object.
 import threading
 import weakref
 
-from tracegrad.trace import Apply, toposort
+from tracegrad.trace import Apply
 
 _local = threading.local()
 _SLOT_NAMES = {}  # class -> the names of its slots (all bases), computed once
 
 
-def _scheduled():
-    table = getattr(_local, "scheduled", None)
+def _table(name):
+    """This thread's ``scheduled`` or ``saved`` table: ``{id(node): weak
+    reference to a prelude}``. Entries of dead preludes are dropped from
+    time to time (when the table has doubled)."""
+    table = getattr(_local, name, None)
     if table is None:
-        table = _local.scheduled = {}
+        table = {}
+        setattr(_local, name, table)
+        setattr(_local, name + "_limit", 1024)
+    limit = getattr(_local, name + "_limit")
+    if len(table) > limit:
+        for key in [k for k, ref in table.items() if ref() is None]:
+            del table[key]
+        setattr(_local, name + "_limit", max(1024, 2 * len(table)))
     return table
 
 
@@ -128,7 +138,7 @@ class _EndOfPrelude:
         self.prelude = prelude
 
     def __reduce__(self):
-        table = _scheduled()
+        table = _table("scheduled")
         for node in self.prelude.nodes:
             ref = table.get(id(node))
             if ref is not None and ref() is self.prelude:
@@ -148,37 +158,69 @@ def _last(nodes):
     return nodes[-1]
 
 
-def _is_scheduled(node):
-    table = _scheduled()
-    ref = table.pop(id(node), None)
+def _live(table, node):
+    ref = table.get(id(node))
     # A dead prelude belongs to a pickler that is gone (finished or failed).
     return ref is not None and ref() is not None
+
+
+def _unsaved_nodes(outputs):
+    """The nodes computing ``outputs`` in run order, less those this stream
+    has saved already (see ``reduce_apply``)."""
+    saved = _table("saved")
+    order = []
+    done = set()
+    stack = [(v.owner, False) for v in reversed(list(outputs)) if v.owner is not None]
+    while stack:
+        node, expanded = stack.pop()
+        if node in done:
+            continue
+        if expanded:
+            done.add(node)
+            order.append(node)
+            continue
+        if _live(saved, node):
+            done.add(node)
+            continue
+        stack.append((node, True))
+        stack.extend((inp.owner, False) for inp in reversed(node.inputs)
+                     if inp.owner is not None and inp.owner not in done)
+    return order
 
 
 def graph_prelude(outputs):
     """An object that pickles (and deep-copies) as every node computing
     ``outputs``, each saved shallowly in run order. Save it before the
     variables it covers, which are then short references."""
-    return _schedule(toposort(outputs))
+    return _schedule(_unsaved_nodes(outputs))
 
 
 def _schedule(nodes):
     prelude = _Prelude(nodes)
     ref = weakref.ref(prelude)
-    table = _scheduled()
-    if len(table) > 4 * len(nodes) + 64:
-        # Entries of preludes whose pickler failed: forget them.
-        for key in [k for k, r in table.items() if r() is None]:
-            del table[key]
+    scheduled = _table("scheduled")
     for n in nodes:
-        table[id(n)] = ref
+        scheduled[id(n)] = ref
     return prelude
 
 
 def reduce_apply(node):
-    """``__reduce_ex__`` of an ``Apply`` (see the module doc)."""
-    if not _is_scheduled(node):
-        return (_last, (_schedule(toposort(node.outputs)),))
+    """``__reduce_ex__`` of an ``Apply`` (see the module doc).
+
+    A node saved (shallowly) by a prelude the pickler still holds is in its
+    memo, so later preludes of the same stream leave it out: pickling many
+    variables of one graph costs the size of the graph, not its square. The
+    pickler never asks a node it has in its memo, so being asked about a
+    node recorded as saved means another pickler is at work (nested, or the
+    first one kept alive): the records are then not to be trusted.
+    """
+    scheduled = _table("scheduled")
+    saved = _table("saved")
+    if not _live(scheduled, node):
+        if _live(saved, node):
+            saved.clear()
+        return (_last, (_schedule(_unsaved_nodes(node.outputs) or [node]),))
+    saved[id(node)] = scheduled.pop(id(node))
     # The outputs' attributes (name, tag...) come as the state, saved once
     # the node is in the memo, so they may refer back to the node.
     states = [object_state(out, skip=("owner", "index")) for out in node.outputs]
