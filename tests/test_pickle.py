@@ -249,6 +249,43 @@ def test_every_op_of_the_op_tables_pickles_compiled():
             count += 1
     assert count > 200
 
+# Made by tracegrad before graphs pickled flat (commit 0ec174c), protocol 2:
+#   s = tg.shared(np.arange(3.0), name="s"); x = T.dvector("x")
+#   f = tg.function([x], T.exp(x) * s, updates={s: s + x}, mode="None")
+#   y = T.exp(x) + 1; zlib.compress(pickle.dumps((f, y, x), protocol=2))
+OLD_PICKLE = (
+    "eNqFVfl/1EQU315Awy2Hgqi1KqaKW8GKiMhhhQqBqEvFeKzrJJl2YrNJvsmkhxpl1W27iop4433fire/+4fp"
+    "zGS3XUQ/5ofdmcy87/u+977v5WSnw2Pi0PGYuEUnrEaeT4txGnCvSrVDaeBwLww0FP7l1ljrtHXtGJmgsYaO"
+    "gRo6M3Tp1pJCoTAmbCKG7gw9+QufkkmaYEkZS/U2VE6DJIyLkyT2iO1TbVTtT7S2WCZQe80Mmm51CxQ+E1Es"
+    "v9Bevm/ajsolVgi7lRlW6VaPMHOV3WprqWTmh4TvHMIadZIwIk7WmnVcpBwEpEqxzkxtdRpOBTTGelNtvMCl"
+    "09hgsnVWh9hOY6PVJSmRcVxsprO4xG7jJXBj6mrH1d9iOJsErc0ZLtUVFZs4EzRwsaXNsPlOG6e80lrjMuXJ"
+    "iVJcXscVJfRZvXIfBpx4kuGVF3oebh1q6BdOrxI5vFqFMUn8lOIaJ0ir0Uyx4oQxLVZTn3skjsmMVompwE14"
+    "nDpcw9b8mha4+SmuNQp16I4wc6mTaDSQCw0DKiU2rstrTbgXbMf1s9hWwg1zKJYwqBsdRlcdNzYBVUU0bLc6"
+    "ZUl2YUdjfg43lTCkG10Kaw9uNk3zyF/iUT9GgWOn3WAD1qbCP58/z+1rrvbjFibc7irhVo7ddjKL22xrlVQA"
+    "HSMiyEoauYRT7DHTDLfrbDmTQtmbYZ/OVrM1TAphP5P1Z+tNtlDrBAeYqvEdNrWWSZlUvCBKeYJho1NlNRBp"
+    "SHBnGQf1dnmHUVKkPq1OeQnVDrYWOCScjmS4S5UxcYhP4koY4fB/WcbhVMWeqUhxajiixECnIxh1HC3hWGKX"
+    "YRoFUsbdOlumIronw72LEZVURKbJcZy0945cacfDNHbo0dAhec+PqnwN8mo0WJ0IfXdHMZrBfUa3intPNXRT"
+    "n+7FiTncX4PF8YDOZDQPZniIHWY5NyEnPFxHuYRHJLeKbnQaHbSMR1v0SAZ7kZ6zQM8lbJQJX0zA0xrGOMZz"
+    "eJbBW4AnrovH6pgowZfwVSmtgoAPWvBhhmgRHgvwcRt8UgPnSKlqxDDlqpqTZUwJARrdVCUhF0uFk1h0Y4Lp"
+    "MmbYZpIqjTfr/3gZT+hso9kQ8E8SJgCyBlEXEi8Y9ymemldzReSN4mm1NMOA4qQgZa2QwvSSyCd5bVGz+mWS"
+    "00Du3G19zZnr9hHet1CM3UN78QzbwvoU9SgOx8QVPNuw1svc+L7QiiJXccX4ckjC8VzuqolWkUMe9ZF9p4b7"
+    "l68RUdp1zJYwx+SsnRdzotHqi+czvLCYx1PNvrhAQQeiyBej4UVh8ZIwf1lXTS30fJoxJhL0iq6gz4izV1vQ"
+    "r2V4fRH6jSY0kxhvintv6ew0G5HGbyvbs+LdO9J2Zasv2ca8I9+1VdbfY2eaaVdyxvuq0j2y0h/U8KG4+JHN"
+    "NhgF4Si3+9j+36/QsJyDJBBj8BNB4VNB4bP8KzRFyQQ+b6i1UAjBF2wrU5PxSybG3VclfC00OcCG5LjqbR9T"
+    "+EaOp29L+I7je7uZix8ynBO5OO/r9CNbO3DeHGrS/smmMtyf2TxhbTH+UsOv4vS382P83WZn5/BH8W/Wt5+k"
+)
+
+
+def test_pickles_of_the_previous_format_still_load():
+    import base64
+    import zlib
+    f, y, x = pickle.loads(zlib.decompress(base64.b64decode(OLD_PICKLE)))
+    value = np.array([0.0, 1.0, -1.0])
+    np.testing.assert_allclose(f(value), np.exp(value) * [0.0, 1.0, 2.0])
+    np.testing.assert_allclose(f(value), np.exp(value) * ([0.0, 1.0, 2.0] + value))
+    assert y.owner.inputs[0].owner.inputs[0] is x
+    np.testing.assert_allclose(y.eval({x: value}), np.exp(value) + 1)
+
 
 # ------------------------------------------------------------ property
 _OPS = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b,

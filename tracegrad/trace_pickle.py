@@ -18,14 +18,19 @@ raises ``RecursionError``. Here:
 
 A node knows whether to save itself shallowly (inside a prelude) or as a
 prelude (anywhere else) by looking itself up in this thread's table of
-scheduled nodes. A prelude is only trusted while the pickler (or
-``deepcopy``) that saves it still holds it -- the table keeps weak references
-only -- and a prelude removes its nodes once saved, so a pickle that failed
-halfway never misleads a later one. Whatever the table says, the result is
-the same graph; only the recursion depth depends on it.
+scheduled nodes; a second table records the nodes saved so far, which later
+preludes of the same stream leave out (so pickling every variable of a graph
+costs the size of the graph, not its square). Both tables hold weak
+references to preludes, and a prelude lives exactly as long as the memo of
+the pickler (or ``deepcopy``) that saved it: entries of a finished or failed
+pickle are dead and ignored. Whatever the tables say, the result is the same
+graph; only the recursion depth and the size depend on them.
 
 The pickler's memo keeps sharing: a variable reached twice, or a node shared
-by two pickled outputs, is saved once and loads as one object.
+by two pickled outputs, is saved once and loads as one object. A node's
+outputs are rebuilt with it, and their attributes (like an ownerless
+variable's) are restored after the object is in the memo, so they may refer
+back to it (a shared variable's ``default_update`` reads the variable).
 """
 import threading
 import weakref
@@ -83,7 +88,11 @@ def object_state(obj, skip=()):
 
 
 def set_object_state(obj, state):
-    """Restore what ``object_state`` returned."""
+    """Restore what ``object_state`` returned (or Python's default state,
+    ``(dict or None, slots dict)``, which older tracegrad pickles hold)."""
+    if isinstance(state, tuple):
+        attrs, slots = state
+        state = dict(attrs or {}, **(slots or {}))
     for name, value in state.items():
         object.__setattr__(obj, name, value)
 
@@ -242,5 +251,8 @@ def _build_apply(op, inputs, output_classes, source):
 
 def set_output_states(node, states):
     """``Apply.__setstate__``: the attributes of the outputs."""
+    if isinstance(states, tuple):  # an older pickle: the node's own slots
+        set_object_state(node, states)
+        return
     for out, state in zip(node.outputs, states):
         set_object_state(out, state)
