@@ -295,23 +295,30 @@ _OPS = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b,
 @settings(max_examples=30)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10 ** 6),
                           st.integers(0, 10 ** 6)), min_size=1, max_size=25),
-       st.sampled_from(PROTOCOLS), st.randoms(use_true_random=False))
+       st.sampled_from(PROTOCOLS + ["deepcopy"]), st.randoms(use_true_random=False))
 def test_random_dags_round_trip_with_their_sharing(steps, protocol, rng):
-    """Any DAG, its variables pickled in any order: each loaded node reads
-    the loaded counterparts of what the original read, and computes the same."""
+    """Any DAG, its variables pickled (or deep-copied) in any order: each
+    loaded node reads the loaded counterparts of what the original read, and
+    computes the same."""
     pool = [T.dscalar("a"), T.dscalar("b")]
     for op, i, j in steps:
         pool.append(_OPS[op](pool[i % len(pool)], pool[j % len(pool)]))
     order = list(range(len(pool)))
     rng.shuffle(order)
-    loaded = pickle.loads(pickle.dumps([pool[k] for k in order], protocol=protocol))
+    shuffled = [pool[k] for k in order]
+    if protocol == "deepcopy":
+        loaded = copy.deepcopy(shuffled)
+    else:
+        loaded = pickle.loads(pickle.dumps(shuffled, protocol=protocol))
     new = dict(zip(order, loaded))
     position = {var: k for k, var in enumerate(pool)}
     for k, var in enumerate(pool):
+        assert new[k] is not var
         if var.owner is None:
             assert new[k].owner is None and new[k].name == var.name
             continue
         expected = [new[position[v]] for v in var.owner.inputs]
+        assert len(new[k].owner.inputs) == len(expected)
         assert all(a is b for a, b in zip(new[k].owner.inputs, expected))
         assert new[k].owner.op == var.owner.op
     values = {pool[0]: 0.3, pool[1]: -0.7}
