@@ -27,6 +27,10 @@ class Container:
     def __init__(self, value):
         self.value = value
 
+    def __reduce__(self):
+        # (a slotted class needs this for pickle protocols 0 and 1)
+        return (Container, (self.value,))
+
     def __repr__(self):
         return f"Container({self.value!r})"
 

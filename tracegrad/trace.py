@@ -69,6 +69,19 @@ class Variable:
         self.name = name
         self.tag = None
 
+    def __reduce_ex__(self, protocol):
+        # Flat, whatever the graph's depth (see trace_pickle).
+        from tracegrad.trace_pickle import reduce_variable
+        return reduce_variable(self)
+
+    def __setstate__(self, state):
+        from tracegrad.trace_pickle import set_object_state
+        set_object_state(self, state)
+
+    def __copy__(self):
+        from tracegrad.trace_pickle import copy_object
+        return copy_object(self)
+
     def clone(self):
         """A new ownerless variable of the same type and name."""
         cp = type(self).__new__(type(self))
@@ -129,6 +142,19 @@ class Apply:
             out.owner = self
             out.index = i
         self.source = source if source is not None else user_source_location()
+
+    def __reduce_ex__(self, protocol):
+        # Flat, whatever the graph's depth (see trace_pickle).
+        from tracegrad.trace_pickle import reduce_apply
+        return reduce_apply(self)
+
+    def __setstate__(self, state):
+        from tracegrad.trace_pickle import set_output_states
+        set_output_states(self, state)
+
+    def __copy__(self):
+        from tracegrad.trace_pickle import copy_object
+        return copy_object(self)
 
     @property
     def out(self):

@@ -62,6 +62,11 @@ class FunctionGraph:
             self._import_var(out, reason="init")
             self.clients[out].append(("output", i))
 
+    def __reduce__(self):
+        # Flat, whatever the depth; listeners and caches are not kept.
+        from tracegrad.compile.serialize import graph_state, rebuild_graph
+        return (rebuild_graph, (graph_state(self),))
+
     # ------------------------------------------------------------ views
     @property
     def n_user_outputs(self):

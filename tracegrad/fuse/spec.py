@@ -110,6 +110,10 @@ class Instr:
     def key(self):
         return (self.row, self.args, self.dtype)
 
+    def __reduce__(self):
+        # (a slotted class needs this for pickle protocols 0 and 1)
+        return (Instr, (self.row, self.args, self.dtype))
+
     def __repr__(self):
         args = ", ".join(f"{kind}{k}" for kind, k in self.args)
         return f"{self.dtype} {self.row.name}({args})"
