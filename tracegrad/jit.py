@@ -109,6 +109,8 @@ def _placeholders(structure, prefix):
             out.append(var)
         elif kind == "array":
             out.append(T.TensorType(s[1], tuple(1 if b else None for b in s[2]))(name))
+        if kind in ("weak", "array"):
+            out[-1].traced_argument = True  # its truth value depends on data
         elif kind == "dict":
             stack.extend(reversed([(c, f"{name}[{k!r}]") for k, c in zip(s[1], s[2])]))
         elif kind in ("list", "tuple"):

@@ -16,7 +16,7 @@
 import numpy as np
 
 from tracegrad.rewrite.pattern import const_value, is_scalar_like, op_key
-from tracegrad.trace import Constant
+from tracegrad.trace import Constant, Variable
 
 LIMIT = 64
 
@@ -179,7 +179,24 @@ def same_shape(a, b, memo):
         return True
     if a.type.ndim != b.type.ndim:
         return False
-    return shape_root(a, memo) == shape_root(b, memo)
+    return same_token(shape_root(a, memo), shape_root(b, memo))
+
+
+def same_token(a, b):
+    """Equality of two shape tokens (nested tuples), comparing the variables
+    in them by identity (``==`` on variables is elementwise)."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if type(x) is tuple and type(y) is tuple:
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y))
+        elif isinstance(x, Variable) or isinstance(y, Variable) or x != y:
+            return False
+    return True
 
 
 def covered(removed, remaining, ndim, memo):

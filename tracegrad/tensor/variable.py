@@ -7,6 +7,8 @@ Operators and methods forward to the op functions of ``tracegrad.tensor``
 callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
 filled by the op modules next to each op.
 """
+import dis
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -90,13 +92,30 @@ class _TensorMixin:
     def __xor__(self, other): return _T().xor(self, other)
     def __rxor__(self, other): return _T().xor(other, self)
 
-    # ``==`` stays identity (variables are dict keys); use T.eq for elementwise.
+    # ``x == y`` written in code is elementwise (NumPy); the comparisons that
+    # containers make themselves (``in``, ``list.index``...) stay identity, so
+    # variables work as dict keys, set members and list items (see
+    # ``_written_as_operator``). Defining ``__eq__`` would drop the hash.
     __hash__ = object.__hash__
 
+    def __eq__(self, other):
+        if other is None or not _written_as_operator():
+            return NotImplemented  # Python then compares identity
+        return _comparison(_T().eq, self, other)
+
+    def __ne__(self, other):
+        if other is None or not _written_as_operator():
+            return NotImplemented
+        return _comparison(_T().neq, self, other)
+
     def __bool__(self):
-        raise TypeError(
-            "a symbolic variable has no truth value; use T.switch/T.where for "
-            "conditionals or tg.until inside scan")
+        # Theano code writes ``if not W:`` for a parameter defaulting to None:
+        # graph inputs and shared variables are truthy. A computed value's
+        # truth (and a tg.jit argument's) depends on data not known yet.
+        if self.owner is None and not isinstance(self, Constant) and \
+                not getattr(self, "traced_argument", False):
+            return True
+        raise TypeError(_truth_message(self))
 
     def __len__(self):
         length = self.type.shape[0] if self.ndim else None
@@ -214,6 +233,50 @@ class _TensorMixin:
         raise TypeError(
             f"symbolic variable {self} has no value yet: compile it with "
             "tg.function or call .eval()")
+
+
+_COMPARE_OP = dis.opmap["COMPARE_OP"]
+
+
+def _written_as_operator():
+    """Whether the running ``__eq__``/``__ne__`` comes from a ``==``/``!=``
+    written in Python code (a ``COMPARE_OP`` instruction in the calling frame).
+
+    Container code compares items itself, from C: ``x in seq`` (the frame is
+    at ``CONTAINS_OP``), ``seq.index(x)``, ``.remove``, ``.count`` (a call),
+    dict and set lookups. Those comparisons ask for identity, as they did in
+    Theano, and they first test ``is`` themselves, so answering
+    ``NotImplemented`` (Python then falls back to ``is``) keeps them right.
+    """
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from C with no Python frame at all
+        return False
+    lasti = frame.f_lasti
+    return lasti >= 0 and frame.f_code.co_code[lasti] == _COMPARE_OP
+
+
+def _comparison(fn, x, other):
+    try:
+        return fn(x, other)
+    except TypeError:
+        if isinstance(other, Variable):
+            raise
+        # Not a number or array (a string, an arbitrary object): never equal,
+        # answered by identity like any Python object.
+        return NotImplemented
+
+
+def _truth_message(var):
+    if getattr(var, "traced_argument", False):
+        return (f"the truth value of tg.jit argument {var} is not known while tracing: "
+                "pass it in static_argnums/static_argnames to branch on its value, or "
+                "use np.where / T.switch for an elementwise choice")
+    what = "constant" if isinstance(var, Constant) else "value computed in the graph"
+    return (f"the truth value of {var} (a symbolic {what}) is not known until the "
+            "function runs: use np.where / T.switch for an elementwise choice, "
+            "tg.ifelse for a branch, tg.until to stop a scan, and `is` / `is not` "
+            "to compare variables by identity (`x == y` is elementwise)")
 
 
 class TensorVariable(_TensorMixin, Variable):
