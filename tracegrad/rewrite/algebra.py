@@ -382,7 +382,13 @@ def build_sum(pos, neg, dtype):
     acc = neg[0]
     for v in neg[1:]:
         acc = T_.add(acc, v)
-    return T_.neg(acc)
+    return _negate(acc, dtype)
+
+
+def _negate(acc, dtype):
+    # Negate in the result's dtype: ``-x`` of uint8 wraps (``0.0 - x`` must not).
+    T_ = T()
+    return T_.neg(acc if acc.dtype == dtype else T_.cast(acc, dtype))
 
 
 def sum_ops(n_pos, n_neg):
@@ -450,7 +456,7 @@ def build_product(num, den, sign, dtype):
         acc = T_.true_div(make_constant(1, dtype) if acc is None else acc, d)
     if acc is None:
         acc = make_constant(1, dtype)
-    return T_.neg(acc) if sign < 0 else acc
+    return _negate(acc, dtype) if sign < 0 else acc
 
 
 def product_ops(n_num, n_den, sign):

@@ -73,7 +73,13 @@ class _TensorMixin:
     def __rfloordiv__(self, other): return _T().floor_div(other, self)
     def __mod__(self, other): return _T().mod(self, other)
     def __rmod__(self, other): return _T().mod(other, self)
-    def __pow__(self, other): return _T().pow(self, other)
+    def __pow__(self, other):
+        if type(other) is int and other == 2 and self.dtype == "bool":
+            # ndarray ** 2 is np.square, which runs bool in int8 (NumPy's
+            # fast path; np.power(b, 2) is int64): same dtype as NumPy.
+            return _T().sqr(self)
+        return _T().pow(self, other)
+
     def __rpow__(self, other): return _T().pow(other, self)
     def __matmul__(self, other): return _T().matmul(self, other)
     def __rmatmul__(self, other): return _T().matmul(other, self)
@@ -316,10 +322,12 @@ def as_tensor_variable(x, name=None, dtype=None):
             return _T().cast(x, dtype)
         return x
     if type(x) in _PY_DEFAULT and dtype is None:
-        data = np.asarray(x, dtype=_PY_DEFAULT[type(x)])
+        data = np.asarray(x, dtype=_python_int_dtype(x) if type(x) is int
+                          else _PY_DEFAULT[type(x)])
         return TensorConstant(_constant_type(data), data, name, weak=True)
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
         return _T().stack([as_tensor_variable(e) for e in x])
+    check_supported_value(x, f"the {type(x).__name__} used in the graph")
     try:
         data = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -330,6 +338,46 @@ def as_tensor_variable(x, name=None, dtype=None):
         # (np.ascontiguousarray would also turn a 0-d array into shape (1,))
         data = np.ascontiguousarray(data)
     return TensorConstant(_constant_type(data), data, name)
+
+
+_KIND_HINTS = {
+    "M": "convert it to numbers first, e.g. (a - a[0]) / np.timedelta64(1, 's')",
+    "m": "convert it to numbers first, e.g. a / np.timedelta64(1, 's')",
+    "V": "pass its fields (a['name']) as separate arrays",
+    "O": "convert it to a numeric dtype first, e.g. a.astype(float)",
+    "U": "strings have no tensor type",
+    "S": "bytes have no tensor type",
+}
+
+
+def check_supported_value(value, what):
+    """``TypeError`` naming ``what`` for a value tracegrad would silently
+    misread: a ``numpy.ma.MaskedArray`` (its mask would be dropped) or an
+    array whose dtype is not bool, integer, float or complex (datetime,
+    structured, object, string)."""
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray \
+            and isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{what} is a numpy.ma.MaskedArray, whose mask tracegrad would drop; pass "
+            "value.filled(fill_value), or the data and np.ma.getmaskarray(value) as two "
+            "arrays")
+    dtype = getattr(value, "dtype", None)
+    kind = getattr(dtype, "kind", "b")
+    if kind not in "biufc":
+        hint = _KIND_HINTS.get(kind, "tracegrad has no tensor type for it")
+        raise TypeError(f"{what} has dtype {dtype}, which tracegrad does not support "
+                        f"(only bool, integer, float and complex): {hint}")
+
+
+def _python_int_dtype(x):
+    """int64, or uint64 for a Python int beyond int64 (NumPy 2 compares and
+    converts such numbers exactly)."""
+    if -2 ** 63 <= x < 2 ** 63:
+        return "int64"
+    if 0 <= x < 2 ** 64:
+        return "uint64"
+    raise OverflowError(f"Python integer {x} is out of bounds for every integer dtype "
+                        "(int64, uint64); use a float")
 
 
 def constant(x, name=None, dtype=None):
@@ -355,7 +403,7 @@ def _weak_target(value_kind, target):
     tk = np.dtype(target).kind
     if value_kind == "b":
         return target
-    if value_kind == "i":
+    if value_kind in "iu":
         return target if tk in "iufc" else "int64"
     if value_kind == "f":
         return target if tk in "fc" else "float64"
@@ -372,35 +420,106 @@ def _result_name(dtypes):
     return np.result_type(*dtypes).name
 
 
-def resolve_weak(inputs):
-    """Give Python-number constants the dtype NumPy 2 would (NEP 50).
+_COMPARISONS = frozenset([np.equal, np.not_equal, np.less, np.less_equal, np.greater,
+                          np.greater_equal])
+_PY_WEAK = {"i": int, "u": int, "f": float, "c": complex}
+
+
+@lru_cache(maxsize=4096)
+def _loop_dtypes(ufunc, dtypes):
+    """The input dtypes of the loop NumPy picks for ``ufunc`` over
+    ``dtypes`` (Python ``int``/``float``/``complex`` = a weak Python number),
+    or ``None`` when NumPy has no loop (the op then explains)."""
+    try:
+        return tuple(d.name for d in ufunc.resolve_dtypes(dtypes + (None,) * ufunc.nout)
+                     [:ufunc.nin])
+    except (TypeError, ValueError):
+        return None
+
+
+def _weak_dtypes(inputs, ufunc):
+    """The dtype NumPy 2 gives each weak input of ``ufunc(*inputs)``."""
+    if isinstance(ufunc, np.ufunc) and ufunc.nin == len(inputs):
+        # The loop NumPy selects decides (``bool_array ** 2`` runs in int8).
+        key = tuple(_PY_WEAK.get(np.dtype(v.dtype).kind, np.dtype(v.dtype))
+                    if getattr(v, "weak", False) else np.dtype(v.dtype) for v in inputs)
+        loop = _loop_dtypes(ufunc, key)
+        if loop is not None:
+            return loop
+    strong = tuple(v.dtype for v in inputs if not getattr(v, "weak", False))
+    target = _result_name(strong)
+    return tuple(_weak_target(np.dtype(v.dtype).kind, target) for v in inputs)
+
+
+def resolve_weak(inputs, ufunc=None):
+    """Give Python-number inputs the dtype NumPy 2 would (NEP 50).
 
     A Python number never upcasts an array: ``float32 * 2.0`` is float32,
-    ``int32 + 1.5`` is float64. Raises ``OverflowError`` like NumPy for an
-    integer that does not fit (``int8 + 300``).
+    ``int32 + 1.5`` is float64. With ``ufunc`` (the NumPy ufunc the op
+    answers to) the loop NumPy would run decides. Raises ``OverflowError``
+    like NumPy for an integer that does not fit (``int8 + 300``), except in
+    comparisons, whose result NumPy gives exactly (``uint8 == -1`` is False).
     """
-    strong = [v.dtype for v in inputs if not getattr(v, "weak", False)]
-    if not strong or len(strong) == len(inputs):
+    n_weak = sum(1 for v in inputs if getattr(v, "weak", False))
+    if not n_weak or n_weak == len(inputs):
         return inputs
-    target = _result_name(tuple(strong))
+    dtypes = _weak_dtypes(inputs, ufunc)
+    # NumPy compares integer arrays with any Python int exactly (a bool
+    # array meets it in int64 and overflows like arithmetic does).
+    compare = ufunc in _COMPARISONS and all(
+        np.dtype(v.dtype).kind in "iu" for v in inputs if not getattr(v, "weak", False))
+    if compare and any(_out_of_range(v, d) for v, d in zip(inputs, dtypes)):
+        return _exact_comparison_inputs(inputs)
     out = []
-    for v in inputs:
+    for v, new_dtype in zip(inputs, dtypes):
         if not getattr(v, "weak", False):
             out.append(v)
-            continue
-        if not isinstance(v, Constant):
-            # A weakly typed placeholder (tg.jit traces Python numbers so):
-            # converted at run time, as NumPy converts a Python number.
-            new_dtype = _weak_target(np.dtype(v.dtype).kind, target)
-            out.append(v if new_dtype == v.dtype else _T().cast(v, new_dtype))
-            continue
-        new_dtype = _weak_target(v.data.dtype.kind, target)
-        value = v.data
-        if v.data.dtype.kind in "biu" and np.dtype(new_dtype).kind in "iu":
-            info = np.iinfo(new_dtype)
-            if not info.min <= int(value) <= info.max:
-                raise OverflowError(
-                    f"Python integer {int(value)} out of bounds for {new_dtype}")
-        data = np.asarray(value, dtype=new_dtype)
-        out.append(TensorConstant(_constant_type(data), data, v.name))
+        elif not isinstance(v, Constant):
+            out.append(_weak_placeholder(v, new_dtype, compare))
+        elif _out_of_range(v, new_dtype):
+            raise OverflowError(f"Python integer {int(v.data)} out of bounds for {new_dtype}")
+        else:
+            data = np.asarray(v.data, dtype=new_dtype)
+            out.append(TensorConstant(_constant_type(data), data, v.name))
     return out
+
+
+def _out_of_range(v, dtype):
+    """Whether the weak integer constant ``v`` does not fit ``dtype``."""
+    if not isinstance(v, Constant) or not getattr(v, "weak", False) or \
+            v.data.dtype.kind not in "iu" or np.dtype(dtype).kind not in "iu":
+        return False
+    info = np.iinfo(dtype)
+    return not info.min <= int(v.data) <= info.max
+
+
+def _exact_comparison_inputs(inputs):
+    """Inputs of a comparison between integer arrays and a Python integer
+    outside their dtype, giving NumPy's exact answer: in float64 every
+    integer dtype lies within +-2**64, so a bound of +-2**65 of the number's
+    sign compares like the number itself (never equal, same order)."""
+    out = []
+    for v in inputs:
+        if isinstance(v, Constant) and getattr(v, "weak", False):
+            value = int(v.data) if v.data.dtype.kind in "iub" else v.data
+            if isinstance(value, int):
+                value = float(max(min(value, 2 ** 65), -2 ** 65))
+            data = np.asarray(value, dtype="float64")
+            out.append(TensorConstant(_constant_type(data), data, v.name))
+        else:
+            out.append(_T().cast(v, "float64") if v.dtype != "float64" else v)
+    return out
+
+
+def _weak_placeholder(v, new_dtype, compare):
+    """A weakly typed placeholder (tg.jit traces Python numbers so) in a loop
+    of ``new_dtype``: converted at run time, as NumPy converts a Python
+    number. Its value is only known at run time, so it remembers the integer
+    dtypes it must fit (tg.jit checks each call: ``OverflowError`` like
+    NumPy); in a comparison it is compared exactly in int64 instead."""
+    if np.dtype(new_dtype).kind in "iu" and np.dtype(v.dtype).kind in "iu":
+        if compare and new_dtype != "uint64":
+            return v  # the comparison runs in int64 (the other side is cast)
+        targets = getattr(v, "int_targets", set())
+        v.int_targets = targets | {new_dtype}
+    return v if new_dtype == v.dtype else _T().cast(v, new_dtype)
