@@ -23,6 +23,8 @@ import threading
 
 import numpy as np
 
+from tracegrad.frozen_random import no_frozen_draws
+
 __all__ = ["jit", "value_and_grad"]
 
 _WEAK_DTYPES = {int: "int64", float: "float64", complex: "complex128"}
@@ -274,7 +276,8 @@ class _Compiled:
     def _trace(self, key):
         per_arg = self._sig.placeholders(key)
         args, kwargs = _Signature.rebuild(key, per_arg)
-        result = _call_traced(self._fn, args, kwargs, key)
+        with no_frozen_draws(self._fn, "jit", list(args) + list(kwargs.values())):
+            result = _call_traced(self._fn, args, kwargs, key)
         inputs = [v for vs in per_arg for v in vs]
         out_structure, outputs = self._build(result, per_arg, key)
         return _Traced(inputs, outputs, out_structure, _compile(inputs, outputs))

@@ -280,9 +280,9 @@ def _truth_message(var):
                 "use np.where / T.switch for an elementwise choice")
     what = "constant" if isinstance(var, Constant) else "value computed in the graph"
     return (f"the truth value of {var} (a symbolic {what}) is not known until the "
-            "function runs: use np.where / T.switch for an elementwise choice, "
-            "tg.ifelse for a branch, tg.until to stop a scan, and `is` / `is not` "
-            "to compare variables by identity (`x == y` is elementwise)")
+            "function runs: use np.where / T.switch to choose between values, "
+            "tg.until to stop a scan, and `is` / `is not` to compare variables by "
+            "identity (`x == y` is elementwise)")
 
 
 class TensorVariable(_TensorMixin, Variable):
