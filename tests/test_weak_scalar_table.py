@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tracegrad as tg
 import tracegrad.tensor as T
@@ -119,3 +120,21 @@ def test_traced_python_numbers_follow_numpy(name):
                 continue
             expected, error = _numpy(name, a, s, False)
             _check(expected, error, lambda: f(a, s), f"x {name} s, x {dtype}, s = {s!r}")
+
+
+@settings(max_examples=300)
+@given(dtype=st.sampled_from(DTYPES),
+       scalar=st.one_of(st.integers(-2 ** 64, 2 ** 64 - 1), st.booleans(),
+                        st.floats(allow_nan=True, allow_infinity=True),
+                        st.complex_numbers(max_magnitude=1e6)),
+       name=st.sampled_from(sorted(OPS)), reverse=st.booleans())
+def test_weak_constants_follow_numpy_property(dtype, scalar, name, reverse):
+    """Beyond the table: integers near every dtype's bounds, any float."""
+    a = _values(dtype)
+    x = T.tensor(dtype, (None,), "x")
+    expected, error = _numpy(name, a, scalar, reverse)
+
+    def run():
+        y = _apply(name, scalar, x) if reverse else _apply(name, x, scalar)
+        return y.eval({x: a})
+    _check(expected, error, run, f"{name} reverse={reverse} x {dtype}, s = {scalar!r}")

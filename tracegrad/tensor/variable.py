@@ -322,7 +322,13 @@ def as_tensor_variable(x, name=None, dtype=None):
             return _T().cast(x, dtype)
         return x
     if type(x) in _PY_DEFAULT and dtype is None:
-        data = np.asarray(x, dtype=_python_int_dtype(x) if type(x) is int
+        if type(x) is int and not -2 ** 63 <= x < 2 ** 64:
+            # Beyond int64/uint64: kept as a float, still a Python *int* for
+            # promotion (``float32 + 2**70`` is float32, ``int8 + 2**70``
+            # overflows, ``int8 < 2**70`` is True).
+            data = np.asarray(float(x))
+            return TensorConstant(_constant_type(data), data, name, weak="int")
+        data = np.asarray(x, dtype="uint64" if type(x) is int and x >= 2 ** 63
                           else _PY_DEFAULT[type(x)])
         return TensorConstant(_constant_type(data), data, name, weak=True)
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
@@ -367,17 +373,6 @@ def check_supported_value(value, what):
         hint = _KIND_HINTS.get(kind, "tracegrad has no tensor type for it")
         raise TypeError(f"{what} has dtype {dtype}, which tracegrad does not support "
                         f"(only bool, integer, float and complex): {hint}")
-
-
-def _python_int_dtype(x):
-    """int64, or uint64 for a Python int beyond int64 (NumPy 2 compares and
-    converts such numbers exactly)."""
-    if -2 ** 63 <= x < 2 ** 63:
-        return "int64"
-    if 0 <= x < 2 ** 64:
-        return "uint64"
-    raise OverflowError(f"Python integer {x} is out of bounds for every integer dtype "
-                        "(int64, uint64); use a float")
 
 
 def constant(x, name=None, dtype=None):
@@ -441,14 +436,20 @@ def _weak_dtypes(inputs, ufunc):
     """The dtype NumPy 2 gives each weak input of ``ufunc(*inputs)``."""
     if isinstance(ufunc, np.ufunc) and ufunc.nin == len(inputs):
         # The loop NumPy selects decides (``bool_array ** 2`` runs in int8).
-        key = tuple(_PY_WEAK.get(np.dtype(v.dtype).kind, np.dtype(v.dtype))
+        key = tuple(_PY_WEAK.get(_weak_kind(v), np.dtype(v.dtype))
                     if getattr(v, "weak", False) else np.dtype(v.dtype) for v in inputs)
         loop = _loop_dtypes(ufunc, key)
         if loop is not None:
             return loop
     strong = tuple(v.dtype for v in inputs if not getattr(v, "weak", False))
     target = _result_name(strong)
-    return tuple(_weak_target(np.dtype(v.dtype).kind, target) for v in inputs)
+    return tuple(_weak_target(_weak_kind(v), target) for v in inputs)
+
+
+def _weak_kind(v):
+    """The dtype kind of the Python number behind weak ``v`` ("i" for an
+    int too large for int64/uint64, stored as a float)."""
+    return "i" if getattr(v, "weak", False) == "int" else np.dtype(v.dtype).kind
 
 
 def resolve_weak(inputs, ufunc=None):
@@ -486,9 +487,11 @@ def resolve_weak(inputs, ufunc=None):
 
 def _out_of_range(v, dtype):
     """Whether the weak integer constant ``v`` does not fit ``dtype``."""
-    if not isinstance(v, Constant) or not getattr(v, "weak", False) or \
-            v.data.dtype.kind not in "iu" or np.dtype(dtype).kind not in "iu":
+    if not isinstance(v, Constant) or _weak_kind(v) not in "iu" or \
+            not getattr(v, "weak", False) or np.dtype(dtype).kind not in "iu":
         return False
+    if v.weak == "int":
+        return True  # beyond int64 and uint64
     info = np.iinfo(dtype)
     return not info.min <= int(v.data) <= info.max
 
@@ -501,7 +504,7 @@ def _exact_comparison_inputs(inputs):
     out = []
     for v in inputs:
         if isinstance(v, Constant) and getattr(v, "weak", False):
-            value = int(v.data) if v.data.dtype.kind in "iub" else v.data
+            value = int(v.data) if _weak_kind(v) in "iub" else v.data
             if isinstance(value, int):
                 value = float(max(min(value, 2 ** 65), -2 ** 65))
             data = np.asarray(value, dtype="float64")
