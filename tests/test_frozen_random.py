@@ -61,6 +61,16 @@ def test_randomstreams_in_jit_gives_new_draws_each_call():
     assert not np.array_equal(a, b)
 
 
+def test_unseeded_generator_made_while_tracing_raises():
+    f = tg.jit(lambda x: x + np.random.default_rng().normal(size=3))
+    with pytest.raises(TypeError, match="unseeded generator.*RandomStreams"):
+        f(np.zeros(3))
+    # RandomStreams() without a seed, made inside the function, is fine:
+    # its draws are in the graph.
+    g = tg.jit(lambda x: x + RandomStreams().uniform((3,)))
+    assert not np.array_equal(g(np.zeros(3)), g(np.zeros(3)))
+
+
 def test_numpy_randomness_outside_tracing_is_fine():
     data = np.random.rand(3)  # drawn before the call: an ordinary argument
     f = tg.jit(lambda x, seed: x + np.random.default_rng(seed).normal(size=3),

@@ -16,11 +16,14 @@ shared global generator moved: one of them may have drawn from it):
 - generators held by the function's module globals, closure, defaults, its
   bound ``self`` (``self.rng``), and the static arguments of the call.
 
-A generator created and drawn from inside the function with a fixed seed
-repeats its numbers on every call in NumPy too, so it is not an error; one
-created unseeded inside the function is not seen (documented limitation).
+A generator created inside the function with a fixed seed repeats its
+numbers on every call in NumPy too, so it is not an error; one created
+unseeded (``np.random.default_rng()``) is: NumPy seeds it from
+``numpy.random.bit_generator.randbits``, which is wrapped (once, delegating
+unchanged) to count, per thread, the seeds taken outside tracegrad's own code.
 """
 import contextlib
+import sys
 import threading
 import warnings
 
@@ -29,6 +32,30 @@ import numpy as np
 __all__ = ["no_frozen_draws"]
 
 _GENERATORS = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
+_LOCAL = threading.local()  # .fresh_seeds: unseeded generators made by user code
+_INSTALL_LOCK = threading.Lock()
+
+
+def _count_fresh_seeds():
+    """Wrap NumPy's entropy source (once) so that unseeded generators made
+    while tracing are counted; a no-op where NumPy has no such hook."""
+    from numpy.random import bit_generator
+    with _INSTALL_LOCK:
+        original = getattr(bit_generator, "randbits", None)
+        if original is None or getattr(original, "_tracegrad_counting", False):
+            return
+
+        def randbits(k):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if not caller.startswith("tracegrad."):  # RandomStreams seeds itself
+                _LOCAL.fresh_seeds = getattr(_LOCAL, "fresh_seeds", 0) + 1
+            return original(k)
+        randbits._tracegrad_counting = True
+        bit_generator.randbits = randbits
+
+
+def _fresh_seeds():
+    return getattr(_LOCAL, "fresh_seeds", 0)
 
 
 def _state(gen):
@@ -91,10 +118,14 @@ def no_frozen_draws(fn, what, static_values=()):
     """Run the body (the tracing of ``fn``); raise ``TypeError`` if it drew
     from a NumPy generator ``fn`` can reach. ``what`` names the tracer
     (``"jit"``, ``"scan"``) in the message."""
+    _count_fresh_seeds()
     gens = _candidates(fn, static_values)
     before = [_state(g) for _, g in gens]
+    seeds = _fresh_seeds()
     yield
     moved = [label for (label, g), s in zip(gens, before) if not _same(_state(g), s)]
+    if _fresh_seeds() != seeds:
+        moved.append("an unseeded generator made while tracing, e.g. default_rng()")
     if not moved:
         return
     name = getattr(fn, "__name__", "the function")
