@@ -23,6 +23,8 @@ import threading
 
 import numpy as np
 
+from tracegrad.frozen_random import no_frozen_draws
+
 __all__ = ["jit", "value_and_grad"]
 
 _WEAK_DTYPES = {int: "int64", float: "float64", complex: "complex128"}
@@ -43,13 +45,15 @@ class _SymbolicArgument(Exception):
     """A symbolic variable was passed: the caller is itself being traced."""
 
 
-def _flatten(obj, static=False):
+def _flatten(obj, static=False, name="argument"):
     """``(structure, leaves)``: a hashable description of ``obj`` and its
-    dynamic values in order. Static parts are kept in the structure."""
+    dynamic values in order. Static parts are kept in the structure.
+    ``name`` names ``obj`` in messages."""
     from tracegrad.trace import Variable
+    from tracegrad.tensor.variable import check_supported_value
     leaves = []
 
-    def walk(o, static):
+    def walk(o, static, name):
         if static:
             try:
                 hash(o)
@@ -58,22 +62,24 @@ def _flatten(obj, static=False):
                                 f"{type(o).__name__} is not hashable") from None
             return ("static", type(o), o)
         if type(o) in (list, tuple):
-            return (type(o).__name__, tuple(walk(e, False) for e in o))
+            return (type(o).__name__,
+                    tuple(walk(e, False, f"{name}[{i}]") for i, e in enumerate(o)))
         if type(o) is dict:
             keys = tuple(sorted(o, key=repr))
-            return ("dict", keys, tuple(walk(o[k], False) for k in keys))
+            return ("dict", keys, tuple(walk(o[k], False, f"{name}[{k!r}]") for k in keys))
         if isinstance(o, Variable):
             raise _SymbolicArgument()
         if type(o) in _WEAK_DTYPES:
             leaves.append(o)
             return ("weak", _WEAK_DTYPES[type(o)])
         if _is_array(o):
+            check_supported_value(o, f"jit: argument {name}")
             leaves.append(o)
             shape = tuple(o.shape)
             return ("array", np.dtype(o.dtype).name, tuple(s == 1 for s in shape))
-        return walk(o, True)
+        return walk(o, True, name)
 
-    return walk(obj, static), leaves
+    return walk(obj, static, name), leaves
 
 
 def _unflatten(structure, leaves):
@@ -109,6 +115,8 @@ def _placeholders(structure, prefix):
             out.append(var)
         elif kind == "array":
             out.append(T.TensorType(s[1], tuple(1 if b else None for b in s[2]))(name))
+        if kind in ("weak", "array"):
+            out[-1].traced_argument = True  # its truth value depends on data
         elif kind == "dict":
             stack.extend(reversed([(c, f"{name}[{k!r}]") for k, c in zip(s[1], s[2])]))
         elif kind in ("list", "tuple"):
@@ -120,13 +128,28 @@ def _placeholders(structure, prefix):
 class _Traced:
     """What one signature compiled to."""
 
-    __slots__ = ("inputs", "outputs", "out_structure", "function")
+    __slots__ = ("inputs", "outputs", "out_structure", "function", "int_checks")
 
     def __init__(self, inputs, outputs, out_structure, function):
         self.inputs = inputs
         self.outputs = outputs
         self.out_structure = out_structure
         self.function = function
+        # Traced Python ints that meet smaller integer arrays: NumPy raises
+        # OverflowError when the number does not fit (``uint8 + 300``); the
+        # graph would wrap it, so each call checks (tensor.variable.resolve_weak).
+        self.int_checks = tuple(
+            (k, var.name, dtype, int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+            for k, var in enumerate(inputs)
+            for dtype in sorted(getattr(var, "int_targets", ())))
+
+    def check_ints(self, values):
+        """``OverflowError`` like NumPy's for a traced Python int that does
+        not fit an integer dtype it is converted to."""
+        for k, name, dtype, low, high in self.int_checks:
+            if not low <= values[k] <= high:
+                raise OverflowError(f"Python integer {values[k]} out of bounds for {dtype} "
+                                    f"(argument {name})")
 
 
 def _compile(inputs, outputs):
@@ -185,12 +208,12 @@ class _Signature:
         for i, a in enumerate(args):
             static = (i in self.static_argnums or i - len(args) in self.static_argnums
                       or self.arg_name(i) in self.static_argnames)
-            s, lv = _flatten(a, static)
+            s, lv = _flatten(a, static, self.arg_name(i))
             arg_structs.append(s)
             leaves.append(lv)
         kw_structs = []
         for k in sorted(kwargs):
-            s, lv = _flatten(kwargs[k], k in self.static_argnames)
+            s, lv = _flatten(kwargs[k], k in self.static_argnames, k)
             kw_structs.append((k, s))
             leaves.append(lv)
         return (tuple(arg_structs), tuple(kw_structs)), leaves
@@ -253,7 +276,8 @@ class _Compiled:
     def _trace(self, key):
         per_arg = self._sig.placeholders(key)
         args, kwargs = _Signature.rebuild(key, per_arg)
-        result = _call_traced(self._fn, args, kwargs, key)
+        with no_frozen_draws(self._fn, "jit", list(args) + list(kwargs.values())):
+            result = _call_traced(self._fn, args, kwargs, key)
         inputs = [v for vs in per_arg for v in vs]
         out_structure, outputs = self._build(result, per_arg, key)
         return _Traced(inputs, outputs, out_structure, _compile(inputs, outputs))
@@ -267,6 +291,8 @@ class _Compiled:
                                 "called on symbolic variables") from None
             # Called while tracing another function: become part of its graph.
             return self._fn(*args, **kwargs)
+        if traced.int_checks:
+            traced.check_ints(values)
         results = traced.function(*values) if traced.outputs else []
         return _unflatten(traced.out_structure, list(results))
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tracegrad.backend import get_backend, is_device_array
 from tracegrad.tensor.type import TensorType, canonical_dtype
-from tracegrad.tensor.variable import TensorVariable
+from tracegrad.tensor.variable import TensorVariable, check_supported_value
 from tracegrad.trace import Variable
 
 
@@ -91,6 +91,8 @@ def shared(value, name=None, borrow=False, device=None):
     backend = get_backend(device)
     if isinstance(value, Variable):
         raise TypeError(f"shared() needs a value, got the symbolic variable {value}")
+    check_supported_value(value, f"the value of shared variable {name!r}" if name else
+                          "the value given to shared()")
     if isinstance(value, (np.ndarray, backend.ndarray)) or is_device_array(value):
         array = backend.asarray(value)  # moves it to the device when needed
         if not borrow and (array is value or getattr(array, "base", None) is value):

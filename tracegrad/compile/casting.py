@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from tracegrad.backend import CPU, is_device_array
+from tracegrad.tensor.variable import check_supported_value
 from tracegrad.trace import Variable
 
 
@@ -56,6 +57,7 @@ def cast_value(ttype, value, allow_downcast=None, what="value", backend=CPU, str
         raise TypeError(
             f"{what} expects a value, got the symbolic variable {value}; "
             "pass it in givens= to substitute a variable into a graph")
+    check_supported_value(value, what)
     if strict:
         array = backend.asarray(value)
         if array.dtype != dtype:

@@ -129,7 +129,7 @@ class Elemwise(Op):
         row = self.scalar_op
         if len(inputs) != row.nin:
             raise TypeError(f"{row.name} takes {row.nin} inputs, got {len(inputs)}")
-        inputs = resolve_weak([as_tensor_variable(i) for i in inputs])
+        inputs = resolve_weak([as_tensor_variable(i) for i in inputs], row.ufunc)
         dtype = row.output_dtype([i.dtype for i in inputs])
         shape = broadcast_static([i.type.shape for i in inputs], row.name)
         return Apply(self, inputs, [TensorType(dtype, shape)()])

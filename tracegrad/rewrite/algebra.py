@@ -16,7 +16,7 @@
 import numpy as np
 
 from tracegrad.rewrite.pattern import const_value, is_scalar_like, op_key
-from tracegrad.trace import Constant
+from tracegrad.trace import Constant, Variable
 
 LIMIT = 64
 
@@ -179,7 +179,24 @@ def same_shape(a, b, memo):
         return True
     if a.type.ndim != b.type.ndim:
         return False
-    return shape_root(a, memo) == shape_root(b, memo)
+    return same_token(shape_root(a, memo), shape_root(b, memo))
+
+
+def same_token(a, b):
+    """Equality of two shape tokens (nested tuples), comparing the variables
+    in them by identity (``==`` on variables is elementwise)."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if type(x) is tuple and type(y) is tuple:
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y))
+        elif isinstance(x, Variable) or isinstance(y, Variable) or x != y:
+            return False
+    return True
 
 
 def covered(removed, remaining, ndim, memo):
@@ -365,7 +382,13 @@ def build_sum(pos, neg, dtype):
     acc = neg[0]
     for v in neg[1:]:
         acc = T_.add(acc, v)
-    return T_.neg(acc)
+    return _negate(acc, dtype)
+
+
+def _negate(acc, dtype):
+    # Negate in the result's dtype: ``-x`` of uint8 wraps (``0.0 - x`` must not).
+    T_ = T()
+    return T_.neg(acc if acc.dtype == dtype else T_.cast(acc, dtype))
 
 
 def sum_ops(n_pos, n_neg):
@@ -433,7 +456,7 @@ def build_product(num, den, sign, dtype):
         acc = T_.true_div(make_constant(1, dtype) if acc is None else acc, d)
     if acc is None:
         acc = make_constant(1, dtype)
-    return T_.neg(acc) if sign < 0 else acc
+    return _negate(acc, dtype) if sign < 0 else acc
 
 
 def product_ops(n_num, n_den, sign):

@@ -193,7 +193,8 @@ def _cancel(parts):
     """Drop ``x`` from both ``num`` and ``den`` where ``x`` is nonzero."""
     changed = False
     for var in list(dict.fromkeys(parts.num)):
-        while var in parts.num and any(d is var for d in parts.den) and al.is_nonzero(var):
+        while any(n is var for n in parts.num) and any(d is var for d in parts.den) \
+                and al.is_nonzero(var):
             parts.num.remove(var)
             parts.den.remove(var)
             parts.removed.append(var)

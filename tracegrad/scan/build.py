@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from tracegrad.frozen_random import no_frozen_draws
 from tracegrad.scan.axis import axis_slice
 from tracegrad.scan.op import InnerGraph, Scan, ScanSpec
 from tracegrad.tensor.variable import as_tensor_variable
@@ -325,7 +326,8 @@ def _call(fn, seqs, recs, nonseqs):
     args = [p for s in seqs for p in s.placeholders]
     args += [p for r in recs for p in r.placeholders]
     args += nonseqs
-    outputs, updates, condition = _parse_return(fn(*args))
+    with no_frozen_draws(fn, "scan"):  # a draw would repeat at every step and call
+        outputs, updates, condition = _parse_return(fn(*args))
     return [as_tensor_variable(o) for o in outputs], updates, condition
 
 

@@ -7,6 +7,8 @@ Operators and methods forward to the op functions of ``tracegrad.tensor``
 callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
 filled by the op modules next to each op.
 """
+import dis
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -71,7 +73,13 @@ class _TensorMixin:
     def __rfloordiv__(self, other): return _T().floor_div(other, self)
     def __mod__(self, other): return _T().mod(self, other)
     def __rmod__(self, other): return _T().mod(other, self)
-    def __pow__(self, other): return _T().pow(self, other)
+    def __pow__(self, other):
+        if type(other) is int and other == 2 and self.dtype == "bool":
+            # ndarray ** 2 is np.square, which runs bool in int8 (NumPy's
+            # fast path; np.power(b, 2) is int64): same dtype as NumPy.
+            return _T().sqr(self)
+        return _T().pow(self, other)
+
     def __rpow__(self, other): return _T().pow(other, self)
     def __matmul__(self, other): return _T().matmul(self, other)
     def __rmatmul__(self, other): return _T().matmul(other, self)
@@ -90,13 +98,30 @@ class _TensorMixin:
     def __xor__(self, other): return _T().xor(self, other)
     def __rxor__(self, other): return _T().xor(other, self)
 
-    # ``==`` stays identity (variables are dict keys); use T.eq for elementwise.
+    # ``x == y`` written in code is elementwise (NumPy); the comparisons that
+    # containers make themselves (``in``, ``list.index``...) stay identity, so
+    # variables work as dict keys, set members and list items (see
+    # ``_written_as_operator``). Defining ``__eq__`` would drop the hash.
     __hash__ = object.__hash__
 
+    def __eq__(self, other):
+        if other is None or not _written_as_operator():
+            return NotImplemented  # Python then compares identity
+        return _comparison(_T().eq, self, other)
+
+    def __ne__(self, other):
+        if other is None or not _written_as_operator():
+            return NotImplemented
+        return _comparison(_T().neq, self, other)
+
     def __bool__(self):
-        raise TypeError(
-            "a symbolic variable has no truth value; use T.switch/T.where for "
-            "conditionals or tg.until inside scan")
+        # Theano code writes ``if not W:`` for a parameter defaulting to None:
+        # graph inputs and shared variables are truthy. A computed value's
+        # truth (and a tg.jit argument's) depends on data not known yet.
+        if self.owner is None and not isinstance(self, Constant) and \
+                not getattr(self, "traced_argument", False):
+            return True
+        raise TypeError(_truth_message(self))
 
     def __len__(self):
         length = self.type.shape[0] if self.ndim else None
@@ -216,6 +241,50 @@ class _TensorMixin:
             "tg.function or call .eval()")
 
 
+_COMPARE_OP = dis.opmap["COMPARE_OP"]
+
+
+def _written_as_operator():
+    """Whether the running ``__eq__``/``__ne__`` comes from a ``==``/``!=``
+    written in Python code (a ``COMPARE_OP`` instruction in the calling frame).
+
+    Container code compares items itself, from C: ``x in seq`` (the frame is
+    at ``CONTAINS_OP``), ``seq.index(x)``, ``.remove``, ``.count`` (a call),
+    dict and set lookups. Those comparisons ask for identity, as they did in
+    Theano, and they first test ``is`` themselves, so answering
+    ``NotImplemented`` (Python then falls back to ``is``) keeps them right.
+    """
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from C with no Python frame at all
+        return False
+    lasti = frame.f_lasti
+    return lasti >= 0 and frame.f_code.co_code[lasti] == _COMPARE_OP
+
+
+def _comparison(fn, x, other):
+    try:
+        return fn(x, other)
+    except TypeError:
+        if isinstance(other, Variable):
+            raise
+        # Not a number or array (a string, an arbitrary object): never equal,
+        # answered by identity like any Python object.
+        return NotImplemented
+
+
+def _truth_message(var):
+    if getattr(var, "traced_argument", False):
+        return (f"the truth value of tg.jit argument {var} is not known while tracing: "
+                "pass it in static_argnums/static_argnames to branch on its value, or "
+                "use np.where / T.switch for an elementwise choice")
+    what = "constant" if isinstance(var, Constant) else "value computed in the graph"
+    return (f"the truth value of {var} (a symbolic {what}) is not known until the "
+            "function runs: use np.where / T.switch to choose between values, "
+            "tg.until to stop a scan, and `is` / `is not` to compare variables by "
+            "identity (`x == y` is elementwise)")
+
+
 class TensorVariable(_TensorMixin, Variable):
     """A symbolic array: a graph input or the result of an op."""
 
@@ -253,10 +322,18 @@ def as_tensor_variable(x, name=None, dtype=None):
             return _T().cast(x, dtype)
         return x
     if type(x) in _PY_DEFAULT and dtype is None:
-        data = np.asarray(x, dtype=_PY_DEFAULT[type(x)])
+        if type(x) is int and not -2 ** 63 <= x < 2 ** 64:
+            # Beyond int64/uint64: kept as a float, still a Python *int* for
+            # promotion (``float32 + 2**70`` is float32, ``int8 + 2**70``
+            # overflows, ``int8 < 2**70`` is True).
+            data = np.asarray(float(x))
+            return TensorConstant(_constant_type(data), data, name, weak="int")
+        data = np.asarray(x, dtype="uint64" if type(x) is int and x >= 2 ** 63
+                          else _PY_DEFAULT[type(x)])
         return TensorConstant(_constant_type(data), data, name, weak=True)
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
         return _T().stack([as_tensor_variable(e) for e in x])
+    check_supported_value(x, f"the {type(x).__name__} used in the graph")
     try:
         data = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -267,6 +344,35 @@ def as_tensor_variable(x, name=None, dtype=None):
         # (np.ascontiguousarray would also turn a 0-d array into shape (1,))
         data = np.ascontiguousarray(data)
     return TensorConstant(_constant_type(data), data, name)
+
+
+_KIND_HINTS = {
+    "M": "convert it to numbers first, e.g. (a - a[0]) / np.timedelta64(1, 's')",
+    "m": "convert it to numbers first, e.g. a / np.timedelta64(1, 's')",
+    "V": "pass its fields (a['name']) as separate arrays",
+    "O": "convert it to a numeric dtype first, e.g. a.astype(float)",
+    "U": "strings have no tensor type",
+    "S": "bytes have no tensor type",
+}
+
+
+def check_supported_value(value, what):
+    """``TypeError`` naming ``what`` for a value tracegrad would silently
+    misread: a ``numpy.ma.MaskedArray`` (its mask would be dropped) or an
+    array whose dtype is not bool, integer, float or complex (datetime,
+    structured, object, string)."""
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray \
+            and isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{what} is a numpy.ma.MaskedArray, whose mask tracegrad would drop; pass "
+            "value.filled(fill_value), or the data and np.ma.getmaskarray(value) as two "
+            "arrays")
+    dtype = getattr(value, "dtype", None)
+    kind = getattr(dtype, "kind", "b")
+    if kind not in "biufc":
+        hint = _KIND_HINTS.get(kind, "tracegrad has no tensor type for it")
+        raise TypeError(f"{what} has dtype {dtype}, which tracegrad does not support "
+                        f"(only bool, integer, float and complex): {hint}")
 
 
 def constant(x, name=None, dtype=None):
@@ -292,7 +398,7 @@ def _weak_target(value_kind, target):
     tk = np.dtype(target).kind
     if value_kind == "b":
         return target
-    if value_kind == "i":
+    if value_kind in "iu":
         return target if tk in "iufc" else "int64"
     if value_kind == "f":
         return target if tk in "fc" else "float64"
@@ -309,35 +415,114 @@ def _result_name(dtypes):
     return np.result_type(*dtypes).name
 
 
-def resolve_weak(inputs):
-    """Give Python-number constants the dtype NumPy 2 would (NEP 50).
+_COMPARISONS = frozenset([np.equal, np.not_equal, np.less, np.less_equal, np.greater,
+                          np.greater_equal])
+_PY_WEAK = {"i": int, "u": int, "f": float, "c": complex}
+
+
+@lru_cache(maxsize=4096)
+def _loop_dtypes(ufunc, dtypes):
+    """The input dtypes of the loop NumPy picks for ``ufunc`` over
+    ``dtypes`` (Python ``int``/``float``/``complex`` = a weak Python number),
+    or ``None`` when NumPy has no loop (the op then explains)."""
+    try:
+        return tuple(d.name for d in ufunc.resolve_dtypes(dtypes + (None,) * ufunc.nout)
+                     [:ufunc.nin])
+    except (TypeError, ValueError):
+        return None
+
+
+def _weak_dtypes(inputs, ufunc):
+    """The dtype NumPy 2 gives each weak input of ``ufunc(*inputs)``."""
+    if isinstance(ufunc, np.ufunc) and ufunc.nin == len(inputs):
+        # The loop NumPy selects decides (``bool_array ** 2`` runs in int8).
+        key = tuple(_PY_WEAK.get(_weak_kind(v), np.dtype(v.dtype))
+                    if getattr(v, "weak", False) else np.dtype(v.dtype) for v in inputs)
+        loop = _loop_dtypes(ufunc, key)
+        if loop is not None:
+            return loop
+    strong = tuple(v.dtype for v in inputs if not getattr(v, "weak", False))
+    target = _result_name(strong)
+    return tuple(_weak_target(_weak_kind(v), target) for v in inputs)
+
+
+def _weak_kind(v):
+    """The dtype kind of the Python number behind weak ``v`` ("i" for an
+    int too large for int64/uint64, stored as a float)."""
+    return "i" if getattr(v, "weak", False) == "int" else np.dtype(v.dtype).kind
+
+
+def resolve_weak(inputs, ufunc=None):
+    """Give Python-number inputs the dtype NumPy 2 would (NEP 50).
 
     A Python number never upcasts an array: ``float32 * 2.0`` is float32,
-    ``int32 + 1.5`` is float64. Raises ``OverflowError`` like NumPy for an
-    integer that does not fit (``int8 + 300``).
+    ``int32 + 1.5`` is float64. With ``ufunc`` (the NumPy ufunc the op
+    answers to) the loop NumPy would run decides. Raises ``OverflowError``
+    like NumPy for an integer that does not fit (``int8 + 300``), except in
+    comparisons, whose result NumPy gives exactly (``uint8 == -1`` is False).
     """
-    strong = [v.dtype for v in inputs if not getattr(v, "weak", False)]
-    if not strong or len(strong) == len(inputs):
+    n_weak = sum(1 for v in inputs if getattr(v, "weak", False))
+    if not n_weak or n_weak == len(inputs):
         return inputs
-    target = _result_name(tuple(strong))
+    dtypes = _weak_dtypes(inputs, ufunc)
+    # NumPy compares integer arrays with any Python int exactly (a bool
+    # array meets it in int64 and overflows like arithmetic does).
+    compare = ufunc in _COMPARISONS and all(
+        np.dtype(v.dtype).kind in "iu" for v in inputs if not getattr(v, "weak", False))
+    if compare and any(_out_of_range(v, d) for v, d in zip(inputs, dtypes)):
+        return _exact_comparison_inputs(inputs)
     out = []
-    for v in inputs:
+    for v, new_dtype in zip(inputs, dtypes):
         if not getattr(v, "weak", False):
             out.append(v)
-            continue
-        if not isinstance(v, Constant):
-            # A weakly typed placeholder (tg.jit traces Python numbers so):
-            # converted at run time, as NumPy converts a Python number.
-            new_dtype = _weak_target(np.dtype(v.dtype).kind, target)
-            out.append(v if new_dtype == v.dtype else _T().cast(v, new_dtype))
-            continue
-        new_dtype = _weak_target(v.data.dtype.kind, target)
-        value = v.data
-        if v.data.dtype.kind in "biu" and np.dtype(new_dtype).kind in "iu":
-            info = np.iinfo(new_dtype)
-            if not info.min <= int(value) <= info.max:
-                raise OverflowError(
-                    f"Python integer {int(value)} out of bounds for {new_dtype}")
-        data = np.asarray(value, dtype=new_dtype)
-        out.append(TensorConstant(_constant_type(data), data, v.name))
+        elif not isinstance(v, Constant):
+            out.append(_weak_placeholder(v, new_dtype, compare))
+        elif _out_of_range(v, new_dtype):
+            raise OverflowError(f"Python integer {int(v.data)} out of bounds for {new_dtype}")
+        else:
+            data = np.asarray(v.data, dtype=new_dtype)
+            out.append(TensorConstant(_constant_type(data), data, v.name))
     return out
+
+
+def _out_of_range(v, dtype):
+    """Whether the weak integer constant ``v`` does not fit ``dtype``."""
+    if not isinstance(v, Constant) or _weak_kind(v) not in "iu" or \
+            not getattr(v, "weak", False) or np.dtype(dtype).kind not in "iu":
+        return False
+    if v.weak == "int":
+        return True  # beyond int64 and uint64
+    info = np.iinfo(dtype)
+    return not info.min <= int(v.data) <= info.max
+
+
+def _exact_comparison_inputs(inputs):
+    """Inputs of a comparison between integer arrays and a Python integer
+    outside their dtype, giving NumPy's exact answer: in float64 every
+    integer dtype lies within +-2**64, so a bound of +-2**65 of the number's
+    sign compares like the number itself (never equal, same order)."""
+    out = []
+    for v in inputs:
+        if isinstance(v, Constant) and getattr(v, "weak", False):
+            value = int(v.data) if _weak_kind(v) in "iub" else v.data
+            if isinstance(value, int):
+                value = float(max(min(value, 2 ** 65), -2 ** 65))
+            data = np.asarray(value, dtype="float64")
+            out.append(TensorConstant(_constant_type(data), data, v.name))
+        else:
+            out.append(_T().cast(v, "float64") if v.dtype != "float64" else v)
+    return out
+
+
+def _weak_placeholder(v, new_dtype, compare):
+    """A weakly typed placeholder (tg.jit traces Python numbers so) in a loop
+    of ``new_dtype``: converted at run time, as NumPy converts a Python
+    number. Its value is only known at run time, so it remembers the integer
+    dtypes it must fit (tg.jit checks each call: ``OverflowError`` like
+    NumPy); in a comparison it is compared exactly in int64 instead."""
+    if np.dtype(new_dtype).kind in "iu" and np.dtype(v.dtype).kind in "iu":
+        if compare and new_dtype != "uint64":
+            return v  # the comparison runs in int64 (the other side is cast)
+        targets = getattr(v, "int_targets", set())
+        v.int_targets = targets | {new_dtype}
+    return v if new_dtype == v.dtype else _T().cast(v, new_dtype)
