@@ -18,6 +18,9 @@ inputs with the right finite value (what the stability rules are for).
 - ``is_guard`` / ``merge_guards``: guards are 1 or NaN, so they move freely
   through products and sums of the same elements; those of one product
   merge into one.
+- ``softmax_as_numpy``: ``exp(x) / sum(exp(x))`` rewritten to ``softmax(x)``
+  keeps NumPy's 0 beside a +inf (``[inf, 1] -> [nan, 0]``; the softmax op
+  gives NaN for the whole row).
 """
 import numpy as np
 
@@ -167,3 +170,29 @@ def merge_guards(factors):
         cond = T_.or_(cond, c)
     merged = _guard(cond, guards[0].type.dtype) if len(conds) > 1 else guards[0]
     return [v for v in factors if not is_guard(v)] + [merged]
+
+
+def softmax_as_numpy(sm):
+    """``sm = softmax(x, axes)`` giving what ``exp(x) / sum(exp(x), axes)``
+    gives for a +inf in ``x``: 0 at the entries below +inf of a lane whose
+    max is +inf (and NaN-free), ``sm`` elsewhere. ``sm`` itself where
+    ``is_finite`` proves ``x`` finite."""
+    x = sm.owner.inputs[0]
+    if is_finite(x):
+        return sm
+    T_ = T()
+    dtype = sm.type.dtype
+    inf = al.make_constant(np.inf, x.type.dtype)
+    lane_inf = T_.eq(T_.max(x, axis=sm.owner.op.axes, keepdims=True), inf)
+    return T_.switch(T_.and_(lane_inf, T_.lt(x, inf)), al.make_constant(0, dtype), sm)
+
+
+def softmax_under(var):
+    """``(rebuild, sm)`` when ``var`` is ``softmax_as_numpy(sm)``: ``rebuild(v)``
+    puts ``v`` in ``sm``'s place (keeping the switch), else ``None``."""
+    node = var.owner
+    if al.key_of(var) != "switch" or const_value(node.inputs[1]) != 0:
+        return None
+    cond, zero, sm = node.inputs
+    op = node.op
+    return (lambda v, fill=zero: op(cond, fill, v)), sm
