@@ -59,14 +59,28 @@ def test_fast_math_cancels_whatever_the_input(x):
         f = tg.function([x], x - x, mode=mode)
         np.testing.assert_array_equal(f(SPECIAL), np.zeros(len(SPECIAL)))
     g = tg.function([x], T.exp(x) / T.exp(x), mode="FAST_MATH")
-    assert keys(g.maker.fgraph.outputs) in ([], ["alloc"], ["ones_like"]) or \
-        "true_div" not in keys(g.maker.fgraph.outputs)
+    assert "true_div" not in keys(g.maker.fgraph.outputs)
     old = tg.config.optimizer
     try:
         tg.config.optimizer = "fast_math"
         assert tg.function([x], x - x)(np.array([INF]))[0] == 0
     finally:
         tg.config.optimizer = old
+
+
+def test_theano_mode_objects_select_fast_math(x):
+    from tracegrad.compile import Mode
+    default = Mode(linker="cvm", optimizer="FAST_RUN")
+    fast = default.including("fast_math")
+    assert fast.optimizer == "fast_math" and fast.excluding("fast_math") == default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(tg.function([x], x - x, mode=default)(np.array([INF]))[0])
+        assert tg.function([x], x - x, mode=fast)(np.array([INF]))[0] == 0
+    with pytest.raises(ValueError, match="'fusion'"):
+        default.including("fusion")
+    with pytest.raises(ValueError, match="FAST_RUNN"):
+        Mode(optimizer="FAST_RUNN")
 
 
 def test_fast_math_fuses_like_fast_run(x):
@@ -124,9 +138,11 @@ def test_factor_out_of_sum_to_keeps_nan():
     s = m.sum(axis=1, keepdims=True)
     out = T.sum_to(m * s, s)
     mv = np.array([[0.0, INF], [1.0, 2.0], [0.0, -0.0]])
-    f = same_as_numpy([m], out, [mv])
-    fast = tg.function([m], out, mode="FAST_MATH")
-    assert "SumTo" in [type(n.op).__name__ for n in fast.maker.fgraph.toposort()]
+    same_as_numpy([m], out, [mv])
+    # FAST_MATH factors s out: inf * sum(m) = inf where NumPy's sum is NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert tg.function([m], out, mode="FAST_MATH")(mv)[0, 0] == INF
 
 
 @pytest.mark.parametrize("build", [

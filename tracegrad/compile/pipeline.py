@@ -22,28 +22,17 @@ import importlib
 import inspect
 
 from tracegrad.compile.fgraph import FunctionGraph
+from tracegrad.compile.mode import MODES, normalize  # noqa: F401 (MODES: re-exported)
 
-MODES = ("fast_run", "fast_compile", "None", "fast_math")
 # modes that run fusion and in-place planning ('fast_math' is 'fast_run' with
 # value-changing algebra allowed in the rewrites)
 _FULL = ("fast_run", "fast_math")
 
 
 def resolve_mode(mode):
-    """``None`` -> ``tg.config.optimizer``; check the name."""
-    if mode is None:
-        from tracegrad.config import config
-        mode = config.optimizer
-    mode = "None" if mode in (None, "none", "NONE") else str(mode)
-    if mode == "FAST_RUN":
-        mode = "fast_run"
-    if mode == "FAST_COMPILE":
-        mode = "fast_compile"
-    if mode == "FAST_MATH":
-        mode = "fast_math"
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
+    """``None`` -> ``tg.config.optimizer``; a ``Mode`` -> its optimizer;
+    check the name (``mode.normalize``)."""
+    return normalize(mode)
 
 
 def _seam(module, name):

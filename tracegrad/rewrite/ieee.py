@@ -13,8 +13,8 @@ inputs with the right finite value (what the stability rules are for).
   underflow of ``sigmoid(-800)``), a factor that is NaN where some
   ``frontier`` variable (``x``) is inf or NaN and the naive form would
   have been NaN (``not ok``), else 1. Written with comparisons and
-  ``switch`` only, so it warns about nothing where the stable form is
-  quiet.
+  ``switch`` only (no division: ``p / p`` at an underflowed ``p`` would
+  warn where the stable form is quiet).
 - ``is_guard`` / ``merge_guards``: guards are 1 or NaN, so they move freely
   through products and sums of the same elements; those of one product
   merge into one.

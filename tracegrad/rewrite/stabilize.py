@@ -77,10 +77,11 @@ def _sigmoid_from_exp(parts, ctx):
             parts.num.remove(e)
             parts.num.append(T().sigmoid(z))
             # exp(inf) / (1 + exp(inf)) is NaN in NumPy, sigmoid(inf) is 1:
-            # NaN where z is inf and exp(z) is not below inf
+            # NaN where z is not below +inf (+inf or NaN); the naive form's
+            # overflow at a finite z is what the rule fixes
             dtype = e.type.dtype
             guard = None if ctx.fast_math else ieee.nonfinite_guard(
-                [z], T().lt(e, al.make_constant(float("inf"), dtype)), dtype)
+                [z], T().lt(z, al.make_constant(float("inf"), z.type.dtype)), dtype)
             if guard is not None:
                 parts.num.append(guard)
         else:
