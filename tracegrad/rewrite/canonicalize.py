@@ -216,8 +216,8 @@ class Parts:
         self.removed = []
         self.may_cancel = may_cancel  # see ``may_cancel``
         # A stability rewrite: a positive value ``may_cancel`` refuses is
-        # cancelled all the same, under a guard (``ieee.nonfinite_guard``)
-        # kept in ``guards`` as ``(value, its positive frontier)``.
+        # cancelled all the same, under a guard (``ieee.cancel_guard``)
+        # kept in ``guards`` as ``(value, its ieee.positive_nodes)``.
         self.guarded = guarded
         self.guards = []
 
@@ -241,10 +241,10 @@ def _may_cancel_factor(parts, var):
         return True
     if not parts.guarded:
         return False
-    frontier = ieee.positive_frontier(var)
-    if frontier is None:
+    nodes = ieee.positive_nodes(var)
+    if nodes is None:
         return False
-    parts.guards.append((var, frontier))
+    parts.guards.append((var, nodes))
     return True
 
 
@@ -252,7 +252,7 @@ def _guard_factors(parts):
     """The guards of the values ``parts`` cancelled under one: each is NaN
     where the value's inputs are not finite and ``value / value`` is NaN,
     else 1."""
-    guards = (ieee.guard_for_cancel(var, frontier) for var, frontier in parts.guards)
+    guards = (ieee.cancel_guard(var, nodes) for var, nodes in parts.guards)
     return [g for g in guards if g is not None]
 
 

@@ -8,13 +8,11 @@ inputs with the right finite value (what the stability rules are for).
 - ``is_finite(var)``: no input value makes ``var`` inf or NaN but by
   overflow. Cancelling ``x - x`` or ``x / x`` needs it (``inf - inf`` is
   NaN, not 0).
-- ``nonfinite_guard(frontier, ok)``: where a cancelled value is positive
-  for finite inputs (``sigmoid(x) / sigmoid(x) -> 1``, which fixes the
-  underflow of ``sigmoid(-800)``), a factor that is NaN where some
-  ``frontier`` variable (``x``) is inf or NaN and the naive form would
-  have been NaN (``not ok``), else 1. Written with comparisons and
-  ``switch`` only (no division: ``p / p`` at an underflowed ``p`` would
-  warn where the stable form is quiet).
+- ``cancel_guard(p, positive_nodes(p))``: where a cancelled value is
+  positive for finite inputs (``sigmoid(x) / sigmoid(x) -> 1``, which fixes
+  the underflow of ``sigmoid(-800)``), a factor that is NaN where ``x`` is
+  inf or NaN and NumPy's ``p / p`` is NaN (``x = -inf`` for a sigmoid),
+  else 1 (``guard_where``).
 - ``is_guard`` / ``merge_guards``: guards are 1 or NaN, so they move freely
   through products and sums of the same elements; those of one product
   merge into one.
@@ -73,15 +71,15 @@ def is_finite(var):
     return True
 
 
-def positive_frontier(var):
-    """The variables ``algebra.is_positive(var)`` rests on: the inputs of
-    its positive ops (``x`` of ``exp(x)``), each of ``var``'s shape or
-    broadcasting to it (the walk goes through elementwise ops only). ``var``
-    is positive wherever they are finite. ``None`` when there are none to
-    name (a selection was walked through, or ``var`` is not positive)."""
+def positive_nodes(var):
+    """The outputs of positive ops (``exp(x)``, ``sigmoid(x)``...) that
+    ``algebra.is_positive(var)`` rests on, each of ``var``'s shape or
+    broadcasting to it (the walk goes through elementwise ops only); ``var``
+    is positive wherever their inputs are finite. ``None`` when ``var`` is
+    not positive or a selection was walked through."""
     if not al.is_positive(var):
         return None
-    frontier, stack = [], [var]
+    found, stack = [], [var]
     while stack:
         v = stack.pop()
         if isinstance(v, Constant):
@@ -90,48 +88,70 @@ def positive_frontier(var):
         if key in al.POSITIVE_IF_INPUTS:
             stack.extend(v.owner.inputs)
         elif key in al.POSITIVE_KEYS and v.owner.inputs[0].type.ndim <= var.type.ndim:
-            frontier.extend(v.owner.inputs)
+            found.append(v)
         else:
             return None
-    return list(dict.fromkeys(frontier))
+    return list(dict.fromkeys(found))
 
 
-def nonfinite_guard(frontier, ok, dtype):
-    """``switch(some f of frontier is inf or NaN and not ok, NaN, 1)``, or
-    ``None`` when ``is_finite`` proves every ``f`` finite. ``dtype``: the
-    guard's.
+# Positive ops that are 0, inf or NaN wherever their input is inf or NaN
+# (so ``p / p`` is NaN there); sigmoid is 1 at +inf.
+_ZERO_OR_INF_AT_INF = {"exp", "exp2", "softplus", "cosh"}
 
-    ``ok`` (a boolean variable) says where the naive form gives a number
-    even so: for a cancelled ``p / p``, ``0 < p < inf``
-    (``cancel_ok(p)``)."""
+
+def _strip_neg(f):
+    """``(g, negated)`` with ``f = -g`` or ``f = g``."""
+    if al.key_of(f) == "neg":
+        return f.owner.inputs[0], True
+    return f, False
+
+
+def _inf(var):
+    return al.make_constant(np.inf, var.type.dtype)
+
+
+def _not_finite(f):
+    """``isinf(f) | isnan(f)`` (of ``g`` for ``f = -g``: one node for both)."""
     T_ = T()
-    # (isinf(-x) is isinf(x): one condition for both, so guards merge)
-    frontier = [f.owner.inputs[0] if al.key_of(f) == "neg" else f for f in frontier]
-    bad = [T_.or_(T_.isinf(f), T_.isnan(f))
-           for f in dict.fromkeys(frontier) if not is_finite(f)]
-    if not bad:
+    g, _ = _strip_neg(f)
+    return T_.or_(T_.isinf(g), T_.isnan(g))
+
+
+def _nan_of_ratio(v):
+    """Where ``v / v`` is NaN though ``v``'s input ``f`` might be finite
+    only by overflow: ``f`` inf or NaN and ``v`` 0, inf or NaN."""
+    T_ = T()
+    f = v.owner.inputs[0]
+    key = al.key_of(v)
+    if key == "sigmoid":  # 0 at -inf, 1 at +inf
+        g, negated = _strip_neg(f)
+        bound = T_.lt(g, _inf(g)) if negated else \
+            T_.gt(g, al.make_constant(-np.inf, g.type.dtype))
+        return T_.invert(bound)
+    if key in _ZERO_OR_INF_AT_INF:
+        return _not_finite(f)
+    ok = T_.and_(T_.gt(v, al.make_constant(0, v.type.dtype)), T_.lt(v, _inf(v)))
+    return T_.and_(_not_finite(f), T_.invert(ok))
+
+
+def cancel_guard(p, nodes):
+    """The guard of a cancelled ``p / p`` (``nodes``: ``positive_nodes(p)``):
+    NaN where an input of ``nodes`` is inf or NaN and NumPy's ``p / p``
+    is NaN, 1 elsewhere; ``None`` when ``is_finite`` proves those inputs
+    finite. Comparisons and ``switch`` only: no division, whose 0 / 0 at an
+    underflowed ``p`` would warn where the stable form is quiet."""
+    conds = [_nan_of_ratio(v) for v in nodes if not is_finite(v.owner.inputs[0])]
+    if not conds:
         return None
-    cond = bad[0]
-    for b in bad[1:]:
-        cond = T_.or_(cond, b)
-    return _guard(T_.and_(cond, T_.invert(ok)), dtype)
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = T().or_(cond, c)
+    return guard_where(cond, p.type.dtype)
 
 
-def _guard(cond, dtype):
+def guard_where(cond, dtype):
+    """``switch(cond, NaN, 1)`` of ``dtype``: a guard."""
     return T().switch(cond, al.make_constant(np.nan, dtype), al.make_constant(1, dtype))
-
-
-def cancel_ok(p):
-    """Where ``p / p`` is 1 in IEEE arithmetic (``p`` positive or NaN):
-    ``0 < p < inf``."""
-    T_ = T()
-    return T_.and_(T_.gt(p, al.make_constant(0, p.type.dtype)),
-                   T_.lt(p, al.make_constant(np.inf, p.type.dtype)))
-
-
-def guard_for_cancel(p, frontier):
-    """The guard of a cancelled ``p / p`` (see ``nonfinite_guard``)."""
-    return nonfinite_guard(frontier, cancel_ok(p), p.type.dtype)
 
 
 def is_guard(var):
@@ -168,7 +188,7 @@ def merge_guards(factors):
     cond = conds[0]
     for c in conds[1:]:
         cond = T_.or_(cond, c)
-    merged = _guard(cond, guards[0].type.dtype) if len(conds) > 1 else guards[0]
+    merged = guard_where(cond, guards[0].type.dtype) if len(conds) > 1 else guards[0]
     return [v for v in factors if not is_guard(v)] + [merged]
 
 

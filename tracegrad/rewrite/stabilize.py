@@ -79,11 +79,9 @@ def _sigmoid_from_exp(parts, ctx):
             # exp(inf) / (1 + exp(inf)) is NaN in NumPy, sigmoid(inf) is 1:
             # NaN where z is not below +inf (+inf or NaN); the naive form's
             # overflow at a finite z is what the rule fixes
-            dtype = e.type.dtype
-            guard = None if ctx.fast_math else ieee.nonfinite_guard(
-                [z], T().lt(z, al.make_constant(float("inf"), z.type.dtype)), dtype)
-            if guard is not None:
-                parts.num.append(guard)
+            if not ctx.fast_math and not ieee.is_finite(z):
+                below = T().lt(z, al.make_constant(float("inf"), z.type.dtype))
+                parts.num.append(ieee.guard_where(T().invert(below), e.type.dtype))
         else:
             parts.num.append(_sigmoid_neg(z))
         fired = True

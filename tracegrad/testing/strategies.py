@@ -11,8 +11,9 @@
 - ``shapes``: array shapes;
 - ``broadcastable_shape_pairs``: two shapes that broadcast together;
 - ``arrays``: NumPy arrays with bounded, finite elements by default;
-- ``special_floats``: floats that are often the IEEE special values (inf,
-  -inf, NaN, ±0, subnormals, huge), for ``arrays(..., elements=...)``;
+- ``special_floats``: floats that are often IEEE special values (inf,
+  -inf, NaN, ±0, subnormals, huge: ``special_values``), for
+  ``arrays(..., elements=...)``;
 - ``assert_same_ieee``: arrays equal with NaN positions, inf positions and
   inf signs compared as values;
 - ``expressions``: random well-defined expression graphs over symbolic inputs
@@ -110,25 +111,37 @@ def arrays(dtype, shape, elements=None):
     return hnp.arrays(dtype, shape, elements=elements)
 
 
-def special_values(dtype, huge=True):
-    """The IEEE special values of a float ``dtype``: inf, -inf, NaN, 0.0,
-    -0.0, the smallest subnormals, a subnormal near the normal range and,
-    with ``huge``, the largest finite values and a tenth of them."""
+SPECIAL_KINDS = ("nonfinite", "tiny", "huge")
+
+
+def special_values(dtype, kinds=SPECIAL_KINDS):
+    """IEEE special values of a float ``dtype``, by kind: ``'nonfinite'``
+    (inf, -inf, NaN, ±0), ``'tiny'`` (±0, the smallest subnormals, a
+    subnormal near the normal range), ``'huge'`` (the largest finite values
+    and a tenth of them)."""
     info = np.finfo(dtype)
-    tiny = float(info.smallest_subnormal)
-    values = [np.inf, -np.inf, np.nan, 0.0, -0.0, tiny, -tiny,
-              float(info.smallest_normal) / 3]
-    if huge:
-        values += [float(info.max), -float(info.max), float(info.max) / 10]
-    return values
+    tiny, big = float(info.smallest_subnormal), float(info.max)
+    table = {
+        "nonfinite": [np.inf, -np.inf, np.nan, 0.0, -0.0],
+        "tiny": [0.0, -0.0, tiny, -tiny, float(info.smallest_normal) / 3],
+        "huge": [big, -big, big / 10],
+    }
+    unknown = set(kinds) - set(table)
+    if unknown:
+        raise ValueError(f"special_values: unknown kinds {sorted(unknown)}; "
+                         f"known: {SPECIAL_KINDS}")
+    return [v for kind in kinds for v in table[kind]]
 
 
-def special_floats(dtype="float64", bound=3.0, huge=True):
-    """Floats of ``dtype`` that are a special value (``special_values``)
-    about half the time, else in ``[-bound, bound]``."""
+def special_floats(dtype="float64", bound=3.0, kinds=SPECIAL_KINDS):
+    """Floats of ``dtype`` that are a special value of ``kinds``
+    (``special_values``) about half the time, else in ``[-bound, bound]``
+    (0 or at least 1e-6 in magnitude unless ``kinds`` has ``'tiny'``)."""
     dtype = np.dtype(dtype)
-    return st.one_of(st.sampled_from(special_values(dtype, huge)),
-                     st.floats(-bound, bound, width=8 * dtype.itemsize))
+    ordinary = st.floats(-bound, bound, width=8 * dtype.itemsize)
+    if "tiny" not in kinds:
+        ordinary = ordinary.filter(lambda v: v == 0 or abs(v) >= 1e-6)
+    return st.one_of(st.sampled_from(special_values(dtype, kinds)), ordinary)
 
 
 def assert_same_ieee(got, expected, rtol=1e-9, atol=1e-9, err_msg=""):
