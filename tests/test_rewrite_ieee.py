@@ -156,3 +156,20 @@ def test_softmax_written_with_exp_keeps_numpy_beside_inf(build):
     v = np.array([[INF, 1.0], [-INF, -INF], [-INF, 2.0], [-INF, INF], [np.nan, INF]])
     f = same_as_numpy([m], build(m), [v])
     assert np.isfinite(f(np.array([[1000.0, 0.0]]))).all()  # still stable
+
+
+def test_guards_run_in_cuda_kernels(x):
+    # (the fake CuPy runs the generated CUDA C with C semantics)
+    import fake_cupy
+    v = np.append(SPECIAL, -800.0)
+    outs = [tg.grad(T.log(T.sigmoid(x)).sum(), x), T.exp(x) / (1 + T.exp(x))]
+    refs = [tg.function([x], o, mode="None") for o in outs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [r(v) for r in refs]
+        with fake_cupy.installed():
+            got = [tg.function([x], o, device="cuda")(v).get() for o in outs]
+    # NumPy's at the special values; the stable value at -800
+    assert_same_ieee(got[0][:-1], expected[0][:-1])
+    assert got[0][-1] == 1.0 and np.isnan(expected[0][-1])
+    assert_same_ieee(got[1], expected[1])

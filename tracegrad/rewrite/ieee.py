@@ -127,11 +127,11 @@ def _nan_of_ratio(v):
         g, negated = _strip_neg(f)
         bound = T_.lt(g, _inf(g)) if negated else \
             T_.gt(g, al.make_constant(-np.inf, g.type.dtype))
-        return T_.invert(bound)
+        return T_.logical_not(bound)
     if key in _ZERO_OR_INF_AT_INF:
         return _not_finite(f)
     ok = T_.and_(T_.gt(v, al.make_constant(0, v.type.dtype)), T_.lt(v, _inf(v)))
-    return T_.and_(_not_finite(f), T_.invert(ok))
+    return T_.and_(_not_finite(f), T_.logical_not(ok))
 
 
 def cancel_guard(p, nodes):

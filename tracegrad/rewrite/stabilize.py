@@ -81,7 +81,7 @@ def _sigmoid_from_exp(parts, ctx):
             # overflow at a finite z is what the rule fixes
             if not ctx.fast_math and not ieee.is_finite(z):
                 below = T().lt(z, al.make_constant(float("inf"), z.type.dtype))
-                parts.num.append(ieee.guard_where(T().invert(below), e.type.dtype))
+                parts.num.append(ieee.guard_where(T().logical_not(below), e.type.dtype))
         else:
             parts.num.append(_sigmoid_neg(z))
         fired = True
