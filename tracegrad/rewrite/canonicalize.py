@@ -1,12 +1,16 @@
 """Canonical algebra: flat sums and products, cancellation, useless ops.
 
 - Sums (``add``/``sub``/``neg`` trees) are flattened into signed terms:
-  ``x - x`` cancels, ``neg(neg(x))`` is ``x``, constants are added up
-  (``(x + 1) + 2 -> x + 3``), ``+ 0`` disappears.
+  ``x - x`` cancels where ``x`` is proven finite (``ieee.is_finite``; any
+  ``x`` in mode 'fast_math': ``inf - inf`` is NaN), ``neg(neg(x))`` is
+  ``x``, constants are added up (``(x + 1) + 2 -> x + 3``, unless they
+  overflow), ``+ 0`` disappears.
 - Products (``mul``/``true_div``/``neg`` trees) are flattened into factors:
   ``x / x`` cancels only where ``x`` is provably nonzero (``exp``,
-  ``sigmoid``, positive constants...), constants are multiplied out, ``* 1``
-  disappears. A product of a sum with factors that cancel a denominator of
+  ``sigmoid``, positive constants...) and, outside 'fast_math', finite or
+  under a guard that keeps NumPy's NaN where ``x``'s inputs are inf or NaN
+  (``ieee.cancel_guard``); constants are multiplied out (unless that
+  overflows or underflows), ``* 1`` disappears. A product of a sum with factors that cancel a denominator of
   one of its terms is distributed (``(a / p + b) * p -> a + b * p``): that is
   how the gradients of ``log(sigmoid(x))`` lose their ``1 / sigmoid(x)``.
 - ``x ** 2 -> sqr(x)``, ``x ** 1 -> x``, ``x ** 0 -> 1``, ``x ** -1 -> 1 / x``.
