@@ -6,6 +6,7 @@ import pytest
 
 from tracegrad.evaluate import evaluate
 from tracegrad.rewrite import engine
+from tracegrad.rewrite.ieee import is_guard
 from tracegrad.rewrite.pattern import op_key
 from tracegrad.trace import toposort
 
@@ -21,6 +22,23 @@ def keys(outputs):
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     return [op_key(n.op) for n in toposort(list(outputs))]
+
+
+def unguarded_keys(outputs):
+    """``keys(outputs)`` without the IEEE guards (``ieee.is_guard``: a
+    factor 1 where a cancelled value's inputs are finite, else NaN where
+    NumPy gives NaN) and what only they read: the computation the rewrite
+    chose."""
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    kept, stack = set(), [v for v in outputs if not is_guard(v)]
+    while stack:
+        node = stack.pop().owner
+        if node is None or node in kept:
+            continue
+        kept.add(node)
+        stack.extend(v for v in node.inputs if not is_guard(v))
+    return [op_key(n.op) for n in toposort(list(outputs)) if n in kept]
 
 
 def run(outputs, values):

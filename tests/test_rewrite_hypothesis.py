@@ -47,6 +47,10 @@ UNARY = {
                                                                            keepdims=True),
                         lambda b: 1.0),
     "log_softmax": (lambda a: T.log(T.nnet.softmax(a)), lambda b: 2 * b + 3),
+    "softmax_of_exp": (lambda a: T.exp(a) / T.exp(a).sum(axis=-1, keepdims=True),
+                       lambda b: 1.0),
+    "logsumexp_by_hand": (lambda a: T.log(T.exp(a).sum(axis=-1, keepdims=True)),
+                          lambda b: b + 2.0),
 }
 
 # name -> (build(a, b), bound after(ba, bb))
@@ -131,3 +135,73 @@ def test_rewritable_graphs_agree(out, seed, y_length):
 def test_random_expressions_agree(out, seed):
     rng = np.random.default_rng(seed)
     _agree([X, Y, M], out, _values(rng, 3))
+
+
+# ------------------------------------------------------------ IEEE special values
+# Default rewrites keep what a NaN or inf input gives (API.md): NaN positions,
+# inf positions and signs are compared as values. A rewrite may replace an
+# intermediate overflow or underflow with the right value, which the naive
+# reference gets wrong even where it stays finite (maximum(m, log(1 -
+# sigmoid(1e307))) is m there: log(0) = -inf), so where an input is huge
+# (finite, > 1e100) the rewritten graph must only be finite wherever the
+# reference is (folding x * 1e200 * 1e200 into x * inf is not).
+SPECIAL_SETTINGS = settings(max_examples=100, deadline=None,
+                            suppress_health_check=[HealthCheck.too_slow,
+                                                   HealthCheck.data_too_large])
+
+
+def _special_values(data, y_length):
+    # One kind of special value per example. Huge values: less is compared.
+    # Tiny ones not next to inf: a rewrite computing a tiny value more
+    # accurately (expm1(5e-324) against exp(5e-324) - 1 = 0) rightly turns
+    # NumPy's inf * 0 = NaN into inf.
+    kind = data.draw(st.sampled_from(tgst.SPECIAL_KINDS))
+    elements = tgst.special_floats(kinds=[kind])
+    shapes = [(3,), (y_length,), (2, 3)]
+    return [data.draw(tgst.arrays("float64", shape, elements=elements)) for shape in shapes]
+
+
+def _reads(out, keys, reductions=()):
+    """Whether the graph of ``out`` has an op of key in ``keys`` or a
+    reduction of kind in ``reductions``."""
+    from tracegrad.ops.reduce import Reduce
+    from tracegrad.rewrite.pattern import op_key
+    from tracegrad.trace import toposort
+    return any(op_key(n.op) in keys or isinstance(n.op, Reduce) and n.op.kind in reductions
+               for n in toposort([out]))
+
+
+def _agree_ieee(inputs, out, values):
+    note(f"expression: {tg.pp(out)}")
+    note(f"values: {values}")
+    huge = any(bool(np.any(np.isfinite(v) & (np.abs(v) > 1e100))) for v in values)
+    # (at the exact ties special values make, 0 against a tiny value a more
+    # accurate rewrite computes instead of 0, kinks rightly differ in slope)
+    kinks = _reads(out, ("abs", "maximum", "minimum"), ("max", "min"))
+    cost = out.sum() if huge else (out * T.cos(0.7 * out + 0.1)).sum()
+    grads = [] if kinks else tg.grad(cost, inputs, disconnected_inputs="ignore")
+    fast, ref = _compile_both(inputs, [out] + list(grads))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = fast(*values)
+        expected = ref(*values)
+    for k, (g, e) in enumerate(zip(got, expected)):
+        assert g.dtype == e.dtype and g.shape == e.shape
+        what = "output" if k == 0 else f"gradient {k - 1}"
+        if not huge:
+            tgst.assert_same_ieee(g, e, err_msg=what)
+            continue
+        finite = np.isfinite(e)
+        assert np.isfinite(g[finite]).all(), f"{what}: {g} where the reference is {e}"
+
+
+@SPECIAL_SETTINGS
+@given(rewritable([X, Y, M]), st.data(), st.sampled_from([1, 3]))
+def test_rewritable_graphs_keep_special_values(out, data, y_length):
+    _agree_ieee([X, Y, M], out, _special_values(data, y_length))
+
+
+@SPECIAL_SETTINGS
+@given(tgst.expressions([X, Y, M], shapes=[(3,), (3,), (2, 3)], max_depth=3), st.data())
+def test_random_expressions_keep_special_values(out, data):
+    _agree_ieee([X, Y, M], out, _special_values(data, 3))

@@ -9,7 +9,7 @@ import os
 _CHOICES = {
     "floatX": ("float64", "float32", "float16"),
     "device": ("cpu", "cuda"),
-    "optimizer": ("fast_run", "fast_compile", "None"),
+    "optimizer": ("fast_run", "fast_compile", "None", "fast_math"),
 }
 
 
@@ -48,7 +48,8 @@ class Config:
                       "dtype of T.scalar, T.matrix... ('float64' by default)")
     device = _setting("device", _choice("device"), "'cpu' (NumPy) or 'cuda' (CuPy)")
     optimizer = _setting("optimizer", _choice("optimizer"),
-                         "rewrite phases: 'fast_run', 'fast_compile' or 'None'")
+                         "rewrite phases: 'fast_run', 'fast_compile', 'None' or "
+                         "'fast_math' (fast_run plus value-changing algebra)")
     num_threads = _setting("num_threads", _positive_int,
                            "threads for blocked elementwise loops on the CPU")
 

@@ -1,4 +1,4 @@
-"""Compiled functions: ``tg.function``, ``In``, ``Out``.
+"""Compiled functions: ``tg.function``, ``In``, ``Out``, ``Mode``.
 
 Modules, one stage each: ``inputs`` (In/Out, argument binding), ``casting``
 (value -> array rules), ``updates`` (updates, givens, default updates),
@@ -10,8 +10,9 @@ list storage, aliasing decisions), ``runtime`` (the callable ``Function``),
 from tracegrad.compile.fgraph import FunctionGraph, MissingInputError  # noqa: F401
 from tracegrad.compile.function import FunctionMaker, UnusedInputError, function  # noqa: F401
 from tracegrad.compile.inputs import In, Out  # noqa: F401
+from tracegrad.compile.mode import Mode  # noqa: F401
 from tracegrad.compile.profile import ProfileStats  # noqa: F401
 from tracegrad.compile.runtime import Function  # noqa: F401
 
 __all__ = ["function", "In", "Out", "Function", "FunctionMaker", "FunctionGraph",
-           "MissingInputError", "UnusedInputError", "ProfileStats"]
+           "MissingInputError", "UnusedInputError", "ProfileStats", "Mode"]

@@ -40,8 +40,10 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     ``'warn'`` or ``'ignore'``; ``allow_input_downcast``: cast arguments even
     when precision is lost; ``device``: ``'cpu'`` or ``'cuda'`` (default
     ``tg.config.device``); ``profile``: collect time per node in ``f.profile``;
-    ``mode``: the optimizer (``'fast_run'``, ``'fast_compile'``, ``'None'``;
-    default ``tg.config.optimizer``).
+    ``mode``: the optimizer (``'fast_run'``, ``'fast_compile'``, ``'None'``,
+    or ``'fast_math'``: fast_run plus algebra that may change a NaN/inf
+    result, such as ``x - x -> 0``; default ``tg.config.optimizer``; the
+    upper-case Theano names are accepted).
     """
     start = perf_counter()
     if on_unused_input not in _UNUSED_MODES:

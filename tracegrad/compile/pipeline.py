@@ -5,12 +5,13 @@ and in-place stages belong to other packages and plug in by existing:
 
 - ``tracegrad.rewrite.optimize(fgraph, mode)`` — rewrites (merge, constant
   folding, canonicalize, stabilize, specialize); ``mode`` is ``'fast_run'``,
-  ``'fast_compile'`` or ``'None'`` (``tg.config.optimizer`` unless the caller
-  of ``tg.function`` gave ``mode=``);
+  ``'fast_compile'``, ``'None'`` or ``'fast_math'`` (``tg.config.optimizer``
+  unless the caller of ``tg.function`` gave ``mode=``);
 - ``tracegrad.fuse.fuse(fgraph)`` — elementwise fusion, run in ``'fast_run'``
+  and ``'fast_math'``
   (given ``target='cpu'|'cuda'`` when it takes that keyword);
 - ``tracegrad.rewrite.plan_inplace(fgraph)`` — swap nodes for in-place
-  variants (``op.destroy_map``), run in ``'fast_run'``.
+  variants (``op.destroy_map``), run in ``'fast_run'`` and ``'fast_math'``.
 
 A stage whose function does not exist yet is skipped. Stages edit the graph
 with ``fgraph.replace``; the schedule honours ``destroy_map`` (see
@@ -21,23 +22,17 @@ import importlib
 import inspect
 
 from tracegrad.compile.fgraph import FunctionGraph
+from tracegrad.compile.mode import MODES, normalize  # noqa: F401 (MODES: re-exported)
 
-MODES = ("fast_run", "fast_compile", "None")
+# modes that run fusion and in-place planning ('fast_math' is 'fast_run' with
+# value-changing algebra allowed in the rewrites)
+_FULL = ("fast_run", "fast_math")
 
 
 def resolve_mode(mode):
-    """``None`` -> ``tg.config.optimizer``; check the name."""
-    if mode is None:
-        from tracegrad.config import config
-        mode = config.optimizer
-    mode = "None" if mode in (None, "none", "NONE") else str(mode)
-    if mode == "FAST_RUN":
-        mode = "fast_run"
-    if mode == "FAST_COMPILE":
-        mode = "fast_compile"
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
+    """``None`` -> ``tg.config.optimizer``; a ``Mode`` -> its optimizer;
+    check the name (``mode.normalize``)."""
+    return normalize(mode)
 
 
 def _seam(module, name):
@@ -77,7 +72,7 @@ def fuse(fgraph, mode, device=None):
     """Fuse elementwise chains (``'fast_run'`` only), if available; the
     fusion gets ``target=device`` when it takes that keyword."""
     fuse_fn = _seam("tracegrad.fuse", "fuse")
-    if fuse_fn is not None and mode == "fast_run":
+    if fuse_fn is not None and mode in _FULL:
         _call(fuse_fn, fgraph, target=device)
     return fgraph
 
@@ -85,7 +80,7 @@ def fuse(fgraph, mode, device=None):
 def plan_inplace(fgraph, mode, device=None):
     """Make nodes overwrite dead buffers (``'fast_run'`` only), if available."""
     planner = _seam("tracegrad.rewrite", "plan_inplace")
-    if planner is not None and mode == "fast_run":
+    if planner is not None and mode in _FULL:
         planner(fgraph)
     return fgraph
 

@@ -7,8 +7,10 @@ for a compiled function's ``FunctionGraph``.
 
 Modes (``tg.config.optimizer`` or ``tg.function(..., mode=)``): ``'fast_run'``
 runs every phase, ``'fast_compile'`` only merge and constant folding,
-``'None'`` nothing; a sequence of phase names runs just those. Phases, in
-order, each to a fixpoint (``engine``):
+``'None'`` nothing; a sequence of phase names runs just those. ``'fast_math'``
+runs fast_run's phases and also allows value-changing algebra (a sequence
+of phases may include ``'fast_math'`` for the same). Phases, in order, each
+to a fixpoint (``engine``):
 
 - ``merge``: common subexpressions and equal constants become one node (the
   rewrite graph stays merged from then on, see ``graph``);
@@ -26,6 +28,14 @@ Ops talk to the rewriter through attributes: ``is_random = True`` (never
 merged nor folded), ``constant_foldable = False`` (never folded),
 ``static_output(node)`` (values known from static types are folded). Rules
 are data: see ``engine.register`` and ``engine.PatternRule``.
+
+IEEE semantics: outside ``'fast_math'`` a rewrite keeps what a
+NaN, inf or huge input gives at the outputs (it may only replace an
+*intermediate* overflow or underflow with the right finite value, which is
+what the stability rules are for). Cancellation (``x - x``, ``x / x``),
+constant reassociation that would overflow, distribution over a factor that
+may be inf, and ``x ** 0.5 -> sqrt(x)`` where ``x`` may be ``-inf`` fire
+only with a proof (``algebra.is_finite``, ``algebra.is_nonnegative``).
 """
 from tracegrad.rewrite import engine
 from tracegrad.rewrite import constant_fold, canonicalize, shapes  # noqa: F401
@@ -57,7 +67,7 @@ def optimize_outputs(outputs, mode=None, inputs=None, stats=None):
     owned = [v for v in inputs or () if v.owner is not None]
     _, cloned, memo = clone_graph(outputs, inputs=owned)
     graph = engine.build_graph(cloned)
-    engine.optimize_graph(graph, phases, stats)
+    engine.optimize_graph(graph, mode, stats)
     result = graph.outputs
     if owned:
         result, _ = clone_replace(result, {memo[v]: v for v in owned})
@@ -74,7 +84,7 @@ def optimize(fgraph, mode=None, stats=None):
     phases = phases_for(mode)
     if not phases:
         return fgraph
-    new_outputs = optimize_outputs(fgraph.outputs, phases, inputs=fgraph.inputs,
+    new_outputs = optimize_outputs(fgraph.outputs, mode, inputs=fgraph.inputs,
                                    stats=stats)
     for old, new in zip(list(fgraph.outputs), new_outputs):
         # (an output listed twice is replaced at its first occurrence)

@@ -11,7 +11,8 @@
   the same set of operand shapes, ``SumTo`` giving its target's shape...).
 - ``is_positive(var)`` / ``is_nonzero(var)``: true when the value is
   positive (nonzero) for every finite input, in exact arithmetic — the
-  condition for cancelling ``x / x``.
+  condition for cancelling ``x / x`` (with ``ieee``'s facts about inf and
+  NaN outside mode 'fast_math').
 """
 import numpy as np
 

@@ -1,12 +1,16 @@
 """Canonical algebra: flat sums and products, cancellation, useless ops.
 
 - Sums (``add``/``sub``/``neg`` trees) are flattened into signed terms:
-  ``x - x`` cancels, ``neg(neg(x))`` is ``x``, constants are added up
-  (``(x + 1) + 2 -> x + 3``), ``+ 0`` disappears.
+  ``x - x`` cancels where ``x`` is proven finite (``ieee.is_finite``; any
+  ``x`` in mode 'fast_math': ``inf - inf`` is NaN), ``neg(neg(x))`` is
+  ``x``, constants are added up (``(x + 1) + 2 -> x + 3``, unless they
+  overflow), ``+ 0`` disappears.
 - Products (``mul``/``true_div``/``neg`` trees) are flattened into factors:
   ``x / x`` cancels only where ``x`` is provably nonzero (``exp``,
-  ``sigmoid``, positive constants...), constants are multiplied out, ``* 1``
-  disappears. A product of a sum with factors that cancel a denominator of
+  ``sigmoid``, positive constants...) and, outside 'fast_math', finite or
+  under a guard that keeps NumPy's NaN where ``x``'s inputs are inf or NaN
+  (``ieee.cancel_guard``); constants are multiplied out (unless that
+  overflows or underflows), ``* 1`` disappears. A product of a sum with factors that cancel a denominator of
   one of its terms is distributed (``(a / p + b) * p -> a + b * p``): that is
   how the gradients of ``log(sigmoid(x))`` lose their ``1 / sigmoid(x)``.
 - ``x ** 2 -> sqr(x)``, ``x ** 1 -> x``, ``x ** 0 -> 1``, ``x ** -1 -> 1 / x``.
@@ -25,6 +29,7 @@ from collections import namedtuple
 import numpy as np
 
 from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import ieee
 from tracegrad.rewrite.engine import Abort, Rule, pattern_rule, register
 from tracegrad.rewrite.pattern import op_key
 from tracegrad.trace import Variable
@@ -89,8 +94,9 @@ def _carriers(removed, remaining, ndim, dtype, fill, memo):
 
 
 # ------------------------------------------------------------ sums
-def _net_terms(terms):
-    """Signed terms with ``x`` and ``-x`` cancelled; the cancelled variables."""
+def _net_terms(terms, may_cancel):
+    """Signed terms with ``x`` and ``-x`` cancelled where ``may_cancel(x)``
+    (``inf - inf`` is NaN, not 0); the cancelled variables."""
     net, order = {}, []
     for sign, var in terms:
         if var not in net:
@@ -101,10 +107,33 @@ def _net_terms(terms):
     for var in order:
         count = net[var]
         appearances = sum(1 for _, v in terms if v is var)
+        if abs(count) < appearances and not may_cancel(var):
+            kept.extend((sign, v) for sign, v in terms if v is var)
+            continue
         if abs(count) < appearances:
             removed.append(var)
         kept.extend([(1 if count > 0 else -1, var)] * abs(count))
     return kept, removed
+
+
+def may_cancel(ctx):
+    """The test a value must pass to be cancelled (``x - x``, ``x / x``):
+    any value in mode 'fast_math', else a value ``is_finite`` proves finite
+    (a NaN or inf input must reach the outputs as NumPy's would)."""
+    return (lambda var: True) if ctx.fast_math else ieee.is_finite
+
+
+def _folding_overflows(total, consts, product=False):
+    """True when finite constants add (or multiply) up to inf, or nonzero
+    ones multiply down to 0: folding them would change the result for an
+    input the original order handles (``x * 1e200 * 1e200`` at ``x =
+    1e-300``; ``x * 1e-200 * 1e-200`` at ``x = inf``)."""
+    values = [np.asarray(c.data) for c in consts]
+    if len(values) < 2 or not all(bool(np.all(np.isfinite(v))) for v in values):
+        return False
+    if not bool(np.isfinite(total)):
+        return True
+    return product and total == 0 and all(bool(np.all(v != 0)) for v in values)
 
 
 def _unbroadcast(leaves, memo):
@@ -137,8 +166,10 @@ def simplify_sum(node, ctx):
     if fired:
         consts += [(sign, v) for sign, v in terms if al.is_scalar_constant(v, out.type.ndim)]
         terms = [(sign, v) for sign, v in terms if not al.is_scalar_constant(v, out.type.ndim)]
-    kept, removed = _net_terms(terms)
+    kept, removed = _net_terms(terms, may_cancel(ctx))
     total = al.Sum(out, terms, consts, s.nops).const_total()
+    if total is not None and _folding_overflows(total, [c for _, c in consts]):
+        return None
     const_ndim = max((c.type.ndim for _, c in consts), default=0)
     if total is not None and kept:
         for rule in TERM_RULES:
@@ -182,24 +213,51 @@ register("canonicalize", Rule("sum", sorted(al.SUM_KEYS), simplify_sum))
 class Parts:
     """A product being simplified: factor lists, constants and sign."""
 
-    def __init__(self, num, den, cnum, cden, sign):
+    def __init__(self, num, den, cnum, cden, sign, may_cancel=ieee.is_finite, guarded=False):
         self.num, self.den = list(num), list(den)
         self.cnum, self.cden = list(cnum), list(cden)
         self.sign = sign
         self.removed = []
+        self.may_cancel = may_cancel  # see ``may_cancel``
+        # A stability rewrite: a positive value ``may_cancel`` refuses is
+        # cancelled all the same, under a guard (``ieee.cancel_guard``)
+        # kept in ``guards`` as ``(value, its ieee.positive_nodes)``.
+        self.guarded = guarded
+        self.guards = []
 
 
 def _cancel(parts):
-    """Drop ``x`` from both ``num`` and ``den`` where ``x`` is nonzero."""
+    """Drop ``x`` from both ``num`` and ``den`` where ``x`` is nonzero and
+    ``parts.may_cancel(x)``."""
     changed = False
     for var in list(dict.fromkeys(parts.num)):
         while any(n is var for n in parts.num) and any(d is var for d in parts.den) \
-                and al.is_nonzero(var):
+                and al.is_nonzero(var) and _may_cancel_factor(parts, var):
             parts.num.remove(var)
             parts.den.remove(var)
             parts.removed.append(var)
             changed = True
     return changed
+
+
+def _may_cancel_factor(parts, var):
+    if parts.may_cancel(var):
+        return True
+    if not parts.guarded:
+        return False
+    nodes = ieee.positive_nodes(var)
+    if nodes is None:
+        return False
+    parts.guards.append((var, nodes))
+    return True
+
+
+def _guard_factors(parts):
+    """The guards of the values ``parts`` cancelled under one: each is NaN
+    where the value's inputs are not finite and ``value / value`` is NaN,
+    else 1."""
+    guards = (ieee.cancel_guard(var, nodes) for var, nodes in parts.guards)
+    return [g for g in guards if g is not None]
 
 
 def _plan(parts, dtype):
@@ -209,6 +267,8 @@ def _plan(parts, dtype):
     removed = list(parts.removed)
     cn, cn_ndim = al.const_product(parts.cnum, dtype)
     cd, cd_ndim = al.const_product(parts.cden, dtype)
+    if _folding_overflows(cn, parts.cnum, True) or _folding_overflows(cd, parts.cden, True):
+        raise Abort("the constant factors overflow or underflow when multiplied")
     if parts.cnum and parts.cden and cd != 0:
         with np.errstate(all="ignore"):
             q = np.asarray(cn / cd, dtype=dtype)
@@ -238,7 +298,7 @@ def _plan(parts, dtype):
 def finish_parts(parts, dtype, ndim, ctx, plan=None):
     """Combine constants and build ``parts`` (a variable)."""
     keep_cn, keep_cd, sign, removed, _ = plan or _plan(parts, dtype)
-    num, den = list(parts.num), list(parts.den)
+    num, den = list(parts.num) + _guard_factors(parts), list(parts.den)
     if keep_cn is not None:
         num.append(al.make_constant(keep_cn[0], dtype, keep_cn[1]))
     if keep_cd is not None:
@@ -270,6 +330,10 @@ def _simplify_parts(parts, ctx, ndim=None):
                 consts += [v for v in lst if al.is_scalar_constant(v, ndim)]
                 lst[:] = [v for v in lst if not al.is_scalar_constant(v, ndim)]
     fired = _cancel(parts) or fired
+    merged = ieee.merge_guards(parts.num)
+    if merged is not None:
+        parts.num[:] = merged
+        fired = True
     if FACTOR_RULES and _apply_factor_rules(parts, ctx):
         _cancel(parts)
         fired = True
@@ -292,7 +356,8 @@ def _distribute(parts, dtype, ndim, ctx):
             if f is None:
                 f = al.Product(term, [term], [], [], [], 1, 0)
             p = Parts(f.num + others, f.den + parts.den, f.cnum + parts.cnum,
-                      f.cden + parts.cden, sign * f.sign * parts.sign)
+                      f.cden + parts.cden, sign * f.sign * parts.sign,
+                      may_cancel(ctx), guarded=True)
             hit = _simplify_parts(p, ctx) or hit
             term_parts.append(p)
         if not hit:
@@ -315,7 +380,7 @@ def simplify_product(node, ctx):
         return None
     ndim = out.type.ndim
     f = al.collect_factors(out, al.shape_memo(ctx), ctx.n_clients)
-    parts = Parts(f.num, f.den, f.cnum, f.cden, f.sign)
+    parts = Parts(f.num, f.den, f.cnum, f.cden, f.sign, may_cancel(ctx), guarded=True)
     fired = _simplify_parts(parts, ctx, ndim)
     if not fired and "stabilize" in ctx.groups:
         distributed = _distribute(parts, dtype, ndim, ctx)

@@ -51,9 +51,17 @@ PHASES = {
 
 MODES = {
     "fast_run": ("merge", "constant_fold", "canonicalize", "stabilize", "specialize"),
+    # fast_run's phases with value-changing algebra allowed (see FAST_MATH)
+    "fast_math": ("merge", "constant_fold", "canonicalize", "stabilize", "specialize"),
     "fast_compile": ("merge", "constant_fold"),
     "None": (),
 }
+
+
+# The group every phase of mode 'fast_math' adds: rules that may change an
+# IEEE result (cancel ``x - x`` when ``x`` may be inf or NaN...) consult
+# ``ctx.fast_math``; rules registered under this group run only then.
+FAST_MATH = "fast_math"
 
 
 class Abort(Exception):
@@ -121,6 +129,8 @@ class Context:
         self.graph = graph
         self.groups = frozenset(groups)
         self.memo = {}
+        # value-changing algebra allowed (mode 'fast_math')
+        self.fast_math = FAST_MATH in self.groups
 
     def n_clients(self, var):
         return self.graph.n_clients(var)
@@ -262,18 +272,27 @@ def phases_for(mode):
             raise ValueError(f"unknown optimizer mode {mode!r}; "
                              f"choose one of {sorted(MODES)} or a list of phases")
         return MODES[mode]
-    phases = tuple(mode)
+    phases = tuple(p for p in mode if p != FAST_MATH)
     for name in phases:
         if name not in PHASES:
             raise ValueError(f"unknown rewrite phase {name!r}; known: {list(PHASES)}")
     return phases
 
 
+def is_fast_math(mode):
+    """Whether ``mode`` allows value-changing algebra: ``'fast_math'``, or a
+    sequence of phase names that includes ``'fast_math'``."""
+    if isinstance(mode, str):
+        return mode == FAST_MATH
+    return mode is not None and FAST_MATH in tuple(mode)
+
+
 def optimize_graph(graph, mode=None, stats=None):
     """Run the phases of ``mode`` over a ``RewriteGraph`` in place."""
+    extra = (FAST_MATH,) if is_fast_math(mode) else ()
     for phase in phases_for(mode):
         start = time.perf_counter()
-        run_phase(graph, PHASES[phase], stats)
+        run_phase(graph, PHASES[phase] + extra, stats)
         if stats is not None:
             key = f"time:{phase}"
             stats[key] = stats.get(key, 0.0) + time.perf_counter() - start

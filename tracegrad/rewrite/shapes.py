@@ -9,7 +9,8 @@
   another input of ``y``'s shape is read as ``a``: the op broadcasts anyway
   (the gradient of ``sum`` is such a broadcast);
 - ``SumTo(x * f, like) -> SumTo(x, like) * f`` where ``f`` has ``like``'s
-  shape (so ``SumTo(g / s, s)`` in the gradient of ``g / s`` exposes ``s``);
+  shape (so ``SumTo(g / s, s)`` in the gradient of ``g / s`` exposes ``s``),
+  ``f`` proven finite (and nonzero in a denominator) outside 'fast_math';
 - ``dimshuffle(f(a, b))`` of an elementwise ``f`` read only there becomes
   ``f(dimshuffle(a), dimshuffle(b))``, so products and sums the gradient of
   a reduction wrapped in a dimshuffle are seen whole (``exp(x) /
@@ -19,6 +20,7 @@ It also declares, for ``algebra.shape_root``, how the shapes of the outputs of
 shape ops, reductions and softmax follow from their inputs' shapes.
 """
 from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import ieee
 from tracegrad.rewrite.engine import Rule, register
 from tracegrad.trace import Variable
 
@@ -129,6 +131,10 @@ def factor_out_of_sum_to(node, ctx):
     in_num = [v for v in f.num if not any(v is o for o in out_num)]
     in_den = [v for v in f.den if not any(v is o for o in out_den)]
     if not (out_num or out_den) or not (in_num or in_den):
+        return None
+    if not ctx.fast_math and not (all(map(ieee.is_finite, out_num + out_den))
+                                  and all(map(al.is_nonzero, out_den))):
+        # sum(x * inf) is NaN where some x is 0, sum(x) * inf is not
         return None
     inner = al.build_product(in_num, in_den, 1, dtype)
     if not al.same_shape(inner, g, memo):

@@ -22,6 +22,7 @@ breaks the naive form.
 Rules over reductions and softmax live in ``stabilize_nnet``.
 """
 from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import ieee
 from tracegrad.rewrite import canonicalize as canon
 from tracegrad.rewrite.canonicalize import (FACTOR_RULES, TERM_RULES, FactorRule,
                                             TermRule)
@@ -75,6 +76,12 @@ def _sigmoid_from_exp(parts, ctx):
         if any(v is e for v in parts.num):
             parts.num.remove(e)
             parts.num.append(T().sigmoid(z))
+            # exp(inf) / (1 + exp(inf)) is NaN in NumPy, sigmoid(inf) is 1:
+            # NaN where z is not below +inf (+inf or NaN); the naive form's
+            # overflow at a finite z is what the rule fixes
+            if not ctx.fast_math and not ieee.is_finite(z):
+                below = T().lt(z, al.make_constant(float("inf"), z.type.dtype))
+                parts.num.append(ieee.guard_where(T().logical_not(below), e.type.dtype))
         else:
             parts.num.append(_sigmoid_neg(z))
         fired = True
@@ -131,27 +138,40 @@ def _sqrt_sqr(b):
 
 
 # ------------------------------------------------------------ sigmoid pairs
+def _without_guards(f):
+    """``f`` without its guard factors (``ieee.is_guard``), and those."""
+    guards = [v for v in f.num if ieee.is_guard(v)]
+    if guards:
+        f = al.Product(f.root, [v for v in f.num if not ieee.is_guard(v)], f.den, f.cnum,
+                       f.cden, f.sign, f.nops)
+    return f, guards
+
+
 def _linear_term(sign, var, dtype, memo):
-    """A term as ``(sign, outer Product, target, inner Product)``: ``target``
-    is ``like`` of the one ``sum_to(inner, like)`` factor, or ``None`` (then
-    ``inner`` is the whole term and ``outer`` empty)."""
+    """A term as ``(sign, outer Product, target, inner Product, guards)``:
+    ``target`` is ``like`` of the one ``sum_to(inner, like)`` factor, or
+    ``None`` (then ``inner`` is the whole term and ``outer`` empty);
+    ``guards`` (outer, inner): the guard factors taken out of each."""
     from tracegrad.ops.elemwise import SumTo
     if var.type.dtype != dtype:
         return None
     f = al.collect_factors(var, memo) if al.key_of(var) in al.PRODUCT_KEYS \
         else al.Product(var, [var], [], [], [], 1, 0)
+    f, outer_guards = _without_guards(f)
     sums = [v for v in f.num if v.owner is not None and isinstance(v.owner.op, SumTo)]
     if len(sums) != 1 or any(v.owner is not None and isinstance(v.owner.op, SumTo)
                              for v in f.den):
-        return sign * f.sign, al.Product(var, [], [], [], [], 1, 0), None, f
+        return sign * f.sign, al.Product(var, [], [], [], [], 1, 0), None, f, \
+            ([], outer_guards)
     g, like = sums[0].owner.inputs
     if g.type.dtype != dtype:
         return None
     inner = al.collect_factors(g, memo) if al.key_of(g) in al.PRODUCT_KEYS \
         else al.Product(g, [g], [], [], [], 1, 0)
+    inner, inner_guards = _without_guards(inner)
     outer = al.Product(var, [v for v in f.num if v is not sums[0]], f.den, f.cnum,
                        f.cden, 1, 0)
-    return sign * f.sign * inner.sign, outer, like, inner
+    return sign * f.sign * inner.sign, outer, like, inner, (outer_guards, inner_guards)
 
 
 def _negates(a, b):
@@ -206,8 +226,11 @@ def _pair(ta, tb, dtype, ndim, memo):
     """The rewritten ``ta + tb`` when ``ta`` is ``s*M*S[K*y]*sigmoid(u)`` and
     ``tb`` is ``-s*M*S[K*(1-y)]*sigmoid(-u)`` (``S`` a ``sum_to`` or
     nothing), else None."""
-    sa, outer_a, like_a, inner_a = ta
-    sb, outer_b, like_b, inner_b = tb
+    sa, outer_a, like_a, inner_a, guards_a = ta
+    sb, outer_b, like_b, inner_b, guards_b = tb
+    # the guards (1 or NaN) of both terms go on the sum: NaN there as before
+    g_out = list(dict.fromkeys(guards_a[0] + guards_b[0]))
+    g_in = list(dict.fromkeys(guards_a[1] + guards_b[1]))
     if sa != -sb or like_a is not like_b:
         return None
     home_a = outer_a if like_a is not None else inner_a
@@ -238,14 +261,14 @@ def _pair(ta, tb, dtype, ndim, memo):
                         and _same_consts(outer_a.cden, outer_b.cden, dtype)
                         and _as_wide(y, k_num, memo)):
                     continue  # (``sum_to(K, like)`` needs K as wide as K*y)
-                k = al.build_product(k_num + inner_a.cnum, inner_a.den + inner_a.cden,
-                                     1, dtype)
-                ky = al.build_product(k_num + inner_a.cnum + [y],
+                k = al.build_product(k_num + g_in + inner_a.cnum,
+                                     inner_a.den + inner_a.cden, 1, dtype)
+                ky = al.build_product(k_num + g_in + inner_a.cnum + [y],
                                       inner_a.den + inner_a.cden, 1, dtype)
                 if like_a is not None:
                     k, ky = T().sum_to(k, like_a), T().sum_to(ky, like_a)
-                    m = al.build_product(rest_a + outer_a.cnum, outer_a.den + outer_a.cden,
-                                         1, dtype)
+                    m = al.build_product(rest_a + g_out + outer_a.cnum,
+                                         outer_a.den + outer_a.cden, 1, dtype)
                     new = T().mul(m, T().sub(ky, T().mul(k, sig_b)))
                 else:
                     new = T().sub(ky, T().mul(k, sig_b))

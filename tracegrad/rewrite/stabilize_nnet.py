@@ -6,7 +6,9 @@
 - ``log(sum(exp(x), axis)) -> logsumexp(x, axis)`` (also with a dimshuffle
   in between);
 - ``exp(x) / sum(exp(x), axis, keepdims=True) -> softmax(x, axis)`` (also
-  with ``.dimshuffle`` putting the axes back), inside any product;
+  with ``.dimshuffle`` putting the axes back), inside any product, with
+  NumPy's 0 beside a +inf kept (``ieee.softmax_as_numpy``) outside
+  'fast_math';
 - gradients: a factor ``a`` times a scatter into zeros whose values divide
   by the same entries of ``a`` (``a * put_along(g / take_along(a, y))``,
   ``a * inc_subtensor(zeros, g / a[idx], idx)``) scatters ``g`` instead.
@@ -14,7 +16,10 @@
   before rewriting: with it the gradient is ``onehot(g) - softmax(x) * ...``,
   finite where ``softmax`` underflows.
 """
+import numpy as np
+
 from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import ieee
 from tracegrad.rewrite.canonicalize import FACTOR_RULES, FactorRule, Parts, finish_parts
 from tracegrad.rewrite.engine import Rule, register
 from tracegrad.rewrite.pattern import const_value
@@ -37,9 +42,14 @@ def _selection_chain(var):
 def log_softmax_rule(node, ctx):
     _, nnet, _, _ = _ops()
     chain, v = _selection_chain(node.inputs[0])
+    under = ieee.softmax_under(v)  # (log of 0 is -inf: the switch stays)
+    if under is not None:
+        rebuild, v = under
     if v.owner is None or not isinstance(v.owner.op, nnet.Softmax):
         return None
     new = nnet.LogSoftmax(v.owner.op.axes)(v.owner.inputs[0])
+    if under is not None:
+        new = rebuild(new, al.make_constant(-np.inf, new.type.dtype))
     for sel in reversed(chain):
         new = sel.op(new, *sel.inputs[1:])
     return new
@@ -103,7 +113,8 @@ def _softmax_from_exp(parts, ctx):
             continue
         parts.den.remove(d)
         parts.num.remove(e)
-        parts.num.append(nnet.Softmax(axes)(e.owner.inputs[0]))
+        sm = nnet.Softmax(axes)(e.owner.inputs[0])
+        parts.num.append(sm if ctx.fast_math else ieee.softmax_as_numpy(sm))
         fired = True
     return fired
 

@@ -11,6 +11,11 @@
 - ``shapes``: array shapes;
 - ``broadcastable_shape_pairs``: two shapes that broadcast together;
 - ``arrays``: NumPy arrays with bounded, finite elements by default;
+- ``special_floats``: floats that are often IEEE special values (inf,
+  -inf, NaN, ±0, subnormals, huge: ``special_values``), for
+  ``arrays(..., elements=...)``;
+- ``assert_same_ieee``: arrays equal with NaN positions, inf positions and
+  inf signs compared as values;
 - ``expressions``: random well-defined expression graphs over symbolic inputs
   (elementwise, broadcasting, reductions, indexing), differentiable almost
   everywhere and bounded, for checking gradients and rewrites.
@@ -29,8 +34,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tracegrad.testing.strategies needs Hypothesis: "
                       "pip install hypothesis (or tracegrad[test])") from exc
 
-__all__ = ["shapes", "broadcastable_shape_pairs", "arrays", "expressions",
-           "UNARY", "BINARY"]
+__all__ = ["shapes", "broadcastable_shape_pairs", "arrays", "special_floats",
+           "assert_same_ieee", "expressions", "UNARY", "BINARY"]
 
 
 def _T():
@@ -104,6 +109,57 @@ def arrays(dtype, shape, elements=None):
         else:
             raise TypeError(f"arrays: (low, high) bounds need a real dtype, got {dtype}")
     return hnp.arrays(dtype, shape, elements=elements)
+
+
+SPECIAL_KINDS = ("nonfinite", "tiny", "huge")
+
+
+def special_values(dtype, kinds=SPECIAL_KINDS):
+    """IEEE special values of a float ``dtype``, by kind: ``'nonfinite'``
+    (inf, -inf, NaN, ±0), ``'tiny'`` (±0, the smallest subnormals, a
+    subnormal near the normal range), ``'huge'`` (the largest finite values
+    and a tenth of them)."""
+    info = np.finfo(dtype)
+    tiny, big = float(info.smallest_subnormal), float(info.max)
+    table = {
+        "nonfinite": [np.inf, -np.inf, np.nan, 0.0, -0.0],
+        "tiny": [0.0, -0.0, tiny, -tiny, float(info.smallest_normal) / 3],
+        "huge": [big, -big, big / 10],
+    }
+    unknown = set(kinds) - set(table)
+    if unknown:
+        raise ValueError(f"special_values: unknown kinds {sorted(unknown)}; "
+                         f"known: {SPECIAL_KINDS}")
+    return [v for kind in kinds for v in table[kind]]
+
+
+def special_floats(dtype="float64", bound=3.0, kinds=SPECIAL_KINDS):
+    """Floats of ``dtype`` that are a special value of ``kinds``
+    (``special_values``) about half the time, else in ``[-bound, bound]``
+    (0 or at least 1e-6 in magnitude unless ``kinds`` has ``'tiny'``)."""
+    dtype = np.dtype(dtype)
+    ordinary = st.floats(-bound, bound, width=8 * dtype.itemsize)
+    if "tiny" not in kinds:
+        ordinary = ordinary.filter(lambda v: v == 0 or abs(v) >= 1e-6)
+    return st.one_of(st.sampled_from(special_values(dtype, kinds)), ordinary)
+
+
+def assert_same_ieee(got, expected, rtol=1e-9, atol=1e-9, err_msg=""):
+    """``got`` equals ``expected``: NaN at the same positions, infinities at
+    the same positions with the same signs, the finite entries within
+    tolerance (the sign of a zero is not compared)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape, f"shapes {got.shape} != {expected.shape} {err_msg}"
+    for name, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        mismatch = test(got) != test(expected)
+        if mismatch.any():
+            where = np.argwhere(mismatch)[:5].tolist()
+            raise AssertionError(f"{name} positions differ at {where}: got "
+                                 f"{got[mismatch][:5]}, expected {expected[mismatch][:5]} "
+                                 f"{err_msg}")
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=rtol, atol=atol,
+                               err_msg=err_msg)
 
 
 # ---------------------------------------------------------- expressions

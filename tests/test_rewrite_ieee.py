@@ -1,0 +1,175 @@
+"""IEEE semantics of the default rewrites (API.md: a NaN or inf coming from
+an input reaches the outputs as NumPy's would; value-changing algebra only
+with ``mode='FAST_MATH'``). Each test compiles with and without rewrites
+and compares with NaN positions and inf signs as values."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad.testing.strategies import assert_same_ieee
+from rewritecheck import strict, keys, unguarded_keys  # noqa: F401 (strict: autouse)
+
+INF = np.inf
+SPECIAL = np.array([INF, -INF, np.nan, 0.0, -0.0, 1.5, -2.0])
+
+
+def same_as_numpy(inputs, out, values, mode="fast_run"):
+    """``out`` compiled with ``mode`` equals it compiled without rewrites."""
+    fast = tg.function(inputs, out, mode=mode, on_unused_input="ignore")
+    ref = tg.function(inputs, out, mode="None", on_unused_input="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, expected = fast(*values), ref(*values)
+    assert_same_ieee(got, expected)
+    return fast
+
+
+@pytest.fixture
+def x():
+    return T.dvector("x")
+
+
+@pytest.mark.parametrize("build", [
+    lambda x, y: x - x,
+    lambda x, y: (x + y) - y,
+    lambda x, y: (x + x) - x,
+    lambda x, y: T.exp(x) - T.exp(x) + y,
+    lambda x, y: T.exp(x) * y / T.exp(x),
+    lambda x, y: x * y / x,
+])
+def test_cancellation_keeps_nan_and_inf_of_inputs(x, build):
+    y = T.dvector("y")
+    same_as_numpy([x, y], build(x, y), [SPECIAL, SPECIAL[::-1].copy()])
+
+
+def test_cancellation_of_values_proven_finite(x):
+    i = T.lvector("i")
+    xi = T.exp(T.cast(i, "float64"))
+    # integers are never inf or NaN: exp of them overflows at most
+    assert "sub" not in keys(tg.function([i], xi - xi).maker.fgraph.outputs)
+    assert "true_div" not in keys(tg.function([i, x], xi * x / xi).maker.fgraph.outputs)
+    assert "sub" not in keys(tg.function([i], i - i).maker.fgraph.outputs)
+
+
+def test_fast_math_cancels_whatever_the_input(x):
+    for mode in ("FAST_MATH", "fast_math"):
+        f = tg.function([x], x - x, mode=mode)
+        np.testing.assert_array_equal(f(SPECIAL), np.zeros(len(SPECIAL)))
+    g = tg.function([x], T.exp(x) / T.exp(x), mode="FAST_MATH")
+    assert "true_div" not in keys(g.maker.fgraph.outputs)
+    old = tg.config.optimizer
+    try:
+        tg.config.optimizer = "fast_math"
+        assert tg.function([x], x - x)(np.array([INF]))[0] == 0
+    finally:
+        tg.config.optimizer = old
+
+
+def test_theano_mode_objects_select_fast_math(x):
+    from tracegrad.compile import Mode
+    default = Mode(linker="cvm", optimizer="FAST_RUN")
+    fast = default.including("fast_math")
+    assert fast.optimizer == "fast_math" and fast.excluding("fast_math") == default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(tg.function([x], x - x, mode=default)(np.array([INF]))[0])
+        assert tg.function([x], x - x, mode=fast)(np.array([INF]))[0] == 0
+    with pytest.raises(ValueError, match="'fusion'"):
+        default.including("fusion")
+    with pytest.raises(ValueError, match="FAST_RUNN"):
+        Mode(optimizer="FAST_RUNN")
+
+
+def test_fast_math_fuses_like_fast_run(x):
+    f = tg.function([x], T.tanh(x) * 2 + T.exp(x), mode="FAST_MATH")
+    assert any("Fused" in type(n.op).__name__ for n in f.maker.fgraph.toposort())
+
+
+def test_unknown_mode_is_named():
+    with pytest.raises(ValueError, match="fast_maths"):
+        tg.function([], T.constant(1.0), mode="fast_maths")
+
+
+@pytest.mark.parametrize("build, value", [
+    (lambda x: x * 1e200 * 1e200, np.array([1e-300, 0.0, -1e-300])),
+    (lambda x: x * 1e-200 * 1e-200, np.array([INF, 1e300, -INF])),
+    (lambda x: (x + 1e308) + 1e308, np.array([-1e308, -INF, 0.0])),
+    (lambda x: x / 1e-200 / 1e-200, np.array([1e-300, 0.0, INF])),
+])
+def test_constants_that_overflow_are_not_folded(x, build, value):
+    same_as_numpy([x], build(x), [value])
+
+
+def test_gradient_of_log_sigmoid_keeps_numpy_at_infinities(x):
+    g = tg.grad(T.log(T.sigmoid(x)).sum(), x)
+    f = same_as_numpy([x], g, [SPECIAL])
+    # still the stable form: exact and silent where the naive one is 0 / 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(f(np.array([-800.0, 0.0, 800.0])), [1.0, 0.5, 0.0],
+                                   rtol=1e-15)
+    assert "true_div" not in unguarded_keys(f.maker.fgraph.outputs)
+
+
+def test_exp_over_one_plus_exp_keeps_nan_at_inf(x):
+    f = same_as_numpy([x], T.exp(x) / (1 + T.exp(x)), [SPECIAL])
+    np.testing.assert_array_equal(f(np.array([INF, -INF]))[0], np.nan)
+    np.testing.assert_allclose(f(np.array([800.0])), [1.0])
+
+
+def test_tutorial_gradient_keeps_numpy_at_infinite_logits():
+    from test_rewrite_sigmoid_pair import tutorial
+    inputs, outputs = tutorial()
+    xv = np.array([[INF], [-INF], [np.nan], [INF], [-INF], [3.0]])
+    yv = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.5])
+    for out in outputs:
+        f = same_as_numpy(inputs, out, [xv, yv, np.ones(1), np.asarray(0.0)])
+        # (logits of 800 overflow inside the naive form only: right values)
+        assert np.isfinite(f(np.array([[800.0], [-800.0]]), np.array([0.0, 1.0]),
+                             np.ones(1), np.asarray(0.0))).all()
+
+
+def test_factor_out_of_sum_to_keeps_nan():
+    # sum(m * s) is NaN where a row of m holds 0 and s is inf; s * sum(m) is not
+    m = T.dmatrix("m")
+    s = m.sum(axis=1, keepdims=True)
+    out = T.sum_to(m * s, s)
+    mv = np.array([[0.0, INF], [1.0, 2.0], [0.0, -0.0]])
+    same_as_numpy([m], out, [mv])
+    # FAST_MATH factors s out: inf * sum(m) = inf where NumPy's sum is NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert tg.function([m], out, mode="FAST_MATH")(mv)[0, 0] == INF
+
+
+@pytest.mark.parametrize("build", [
+    lambda m: T.exp(m) / T.exp(m).sum(axis=1, keepdims=True),
+    lambda m: T.log(T.exp(m) / T.exp(m).sum(axis=1, keepdims=True)),
+    lambda m: tg.grad(T.log(T.exp(m).sum(axis=1)).sum(), m),
+])
+def test_softmax_written_with_exp_keeps_numpy_beside_inf(build):
+    # NumPy: [inf, 1] -> [nan, 0]; the softmax op alone gives [nan, nan]
+    m = T.dmatrix("m")
+    v = np.array([[INF, 1.0], [-INF, -INF], [-INF, 2.0], [-INF, INF], [np.nan, INF]])
+    f = same_as_numpy([m], build(m), [v])
+    assert np.isfinite(f(np.array([[1000.0, 0.0]]))).all()  # still stable
+
+
+def test_guards_run_in_cuda_kernels(x):
+    # (the fake CuPy runs the generated CUDA C with C semantics)
+    import fake_cupy
+    v = np.append(SPECIAL, -800.0)
+    outs = [tg.grad(T.log(T.sigmoid(x)).sum(), x), T.exp(x) / (1 + T.exp(x))]
+    refs = [tg.function([x], o, mode="None") for o in outs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [r(v) for r in refs]
+        with fake_cupy.installed():
+            got = [tg.function([x], o, device="cuda")(v).get() for o in outs]
+    # NumPy's at the special values; the stable value at -800
+    assert_same_ieee(got[0][:-1], expected[0][:-1])
+    assert got[0][-1] == 1.0 and np.isnan(expected[0][-1])
+    assert_same_ieee(got[1], expected[1])

@@ -1,0 +1,218 @@
+"""IEEE semantics of the default rewrites: facts about inf and NaN, guards.
+
+Outside mode ``'fast_math'`` a rewrite must keep what a NaN or inf *input*
+gives at the outputs (NumPy's value, NaN positions and inf signs
+included); it may replace an *intermediate* overflow or underflow of finite
+inputs with the right finite value (what the stability rules are for).
+
+- ``is_finite(var)``: no input value makes ``var`` inf or NaN but by
+  overflow. Cancelling ``x - x`` or ``x / x`` needs it (``inf - inf`` is
+  NaN, not 0).
+- ``cancel_guard(p, positive_nodes(p))``: where a cancelled value is
+  positive for finite inputs (``sigmoid(x) / sigmoid(x) -> 1``, which fixes
+  the underflow of ``sigmoid(-800)``), a factor that is NaN where ``x`` is
+  inf or NaN and NumPy's ``p / p`` is NaN (``x = -inf`` for a sigmoid),
+  else 1 (``guard_where``).
+- ``is_guard`` / ``merge_guards``: guards are 1 or NaN, so they move freely
+  through products and sums of the same elements; those of one product
+  merge into one.
+- ``softmax_as_numpy``: ``exp(x) / sum(exp(x))`` rewritten to ``softmax(x)``
+  keeps NumPy's 0 beside a +inf (``[inf, 1] -> [nan, 0]``; the softmax op
+  gives NaN for the whole row).
+"""
+import numpy as np
+
+from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite.pattern import const_value
+from tracegrad.trace import Constant
+
+# Op keys whose outputs are finite when their inputs are, but for overflow
+# (``log``, ``true_div``, ``sqrt``, ``pow``... can make inf or NaN of finite
+# values, so they are not here).
+FINITE_KEYS = {"add", "sub", "neg", "mul", "sqr", "abs", "exp", "exp2", "expm1",
+               "tanh", "sigmoid", "softplus", "sin", "cos", "arctan", "sinh", "cosh",
+               "maximum", "minimum", "cast", "sign", "floor", "ceil", "trunc", "rint",
+               "switch"}
+
+
+def T():
+    import tracegrad.tensor as T
+    return T
+
+
+def is_finite(var):
+    """``var`` is finite whatever the inputs' values, except where an
+    intermediate result overflows (``exp(800) - exp(800)``: replacing that
+    overflow with the right value is what rewrites may do). True for
+    integer and boolean values, finite constants, and ops of ``FINITE_KEYS``
+    or ``algebra.SELECTIONS`` over such values; a float input may be inf or
+    NaN."""
+    stack = [var]
+    seen = 0
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > 32:
+            return False
+        if v.type.dtype[0] in "biu":  # (no inf nor NaN in these dtypes)
+            continue
+        if isinstance(v, Constant):
+            data = np.asarray(v.data)
+            if data.dtype.kind not in "biufc" or not bool(np.all(np.isfinite(data))):
+                return False
+            continue
+        key = al.key_of(v)
+        if key in FINITE_KEYS:
+            stack.extend(v.owner.inputs)
+        elif key in al.SELECTIONS:
+            stack.append(v.owner.inputs[0])
+        else:
+            return False
+    return True
+
+
+def positive_nodes(var):
+    """The outputs of positive ops (``exp(x)``, ``sigmoid(x)``...) that
+    ``algebra.is_positive(var)`` rests on, each of ``var``'s shape or
+    broadcasting to it (the walk goes through elementwise ops only); ``var``
+    is positive wherever their inputs are finite. ``None`` when ``var`` is
+    not positive or a selection was walked through."""
+    if not al.is_positive(var):
+        return None
+    found, stack = [], [var]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Constant):
+            continue
+        key = al.key_of(v)
+        if key in al.POSITIVE_IF_INPUTS:
+            stack.extend(v.owner.inputs)
+        elif key in al.POSITIVE_KEYS and v.owner.inputs[0].type.ndim <= var.type.ndim:
+            found.append(v)
+        else:
+            return None
+    return list(dict.fromkeys(found))
+
+
+# Positive ops that are 0, inf or NaN wherever their input is inf or NaN
+# (so ``p / p`` is NaN there); sigmoid is 1 at +inf.
+_ZERO_OR_INF_AT_INF = {"exp", "exp2", "softplus", "cosh"}
+
+
+def _strip_neg(f):
+    """``(g, negated)`` with ``f = -g`` or ``f = g``."""
+    if al.key_of(f) == "neg":
+        return f.owner.inputs[0], True
+    return f, False
+
+
+def _inf(var):
+    return al.make_constant(np.inf, var.type.dtype)
+
+
+def _not_finite(f):
+    """``isinf(f) | isnan(f)`` (of ``g`` for ``f = -g``: one node for both)."""
+    T_ = T()
+    g, _ = _strip_neg(f)
+    return T_.or_(T_.isinf(g), T_.isnan(g))
+
+
+def _nan_of_ratio(v):
+    """Where ``v / v`` is NaN though ``v``'s input ``f`` might be finite
+    only by overflow: ``f`` inf or NaN and ``v`` 0, inf or NaN."""
+    T_ = T()
+    f = v.owner.inputs[0]
+    key = al.key_of(v)
+    if key == "sigmoid":  # 0 at -inf, 1 at +inf
+        g, negated = _strip_neg(f)
+        bound = T_.lt(g, _inf(g)) if negated else \
+            T_.gt(g, al.make_constant(-np.inf, g.type.dtype))
+        return T_.logical_not(bound)
+    if key in _ZERO_OR_INF_AT_INF:
+        return _not_finite(f)
+    ok = T_.and_(T_.gt(v, al.make_constant(0, v.type.dtype)), T_.lt(v, _inf(v)))
+    return T_.and_(_not_finite(f), T_.logical_not(ok))
+
+
+def cancel_guard(p, nodes):
+    """The guard of a cancelled ``p / p`` (``nodes``: ``positive_nodes(p)``):
+    NaN where an input of ``nodes`` is inf or NaN and NumPy's ``p / p``
+    is NaN, 1 elsewhere; ``None`` when ``is_finite`` proves those inputs
+    finite. Comparisons and ``switch`` only: no division, whose 0 / 0 at an
+    underflowed ``p`` would warn where the stable form is quiet."""
+    conds = [_nan_of_ratio(v) for v in nodes if not is_finite(v.owner.inputs[0])]
+    if not conds:
+        return None
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = T().or_(cond, c)
+    return guard_where(cond, p.type.dtype)
+
+
+def guard_where(cond, dtype):
+    """``switch(cond, NaN, 1)`` of ``dtype``: a guard."""
+    return T().switch(cond, al.make_constant(np.nan, dtype), al.make_constant(1, dtype))
+
+
+def is_guard(var):
+    """True when ``var`` is ``switch(cond, NaN, 1)``: a factor that is 1 or
+    NaN, so it may move anywhere in a product or a sum of its elements."""
+    if al.key_of(var) != "switch":
+        return False
+    _, nan, one = var.owner.inputs
+    return const_value(one) == 1 and isinstance(nan, Constant) \
+        and np.asarray(nan.data).size == 1 and bool(np.isnan(nan.data).all())
+
+
+def _or_terms(cond):
+    """The operands of the ``or_`` tree ``cond`` (merged guards' conditions)."""
+    out, stack = [], [cond]
+    while stack:
+        c = stack.pop()
+        if al.key_of(c) == "or_" and al.key_of(c.owner.inputs[0]) != "isinf":
+            stack.extend(reversed(c.owner.inputs))
+        else:
+            out.append(c)
+    return out
+
+
+def merge_guards(factors):
+    """``factors`` with their guards merged into one (NaN where any is; a
+    guard is 1 or NaN, so ``g * g`` is ``g``), or ``None`` when there are
+    fewer than two."""
+    guards = list(dict.fromkeys(v for v in factors if is_guard(v)))
+    if len(guards) < 2 and len(guards) == sum(1 for v in factors if is_guard(v)):
+        return None
+    T_ = T()
+    conds = list(dict.fromkeys(c for g in guards for c in _or_terms(g.owner.inputs[0])))
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = T_.or_(cond, c)
+    merged = guard_where(cond, guards[0].type.dtype) if len(conds) > 1 else guards[0]
+    return [v for v in factors if not is_guard(v)] + [merged]
+
+
+def softmax_as_numpy(sm):
+    """``sm = softmax(x, axes)`` giving what ``exp(x) / sum(exp(x), axes)``
+    gives for a +inf in ``x``: 0 at the entries below +inf of a lane whose
+    max is +inf (and NaN-free), ``sm`` elsewhere. ``sm`` itself where
+    ``is_finite`` proves ``x`` finite."""
+    x = sm.owner.inputs[0]
+    if is_finite(x):
+        return sm
+    T_ = T()
+    dtype = sm.type.dtype
+    inf = al.make_constant(np.inf, x.type.dtype)
+    lane_inf = T_.eq(T_.max(x, axis=sm.owner.op.axes, keepdims=True), inf)
+    return T_.switch(T_.and_(lane_inf, T_.lt(x, inf)), al.make_constant(0, dtype), sm)
+
+
+def softmax_under(var):
+    """``(rebuild, sm)`` when ``var`` is ``softmax_as_numpy(sm)``: ``rebuild(v)``
+    puts ``v`` in ``sm``'s place (keeping the switch), else ``None``."""
+    node = var.owner
+    if al.key_of(var) != "switch" or const_value(node.inputs[1]) != 0:
+        return None
+    cond, zero, sm = node.inputs
+    op = node.op
+    return (lambda v, fill=zero: op(cond, fill, v)), sm
