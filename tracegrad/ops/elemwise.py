@@ -325,7 +325,7 @@ _ROWS = []
 
 
 def row(name, nin, impl, c, grad=None, ufunc=None, expand=None):
-    """Add a table row and its public function ``name``."""
+    """Add a table row; returns its public function (bound to ``name`` by the caller)."""
     scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand)
     op = Elemwise(scalar)
     _ROWS.append(scalar)
@@ -335,7 +335,6 @@ def row(name, nin, impl, c, grad=None, ufunc=None, expand=None):
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}`` with NumPy broadcasting and promotion."
     fn.op = op
-    globals()[name] = fn
     __all__.append(name)
     if ufunc is not None:
         register_ufunc(ufunc, fn)
@@ -391,75 +390,75 @@ def expanded_impl(expand, fallback):
 # Grad rules are lambdas over the public functions of this module (looked up
 # when the gradient is built, so rows may refer to rows defined later).
 # (x,), out, gz -> [dx]
-row("neg", 1, ufunc_impl("negative"), "(-{0})",
+neg = row("neg", 1, ufunc_impl("negative"), "(-{0})",
     lambda i, o, gz: [neg(gz)], np.negative)
-row("abs", 1, ufunc_impl("absolute"), "abs({0})",
+abs = row("abs", 1, ufunc_impl("absolute"), "abs({0})",
     lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute)
-row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
+sign = row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.sign)
-row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
+sqr = row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
     lambda i, o, gz: [gz * (i[0] * 2)], np.square)
-row("exp", 1, ufunc_impl("exp"), "exp({0})",
+exp = row("exp", 1, ufunc_impl("exp"), "exp({0})",
     lambda i, o, gz: [gz * o], np.exp)
-row("exp2", 1, ufunc_impl("exp2"), "exp2({0})",
+exp2 = row("exp2", 1, ufunc_impl("exp2"), "exp2({0})",
     lambda i, o, gz: [gz * o * math.log(2.0)], np.exp2)
-row("expm1", 1, ufunc_impl("expm1"), "expm1({0})",
+expm1 = row("expm1", 1, ufunc_impl("expm1"), "expm1({0})",
     lambda i, o, gz: [gz * (o + 1)], np.expm1)
-row("log", 1, ufunc_impl("log"), "log({0})",
+log = row("log", 1, ufunc_impl("log"), "log({0})",
     lambda i, o, gz: [gz / i[0]], np.log)
-row("log2", 1, ufunc_impl("log2"), "log2({0})",
+log2 = row("log2", 1, ufunc_impl("log2"), "log2({0})",
     lambda i, o, gz: [gz / (i[0] * math.log(2.0))], np.log2)
-row("log10", 1, ufunc_impl("log10"), "log10({0})",
+log10 = row("log10", 1, ufunc_impl("log10"), "log10({0})",
     lambda i, o, gz: [gz / (i[0] * math.log(10.0))], np.log10)
-row("log1p", 1, ufunc_impl("log1p"), "log1p({0})",
+log1p = row("log1p", 1, ufunc_impl("log1p"), "log1p({0})",
     lambda i, o, gz: [gz / (i[0] + 1)], np.log1p)
-row("sqrt", 1, ufunc_impl("sqrt"), "sqrt({0})",
+sqrt = row("sqrt", 1, ufunc_impl("sqrt"), "sqrt({0})",
     lambda i, o, gz: [gz * 0.5 / o], np.sqrt)
-row("sin", 1, ufunc_impl("sin"), "sin({0})",
+sin = row("sin", 1, ufunc_impl("sin"), "sin({0})",
     lambda i, o, gz: [gz * cos(i[0])], np.sin)
-row("cos", 1, ufunc_impl("cos"), "cos({0})",
+cos = row("cos", 1, ufunc_impl("cos"), "cos({0})",
     lambda i, o, gz: [neg(gz * sin(i[0]))], np.cos)
-row("tan", 1, ufunc_impl("tan"), "tan({0})",
+tan = row("tan", 1, ufunc_impl("tan"), "tan({0})",
     lambda i, o, gz: [gz * (sqr(o) + 1)], np.tan)
-row("arcsin", 1, ufunc_impl("arcsin"), "asin({0})",
+arcsin = row("arcsin", 1, ufunc_impl("arcsin"), "asin({0})",
     lambda i, o, gz: [gz / sqrt(1 - sqr(i[0]))], np.arcsin)
-row("arccos", 1, ufunc_impl("arccos"), "acos({0})",
+arccos = row("arccos", 1, ufunc_impl("arccos"), "acos({0})",
     lambda i, o, gz: [neg(gz / sqrt(1 - sqr(i[0])))], np.arccos)
-row("arctan", 1, ufunc_impl("arctan"), "atan({0})",
+arctan = row("arctan", 1, ufunc_impl("arctan"), "atan({0})",
     lambda i, o, gz: [gz / (sqr(i[0]) + 1)], np.arctan)
-row("sinh", 1, ufunc_impl("sinh"), "sinh({0})",
+sinh = row("sinh", 1, ufunc_impl("sinh"), "sinh({0})",
     lambda i, o, gz: [gz * cosh(i[0])], np.sinh)
-row("cosh", 1, ufunc_impl("cosh"), "cosh({0})",
+cosh = row("cosh", 1, ufunc_impl("cosh"), "cosh({0})",
     lambda i, o, gz: [gz * sinh(i[0])], np.cosh)
-row("tanh", 1, ufunc_impl("tanh"), "tanh({0})",
+tanh = row("tanh", 1, ufunc_impl("tanh"), "tanh({0})",
     lambda i, o, gz: [gz * (1 - sqr(o))], np.tanh)
-row("arcsinh", 1, ufunc_impl("arcsinh"), "asinh({0})",
+arcsinh = row("arcsinh", 1, ufunc_impl("arcsinh"), "asinh({0})",
     lambda i, o, gz: [gz / sqrt(sqr(i[0]) + 1)], np.arcsinh)
-row("arccosh", 1, ufunc_impl("arccosh"), "acosh({0})",
+arccosh = row("arccosh", 1, ufunc_impl("arccosh"), "acosh({0})",
     lambda i, o, gz: [gz / sqrt(sqr(i[0]) - 1)], np.arccosh)
-row("arctanh", 1, ufunc_impl("arctanh"), "atanh({0})",
+arctanh = row("arctanh", 1, ufunc_impl("arctanh"), "atanh({0})",
     lambda i, o, gz: [gz / (1 - sqr(i[0]))], np.arctanh)
-row("floor", 1, ufunc_impl("floor"), "floor({0})",
+floor = row("floor", 1, ufunc_impl("floor"), "floor({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.floor)
-row("ceil", 1, ufunc_impl("ceil"), "ceil({0})",
+ceil = row("ceil", 1, ufunc_impl("ceil"), "ceil({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.ceil)
-row("rint", 1, ufunc_impl("rint"), "rint({0})",
+rint = row("rint", 1, ufunc_impl("rint"), "rint({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.rint)
-row("trunc", 1, ufunc_impl("trunc"), "trunc({0})",
+trunc = row("trunc", 1, ufunc_impl("trunc"), "trunc({0})",
     lambda i, o, gz: [_T().zeros_like(i[0])], np.trunc)
-row("erf", 1, sm.erf, "erf({0})",
+erf = row("erf", 1, sm.erf, "erf({0})",
     lambda i, o, gz: [gz * (2 / math.sqrt(math.pi)) * exp(neg(sqr(i[0])))])
-row("erfc", 1, sm.erfc, "erfc({0})",
+erfc = row("erfc", 1, sm.erfc, "erfc({0})",
     lambda i, o, gz: [gz * (-2 / math.sqrt(math.pi)) * exp(neg(sqr(i[0])))])
-row("erfinv", 1, sm.erfinv, "erfinv({0})",
+erfinv = row("erfinv", 1, sm.erfinv, "erfinv({0})",
     lambda i, o, gz: [gz * (math.sqrt(math.pi) / 2) * exp(sqr(o))])
-row("gamma", 1, sm.gamma, "tgamma({0})",
+gamma = row("gamma", 1, sm.gamma, "tgamma({0})",
     lambda i, o, gz: [gz * o * psi(i[0])])
-row("gammaln", 1, sm.gammaln, "lgamma({0})",
+gammaln = row("gammaln", 1, sm.gammaln, "lgamma({0})",
     lambda i, o, gz: [gz * psi(i[0])])
-row("psi", 1, sm.psi, None,
+psi = row("psi", 1, sm.psi, None,
     lambda i, o, gz: [gz * tri_gamma(i[0])])
-row("tri_gamma", 1, sm.tri_gamma, None)
+tri_gamma = row("tri_gamma", 1, sm.tri_gamma, None)
 
 
 def _sigmoid_expand(f, x):
@@ -481,76 +480,82 @@ def _softplus_expand(f, x):
     return f.add(f.maximum(x, 0), f.log1p(f.exp(f.neg(f.abs(x)))))
 
 
-row("sigmoid", 1,
+sigmoid = row("sigmoid", 1,
     expanded_impl(_sigmoid_expand, lambda xp, x: xp.exp(-xp.logaddexp(0.0, -x))),
     "tg_sigmoid({0})",
     lambda i, o, gz: [gz * o * (1 - o)], expand=_sigmoid_expand)
-row("softplus", 1,
+softplus = row("softplus", 1,
     expanded_impl(_softplus_expand, lambda xp, x: xp.logaddexp(0.0, x)),
     "tg_softplus({0})",
     lambda i, o, gz: [gz * sigmoid(i[0])], expand=_softplus_expand)
-row("isnan", 1, ufunc_impl("isnan"), "isnan({0})", lambda i, o, gz: [None], np.isnan)
-row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.isinf)
-row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
-row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [None],
+isnan = row("isnan", 1, ufunc_impl("isnan"), "isnan({0})", lambda i, o, gz: [None], np.isnan)
+isinf = row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.isinf)
+invert = row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
+logical_not = row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [None],
     np.logical_not)
 # ``xp.real`` returns its input itself (or a view of it): copy, since
 # ``Elemwise`` declares no ``view_map`` (a result must never alias an input).
-row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
+real = row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
 # d imag(z) = Re(-1j * dz): the cotangent times -1j (zero for a real input).
-row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
+imag = row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
 # What np.angle computes, written with functions NumPy and CuPy share.
-row("angle", 1, lambda xp, x: xp.arctan2(xp.imag(x), xp.real(x)), None,
+angle = row("angle", 1, lambda xp, x: xp.arctan2(xp.imag(x), xp.real(x)), None,
     lambda i, o, gz: [angle_grad(i[0], gz)])
-row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
+conj = row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [conj(gz)],
     np.conjugate)
 
 # (x, y), out, gz -> [dx, dy]
-row("add", 2, ufunc_impl("add"), "({0} + {1})",
+add = row("add", 2, ufunc_impl("add"), "({0} + {1})",
     lambda i, o, gz: [gz, gz], np.add)
-row("sub", 2, ufunc_impl("subtract"), "({0} - {1})",
+sub = row("sub", 2, ufunc_impl("subtract"), "({0} - {1})",
     lambda i, o, gz: [gz, neg(gz)], np.subtract)
-row("mul", 2, ufunc_impl("multiply"), "({0} * {1})",
+mul = row("mul", 2, ufunc_impl("multiply"), "({0} * {1})",
     lambda i, o, gz: [gz * i[1], gz * i[0]], np.multiply)
-row("true_div", 2, ufunc_impl("true_divide"), "({0} / {1})",
+true_div = row("true_div", 2, ufunc_impl("true_divide"), "({0} / {1})",
     lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide)
-row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
+floor_div = row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
     lambda i, o, gz: [_T().zeros_like(i[0]), _T().zeros_like(i[1])], np.floor_divide)
-row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
+mod = row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
     lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
-row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
+pow = row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
     lambda i, o, gz: [pow_grad_base(i, gz), None if isinstance(i[1], TensorConstant)
                       else pow_grad_exponent(i, o, gz)],
     np.power)
-row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
+arctan2 = row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
     lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
                       neg(gz * i[0] / (sqr(i[0]) + sqr(i[1])))], np.arctan2)
-row("maximum", 2, ufunc_impl("maximum"), "tg_maximum({0}, {1})",
+maximum = row("maximum", 2, ufunc_impl("maximum"), "tg_maximum({0}, {1})",
     lambda i, o, gz: [gz * _mask(ge(i[0], i[1]), gz), gz * _mask(lt(i[0], i[1]), gz)],
     np.maximum)
-row("minimum", 2, ufunc_impl("minimum"), "tg_minimum({0}, {1})",
+minimum = row("minimum", 2, ufunc_impl("minimum"), "tg_minimum({0}, {1})",
     lambda i, o, gz: [gz * _mask(le(i[0], i[1]), gz), gz * _mask(gt(i[0], i[1]), gz)],
     np.minimum)
-for _name, _uf, _c in [("eq", "equal", "=="), ("neq", "not_equal", "!="),
-                       ("lt", "less", "<"), ("le", "less_equal", "<="),
-                       ("gt", "greater", ">"), ("ge", "greater_equal", ">=")]:
-    row(_name, 2, ufunc_impl(_uf), "({0} %s {1})" % _c,
-        lambda i, o, gz: [None, None], getattr(np, _uf))
-for _name, _uf, _c in [("and_", "bitwise_and", "&"), ("or_", "bitwise_or", "|"),
-                       ("xor", "bitwise_xor", "^")]:
-    row(_name, 2, ufunc_impl(_uf), "({0} %s {1})" % _c,
-        lambda i, o, gz: [None, None], getattr(np, _uf))
-for _name, _uf, _c in [("logical_and", "logical_and", "&&"),
-                       ("logical_or", "logical_or", "||")]:
-    row(_name, 2, ufunc_impl(_uf), "({0} %s {1})" % _c,
-        lambda i, o, gz: [None, None], getattr(np, _uf))
-row("logical_xor", 2, ufunc_impl("logical_xor"), "(bool({0}) != bool({1}))",
+
+
+def _no_grad_row(name, ufunc_name, c_op):
+    """A binary row without a gradient (comparisons, bitwise and logical)."""
+    return row(name, 2, ufunc_impl(ufunc_name), "({0} %s {1})" % c_op,
+               lambda i, o, gz: [None, None], getattr(np, ufunc_name))
+
+
+eq = _no_grad_row("eq", "equal", "==")
+neq = _no_grad_row("neq", "not_equal", "!=")
+lt = _no_grad_row("lt", "less", "<")
+le = _no_grad_row("le", "less_equal", "<=")
+gt = _no_grad_row("gt", "greater", ">")
+ge = _no_grad_row("ge", "greater_equal", ">=")
+and_ = _no_grad_row("and_", "bitwise_and", "&")
+or_ = _no_grad_row("or_", "bitwise_or", "|")
+xor = _no_grad_row("xor", "bitwise_xor", "^")
+logical_and = _no_grad_row("logical_and", "logical_and", "&&")
+logical_or = _no_grad_row("logical_or", "logical_or", "||")
+logical_xor = row("logical_xor", 2, ufunc_impl("logical_xor"), "(bool({0}) != bool({1}))",
     lambda i, o, gz: [None, None], np.logical_xor)
 
 # (cond, a, b) and (x, lo, hi)
-row("switch", 3, lambda xp, c, a, b: xp.where(c, a, b), "({0} ? {1} : {2})",
+switch = row("switch", 3, lambda xp, c, a, b: xp.where(c, a, b), "({0} ? {1} : {2})",
     lambda i, o, gz: [None, switch(i[0], gz, 0), switch(i[0], 0, gz)])
-row("clip_", 3, lambda xp, x, lo, hi: xp.minimum(xp.maximum(x, lo), hi),
+clip_ = row("clip_", 3, lambda xp, x, lo, hi: xp.minimum(xp.maximum(x, lo), hi),
     "tg_minimum(tg_maximum({0}, {1}), {2})",
     lambda i, o, gz: [gz * _mask(logical_and(ge(i[0], i[1]), le(i[0], i[2])), gz),
                       gz * _mask(lt(i[0], i[1]), gz),
@@ -639,16 +644,30 @@ def true_divide(x, y):
     return true_div(x, y)
 
 
-for _alias, _target in [("abs_", "abs"), ("negative", "neg"), ("subtract", "sub"),
-                        ("multiply", "mul"), ("divide", "true_div"),
-                        ("floor_divide", "floor_div"), ("remainder", "mod"),
-                        ("power", "pow"), ("not_equal", "neq"), ("equal", "eq"),
-                        ("less", "lt"), ("less_equal", "le"), ("greater", "gt"),
-                        ("greater_equal", "ge"), ("bitwise_and", "and_"),
-                        ("bitwise_or", "or_"), ("bitwise_xor", "xor"),
-                        ("conjugate", "conj"), ("bitwise_not", "invert")]:
-    globals()[_alias] = globals()[_target]
-    __all__.append(_alias)
+# NumPy names of rows (the same function objects).
+abs_ = abs
+negative = neg
+subtract = sub
+multiply = mul
+divide = true_div
+floor_divide = floor_div
+remainder = mod
+power = pow
+not_equal = neq
+equal = eq
+less = lt
+less_equal = le
+greater = gt
+greater_equal = ge
+bitwise_and = and_
+bitwise_or = or_
+bitwise_xor = xor
+conjugate = conj
+bitwise_not = invert
+__all__ += ["abs_", "negative", "subtract", "multiply", "divide", "floor_divide",
+            "remainder", "power", "not_equal", "equal", "less", "less_equal", "greater",
+            "greater_equal", "bitwise_and", "bitwise_or", "bitwise_xor", "conjugate",
+            "bitwise_not"]
 
 __all__ += ["cast", "where", "clip", "round", "square", "true_divide", "sum_to",
             "Elemwise", "ScalarOp", "broadcast_static", "format_shape"]
