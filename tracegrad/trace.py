@@ -13,6 +13,9 @@ import os
 import sys
 from collections import namedtuple
 
+from tracegrad.trace_pickle import (copy_object, reduce_apply, reduce_variable,
+                                   set_object_state, set_output_states)
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMPY_DIR = None
 
@@ -71,15 +74,12 @@ class Variable:
 
     def __reduce_ex__(self, protocol):
         # Flat, whatever the graph's depth (see trace_pickle).
-        from tracegrad.trace_pickle import reduce_variable
         return reduce_variable(self)
 
     def __setstate__(self, state):
-        from tracegrad.trace_pickle import set_object_state
         set_object_state(self, state)
 
     def __copy__(self):
-        from tracegrad.trace_pickle import copy_object
         return copy_object(self)
 
     def clone(self):
@@ -145,15 +145,12 @@ class Apply:
 
     def __reduce_ex__(self, protocol):
         # Flat, whatever the graph's depth (see trace_pickle).
-        from tracegrad.trace_pickle import reduce_apply
         return reduce_apply(self)
 
     def __setstate__(self, state):
-        from tracegrad.trace_pickle import set_output_states
         set_output_states(self, state)
 
     def __copy__(self):
-        from tracegrad.trace_pickle import copy_object
         return copy_object(self)
 
     @property

@@ -35,8 +35,6 @@ back to it (a shared variable's ``default_update`` reads the variable).
 import threading
 import weakref
 
-from tracegrad.trace import Apply
-
 _local = threading.local()
 _SLOT_NAMES = {}  # class -> the names of its slots (all bases), computed once
 
@@ -233,12 +231,14 @@ def reduce_apply(node):
     # The outputs' attributes (name, tag...) come as the state, saved once
     # the node is in the memo, so they may refer back to the node.
     states = [object_state(out, skip=("owner", "index")) for out in node.outputs]
-    return (_build_apply, (node.op, node.inputs, [type(out) for out in node.outputs],
+    return (_build_apply, (type(node), node.op, node.inputs, [type(out) for out in node.outputs],
                            node.source), states)
 
 
-def _build_apply(op, inputs, output_classes, source):
-    node = Apply.__new__(Apply)
+def _build_apply(cls, op, inputs, output_classes, source):
+    # The class comes with the node, so this module needs no import of
+    # ``trace`` (which imports it: layers import downward).
+    node = cls.__new__(cls)
     node.op = op
     node.inputs = list(inputs)
     node.outputs = [cls.__new__(cls) for cls in output_classes]

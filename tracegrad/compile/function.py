@@ -13,7 +13,7 @@ from tracegrad.backend import check_devices, get_backend
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
 from tracegrad.compile.runtime import Function
-from tracegrad.compile.serialize import graph_state, rebuild_graph
+from tracegrad.compile.fgraph import graph_state, rebuild_graph
 from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
                                        normalize_updates)
 from tracegrad.shared import SharedVariable
