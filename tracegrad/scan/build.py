@@ -18,9 +18,10 @@ import numpy as np
 
 from tracegrad.frozen_random import no_frozen_draws
 from tracegrad.scan.axis import axis_slice
-from tracegrad.scan.op import InnerGraph, Scan, ScanSpec
+from tracegrad.scan.body import InnerGraph, ScanSpec, cut_body
+from tracegrad.scan.op import Scan
 from tracegrad.tensor.variable import as_tensor_variable
-from tracegrad.trace import Constant, Variable, ancestors, clone_replace, toposort
+from tracegrad.trace import Variable, ancestors, clone_replace
 
 
 def _T():
@@ -372,41 +373,3 @@ def _loop_state(updates, roots, nonseqs):
         states.append((shared, ph))
         outs.append(expr)
     return states, outs
-
-
-def cut_body(outputs, placeholders, blockers, outer_of=None):
-    """Split the traced body into the loop body and what is computed once.
-
-    Returns ``(outer, inner, outputs)``: the loop-invariant variables consumed
-    by per-step computations (the largest sub-expressions of the body that
-    depend on no per-step ``placeholders``; constants stay inside), fresh
-    placeholders standing for them inside the body, and the body's outputs
-    rebuilt on those placeholders. ``outer_of`` maps invariant roots of the
-    body to the outer variables they stand for (empty when the roots are outer
-    variables already).
-    """
-    variant = set(placeholders)
-    hoisted = []
-    marked = set()
-
-    def hoist(var):
-        if var not in variant and not isinstance(var, Constant) and var not in marked:
-            marked.add(var)
-            hoisted.append(var)
-
-    for node in toposort(outputs, blockers=set(placeholders) | set(blockers)):
-        if any(i in variant for i in node.inputs):
-            variant.update(node.outputs)
-            for i in node.inputs:
-                hoist(i)
-    for out in outputs:
-        hoist(out)
-    inner = []
-    for h in hoisted:
-        ph = h.type()
-        ph.name = h.name
-        inner.append(ph)
-    outputs, _ = clone_replace(outputs, dict(zip(hoisted, inner)), blockers=hoisted)
-    if outer_of:
-        hoisted, _ = clone_replace(hoisted, outer_of)
-    return hoisted, inner, outputs

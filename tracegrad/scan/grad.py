@@ -13,7 +13,7 @@ Non-sequence gradients are summed in a recurrent accumulator. The reverse
 loop is an ordinary ``Scan``, so it has a gradient too.
 """
 from tracegrad.scan.axis import axis_slice, axis_slice_grad
-from tracegrad.scan.op import InnerGraph, Scan, ScanSpec
+from tracegrad.scan.body import InnerGraph, ScanSpec, cut_body
 
 
 def _T():
@@ -137,7 +137,6 @@ def scan_vjp(node, output_grads):
     n_sent = len(r_taps)
     body_outs = r_next + r_nit
     variant = r_phs + r_prev + acc_prev
-    from tracegrad.scan.build import cut_body
     outer_ns, inner_ns, body_outs = cut_body(body_outs, variant, inner_nonseqs,
                                              dict(zip(inner_nonseqs, nonseqs)))
     r_spec = ScanSpec(
@@ -147,7 +146,8 @@ def scan_vjp(node, output_grads):
         n_nit=len(r_nit), n_nonseq=len(outer_ns), has_n_steps=True, has_until=False,
         keep=tuple(-t[0] for t in r_taps) + (1,) * len(acc_prev) + (None,) * len(r_nit),
         truncate_gradient=-1, name=f"grad_of_{spec.name}" if spec.name else "grad")
-    r_op = Scan(InnerGraph(variant + inner_ns, body_outs), r_spec)
+    # ``type(node.op)`` is ``Scan``: the op's module imports this one.
+    r_op = type(node.op)(InnerGraph(variant + inner_ns, body_outs), r_spec)
     r_node = r_op.make_node(n_back, *r_seqs, *r_inits, *outer_ns)
     sent = r_node.outputs[:n_sent]
     sums = r_node.outputs[n_sent:n_sent + len(acc_prev)]

@@ -16,105 +16,12 @@ nobody reads) keeps only a ring of rows while looping and returns the initial
 rows followed by the last ``K`` step rows, so that reads from the end
 (``buffer[-1]``) and of the initial rows see what the full buffer holds.
 """
-import threading
-from collections import namedtuple
-
-import numpy as np
-
+from tracegrad.scan.body import InnerGraph, ScanSpec  # noqa: F401  (old pickles name them here)
+from tracegrad.scan.grad import scan_vjp
+from tracegrad.scan.loop import run_loop
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
-
-_ScanSpecFields = namedtuple("ScanSpecFields", [
-    "seq_offsets",     # per sequence: offsets (>= 0) read at step t as x[t + offset]
-    "seq_spans",       # per sequence: rows beyond the step index a step may use (Theano's
-                       # max(max tap, 0) - min(min tap, 0)); steps = len - span
-    "rec_taps",        # per recurrent output: taps, negative, increasing
-    "rec_stacked",     # per recurrent output: False when the initial value has no leading axis
-    "n_nit",           # number of outputs without recurrence
-    "n_nonseq",        # number of non-sequences
-    "has_n_steps",     # whether the first outer input is n_steps
-    "has_until",       # whether the inner graph's last output is a stop condition
-    "keep",            # per buffer (recurrent, then nit): None = all rows, K = last K rows
-    "truncate_gradient",
-    "name",
-])
-
-
-class ScanSpec(_ScanSpecFields):
-    """The static layout of a loop (hashable; see the field comments)."""
-
-    __slots__ = ()
-
-    def __repr__(self):
-        parts = [f"seqs={len(self.seq_offsets)}"]
-        if any(offs != (0,) for offs in self.seq_offsets):
-            parts.append(f"seq_offsets={list(map(list, self.seq_offsets))}")
-        if self.rec_taps:
-            parts.append(f"taps={list(map(list, self.rec_taps))}")
-        if self.n_nit:
-            parts.append(f"nit={self.n_nit}")
-        if any(k is not None for k in self.keep):
-            parts.append(f"keep={list(self.keep)}")
-        if self.has_until:
-            parts.append("until")
-        if self.truncate_gradient > 0:
-            parts.append(f"truncate_gradient={self.truncate_gradient}")
-        return ", ".join(parts)
-
-
-class InnerGraph:
-    """The loop body: placeholder inputs, output variables and the compiled
-    function for each device (built on first use, then reused every step)."""
-
-    def __init__(self, inputs, outputs):
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        self._init_cache()
-
-    def __repr__(self):
-        from tracegrad.trace import toposort
-        n_nodes = len(toposort(self.outputs, blockers=self.inputs))
-        return f"body({len(self.inputs)} inputs, {n_nodes} nodes, {len(self.outputs)} outputs)"
-
-    def _init_cache(self):
-        self._compiled = {}
-        self._lock = threading.Lock()
-
-    def __getstate__(self):
-        return {"inputs": self.inputs, "outputs": self.outputs}
-
-    def __setstate__(self, state):
-        self.inputs = state["inputs"]
-        self.outputs = state["outputs"]
-        self._init_cache()
-
-    def function(self, xp):
-        """A callable ``f(*arrays) -> list of arrays`` for the device of ``xp``."""
-        device = "cpu" if xp is np else "cuda"
-        fn = self._compiled.get(device)
-        if fn is None:
-            with self._lock:
-                fn = self._compiled.get(device)
-                if fn is None:
-                    fn = self._compiled[device] = _compile(self.inputs, self.outputs, device, xp)
-        return fn
-
-
-def _compile(inputs, outputs, device, xp):
-    """Compile the body with ``tg.function`` (so it is rewritten and fused like
-    any graph); the reference evaluator stands in where that is unavailable."""
-    try:
-        from tracegrad.compile import function
-        fn = function(list(inputs), list(outputs), on_unused_input="ignore", device=device)
-    except NotImplementedError:
-        from tracegrad.evaluate import evaluate
-
-        def run(*values):
-            return evaluate(list(outputs), dict(zip(inputs, values)), xp)
-        return run
-    return fn
-
 
 def merge_shapes(a, b, what):
     """Static shape agreeing with both ``a`` and ``b`` (known lengths win)."""
@@ -207,11 +114,9 @@ class Scan(Op):
 
     # ------------------------------------------------------------ run
     def impl(self, xp, *arrays):
-        from tracegrad.scan.loop import run_loop
         return run_loop(self, xp, arrays)
 
     def vjp(self, node, output_grads):
-        from tracegrad.scan.grad import scan_vjp
         return scan_vjp(node, output_grads)
 
 
