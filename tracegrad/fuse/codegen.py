@@ -20,6 +20,8 @@ is used or copied into the output buffer. ``fast`` is the whole small call
 in one generated function (see ``_fast_source``).
 """
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -177,11 +179,37 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
                             alias)
         if fast:
             source += "\n" + fast
-    code = compile(source, "<tracegrad.fuse block>", "exec")
-    exec(code, env)
+    exec(_compiled(source), env)
     generated = Generated(env["block"], tuple(slot_dtypes), source)
     generated.fast = env.get("fast")
     return generated
+
+
+_CODE_LOCK = threading.Lock()
+_CODE = OrderedDict()  # source -> code object, most recently used last
+MAX_CODE = 1024
+
+
+def _compiled(source):
+    """The code object of ``source``, compiled once per distinct text.
+
+    Constants are bound by name in the function's globals, never written
+    into the source, so clusters that differ only in their constants
+    (``cos(x[i]) * i`` for each of n terms) share one compilation: the
+    builtin ``compile`` is the costliest step of building a program.
+    """
+    code = _CODE.get(source)
+    if code is None:
+        code = compile(source, "<tracegrad.fuse block>", "exec")
+        with _CODE_LOCK:
+            _CODE[source] = code
+            while len(_CODE) > MAX_CODE:
+                _CODE.popitem(last=False)
+    else:
+        with _CODE_LOCK:
+            if source in _CODE:
+                _CODE.move_to_end(source)
+    return code
 
 
 def _scalar_constants(spec):
