@@ -224,7 +224,14 @@ class _Group:
         and come back (it would not be convex, or clusters would form a
         cycle)."""
         mask = self.mask | other.mask
-        feeders = {p for p in self.feeders | other.feeders if not (mask >> p) & 1}
+
+        def outside(p):
+            # ``p`` is not a member of the union. (Asked of ``group_of``, not
+            # of the bit ``(mask >> p) & 1``, whose shift copies O(n) bits.)
+            g = group_of[p]
+            return g is not self and g is not other
+
+        feeders = {p for p in self.feeders | other.feeders if outside(p)}
         for p in feeders:
             g = group_of[p]
             if (anc[p] if g is None else g.anc) & mask:
@@ -238,12 +245,11 @@ class _Group:
         new.inputs = {}
         for key, var in list(self.inputs.items()) + list(other.inputs.items()):
             p = position.get(var.owner) if var.owner is not None else None
-            if p is None or not (mask >> p) & 1:
+            if p is None or outside(p):
                 new.inputs[key] = var
         new.outputs = {}
         for key, var in list(self.outputs.items()) + list(other.outputs.items()):
-            if var in self.graph_outputs or any(
-                    not (mask >> c) & 1 for c in clients.get(var, ())):
+            if var in self.graph_outputs or any(outside(c) for c in clients.get(var, ())):
                 new.outputs[key] = var
         return new
 
