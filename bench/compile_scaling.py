@@ -1,4 +1,4 @@
-"""W7: compile-time scaling in graph size.
+"""W7: compile-time scaling in graph size (``python -m bench --only W7``).
 
 Builds graphs of n, 2n and 4n ops and times ``tg.grad``, every compile stage
 (clone, rewrite, fuse, in-place planning, linking the schedule) and the first
@@ -134,6 +134,29 @@ def compile_rows(quick):
 
 def run(quick, rounds, wid):
     yield dict(rows=compile_rows(quick))
+
+
+def targets(rows):
+    """Lines comparing the W7 rows with the targets of issue 14: the 4k-term
+    sum and its gradient compiled and first-called in <= 1 s, the 50k-op
+    chain and its gradient in <= 10 s, <= 2.2x time per doubling of n."""
+    lines = []
+    for row in rows:
+        if row.get("workload") != "W7" or row.get("status") != "ok":
+            continue
+        total = row["compile_s"] + row["first_call_s"]
+        verdicts = []
+        growth = row.get("growth_compile_first")
+        if growth is not None:
+            verdicts.append(f"doubling<=2.2x {'met' if growth <= 2.2 else 'missed'}")
+        if row["case"] == "sum indexed n=4000":
+            verdicts.append(f"<=1 s {'met' if total <= 1.0 else 'missed'}")
+        if row["case"] == "chain n=50000":
+            verdicts.append(f"<=10 s {'met' if total <= 10.0 else 'missed'}")
+        lines.append(f"W7 target {row['case']:<22} compile+first call {total:.2f} s"
+                     + (f", growth {growth}" if growth is not None else "")
+                     + ("  [" + "; ".join(verdicts) + "]" if verdicts else ""))
+    return lines
 
 
 def _profile(case, n):
