@@ -21,9 +21,7 @@ from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.fuse import codegen, find_clusters, fuse_outputs
 from tracegrad.fuse.cache import cpu_program
 from tracegrad.fuse.lower import lower
-from tracegrad.fuse.rewrite import fill_replacements
 from tracegrad.rewrite import inplace, plan_inplace
-from tracegrad.trace import clone_replace
 
 LINEAR_BOUND = 9.0  # growth for 4x the nodes: ~4 linear, ~16 quadratic
 
@@ -136,38 +134,37 @@ def test_inplace_planning_result_is_unchanged(monkeypatch):
 
 # ------------------------------------------------------------ fusion
 @functools.lru_cache(maxsize=4)
-def _rewritten_chain_and_grad(n):
-    """The outputs of a chain of n elementwise ops on a vector and of the
-    gradient of its sum, after the rewrites (they then fuse into one kernel
-    that keeps about n/3 values alive). Not mutated by the tests: cached."""
-    x = T.dvector("x")
-    y = x
-    for _ in range(n // 3):
-        y = T.sin(y) * 1.0001 + 0.1
-    fgraph = pipeline.clone([x], [y, tg.grad(T.sum(y), x)])
-    pipeline.rewrite(fgraph, "fast_run")
-    outputs = list(fgraph.outputs)
-    fills = fill_replacements(outputs)  # as ``fuse`` does before clustering
-    return clone_replace(outputs, fills)[0] if fills else outputs
+def _chain_and_backward(n):
+    """A chain ``y_{k+1} = sin(y_k)`` of n/2 ops on a vector, then its
+    derivative ``prod cos(y_k)`` accumulated backwards: one fusable cluster
+    of about 1.5 n nodes keeping n/2 values alive (the shape of a chain and
+    its gradient). Not mutated by the tests: cached."""
+    ys = [T.dvector("x")]
+    for _ in range(n // 2):
+        ys.append(T.sin(ys[-1]))
+    g = T.cos(ys[-2])
+    for y in reversed(ys[:-2]):
+        g = g * T.cos(y)
+    return [g]
 
 
 def test_cluster_search_on_a_long_chain_is_linear():
     # A group grown one node at a time copied its member list and re-pointed
     # every member at each step (O(n^2)).
-    assert _growth(_rewritten_chain_and_grad, find_clusters, 3000, repeats=2) < LINEAR_BOUND
+    assert _growth(_chain_and_backward, find_clusters, 4000, repeats=2) < LINEAR_BOUND
 
 
 @functools.lru_cache(maxsize=4)
 def _long_kernel(n):
-    """The lowered spec of the biggest fused kernel of ``_rewritten_chain_and_grad``."""
-    fused = fuse_outputs(_rewritten_chain_and_grad(n), target="cpu")
+    """The lowered spec of the biggest fused kernel of ``_chain_and_backward``."""
+    fused = fuse_outputs(_chain_and_backward(n), target="cpu")
     nodes = [v.owner for v in fused if hasattr(v.owner.op, "spec")]
     return lower(max(nodes, key=lambda node: len(node.op.spec.instrs)).op.spec)
 
 
 def test_code_generation_of_a_long_kernel_is_linear():
-    # Every step scanned every free scratch slot; the kernel keeps n/3
-    # values alive, so n/3 slots.
+    # Every step scanned every free scratch slot; the kernel keeps n/2
+    # values alive, so n/2 slots.
     assert _growth(_long_kernel, codegen.generate, 3000, repeats=2) < LINEAR_BOUND
 
 
