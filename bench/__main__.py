@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
-from bench import overhead, training, w1
+from bench import compile_scaling, overhead, training, w1
 from bench.timing import Missing, interleaved
 
 WORKLOADS = {"W1": w1, "W2": training, "W4": training, "W3": overhead,
-             "W5": overhead, "W6": training}
+             "W5": overhead, "W6": training, "W7": compile_scaling}
 
 
 def _format_time(seconds):
@@ -117,7 +117,7 @@ def main(argv=None):
         except Missing as exc:
             log(f"{wid} missing: {exc}")
             rows.append(dict(workload=wid, status=f"missing: {exc}"))
-    for line in w1_targets(rows):
+    for line in w1_targets(rows) + compile_scaling.targets(rows):
         log(line)
     log(f"done in {time.perf_counter() - started:.0f} s")
     if args.json:

@@ -20,6 +20,9 @@ i, old, new, reason)``; each optional).
 The user's own graph is never touched: with ``clone=True`` (the default) the
 graph is copied first.
 """
+import heapq
+
+from tracegrad.clientlist import ClientList
 from tracegrad.trace import Apply, Constant, Variable, clone_graph, toposort
 from tracegrad.trace_pickle import graph_prelude
 
@@ -52,7 +55,7 @@ class FunctionGraph:
         self.update_targets = list(update_targets)
         if len(self.update_targets) > len(outputs):
             raise ValueError("FunctionGraph: more update targets than outputs")
-        self.clients = {v: [] for v in inputs}
+        self.clients = {v: ClientList() for v in inputs}
         self.apply_nodes = set()
         self.variables = set(inputs)
         self._listeners = []
@@ -128,7 +131,7 @@ class FunctionGraph:
                         f"the graph needs {v} (of type {v.type}), which is not an input "
                         f"of the function; inputs are {self.inputs}")
                 self.variables.add(v)
-                self.clients.setdefault(v, [])
+                self.clients.setdefault(v, ClientList())
                 continue
             node = v.owner
             if node in self.apply_nodes:
@@ -137,7 +140,7 @@ class FunctionGraph:
             new_nodes.append(node)
             for out in node.outputs:
                 self.variables.add(out)
-                self.clients.setdefault(out, [])
+                self.clients.setdefault(out, ClientList())
             stack.extend(node.inputs)
         for node in new_nodes:
             for i, inp in enumerate(node.inputs):
@@ -290,16 +293,18 @@ def _order_destroyers(order, fgraph):
         for dep in deps:
             after[dep].append(node)
     pending = {node: len(deps) for node, deps in before.items()}
-    ready = sorted((n for n in order if not pending[n]), key=position.get, reverse=True)
+    # A heap of positions (not a list re-sorted after each push, which was
+    # quadratic): the ready node that came first in ``order`` runs next.
+    ready = [position[n] for n in order if not pending[n]]
+    heapq.heapify(ready)
     result = []
     while ready:
-        node = ready.pop()
+        node = order[heapq.heappop(ready)]
         result.append(node)
         for nxt in after[node]:
             pending[nxt] -= 1
             if not pending[nxt]:
-                ready.append(nxt)
-                ready.sort(key=position.get, reverse=True)
+                heapq.heappush(ready, position[nxt])
     if len(result) != len(order):
         raise ValueError("the in-place plan has a cycle: a buffer is overwritten "
                          "before a node that must read it first")

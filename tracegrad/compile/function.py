@@ -74,9 +74,10 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
                   f"tg.function {display_name}")
 
-    fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
-                            [s for s, _ in update_pairs])
-    pipeline.optimize_graph(fgraph, mode, backend.name)
+    with pipeline.gc_paused():
+        fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
+                                [s for s, _ in update_pairs])
+        pipeline.optimize_graph(fgraph, mode, backend.name)
 
     maker = FunctionMaker(
         fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],

@@ -105,9 +105,11 @@ def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
                 g = group_of[p]
                 bits |= (anc[p] | (1 << p)) if g is None else (g.anc | g.mask)
                 producers.append(p)
-        anc[k] = bits
         if not is_fusable(node, target):
+            anc[k] = bits
             continue
+        # (A member's own ancestors are never read again: its group's are.
+        # Not keeping them saves a bitset per member, O(n^2) bits in all.)
         mine = _Group(k, node, position, clients, graph_outputs, bits)
         group_of[k] = mine
         pattern = _pattern(node.outputs[0])
@@ -118,9 +120,7 @@ def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
             merged = mine.merged_with(other, anc, group_of, clients, position)
             if merged is None or merged.operands() > max_operands:
                 continue
-            for m in merged.members:
-                group_of[m] = merged
-            mine = merged
+            mine = merged.adopt_members(mine, other, group_of)
 
     groups = []
     seen = set()
@@ -224,13 +224,20 @@ class _Group:
         and come back (it would not be convex, or clusters would form a
         cycle)."""
         mask = self.mask | other.mask
-        feeders = {p for p in self.feeders | other.feeders if not (mask >> p) & 1}
+
+        def outside(p):
+            # ``p`` is not a member of the union. (Asked of ``group_of``, not
+            # of the bit ``(mask >> p) & 1``, whose shift copies O(n) bits.)
+            g = group_of[p]
+            return g is not self and g is not other
+
+        feeders = {p for p in self.feeders | other.feeders if outside(p)}
         for p in feeders:
             g = group_of[p]
             if (anc[p] if g is None else g.anc) & mask:
                 return None
         new = _Group.__new__(_Group)
-        new.members = self.members + other.members
+        new.members = None  # filled by ``adopt_members`` once accepted
         new.mask = mask
         new.anc = (self.anc | other.anc) & ~mask
         new.feeders = feeders
@@ -238,14 +245,30 @@ class _Group:
         new.inputs = {}
         for key, var in list(self.inputs.items()) + list(other.inputs.items()):
             p = position.get(var.owner) if var.owner is not None else None
-            if p is None or not (mask >> p) & 1:
+            if p is None or outside(p):
                 new.inputs[key] = var
         new.outputs = {}
         for key, var in list(self.outputs.items()) + list(other.outputs.items()):
-            if var in self.graph_outputs or any(
-                    not (mask >> c) & 1 for c in clients.get(var, ())):
+            if var in self.graph_outputs or any(outside(c) for c in clients.get(var, ())):
                 new.outputs[key] = var
         return new
+
+    def adopt_members(self, first, second, group_of):
+        """Make the union of ``first`` and ``second`` live, ``self`` being that
+        union as ``merged_with`` computed it: the larger of the two groups
+        takes ``self``'s attributes and the smaller's members, and only those
+        are re-pointed in ``group_of``, so growing a group one node at a time
+        costs O(n log n) in all, not O(n^2). Returns the live group. (Member
+        order is irrelevant: clusters sort their members.)"""
+        big, small = (first, second) if len(first.members) >= len(second.members) \
+            else (second, first)
+        for name in ("mask", "anc", "feeders", "inputs", "outputs"):
+            setattr(big, name, getattr(self, name))
+        big.members.extend(small.members)
+        for m in small.members:
+            group_of[m] = big
+        small.members = None  # dead: merged into ``big``
+        return big
 
     def operands(self):
         n_in = sum(1 for v in self.inputs.values() if not isinstance(v, Constant))

@@ -20,6 +20,8 @@ is used or copied into the output buffer. ``fast`` is the whole small call
 in one generated function (see ``_fast_source``).
 """
 import math
+import threading
+from collections import OrderedDict, deque
 
 import numpy as np
 
@@ -96,8 +98,22 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
     slot_of = {}
     slot_dtypes = []
     # Per dtype, buffers free to hold a value: [name, last step it may hold
-    # a value to, first step it may be written at].
+    # a value to, first step it may be written at]. Kept as (output buffers,
+    # scratch slots): at most one entry per output has finite bounds; scratch
+    # slots fit any value and the oldest freed is reused first, so they wait
+    # in a queue (scanning every free slot at each step was quadratic in a
+    # long kernel that keeps n values alive).
     free = {}
+
+    def pool(dtype):
+        found = free.get(dtype)
+        if found is None:
+            found = free[dtype] = ([], deque())
+        return found
+
+    def release(dtype, entry):
+        bounded, scratch = pool(dtype)
+        (scratch if entry[1] == float("inf") else bounded).append(entry)
     if not deferred:
         for m, j in enumerate(spec.outputs):
             if out_index[j] == m:
@@ -107,17 +123,20 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
                                  if ("i", alias) in ins.args], default=0)
                     if start > j:
                         return None
-                free.setdefault(spec.instrs[j].dtype, []).append([f"o{m}", j, start])
+                release(spec.instrs[j].dtype, [f"o{m}", j, start])
     lines = []
 
     def take(dtype, j):
         """A buffer for the value of step ``j`` (a scratch slot if none fits)."""
         until = last_use.get(j, j)
-        fits = [e for e in free.get(dtype, ()) if e[1] >= until and e[2] <= j]
+        bounded, scratch = pool(dtype)
+        fits = [e for e in bounded if e[1] >= until and e[2] <= j]
         if fits:
             entry = min(fits, key=lambda e: e[1])  # the shortest-lived that fits
-            free[dtype].remove(entry)
+            bounded.remove(entry)
             return entry
+        if scratch:
+            return scratch.popleft()
         slot_dtypes.append(np.dtype(dtype))
         return [f"s{len(slot_dtypes) - 1}", float("inf"), 0]
 
@@ -129,12 +148,13 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
         args = ", ".join(operand(r) for r in instr.args)
         for kind, k in dict.fromkeys(instr.args):
             if kind == "t" and last_use.get(k) == j and k in slot_of:
-                free.setdefault(spec.instrs[k].dtype, []).append(slot_of[k])
+                release(spec.instrs[k].dtype, slot_of[k])
         direct_out = j in out_index and not deferred
         if direct_out:  # (its buffer may have held values until now)
-            for entry in free.get(instr.dtype, ()):
+            bounded = pool(instr.dtype)[0]
+            for entry in bounded:
                 if entry[0] == f"o{out_index[j]}":
-                    free[instr.dtype].remove(entry)
+                    bounded.remove(entry)
                     break
         uf = plain_ufunc(instr.row)
         if uf is not None:
@@ -177,11 +197,37 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
                             alias)
         if fast:
             source += "\n" + fast
-    code = compile(source, "<tracegrad.fuse block>", "exec")
-    exec(code, env)
+    exec(_compiled(source), env)
     generated = Generated(env["block"], tuple(slot_dtypes), source)
     generated.fast = env.get("fast")
     return generated
+
+
+_CODE_LOCK = threading.Lock()
+_CODE = OrderedDict()  # source -> code object, most recently used last
+MAX_CODE = 1024
+
+
+def _compiled(source):
+    """The code object of ``source``, compiled once per distinct text.
+
+    Constants are bound by name in the function's globals, never written
+    into the source, so clusters that differ only in their constants
+    (``cos(x[i]) * i`` for each of n terms) share one compilation: the
+    builtin ``compile`` is the costliest step of building a program.
+    """
+    code = _CODE.get(source)
+    if code is None:
+        code = compile(source, "<tracegrad.fuse block>", "exec")
+        with _CODE_LOCK:
+            _CODE[source] = code
+            while len(_CODE) > MAX_CODE:
+                _CODE.popitem(last=False)
+    else:
+        with _CODE_LOCK:
+            if source in _CODE:
+                _CODE.move_to_end(source)
+    return code
 
 
 def _scalar_constants(spec):

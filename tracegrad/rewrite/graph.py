@@ -16,6 +16,7 @@ of ``old`` at ``new``. The graph keeps
 
 Ops opt out of merging with ``op.is_random = True`` (two draws must differ).
 """
+from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
 
 
@@ -52,7 +53,7 @@ class RewriteGraph:
             if isinstance(out, Constant):
                 out = self._canonical_constant(out)
             self.outputs[i] = out
-            self.clients.setdefault(out, []).append((None, i))
+            self._clients_of(out).append((None, i))
 
     # ------------------------------------------------------------ queries
     def toposort(self):
@@ -99,10 +100,16 @@ class RewriteGraph:
             self._key_of[node] = key
         self.nodes.add(node)
         for i, inp in enumerate(inputs):
-            self.clients.setdefault(inp, []).append((node, i))
+            self._clients_of(inp).append((node, i))
         for out in node.outputs:
-            self.clients.setdefault(out, [])
+            self._clients_of(out)
         return True
+
+    def _clients_of(self, var):
+        clients = self.clients.get(var)
+        if clients is None:
+            clients = self.clients[var] = ClientList()
+        return clients
 
     def import_var(self, var, forbidden=None, source=None):
         """Bring the nodes computing ``var`` that are not yet in the graph
@@ -156,15 +163,15 @@ class RewriteGraph:
                 continue
             self._forward[old] = new
             self.changes += 1
-            readers = self.clients.pop(old, [])
-            new_clients = self.clients.setdefault(new, [])
-            touched = []
+            readers = self.clients.pop(old, ())
+            new_clients = self._clients_of(new)
+            touched = {}  # (a dict: ordered, O(1) membership)
             for node, i in readers:
                 if node is None:
                     self.outputs[i] = new
                 else:
                     if node not in touched:
-                        touched.append(node)
+                        touched[node] = None
                         self._unkey(node)
                     node.inputs[i] = new
                 new_clients.append((node, i))

@@ -50,13 +50,14 @@ def plan_inplace(fgraph, stats=None):
     order = fgraph.toposort()
     position = {node: k for k, node in enumerate(order)}
     owned = _owned_buffers(order)
+    readers = _Readers(fgraph, position)
     swapped = []
     for node in order:
         make = getattr(node.op, "inplace_version", None)
         if make is None or len(node.outputs) != 1 or node.op.destroy_map:
             continue
         for i in _candidate_inputs(node, owned):
-            if not _dead_after(fgraph, node, i, position):
+            if not readers.dead_after(node, i):
                 continue
             op = make(i)
             if op is None:
@@ -108,41 +109,69 @@ def _candidate_inputs(node, owned):
     return exact + maybe
 
 
-def _views(fgraph, var):
-    """``var`` and every variable that may be a view of it (transitively)."""
-    found = {var}
-    stack = [var]
-    while stack:
-        v = stack.pop()
-        for client, j in fgraph.clients.get(v, ()):
-            if client == "output":
-                continue
-            for k, srcs in client.op.view_map.items():
-                out = client.outputs[k]
-                if j in srcs and out not in found:
-                    found.add(out)
-                    stack.append(out)
-    return found
+class _Readers:
+    """Who reads a buffer, answered in O(1) amortized per question.
 
+    A swap replaces a node by one with the same inputs at the same position
+    and adds no view (in-place variants declare ``destroy_map``, not
+    ``view_map``), so each variable's aliases and the position of its last
+    reader never change during planning: both are computed once. (Scanning
+    the readers on every question was quadratic when n nodes read one
+    buffer, as the n ``IncSubtensor`` terms of a gradient read one zeros.)
+    """
 
-def _dead_after(fgraph, node, i, position):
-    """Whether ``node`` may overwrite the buffer of its input ``i``: nothing
-    after it reads that buffer's old value and no result exposes it."""
-    aliases = _views(fgraph, node.inputs[i])
-    for j, inp in enumerate(node.inputs):
-        if j != i and inp in aliases:
-            return False  # reads the buffer through another argument
-    here = position[node]
-    for var in aliases:
-        for client, j in fgraph.clients[var]:
-            if client == "output":
-                return False
-            if client is node:
-                continue
-            where = position.get(client)
-            if where is None or where > here:
-                return False
-    return True
+    def __init__(self, fgraph, position):
+        self.fgraph = fgraph
+        self.position = position
+        self._views = {}
+        self._last = {}
+
+    def views(self, var):
+        """``var`` and every variable that may be a view of it (transitively)."""
+        found = self._views.get(var)
+        if found is not None:
+            return found
+        found = {var}
+        stack = [var]
+        while stack:
+            v = stack.pop()
+            for client, j in self.fgraph.clients.get(v, ()):
+                if client == "output":
+                    continue
+                for k, srcs in client.op.view_map.items():
+                    out = client.outputs[k]
+                    if j in srcs and out not in found:
+                        found.add(out)
+                        stack.append(out)
+        self._views[var] = found
+        return found
+
+    def last_reader(self, var):
+        """The position of the last node reading ``var`` (infinite when a
+        result of the function exposes it or a reader is not in the order)."""
+        last = self._last.get(var)
+        if last is None:
+            last = -1
+            for client, _ in self.fgraph.clients[var]:
+                where = None if client == "output" else self.position.get(client)
+                if where is None:
+                    last = float("inf")
+                    break
+                last = max(last, where)
+            self._last[var] = last
+        return last
+
+    def dead_after(self, node, i):
+        """Whether ``node`` may overwrite the buffer of its input ``i``: nothing
+        after it reads that buffer's old value and no result exposes it."""
+        aliases = self.views(node.inputs[i])
+        for j, inp in enumerate(node.inputs):
+            if j != i and inp in aliases:
+                return False  # reads the buffer through another argument
+        here = self.position[node]
+        # ``node`` reads ``inputs[i]`` itself, so "every other reader comes
+        # before it" is "the last reader is at ``here`` at the latest".
+        return all(self.last_reader(var) <= here for var in aliases)
 
 
 def _swap(fgraph, node, op):

@@ -1,0 +1,208 @@
+"""Compile stages scale (near) linearly in graph size.
+
+Each test times one stage on a graph of n and of 4n nodes, taking the best
+of a few runs of this process's CPU time (steadier than wall-clock on a
+shared machine), and checks the growth: about 4 for linear work, 16 for the
+quadratic algorithms these tests were written against. The bound, 9, leaves
+room for noise and for O(n log n). Deterministic checks (memory, counts)
+are used where they can say the same.
+"""
+import functools
+import gc
+import time
+
+import numpy as np
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad.clientlist import ClientList
+from tracegrad.compile import pipeline
+from tracegrad.compile.fgraph import FunctionGraph
+from tracegrad.fuse import codegen, find_clusters, fuse_outputs
+from tracegrad.fuse.cache import cpu_program
+from tracegrad.fuse.lower import lower
+from tracegrad.rewrite import inplace, plan_inplace
+
+LINEAR_BOUND = 9.0  # growth for 4x the nodes: ~4 linear, ~16 quadratic
+
+
+def _best_time(setup, run, n, repeats=3):
+    """Best CPU seconds of ``run(setup(n))`` (``setup`` is not timed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        state = setup(n)
+        gc.collect()
+        t0 = time.process_time()
+        run(state)
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def _growth(setup, run, n, repeats=3):
+    return _best_time(setup, run, 4 * n, repeats) / \
+        max(_best_time(setup, run, n, repeats), 1e-6)
+
+
+# ------------------------------------------------------------ clients
+def test_client_list_keeps_list_order_and_behaviour():
+    a, b, c = object(), object(), object()
+    clients = ClientList([(a, 0), (b, 1)])
+    clients.append((c, 0))
+    clients.remove((b, 1))
+    assert clients == [(a, 0), (c, 0)] and len(clients) == 2 and clients[0] == (a, 0)
+    assert clients[-1] == (c, 0) and (c, 0) in clients and list(clients) == [(a, 0), (c, 0)]
+    try:
+        clients.remove((b, 1))
+    except ValueError as exc:
+        assert "not a client" in str(exc)
+    else:
+        raise AssertionError("removing an absent client must raise ValueError")
+
+
+def _fanout_graph(n):
+    """A FunctionGraph where ``c`` is read by n nodes, each an output."""
+    x = T.dvector("x")
+    c = T.exp(x)
+    outs = [T.sin(c) * float(i) for i in range(n)]
+    fgraph = FunctionGraph([x], outs)
+    return fgraph, fgraph.outputs[0].owner.inputs[0].owner.inputs[0], list(fgraph.outputs)
+
+
+def _prune_all_readers(state):
+    fgraph, c, outs = state
+    for out in reversed(outs):  # each replace prunes ``c``'s last reader
+        fgraph.replace(out, c, reason="test")
+
+
+def test_pruning_the_readers_of_one_variable_is_linear():
+    # Removing a reader from a plain list of n readers scanned the list.
+    assert _growth(_fanout_graph, _prune_all_readers, 2500, repeats=2) < LINEAR_BOUND
+
+
+# ------------------------------------------------------------ in-place planning
+def _gradient_of_indexed_sum(n):
+    """The graph of ``grad(sum(sin(x[i]) * i))``: n ``IncSubtensor`` nodes
+    reading one buffer of zeros, before in-place planning."""
+    x = T.dvector("x")
+    cost = sum(T.sin(x[i]) * i for i in range(n))
+    fgraph = pipeline.clone([x], [tg.grad(cost, x)])
+    pipeline.rewrite(fgraph, "fast_run")
+    return fgraph
+
+
+def _plan_and_order(fgraph):
+    plan_inplace(fgraph)
+    fgraph.toposort()
+
+
+def test_inplace_planning_of_many_readers_of_one_buffer_is_linear():
+    # Each candidate rescanned every reader of the shared zeros (O(n^2)), and
+    # ordering the destroyers re-sorted the ready list at every step.
+    assert _growth(_gradient_of_indexed_sum, _plan_and_order, 200) < LINEAR_BOUND
+
+
+def _reference_dead_after(readers, node, i):
+    """The planner's rule by its definition: scan every reader each time."""
+    fgraph, position = readers.fgraph, readers.position
+    aliases = {node.inputs[i]}
+    stack = [node.inputs[i]]
+    while stack:
+        v = stack.pop()
+        for client, j in fgraph.clients.get(v, ()):
+            if client != "output":
+                for k, srcs in client.op.view_map.items():
+                    if j in srcs and client.outputs[k] not in aliases:
+                        aliases.add(client.outputs[k])
+                        stack.append(client.outputs[k])
+    if any(j != i and inp in aliases for j, inp in enumerate(node.inputs)):
+        return False
+    return all(client != "output" and (client is node or position.get(client, 1e99)
+                                       <= position[node])
+               for var in aliases for client, _ in fgraph.clients[var])
+
+
+def test_inplace_planning_result_is_unchanged(monkeypatch):
+    stats = {}
+    plan_inplace(_gradient_of_indexed_sum(30), stats)
+    monkeypatch.setattr(inplace._Readers, "dead_after", _reference_dead_after)
+    reference = {}
+    plan_inplace(_gradient_of_indexed_sum(30), reference)
+    assert stats["inplace"] == reference["inplace"] > 0
+    assert [str(n.op) for n in stats["inplace_nodes"]] == \
+        [str(n.op) for n in reference["inplace_nodes"]]
+
+
+# ------------------------------------------------------------ fusion
+@functools.lru_cache(maxsize=4)
+def _chain_and_backward(n):
+    """A chain ``y_{k+1} = sin(y_k)`` of n/2 ops on a vector, then its
+    derivative ``prod cos(y_k)`` accumulated backwards: one fusable cluster
+    of about 1.5 n nodes keeping n/2 values alive (the shape of a chain and
+    its gradient). Not mutated by the tests: cached."""
+    ys = [T.dvector("x")]
+    for _ in range(n // 2):
+        ys.append(T.sin(ys[-1]))
+    g = T.cos(ys[-2])
+    for y in reversed(ys[:-2]):
+        g = g * T.cos(y)
+    return [g]
+
+
+def test_cluster_search_on_a_long_chain_is_linear():
+    # A group grown one node at a time copied its member list and re-pointed
+    # every member at each step (O(n^2)).
+    assert _growth(_chain_and_backward, find_clusters, 4000, repeats=2) < LINEAR_BOUND
+
+
+@functools.lru_cache(maxsize=4)
+def _long_kernel(n):
+    """The lowered spec of the biggest fused kernel of ``_chain_and_backward``."""
+    fused = fuse_outputs(_chain_and_backward(n), target="cpu")
+    nodes = [v.owner for v in fused if hasattr(v.owner.op, "spec")]
+    return lower(max(nodes, key=lambda node: len(node.op.spec.instrs)).op.spec)
+
+
+def test_code_generation_of_a_long_kernel_is_linear():
+    # Every step scanned every free scratch slot; the kernel keeps n/2
+    # values alive, so n/2 slots.
+    assert _growth(_long_kernel, codegen.generate, 3000, repeats=2) < LINEAR_BOUND
+
+
+def test_clusters_differing_in_constants_share_one_compilation(monkeypatch):
+    calls = []
+
+    def counting_compile(*args):
+        calls.append(args[0])
+        return compile(*args)
+    monkeypatch.setattr(codegen, "compile", counting_compile, raising=False)
+    x = T.dvector("x")
+    # Constants unlikely to have been used by another test (the cache is global).
+    outs = fuse_outputs([T.cos(T.sin(x) * (7919.5 + i)) for i in range(12)])
+    programs = [cpu_program(o.owner.op.spec) for o in outs]
+    assert len({id(p) for p in programs}) == 12  # one program per constant...
+    assert len(calls) <= 1  # ...but at most one compilation of their source
+    xs = np.linspace(0.0, 1.0, 5)
+    for i, p in enumerate(programs):
+        (got,) = p.run([xs])
+        np.testing.assert_allclose(got, np.cos(np.sin(xs) * (7919.5 + i)), rtol=1e-14)
+
+
+# ------------------------------------------------------------ garbage collector
+def test_function_pauses_the_garbage_collector_while_optimizing(monkeypatch):
+    seen = []
+    real = pipeline.optimize_graph
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(pipeline, "optimize_graph", spy)
+    x = T.dvector("x")
+    assert gc.isenabled()
+    tg.function([x], T.exp(x) + 1)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:  # a collector the user turned off stays off
+        tg.function([x], T.exp(x) + 2)
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
