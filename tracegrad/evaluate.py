@@ -52,6 +52,12 @@ def run_node(node, arrays, xp=np):
     return [as_result(r, v, xp) for r, v in zip(result, node.outputs)]
 
 
+def _is_shared(var):
+    # Shared variables are the variables holding a ``container`` (asked for by
+    # attribute: ``shared`` builds on this module, not the other way round).
+    return getattr(var, "container", None) is not None
+
+
 def _shared_value(var, xp):
     """A shared variable's value for ``xp``: a device buffer is copied to the
     host when evaluating with NumPy (``x.eval()`` on a CUDA shared variable)."""
@@ -64,7 +70,6 @@ def _shared_value(var, xp):
 
 def evaluate(outputs, values, xp=np):
     """Values of ``outputs`` given ``values`` ({variable: array}) for inputs."""
-    from tracegrad.shared import SharedVariable
     storage = {}
     for var, value in values.items():
         storage[var] = xp.asarray(value, dtype=var.type.dtype)
@@ -75,7 +80,7 @@ def evaluate(outputs, values, xp=np):
                 arrays.append(storage[inp])
             elif isinstance(inp, Constant):
                 arrays.append(inp.data)
-            elif isinstance(inp, SharedVariable):
+            elif _is_shared(inp):
                 arrays.append(_shared_value(inp, xp))
             else:
                 raise ValueError(f"evaluate: no value given for input {inp} "
@@ -88,7 +93,7 @@ def evaluate(outputs, values, xp=np):
             results.append(storage[out])
         elif isinstance(out, Constant):
             results.append(xp.asarray(out.data))
-        elif isinstance(out, SharedVariable):
+        elif _is_shared(out):
             results.append(_shared_value(out, xp).copy())
         else:
             raise ValueError(f"evaluate: no value given for input {out}")

@@ -75,10 +75,9 @@ class TensorType(Type):
     def broadcastable(self):
         return tuple(s == 1 for s in self.shape)
 
-    @property
-    def variable_class(self):
-        from tracegrad.tensor.variable import TensorVariable
-        return TensorVariable
+    # ``TensorVariable``: set by ``tensor/variable.py``, which builds on this
+    # module (layers import downward).
+    variable_class = None
 
     def clone(self, dtype=None, shape=None):
         return TensorType(dtype or self.dtype, self.shape if shape is None else shape)

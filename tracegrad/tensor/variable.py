@@ -289,6 +289,9 @@ class TensorVariable(_TensorMixin, Variable):
     """A symbolic array: a graph input or the result of an op."""
 
 
+TensorType.variable_class = TensorVariable
+
+
 class TensorConstant(_TensorMixin, Constant):
     """A constant array in a graph. ``weak`` marks a Python number, which
     takes the dtype of the arrays it meets (NumPy 2 promotion)."""
