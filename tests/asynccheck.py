@@ -14,6 +14,7 @@ returns, which would raise inside the tracer.
 """
 import ctypes
 import functools
+import gc
 import signal
 import sys
 import threading
@@ -79,10 +80,17 @@ def sweep(fn, check, exc=KeyboardInterrupt, via_signal=False, limit=100_000):
     """``interrupt_at`` for ``k = 1, 2, ...`` until ``fn`` has fewer events,
     calling ``check(k, raised)`` after each; returns how many were raised."""
     raised_count = 0
-    for k in range(1, limit):
-        reached, raised = interrupt_at(fn, k, exc, via_signal)
-        if not reached:
-            return raised_count
-        raised_count += raised
-        check(k, raised)
+    # No garbage collection in the middle: the exception would land in some
+    # other test's ``__del__`` (where Python only reports it).
+    gc.collect()
+    gc.disable()
+    try:
+        for k in range(1, limit):
+            reached, raised = interrupt_at(fn, k, exc, via_signal)
+            if not reached:
+                return raised_count
+            raised_count += raised
+            check(k, raised)
+    finally:
+        gc.enable()
     raise AssertionError(f"more than {limit} trace events")

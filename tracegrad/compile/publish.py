@@ -124,9 +124,21 @@ def write_updates(s, plans, deferred, backend):
             news.append(value if plan.fresh and _writeable(value) else copy_value(value))
     if external:
         _unalias(srcs, dsts, external, ready, backend.xp.may_share_memory)
-    old = [c.value for c in conts]
-    _publish(dsts, srcs, conts, news, ready, backend)
-    del old
+    if ready or conts or backend.name != "cpu":
+        old = [c.value for c in conts]
+        _publish(dsts, srcs, conts, news, ready, backend)
+        del old
+    elif len(dsts) == 1:
+        # The common small case: one assignment is one C call already.
+        with PUBLISH:
+            if READERS:
+                _wait_for_readers()
+            dsts[0][...] = srcs[0]
+    elif dsts:
+        with PUBLISH:
+            if READERS:
+                _wait_for_readers()
+            _drain(map(operator.setitem, dsts, repeat(Ellipsis), srcs))
 
 
 def _unalias(srcs, dsts, external, ready, may_share):
