@@ -51,10 +51,17 @@ class SharedVariable(TensorVariable):
 
     def get_value(self, borrow=False):
         """The value: a copy, or the buffer itself with ``borrow=True``.
-        The copy is a NumPy array on every device; the buffer is the
-        device's own array (a ``cupy.ndarray`` on ``'cuda'``)."""
-        value = self.container.value
-        return value if borrow else self.backend.host_copy(value)
+        The copy is a NumPy array on every device, made while no update
+        is being written; the buffer is the device's own array (a
+        ``cupy.ndarray`` on ``'cuda'``)."""
+        if borrow:
+            return self.container.value
+        # A registered reader: never a copy of a half-written update.
+        from tracegrad.compile.publish import read_shared
+        return read_shared(self._host_copy)
+
+    def _host_copy(self):
+        return self.backend.host_copy(self.container.value)
 
     def set_value(self, value, borrow=False):
         """Replace the value. A new shape is fine; the ndim is fixed and the

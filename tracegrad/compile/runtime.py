@@ -4,20 +4,22 @@ A call binds its arguments to the inputs, casts them (``casting``), copies
 the schedule's storage template (storage belongs to the call, so threads can
 call one function at once), reads the shared buffers, runs the steps, copies
 what must not alias, and only then writes the updates into the shared
-buffers. If anything raises before that point no shared variable changes.
+buffers (``publish``): if anything raises before that point no shared
+variable changes, and the writes themselves cannot be interrupted halfway.
 Calls with updates hold one lock for the whole call, so concurrent updating
-calls take turns and read-modify-write updates are never lost. Calls without
-updates take no lock: one that reads shared variables while another thread
-writes its updates may see some buffers before and some after that write.
+calls take turns and read-modify-write updates are never lost. Calls that
+only read shared variables take no lock but register as readers for their
+whole compute; an update is written only when no other thread's reader is
+registered, so every call sees each shared value wholly before or wholly
+after another call's updates (``publish``'s module doc).
 """
-import copy
 import threading
 from time import perf_counter
 
-from tracegrad.backend.inplace import launch_deferred, prepare_deferred
 from tracegrad.compile.casting import make_filter
 from tracegrad.compile.inputs import Binder, describe_input
 from tracegrad.compile.profile import ProfileStats
+from tracegrad.compile.publish import READERS, PUBLISH, copy_value, wait_turn, write_updates
 from tracegrad.compile.schedule import AS_IS, COPY, build_schedule, steps_source
 
 # Reentrant: an op may itself call a compiled function with updates.
@@ -87,34 +89,49 @@ def make_runner(schedule, filters, single, backend, profile=None):
     the shared reads, every step (``schedule.steps_source``), the output
     copies and the updates, with no loop or call per step."""
     env = dict(tail=schedule.template[schedule.n_inputs:], LOCK=UPDATE_LOCK,
-               ndarray=backend.ndarray,
-               finish=_finish, copy_value=copy_value, write_updates=write_updates,
+               R=READERS, P=PUBLISH, ident=threading.get_ident, wait_turn=wait_turn,
+               backend=backend, finish=_finish, write_updates=write_updates,
                updates=schedule.updates, deferred=schedule.deferred,
-               copyto=backend.xp.copyto, xp=backend.xp, profile=profile,
-               run_profiled=_run_profiled, runs=None)
-    body = ["s = [" + ", ".join(f"f{k}(args[{k}])" for k in range(len(filters))) + "]",
-            "s += tail"]
+               profile=profile, run_profiled=_run_profiled, runs=None)
     for k, f in enumerate(filters):
         env[f"f{k}"] = f
+    head = ["s = [" + ", ".join(f"f{k}(args[{k}])" for k in range(len(filters))) + "]",
+            "s += tail"]
+    reads = []
     for k, (slot, container) in enumerate(schedule.shared_reads):
         env[f"c{k}"] = container
-        body.append(f"s[{slot}] = c{k}.value")
+        reads.append(f"s[{slot}] = c{k}.value")
     locked = bool(schedule.updates or schedule.deferred)
+    # A call that only reads shared buffers is a registered reader from
+    # before its first read until its outputs are copied (``publish``).
+    reader = bool(reads) and not locked
+    if locked:
+        prefix = ["with LOCK:"] + _indent(head + reads)
+    elif reader:
+        prefix = head + ["k = id(s)", "try:"] + _indent(
+            ["R[k] = ident()", "if P.locked(): wait_turn(k)"] + reads)
+    else:
+        prefix = head + reads
+    inner = []
     if profile is None:
-        # (source line 1 is the ``def``, line 2 ``with LOCK:`` when locked)
-        body += steps_source(schedule.steps, env, backend, len(body) + 2 + locked)
+        # (source line 1 is the ``def``)
+        inner += steps_source(schedule.steps, env, backend, len(prefix) + 2)
     else:
         env["runs"] = [step.run for step in schedule.steps]
-        body.append("run_profiled(s, runs, profile)")
+        inner.append("run_profiled(s, runs, profile)")
     results = []
     for m, (slot, mode) in enumerate(schedule.outputs):
-        body.append(f"o{m} = s[{slot}]" if mode == AS_IS else f"o{m} = finish(s[{slot}], {mode})")
+        inner.append(f"o{m} = s[{slot}]" if mode == AS_IS else f"o{m} = finish(s[{slot}], {mode})")
         results.append(f"o{m}")
     if locked:
-        body.append("write_updates(s, updates, copyto, ndarray, deferred, xp)")
-    body.append(f"return {results[0]}" if single else f"return [{', '.join(results)}]")
+        inner.append("write_updates(s, updates, deferred, backend)")
+    ret = f"return {results[0]}" if single else f"return [{', '.join(results)}]"
     if locked:
-        body = ["with LOCK:"] + [f"    {line}" for line in body]
+        body = prefix + _indent(inner + [ret])
+    elif reader:
+        body = prefix + _indent(inner) + ["finally:", "    R.pop(k, None)", ret]
+    else:
+        body = prefix + inner + [ret]
     source = "def run(args):\n" + "".join(f"    {line}\n" for line in body)
     exec(compile(source, "<tracegrad function>", "exec"), env)
     run = env["run"]
@@ -123,41 +140,14 @@ def make_runner(schedule, filters, single, backend, profile=None):
     return run
 
 
+def _indent(lines):
+    return [f"    {line}" for line in lines]
+
+
 def _finish(value, mode):
     if mode == COPY or not getattr(getattr(value, "flags", None), "writeable", True):
         return copy_value(value)
     return value
-
-
-def write_updates(s, plans, copyto, ndarray, deferred=(), xp=None):
-    """Write each update's value into its shared buffer (or replace the
-    buffer when the shape changed); every value is taken before any write.
-    ``deferred`` fused kernels write their updates into the buffers
-    themselves (``tracegrad.backend.inplace``)."""
-    if deferred:
-        ready, plans = prepare_deferred(s, deferred, plans, ndarray, xp.may_share_memory)
-    values = [copy_value(s[p.slot]) if p.snapshot else s[p.slot] for p in plans]
-    if deferred:
-        launch_deferred(ready, xp)
-    for plan, value in zip(plans, values):
-        container = plan.container
-        buffer = container.value
-        if value is buffer:
-            continue
-        if (type(buffer) is ndarray and type(value) is ndarray
-                and buffer.shape == value.shape
-                and getattr(buffer.flags, "writeable", True)):
-            copyto(buffer, value)
-        elif plan.fresh and getattr(getattr(value, "flags", None), "writeable", True):
-            container.value = value
-        else:
-            container.value = copy_value(value)
-
-
-def copy_value(value):
-    """An independent copy of a value (an array, or any other object)."""
-    method = getattr(value, "copy", None)
-    return method() if method is not None else copy.deepcopy(value)
 
 
 def _run_profiled(s, runs, profile):

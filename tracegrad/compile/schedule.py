@@ -58,14 +58,17 @@ class Step:
 class UpdatePlan:
     """How the new value in ``slot`` reaches ``shared``'s buffer."""
 
-    __slots__ = ("shared", "container", "slot", "snapshot", "fresh")
+    __slots__ = ("shared", "container", "slot", "snapshot", "fresh", "external")
 
-    def __init__(self, shared, slot, snapshot, fresh):
+    def __init__(self, shared, slot, snapshot, fresh, external=False):
         self.shared = shared
         self.container = shared.container
         self.slot = slot
         self.snapshot = snapshot  # copy before any buffer is written
         self.fresh = fresh        # may become the buffer itself when shapes differ
+        # May be (a view of) an argument, which may alias any shared buffer:
+        # checked at each call (``publish._unalias``).
+        self.external = external
 
 
 class Schedule:
@@ -132,7 +135,8 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
                           [slot[o] for o in node.outputs], sorted(frees), backend))
 
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
-    updates = _update_plan(fgraph, roots, protected, claimed, slot)
+    updates = _update_plan(fgraph, roots, protected, claimed, slot,
+                           frozenset(fgraph.inputs[:n_inputs]))
     schedule = Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
     if backend.fused_updates:
         from tracegrad.backend.inplace import defer_fused_updates
@@ -210,7 +214,7 @@ def _output_plan(fgraph, borrow, roots, is_view, protected, slot):
     return plan, claimed
 
 
-def _update_plan(fgraph, roots, protected, claimed, slot):
+def _update_plan(fgraph, roots, protected, claimed, slot, arguments):
     pairs = fgraph.update_pairs()
     written = {shared for shared, value in pairs if value is not shared}
     plans = []
@@ -224,7 +228,7 @@ def _update_plan(fgraph, roots, protected, claimed, slot):
                 others |= roots[other]
         snapshot = bool(r & (written - {shared}))
         fresh = not (r & protected or r & claimed or r & others)
-        plans.append(UpdatePlan(shared, slot[value], snapshot, fresh))
+        plans.append(UpdatePlan(shared, slot[value], snapshot, fresh, bool(r & arguments)))
     return plans
 
 

@@ -68,10 +68,16 @@ def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
     except BaseException as exc:  # still wait for the workers below
         error = exc
     for fut in futures:
-        try:
-            fut.result()
-        except BaseException as exc:
-            error = error or exc
+        # Until each worker is done, even when the wait itself is
+        # interrupted (Ctrl-C): the workers write into ``outs``.
+        while True:
+            try:
+                fut.result()
+                break
+            except BaseException as exc:
+                error = error or exc
+                if fut.done():
+                    break
     if error is not None:
         raise error
 
@@ -183,18 +189,19 @@ _pool_lock = threading.Lock()
 
 
 def _executor(workers):
+    """A pool of at least ``workers`` threads. A smaller pool is replaced
+    but never shut down: another calling thread may still be submitting to
+    it. Its idle workers exit once nothing references it any more (the
+    executor's weakref callback wakes them)."""
     global _pool, _pool_size
     # Imported here: concurrent.futures (and the logging it pulls in) costs
     # milliseconds at start-up, and small programs never need threads.
     from concurrent.futures import ThreadPoolExecutor
     with _pool_lock:
         if _pool is None or _pool_size < workers:
-            old = _pool
             _pool = ThreadPoolExecutor(max_workers=workers,
                                        thread_name_prefix="tracegrad-fuse")
             _pool_size = workers
-            if old is not None:
-                old.shutdown(wait=False)
         return _pool
 
 
