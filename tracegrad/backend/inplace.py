@@ -75,10 +75,11 @@ class Deferred:
         return True
 
 
-def defer_fused_updates(schedule, fgraph, order, roots, backend):
+def defer_fused_updates(schedule, fgraph, order, roots, backend, make_step_runner):
     """Move qualifying fused update nodes from ``schedule.steps`` to
-    ``schedule.deferred`` (see the module doc)."""
-    from tracegrad.compile.schedule import make_step_runner
+    ``schedule.deferred`` (see the module doc). ``make_step_runner(step,
+    backend)`` builds a step's runner (passed in by ``compile/schedule.py``,
+    which calls this: the backend layer does not import the compiler)."""
     from tracegrad.fuse.op import FusedElemwise
     n_user = fgraph.n_user_outputs
     plan_of = {plan.shared: plan for plan in schedule.updates}

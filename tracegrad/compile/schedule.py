@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 
+from tracegrad.backend.inplace import defer_fused_updates
 from tracegrad.evaluate import reraise_with_context
 
 # How an output leaves the call.
@@ -139,8 +140,7 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
                            frozenset(fgraph.inputs[:n_inputs]))
     schedule = Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
     if backend.fused_updates:
-        from tracegrad.backend.inplace import defer_fused_updates
-        defer_fused_updates(schedule, fgraph, order, roots, backend)
+        defer_fused_updates(schedule, fgraph, order, roots, backend, make_step_runner)
     return schedule
 
 
