@@ -19,7 +19,7 @@ from tracegrad.clientlist import ClientList
 from tracegrad.compile import pipeline
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.fuse import codegen, find_clusters, fuse_outputs
-from tracegrad.fuse.cache import cpu_program
+from tracegrad.fuse.cpu import cpu_program
 from tracegrad.fuse.lower import lower
 from tracegrad.rewrite import inplace, plan_inplace
 

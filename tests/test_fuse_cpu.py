@@ -13,7 +13,7 @@ import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
 from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
-from tracegrad.fuse.cache import CPU_PROGRAMS, cpu_program
+from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 from fusecheck import compare_fused
 from threadcheck import run_in_threads

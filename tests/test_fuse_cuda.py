@@ -10,8 +10,7 @@ import pytest
 
 import tracegrad.tensor as T
 from tracegrad.fuse import find_clusters, fuse_outputs, spec_from_cluster
-from tracegrad.fuse import cache
-from tracegrad.fuse.cuda import C_TYPES, launch, render
+from tracegrad.fuse.cuda import C_TYPES, cuda_source, launch, render
 from tracegrad.ops.elemwise import ROWS, Elemwise
 
 
@@ -121,7 +120,7 @@ def test_source_is_deterministic_and_cached_by_structure():
     assert a.text() == b.text() and a.name == b.name
     (f1,) = fuse_outputs([_w1(T.dvector("p"), T.dvector("q"))], target="cuda")
     (f2,) = fuse_outputs([_w1(T.dvector("r"), T.dvector("s"))], target="cuda")
-    assert cache.cuda_source(f1.owner.op.spec) is cache.cuda_source(f2.owner.op.spec)
+    assert cuda_source(f1.owner.op.spec) is cuda_source(f2.owner.op.spec)
     # Different dtypes or constants give different kernels.
     c = _sources([_w1(T.fvector("p"), T.fvector("q"))])[0]
     d = _sources([_w1(T.dvector("p"), T.dvector("q")) + 1])[0]
@@ -162,7 +161,7 @@ def test_launcher_calls_elementwise_kernel_with_inputs_then_constants():
     xv, yv = np.ones(3), np.zeros(3)
     (result,) = launch(spec, [xv, yv], xp)
     (kernel,) = xp.kernels
-    src = cache.cuda_source(spec)
+    src = cuda_source(spec)
     assert kernel.args == (src.in_params, src.out_params, src.body, src.name)
     assert kernel.preamble == src.preamble
     (call,) = kernel.calls

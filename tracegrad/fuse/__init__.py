@@ -11,7 +11,8 @@ Pipeline, one module per stage:
   ``out=`` buffers; ``cpu``: run it over blocks on a small thread pool;
 - ``cuda``: generate the source of one ``cupy.ElementwiseKernel`` and launch
   it;
-- ``cache``: programs and kernel sources cached by spec;
+- ``cache``: the bounded spec-keyed cache (``SpecCache``) that ``cpu`` and
+  ``cuda`` keep their programs and kernel sources in;
 - ``op``: ``FusedElemwise``, the graph op running a cluster;
 - ``rewrite``: ``fuse_outputs(outputs)`` on plain graphs and
   ``fuse(fgraph)`` on a ``FunctionGraph``.

@@ -1,5 +1,7 @@
 """Caches of generated code, keyed by ``FusionSpec`` (structure, dtypes and
-constants; never variable names), so equal clusters share one program."""
+constants; never variable names), so equal clusters share one program.
+The caches themselves live beside their builders: ``cpu.CPU_PROGRAMS``,
+``cuda.CUDA_SOURCES``."""
 import threading
 from collections import OrderedDict
 
@@ -41,26 +43,3 @@ class SpecCache:
     def __len__(self):
         return len(self._entries)
 
-
-def _build_cpu(spec):
-    from tracegrad.fuse.cpu import CpuProgram
-    return CpuProgram(spec)
-
-
-def _build_cuda(spec):
-    from tracegrad.fuse.cuda import render
-    return render(spec)
-
-
-CPU_PROGRAMS = SpecCache(_build_cpu)
-CUDA_SOURCES = SpecCache(_build_cuda)
-
-
-def cpu_program(spec):
-    """The compiled ``CpuProgram`` of ``spec``."""
-    return CPU_PROGRAMS.get(spec)
-
-
-def cuda_source(spec):
-    """The ``KernelSource`` of ``spec``."""
-    return CUDA_SOURCES.get(spec)

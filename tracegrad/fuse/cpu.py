@@ -15,9 +15,11 @@ import math
 import numpy as np
 
 from tracegrad.config import config
+from tracegrad.fuse.cache import SpecCache
 from tracegrad.fuse.codegen import generate
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.runner import run_blocked
+from tracegrad.fuse.spec import broadcast_shapes
 
 # Bytes per block and buffer (of the widest dtype). Measured on W1 (2-core
 # AMD EPYC, 2 MiB L2 per core): smaller blocks pay Python overhead per ufunc
@@ -302,19 +304,6 @@ def _shape_guard(spec):
     return needs, reference_only, fast_ok
 
 
-def broadcast_shapes(shapes):
-    """NumPy's broadcast of ``shapes`` with a fast path for equal shapes."""
-    result = ()
-    for s in shapes:
-        if s == result or not s:
-            continue
-        if not result:
-            result = s
-            continue
-        result = np.broadcast_shapes(result, s)
-    return tuple(result)
-
-
 # ------------------------------------------------------------------ costs
 _COSTS = {}
 
@@ -353,3 +342,12 @@ def program_cost(spec):
                   for kind, k in instr.args]
         total += row_cost(instr.row, dtypes)
     return max(total, 0.05)
+
+
+# Equal clusters (same structure, dtypes and constants) share one program.
+CPU_PROGRAMS = SpecCache(CpuProgram)
+
+
+def cpu_program(spec):
+    """The compiled ``CpuProgram`` of ``spec``."""
+    return CPU_PROGRAMS.get(spec)

@@ -33,7 +33,8 @@ import hashlib
 
 import numpy as np
 
-from tracegrad.fuse import cache
+from tracegrad.fuse.cache import SpecCache
+from tracegrad.fuse.spec import broadcast_shapes
 from tracegrad.ops.elemwise import PREAMBLE
 
 C_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32": "int",
@@ -179,6 +180,15 @@ def render(spec):
 _KERNELS = {}
 
 
+# Equal clusters (same structure, dtypes and constants) share one source.
+CUDA_SOURCES = SpecCache(render)
+
+
+def cuda_source(spec):
+    """The ``KernelSource`` of ``spec``."""
+    return CUDA_SOURCES.get(spec)
+
+
 def launch(spec, arrays, xp, outs=None, sources=None):
     """Run ``spec`` on arrays of ``xp`` (CuPy) with one generated kernel.
 
@@ -188,7 +198,7 @@ def launch(spec, arrays, xp, outs=None, sources=None):
     into ``outs`` when given). CuPy compiles a kernel lazily, at its first
     call, so a compile error surfaces there.
     """
-    src = cache.cuda_source(spec)
+    src = cuda_source(spec)
     arrays = [xp.asarray(a, dtype=dt) for a, (dt, _) in zip(arrays, spec.in_types)]
     if src is None or not _outputs_fill_space(spec, arrays):
         return _reference_into(spec, xp, arrays, outs, sources)
@@ -228,7 +238,6 @@ def _reference_into(spec, xp, arrays, outs, sources):
 
 
 def _outputs_fill_space(spec, arrays):
-    from tracegrad.fuse.cpu import broadcast_shapes
     shapes = [a.shape for a in arrays]
     shape = broadcast_shapes(shapes + [c.shape for c in spec.constants if c.ndim])
     return spec.output_shape_ok(shapes, shape)

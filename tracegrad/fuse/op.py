@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from tracegrad.fuse import cache
+from tracegrad.fuse.cpu import cpu_program
 from tracegrad.ops.elemwise import broadcasts_into, fits_in_place
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
@@ -53,7 +53,7 @@ class FusedElemwise(Op):
         """The ``CpuProgram`` of the spec (found once, at first use)."""
         program = self._program
         if program is None:
-            program = self._program = cache.cpu_program(self.spec)
+            program = self._program = cpu_program(self.spec)
         return program
 
     def impl(self, xp, *arrays):

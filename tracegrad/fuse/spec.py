@@ -201,7 +201,7 @@ class FusionSpec:
         """Whether every output has the iteration ``shape`` for input
         ``shapes`` (an output reading only some inputs may be smaller)."""
         for deps in self.output_deps:
-            if deps is not None and _broadcast_shapes(
+            if deps is not None and broadcast_shapes(
                     [shapes[k] for k in deps[0]] + list(deps[1])) != shape:
                 return False
         return True
@@ -261,9 +261,17 @@ class FusionSpec:
         return [values[j] for j in self.outputs]
 
 
-def _broadcast_shapes(shapes):
-    from tracegrad.fuse.cpu import broadcast_shapes
-    return broadcast_shapes(shapes)
+def broadcast_shapes(shapes):
+    """NumPy's broadcast of ``shapes`` with a fast path for equal shapes."""
+    result = ()
+    for s in shapes:
+        if s == result or not s:
+            continue
+        if not result:
+            result = s
+            continue
+        result = np.broadcast_shapes(result, s)
+    return tuple(result)
 
 
 def _const_type(array):
