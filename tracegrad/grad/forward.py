@@ -5,12 +5,11 @@
 rule, and the vjps must themselves be differentiable (they are built from ops).
 """
 from tracegrad.grad.reverse import grad
+from tracegrad.ops.alloc import arange, zeros_like
+from tracegrad.ops.shape import concatenate
+from tracegrad.scan.build import scan
+from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import clone_replace
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 def _listify(x):
@@ -25,11 +24,10 @@ def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="raise"
     e_list, _ = _listify(eval_points)
     if len(f_list) != len(e_list):
         raise ValueError(f"Lop: {len(f_list)} outputs but {len(e_list)} eval_points")
-    T = _T()
     known = {}
     for fv, ev in zip(f_list, e_list):
         # An output listed twice contributes both directions: they add up.
-        ev = T.as_tensor_variable(ev)
+        ev = as_tensor_variable(ev)
         known[fv] = known[fv] + ev if fv in known else ev
     return grad(None, wrt, consider_constant=consider_constant, known_grads=known,
                 disconnected_inputs=disconnected_inputs)
@@ -37,7 +35,6 @@ def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="raise"
 
 def Rop(f, wrt, eval_points, disconnected_inputs="raise"):
     """Jacobian times column vector: ∂f/∂wrt · ``eval_points``."""
-    T = _T()
     f_list, f_single = _listify(f)
     wrt_list, _ = _listify(wrt)
     v_list, _ = _listify(eval_points)
@@ -49,22 +46,20 @@ def Rop(f, wrt, eval_points, disconnected_inputs="raise"):
     for gi, v in zip(g, v_list):
         # Several wrt may share one gradient variable (x + y gives the dummy
         # itself for both): their terms add up.
-        v = T.as_tensor_variable(v)
+        v = as_tensor_variable(v)
         known[gi] = known[gi] + v if gi in known else v
     results = grad(None, dummies, known_grads=known, disconnected_inputs="ignore")
     # The result is linear in the dummies' coefficients and independent of
     # their values; replace any leftover reference by zeros.
-    zeros = {d: T.zeros_like(fv) for d, fv in zip(dummies, f_list)}
+    zeros = {d: zeros_like(fv) for d, fv in zip(dummies, f_list)}
     results, _ = clone_replace(results, zeros)
     return results[0] if f_single else results
 
 
 def jacobian(expression, wrt, consider_constant=None, disconnected_inputs="raise"):
     """∂expression/∂wrt with shape ``expression.shape + wrt.shape``."""
-    import tracegrad
-    T = _T()
     wrt_list, single = _listify(wrt)
-    expression = T.as_tensor_variable(expression)
+    expression = as_tensor_variable(expression)
     if expression.ndim == 0:
         g = grad(expression, wrt_list, consider_constant=consider_constant,
                  disconnected_inputs=disconnected_inputs)
@@ -75,11 +70,11 @@ def jacobian(expression, wrt, consider_constant=None, disconnected_inputs="raise
         return grad(y[i], list(xs), consider_constant=consider_constant,
                     disconnected_inputs=disconnected_inputs)
 
-    rows, _ = tracegrad.scan(row, sequences=T.arange(flat.shape[0]),
+    rows, _ = scan(row, sequences=arange(flat.shape[0]),
                              non_sequences=[flat, *wrt_list])
     if not isinstance(rows, (list, tuple)):
         rows = [rows]
-    out = [r.reshape(T.concatenate([expression.shape, w.shape]), ndim=expression.ndim + w.ndim)
+    out = [r.reshape(concatenate([expression.shape, w.shape]), ndim=expression.ndim + w.ndim)
            for r, w in zip(rows, wrt_list)]
     return out[0] if single else out
 

@@ -8,13 +8,10 @@ naming itself.
 import warnings
 
 from tracegrad.config import config
+from tracegrad.ops.alloc import ones_like, zeros_like
 from tracegrad.ops.grad_rules import match_gradient_dtype
+from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Variable, toposort
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 class DisconnectedInputError(ValueError):
@@ -43,7 +40,6 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
     depend on; their gradient is zero (or ``None`` when
     ``return_disconnected='none'``).
     """
-    T = _T()
     if disconnected_inputs not in ("raise", "warn", "ignore"):
         raise ValueError("disconnected_inputs must be 'raise', 'warn' or 'ignore'")
     wrt_list, single = _as_list(wrt)
@@ -52,16 +48,16 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
             raise TypeError(f"grad: wrt must be symbolic variables, got {type(w).__name__}")
     seeds = {}
     if cost is not None:
-        cost = T.as_tensor_variable(cost)
+        cost = as_tensor_variable(cost)
         if cost.ndim != 0:
             raise TypeError(
                 f"grad: cost must be a scalar (0-d), got {cost} with ndim {cost.ndim}; "
                 "reduce it first (e.g. cost.sum()) or use tg.jacobian / known_grads")
         if not _is_float(cost):
             raise TypeError(f"grad: cost must have a float dtype, got {cost.dtype}")
-        seeds[cost] = T.ones_like(cost)
+        seeds[cost] = ones_like(cost)
     for var, g in (known_grads or {}).items():
-        g = T.as_tensor_variable(g)
+        g = as_tensor_variable(g)
         if g.ndim != var.ndim:
             raise ValueError(f"grad: known gradient for {var} has ndim {g.ndim}, "
                              f"expected {var.ndim}")
@@ -89,7 +85,7 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
                 results.append(None)
                 continue
             dtype = w.dtype if _is_float(w) else config.floatX
-            g = T.zeros_like(w, dtype=dtype)
+            g = zeros_like(w, dtype=dtype)
         results.append(g)
     return results[0] if single else results
 
@@ -164,5 +160,4 @@ def _total(terms):
 def _fill_missing(g, out):
     if g is not None:
         return g
-    T = _T()
-    return T.zeros_like(out, dtype=out.dtype if _is_float(out) else config.floatX)
+    return zeros_like(out, dtype=out.dtype if _is_float(out) else config.floatX)
