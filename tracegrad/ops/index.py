@@ -24,7 +24,8 @@ swaps it in where ``x``'s buffer is no longer needed.
 import numpy as np
 
 from tracegrad.printing import register_formatter
-from tracegrad.ops.elemwise import broadcast_static, cast, clip, mod, sum_to
+from tracegrad.ops.elemwise import broadcast_static, cast, mod, sum_to
+from tracegrad.ops.elemwise_numpy import clip
 from tracegrad.ops.reduce import normalize_axis
 from tracegrad.ops.alloc import _broadcast_target, zeros_like
 from tracegrad.ops.shape import dimshuffle, flatten

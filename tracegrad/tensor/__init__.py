@@ -8,6 +8,7 @@ from tracegrad.tensor.type import TensorType, tensor  # noqa: F401
 from tracegrad.tensor.variable import (TensorConstant, TensorVariable,  # noqa: F401
                                        as_tensor_variable, constant)
 from tracegrad.ops.elemwise import *  # noqa: F401,F403
+from tracegrad.ops.elemwise_numpy import *  # noqa: F401,F403
 from tracegrad.ops.reduce import *  # noqa: F401,F403
 from tracegrad.ops.shape_static import *  # noqa: F401,F403
 from tracegrad.ops.alloc import *  # noqa: F401,F403
