@@ -13,8 +13,7 @@ from threadcheck import run_in_threads
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.backend import CPU
-from tracegrad.compile.publish import PUBLISH, READERS
-from tracegrad.compile.runtime import UPDATE_LOCK
+from tracegrad.compile.publish import PUBLISH, READERS, UPDATE_LOCK
 from tracegrad.fuse import cpu, runner
 
 
@@ -258,3 +257,39 @@ def test_pool_is_safe_while_threads_change_the_thread_count(monkeypatch):
             run_in_threads(work, 4)
         finally:
             tg.config.num_threads = old
+
+
+class _Pause(tg.Op):
+    """The identity, pausing until the test lets it go."""
+
+    __props__ = ()
+
+    def __init__(self, started, release):
+        self.started, self.release = started, release
+
+    def make_node(self, x):
+        return tg.Apply(self, [x], [x.type()])
+
+    def impl(self, xp, x):
+        self.started.set()
+        self.release.wait(10)
+        return x.copy()
+
+
+def test_set_value_during_an_updating_call_is_not_lost():
+    # set_value takes turns with updating calls: a value set while a call
+    # computes ``s + 1`` from the old value is not overwritten by it.
+    started, release = threading.Event(), threading.Event()
+    s = tg.shared(np.zeros(3), name="s")
+    step = tg.function([], [], updates=[(s, _Pause(started, release)(s) + 1)])
+    call = threading.Thread(target=step)
+    call.start()
+    assert started.wait(10)
+    setter = threading.Thread(target=s.set_value, args=(np.full(3, 10.0),))
+    setter.start()
+    setter.join(0.3)  # without turns it is done by now, in the middle of the call
+    release.set()
+    call.join()
+    setter.join()
+    np.testing.assert_array_equal(s.get_value(), np.full(3, 10.0))
+    _assert_locks_free()

@@ -66,14 +66,19 @@ class SharedVariable(TensorVariable):
     def set_value(self, value, borrow=False):
         """Replace the value. A new shape is fine; the ndim is fixed and the
         dtype is cast only when no precision is lost (else ``TypeError``).
-        With ``borrow=True`` an array that already fits becomes the buffer."""
+        With ``borrow=True`` an array that already fits becomes the buffer.
+        A call with updates running in another thread finishes first."""
         from tracegrad.compile.casting import cast_value
         label = f"shared variable {self.name!r}" if self.name else "a shared variable"
         array = cast_value(self.type, value, None, f"set_value: {label}", self.backend,
                            hint="e.g. with np.asarray(value, dtype=...)")
         if not borrow and (array is value or getattr(array, "base", None) is value):
             array = array.copy()
-        self.container.value = array
+        from tracegrad.compile.publish import UPDATE_LOCK
+        # Takes turns with updating calls: one that read the old value does
+        # not overwrite this one with a value computed from it.
+        with UPDATE_LOCK:
+            self.container.value = array
 
     def clone(self):
         """Another variable with the same type, name and container (state)."""

@@ -21,7 +21,7 @@ exception injected with ``PyThreadState_SetAsyncExc``, or a device error in
 the second of two deferred kernels.
 
 **No torn reads.** Calls that update shared variables take turns (one lock,
-``runtime.UPDATE_LOCK``, for the whole call); calls that only read them run
+``UPDATE_LOCK``, for the whole call); calls that only read them run
 concurrently. A reader registers in ``READERS`` (key: an object alive for
 its call; value: its thread) for its whole compute, from before it reads
 ``container.value`` until its outputs are copied. A writer publishes holding
@@ -44,6 +44,10 @@ from itertools import chain, repeat
 
 from tracegrad.backend.inplace import launch_deferred, prepare_deferred
 
+# Held by every call with updates for its whole run, and by ``set_value``:
+# updating calls and replacements take turns, so none is lost. Reentrant: an
+# op may itself call a compiled function with updates.
+UPDATE_LOCK = threading.RLock()
 READERS = {}
 PUBLISH = threading.Lock()
 _ident = threading.get_ident

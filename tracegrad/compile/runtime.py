@@ -19,11 +19,10 @@ from time import perf_counter
 from tracegrad.compile.casting import make_filter
 from tracegrad.compile.inputs import Binder, describe_input
 from tracegrad.compile.profile import ProfileStats
-from tracegrad.compile.publish import READERS, PUBLISH, copy_value, wait_turn, write_updates
+from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value,
+                                       wait_turn, write_updates)
 from tracegrad.compile.schedule import AS_IS, COPY, build_schedule, steps_source
 
-# Reentrant: an op may itself call a compiled function with updates.
-UPDATE_LOCK = threading.RLock()
 
 
 class Function:
