@@ -173,3 +173,49 @@ def test_guards_run_in_cuda_kernels(x):
     assert_same_ieee(got[0][:-1], expected[0][:-1])
     assert got[0][-1] == 1.0 and np.isnan(expected[0][-1])
     assert_same_ieee(got[1], expected[1])
+
+
+def _logits_with_specials():
+    # rows: -inf / +inf / NaN at the target, at another entry, both, none
+    v = np.zeros((8, 3))
+    v[0, 0], v[1, 0], v[2, 0] = -INF, INF, np.nan
+    v[3, 1], v[4, 1], v[5, 1] = -INF, INF, np.nan
+    v[6] = -INF
+    v[7] = [1.0, -INF, INF]
+    return v
+
+
+@pytest.mark.parametrize("build, quiet", [
+    (lambda m, t: T.log(T.nnet.softmax(m)[T.arange(m.shape[0]), t]), True),
+    (lambda m, t: T.nnet.categorical_crossentropy(T.nnet.softmax(m), t), True),
+    # (exp(m) itself is still computed, for the shape of the zeros: it warns)
+    (lambda m, t: T.log(T.exp(m)[T.arange(m.shape[0]), t]), False),
+    (lambda m, t: T.log(T.nnet.sigmoid(m)[T.arange(m.shape[0]), t]), True),
+])
+def test_scatter_cancel_keeps_numpy_at_non_finite_logits(build, quiet):
+    # the gradient of an indexed log(softmax): softmax / softmax[t] cancelled
+    m, t = T.dmatrix("m"), T.lvector("t")
+    cost = (build(m, t) * T.arange(1.0, 9.0)[:m.shape[0]]).sum()
+    g = tg.grad(cost, m)
+    f = same_as_numpy([m, t], g, [_logits_with_specials(), np.zeros(8, dtype="int64")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if quiet else "ignore")
+        got = f(np.array([[-800.0, 800.0, 0.0]]), np.zeros(1, dtype="int64"))
+    assert np.isfinite(got).all()  # stable where the naive form is 0 / 0
+
+
+@pytest.mark.parametrize("yv, uv", [
+    (np.array([INF, INF, -INF, -INF, INF, -INF, np.nan, 0.5, 2.0, INF]),
+     np.array([INF, -INF, INF, -INF, 3.0, 3.0, INF, -INF, INF, np.nan])),
+])
+def test_sigmoid_pair_keeps_numpy_at_infinite_targets(yv, uv):
+    y, u, k = T.dvector("y"), T.dvector("u"), T.dvector("k")
+    out = k * y * T.nnet.sigmoid(u) - k * (1 - y) * T.nnet.sigmoid(-u)
+    kv = np.array([2.0, -1.0, 0.5, 3.0, 1.0, -2.0, 1.0, 1.0, 1.0, 1.0])
+    f = same_as_numpy([y, u, k], out, [yv, uv, kv])
+    assert unguarded_keys(f.maker.fgraph.outputs).count("sigmoid") <= 1
+    # finite logits far out: y - sigmoid(-u), and the guard raises no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(f(np.array([0.25, 0.75]), np.array([800.0, -800.0]),
+                                     np.ones(2)), [0.25, -0.25])

@@ -176,6 +176,24 @@ def _or_terms(cond):
     return out
 
 
+def covers_inf(guards, u):
+    """True when one of ``guards`` is NaN wherever ``u`` (or ``-u``) is
+    inf or NaN (``cancel_guard`` of a sigmoid of ``u`` puts both bounds)."""
+    g, _ = _strip_neg(u)
+    found = set()
+    for c in (c for guard in guards for c in _or_terms(guard.owner.inputs[0])):
+        key = al.key_of(c)
+        if key == "or_" and [al.key_of(v) for v in c.owner.inputs] == ["isinf", "isnan"] \
+                and all(v.owner.inputs[0] is g for v in c.owner.inputs):
+            return True
+        inner = c.owner.inputs[0] if key == "logical_not" else None
+        if inner is not None and al.key_of(inner) in ("lt", "gt") \
+                and inner.owner.inputs[0] is g and \
+                const_value(inner.owner.inputs[1]) in (np.inf, -np.inf):
+            found.add(al.key_of(inner))
+    return found == {"lt", "gt"}
+
+
 def merge_guards(factors):
     """``factors`` with their guards merged into one (NaN where any is; a
     guard is 1 or NaN, so ``g * g`` is ``g``), or ``None`` when there are
@@ -216,3 +234,64 @@ def softmax_under(var):
     cond, zero, sm = node.inputs
     op = node.op
     return (lambda v, fill=zero: op(cond, fill, v)), sm
+
+
+def scatter_guards(a, select):
+    """The guards of ``a * scatter(g / select(a)) -> scatter(g)`` (the
+    gradient of an indexed ``log(softmax(x))``), as ``(target, rest)``
+    conditions: NumPy's ``a[t] * (g / a[t])`` is NaN at a target where
+    ``a[t]`` is 0, inf or NaN, and ``a[j] * 0`` elsewhere where ``a[j]`` is
+    inf or NaN. The right value stays where only an overflow or underflow of
+    finite inputs made them so. ``target`` is built from the selected inputs
+    (one value per selected entry: a row's, not the whole array's),
+    ``rest`` over ``a``; each ``None`` when not needed. ``False`` when ``a``
+    cannot be guarded (a selection or broadcast inside it: no rewrite)."""
+    nodes = positive_nodes(a)
+    if nodes is None:
+        return False
+    inputs = [v.owner.inputs[0] for v in nodes if not is_finite(v.owner.inputs[0])]
+    if not inputs:
+        return None, None
+    if nodes == [a]:
+        return _one_node_guards(a, select)
+    if any(f.type.ndim != a.type.ndim or f.type.broadcastable != a.type.broadcastable
+           for f in inputs):
+        return False
+    T_ = T()
+    zero = al.make_constant(0, a.type.dtype)
+    target = T_.eq(select(a), zero)
+    picked = _any(_not_finite(select(f)) for f in inputs)
+    # sigmoid and softmax are never inf; NaN only of a non-finite input
+    rest = T_.isnan(a)
+    if not all(_bounded(v) for v in nodes):
+        rest = T_.or_(rest, T_.and_(T_.isinf(a), _any(_not_finite(f) for f in inputs)))
+    return T_.and_(target, picked), rest
+
+
+def _one_node_guards(a, select):
+    """``scatter_guards`` of ``a = exp(f)``, ``softmax(f)``...: from ``f``
+    (no overflow warning of ``exp(800)``, which the rewrite spares): 0 at
+    ``f = -inf`` (a lane of ``-inf`` only is NaN: ``rest``), inf at ``+inf``
+    for the unbounded ones, NaN of NaN."""
+    T_ = T()
+    f = a.owner.inputs[0]
+    key = al.key_of(a)
+    if key == "cosh":  # (never 0)
+        return None, _not_finite(f)
+    target = T_.eq(select(f), al.make_constant(-np.inf, f.type.dtype))
+    if _bounded(a):
+        return target, T_.isnan(a if key != "sigmoid" else f)
+    return target, T_.or_(T_.isnan(f), T_.eq(f, _inf(f)))
+
+
+def _bounded(v):
+    from tracegrad.ops.nnet import Softmax
+    return al.key_of(v) == "sigmoid" or isinstance(v.owner.op, Softmax)
+
+
+def _any(conds):
+    conds = list(conds)
+    out = conds[0]
+    for c in conds[1:]:
+        out = T().or_(out, c)
+    return out

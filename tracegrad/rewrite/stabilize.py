@@ -222,7 +222,18 @@ def _same_consts(a, b, dtype):
     return al.const_product(a, dtype)[0] == al.const_product(b, dtype)[0]
 
 
-def _pair(ta, tb, dtype, ndim, memo):
+def _pair_guard(new, ky, u, guards):
+    """``new`` times NaN where NumPy's ``K*y*sigmoid(u) - K*(1-y)*sigmoid(-u)``
+    is ``inf * 0``: ``K*y`` infinite (an inf target, or an inf in ``K``) at
+    a logit ``u`` of +-inf, where ``new`` is +-inf (a finite logit far out
+    keeps the right value; a NaN logit gives NaN in both)."""
+    if ieee.is_finite(u) or ieee.covers_inf(guards, u):
+        return new
+    cond = T().and_(T().isinf(ky), T().isinf(u))
+    return T().mul(new, ieee.guard_where(cond, new.type.dtype))
+
+
+def _pair(ta, tb, dtype, ndim, memo, fast_math=False):
     """The rewritten ``ta + tb`` when ``ta`` is ``s*M*S[K*y]*sigmoid(u)`` and
     ``tb`` is ``-s*M*S[K*(1-y)]*sigmoid(-u)`` (``S`` a ``sum_to`` or
     nothing), else None."""
@@ -272,6 +283,8 @@ def _pair(ta, tb, dtype, ndim, memo):
                     new = T().mul(m, T().sub(ky, T().mul(k, sig_b)))
                 else:
                     new = T().sub(ky, T().mul(k, sig_b))
+                if not fast_math:
+                    new = _pair_guard(new, ky, sig_b.owner.inputs[0], g_out + g_in)
                 return T().neg(new) if sa < 0 else new
     return None
 
@@ -292,7 +305,7 @@ def sigmoid_pair_rule(node, ctx):
         for j, tb in enumerate(terms):
             if i == j or ta is None or tb is None:
                 continue
-            new = _pair(ta, tb, dtype, out.type.ndim, memo)
+            new = _pair(ta, tb, dtype, out.type.ndim, memo, ctx.fast_math)
             if new is None:
                 continue
             rest = [t for k, t in enumerate(s.terms) if k not in (i, j)]

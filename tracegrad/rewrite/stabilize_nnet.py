@@ -176,11 +176,20 @@ def _scatter_cancel(parts, ctx):
             s = next((d for d in f.den if is_sel(d, a)), None)
             if s is None:
                 continue
+            guards = None, None
+            if not ctx.fast_math:
+                guards = ieee.scatter_guards(a, lambda v, s=s: s.owner.op(v, *s.owner.inputs[1:]))
+                if guards is False:
+                    continue
             inner = Parts(f.num, [d for d in f.den if d is not s], f.cnum, f.cden, f.sign)
             new_values = finish_parts(inner, dtype, values.type.ndim, ctx)
+            if guards[0] is not None:  # (NaN where NumPy's a[t] / a[t] is)
+                new_values = new_values * ieee.guard_where(guards[0], dtype)
             parts.num.remove(a)
             parts.num.remove(z)
             parts.num.append(rebuild(new_values))
+            if guards[1] is not None:  # (NaN where NumPy's a[j] * 0 is)
+                parts.num.append(ieee.guard_where(guards[1], dtype))
             fired = True
             break
     return fired
