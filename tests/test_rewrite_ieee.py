@@ -219,3 +219,16 @@ def test_sigmoid_pair_keeps_numpy_at_infinite_targets(yv, uv):
         warnings.simplefilter("error")
         np.testing.assert_allclose(f(np.array([0.25, 0.75]), np.array([800.0, -800.0]),
                                      np.ones(2)), [0.25, -0.25])
+
+
+def test_cancelled_softmax_keeps_nan_of_its_whole_row():
+    # softmax of a row with +inf or NaN is NaN at its finite entries too
+    m, y = T.dmatrix("m"), T.dmatrix("y")
+    out = T.nnet.softmax(m) * y / T.nnet.softmax(m)
+    v = np.array([[INF, 1.0], [np.nan, 1.0], [-INF, 1.0], [1.0, 2.0], [-800.0, 800.0]])
+    f = same_as_numpy([m, y], out[:4], [v, np.full((5, 2), 3.0)])
+    assert "true_div" not in unguarded_keys(f.maker.fgraph.outputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the naive form is 0 / 0 at -800)
+        got = tg.function([m, y], out)(v[3:], np.full((2, 2), 3.0))
+    np.testing.assert_array_equal(got, np.full((2, 2), 3.0))

@@ -131,7 +131,9 @@ def _nan_of_ratio(v):
     if key in _ZERO_OR_INF_AT_INF:
         return _not_finite(f)
     ok = T_.and_(T_.gt(v, al.make_constant(0, v.type.dtype)), T_.lt(v, _inf(v)))
-    return T_.and_(_not_finite(f), T_.logical_not(ok))
+    # (softmax: NaN over a whole lane holding +inf or NaN, at its finite
+    # entries too; a NaN of finite inputs it never gives)
+    return T_.or_(T_.isnan(v), T_.and_(_not_finite(f), T_.logical_not(ok)))
 
 
 def cancel_guard(p, nodes):
