@@ -232,3 +232,18 @@ def test_cancelled_softmax_keeps_nan_of_its_whole_row():
         warnings.simplefilter("error")  # (the naive form is 0 / 0 at -800)
         got = tg.function([m, y], out)(v[3:], np.full((2, 2), 3.0))
     np.testing.assert_array_equal(got, np.full((2, 2), 3.0))
+
+
+@pytest.mark.parametrize("build, exact", [
+    (lambda x: x + 0, False), (lambda x: 0.0 + x, False), (lambda x: (x + 1.5) - 1.5, False),
+    (lambda x: x * 2.0 + 0.0, False), (lambda x: x - 0, True), (lambda x: x + (-0.0), True),
+    (lambda x: -(-x), True),
+])
+def test_sums_with_a_zero_keep_the_sign_of_zero(x, build, exact):
+    # NumPy: -0.0 + 0.0 is 0.0, -0.0 - 0.0 is -0.0
+    v = np.array([-0.0, 0.0, -1.0, INF])
+    f = tg.function([x], build(x))
+    ref = tg.function([x], build(x), mode="None")
+    np.testing.assert_array_equal(np.signbit(f(v)), np.signbit(ref(v)))
+    assert ("add" in keys(f.maker.fgraph.outputs) or any(
+        "add" in str(n.op) for n in f.maker.fgraph.toposort())) != exact

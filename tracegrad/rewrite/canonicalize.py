@@ -151,6 +151,19 @@ def _unbroadcast(leaves, memo):
     return found
 
 
+def _keeps_zero_sign(consts, dtype):
+    """True when adding ``consts`` turns ``-0.0`` into ``+0.0`` (``x + 0``,
+    ``(x + 1.5) - 1.5``: NumPy's is ``0.0`` at ``x = -0.0``), so a zero
+    total must stay a term; ``x - 0`` and ``x + -0.0`` are ``x`` exactly."""
+    if np.dtype(dtype).kind not in "fc":
+        return False
+    total = np.array(-0.0, dtype=dtype)
+    for sign, c in consts:
+        value = np.asarray(c.data).reshape(()).astype(dtype)
+        total = total + value if sign > 0 else total - value
+    return not np.signbit(np.real(total))
+
+
 def simplify_sum(node, ctx):
     out = node.outputs[0]
     dtype = out.type.dtype
@@ -186,7 +199,8 @@ def simplify_sum(node, ctx):
     pos = [v for sign, v in kept if sign > 0]
     neg = [v for sign, v in kept if sign < 0]
     n_consts = 0
-    if total is not None and total != 0:
+    if total is not None and (total != 0 or kept and not ctx.fast_math
+                              and _keeps_zero_sign(consts, dtype)):
         n_consts = 1
         signed = np.dtype(dtype).kind in "if"
         if signed and total < 0 and pos:
