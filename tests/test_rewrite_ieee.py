@@ -247,3 +247,16 @@ def test_sums_with_a_zero_keep_the_sign_of_zero(x, build, exact):
     np.testing.assert_array_equal(np.signbit(f(v)), np.signbit(ref(v)))
     assert ("add" in keys(f.maker.fgraph.outputs) or any(
         "add" in str(n.op) for n in f.maker.fgraph.toposort())) != exact
+
+
+def test_scatter_guards_run_in_cuda_kernels():
+    import fake_cupy
+    m, t = T.dmatrix("m"), T.lvector("t")
+    g = tg.grad(T.nnet.categorical_crossentropy(T.nnet.softmax(m), t).sum(), m)
+    v, tv = _logits_with_specials(), np.zeros(8, dtype="int64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = tg.function([m, t], g, mode="None")(v, tv)
+        with fake_cupy.installed():
+            got = tg.function([m, t], g, device="cuda")(v, tv).get()
+    assert_same_ieee(got, expected)
