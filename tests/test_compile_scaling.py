@@ -206,3 +206,29 @@ def test_function_pauses_the_garbage_collector_while_optimizing(monkeypatch):
         assert seen == [False, False] and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_programs_differing_in_constants_share_one_generation(monkeypatch):
+    # Each of the n kernels of ``sum(cos(x[i]) * i)`` built its own program
+    # (lowering, slot allocation, source): now the first is rebound.
+    from tracegrad.fuse import cpu
+    calls = []
+    real = cpu.generate
+    monkeypatch.setattr(cpu, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = T.dmatrix("x")
+    row = T.constant(np.array([1.0, -2.0, 3.0, 0.5]))
+    # sigmoid's lowering appends constants of its own after the spec's;
+    # ``row`` (4 elements) is an operand of the block function, not a binding.
+    outs = fuse_outputs([T.sigmoid(T.sin(x) * (0.6421 + i)) + T.cos(x * row) * (i - 3.0)
+                         for i in range(6)])
+    programs = [cpu_program(o.owner.op.spec) for o in outs]
+    assert len({id(p) for p in programs}) == 6 and len(calls) == 1
+    small = np.linspace(-2.0, 2.0, 8).reshape(2, 4)
+    large = np.resize(small, (200_000, 4))  # the blocked path, not ``fast``
+    for i, (p, o) in enumerate(zip(programs, outs)):
+        for xs in (small, large):
+            expect = 1 / (1 + np.exp(-np.sin(xs) * (0.6421 + i))) + \
+                np.cos(xs * row.data) * (i - 3.0)
+            assert o.owner.inputs == [x]
+            (got,) = p.run([xs])
+            np.testing.assert_allclose(got, expect, rtol=1e-14)

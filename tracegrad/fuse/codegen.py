@@ -46,13 +46,39 @@ def plain_ufunc(row):
 class Generated:
     """A compiled block function and what it needs to run."""
 
-    __slots__ = ("fn", "slot_dtypes", "source", "fast")
+    __slots__ = ("fn", "slot_dtypes", "source", "fast", "env")
 
-    def __init__(self, fn, slot_dtypes, source, fast=None):
+    def __init__(self, fn, slot_dtypes, source, fast=None, env=None):
         self.fn = fn
         self.slot_dtypes = slot_dtypes
         self.source = source
         self.fast = fast
+        self.env = env
+
+    def rebound(self, constants):
+        """The same code with the one-element ``constants`` (a spec's, in
+        order) bound in place of this one's. The source names constants by
+        position only, so a spec that differs from the generated one in its
+        constants' values alone runs this code: executing the cached code
+        object in a copy of the globals costs microseconds, generating and
+        compiling a program costs a millisecond or more."""
+        env = {name: value for name, value in self.env.items()
+               if name not in ("block", "fast", "__builtins__")}
+        _bind_constants(env, constants)
+        exec(_compiled(self.source), env)
+        return Generated(env["block"], self.slot_dtypes, self.source, env.get("fast"), env)
+
+
+def _bind_constants(env, constants):
+    """Bind the one-element constants as ``k<index>`` (0-d: they broadcast
+    into any block); return the names of the others, which are operands."""
+    array_consts = []
+    for k, c in enumerate(constants):
+        if c.size == 1:
+            env[f"k{k}"] = c.reshape(())
+        else:
+            array_consts.append(f"k{k}")
+    return array_consts
 
 
 def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_deps=None,
@@ -75,12 +101,7 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
     inline, returning the list of outputs; otherwise it returns ``None``.
     """
     env = {"copyto": np.copyto, "asarray": np.asarray, "np": np}
-    array_consts = []
-    for k, c in enumerate(spec.constants):
-        if c.size == 1:
-            env[f"k{k}"] = c.reshape(())  # broadcasts into any block
-        else:
-            array_consts.append(f"k{k}")  # cut into blocks like an input
+    array_consts = _bind_constants(env, spec.constants)
     out_index = {}
     for m, j in enumerate(spec.outputs):
         out_index.setdefault(j, m)
@@ -198,9 +219,7 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
         if fast:
             source += "\n" + fast
     exec(_compiled(source), env)
-    generated = Generated(env["block"], tuple(slot_dtypes), source)
-    generated.fast = env.get("fast")
-    return generated
+    return Generated(env["block"], tuple(slot_dtypes), source, env.get("fast"), env)
 
 
 _CODE_LOCK = threading.Lock()
