@@ -128,8 +128,10 @@ def _folding_overflows(total, consts, product=False):
     ones multiply down to 0: folding them would change the result for an
     input the original order handles (``x * 1e200 * 1e200`` at ``x =
     1e-300``; ``x * 1e-200 * 1e-200`` at ``x = inf``)."""
+    if len(consts) < 2:
+        return False
     values = [np.asarray(c.data) for c in consts]
-    if len(values) < 2 or not all(bool(np.all(np.isfinite(v))) for v in values):
+    if not all(bool(np.all(np.isfinite(v))) for v in values):
         return False
     if not bool(np.isfinite(total)):
         return True
@@ -229,6 +231,8 @@ class Parts:
 def _cancel(parts):
     """Drop ``x`` from both ``num`` and ``den`` where ``x`` is nonzero and
     ``parts.may_cancel(x)``."""
+    if not parts.den:  # (the common case, and nothing to cancel)
+        return False
     changed = False
     for var in list(dict.fromkeys(parts.num)):
         while any(n is var for n in parts.num) and any(d is var for d in parts.den) \
@@ -275,18 +279,20 @@ def _plan(parts, dtype):
         if np.isfinite(q) and q * cd == cn:  # an exact quotient: one constant
             cn, cd, cn_ndim = q, np.ones((), dtype), max(cn_ndim, cd_ndim)
     real = np.dtype(dtype).kind == "f"
-    if real and cd == -1:
+    # (The constants are compared as Python numbers, ``.item()``: equal
+    # results, and a comparison of NumPy 0-d arrays costs microseconds.)
+    if real and cd.item() == -1:
         sign, cd = -sign, np.ones((), dtype)
-    if real and cn == -1:
+    if real and cn.item() == -1:
         sign, cn = -sign, np.ones((), dtype)
     keep_cn = keep_cd = None
-    if cn != 1:
+    if cn.item() != 1:
         if real and sign < 0:
             cn, sign = -cn, 1
         keep_cn = (cn, cn_ndim)
     elif parts.cnum:
         removed.append(parts.cnum[0])
-    if cd != 1:
+    if cd.item() != 1:
         keep_cd = (cd, cd_ndim)
     elif parts.cden:
         removed.append(parts.cden[0])
