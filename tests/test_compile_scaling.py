@@ -232,3 +232,29 @@ def test_programs_differing_in_constants_share_one_generation(monkeypatch):
             assert o.owner.inputs == [x]
             (got,) = p.run([xs])
             np.testing.assert_allclose(got, expect, rtol=1e-14)
+
+
+def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
+    # The block function and ``fast`` were compiled together: a first call
+    # of a long kernel (one source line per op, twice) paid for both.
+    sources = []
+
+    def counting_compile(source, *args):
+        sources.append(source)
+        return compile(source, *args)
+    monkeypatch.setattr(codegen, "compile", counting_compile, raising=False)
+    x = T.dvector("x")
+    y = x
+    for i in range(40):  # (a structure no other test builds: nothing cached)
+        y = T.tanh(y) * 1.0001 + 0.125 * (i % 3)
+    (out,) = fuse_outputs([y])
+    program = cpu_program(out.owner.op.spec)
+    small, large = np.linspace(-1.0, 1.0, 7), np.linspace(-1.0, 1.0, 300_000)
+    expect = small
+    for i in range(40):
+        expect = np.tanh(expect) * 1.0001 + 0.125 * (i % 3)
+    np.testing.assert_allclose(program.run([small])[0], expect, rtol=1e-14)
+    assert [s.startswith("def fast") for s in sources] == [True]
+    (got,) = program.run([large])  # the blocked path needs the block function
+    assert [s.split("(")[0] for s in sources] == ["def fast", "def block"]
+    assert got.shape == large.shape and np.isfinite(got).all()

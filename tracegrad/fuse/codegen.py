@@ -44,16 +44,35 @@ def plain_ufunc(row):
 
 
 class Generated:
-    """A compiled block function and what it needs to run."""
+    """A generated block function and what it needs to run.
 
-    __slots__ = ("fn", "slot_dtypes", "source", "fast", "env")
+    ``fast`` is compiled at once; the block function ``fn`` when first asked
+    for: a call the fast path takes never needs it, and compiling the
+    source of a long kernel (a 50k-op chain and its gradient fused into one)
+    is most of the time of a first call."""
 
-    def __init__(self, fn, slot_dtypes, source, fast=None, env=None):
-        self.fn = fn
+    __slots__ = ("_fn", "_block_source", "slot_dtypes", "source", "fast", "env")
+
+    def __init__(self, block_source, slot_dtypes, env, fast_source=""):
+        self._fn = None
+        self._block_source = block_source
         self.slot_dtypes = slot_dtypes
-        self.source = source
-        self.fast = fast
+        self.source = block_source + ("\n" + fast_source if fast_source else "")
         self.env = env
+        self.fast = None
+        if fast_source:
+            exec(_compiled(fast_source), env)
+            self.fast = env["fast"]
+
+    @property
+    def fn(self):
+        """The block function (see ``generate``)."""
+        fn = self._fn
+        if fn is None:
+            # (Two threads may both compile it: the results are equal.)
+            exec(_compiled(self._block_source), self.env)
+            fn = self._fn = self.env["block"]
+        return fn
 
     def rebound(self, constants):
         """The same code with the one-element ``constants`` (a spec's, in
@@ -65,8 +84,8 @@ class Generated:
         env = {name: value for name, value in self.env.items()
                if name not in ("block", "fast", "__builtins__")}
         _bind_constants(env, constants)
-        exec(_compiled(self.source), env)
-        return Generated(env["block"], self.slot_dtypes, self.source, env.get("fast"), env)
+        fast_source = self.source[len(self._block_source) + 1:]
+        return Generated(self._block_source, self.slot_dtypes, env, fast_source)
 
 
 def _bind_constants(env, constants):
@@ -212,14 +231,12 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
         [f"s{n}" for n in range(len(slot_dtypes))]
     source = f"def block({', '.join(params)}):\n" + \
         "".join(f"    {line}\n" for line in lines)
+    fast = ""
     if fast_limit is not None and spec.in_types and _scalar_constants(spec):
         fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit, shape_needs,
                             spec.output_deps if output_deps is None else output_deps,
                             alias)
-        if fast:
-            source += "\n" + fast
-    exec(_compiled(source), env)
-    return Generated(env["block"], tuple(slot_dtypes), source, env.get("fast"), env)
+    return Generated(source, tuple(slot_dtypes), env, fast)
 
 
 _CODE_LOCK = threading.Lock()
