@@ -52,9 +52,7 @@ def _is_root(out, ctx, keys):
     """False when ``out`` is part of a larger tree (its only reader is a node
     of ``keys`` and of its dtype, possibly behind ``SumTo`` nodes that sum
     nothing): that tree is simplified from its own root."""
-    from tracegrad.ops.elemwise import SumTo
     dtype = out.type.dtype
-    memo = al.shape_memo(ctx)
     stack = [out]
     budget = 8
     while stack:
@@ -65,11 +63,14 @@ def _is_root(out, ctx, keys):
         for node, _ in readers:
             if node is None or node.outputs[0].type.dtype != dtype:
                 return True
+            if op_key(node.op) in keys:  # (never a ``SumTo``: keys are row names)
+                continue
+            from tracegrad.ops.elemwise import SumTo
             if isinstance(node.op, SumTo) and node.inputs[0] is v and budget > 0 \
-                    and al.same_shape(v, node.inputs[1], memo):
+                    and al.same_shape(v, node.inputs[1], al.shape_memo(ctx)):
                 budget -= 1
                 stack.append(node.outputs[0])
-            elif op_key(node.op) not in keys:
+            else:
                 return True
     return False
 
@@ -188,18 +189,18 @@ def simplify_sum(node, ctx):
     pos = [v for sign, v in kept if sign > 0]
     neg = [v for sign, v in kept if sign < 0]
     n_consts = 0
+    const_list = None  # where the folded constant goes (made only if needed)
     if total is not None and total != 0:
         n_consts = 1
         signed = np.dtype(dtype).kind in "if"
-        if signed and total < 0 and pos:
-            neg.append(al.make_constant(-total, dtype, const_ndim))
-        else:
-            pos.append(al.make_constant(total, dtype, const_ndim))
+        const_list, total = (neg, -total) if signed and total < 0 and pos else (pos, total)
     elif consts:
         removed.append(consts[0][1])
-    n_ops = al.sum_ops(len(pos), len(neg))
+    n_ops = al.sum_ops(len(pos) + (const_list is pos), len(neg) + (const_list is neg))
     if not fired and n_ops >= s.nops and n_consts >= len(consts):
         return None
+    if const_list is not None:
+        const_list.append(al.make_constant(total, dtype, const_ndim))
     pos += _carriers(removed, pos + neg, out.type.ndim, dtype, 0, memo)
     if not pos and not neg:
         if any(d != 1 for d in out.type.shape):
