@@ -242,15 +242,27 @@ class _Group:
         new.anc = (self.anc | other.anc) & ~mask
         new.feeders = feeders
         new.graph_outputs = self.graph_outputs
-        new.inputs = {}
-        for key, var in list(self.inputs.items()) + list(other.inputs.items()):
-            p = position.get(var.owner) if var.owner is not None else None
-            if p is None or outside(p):
-                new.inputs[key] = var
-        new.outputs = {}
-        for key, var in list(self.outputs.items()) + list(other.outputs.items()):
-            if var in self.graph_outputs or any(outside(c) for c in clients.get(var, ())):
-                new.outputs[key] = var
+        # (Plain loops, ``outside`` inlined: this runs once per merge over
+        # up to ``max_operands`` variables, the inner loop of the search.)
+        new.inputs = inputs = {}
+        for group in (self, other):
+            for key, var in group.inputs.items():
+                owner = var.owner
+                p = position.get(owner) if owner is not None else None
+                if p is None or (group_of[p] is not self and group_of[p] is not other):
+                    inputs[key] = var
+        new.outputs = outputs = {}
+        graph_outputs = self.graph_outputs
+        for group in (self, other):
+            for key, var in group.outputs.items():
+                if var in graph_outputs:
+                    outputs[key] = var
+                    continue
+                for c in clients.get(var, ()):
+                    g = group_of[c]
+                    if g is not self and g is not other:
+                        outputs[key] = var
+                        break
         return new
 
     def adopt_members(self, first, second, group_of):
