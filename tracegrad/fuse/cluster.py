@@ -224,25 +224,29 @@ class _Group:
         and come back (it would not be convex, or clusters would form a
         cycle)."""
         mask = self.mask | other.mask
-
-        def outside(p):
-            # ``p`` is not a member of the union. (Asked of ``group_of``, not
-            # of the bit ``(mask >> p) & 1``, whose shift copies O(n) bits.)
-            g = group_of[p]
-            return g is not self and g is not other
-
-        feeders = {p for p in self.feeders | other.feeders if outside(p)}
-        for p in feeders:
-            g = group_of[p]
-            if (anc[p] if g is None else g.anc) & mask:
-                return None
+        # Feeders outside the union (membership asked of ``group_of``, not of
+        # the bit ``(mask >> p) & 1``, whose shift copies O(n) bits); none may
+        # depend on the union.
+        feeders = set()
+        for group in (self, other):
+            for p in group.feeders:
+                g = group_of[p]
+                if g is None:
+                    if anc[p] & mask:
+                        return None
+                elif g is not self and g is not other:
+                    if g.anc & mask:
+                        return None
+                else:
+                    continue
+                feeders.add(p)
         new = _Group.__new__(_Group)
         new.members = None  # filled by ``adopt_members`` once accepted
         new.mask = mask
         new.anc = (self.anc | other.anc) & ~mask
         new.feeders = feeders
         new.graph_outputs = self.graph_outputs
-        # (Plain loops, ``outside`` inlined: this runs once per merge over
+        # (Plain loops, membership inlined: this runs once per merge over
         # up to ``max_operands`` variables, the inner loop of the search.)
         new.inputs = inputs = {}
         for group in (self, other):
