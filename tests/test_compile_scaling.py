@@ -267,3 +267,33 @@ def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
     (got,) = program.run([large])  # the blocked path needs the block function
     assert [s.split("(")[0] for s in sources] == ["def fast", "def block"]
     assert got.shape == large.shape and np.isfinite(got).all()
+
+
+def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatch):
+    # A long kernel's fast path takes only calls of a few elements, so most
+    # first calls never need it: it was compiled (as long as the block
+    # function, ~30 us a line) all the same.
+    sources = []
+
+    def counting_compile(source, *args):
+        sources.append(source.split("(")[0])
+        return compile(source, *args)
+    monkeypatch.setattr(codegen, "compile", counting_compile, raising=False)
+    monkeypatch.setattr(codegen, "EAGER_FAST_LINES", 20)
+    x = T.dvector("x")
+    y = x
+    for i in range(30):  # (a structure no other test builds: nothing cached)
+        y = T.arctan(y) * 0.9999 - 0.0625 * (i % 4)
+    (out,) = fuse_outputs([y])
+    program = cpu_program(out.owner.op.spec)
+    assert sources == [] and program.fast is not None
+    xs = np.linspace(-1.0, 1.0, 50_000)
+    expect = xs
+    for i in range(30):
+        expect = np.arctan(expect) * 0.9999 - 0.0625 * (i % 4)
+    np.testing.assert_allclose(program.run([xs])[0], expect, rtol=1e-14)
+    assert sources == ["def block"]  # (too many elements for the fast path)
+    np.testing.assert_allclose(program.run([xs[:3]])[0], expect[:3], rtol=1e-14)
+    assert sources == ["def block", "def fast"]
+    np.testing.assert_allclose(program.run([xs[3:6]])[0], expect[3:6], rtol=1e-14)
+    assert sources == ["def block", "def fast"]  # compiled once

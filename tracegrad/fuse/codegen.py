@@ -26,6 +26,11 @@ from collections import OrderedDict, deque
 import numpy as np
 
 
+# A fast path of more lines than this is compiled at its first call (its
+# compilation costs ~30 us a line; a kernel this long takes it only for
+# calls of a few elements).
+EAGER_FAST_LINES = 400
+
 # Ufuncs for which NumPy 2 deprecates a positional ``out``.
 KEYWORD_OUT = frozenset({"maximum", "minimum"})
 
@@ -46,23 +51,46 @@ def plain_ufunc(row):
 class Generated:
     """A generated block function and what it needs to run.
 
-    ``fast`` is compiled at once; the block function ``fn`` when first asked
-    for: a call the fast path takes never needs it, and compiling the
-    source of a long kernel (a 50k-op chain and its gradient fused into one)
-    is most of the time of a first call."""
+    Each function is compiled when first needed: the block function ``fn``
+    when first asked for (a call the fast path takes never needs it), and
+    ``fast``, for a long kernel, at its first call (``fast`` is then a
+    trampoline; a long kernel's fast path is limited to a few elements, so
+    most calls never take it). Compiling the source of a long kernel (a
+    chain and its gradient fused into one) is most of a first call's time.
+    """
 
-    __slots__ = ("_fn", "_block_source", "slot_dtypes", "source", "fast", "env")
+    __slots__ = ("_fn", "_block_source", "_fast_source", "slot_dtypes", "source", "fast",
+                 "env")
 
     def __init__(self, block_source, slot_dtypes, env, fast_source=""):
         self._fn = None
         self._block_source = block_source
+        self._fast_source = fast_source
         self.slot_dtypes = slot_dtypes
         self.source = block_source + ("\n" + fast_source if fast_source else "")
         self.env = env
         self.fast = None
-        if fast_source:
+        if fast_source and fast_source.count("\n") > EAGER_FAST_LINES:
+            self.fast = self._deferred_fast()
+        elif fast_source:
             exec(_compiled(fast_source), env)
             self.fast = env["fast"]
+
+    def _deferred_fast(self):
+        env, source = self.env, self._fast_source
+
+        def fast(*arrays):
+            real = env.get("fast")
+            if real is None or real is fast:
+                # More elements than the limit in any input: the fast path
+                # would refuse the call (return None), no need to compile it.
+                limit = env["LIMIT"]
+                if any(type(a) is np.ndarray and a.size > limit for a in arrays):
+                    return None
+                exec(_compiled(source), env)
+                real = env["fast"]
+            return real(*arrays)
+        return fast
 
     @property
     def fn(self):
@@ -84,8 +112,7 @@ class Generated:
         env = {name: value for name, value in self.env.items()
                if name not in ("block", "fast", "__builtins__")}
         _bind_constants(env, constants)
-        fast_source = self.source[len(self._block_source) + 1:]
-        return Generated(self._block_source, self.slot_dtypes, env, fast_source)
+        return Generated(self._block_source, self.slot_dtypes, env, self._fast_source)
 
 
 def _bind_constants(env, constants):
