@@ -74,20 +74,18 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
                   f"tg.function {display_name}")
 
-    # (Linking, in ``Function``, builds a schedule and a runner of a few
-    # objects per node: the collector stays paused for it too.)
     with pipeline.gc_paused():
         fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
                                 [s for s, _ in update_pairs])
         pipeline.optimize_graph(fgraph, mode, backend.name)
 
-        maker = FunctionMaker(
-            fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
-            [o.borrow for o in out_specs], single, mode=mode, name=name,
-            display_name=display_name, backend=backend, profile=profile,
-            allow_input_downcast=allow_input_downcast)
-        maker.compile_time = perf_counter() - start
-        fn = Function(maker)
+    maker = FunctionMaker(
+        fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
+        [o.borrow for o in out_specs], single, mode=mode, name=name,
+        display_name=display_name, backend=backend, profile=profile,
+        allow_input_downcast=allow_input_downcast)
+    maker.compile_time = perf_counter() - start
+    fn = Function(maker)
     if fn.profile is not None:
         fn.profile.compile_time = perf_counter() - start
     return fn
