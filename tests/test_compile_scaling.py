@@ -206,3 +206,85 @@ def test_function_pauses_the_garbage_collector_while_optimizing(monkeypatch):
         assert seen == [False, False] and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_programs_differing_in_constants_share_one_generation(monkeypatch):
+    # Each of the n kernels of ``sum(cos(x[i]) * i)`` built its own program
+    # (lowering, slot allocation, source): now the first is rebound.
+    from tracegrad.fuse import cpu
+    calls = []
+    real = cpu.generate
+    monkeypatch.setattr(cpu, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = T.dmatrix("x")
+    row = T.constant(np.array([1.0, -2.0, 3.0, 0.5]))
+    # sigmoid's lowering appends constants of its own after the spec's;
+    # ``row`` (4 elements) is an operand of the block function, not a binding.
+    outs = fuse_outputs([T.sigmoid(T.sin(x) * (0.6421 + i)) + T.cos(x * row) * (i - 3.0)
+                         for i in range(6)])
+    programs = [cpu_program(o.owner.op.spec) for o in outs]
+    assert len({id(p) for p in programs}) == 6 and len(calls) == 1
+    small = np.linspace(-2.0, 2.0, 8).reshape(2, 4)
+    large = np.resize(small, (200_000, 4))  # the blocked path, not ``fast``
+    for i, (p, o) in enumerate(zip(programs, outs)):
+        for xs in (small, large):
+            expect = 1 / (1 + np.exp(-np.sin(xs) * (0.6421 + i))) + \
+                np.cos(xs * row.data) * (i - 3.0)
+            assert o.owner.inputs == [x]
+            (got,) = p.run([xs])
+            np.testing.assert_allclose(got, expect, rtol=1e-14)
+
+
+def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
+    # The block function and ``fast`` were compiled together: a first call
+    # of a long kernel (one source line per op, twice) paid for both.
+    sources = []
+
+    def counting_compile(source, *args):
+        sources.append(source)
+        return compile(source, *args)
+    monkeypatch.setattr(codegen, "compile", counting_compile, raising=False)
+    x = T.dvector("x")
+    y = x
+    for i in range(40):  # (a structure no other test builds: nothing cached)
+        y = T.tanh(y) * 1.0001 + 0.125 * (i % 3)
+    (out,) = fuse_outputs([y])
+    program = cpu_program(out.owner.op.spec)
+    small, large = np.linspace(-1.0, 1.0, 7), np.linspace(-1.0, 1.0, 300_000)
+    expect = small
+    for i in range(40):
+        expect = np.tanh(expect) * 1.0001 + 0.125 * (i % 3)
+    np.testing.assert_allclose(program.run([small])[0], expect, rtol=1e-14)
+    assert [s.startswith("def fast") for s in sources] == [True]
+    (got,) = program.run([large])  # the blocked path needs the block function
+    assert [s.split("(")[0] for s in sources] == ["def fast", "def block"]
+    assert got.shape == large.shape and np.isfinite(got).all()
+
+
+def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatch):
+    # A long kernel's fast path takes only calls of a few elements, so most
+    # first calls never need it: it was compiled (as long as the block
+    # function, ~30 us a line) all the same.
+    sources = []
+
+    def counting_compile(source, *args):
+        sources.append(source.split("(")[0])
+        return compile(source, *args)
+    monkeypatch.setattr(codegen, "compile", counting_compile, raising=False)
+    monkeypatch.setattr(codegen, "EAGER_FAST_LINES", 20)
+    x = T.dvector("x")
+    y = x
+    for i in range(30):  # (a structure no other test builds: nothing cached)
+        y = T.arctan(y) * 0.9999 - 0.0625 * (i % 4)
+    (out,) = fuse_outputs([y])
+    program = cpu_program(out.owner.op.spec)
+    assert sources == [] and program.fast is not None
+    xs = np.linspace(-1.0, 1.0, 50_000)
+    expect = xs
+    for i in range(30):
+        expect = np.arctan(expect) * 0.9999 - 0.0625 * (i % 4)
+    np.testing.assert_allclose(program.run([xs])[0], expect, rtol=1e-14)
+    assert sources == ["def block"]  # (too many elements for the fast path)
+    np.testing.assert_allclose(program.run([xs[:3]])[0], expect[:3], rtol=1e-14)
+    assert sources == ["def block", "def fast"]
+    np.testing.assert_allclose(program.run([xs[3:6]])[0], expect[3:6], rtol=1e-14)
+    assert sources == ["def block", "def fast"]  # compiled once

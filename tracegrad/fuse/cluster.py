@@ -224,33 +224,49 @@ class _Group:
         and come back (it would not be convex, or clusters would form a
         cycle)."""
         mask = self.mask | other.mask
-
-        def outside(p):
-            # ``p`` is not a member of the union. (Asked of ``group_of``, not
-            # of the bit ``(mask >> p) & 1``, whose shift copies O(n) bits.)
-            g = group_of[p]
-            return g is not self and g is not other
-
-        feeders = {p for p in self.feeders | other.feeders if outside(p)}
-        for p in feeders:
-            g = group_of[p]
-            if (anc[p] if g is None else g.anc) & mask:
-                return None
+        # Feeders outside the union (membership asked of ``group_of``, not of
+        # the bit ``(mask >> p) & 1``, whose shift copies O(n) bits); none may
+        # depend on the union.
+        feeders = set()
+        for group in (self, other):
+            for p in group.feeders:
+                g = group_of[p]
+                if g is None:
+                    if anc[p] & mask:
+                        return None
+                elif g is not self and g is not other:
+                    if g.anc & mask:
+                        return None
+                else:
+                    continue
+                feeders.add(p)
         new = _Group.__new__(_Group)
         new.members = None  # filled by ``adopt_members`` once accepted
         new.mask = mask
         new.anc = (self.anc | other.anc) & ~mask
         new.feeders = feeders
         new.graph_outputs = self.graph_outputs
-        new.inputs = {}
-        for key, var in list(self.inputs.items()) + list(other.inputs.items()):
-            p = position.get(var.owner) if var.owner is not None else None
-            if p is None or outside(p):
-                new.inputs[key] = var
-        new.outputs = {}
-        for key, var in list(self.outputs.items()) + list(other.outputs.items()):
-            if var in self.graph_outputs or any(outside(c) for c in clients.get(var, ())):
-                new.outputs[key] = var
+        # (Plain loops, membership inlined: this runs once per merge over
+        # up to ``max_operands`` variables, the inner loop of the search.)
+        new.inputs = inputs = {}
+        for group in (self, other):
+            for key, var in group.inputs.items():
+                owner = var.owner
+                p = position.get(owner) if owner is not None else None
+                if p is None or (group_of[p] is not self and group_of[p] is not other):
+                    inputs[key] = var
+        new.outputs = outputs = {}
+        graph_outputs = self.graph_outputs
+        for group in (self, other):
+            for key, var in group.outputs.items():
+                if var in graph_outputs:
+                    outputs[key] = var
+                    continue
+                for c in clients.get(var, ()):
+                    g = group_of[c]
+                    if g is not self and g is not other:
+                        outputs[key] = var
+                        break
         return new
 
     def adopt_members(self, first, second, group_of):

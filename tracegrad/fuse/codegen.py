@@ -26,6 +26,11 @@ from collections import OrderedDict, deque
 import numpy as np
 
 
+# A fast path of more lines than this is compiled at its first call (its
+# compilation costs ~30 us a line; a kernel this long takes it only for
+# calls of a few elements).
+EAGER_FAST_LINES = 400
+
 # Ufuncs for which NumPy 2 deprecates a positional ``out``.
 KEYWORD_OUT = frozenset({"maximum", "minimum"})
 
@@ -44,15 +49,82 @@ def plain_ufunc(row):
 
 
 class Generated:
-    """A compiled block function and what it needs to run."""
+    """A generated block function and what it needs to run.
 
-    __slots__ = ("fn", "slot_dtypes", "source", "fast")
+    Each function is compiled when first needed: the block function ``fn``
+    when first asked for (a call the fast path takes never needs it), and
+    ``fast``, for a long kernel, at its first call (``fast`` is then a
+    trampoline; a long kernel's fast path is limited to a few elements, so
+    most calls never take it). Compiling the source of a long kernel (a
+    chain and its gradient fused into one) is most of a first call's time.
+    """
 
-    def __init__(self, fn, slot_dtypes, source, fast=None):
-        self.fn = fn
+    __slots__ = ("_fn", "_block_source", "_fast_source", "slot_dtypes", "source", "fast",
+                 "env")
+
+    def __init__(self, block_source, slot_dtypes, env, fast_source=""):
+        self._fn = None
+        self._block_source = block_source
+        self._fast_source = fast_source
         self.slot_dtypes = slot_dtypes
-        self.source = source
-        self.fast = fast
+        self.source = block_source + ("\n" + fast_source if fast_source else "")
+        self.env = env
+        self.fast = None
+        if fast_source and fast_source.count("\n") > EAGER_FAST_LINES:
+            self.fast = self._deferred_fast()
+        elif fast_source:
+            exec(_compiled(fast_source), env)
+            self.fast = env["fast"]
+
+    def _deferred_fast(self):
+        env, source = self.env, self._fast_source
+
+        def fast(*arrays):
+            real = env.get("fast")
+            if real is None or real is fast:
+                # More elements than the limit in any input: the fast path
+                # would refuse the call (return None), no need to compile it.
+                limit = env["LIMIT"]
+                if any(type(a) is np.ndarray and a.size > limit for a in arrays):
+                    return None
+                exec(_compiled(source), env)
+                real = env["fast"]
+            return real(*arrays)
+        return fast
+
+    @property
+    def fn(self):
+        """The block function (see ``generate``)."""
+        fn = self._fn
+        if fn is None:
+            # (Two threads may both compile it: the results are equal.)
+            exec(_compiled(self._block_source), self.env)
+            fn = self._fn = self.env["block"]
+        return fn
+
+    def rebound(self, constants):
+        """The same code with the one-element ``constants`` (a spec's, in
+        order) bound in place of this one's. The source names constants by
+        position only, so a spec that differs from the generated one in its
+        constants' values alone runs this code: executing the cached code
+        object in a copy of the globals costs microseconds, generating and
+        compiling a program costs a millisecond or more."""
+        env = {name: value for name, value in self.env.items()
+               if name not in ("block", "fast", "__builtins__")}
+        _bind_constants(env, constants)
+        return Generated(self._block_source, self.slot_dtypes, env, self._fast_source)
+
+
+def _bind_constants(env, constants):
+    """Bind the one-element constants as ``k<index>`` (0-d: they broadcast
+    into any block); return the names of the others, which are operands."""
+    array_consts = []
+    for k, c in enumerate(constants):
+        if c.size == 1:
+            env[f"k{k}"] = c.reshape(())
+        else:
+            array_consts.append(f"k{k}")
+    return array_consts
 
 
 def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_deps=None,
@@ -75,12 +147,7 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
     inline, returning the list of outputs; otherwise it returns ``None``.
     """
     env = {"copyto": np.copyto, "asarray": np.asarray, "np": np}
-    array_consts = []
-    for k, c in enumerate(spec.constants):
-        if c.size == 1:
-            env[f"k{k}"] = c.reshape(())  # broadcasts into any block
-        else:
-            array_consts.append(f"k{k}")  # cut into blocks like an input
+    array_consts = _bind_constants(env, spec.constants)
     out_index = {}
     for m, j in enumerate(spec.outputs):
         out_index.setdefault(j, m)
@@ -191,16 +258,12 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
         [f"s{n}" for n in range(len(slot_dtypes))]
     source = f"def block({', '.join(params)}):\n" + \
         "".join(f"    {line}\n" for line in lines)
+    fast = ""
     if fast_limit is not None and spec.in_types and _scalar_constants(spec):
         fast = _fast_source(spec, lines, slot_dtypes, env, fast_limit, shape_needs,
                             spec.output_deps if output_deps is None else output_deps,
                             alias)
-        if fast:
-            source += "\n" + fast
-    exec(_compiled(source), env)
-    generated = Generated(env["block"], tuple(slot_dtypes), source)
-    generated.fast = env.get("fast")
-    return generated
+    return Generated(source, tuple(slot_dtypes), env, fast)
 
 
 _CODE_LOCK = threading.Lock()

@@ -10,14 +10,16 @@ between concurrent calls. Block size and thread count follow each program's
 cost per element, measured once per row and dtypes (``row_cost``). Small
 calls take ``fast``, a generated function doing the whole call inline.
 """
+import copy
 import math
 
 import numpy as np
 
 from tracegrad.config import config
-from tracegrad.fuse.cache import SpecCache
+from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.fuse.codegen import generate
 from tracegrad.fuse.lower import lower
+from tracegrad.fuse.spec import FusionSpec
 from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
 
@@ -67,6 +69,30 @@ class CpuProgram:
         self._inplace = {}
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
+        self._set_constants(spec)
+
+    def with_constants(self, spec):
+        """This program for ``spec``, which has this program's spec's
+        structure (``FusionSpec.structure``) and other constant values.
+
+        Lowering, costs, block sizes and the generated code depend on the
+        structure alone (constants are bound by name, never written into
+        the source), so only the bindings are redone: the n terms of
+        ``sum(cos(x[i]) * i)`` and of its gradient share one generation."""
+        new = copy.copy(self)
+        new.spec = spec
+        n = len(spec.constants)
+        new.lowered = spec if self.lowered is self.spec else FusionSpec(
+            spec.in_types, spec.constants + self.lowered.constants[n:],
+            self.lowered.instrs, self.lowered.outputs)
+        new.direct = self.direct.rebound(new.lowered.constants)
+        new.fast = new.direct.fast
+        new._deferred = None
+        new._inplace = {}
+        new._set_constants(spec)
+        return new
+
+    def _set_constants(self, spec):
         # Constants of more than one element are operands of the block
         # function (cut into blocks like inputs), after the inputs.
         self.array_consts = [c for c in spec.constants if c.size > 1]
@@ -344,8 +370,23 @@ def program_cost(spec):
     return max(total, 0.05)
 
 
-# Equal clusters (same structure, dtypes and constants) share one program.
-CPU_PROGRAMS = SpecCache(CpuProgram)
+# Equal clusters (same structure, dtypes and constants) share one program;
+# clusters equal up to their constants' values share one lowering and
+# generation (``CpuProgram.with_constants``).
+CPU_TEMPLATES = Templates()
+
+
+def _build_cpu(spec):
+    structure = spec.structure
+    template = CPU_TEMPLATES.get(structure)
+    if template is not None:
+        return template.with_constants(spec)
+    program = CpuProgram(spec)
+    CPU_TEMPLATES.put(structure, program)
+    return program
+
+
+CPU_PROGRAMS = SpecCache(_build_cpu, related=(CPU_TEMPLATES,))
 
 
 def cpu_program(spec):

@@ -23,6 +23,18 @@ from tracegrad.ops.elemwise import ScalarOp, row_by_name
 COPY = ScalarOp("copy", 1, lambda xp, x: xp.array(x, copy=True), None)
 
 
+_NAMES = {}
+
+
+def _dtype_name(dtype):
+    """``np.dtype(dtype).name``, memoized: NumPy computes ``name`` anew on
+    each access (microseconds), and lowering asks it twice per step."""
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = _NAMES[dtype] = np.dtype(dtype).name
+    return name
+
+
 class _Value:
     """A reference (``('i'|'c'|'t', k)``) and its dtype, as expansions see it."""
 
@@ -69,8 +81,8 @@ class _Builder:
         if hit is not None:
             return hit
         if dtype is None:
-            dtype = row.output_dtype([a.dtype.name for a in args])
-        self.instrs.append(Instr(row, key[1], np.dtype(dtype).name))
+            dtype = row.output_dtype([_dtype_name(a.dtype) for a in args])
+        self.instrs.append(Instr(row, key[1], _dtype_name(dtype)))
         value = self.steps[key] = _Value(("t", len(self.instrs) - 1), dtype)
         return value
 
@@ -108,7 +120,7 @@ def lower(spec):
         if instr.row.expand is not None:
             mark = len(b.instrs)
             value = instr.row.expand(b, *args)
-            if value is None or value.dtype.name != instr.dtype:
+            if value is None or _dtype_name(value.dtype) != instr.dtype:
                 value = None
                 del b.instrs[mark:]  # dead steps of a refused expansion
                 b.steps = {k: v for k, v in b.steps.items() if v.ref[1] < mark}

@@ -144,6 +144,14 @@ class FusionSpec:
     def key(self):
         return self._key
 
+    @property
+    def structure(self):
+        """The key without the constants' values (their dtypes and shapes
+        kept): specs equal in structure differ only in what the generated
+        code binds by name (see ``CpuProgram.with_constants``)."""
+        return (self._key[0], tuple(c[:2] for c in self._key[1]), self._key[2],
+                self._key[3])
+
     def __eq__(self, other):
         return isinstance(other, FusionSpec) and self._key == other._key
 

@@ -53,13 +53,17 @@ class ScalarOp:
         self.ufunc = ufunc
         self.params = params
         self.expand = expand
+        # (name and params never change: the hash is computed once; rows
+        # are hashed per node by merging, rule lookup and lowering. Pickles
+        # do not carry it: ``__reduce__`` finds the row by name.)
+        self._hash = hash((name, params))
 
     def __eq__(self, other):
         return (isinstance(other, ScalarOp) and self.name == other.name
                 and self.params == other.params)
 
     def __hash__(self):
-        return hash((self.name, self.params))
+        return self._hash
 
     def __repr__(self):
         return self.name

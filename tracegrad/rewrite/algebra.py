@@ -432,6 +432,16 @@ def collect_factors(root, memo=None, n_clients=None, limit=LIMIT):
 def const_product(consts, dtype):
     """The product of scalar constants in ``dtype`` (0-d array) and the
     number of axes the result needs (their largest ndim)."""
+    if not consts:
+        return np.ones((), dtype=dtype), 0
+    if len(consts) == 1:
+        # ``1 * c`` is ``c`` exactly for a real or integer ``c`` of the
+        # result's dtype (not for complex: ``(1+0j) * (a+infj)`` has a NaN
+        # real part); skipping ``errstate`` and the multiply is what makes
+        # the product rule cheap on the many products of one constant.
+        value = np.asarray(consts[0].data)
+        if value.dtype == dtype and value.dtype.kind in "biuf":
+            return value.reshape(()).copy(), consts[0].type.ndim
     total = np.ones((), dtype=dtype)
     ndim = 0
     with np.errstate(all="ignore"):

@@ -52,9 +52,7 @@ def _is_root(out, ctx, keys):
     """False when ``out`` is part of a larger tree (its only reader is a node
     of ``keys`` and of its dtype, possibly behind ``SumTo`` nodes that sum
     nothing): that tree is simplified from its own root."""
-    from tracegrad.ops.elemwise import SumTo
     dtype = out.type.dtype
-    memo = al.shape_memo(ctx)
     stack = [out]
     budget = 8
     while stack:
@@ -65,11 +63,14 @@ def _is_root(out, ctx, keys):
         for node, _ in readers:
             if node is None or node.outputs[0].type.dtype != dtype:
                 return True
+            if op_key(node.op) in keys:  # (never a ``SumTo``: keys are row names)
+                continue
+            from tracegrad.ops.elemwise import SumTo
             if isinstance(node.op, SumTo) and node.inputs[0] is v and budget > 0 \
-                    and al.same_shape(v, node.inputs[1], memo):
+                    and al.same_shape(v, node.inputs[1], al.shape_memo(ctx)):
                 budget -= 1
                 stack.append(node.outputs[0])
-            elif op_key(node.op) not in keys:
+            else:
                 return True
     return False
 
@@ -128,8 +129,10 @@ def _folding_overflows(total, consts, product=False):
     ones multiply down to 0: folding them would change the result for an
     input the original order handles (``x * 1e200 * 1e200`` at ``x =
     1e-300``; ``x * 1e-200 * 1e-200`` at ``x = inf``)."""
+    if len(consts) < 2:
+        return False
     values = [np.asarray(c.data) for c in consts]
-    if len(values) < 2 or not all(bool(np.all(np.isfinite(v))) for v in values):
+    if not all(bool(np.all(np.isfinite(v))) for v in values):
         return False
     if not bool(np.isfinite(total)):
         return True
@@ -199,19 +202,19 @@ def simplify_sum(node, ctx):
     pos = [v for sign, v in kept if sign > 0]
     neg = [v for sign, v in kept if sign < 0]
     n_consts = 0
+    const_list = None  # where the folded constant goes (made only if needed)
     if total is not None and (total != 0 or kept and not ctx.fast_math
                               and _keeps_zero_sign(consts, dtype)):
         n_consts = 1
         signed = np.dtype(dtype).kind in "if"
-        if signed and total < 0 and pos:
-            neg.append(al.make_constant(-total, dtype, const_ndim))
-        else:
-            pos.append(al.make_constant(total, dtype, const_ndim))
+        const_list, total = (neg, -total) if signed and total < 0 and pos else (pos, total)
     elif consts:
         removed.append(consts[0][1])
-    n_ops = al.sum_ops(len(pos), len(neg))
+    n_ops = al.sum_ops(len(pos) + (const_list is pos), len(neg) + (const_list is neg))
     if not fired and n_ops >= s.nops and n_consts >= len(consts):
         return None
+    if const_list is not None:
+        const_list.append(al.make_constant(total, dtype, const_ndim))
     pos += _carriers(removed, pos + neg, out.type.ndim, dtype, 0, memo)
     if not pos and not neg:
         if any(d != 1 for d in out.type.shape):
@@ -243,6 +246,8 @@ class Parts:
 def _cancel(parts):
     """Drop ``x`` from both ``num`` and ``den`` where ``x`` is nonzero and
     ``parts.may_cancel(x)``."""
+    if not parts.den:  # (the common case, and nothing to cancel)
+        return False
     changed = False
     for var in list(dict.fromkeys(parts.num)):
         while any(n is var for n in parts.num) and any(d is var for d in parts.den) \
@@ -289,18 +294,20 @@ def _plan(parts, dtype):
         if np.isfinite(q) and q * cd == cn:  # an exact quotient: one constant
             cn, cd, cn_ndim = q, np.ones((), dtype), max(cn_ndim, cd_ndim)
     real = np.dtype(dtype).kind == "f"
-    if real and cd == -1:
+    # (The constants are compared as Python numbers, ``.item()``: equal
+    # results, and a comparison of NumPy 0-d arrays costs microseconds.)
+    if real and cd.item() == -1:
         sign, cd = -sign, np.ones((), dtype)
-    if real and cn == -1:
+    if real and cn.item() == -1:
         sign, cn = -sign, np.ones((), dtype)
     keep_cn = keep_cd = None
-    if cn != 1:
+    if cn.item() != 1:
         if real and sign < 0:
             cn, sign = -cn, 1
         keep_cn = (cn, cn_ndim)
     elif parts.cnum:
         removed.append(parts.cnum[0])
-    if cd != 1:
+    if cd.item() != 1:
         keep_cd = (cd, cd_ndim)
     elif parts.cden:
         removed.append(parts.cden[0])

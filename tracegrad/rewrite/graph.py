@@ -45,6 +45,7 @@ class RewriteGraph:
         self._constants = {}
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
+        self._order = None  # ((changes, number of nodes), toposort) when computed
         memo = {}
         for node in toposort(self.outputs):
             self._add_node(node, memo)
@@ -57,8 +58,15 @@ class RewriteGraph:
 
     # ------------------------------------------------------------ queries
     def toposort(self):
-        """Live nodes, each after the nodes computing its inputs."""
-        return toposort(self.outputs)
+        """Live nodes, each after the nodes computing its inputs (a list
+        the caller must not edit). Every edit that can change the order is a
+        ``replace``, which counts in ``changes``: the order is kept until
+        then (a phase ending without a rewrite leaves the next phase's first
+        pass the same order)."""
+        key = (self.changes, len(self.nodes))
+        if self._order is None or self._order[0] != key:
+            self._order = (key, toposort(self.outputs))
+        return self._order[1]
 
     def client_list(self, var):
         """``(node, index)`` pairs reading ``var`` (``node`` None: an output)."""

@@ -200,8 +200,9 @@ def merge_guards(factors):
     """``factors`` with their guards merged into one (NaN where any is; a
     guard is 1 or NaN, so ``g * g`` is ``g``), or ``None`` when there are
     fewer than two."""
-    guards = list(dict.fromkeys(v for v in factors if is_guard(v)))
-    if len(guards) < 2 and len(guards) == sum(1 for v in factors if is_guard(v)):
+    found = [v for v in factors if is_guard(v)]
+    guards = list(dict.fromkeys(found))
+    if len(guards) < 2 and len(guards) == len(found):
         return None
     T_ = T()
     conds = list(dict.fromkeys(c for g in guards for c in _or_terms(g.owner.inputs[0])))
