@@ -13,6 +13,7 @@ import os
 import sys
 from collections import namedtuple
 
+from tracegrad.postorder import postorder
 from tracegrad.trace_pickle import (copy_object, reduce_apply, reduce_variable,
                                    set_object_state, set_output_states)
 
@@ -256,24 +257,7 @@ def toposort(outputs, blockers=()):
 
     Iterative depth-first post-order; ``blockers`` are treated as inputs.
     """
-    blockers = set(blockers)
-    order = []
-    done = set()
-    stack = [(v.owner, False) for v in reversed(list(outputs))
-             if v.owner is not None and v not in blockers]
-    while stack:
-        node, expanded = stack.pop()
-        if node in done:
-            continue
-        if expanded:
-            done.add(node)
-            order.append(node)
-            continue
-        stack.append((node, True))
-        for inp in reversed(node.inputs):
-            if inp.owner is not None and inp not in blockers and inp.owner not in done:
-                stack.append((inp.owner, False))
-    return order
+    return postorder(outputs, blockers)
 
 
 def clone_replace(outputs, replace=None, blockers=()):

@@ -35,6 +35,8 @@ back to it (a shared variable's ``default_update`` reads the variable).
 import threading
 import weakref
 
+from tracegrad.postorder import postorder
+
 _local = threading.local()
 _SLOT_NAMES = {}  # class -> the names of its slots (all bases), computed once
 
@@ -175,24 +177,7 @@ def _unsaved_nodes(outputs):
     """The nodes computing ``outputs`` in run order, less those this stream
     has saved already (see ``reduce_apply``)."""
     saved = _table("saved")
-    order = []
-    done = set()
-    stack = [(v.owner, False) for v in reversed(list(outputs)) if v.owner is not None]
-    while stack:
-        node, expanded = stack.pop()
-        if node in done:
-            continue
-        if expanded:
-            done.add(node)
-            order.append(node)
-            continue
-        if _live(saved, node):
-            done.add(node)
-            continue
-        stack.append((node, True))
-        stack.extend((inp.owner, False) for inp in reversed(node.inputs)
-                     if inp.owner is not None and inp.owner not in done)
-    return order
+    return postorder(outputs, stop=lambda node: _live(saved, node))
 
 
 def graph_prelude(outputs):
