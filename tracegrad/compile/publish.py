@@ -129,20 +129,19 @@ def write_updates(s, plans, deferred, backend):
     if external:
         _unalias(srcs, dsts, external, ready, backend.xp.may_share_memory)
     if ready or conts or backend.name != "cpu":
+        # The replaced buffers stay alive until the writes are done: freeing
+        # one inside the uninterruptible step could run Python code.
         old = [c.value for c in conts]
         _publish(dsts, srcs, conts, news, ready, backend)
         del old
-    elif len(dsts) == 1:
-        # The common small case: one assignment is one C call already.
-        with PUBLISH:
-            if READERS:
-                _wait_for_readers()
-            dsts[0][...] = srcs[0]
     elif dsts:
         with PUBLISH:
             if READERS:
                 _wait_for_readers()
-            _drain(map(operator.setitem, dsts, repeat(Ellipsis), srcs))
+            if len(dsts) == 1:
+                dsts[0][...] = srcs[0]  # the common case: one C call already
+            else:
+                _drain(map(operator.setitem, dsts, repeat(Ellipsis), srcs))
 
 
 def _unalias(srcs, dsts, external, ready, may_share):
