@@ -9,7 +9,7 @@ import warnings
 
 from tracegrad.config import config
 from tracegrad.ops.alloc import ones_like, zeros_like
-from tracegrad.ops.grad_rules import match_gradient_dtype
+from tracegrad.ops.base import ZERO, match_gradient_dtype
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Variable, toposort
 
@@ -46,6 +46,16 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
     for w in wrt_list:
         if not isinstance(w, Variable):
             raise TypeError(f"grad: wrt must be symbolic variables, got {type(w).__name__}")
+    seeds = _seeds(cost, known_grads)
+    grads = backpropagate(seeds, wrt_list, consider_constant or ())
+    results = []
+    for w in wrt_list:  # (a loop, not a comprehension: the warning's stacklevel)
+        results.append(_result(w, grads, disconnected_inputs, return_disconnected))
+    return results[0] if single else results
+
+
+def _seeds(cost, known_grads):
+    """The gradients the walk starts from: ``1`` for ``cost``, and ``known_grads``."""
     seeds = {}
     if cost is not None:
         cost = as_tensor_variable(cost)
@@ -67,27 +77,28 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
                       else match_gradient_dtype(g, var))
     if not seeds:
         raise TypeError("grad: give a cost or known_grads")
-    grads = backpropagate(seeds, wrt_list, consider_constant or ())
+    return seeds
 
-    results = []
-    for w in wrt_list:
-        g = grads.get(w)
-        if g is None:
-            if w not in grads:  # not connected at all
-                message = (f"grad: the cost does not depend on {w} "
-                           f"(disconnected input); pass disconnected_inputs='ignore' "
-                           "or 'warn' to get zeros")
-                if disconnected_inputs == "raise":
-                    raise DisconnectedInputError(message)
-                if disconnected_inputs == "warn":
-                    warnings.warn(message, stacklevel=2)
-            if return_disconnected == "none":
-                results.append(None)
-                continue
-            dtype = w.dtype if _is_float(w) else config.floatX
-            g = zeros_like(w, dtype=dtype)
-        results.append(g)
-    return results[0] if single else results
+
+def _result(w, grads, disconnected_inputs, return_disconnected):
+    """What ``grad`` returns for ``w``: its gradient, or for a ``w`` that
+    none reaches, zeros (``None`` with ``return_disconnected='none'``), after
+    raising or warning about a ``w`` the cost does not use at all."""
+    g = grads.get(w)
+    if g is not None:
+        return g
+    if w not in grads:  # not connected at all
+        message = (f"grad: the cost does not depend on {w} "
+                   f"(disconnected input); pass disconnected_inputs='ignore' "
+                   "or 'warn' to get zeros")
+        if disconnected_inputs == "raise":
+            raise DisconnectedInputError(message)
+        if disconnected_inputs == "warn":
+            warnings.warn(message, stacklevel=3)
+    if return_disconnected == "none":
+        return None
+    dtype = w.dtype if _is_float(w) else config.floatX
+    return zeros_like(w, dtype=dtype)
 
 
 def backpropagate(seeds, wrt, consider_constant=()):
@@ -98,15 +109,7 @@ def backpropagate(seeds, wrt, consider_constant=()):
     """
     consider_constant = set(consider_constant)
     wrt_set = set(wrt)
-    # Nodes on a path from wrt to a seed.
-    nodes = toposort(list(seeds), blockers=consider_constant)
-    reach = set(wrt_set)
-    relevant = []
-    for node in nodes:
-        if any(i in reach for i in node.inputs):
-            reach.update(node.outputs)
-            relevant.append(node)
-
+    relevant, reach = _relevant_nodes(seeds, wrt_set, consider_constant)
     pending = {}  # variable -> list of gradient terms
     finished = {}  # wrt variables computed by a node: their total, kept for the caller
     for var, g in seeds.items():
@@ -119,24 +122,8 @@ def backpropagate(seeds, wrt, consider_constant=()):
             out_grads.append(_total(terms))
             if terms is not None and o in wrt_set:
                 finished[o] = out_grads[-1]
-        if all(g is None for g in out_grads):
-            continue
-        out_grads = [_fill_missing(g, o) for g, o in zip(out_grads, node.outputs)]
-        in_grads = node.op.vjp(node, out_grads)
-        if len(in_grads) != len(node.inputs):
-            raise AssertionError(f"vjp of {node.op.name} returned {len(in_grads)} gradients "
-                                 f"for {len(node.inputs)} inputs")
-        for inp, g in zip(node.inputs, in_grads):
-            if inp not in reach or inp in consider_constant:
-                continue
-            terms = pending.setdefault(inp, [])
-            if g is None or not _is_float(inp):
-                continue
-            if g.ndim != inp.ndim:
-                raise AssertionError(
-                    f"vjp of {node.op.name} gave a gradient of ndim {g.ndim} for an input "
-                    f"of ndim {inp.ndim}")
-            terms.append(g)
+        if any(g is not None for g in out_grads):
+            _pull_back(node, out_grads, pending, reach, consider_constant)
     out = {}
     for w in wrt:
         if w in pending:
@@ -146,6 +133,41 @@ def backpropagate(seeds, wrt, consider_constant=()):
         elif w in seeds:
             out[w] = seeds[w]
     return out
+
+
+def _relevant_nodes(seeds, wrt_set, consider_constant):
+    """The nodes on a path from ``wrt`` to a seed (topological order), and
+    the variables such a path reaches."""
+    nodes = toposort(list(seeds), blockers=consider_constant)
+    reach = set(wrt_set)
+    relevant = []
+    for node in nodes:
+        if any(i in reach for i in node.inputs):
+            reach.update(node.outputs)
+            relevant.append(node)
+    return relevant, reach
+
+
+def _pull_back(node, out_grads, pending, reach, consider_constant):
+    """Ask ``node``'s op for its vjp and add each input's term to ``pending``."""
+    out_grads = [_fill_missing(g, o) for g, o in zip(out_grads, node.outputs)]
+    in_grads = node.op.vjp(node, out_grads)
+    if len(in_grads) != len(node.inputs):
+        raise AssertionError(f"vjp of {node.op.name} returned {len(in_grads)} gradients "
+                             f"for {len(node.inputs)} inputs")
+    for inp, g in zip(node.inputs, in_grads):
+        if inp not in reach or inp in consider_constant:
+            continue
+        terms = pending.setdefault(inp, [])
+        if g is None or not _is_float(inp):
+            continue
+        if g is ZERO:  # a symbolic zero (ops.base): made here, with inp's shape and dtype
+            g = zeros_like(inp)
+        if g.ndim != inp.ndim:
+            raise AssertionError(
+                f"vjp of {node.op.name} gave a gradient of ndim {g.ndim} for an input "
+                f"of ndim {inp.ndim}")
+        terms.append(g)
 
 
 def _total(terms):

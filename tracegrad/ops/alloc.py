@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 
-from tracegrad.ops.elemwise import format_shape, sum_to
-from tracegrad.ops.shape_static import (_check_runtime_length, _check_shape_input,
-                                        _grad_for, _ints, _is_int, _vector_length,
-                                        shape, shape_vector, static_int, static_value)
+# ``BroadcastTo`` is ``SumTo``'s vjp (and the reverse): both live in ``ops.base``.
+from tracegrad.ops.base import BroadcastTo, _broadcast_target, _ToShape  # noqa: F401
+from tracegrad.ops.shape_static import (_check_runtime_length, _ints, _is_int,
+                                        _vector_length, shape, shape_vector, static_int,
+                                        static_value)
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import as_tensor_variable, constant, resolve_weak
@@ -22,67 +23,6 @@ __all__ = ["broadcast_to", "alloc", "fill", "zeros_like", "ones_like", "zeros", 
 
 
 # ------------------------------------------------------------ broadcast / alloc
-def _broadcast_target(fname, src, entries):
-    """Static shape of ``src`` broadcast to ``entries``; raises on a known clash."""
-    shown = f"{format_shape(src)} to {format_shape(entries)}"
-    if len(src) > len(entries):
-        raise ValueError(f"{fname}: cannot broadcast shape {shown}: the target has fewer "
-                         "dimensions")
-    if any(e is not None and e < 0 for e in entries):
-        raise ValueError(f"{fname}: negative length in the target shape {format_shape(entries)}")
-    out = list(entries)
-    lead = len(entries) - len(src)
-    for i, d in enumerate(src):
-        t = entries[lead + i]
-        if d is not None and d != 1:
-            if t is None:
-                out[lead + i] = d
-            elif t != d:
-                raise ValueError(f"{fname}: cannot broadcast shape {shown} (axis {lead + i}: "
-                                 f"{d} vs {t})")
-    return tuple(out)
-
-
-class _ToShape(Op):
-    """``(x, shape vector)`` -> ``x`` broadcast to a ``ndim``-long shape: what
-    ``BroadcastTo`` and ``Alloc`` share (they differ in ``impl``)."""
-
-    __props__ = ("ndim",)
-    fname = None  # the public function's name, for messages
-
-    def __init__(self, ndim):
-        self.ndim = ndim
-
-    def make_node(self, x, shp):
-        x, shp = as_tensor_variable(x), as_tensor_variable(shp)
-        entries = _check_shape_input(shp, self.ndim, self.fname)
-        out = _broadcast_target(self.fname, x.type.shape, entries)
-        return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
-
-    def vjp(self, node, output_grads):
-        x = node.inputs[0]
-        return [_grad_for(x, sum_to(output_grads[0], x)), None]
-
-
-class BroadcastTo(_ToShape):
-    """``np.broadcast_to(x, shape)``: a read-only view."""
-
-    fname = "broadcast_to"
-    view_map = {0: [0]}
-
-    def impl(self, xp, x, shp):
-        shp = _ints(shp)
-        _check_runtime_length(shp, self.ndim, "broadcast_to")
-        if (xp is np and type(x) is np.ndarray and x.size == 1 and x.ndim <= len(shp)
-                and min(shp, default=0) >= 0):
-            # One value everywhere (the gradient of a sum or mean): the same
-            # read-only view, built directly (np.broadcast_to takes ~2 us).
-            view = np.ndarray(shp, x.dtype, x, 0, (0,) * len(shp))
-            view.flags.writeable = False
-            return view
-        return xp.broadcast_to(x, shp)
-
-
 def broadcast_to(x, shape):
     """``np.broadcast_to``; ``shape`` may be symbolic (e.g. ``T.shape(y)``)."""
     x = as_tensor_variable(x)

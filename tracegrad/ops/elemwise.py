@@ -7,7 +7,8 @@ Each row (a ``ScalarOp``) holds everything about one pointwise function:
   fusion code generator (helpers it calls live in ``PREAMBLE``); ``None``
   when CUDA has no such function (the node is then not fused on the GPU);
 - ``grad(inputs, output, gz)``: the symbolic vector-Jacobian product per
-  input, before broadcasting is undone (``None`` = no gradient);
+  input, before broadcasting is undone (``None`` = no gradient, ``ZERO`` =
+  a zero gradient, made ``zeros_like`` the input by the reverse engine);
 - ``ufunc``: the NumPy ufunc it answers to in ``np.<ufunc>(variable)``;
 - ``expand(f, *args)`` (optional): the same function written with other
   rows (``f.exp(f.neg(x))``; ``f`` maps row names to functions), or ``None``
@@ -16,286 +17,23 @@ Each row (a ``ScalarOp``) holds everything about one pointwise function:
 
 Output dtypes are NumPy's: found by running ``impl`` on empty arrays of the
 input dtypes (cached), so promotion can never drift from NumPy's own.
-``Elemwise(row)`` is the graph op; ``_elemwise_function`` makes the public
-function (``T.exp``...) from the row.
+``Elemwise(row)`` is the graph op; ``row`` makes the public function
+(``T.exp``...) from the row. Both live in ``ops.base`` (re-exported here).
 """
 import math
-from functools import lru_cache, partial
 
 import numpy as np
 
 from tracegrad.ops import special_math as sm
-from tracegrad.ops.grad_rules import (abs_grad, angle_grad, match_gradient_dtype,
-                                      pow_grad_base, pow_grad_exponent)
-from tracegrad.tensor.dispatch import register_ufunc
-from tracegrad.tensor.type import TensorType
-from tracegrad.tensor.variable import (TensorConstant, as_tensor_variable,
-                                       resolve_weak)
-from tracegrad.trace import Apply, Op
-
-__all__ = []
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
-
-
-class ScalarOp:
-    """One pointwise function (a row of the table)."""
-
-    def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=(), expand=None):
-        self.name = name
-        self.nin = nin
-        self.impl = impl
-        self.c = c
-        self.grad = grad
-        self.ufunc = ufunc
-        self.params = params
-        self.expand = expand
-        # (name and params never change: the hash is computed once; rows
-        # are hashed per node by merging, rule lookup and lowering. Pickles
-        # do not carry it: ``__reduce__`` finds the row by name.)
-        self._hash = hash((name, params))
-
-    def __eq__(self, other):
-        return (isinstance(other, ScalarOp) and self.name == other.name
-                and self.params == other.params)
-
-    def __hash__(self):
-        return self._hash
-
-    def __repr__(self):
-        return self.name
-
-    def output_dtype(self, dtypes):
-        return _output_dtype(self, tuple(dtypes))
-
-    def __reduce__(self):
-        # Rows hold lambdas; pickle them by name and find the row on load.
-        return (row_by_name, (self.name,))
-
-
-def row_by_name(name):
-    """The table row called ``name``."""
-    for scalar in _ROWS:
-        if scalar.name == name:
-            return scalar
-    raise KeyError(f"no elementwise row named {name!r}")
-
-
-@lru_cache(maxsize=4096)
-def _output_dtype(row, dtypes):
-    dummies = [np.zeros(0, dtype=d) for d in dtypes]
-    return np.asarray(row.impl(np, *dummies)).dtype.name
-
-
-def format_shape(shape):
-    """``(3, ?)`` for a static shape (``?`` = unknown)."""
-    inner = ", ".join("?" if s is None else str(s) for s in shape)
-    return f"({inner},)" if len(shape) == 1 else f"({inner})"
-
-
-def broadcast_static(shapes, opname="op"):
-    """NumPy broadcasting of static shapes; raise when known lengths clash."""
-    ndim = max((len(s) for s in shapes), default=0)
-    out = []
-    for axis in range(-ndim, 0):
-        dims = [s[axis] for s in shapes if len(s) >= -axis]
-        known = {d for d in dims if d is not None and d != 1}
-        if len(known) > 1:
-            listed = " and ".join(format_shape(s) for s in shapes)
-            raise ValueError(
-                f"{opname}: shapes {listed} cannot be broadcast together "
-                f"(axis {axis + ndim} has lengths {sorted(known)})")
-        if known:
-            out.append(known.pop())
-        elif all(d == 1 for d in dims):
-            out.append(1)
-        else:
-            out.append(None)
-    return tuple(out)
-
-
-class Elemwise(Op):
-    """Apply a ``ScalarOp`` pointwise with NumPy broadcasting."""
-
-    __props__ = ("scalar_op",)
-
-    def __init__(self, scalar_op):
-        self.scalar_op = scalar_op
-
-    @property
-    def name(self):
-        return self.scalar_op.name
-
-    def make_node(self, *inputs):
-        row = self.scalar_op
-        if len(inputs) != row.nin:
-            raise TypeError(f"{row.name} takes {row.nin} inputs, got {len(inputs)}")
-        inputs = resolve_weak([as_tensor_variable(i) for i in inputs], row.ufunc)
-        dtype = row.output_dtype([i.dtype for i in inputs])
-        shape = broadcast_static([i.type.shape for i in inputs], row.name)
-        return Apply(self, inputs, [TensorType(dtype, shape)()])
-
-    def impl(self, xp, *arrays):
-        return self.scalar_op.impl(xp, *arrays)
-
-    def vjp(self, node, output_grads):
-        row = self.scalar_op
-        if row.grad is None:
-            raise NotImplementedError(f"tracegrad has no gradient rule for op {row.name}")
-        raw = row.grad(node.inputs, node.outputs[0], output_grads[0])
-        return [None if g is None or not is_differentiable(x) else
-                _match_dtype(sum_to(g, x), x) for x, g in zip(node.inputs, raw)]
-
-    def inplace_version(self, i):
-        """The op writing its result into input ``i``'s buffer
-        (``InplaceElemwise``), or ``None`` for rows that are not plain ufuncs
-        (no ``out=``). Used by the in-place planner (``rewrite/inplace.py``)."""
-        if _plain_ufunc_name(self.scalar_op) is None or not 0 <= i < self.scalar_op.nin:
-            return None
-        return InplaceElemwise(self.scalar_op, i)
-
-
-# ------------------------------------------------------------ in-place variant
-def _plain_ufunc_name(row):
-    """The name of the ufunc (``xp.<name>``, NumPy and CuPy) that *is* the
-    row's implementation, or ``None``."""
-    uf = getattr(row, "ufunc", None)
-    name = getattr(row.impl, "__name__", None)
-    return name if isinstance(uf, np.ufunc) and getattr(np, name or "_", None) is uf else None
-
-
-def fits_in_place(target, arrays, extra_shapes=()):
-    """Whether a pointwise result over ``arrays`` (and constants of
-    ``extra_shapes``) can be written into ``target``, one of ``arrays``: a
-    writeable array into whose shape every operand broadcasts. (Dtypes are
-    checked when planning.)"""
-    if not getattr(getattr(target, "flags", None), "writeable", True):
-        return False
-    shape = target.shape
-    for a in arrays:
-        if a.shape != shape and not broadcasts_into(a.shape, shape):
-            return False
-    return all(broadcasts_into(s, shape) for s in extra_shapes)
-
-
-def broadcasts_into(small, shape):
-    """Whether an array of shape ``small`` broadcasts to exactly ``shape``."""
-    lead = len(shape) - len(small)
-    return lead >= 0 and all(d == t or d == 1 for d, t in zip(small, shape[lead:]))
-
-
-class InplaceElemwise(Elemwise):
-    """``Elemwise`` writing its result into input ``destroyed``'s buffer
-    (``out=``; ``destroy_map``). When that array does not fit the result
-    (broadcasting, read-only) it computes a new array instead."""
-
-    __props__ = ("scalar_op", "destroyed")
-
-    def __init__(self, scalar_op, destroyed):
-        Elemwise.__init__(self, scalar_op)
-        self.destroyed = destroyed
-        self.destroy_map = {0: [destroyed]}
-        self._ufunc_name = _plain_ufunc_name(scalar_op)
-        if self._ufunc_name is None:
-            raise ValueError(f"{scalar_op.name} is not a plain ufunc: no in-place version")
-
-    @property
-    def name(self):
-        return f"{self.scalar_op.name}{{inplace}}"
-
-    def make_node(self, *inputs):
-        node = Elemwise.make_node(self, *inputs)
-        target, out = node.inputs[self.destroyed].type, node.outputs[0].type
-        if target.dtype != out.dtype or target.ndim != out.ndim:
-            raise TypeError(f"{self.name}: input {self.destroyed} ({target}) cannot "
-                            f"hold the result ({out})")
-        return node
-
-    def impl(self, xp, *arrays):
-        return self.impl_for(xp)(*arrays)
-
-    def impl_for(self, xp):
-        ufunc = getattr(xp, self._ufunc_name)
-        plain = self.scalar_op.impl
-        k = self.destroyed
-
-        def run(*arrays):
-            target = arrays[k]
-            if fits_in_place(target, arrays):
-                return ufunc(*arrays, out=target)
-            return plain(xp, *arrays)
-
-        if xp is not np:
-            return run
-
-        def run_numpy(*arrays):
-            # The common case first: every operand has the result's shape.
-            target = arrays[k]
-            shape = target.shape
-            for a in arrays:
-                if a.shape != shape:
-                    return run(*arrays)
-            if target.flags.writeable:
-                return ufunc(*arrays, out=target)
-            return plain(xp, *arrays)
-        return run_numpy
-
-    def inplace_version(self, i):
-        return None
-
-
-def is_differentiable(var):
-    """Gradients flow only into non-constant float/complex variables."""
-    return var.dtype[0] in "fc" and not isinstance(var, TensorConstant)
-
-
-def _match_dtype(g, x):
-    return match_gradient_dtype(g, x)
-
-
-class SumTo(Op):
-    """Sum ``g`` down to the shape of ``like`` (undo NumPy broadcasting).
-
-    Returns ``g`` itself when the shapes already agree at run time.
-    """
-
-    view_map = {0: [0]}
-
-    def make_node(self, g, like):
-        return Apply(self, [g, like], [TensorType(g.dtype, like.type.shape)()])
-
-    def impl(self, xp, g, like):
-        target = like.shape
-        if g.shape == target:
-            return g
-        lead = g.ndim - len(target)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(target) if s == 1 and g.shape[lead + i] != 1)
-        if not axes:
-            return g.reshape(target)
-        if xp is np:
-            # ``add.reduce`` skips ``ndarray.sum``'s Python layer (a gradient
-            # step sums a bias gradient every call).
-            return np.add.reduce(g, axis=axes, keepdims=True).reshape(target)
-        return g.sum(axis=axes).reshape(target)
-
-    def vjp(self, node, output_grads):
-        g, _ = node.inputs
-        return [_T().broadcast_to(output_grads[0], _T().shape(g)), None]
-
-
-_sum_to = SumTo()
-
-
-def sum_to(g, like):
-    """``g`` summed over the axes along which ``like`` was broadcast."""
-    shape = like.type.shape
-    if g.type.shape == shape and None not in shape:
-        return g
-    return _sum_to(g, like)
+# The op machinery lives in ``ops.base`` (below the shape ops); it is
+# re-exported here, where the rest of the code base has always found it.
+from tracegrad.ops.base import (ROW_NAMES, ZERO, CastRow, Elemwise,  # noqa: F401
+                                InplaceElemwise, ScalarOp, SumTo, _CASTS, _ROWS,
+                                _output_dtype, _plain_ufunc_name, broadcast_static,
+                                broadcasts_into, cast, expanded_impl, fits_in_place,
+                                format_shape, is_differentiable, match_gradient_dtype,
+                                prims, real, row, row_by_name, sum_to, ufunc_impl)
+from tracegrad.tensor.variable import TensorConstant
 
 
 # ----------------------------------------------------------------- the table
@@ -322,73 +60,7 @@ template <typename T> __device__ __forceinline__ T tg_mod(T a, T b) {
 
 
 def _mask(cond, like):
-    return _T().cast(cond, like.dtype)
-
-
-_ROWS = []
-
-
-def row(name, nin, impl, c, grad=None, ufunc=None, expand=None):
-    """Add a table row; returns its public function (bound to ``name`` by the caller)."""
-    scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand)
-    op = Elemwise(scalar)
-    _ROWS.append(scalar)
-
-    def fn(*inputs):
-        return op(*inputs)
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Elementwise ``{name}`` with NumPy broadcasting and promotion."
-    fn.op = op
-    __all__.append(name)
-    if ufunc is not None:
-        register_ufunc(ufunc, fn)
-    return fn
-
-
-def ufunc_impl(name):
-    """``impl`` calling ``xp.<name>`` (the same ufunc on NumPy and CuPy)."""
-    def impl(xp, *args):
-        return getattr(xp, name)(*args)
-    impl.__name__ = name
-    return impl
-
-
-class _Prims:
-    """Rows by name as functions over arrays of one array module."""
-
-    def __init__(self, xp):
-        self._xp = xp
-
-    def __getattr__(self, name):
-        scalar = row_by_name(name)
-        ufunc = _plain_ufunc_name(scalar)
-        fn = getattr(self._xp, ufunc) if ufunc is not None else partial(scalar.impl, self._xp)
-        setattr(self, name, fn)  # found once per module and row
-        return fn
-
-
-_PRIMS = {}
-
-
-def prims(xp):
-    """Every row as a function over arrays of ``xp`` (``prims(np).exp(a)``):
-    the ``f`` that ``expand`` functions get when run eagerly."""
-    found = _PRIMS.get(xp)
-    if found is None:
-        found = _PRIMS[xp] = _Prims(xp)
-    return found
-
-
-def expanded_impl(expand, fallback):
-    """``impl`` running ``expand`` over arrays, or ``fallback(xp, *arrays)``
-    for arguments ``expand`` does not take."""
-    def impl(xp, *arrays):
-        if all(hasattr(a, "dtype") for a in arrays):
-            result = expand(prims(xp), *arrays)
-            if result is not None:
-                return result
-        return fallback(xp, *arrays)
-    return impl
+    return cast(cond, like.dtype)
 
 
 # Grad rules are lambdas over the public functions of this module (looked up
@@ -399,7 +71,7 @@ neg = row("neg", 1, ufunc_impl("negative"), "(-{0})",
 abs = row("abs", 1, ufunc_impl("absolute"), "abs({0})",
     lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute)
 sign = row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
-    lambda i, o, gz: [_T().zeros_like(i[0])], np.sign)
+    lambda i, o, gz: [ZERO], np.sign)
 sqr = row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
     lambda i, o, gz: [gz * (i[0] * 2)], np.square)
 exp = row("exp", 1, ufunc_impl("exp"), "exp({0})",
@@ -443,13 +115,13 @@ arccosh = row("arccosh", 1, ufunc_impl("arccosh"), "acosh({0})",
 arctanh = row("arctanh", 1, ufunc_impl("arctanh"), "atanh({0})",
     lambda i, o, gz: [gz / (1 - sqr(i[0]))], np.arctanh)
 floor = row("floor", 1, ufunc_impl("floor"), "floor({0})",
-    lambda i, o, gz: [_T().zeros_like(i[0])], np.floor)
+    lambda i, o, gz: [ZERO], np.floor)
 ceil = row("ceil", 1, ufunc_impl("ceil"), "ceil({0})",
-    lambda i, o, gz: [_T().zeros_like(i[0])], np.ceil)
+    lambda i, o, gz: [ZERO], np.ceil)
 rint = row("rint", 1, ufunc_impl("rint"), "rint({0})",
-    lambda i, o, gz: [_T().zeros_like(i[0])], np.rint)
+    lambda i, o, gz: [ZERO], np.rint)
 trunc = row("trunc", 1, ufunc_impl("trunc"), "trunc({0})",
-    lambda i, o, gz: [_T().zeros_like(i[0])], np.trunc)
+    lambda i, o, gz: [ZERO], np.trunc)
 erf = row("erf", 1, sm.erf, "erf({0})",
     lambda i, o, gz: [gz * (2 / math.sqrt(math.pi)) * exp(neg(sqr(i[0])))])
 erfc = row("erfc", 1, sm.erfc, "erfc({0})",
@@ -497,9 +169,7 @@ isinf = row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [Non
 invert = row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
 logical_not = row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [None],
     np.logical_not)
-# ``xp.real`` returns its input itself (or a view of it): copy, since
-# ``Elemwise`` declares no ``view_map`` (a result must never alias an input).
-real = row("real", 1, lambda xp, x: xp.real(x).copy(), "real({0})", lambda i, o, gz: [gz])
+# (``real`` is a row of ``ops.base``: ``match_gradient_dtype`` needs it.)
 # d imag(z) = Re(-1j * dz): the cotangent times -1j (zero for a real input).
 imag = row("imag", 1, lambda xp, x: xp.imag(x), "imag({0})", lambda i, o, gz: [gz * -1j])
 # What np.angle computes, written with functions NumPy and CuPy share.
@@ -518,7 +188,7 @@ mul = row("mul", 2, ufunc_impl("multiply"), "({0} * {1})",
 true_div = row("true_div", 2, ufunc_impl("true_divide"), "({0} / {1})",
     lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide)
 floor_div = row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
-    lambda i, o, gz: [_T().zeros_like(i[0]), _T().zeros_like(i[1])], np.floor_divide)
+    lambda i, o, gz: [ZERO, ZERO], np.floor_divide)
 mod = row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
     lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
 pow = row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
@@ -564,49 +234,48 @@ clip_ = row("clip_", 3, lambda xp, x, lo, hi: xp.minimum(xp.maximum(x, lo), hi),
     lambda i, o, gz: [gz * _mask(logical_and(ge(i[0], i[1]), le(i[0], i[2])), gz),
                       gz * _mask(lt(i[0], i[1]), gz),
                       gz * _mask(gt(i[0], i[2]), gz)])
-__all__.remove("clip_")
 
 
-class CastRow(ScalarOp):
-    """Conversion to ``dtype`` (a row with a parameter)."""
-
-    def __init__(self, dtype):
-        super().__init__(f"cast_{dtype}", 1, self._impl, f"(({_C_TYPES[dtype]}) {{0}})",
-                         self._grad, params=(dtype,))
-        self.dtype = dtype
-
-    def _impl(self, xp, x):
-        return x.astype(self.dtype)
-
-    def __reduce__(self):
-        return (CastRow, (self.dtype,))
-
-    def _grad(self, inputs, output, gz):
-        return [gz]
+# ------------------------------------------------------------ guarded grad rules
+# Gradient rules of rows that take more than one expression: the complex
+# convention (docs/user-guide.md, "Complex gradients": a cotangent ``g`` of
+# ``v`` stands for ``dv -> real(sum(g * dv))``) and guards against ``0 * inf``
+# where the derivative is finite: each picks its operands with ``switch`` so
+# that a finite derivative comes out finite (JAX's "double where").
+def abs_grad(x, out, gz):
+    """vjp of ``abs``: ``gz * sign(x)``, or ``gz * conj(z) / |z|`` (0 at 0)."""
+    if x.dtype[0] != "c":
+        return gz * sign(x)
+    # d|z| = Re(conj(z) / |z| * dz); 0 at z = 0 (a subgradient, as sign(0)).
+    return gz * true_div(conj(x), switch(eq(out, 0), 1, out))
 
 
-_C_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32": "int",
-            "int64": "long long", "uint8": "unsigned char", "uint16": "unsigned short",
-            "uint32": "unsigned int", "uint64": "unsigned long long",
-            "float16": "float16", "float32": "float", "float64": "double",
-            "complex64": "complex<float>", "complex128": "complex<double>"}
-
-_CASTS = {}
-
-
-def cast(x, dtype):
-    """``x`` converted to ``dtype`` (``'floatX'`` allowed); no-op if equal."""
-    from tracegrad.tensor.type import canonical_dtype
-    x = as_tensor_variable(x)
-    dtype = canonical_dtype(dtype)
-    if x.dtype == dtype:
-        return x
-    if dtype not in _CASTS:
-        _CASTS[dtype] = Elemwise(CastRow(dtype))
-    return _CASTS[dtype](x)
+def angle_grad(x, gz):
+    """vjp of ``angle``: ``gz * -1j / z`` (zero for a real input)."""
+    if x.dtype[0] != "c":
+        return ZERO  # 0 or pi: piecewise constant
+    # angle = atan2(y, x): d angle = Re(-1j / z * dz).
+    return gz * true_div(-1j, x)
 
 
-__all__ += ["cast", "sum_to", "Elemwise", "ScalarOp", "broadcast_static", "format_shape"]
+def pow_grad_base(i, gz):
+    """vjp of ``x ** y`` for ``x`` (``i = (x, y)``), finite at ``x = y = 0``."""
+    # y * x**(y - 1), with x**1 in place of x**-1 where y == 0: d(x**0)/dx is
+    # 0 also at x == 0 (the formula gives 0 * inf there).
+    x, y = i
+    return gz * y * pow(x, switch(eq(y, 0), 1, y - 1))
+
+
+def pow_grad_exponent(i, out, gz):
+    """vjp of ``x ** y`` for ``y`` (``out = x ** y``), 0 where ``x == 0``."""
+    # x**y * log(x), with log(1) where x == 0: 0**y is 0 for every y > 0, so
+    # its derivative is 0 (the formula gives 0 * -inf there).
+    x = i[0]
+    return gz * out * log(switch(eq(x, 0), 1, x))
+
+
+__all__ = [name for name in ROW_NAMES if name != "clip_"] + [
+    "cast", "sum_to", "Elemwise", "ScalarOp", "broadcast_static", "format_shape"]
 
 
 def ROWS():

@@ -19,6 +19,9 @@ import numpy as np
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.elemwise import (broadcast_static, format_shape,
                                     is_differentiable, sum_to)
+from tracegrad.ops.reduce import sum as _sum
+from tracegrad.ops.shape import dimshuffle, flatten
+from tracegrad.ops.static import normalize_axis
 from tracegrad.tensor.dispatch import implements, register_ufunc
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable, resolve_weak
@@ -29,18 +32,13 @@ __all__ = ["dot", "matmul", "tensordot", "outer", "batched_dot", "batched_tensor
            "DiagonalGrad"]
 
 
-def _T():
-    import tracegrad.tensor as T
-    return T
-
-
 def _match_dtype(g, x):
     return ew.match_gradient_dtype(g, x)
 
 
 def _transpose(x, perm):
     perm = list(perm)
-    return x if perm == list(range(x.ndim)) else _T().dimshuffle(x, perm)
+    return x if perm == list(range(x.ndim)) else dimshuffle(x, perm)
 
 
 def _check_axes(axes, ndim, which, opname):
@@ -208,9 +206,8 @@ def tensordot(a, b, axes=2):
 def outer(a, b):
     """NumPy ``outer``: the outer product of the flattened inputs."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
-    T = _T()
-    a = a if a.ndim == 1 else T.flatten(a)
-    b = b if b.ndim == 1 else T.flatten(b)
+    a = a if a.ndim == 1 else flatten(a)
+    b = b if b.ndim == 1 else flatten(b)
     return TensorDot((), ())(a, b)
 
 
@@ -404,7 +401,6 @@ class Diag(Op):
 def diagonal(x, offset=0, axis1=0, axis2=1):
     """NumPy ``diagonal`` (a copy, not a read-only view)."""
     x = as_tensor_variable(x)
-    from tracegrad.ops.reduce import normalize_axis
     a1 = normalize_axis(axis1, x.ndim, "diagonal")[0]
     a2 = normalize_axis(axis2, x.ndim, "diagonal")[0]
     if a1 == a2:
@@ -425,7 +421,6 @@ def diag(v, k=0):
 
 def trace(x, offset=0, axis1=0, axis2=1, dtype=None):
     """NumPy ``trace``: the sum along a diagonal (ints sum in int64)."""
-    from tracegrad.ops.reduce import sum as _sum
     return _sum(diagonal(x, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 

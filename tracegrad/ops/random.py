@@ -19,9 +19,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from tracegrad.ops.elemwise import broadcast_static
+from tracegrad.ops.elemwise import broadcast_static, cast
+from tracegrad.ops.shape import stack
 from tracegrad.tensor.type import TensorType, canonical_dtype
-from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.tensor.variable import as_tensor_variable, constant
 from tracegrad.trace import Apply, Op
 
 __all__ = []
@@ -198,23 +199,22 @@ def _check_broadcast(name, size, shapes):
 def size_vector(size):
     """``size`` (an int, a tuple of ints / integer scalars, or an integer
     vector of known length) as an int64 vector variable, or ``None``."""
-    import tracegrad.tensor as T
     if size is None:
         return None
     if isinstance(size, (list, tuple)):
         if all(isinstance(s, (int, np.integer)) for s in size):
-            return T.constant(np.asarray(size, dtype=np.int64).reshape(len(size)))
+            return constant(np.asarray(size, dtype=np.int64).reshape(len(size)))
         parts = [as_tensor_variable(s) for s in size]
         for p in parts:
             if p.ndim != 0 or p.dtype[0] not in "iu":
                 raise TypeError(f"size entries must be integer scalars, got {p.type}")
-        return T.stack([T.cast(p, "int64") for p in parts])
+        return stack([cast(p, "int64") for p in parts])
     var = as_tensor_variable(size)
     if var.dtype[0] not in "iu":
         raise TypeError(f"size must be integers, got {var.type}")
     if var.ndim == 0:
-        return T.cast(T.stack([var]), "int64")
+        return cast(stack([var]), "int64")
     if var.ndim != 1 or var.type.shape[0] is None:
         raise TypeError(f"size must be a tuple or an integer vector of known length, "
                         f"got {var.type}")
-    return T.cast(var, "int64")
+    return cast(var, "int64")

@@ -20,58 +20,27 @@ Gradient choices:
 - ``argmax``, ``argmin``, ``all``, ``any``: no gradient (``None``).
 """
 import builtins
-import operator
 from functools import lru_cache
 
 import numpy as np
 
 from tracegrad.ops import elemwise as ew
+from tracegrad.ops.alloc import broadcast_to
 from tracegrad.ops.elemwise import cast, format_shape, is_differentiable
+from tracegrad.ops.shape import dimshuffle
+from tracegrad.ops.shape_static import shape
+from tracegrad.ops.static import normalize_axis
 from tracegrad.tensor.dispatch import implements, register_ufunc
 from tracegrad.tensor.type import TensorType, canonical_dtype
-from tracegrad.tensor.variable import TensorConstant, as_tensor_variable
-from tracegrad.trace import Apply, Op, Variable
+from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.trace import Apply, Op
 
 __all__ = ["sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std",
            "all", "any", "logsumexp", "max_and_argmax", "amax", "amin",
            "Reduce", "LogSumExp", "ReductionCount", "normalize_axis"]
 
 
-def _T():
-    import tracegrad.tensor as T
-    return T
-
-
 # ------------------------------------------------------------------ helpers
-def normalize_axis(axis, ndim, opname="reduce"):
-    """``axis`` (None, int, negative int, tuple) -> sorted tuple of axes.
-
-    Raises NumPy's ``AxisError`` for an axis out of range and ``ValueError``
-    for a repeated axis.
-    """
-    if axis is None:
-        return tuple(range(ndim))
-    items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-    out = []
-    for a in items:
-        if isinstance(a, Variable):
-            if not isinstance(a, TensorConstant):
-                raise TypeError(f"{opname}: axis must be known when the graph is "
-                                f"built, got the symbolic variable {a}")
-            a = a.data.item()
-        try:
-            a = operator.index(a)
-        except TypeError:
-            raise TypeError(f"{opname}: axis must be an integer or a tuple of "
-                            f"integers, got {type(a).__name__}") from None
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim)
-        out.append(a % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{opname}: duplicate value in 'axis' ({axis})")
-    return tuple(sorted(out))
-
-
 def keep_reduced_axes(g, axes, ndim):
     """``g`` (reduced over ``axes`` without keepdims) with those axes put back
     as broadcastable length-1 axes, so it broadcasts against the input."""
@@ -79,7 +48,7 @@ def keep_reduced_axes(g, axes, ndim):
         return g
     it = iter(range(g.ndim))
     pattern = ["x" if i in axes else next(it) for i in range(ndim)]
-    return _T().dimshuffle(g, pattern)
+    return dimshuffle(g, pattern)
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -169,8 +138,7 @@ class Reduce(Op):
             g = keep_reduced_axes(g, self.axes, x.ndim)
             out = keep_reduced_axes(out, self.axes, x.ndim)
         if self.kind == "sum":
-            T = _T()
-            gx = T.broadcast_to(g, T.shape(x))
+            gx = broadcast_to(g, shape(x))
         elif self.kind == "prod":
             gx = g * _prod_of_others(x, self.axes)
         else:

@@ -15,7 +15,7 @@ import operator
 import numpy as np
 
 from tracegrad.ops.elemwise import cast, format_shape, sum_to
-from tracegrad.ops.reduce import normalize_axis
+from tracegrad.ops.static import normalize_axis
 from tracegrad.ops.shape_static import (_axis, _check_runtime_length, _check_shape_input,
                                         _grad_for, _ints, _is_int, _vector_length,
                                         make_vector, scatter_add, shape, shape_vector,

@@ -1,0 +1,152 @@
+"""What is known of values while building the graph, and axis arguments.
+
+The bottom of the ops layer: plain functions over variables and their static
+types, importing no op module, so every op module (``base`` and up) can use
+them. ``static_value`` sees through constants, ops answering
+``static_output(node)`` from static types alone (``shape(x)`` of a fully
+shaped ``x``) and small computations by ops marked ``foldable`` (elementwise,
+indexing, ``MakeVector``...); ``static_entries`` reads a shape vector entry by
+entry. ``tracegrad.ops.shape_static`` re-exports them.
+"""
+import operator
+
+import numpy as np
+
+from tracegrad.evaluate import run_node
+from tracegrad.tensor.variable import TensorConstant
+from tracegrad.trace import Constant, Variable
+
+
+# ------------------------------------------------------------ axes
+def normalize_axis(axis, ndim, opname="reduce"):
+    """``axis`` (None, int, negative int, tuple) -> sorted tuple of axes.
+
+    Raises NumPy's ``AxisError`` for an axis out of range and ``ValueError``
+    for a repeated axis.
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    out = []
+    for a in items:
+        if isinstance(a, Variable):
+            if not isinstance(a, TensorConstant):
+                raise TypeError(f"{opname}: axis must be known when the graph is "
+                                f"built, got the symbolic variable {a}")
+            a = a.data.item()
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise TypeError(f"{opname}: axis must be an integer or a tuple of "
+                            f"integers, got {type(a).__name__}") from None
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{opname}: duplicate value in 'axis' ({axis})")
+    return tuple(sorted(out))
+
+
+def _axis(axis, ndim, opname):
+    """One axis, negative allowed, as a non-negative int (AxisError if out of range)."""
+    return normalize_axis(axis, ndim, opname)[0]
+
+
+def _ints(vector):
+    """A 1-d integer array (NumPy or CuPy) as a tuple of Python ints."""
+    return tuple(int(v) for v in vector.tolist())
+
+
+def _is_int(var):
+    return var.dtype[0] in "iu"
+
+
+# ------------------------------------------------------------ static values
+_FOLD_MAX_NODES = 32
+_FOLD_MAX_SIZE = 64
+
+
+def static_value(var):
+    """``var``'s value (a NumPy array) when it is known while building the graph.
+
+    Known are constants, outputs of ops that answer ``static_output(node)``
+    from static types alone (``shape(x)`` of a fully shaped ``x``), and small
+    computations on those by ops marked ``foldable`` (elementwise, indexing,
+    ``MakeVector``...). Anything else gives ``None``; the walk is iterative and
+    bounded, so asking is cheap.
+    """
+    values = {}
+    stack = [(var, False)]
+    budget = _FOLD_MAX_NODES
+    while stack:
+        v, ready = stack.pop()
+        if v in values:
+            continue
+        if isinstance(v, Constant):
+            values[v] = np.asarray(v.data)
+            continue
+        node = v.owner
+        if ready:  # its inputs are known now
+            arrays = [values[i] for i in node.inputs]
+            if any(a.size > _FOLD_MAX_SIZE for a in arrays):
+                return None
+            try:
+                values.update(zip(node.outputs, run_node(node, arrays)))
+            except Exception:
+                return None
+            continue
+        if node is None:
+            return None
+        hook = getattr(node.op, "static_output", None)
+        known = hook(node) if hook is not None else None
+        if known is not None:
+            values.update(zip(node.outputs, known))
+            continue
+        if not getattr(node.op, "foldable", False):  # (``Elemwise`` is foldable)
+            return None
+        budget -= 1
+        if budget < 0:
+            return None
+        stack.append((v, True))
+        stack.extend((i, False) for i in node.inputs if i not in values)
+    return values[var]
+
+
+def static_int(var):
+    """The value of the integer scalar ``var`` if known while building, else None."""
+    value = static_value(var)
+    return None if value is None else int(value)
+
+
+def static_entries(vec, depth=8):
+    """What is known of the entries of the 1-d ``vec``: a list with an int or
+    ``None`` per entry, or ``None`` when its length is unknown.
+
+    Ops that build shape vectors answer ``static_entries(node)`` (``shape``,
+    ``MakeVector``, ``concatenate``, slicing), so partly known shapes stay
+    partly known.
+    """
+    value = static_value(vec)
+    if value is not None:
+        return [int(v) for v in value]
+    node = vec.owner
+    hook = getattr(node.op, "static_entries", None) if node is not None else None
+    if hook is not None and depth > 0:
+        entries = hook(node, depth - 1)
+        if entries is not None:
+            return entries
+    n = vec.type.shape[0]
+    return None if n is None else [None] * n
+
+
+def _check_shape_input(vec, ndim, fname):
+    if vec.ndim != 1 or not _is_int(vec):
+        raise TypeError(f"{fname}: the shape must be an integer vector, got {vec.type}")
+    if vec.type.shape[0] not in (None, ndim):
+        raise ValueError(f"{fname}: expected a shape of length {ndim}, got {vec.type}")
+    return static_entries(vec) or [None] * ndim
+
+
+def _check_runtime_length(shape, ndim, fname):
+    if len(shape) != ndim:
+        raise ValueError(f"{fname}: expected a shape of length {ndim}, got {shape}")
