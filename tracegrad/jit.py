@@ -23,16 +23,16 @@ import threading
 
 import numpy as np
 
+from tracegrad.compile import function
 from tracegrad.frozen_random import no_frozen_draws
+from tracegrad.grad import grad
+from tracegrad.tensor.type import TensorType
+from tracegrad.tensor.variable import as_tensor_variable, check_supported_value
+from tracegrad.trace import Variable
 
 __all__ = ["jit", "value_and_grad"]
 
 _WEAK_DTYPES = {int: "int64", float: "float64", complex: "complex128"}
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 # ------------------------------------------------------------ argument trees
@@ -49,8 +49,6 @@ def _flatten(obj, static=False, name="argument"):
     """``(structure, leaves)``: a hashable description of ``obj`` and its
     dynamic values in order. Static parts are kept in the structure.
     ``name`` names ``obj`` in messages."""
-    from tracegrad.trace import Variable
-    from tracegrad.tensor.variable import check_supported_value
     leaves = []
 
     def walk(o, static, name):
@@ -103,18 +101,17 @@ def _unflatten(structure, leaves):
 def _placeholders(structure, prefix):
     """Placeholders for the dynamic leaves of ``structure``, named after
     their place in the argument (``x``, ``params['w']``, ``xs[1]``)."""
-    T = _T()
     out = []
     stack = [(structure, prefix)]
     while stack:
         s, name = stack.pop()
         kind = s[0]
         if kind == "weak":
-            var = T.TensorType(s[1], ())(name)
+            var = TensorType(s[1], ())(name)
             var.weak = True  # promoted like a Python number (tensor.variable.resolve_weak)
             out.append(var)
         elif kind == "array":
-            out.append(T.TensorType(s[1], tuple(1 if b else None for b in s[2]))(name))
+            out.append(TensorType(s[1], tuple(1 if b else None for b in s[2]))(name))
         if kind in ("weak", "array"):
             out[-1].traced_argument = True  # its truth value depends on data
         elif kind == "dict":
@@ -153,14 +150,11 @@ class _Traced:
 
 
 def _compile(inputs, outputs):
-    import tracegrad
-    return tracegrad.function(inputs, outputs, on_unused_input="ignore")
+    return function(inputs, outputs, on_unused_input="ignore")
 
 
 def _flatten_outputs(result, fname):
     """``(structure, variables)`` of what ``fn`` returned."""
-    T = _T()
-    from tracegrad.trace import Variable
     variables = []
 
     def walk(o):
@@ -173,7 +167,7 @@ def _flatten_outputs(result, fname):
             return ("static", type(None), None)
         if not isinstance(o, Variable):
             try:
-                o = T.as_tensor_variable(o)
+                o = as_tensor_variable(o)
             except TypeError:
                 raise TypeError(f"jit: {fname} returned a {type(o).__name__}; return "
                                 "arrays, numbers, or lists/tuples/dicts of them") from None
@@ -345,8 +339,6 @@ def value_and_grad(fn, argnums=0, *, static_argnums=(), static_argnames=()):
     be float arrays or Python floats. Compiled once per argument signature,
     like ``jit``.
     """
-    from tracegrad.grad import grad
-    T = _T()
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
@@ -354,12 +346,11 @@ def value_and_grad(fn, argnums=0, *, static_argnums=(), static_argnames=()):
     fname = getattr(fn, "__name__", "fn")
 
     def build(result, per_arg, key):
-        from tracegrad.trace import Variable
         arg_structs = key[0]
         if isinstance(result, (list, tuple, dict)) or result is None:
             raise TypeError(f"value_and_grad: {fname} must return a scalar, got a "
                             f"{type(result).__name__}")
-        cost = result if isinstance(result, Variable) else T.as_tensor_variable(result)
+        cost = result if isinstance(result, Variable) else as_tensor_variable(result)
         if cost.ndim != 0:
             raise TypeError(f"value_and_grad: {fname} must return a scalar (0-d) value, "
                             f"got ndim {cost.ndim}")

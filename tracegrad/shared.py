@@ -14,6 +14,8 @@ explicit update or ``no_default_updates`` (random streams use it).
 import numpy as np
 
 from tracegrad.backend import get_backend, is_device_array
+from tracegrad.casting import cast_value
+from tracegrad.shared_access import UPDATE_LOCK, read_shared
 from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import TensorVariable, check_supported_value
 from tracegrad.trace import Variable
@@ -57,7 +59,6 @@ class SharedVariable(TensorVariable):
         if borrow:
             return self.container.value
         # A registered reader: never a copy of a half-written update.
-        from tracegrad.compile.publish import read_shared
         return read_shared(self._host_copy)
 
     def _host_copy(self):
@@ -68,13 +69,11 @@ class SharedVariable(TensorVariable):
         dtype is cast only when no precision is lost (else ``TypeError``).
         With ``borrow=True`` an array that already fits becomes the buffer.
         A call with updates running in another thread finishes first."""
-        from tracegrad.compile.casting import cast_value
         label = f"shared variable {self.name!r}" if self.name else "a shared variable"
         array = cast_value(self.type, value, None, f"set_value: {label}", self.backend,
                            hint="e.g. with np.asarray(value, dtype=...)")
         if not borrow and (array is value or getattr(array, "base", None) is value):
             array = array.copy()
-        from tracegrad.compile.publish import UPDATE_LOCK
         # Takes turns with updating calls: one that read the old value does
         # not overwrite this one with a value computed from it.
         with UPDATE_LOCK:

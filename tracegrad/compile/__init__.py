@@ -13,6 +13,11 @@ from tracegrad.compile.inputs import In, Out  # noqa: F401
 from tracegrad.compile.mode import Mode  # noqa: F401
 from tracegrad.compile.profile import ProfileStats  # noqa: F401
 from tracegrad.compile.runtime import Function  # noqa: F401
+from tracegrad.scan.body import set_body_compiler
+
+# Scan bodies compile with ``function``: ``scan`` sits below ``compile``, so
+# it is handed over here instead of imported there.
+set_body_compiler(function)
 
 __all__ = ["function", "In", "Out", "Function", "FunctionMaker", "FunctionGraph",
            "MissingInputError", "UnusedInputError", "ProfileStats", "Mode"]

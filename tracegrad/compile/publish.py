@@ -43,46 +43,13 @@ from collections import deque
 from itertools import chain, repeat
 
 from tracegrad.backend.inplace import launch_deferred, prepare_deferred
+# The locks and the reader registry live in ``tracegrad.shared_access``
+# (``SharedVariable`` takes them too, and sits below ``compile``).
+from tracegrad.shared_access import (PUBLISH, READERS, UPDATE_LOCK, _ident,  # noqa: F401
+                                     read_shared, wait_turn)
 
-# Held by every call with updates for its whole run, and by ``set_value``:
-# updating calls and replacements take turns, so none is lost. Reentrant: an
-# op may itself call a compiled function with updates.
-UPDATE_LOCK = threading.RLock()
-READERS = {}
-PUBLISH = threading.Lock()
-_ident = threading.get_ident
 # Consumes an iterator in C: nothing interruptible runs between its items.
 _drain = deque(maxlen=0).extend
-
-
-def wait_turn(key):
-    """A registered reader found a writer publishing: unless this thread
-    already reads shared buffers in an outer call, step back (unregister)
-    until the writer is done, then register again."""
-    me = _ident()
-    for other, thread in list(READERS.items()):
-        if thread == me and other != key:
-            return
-    while True:
-        READERS.pop(key, None)
-        with PUBLISH:
-            pass
-        READERS[key] = me
-        if not PUBLISH.locked():
-            return
-
-
-def read_shared(fn, *args):
-    """``fn(*args)`` as a registered reader (e.g. ``get_value``'s copy)."""
-    token = [None]
-    key = id(token)
-    try:
-        READERS[key] = _ident()
-        if PUBLISH.locked():
-            wait_turn(key)
-        return fn(*args)
-    finally:
-        READERS.pop(key, None)
 
 
 def _wait_for_readers():

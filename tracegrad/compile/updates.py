@@ -7,12 +7,10 @@ increment of an int64 state, a Python number that fits); anything else is a
 """
 import numpy as np
 
+from tracegrad.ops.base import cast
+from tracegrad.shared import SharedVariable
+from tracegrad.tensor.variable import as_tensor_variable, constant
 from tracegrad.trace import Variable, ancestors, clone_replace
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 def _pairs(value, what):
@@ -34,9 +32,8 @@ def _pairs(value, what):
 
 def _coerce(target, value, what):
     """``value`` as a variable of ``target``'s dtype and ndim, or TypeError."""
-    T = _T()
     try:
-        value = T.as_tensor_variable(value)
+        value = as_tensor_variable(value)
     except TypeError as exc:
         raise TypeError(f"{what}: {exc}") from None
     if value.ndim != target.ndim:
@@ -49,15 +46,14 @@ def _coerce(target, value, what):
 
 
 def _lossless_cast(target, value, what):
-    T = _T()
     if getattr(value, "weak", False):
         data = np.asarray(value.data)
         with np.errstate(all="ignore"):
             converted = data.astype(target.dtype)
         if np.array_equal(data, converted):
-            return T.constant(converted)
+            return constant(converted)
     elif np.promote_types(value.dtype, target.dtype) == target.dtype:
-        return T.cast(value, target.dtype)
+        return cast(value, target.dtype)
     raise TypeError(
         f"{what}: the new value {value} has type {value.type}, which does not fit "
         f"{target} of type {target.type} without loss of precision; cast it "
@@ -66,7 +62,6 @@ def _lossless_cast(target, value, what):
 
 def normalize_updates(updates):
     """``[(shared, value variable)]`` from a list of pairs or a dict, checked."""
-    from tracegrad.shared import SharedVariable
     result = []
     seen = set()
     for shared, value in _pairs(updates, "updates"):
@@ -107,7 +102,6 @@ def default_updates(roots, explicit, no_default_updates, givens, blockers=()):
     """The ``(shared, value)`` pairs of ``shared.default_update`` for shared
     variables reached from ``roots``, unless an explicit update exists or
     ``no_default_updates`` is ``True`` or lists them."""
-    from tracegrad.shared import SharedVariable
     if no_default_updates is True:
         return []
     skip = set(no_default_updates or ()) if no_default_updates is not False else set()

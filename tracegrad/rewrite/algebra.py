@@ -16,6 +16,7 @@
 """
 import numpy as np
 
+from tracegrad.ops import api as _ops
 from tracegrad.rewrite.pattern import const_value, is_scalar_like, op_key
 from tracegrad.trace import Constant, Variable
 
@@ -31,8 +32,8 @@ SELECTIONS = set()
 
 
 def T():
-    import tracegrad.tensor as T
-    return T
+    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
+    return _ops
 
 
 def key_of(var):

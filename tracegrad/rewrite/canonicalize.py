@@ -28,6 +28,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from tracegrad.ops import api as _ops
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
 from tracegrad.rewrite.engine import Abort, Rule, pattern_rule, register
@@ -44,8 +45,8 @@ FACTOR_RULES = []
 
 
 def T():
-    import tracegrad.tensor as T
-    return T
+    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
+    return _ops
 
 
 def _is_root(out, ctx, keys):

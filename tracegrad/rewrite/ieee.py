@@ -22,6 +22,7 @@ inputs with the right finite value (what the stability rules are for).
 """
 import numpy as np
 
+from tracegrad.ops import api as _ops
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite.pattern import const_value
 from tracegrad.trace import Constant
@@ -36,8 +37,8 @@ FINITE_KEYS = {"add", "sub", "neg", "mul", "sqr", "abs", "exp", "exp2", "expm1",
 
 
 def T():
-    import tracegrad.tensor as T
-    return T
+    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
+    return _ops
 
 
 def is_finite(var):

@@ -16,12 +16,13 @@
 """
 import numpy as np
 
+from tracegrad.ops import api as _ops
 from tracegrad.rewrite.engine import Rule, pattern_rule, register
 
 
 def T():
-    import tracegrad.tensor as T
-    return T
+    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
+    return _ops
 
 
 def _float(b):

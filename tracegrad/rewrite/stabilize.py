@@ -21,6 +21,7 @@ breaks the naive form.
 
 Rules over reductions and softmax live in ``stabilize_nnet``.
 """
+from tracegrad.ops import api as _ops
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
 from tracegrad.rewrite import canonicalize as canon
@@ -30,8 +31,8 @@ from tracegrad.rewrite.engine import Rule, pattern_rule, register
 
 
 def T():
-    import tracegrad.tensor as T
-    return T
+    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
+    return _ops
 
 
 def _real(b):

@@ -10,6 +10,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from tracegrad.evaluate import evaluate
 from tracegrad.trace import Constant, clone_replace, toposort
 
 _ScanSpecFields = namedtuple("ScanSpecFields", [
@@ -88,15 +89,28 @@ class InnerGraph:
         return fn
 
 
+# How loop bodies are compiled: ``tg.function``. ``tracegrad.compile`` sits
+# above ``scan`` (it compiles graphs holding scans), so it hands its
+# ``function`` over when imported (``import tracegrad`` does, before any
+# graph runs) rather than being imported here.
+_compile_function = None
+
+
+def set_body_compiler(function):
+    """Compile loop bodies with ``function`` (``tracegrad.compile.function``)."""
+    global _compile_function
+    _compile_function = function
+
+
 def _compile(inputs, outputs, device, xp):
     """Compile the body with ``tg.function`` (so it is rewritten and fused like
     any graph); the reference evaluator stands in where that is unavailable."""
+    if _compile_function is None:
+        raise RuntimeError("scan bodies are compiled by tracegrad.compile: import tracegrad")
     try:
-        from tracegrad.compile import function
-        fn = function(list(inputs), list(outputs), on_unused_input="ignore", device=device)
+        fn = _compile_function(list(inputs), list(outputs), on_unused_input="ignore",
+                               device=device)
     except NotImplementedError:
-        from tracegrad.evaluate import evaluate
-
         def run(*values):
             return evaluate(list(outputs), dict(zip(inputs, values)), xp)
         return run

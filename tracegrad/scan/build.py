@@ -17,16 +17,12 @@ from collections import OrderedDict
 import numpy as np
 
 from tracegrad.frozen_random import no_frozen_draws
+from tracegrad.ops import api as _ops  # the op functions (scan sits below tracegrad.tensor)
 from tracegrad.scan.axis import axis_slice
 from tracegrad.scan.body import InnerGraph, ScanSpec, cut_body
 from tracegrad.scan.op import Scan
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Variable, ancestors, clone_replace
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 class until:
@@ -156,7 +152,7 @@ class _Recurrent:
 
     def cast_init(self, dtype, weak=False):
         """Give a Python-number initial value the dtype ``dtype``."""
-        self.init = _T().constant(np.asarray(self.init.data, dtype=dtype))
+        self.init = _ops.constant(np.asarray(self.init.data, dtype=dtype))
         self.weak = weak
         self.make_placeholders()
 
@@ -209,7 +205,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         n_steps = as_tensor_variable(n_steps)
         if n_steps.ndim != 0 or n_steps.dtype[0] not in "iu":
             raise TypeError(f"scan: n_steps must be an integer scalar, got {n_steps.type}")
-        n_steps = _T().cast(n_steps, "int64")
+        n_steps = _ops.cast(n_steps, "int64")
     elif not seqs:
         raise ValueError("scan: give n_steps or at least one sequence")
 
@@ -313,13 +309,13 @@ def _trace(fn, seqs, recs_info, nonseqs):
             if out.dtype == row.dtype:
                 continue
             if np.can_cast(out.dtype, row.dtype, "safe"):
-                outputs[i] = _T().cast(out, row.dtype)
+                outputs[i] = _ops.cast(out, row.dtype)
             else:
                 raise TypeError(
                     f"scan: output {i} of fn has dtype {out.dtype} but its initial value "
                     f"(outputs_info) has dtype {row.dtype}; cast one of them")
     if condition is not None and condition.dtype != "bool":
-        condition = _T().neq(condition, 0)
+        condition = _ops.neq(condition, 0)
     return outputs, updates, condition
 
 
@@ -367,7 +363,7 @@ def _loop_state(updates, roots, nonseqs):
             raise TypeError(f"scan: the update of {shared} has ndim {expr.ndim}, "
                             f"expected {shared.ndim}")
         if expr.dtype != shared.dtype:
-            expr = _T().cast(expr, shared.dtype)
+            expr = _ops.cast(expr, shared.dtype)
         ph = shared.type()
         ph.name = shared.name
         states.append((shared, ph))

@@ -12,13 +12,9 @@ tap ``k``, so row ``t``'s step finds it waiting ``|k|`` reverse steps later.
 Non-sequence gradients are summed in a recurrent accumulator. The reverse
 loop is an ordinary ``Scan``, so it has a gradient too.
 """
+from tracegrad.ops import api as _ops  # the op functions (scan sits below tracegrad.tensor)
 from tracegrad.scan.axis import axis_slice, axis_slice_grad
 from tracegrad.scan.body import InnerGraph, ScanSpec, cut_body
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 def _is_float(var):
@@ -35,7 +31,7 @@ def _full_history(node, output_grads):
     spec = op.spec
     if all(k is None for k in spec.keep):
         return node, output_grads
-    T = _T()
+    T = _ops
     full = op.with_spec(keep=(None,) * len(spec.keep)).make_node(*node.inputs)
     n_done = full.outputs[-1]
     grads = list(output_grads)
@@ -52,7 +48,7 @@ def _full_history(node, output_grads):
 
 def scan_vjp(node, output_grads):
     """Gradients of a ``Scan`` node's outer inputs (see the module docstring)."""
-    T = _T()
+    T = _ops
     node, output_grads = _full_history(node, output_grads)
     op = node.op
     spec = op.spec
@@ -210,6 +206,6 @@ def _pull_back(known, wrt):
 
 def _or_zeros(g, like):
     if g is None:
-        return _T().zeros_like(like)
+        return _ops.zeros_like(like)
     from tracegrad.ops.elemwise import match_gradient_dtype
     return match_gradient_dtype(g, like)

@@ -1,7 +1,8 @@
 """``TensorVariable``: operators, methods and NumPy dispatch on symbolic arrays.
 
-Operators and methods forward to the op functions of ``tracegrad.tensor``
-(looked up lazily, so this module does not depend on any op module).
+Operators and methods forward to the op functions (``_ops.add``...), which
+``tracegrad.ops.api`` hands over when imported (``bind_ops``): this module
+sits below the ops and imports none of them.
 ``__array_ufunc__`` / ``__array_function__`` make ``np.exp(x)``,
 ``np.sum(x, axis=0)`` ... build graph nodes; the tables that map NumPy
 callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
@@ -13,13 +14,32 @@ from functools import lru_cache
 
 import numpy as np
 
+from tracegrad.evaluate import evaluate
+from tracegrad.tensor.dispatch import dispatch_function, dispatch_ufunc
 from tracegrad.trace import Constant, Variable
 from tracegrad.tensor.type import TensorType
 
 
-def _T():
-    import tracegrad.tensor as T
-    return T
+class _Unbound:
+    """Stands for the op functions until ``tracegrad.ops.api`` hands them over."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"no op function {name!r} yet: tracegrad.ops.api binds them "
+                           "when imported (import tracegrad does)")
+
+
+# The op functions the operators and methods build with (``x + y`` is
+# ``_ops.add(x, y)``). This module sits below the ops, which import it, so it
+# cannot import them: ``tracegrad.ops.api`` hands its namespace over through
+# ``bind_ops`` when imported (``import tracegrad`` does, before any graph).
+_ops = _Unbound()
+
+
+def bind_ops(namespace):
+    """Make ``namespace`` (``tracegrad.ops.api``) the op functions that the
+    operators and methods of symbolic arrays call."""
+    global _ops
+    _ops = namespace
 
 
 class _TensorMixin:
@@ -42,61 +62,61 @@ class _TensorMixin:
 
     @property
     def shape(self):
-        return _T().shape(self)
+        return _ops.shape(self)
 
     @property
     def size(self):
-        return _T().prod(self.shape)
+        return _ops.prod(self.shape)
 
     @property
     def T(self):
-        return _T().transpose(self)
+        return _ops.transpose(self)
 
     @property
     def real(self):
-        return _T().real(self)
+        return _ops.real(self)
 
     @property
     def imag(self):
-        return _T().imag(self)
+        return _ops.imag(self)
 
     # ------------------------------------------------------------ operators
-    def __add__(self, other): return _T().add(self, other)
-    def __radd__(self, other): return _T().add(other, self)
-    def __sub__(self, other): return _T().sub(self, other)
-    def __rsub__(self, other): return _T().sub(other, self)
-    def __mul__(self, other): return _T().mul(self, other)
-    def __rmul__(self, other): return _T().mul(other, self)
-    def __truediv__(self, other): return _T().true_div(self, other)
-    def __rtruediv__(self, other): return _T().true_div(other, self)
-    def __floordiv__(self, other): return _T().floor_div(self, other)
-    def __rfloordiv__(self, other): return _T().floor_div(other, self)
-    def __mod__(self, other): return _T().mod(self, other)
-    def __rmod__(self, other): return _T().mod(other, self)
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.true_div(self, other)
+    def __rtruediv__(self, other): return _ops.true_div(other, self)
+    def __floordiv__(self, other): return _ops.floor_div(self, other)
+    def __rfloordiv__(self, other): return _ops.floor_div(other, self)
+    def __mod__(self, other): return _ops.mod(self, other)
+    def __rmod__(self, other): return _ops.mod(other, self)
     def __pow__(self, other):
         if type(other) is int and other == 2 and self.dtype == "bool":
             # ndarray ** 2 is np.square, which runs bool in int8 (NumPy's
             # fast path; np.power(b, 2) is int64): same dtype as NumPy.
-            return _T().sqr(self)
-        return _T().pow(self, other)
+            return _ops.sqr(self)
+        return _ops.pow(self, other)
 
-    def __rpow__(self, other): return _T().pow(other, self)
-    def __matmul__(self, other): return _T().matmul(self, other)
-    def __rmatmul__(self, other): return _T().matmul(other, self)
-    def __neg__(self): return _T().neg(self)
+    def __rpow__(self, other): return _ops.pow(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __neg__(self): return _ops.neg(self)
     def __pos__(self): return self
-    def __abs__(self): return _T().abs(self)
-    def __invert__(self): return _T().invert(self)
-    def __lt__(self, other): return _T().lt(self, other)
-    def __le__(self, other): return _T().le(self, other)
-    def __gt__(self, other): return _T().gt(self, other)
-    def __ge__(self, other): return _T().ge(self, other)
-    def __and__(self, other): return _T().and_(self, other)
-    def __rand__(self, other): return _T().and_(other, self)
-    def __or__(self, other): return _T().or_(self, other)
-    def __ror__(self, other): return _T().or_(other, self)
-    def __xor__(self, other): return _T().xor(self, other)
-    def __rxor__(self, other): return _T().xor(other, self)
+    def __abs__(self): return _ops.abs(self)
+    def __invert__(self): return _ops.invert(self)
+    def __lt__(self, other): return _ops.lt(self, other)
+    def __le__(self, other): return _ops.le(self, other)
+    def __gt__(self, other): return _ops.gt(self, other)
+    def __ge__(self, other): return _ops.ge(self, other)
+    def __and__(self, other): return _ops.and_(self, other)
+    def __rand__(self, other): return _ops.and_(other, self)
+    def __or__(self, other): return _ops.or_(self, other)
+    def __ror__(self, other): return _ops.or_(other, self)
+    def __xor__(self, other): return _ops.xor(self, other)
+    def __rxor__(self, other): return _ops.xor(other, self)
 
     # ``x == y`` written in code is elementwise (NumPy); the comparisons that
     # containers make themselves (``in``, ``list.index``...) stay identity, so
@@ -107,12 +127,12 @@ class _TensorMixin:
     def __eq__(self, other):
         if other is None or not _written_as_operator():
             return NotImplemented  # Python then compares identity
-        return _comparison(_T().eq, self, other)
+        return _comparison(_ops.eq, self, other)
 
     def __ne__(self, other):
         if other is None or not _written_as_operator():
             return NotImplemented
-        return _comparison(_T().neq, self, other)
+        return _comparison(_ops.neq, self, other)
 
     def __bool__(self):
         # Theano code writes ``if not W:`` for a parameter defaulting to None:
@@ -134,105 +154,102 @@ class _TensorMixin:
             yield self[i]
 
     def __getitem__(self, key):
-        return _T().getitem(self, key)
+        return _ops.getitem(self, key)
 
     # ------------------------------------------------------------ methods
     def sum(self, axis=None, dtype=None, keepdims=False):
-        return _T().sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
+        return _ops.sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def mean(self, axis=None, dtype=None, keepdims=False):
-        return _T().mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
+        return _ops.mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def prod(self, axis=None, dtype=None, keepdims=False):
-        return _T().prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
+        return _ops.prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return _T().max(self, axis=axis, keepdims=keepdims)
+        return _ops.max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
-        return _T().min(self, axis=axis, keepdims=keepdims)
+        return _ops.min(self, axis=axis, keepdims=keepdims)
 
     def var(self, axis=None, ddof=0, keepdims=False):
-        return _T().var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+        return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
     def std(self, axis=None, ddof=0, keepdims=False):
-        return _T().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+        return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
     def argmax(self, axis=None, keepdims=False):
-        return _T().argmax(self, axis=axis, keepdims=keepdims)
+        return _ops.argmax(self, axis=axis, keepdims=keepdims)
 
     def argmin(self, axis=None, keepdims=False):
-        return _T().argmin(self, axis=axis, keepdims=keepdims)
+        return _ops.argmin(self, axis=axis, keepdims=keepdims)
 
     def all(self, axis=None, keepdims=False):
-        return _T().all(self, axis=axis, keepdims=keepdims)
+        return _ops.all(self, axis=axis, keepdims=keepdims)
 
     def any(self, axis=None, keepdims=False):
-        return _T().any(self, axis=axis, keepdims=keepdims)
+        return _ops.any(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape, ndim=None):
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = shape[0]
-        return _T().reshape(self, shape, ndim=ndim)
+        return _ops.reshape(self, shape, ndim=ndim)
 
     def flatten(self, ndim=1):
-        return _T().flatten(self, ndim)
+        return _ops.flatten(self, ndim)
 
     def dimshuffle(self, *pattern):
         if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
             pattern = pattern[0]
-        return _T().dimshuffle(self, pattern)
+        return _ops.dimshuffle(self, pattern)
 
     def ravel(self):
-        return _T().flatten(self, 1)
+        return _ops.flatten(self, 1)
 
     def swapaxes(self, axis1, axis2):
-        return _T().swapaxes(self, axis1, axis2)
+        return _ops.swapaxes(self, axis1, axis2)
 
     def take(self, indices, axis=None):
-        return _T().take(self, indices, axis=axis)
+        return _ops.take(self, indices, axis=axis)
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
             axes = axes[0]
-        return _T().transpose(self, axes or None)
+        return _ops.transpose(self, axes or None)
 
     def astype(self, dtype):
-        return _T().cast(self, dtype)
+        return _ops.cast(self, dtype)
 
     def dot(self, other):
-        return _T().dot(self, other)
+        return _ops.dot(self, other)
 
     def clip(self, a_min, a_max):
-        return _T().clip(self, a_min, a_max)
+        return _ops.clip(self, a_min, a_max)
 
     def repeat(self, repeats, axis=None):
-        return _T().repeat(self, repeats, axis=axis)
+        return _ops.repeat(self, repeats, axis=axis)
 
     def round(self, decimals=0):
-        return _T().round(self, decimals)
+        return _ops.round(self, decimals)
 
     def squeeze(self, axis=None):
-        return _T().squeeze(self, axis)
+        return _ops.squeeze(self, axis)
 
     def conj(self):
-        return _T().conj(self)
+        return _ops.conj(self)
 
     def nonzero(self):
         raise TypeError("nonzero has a data-dependent output shape and is not supported")
 
     def eval(self, inputs_to_values=None):
         """Evaluate with the reference evaluator: ``x.eval({x: 2.0})``."""
-        from tracegrad.evaluate import evaluate
         return evaluate([self], inputs_to_values or {})[0]
 
     # ------------------------------------------------------------ NumPy dispatch
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from tracegrad.tensor.dispatch import dispatch_ufunc
         return dispatch_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from tracegrad.tensor.dispatch import dispatch_function
         return dispatch_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
@@ -322,7 +339,7 @@ def as_tensor_variable(x, name=None, dtype=None):
         if not isinstance(x.type, TensorType):
             raise TypeError(f"{x} of type {x.type} is not a tensor")
         if dtype is not None and x.dtype != dtype:
-            return _T().cast(x, dtype)
+            return _ops.cast(x, dtype)
         return x
     if type(x) in _PY_DEFAULT and dtype is None:
         if type(x) is int and not -2 ** 63 <= x < 2 ** 64:
@@ -335,7 +352,7 @@ def as_tensor_variable(x, name=None, dtype=None):
                           else _PY_DEFAULT[type(x)])
         return TensorConstant(_constant_type(data), data, name, weak=True)
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
-        return _T().stack([as_tensor_variable(e) for e in x])
+        return _ops.stack([as_tensor_variable(e) for e in x])
     check_supported_value(x, f"the {type(x).__name__} used in the graph")
     try:
         data = np.asarray(x, dtype=dtype)
@@ -513,7 +530,7 @@ def _exact_comparison_inputs(inputs):
             data = np.asarray(value, dtype="float64")
             out.append(TensorConstant(_constant_type(data), data, v.name))
         else:
-            out.append(_T().cast(v, "float64") if v.dtype != "float64" else v)
+            out.append(_ops.cast(v, "float64") if v.dtype != "float64" else v)
     return out
 
 
@@ -528,4 +545,4 @@ def _weak_placeholder(v, new_dtype, compare):
             return v  # the comparison runs in int64 (the other side is cast)
         targets = getattr(v, "int_targets", set())
         v.int_targets = targets | {new_dtype}
-    return v if new_dtype == v.dtype else _T().cast(v, new_dtype)
+    return v if new_dtype == v.dtype else _ops.cast(v, new_dtype)

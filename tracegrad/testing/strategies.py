@@ -34,13 +34,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tracegrad.testing.strategies needs Hypothesis: "
                       "pip install hypothesis (or tracegrad[test])") from exc
 
+import tracegrad.tensor as _ops  # noqa: E402 (the op functions, as ``T`` in the tables)
+
 __all__ = ["shapes", "broadcastable_shape_pairs", "arrays", "special_floats",
            "assert_same_ieee", "expressions", "UNARY", "BINARY"]
-
-
-def _T():
-    import tracegrad.tensor as T
-    return T
 
 
 # --------------------------------------------------------------- shapes
@@ -239,7 +236,7 @@ _STRUCTURAL = ("reduce", "index", "transpose")
 
 def _available():
     """Structural op families whose functions exist in ``tracegrad.tensor``."""
-    T = _T()
+    T = _ops
     fams = []
     if all(hasattr(T, n) for n in ("sum", "mean", "max")):
         fams.append("reduce")
@@ -364,7 +361,7 @@ def expressions(draw, inputs, max_depth=3, shapes=None, input_bound=3.0, ops=Non
     the operations to a subset of names from ``UNARY``, ``BINARY`` and
     ``('reduce', 'index', 'transpose')``.
     """
-    T = _T()
+    T = _ops
     if not inputs:
         raise ValueError("expressions needs at least one input")
     if shapes is not None and len(shapes) != len(inputs):
