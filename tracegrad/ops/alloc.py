@@ -49,6 +49,7 @@ class _ToShape(Op):
 
     __props__ = ("ndim",)
     fname = None  # the public function's name, for messages
+    broadcasts = True
 
     def __init__(self, ndim):
         self.ndim = ndim
@@ -58,6 +59,14 @@ class _ToShape(Op):
         entries = _check_shape_input(shp, self.ndim, self.fname)
         out = _broadcast_target(self.fname, x.type.shape, entries)
         return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
+
+    def shape_relation(self, node):
+        """``y``'s shape when the shape input is ``shape(y)``."""
+        from tracegrad.ops.shape_static import Shape  # (loaded: imported above)
+        shp = node.inputs[1]
+        if shp.owner is not None and isinstance(shp.owner.op, Shape):
+            return ("same", shp.owner.inputs[0])
+        return None
 
     def vjp(self, node, output_grads):
         x = node.inputs[0]
@@ -69,6 +78,7 @@ class BroadcastTo(_ToShape):
 
     fname = "broadcast_to"
     view_map = {0: [0]}
+    selects = True
 
     def impl(self, xp, x, shp):
         shp = _ints(shp)
