@@ -37,7 +37,8 @@ def _row_keys(test):
 NEGATIONS = frozenset(_row_keys(lambda r: r.negation))
 SUM_INVERSE, = _row_keys(lambda r: r.inverse_of == "add")
 PRODUCT_INVERSE, = _row_keys(lambda r: r.inverse_of == "mul")
-SUM_KEYS = frozenset({"add", SUM_INVERSE}) | NEGATIONS
+BINARY_SUM_KEYS = frozenset({"add", SUM_INVERSE})
+SUM_KEYS = BINARY_SUM_KEYS | NEGATIONS
 PRODUCT_KEYS = frozenset({"mul", PRODUCT_INVERSE}) | NEGATIONS
 
 
