@@ -172,37 +172,76 @@ class Apply:
 
 
 class Op:
-    """An operation. Subclasses define:
+    """An operation. Everything an engine (grad, rewrite, fuse, compile) may
+    ask of an op is declared here with its default; subclasses override what
+    applies to them (``OP_HOOKS`` lists the names; docs/ARCHITECTURE.md, "Op
+    declarations"). Elementwise ops answer the value and algebra facts from
+    their table row (``ops/elemwise.py``), so a row is the declaration.
 
-    - ``make_node(*inputs) -> Apply``: check and infer output types;
-    - ``impl(xp, *arrays)``: compute with the array module ``xp`` (NumPy or
-      CuPy); returns one array, or a tuple when the op has several outputs;
-    - ``vjp(node, output_grads) -> list``: the symbolic gradient with respect
-      to each input (``None`` where disconnected). Ops without a rule raise;
-    - ``__props__``: names of the attributes that define equality (used by
-      merging and caches);
-    - ``view_map``: ``{output index: [input index]}`` for outputs that may be
-      views of (share memory with) an input, e.g. reshape or basic indexing.
-      Compiled functions use it to never hand out or overwrite aliased buffers;
-    - ``destroy_map``: ``{output index: [input index]}`` for ops that overwrite
-      an input buffer (in-place variants made by the in-place planner).
+    Required of every op: ``make_node(*inputs) -> Apply`` (checks the inputs
+    and infers the output types: the static shape rule), ``impl(xp,
+    *arrays)`` (computes with the array module ``xp``, NumPy or CuPy; one
+    array, or a tuple for several outputs), and ``vjp(node, output_grads)``
+    where a gradient exists (``None`` per disconnected input; the default
+    raises). Forward-mode derivatives (``Rop``) are built from ``vjp``.
     """
 
-    __props__ = ()
-    view_map = {}
-    destroy_map = {}
+    # -- identity and memory
+    __props__ = ()     # attributes defining equality and hash (merging, caches)
+    view_map = {}      # {output: [input]}: outputs that may be views of an input
+    destroy_map = {}   # {output: [input]}: outputs written over an input's buffer
+    inplace_version = None  # fn(i) -> an op overwriting input i, or None (rewrite/inplace.py)
+
+    # -- running
+    impl_for = None    # fn(xp) -> f(*arrays): a faster ``partial(impl, xp)`` (schedule)
+
+    # -- rewriting and folding
+    is_random = False          # never merged nor constant-folded (two draws differ)
+    constant_foldable = True   # False: never replaced by its value
+    foldable = False           # True: build-time shape values may be computed through it
+    static_output = None       # fn(node) -> output values known from static types, or None
+    static_entries = None      # fn(node, depth) -> known entries of a 1-d shape vector
+
+    # -- the elementwise table row (``Elemwise`` ops) or None
+    scalar_op = None           # the ``ScalarOp`` row; rewrite rules are keyed by its name
+
+    # -- value facts (for every input value, in exact arithmetic)
+    positive = False           # every output entry > 0 for finite inputs
+    positive_if_inputs = False  # output > 0 wherever every input is > 0
+    finite_if_inputs = False   # finite inputs give a finite output, but for overflow
+    zero_or_inf_at_inf = False  # output is 0, inf or NaN where its input is inf or NaN
+    bounded = False            # never inf (NaN only of a NaN or inf input)
+    selects = False            # every output entry is an entry of input 0 (views, indexing)
+    broadcasts = False         # the output is input 0's values broadcast to a shape
+
+    # -- algebra (two-input elementwise ops)
+    commutative = False        # op(a, b) == op(b, a)
+    associative = False        # op(op(a, b), c) == op(a, op(b, c)) (up to rounding)
+    identity = None            # e with op(x, e) == op(e, x) == x, or None
+    inverse_of = None          # name of the row ``f`` with op(a, b) == f(a, inverse(b)), or None
+    negation = False           # op(x) == -x (joins both sums and products)
+
+    def shape_relation(self, node):
+        """How an output's shape follows from one input's, for shape proofs
+        (``rewrite/algebra.py``): ``('same', var)`` (the shape of ``var``),
+        ``('dimshuffle', var, pattern, input_ndim)``, ``('reduce', var,
+        axes, keepdims)``, or ``None`` (unknown; elementwise ops broadcast)."""
+        return None
 
     @property
     def name(self):
         return type(self).__name__
 
     def make_node(self, *inputs):
+        """Check ``inputs`` and build the ``Apply`` (output types: the shape rule)."""
         raise NotImplementedError(f"{self.name}.make_node")
 
     def impl(self, xp, *arrays):
+        """The outputs' values computed with the array module ``xp``."""
         raise NotImplementedError(f"{self.name} has no implementation")
 
     def vjp(self, node, output_grads):
+        """The gradient per input (``None``: disconnected) given the outputs'."""
         raise NotImplementedError(
             f"tracegrad has no gradient rule for op {self.name}")
 
@@ -225,6 +264,16 @@ class Op:
         return self.name
 
     __repr__ = __str__
+
+
+# Every hook above, by name (tests/test_op_declarations.py checks each is
+# declared on ``Op`` and holds on every registered op).
+OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
+            "inplace_version", "impl_for", "is_random", "constant_foldable", "foldable",
+            "static_output", "static_entries", "scalar_op", "positive",
+            "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf", "bounded",
+            "selects", "broadcasts", "commutative", "associative", "identity",
+            "inverse_of", "negation", "shape_relation")
 
 
 # ---------------------------------------------------------------- graph walks

@@ -34,10 +34,20 @@ class _Zero:
 ZERO = _Zero()
 
 
+# The facts a row may declare (their meaning: ``trace.Op``), with defaults.
+ROW_FACTS = ("positive", "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf",
+             "bounded", "commutative", "associative", "identity", "inverse_of", "negation")
+
+
 class ScalarOp:
     """One pointwise function (a row of the table)."""
 
-    def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=(), expand=None):
+    positive = positive_if_inputs = finite_if_inputs = zero_or_inf_at_inf = False
+    bounded = commutative = associative = negation = False
+    identity = inverse_of = None
+
+    def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=(), expand=None,
+                 **facts):
         self.name = name
         self.nin = nin
         self.impl = impl
@@ -46,6 +56,10 @@ class ScalarOp:
         self.ufunc = ufunc
         self.params = params
         self.expand = expand
+        for fact, value in facts.items():
+            if fact not in ROW_FACTS:
+                raise TypeError(f"row {name}: unknown fact {fact!r}")
+            setattr(self, fact, value)
         # (name and params never change: the hash is computed once; rows
         # are hashed per node by merging, rule lookup and lowering. Pickles
         # do not carry it: ``__reduce__`` finds the row by name.)
@@ -59,6 +73,11 @@ class ScalarOp:
         return self._hash
 
     def __repr__(self):
+        return self.name
+
+    @property
+    def key(self):
+        """The name rewrite rules know the row by (all casts: ``'cast'``)."""
         return self.name
 
     def output_dtype(self, dtypes):
@@ -134,6 +153,18 @@ class Elemwise(Op):
 
     def impl(self, xp, *arrays):
         return self.scalar_op.impl(xp, *arrays)
+
+    # The facts (``trace.Op``) are the row's.
+    positive = property(lambda self: self.scalar_op.positive)
+    positive_if_inputs = property(lambda self: self.scalar_op.positive_if_inputs)
+    finite_if_inputs = property(lambda self: self.scalar_op.finite_if_inputs)
+    zero_or_inf_at_inf = property(lambda self: self.scalar_op.zero_or_inf_at_inf)
+    bounded = property(lambda self: self.scalar_op.bounded)
+    commutative = property(lambda self: self.scalar_op.commutative)
+    associative = property(lambda self: self.scalar_op.associative)
+    identity = property(lambda self: self.scalar_op.identity)
+    inverse_of = property(lambda self: self.scalar_op.inverse_of)
+    negation = property(lambda self: self.scalar_op.negation)
 
     def vjp(self, node, output_grads):
         row = self.scalar_op
@@ -262,6 +293,9 @@ class SumTo(Op):
     def make_node(self, g, like):
         return Apply(self, [g, like], [TensorType(g.dtype, like.type.shape)()])
 
+    def shape_relation(self, node):
+        return ("same", node.inputs[1])
+
     def impl(self, xp, g, like):
         target = like.shape
         if g.shape == target:
@@ -298,9 +332,10 @@ _ROWS = []
 ROW_NAMES = []  # the public functions of the rows (``elemwise.__all__``)
 
 
-def row(name, nin, impl, c, grad=None, ufunc=None, expand=None):
-    """Add a table row; returns its public function (bound to ``name`` by the caller)."""
-    scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand)
+def row(name, nin, impl, c, grad=None, ufunc=None, expand=None, **facts):
+    """Add a table row; returns its public function (bound to ``name`` by the
+    caller). ``facts``: the row's declarations (``ROW_FACTS``)."""
+    scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand, **facts)
     op = Elemwise(scalar)
     _ROWS.append(scalar)
 
@@ -363,6 +398,9 @@ def expanded_impl(expand, fallback):
 
 class CastRow(ScalarOp):
     """Conversion to ``dtype`` (a row with a parameter)."""
+
+    finite_if_inputs = True
+    key = "cast"  # (one rule key for every target dtype)
 
     def __init__(self, dtype):
         super().__init__(f"cast_{dtype}", 1, self._impl, f"(({_C_TYPES[dtype]}) {{0}})",
@@ -484,6 +522,7 @@ class _ToShape(Op):
 
     __props__ = ("ndim",)
     fname = None  # the public function's name, for messages
+    broadcasts = True
 
     def __init__(self, ndim):
         self.ndim = ndim
@@ -493,6 +532,13 @@ class _ToShape(Op):
         entries = _check_shape_input(shp, self.ndim, self.fname)
         out = _broadcast_target(self.fname, x.type.shape, entries)
         return Apply(self, [x, shp], [TensorType(x.dtype, out)()])
+
+    def shape_relation(self, node):
+        """``y``'s shape when the shape input is ``shape(y)``."""
+        shp = node.inputs[1]
+        if shp.owner is not None and isinstance(shp.owner.op, Shape):
+            return ("same", shp.owner.inputs[0])
+        return None
 
     def vjp(self, node, output_grads):
         x = node.inputs[0]
@@ -504,6 +550,7 @@ class BroadcastTo(_ToShape):
 
     fname = "broadcast_to"
     view_map = {0: [0]}
+    selects = True
 
     def impl(self, xp, x, shp):
         shp = _ints(shp)

@@ -13,7 +13,10 @@ Each row (a ``ScalarOp``) holds everything about one pointwise function:
 - ``expand(f, *args)`` (optional): the same function written with other
   rows (``f.exp(f.neg(x))``; ``f`` maps row names to functions), or ``None``
   where it does not apply to these arguments. ``impl`` may run it over arrays
-  (``prims(xp)``); the fused CPU code inlines it, sharing common steps.
+  (``prims(xp)``); the fused CPU code inlines it, sharing common steps;
+- facts the rewrites read (``ROW_FACTS``, documented on ``trace.Op``):
+  ``positive``, ``commutative``, ``identity``... given as keywords of
+  ``row``; ``Elemwise`` answers them from its row.
 
 Output dtypes are NumPy's: found by running ``impl`` on empty arrays of the
 input dtypes (cached), so promotion can never drift from NumPy's own.
@@ -27,7 +30,7 @@ import numpy as np
 from tracegrad.ops import special_math as sm
 # The op machinery lives in ``ops.base`` (below the shape ops); it is
 # re-exported here, where the rest of the code base has always found it.
-from tracegrad.ops.base import (ROW_NAMES, ZERO, CastRow, Elemwise,  # noqa: F401
+from tracegrad.ops.base import (ROW_FACTS, ROW_NAMES, ZERO, CastRow, Elemwise,  # noqa: F401
                                 InplaceElemwise, ScalarOp, SumTo, _CASTS, _ROWS,
                                 _output_dtype, _plain_ufunc_name, broadcast_static,
                                 broadcasts_into, cast, expanded_impl, fits_in_place,
@@ -67,19 +70,21 @@ def _mask(cond, like):
 # when the gradient is built, so rows may refer to rows defined later).
 # (x,), out, gz -> [dx]
 neg = row("neg", 1, ufunc_impl("negative"), "(-{0})",
-    lambda i, o, gz: [neg(gz)], np.negative)
+    lambda i, o, gz: [neg(gz)], np.negative, negation=True, finite_if_inputs=True)
 abs = row("abs", 1, ufunc_impl("absolute"), "abs({0})",
-    lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute)
+    lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute, finite_if_inputs=True)
 sign = row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
-    lambda i, o, gz: [ZERO], np.sign)
+    lambda i, o, gz: [ZERO], np.sign, finite_if_inputs=True)
 sqr = row("sqr", 1, ufunc_impl("square"), "({0} * {0})",
-    lambda i, o, gz: [gz * (i[0] * 2)], np.square)
+    lambda i, o, gz: [gz * (i[0] * 2)], np.square, finite_if_inputs=True)
 exp = row("exp", 1, ufunc_impl("exp"), "exp({0})",
-    lambda i, o, gz: [gz * o], np.exp)
+    lambda i, o, gz: [gz * o], np.exp,
+    positive=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
 exp2 = row("exp2", 1, ufunc_impl("exp2"), "exp2({0})",
-    lambda i, o, gz: [gz * o * math.log(2.0)], np.exp2)
+    lambda i, o, gz: [gz * o * math.log(2.0)], np.exp2,
+    positive=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
 expm1 = row("expm1", 1, ufunc_impl("expm1"), "expm1({0})",
-    lambda i, o, gz: [gz * (o + 1)], np.expm1)
+    lambda i, o, gz: [gz * (o + 1)], np.expm1, finite_if_inputs=True)
 log = row("log", 1, ufunc_impl("log"), "log({0})",
     lambda i, o, gz: [gz / i[0]], np.log)
 log2 = row("log2", 1, ufunc_impl("log2"), "log2({0})",
@@ -91,9 +96,9 @@ log1p = row("log1p", 1, ufunc_impl("log1p"), "log1p({0})",
 sqrt = row("sqrt", 1, ufunc_impl("sqrt"), "sqrt({0})",
     lambda i, o, gz: [gz * 0.5 / o], np.sqrt)
 sin = row("sin", 1, ufunc_impl("sin"), "sin({0})",
-    lambda i, o, gz: [gz * cos(i[0])], np.sin)
+    lambda i, o, gz: [gz * cos(i[0])], np.sin, finite_if_inputs=True)
 cos = row("cos", 1, ufunc_impl("cos"), "cos({0})",
-    lambda i, o, gz: [neg(gz * sin(i[0]))], np.cos)
+    lambda i, o, gz: [neg(gz * sin(i[0]))], np.cos, finite_if_inputs=True)
 tan = row("tan", 1, ufunc_impl("tan"), "tan({0})",
     lambda i, o, gz: [gz * (sqr(o) + 1)], np.tan)
 arcsin = row("arcsin", 1, ufunc_impl("arcsin"), "asin({0})",
@@ -101,13 +106,14 @@ arcsin = row("arcsin", 1, ufunc_impl("arcsin"), "asin({0})",
 arccos = row("arccos", 1, ufunc_impl("arccos"), "acos({0})",
     lambda i, o, gz: [neg(gz / sqrt(1 - sqr(i[0])))], np.arccos)
 arctan = row("arctan", 1, ufunc_impl("arctan"), "atan({0})",
-    lambda i, o, gz: [gz / (sqr(i[0]) + 1)], np.arctan)
+    lambda i, o, gz: [gz / (sqr(i[0]) + 1)], np.arctan, finite_if_inputs=True)
 sinh = row("sinh", 1, ufunc_impl("sinh"), "sinh({0})",
-    lambda i, o, gz: [gz * cosh(i[0])], np.sinh)
+    lambda i, o, gz: [gz * cosh(i[0])], np.sinh, finite_if_inputs=True)
 cosh = row("cosh", 1, ufunc_impl("cosh"), "cosh({0})",
-    lambda i, o, gz: [gz * sinh(i[0])], np.cosh)
+    lambda i, o, gz: [gz * sinh(i[0])], np.cosh,
+    positive=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
 tanh = row("tanh", 1, ufunc_impl("tanh"), "tanh({0})",
-    lambda i, o, gz: [gz * (1 - sqr(o))], np.tanh)
+    lambda i, o, gz: [gz * (1 - sqr(o))], np.tanh, finite_if_inputs=True)
 arcsinh = row("arcsinh", 1, ufunc_impl("arcsinh"), "asinh({0})",
     lambda i, o, gz: [gz / sqrt(sqr(i[0]) + 1)], np.arcsinh)
 arccosh = row("arccosh", 1, ufunc_impl("arccosh"), "acosh({0})",
@@ -115,13 +121,13 @@ arccosh = row("arccosh", 1, ufunc_impl("arccosh"), "acosh({0})",
 arctanh = row("arctanh", 1, ufunc_impl("arctanh"), "atanh({0})",
     lambda i, o, gz: [gz / (1 - sqr(i[0]))], np.arctanh)
 floor = row("floor", 1, ufunc_impl("floor"), "floor({0})",
-    lambda i, o, gz: [ZERO], np.floor)
+    lambda i, o, gz: [ZERO], np.floor, finite_if_inputs=True)
 ceil = row("ceil", 1, ufunc_impl("ceil"), "ceil({0})",
-    lambda i, o, gz: [ZERO], np.ceil)
+    lambda i, o, gz: [ZERO], np.ceil, finite_if_inputs=True)
 rint = row("rint", 1, ufunc_impl("rint"), "rint({0})",
-    lambda i, o, gz: [ZERO], np.rint)
+    lambda i, o, gz: [ZERO], np.rint, finite_if_inputs=True)
 trunc = row("trunc", 1, ufunc_impl("trunc"), "trunc({0})",
-    lambda i, o, gz: [ZERO], np.trunc)
+    lambda i, o, gz: [ZERO], np.trunc, finite_if_inputs=True)
 erf = row("erf", 1, sm.erf, "erf({0})",
     lambda i, o, gz: [gz * (2 / math.sqrt(math.pi)) * exp(neg(sqr(i[0])))])
 erfc = row("erfc", 1, sm.erfc, "erfc({0})",
@@ -159,11 +165,13 @@ def _softplus_expand(f, x):
 sigmoid = row("sigmoid", 1,
     expanded_impl(_sigmoid_expand, lambda xp, x: xp.exp(-xp.logaddexp(0.0, -x))),
     "tg_sigmoid({0})",
-    lambda i, o, gz: [gz * o * (1 - o)], expand=_sigmoid_expand)
+    lambda i, o, gz: [gz * o * (1 - o)], expand=_sigmoid_expand,
+    positive=True, finite_if_inputs=True, bounded=True)
 softplus = row("softplus", 1,
     expanded_impl(_softplus_expand, lambda xp, x: xp.logaddexp(0.0, x)),
     "tg_softplus({0})",
-    lambda i, o, gz: [gz * sigmoid(i[0])], expand=_softplus_expand)
+    lambda i, o, gz: [gz * sigmoid(i[0])], expand=_softplus_expand,
+    positive=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
 isnan = row("isnan", 1, ufunc_impl("isnan"), "isnan({0})", lambda i, o, gz: [None], np.isnan)
 isinf = row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.isinf)
 invert = row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
@@ -180,13 +188,16 @@ conj = row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [co
 
 # (x, y), out, gz -> [dx, dy]
 add = row("add", 2, ufunc_impl("add"), "({0} + {1})",
-    lambda i, o, gz: [gz, gz], np.add)
+    lambda i, o, gz: [gz, gz], np.add,
+    commutative=True, associative=True, identity=0, positive_if_inputs=True, finite_if_inputs=True)
 sub = row("sub", 2, ufunc_impl("subtract"), "({0} - {1})",
-    lambda i, o, gz: [gz, neg(gz)], np.subtract)
+    lambda i, o, gz: [gz, neg(gz)], np.subtract, inverse_of="add", finite_if_inputs=True)
 mul = row("mul", 2, ufunc_impl("multiply"), "({0} * {1})",
-    lambda i, o, gz: [gz * i[1], gz * i[0]], np.multiply)
+    lambda i, o, gz: [gz * i[1], gz * i[0]], np.multiply,
+    commutative=True, associative=True, identity=1, positive_if_inputs=True, finite_if_inputs=True)
 true_div = row("true_div", 2, ufunc_impl("true_divide"), "({0} / {1})",
-    lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide)
+    lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide,
+    inverse_of="mul", positive_if_inputs=True)
 floor_div = row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
     lambda i, o, gz: [ZERO, ZERO], np.floor_divide)
 mod = row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
@@ -200,35 +211,35 @@ arctan2 = row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
                       neg(gz * i[0] / (sqr(i[0]) + sqr(i[1])))], np.arctan2)
 maximum = row("maximum", 2, ufunc_impl("maximum"), "tg_maximum({0}, {1})",
     lambda i, o, gz: [gz * _mask(ge(i[0], i[1]), gz), gz * _mask(lt(i[0], i[1]), gz)],
-    np.maximum)
+    np.maximum, finite_if_inputs=True)
 minimum = row("minimum", 2, ufunc_impl("minimum"), "tg_minimum({0}, {1})",
     lambda i, o, gz: [gz * _mask(le(i[0], i[1]), gz), gz * _mask(gt(i[0], i[1]), gz)],
-    np.minimum)
+    np.minimum, finite_if_inputs=True)
 
 
-def _no_grad_row(name, ufunc_name, c_op):
+def _no_grad_row(name, ufunc_name, c_op, **facts):
     """A binary row without a gradient (comparisons, bitwise and logical)."""
     return row(name, 2, ufunc_impl(ufunc_name), "({0} %s {1})" % c_op,
-               lambda i, o, gz: [None, None], getattr(np, ufunc_name))
+               lambda i, o, gz: [None, None], getattr(np, ufunc_name), **facts)
 
 
-eq = _no_grad_row("eq", "equal", "==")
-neq = _no_grad_row("neq", "not_equal", "!=")
+eq = _no_grad_row("eq", "equal", "==", commutative=True)
+neq = _no_grad_row("neq", "not_equal", "!=", commutative=True)
 lt = _no_grad_row("lt", "less", "<")
 le = _no_grad_row("le", "less_equal", "<=")
 gt = _no_grad_row("gt", "greater", ">")
 ge = _no_grad_row("ge", "greater_equal", ">=")
-and_ = _no_grad_row("and_", "bitwise_and", "&")
-or_ = _no_grad_row("or_", "bitwise_or", "|")
-xor = _no_grad_row("xor", "bitwise_xor", "^")
-logical_and = _no_grad_row("logical_and", "logical_and", "&&")
-logical_or = _no_grad_row("logical_or", "logical_or", "||")
+and_ = _no_grad_row("and_", "bitwise_and", "&", commutative=True, associative=True)
+or_ = _no_grad_row("or_", "bitwise_or", "|", commutative=True, associative=True)
+xor = _no_grad_row("xor", "bitwise_xor", "^", commutative=True, associative=True)
+logical_and = _no_grad_row("logical_and", "logical_and", "&&", commutative=True, associative=True)
+logical_or = _no_grad_row("logical_or", "logical_or", "||", commutative=True, associative=True)
 logical_xor = row("logical_xor", 2, ufunc_impl("logical_xor"), "(bool({0}) != bool({1}))",
-    lambda i, o, gz: [None, None], np.logical_xor)
+    lambda i, o, gz: [None, None], np.logical_xor, commutative=True, associative=True)
 
 # (cond, a, b) and (x, lo, hi)
 switch = row("switch", 3, lambda xp, c, a, b: xp.where(c, a, b), "({0} ? {1} : {2})",
-    lambda i, o, gz: [None, switch(i[0], gz, 0), switch(i[0], 0, gz)])
+    lambda i, o, gz: [None, switch(i[0], gz, 0), switch(i[0], 0, gz)], finite_if_inputs=True)
 clip_ = row("clip_", 3, lambda xp, x, lo, hi: xp.minimum(xp.maximum(x, lo), hi),
     "tg_minimum(tg_maximum({0}, {1}), {2})",
     lambda i, o, gz: [gz * _mask(logical_and(ge(i[0], i[1]), le(i[0], i[2])), gz),

@@ -265,6 +265,7 @@ class Subtensor(Op):
 
     __props__ = ("idx",)
     foldable = True
+    selects = True
 
     def __init__(self, idx):
         self.idx = tuple(idx)
@@ -349,6 +350,9 @@ class IncSubtensor(Op):
         parts = _check_parts(self.name, self.idx, parts)
         y = _value_for(self, x, y, _result_shape(self.idx, x, parts))
         return Apply(self, [x, y, *parts], [TensorType(x.dtype, x.type.shape)()])
+
+    def shape_relation(self, node):
+        return ("same", node.inputs[0])
 
     def impl(self, xp, x, y, *parts):
         # A read-only x (a broadcast view, say) is copied even in place.

@@ -41,6 +41,9 @@ class _SoftmaxBase(Op):
             raise TypeError(f"{self.name}: expected a float input, got {x.dtype}")
         return Apply(self, [x], [x.type()])
 
+    def shape_relation(self, node):
+        return ("same", node.inputs[0])
+
     def _shifted(self, xp, x):
         return x - _max_keepdims(xp, x, self.axes)
 
@@ -63,6 +66,9 @@ def _max_keepdims(xp, x, axes):
 
 class Softmax(_SoftmaxBase):
     """``exp(x) / sum(exp(x), axes)``, computed as ``exp(x - max)`` / its sum."""
+
+    positive = True
+    bounded = True
 
     def impl(self, xp, x):
         if x.size == 0:
@@ -184,6 +190,8 @@ class TakeAlongLastAxis(Op):
     """``out[...] = x[..., idx[...]]``: one entry of the last axis per row
     (negative indices count from the end; out of range raises IndexError)."""
 
+    selects = True
+
     def make_node(self, x, idx):
         x, idx = as_tensor_variable(x), as_tensor_variable(idx)
         _check_index_shape("take_along_last_axis", x, idx)
@@ -208,6 +216,9 @@ class PutAlongLastAxis(Op):
         g, idx, like = (as_tensor_variable(v) for v in (g, idx, like))
         _check_index_shape("put_along_last_axis", like, idx)
         return Apply(self, [g, idx, like], [TensorType(g.dtype, like.type.shape)()])
+
+    def shape_relation(self, node):
+        return ("same", node.inputs[2])
 
     def impl(self, xp, g, idx, like):
         rows, cols, flat_shape = _rows(xp, like, idx)

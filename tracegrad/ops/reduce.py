@@ -120,6 +120,11 @@ class Reduce(Op):
             shape = _reduced_shape(x.type.shape, axes, self.keepdims)
         return Apply(self, [x], [TensorType(dtype, shape)()])
 
+    def shape_relation(self, node):
+        if self.kind in ("argmax", "argmin"):  # (axes may be None: the flat index)
+            return None
+        return ("reduce", node.inputs[0], self.axes, self.keepdims)
+
     def impl(self, xp, x):
         fn = getattr(xp, self.kind)
         if self.kind in ("argmax", "argmin"):
@@ -356,6 +361,9 @@ class LogSumExp(Op):
             raise TypeError(f"logsumexp: expected a float input, got {x.dtype}")
         shape = _reduced_shape(x.type.shape, self.axes, self.keepdims)
         return Apply(self, [x], [TensorType(x.dtype, shape)()])
+
+    def shape_relation(self, node):
+        return ("reduce", node.inputs[0], self.axes, self.keepdims)
 
     def impl(self, xp, x):
         if builtins.any(x.shape[a] == 0 for a in self.axes) or x.size == 0:

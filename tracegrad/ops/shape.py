@@ -79,6 +79,7 @@ class Reshape(Op):
     __props__ = ("ndim",)
     view_map = {0: [0]}
     foldable = True
+    selects = True
 
     def __init__(self, ndim):
         self.ndim = ndim
@@ -121,6 +122,7 @@ class Flatten(Op):
     __props__ = ("ndim",)
     view_map = {0: [0]}
     foldable = True
+    selects = True
 
     def __init__(self, ndim):
         self.ndim = ndim
@@ -164,6 +166,7 @@ class DimShuffle(Op):
     __props__ = ("input_ndim", "pattern")
     view_map = {0: [0]}
     foldable = True
+    selects = True
 
     def __init__(self, input_ndim, pattern):
         self.input_ndim = input_ndim
@@ -193,6 +196,9 @@ class DimShuffle(Op):
                     "length 1) can be dropped; use squeeze for a run-time check")
         out = tuple(1 if p == "x" else x.type.shape[p] for p in self.pattern)
         return Apply(self, [x], [TensorType(x.dtype, out)()])
+
+    def shape_relation(self, node):
+        return ("dimshuffle", node.inputs[0], self.pattern, self.input_ndim)
 
     def impl(self, xp, x):
         out = tuple(1 if p == "x" else x.shape[p] for p in self.pattern)
@@ -294,6 +300,7 @@ class Squeeze(Op):
     __props__ = ("axis",)
     view_map = {0: [0]}
     foldable = True
+    selects = True
 
     def __init__(self, axis):
         self.axis = tuple(axis)

@@ -24,10 +24,14 @@ to a fixpoint (``engine``):
 - ``specialize``: ``sqrt``, ``sqr``, ``dot`` forms, cast chains
   (``specialize``).
 
-Ops talk to the rewriter through attributes: ``is_random = True`` (never
-merged nor folded), ``constant_foldable = False`` (never folded),
-``static_output(node)`` (values known from static types are folded). Rules
-are data: see ``engine.register`` and ``engine.PatternRule``.
+Ops talk to the rewriter through their declarations (``trace.Op``, listed
+in ``trace.OP_HOOKS``): ``is_random = True`` (never merged nor folded),
+``constant_foldable = False`` (never folded), ``static_output(node)``
+(values known from static types are folded), and the facts the algebra
+proves with (``positive``, ``finite_if_inputs``, ``selects``,
+``commutative``, ``shape_relation``...). No rule module keeps a table of op
+names for such a fact. Rules are data: see ``engine.register`` and
+``engine.PatternRule``.
 
 IEEE semantics: outside ``'fast_math'`` a rewrite keeps what a
 NaN, inf or huge input gives at the outputs (it may only replace an

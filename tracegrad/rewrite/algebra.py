@@ -13,6 +13,11 @@
   positive (nonzero) for every finite input, in exact arithmetic — the
   condition for cancelling ``x / x`` (with ``ieee``'s facts about inf and
   NaN outside mode 'fast_math').
+
+Every fact about an op comes from its declarations (``trace.Op``: the
+elementwise rows' ``inverse_of``/``negation``, ``positive``, ``selects``,
+``broadcasts``, ``shape_relation``...); this module names no op but the two
+operations its flat forms are about, ``add`` and ``mul``.
 """
 import numpy as np
 
@@ -22,13 +27,20 @@ from tracegrad.trace import Constant, Variable
 
 LIMIT = 64
 
-SUM_KEYS = frozenset({"add", "sub", "neg"})
-PRODUCT_KEYS = frozenset({"mul", "true_div", "neg"})
-# Op keys whose outputs are positive for finite inputs (ops add theirs).
-POSITIVE_KEYS = {"exp", "exp2", "sigmoid", "softplus", "cosh"}
-POSITIVE_IF_INPUTS = frozenset({"add", "mul", "true_div"})
-# Op classes whose output entries are entries of input 0 (indexing, views).
-SELECTIONS = set()
+
+def _row_keys(test):
+    from tracegrad.ops.elemwise import ROWS  # (the table, read once at import)
+    return [r.key for r in ROWS() if test(r)]
+
+
+# The rows a flat sum (product) is made of: ``add`` (``mul``), the rows
+# declared its inverse (``a - b``, ``a / b``) and the negations (``-x``).
+NEGATIONS = frozenset(_row_keys(lambda r: r.negation))
+SUM_INVERSE, = _row_keys(lambda r: r.inverse_of == "add")
+PRODUCT_INVERSE, = _row_keys(lambda r: r.inverse_of == "mul")
+BINARY_SUM_KEYS = frozenset({"add", SUM_INVERSE})
+SUM_KEYS = BINARY_SUM_KEYS | NEGATIONS
+PRODUCT_KEYS = frozenset({"mul", PRODUCT_INVERSE}) | NEGATIONS
 
 
 def T():
@@ -42,22 +54,6 @@ def key_of(var):
 
 
 # ------------------------------------------------------------ shape facts
-SHAPE_SOURCES = {}  # op class -> fn(node) -> input with the output's shape
-SHAPE_TOKENS = {}   # op class -> fn(node) -> (inputs, make(their tokens)) or None
-
-
-def register_shape_source(op_class, fn):
-    """Declare that outputs of ``op_class`` have the shape of ``fn(node)``."""
-    SHAPE_SOURCES[op_class] = fn
-
-
-def register_shape_token(op_class, fn):
-    """Declare how the shape of ``op_class``'s output follows from the shapes
-    of some inputs: ``fn(node) -> (inputs, make)``, ``make(tokens)`` giving
-    the output's token from theirs (``None``: unknown)."""
-    SHAPE_TOKENS[op_class] = fn
-
-
 def shape_memo(ctx):
     """The shape-root memo of one optimisation (kept in ``ctx.memo``)."""
     return ctx.memo.setdefault("shape", {})
@@ -127,24 +123,31 @@ def dimshuffle_token(token, pattern, in_ndim):
 
 
 def _shape_rule(var):
-    """``(inputs, make)``: ``var``'s token is ``make(their tokens)``."""
+    """``(inputs, make)``: ``var``'s token is ``make(their tokens)`` (from
+    the op's ``shape_relation``; elementwise ops broadcast)."""
     node = var.owner
     if node is None:
         return None
-    if getattr(node.op, "scalar_op", None) is not None:
+    if node.op.scalar_op is not None:
         ndim = var.type.ndim
         big = [i for i in node.inputs if not is_scalar_like(i, ndim)]
         if big and all(i.type.ndim == ndim for i in big):
             return big, _broadcast
         return None
-    fn = SHAPE_SOURCES.get(type(node.op))
-    if fn is not None:
-        src = fn(node)
-        if src is not None and src.type.ndim == var.type.ndim:
-            return [src], _same
+    rel = node.op.shape_relation(node)
+    if rel is None:
         return None
-    fn = SHAPE_TOKENS.get(type(node.op))
-    return None if fn is None else fn(node)
+    kind, src = rel[0], rel[1]
+    if kind == "same":
+        return ([src], _same) if src.type.ndim == var.type.ndim else None
+    if kind == "dimshuffle":
+        _, _, pattern, in_ndim = rel
+        return [src], lambda t: dimshuffle_token(t[0], pattern, in_ndim)
+    if kind == "reduce":
+        _, _, axes, keepdims = rel
+        ndim = src.type.ndim
+        return [src], lambda t: reduce_token(t[0], axes, ndim, keepdims)
+    return None
 
 
 def shape_root(var, memo):
@@ -214,15 +217,12 @@ def broadcast_source(var):
     """``a`` when ``var`` is ``broadcast_to(a, shape)`` or ``alloc(a, shape)``
     of the same dtype (``var`` then holds copies of ``a``'s values)."""
     node = var.owner
-    if node is None or type(node.op) not in BROADCASTS:
+    if node is None or not node.op.broadcasts:
         return None
     src = node.inputs[0]
     if src.type.dtype != var.type.dtype or src.type.ndim > var.type.ndim:
         return None
     return src
-
-
-BROADCASTS = set()  # op classes of broadcast_to and alloc (see ``shapes``)
 
 
 def is_scalar_constant(var, ndim):
@@ -247,14 +247,16 @@ def is_positive(var):
                     or not bool(np.all(data > 0)) or not bool(np.all(np.isfinite(data))):
                 return False
             continue
-        key = key_of(v)
-        if key in POSITIVE_KEYS:
+        node = v.owner
+        if node is None:
+            return False
+        if node.op.positive:
             continue
-        if key in POSITIVE_IF_INPUTS:
-            stack.extend(v.owner.inputs)
+        if node.op.positive_if_inputs:
+            stack.extend(node.inputs)
             continue
-        if key in SELECTIONS:
-            stack.append(v.owner.inputs[0])
+        if node.op.selects:
+            stack.append(node.inputs[0])
             continue
         return False
     return True
@@ -265,7 +267,7 @@ def is_nonzero(var):
     if isinstance(var, Constant):
         data = np.asarray(var.data)
         return data.size > 0 and bool(np.all(data != 0)) and bool(np.all(np.isfinite(data)))
-    if key_of(var) == "neg":
+    if key_of(var) in NEGATIONS:
         var = var.owner.inputs[0]
     return is_positive(var)
 
@@ -308,15 +310,16 @@ def _transparent_sum_to(v, dtype, memo):
 
 def _shared(v, n_clients, key):
     # ``neg`` is looked through even when shared: that duplicates nothing.
-    return n_clients is not None and key != "neg" and n_clients(v) != 1
+    return n_clients is not None and key not in NEGATIONS and n_clients(v) != 1
 
 
 def _flatten(root, keys, inverse, memo, n_clients, limit, neg_inverts):
     """The leaves of the tree under ``root`` of the binary ops in ``keys``
     and ``neg``: ``(leaves, negations, nops)``, leaves in order as
     ``(polarity, var, is_constant)``. The op named ``inverse`` inverts its
-    second operand's polarity (``sub``, ``true_div``); ``neg`` inverts its
-    operand's when ``neg_inverts``, else it is counted in ``negations``.
+    second operand's polarity (``sub``, ``true_div``); a negation (``neg``)
+    inverts its operand's when ``neg_inverts``, else it is counted in
+    ``negations``.
     ``memo``, ``n_clients`` and ``limit`` as for ``collect_terms``."""
     dtype = root.type.dtype
     ndim = root.type.ndim
@@ -332,7 +335,7 @@ def _flatten(root, keys, inverse, memo, n_clients, limit, neg_inverts):
         if key in keys and v.type.dtype == dtype and nops < limit:
             nops += 1
             inputs = v.owner.inputs
-            if key == "neg":
+            if key in NEGATIONS:
                 if neg_inverts:
                     polarity = -polarity
                 else:
@@ -358,7 +361,7 @@ def collect_terms(root, memo=None, n_clients=None, limit=LIMIT):
     nodes that provably sum nothing are looked through; with ``n_clients``
     (variable -> number of readers), variables read elsewhere too are
     terms, not expanded (their identity is what cancellation looks for)."""
-    leaves, _, nops = _flatten(root, SUM_KEYS, "sub", memo, n_clients, limit,
+    leaves, _, nops = _flatten(root, SUM_KEYS, SUM_INVERSE, memo, n_clients, limit,
                                neg_inverts=True)
     terms = [(sign, v) for sign, v, is_constant in leaves if not is_constant]
     consts = [(sign, v) for sign, v, is_constant in leaves if is_constant]
@@ -418,7 +421,7 @@ class Product:
 def collect_factors(root, memo=None, n_clients=None, limit=LIMIT):
     """``root`` (a mul/true_div/neg tree) as a ``Product`` (``memo`` and
     ``n_clients`` as for ``collect_terms``)."""
-    leaves, negations, nops = _flatten(root, PRODUCT_KEYS, "true_div", memo, n_clients,
+    leaves, negations, nops = _flatten(root, PRODUCT_KEYS, PRODUCT_INVERSE, memo, n_clients,
                                        limit, neg_inverts=False)
     num, den, cnum, cden = [], [], [], []
     for power, v, is_constant in leaves:

@@ -367,7 +367,7 @@ def _distribute(parts, dtype, ndim, ctx):
     has a factor cancelling one of ``rest``; else ``None``."""
     memo = al.shape_memo(ctx)
     for idx, s_var in enumerate(parts.num):
-        if al.key_of(s_var) not in ("add", "sub") or s_var.type.dtype != dtype:
+        if al.key_of(s_var) not in al.BINARY_SUM_KEYS or s_var.type.dtype != dtype:
             continue
         others = parts.num[:idx] + parts.num[idx + 1:]
         s = al.collect_terms(s_var, memo, ctx.n_clients)

@@ -24,13 +24,13 @@ FOLD_MAX_BYTES = 1 << 16
 
 def foldable(op):
     """Whether nodes of ``op`` may be replaced by their value."""
-    return not getattr(op, "is_random", False) and getattr(op, "constant_foldable", True)
+    return not op.is_random and op.constant_foldable
 
 
 def _static_outputs(node):
     """Values an op knows from the static types alone (``shape(x)`` of a
     fully shaped ``x``), through its ``static_output(node)`` hook."""
-    hook = getattr(node.op, "static_output", None)
+    hook = node.op.static_output
     if hook is None or not foldable(node.op):
         return None
     try:

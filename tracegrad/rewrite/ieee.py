@@ -27,14 +27,6 @@ from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite.pattern import const_value
 from tracegrad.trace import Constant
 
-# Op keys whose outputs are finite when their inputs are, but for overflow
-# (``log``, ``true_div``, ``sqrt``, ``pow``... can make inf or NaN of finite
-# values, so they are not here).
-FINITE_KEYS = {"add", "sub", "neg", "mul", "sqr", "abs", "exp", "exp2", "expm1",
-               "tanh", "sigmoid", "softplus", "sin", "cos", "arctan", "sinh", "cosh",
-               "maximum", "minimum", "cast", "sign", "floor", "ceil", "trunc", "rint",
-               "switch"}
-
 
 def T():
     # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
@@ -45,9 +37,10 @@ def is_finite(var):
     """``var`` is finite whatever the inputs' values, except where an
     intermediate result overflows (``exp(800) - exp(800)``: replacing that
     overflow with the right value is what rewrites may do). True for
-    integer and boolean values, finite constants, and ops of ``FINITE_KEYS``
-    or ``algebra.SELECTIONS`` over such values; a float input may be inf or
-    NaN."""
+    integer and boolean values, finite constants, and ops declared
+    ``finite_if_inputs`` (``exp``, ``add``...; not ``log``, ``true_div``,
+    ``sqrt``, ``pow``, which make inf or NaN of finite values) or
+    ``selects`` over such values; a float input may be inf or NaN."""
     stack = [var]
     seen = 0
     while stack:
@@ -62,11 +55,13 @@ def is_finite(var):
             if data.dtype.kind not in "biufc" or not bool(np.all(np.isfinite(data))):
                 return False
             continue
-        key = al.key_of(v)
-        if key in FINITE_KEYS:
-            stack.extend(v.owner.inputs)
-        elif key in al.SELECTIONS:
-            stack.append(v.owner.inputs[0])
+        node = v.owner
+        if node is None:
+            return False
+        if node.op.finite_if_inputs:
+            stack.extend(node.inputs)
+        elif node.op.selects:
+            stack.append(node.inputs[0])
         else:
             return False
     return True
@@ -85,19 +80,16 @@ def positive_nodes(var):
         v = stack.pop()
         if isinstance(v, Constant):
             continue
-        key = al.key_of(v)
-        if key in al.POSITIVE_IF_INPUTS:
-            stack.extend(v.owner.inputs)
-        elif key in al.POSITIVE_KEYS and v.owner.inputs[0].type.ndim <= var.type.ndim:
+        node = v.owner
+        if node is None:
+            return None
+        if node.op.positive_if_inputs:
+            stack.extend(node.inputs)
+        elif node.op.positive and node.inputs[0].type.ndim <= var.type.ndim:
             found.append(v)
         else:
             return None
     return list(dict.fromkeys(found))
-
-
-# Positive ops that are 0, inf or NaN wherever their input is inf or NaN
-# (so ``p / p`` is NaN there); sigmoid is 1 at +inf.
-_ZERO_OR_INF_AT_INF = {"exp", "exp2", "softplus", "cosh"}
 
 
 def _strip_neg(f):
@@ -129,7 +121,7 @@ def _nan_of_ratio(v):
         bound = T_.lt(g, _inf(g)) if negated else \
             T_.gt(g, al.make_constant(-np.inf, g.type.dtype))
         return T_.logical_not(bound)
-    if key in _ZERO_OR_INF_AT_INF:
+    if v.owner.op.zero_or_inf_at_inf:  # (so ``p / p`` is NaN there)
         return _not_finite(f)
     ok = T_.and_(T_.gt(v, al.make_constant(0, v.type.dtype)), T_.lt(v, _inf(v)))
     # (softmax: NaN over a whole lane holding +inf or NaN, at its finite
@@ -289,8 +281,7 @@ def _one_node_guards(a, select):
 
 
 def _bounded(v):
-    from tracegrad.ops.nnet import Softmax
-    return al.key_of(v) == "sigmoid" or isinstance(v.owner.op, Softmax)
+    return v.owner.op.bounded
 
 
 def _any(conds):

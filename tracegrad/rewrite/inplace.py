@@ -53,7 +53,7 @@ def plan_inplace(fgraph, stats=None):
     readers = _Readers(fgraph, position)
     swapped = []
     for node in order:
-        make = getattr(node.op, "inplace_version", None)
+        make = node.op.inplace_version
         if make is None or len(node.outputs) != 1 or node.op.destroy_map:
             continue
         for i in _candidate_inputs(node, owned):

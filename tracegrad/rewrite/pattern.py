@@ -4,7 +4,7 @@ A pattern is
 
 - ``(key, sub, sub, ...)``: a variable computed by a node whose op key (see
   ``op_key``) is ``key``, with its inputs matching the sub-patterns in order
-  (for the commutative ops ``add`` and ``mul`` either order);
+  (either order for an op declared ``commutative``, e.g. ``add``, ``mul``);
 - a string ``"x"``: any variable, bound to the name ``x``; the same name used
   twice must bind the same variable;
 - a number: a constant whose every entry equals it (``1`` matches ``1``,
@@ -19,15 +19,13 @@ import numpy as np
 
 from tracegrad.trace import Constant
 
-COMMUTATIVE = frozenset({"add", "mul"})
-
 
 def op_key(op):
-    """The key rules are indexed by: an elementwise row's name (all casts
-    share ``'cast'``), else the op's class."""
-    scalar = getattr(op, "scalar_op", None)
+    """The key rules are indexed by: an elementwise row's ``key`` (its name;
+    all casts share ``'cast'``), else the op's class."""
+    scalar = op.scalar_op
     if scalar is not None:
-        return "cast" if scalar.params and scalar.name.startswith("cast_") else scalar.name
+        return scalar.key
     return type(op)
 
 
@@ -95,7 +93,7 @@ def match(pattern, var):
                     ok = False
                     break
                 subs = pat[1:]
-                if pat[0] in COMMUTATIVE and len(subs) == 2:
+                if len(subs) == 2 and node.op.commutative:
                     swapped = list(work) + [(subs[0], node.inputs[1]),
                                             (subs[1], node.inputs[0])]
                     alternatives.append((swapped, dict(binds)))

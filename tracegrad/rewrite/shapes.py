@@ -16,8 +16,9 @@
   a reduction wrapped in a dimshuffle are seen whole (``exp(x) /
   sum(exp(x))`` in the gradient of ``log(sum(exp(x)))``).
 
-It also declares, for ``algebra.shape_root``, how the shapes of the outputs of
-shape ops, reductions and softmax follow from their inputs' shapes.
+How the shapes of the outputs of shape ops, reductions and softmax follow
+from their inputs' shapes (what ``algebra.shape_root`` proves with) is each
+op's declaration (``Op.shape_relation``), not a table here.
 """
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
@@ -70,15 +71,6 @@ def _in_order(var, leaves):
     return order
 
 
-def _shape_of_shape_input(node):
-    """``y`` when ``node``'s shape input is ``shape(y)``."""
-    from tracegrad.ops.shape_static import Shape
-    shp = node.inputs[1]
-    if shp.owner is not None and isinstance(shp.owner.op, Shape):
-        return shp.owner.inputs[0]
-    return None
-
-
 def remove_useless_broadcast(node, ctx):
     if len(node.inputs) < 2:
         return None
@@ -99,7 +91,7 @@ def remove_useless_broadcast(node, ctx):
 def lift_dimshuffle(node, ctx):
     inner = node.inputs[0]
     elem = inner.owner
-    if elem is None or getattr(elem.op, "scalar_op", None) is None \
+    if elem is None or elem.op.scalar_op is None \
             or ctx.n_clients(inner) != 1:
         return None
     op = node.op
@@ -150,21 +142,8 @@ def _single_input(fn):
     return rule
 
 
-def _dimshuffle_rule(node):
-    op = node.op
-    return [node.inputs[0]], lambda t: al.dimshuffle_token(t[0], op.pattern, op.input_ndim)
-
-
-def _reduce_rule(node):
-    op = node.op
-    if getattr(op, "kind", "sum") in ("argmax", "argmin"):
-        return None
-    ndim = node.inputs[0].type.ndim
-    return [node.inputs[0]], lambda t: al.reduce_token(t[0], op.axes, ndim, op.keepdims)
-
-
 def _register():
-    from tracegrad.ops import elemwise, index, nnet, reduce, shape
+    from tracegrad.ops import elemwise, reduce, shape
     rows = [r.name for r in elemwise.ROWS()] + ["cast"]
     register("canonicalize", Rule("remove_sum_to", [elemwise.SumTo], remove_sum_to))
     register("canonicalize", Rule("sum_to_factor_out", [elemwise.SumTo],
@@ -174,19 +153,6 @@ def _register():
     register("canonicalize", Rule("lift_dimshuffle", [shape.DimShuffle], lift_dimshuffle))
     register("canonicalize", Rule("count_shape_root", [reduce.ReductionCount],
                                   _single_input(count_shape_root)))
-    first = (lambda node: node.inputs[0])
-    al.BROADCASTS.update({shape.BroadcastTo, shape.Alloc})
-    al.register_shape_source(elemwise.SumTo, lambda node: node.inputs[1])
-    al.register_shape_source(shape.BroadcastTo, _shape_of_shape_input)
-    al.register_shape_source(shape.Alloc, _shape_of_shape_input)
-    al.register_shape_source(index.IncSubtensor, first)
-    al.register_shape_source(nnet.PutAlongLastAxis, lambda node: node.inputs[2])
-    al.register_shape_source(nnet.Softmax, first)
-    al.register_shape_source(nnet.LogSoftmax, first)
-    al.register_shape_source(nnet.SoftmaxAndLog, first)
-    al.register_shape_token(shape.DimShuffle, _dimshuffle_rule)
-    al.register_shape_token(reduce.Reduce, _reduce_rule)
-    al.register_shape_token(reduce.LogSumExp, _reduce_rule)
 
 
 _register()

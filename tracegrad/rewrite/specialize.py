@@ -43,8 +43,8 @@ def _mul_self(b):
 def cast_chain(node, ctx):
     """``cast(cast(x, a), b)`` with ``a`` exact for ``x``'s values."""
     inner = node.inputs[0]
-    if inner.owner is None or getattr(inner.owner.op, "scalar_op", None) is None \
-            or not inner.owner.op.scalar_op.name.startswith("cast_"):
+    if inner.owner is None or inner.owner.op.scalar_op is None \
+            or inner.owner.op.scalar_op.key != "cast":
         return None
     x = inner.owner.inputs[0]
     if not np.can_cast(x.type.dtype, inner.type.dtype, casting="safe"):

@@ -53,7 +53,7 @@ TERM_RULES.extend([
 
 def _one_plus_exp(var):
     """``(exp(z) variable, z)`` when ``var`` is ``1 + exp(z)``, else None."""
-    if al.key_of(var) not in ("add", "sub"):
+    if al.key_of(var) not in al.BINARY_SUM_KEYS:
         return None
     s = al.collect_terms(var, limit=4)
     if len(s.terms) != 1 or s.const_total() != 1:
@@ -96,7 +96,8 @@ def log_of_one_plus(node, ctx):
     """``log(1 + rest) -> log1p(rest)``."""
     out = node.outputs[0]
     x = node.inputs[0]
-    if out.type.dtype[0] != "f" or x.type != out.type or al.key_of(x) not in ("add", "sub"):
+    if out.type.dtype[0] != "f" or x.type != out.type \
+            or al.key_of(x) not in al.BINARY_SUM_KEYS:
         return None
     s = al.collect_terms(x)
     if not s.terms or s.const_total() != 1:
@@ -190,7 +191,8 @@ def _negates(a, b):
 
 def _one_minus(o, y):
     """True when ``o`` is ``1 - y``."""
-    if al.key_of(o) not in ("add", "sub") or o.type != y.type and o.type.dtype != y.type.dtype:
+    if al.key_of(o) not in al.BINARY_SUM_KEYS \
+            or o.type != y.type and o.type.dtype != y.type.dtype:
         return False
     s = al.collect_terms(o, limit=4)
     return len(s.terms) == 1 and s.terms[0][0] < 0 and s.terms[0][1] is y \

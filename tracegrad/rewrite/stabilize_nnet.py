@@ -33,7 +33,7 @@ def _ops():
 def _selection_chain(var):
     """Nodes of selection ops from ``var`` down, and the variable below."""
     chain = []
-    while var.owner is not None and type(var.owner.op) in al.SELECTIONS and len(chain) < 8:
+    while var.owner is not None and var.owner.op.selects and len(chain) < 8:
         chain.append(var.owner)
         var = var.owner.inputs[0]
     return chain, var
@@ -196,10 +196,6 @@ def _scatter_cancel(parts, ctx):
 
 
 def _register():
-    index, nnet, reduce, shape = _ops()
-    al.POSITIVE_KEYS.add(nnet.Softmax)
-    al.SELECTIONS.update({index.Subtensor, nnet.TakeAlongLastAxis, shape.DimShuffle,
-                          shape.Reshape, shape.Flatten, shape.Squeeze, shape.BroadcastTo})
     register("stabilize", Rule("log_softmax", ["log"], log_softmax_rule))
     register("stabilize", Rule("logsumexp", ["log"], logsumexp_rule))
     FACTOR_RULES.append(FactorRule("stabilize", "softmax_from_exp", _softmax_from_exp))

@@ -1,0 +1,361 @@
+"""Every op's declarations (``trace.Op``: ``OP_HOOKS``) hold on random inputs.
+
+The registries are walked, so a new op is checked without a line here:
+
+- every elementwise row (``ops/elemwise.py``'s table, casts included) against
+  its own facts: ``commutative``, ``associative`` (exactly for integers, up to
+  rounding for floats), ``identity``, ``inverse_of``, ``negation``,
+  ``positive``, ``positive_if_inputs``, ``finite_if_inputs``,
+  ``zero_or_inf_at_inf``, ``bounded``;
+- every node of the graphs of the op tables (``tests/test_ops_*.py``'s
+  ``CASES``: the graph, its gradient and the optimized graph) against its op's
+  facts on the values it computes: the static shape rule (``make_node``)
+  against the forward's shapes, ``shape_relation``, ``selects``,
+  ``broadcasts``, ``positive``, ``finite_if_inputs``, ``commutative``; and
+  every op class that declares a fact is met by that walk.
+
+Then: the rewrites read the declarations, not tables of names (a new row or
+op class with a fact is used by ``algebra``/``ieee``/``pattern`` as it is).
+"""
+import importlib
+import pathlib
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.fuse  # noqa: F401 (registers the fused ops' classes)
+import tracegrad.scan  # noqa: F401
+import tracegrad.tensor as T
+from optable import symbolic_like
+from tracegrad.ops import elemwise as ew
+from tracegrad.ops import nnet
+from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import ieee
+from tracegrad.rewrite.pattern import match
+from tracegrad.trace import OP_HOOKS, Apply, Op, toposort
+
+# Every op table (``tests/test_ops_*.py`` with its ``CASES``).
+TABLE_MODULES = sorted(p.stem for p in pathlib.Path(__file__).parent.glob("test_ops_*.py"))
+# Declarations an op class may make (the others in OP_HOOKS are machinery).
+FACTS = ("positive", "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf",
+         "bounded", "selects", "broadcasts", "commutative", "associative", "identity",
+         "inverse_of", "negation", "shape_relation")
+FLAGS = [f for f in FACTS if f not in ("identity", "inverse_of", "shape_relation")]
+
+
+def _rows():
+    return ew.ROWS() + [ew.CastRow("float32"), ew.CastRow("int64"), ew.CastRow("bool")]
+
+
+def _op_classes():
+    found, stack = [], [Op]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return [c for c in found if c is not Op and not c.__name__.startswith("_")
+            and c.__module__.startswith("tracegrad.")]
+
+
+def _declares_facts(cls):
+    return any(f in vars(base) for base in cls.__mro__[:-2] for f in FACTS)
+
+
+# ------------------------------------------------------------ the base class
+def test_op_declares_every_hook_with_a_default():
+    op = Op()
+    for name in OP_HOOKS:
+        assert hasattr(Op, name), f"Op does not declare {name}"
+    for name in FLAGS:
+        assert getattr(op, name) is False, name
+    assert op.identity is None and op.inverse_of is None and op.scalar_op is None
+    assert op.shape_relation(None) is None
+    assert op.inplace_version is None and op.impl_for is None
+    assert not op.is_random and op.constant_foldable and not op.foldable
+    # ... and every one is documented in docs/ARCHITECTURE.md
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "ARCHITECTURE.md").read_text()
+    section = doc[doc.index("## Op declarations (issue 15)"):]
+    missing = [name for name in OP_HOOKS if f"`{name}" not in section]
+    assert not missing, f"hooks not documented: {missing}"
+
+
+def test_elemwise_answers_its_rows_facts():
+    for row in _rows():
+        op = ew.Elemwise(row)
+        for fact in ew.ROW_FACTS:
+            assert getattr(op, fact) == getattr(row, fact), (row.name, fact)
+
+
+def test_row_facts_are_well_formed():
+    names = {r.name for r in ew.ROWS()}
+    for row in _rows():
+        for fact in ew.ROW_FACTS:
+            value = getattr(row, fact)
+            if fact == "inverse_of":
+                assert value is None or value in names, row.name
+            elif fact == "identity":
+                assert value is None or isinstance(value, (int, float)), row.name
+            else:
+                assert value in (True, False), (row.name, fact)
+        if row.commutative or row.associative or row.identity is not None \
+                or row.inverse_of is not None:
+            assert row.nin == 2, f"{row.name}: algebra facts are about binary rows"
+        if row.negation:
+            assert row.nin == 1, row.name
+    with pytest.raises(TypeError, match="unknown fact"):
+        ew.ScalarOp("bad", 1, None, None, positivity=True)
+
+
+# ------------------------------------------------------------ rows: values
+def _run(row, *arrays):
+    with np.errstate(all="ignore"):
+        return np.asarray(row.impl(np, *arrays))
+
+
+def _draws(rng, dtype, n=64, lo=-3.0, hi=3.0):
+    kind = np.dtype(dtype).kind
+    if kind == "b":
+        return rng.random(n) > 0.5
+    if kind in "iu":
+        return rng.integers(-50, 50, size=n).astype(dtype)
+    return rng.uniform(lo, hi, size=n).astype(dtype)
+
+
+def _accepts(row, dtype):
+    try:
+        _run(row, *[np.zeros(2, dtype)] * row.nin)
+        return True
+    except TypeError:
+        return False
+
+
+def _same(a, b, dtype, exact, what):
+    if exact or np.dtype(dtype).kind in "biu":
+        np.testing.assert_array_equal(a, b, err_msg=what)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+@pytest.mark.parametrize("row", ew.ROWS(), ids=lambda r: r.name)
+def test_algebra_facts_hold(row):
+    rng = np.random.default_rng(0)
+    for dtype in ("float64", "int64", "bool"):
+        if not _accepts(row, dtype):
+            continue
+        a, b, c = (_draws(rng, dtype) for _ in range(3))
+        what = f"{row.name} {dtype}: declared %s"
+        if row.commutative:
+            _same(_run(row, a, b), _run(row, b, a), dtype, True, what % "commutative")
+        if row.associative:
+            _same(_run(row, _run(row, a, b), c), _run(row, a, _run(row, b, c)), dtype,
+                  False, what % "associative")
+        if row.identity is not None and dtype != "bool":
+            e = np.asarray(row.identity, dtype)
+            _same(_run(row, a, e), a, dtype, True, what % "identity")
+            _same(_run(row, e, a), a, dtype, True, what % "identity")
+        if row.inverse_of is not None and dtype == "float64":
+            base = ew.row_by_name(row.inverse_of)
+            e = np.asarray(base.identity, dtype)  # b's inverse: op(e, b)
+            _same(_run(row, a, b), _run(base, a, _run(row, e, b)), dtype, False,
+                  what % "inverse_of")
+        if row.negation and dtype != "bool":
+            _same(_run(row, a), -a, dtype, True, what % "negation")
+
+
+def _float_inputs(row, rng, lo, hi, n=256):
+    return [rng.uniform(lo, hi, size=n) for _ in range(row.nin)]
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: r.name)
+def test_value_facts_hold(row):
+    rng = np.random.default_rng(1)
+    if not _accepts(row, "float64"):
+        pytest.skip(f"{row.name} takes no float64")
+    if row.positive:
+        # > 0 where nothing underflows; >= 0 anywhere finite (exp(-800) is 0)
+        assert np.all(_run(row, *_float_inputs(row, rng, -20, 20)) > 0), row.name
+        assert np.all(_run(row, *_float_inputs(row, rng, -800, 800)) >= 0), row.name
+    if row.positive_if_inputs:
+        assert np.all(_run(row, *_float_inputs(row, rng, 1e-3, 1e3)) > 0), row.name
+    if row.finite_if_inputs:
+        assert np.all(np.isfinite(_run(row, *_float_inputs(row, rng, -5, 5)))), row.name
+    special = np.array([np.inf, -np.inf, np.nan])
+    if row.zero_or_inf_at_inf:
+        out = _run(row, special)
+        assert np.all((out == 0) | np.isinf(out) | np.isnan(out)), (row.name, out)
+    if row.bounded:
+        wide = np.concatenate([special, rng.uniform(-1e300, 1e300, size=64)])
+        assert not np.any(np.isinf(_run(row, wide))), row.name
+
+
+# ------------------------------------------------------------ op classes
+def _cases():
+    assert len(TABLE_MODULES) >= 6
+    for name in TABLE_MODULES:
+        for case in importlib.import_module(name).CASES:
+            yield name, case
+
+
+def _graphs(case, rng):
+    """(inputs, arrays, outputs) of a case's graph, with its gradient."""
+    dtype = "float64" if "float64" in case.dtypes else case.dtypes[0]
+    arrays = case.inputs(rng, dtype, case.shapes[0])
+    xs = [symbolic_like(a, f"x{i}") for i, a in enumerate(arrays)]
+    out = case.sym(*xs)
+    outs = [out]
+    wrt = [x for x in xs if x.dtype[0] == "f"]
+    if case.grad and out.dtype[0] == "f" and wrt:
+        weight = T.constant(np.asarray(rng.uniform(0.5, 1.5), dtype=out.dtype))
+        outs += tg.grad(T.sum(out * weight), wrt, disconnected_inputs="ignore")
+    return xs, arrays, outs
+
+
+def _values(nodes, values):
+    """The values of every node's inputs and outputs (nodes in order)."""
+    from tracegrad.evaluate import run_node
+    from tracegrad.trace import Constant
+    for node in nodes:
+        arrays = [values[i] if i in values else np.asarray(i.data) if isinstance(i, Constant)
+                  else i.container.value for i in node.inputs]
+        if node.op.destroy_map:  # (the inputs stay readable for the checks)
+            arrays = [np.array(a, copy=True) for a in arrays]
+        with np.errstate(all="ignore"):
+            outs = run_node(node, [np.array(a, copy=True) for a in arrays]
+                            if node.op.destroy_map else arrays)
+        values.update(zip(node.outputs, outs))
+        yield node, arrays, outs
+
+
+def _check_shape_relation(node, outs, values):
+    rel = node.op.shape_relation(node)
+    if rel is None:
+        return
+    kind, src = rel[0], values_of(rel[1], values)
+    for out in outs:
+        if kind == "same":
+            expected = src.shape
+        elif kind == "dimshuffle":
+            expected = tuple(1 if p == "x" else src.shape[p] for p in rel[2])
+        else:
+            assert kind == "reduce", f"{node.op}: unknown shape relation {kind!r}"
+            axes, keepdims = rel[2], rel[3]
+            expected = tuple(1 if i in axes else d for i, d in enumerate(src.shape)
+                             if keepdims or i not in axes)
+        assert out.shape == expected, f"{node.op}: {kind} says {expected}, got {out.shape}"
+
+
+def values_of(var, values):
+    from tracegrad.trace import Constant
+    return np.asarray(var.data) if isinstance(var, Constant) else values[var]
+
+
+def _finite(arrays):
+    return all(np.all(np.isfinite(a)) for a in arrays
+               if np.asarray(a).dtype.kind in "fc")
+
+
+def check_node(node, arrays, outs, values):
+    """The op's declarations against one evaluated node."""
+    op = node.op
+    for var, value in zip(node.outputs, outs):  # the static shape rule
+        assert value.ndim == var.type.ndim, f"{op}: ndim {value.ndim} != {var.type}"
+        for static, actual in zip(var.type.shape, value.shape):
+            assert static is None or static == actual, f"{op}: {var.type} vs {value.shape}"
+    _check_shape_relation(node, outs, values)
+    x0 = np.asarray(arrays[0]) if arrays else None
+    if op.selects:
+        for out in outs:
+            assert np.all(np.isin(out, x0) | (out != out)), f"{op}: an entry not from input 0"
+    if op.broadcasts:
+        np.testing.assert_array_equal(outs[0], np.broadcast_to(x0, outs[0].shape),
+                                      err_msg=str(op))
+    if op.positive and _finite(arrays):
+        assert all(np.all(o > 0) for o in outs), f"{op}: declared positive"
+    if op.finite_if_inputs and _finite(arrays) \
+            and all(np.all(np.abs(a) < 50) for a in arrays if np.asarray(a).dtype.kind == "f"):
+        assert all(np.all(np.isfinite(o)) for o in outs), f"{op}: declared finite"
+    if op.commutative and len(arrays) == 2:
+        swapped = op.impl(np, *[np.array(a, copy=True) for a in arrays[::-1]])
+        np.testing.assert_array_equal(swapped, outs[0], err_msg=str(op))
+
+
+def _extra_nodes(rng):
+    """Graphs for classes no table case builds (made by rewrites only)."""
+    x = T.dmatrix("x")
+    a = rng.uniform(-2, 2, size=(3, 4))
+    both = nnet.SoftmaxAndLog((1,))(x)
+    inplace = ew.InplaceElemwise(ew.add.op.scalar_op, 0)(T.exp(x), x)
+    return [x], [a], [both[0], both[1], inplace]
+
+
+def _walk():
+    rng = np.random.default_rng(2)
+    met, checked = set(), 0
+    runs = [_graphs(case, rng) for _, case in _cases()] + [_extra_nodes(rng)]
+    for xs, arrays, outs in runs:
+        fn = tg.function(xs, outs, on_unused_input="ignore")
+        for graph_outputs, graph_inputs in ((outs, xs), (fn.maker.fgraph.outputs,
+                                                         fn.maker.fgraph.inputs)):
+            values = dict(zip(graph_inputs, (np.asarray(a) for a in arrays)))
+            for node, node_arrays, node_outs in _values(toposort(graph_outputs,
+                                                                 blockers=graph_inputs),
+                                                        values):
+                check_node(node, node_arrays, node_outs, values)
+                met.add(type(node.op))
+                checked += 1
+    return met, checked
+
+
+def test_op_classes_keep_their_declarations():
+    met, checked = _walk()
+    assert checked > 1000
+    unmet = [c.__name__ for c in _op_classes() if _declares_facts(c) and c not in met]
+    assert not unmet, f"op classes declaring facts that no table case builds: {unmet}"
+
+
+# ------------------------------------------------------------ engines read them
+def _new_row(**facts):
+    row = ew.ScalarOp("test_row", 2 if "commutative" in facts else 1,
+                      lambda xp, *a: a[0], "{0}", **facts)
+    return ew.Elemwise(row)
+
+
+def test_a_new_positive_row_is_positive_to_the_rewrites():
+    x = T.dvector("x")
+    plain, positive = _new_row()(x), _new_row(positive=True)(x)
+    assert not al.is_positive(plain) and al.is_positive(positive)
+    assert ieee.positive_nodes(positive) == [positive]
+    assert not ieee.is_finite(_new_row()(T.constant(np.ones(2))))
+    assert ieee.is_finite(_new_row(finite_if_inputs=True)(T.constant(np.ones(2))))
+
+
+def test_a_new_commutative_row_matches_either_order():
+    x, y = T.dvector("x"), T.dvector("y")
+    pattern = ("test_row", ("exp", "a"), "b")
+    two = ew.ScalarOp("test_row", 2, lambda xp, a, b: a, "{0}")
+    assert match(pattern, ew.Elemwise(two)(y, T.exp(x))) is None
+    binds = match(pattern, _new_row(commutative=True)(y, T.exp(x)))
+    assert binds["a"] is x and binds["b"] is y
+
+
+class _Pick(Op):
+    """A test op: entries of input 0, shaped like it."""
+    selects = True
+
+    def make_node(self, x):
+        return Apply(self, [x], [x.type()])
+
+    def impl(self, xp, x):
+        return x.copy()
+
+    def shape_relation(self, node):
+        return ("same", node.inputs[0])
+
+
+def test_a_new_op_class_is_read_through_its_declarations():
+    x = T.dvector("x")
+    picked = _Pick()(T.exp(x))
+    assert al.is_positive(picked) and ieee.is_finite(_Pick()(T.constant(np.ones(2))))
+    assert al.same_shape(_Pick()(x), x, {})
+    assert not al.same_shape(T.exp(x)[1:], x, {})
