@@ -6,7 +6,8 @@ The registries are walked, so a new op is checked without a line here:
   its own facts: ``commutative``, ``associative`` (exactly for integers, up to
   rounding for floats), ``identity``, ``inverse_of``, ``negation``,
   ``positive``, ``positive_if_inputs``, ``finite_if_inputs``,
-  ``zero_or_inf_at_inf``, ``bounded``;
+  ``zero_or_inf_at_inf``, ``bounded``, and the operator ``symbol`` it is
+  printed with;
 - every node of the graphs of the op tables (``tests/test_ops_*.py``'s
   ``CASES``: the graph, its gradient and the optimized graph) against its op's
   facts on the values it computes: the static shape rule (``make_node``)
@@ -163,15 +164,42 @@ def test_algebra_facts_hold(row):
             _same(_run(row, a), -a, dtype, True, what % "negation")
 
 
+@pytest.mark.parametrize("row", [r for r in ew.ROWS() if r.symbol is not None],
+                         ids=lambda r: r.name)
+def test_symbols_are_the_python_operators(row):
+    """``pp`` prints ``a <symbol> b`` (``<symbol>a``): it must mean the row."""
+    rng = np.random.default_rng(3)
+    for dtype in ("float64", "int64", "bool"):
+        if not _accepts(row, dtype):
+            continue
+        arrays = [_draws(rng, dtype, lo=0.5, hi=3.0) for _ in range(row.nin)]
+        if dtype == "int64" and row.name in ("floor_div", "mod", "pow", "true_div"):
+            arrays = [np.abs(a) + 1 for a in arrays]  # (no 0 divisor, no negative power)
+        text = f"a {row.symbol} b" if row.nin == 2 else f"{row.symbol}a"
+        with np.errstate(all="ignore"):
+            expected = eval(text, {}, dict(zip("ab", arrays)))
+        np.testing.assert_array_equal(_run(row, *arrays), expected,
+                                      err_msg=f"{row.name} {dtype}: {text}")
+
+
 def _float_inputs(row, rng, lo, hi, n=256):
     return [rng.uniform(lo, hi, size=n) for _ in range(row.nin)]
 
 
-@pytest.mark.parametrize("row", _rows(), ids=lambda r: r.name)
+VALUE_FACTS = ("positive", "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf",
+               "bounded")
+
+
+def test_value_facts_are_about_float_rows():
+    for row in _rows():
+        if not _accepts(row, "float64"):  # (bitwise rows: integers only)
+            assert not any(getattr(row, f) for f in VALUE_FACTS), row.name
+
+
+@pytest.mark.parametrize("row", [r for r in _rows() if _accepts(r, "float64")],
+                         ids=lambda r: r.name)
 def test_value_facts_hold(row):
     rng = np.random.default_rng(1)
-    if not _accepts(row, "float64"):
-        pytest.skip(f"{row.name} takes no float64")
     if row.positive:
         # > 0 where nothing underflows; >= 0 anywhere finite (exp(-800) is 0)
         assert np.all(_run(row, *_float_inputs(row, rng, -20, 20)) > 0), row.name

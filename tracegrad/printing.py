@@ -17,10 +17,7 @@ from tracegrad.trace import Apply, Constant, Variable, toposort
 __all__ = ["pp", "debugprint", "to_dot", "register_formatter"]
 
 # ------------------------------------------------------------------ op labels
-INFIX = {"add": "+", "sub": "-", "mul": "*", "true_div": "/", "floor_div": "//",
-         "mod": "%", "pow": "**", "eq": "==", "neq": "!=", "lt": "<", "le": "<=",
-         "gt": ">", "ge": ">=", "and_": "&", "or_": "|", "xor": "^"}
-PREFIX = {"neg": "-", "invert": "~"}
+# (Operators: each elementwise row declares its own ``symbol``.)
 _FUNCTION_NAMES = {"clip_": "clip"}
 
 _FORMATTERS = {}  # Op subclass -> fn(node, inputs) -> list of str / Variable tokens
@@ -121,12 +118,12 @@ def _tokens(var):
         tokens = list(formatter(node, inputs))
     else:
         row = _scalar_row(op)
-        rname = row.name if row is not None else None
-        if rname in INFIX and len(inputs) == 2:
-            tokens = ["(", inputs[0], f" {INFIX[rname]} ", inputs[1], ")"]
-        elif rname in PREFIX and len(inputs) == 1:
-            tokens = [f"({PREFIX[rname]}", inputs[0], ")"]
-        elif row is not None and rname.startswith("cast_"):
+        symbol = row.symbol if row is not None else None
+        if symbol is not None and len(inputs) == 2:
+            tokens = ["(", inputs[0], f" {symbol} ", inputs[1], ")"]
+        elif symbol is not None and len(inputs) == 1:
+            tokens = [f"({symbol}", inputs[0], ")"]
+        elif row is not None and row.name.startswith("cast_"):
             tokens = ["cast(", inputs[0], f", {row.params[0]})"]
         else:
             tokens = [_op_function_name(op), "("]

@@ -47,7 +47,7 @@ class ScalarOp:
     identity = inverse_of = None
 
     def __init__(self, name, nin, impl, c, grad=None, ufunc=None, params=(), expand=None,
-                 **facts):
+                 symbol=None, **facts):
         self.name = name
         self.nin = nin
         self.impl = impl
@@ -56,6 +56,7 @@ class ScalarOp:
         self.ufunc = ufunc
         self.params = params
         self.expand = expand
+        self.symbol = symbol
         for fact, value in facts.items():
             if fact not in ROW_FACTS:
                 raise TypeError(f"row {name}: unknown fact {fact!r}")
@@ -332,10 +333,11 @@ _ROWS = []
 ROW_NAMES = []  # the public functions of the rows (``elemwise.__all__``)
 
 
-def row(name, nin, impl, c, grad=None, ufunc=None, expand=None, **facts):
+def row(name, nin, impl, c, grad=None, ufunc=None, expand=None, symbol=None, **facts):
     """Add a table row; returns its public function (bound to ``name`` by the
-    caller). ``facts``: the row's declarations (``ROW_FACTS``)."""
-    scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand, **facts)
+    caller). ``facts``: the row's declarations (``ROW_FACTS``); ``symbol``:
+    the Python operator ``pp`` prints it with."""
+    scalar = ScalarOp(name, nin, impl, c, grad, ufunc, expand=expand, symbol=symbol, **facts)
     op = Elemwise(scalar)
     _ROWS.append(scalar)
 

@@ -16,7 +16,9 @@ Each row (a ``ScalarOp``) holds everything about one pointwise function:
   (``prims(xp)``); the fused CPU code inlines it, sharing common steps;
 - facts the rewrites read (``ROW_FACTS``, documented on ``trace.Op``):
   ``positive``, ``commutative``, ``identity``... given as keywords of
-  ``row``; ``Elemwise`` answers them from its row.
+  ``row``; ``Elemwise`` answers them from its row;
+- ``symbol`` (optional): the Python operator ``pp`` prints it with (infix
+  for two inputs, ``a + b``; prefix for one, ``-a``).
 
 Output dtypes are NumPy's: found by running ``impl`` on empty arrays of the
 input dtypes (cached), so promotion can never drift from NumPy's own.
@@ -70,7 +72,8 @@ def _mask(cond, like):
 # when the gradient is built, so rows may refer to rows defined later).
 # (x,), out, gz -> [dx]
 neg = row("neg", 1, ufunc_impl("negative"), "(-{0})",
-    lambda i, o, gz: [neg(gz)], np.negative, negation=True, finite_if_inputs=True)
+    lambda i, o, gz: [neg(gz)], np.negative, symbol="-",
+    negation=True, finite_if_inputs=True)
 abs = row("abs", 1, ufunc_impl("absolute"), "abs({0})",
     lambda i, o, gz: [abs_grad(i[0], o, gz)], np.absolute, finite_if_inputs=True)
 sign = row("sign", 1, ufunc_impl("sign"), "tg_sign({0})",
@@ -174,7 +177,8 @@ softplus = row("softplus", 1,
     positive=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
 isnan = row("isnan", 1, ufunc_impl("isnan"), "isnan({0})", lambda i, o, gz: [None], np.isnan)
 isinf = row("isinf", 1, ufunc_impl("isinf"), "isinf({0})", lambda i, o, gz: [None], np.isinf)
-invert = row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert)
+invert = row("invert", 1, ufunc_impl("invert"), "(~{0})", lambda i, o, gz: [None], np.invert,
+    symbol="~")
 logical_not = row("logical_not", 1, ufunc_impl("logical_not"), "(!{0})", lambda i, o, gz: [None],
     np.logical_not)
 # (``real`` is a row of ``ops.base``: ``match_gradient_dtype`` needs it.)
@@ -188,24 +192,27 @@ conj = row("conj", 1, ufunc_impl("conjugate"), "conj({0})", lambda i, o, gz: [co
 
 # (x, y), out, gz -> [dx, dy]
 add = row("add", 2, ufunc_impl("add"), "({0} + {1})",
-    lambda i, o, gz: [gz, gz], np.add,
-    commutative=True, associative=True, identity=0, positive_if_inputs=True, finite_if_inputs=True)
+    lambda i, o, gz: [gz, gz], np.add, symbol="+",
+    commutative=True, associative=True, identity=0, positive_if_inputs=True,
+    finite_if_inputs=True)
 sub = row("sub", 2, ufunc_impl("subtract"), "({0} - {1})",
-    lambda i, o, gz: [gz, neg(gz)], np.subtract, inverse_of="add", finite_if_inputs=True)
+    lambda i, o, gz: [gz, neg(gz)], np.subtract, symbol="-",
+    inverse_of="add", finite_if_inputs=True)
 mul = row("mul", 2, ufunc_impl("multiply"), "({0} * {1})",
-    lambda i, o, gz: [gz * i[1], gz * i[0]], np.multiply,
-    commutative=True, associative=True, identity=1, positive_if_inputs=True, finite_if_inputs=True)
+    lambda i, o, gz: [gz * i[1], gz * i[0]], np.multiply, symbol="*",
+    commutative=True, associative=True, identity=1, positive_if_inputs=True,
+    finite_if_inputs=True)
 true_div = row("true_div", 2, ufunc_impl("true_divide"), "({0} / {1})",
-    lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide,
+    lambda i, o, gz: [gz / i[1], neg(gz * o / i[1])], np.true_divide, symbol="/",
     inverse_of="mul", positive_if_inputs=True)
 floor_div = row("floor_div", 2, ufunc_impl("floor_divide"), "tg_floor_div({0}, {1})",
-    lambda i, o, gz: [ZERO, ZERO], np.floor_divide)
+    lambda i, o, gz: [ZERO, ZERO], np.floor_divide, symbol="//")
 mod = row("mod", 2, ufunc_impl("remainder"), "tg_mod({0}, {1})",
-    lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder)
+    lambda i, o, gz: [gz, neg(gz * floor_div(i[0], i[1]))], np.remainder, symbol="%")
 pow = row("pow", 2, ufunc_impl("power"), "pow({0}, {1})",
     lambda i, o, gz: [pow_grad_base(i, gz), None if isinstance(i[1], TensorConstant)
                       else pow_grad_exponent(i, o, gz)],
-    np.power)
+    np.power, symbol="**")
 arctan2 = row("arctan2", 2, ufunc_impl("arctan2"), "atan2({0}, {1})",
     lambda i, o, gz: [gz * i[1] / (sqr(i[0]) + sqr(i[1])),
                       neg(gz * i[0] / (sqr(i[0]) + sqr(i[1])))], np.arctan2)
@@ -223,15 +230,15 @@ def _no_grad_row(name, ufunc_name, c_op, **facts):
                lambda i, o, gz: [None, None], getattr(np, ufunc_name), **facts)
 
 
-eq = _no_grad_row("eq", "equal", "==", commutative=True)
-neq = _no_grad_row("neq", "not_equal", "!=", commutative=True)
-lt = _no_grad_row("lt", "less", "<")
-le = _no_grad_row("le", "less_equal", "<=")
-gt = _no_grad_row("gt", "greater", ">")
-ge = _no_grad_row("ge", "greater_equal", ">=")
-and_ = _no_grad_row("and_", "bitwise_and", "&", commutative=True, associative=True)
-or_ = _no_grad_row("or_", "bitwise_or", "|", commutative=True, associative=True)
-xor = _no_grad_row("xor", "bitwise_xor", "^", commutative=True, associative=True)
+eq = _no_grad_row("eq", "equal", "==", commutative=True, symbol="==")
+neq = _no_grad_row("neq", "not_equal", "!=", commutative=True, symbol="!=")
+lt = _no_grad_row("lt", "less", "<", symbol="<")
+le = _no_grad_row("le", "less_equal", "<=", symbol="<=")
+gt = _no_grad_row("gt", "greater", ">", symbol=">")
+ge = _no_grad_row("ge", "greater_equal", ">=", symbol=">=")
+and_ = _no_grad_row("and_", "bitwise_and", "&", commutative=True, associative=True, symbol="&")
+or_ = _no_grad_row("or_", "bitwise_or", "|", commutative=True, associative=True, symbol="|")
+xor = _no_grad_row("xor", "bitwise_xor", "^", commutative=True, associative=True, symbol="^")
 logical_and = _no_grad_row("logical_and", "logical_and", "&&", commutative=True, associative=True)
 logical_or = _no_grad_row("logical_or", "logical_or", "||", commutative=True, associative=True)
 logical_xor = row("logical_xor", 2, ufunc_impl("logical_xor"), "(bool({0}) != bool({1}))",
