@@ -12,9 +12,9 @@ import numpy as np
 # ``Shape``, ``_grad_for`` (``ops.base``) and the build-time knowledge of
 # values (``ops.static``) sit below every op module; re-exported here.
 from tracegrad.ops.base import Shape, _grad_for, _shape, cast, shape  # noqa: F401
-from tracegrad.ops.static import (_axis, _check_runtime_length,  # noqa: F401
-                                  _check_shape_input, _ints, _is_int, static_entries,
-                                  static_int, static_value)
+from tracegrad.ops.static import (_FOLD_MAX_NODES, _FOLD_MAX_SIZE, _axis,  # noqa: F401
+                                  _check_runtime_length, _check_shape_input, _ints,
+                                  _is_int, static_entries, static_int, static_value)
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import as_tensor_variable, constant
