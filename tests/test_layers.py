@@ -179,3 +179,57 @@ def test_the_checks_see_lazy_cycles_and_upward_imports(tmp_path):
     assert cycles(graph) == [["pkg.a", "pkg.sub.b"]]
     assert layer_of("tracegrad.backend.inplace") > layer_of("tracegrad.fuse.op")
     assert layer_of("tracegrad.tensor") > layer_of("tracegrad.tensor.variable")
+
+
+# ------------------------------------------------------------ what was turned around
+def test_upward_needs_are_handed_down_at_import():
+    # Operators of variables call the op functions of ``ops.api``; scan bodies
+    # compile with ``tg.function``: both handed over by the layer above.
+    from tracegrad.compile import function
+    from tracegrad.ops import api
+    from tracegrad.scan import body
+    from tracegrad.tensor import variable
+    assert variable._ops is api
+    assert body._compile_function is function
+
+
+def test_tensor_namespace_re_exports_ops_api():
+    import tracegrad.ops.api as api
+    import tracegrad.tensor as T
+    assert api.__all__ and all(getattr(T, name) is getattr(api, name) for name in api.__all__)
+
+
+def test_old_import_paths_still_work():
+    from tracegrad import casting, shared_access
+    from tracegrad.compile import casting as old_casting, publish
+    from tracegrad.ops import alloc, base, elemwise, grad_rules, reduce, shape_static, static
+    assert publish.UPDATE_LOCK is shared_access.UPDATE_LOCK
+    assert publish.READERS is shared_access.READERS and publish.PUBLISH is shared_access.PUBLISH
+    assert old_casting.cast_value is casting.cast_value
+    assert grad_rules.match_gradient_dtype is elemwise.match_gradient_dtype is \
+        base.match_gradient_dtype
+    assert grad_rules.abs_grad is elemwise.abs_grad
+    assert elemwise.Elemwise is base.Elemwise and elemwise.SumTo is base.SumTo
+    assert shape_static.Shape is base.Shape and alloc.BroadcastTo is base.BroadcastTo
+    assert reduce.normalize_axis is static.normalize_axis
+    assert shape_static.static_value is static.static_value
+
+
+def test_piecewise_constant_gradients_are_zeros_of_the_input():
+    # Their rules return ``ZERO``; the reverse engine makes it zeros_like(x):
+    # a connected gradient (not ``None`` with return_disconnected='none').
+    import numpy as np
+    import tracegrad as tg
+    import tracegrad.tensor as T
+    x = T.fmatrix("x")
+    y = T.fscalar("y")
+    for fn in (T.sign, T.floor, T.ceil, T.rint, T.trunc, T.angle,
+               lambda v: T.floor_div(v, y)):
+        g = tg.grad((fn(x) * 3).sum(), x, return_disconnected="none")
+        assert g is not None and g.dtype == "float32" and g.ndim == 2
+        value = tg.function([x, y], g, on_unused_input="ignore")(
+            np.ones((2, 3), "float32"), np.float32(2))
+        assert value.dtype == np.float32 and value.shape == (2, 3) and not value.any()
+    # floor_div's zero gradient for its second input too, added to another term
+    gy = tg.grad((T.floor_div(x, y) + y).sum(), y)
+    assert tg.function([x, y], gy)(np.ones((2, 3), "float32"), np.float32(2)) == 6

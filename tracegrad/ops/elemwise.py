@@ -32,9 +32,9 @@ import numpy as np
 from tracegrad.ops import special_math as sm
 # The op machinery lives in ``ops.base`` (below the shape ops); it is
 # re-exported here, where the rest of the code base has always found it.
+# (``CastRow`` and ``row_by_name`` also for pickles made before the move.)
 from tracegrad.ops.base import (ROW_FACTS, ROW_NAMES, ZERO, CastRow, Elemwise,  # noqa: F401
-                                InplaceElemwise, ScalarOp, SumTo, _CASTS, _ROWS,
-                                _output_dtype, _plain_ufunc_name, broadcast_static,
+                                InplaceElemwise, ScalarOp, SumTo, _ROWS, broadcast_static,
                                 broadcasts_into, cast, expanded_impl, fits_in_place,
                                 format_shape, is_differentiable, match_gradient_dtype,
                                 prims, real, row, row_by_name, sum_to, ufunc_impl)
