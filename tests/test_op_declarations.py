@@ -34,7 +34,8 @@ from tracegrad.ops import nnet
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
 from tracegrad.rewrite.pattern import match
-from tracegrad.trace import OP_HOOKS, Apply, Op, toposort
+from tracegrad.evaluate import run_node
+from tracegrad.trace import OP_HOOKS, Apply, Constant, Op, toposort
 
 # Every op table (``tests/test_ops_*.py`` with its ``CASES``).
 TABLE_MODULES = sorted(p.stem for p in pathlib.Path(__file__).parent.glob("test_ops_*.py"))
@@ -241,14 +242,11 @@ def _graphs(case, rng):
 
 def _values(nodes, values):
     """The values of every node's inputs and outputs (nodes in order)."""
-    from tracegrad.evaluate import run_node
-    from tracegrad.trace import Constant
     for node in nodes:
         arrays = [values[i] if i in values else np.asarray(i.data) if isinstance(i, Constant)
                   else i.container.value for i in node.inputs]
-        if node.op.destroy_map:  # (the inputs stay readable for the checks)
-            arrays = [np.array(a, copy=True) for a in arrays]
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # (an in-place op runs on copies: the
+            # inputs stay as they were for the checks)
             outs = run_node(node, [np.array(a, copy=True) for a in arrays]
                             if node.op.destroy_map else arrays)
         values.update(zip(node.outputs, outs))
@@ -274,7 +272,6 @@ def _check_shape_relation(node, outs, values):
 
 
 def values_of(var, values):
-    from tracegrad.trace import Constant
     return np.asarray(var.data) if isinstance(var, Constant) else values[var]
 
 
