@@ -21,6 +21,7 @@ import numpy as np
 
 from tracegrad.ops.elemwise import broadcast_static, cast
 from tracegrad.ops.shape import stack
+from tracegrad.ops.static import static_entries, static_int
 from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import as_tensor_variable, constant
 from tracegrad.trace import Apply, Op
@@ -130,7 +131,6 @@ class RandomVariable(Op):
         return f"RandomVariable{{{self.dist}, {self.dtype}}}"
 
     def make_node(self, state, *rest):
-        from tracegrad.ops.shape_static import static_entries
         state = as_tensor_variable(state)
         if state.dtype != "int64" or state.ndim != 1:
             raise TypeError(f"{self.name}: the state must be an int64 vector, got {state.type}")
@@ -151,7 +151,6 @@ class RandomVariable(Op):
         if row.shape == "permutation":
             n = params[0]
             if n.ndim == 0:
-                from tracegrad.ops.shape_static import static_int
                 shape = shape + (static_int(n),)
             else:
                 if size is not None:

@@ -61,7 +61,6 @@ class InnerGraph:
         self._init_cache()
 
     def __repr__(self):
-        from tracegrad.trace import toposort
         n_nodes = len(toposort(self.outputs, blockers=self.inputs))
         return f"body({len(self.inputs)} inputs, {n_nodes} nodes, {len(self.outputs)} outputs)"
 
