@@ -171,37 +171,51 @@ def pp(var):
             tokens[out] = _tokens(out)
         for inp in node.inputs:
             uses[inp] = uses.get(inp, 0) + 1
+    size, graph_size = _expanded_sizes(nodes, tokens)
+    bound = {}
+    if size[var] > 4 * graph_size + 200:
+        bound = _bind_shared(nodes, tokens, uses, var)
+    lines = [f"{name} = {_emit(v, tokens, bound, top=v)}" for v, name in bound.items()]
+    lines.append(_emit(var, tokens, bound))
+    return "\n".join(lines)
 
-    def own_size(v):
-        return sum(len(t) for t in tokens[v] if isinstance(t, str))
 
-    # Sizes of the full expansion, capped so that exponential blow-ups stay cheap.
+def _own_size(tokens, v):
+    """The length of ``v``'s own text, without its inputs'."""
+    return sum(len(t) for t in tokens[v] if isinstance(t, str))
+
+
+def _expanded_sizes(nodes, tokens):
+    """The length of each output's full expansion (capped, so that
+    exponential blow-ups stay cheap), and the total of the own lengths."""
     cap = 10 ** 9
     size = {}
     graph_size = 0
     for node in nodes:
         for out in node.outputs:
-            own = own_size(out)
+            own = _own_size(tokens, out)
             graph_size += own
             size[out] = min(cap, own + sum(size.get(t, len(_leaf_text(t)))
                                            for t in tokens[out] if isinstance(t, Variable)))
+    return size, graph_size
+
+
+def _bind_shared(nodes, tokens, uses, var):
+    """Names ``%1, %2, ...`` for the large subexpressions of ``var`` used
+    more than once, bound bottom-up so each later size sees the names."""
     bound = {}
-    if size[var] > 4 * graph_size + 200:
-        # Bind shared subexpressions bottom-up, so each later size sees the names.
-        eff = {}
-        for node in nodes:
-            for out in node.outputs:
-                if out not in uses and out is not var:  # an unused sibling output
-                    continue
-                s = own_size(out) + sum(eff.get(t, len(_leaf_text(t)))
-                                        for t in tokens[out] if isinstance(t, Variable))
-                if out is not var and uses.get(out, 0) > 1 and s > _BIND_MIN_CHARS:
-                    bound[out] = f"%{len(bound) + 1}"
-                    s = len(bound[out])
-                eff[out] = s
-    lines = [f"{name} = {_emit(v, tokens, bound, top=v)}" for v, name in bound.items()]
-    lines.append(_emit(var, tokens, bound))
-    return "\n".join(lines)
+    eff = {}
+    for node in nodes:
+        for out in node.outputs:
+            if out not in uses and out is not var:  # an unused sibling output
+                continue
+            s = _own_size(tokens, out) + sum(eff.get(t, len(_leaf_text(t)))
+                                             for t in tokens[out] if isinstance(t, Variable))
+            if out is not var and uses.get(out, 0) > 1 and s > _BIND_MIN_CHARS:
+                bound[out] = f"%{len(bound) + 1}"
+                s = len(bound[out])
+            eff[out] = s
+    return bound
 
 
 def _emit(root, tokens, bound, top=None):

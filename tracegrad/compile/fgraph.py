@@ -268,11 +268,24 @@ def _order_destroyers(order, fgraph):
     """Re-sort ``order`` so each node that overwrites a buffer runs after
     every other node reading that buffer or a view of it (Kahn's algorithm
     over the data edges plus those extra edges)."""
+    view_of = _view_roots(order)
+    return _stable_kahn(order, _must_run_after(order, view_of))
+
+
+def _view_roots(order):
+    """Each view made in ``order``, mapped to the buffer it is a view of."""
     view_of = {}
     for node in order:
         for k, srcs in node.op.view_map.items():
             for j in srcs:
                 view_of[node.outputs[k]] = _root(node.inputs[j], view_of)
+    return view_of
+
+
+def _must_run_after(order, view_of):
+    """For each node of ``order``, the nodes it must follow: those that
+    compute its inputs and, for a node that overwrites a buffer, every other
+    node reading that buffer or a view of it."""
     readers = {}
     for node in order:
         for inp in node.inputs:
@@ -287,6 +300,12 @@ def _order_destroyers(order, fgraph):
                 for other in readers.get(_root(node.inputs[j], view_of), ()):
                     if other is not node:
                         before[node].add(other)
+    return before
+
+
+def _stable_kahn(order, before):
+    """``order`` topologically sorted by ``before``, keeping its order where
+    ``before`` leaves a choice."""
     position = {node: i for i, node in enumerate(order)}
     after = {node: [] for node in order}
     for node, deps in before.items():

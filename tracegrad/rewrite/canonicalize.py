@@ -169,46 +169,27 @@ def _keeps_zero_sign(consts, dtype):
 
 
 def simplify_sum(node, ctx):
+    """A sum tree rewritten from its root as signed terms (module docstring)."""
     out = node.outputs[0]
     dtype = out.type.dtype
     if dtype == "bool" or not _is_root(out, ctx, al.SUM_KEYS):
         return None
     memo = al.shape_memo(ctx)
     s = al.collect_terms(out, memo, ctx.n_clients)
-    terms, consts = list(s.terms), list(s.consts)
-    fired = False
-    for i, src in _unbroadcast([v for _, v in terms], memo):
-        terms[i] = (terms[i][0], src)
-        fired = True
-    if fired:
-        consts += [(sign, v) for sign, v in terms if al.is_scalar_constant(v, out.type.ndim)]
-        terms = [(sign, v) for sign, v in terms if not al.is_scalar_constant(v, out.type.ndim)]
+    terms, consts, fired = _unbroadcast_terms(s, out.type.ndim, memo)
     kept, removed = _net_terms(terms, may_cancel(ctx))
     total = al.Sum(out, terms, consts, s.nops).const_total()
     if total is not None and _folding_overflows(total, [c for _, c in consts]):
         return None
     const_ndim = max((c.type.ndim for _, c in consts), default=0)
-    if total is not None and kept:
-        for rule in TERM_RULES:
-            if rule.group not in ctx.groups or total != rule.const:
-                continue
-            for k, (sign, var) in enumerate(kept):
-                if sign == rule.sign and al.key_of(var) == rule.key \
-                        and var.type.dtype == dtype:
-                    kept[k] = (rule.new_sign, rule.build(var.owner.inputs[0]))
-                    total, fired = None, True
-                    break
-            if fired and total is None:
-                break
-    pos = [v for sign, v in kept if sign > 0]
-    neg = [v for sign, v in kept if sign < 0]
+    if total is not None and kept and _use_term_rule(kept, total, dtype, ctx):
+        total, fired = None, True
+    pos, neg = _split_signs(kept)
     n_consts = 0
     const_list = None  # where the folded constant goes (made only if needed)
-    if total is not None and (total != 0 or kept and not ctx.fast_math
-                              and _keeps_zero_sign(consts, dtype)):
+    if _constant_stays(total, kept, consts, dtype, ctx):
         n_consts = 1
-        signed = np.dtype(dtype).kind in "if"
-        const_list, total = (neg, -total) if signed and total < 0 and pos else (pos, total)
+        const_list, total = _constant_side(total, pos, neg, dtype)
     elif consts:
         removed.append(consts[0][1])
     n_ops = al.sum_ops(len(pos) + (const_list is pos), len(neg) + (const_list is neg))
@@ -216,6 +197,63 @@ def simplify_sum(node, ctx):
         return None
     if const_list is not None:
         const_list.append(al.make_constant(total, dtype, const_ndim))
+    return _build_sum(pos, neg, removed, out, memo)
+
+
+def _unbroadcast_terms(s, ndim, memo):
+    """``s``'s terms with broadcasts ``_unbroadcast`` finds useless replaced
+    by their sources (scalar constants among these join the constants):
+    ``(terms, consts, whether any was replaced)``."""
+    terms, consts = list(s.terms), list(s.consts)
+    fired = False
+    for i, src in _unbroadcast([v for _, v in terms], memo):
+        terms[i] = (terms[i][0], src)
+        fired = True
+    if fired:
+        consts += [(sign, v) for sign, v in terms if al.is_scalar_constant(v, ndim)]
+        terms = [(sign, v) for sign, v in terms if not al.is_scalar_constant(v, ndim)]
+    return terms, consts, fired
+
+
+def _use_term_rule(kept, total, dtype, ctx):
+    """Use the constant ``total`` up in the first of ``TERM_RULES`` that
+    matches a term of ``kept`` (replaced in place); True when one did."""
+    for rule in TERM_RULES:
+        if rule.group not in ctx.groups or total != rule.const:
+            continue
+        for k, (sign, var) in enumerate(kept):
+            if sign == rule.sign and al.key_of(var) == rule.key \
+                    and var.type.dtype == dtype:
+                kept[k] = (rule.new_sign, rule.build(var.owner.inputs[0]))
+                return True
+    return False
+
+
+def _split_signs(kept):
+    """The variables of the positive and of the negative terms of ``kept``."""
+    return [v for sign, v in kept if sign > 0], [v for sign, v in kept if sign < 0]
+
+
+def _constant_stays(total, kept, consts, dtype, ctx):
+    """Whether the constant total of a sum (``None`` when there is none)
+    stays a term: it does unless it is zero, and a zero does where it turns
+    ``-0.0`` terms into ``+0.0`` (see ``_keeps_zero_sign``)."""
+    return total is not None and (total != 0 or kept and not ctx.fast_math
+                                  and _keeps_zero_sign(consts, dtype))
+
+
+def _constant_side(total, pos, neg, dtype):
+    """The term list the folded constant ``total`` joins, and its value
+    there: a negative total of a signed dtype is subtracted from the
+    positive terms where there are some."""
+    signed = np.dtype(dtype).kind in "if"
+    return (neg, -total) if signed and total < 0 and pos else (pos, total)
+
+
+def _build_sum(pos, neg, removed, out, memo):
+    """``sum(pos) - sum(neg)``, with carriers of the shapes of the
+    ``removed`` variables it needs; a zero when no term is left."""
+    dtype = out.type.dtype
     pos += _carriers(removed, pos + neg, out.type.ndim, dtype, 0, memo)
     if not pos and not neg:
         if any(d != 1 for d in out.type.shape):

@@ -118,15 +118,11 @@ def factor_out_of_sum_to(node, ctx):
         return None
     memo = al.shape_memo(ctx)
     f = al.collect_factors(g, memo, ctx.n_clients)
-    out_num = [v for v in f.num if al.same_shape(v, like, memo)]
-    out_den = [v for v in f.den if al.same_shape(v, like, memo)]
-    in_num = [v for v in f.num if not any(v is o for o in out_num)]
-    in_den = [v for v in f.den if not any(v is o for o in out_den)]
+    out_num, in_num = _split_by_shape(f.num, like, memo)
+    out_den, in_den = _split_by_shape(f.den, like, memo)
     if not (out_num or out_den) or not (in_num or in_den):
         return None
-    if not ctx.fast_math and not (all(map(ieee.is_finite, out_num + out_den))
-                                  and all(map(al.is_nonzero, out_den))):
-        # sum(x * inf) is NaN where some x is 0, sum(x) * inf is not
+    if not ctx.fast_math and not _may_factor_out(out_num, out_den):
         return None
     inner = al.build_product(in_num, in_den, 1, dtype)
     if not al.same_shape(inner, g, memo):
@@ -134,6 +130,18 @@ def factor_out_of_sum_to(node, ctx):
     summed = node.op(inner, like)
     outer = Parts([summed] + out_num, out_den, f.cnum, f.cden, f.sign)
     return finish_parts(outer, dtype, like.type.ndim, ctx)
+
+
+def _split_by_shape(factors, like, memo):
+    """``(factors of like's shape, the others)``."""
+    out = [v for v in factors if al.same_shape(v, like, memo)]
+    return out, [v for v in factors if not any(v is o for o in out)]
+
+
+def _may_factor_out(out_num, out_den):
+    """Whether moving these factors out of the sum keeps IEEE results:
+    sum(x * inf) is NaN where some x is 0, sum(x) * inf is not."""
+    return all(map(ieee.is_finite, out_num + out_den)) and all(map(al.is_nonzero, out_den))
 
 
 def _single_input(fn):

@@ -247,49 +247,76 @@ def _pair(ta, tb, dtype, ndim, memo, fast_math=False):
     g_in = list(dict.fromkeys(guards_a[1] + guards_b[1]))
     if sa != -sb or like_a is not like_b:
         return None
+    match = _pair_match(ta, tb, dtype, memo)
+    if match is None:
+        return None
+    sig_b, y, k_num, rest_a = match
+    k = al.build_product(k_num + g_in + inner_a.cnum,
+                         inner_a.den + inner_a.cden, 1, dtype)
+    ky = al.build_product(k_num + g_in + inner_a.cnum + [y],
+                          inner_a.den + inner_a.cden, 1, dtype)
+    if like_a is not None:
+        k, ky = T().sum_to(k, like_a), T().sum_to(ky, like_a)
+        m = al.build_product(rest_a + g_out + outer_a.cnum,
+                             outer_a.den + outer_a.cden, 1, dtype)
+        new = T().mul(m, T().sub(ky, T().mul(k, sig_b)))
+    else:
+        new = T().sub(ky, T().mul(k, sig_b))
+    if not fast_math:
+        new = _pair_guard(new, ky, sig_b.owner.inputs[0], g_out + g_in)
+    return T().neg(new) if sa < 0 else new
+
+
+def _pair_match(ta, tb, dtype, memo):
+    """``(sigmoid(-u), y, K's factors, M's factors)`` for the first way the
+    terms ``ta`` and ``tb`` (of equal sign and ``S``) fit ``_pair``'s
+    pattern, else None."""
+    _, outer_a, like_a, inner_a, _ = ta
+    _, outer_b, like_b, inner_b, _ = tb
     home_a = outer_a if like_a is not None else inner_a
     home_b = outer_b if like_b is not None else inner_b
-    for sig_a in [v for v in home_a.num if al.key_of(v) == "sigmoid"]:
-        for sig_b in [v for v in home_b.num if al.key_of(v) == "sigmoid"]:
-            if sig_a.type != sig_b.type or \
-                    not _negates(sig_a.owner.inputs[0], sig_b.owner.inputs[0]):
+    for sig_a, sig_b in _sigmoid_pairs(home_a.num, home_b.num):
+        rest_a = _without(home_a.num, sig_a)
+        rest_b = _without(home_b.num, sig_b)
+        in_a = rest_a if like_a is None else inner_a.num
+        in_b = rest_b if like_b is None else inner_b.num
+        for y, o in _one_minus_pairs(in_a, in_b):
+            k_num = _without(in_a, y)
+            if not _same_products(k_num, _without(in_b, o), inner_a, inner_b, dtype):
                 continue
-            rest_a = _without(home_a.num, sig_a)
-            rest_b = _without(home_b.num, sig_b)
-            in_a = rest_a if like_a is None else inner_a.num
-            in_b = rest_b if like_b is None else inner_b.num
-            for o in in_b:
-                y = next((v for v in in_a if _one_minus(o, v)), None)
-                if y is None:
-                    continue
-                k_num = _without(in_a, y)
-                if not _same_factors(k_num, _without(in_b, o)) \
-                        or not _same_factors(inner_a.den, inner_b.den) \
-                        or not _same_consts(inner_a.cnum, inner_b.cnum, dtype) \
-                        or not _same_consts(inner_a.cden, inner_b.cden, dtype):
-                    continue
-                if like_a is not None and not (
-                        _same_factors(rest_a, rest_b)
-                        and _same_factors(outer_a.den, outer_b.den)
-                        and _same_consts(outer_a.cnum, outer_b.cnum, dtype)
-                        and _same_consts(outer_a.cden, outer_b.cden, dtype)
-                        and _as_wide(y, k_num, memo)):
-                    continue  # (``sum_to(K, like)`` needs K as wide as K*y)
-                k = al.build_product(k_num + g_in + inner_a.cnum,
-                                     inner_a.den + inner_a.cden, 1, dtype)
-                ky = al.build_product(k_num + g_in + inner_a.cnum + [y],
-                                      inner_a.den + inner_a.cden, 1, dtype)
-                if like_a is not None:
-                    k, ky = T().sum_to(k, like_a), T().sum_to(ky, like_a)
-                    m = al.build_product(rest_a + g_out + outer_a.cnum,
-                                         outer_a.den + outer_a.cden, 1, dtype)
-                    new = T().mul(m, T().sub(ky, T().mul(k, sig_b)))
-                else:
-                    new = T().sub(ky, T().mul(k, sig_b))
-                if not fast_math:
-                    new = _pair_guard(new, ky, sig_b.owner.inputs[0], g_out + g_in)
-                return T().neg(new) if sa < 0 else new
+            if like_a is not None and not (
+                    _same_products(rest_a, rest_b, outer_a, outer_b, dtype)
+                    and _as_wide(y, k_num, memo)):
+                continue  # (``sum_to(K, like)`` needs K as wide as K*y)
+            return sig_b, y, k_num, rest_a
     return None
+
+
+def _sigmoid_pairs(num_a, num_b):
+    """``(sigmoid(u), sigmoid(-u))`` pairs of factors of ``num_a`` and ``num_b``."""
+    for sig_a in [v for v in num_a if al.key_of(v) == "sigmoid"]:
+        for sig_b in [v for v in num_b if al.key_of(v) == "sigmoid"]:
+            if sig_a.type == sig_b.type and \
+                    _negates(sig_a.owner.inputs[0], sig_b.owner.inputs[0]):
+                yield sig_a, sig_b
+
+
+def _one_minus_pairs(in_a, in_b):
+    """``(y, o)`` for each factor ``o`` of ``in_b`` that is ``1 - y`` for a
+    factor ``y`` of ``in_a`` (the first such ``y``)."""
+    for o in in_b:
+        y = next((v for v in in_a if _one_minus(o, v)), None)
+        if y is not None:
+            yield y, o
+
+
+def _same_products(num_a, num_b, parts_a, parts_b, dtype):
+    """Whether the products ``num_a / parts_a.den`` and ``num_b /
+    parts_b.den`` have the same factors and constants."""
+    return _same_factors(num_a, num_b) \
+        and _same_factors(parts_a.den, parts_b.den) \
+        and _same_consts(parts_a.cnum, parts_b.cnum, dtype) \
+        and _same_consts(parts_a.cden, parts_b.cden, dtype)
 
 
 def sigmoid_pair_rule(node, ctx):
@@ -309,15 +336,19 @@ def sigmoid_pair_rule(node, ctx):
             if i == j or ta is None or tb is None:
                 continue
             new = _pair(ta, tb, dtype, out.type.ndim, memo, ctx.fast_math)
-            if new is None:
-                continue
-            rest = [t for k, t in enumerate(s.terms) if k not in (i, j)]
-            pos = [new] + [v for sign, v in rest if sign > 0]
-            neg = [v for sign, v in rest if sign < 0]
-            pos += [c for sign, c in s.consts if sign > 0]
-            neg += [c for sign, c in s.consts if sign < 0]
-            return al.build_sum(pos, neg, dtype)
+            if new is not None:
+                return _sum_with(new, s, (i, j), dtype)
     return None
+
+
+def _sum_with(new, s, pair, dtype):
+    """The sum ``s`` with its terms at indices ``pair`` replaced by ``new``."""
+    rest = [t for k, t in enumerate(s.terms) if k not in pair]
+    pos = [new] + [v for sign, v in rest if sign > 0]
+    neg = [v for sign, v in rest if sign < 0]
+    pos += [c for sign, c in s.consts if sign > 0]
+    neg += [c for sign, c in s.consts if sign < 0]
+    return al.build_sum(pos, neg, dtype)
 
 
 register("stabilize", Rule("sigmoid_pair", sorted(al.SUM_KEYS), sigmoid_pair_rule))

@@ -201,34 +201,16 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     recs_info = _parse_outputs_info(outputs_info)
     nonseqs = [as_tensor_variable(v) if not isinstance(v, Variable) else v
                for v in _listify(non_sequences)]
-    if n_steps is not None:
-        n_steps = as_tensor_variable(n_steps)
-        if n_steps.ndim != 0 or n_steps.dtype[0] not in "iu":
-            raise TypeError(f"scan: n_steps must be an integer scalar, got {n_steps.type}")
-        n_steps = _ops.cast(n_steps, "int64")
-    elif not seqs:
-        raise ValueError("scan: give n_steps or at least one sequence")
+    n_steps = _n_steps_input(n_steps, seqs)
 
     outputs, updates, condition = _trace(fn, seqs, recs_info, nonseqs)
-    if recs_info is None:
-        recs_info = [None] * len(outputs)
-    if len(recs_info) != len(outputs):
-        raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
-                         f"{len(recs_info)} entries")
-    recs = [r for r in recs_info if r is not None]
-    rec_outs = [o for r, o in zip(recs_info, outputs) if r is not None]
-    nit_outs = [o for r, o in zip(recs_info, outputs) if r is None]
+    recs_info, recs, rec_outs, nit_outs = _split_outputs(recs_info, outputs)
 
     states, state_outs = _loop_state(updates, outputs + [condition] + list(updates.values()),
                                      nonseqs)
     inner_outs = rec_outs + state_outs + nit_outs + ([condition] if condition is not None
                                                      else [])
-    placeholders = ([p for s in seqs for p in s.placeholders] +
-                    [p for r in recs for p in r.placeholders] +
-                    [p for _, p in states])
-    replace = {shared: ph for shared, ph in states}
-    inner_outs, _ = clone_replace(inner_outs, replace, blockers=nonseqs)
-    hoisted, inner_nonseqs, inner_outs = cut_body(inner_outs, placeholders, nonseqs)
+    inner, hoisted = _inner_graph(seqs, recs, states, inner_outs, nonseqs)
     n_rec = len(recs) + len(states)
     spec = ScanSpec(
         seq_offsets=tuple(s.offsets for s in seqs),
@@ -243,15 +225,69 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         truncate_gradient=int(truncate_gradient),
         name=name,
     )
-    op = Scan(InnerGraph(placeholders + inner_nonseqs, inner_outs), spec)
-    outer = ([n_steps] if n_steps is not None else []) + [s.outer for s in seqs] + \
-        [r.init for r in recs] + [shared for shared, _ in states] + hoisted
-    node = op.make_node(*outer)
+    node = Scan(inner, spec).make_node(*_outer_inputs(n_steps, seqs, recs, states, hoisted))
     bufs = node.outputs
 
+    results = _results(recs_info, recs, bufs[:len(recs)],
+                       bufs[n_rec:n_rec + len(nit_outs)], outputs)
+    new_updates = OrderedDict()
+    for (shared, _), buf in zip(states, bufs[len(recs):n_rec]):
+        new_updates[shared] = axis_slice(buf, -1, squeeze=True)
+    if return_list or len(results) != 1:
+        return results, new_updates
+    return results[0], new_updates
+
+
+def _n_steps_input(n_steps, seqs):
+    """``n_steps`` as an int64 scalar (``None`` when not given)."""
+    if n_steps is not None:
+        n_steps = as_tensor_variable(n_steps)
+        if n_steps.ndim != 0 or n_steps.dtype[0] not in "iu":
+            raise TypeError(f"scan: n_steps must be an integer scalar, got {n_steps.type}")
+        n_steps = _ops.cast(n_steps, "int64")
+    elif not seqs:
+        raise ValueError("scan: give n_steps or at least one sequence")
+    return n_steps
+
+
+def _split_outputs(recs_info, outputs):
+    """``(recs_info, recurrences, their outputs, the other outputs)``, with
+    ``recs_info`` one entry per output (all ``None`` when not given)."""
+    if recs_info is None:
+        recs_info = [None] * len(outputs)
+    if len(recs_info) != len(outputs):
+        raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
+                         f"{len(recs_info)} entries")
+    recs = [r for r in recs_info if r is not None]
+    rec_outs = [o for r, o in zip(recs_info, outputs) if r is not None]
+    nit_outs = [o for r, o in zip(recs_info, outputs) if r is None]
+    return recs_info, recs, rec_outs, nit_outs
+
+
+def _inner_graph(seqs, recs, states, inner_outs, nonseqs):
+    """The loop body over its placeholders, and the outer values its
+    loop-invariant parts were cut into (``cut_body``)."""
+    placeholders = ([p for s in seqs for p in s.placeholders] +
+                    [p for r in recs for p in r.placeholders] +
+                    [p for _, p in states])
+    replace = {shared: ph for shared, ph in states}
+    inner_outs, _ = clone_replace(inner_outs, replace, blockers=nonseqs)
+    hoisted, inner_nonseqs, inner_outs = cut_body(inner_outs, placeholders, nonseqs)
+    return InnerGraph(placeholders + inner_nonseqs, inner_outs), hoisted
+
+
+def _outer_inputs(n_steps, seqs, recs, states, hoisted):
+    """The ``Scan`` node's inputs, in the order ``ScanSpec`` describes."""
+    return ([n_steps] if n_steps is not None else []) + [s.outer for s in seqs] + \
+        [r.init for r in recs] + [shared for shared, _ in states] + hoisted
+
+
+def _results(recs_info, recs, rec_bufs, nit_bufs, outputs):
+    """One result per output of ``fn``: a recurrence's buffer without its
+    initial rows, or the stacked per-step values; named after ``fn``'s."""
     results = []
-    rec_iter = iter(zip(recs, bufs[:len(recs)]))
-    nit_iter = iter(bufs[n_rec:n_rec + len(nit_outs)])
+    rec_iter = iter(zip(recs, rec_bufs))
+    nit_iter = iter(nit_bufs)
     for info in recs_info:
         if info is None:
             results.append(next(nit_iter))
@@ -261,12 +297,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     for out, var in zip(results, outputs):
         if out.name is None and getattr(var, "name", None):
             out.name = var.name
-    new_updates = OrderedDict()
-    for (shared, _), buf in zip(states, bufs[len(recs):n_rec]):
-        new_updates[shared] = axis_slice(buf, -1, squeeze=True)
-    if return_list or len(results) != 1:
-        return results, new_updates
-    return results[0], new_updates
+    return results
 
 
 _PROBE = {"i": "int8", "u": "int8", "f": "float16"}
@@ -288,35 +319,47 @@ def _trace(fn, seqs, recs_info, nonseqs):
         r.cast_init(_PROBE[r.init.dtype[0]], weak=True)
     outputs, updates, condition = _call(fn, seqs, recs, nonseqs)
     if weak:
-        for r, out in zip(recs, _rec_outputs(recs_info, outputs)):
-            if r in weak:
-                probe = r.row_type().dtype
-                dtype = out.dtype if out.dtype != probe else _DEFAULT[probe[0]]
-                r.cast_init(dtype, weak=False)
+        _settle_weak(weak, recs, _rec_outputs(recs_info, outputs))
         outputs, updates, condition = _call(fn, seqs, recs, nonseqs)
     if recs_info is not None:
-        if len(recs_info) != len(outputs):
-            raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
-                             f"{len(recs_info)} entries")
-        for i, (rec, out) in enumerate(zip(recs_info, outputs)):
-            if rec is None:
-                continue
-            row = rec.row_type()
-            if out.ndim != row.ndim:
-                raise TypeError(
-                    f"scan: output {i} has ndim {out.ndim} but its initial value has "
-                    f"ndim {row.ndim} per step ({rec.init.type})")
-            if out.dtype == row.dtype:
-                continue
-            if np.can_cast(out.dtype, row.dtype, "safe"):
-                outputs[i] = _ops.cast(out, row.dtype)
-            else:
-                raise TypeError(
-                    f"scan: output {i} of fn has dtype {out.dtype} but its initial value "
-                    f"(outputs_info) has dtype {row.dtype}; cast one of them")
+        _match_initial_values(recs_info, outputs)
     if condition is not None and condition.dtype != "bool":
         condition = _ops.neq(condition, 0)
     return outputs, updates, condition
+
+
+def _settle_weak(weak, recs, rec_outs):
+    """Give each weak initial value the dtype its probe trace promoted it
+    to (the default of its kind when nothing did)."""
+    for r, out in zip(recs, rec_outs):
+        if r in weak:
+            probe = r.row_type().dtype
+            dtype = out.dtype if out.dtype != probe else _DEFAULT[probe[0]]
+            r.cast_init(dtype, weak=False)
+
+
+def _match_initial_values(recs_info, outputs):
+    """Check each recurrent output against its initial value's row type,
+    casting it where that is safe (``outputs`` is edited in place)."""
+    if len(recs_info) != len(outputs):
+        raise ValueError(f"scan: fn returned {len(outputs)} outputs but outputs_info has "
+                         f"{len(recs_info)} entries")
+    for i, (rec, out) in enumerate(zip(recs_info, outputs)):
+        if rec is None:
+            continue
+        row = rec.row_type()
+        if out.ndim != row.ndim:
+            raise TypeError(
+                f"scan: output {i} has ndim {out.ndim} but its initial value has "
+                f"ndim {row.ndim} per step ({rec.init.type})")
+        if out.dtype == row.dtype:
+            continue
+        if np.can_cast(out.dtype, row.dtype, "safe"):
+            outputs[i] = _ops.cast(out, row.dtype)
+        else:
+            raise TypeError(
+                f"scan: output {i} of fn has dtype {out.dtype} but its initial value "
+                f"(outputs_info) has dtype {row.dtype}; cast one of them")
 
 
 def _call(fn, seqs, recs, nonseqs):

@@ -48,142 +48,204 @@ def _full_history(node, output_grads):
 
 def scan_vjp(node, output_grads):
     """Gradients of a ``Scan`` node's outer inputs (see the module docstring)."""
-    T = _ops
     node, output_grads = _full_history(node, output_grads)
-    op = node.op
-    spec = op.spec
-    n_steps_in, seqs, inits, nonseqs = op.split_outer(node.inputs)
-    seq_slices, prev, inner_nonseqs = op.split_inner_inputs()
-    n_rec = len(spec.rec_taps)
-    bufs = node.outputs[:n_rec]
-    inner_outs = op.inner.outputs
-    n_done = node.outputs[-1]
+    rev = _ReverseScan(node, output_grads)
+    seeds = rev.add_sequences()
+    known = rev.add_recurrences(seeds)
+    rev.pull_back(known)
+    return rev.outer_gradients(rev.make_node())
 
-    truncated = spec.truncate_gradient > 0
-    n_back = T.minimum(n_done, spec.truncate_gradient) if truncated else n_done
-    first = n_done - n_back if truncated else 0   # first forward step pulled back
 
-    # Sequences of the reverse loop: forward sequences, forward buffers and
-    # output gradients, each reversed over the steps pulled back.
-    r_seqs, r_offsets, r_spans, r_phs = [], [], [], []
-    for x, offsets, span, slices in zip(seqs, spec.seq_offsets, spec.seq_spans, seq_slices):
-        r_seqs.append(axis_slice(x, first, n_done + span, reverse=True))
-        r_offsets.append(tuple(span - o for o in offsets))
-        r_spans.append(span)
-        r_phs.extend(slices)
-    reach = [-min(taps) for taps in spec.rec_taps]
-    for buf, taps, phs, L in zip(bufs, spec.rec_taps, prev, reach):
-        r_seqs.append(axis_slice(buf, first, n_done + L, reverse=True))
-        r_offsets.append(tuple(-k for k in taps))
-        r_spans.append(L)
-        r_phs.extend(phs)
-    seeds = []   # (inner output, gradient placeholder or None)
-    for i, (out, g) in enumerate(zip(inner_outs[:n_rec + spec.n_nit],
-                                     output_grads[:n_rec + spec.n_nit])):
-        if not _is_float(out) or g is None:
-            seeds.append((out, None))
-            continue
-        L = reach[i] if i < n_rec else 0
-        r_seqs.append(axis_slice(g, first + L, n_done + L, reverse=True))
-        r_offsets.append((0,))
-        r_spans.append(0)
-        ph = out.type()
-        ph.name = f"grad_{out.name or 'out'}"
-        r_phs.append(ph)
-        seeds.append((out, ph))
+class _ReverseScan:
+    """The reverse loop of one ``Scan`` node, built in steps, and the outer
+    gradients read off it.
 
-    # Recurrences of the reverse loop: what each step sends back through each
-    # tap, and the non-sequence gradient sums.
-    known = {}
-    r_inits, r_taps, r_prev, r_next = [], [], [], []
-    diff_recs = [i for i in range(n_rec) if _is_float(inner_outs[i])]
-    for i in range(n_rec):
-        total = seeds[i][1]
-        if i in diff_recs:
-            for k in spec.rec_taps[i]:
-                ph = inner_outs[i].type()
-                ph.name = f"sent_{inner_outs[i].name or 'out'}[{k}]"
-                r_prev.append(ph)
-                r_inits.append(T.zeros_like(axis_slice(bufs[i], 0, -k)))
-                r_taps.append((k,))
-                total = ph if total is None else total + ph
-        _add_seed(known, inner_outs[i], total)
-    for j in range(n_rec, n_rec + spec.n_nit):
-        _add_seed(known, inner_outs[j], seeds[j][1])
-    diff_nonseqs = [n for n, v in enumerate(nonseqs) if _is_float(v)]
-    acc_prev = []
-    for n in diff_nonseqs:
-        ph = inner_nonseqs[n].type()
-        ph.name = f"sum_grad_{inner_nonseqs[n].name or 'nonseq'}"
-        acc_prev.append(ph)
-        r_inits.append(T.zeros_like(nonseqs[n]))
+    The reverse loop's inputs are gathered in the order its ``ScanSpec``
+    wants them: sequences (``r_seqs`` with their ``r_offsets``, ``r_spans``
+    and inner placeholders ``r_phs``), then recurrences (``r_inits``, tap
+    ``r_taps``, inner placeholders ``r_prev`` and ``acc_prev``, and the body's
+    ``r_next`` values), then the per-step outputs ``r_nit``."""
 
-    diff_slices = [s for s in r_phs[:sum(len(o) for o in spec.seq_offsets)] if _is_float(s)]
-    diff_prev = [p for i in diff_recs for p in prev[i]]
-    wrt = diff_slices + diff_prev + [inner_nonseqs[n] for n in diff_nonseqs]
-    grads = dict(zip(wrt, _pull_back(known, wrt)))
+    def __init__(self, node, output_grads):
+        T = _ops
+        op = node.op
+        spec = self.spec = op.spec
+        self.node, self.output_grads = node, output_grads
+        _, self.seqs, self.inits, self.nonseqs = op.split_outer(node.inputs)
+        self.seq_slices, self.prev, self.inner_nonseqs = op.split_inner_inputs()
+        n_rec = self.n_rec = len(spec.rec_taps)
+        self.bufs = node.outputs[:n_rec]
+        self.inner_outs = op.inner.outputs
+        n_done = self.n_done = node.outputs[-1]
 
-    for i in diff_recs:
-        r_next.extend(_or_zeros(grads[p], p) for p in prev[i])
-    for n, acc in zip(diff_nonseqs, acc_prev):
-        g = grads[inner_nonseqs[n]]
-        r_next.append(acc if g is None else acc + g)
-    r_nit = [_or_zeros(grads[s], s) for s in diff_slices]
+        self.truncated = spec.truncate_gradient > 0
+        self.n_back = T.minimum(n_done, spec.truncate_gradient) if self.truncated else n_done
+        self.first = n_done - self.n_back if self.truncated else 0   # first forward step pulled back
+        self.reach = [-min(taps) for taps in spec.rec_taps]
+        self.diff_recs = [i for i in range(n_rec) if _is_float(self.inner_outs[i])]
+        self.diff_nonseqs = [n for n, v in enumerate(self.nonseqs) if _is_float(v)]
 
-    n_sent = len(r_taps)
-    body_outs = r_next + r_nit
-    variant = r_phs + r_prev + acc_prev
-    outer_ns, inner_ns, body_outs = cut_body(body_outs, variant, inner_nonseqs,
-                                             dict(zip(inner_nonseqs, nonseqs)))
-    r_spec = ScanSpec(
-        seq_offsets=tuple(r_offsets), seq_spans=tuple(r_spans),
-        rec_taps=tuple(r_taps) + ((-1,),) * len(acc_prev),
-        rec_stacked=(True,) * n_sent + (False,) * len(acc_prev),
-        n_nit=len(r_nit), n_nonseq=len(outer_ns), has_n_steps=True, has_until=False,
-        keep=tuple(-t[0] for t in r_taps) + (1,) * len(acc_prev) + (None,) * len(r_nit),
-        truncate_gradient=-1, name=f"grad_of_{spec.name}" if spec.name else "grad")
-    # ``type(node.op)`` is ``Scan``: the op's module imports this one.
-    r_op = type(node.op)(InnerGraph(variant + inner_ns, body_outs), r_spec)
-    r_node = r_op.make_node(n_back, *r_seqs, *r_inits, *outer_ns)
-    sent = r_node.outputs[:n_sent]
-    sums = r_node.outputs[n_sent:n_sent + len(acc_prev)]
-    slice_grads = iter(r_node.outputs[n_sent + len(acc_prev):-1])
+        self.r_seqs, self.r_offsets, self.r_spans, self.r_phs = [], [], [], []
+        self.r_inits, self.r_taps, self.r_prev, self.r_next = [], [], [], []
+        self.acc_prev, self.r_nit = [], []
 
-    # Assemble the gradient of each outer input.
-    result = [None] if spec.has_n_steps else []
-    for x, offsets, slices in zip(seqs, spec.seq_offsets, seq_slices):
-        if not _is_float(x):
-            result.append(None)
-            continue
-        total = None
-        for o in offsets:
-            part = axis_slice_grad(x, next(slice_grads), first + o, n_done + o, reverse=True)
-            total = part if total is None else total + part
-        result.append(total)
-    sent_iter = iter(sent)
-    for i, (init, stacked) in enumerate(zip(inits, spec.rec_stacked)):
-        if i not in diff_recs:
-            result.append(None)
-            continue
-        L = reach[i]
-        rows = axis_slice(bufs[i], 0, L)
-        total = axis_slice(output_grads[i], 0, L) if output_grads[i] is not None else None
-        for k in spec.rec_taps[i]:
-            buf = next(sent_iter)
+    def _add_sequence(self, seq, offsets, span, placeholders):
+        self.r_seqs.append(seq)
+        self.r_offsets.append(offsets)
+        self.r_spans.append(span)
+        self.r_phs.extend(placeholders)
+
+    def add_sequences(self):
+        """Sequences of the reverse loop: forward sequences, forward buffers
+        and output gradients, each reversed over the steps pulled back.
+        Returns each output's gradient placeholder (``None`` where none)."""
+        spec, first, n_done = self.spec, self.first, self.n_done
+        for x, offsets, span, slices in zip(self.seqs, spec.seq_offsets, spec.seq_spans,
+                                            self.seq_slices):
+            self._add_sequence(axis_slice(x, first, n_done + span, reverse=True),
+                               tuple(span - o for o in offsets), span, slices)
+        for buf, taps, phs, L in zip(self.bufs, spec.rec_taps, self.prev, self.reach):
+            self._add_sequence(axis_slice(buf, first, n_done + L, reverse=True),
+                               tuple(-k for k in taps), L, phs)
+        n_out = self.n_rec + spec.n_nit
+        seeds = []
+        for i, (out, g) in enumerate(zip(self.inner_outs[:n_out], self.output_grads[:n_out])):
+            if not _is_float(out) or g is None:
+                seeds.append(None)
+                continue
+            L = self.reach[i] if i < self.n_rec else 0
+            seq = axis_slice(g, first + L, n_done + L, reverse=True)
+            ph = out.type()
+            ph.name = f"grad_{out.name or 'out'}"
+            self._add_sequence(seq, (0,), 0, (ph,))
+            seeds.append(ph)
+        return seeds
+
+    def add_recurrences(self, seeds):
+        """Recurrences of the reverse loop: what each step sends back through
+        each tap, and the non-sequence gradient sums. Returns the total
+        gradient of each inner output, for the body's pull-back."""
+        T = _ops
+        known = {}
+        for i in range(self.n_rec):
+            total = seeds[i]
+            if i in self.diff_recs:
+                total = self._add_sent(i, total)
+            _add_seed(known, self.inner_outs[i], total)
+        for j in range(self.n_rec, self.n_rec + self.spec.n_nit):
+            _add_seed(known, self.inner_outs[j], seeds[j])
+        for n in self.diff_nonseqs:
+            ph = self.inner_nonseqs[n].type()
+            ph.name = f"sum_grad_{self.inner_nonseqs[n].name or 'nonseq'}"
+            self.acc_prev.append(ph)
+            self.r_inits.append(T.zeros_like(self.nonseqs[n]))
+        return known
+
+    def _add_sent(self, i, total):
+        """One recurrence per tap of output ``i``: what a step sends back
+        through it. Returns ``total`` plus what arrives at this step."""
+        T = _ops
+        out = self.inner_outs[i]
+        for k in self.spec.rec_taps[i]:
+            ph = out.type()
+            ph.name = f"sent_{out.name or 'out'}[{k}]"
+            self.r_prev.append(ph)
+            self.r_inits.append(T.zeros_like(axis_slice(self.bufs[i], 0, -k)))
+            self.r_taps.append((k,))
+            total = ph if total is None else total + ph
+        return total
+
+    def pull_back(self, known):
+        """The reverse body's outputs: the gradients of the step's slices,
+        previous outputs and non-sequences, given ``known``."""
+        n_slices = sum(len(o) for o in self.spec.seq_offsets)
+        diff_slices = [s for s in self.r_phs[:n_slices] if _is_float(s)]
+        diff_prev = [p for i in self.diff_recs for p in self.prev[i]]
+        wrt = diff_slices + diff_prev + [self.inner_nonseqs[n] for n in self.diff_nonseqs]
+        grads = dict(zip(wrt, _pull_back(known, wrt)))
+
+        for i in self.diff_recs:
+            self.r_next.extend(_or_zeros(grads[p], p) for p in self.prev[i])
+        for n, acc in zip(self.diff_nonseqs, self.acc_prev):
+            g = grads[self.inner_nonseqs[n]]
+            self.r_next.append(acc if g is None else acc + g)
+        self.r_nit = [_or_zeros(grads[s], s) for s in diff_slices]
+
+    def make_node(self):
+        """The reverse ``Scan`` node over the gathered inputs."""
+        spec = self.spec
+        n_sent, n_acc = len(self.r_taps), len(self.acc_prev)
+        variant = self.r_phs + self.r_prev + self.acc_prev
+        outer_ns, inner_ns, body_outs = cut_body(self.r_next + self.r_nit, variant,
+                                                 self.inner_nonseqs,
+                                                 dict(zip(self.inner_nonseqs, self.nonseqs)))
+        r_spec = ScanSpec(
+            seq_offsets=tuple(self.r_offsets), seq_spans=tuple(self.r_spans),
+            rec_taps=tuple(self.r_taps) + ((-1,),) * n_acc,
+            rec_stacked=(True,) * n_sent + (False,) * n_acc,
+            n_nit=len(self.r_nit), n_nonseq=len(outer_ns), has_n_steps=True, has_until=False,
+            keep=tuple(-t[0] for t in self.r_taps) + (1,) * n_acc + (None,) * len(self.r_nit),
+            truncate_gradient=-1, name=f"grad_of_{spec.name}" if spec.name else "grad")
+        # ``type(node.op)`` is ``Scan``: the op's module imports this one.
+        r_op = type(self.node.op)(InnerGraph(variant + inner_ns, body_outs), r_spec)
+        return r_op.make_node(self.n_back, *self.r_seqs, *self.r_inits, *outer_ns)
+
+    def outer_gradients(self, r_node):
+        """The gradient of each outer input, read off the reverse node."""
+        n_sent, n_acc = len(self.r_taps), len(self.acc_prev)
+        result = [None] if self.spec.has_n_steps else []
+        result += self._sequence_grads(iter(r_node.outputs[n_sent + n_acc:-1]))
+        result += self._init_grads(iter(r_node.outputs[:n_sent]))
+        sums = iter(r_node.outputs[n_sent:n_sent + n_acc])
+        for n in range(len(self.nonseqs)):
+            result.append(axis_slice(next(sums), -1, squeeze=True)
+                          if n in self.diff_nonseqs else None)
+        return result
+
+    def _sequence_grads(self, slice_grads):
+        result = []
+        for x, offsets in zip(self.seqs, self.spec.seq_offsets):
+            if not _is_float(x):
+                result.append(None)
+                continue
+            total = None
+            for o in offsets:
+                part = axis_slice_grad(x, next(slice_grads), self.first + o, self.n_done + o,
+                                       reverse=True)
+                total = part if total is None else total + part
+            result.append(total)
+        return result
+
+    def _init_grads(self, sent):
+        result = []
+        for i, (init, stacked) in enumerate(zip(self.inits, self.spec.rec_stacked)):
+            if i not in self.diff_recs:
+                result.append(None)
+                continue
+            total = self._initial_rows_grad(i, sent)
+            if stacked:
+                result.append(axis_slice_grad(init, total, 0, self.reach[i]))
+            else:
+                result.append(axis_slice(total, 0, squeeze=True))
+        return result
+
+    def _initial_rows_grad(self, i, sent):
+        """Gradient of buffer ``i``'s initial rows: from outside, plus what
+        steps sent back past row 0 (read off ``sent``, one buffer per tap)."""
+        T = _ops
+        L = self.reach[i]
+        rows = axis_slice(self.bufs[i], 0, L)
+        g = self.output_grads[i]
+        total = axis_slice(g, 0, L) if g is not None else None
+        for k in self.spec.rec_taps[i]:
+            buf = next(sent)
             # Rows of `buf`, newest first, are what steps first, first+1, ...
             # sent back |k| rows; those landing before row 0 are initial rows.
-            m = -k if not truncated else T.clip(-k - first, 0, -k)
+            m = -k if not self.truncated else T.clip(-k - self.first, 0, -k)
             last = axis_slice(buf, k)
             part = axis_slice_grad(rows, axis_slice(last, -k - m, -k), L - m, L, reverse=True)
             total = part if total is None else total + part
-        if stacked:
-            result.append(axis_slice_grad(init, total, 0, L))
-        else:
-            result.append(axis_slice(total, 0, squeeze=True))
-    sums = iter(sums)
-    for n, v in enumerate(nonseqs):
-        result.append(axis_slice(next(sums), -1, squeeze=True) if n in diff_nonseqs else None)
-    return result
+        return total
 
 
 def _add_seed(known, var, g):

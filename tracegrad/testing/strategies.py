@@ -362,31 +362,8 @@ def expressions(draw, inputs, max_depth=3, shapes=None, input_bound=3.0, ops=Non
     ``('reduce', 'index', 'transpose')``.
     """
     T = _ops
-    if not inputs:
-        raise ValueError("expressions needs at least one input")
-    if shapes is not None and len(shapes) != len(inputs):
-        raise ValueError(f"expressions: {len(inputs)} inputs but {len(shapes)} shapes")
-    names = set(ops) if ops is not None else set(UNARY) | set(BINARY) | set(_STRUCTURAL)
-    unknown = set(names) - set(UNARY) - set(BINARY) - set(_STRUCTURAL)
-    if unknown:
-        raise ValueError(f"expressions: unknown ops {sorted(unknown)}")
-    unary = sorted(n for n in names if n in UNARY)
-    binary = sorted(n for n in names if n in BINARY)
-    structural = [n for n in _available() if n in names]
-
-    pool = []
-    for k, var in enumerate(inputs):
-        var = T.as_tensor_variable(var)
-        if var.dtype[0] not in "f":
-            var = T.cast(var, "float64")
-        if shapes is not None:
-            tokens = tuple(int(s) for s in shapes[k])
-            if len(tokens) != var.ndim:
-                raise ValueError(f"expressions: shape {tokens} given for input {var} "
-                                 f"of ndim {var.ndim}")
-        else:
-            tokens = tuple(_Unknown() if s is None else s for s in var.type.shape)
-        pool.append(_Expr(var, tokens, float(input_bound), 0))
+    unary, binary, structural = _op_families(inputs, shapes, ops)
+    pool = _input_pool(T, inputs, shapes, input_bound)
 
     families = (["unary"] if unary else []) + (["binary"] if binary else []) + structural
     if not families:
@@ -400,16 +377,7 @@ def expressions(draw, inputs, max_depth=3, shapes=None, input_bound=3.0, ops=Non
         # Counted from the newest: Hypothesis shrinks towards chains, not leaves.
         a = candidates[-1 - draw(st.integers(0, len(candidates) - 1))]
         family = draw(st.sampled_from(families))
-        if family == "unary":
-            new = _draw_unary(draw, T, a, unary, limit)
-        elif family == "binary":
-            new = _draw_binary(draw, T, a, pool, binary, max_depth)
-        elif family == "reduce":
-            new = _draw_reduce(draw, T, a)
-        elif family == "index":
-            new = _draw_index(draw, T, a)
-        else:
-            new = _draw_transpose(draw, T, a)
+        new = _draw_family(draw, T, family, a, pool, unary, binary, max_depth, limit)
         if new is None:
             continue
         new = _squash(T, new, limit)
@@ -420,3 +388,51 @@ def expressions(draw, inputs, max_depth=3, shapes=None, input_bound=3.0, ops=Non
     from tracegrad.printing import pp
     hypothesis.note(f"expression: {pp(result.var)}")
     return result.var
+
+
+def _op_families(inputs, shapes, ops):
+    """The unary and binary op names and structural families ``expressions``
+    may draw, after checking its arguments."""
+    if not inputs:
+        raise ValueError("expressions needs at least one input")
+    if shapes is not None and len(shapes) != len(inputs):
+        raise ValueError(f"expressions: {len(inputs)} inputs but {len(shapes)} shapes")
+    names = set(ops) if ops is not None else set(UNARY) | set(BINARY) | set(_STRUCTURAL)
+    unknown = set(names) - set(UNARY) - set(BINARY) - set(_STRUCTURAL)
+    if unknown:
+        raise ValueError(f"expressions: unknown ops {sorted(unknown)}")
+    unary = sorted(n for n in names if n in UNARY)
+    binary = sorted(n for n in names if n in BINARY)
+    structural = [n for n in _available() if n in names]
+    return unary, binary, structural
+
+
+def _input_pool(T, inputs, shapes, input_bound):
+    """The inputs as float ``_Expr`` leaves with their shape tokens."""
+    pool = []
+    for k, var in enumerate(inputs):
+        var = T.as_tensor_variable(var)
+        if var.dtype[0] not in "f":
+            var = T.cast(var, "float64")
+        if shapes is not None:
+            tokens = tuple(int(s) for s in shapes[k])
+            if len(tokens) != var.ndim:
+                raise ValueError(f"expressions: shape {tokens} given for input {var} "
+                                 f"of ndim {var.ndim}")
+        else:
+            tokens = tuple(_Unknown() if s is None else s for s in var.type.shape)
+        pool.append(_Expr(var, tokens, float(input_bound), 0))
+    return pool
+
+
+def _draw_family(draw, T, family, a, pool, unary, binary, max_depth, limit):
+    """A new expression of ``family`` on ``a`` (``None`` where it does not apply)."""
+    if family == "unary":
+        return _draw_unary(draw, T, a, unary, limit)
+    if family == "binary":
+        return _draw_binary(draw, T, a, pool, binary, max_depth)
+    if family == "reduce":
+        return _draw_reduce(draw, T, a)
+    if family == "index":
+        return _draw_index(draw, T, a)
+    return _draw_transpose(draw, T, a)
