@@ -3,26 +3,61 @@
 Read once from the environment variable ``TRACEGRAD_FLAGS`` (for example
 ``TRACEGRAD_FLAGS="floatX=float32,device=cuda"``) and changeable at run time
 by attribute assignment (``tg.config.floatX = 'float32'``).
+
+This module is also the one place that turns the spellings users give for a
+mode (``'FAST_RUN'``, ``'fast_run'``...) or a device (``'gpu'``, ``'cuda:0'``,
+``'CPU'``...) into tracegrad's own names (``normalize_mode``,
+``normalize_device``), and it holds the performance tunables (the constants
+below ``config``). It imports nothing from tracegrad: every layer may import it.
 """
 import os
 
-_CHOICES = {
-    "floatX": ("float64", "float32", "float16"),
-    "device": ("cpu", "cuda"),
-    "optimizer": ("fast_run", "fast_compile", "None", "fast_math"),
-}
+# The optimizer modes (``tg.config.optimizer``, ``function(mode=)``); what
+# each runs is ``tracegrad.rewrite.engine.MODES``.
+MODES = ("fast_run", "fast_compile", "None", "fast_math")
+DEVICES = ("cpu", "cuda")
+_FLOAT_DTYPES = ("float64", "float32", "float16")
 
 
-def _choice(name):
-    def validate(value):
-        value = str(value)
-        if name == "device" and (value == "gpu" or value.startswith("cuda")):
-            value = "cuda"
-        if value not in _CHOICES[name]:
-            raise ValueError(
-                f"tracegrad.config.{name} must be one of {_CHOICES[name]}, got {value!r}")
-        return value
-    return validate
+def normalize_mode(mode):
+    """The optimizer mode name of ``mode``: ``None`` is ``tg.config.optimizer``;
+    names are case-insensitive (Theano's ``'FAST_RUN'``, ``'FAST_COMPILE'``,
+    ``'FAST_MATH'``; ``'none'`` is ``'None'``). ``ValueError`` naming the bad
+    value and the accepted ones otherwise."""
+    if mode is None:
+        return config.optimizer
+    name = str(mode)
+    lowered = name.lower()
+    canonical = "None" if lowered == "none" else lowered
+    if canonical not in MODES:
+        raise ValueError(f"unknown optimizer mode {name!r}; accepted: {', '.join(MODES)} "
+                         "(any case), a tracegrad.compile.Mode or a list of phases")
+    return canonical
+
+
+def normalize_device(device):
+    """The device name of ``device``: ``None`` is ``tg.config.device``;
+    ``'cpu'`` in any case is ``'cpu'``; ``'cuda'``, ``'cuda0'``, ``'cuda:1'``,
+    ``'gpu'`` (any case) are ``'cuda'``. ``ValueError`` naming the bad value
+    and the accepted ones otherwise."""
+    if device is None:
+        return config.device
+    name = str(device)
+    lowered = name.lower()
+    if lowered == "gpu" or lowered.startswith("cuda"):
+        return "cuda"
+    if lowered != "cpu":
+        raise ValueError(f"unknown device {name!r}; accepted: 'cpu', 'cuda' "
+                         "('gpu', 'cuda0', 'cuda:1' mean 'cuda'; any case)")
+    return "cpu"
+
+
+def _float_dtype(value):
+    value = str(value)
+    if value not in _FLOAT_DTYPES:
+        raise ValueError(
+            f"tracegrad.config.floatX must be one of {_FLOAT_DTYPES}, got {value!r}")
+    return value
 
 
 def _positive_int(value):
@@ -44,10 +79,13 @@ def _setting(name, validate, doc):
 class Config:
     """Settings object; assignment validates the value."""
 
-    floatX = _setting("floatX", _choice("floatX"),
+    floatX = _setting("floatX", _float_dtype,
                       "dtype of T.scalar, T.matrix... ('float64' by default)")
-    device = _setting("device", _choice("device"), "'cpu' (NumPy) or 'cuda' (CuPy)")
-    optimizer = _setting("optimizer", _choice("optimizer"),
+    # (a setting is never None: assigning None to optimizer means 'None', no
+    # rewrites, as in Theano; to device it is refused)
+    device = _setting("device", lambda v: normalize_device(str(v)),
+                      "'cpu' (NumPy) or 'cuda' (CuPy)")
+    optimizer = _setting("optimizer", lambda v: normalize_mode(str(v)),
                          "rewrite phases: 'fast_run', 'fast_compile', 'None' or "
                          "'fast_math' (fast_run plus value-changing algebra)")
     num_threads = _setting("num_threads", _positive_int,
