@@ -123,3 +123,84 @@ def parse_flags(text):
 config = Config()
 for _key, _value in parse_flags(os.environ.get("TRACEGRAD_FLAGS", "")).items():
     setattr(config, _key, _value)
+
+
+# ------------------------------------------------------------------ tunables
+# Performance constants, in one place, each with what it trades and the
+# measurement behind its value ("not measured": chosen by judgement, no
+# recorded measurement; a candidate for the benchmarks). The modules that use
+# one import it by name (``from tracegrad.config import BLOCK_BYTES``) and
+# read their module global at the moment they need it, so an experiment or a
+# test changes one by patching the using module's name, e.g.
+# ``monkeypatch.setattr(tracegrad.fuse.cpu, "THREAD_MIN_NS", 1)``; the call
+# paths pay no extra lookup for them. Measurements were taken on the 2-core
+# AMD EPYC development machine (2 MiB L2 per core).
+
+# --- blocked CPU loops of fused clusters (fuse/cpu.py, fuse/runner.py)
+# Bytes per block and buffer (of the widest dtype). Measured on W1: smaller
+# blocks pay Python overhead per ufunc call, larger ones spill a block's
+# intermediates out of L2 (the figures per size were not recorded).
+BLOCK_BYTES = 1 << 18
+# Fewest elements in a block, whatever the dtype. Not measured.
+MIN_BLOCK = 4096
+# Least work (ns) in a block: a block costs a few microseconds of Python
+# (slicing, calls), so cheap programs (``w - lr * g``) get bigger blocks, or
+# none at all. The per-block overhead is measured; this value (overhead
+# under ~5%) was not compared against others.
+BLOCK_MIN_NS = 60_000
+# Blocks are this many times bigger when a call runs on several threads:
+# threads share the GIL for the Python part of every ufunc call, so fewer,
+# bigger blocks contend less. Measured 5-10% faster on W1 with two threads
+# (W1 float32 1e6: 0.56 -> 0.52 of NumPy's time, commit 990638c).
+THREADED_BLOCK_FACTOR = 2
+# Least work (ns) per worker thread: a hand-off to the pool and back costs
+# tens of microseconds (measured); the value itself was not tuned further.
+THREAD_MIN_NS = 150_000
+# A call of up to this many blocks runs as one pass on one thread: cutting
+# a call into just two blocks costs more than it saves. Not measured.
+SINGLE_PASS_BLOCKS = 2
+# A threaded call is cut into at least this many blocks per thread, so a
+# thread that gets less CPU time than the others (a busy machine) does not
+# hold the call back. Not measured.
+BLOCKS_PER_THREAD = 2
+# Elements used to measure what an elementwise row costs per element (best
+# of CALIBRATION_ROUNDS runs, once per row and argument dtypes). Not measured.
+CALIBRATION_SIZE = 8192
+CALIBRATION_ROUNDS = 3
+
+# --- generated code of fused clusters (fuse/codegen.py, fuse/cache.py)
+# A fast path of more lines than this is compiled at its first call, not
+# when built: its compilation costs ~30 us a line (measured), and a kernel
+# this long takes it only for calls of a few elements. The 400 itself is
+# not measured.
+EAGER_FAST_LINES = 400
+# Compiled code objects kept, keyed by source (least recently used goes
+# first). Not measured (a memory bound).
+MAX_CODE = 1024
+# Programs (CPU) and kernel sources (CUDA) kept per cache, keyed by spec.
+# Not measured (a memory bound).
+MAX_ENTRIES = 1024
+
+# --- fusion (fuse/cluster.py)
+# Most operands (inputs and outputs) of one fused cluster. Not measured.
+DEFAULT_MAX_OPERANDS = 32
+
+# --- rewrites (rewrite/engine.py, ops/shape_static.py)
+# Passes of a phase before it stops short of a fixpoint. Not measured (a
+# safety net).
+MAX_PASSES = 8
+# Stop a phase after this many rewrites per node: a safety net against two
+# rules undoing each other forever. Not measured.
+MAX_REWRITES_PER_NODE = 20
+# Build-time folding (``static_value``) visits at most this many nodes and
+# folds values of at most this many elements, so asking stays cheap. Not
+# measured.
+FOLD_MAX_NODES = 32
+FOLD_MAX_SIZE = 64
+
+# --- ops (ops/nnet.py)
+# Up to this many entries along the last axis, softmax's max is taken
+# column by column (``maximum`` over whole columns is vectorised; NumPy's
+# reduction over a short inner axis is not): measured 4 ns per element,
+# 5x slower than column by column for 10 classes.
+SHORT_AXIS = 16

@@ -25,11 +25,9 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
-
-# A fast path of more lines than this is compiled at its first call (its
-# compilation costs ~30 us a line; a kernel this long takes it only for
-# calls of a few elements).
-EAGER_FAST_LINES = 400
+# (tunables, with their reasons, in tracegrad/config.py; module globals here,
+# so tests patch them here)
+from tracegrad.config import EAGER_FAST_LINES, MAX_CODE
 
 # Ufuncs for which NumPy 2 deprecates a positional ``out``.
 KEYWORD_OUT = frozenset({"maximum", "minimum"})
@@ -268,7 +266,6 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
 
 _CODE_LOCK = threading.Lock()
 _CODE = OrderedDict()  # source -> code object, most recently used last
-MAX_CODE = 1024
 
 
 def _compiled(source):

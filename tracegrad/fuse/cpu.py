@@ -15,32 +15,17 @@ import math
 
 import numpy as np
 
-from tracegrad.config import config
+# (tunables: what each trades and how it was measured is in tracegrad/config.py;
+# read as this module's globals, so tests patch them here)
+from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
+                              CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK,
+                              SINGLE_PASS_BLOCKS, THREAD_MIN_NS, THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.fuse.codegen import generate
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import FusionSpec
 from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
-
-# Bytes per block and buffer (of the widest dtype). Measured on W1 (2-core
-# AMD EPYC, 2 MiB L2 per core): smaller blocks pay Python overhead per ufunc
-# call, larger ones spill the block's intermediates out of L2.
-BLOCK_BYTES = 1 << 18
-MIN_BLOCK = 4096
-# A block costs a few microseconds of Python (slicing, calls): a block holds
-# at least this much work (ns), so cheap programs (``w - lr * g``) get bigger
-# blocks, or none at all.
-BLOCK_MIN_NS = 60_000
-# Blocks are this many times bigger when a call runs on several threads.
-THREADED_BLOCK_FACTOR = 2
-# A worker thread gets at least this much work (ns): a hand-off to the pool
-# and back costs tens of microseconds.
-THREAD_MIN_NS = 150_000
-# Elements used to measure what a row costs per element (once per row and
-# argument dtypes).
-CALIBRATION_SIZE = 8192
-
 
 class CpuProgram:
     """A spec compiled for NumPy; ``run`` is thread-safe (no shared state)."""
@@ -60,7 +45,8 @@ class CpuProgram:
                          int(BLOCK_MIN_NS / self.ns_per_element))
         # Up to this size a call is one pass on one thread (cutting a call
         # into just two blocks costs more than it saves).
-        self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
+        self.small_limit = min(SINGLE_PASS_BLOCKS * self.block,
+                               int(SINGLE_PASS_BLOCKS * THREAD_MIN_NS / self.ns_per_element))
         self._fast_limit = self.small_limit if fast_ok else None
         self.direct = generate(self.lowered, fast_limit=self._fast_limit,
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
@@ -200,7 +186,7 @@ class CpuProgram:
         block = self.block
         nthreads = max(1, min(config.num_threads,
                               int(size * self.ns_per_element / THREAD_MIN_NS)))
-        if nthreads == 1 and size <= 2 * block:
+        if nthreads == 1 and size <= SINGLE_PASS_BLOCKS * block:
             order = "F" if outs[0].flags.f_contiguous and len(shape) > 1 else "C"
             slots = [np.empty(shape, dt, order=order) for dt in program.slot_dtypes]
             program.fn(*operands, *outs, *slots)
@@ -213,7 +199,7 @@ class CpuProgram:
             # Two blocks or more per thread, so a thread that gets less CPU
             # time than the others (a busy machine) does not hold the call
             # back.
-            block = min(THREADED_BLOCK_FACTOR * block, -(-size // (2 * nthreads)))
+            block = min(THREADED_BLOCK_FACTOR * block, -(-size // (BLOCKS_PER_THREAD * nthreads)))
         run_blocked(program.fn, program.slot_dtypes, operands, outs, shape, block, nthreads)
         return outs
 
@@ -336,7 +322,7 @@ _COSTS = {}
 
 def row_cost(row, dtypes):
     """Nanoseconds per element of ``row`` on arguments of ``dtypes``,
-    measured once (best of three on ``CALIBRATION_SIZE`` elements)."""
+    measured once (best of ``CALIBRATION_ROUNDS`` on ``CALIBRATION_SIZE`` elements)."""
     key = (row, tuple(dtypes))
     cost = _COSTS.get(key)
     if cost is None:
@@ -347,7 +333,7 @@ def row_cost(row, dtypes):
         best = float("inf")
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            for _ in range(3):
+            for _ in range(CALIBRATION_ROUNDS):
                 t0 = time.perf_counter()
                 try:
                     row.impl(np, *args)

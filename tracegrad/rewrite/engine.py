@@ -30,10 +30,7 @@ from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import match, op_key
 from tracegrad.trace import Variable
 
-MAX_PASSES = 8
-# Stop a phase after this many rewrites per node: a safety net against two
-# rules undoing each other forever.
-MAX_REWRITES_PER_NODE = 20
+from tracegrad.config import MAX_PASSES, MAX_REWRITES_PER_NODE  # (tunables)
 
 # Raise exceptions from rules instead of skipping the rule with a warning
 # (the rewrite tests set it).
