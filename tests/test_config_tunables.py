@@ -7,7 +7,7 @@ import sys
 import tracegrad.config  # noqa: F401  (``tracegrad.config`` the attribute is tg.config)
 from tracegrad.fuse import cache, cluster, codegen, cpu
 from tracegrad.ops import nnet, shape_static
-from tracegrad.rewrite import engine
+from tracegrad.rewrite import algebra, constant_fold, engine
 
 CONFIG = sys.modules["tracegrad.config"]
 SOURCE = pathlib.Path(CONFIG.__file__).read_text()
@@ -22,6 +22,7 @@ USERS = {
     cluster: ["DEFAULT_MAX_OPERANDS"],
     engine: ["MAX_PASSES", "MAX_REWRITES_PER_NODE"],
     nnet: ["SHORT_AXIS"],
+    constant_fold: ["FOLD_MAX_BYTES"],
 }
 
 
@@ -57,7 +58,8 @@ def test_the_using_modules_read_the_config_values():
             listed.add(name)
     assert shape_static._FOLD_MAX_NODES == CONFIG.FOLD_MAX_NODES
     assert shape_static._FOLD_MAX_SIZE == CONFIG.FOLD_MAX_SIZE
-    listed |= {"FOLD_MAX_NODES", "FOLD_MAX_SIZE"}
+    assert algebra.LIMIT == CONFIG.COLLECT_LIMIT
+    listed |= {"FOLD_MAX_NODES", "FOLD_MAX_SIZE", "COLLECT_LIMIT"}
     assert listed == set(_tunable_names())
 
 

@@ -197,6 +197,13 @@ MAX_REWRITES_PER_NODE = 20
 # measured.
 FOLD_MAX_NODES = 32
 FOLD_MAX_SIZE = 64
+# Constant folding keeps a result larger than this many bytes (and than its
+# inputs together) as a node: ``zeros((10000, 10000))`` stays a small node
+# instead of becoming an 800 MB constant. Not measured.
+FOLD_MAX_BYTES = 1 << 16
+# ``collect_terms``/``collect_factors`` (flat sums and products for the
+# canonicalize rules) walk at most this many nodes deep. Not measured.
+COLLECT_LIMIT = 64
 
 # --- ops (ops/nnet.py)
 # Up to this many entries along the last axis, softmax's max is taken

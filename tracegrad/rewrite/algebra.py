@@ -19,7 +19,7 @@ import numpy as np
 from tracegrad.rewrite.pattern import const_value, is_scalar_like, op_key
 from tracegrad.trace import Constant, Variable
 
-LIMIT = 64
+from tracegrad.config import COLLECT_LIMIT as LIMIT  # (a tunable: tracegrad/config.py)
 
 SUM_KEYS = frozenset({"add", "sub", "neg"})
 PRODUCT_KEYS = frozenset({"mul", "true_div", "neg"})
