@@ -51,7 +51,8 @@ def scatter_add(xp, out, index, values):
 
 
 # ------------------------------------------------------------ static values
-from tracegrad.config import FOLD_MAX_NODES as _FOLD_MAX_NODES, FOLD_MAX_SIZE as _FOLD_MAX_SIZE  # noqa: E402,E501
+_FOLD_MAX_NODES = 32
+_FOLD_MAX_SIZE = 64
 
 
 def static_value(var):
