@@ -3,26 +3,61 @@
 Read once from the environment variable ``TRACEGRAD_FLAGS`` (for example
 ``TRACEGRAD_FLAGS="floatX=float32,device=cuda"``) and changeable at run time
 by attribute assignment (``tg.config.floatX = 'float32'``).
+
+This module is also the one place that turns the spellings users give for a
+mode (``'FAST_RUN'``, ``'fast_run'``...) or a device (``'gpu'``, ``'cuda:0'``,
+``'CPU'``...) into tracegrad's own names (``normalize_mode``,
+``normalize_device``), and it holds the performance tunables (the constants
+below ``config``). It imports nothing from tracegrad: every layer may import it.
 """
 import os
 
-_CHOICES = {
-    "floatX": ("float64", "float32", "float16"),
-    "device": ("cpu", "cuda"),
-    "optimizer": ("fast_run", "fast_compile", "None", "fast_math"),
-}
+# The optimizer modes (``tg.config.optimizer``, ``function(mode=)``); what
+# each runs is ``tracegrad.rewrite.engine.MODES``.
+MODES = ("fast_run", "fast_compile", "None", "fast_math")
+DEVICES = ("cpu", "cuda")
+_FLOAT_DTYPES = ("float64", "float32", "float16")
 
 
-def _choice(name):
-    def validate(value):
-        value = str(value)
-        if name == "device" and (value == "gpu" or value.startswith("cuda")):
-            value = "cuda"
-        if value not in _CHOICES[name]:
-            raise ValueError(
-                f"tracegrad.config.{name} must be one of {_CHOICES[name]}, got {value!r}")
-        return value
-    return validate
+def normalize_mode(mode):
+    """The optimizer mode name of ``mode``: ``None`` is ``tg.config.optimizer``;
+    names are case-insensitive (Theano's ``'FAST_RUN'``, ``'FAST_COMPILE'``,
+    ``'FAST_MATH'``; ``'none'`` is ``'None'``). ``ValueError`` naming the bad
+    value and the accepted ones otherwise."""
+    if mode is None:
+        return config.optimizer
+    name = str(mode)
+    lowered = name.lower()
+    canonical = "None" if lowered == "none" else lowered
+    if canonical not in MODES:
+        raise ValueError(f"unknown optimizer mode {name!r}; accepted: {', '.join(MODES)} "
+                         "(any case), a tracegrad.compile.Mode or a list of phases")
+    return canonical
+
+
+def normalize_device(device):
+    """The device name of ``device``: ``None`` is ``tg.config.device``;
+    ``'cpu'`` in any case is ``'cpu'``; ``'cuda'``, ``'cuda0'``, ``'cuda:1'``,
+    ``'gpu'`` (any case) are ``'cuda'``. ``ValueError`` naming the bad value
+    and the accepted ones otherwise."""
+    if device is None:
+        return config.device
+    name = str(device)
+    lowered = name.lower()
+    if lowered == "gpu" or lowered.startswith("cuda"):
+        return "cuda"
+    if lowered != "cpu":
+        raise ValueError(f"unknown device {name!r}; accepted: 'cpu', 'cuda' "
+                         "('gpu', 'cuda0', 'cuda:1' mean 'cuda'; any case)")
+    return "cpu"
+
+
+def _float_dtype(value):
+    value = str(value)
+    if value not in _FLOAT_DTYPES:
+        raise ValueError(
+            f"tracegrad.config.floatX must be one of {_FLOAT_DTYPES}, got {value!r}")
+    return value
 
 
 def _positive_int(value):
@@ -44,10 +79,13 @@ def _setting(name, validate, doc):
 class Config:
     """Settings object; assignment validates the value."""
 
-    floatX = _setting("floatX", _choice("floatX"),
+    floatX = _setting("floatX", _float_dtype,
                       "dtype of T.scalar, T.matrix... ('float64' by default)")
-    device = _setting("device", _choice("device"), "'cpu' (NumPy) or 'cuda' (CuPy)")
-    optimizer = _setting("optimizer", _choice("optimizer"),
+    # (a setting is never None: assigning None to optimizer means 'None', no
+    # rewrites, as in Theano; to device it is refused)
+    device = _setting("device", lambda v: normalize_device(str(v)),
+                      "'cpu' (NumPy) or 'cuda' (CuPy)")
+    optimizer = _setting("optimizer", lambda v: normalize_mode(str(v)),
                          "rewrite phases: 'fast_run', 'fast_compile', 'None' or "
                          "'fast_math' (fast_run plus value-changing algebra)")
     num_threads = _setting("num_threads", _positive_int,
@@ -85,3 +123,91 @@ def parse_flags(text):
 config = Config()
 for _key, _value in parse_flags(os.environ.get("TRACEGRAD_FLAGS", "")).items():
     setattr(config, _key, _value)
+
+
+# ------------------------------------------------------------------ tunables
+# Performance constants, in one place, each with what it trades and the
+# measurement behind its value ("not measured": chosen by judgement, no
+# recorded measurement; a candidate for the benchmarks). The modules that use
+# one import it by name (``from tracegrad.config import BLOCK_BYTES``) and
+# read their module global at the moment they need it, so an experiment or a
+# test changes one by patching the using module's name, e.g.
+# ``monkeypatch.setattr(tracegrad.fuse.cpu, "THREAD_MIN_NS", 1)``; the call
+# paths pay no extra lookup for them. Measurements were taken on the 2-core
+# AMD EPYC development machine (2 MiB L2 per core).
+
+# --- blocked CPU loops of fused clusters (fuse/cpu.py, fuse/runner.py)
+# Bytes per block and buffer (of the widest dtype). Measured on W1: smaller
+# blocks pay Python overhead per ufunc call, larger ones spill a block's
+# intermediates out of L2 (the figures per size were not recorded).
+BLOCK_BYTES = 1 << 18
+# Fewest elements in a block, whatever the dtype. Not measured.
+MIN_BLOCK = 4096
+# Least work (ns) in a block: a block costs a few microseconds of Python
+# (slicing, calls), so cheap programs (``w - lr * g``) get bigger blocks, or
+# none at all. The per-block overhead is measured; this value (overhead
+# under ~5%) was not compared against others.
+BLOCK_MIN_NS = 60_000
+# Blocks are this many times bigger when a call runs on several threads:
+# threads share the GIL for the Python part of every ufunc call, so fewer,
+# bigger blocks contend less. Measured 5-10% faster on W1 with two threads
+# (W1 float32 1e6: 0.56 -> 0.52 of NumPy's time, commit 990638c).
+THREADED_BLOCK_FACTOR = 2
+# Least work (ns) per worker thread: a hand-off to the pool and back costs
+# tens of microseconds (measured); the value itself was not tuned further.
+THREAD_MIN_NS = 150_000
+# A call of up to this many blocks runs as one pass on one thread: cutting
+# a call into just two blocks costs more than it saves. Not measured.
+SINGLE_PASS_BLOCKS = 2
+# A threaded call is cut into at least this many blocks per thread, so a
+# thread that gets less CPU time than the others (a busy machine) does not
+# hold the call back. Not measured.
+BLOCKS_PER_THREAD = 2
+# Elements used to measure what an elementwise row costs per element (best
+# of CALIBRATION_ROUNDS runs, once per row and argument dtypes). Not measured.
+CALIBRATION_SIZE = 8192
+CALIBRATION_ROUNDS = 3
+
+# --- generated code of fused clusters (fuse/codegen.py, fuse/cache.py)
+# A fast path of more lines than this is compiled at its first call, not
+# when built: its compilation costs ~30 us a line (measured), and a kernel
+# this long takes it only for calls of a few elements. The 400 itself is
+# not measured.
+EAGER_FAST_LINES = 400
+# Compiled code objects kept, keyed by source (least recently used goes
+# first). Not measured (a memory bound).
+MAX_CODE = 1024
+# Programs (CPU) and kernel sources (CUDA) kept per cache, keyed by spec.
+# Not measured (a memory bound).
+MAX_ENTRIES = 1024
+
+# --- fusion (fuse/cluster.py)
+# Most operands (inputs and outputs) of one fused cluster. Not measured.
+DEFAULT_MAX_OPERANDS = 32
+
+# --- rewrites (rewrite/engine.py, ops/shape_static.py)
+# Passes of a phase before it stops short of a fixpoint. Not measured (a
+# safety net).
+MAX_PASSES = 8
+# Stop a phase after this many rewrites per node: a safety net against two
+# rules undoing each other forever. Not measured.
+MAX_REWRITES_PER_NODE = 20
+# Build-time folding (``static_value``) visits at most this many nodes and
+# folds values of at most this many elements, so asking stays cheap. Not
+# measured.
+FOLD_MAX_NODES = 32
+FOLD_MAX_SIZE = 64
+# Constant folding keeps a result larger than this many bytes (and than its
+# inputs together) as a node: ``zeros((10000, 10000))`` stays a small node
+# instead of becoming an 800 MB constant. Not measured.
+FOLD_MAX_BYTES = 1 << 16
+# ``collect_terms``/``collect_factors`` (flat sums and products for the
+# canonicalize rules) walk at most this many nodes deep. Not measured.
+COLLECT_LIMIT = 64
+
+# --- ops (ops/nnet.py)
+# Up to this many entries along the last axis, softmax's max is taken
+# column by column (``maximum`` over whole columns is vectorised; NumPy's
+# reduction over a short inner axis is not): measured 4 ns per element,
+# 5x slower than column by column for 10 classes.
+SHORT_AXIS = 16

@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+from tracegrad.config import normalize_device
+
 
 class DeviceMismatchError(TypeError, ValueError):
     """A graph mixes values of two devices (e.g. a CPU shared variable in a
@@ -99,17 +101,9 @@ def _cuda_backend():
     return _CUDA
 
 
-def canonical_device(device):
-    """``None`` -> ``config.device``; ``'gpu'``/``'cuda0'`` -> ``'cuda'``."""
-    if device is None:
-        from tracegrad.config import config
-        device = config.device
-    device = str(device).lower()
-    if device == "gpu" or device.startswith("cuda"):
-        return "cuda"
-    if device != "cpu":
-        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
-    return device
+# The one normaliser of device names lives in config (importable by every
+# layer); this name is kept for the code and tests that know it from here.
+canonical_device = normalize_device
 
 
 def get_backend(device=None):

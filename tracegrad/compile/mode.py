@@ -6,28 +6,18 @@ accepted and ignored (tracegrad has one way to run a graph). The one tag
 ``including``/``excluding`` know is ``'fast_math'``: value-changing algebra
 (``x - x -> 0`` even for an inf ``x``) on top of ``'fast_run'``.
 """
-from tracegrad.config import config
+from tracegrad.config import MODES, normalize_mode
 
 _TAG = "fast_math"
-MODES = ("fast_run", "fast_compile", "None", "fast_math")
-# Theano's spellings
-_ALIASES = {"FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile", "FAST_MATH": "fast_math",
-            "none": "None", "NONE": "None"}
 
 
 def normalize(mode):
     """The optimizer name of ``mode`` (a ``Mode``, a name or ``None``:
-    ``tg.config.optimizer``); ``ValueError`` for an unknown name."""
+    ``tg.config.optimizer``); ``ValueError`` for an unknown name (the names
+    themselves are normalised by ``tracegrad.config.normalize_mode``)."""
     if isinstance(mode, Mode):
         return mode.optimizer
-    if mode is None:
-        mode = config.optimizer
-    mode = str(mode)
-    mode = _ALIASES.get(mode, mode)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES} or a tracegrad.compile.Mode, "
-                         f"got {mode!r}")
-    return mode
+    return normalize_mode(mode)
 
 
 class Mode:
@@ -63,5 +53,4 @@ def _check_tags(tags, method):
     unknown = [t for t in tags if str(t).lower() != _TAG]
     if unknown:
         raise ValueError(f"Mode.{method}: unknown rewrite tags {unknown}; tracegrad's "
-                         f"modes know only {_TAG!r} (modes: 'fast_run', 'fast_compile', "
-                         "'None', 'fast_math')")
+                         f"modes know only {_TAG!r} (modes: {', '.join(MODES)})")

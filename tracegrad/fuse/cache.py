@@ -5,7 +5,7 @@ The caches themselves live beside their builders: ``cpu.CPU_PROGRAMS`` (with
 import threading
 from collections import OrderedDict
 
-MAX_ENTRIES = 1024
+from tracegrad.config import MAX_ENTRIES  # (a tunable: see tracegrad/config.py)
 
 
 class SpecCache:

@@ -26,7 +26,7 @@ bitsets (Python ints) over node positions, so the walk is iterative and cheap.
 from tracegrad.ops.elemwise import Elemwise, SumTo
 from tracegrad.trace import Constant, toposort
 
-DEFAULT_MAX_OPERANDS = 32
+from tracegrad.config import DEFAULT_MAX_OPERANDS  # (a tunable: tracegrad/config.py)
 
 
 class Cluster:

@@ -25,11 +25,9 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
-
-# A fast path of more lines than this is compiled at its first call (its
-# compilation costs ~30 us a line; a kernel this long takes it only for
-# calls of a few elements).
-EAGER_FAST_LINES = 400
+# (tunables, with their reasons, in tracegrad/config.py; module globals here,
+# so tests patch them here)
+from tracegrad.config import EAGER_FAST_LINES, MAX_CODE
 
 # Ufuncs for which NumPy 2 deprecates a positional ``out``.
 KEYWORD_OUT = frozenset({"maximum", "minimum"})
@@ -151,108 +149,18 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
     out_index = {}
     for m, j in enumerate(spec.outputs):
         out_index.setdefault(j, m)
-    # Outputs that are the same step as an earlier output (after lowering).
-    repeats = [(m, out_index[j]) for m, j in enumerate(spec.outputs) if out_index[j] != m]
-    last_use = {}
-    for j, instr in enumerate(spec.instrs):
-        for kind, k in instr.args:
-            if kind == "t":
-                last_use[k] = j
-    if deferred:
-        for j in spec.outputs:
-            last_use[j] = len(spec.instrs)
-    names = {}
-    slot_of = {}
-    slot_dtypes = []
-    # Per dtype, buffers free to hold a value: [name, last step it may hold
-    # a value to, first step it may be written at]. Kept as (output buffers,
-    # scratch slots): at most one entry per output has finite bounds; scratch
-    # slots fit any value and the oldest freed is reused first, so they wait
-    # in a queue (scanning every free slot at each step was quadratic in a
-    # long kernel that keeps n values alive).
-    free = {}
-
-    def pool(dtype):
-        found = free.get(dtype)
-        if found is None:
-            found = free[dtype] = ([], deque())
-        return found
-
-    def release(dtype, entry):
-        bounded, scratch = pool(dtype)
-        (scratch if entry[1] == float("inf") else bounded).append(entry)
-    if not deferred:
-        for m, j in enumerate(spec.outputs):
-            if out_index[j] == m:
-                start = 0
-                if alias is not None and m == 0:
-                    start = max([i for i, ins in enumerate(spec.instrs)
-                                 if ("i", alias) in ins.args], default=0)
-                    if start > j:
-                        return None
-                release(spec.instrs[j].dtype, [f"o{m}", j, start])
-    lines = []
-
-    def take(dtype, j):
-        """A buffer for the value of step ``j`` (a scratch slot if none fits)."""
-        until = last_use.get(j, j)
-        bounded, scratch = pool(dtype)
-        fits = [e for e in bounded if e[1] >= until and e[2] <= j]
-        if fits:
-            entry = min(fits, key=lambda e: e[1])  # the shortest-lived that fits
-            bounded.remove(entry)
-            return entry
-        if scratch:
-            return scratch.popleft()
-        slot_dtypes.append(np.dtype(dtype))
-        return [f"s{len(slot_dtypes) - 1}", float("inf"), 0]
-
-    def operand(ref):
-        kind, k = ref
-        return f"i{k}" if kind == "i" else f"k{k}" if kind == "c" else names[k]
-
-    for j, instr in enumerate(spec.instrs):
-        args = ", ".join(operand(r) for r in instr.args)
-        for kind, k in dict.fromkeys(instr.args):
-            if kind == "t" and last_use.get(k) == j and k in slot_of:
-                release(spec.instrs[k].dtype, slot_of[k])
-        direct_out = j in out_index and not deferred
-        if direct_out:  # (its buffer may have held values until now)
-            bounded = pool(instr.dtype)[0]
-            for entry in bounded:
-                if entry[0] == f"o{out_index[j]}":
-                    bounded.remove(entry)
-                    break
-        uf = plain_ufunc(instr.row)
-        if uf is not None:
-            env[f"f{j}"] = uf
-            if direct_out:
-                dest = f"o{out_index[j]}"
-            else:
-                slot_of[j] = take(instr.dtype, j)
-                dest = slot_of[j][0]
-            # ``out`` passed positionally: cheaper to parse than a keyword
-            # (but deprecated, with a warning on every call, for some).
-            if uf.__name__ in KEYWORD_OUT:
-                lines.append(f"f{j}({args}, out={dest})")
-            else:
-                lines.append(f"f{j}({args}, {dest})")
-            names[j] = dest
-        else:
-            env[f"f{j}"] = instr.row.impl
-            env[f"d{j}"] = np.dtype(instr.dtype)
-            if direct_out:
-                dest = f"o{out_index[j]}"
-                lines.append(f"copyto({dest}, f{j}(np, {args}), casting='unsafe')")
-            else:
-                dest = f"r{j}"
-                lines.append(f"{dest} = asarray(f{j}(np, {args}), dtype=d{j})")
-            names[j] = dest
+    buffers = _Buffers(_last_uses(spec, deferred))
+    if not deferred and not _offer_outputs(spec, out_index, alias, buffers):
+        return None
+    lines, names = _body_lines(spec, env, out_index, deferred, buffers)
     if deferred:
         for m, j in enumerate(spec.outputs):
             lines.append(f"copyto(o{m}, {names[j]}, casting='unsafe')")
     else:
-        lines.extend(f"copyto(o{m}, o{first})" for m, first in repeats)
+        # Outputs that are the same step as an earlier output (after lowering).
+        lines.extend(f"copyto(o{m}, o{out_index[j]})"
+                     for m, j in enumerate(spec.outputs) if out_index[j] != m)
+    slot_dtypes = buffers.slot_dtypes
     params = [f"i{k}" for k in range(len(spec.in_types))] + array_consts + \
         [f"o{m}" for m in range(len(spec.outputs))] + \
         [f"s{n}" for n in range(len(slot_dtypes))]
@@ -266,9 +174,136 @@ def generate(spec, deferred=False, fast_limit=None, shape_needs=None, output_dep
     return Generated(source, tuple(slot_dtypes), env, fast)
 
 
+def _last_uses(spec, deferred):
+    """Per step whose value a later step reads: the last step reading it
+    (with ``deferred``, outputs live to the end of the block)."""
+    last_use = {}
+    for j, instr in enumerate(spec.instrs):
+        for kind, k in instr.args:
+            if kind == "t":
+                last_use[k] = j
+    if deferred:
+        for j in spec.outputs:
+            last_use[j] = len(spec.instrs)
+    return last_use
+
+
+class _Buffers:
+    """The buffers a block function computes into, and which are free.
+
+    Per dtype, buffers free to hold a value: ``[name, last step it may hold
+    a value to, first step it may be written at]``. Kept as (output buffers,
+    scratch slots): at most one entry per output has finite bounds; scratch
+    slots fit any value and the oldest freed is reused first, so they wait
+    in a queue (scanning every free slot at each step was quadratic in a
+    long kernel that keeps n values alive). ``slot_dtypes``: the dtype of
+    each scratch slot made so far (``s<n>``)."""
+
+    __slots__ = ("last_use", "free", "slot_dtypes")
+
+    def __init__(self, last_use):
+        self.last_use = last_use
+        self.free = {}
+        self.slot_dtypes = []
+
+    def pool(self, dtype):
+        found = self.free.get(dtype)
+        if found is None:
+            found = self.free[dtype] = ([], deque())
+        return found
+
+    def release(self, dtype, entry):
+        bounded, scratch = self.pool(dtype)
+        (scratch if entry[1] == float("inf") else bounded).append(entry)
+
+    def take(self, dtype, j):
+        """A buffer for the value of step ``j`` (a scratch slot if none fits)."""
+        until = self.last_use.get(j, j)
+        bounded, scratch = self.pool(dtype)
+        fits = [e for e in bounded if e[1] >= until and e[2] <= j]
+        if fits:
+            entry = min(fits, key=lambda e: e[1])  # the shortest-lived that fits
+            bounded.remove(entry)
+            return entry
+        if scratch:
+            return scratch.popleft()
+        self.slot_dtypes.append(np.dtype(dtype))
+        return [f"s{len(self.slot_dtypes) - 1}", float("inf"), 0]
+
+    def claim(self, dtype, name):
+        """Output buffer ``name`` now holds its own value: no longer free
+        (it may have held other values until now)."""
+        bounded = self.pool(dtype)[0]
+        for entry in bounded:
+            if entry[0] == name:
+                bounded.remove(entry)
+                break
+
+
+def _offer_outputs(spec, out_index, alias, buffers):
+    """Make each output buffer free for intermediate values until its own
+    step. With ``alias=k``, output 0 (input ``k``'s buffer) only after the
+    last step reading input ``k``: ``False`` when output 0 is written
+    before that (no such program)."""
+    for m, j in enumerate(spec.outputs):
+        if out_index[j] == m:
+            start = 0
+            if alias is not None and m == 0:
+                start = max([i for i, ins in enumerate(spec.instrs)
+                             if ("i", alias) in ins.args], default=0)
+                if start > j:
+                    return False
+            buffers.release(spec.instrs[j].dtype, [f"o{m}", j, start])
+    return True
+
+
+def _operand(ref, names):
+    kind, k = ref
+    return f"i{k}" if kind == "i" else f"k{k}" if kind == "c" else names[k]
+
+
+def _body_lines(spec, env, out_index, deferred, buffers):
+    """The block function's lines, one per step (binding what they call in
+    ``env``), and the name holding each step's value."""
+    names = {}
+    slot_of = {}
+    lines = []
+    last_use = buffers.last_use
+    for j, instr in enumerate(spec.instrs):
+        args = ", ".join(_operand(r, names) for r in instr.args)
+        for kind, k in dict.fromkeys(instr.args):
+            if kind == "t" and last_use.get(k) == j and k in slot_of:
+                buffers.release(spec.instrs[k].dtype, slot_of[k])
+        direct_out = j in out_index and not deferred
+        if direct_out:
+            dest = f"o{out_index[j]}"
+            buffers.claim(instr.dtype, dest)
+        uf = plain_ufunc(instr.row)
+        if uf is not None:
+            env[f"f{j}"] = uf
+            if not direct_out:
+                slot_of[j] = buffers.take(instr.dtype, j)
+                dest = slot_of[j][0]
+            # ``out`` passed positionally: cheaper to parse than a keyword
+            # (but deprecated, with a warning on every call, for some).
+            if uf.__name__ in KEYWORD_OUT:
+                lines.append(f"f{j}({args}, out={dest})")
+            else:
+                lines.append(f"f{j}({args}, {dest})")
+        else:
+            env[f"f{j}"] = instr.row.impl
+            env[f"d{j}"] = np.dtype(instr.dtype)
+            if direct_out:
+                lines.append(f"copyto({dest}, f{j}(np, {args}), casting='unsafe')")
+            else:
+                dest = f"r{j}"
+                lines.append(f"{dest} = asarray(f{j}(np, {args}), dtype=d{j})")
+        names[j] = dest
+    return lines, names
+
+
 _CODE_LOCK = threading.Lock()
 _CODE = OrderedDict()  # source -> code object, most recently used last
-MAX_CODE = 1024
 
 
 def _compiled(source):
@@ -320,52 +355,16 @@ def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps,
     ndim = max(nd for _, nd in spec.in_types)
     ins = [f"i{k}" for k in range(n_in)]
     full = [k for k, (_, nd) in enumerate(spec.in_types) if nd == ndim]
-    lower_ndim = [k for k in range(n_in) if k not in full]
-    out_full = []  # per output: the full inputs it reads (None: all inputs)
-    for deps in output_deps:
-        if deps is None:
-            out_full.append(None)
-            continue
-        mine = tuple(k for k in deps[0] if k in full)
-        if not mine:
-            return ""
-        out_full.append(mine)
-    env["ndarray"] = np.ndarray
-    env["empty"] = np.empty
-    env["LIMIT"] = limit
-    env["PROD"] = math.prod
-    env["BROADCAST"] = _fast_broadcast
-    env["OUT_FULL"] = tuple(out_full)
-    env["NEEDS"] = tuple(ins_ for ins_, _ in shape_needs or ())
-    for k, (dt, _) in enumerate(spec.in_types):
-        env[f"D{k}"] = np.dtype(dt)
-    for m, dt in enumerate(spec.out_dtypes):
-        env[f"E{m}"] = np.dtype(dt)
-    for n, dt in enumerate(slot_dtypes):
-        env[f"S{n}"] = dt
+    out_full = _outputs_full_inputs(output_deps, full)
+    if out_full is None:
+        return ""
+    _bind_fast_names(env, spec, slot_dtypes, limit, out_full, shape_needs)
     checks = " or ".join([f"type({i}) is not ndarray" for i in ins] +
                          [f"{i}.dtype is not D{k}" for k, i in enumerate(ins)])
     body = [f"if {checks}:", "    return None", f"shape = i{full[0]}.shape"]
     if len(full) > 1:
-        # Shapes by input position (None for the inputs of fewer axes).
-        shapes = ", ".join(f"i{k}.shape" if k in full else "None" for k in range(n_in))
-        body += [f"if {' or '.join(f'i{k}.shape != shape' for k in full[1:])}:",
-                 f"    shape = BROADCAST(({shapes},), {tuple(full)}, OUT_FULL, NEEDS)",
-                 "    if shape is None:",
-                 "        return None"]
-    # (Values may come with another ndim than their type's: ``evaluate``
-    # passes what it is given.)
-    wrong = [f"len(shape) != {ndim}"]
-    for k in lower_ndim:
-        nd = spec.in_types[k][1]
-        wrong.append(f"i{k}.shape != shape[{ndim - nd}:]" if nd else f"i{k}.shape")
-    if ndim >= 2:
-        wrong += [f"not i{k}.flags.c_contiguous" for k in full]
-        wrong.append("PROD(shape) > LIMIT")
-    elif ndim == 1:
-        wrong.append("shape[0] > LIMIT")
-    if alias is not None:
-        wrong += [f"i{alias}.shape != shape", f"not i{alias}.flags.writeable"]
+        body += _fast_broadcast_lines(full, n_in)
+    wrong = _fast_refusals(spec, full, ndim, alias)
     if wrong:
         body += [f"if {' or '.join(wrong)}:", "    return None"]
     body += [f"o{m} = i{alias}" if m == 0 and alias is not None else f"o{m} = empty(shape, E{m})"
@@ -374,6 +373,72 @@ def _fast_source(spec, lines, slot_dtypes, env, limit, shape_needs, output_deps,
     body += lines
     body.append("return [" + ", ".join(f"o{m}" for m in range(len(spec.outputs))) + "]")
     return f"def fast({', '.join(ins)}):\n" + "".join(f"    {b}\n" for b in body)
+
+
+def _fast_broadcast_lines(full, n_in):
+    """``fast``'s lines making ``shape`` the shape the inputs of the full
+    ndim broadcast to, when they differ (returning ``None`` when they do not
+    broadcast as ``_fast_broadcast`` requires)."""
+    # Shapes by input position (None for the inputs of fewer axes).
+    shapes = ", ".join(f"i{k}.shape" if k in full else "None" for k in range(n_in))
+    return [f"if {' or '.join(f'i{k}.shape != shape' for k in full[1:])}:",
+            f"    shape = BROADCAST(({shapes},), {tuple(full)}, OUT_FULL, NEEDS)",
+            "    if shape is None:",
+            "        return None"]
+
+
+def _outputs_full_inputs(output_deps, full):
+    """Per output, the inputs of the full ndim (``full``) it reads (``None``:
+    all inputs); ``None`` when an output reads none of them (no fast path)."""
+    out_full = []
+    for deps in output_deps:
+        if deps is None:
+            out_full.append(None)
+            continue
+        mine = tuple(k for k in deps[0] if k in full)
+        if not mine:
+            return None
+        out_full.append(mine)
+    return tuple(out_full)
+
+
+def _bind_fast_names(env, spec, slot_dtypes, limit, out_full, shape_needs):
+    """The globals ``fast`` reads besides the block's: helpers, its limit,
+    what ``_fast_broadcast`` checks, and the dtypes (``D<k>`` inputs,
+    ``E<m>`` outputs, ``S<n>`` scratch)."""
+    env["ndarray"] = np.ndarray
+    env["empty"] = np.empty
+    env["LIMIT"] = limit
+    env["PROD"] = math.prod
+    env["BROADCAST"] = _fast_broadcast
+    env["OUT_FULL"] = out_full
+    env["NEEDS"] = tuple(ins_ for ins_, _ in shape_needs or ())
+    for k, (dt, _) in enumerate(spec.in_types):
+        env[f"D{k}"] = np.dtype(dt)
+    for m, dt in enumerate(spec.out_dtypes):
+        env[f"E{m}"] = np.dtype(dt)
+    for n, dt in enumerate(slot_dtypes):
+        env[f"S{n}"] = dt
+
+
+def _fast_refusals(spec, full, ndim, alias):
+    """The conditions (source text, any one true refuses the call) on the
+    iteration ``shape`` and the inputs that ``fast`` checks after their
+    types and dtypes."""
+    # (Values may come with another ndim than their type's: ``evaluate``
+    # passes what it is given.)
+    wrong = [f"len(shape) != {ndim}"]
+    for k, (_, nd) in enumerate(spec.in_types):
+        if nd != ndim:
+            wrong.append(f"i{k}.shape != shape[{ndim - nd}:]" if nd else f"i{k}.shape")
+    if ndim >= 2:
+        wrong += [f"not i{k}.flags.c_contiguous" for k in full]
+        wrong.append("PROD(shape) > LIMIT")
+    elif ndim == 1:
+        wrong.append("shape[0] > LIMIT")
+    if alias is not None:
+        wrong += [f"i{alias}.shape != shape", f"not i{alias}.flags.writeable"]
+    return wrong
 
 
 def _fast_broadcast(shapes, full, out_full, needs):

@@ -15,32 +15,17 @@ import math
 
 import numpy as np
 
-from tracegrad.config import config
+# (tunables: what each trades and how it was measured is in tracegrad/config.py;
+# read as this module's globals, so tests patch them here)
+from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
+                              CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK,
+                              SINGLE_PASS_BLOCKS, THREAD_MIN_NS, THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.fuse.codegen import generate
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import FusionSpec
 from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
-
-# Bytes per block and buffer (of the widest dtype). Measured on W1 (2-core
-# AMD EPYC, 2 MiB L2 per core): smaller blocks pay Python overhead per ufunc
-# call, larger ones spill the block's intermediates out of L2.
-BLOCK_BYTES = 1 << 18
-MIN_BLOCK = 4096
-# A block costs a few microseconds of Python (slicing, calls): a block holds
-# at least this much work (ns), so cheap programs (``w - lr * g``) get bigger
-# blocks, or none at all.
-BLOCK_MIN_NS = 60_000
-# Blocks are this many times bigger when a call runs on several threads.
-THREADED_BLOCK_FACTOR = 2
-# A worker thread gets at least this much work (ns): a hand-off to the pool
-# and back costs tens of microseconds.
-THREAD_MIN_NS = 150_000
-# Elements used to measure what a row costs per element (once per row and
-# argument dtypes).
-CALIBRATION_SIZE = 8192
-
 
 class CpuProgram:
     """A spec compiled for NumPy; ``run`` is thread-safe (no shared state)."""
@@ -60,7 +45,8 @@ class CpuProgram:
                          int(BLOCK_MIN_NS / self.ns_per_element))
         # Up to this size a call is one pass on one thread (cutting a call
         # into just two blocks costs more than it saves).
-        self.small_limit = min(2 * self.block, int(2 * THREAD_MIN_NS / self.ns_per_element))
+        self.small_limit = min(SINGLE_PASS_BLOCKS * self.block,
+                               int(SINGLE_PASS_BLOCKS * THREAD_MIN_NS / self.ns_per_element))
         self._fast_limit = self.small_limit if fast_ok else None
         self.direct = generate(self.lowered, fast_limit=self._fast_limit,
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
@@ -173,8 +159,8 @@ class CpuProgram:
             # not known statically): take the node-by-node path.
             return self._into(self.spec.reference(np, arrays, sources), outs)
         operands = arrays + self.array_consts if self.array_consts else arrays
-        program = self.direct
         if outs is None:
+            program = self.direct
             orders = self._orders(operands, shape) if len(shape) > 1 else None
             if orders is None:
                 outs = [np.empty(shape, dt) for dt in self.out_dtypes]
@@ -182,29 +168,46 @@ class CpuProgram:
                 outs = [np.empty(shape, dt, order=o) for dt, o in zip(self.out_dtypes, orders)]
         else:
             outs = list(outs)
-            mode = self._check_outs(outs, operands, shape)
-            if mode == "copy":
+            program = self._program_into(outs, arrays, operands, shape)
+            if program is None:
                 return self._into(self.run(arrays, None, sources), outs)
-            if mode == "deferred":
-                program = self.deferred
-                if len(outs) == 1:
-                    # One output that is one input's buffer (``w - lr * g``
-                    # into ``g``): a program made for that, when there is one.
-                    shared = [k for k, a in enumerate(arrays) if a is outs[0]]
-                    aliased = [a for a in operands if np.may_share_memory(outs[0], a)]
-                    if len(shared) == 1 and len(aliased) == 1:
-                        program = self.inplace_code(shared[0]) or program
         size = math.prod(shape)
-        if size == 0:
-            return outs
+        if size:
+            self._execute(program, operands, outs, shape, size)
+        return outs
+
+    def _program_into(self, outs, arrays, operands, shape):
+        """The generated program that writes a call's results into the given
+        ``outs``, or ``None`` when they overlap the operands in a way no
+        program handles (the caller then computes into fresh buffers and
+        copies)."""
+        mode = self._check_outs(outs, operands, shape)
+        if mode == "copy":
+            return None
+        if mode != "deferred":
+            return self.direct
+        program = self.deferred
+        if len(outs) == 1:
+            # One output that is one input's buffer (``w - lr * g`` into
+            # ``g``): a program made for that, when there is one.
+            shared = [k for k, a in enumerate(arrays) if a is outs[0]]
+            aliased = [a for a in operands if np.may_share_memory(outs[0], a)]
+            if len(shared) == 1 and len(aliased) == 1:
+                program = self.inplace_code(shared[0]) or program
+        return program
+
+    def _execute(self, program, operands, outs, shape, size):
+        """Run ``program`` over a non-empty call: one pass on this thread when
+        small, else in blocks (on several threads when the work pays for
+        them)."""
         block = self.block
         nthreads = max(1, min(config.num_threads,
                               int(size * self.ns_per_element / THREAD_MIN_NS)))
-        if nthreads == 1 and size <= 2 * block:
+        if nthreads == 1 and size <= SINGLE_PASS_BLOCKS * block:
             order = "F" if outs[0].flags.f_contiguous and len(shape) > 1 else "C"
             slots = [np.empty(shape, dt, order=order) for dt in program.slot_dtypes]
             program.fn(*operands, *outs, *slots)
-            return outs
+            return
         if nthreads > 1:
             # Threads share the GIL for the Python part of every ufunc call,
             # so fewer, bigger blocks contend less: twice as big measured
@@ -213,9 +216,8 @@ class CpuProgram:
             # Two blocks or more per thread, so a thread that gets less CPU
             # time than the others (a busy machine) does not hold the call
             # back.
-            block = min(THREADED_BLOCK_FACTOR * block, -(-size // (2 * nthreads)))
+            block = min(THREADED_BLOCK_FACTOR * block, -(-size // (BLOCKS_PER_THREAD * nthreads)))
         run_blocked(program.fn, program.slot_dtypes, operands, outs, shape, block, nthreads)
-        return outs
 
     def _orders(self, operands, shape):
         """``None`` (all C) or the memory order of each output: ``'F'`` when
@@ -296,18 +298,13 @@ def _shape_guard(spec):
     from tracegrad.fuse.spec import SUM_TO
     if not any(instr.row is SUM_TO for instr in spec.instrs):
         return None, False, True
-    ndim = spec.ndim
     deps = []  # per instruction: (full-ndim inputs, full-ndim constant shapes)
     for instr in spec.instrs:
         ins, consts = set(), set()
-        for kind, k in instr.args:
-            if kind == "i" and spec.in_types[k][1] == ndim:
-                ins.add(k)
-            elif kind == "c" and spec.constants[k].ndim == ndim and spec.constants[k].size > 1:
-                consts.add(spec.constants[k].shape)
-            elif kind == "t":
-                ins |= deps[k][0]
-                consts |= deps[k][1]
+        for ref in instr.args:
+            arg_ins, arg_consts = _full_ndim_reads(spec, deps, ref)
+            ins |= arg_ins
+            consts |= arg_consts
         deps.append((ins, consts))
     needs = []
     reference_only = False
@@ -315,19 +312,25 @@ def _shape_guard(spec):
     for instr in spec.instrs:
         if instr.row is not SUM_TO:
             continue
-        for kind, k in instr.args:
-            if kind == "t":
-                ins, consts = deps[k]
-            elif kind == "i" and spec.in_types[k][1] == ndim:
-                ins, consts = {k}, set()
-            elif kind == "c" and spec.constants[k].ndim == ndim and spec.constants[k].size > 1:
-                ins, consts = set(), {spec.constants[k].shape}
-            else:
-                ins, consts = set(), set()
+        for ref in instr.args:
+            ins, consts = _full_ndim_reads(spec, deps, ref)
             reference_only = reference_only or not (ins or consts)
             fast_ok = fast_ok and bool(ins)
             needs.append((tuple(sorted(ins)), tuple(consts)))
     return needs, reference_only, fast_ok
+
+
+def _full_ndim_reads(spec, deps, ref):
+    """The inputs and the constant shapes of the full ndim that argument
+    ``ref`` reads (``deps``: those of each earlier instruction)."""
+    kind, k = ref
+    if kind == "t":
+        return deps[k]
+    if kind == "i" and spec.in_types[k][1] == spec.ndim:
+        return {k}, set()
+    if kind == "c" and spec.constants[k].ndim == spec.ndim and spec.constants[k].size > 1:
+        return set(), {spec.constants[k].shape}
+    return set(), set()
 
 
 # ------------------------------------------------------------------ costs
@@ -336,7 +339,7 @@ _COSTS = {}
 
 def row_cost(row, dtypes):
     """Nanoseconds per element of ``row`` on arguments of ``dtypes``,
-    measured once (best of three on ``CALIBRATION_SIZE`` elements)."""
+    measured once (best of ``CALIBRATION_ROUNDS`` on ``CALIBRATION_SIZE`` elements)."""
     key = (row, tuple(dtypes))
     cost = _COSTS.get(key)
     if cost is None:
@@ -347,7 +350,7 @@ def row_cost(row, dtypes):
         best = float("inf")
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            for _ in range(3):
+            for _ in range(CALIBRATION_ROUNDS):
                 t0 = time.perf_counter()
                 try:
                     row.impl(np, *args)

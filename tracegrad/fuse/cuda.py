@@ -139,32 +139,13 @@ def render(spec):
     if any(d not in C_TYPES for d in dtypes):
         return None
     const_dtypes = [c.dtype.name for c in spec.constants]
-    names = {}
     in_params = [f"{dt} in{k}" for k, (dt, _) in enumerate(spec.in_types)]
-    param_constants = []
-    for k, c in enumerate(spec.constants):
-        text = literal(c.item(), c.dtype.name) if c.ndim == 0 else None
-        if text is None:
-            in_params.append(f"{c.dtype.name} c{k}")
-            param_constants.append(c)
-            names[("c", k)] = f"c{k}"
-        else:
-            names[("c", k)] = text
+    names, param_constants = _constant_names(spec, in_params)
     for k in range(len(spec.in_types)):
         names[("i", k)] = f"in{k}"
     lines = []
     for j, instr in enumerate(spec.instrs):
-        arg_dtypes = [_dtype_of(r, spec, const_dtypes) for r in instr.args]
-        ct = compute_ctype(instruction_type(arg_dtypes, instr.dtype))
-        args = []
-        for ref, dt in zip(instr.args, arg_dtypes):
-            text = names[ref]
-            held = compute_ctype(dt)
-            if dt == "float16" and (ref[0] == "i" or text == f"c{ref[1]}"):
-                held = "float16"  # parameters keep CuPy's float16 type
-            args.append(text if held == ct else f"(({ct}){text})")
-        expr = instr.row.c.format(*args)
-        lines.append(f"const {compute_ctype(instr.dtype)} v{j} = {expr};")
+        lines.append(_instruction_line(spec, j, instr, names, const_dtypes))
         names[("t", j)] = f"v{j}"
     for m, j in enumerate(spec.outputs):
         lines.append(f"out{m} = v{j};")
@@ -174,6 +155,40 @@ def render(spec):
     digest = hashlib.sha1(f"{in_text}|{out_text}|{body}".encode()).hexdigest()[:16]
     return KernelSource(f"tg_fused_{digest}", in_text, out_text, body, PREAMBLE,
                         tuple(param_constants))
+
+
+def _constant_names(spec, in_params):
+    """How the kernel names each constant: a literal in the source, or a
+    parameter (appended to ``in_params``) for the constants a literal cannot
+    spell (arrays, inf, NaN...). Returns the names by reference and the
+    parameters' values."""
+    names = {}
+    param_constants = []
+    for k, c in enumerate(spec.constants):
+        text = literal(c.item(), c.dtype.name) if c.ndim == 0 else None
+        if text is None:
+            in_params.append(f"{c.dtype.name} c{k}")
+            param_constants.append(c)
+            names[("c", k)] = f"c{k}"
+        else:
+            names[("c", k)] = text
+    return names, param_constants
+
+
+def _instruction_line(spec, j, instr, names, const_dtypes):
+    """The kernel line computing step ``j`` into ``v<j>``, its arguments cast
+    to the type it computes in."""
+    arg_dtypes = [_dtype_of(r, spec, const_dtypes) for r in instr.args]
+    ct = compute_ctype(instruction_type(arg_dtypes, instr.dtype))
+    args = []
+    for ref, dt in zip(instr.args, arg_dtypes):
+        text = names[ref]
+        held = compute_ctype(dt)
+        if dt == "float16" and (ref[0] == "i" or text == f"c{ref[1]}"):
+            held = "float16"  # parameters keep CuPy's float16 type
+        args.append(text if held == ct else f"(({ct}){text})")
+    expr = instr.row.c.format(*args)
+    return f"const {compute_ctype(instr.dtype)} v{j} = {expr};"
 
 
 # ------------------------------------------------------------------ launch

@@ -9,6 +9,7 @@ only by fusable nodes becomes the elementwise ``second(a, b)``
 (``spec.FILL``), so it joins their cluster instead of standing between two
 of them (the gradient of ``mean`` is such a broadcast).
 """
+from tracegrad.config import normalize_device
 from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order,
                                     find_clusters, is_fusable)
 from tracegrad.fuse.op import FusedElemwise
@@ -66,13 +67,6 @@ def fill_replacements(outputs, target="cpu"):
     return found
 
 
-def _target(target):
-    if target is None:
-        from tracegrad.config import config
-        target = config.device
-    return "cuda" if str(target).startswith("cuda") or target == "gpu" else "cpu"
-
-
 def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     """The graph of ``outputs`` with each fusable cluster replaced by one
     ``FusedElemwise`` node; returns the new output variables (the old graph
@@ -81,10 +75,10 @@ def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``target``: ``'cpu'`` or ``'cuda'`` (default: ``tg.config.device``).
     """
     outputs = list(outputs)
-    fills = fill_replacements(outputs) if _target(target) == "cpu" else None
+    fills = fill_replacements(outputs) if normalize_device(target) == "cpu" else None
     if fills:
         outputs, _ = clone_replace(outputs, fills)
-    clusters = find_clusters(outputs, _target(target), max_operands)
+    clusters = find_clusters(outputs, normalize_device(target), max_operands)
     if not clusters:
         return outputs
     memo = {}
@@ -106,11 +100,11 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``fgraph.replace(old, new, reason="fusion")``. Returns the number of
     clusters fused.
     """
-    if _target(target) == "cpu":
+    if normalize_device(target) == "cpu":
         for old, new in fill_replacements(list(fgraph.outputs)).items():
             fgraph.replace(old, new, reason="fusion")
     outputs = list(fgraph.outputs)
-    clusters = find_clusters(outputs, _target(target), max_operands)
+    clusters = find_clusters(outputs, normalize_device(target), max_operands)
     memo = {}
     for unit in cluster_order(outputs, clusters):
         if not isinstance(unit, Cluster):

@@ -24,25 +24,13 @@ from numpy.lib.stride_tricks import as_strided
 
 def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
     """Call ``fn(*operand_blocks, *out_blocks, *scratch)`` over every block."""
-    size = outs[0].size
     indexed = [a.size != 1 for a in operands]
     views = [a if ix else a.reshape(()) for a, ix in zip(operands, indexed)]
-    full = [v for v, ix in zip(views, indexed) if ix] + list(outs)
-    order = None
-    if all(v.shape == shape for v in full):
-        if all(v.flags.c_contiguous for v in full):
-            order = "C"
-        elif all(v.flags.f_contiguous for v in full):
-            order = "F"
+    order = _flat_order(views, indexed, outs, shape)
     if order is not None:
         views = [v.reshape(-1, order=order) if ix else v for v, ix in zip(views, indexed)]
         out_views = [o.reshape(-1, order=order) for o in outs]
-        # Equal blocks, their count a multiple of the thread count.
-        count = -(-size // block)
-        count = -(-count // nthreads) * nthreads
-        step = -(-size // count)
-        blocks = [(slice(a, min(a + step, size)), min(step, size - a), None)
-                  for a in range(0, size, step)]
+        blocks = _flat_blocks(outs[0].size, block, nthreads)
     else:
         found = _leading_axis_layout(views, indexed, outs, shape, block)
         if found is not None:
@@ -53,7 +41,36 @@ def run_blocked(fn, slot_dtypes, operands, outs, shape, block, nthreads):
     task = (fn, slot_dtypes, views, indexed, out_views, blocks)
     if nthreads == 1:
         _work(task, iter(range(len(blocks))))
-        return
+    else:
+        _work_on_threads(task, nthreads)
+
+
+def _flat_order(views, indexed, outs, shape):
+    """``'C'`` or ``'F'`` when every indexed operand and output has the full
+    shape and that memory order (they then run as flat 1-D slices), else
+    ``None``."""
+    full = [v for v, ix in zip(views, indexed) if ix] + list(outs)
+    if all(v.shape == shape for v in full):
+        if all(v.flags.c_contiguous for v in full):
+            return "C"
+        if all(v.flags.f_contiguous for v in full):
+            return "F"
+    return None
+
+
+def _flat_blocks(size, block, nthreads):
+    """Equal blocks of a flat iteration space, their count a multiple of the
+    thread count."""
+    count = -(-size // block)
+    count = -(-count // nthreads) * nthreads
+    step = -(-size // count)
+    return [(slice(a, min(a + step, size)), min(step, size - a), None)
+            for a in range(0, size, step)]
+
+
+def _work_on_threads(task, nthreads):
+    """``_work`` on this thread and ``nthreads - 1`` pool workers; returns
+    when all are done, raising the first error any of them raised."""
     # Blocks are handed out one at a time from a shared counter (next() on
     # itertools.count is atomic): a worker that the OS does not schedule
     # (a busy machine) leaves its share to the others instead of holding
@@ -136,9 +153,28 @@ def _leading_axis_layout(views, indexed, outs, shape, block):
 def _general_layout(views, indexed, outs, shape, block):
     full = [np.broadcast_to(v, shape) if ix else v for v, ix in zip(views, indexed)]
     operands = [v for v, ix in zip(full, indexed) if ix] + list(outs)
-    # Walk memory like the first output does (C, Fortran or anything).
+    cshape, merged = _merged_axes(operands, outs[0], shape)
+    new_views = []
+    k = 0
+    for v, ix in zip(full, indexed):
+        if ix:
+            new_views.append(as_strided(v, cshape, tuple(merged[k]), writeable=False))
+            k += 1
+        else:
+            new_views.append(v)
+    out_views = []
+    for o in outs:
+        out_views.append(as_strided(o, cshape, tuple(merged[k])))
+        k += 1
+    return new_views, out_views, _strided_blocks(cshape, block)
+
+
+def _merged_axes(operands, first_out, shape):
+    """The iteration shape walked like ``first_out``'s memory (C, Fortran or
+    anything; length-1 axes dropped), neighbouring axes merged where every
+    operand allows it, and each operand's strides over it."""
     axes = sorted((ax for ax, n in enumerate(shape) if n != 1),
-                  key=lambda ax: -abs(outs[0].strides[ax]))
+                  key=lambda ax: -abs(first_out.strides[ax]))
     dims = [shape[ax] for ax in axes]
     strides = [[op.strides[ax] for ax in axes] for op in operands]
     merged_dims = [dims[0]]
@@ -152,26 +188,19 @@ def _general_layout(views, indexed, outs, shape, block):
             merged_dims.append(dims[d])
             for ms, s in zip(merged, strides):
                 ms.append(s[d])
-    cshape = tuple(merged_dims)
-    new_views = []
-    k = 0
-    for v, ix in zip(full, indexed):
-        if ix:
-            new_views.append(as_strided(v, cshape, tuple(merged[k]), writeable=False))
-            k += 1
-        else:
-            new_views.append(v)
-    out_views = []
-    for o in outs:
-        out_views.append(as_strided(o, cshape, tuple(merged[k])))
-        k += 1
+    return tuple(merged_dims), merged
+
+
+def _strided_blocks(cshape, block):
+    """Blocks of ``cshape``: the trailing axes that fit in a block whole,
+    the axis before them cut into ranges."""
     inner = 1
     k = len(cshape) - 1
     while k >= 0 and inner * cshape[k] <= block:
         inner *= cshape[k]
         k -= 1
     if k < 0:  # everything fits in one block
-        return new_views, out_views, [((), inner, cshape)]
+        return [((), inner, cshape)]
     rows = max(1, block // inner)
     tail = cshape[k + 1:]
     blocks = []
@@ -179,7 +208,7 @@ def _general_layout(views, indexed, outs, shape, block):
         for a in range(0, cshape[k], rows):
             b = min(a + rows, cshape[k])
             blocks.append((outer + (slice(a, b),), (b - a) * inner, (b - a,) + tail))
-    return new_views, out_views, blocks
+    return blocks
 
 
 # ------------------------------------------------------------------ threads

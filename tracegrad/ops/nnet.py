@@ -51,7 +51,7 @@ class _SoftmaxBase(Op):
 # Up to this many entries along the last axis, its max is taken column by
 # column (``maximum`` over whole columns is vectorised; NumPy's reduction
 # over a short inner axis is not: 4 ns per element, 5x slower for 10 classes).
-SHORT_AXIS = 16
+from tracegrad.config import SHORT_AXIS  # noqa: E402 (a tunable: tracegrad/config.py)
 
 
 def _max_keepdims(xp, x, axes):

@@ -12,6 +12,7 @@ import operator
 
 import numpy as np
 
+from tracegrad.config import FOLD_MAX_NODES as _FOLD_MAX_NODES, FOLD_MAX_SIZE as _FOLD_MAX_SIZE
 from tracegrad.evaluate import run_node
 from tracegrad.tensor.variable import TensorConstant
 from tracegrad.trace import Constant, Variable
@@ -62,8 +63,7 @@ def _is_int(var):
 
 
 # ------------------------------------------------------------ static values
-_FOLD_MAX_NODES = 32
-_FOLD_MAX_SIZE = 64
+# the budget of static folding: tracegrad.config.FOLD_MAX_NODES/FOLD_MAX_SIZE
 
 
 def static_value(var):

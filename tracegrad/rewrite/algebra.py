@@ -25,7 +25,7 @@ from tracegrad.ops import api as _ops
 from tracegrad.rewrite.pattern import const_value, is_scalar_like, op_key
 from tracegrad.trace import Constant, Variable
 
-LIMIT = 64
+from tracegrad.config import COLLECT_LIMIT as LIMIT  # (a tunable: tracegrad/config.py)
 
 
 def _row_keys(test):

@@ -19,7 +19,7 @@ from tracegrad.evaluate import run_node
 from tracegrad.rewrite.engine import Rule, register
 from tracegrad.trace import Constant
 
-FOLD_MAX_BYTES = 1 << 16
+from tracegrad.config import FOLD_MAX_BYTES  # (a tunable: tracegrad/config.py)
 
 
 def foldable(op):

@@ -30,10 +30,7 @@ from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import match, op_key
 from tracegrad.trace import Variable
 
-MAX_PASSES = 8
-# Stop a phase after this many rewrites per node: a safety net against two
-# rules undoing each other forever.
-MAX_REWRITES_PER_NODE = 20
+from tracegrad.config import MAX_PASSES, MAX_REWRITES_PER_NODE  # (tunables)
 
 # Raise exceptions from rules instead of skipping the rule with a warning
 # (the rewrite tests set it).
@@ -264,14 +261,9 @@ def run_phase(graph, groups, stats=None):
 def phases_for(mode):
     """The phase names a mode runs: a mode name, ``None`` (the configured
     ``tg.config.optimizer``) or an explicit sequence of phase names."""
-    if mode is None:
-        from tracegrad.config import config
-        mode = config.optimizer
-    if isinstance(mode, str):
-        if mode not in MODES:
-            raise ValueError(f"unknown optimizer mode {mode!r}; "
-                             f"choose one of {sorted(MODES)} or a list of phases")
-        return MODES[mode]
+    if mode is None or isinstance(mode, str):
+        from tracegrad.config import normalize_mode
+        return MODES[normalize_mode(mode)]
     phases = tuple(p for p in mode if p != FAST_MATH)
     for name in phases:
         if name not in PHASES:
@@ -282,9 +274,10 @@ def phases_for(mode):
 def is_fast_math(mode):
     """Whether ``mode`` allows value-changing algebra: ``'fast_math'``, or a
     sequence of phase names that includes ``'fast_math'``."""
-    if isinstance(mode, str):
-        return mode == FAST_MATH
-    return mode is not None and FAST_MATH in tuple(mode)
+    if mode is None or isinstance(mode, str):
+        from tracegrad.config import normalize_mode
+        return normalize_mode(mode) == FAST_MATH
+    return FAST_MATH in tuple(mode)
 
 
 def optimize_graph(graph, mode=None, stats=None):
