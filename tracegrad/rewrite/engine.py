@@ -121,21 +121,77 @@ def pattern_rule(group, name, pattern, when=None):
     return deco
 
 
+class _Groups:
+    """The active groups as rules see them (``ctx.groups``): a set whose
+    membership answers are recorded in ``asked`` (``(group, answer)``
+    pairs; ``("*", groups)`` once the whole set was read), so the engine
+    knows in which phases a rule's result on a node still holds."""
+
+    __slots__ = ("_set", "asked")
+
+    def __init__(self, groups):
+        self._set = groups
+        self.asked = None
+
+    def _note(self, pair):
+        if self.asked is None:
+            self.asked = {pair}
+        else:
+            self.asked.add(pair)
+
+    def __contains__(self, group):
+        answer = group in self._set
+        self._note((group, answer))
+        return answer
+
+    def _all(self):
+        self._note(("*", self._set))
+        return self._set
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
+
+    def __eq__(self, other):
+        return self._all() == (other._all() if isinstance(other, _Groups) else other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"groups{set(self._set)}"
+
+
 class Context:
     """What rules may consult besides the node: the graph (clients), the
-    active groups, and caches valid for one optimisation."""
+    active groups, and caches valid for one optimisation.
+
+    The engine records what a rule reads of it: asking for a variable's
+    readers makes the visited node a watcher of them (``RewriteGraph.watch``),
+    and the answers of ``groups`` (``'stabilize' in ctx.groups``) and
+    ``fast_math`` tie the rule's result on the node to them (``run_phase``)."""
 
     def __init__(self, graph, groups):
         self.graph = graph
-        self.groups = frozenset(groups)
+        self.active = frozenset(groups)
+        self.groups = _Groups(self.active)
         self.memo = {}
-        # value-changing algebra allowed (mode 'fast_math')
-        self.fast_math = FAST_MATH in self.groups
+        self.node = None  # the node the engine is visiting
+
+    @property
+    def fast_math(self):
+        """Value-changing algebra allowed (mode 'fast_math')."""
+        return FAST_MATH in self.groups
 
     def n_clients(self, var):
+        if self.node is not None:
+            self.graph.watch(var, self.node)
         return self.graph.n_clients(var)
 
     def clients(self, var):
+        if self.node is not None:
+            self.graph.watch(var, self.node)
         return self.graph.client_list(var)
 
 
@@ -219,46 +275,138 @@ def _warn_once(rule, exc):
                       f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
 
 
+class _Plans:
+    """Which rules a visit of a node must run, given its token (the rule
+    keys known to leave it unchanged: ``rule``, or ``(rule, answers)`` for a
+    rule that asked about the active groups, see ``_Groups``), and the tokens made by visits.
+    Tokens are interned: few distinct ones exist."""
+
+    def __init__(self, by_key, wildcard, groups):
+        self.by_key = by_key
+        self.wildcard = wildcard
+        self.groups = groups
+        self.plans = {}
+        self.unions = {}
+        self.holds = {}  # recorded answers -> whether they hold now
+
+    def _holds(self, answers):
+        hit = self.holds.get(answers)
+        if hit is None:
+            groups = self.groups
+            hit = self.holds[answers] = all(
+                groups == answer if group == "*" else (group in groups) == answer
+                for group, answer in answers)
+        return hit
+
+    def _covered(self, rule, token):
+        if rule in token:
+            return True
+        return any(type(k) is tuple and k[0] is rule and self._holds(k[1]) for k in token)
+
+    def rules(self, token, key):
+        plan = self.plans.get((token, key))
+        if plan is None:
+            rules = self.by_key.get(key, _NONE)
+            if self.wildcard:
+                rules = self.wildcard + rules
+            if token is not None:
+                rules = [r for r in rules if not self._covered(r, token)]
+            plan = self.plans[(token, key)] = rules
+        return plan
+
+    def token(self, token, done):
+        done = tuple(done)
+        hit = self.unions.get((token, done))
+        if hit is None:
+            hit = frozenset(done) if token is None else token.union(done)
+            hit = self.unions.setdefault(hit, hit)  # one object per token
+            self.unions[(token, done)] = hit
+        return hit
+
+
+def _inputs_settled(node, tokens):
+    for inp in node.inputs:
+        owner = inp.owner
+        if owner is not None and owner not in tokens:
+            return False
+    return True
+
+
+def _visit(graph, node, rules, ctx, stats):
+    """Run ``rules`` on ``node`` until one rewrites it. Returns the nodes the
+    rewrite added, or the keys of the rules that left it unchanged (a
+    tuple) when none did."""
+    done = []
+    ctx.node = node
+    groups = ctx.groups
+    for rule in rules:
+        groups.asked = None
+        before = graph.changes
+        try:
+            result = rule.apply(node, ctx)
+            added = None if result is None else apply_rewrite(graph, node, result)
+        except Abort:
+            added = None
+        except Exception as exc:
+            if STRICT:
+                raise
+            _warn_once(rule, exc)
+            added = None
+        if added is None or graph.changes == before:
+            asked = groups.asked
+            done.append(rule if asked is None else (rule, frozenset(asked)))
+            continue
+        if stats is not None:
+            stats[rule.name] = stats.get(rule.name, 0) + 1
+        return added
+    return tuple(done)
+
+
 def run_phase(graph, groups, stats=None):
-    """Run the rules of ``groups`` over ``graph`` to a fixpoint (bounded)."""
+    """Run the rules of ``groups`` over ``graph`` to a fixpoint (bounded).
+
+    Each pass walks the nodes in topological order, as if every rule ran on
+    every node, but skips the rules a node's token says leave it unchanged:
+    a rule that did not rewrite a node will not until the node, something
+    above it or the readers its rule asked about change (or, for a rule
+    that read them, the active groups), and the graph drops the token then.
+    So a pass, and the next phase's rules already run, cost only the nodes a
+    rewrite reached; the rewrites done, and their order, are the same."""
     by_key, wildcard = _index(groups)
     if not by_key and not wildcard:
         return
     ctx = Context(graph, groups)
+    plans = _Plans(by_key, wildcard, ctx.active)
+    tokens = graph.tokens
     budget = MAX_REWRITES_PER_NODE * (len(graph.nodes) + 10)
-    for _ in range(MAX_PASSES):
-        changed = 0
-        work = deque(graph.toposort())
-        while work:
-            node = work.popleft()
-            if node not in graph.nodes:
-                continue
-            rules = by_key.get(op_key(node.op), _NONE)
-            for rule in (wildcard + rules) if wildcard else rules:
-                before = graph.changes
-                try:
-                    result = rule.apply(node, ctx)
-                    if result is None:
-                        continue
-                    added = apply_rewrite(graph, node, result)
-                except Abort:
+    try:
+        for _ in range(MAX_PASSES):
+            changed = 0
+            work = deque(graph.toposort())
+            while work:
+                node = work.popleft()
+                if node not in graph.nodes:
                     continue
-                except Exception as exc:
-                    if STRICT:
-                        raise
-                    _warn_once(rule, exc)
+                token = tokens.get(node)
+                rules = plans.rules(token, op_key(node.op))
+                if not rules:
                     continue
-                if added is None or graph.changes == before:
+                epoch = graph.epoch
+                result = _visit(graph, node, rules, ctx, stats)
+                if type(result) is tuple:
+                    # unchanged by every rule: record it (only on a node above
+                    # which everything is recorded, see ``RewriteGraph``)
+                    if graph.epoch == epoch and _inputs_settled(node, tokens):
+                        tokens[node] = plans.token(token, result)
                     continue
                 changed += 1
-                if stats is not None:
-                    stats[rule.name] = stats.get(rule.name, 0) + 1
-                work.extendleft(reversed(added))
-                break
-            if changed > budget:
+                work.extendleft(reversed(result))
+                if changed > budget:
+                    return
+            if not changed:
                 return
-        if not changed:
-            return
+    finally:
+        ctx.node = None
 
 
 def phases_for(mode):

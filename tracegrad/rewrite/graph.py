@@ -15,6 +15,17 @@ of ``old`` at ``new``. The graph keeps
 - one constant per signature (``Constant.signature()``).
 
 Ops opt out of merging with ``op.is_random = True`` (two draws must differ).
+
+For the engine's worklist (``engine.run_phase``) the graph also keeps
+
+- ``tokens``: node -> the rule keys known to leave the node unchanged since
+  it last changed. Dropping a node's token drops its descendants' (what a
+  rule sees of a node includes the subtree above it); a node gets a token
+  only while all its inputs' owners have one, so a node without a token
+  has none below it and the propagation stops there;
+- ``watchers``: variable -> nodes whose rules asked for its readers
+  (``Context.clients``/``n_clients``); a change of those readers drops the
+  watchers' tokens.
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
@@ -46,6 +57,9 @@ class RewriteGraph:
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
         self._order = None  # ((changes, number of nodes), toposort) when computed
+        self.tokens = {}
+        self.watchers = {}
+        self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         memo = {}
         for node in toposort(self.outputs):
             self._add_node(node, memo)
@@ -78,6 +92,34 @@ class RewriteGraph:
     def __contains__(self, node):
         return node in self.nodes
 
+    # ------------------------------------------------------------ worklist
+    def watch(self, var, node):
+        """Drop ``node``'s token when the readers of ``var`` change."""
+        nodes = self.watchers.get(var)
+        if nodes is None:
+            self.watchers[var] = [node]
+        elif nodes[-1] is not node:
+            nodes.append(node)
+
+    def _readers_changed(self, var):
+        nodes = self.watchers.pop(var, None)
+        if nodes is not None:
+            for node in nodes:
+                self.dirty(node)
+
+    def dirty(self, node):
+        """Drop the tokens of ``node`` and of every node below it."""
+        tokens = self.tokens
+        if tokens.pop(node, None) is None:
+            return  # (no token below it either)
+        stack = [node]
+        clients = self.clients
+        while stack:
+            for out in stack.pop().outputs:
+                for reader, _ in clients.get(out, ()):
+                    if reader is not None and tokens.pop(reader, None) is not None:
+                        stack.append(reader)
+
     # ------------------------------------------------------------ building
     def _canonical_constant(self, const):
         try:
@@ -107,8 +149,12 @@ class RewriteGraph:
             self._by_key[key] = node
             self._key_of[node] = key
         self.nodes.add(node)
+        self.epoch += 1
+        watchers = self.watchers
         for i, inp in enumerate(inputs):
             self._clients_of(inp).append((node, i))
+            if inp in watchers:
+                self._readers_changed(inp)
         for out in node.outputs:
             self._clients_of(out)
         return True
@@ -171,6 +217,7 @@ class RewriteGraph:
                 continue
             self._forward[old] = new
             self.changes += 1
+            self.epoch += 1
             readers = self.clients.pop(old, ())
             new_clients = self._clients_of(new)
             touched = {}  # (a dict: ordered, O(1) membership)
@@ -181,8 +228,11 @@ class RewriteGraph:
                     if node not in touched:
                         touched[node] = None
                         self._unkey(node)
+                        self.dirty(node)
                     node.inputs[i] = new
                 new_clients.append((node, i))
+            self._readers_changed(old)
+            self._readers_changed(new)
             for node in touched:
                 key = node_key(node)
                 if key is None:
@@ -211,9 +261,12 @@ class RewriteGraph:
             if any(self.clients.get(o) for o in node.outputs):
                 continue
             self.nodes.discard(node)
+            self.epoch += 1
+            self.tokens.pop(node, None)
             self._unkey(node)
             for out in node.outputs:
                 self.clients.pop(out, None)
+                self.watchers.pop(out, None)
             for i, inp in enumerate(node.inputs):
                 readers = self.clients.get(inp)
                 if readers is None:
@@ -222,5 +275,6 @@ class RewriteGraph:
                     readers.remove((node, i))
                 except ValueError:
                     pass
+                self._readers_changed(inp)
                 if not readers and inp.owner is not None:
                     stack.append(inp.owner)
