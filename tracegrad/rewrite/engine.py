@@ -263,6 +263,7 @@ def apply_rewrite(graph, node, result):
 
 
 _NONE = []
+_NEVER = float("inf")  # (an input's owner not walked yet: no token holds)
 _WARNED = set()
 
 
@@ -324,14 +325,6 @@ class _Plans:
         return hit
 
 
-def _inputs_settled(node, tokens):
-    for inp in node.inputs:
-        owner = inp.owner
-        if owner is not None and owner not in tokens:
-            return False
-    return True
-
-
 def _visit(graph, node, rules, ctx, stats):
     """Run ``rules`` on ``node`` until one rewrites it. Returns the nodes the
     rewrite added, or the keys of the rules that left it unchanged (a
@@ -377,36 +370,52 @@ def run_phase(graph, groups, stats=None):
         return
     ctx = Context(graph, groups)
     plans = _Plans(by_key, wildcard, ctx.active)
-    tokens = graph.tokens
     budget = MAX_REWRITES_PER_NODE * (len(graph.nodes) + 10)
     try:
         for _ in range(MAX_PASSES):
-            changed = 0
-            work = deque(graph.toposort())
-            while work:
-                node = work.popleft()
-                if node not in graph.nodes:
-                    continue
-                token = tokens.get(node)
-                rules = plans.rules(token, op_key(node.op))
-                if not rules:
-                    continue
-                epoch = graph.epoch
-                result = _visit(graph, node, rules, ctx, stats)
-                if type(result) is tuple:
-                    # unchanged by every rule: record it (only on a node above
-                    # which everything is recorded, see ``RewriteGraph``)
-                    if graph.epoch == epoch and _inputs_settled(node, tokens):
-                        tokens[node] = plans.token(token, result)
-                    continue
-                changed += 1
-                work.extendleft(reversed(result))
-                if changed > budget:
-                    return
-            if not changed:
+            changed = _pass(graph, plans, ctx, stats, budget)
+            if changed is None or not changed:
                 return
     finally:
         ctx.node = None
+
+
+def _pass(graph, plans, ctx, stats, budget):
+    """One pass over the graph in topological order: the number of rewrites,
+    ``None`` when over ``budget``."""
+    tokens, changed_at, nodes = graph.tokens, graph.changed_at, graph.nodes
+    latest = {}  # node -> the latest change at or above it (this pass)
+    changed = 0
+    work = deque(graph.toposort())
+    while work:
+        node = work.popleft()
+        if node not in nodes:
+            continue
+        last = changed_at.get(node, 0)
+        for inp in node.inputs:
+            owner = inp.owner
+            if owner is not None:
+                above = latest.get(owner, _NEVER)
+                if above > last:
+                    last = above
+        latest[node] = last
+        entry = tokens.get(node)
+        token = entry[0] if entry is not None and entry[1] >= last else None
+        rules = plans.rules(token, op_key(node.op))
+        if not rules:
+            continue
+        epoch = graph.epoch
+        result = _visit(graph, node, rules, ctx, stats)
+        if type(result) is tuple:
+            # unchanged by every rule: record it
+            if graph.epoch == epoch:
+                tokens[node] = (plans.token(token, result), epoch)
+            continue
+        changed += 1
+        work.extendleft(reversed(result))
+        if changed > budget:
+            return None
+    return changed
 
 
 def phases_for(mode):

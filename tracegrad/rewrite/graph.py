@@ -18,14 +18,15 @@ Ops opt out of merging with ``op.is_random = True`` (two draws must differ).
 
 For the engine's worklist (``engine.run_phase``) the graph also keeps
 
-- ``tokens``: node -> the rule keys known to leave the node unchanged since
-  it last changed. Dropping a node's token drops its descendants' (what a
-  rule sees of a node includes the subtree above it); a node gets a token
-  only while all its inputs' owners have one, so a node without a token
-  has none below it and the propagation stops there;
+- ``tokens``: node -> ``(rule keys known to leave the node unchanged,
+  epoch when recorded)``;
+- ``changed_at``: node -> the epoch (a count of edits) when the node was
+  added or its inputs were re-pointed. A token stays valid while no node at
+  or above its node changed after it was recorded; the engine computes the
+  latest change above each node as it walks them in topological order;
 - ``watchers``: variable -> nodes whose rules asked for its readers
   (``Context.clients``/``n_clients``); a change of those readers drops the
-  watchers' tokens.
+  watchers' tokens (only theirs: a rule below that asks is a watcher too).
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
@@ -59,6 +60,7 @@ class RewriteGraph:
         self._order = None  # ((changes, number of nodes), toposort) when computed
         self.tokens = {}
         self.watchers = {}
+        self.changed_at = {}
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         memo = {}
         for node in toposort(self.outputs):
@@ -104,21 +106,9 @@ class RewriteGraph:
     def _readers_changed(self, var):
         nodes = self.watchers.pop(var, None)
         if nodes is not None:
+            tokens = self.tokens
             for node in nodes:
-                self.dirty(node)
-
-    def dirty(self, node):
-        """Drop the tokens of ``node`` and of every node below it."""
-        tokens = self.tokens
-        if tokens.pop(node, None) is None:
-            return  # (no token below it either)
-        stack = [node]
-        clients = self.clients
-        while stack:
-            for out in stack.pop().outputs:
-                for reader, _ in clients.get(out, ()):
-                    if reader is not None and tokens.pop(reader, None) is not None:
-                        stack.append(reader)
+                tokens.pop(node, None)
 
     # ------------------------------------------------------------ building
     def _canonical_constant(self, const):
@@ -150,6 +140,7 @@ class RewriteGraph:
             self._key_of[node] = key
         self.nodes.add(node)
         self.epoch += 1
+        self.changed_at[node] = self.epoch
         watchers = self.watchers
         for i, inp in enumerate(inputs):
             self._clients_of(inp).append((node, i))
@@ -228,7 +219,12 @@ class RewriteGraph:
                     if node not in touched:
                         touched[node] = None
                         self._unkey(node)
-                        self.dirty(node)
+                        self.changed_at[node] = self.epoch
+                        # (a rule asking for the readers of a variable may
+                        # look at their other inputs: those readers changed)
+                        for inp in node.inputs:
+                            if inp in self.watchers:
+                                self._readers_changed(inp)
                     node.inputs[i] = new
                 new_clients.append((node, i))
             self._readers_changed(old)
@@ -263,6 +259,7 @@ class RewriteGraph:
             self.nodes.discard(node)
             self.epoch += 1
             self.tokens.pop(node, None)
+            self.changed_at.pop(node, None)
             self._unkey(node)
             for out in node.outputs:
                 self.clients.pop(out, None)
