@@ -373,19 +373,31 @@ def run_phase(graph, groups, stats=None):
     budget = MAX_REWRITES_PER_NODE * (len(graph.nodes) + 10)
     try:
         for _ in range(MAX_PASSES):
-            changed = _pass(graph, plans, ctx, stats, budget)
-            if changed is None or not changed:
+            changed, settled = _pass(graph, plans, ctx, stats, budget)
+            if changed is None or not changed or settled:
+                # (settled: every node holds a token covering every rule,
+                # so another pass would rewrite nothing)
                 return
     finally:
         ctx.node = None
 
 
 def _pass(graph, plans, ctx, stats, budget):
-    """One pass over the graph in topological order: the number of rewrites,
-    ``None`` when over ``budget``."""
+    """One pass over the graph in topological order: ``(number of rewrites,
+    whether every node ended with a valid token)``; ``(None, _)`` when over
+    ``budget``.
+
+    A node's token is valid if recorded after the latest change at or above
+    the node. Edits happen only below the visited node (to readers of what
+    it computed, not visited yet), so a token recorded in this pass stays
+    valid unless a reader it asked about changes (``graph.dropped`` counts
+    those) or the node read a node not walked yet (one a rewrite merged
+    with)."""
     tokens, changed_at, nodes = graph.tokens, graph.changed_at, graph.nodes
     latest = {}  # node -> the latest change at or above it (this pass)
     changed = 0
+    settled = True
+    dropped = graph.dropped
     work = deque(graph.toposort())
     while work:
         node = work.popleft()
@@ -408,14 +420,18 @@ def _pass(graph, plans, ctx, stats, budget):
         result = _visit(graph, node, rules, ctx, stats)
         if type(result) is tuple:
             # unchanged by every rule: record it
-            if graph.epoch == epoch:
+            if graph.epoch == epoch and last is not _NEVER:
                 tokens[node] = (plans.token(token, result), epoch)
+            else:
+                settled = False
             continue
         changed += 1
+        if node in nodes:
+            settled = False
         work.extendleft(reversed(result))
         if changed > budget:
-            return None
-    return changed
+            return None, False
+    return changed, settled and graph.dropped == dropped
 
 
 def phases_for(mode):

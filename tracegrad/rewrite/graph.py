@@ -32,17 +32,33 @@ from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
 
 
+class _Key:
+    """``(op, inputs)`` with its hash computed once: a node's key is hashed
+    at every lookup, and hashing an op builds the tuple of its properties."""
+
+    __slots__ = ("op", "inputs", "hash")
+
+    def __init__(self, op, inputs):
+        self.op = op
+        self.inputs = inputs
+        self.hash = hash((op, inputs))
+
+    def __hash__(self):
+        return self.hash
+
+    def __eq__(self, other):
+        return self.hash == other.hash and (self.op, self.inputs) == (other.op, other.inputs)
+
+
 def node_key(node):
     """The merge key of ``node`` or ``None`` when it must not be merged."""
     op = node.op
     if getattr(op, "is_random", False):
         return None
     try:
-        key = (op, tuple(node.inputs))
-        hash(key)
+        return _Key(op, tuple(node.inputs))
     except TypeError:  # unhashable op properties
         return None
-    return key
 
 
 class RewriteGraph:
@@ -61,6 +77,7 @@ class RewriteGraph:
         self.tokens = {}
         self.watchers = {}
         self.changed_at = {}
+        self.dropped = 0  # tokens dropped by watchers
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         memo = {}
         for node in toposort(self.outputs):
@@ -108,7 +125,8 @@ class RewriteGraph:
         if nodes is not None:
             tokens = self.tokens
             for node in nodes:
-                tokens.pop(node, None)
+                if tokens.pop(node, None) is not None:
+                    self.dropped += 1
 
     # ------------------------------------------------------------ building
     def _canonical_constant(self, const):
