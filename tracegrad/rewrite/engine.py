@@ -35,6 +35,11 @@ MAX_PASSES = 8
 # rules undoing each other forever.
 MAX_REWRITES_PER_NODE = 20
 
+# Skip the rules a node's token says leave it unchanged (see ``run_phase``);
+# False runs every rule on every node in every pass (what the tests compare
+# the worklist with: the rewrites done must be the same).
+WORKLIST = True
+
 # Raise exceptions from rules instead of skipping the rule with a warning
 # (the rewrite tests set it).
 STRICT = False
@@ -394,6 +399,8 @@ def _pass(graph, plans, ctx, stats, budget):
     those) or the node read a node not walked yet (one a rewrite merged
     with)."""
     tokens, changed_at, nodes = graph.tokens, graph.changed_at, graph.nodes
+    if not WORKLIST:
+        tokens.clear()
     latest = {}  # node -> the latest change at or above it (this pass)
     changed = 0
     settled = True
@@ -420,7 +427,7 @@ def _pass(graph, plans, ctx, stats, budget):
         result = _visit(graph, node, rules, ctx, stats)
         if type(result) is tuple:
             # unchanged by every rule: record it
-            if graph.epoch == epoch and last is not _NEVER:
+            if graph.epoch == epoch and last is not _NEVER and WORKLIST:
                 tokens[node] = (plans.token(token, result), epoch)
             else:
                 settled = False

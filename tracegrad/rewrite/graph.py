@@ -38,10 +38,10 @@ class _Key:
 
     __slots__ = ("op", "inputs", "hash")
 
-    def __init__(self, op, inputs):
+    def __init__(self, op, inputs, op_hash):
         self.op = op
         self.inputs = inputs
-        self.hash = hash((op, inputs))
+        self.hash = hash((op_hash, inputs))
 
     def __hash__(self):
         return self.hash
@@ -50,13 +50,20 @@ class _Key:
         return self.hash == other.hash and (self.op, self.inputs) == (other.op, other.inputs)
 
 
-def node_key(node):
-    """The merge key of ``node`` or ``None`` when it must not be merged."""
+def node_key(node, op_hashes=None):
+    """The merge key of ``node`` or ``None`` when it must not be merged.
+    ``op_hashes``: ``{id(op): (op, hash(op))}``, the hashes of ops already
+    seen (many nodes share one op object)."""
     op = node.op
     if getattr(op, "is_random", False):
         return None
     try:
-        return _Key(op, tuple(node.inputs))
+        if op_hashes is None:
+            return _Key(op, tuple(node.inputs), hash(op))
+        seen = op_hashes.get(id(op))
+        if seen is None or seen[0] is not op:
+            seen = op_hashes[id(op)] = (op, hash(op))  # (holds op: its id stays its own)
+        return _Key(op, tuple(node.inputs), seen[1])
     except TypeError:  # unhashable op properties
         return None
 
@@ -70,6 +77,7 @@ class RewriteGraph:
         self.nodes = set()
         self._by_key = {}
         self._key_of = {}
+        self._op_hashes = {}
         self._constants = {}
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
@@ -147,7 +155,7 @@ class RewriteGraph:
                 new = self._canonical_constant(new)
             if new is not inp:
                 inputs[i] = new
-        key = node_key(node)
+        key = node_key(node, self._op_hashes)
         if key is not None:
             other = self._by_key.get(key)
             if other is not None:
@@ -248,7 +256,7 @@ class RewriteGraph:
             self._readers_changed(old)
             self._readers_changed(new)
             for node in touched:
-                key = node_key(node)
+                key = node_key(node, self._op_hashes)
                 if key is None:
                     continue
                 other = self._by_key.get(key)
