@@ -172,3 +172,15 @@ def test_a_change_above_a_node_reruns_its_rules(monkeypatch):
     ops = _rewrite_two_phases(monkeypatch, True)
     assert ops == _rewrite_two_phases(monkeypatch, False)
     assert ops == ["tan", "sin", "cosh"]
+
+
+def test_rules_see_the_active_groups_as_a_set():
+    groups = engine._Groups(frozenset({"canonicalize", "stabilize"}))
+    assert "stabilize" in groups and "specialize" not in groups
+    assert groups.asked == {("stabilize", True), ("specialize", False)}
+    groups.asked = None
+    assert groups | {"x"} == {"canonicalize", "stabilize", "x"}
+    assert groups.issubset({"canonicalize", "stabilize", "specialize"})
+    assert sorted(groups) == ["canonicalize", "stabilize"] and len(groups) == 2
+    # a rule that read the whole set holds only under the same set
+    assert groups.asked == {("*", frozenset({"canonicalize", "stabilize"}))}

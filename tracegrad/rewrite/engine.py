@@ -164,6 +164,24 @@ class _Groups:
 
     __hash__ = None
 
+    def __getattr__(self, name):
+        # any other use of the set (``issubset``, ``union``...) reads it all
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._all(), name)
+
+
+def _whole_set_operator(name):
+    def operator(self, *args):
+        return getattr(self._all(), name)(*args)
+    operator.__name__ = name
+    return operator
+
+
+for _name in ("__or__", "__ror__", "__and__", "__rand__", "__sub__", "__rsub__",
+              "__xor__", "__rxor__", "__le__", "__lt__", "__ge__", "__gt__"):
+    setattr(_Groups, _name, _whole_set_operator(_name))
+
     def __repr__(self):
         return f"groups{set(self._set)}"
 
