@@ -146,7 +146,10 @@ class _Groups:
 
     def __contains__(self, group):
         answer = group in self._set
-        self._note((group, answer))
+        if self.asked is None:
+            self.asked = {(group, answer)}
+        else:
+            self.asked.add((group, answer))
         return answer
 
     def _all(self):
@@ -420,6 +423,7 @@ def _pass(graph, plans, ctx, stats, budget):
     if not WORKLIST:
         tokens.clear()
     latest = {}  # node -> the latest change at or above it (this pass)
+    plan_get = plans.plans.get
     changed = 0
     settled = True
     dropped = graph.dropped
@@ -437,8 +441,16 @@ def _pass(graph, plans, ctx, stats, budget):
                     last = above
         latest[node] = last
         entry = tokens.get(node)
-        token = entry[0] if entry is not None and entry[1] >= last else None
-        rules = plans.rules(token, op_key(node.op))
+        if entry is not None and entry[1] >= last:
+            if entry[2] is plans:
+                continue  # (recorded in this phase: covers all its rules)
+            token = entry[0]
+        else:
+            token = None
+        key = op_key(node.op)
+        rules = plan_get((token, key))
+        if rules is None:
+            rules = plans.rules(token, key)
         if not rules:
             continue
         epoch = graph.epoch
@@ -446,7 +458,7 @@ def _pass(graph, plans, ctx, stats, budget):
         if type(result) is tuple:
             # unchanged by every rule: record it
             if graph.epoch == epoch and last is not _NEVER and WORKLIST:
-                tokens[node] = (plans.token(token, result), epoch)
+                tokens[node] = (plans.token(token, result), epoch, plans)
             else:
                 settled = False
             continue

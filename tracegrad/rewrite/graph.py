@@ -19,7 +19,7 @@ Ops opt out of merging with ``op.is_random = True`` (two draws must differ).
 For the engine's worklist (``engine.run_phase``) the graph also keeps
 
 - ``tokens``: node -> ``(rule keys known to leave the node unchanged,
-  epoch when recorded)``;
+  epoch when recorded, the engine's plans of the phase that recorded it)``;
 - ``changed_at``: node -> the epoch (a count of edits) when the node was
   added or its inputs were re-pointed. A token stays valid while no node at
   or above its node changed after it was recorded; the engine computes the
@@ -165,15 +165,19 @@ class RewriteGraph:
             self._by_key[key] = node
             self._key_of[node] = key
         self.nodes.add(node)
-        self.epoch += 1
-        self.changed_at[node] = self.epoch
-        watchers = self.watchers
+        self.epoch = epoch = self.epoch + 1
+        self.changed_at[node] = epoch
+        watchers, clients = self.watchers, self.clients
         for i, inp in enumerate(inputs):
-            self._clients_of(inp).append((node, i))
+            readers = clients.get(inp)
+            if readers is None:
+                readers = clients[inp] = ClientList()
+            readers.append((node, i))
             if inp in watchers:
                 self._readers_changed(inp)
         for out in node.outputs:
-            self._clients_of(out)
+            if out not in clients:
+                clients[out] = ClientList()
         return True
 
     def _clients_of(self, var):
