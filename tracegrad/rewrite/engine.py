@@ -173,6 +173,9 @@ class _Groups:
             raise AttributeError(name)
         return getattr(self._all(), name)
 
+    def __repr__(self):
+        return f"groups{set(self._set)}"
+
 
 def _whole_set_operator(name):
     def operator(self, *args):
@@ -184,9 +187,6 @@ def _whole_set_operator(name):
 for _name in ("__or__", "__ror__", "__and__", "__rand__", "__sub__", "__rsub__",
               "__xor__", "__rxor__", "__le__", "__lt__", "__ge__", "__gt__"):
     setattr(_Groups, _name, _whole_set_operator(_name))
-
-    def __repr__(self):
-        return f"groups{set(self._set)}"
 
 
 class Context:
@@ -305,8 +305,8 @@ def _warn_once(rule, exc):
 class _Plans:
     """Which rules a visit of a node must run, given its token (the rule
     keys known to leave it unchanged: ``rule``, or ``(rule, answers)`` for a
-    rule that asked about the active groups, see ``_Groups``), and the tokens made by visits.
-    Tokens are interned: few distinct ones exist."""
+    rule that asked about the active groups, see ``_Groups``), and the
+    tokens visits make. Tokens are interned: few distinct ones exist."""
 
     def __init__(self, by_key, wildcard, groups):
         self.by_key = by_key
