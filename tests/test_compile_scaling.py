@@ -288,3 +288,41 @@ def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatc
     assert sources == ["def block", "def fast"]
     np.testing.assert_allclose(program.run([xs[3:6]])[0], expect[3:6], rtol=1e-14)
     assert sources == ["def block", "def fast"]  # compiled once
+
+
+# ------------------------------------------------------------ rewrites
+def _chain_graph(n):
+    """A FunctionGraph of an n-op elementwise chain and its gradient."""
+    x = T.dvector("x")
+    y = x
+    for _ in range(n // 3):
+        y = T.sin(y) * 1.0001 + 0.1
+    return pipeline.clone([x], [T.sum(y), tg.grad(T.sum(y), x)])
+
+
+def test_rewriting_a_chain_is_linear():
+    assert _growth(_chain_graph, lambda fg: pipeline.rewrite(fg, "fast_run"), 600,
+                   repeats=2) < LINEAR_BOUND
+
+
+def test_rules_run_per_node_stay_bounded(monkeypatch):
+    # The worklist runs a rule on a node again only where a rewrite reached
+    # it: the number of rule runs is linear in the nodes (a fixed number per
+    # node, not one per pass and phase).
+    from tracegrad.rewrite import engine
+    calls = [0]
+    original = engine._visit
+
+    def counting(graph, node, rules, ctx, stats):
+        calls[0] += len(rules)
+        return original(graph, node, rules, ctx, stats)
+
+    monkeypatch.setattr(engine, "_visit", counting)
+    per_node = []
+    for n in (300, 1200):
+        fgraph = _chain_graph(n)
+        nodes = len(fgraph.apply_nodes)
+        calls[0] = 0
+        pipeline.rewrite(fgraph, "fast_run")
+        per_node.append(calls[0] / nodes)
+    assert per_node[1] < 1.1 * per_node[0] and per_node[1] < 10, per_node

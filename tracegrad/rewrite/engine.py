@@ -32,6 +32,11 @@ from tracegrad.trace import Variable
 
 from tracegrad.config import MAX_PASSES, MAX_REWRITES_PER_NODE  # (tunables)
 
+# Skip the rules a node's token says leave it unchanged (see ``run_phase``);
+# False runs every rule on every node in every pass (what the tests compare
+# the worklist with: the rewrites done must be the same).
+WORKLIST = True
+
 # Raise exceptions from rules instead of skipping the rule with a warning
 # (the rewrite tests set it).
 STRICT = False
@@ -118,21 +123,98 @@ def pattern_rule(group, name, pattern, when=None):
     return deco
 
 
+class _Groups:
+    """The active groups as rules see them (``ctx.groups``): a set whose
+    membership answers are recorded in ``asked`` (``(group, answer)``
+    pairs; ``("*", groups)`` once the whole set was read), so the engine
+    knows in which phases a rule's result on a node still holds."""
+
+    __slots__ = ("_set", "asked")
+
+    def __init__(self, groups):
+        self._set = groups
+        self.asked = None
+
+    def _note(self, pair):
+        if self.asked is None:
+            self.asked = {pair}
+        else:
+            self.asked.add(pair)
+
+    def __contains__(self, group):
+        answer = group in self._set
+        if self.asked is None:
+            self.asked = {(group, answer)}
+        else:
+            self.asked.add((group, answer))
+        return answer
+
+    def _all(self):
+        self._note(("*", self._set))
+        return self._set
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
+
+    def __eq__(self, other):
+        return self._all() == (other._all() if isinstance(other, _Groups) else other)
+
+    __hash__ = None
+
+    def __getattr__(self, name):
+        # any other use of the set (``issubset``, ``union``...) reads it all
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._all(), name)
+
+    def __repr__(self):
+        return f"groups{set(self._set)}"
+
+
+def _whole_set_operator(name):
+    def operator(self, *args):
+        return getattr(self._all(), name)(*args)
+    operator.__name__ = name
+    return operator
+
+
+for _name in ("__or__", "__ror__", "__and__", "__rand__", "__sub__", "__rsub__",
+              "__xor__", "__rxor__", "__le__", "__lt__", "__ge__", "__gt__"):
+    setattr(_Groups, _name, _whole_set_operator(_name))
+
+
 class Context:
     """What rules may consult besides the node: the graph (clients), the
-    active groups, and caches valid for one optimisation."""
+    active groups, and caches valid for one optimisation.
+
+    The engine records what a rule reads of it: asking for a variable's
+    readers makes the visited node a watcher of them (``RewriteGraph.watch``),
+    and the answers of ``groups`` (``'stabilize' in ctx.groups``) and
+    ``fast_math`` tie the rule's result on the node to them (``run_phase``)."""
 
     def __init__(self, graph, groups):
         self.graph = graph
-        self.groups = frozenset(groups)
+        self.active = frozenset(groups)
+        self.groups = _Groups(self.active)
         self.memo = {}
-        # value-changing algebra allowed (mode 'fast_math')
-        self.fast_math = FAST_MATH in self.groups
+        self.node = None  # the node the engine is visiting
+
+    @property
+    def fast_math(self):
+        """Value-changing algebra allowed (mode 'fast_math')."""
+        return FAST_MATH in self.groups
 
     def n_clients(self, var):
+        if self.node is not None:
+            self.graph.watch(var, self.node)
         return self.graph.n_clients(var)
 
     def clients(self, var):
+        if self.node is not None:
+            self.graph.watch(var, self.node)
         return self.graph.client_list(var)
 
 
@@ -204,6 +286,7 @@ def apply_rewrite(graph, node, result):
 
 
 _NONE = []
+_NEVER = float("inf")  # (an input's owner not walked yet: no token holds)
 _WARNED = set()
 
 
@@ -216,46 +299,173 @@ def _warn_once(rule, exc):
                       f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
 
 
+class _Plans:
+    """Which rules a visit of a node must run, given its token (the rule
+    keys known to leave it unchanged: ``rule``, or ``(rule, answers)`` for a
+    rule that asked about the active groups, see ``_Groups``), and the
+    tokens visits make. Tokens are interned: few distinct ones exist."""
+
+    def __init__(self, by_key, wildcard, groups):
+        self.by_key = by_key
+        self.wildcard = wildcard
+        self.groups = groups
+        self.plans = {}
+        self.unions = {}
+        self.holds = {}  # recorded answers -> whether they hold now
+
+    def _holds(self, answers):
+        hit = self.holds.get(answers)
+        if hit is None:
+            groups = self.groups
+            hit = self.holds[answers] = all(
+                groups == answer if group == "*" else (group in groups) == answer
+                for group, answer in answers)
+        return hit
+
+    def _covered(self, rule, token):
+        if rule in token:
+            return True
+        return any(type(k) is tuple and k[0] is rule and self._holds(k[1]) for k in token)
+
+    def rules(self, token, key):
+        plan = self.plans.get((token, key))
+        if plan is None:
+            rules = self.by_key.get(key, _NONE)
+            if self.wildcard:
+                rules = self.wildcard + rules
+            if token is not None:
+                rules = [r for r in rules if not self._covered(r, token)]
+            plan = self.plans[(token, key)] = rules
+        return plan
+
+    def token(self, token, done):
+        done = tuple(done)
+        hit = self.unions.get((token, done))
+        if hit is None:
+            hit = frozenset(done) if token is None else token.union(done)
+            hit = self.unions.setdefault(hit, hit)  # one object per token
+            self.unions[(token, done)] = hit
+        return hit
+
+
+def _visit(graph, node, rules, ctx, stats):
+    """Run ``rules`` on ``node`` until one rewrites it. Returns the nodes the
+    rewrite added, or the keys of the rules that left it unchanged (a
+    tuple) when none did."""
+    done = []
+    ctx.node = node
+    groups = ctx.groups
+    for rule in rules:
+        groups.asked = None
+        before = graph.changes
+        try:
+            result = rule.apply(node, ctx)
+            added = None if result is None else apply_rewrite(graph, node, result)
+        except Abort:
+            added = None
+        except Exception as exc:
+            if STRICT:
+                raise
+            _warn_once(rule, exc)
+            added = None
+        if added is None or graph.changes == before:
+            asked = groups.asked
+            done.append(rule if asked is None else (rule, frozenset(asked)))
+            continue
+        if stats is not None:
+            stats[rule.name] = stats.get(rule.name, 0) + 1
+        return added
+    return tuple(done)
+
+
 def run_phase(graph, groups, stats=None):
-    """Run the rules of ``groups`` over ``graph`` to a fixpoint (bounded)."""
+    """Run the rules of ``groups`` over ``graph`` to a fixpoint (bounded).
+
+    Each pass walks the nodes in topological order, as if every rule ran on
+    every node, but skips the rules a node's token says leave it unchanged:
+    a rule that did not rewrite a node will not until the node, something
+    above it or the readers its rule asked about change (or, for a rule
+    that read them, the active groups), and the graph drops the token then.
+    So a pass, and the next phase's rules already run, cost only the nodes a
+    rewrite reached; the rewrites done, and their order, are the same."""
     by_key, wildcard = _index(groups)
     if not by_key and not wildcard:
         return
     ctx = Context(graph, groups)
+    plans = _Plans(by_key, wildcard, ctx.active)
     budget = MAX_REWRITES_PER_NODE * (len(graph.nodes) + 10)
-    for _ in range(MAX_PASSES):
-        changed = 0
-        work = deque(graph.toposort())
-        while work:
-            node = work.popleft()
-            if node not in graph.nodes:
-                continue
-            rules = by_key.get(op_key(node.op), _NONE)
-            for rule in (wildcard + rules) if wildcard else rules:
-                before = graph.changes
-                try:
-                    result = rule.apply(node, ctx)
-                    if result is None:
-                        continue
-                    added = apply_rewrite(graph, node, result)
-                except Abort:
-                    continue
-                except Exception as exc:
-                    if STRICT:
-                        raise
-                    _warn_once(rule, exc)
-                    continue
-                if added is None or graph.changes == before:
-                    continue
-                changed += 1
-                if stats is not None:
-                    stats[rule.name] = stats.get(rule.name, 0) + 1
-                work.extendleft(reversed(added))
-                break
-            if changed > budget:
+    try:
+        for _ in range(MAX_PASSES):
+            changed, settled = _pass(graph, plans, ctx, stats, budget)
+            if changed is None or not changed or settled:
+                # (settled: every node holds a token covering every rule,
+                # so another pass would rewrite nothing)
                 return
-        if not changed:
-            return
+    finally:
+        ctx.node = None
+
+
+def _pass(graph, plans, ctx, stats, budget):
+    """One pass over the graph in topological order: ``(number of rewrites,
+    whether every node ended with a valid token)``; ``(None, _)`` when over
+    ``budget``.
+
+    A node's token is valid if recorded after the latest change at or above
+    the node. Edits happen only below the visited node (to readers of what
+    it computed, not visited yet), so a token recorded in this pass stays
+    valid unless a reader it asked about changes (``graph.dropped`` counts
+    those) or the node read a node not walked yet (one a rewrite merged
+    with)."""
+    tokens, changed_at, nodes = graph.tokens, graph.changed_at, graph.nodes
+    if not WORKLIST:
+        tokens.clear()
+    latest = {}  # node -> the latest change at or above it (this pass)
+    plan_get = plans.plans.get
+    changed = 0
+    settled = True
+    dropped = graph.dropped
+    work = deque(graph.toposort())
+    while work:
+        node = work.popleft()
+        if node not in nodes:
+            continue
+        last = changed_at.get(node, 0)
+        for inp in node.inputs:
+            owner = inp.owner
+            if owner is not None:
+                above = latest.get(owner, _NEVER)
+                if above > last:
+                    last = above
+        latest[node] = last
+        entry = tokens.get(node)
+        if entry is not None and entry[1] >= last:
+            if entry[2] is plans:
+                continue  # (recorded in this phase: covers all its rules)
+            token = entry[0]
+        else:
+            token = None
+        key = op_key(node.op)
+        rules = plan_get((token, key))
+        if rules is None:
+            rules = plans.rules(token, key)
+        if not rules:
+            continue
+        epoch = graph.epoch
+        result = _visit(graph, node, rules, ctx, stats)
+        if type(result) is tuple:
+            # unchanged by every rule: record it
+            if graph.epoch == epoch and last is not _NEVER and WORKLIST:
+                tokens[node] = (plans.token(token, result), epoch, plans)
+            else:
+                settled = False
+            continue
+        changed += 1
+        if node in nodes:
+            settled = False
+        work.extendleft(reversed(result))
+        if changed > budget:
+            return None, False
+    return changed, settled and graph.dropped == dropped
 
 
 def phases_for(mode):

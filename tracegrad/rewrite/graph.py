@@ -15,22 +15,57 @@ of ``old`` at ``new``. The graph keeps
 - one constant per signature (``Constant.signature()``).
 
 Ops opt out of merging with ``op.is_random = True`` (two draws must differ).
+
+For the engine's worklist (``engine.run_phase``) the graph also keeps
+
+- ``tokens``: node -> ``(rule keys known to leave the node unchanged,
+  epoch when recorded, the engine's plans of the phase that recorded it)``;
+- ``changed_at``: node -> the epoch (a count of edits) when the node was
+  added or its inputs were re-pointed. A token stays valid while no node at
+  or above its node changed after it was recorded; the engine computes the
+  latest change above each node as it walks them in topological order;
+- ``watchers``: variable -> nodes whose rules asked for its readers
+  (``Context.clients``/``n_clients``); a change of those readers drops the
+  watchers' tokens (only theirs: a rule below that asks is a watcher too).
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
 
 
-def node_key(node):
-    """The merge key of ``node`` or ``None`` when it must not be merged."""
+class _Key:
+    """``(op, inputs)`` with its hash computed once: a node's key is hashed
+    at every lookup, and hashing an op builds the tuple of its properties."""
+
+    __slots__ = ("op", "inputs", "hash")
+
+    def __init__(self, op, inputs, op_hash):
+        self.op = op
+        self.inputs = inputs
+        self.hash = hash((op_hash, inputs))
+
+    def __hash__(self):
+        return self.hash
+
+    def __eq__(self, other):
+        return self.hash == other.hash and (self.op, self.inputs) == (other.op, other.inputs)
+
+
+def node_key(node, op_hashes=None):
+    """The merge key of ``node`` or ``None`` when it must not be merged.
+    ``op_hashes``: ``{id(op): (op, hash(op))}``, the hashes of ops already
+    seen (many nodes share one op object)."""
     op = node.op
     if getattr(op, "is_random", False):
         return None
     try:
-        key = (op, tuple(node.inputs))
-        hash(key)
+        if op_hashes is None:
+            return _Key(op, tuple(node.inputs), hash(op))
+        seen = op_hashes.get(id(op))
+        if seen is None or seen[0] is not op:
+            seen = op_hashes[id(op)] = (op, hash(op))  # (holds op: its id stays its own)
+        return _Key(op, tuple(node.inputs), seen[1])
     except TypeError:  # unhashable op properties
         return None
-    return key
 
 
 class RewriteGraph:
@@ -42,10 +77,16 @@ class RewriteGraph:
         self.nodes = set()
         self._by_key = {}
         self._key_of = {}
+        self._op_hashes = {}
         self._constants = {}
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
         self._order = None  # ((changes, number of nodes), toposort) when computed
+        self.tokens = {}
+        self.watchers = {}
+        self.changed_at = {}
+        self.dropped = 0  # tokens dropped by watchers
+        self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         memo = {}
         for node in toposort(self.outputs):
             self._add_node(node, memo)
@@ -78,6 +119,23 @@ class RewriteGraph:
     def __contains__(self, node):
         return node in self.nodes
 
+    # ------------------------------------------------------------ worklist
+    def watch(self, var, node):
+        """Drop ``node``'s token when the readers of ``var`` change."""
+        nodes = self.watchers.get(var)
+        if nodes is None:
+            self.watchers[var] = [node]
+        elif nodes[-1] is not node:
+            nodes.append(node)
+
+    def _readers_changed(self, var):
+        nodes = self.watchers.pop(var, None)
+        if nodes is not None:
+            tokens = self.tokens
+            for node in nodes:
+                if tokens.pop(node, None) is not None:
+                    self.dropped += 1
+
     # ------------------------------------------------------------ building
     def _canonical_constant(self, const):
         try:
@@ -97,7 +155,7 @@ class RewriteGraph:
                 new = self._canonical_constant(new)
             if new is not inp:
                 inputs[i] = new
-        key = node_key(node)
+        key = node_key(node, self._op_hashes)
         if key is not None:
             other = self._by_key.get(key)
             if other is not None:
@@ -107,10 +165,19 @@ class RewriteGraph:
             self._by_key[key] = node
             self._key_of[node] = key
         self.nodes.add(node)
+        self.epoch = epoch = self.epoch + 1
+        self.changed_at[node] = epoch
+        watchers, clients = self.watchers, self.clients
         for i, inp in enumerate(inputs):
-            self._clients_of(inp).append((node, i))
+            readers = clients.get(inp)
+            if readers is None:
+                readers = clients[inp] = ClientList()
+            readers.append((node, i))
+            if inp in watchers:
+                self._readers_changed(inp)
         for out in node.outputs:
-            self._clients_of(out)
+            if out not in clients:
+                clients[out] = ClientList()
         return True
 
     def _clients_of(self, var):
@@ -171,6 +238,7 @@ class RewriteGraph:
                 continue
             self._forward[old] = new
             self.changes += 1
+            self.epoch += 1
             readers = self.clients.pop(old, ())
             new_clients = self._clients_of(new)
             touched = {}  # (a dict: ordered, O(1) membership)
@@ -181,10 +249,18 @@ class RewriteGraph:
                     if node not in touched:
                         touched[node] = None
                         self._unkey(node)
+                        self.changed_at[node] = self.epoch
+                        # (a rule asking for the readers of a variable may
+                        # look at their other inputs: those readers changed)
+                        for inp in node.inputs:
+                            if inp in self.watchers:
+                                self._readers_changed(inp)
                     node.inputs[i] = new
                 new_clients.append((node, i))
+            self._readers_changed(old)
+            self._readers_changed(new)
             for node in touched:
-                key = node_key(node)
+                key = node_key(node, self._op_hashes)
                 if key is None:
                     continue
                 other = self._by_key.get(key)
@@ -211,9 +287,13 @@ class RewriteGraph:
             if any(self.clients.get(o) for o in node.outputs):
                 continue
             self.nodes.discard(node)
+            self.epoch += 1
+            self.tokens.pop(node, None)
+            self.changed_at.pop(node, None)
             self._unkey(node)
             for out in node.outputs:
                 self.clients.pop(out, None)
+                self.watchers.pop(out, None)
             for i, inp in enumerate(node.inputs):
                 readers = self.clients.get(inp)
                 if readers is None:
@@ -222,5 +302,6 @@ class RewriteGraph:
                     readers.remove((node, i))
                 except ValueError:
                     pass
+                self._readers_changed(inp)
                 if not readers and inp.owner is not None:
                     stack.append(inp.owner)

@@ -1,0 +1,186 @@
+"""The rewrite engine's worklist (``engine.WORKLIST``): skipping the rules a
+node's token says leave it unchanged must not change what the rewrites do.
+
+Each graph (and its gradient) is optimised twice, with the worklist and with
+every rule run on every node in every pass, and the two results must be the
+same graph: same ops, same wiring, same constants, in the same order.
+"""
+import collections
+from contextlib import contextmanager
+
+from hypothesis import HealthCheck, given, settings
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad.rewrite import engine, optimize_outputs
+from tracegrad.testing import strategies as tgst
+from tracegrad.trace import Constant, toposort
+
+from tests.test_rewrite_hypothesis import rewritable
+
+
+def _structure(outputs):
+    """The graph of ``outputs`` as plain data (variables numbered in order)."""
+    ids = {}
+
+    def ident(var):
+        if var not in ids:
+            if isinstance(var, Constant):
+                ids[var] = ("const", str(var.type), repr(var.signature()))
+            else:
+                ids[var] = ("var", len(ids), str(var.type))
+        return ids[var]
+
+    rows = [(repr(node.op), tuple(ident(v) for v in node.inputs))
+            for node in toposort(outputs)]
+    return rows, [ident(v) for v in outputs]
+
+
+@contextmanager
+def _worklist(on):
+    saved = engine.WORKLIST
+    engine.WORKLIST = on
+    try:
+        yield
+    finally:
+        engine.WORKLIST = saved
+
+
+def _optimized(outputs, mode, worklist, stats=None):
+    with _worklist(worklist):
+        return _structure(optimize_outputs(outputs, mode, stats=stats))
+
+
+def _assert_same(outputs, mode="fast_run"):
+    with_list = _optimized(outputs, mode, True)
+    every_node = _optimized(outputs, mode, False)
+    assert with_list == every_node
+
+
+def _with_grad(cost, wrt):
+    return [cost] + list(tg.grad(cost, wrt, disconnected_inputs="ignore"))
+
+
+def test_indexed_sum_and_its_gradient():
+    x = T.dvector("x")
+    cost = sum(T.sin(x[i]) * i for i in range(40))
+    _assert_same(_with_grad(cost, [x]))
+
+
+def test_chain_and_its_gradient():
+    x = T.dvector("x")
+    y = x
+    for _ in range(60):
+        y = T.sin(y) * 1.0001 + 0.1
+    _assert_same(_with_grad(T.sum(y), [x]))
+
+
+def test_scalar_inputs_and_their_gradients():
+    x = T.dvector("x")
+    ws = [T.dscalar(f"w{i}") for i in range(20)]
+    cost = sum(T.sum(T.exp(w * x)) for w in ws)
+    _assert_same(_with_grad(cost, ws))
+
+
+def test_stability_forms_across_phases():
+    # rules that depend on the active groups (the product rule distributes
+    # and applies factor rules only under 'stabilize'), readers asked about
+    # (softmax next to log_softmax, flat sums and products), cancellations
+    x, y = T.dvector("x"), T.dvector("y")
+    m = T.dmatrix("m")
+    sm = T.nnet.softmax(m)
+    outs = [T.log(1 + T.exp(x)), 1 - T.sigmoid(x) * 1.0, T.exp(x) - 1,
+            T.log(T.sigmoid(x)) + T.log(1 - T.sigmoid(y)), x * x * 2.0 - x * x,
+            T.log(sm), T.nnet.log_softmax(m) + sm,
+            (x * 2.0) * (y / 2.0) + (x + 1.0) - 1.0, T.sqrt(T.sqr(x) + 1) ** 2]
+    cost = sum(T.sum(o) for o in outs)
+    for mode in ("fast_run", "fast_math", "fast_compile", ("canonicalize",)):
+        _assert_same(_with_grad(cost, [x, y, m]), mode)
+
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+X, Y, M = T.dvector("x"), T.dvector("y"), T.dmatrix("m")
+
+
+@SETTINGS
+@given(rewritable([X, Y, M]))
+def test_rewritable_graphs(out):
+    _assert_same(_with_grad(T.sum(out), [X, Y, M]))
+
+
+@SETTINGS
+@given(tgst.expressions([X, Y, M], shapes=[(3,), (3,), (2, 3)], max_depth=3))
+def test_random_expressions(out):
+    _assert_same(_with_grad(T.sum(out), [X, Y, M]))
+
+
+def test_the_worklist_skips_rules_already_run(monkeypatch):
+    """On a chain and its gradient most nodes are left alone by the later
+    passes and phases: the worklist runs far fewer rules (the guard for
+    compile time, `python -m bench --only W7`)."""
+    calls = collections.Counter()
+    original = engine._visit
+
+    def counting(graph, node, rules, ctx, stats):
+        calls[engine.WORKLIST] += len(rules)
+        return original(graph, node, rules, ctx, stats)
+
+    monkeypatch.setattr(engine, "_visit", counting)
+    x = T.dvector("x")
+    y = x
+    for _ in range(100):
+        y = T.sin(y) * 1.0001 + 0.1
+    outputs = _with_grad(T.sum(y), [x])
+    stats = {True: {}, False: {}}
+    results = [_optimized(outputs, "fast_run", w, stats[w]) for w in (True, False)]
+    assert results[0] == results[1]
+    assert {k: v for k, v in stats[True].items() if not k.startswith("time:")} == \
+        {k: v for k, v in stats[False].items() if not k.startswith("time:")}
+    assert calls[True] < 0.6 * calls[False], calls  # (0.55 when written)
+
+
+def _rewrite_two_phases(monkeypatch, worklist):
+    """``exp(sin(cos(x)))``: phase 1 runs a rule on ``exp`` that looks two
+    nodes up (for a ``tan``) without asking for readers; phase 2 also turns
+    ``cos`` into ``tan``, a change above ``exp`` but not of its input."""
+    from tracegrad.rewrite.engine import Rule
+    from tracegrad.rewrite.graph import RewriteGraph
+    from tracegrad.trace import clone_graph
+
+    def exp_of_sin_of_tan(node, ctx):
+        inner = node.inputs[0].owner
+        top = inner.inputs[0].owner if inner is not None else None
+        if top is not None and engine.op_key(top.op) == "tan":
+            return T.cosh(node.inputs[0])
+        return None
+
+    monkeypatch.setitem(engine.GROUPS, "test_worklist_1",
+                        [Rule("exp_of_sin_of_tan", ["exp"], exp_of_sin_of_tan)])
+    monkeypatch.setitem(engine.GROUPS, "test_worklist_2",
+                        [Rule("cos_to_tan", ["cos"], lambda node, ctx: T.tan(node.inputs[0]))])
+    x = T.dvector("x")
+    _, outputs, _ = clone_graph([T.exp(T.sin(T.cos(x)))])
+    graph = RewriteGraph(outputs)
+    with _worklist(worklist):
+        engine.run_phase(graph, ("test_worklist_1",))
+        engine.run_phase(graph, ("test_worklist_1", "test_worklist_2"))
+    return [str(node.op) for node in toposort(graph.outputs)]
+
+
+def test_a_change_above_a_node_reruns_its_rules(monkeypatch):
+    ops = _rewrite_two_phases(monkeypatch, True)
+    assert ops == _rewrite_two_phases(monkeypatch, False)
+    assert ops == ["tan", "sin", "cosh"]
+
+
+def test_rules_see_the_active_groups_as_a_set():
+    groups = engine._Groups(frozenset({"canonicalize", "stabilize"}))
+    assert "stabilize" in groups and "specialize" not in groups
+    assert groups.asked == {("stabilize", True), ("specialize", False)}
+    groups.asked = None
+    assert groups | {"x"} == {"canonicalize", "stabilize", "x"}
+    assert groups.issubset({"canonicalize", "stabilize", "specialize"})
+    assert sorted(groups) == ["canonicalize", "stabilize"] and len(groups) == 2
+    # a rule that read the whole set holds only under the same set
+    assert groups.asked == {("*", frozenset({"canonicalize", "stabilize"}))}
