@@ -252,7 +252,24 @@ def _fix(xp, ndarray, dtype, result):
     return result
 
 
-def _step_line(k, step, env, backend):
+def _dtype_names(env, backend):
+    """``name(dtype)``: the global name bound in ``env`` to ``dtype`` (and
+    ``"fix" + name`` to the function making a result that dtype), one per
+    distinct dtype. (One name per step output made ``compile`` of a big
+    runner ~40 % slower: every distinct global name costs the compiler.)"""
+    names = {}
+
+    def name(dtype):
+        found = names.get(dtype)
+        if found is None:
+            found = names[dtype] = f"dt{len(names)}"
+            env[found] = dtype
+            env["fix" + found] = partial(_fix, backend.xp, backend.ndarray, dtype)
+        return found
+    return name
+
+
+def _step_line(k, step, env, dtype_name):
     """One line running ``step`` (named ``k`` in ``env``, which receives
     what it reads) over the storage ``s``: call the op, make each array
     result its output's dtype, free the dead slots."""
@@ -267,13 +284,12 @@ def _step_line(k, step, env, backend):
         if not hasattr(var.type, "dtype"):  # not an array type: stored as returned
             parts.append(f"s[{o}] = {value}")
             continue
-        env[f"dt{k}_{m}"] = dtype = np.dtype(var.type.dtype)
-        env[f"fix{k}_{m}"] = partial(_fix, backend.xp, backend.ndarray, dtype)
+        dt = dtype_name(np.dtype(var.type.dtype))
         if len(outs) == 1:  # the common case: test inline, call only to fix
-            parts.append(f"s[{o}] = r if type(r) is ndarray and r.dtype is dt{k}_{m} "
-                         f"else fix{k}_{m}(r)")
+            parts.append(f"s[{o}] = r if type(r) is ndarray and r.dtype is {dt} "
+                         f"else fix{dt}(r)")
         else:
-            parts.append(f"s[{o}] = fix{k}_{m}({value})")
+            parts.append(f"s[{o}] = fix{dt}({value})")
     parts += [f"s[{i}] = None" for i in step.frees]
     return "; ".join(parts)
 
@@ -285,7 +301,9 @@ def steps_source(steps, env, backend, first_line):
     env.update(ndarray=backend.ndarray, fail=_fail, wrong_count=_wrong_count, steps=steps)
     if not steps:
         return []
-    return (["try:"] + [f"    {_step_line(k, step, env, backend)}" for k, step in enumerate(steps)]
+    dtype_name = _dtype_names(env, backend)
+    return (["try:"] + [f"    {_step_line(k, step, env, dtype_name)}"
+                        for k, step in enumerate(steps)]
             + ["except Exception as exc:",
                f"    fail(steps, exc.__traceback__.tb_lineno - {first_line + 1}, s, exc)"])
 
