@@ -25,6 +25,8 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
+from tracegrad.fuse import interp
+
 
 # A fast path of more lines than this is compiled at its first call (its
 # compilation costs ~30 us a line; a kernel this long takes it only for
@@ -94,12 +96,22 @@ class Generated:
 
     @property
     def fn(self):
-        """The block function (see ``generate``)."""
+        """The block function (see ``generate``; a long one runs from a
+        table until it has run a few times, ``interp.Tiered``)."""
         fn = self._fn
         if fn is None:
-            # (Two threads may both compile it: the results are equal.)
-            exec(_compiled(self._block_source), self.env)
-            fn = self._fn = self.env["block"]
+            if self._block_source.count("\n") > interp.INTERPRET_LINES:
+                run = interp.interpreted(self._block_source, self.env)
+                if run is not None:
+                    fn = self._fn = interp.Tiered(run, self._compile_block)
+                    return fn
+            fn = self._compile_block()
+        return fn
+
+    def _compile_block(self):
+        # (Two threads may both compile it: the results are equal.)
+        exec(_compiled(self._block_source), self.env)
+        fn = self._fn = self.env["block"]
         return fn
 
     def rebound(self, constants):
