@@ -77,14 +77,15 @@ def _pattern(var):
 
 
 def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
-                  min_size=2):
+                  min_size=2, order=None):
     """The fusable clusters of the graph computing ``outputs``.
 
     Returns a list of ``Cluster`` in topological order of their last member;
     clusters of fewer than ``min_size`` nodes are left out (a lone node gains
-    nothing from fusion).
+    nothing from fusion). ``order``: ``toposort(outputs)``, when the caller
+    has it already.
     """
-    search = _Search(outputs, target, max_operands)
+    search = _Search(outputs, target, max_operands, order)
     search.run()
     nodes, position = search.nodes, search.position
     groups = []
@@ -111,8 +112,8 @@ class _Search:
     its members (``_Group.anc``), a member's own is never read again.
     """
 
-    def __init__(self, outputs, target, max_operands):
-        self.nodes = nodes = toposort(outputs)
+    def __init__(self, outputs, target, max_operands, order=None):
+        self.nodes = nodes = toposort(outputs) if order is None else order
         self.position = {node: k for k, node in enumerate(nodes)}
         self.clients = clients = {}
         for k, node in enumerate(nodes):
@@ -371,9 +372,8 @@ class _Group:
         order is irrelevant: clusters sort their members.)"""
         big, small = (first, second) if len(first.members) >= len(second.members) \
             else (second, first)
-        for name in ("mask", "anc", "feeders", "inputs", "outputs"):
-            setattr(big, name, getattr(self, name))
-        big.producers = None
+        big.mask, big.anc, big.feeders = self.mask, self.anc, self.feeders
+        big.inputs, big.outputs, big.producers = self.inputs, self.outputs, None
         big.members.extend(small.members)
         for m in small.members:
             group_of[m] = big
@@ -385,10 +385,11 @@ class _Group:
         return n_in + len(self.outputs)
 
 
-def cluster_order(outputs, clusters):
+def cluster_order(outputs, clusters, order=None):
     """Units (a ``Cluster`` or a lone ``Apply``) in an order where each comes
-    after everything it reads. Convexity makes the cluster graph acyclic."""
-    nodes = toposort(outputs)
+    after everything it reads. Convexity makes the cluster graph acyclic.
+    ``order``: ``toposort(outputs)``, when the caller has it already."""
+    nodes = toposort(outputs) if order is None else order
     unit_of = {}
     for cluster in clusters:
         for node in cluster.nodes:
