@@ -145,12 +145,17 @@ class _Search:
 
     def run(self):
         nodes, group_of, target = self.nodes, self.group_of, self.target
+        known = {}  # static shape -> its pattern (few distinct shapes)
         for k, node in enumerate(nodes):
             producers = self.producers(node)
             if not is_fusable(node, target):
                 self.anc[k] = self.contracted_ancestors(producers)
                 continue
-            self.patterns[k] = _pattern(node.outputs[0])
+            shape = node.outputs[0].type.shape
+            pattern = known.get(shape)
+            if pattern is None:
+                pattern = known[shape] = _pattern(node.outputs[0])
+            self.patterns[k] = pattern
             mine = group_of[k] = _Group(k, node, self, producers)
             self.grow(mine, k, producers)
 
