@@ -79,3 +79,16 @@ def test_only_call_lines_are_interpreted():
                    "def block(i0, o0):\n    missing(i0, o0)\n",
                    "def block(i0, o0):\n    f0(i0, unknown)\n"):
         assert interp.interpreted(source, env) is None
+
+
+def test_a_source_compiled_already_is_not_interpreted(interpret_everything):
+    # Specs equal up to their constants share the generated source: once one
+    # of them has compiled it, the others run the compiled code at once.
+    x, y = T.dvectors("x", "y")
+    first = _program([_chain(x, y, 5) * 2.0])[1]
+    for _ in range(3):
+        first.run_general([np.ones(4), np.ones(4)])
+    assert not isinstance(first.direct.fn, interp.Tiered)
+    second = _program([_chain(x, y, 5) * 3.0])[1]
+    assert second.direct.source == first.direct.source
+    assert not isinstance(second.direct.fn, interp.Tiered)

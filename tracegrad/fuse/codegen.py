@@ -100,7 +100,10 @@ class Generated:
         table until it has run a few times, ``interp.Tiered``)."""
         fn = self._fn
         if fn is None:
-            if self._block_source.count("\n") > interp.INTERPRET_LINES:
+            # (A source compiled already, for a spec of the same structure,
+            # costs nothing more to run compiled.)
+            if (self._block_source.count("\n") > interp.INTERPRET_LINES
+                    and self._block_source not in _CODE):
                 run = interp.interpreted(self._block_source, self.env)
                 if run is not None:
                     fn = self._fn = interp.Tiered(run, self._compile_block)
