@@ -80,6 +80,14 @@ def defer_fused_updates(schedule, fgraph, order, roots, backend, make_step_runne
     ``schedule.deferred`` (see the module doc). ``make_step_runner(step,
     backend)`` builds a step's runner (passed in by ``compile/schedule.py``,
     which calls this: the backend layer does not import the compiler)."""
+    deferred = _deferrable(schedule, fgraph, order, roots)
+    if deferred:
+        _move(schedule, deferred, backend, make_step_runner)
+
+
+def _deferrable(schedule, fgraph, order, roots):
+    """The ``Deferred`` of every fused node that may write its updates
+    into the shared buffers, in run order."""
     from tracegrad.fuse.op import FusedElemwise
     n_user = fgraph.n_user_outputs
     plan_of = {plan.shared: plan for plan in schedule.updates}
@@ -92,8 +100,12 @@ def defer_fused_updates(schedule, fgraph, order, roots, backend, make_step_runne
         plans = _update_plans(node, fgraph, n_user, plan_of)
         if plans and _safe(node, {p.shared for p in plans}, written, roots, order[k + 1:]):
             deferred.append(Deferred(node, step_of[node], plans))
-    if not deferred:
-        return
+    return deferred
+
+
+def _move(schedule, deferred, backend, make_step_runner):
+    """Take the ``deferred`` nodes' steps and update plans out of the
+    schedule; the slots they read stay alive until the update phase."""
     moved = {d.node for d in deferred}
     moved_plans = {id(p) for d in deferred for p in d.plans}
     keep = {i for d in deferred for i in d.ins}

@@ -21,7 +21,8 @@ from tracegrad.compile.inputs import Binder, describe_input
 from tracegrad.compile.profile import ProfileStats
 from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value,
                                        wait_turn, write_updates)
-from tracegrad.compile.schedule import AS_IS, COPY, build_schedule, steps_source
+from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, build_schedule,
+                                        run_table, steps_source, steps_table)
 
 
 
@@ -86,7 +87,10 @@ def make_runner(schedule, filters, single, backend, profile=None):
     """The function ``run(args) -> results`` of a call (see the module doc),
     generated as straight-line code once per function: each input's filter,
     the shared reads, every step (``schedule.steps_source``), the output
-    copies and the updates, with no loop or call per step."""
+    copies and the updates, with no loop or call per step (a schedule of
+    more than ``STRAIGHT_LINE_STEPS`` steps runs them as one loop over a
+    table instead, ``schedule.run_table``: compiling its lines would cost
+    more than the loop ever does)."""
     env = dict(tail=schedule.template[schedule.n_inputs:], LOCK=UPDATE_LOCK,
                R=READERS, P=PUBLISH, ident=threading.get_ident, wait_turn=wait_turn,
                backend=backend, finish=_finish, write_updates=write_updates,
@@ -112,7 +116,12 @@ def make_runner(schedule, filters, single, backend, profile=None):
     else:
         prefix = head + reads
     inner = []
-    if profile is None:
+    if profile is None and len(schedule.steps) > STRAIGHT_LINE_STEPS:
+        # (a big schedule: a loop, compiled once, not a line per step)
+        env.update(rows=steps_table(schedule.steps, backend), steps=schedule.steps,
+                   run_table=run_table, ndarray=backend.ndarray)
+        inner.append("run_table(s, rows, steps, ndarray)")
+    elif profile is None:
         # (source line 1 is the ``def``)
         inner += steps_source(schedule.steps, env, backend, len(prefix) + 2)
     else:

@@ -77,63 +77,103 @@ def _pattern(var):
 
 
 def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
-                  min_size=2):
+                  min_size=2, order=None):
     """The fusable clusters of the graph computing ``outputs``.
 
     Returns a list of ``Cluster`` in topological order of their last member;
     clusters of fewer than ``min_size`` nodes are left out (a lone node gains
-    nothing from fusion).
+    nothing from fusion). ``order``: ``toposort(outputs)``, when the caller
+    has it already.
     """
-    nodes = toposort(outputs)
-    position = {node: k for k, node in enumerate(nodes)}
-    clients = {}
-    for k, node in enumerate(nodes):
-        for inp in node.inputs:
-            clients.setdefault(inp, []).append(k)
-    graph_outputs = set(outputs)
-
-    # anc[k]: every node k depends on once each group is contracted to one
-    # node (a path may enter a group at one member and leave at another).
-    anc = [0] * len(nodes)
-    group_of = [None] * len(nodes)
-    for k, node in enumerate(nodes):
-        bits = 0
-        producers = []
-        for inp in node.inputs:
-            p = position.get(inp.owner) if inp.owner is not None else None
-            if p is not None:
-                g = group_of[p]
-                bits |= (anc[p] | (1 << p)) if g is None else (g.anc | g.mask)
-                producers.append(p)
-        if not is_fusable(node, target):
-            anc[k] = bits
-            continue
-        # (A member's own ancestors are never read again: its group's are.
-        # Not keeping them saves a bitset per member, O(n^2) bits in all.)
-        mine = _Group(k, node, position, clients, graph_outputs, bits)
-        group_of[k] = mine
-        pattern = _pattern(node.outputs[0])
-        for p in producers:
-            other = group_of[p]
-            if other is None or other is mine or _pattern(nodes[p].outputs[0]) != pattern:
-                continue
-            merged = mine.merged_with(other, anc, group_of, clients, position)
-            if merged is None or merged.operands() > max_operands:
-                continue
-            mine = merged.adopt_members(mine, other, group_of)
-
+    search = _Search(outputs, target, max_operands, order)
+    search.run()
+    nodes, position = search.nodes, search.position
     groups = []
     seen = set()
-    for group in group_of:
+    for group in search.group_of:
         if group is not None and id(group) not in seen:
             seen.add(id(group))
             if len(group.members) >= min_size:
                 groups.append(sorted(group.members))
     groups = _break_cycles(groups, nodes, position)
-    clusters = [_make_cluster(g, nodes, position, clients, graph_outputs)
+    clusters = [_make_cluster(g, nodes, position, search.clients, search.graph_outputs)
                 for g in groups if len(g) >= min_size]
     clusters.sort(key=lambda c: position[c.nodes[-1]])
     return clusters
+
+
+class _Search:
+    """The greedy walk of ``find_clusters`` over the nodes in topological
+    order (positions ``k``).
+
+    ``anc[k]``: for a node outside every group, every node it depends on
+    once each group is contracted to one node (a path may enter a group at
+    one member and leave at another); a group keeps the same set for all of
+    its members (``_Group.anc``), a member's own is never read again.
+    """
+
+    def __init__(self, outputs, target, max_operands, order=None):
+        self.nodes = nodes = toposort(outputs) if order is None else order
+        self.position = {node: k for k, node in enumerate(nodes)}
+        self.clients = clients = {}
+        for k, node in enumerate(nodes):
+            for inp in node.inputs:
+                clients.setdefault(inp, []).append(k)
+        self.graph_outputs = set(outputs)
+        self.target = target
+        self.max_operands = max_operands
+        self.anc = [0] * len(nodes)
+        self.group_of = [None] * len(nodes)
+        # (dtype-free) output pattern per position, asked once per edge
+        self.patterns = [None] * len(nodes)
+
+    def producers(self, node):
+        """Positions of the nodes computing ``node``'s inputs (in input order)."""
+        position = self.position
+        return [position[inp.owner] for inp in node.inputs
+                if inp.owner is not None and inp.owner in position]
+
+    def contracted_ancestors(self, producers):
+        """What a node reading ``producers`` depends on, groups contracted:
+        each producer's ancestors and the producer, or its group's."""
+        anc, group_of = self.anc, self.group_of
+        bits = 0
+        for p in producers:
+            g = group_of[p]
+            bits |= (anc[p] | (1 << p)) if g is None else (g.anc | g.mask)
+        return bits
+
+    def run(self):
+        nodes, group_of, target = self.nodes, self.group_of, self.target
+        known = {}  # static shape -> its pattern (few distinct shapes)
+        for k, node in enumerate(nodes):
+            producers = self.producers(node)
+            if not is_fusable(node, target):
+                self.anc[k] = self.contracted_ancestors(producers)
+                continue
+            shape = node.outputs[0].type.shape
+            pattern = known.get(shape)
+            if pattern is None:
+                pattern = known[shape] = _pattern(node.outputs[0])
+            self.patterns[k] = pattern
+            mine = group_of[k] = _Group(k, node, self, producers)
+            self.grow(mine, k, producers)
+
+    def grow(self, mine, k, producers):
+        """Merge the new group of node ``k`` with its producers' groups, one
+        after the other, where the union stays legal."""
+        group_of, patterns = self.group_of, self.patterns
+        pattern = patterns[k]
+        for p in producers:
+            other = group_of[p]
+            if other is None or other is mine or patterns[p] != pattern:
+                continue
+            merged = mine.merged_with(other, self)
+            if merged is None or merged.operands() > self.max_operands:
+                continue
+            mine = merged.adopt_members(mine, other, group_of)
+        if mine.anc is None:  # no merge: its ancestors are read from now on
+            mine.anc = self.contracted_ancestors(producers)
 
 
 def _break_cycles(groups, nodes, position):
@@ -199,34 +239,48 @@ def _make_cluster(order, nodes, position, clients, graph_outputs):
 class _Group:
     """A cluster being grown: members (node positions), their bitset, the
     contracted ancestors of the members, the outside nodes feeding them, and
-    the variables crossing its border."""
+    the variables crossing its border.
+
+    A new group of one node ``k`` leaves ``anc`` at ``None`` until it is
+    needed (``_ancestors``): when ``k`` joins a producer's group, the union's
+    ancestors are mostly that group's (see ``merged_with``), so the node's
+    own set, O(n) bits on a chain, is never built."""
 
     __slots__ = ("members", "mask", "anc", "feeders", "inputs", "outputs",
-                 "graph_outputs")
+                 "graph_outputs", "producers")
 
-    def __init__(self, k, node, position, clients, graph_outputs, anc):
+    def __init__(self, k, node, search, producers):
         self.members = [k]
         self.mask = 1 << k
-        self.anc = anc
-        self.feeders = set()
-        self.inputs = {}
-        for inp in node.inputs:
-            self.inputs[id(inp)] = inp
-            p = position.get(inp.owner) if inp.owner is not None else None
-            if p is not None:
-                self.feeders.add(p)
+        self.anc = None
+        self.producers = producers
+        self.feeders = set(producers)
+        self.inputs = {id(inp): inp for inp in node.inputs}
         out = node.outputs[0]
-        self.graph_outputs = graph_outputs
+        self.graph_outputs = search.graph_outputs
         self.outputs = {id(out): out}
 
-    def merged_with(self, other, anc, group_of, clients, position):
-        """The union of two groups, or ``None`` when a path would leave it
-        and come back (it would not be convex, or clusters would form a
-        cycle)."""
-        mask = self.mask | other.mask
-        # Feeders outside the union (membership asked of ``group_of``, not of
-        # the bit ``(mask >> p) & 1``, whose shift copies O(n) bits); none may
-        # depend on the union.
+    def _union_ancestors(self, other, mask, search):
+        """``(self.anc | other.anc) & ~mask``, the union's contracted
+        ancestors. For a new one-node group whose producers all lie in
+        ``other`` (a chain) that is ``other.anc`` (its own set is
+        ``other.anc | other.mask`` then): no O(n)-bit operation."""
+        if self.anc is None:
+            group_of = search.group_of
+            rest = [p for p in self.producers if group_of[p] is not other]
+            if not rest:
+                return other.anc
+            # (The producers' groups are as they were when the node was
+            # visited: only merges with this group change them.)
+            self.anc = search.contracted_ancestors(self.producers)
+        return (self.anc | other.anc) & ~mask
+
+    def _feeders_outside(self, other, mask, search):
+        """The nodes outside the union feeding it, or ``None`` when one of
+        them depends on the union (a path would leave it and come back).
+        Membership is asked of ``group_of``, not of the bit ``(mask >> p) &
+        1``, whose shift copies O(n) bits."""
+        group_of, anc = search.group_of, search.anc
         feeders = set()
         for group in (self, other):
             for p in group.feeders:
@@ -240,34 +294,79 @@ class _Group:
                 else:
                     continue
                 feeders.add(p)
+        return feeders
+
+    def merged_with(self, other, search):
+        """The union of two groups, or ``None`` when a path would leave it
+        and come back (it would not be convex, or clusters would form a
+        cycle)."""
+        mask = self.mask | other.mask
+        feeders = self._feeders_outside(other, mask, search)
+        if feeders is None:
+            return None
         new = _Group.__new__(_Group)
         new.members = None  # filled by ``adopt_members`` once accepted
+        new.producers = None
         new.mask = mask
-        new.anc = (self.anc | other.anc) & ~mask
+        new.anc = self._union_ancestors(other, mask, search)
         new.feeders = feeders
         new.graph_outputs = self.graph_outputs
-        # (Plain loops, membership inlined: this runs once per merge over
-        # up to ``max_operands`` variables, the inner loop of the search.)
-        new.inputs = inputs = {}
+        if self.anc is None:
+            new.inputs, new.outputs = self._border_with_one(other, search)
+        else:
+            new.inputs, new.outputs = self._border(other, search)
+        return new
+
+    def _border(self, other, search):
+        """The union's inputs and outputs, from both groups' (plain loops,
+        membership inlined: this runs once per merge over up to
+        ``max_operands`` variables, the inner loop of the search)."""
+        group_of, position = search.group_of, search.position
+        inputs = {}
         for group in (self, other):
             for key, var in group.inputs.items():
                 owner = var.owner
                 p = position.get(owner) if owner is not None else None
                 if p is None or (group_of[p] is not self and group_of[p] is not other):
                     inputs[key] = var
-        new.outputs = outputs = {}
-        graph_outputs = self.graph_outputs
+        outputs = {}
         for group in (self, other):
             for key, var in group.outputs.items():
-                if var in graph_outputs:
+                if self._needed_outside(var, other, search):
                     outputs[key] = var
-                    continue
-                for c in clients.get(var, ()):
-                    g = group_of[c]
-                    if g is not self and g is not other:
-                        outputs[key] = var
-                        break
-        return new
+        return inputs, outputs
+
+    def _border_with_one(self, other, search):
+        """``_border`` when ``self`` is a new node's group (``anc`` not made
+        yet), ``other`` a producer's: the node comes after every member of
+        ``other``, so only the variables it reads can stop crossing the
+        border; ``other``'s inputs and outputs are copied, not re-examined."""
+        group_of, position = search.group_of, search.position
+        inputs = dict(other.inputs)
+        outputs = dict(other.outputs)
+        for key, var in self.inputs.items():
+            owner = var.owner
+            p = position.get(owner) if owner is not None else None
+            if p is None or group_of[p] is not other:
+                inputs[key] = var
+            elif key in outputs and not self._needed_outside(var, other, search):
+                del outputs[key]
+        for key, var in self.outputs.items():
+            if self._needed_outside(var, other, search):
+                outputs[key] = var
+        return inputs, outputs
+
+    def _needed_outside(self, var, other, search):
+        """Whether ``var`` is a graph output or read by a node outside the
+        union of ``self`` and ``other``."""
+        if var in self.graph_outputs:
+            return True
+        group_of = search.group_of
+        for c in search.clients.get(var, ()):
+            g = group_of[c]
+            if g is not self and g is not other:
+                return True
+        return False
 
     def adopt_members(self, first, second, group_of):
         """Make the union of ``first`` and ``second`` live, ``self`` being that
@@ -278,8 +377,8 @@ class _Group:
         order is irrelevant: clusters sort their members.)"""
         big, small = (first, second) if len(first.members) >= len(second.members) \
             else (second, first)
-        for name in ("mask", "anc", "feeders", "inputs", "outputs"):
-            setattr(big, name, getattr(self, name))
+        big.mask, big.anc, big.feeders = self.mask, self.anc, self.feeders
+        big.inputs, big.outputs, big.producers = self.inputs, self.outputs, None
         big.members.extend(small.members)
         for m in small.members:
             group_of[m] = big
@@ -291,10 +390,11 @@ class _Group:
         return n_in + len(self.outputs)
 
 
-def cluster_order(outputs, clusters):
+def cluster_order(outputs, clusters, order=None):
     """Units (a ``Cluster`` or a lone ``Apply``) in an order where each comes
-    after everything it reads. Convexity makes the cluster graph acyclic."""
-    nodes = toposort(outputs)
+    after everything it reads. Convexity makes the cluster graph acyclic.
+    ``order``: ``toposort(outputs)``, when the caller has it already."""
+    nodes = toposort(outputs) if order is None else order
     unit_of = {}
     for cluster in clusters:
         for node in cluster.nodes:

@@ -28,6 +28,7 @@ import numpy as np
 # (tunables, with their reasons, in tracegrad/config.py; module globals here,
 # so tests patch them here)
 from tracegrad.config import EAGER_FAST_LINES, MAX_CODE
+from tracegrad.fuse import interp
 
 # Ufuncs for which NumPy 2 deprecates a positional ``out``.
 KEYWORD_OUT = frozenset({"maximum", "minimum"})
@@ -92,12 +93,25 @@ class Generated:
 
     @property
     def fn(self):
-        """The block function (see ``generate``)."""
+        """The block function (see ``generate``; a long one runs from a
+        table until it has run a few times, ``interp.Tiered``)."""
         fn = self._fn
         if fn is None:
-            # (Two threads may both compile it: the results are equal.)
-            exec(_compiled(self._block_source), self.env)
-            fn = self._fn = self.env["block"]
+            # (A source compiled already, for a spec of the same structure,
+            # costs nothing more to run compiled.)
+            if (self._block_source.count("\n") > interp.INTERPRET_LINES
+                    and self._block_source not in _CODE):
+                run = interp.interpreted(self._block_source, self.env)
+                if run is not None:
+                    fn = self._fn = interp.Tiered(run, self._compile_block)
+                    return fn
+            fn = self._compile_block()
+        return fn
+
+    def _compile_block(self):
+        # (Two threads may both compile it: the results are equal.)
+        exec(_compiled(self._block_source), self.env)
+        fn = self._fn = self.env["block"]
         return fn
 
     def rebound(self, constants):

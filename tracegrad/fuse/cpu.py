@@ -11,6 +11,7 @@ cost per element, measured once per row and dtypes (``row_cost``). Small
 calls take ``fast``, a generated function doing the whole call inline.
 """
 import copy
+import gc
 import math
 
 import numpy as np
@@ -384,7 +385,19 @@ def _build_cpu(spec):
     template = CPU_TEMPLATES.get(structure)
     if template is not None:
         return template.with_constants(spec)
-    program = CpuProgram(spec)
+    # The collector is paused while a program is made (as while compiling,
+    # ``pipeline.gc_paused``): lowering and generating a long kernel make
+    # ~5 objects per step that all survive, and the collector's full passes
+    # over them and the compiled graph were half of a 10^5-step kernel's
+    # first call.
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        program = CpuProgram(spec)
+    finally:
+        if paused:
+            gc.enable()
     CPU_TEMPLATES.put(structure, program)
     return program
 

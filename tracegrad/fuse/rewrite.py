@@ -104,9 +104,10 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
         for old, new in fill_replacements(list(fgraph.outputs)).items():
             fgraph.replace(old, new, reason="fusion")
     outputs = list(fgraph.outputs)
-    clusters = find_clusters(outputs, normalize_device(target), max_operands)
+    order = toposort(outputs)  # (one walk of the graph for both)
+    clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
     memo = {}
-    for unit in cluster_order(outputs, clusters):
+    for unit in cluster_order(outputs, clusters, order):
         if not isinstance(unit, Cluster):
             continue
         node = fused_node(unit, memo)
