@@ -5,7 +5,8 @@ import re
 import sys
 
 import tracegrad.config  # noqa: F401  (``tracegrad.config`` the attribute is tg.config)
-from tracegrad.fuse import cache, cluster, codegen, cpu
+from tracegrad.compile import schedule
+from tracegrad.fuse import cache, cluster, codegen, cpu, interp
 from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 
@@ -20,6 +21,8 @@ USERS = {
     codegen: ["EAGER_FAST_LINES", "MAX_CODE"],
     cache: ["MAX_ENTRIES"],
     cluster: ["DEFAULT_MAX_OPERANDS"],
+    interp: ["INTERPRET_LINES", "COMPILE_AFTER"],
+    schedule: ["STRAIGHT_LINE_STEPS"],
     engine: ["MAX_PASSES", "MAX_REWRITES_PER_NODE"],
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],

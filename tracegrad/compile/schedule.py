@@ -310,10 +310,8 @@ def steps_source(steps, env, backend, first_line):
 
 
 # Schedules of more steps than this run as a loop over a table of steps
-# (``run_table``) instead of one generated line per step: compiling a line
-# costs ~50 us and saves ~0.3 us per call, so a 12k-step runner took ~0.6 s
-# to compile for calls ~5 % faster.
-STRAIGHT_LINE_STEPS = 2000
+# (the tunable and its reason are in tracegrad/config.py).
+from tracegrad.config import STRAIGHT_LINE_STEPS  # noqa: E402,F401
 
 
 def steps_table(steps, backend):

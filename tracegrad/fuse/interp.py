@@ -16,10 +16,9 @@ import gc
 import re
 from operator import itemgetter
 
-# Blocks of more lines than this start interpreted (``Generated.fn``).
-INTERPRET_LINES = 4000
-# An interpreted block is compiled after this many runs.
-COMPILE_AFTER = 16
+# (tunables, with their reasons, in tracegrad/config.py; module globals here,
+# so tests patch them here)
+from tracegrad.config import COMPILE_AFTER, INTERPRET_LINES  # noqa: E402,F401 (read by codegen)
 
 _PARAMS = re.compile(r"def block\(([\w, ]*)\):\Z")
 
