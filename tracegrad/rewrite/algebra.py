@@ -43,10 +43,6 @@ SUM_KEYS = BINARY_SUM_KEYS | NEGATIONS
 PRODUCT_KEYS = frozenset({"mul", PRODUCT_INVERSE}) | NEGATIONS
 
 
-def T():
-    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
-    return _ops
-
 
 def key_of(var):
     node = var.owner
@@ -371,29 +367,27 @@ def collect_terms(root, memo=None, n_clients=None, limit=LIMIT):
 def make_constant(value, dtype, ndim=0):
     """A strong constant of ``dtype`` with ``ndim`` length-1 axes."""
     data = np.asarray(value, dtype=dtype).reshape((1,) * ndim)
-    return T().constant(data)
+    return _ops.constant(data)
 
 
 def build_sum(pos, neg, dtype):
     """``pos[0] + pos[1] ... - neg[0] - ...`` (``-(neg...)`` without ``pos``)."""
-    T_ = T()
     if pos:
         acc = pos[0]
         for v in pos[1:]:
-            acc = T_.add(acc, v)
+            acc = _ops.add(acc, v)
         for v in neg:
-            acc = T_.sub(acc, v)
+            acc = _ops.sub(acc, v)
         return acc
     acc = neg[0]
     for v in neg[1:]:
-        acc = T_.add(acc, v)
+        acc = _ops.add(acc, v)
     return _negate(acc, dtype)
 
 
 def _negate(acc, dtype):
     # Negate in the result's dtype: ``-x`` of uint8 wraps (``0.0 - x`` must not).
-    T_ = T()
-    return T_.neg(acc if acc.dtype == dtype else T_.cast(acc, dtype))
+    return _ops.neg(acc if acc.dtype == dtype else _ops.cast(acc, dtype))
 
 
 def sum_ops(n_pos, n_neg):
@@ -457,18 +451,17 @@ def const_product(consts, dtype):
 
 def build_product(num, den, sign, dtype):
     """``sign * num[0] * ... / (den[0] * ...)`` (``1 / ...`` without ``num``)."""
-    T_ = T()
     if num:
         acc = num[0]
         for v in num[1:]:
-            acc = T_.mul(acc, v)
+            acc = _ops.mul(acc, v)
     else:
         acc = None
     if den:
         d = den[0]
         for v in den[1:]:
-            d = T_.mul(d, v)
-        acc = T_.true_div(make_constant(1, dtype) if acc is None else acc, d)
+            d = _ops.mul(d, v)
+        acc = _ops.true_div(make_constant(1, dtype) if acc is None else acc, d)
     if acc is None:
         acc = make_constant(1, dtype)
     return _negate(acc, dtype) if sign < 0 else acc

@@ -44,10 +44,6 @@ FactorRule = namedtuple("FactorRule", "group name fn")
 FACTOR_RULES = []
 
 
-def T():
-    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
-    return _ops
-
 
 def _is_root(out, ctx, keys):
     """False when ``out`` is part of a larger tree (its only reader is a node
@@ -77,8 +73,7 @@ def _is_root(out, ctx, keys):
 
 
 def _carrier(var, dtype, fill):
-    T_ = T()
-    fn = getattr(T_, "ones_like" if fill == 1 else "zeros_like", None)
+    fn = getattr(_ops, "ones_like" if fill == 1 else "zeros_like", None)
     if fn is None:
         raise Abort("shape ops are not available")
     return fn(var, dtype=dtype)
@@ -428,7 +423,7 @@ def _distribute(parts, dtype, ndim, ctx):
         built = [finish_parts(p, dtype, ndim, ctx) for p in term_parts]
         total = built[0]
         for b in built[1:]:
-            total = T().add(total, b)
+            total = _ops.add(total, b)
         return total
     return None
 
@@ -461,7 +456,7 @@ register("canonicalize", Rule("product", sorted(al.PRODUCT_KEYS), simplify_produ
 
 # ------------------------------------------------------------ powers
 def _as_dtype(var, dtype):
-    return var if var.type.dtype == dtype else T().cast(var, dtype)
+    return var if var.type.dtype == dtype else _ops.cast(var, dtype)
 
 
 def _float_out(b):
@@ -470,7 +465,7 @@ def _float_out(b):
 
 @pattern_rule("canonicalize", "pow_2", ("pow", "x", 2))
 def _pow_2(b):
-    return T().sqr(_as_dtype(b.x, b.out.type.dtype))
+    return _ops.sqr(_as_dtype(b.x, b.out.type.dtype))
 
 
 @pattern_rule("canonicalize", "pow_1", ("pow", "x", 1))
@@ -486,7 +481,7 @@ def _pow_0(b):
 @pattern_rule("canonicalize", "pow_minus_1", ("pow", "x", -1), when=_float_out)
 def _pow_minus_1(b):
     dtype = b.out.type.dtype
-    return T().true_div(al.make_constant(1, dtype), _as_dtype(b.x, dtype))
+    return _ops.true_div(al.make_constant(1, dtype), _as_dtype(b.x, dtype))
 
 
 # ------------------------------------------------------------ useless ops

@@ -28,10 +28,6 @@ from tracegrad.rewrite.pattern import const_value
 from tracegrad.trace import Constant
 
 
-def T():
-    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
-    return _ops
-
 
 def is_finite(var):
     """``var`` is finite whatever the inputs' values, except where an
@@ -105,28 +101,26 @@ def _inf(var):
 
 def _not_finite(f):
     """``isinf(f) | isnan(f)`` (of ``g`` for ``f = -g``: one node for both)."""
-    T_ = T()
     g, _ = _strip_neg(f)
-    return T_.or_(T_.isinf(g), T_.isnan(g))
+    return _ops.or_(_ops.isinf(g), _ops.isnan(g))
 
 
 def _nan_of_ratio(v):
     """Where ``v / v`` is NaN though ``v``'s input ``f`` might be finite
     only by overflow: ``f`` inf or NaN and ``v`` 0, inf or NaN."""
-    T_ = T()
     f = v.owner.inputs[0]
     key = al.key_of(v)
     if key == "sigmoid":  # 0 at -inf, 1 at +inf
         g, negated = _strip_neg(f)
-        bound = T_.lt(g, _inf(g)) if negated else \
-            T_.gt(g, al.make_constant(-np.inf, g.type.dtype))
-        return T_.logical_not(bound)
+        bound = _ops.lt(g, _inf(g)) if negated else \
+            _ops.gt(g, al.make_constant(-np.inf, g.type.dtype))
+        return _ops.logical_not(bound)
     if v.owner.op.zero_or_inf_at_inf:  # (so ``p / p`` is NaN there)
         return _not_finite(f)
-    ok = T_.and_(T_.gt(v, al.make_constant(0, v.type.dtype)), T_.lt(v, _inf(v)))
+    ok = _ops.and_(_ops.gt(v, al.make_constant(0, v.type.dtype)), _ops.lt(v, _inf(v)))
     # (softmax: NaN over a whole lane holding +inf or NaN, at its finite
     # entries too; a NaN of finite inputs it never gives)
-    return T_.or_(T_.isnan(v), T_.and_(_not_finite(f), T_.logical_not(ok)))
+    return _ops.or_(_ops.isnan(v), _ops.and_(_not_finite(f), _ops.logical_not(ok)))
 
 
 def cancel_guard(p, nodes):
@@ -140,13 +134,13 @@ def cancel_guard(p, nodes):
         return None
     cond = conds[0]
     for c in conds[1:]:
-        cond = T().or_(cond, c)
+        cond = _ops.or_(cond, c)
     return guard_where(cond, p.type.dtype)
 
 
 def guard_where(cond, dtype):
     """``switch(cond, NaN, 1)`` of ``dtype``: a guard."""
-    return T().switch(cond, al.make_constant(np.nan, dtype), al.make_constant(1, dtype))
+    return _ops.switch(cond, al.make_constant(np.nan, dtype), al.make_constant(1, dtype))
 
 
 def is_guard(var):
@@ -197,11 +191,10 @@ def merge_guards(factors):
     guards = list(dict.fromkeys(found))
     if len(guards) < 2 and len(guards) == len(found):
         return None
-    T_ = T()
     conds = list(dict.fromkeys(c for g in guards for c in _or_terms(g.owner.inputs[0])))
     cond = conds[0]
     for c in conds[1:]:
-        cond = T_.or_(cond, c)
+        cond = _ops.or_(cond, c)
     merged = guard_where(cond, guards[0].type.dtype) if len(conds) > 1 else guards[0]
     return [v for v in factors if not is_guard(v)] + [merged]
 
@@ -214,11 +207,10 @@ def softmax_as_numpy(sm):
     x = sm.owner.inputs[0]
     if is_finite(x):
         return sm
-    T_ = T()
     dtype = sm.type.dtype
     inf = al.make_constant(np.inf, x.type.dtype)
-    lane_inf = T_.eq(T_.max(x, axis=sm.owner.op.axes, keepdims=True), inf)
-    return T_.switch(T_.and_(lane_inf, T_.lt(x, inf)), al.make_constant(0, dtype), sm)
+    lane_inf = _ops.eq(_ops.max(x, axis=sm.owner.op.axes, keepdims=True), inf)
+    return _ops.switch(_ops.and_(lane_inf, _ops.lt(x, inf)), al.make_constant(0, dtype), sm)
 
 
 def softmax_under(var):
@@ -253,15 +245,14 @@ def scatter_guards(a, select):
     if any(f.type.ndim != a.type.ndim or f.type.broadcastable != a.type.broadcastable
            for f in inputs):
         return False
-    T_ = T()
     zero = al.make_constant(0, a.type.dtype)
-    target = T_.eq(select(a), zero)
+    target = _ops.eq(select(a), zero)
     picked = _any(_not_finite(select(f)) for f in inputs)
     # sigmoid and softmax are never inf; NaN only of a non-finite input
-    rest = T_.isnan(a)
+    rest = _ops.isnan(a)
     if not all(_bounded(v) for v in nodes):
-        rest = T_.or_(rest, T_.and_(T_.isinf(a), _any(_not_finite(f) for f in inputs)))
-    return T_.and_(target, picked), rest
+        rest = _ops.or_(rest, _ops.and_(_ops.isinf(a), _any(_not_finite(f) for f in inputs)))
+    return _ops.and_(target, picked), rest
 
 
 def _one_node_guards(a, select):
@@ -269,15 +260,14 @@ def _one_node_guards(a, select):
     (no overflow warning of ``exp(800)``, which the rewrite spares): 0 at
     ``f = -inf`` (a lane of ``-inf`` only is NaN: ``rest``), inf at ``+inf``
     for the unbounded ones, NaN of NaN."""
-    T_ = T()
     f = a.owner.inputs[0]
     key = al.key_of(a)
     if key == "cosh":  # (never 0)
         return None, _not_finite(f)
-    target = T_.eq(select(f), al.make_constant(-np.inf, f.type.dtype))
+    target = _ops.eq(select(f), al.make_constant(-np.inf, f.type.dtype))
     if _bounded(a):
-        return target, T_.isnan(a if key != "sigmoid" else f)
-    return target, T_.or_(T_.isnan(f), T_.eq(f, _inf(f)))
+        return target, _ops.isnan(a if key != "sigmoid" else f)
+    return target, _ops.or_(_ops.isnan(f), _ops.eq(f, _inf(f)))
 
 
 def _bounded(v):
@@ -288,5 +278,5 @@ def _any(conds):
     conds = list(conds)
     out = conds[0]
     for c in conds[1:]:
-        out = T().or_(out, c)
+        out = _ops.or_(out, c)
     return out

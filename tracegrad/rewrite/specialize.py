@@ -20,10 +20,6 @@ from tracegrad.ops import api as _ops
 from tracegrad.rewrite.engine import Rule, pattern_rule, register
 
 
-def T():
-    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
-    return _ops
-
 
 def _float(b):
     return b.out.type.dtype[0] == "f" and b.x.type.dtype == b.out.type.dtype
@@ -31,13 +27,13 @@ def _float(b):
 
 @pattern_rule("specialize", "pow_half", ("pow", "x", 0.5), when=_float)
 def _pow_half(b):
-    return T().sqrt(b.x)
+    return _ops.sqrt(b.x)
 
 
 @pattern_rule("specialize", "mul_self", ("mul", "x", "x"),
               when=lambda b: b.x.type.dtype == b.out.type.dtype)
 def _mul_self(b):
-    return T().sqr(b.x)
+    return _ops.sqr(b.x)
 
 
 def cast_chain(node, ctx):
@@ -50,7 +46,7 @@ def cast_chain(node, ctx):
     if not np.can_cast(x.type.dtype, inner.type.dtype, casting="safe"):
         return None
     target = node.outputs[0].type.dtype
-    return x if x.type.dtype == target else T().cast(x, target)
+    return x if x.type.dtype == target else _ops.cast(x, target)
 
 
 register("specialize", Rule("cast_chain", ["cast"], cast_chain))
@@ -65,9 +61,9 @@ def dot_form(node, ctx):
             or not 1 <= b.type.ndim <= 2 or op._is_dot(a.type.ndim, b.type.ndim):
         return None
     if a.type.ndim == 2 and op.axes_a == (0,):
-        a = T().transpose(a)
+        a = _ops.transpose(a)
     if b.type.ndim == 2 and op.axes_b == (1,):
-        b = T().transpose(b)
+        b = _ops.transpose(b)
     return TensorDot((a.type.ndim - 1,), (max(b.type.ndim - 2, 0),))(a, b)
 
 

@@ -30,22 +30,18 @@ from tracegrad.rewrite.canonicalize import (FACTOR_RULES, TERM_RULES, FactorRule
 from tracegrad.rewrite.engine import Rule, pattern_rule, register
 
 
-def T():
-    # The op functions (``tracegrad.ops.api``; rewrites sit below ``tracegrad.tensor``).
-    return _ops
-
 
 def _real(b):
     return b.out.type.dtype[0] == "f"
 
 
 def _sigmoid_neg(z):
-    return T().sigmoid(T().neg(z))
+    return _ops.sigmoid(_ops.neg(z))
 
 
 TERM_RULES.extend([
-    TermRule("stabilize", "expm1", -1, 1, "exp", 1, lambda z: T().expm1(z)),
-    TermRule("stabilize", "neg_expm1", 1, -1, "exp", -1, lambda z: T().expm1(z)),
+    TermRule("stabilize", "expm1", -1, 1, "exp", 1, lambda z: _ops.expm1(z)),
+    TermRule("stabilize", "neg_expm1", 1, -1, "exp", -1, lambda z: _ops.expm1(z)),
     TermRule("stabilize", "one_minus_sigmoid", 1, -1, "sigmoid", 1, _sigmoid_neg),
     TermRule("stabilize", "sigmoid_minus_one", -1, 1, "sigmoid", -1, _sigmoid_neg),
 ])
@@ -76,13 +72,13 @@ def _sigmoid_from_exp(parts, ctx):
         parts.den.remove(d)
         if any(v is e for v in parts.num):
             parts.num.remove(e)
-            parts.num.append(T().sigmoid(z))
+            parts.num.append(_ops.sigmoid(z))
             # exp(inf) / (1 + exp(inf)) is NaN in NumPy, sigmoid(inf) is 1:
             # NaN where z is not below +inf (+inf or NaN); the naive form's
             # overflow at a finite z is what the rule fixes
             if not ctx.fast_math and not ieee.is_finite(z):
-                below = T().lt(z, al.make_constant(float("inf"), z.type.dtype))
-                parts.num.append(ieee.guard_where(T().logical_not(below), e.type.dtype))
+                below = _ops.lt(z, al.make_constant(float("inf"), z.type.dtype))
+                parts.num.append(ieee.guard_where(_ops.logical_not(below), e.type.dtype))
         else:
             parts.num.append(_sigmoid_neg(z))
         fired = True
@@ -107,7 +103,7 @@ def log_of_one_plus(node, ctx):
         return None
     pos = [v for sign, v in s.terms if sign > 0]
     neg = [v for sign, v in s.terms if sign < 0]
-    return T().log1p(al.build_sum(pos, neg, x.type.dtype))
+    return _ops.log1p(al.build_sum(pos, neg, x.type.dtype))
 
 
 register("stabilize", Rule("log1p", ["log"], log_of_one_plus))
@@ -115,7 +111,7 @@ register("stabilize", Rule("log1p", ["log"], log_of_one_plus))
 
 @pattern_rule("stabilize", "softplus", ("log1p", ("exp", "x")), when=_real)
 def _softplus(b):
-    return T().softplus(b.x)
+    return _ops.softplus(b.x)
 
 
 @pattern_rule("stabilize", "log_exp", ("log", ("exp", "x")), when=_real)
@@ -125,18 +121,18 @@ def _log_exp(b):
 
 @pattern_rule("stabilize", "log_sigmoid", ("log", ("sigmoid", "x")), when=_real)
 def _log_sigmoid(b):
-    return T().neg(T().softplus(T().neg(b.x)))
+    return _ops.neg(_ops.softplus(_ops.neg(b.x)))
 
 
 @pattern_rule("stabilize", "log1p_neg_sigmoid", ("log1p", ("neg", ("sigmoid", "x"))),
               when=_real)
 def _log1p_neg_sigmoid(b):
-    return T().neg(T().softplus(b.x))
+    return _ops.neg(_ops.softplus(b.x))
 
 
 @pattern_rule("stabilize", "sqrt_sqr", ("sqrt", ("sqr", "x")), when=_real)
 def _sqrt_sqr(b):
-    return T().abs(b.x)
+    return _ops.abs(b.x)
 
 
 # ------------------------------------------------------------ sigmoid pairs
@@ -232,8 +228,8 @@ def _pair_guard(new, ky, u, guards):
     keeps the right value; a NaN logit gives NaN in both)."""
     if ieee.is_finite(u) or ieee.covers_inf(guards, u):
         return new
-    cond = T().and_(T().isinf(ky), T().isinf(u))
-    return T().mul(new, ieee.guard_where(cond, new.type.dtype))
+    cond = _ops.and_(_ops.isinf(ky), _ops.isinf(u))
+    return _ops.mul(new, ieee.guard_where(cond, new.type.dtype))
 
 
 def _pair(ta, tb, dtype, ndim, memo, fast_math=False):
@@ -256,15 +252,15 @@ def _pair(ta, tb, dtype, ndim, memo, fast_math=False):
     ky = al.build_product(k_num + g_in + inner_a.cnum + [y],
                           inner_a.den + inner_a.cden, 1, dtype)
     if like_a is not None:
-        k, ky = T().sum_to(k, like_a), T().sum_to(ky, like_a)
+        k, ky = _ops.sum_to(k, like_a), _ops.sum_to(ky, like_a)
         m = al.build_product(rest_a + g_out + outer_a.cnum,
                              outer_a.den + outer_a.cden, 1, dtype)
-        new = T().mul(m, T().sub(ky, T().mul(k, sig_b)))
+        new = _ops.mul(m, _ops.sub(ky, _ops.mul(k, sig_b)))
     else:
-        new = T().sub(ky, T().mul(k, sig_b))
+        new = _ops.sub(ky, _ops.mul(k, sig_b))
     if not fast_math:
         new = _pair_guard(new, ky, sig_b.owner.inputs[0], g_out + g_in)
-    return T().neg(new) if sa < 0 else new
+    return _ops.neg(new) if sa < 0 else new
 
 
 def _pair_match(ta, tb, dtype, memo):
