@@ -158,8 +158,13 @@ def test_no_namespace_lookup_helper():
     # the rewrite modules' ``T()`` that later only returned ``ops.api``.
     defined = []
     for path in ROOT.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.FunctionDef) and node.name in ("_T", "T"):
+        tree = ast.parse(path.read_text(), str(path))
+        top = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        for node in ast.walk(tree):
+            # (a method or property named ``T``, like ``x.T``, is not one)
+            helper = node.name == "_T" or (node.name == "T" and node in top) \
+                if isinstance(node, ast.FunctionDef) else False
+            if helper:
                 defined.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
     assert not defined, defined
 
