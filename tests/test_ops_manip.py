@@ -89,6 +89,9 @@ CASES = [
          lambda x: np.roll(x, (1, 7), axis=(0, -1)), [[(2, 3)], [(3, 4, 5)]]),
     case("roll_broadcast", lambda x: T.roll(x, 1, axis=(0, 1, 0)),
          lambda x: np.roll(x, 1, axis=(0, 1, 0)), [[(3, 4)]]),
+    case("roll_symbolic_shift", lambda x, s: T.roll(x, s, axis=-1),
+         lambda x, s: np.roll(x, s, axis=-1), [[(2, 3), ()], [(4,), ()], [(2, 0), ()]],
+         WITH_INTS, input_dtypes=(None, "int64"), grad_dtypes=("float64",)),
     case("tril", lambda x: np.tril(x), np.tril, [[(3, 4)], [(4, 3)], [(2, 3, 3)], [(0, 2)]]),
     case("tril_k", lambda x: T.tril(x, k=-1), lambda x: np.tril(x, -1), [[(3, 4)], [(4, 3)]]),
     case("triu", lambda x: np.triu(x), np.triu, [[(3, 4)], [(4, 3)], [(2, 3, 3)], [(0, 2)]]),
@@ -189,6 +192,8 @@ def test_errors_name_the_argument():
         T.rot90(x, axes=(0, 0))
     with pytest.raises(np.exceptions.AxisError):
         T.roll(x, 1, axis=2)
+    with pytest.raises(TypeError, match="shift"):
+        T.roll(x, T.dscalar(), 0)
     with pytest.raises(ValueError, match="cross"):
         T.cross(x, x)
     with pytest.warns(DeprecationWarning, match="2-dimensional"):

@@ -22,6 +22,7 @@ from tracegrad.ops.shape_static import shape, shape_vector
 from tracegrad.ops.static import _axis, normalize_axis
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.trace import Variable
 
 __all__ = ["atleast_1d", "atleast_2d", "atleast_3d", "vstack", "row_stack", "hstack",
            "dstack", "column_stack", "flip", "flipud", "fliplr", "rot90", "roll", "tril",
@@ -190,10 +191,15 @@ def _roll_one(x, shift, axis):
 @implements(np.roll)
 def roll(a, shift, axis=None):
     """``np.roll``: elements shifted along ``axis`` (flattened if None),
-    wrapping around; ``shift`` and ``axis`` may be tuples (broadcast)."""
+    wrapping around; ``shift`` and ``axis`` may be tuples (broadcast), or
+    ``shift`` an integer scalar variable with one axis."""
     a = as_tensor_variable(a)
     if axis is None:
         return reshape(roll(reshape(a, (-1,)), shift, 0), shape(a))
+    if isinstance(shift, Variable):
+        if shift.ndim != 0 or shift.dtype[:3] not in ("int", "uin"):
+            raise TypeError(f"roll: a symbolic shift must be an integer scalar, got {shift.type}")
+        return _roll_one(a, shift, _axis(_int(axis, "axis", "roll"), a.ndim, "roll"))
     shifts, axes = np.broadcast_arrays(np.asarray(shift), np.asarray(axis))
     if shifts.ndim > 1 or shifts.dtype.kind not in "iu" or axes.dtype.kind not in "iu":
         raise ValueError("roll: shift and axis must be ints or 1-d sequences of ints")
