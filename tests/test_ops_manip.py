@@ -26,10 +26,11 @@ def weighted(module, parts, axis=0):
 
 
 def quiet(fn):
-    """``fn`` without NumPy 2's (and tracegrad's) warning about 2-vector cross products."""
+    """``fn`` without NumPy 2's (and tracegrad's) deprecation warnings (cross products
+    of 2-vectors, ``row_stack``)."""
     def call(*xs):
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Arrays of 2-dimensional vectors",
+            warnings.filterwarnings("ignore", "Arrays of 2-dimensional vectors|`row_stack`",
                                     DeprecationWarning)
             return fn(*xs)
     return call
@@ -54,7 +55,7 @@ CASES = [
     case("vstack_dtype", lambda a, b: T.vstack([a, b], dtype="float32"),
          lambda a, b: np.vstack([a, b], dtype="float32"), [[(2, 3), (1, 3)]], WITH_INTS,
          grad_dtypes=("float64",)),
-    case("row_stack", lambda a, b: T.row_stack([a, b]), lambda a, b: np.vstack([a, b]),
+    case("row_stack", quiet(lambda a, b: T.row_stack([a, b])), lambda a, b: np.vstack([a, b]),
          [[(2, 3), (4, 3)]], WITH_INTS),
     case("hstack", lambda a, b: T.hstack([a, b]), lambda a, b: np.hstack([a, b]),
          [[(2, 3), (2, 1)], [(3,), (2,)], [(), ()], [(0,), (2,)], [(2, 3, 1), (2, 0, 1)]]),
@@ -198,6 +199,8 @@ def test_errors_name_the_argument():
         T.cross(x, x)
     with pytest.warns(DeprecationWarning, match="2-dimensional"):
         T.cross(T.reshape(x, (3, 2)), T.reshape(x, (3, 2)))
+    with pytest.warns(DeprecationWarning, match="row_stack"):
+        T.row_stack([x, x])
     with pytest.raises(ValueError, match="sections"):
         T.array_split(x, 0)
     with pytest.raises(ValueError, match="vsplit"):

@@ -93,9 +93,13 @@ def vstack(tup, *, dtype=None, casting="same_kind"):
 
 
 implements(np.vstack)(vstack)
-row_stack = vstack
-if hasattr(np, "row_stack"):
-    implements(np.row_stack)(vstack)
+
+
+def row_stack(tup, *, dtype=None, casting="same_kind"):
+    """``np.row_stack``: NumPy 2's deprecated alias of ``vstack`` (it warns too)."""
+    warnings.warn("`row_stack` alias is deprecated. Use `np.vstack` directly.",
+                  DeprecationWarning, stacklevel=2)
+    return vstack(tup, dtype=dtype, casting=casting)
 
 
 @implements(np.hstack)
