@@ -1,4 +1,5 @@
-"""Table-driven tests of ``cumsum``, ``cumprod``, ``sort`` and ``argsort``
+"""Table-driven tests of ``cumsum``, ``cumprod``, ``sort``, ``argsort``,
+``partition`` and ``argpartition``
 (forward vs NumPy per dtype and axis, 0-length and 0-d inputs; gradients vs
 finite differences, ``cumprod`` with zeros, ``sort`` away from ties), plus
 dtypes, errors, NumPy dispatch and the variable methods."""
@@ -20,6 +21,9 @@ AXES = [
     (-1, [[(2, 3, 4)], [(3, 0)]]),
     (1, [[(2, 3, 4)]]),
 ]
+# (partition needs kth in range: no 0-length or 0-d inputs)
+PART_AXES = [(None, [[(3, 4)], [(5,)]]), (0, [[(3, 4)], [(4, 2, 3)]]),
+             (-1, [[(2, 3, 4)], [(4,)]])]
 
 
 def _with_zeros(rng, dtype, shapes):
@@ -52,6 +56,14 @@ CASES = (
     + _cases("cumprod", T.cumprod, np.cumprod, NUMBERS, domain=(-1.5, 1.5), **COMPLEX)
     + _cases("sort", T.sort, np.sort, ORDERED, make_inputs=None, **COMPLEX)
     + _cases("argsort", T.argsort, np.argsort, ORDERED + ("bool",), grad=False)
+    + _cases("partition[kth=1]", lambda x, axis: T.partition(x, 1, axis=axis),
+             lambda a, axis: np.partition(a, 1, axis=axis), ORDERED, axes=PART_AXES,
+             **COMPLEX)
+    + _cases("partition[kth=(0,-1)]", lambda x, axis: T.partition(x, (0, -1), axis=axis),
+             lambda a, axis: np.partition(a, (0, -1), axis=axis), ORDERED, axes=PART_AXES)
+    + _cases("argpartition[kth=2]", lambda x, axis: T.argpartition(x, 2, axis=axis),
+             lambda a, axis: np.argpartition(a, 2, axis=axis), ORDERED + ("bool",),
+             axes=PART_AXES, grad=False)
     + [
         OpCase("cumsum[dtype=float64]", lambda x: T.cumsum(x, 1, dtype="float64"),
                lambda a: np.cumsum(a, 1, dtype="float64"), [[(3, 4)]],
@@ -80,7 +92,7 @@ CASES = (
 )
 
 for _case in CASES:
-    if _case.name.startswith("sort"):
+    if _case.name.startswith(("sort", "partition")):
         _case.make_inputs = _no_ties      # gradients away from ties
 
 test_forward, test_grad = table_tests(CASES)
@@ -162,6 +174,11 @@ def test_static_shapes():
     (lambda x: T.argsort(x, order="f"), ValueError, "order"),
     (lambda x: T.argsort(x, kind="stable", stable=True), ValueError, "stable"),
     (lambda x: T.cumsum(x, out=x), TypeError, "out="),
+    (lambda x: T.partition(x, 1, kind="quicksort"), ValueError, "introselect"),
+    (lambda x: T.argpartition(x, 1.5), TypeError, "kth"),
+    (lambda x: T.partition(T.TensorType("float64", (2, 3))("y"), 3), ValueError,
+     "out of bounds"),
+    (lambda x: T.partition(x, x), TypeError, "known"),
 ])
 def test_errors_name_the_argument(build, error, pattern):
     with pytest.raises(error, match=pattern):
@@ -180,7 +197,8 @@ def test_numpy_functions_build_graphs():
     x = T.dmatrix("x")
     a = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
     for np_fn, kw in [(np.cumsum, {}), (np.cumsum, {"axis": 0}), (np.cumprod, {"axis": -1}),
-                      (np.sort, {}), (np.sort, {"axis": None}), (np.argsort, {"axis": 0})]:
+                      (np.sort, {}), (np.sort, {"axis": None}), (np.argsort, {"axis": 0}),
+                      (np.partition, {"kth": 1}), (np.argpartition, {"kth": 0, "axis": 0})]:
         out = np_fn(x, **kw)
         assert isinstance(out, T.TensorVariable), np_fn
         np.testing.assert_allclose(out.eval({x: a}), np_fn(a, **kw))

@@ -17,7 +17,11 @@ Gradient choices:
 - ``sort``: the gradient goes back through the sorting permutation
   (``PermuteAlongAxis``, whose adjoint applies the inverse permutation);
   tied entries receive the gradient of the position they were sorted to.
-- ``argsort``: no gradient (integer output).
+- ``partition``: the same, through the permutation that takes ``x`` to the
+  output: with ``px``, ``po`` the stable sorting permutations of ``x`` and
+  of the output, entry ``px[i]`` of ``x`` gets the gradient of entry
+  ``po[i]`` of the output.
+- ``argsort``, ``argpartition``: no gradient (integer output).
 """
 import numpy as np
 
@@ -30,8 +34,8 @@ from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
 
-__all__ = ["cumsum", "cumprod", "sort", "argsort",
-           "Cumulative", "Sort", "Argsort", "PermuteAlongAxis"]
+__all__ = ["cumsum", "cumprod", "sort", "argsort", "partition", "argpartition",
+           "Cumulative", "Sort", "Argsort", "PermuteAlongAxis", "Partition"]
 
 _SORT_KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 
@@ -255,3 +259,77 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     """NumPy ``argsort`` (int64 indices; no gradient)."""
     a, axis, kind = _sort_args("argsort", a, axis, kind, order, stable)
     return Argsort(axis, kind)(a)
+
+
+# ------------------------------------------------------------------ partition
+def _kth(kth, length, fname):
+    if hasattr(kth, "owner"):
+        raise TypeError(f"{fname}: kth must be known when the graph is built, got {kth}")
+    k = np.asarray(kth)
+    if k.dtype.kind not in "iu" or k.ndim > 1:
+        raise TypeError(f"{fname}: kth must be an integer or a sequence of integers, "
+                        f"got {kth!r}")
+    k = tuple(int(v) for v in k.reshape(-1))
+    for v in k:
+        if length is not None and not -length <= v < length:
+            raise ValueError(f"{fname}: kth(={v}) out of bounds ({length})")
+    return k
+
+
+class Partition(Op):
+    """``xp.partition(x, kth, axis=axis)`` (``argpartition`` when ``arg``)."""
+
+    __props__ = ("kth", "axis", "arg")
+
+    def __init__(self, kth, axis, arg=False):
+        self.kth, self.axis, self.arg = tuple(kth), axis, bool(arg)
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if not 0 <= self.axis < x.ndim:
+            raise np.exceptions.AxisError(self.axis, x.ndim)
+        dtype = "int64" if self.arg else x.dtype
+        return Apply(self, [x], [TensorType(dtype, x.type.shape)()])
+
+    def shape_relation(self, node):
+        return ("same", node.inputs[0])
+
+    def impl(self, xp, x):
+        if self.arg:
+            return xp.argpartition(x, self.kth, axis=self.axis).astype("int64", copy=False)
+        return xp.partition(x, self.kth, axis=self.axis)
+
+    def vjp(self, node, output_grads):
+        x, = node.inputs
+        if self.arg or not is_differentiable(x):
+            return [None]
+        permute = PermuteAlongAxis(self.axis)
+        by_output = permute(output_grads[0], Argsort(self.axis, "stable")(node.outputs[0]))
+        inverse = Argsort(self.axis)(Argsort(self.axis, "stable")(x))
+        return [permute(by_output, inverse)]
+
+
+def _partition(fname, a, kth, axis, kind, order, arg):
+    if order is not None:
+        raise ValueError(f"{fname}: 'order' needs a structured array; symbolic "
+                         f"arrays have no fields (got order={order!r})")
+    if kind != "introselect":
+        raise ValueError(f"{fname}: select kind must be 'introselect' (got {kind!r})")
+    a = as_tensor_variable(a)
+    if axis is None:
+        a = reshape(a, (-1,))
+        axis = 0
+    axis = _one_axis(a, axis, fname)
+    return Partition(_kth(kth, a.type.shape[axis], fname), axis, arg)(a)
+
+
+@implements(np.partition)
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """NumPy ``partition`` (``axis=None`` flattens); differentiable like ``sort``."""
+    return _partition("partition", a, kth, axis, kind, order, False)
+
+
+@implements(np.argpartition)
+def argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    """NumPy ``argpartition`` (int64 indices; no gradient)."""
+    return _partition("argpartition", a, kth, axis, kind, order, True)
