@@ -27,7 +27,7 @@ LAYERS = [
                "tracegrad.frozen_random", "tracegrad.shared_access"]),
     ("types", ["tracegrad.tensor.type", "tracegrad.tensor.variable",
                "tracegrad.tensor.dispatch", "tracegrad.casting", "tracegrad.shared"]),
-    ("ops", ["tracegrad.ops"]),
+    ("ops", ["tracegrad.ops", "tracegrad.ops.cumulative"]),
     ("transforms", ["tracegrad.grad", "tracegrad.rewrite", "tracegrad.fuse",
                     "tracegrad.scan"]),
     ("compile", ["tracegrad.compile", "tracegrad.backend.inplace"]),

@@ -184,6 +184,19 @@ class _TensorMixin:
     def argmin(self, axis=None, keepdims=False):
         return _ops.argmin(self, axis=axis, keepdims=keepdims)
 
+    def cumsum(self, axis=None, dtype=None):
+        return _ops.cumsum(self, axis=axis, dtype=dtype)
+
+    def cumprod(self, axis=None, dtype=None):
+        return _ops.cumprod(self, axis=axis, dtype=dtype)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        """The sorted array (Theano's method: returns it, sorts nothing in place)."""
+        return _ops.sort(self, axis=axis, kind=kind, order=order)
+
+    def argsort(self, axis=-1, kind=None, order=None):
+        return _ops.argsort(self, axis=axis, kind=kind, order=order)
+
     def all(self, axis=None, keepdims=False):
         return _ops.all(self, axis=axis, keepdims=keepdims)
 
