@@ -102,6 +102,45 @@ CASES = [
     binary("arctan2", np.arctan2, domain=(0.2, 2.0)),
     binary("maximum", np.maximum, dtypes=WITH_INTS),
     binary("minimum", np.minimum, dtypes=WITH_INTS),
+    unary("deg2rad", np.deg2rad, dtypes=WITH_INTS), unary("rad2deg", np.rad2deg, dtypes=WITH_INTS),
+    unary("radians", np.radians), unary("degrees", np.degrees),
+    unary("fabs", np.fabs, dtypes=WITH_INTS),
+    unary("reciprocal", np.reciprocal, domain=(1.0, 3.0), dtypes=WITH_INTS + ("complex128",),
+          grad_dtypes=COMPLEX["grad_dtypes"]),
+    unary("reciprocal[neg]", np.reciprocal, fn=T.reciprocal, domain=(-2.0, -0.5)),
+    unary("sinc", np.sinc, dtypes=WITH_INTS + ("complex128",), grad_dtypes=COMPLEX["grad_dtypes"]),
+    # sinc at 0 (1) and its gradient there (0), with integers on the grid.
+    OpCase("sinc[special]", T.sinc, np.sinc, [[(7,)]], FLOATS,
+           make_inputs=lambda rng, dt, shapes: [np.array([0, 1, -1, 0.5, 2, -3, 1e-9], dt)]),
+    OpCase("nan_to_num", T.nan_to_num, np.nan_to_num, UNARY_SHAPES, WITH_INTS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [_with_specials(rng, dt, shapes[0])]),
+    OpCase("nan_to_num[complex]", T.nan_to_num, np.nan_to_num, UNARY_SHAPES[:1],
+           ("complex128", "complex64"), grad=False,
+           make_inputs=lambda rng, dt, shapes: [_complex_specials(rng, dt, shapes[0])]),
+    OpCase("nan_to_num[kw]", lambda x: T.nan_to_num(x, nan=-1.0, posinf=9.0, neginf=-9.0),
+           lambda x: np.nan_to_num(x, nan=-1.0, posinf=9.0, neginf=-9.0), UNARY_SHAPES[:1],
+           FLOATS, grad=False, make_inputs=lambda rng, dt, shapes: [
+               _with_specials(rng, dt, shapes[0])]),
+    unary("nan_to_num[grad]", np.nan_to_num, fn=T.nan_to_num),
+    binary("fmax", np.fmax, dtypes=WITH_INTS), binary("fmin", np.fmin, dtypes=WITH_INTS),
+    # NaN is ignored: the other input is chosen (and gets the gradient).
+    OpCase("fmax[nan]", T.fmax, np.fmax, [[(4,), (4,)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([np.nan, 1, np.nan, 2], dt),
+                                                np.array([3, np.nan, np.nan, -1], dt)]),
+    OpCase("fmin[nan]", T.fmin, np.fmin, [[(4,), (4,)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([np.nan, 1, np.nan, 2], dt),
+                                                np.array([3, np.nan, np.nan, -1], dt)]),
+    binary("hypot", np.hypot, dtypes=WITH_INTS),
+    binary("logaddexp", np.logaddexp, dtypes=WITH_INTS),
+    binary("logaddexp2", np.logaddexp2, dtypes=WITH_INTS),
+    # Large and infinite operands: NumPy's stable forward.
+    OpCase("logaddexp[large]", T.logaddexp, np.logaddexp, [[(5,), (5,)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([1e30, -1e30, np.inf, -np.inf, 5], dt),
+                                                np.array([1e30, 3, 1, -np.inf, -7], dt)]),
+    OpCase("logaddexp2[large]", T.logaddexp2, np.logaddexp2, [[(5,), (5,)]], FLOATS,
+           grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([1e30, -1e30, np.inf, -np.inf, 5], dt),
+                                                np.array([1e30, 3, 1, -np.inf, -7], dt)]),
     binary("eq", np.equal, dtypes=("int32",) + FLOATS, grad=False),
     binary("neq", np.not_equal, dtypes=("int32",), grad=False),
     binary("lt", np.less, grad=False), binary("le", np.less_equal, grad=False),
@@ -130,6 +169,23 @@ CASES = [
     OpCase("weak_scalar_radd", lambda x: 1 + x, lambda x: 1 + x, UNARY_SHAPES, WITH_INTS),
 ]
 CASES = [c for c in CASES if c.ref is not None]
+
+
+def _with_specials(rng, dtype, shape):
+    """Values in (-2, 2) with NaN, +inf and -inf among them (floats)."""
+    values = rng.uniform(-2, 2, size=shape)
+    if np.dtype(dtype).kind != "f":
+        return rng.integers(-2, 3, size=shape).astype(dtype)
+    flat = values.reshape(-1)
+    flat[:3] = [np.nan, np.inf, -np.inf][:flat.size]
+    return values.astype(dtype)
+
+
+def _complex_specials(rng, dtype, shape):
+    out = np.empty(shape, dtype)
+    out.real = _with_specials(rng, "float64", shape)
+    out.imag = _with_specials(rng, "float64", shape)[::-1]
+    return out
 
 
 test_forward, test_grad = table_tests(CASES)
