@@ -291,3 +291,55 @@ def test_every_numpy_name_has_a_case():
                is getattr(elemwise_numpy, n)}
     missing = set(uncovered_functions(elemwise_numpy.__all__, CASES)) - aliases
     assert not missing, f"no table case for {sorted(missing)}"
+
+
+def test_numpy_names_of_the_new_rows_dispatch():
+    x, y = T.dvector("x"), T.dvector("y")
+    a, b = np.array([0.25, 0.5, -2.0, 30.0]), np.array([1.0, -0.5, 4.0, 1.0])
+    for f in (np.deg2rad, np.radians, np.rad2deg, np.degrees, np.fabs, np.reciprocal,
+              np.sinc, np.nan_to_num):
+        out = f(x)
+        assert isinstance(out, T.TensorVariable), f
+        np.testing.assert_allclose(out.eval({x: a}), f(a), rtol=1e-15, err_msg=str(f))
+    for f in (np.fmax, np.fmin, np.hypot, np.logaddexp, np.logaddexp2):
+        np.testing.assert_allclose(f(x, y).eval({x: a, y: b}), f(a, b), rtol=1e-15,
+                                   err_msg=str(f))
+    assert np.radians(x).owner.op == T.deg2rad(x).owner.op
+    assert np.degrees(x).owner.op == T.rad2deg(x).owner.op
+
+
+def test_fabs_refuses_complex_naming_the_dtype():
+    with pytest.raises(TypeError, match="fabs.*complex128"):
+        np.fabs(T.tensor("complex128", (None,)))
+
+
+def test_fmax_fmin_gradient_goes_to_the_non_nan_input():
+    import tracegrad as tg
+    x, y = T.dvector("x"), T.dvector("y")
+    a, b = np.array([np.nan, 1.0, 2.0, 3.0]), np.array([5.0, np.nan, 2.0, 1.0])
+    for f, first in ((T.fmax, [0, 1, 1, 1]), (T.fmin, [0, 1, 1, 0])):
+        gx, gy = tg.grad(T.sum(f(x, y)), [x, y])
+        np.testing.assert_array_equal(gx.eval({x: a, y: b}), first)
+        np.testing.assert_array_equal(gy.eval({x: a, y: b}), 1 - np.array(first))
+
+
+def test_logaddexp_gradients_are_finite_for_large_inputs():
+    import tracegrad as tg
+    x, y = T.dvector("x"), T.dvector("y")
+    a, b = np.array([1e300, -1e300, 800.0, 1.0]), np.array([1e300, 5.0, 799.0, 2.0])
+    for f, scale in ((T.logaddexp, 1.0), (T.logaddexp2, math.log(2.0))):
+        gx, gy = (g.eval({x: a, y: b}) for g in tg.grad(T.sum(f(x, y)), [x, y]))
+        expected = 1 / (1 + np.exp(-(np.array([0.0, -np.inf, 1.0, -1.0]) * scale)))
+        np.testing.assert_allclose(gx, expected, rtol=1e-15)
+        np.testing.assert_allclose(gx + gy, 1.0, rtol=1e-15)
+
+
+def test_sinc_and_nan_to_num_gradients_at_special_points():
+    import tracegrad as tg
+    x = T.dvector("x")
+    np.testing.assert_array_equal(tg.grad(T.sum(T.sinc(x)), x).eval({x: np.zeros(2)}), [0, 0])
+    v = np.array([np.nan, np.inf, -np.inf, 1.5])
+    np.testing.assert_array_equal(tg.grad(T.sum(T.nan_to_num(x)), x).eval({x: v}),
+                                  [0, 0, 0, 1])
+    with pytest.raises(TypeError, match="posinf"):
+        T.nan_to_num(x, posinf="big")

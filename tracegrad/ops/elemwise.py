@@ -166,7 +166,14 @@ reciprocal = row("reciprocal", 1, ufunc_impl("reciprocal"), "(1 / {0})",
     lambda i, o, gz: [neg(gz * sqr(o))], np.reciprocal,
     positive_if_inputs=True, zero_or_inf_at_inf=True)
 # np.sinc: sin(pi x) / (pi x), 1 at 0 (a function, not a ufunc).
-sinc = row("sinc", 1, lambda xp, x: xp.sinc(x), "tg_sinc({0})",
+def _sinc(xp, x):
+    # np.sinc's own steps (NumPy 2), with functions CuPy has too.
+    x = x * math.pi
+    y = xp.where(x, x, np.finfo(x.dtype).eps if x.dtype.kind == "f" else 1e-20)
+    return xp.sin(y) / y
+
+
+sinc = row("sinc", 1, _sinc, "tg_sinc({0})",
     lambda i, o, gz: [gz * sinc_grad(i[0], o)], finite_if_inputs=True, bounded=True)
 
 
