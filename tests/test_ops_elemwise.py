@@ -102,6 +102,45 @@ CASES = [
     binary("arctan2", np.arctan2, domain=(0.2, 2.0)),
     binary("maximum", np.maximum, dtypes=WITH_INTS),
     binary("minimum", np.minimum, dtypes=WITH_INTS),
+    unary("deg2rad", np.deg2rad, dtypes=WITH_INTS), unary("rad2deg", np.rad2deg, dtypes=WITH_INTS),
+    unary("radians", np.radians), unary("degrees", np.degrees),
+    unary("fabs", np.fabs, dtypes=WITH_INTS),
+    unary("reciprocal", np.reciprocal, domain=(1.0, 3.0), dtypes=WITH_INTS + ("complex128",),
+          grad_dtypes=COMPLEX["grad_dtypes"]),
+    unary("reciprocal[neg]", np.reciprocal, fn=T.reciprocal, domain=(-2.0, -0.5)),
+    unary("sinc", np.sinc, dtypes=WITH_INTS + ("complex128",), grad_dtypes=COMPLEX["grad_dtypes"]),
+    # sinc at 0 (1) and its gradient there (0), with integers on the grid.
+    OpCase("sinc[special]", T.sinc, np.sinc, [[(7,)]], FLOATS,
+           make_inputs=lambda rng, dt, shapes: [np.array([0, 1, -1, 0.5, 2, -3, 1e-9], dt)]),
+    OpCase("nan_to_num", T.nan_to_num, np.nan_to_num, UNARY_SHAPES, WITH_INTS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [_with_specials(rng, dt, shapes[0])]),
+    OpCase("nan_to_num[complex]", T.nan_to_num, np.nan_to_num, UNARY_SHAPES[:1],
+           ("complex128", "complex64"), grad=False,
+           make_inputs=lambda rng, dt, shapes: [_complex_specials(rng, dt, shapes[0])]),
+    OpCase("nan_to_num[kw]", lambda x: T.nan_to_num(x, nan=-1.0, posinf=9.0, neginf=-9.0),
+           lambda x: np.nan_to_num(x, nan=-1.0, posinf=9.0, neginf=-9.0), UNARY_SHAPES[:1],
+           FLOATS, grad=False, make_inputs=lambda rng, dt, shapes: [
+               _with_specials(rng, dt, shapes[0])]),
+    unary("nan_to_num[grad]", np.nan_to_num, fn=T.nan_to_num),
+    binary("fmax", np.fmax, dtypes=WITH_INTS), binary("fmin", np.fmin, dtypes=WITH_INTS),
+    # NaN is ignored: the other input is chosen (and gets the gradient).
+    OpCase("fmax[nan]", T.fmax, np.fmax, [[(4,), (4,)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([np.nan, 1, np.nan, 2], dt),
+                                                np.array([3, np.nan, np.nan, -1], dt)]),
+    OpCase("fmin[nan]", T.fmin, np.fmin, [[(4,), (4,)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([np.nan, 1, np.nan, 2], dt),
+                                                np.array([3, np.nan, np.nan, -1], dt)]),
+    binary("hypot", np.hypot, dtypes=WITH_INTS),
+    binary("logaddexp", np.logaddexp, dtypes=WITH_INTS),
+    binary("logaddexp2", np.logaddexp2, dtypes=WITH_INTS),
+    # Large and infinite operands: NumPy's stable forward.
+    OpCase("logaddexp[large]", T.logaddexp, np.logaddexp, [[(5,), (5,)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([1e30, -1e30, np.inf, -np.inf, 5], dt),
+                                                np.array([1e30, 3, 1, -np.inf, -7], dt)]),
+    OpCase("logaddexp2[large]", T.logaddexp2, np.logaddexp2, [[(5,), (5,)]], FLOATS,
+           grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.array([1e30, -1e30, np.inf, -np.inf, 5], dt),
+                                                np.array([1e30, 3, 1, -np.inf, -7], dt)]),
     binary("eq", np.equal, dtypes=("int32",) + FLOATS, grad=False),
     binary("neq", np.not_equal, dtypes=("int32",), grad=False),
     binary("lt", np.less, grad=False), binary("le", np.less_equal, grad=False),
@@ -130,6 +169,23 @@ CASES = [
     OpCase("weak_scalar_radd", lambda x: 1 + x, lambda x: 1 + x, UNARY_SHAPES, WITH_INTS),
 ]
 CASES = [c for c in CASES if c.ref is not None]
+
+
+def _with_specials(rng, dtype, shape):
+    """Values in (-2, 2) with NaN, +inf and -inf among them (floats)."""
+    values = rng.uniform(-2, 2, size=shape)
+    if np.dtype(dtype).kind != "f":
+        return rng.integers(-2, 3, size=shape).astype(dtype)
+    flat = values.reshape(-1)
+    flat[:3] = [np.nan, np.inf, -np.inf][:flat.size]
+    return values.astype(dtype)
+
+
+def _complex_specials(rng, dtype, shape):
+    out = np.empty(shape, dtype)
+    out.real = _with_specials(rng, "float64", shape)
+    out.imag = _with_specials(rng, "float64", shape)[::-1]
+    return out
 
 
 test_forward, test_grad = table_tests(CASES)
@@ -235,3 +291,55 @@ def test_every_numpy_name_has_a_case():
                is getattr(elemwise_numpy, n)}
     missing = set(uncovered_functions(elemwise_numpy.__all__, CASES)) - aliases
     assert not missing, f"no table case for {sorted(missing)}"
+
+
+def test_numpy_names_of_the_new_rows_dispatch():
+    x, y = T.dvector("x"), T.dvector("y")
+    a, b = np.array([0.25, 0.5, -2.0, 30.0]), np.array([1.0, -0.5, 4.0, 1.0])
+    for f in (np.deg2rad, np.radians, np.rad2deg, np.degrees, np.fabs, np.reciprocal,
+              np.sinc, np.nan_to_num):
+        out = f(x)
+        assert isinstance(out, T.TensorVariable), f
+        np.testing.assert_allclose(out.eval({x: a}), f(a), rtol=1e-15, err_msg=str(f))
+    for f in (np.fmax, np.fmin, np.hypot, np.logaddexp, np.logaddexp2):
+        np.testing.assert_allclose(f(x, y).eval({x: a, y: b}), f(a, b), rtol=1e-15,
+                                   err_msg=str(f))
+    assert np.radians(x).owner.op == T.deg2rad(x).owner.op
+    assert np.degrees(x).owner.op == T.rad2deg(x).owner.op
+
+
+def test_fabs_refuses_complex_naming_the_dtype():
+    with pytest.raises(TypeError, match="fabs.*complex128"):
+        np.fabs(T.tensor("complex128", (None,)))
+
+
+def test_fmax_fmin_gradient_goes_to_the_non_nan_input():
+    import tracegrad as tg
+    x, y = T.dvector("x"), T.dvector("y")
+    a, b = np.array([np.nan, 1.0, 2.0, 3.0]), np.array([5.0, np.nan, 2.0, 1.0])
+    for f, first in ((T.fmax, [0, 1, 1, 1]), (T.fmin, [0, 1, 1, 0])):
+        gx, gy = tg.grad(T.sum(f(x, y)), [x, y])
+        np.testing.assert_array_equal(gx.eval({x: a, y: b}), first)
+        np.testing.assert_array_equal(gy.eval({x: a, y: b}), 1 - np.array(first))
+
+
+def test_logaddexp_gradients_are_finite_for_large_inputs():
+    import tracegrad as tg
+    x, y = T.dvector("x"), T.dvector("y")
+    a, b = np.array([1e300, -1e300, 800.0, 1.0]), np.array([1e300, 5.0, 799.0, 2.0])
+    for f, scale in ((T.logaddexp, 1.0), (T.logaddexp2, math.log(2.0))):
+        gx, gy = (g.eval({x: a, y: b}) for g in tg.grad(T.sum(f(x, y)), [x, y]))
+        expected = 1 / (1 + np.exp(-(np.array([0.0, -np.inf, 1.0, -1.0]) * scale)))
+        np.testing.assert_allclose(gx, expected, rtol=1e-15)
+        np.testing.assert_allclose(gx + gy, 1.0, rtol=1e-15)
+
+
+def test_sinc_and_nan_to_num_gradients_at_special_points():
+    import tracegrad as tg
+    x = T.dvector("x")
+    np.testing.assert_array_equal(tg.grad(T.sum(T.sinc(x)), x).eval({x: np.zeros(2)}), [0, 0])
+    v = np.array([np.nan, np.inf, -np.inf, 1.5])
+    np.testing.assert_array_equal(tg.grad(T.sum(T.nan_to_num(x)), x).eval({x: v}),
+                                  [0, 0, 0, 1])
+    with pytest.raises(TypeError, match="posinf"):
+        T.nan_to_num(x, posinf="big")

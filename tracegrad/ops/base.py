@@ -100,7 +100,11 @@ def row_by_name(name):
 @lru_cache(maxsize=4096)
 def _output_dtype(row, dtypes):
     dummies = [np.zeros(0, dtype=d) for d in dtypes]
-    return np.asarray(row.impl(np, *dummies)).dtype.name
+    try:
+        return np.asarray(row.impl(np, *dummies)).dtype.name
+    except TypeError as e:  # (NumPy's message names the ufunc, not the dtypes)
+        raise TypeError(f"{row.name} does not support input dtype(s) "
+                        f"{', '.join(dtypes)}: {e}") from None
 
 
 def format_shape(shape):

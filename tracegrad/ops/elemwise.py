@@ -61,6 +61,14 @@ template <typename T> __device__ __forceinline__ T tg_minimum(T a, T b) {
     return (a < b || a != a) ? a : b; }
 template <typename T> __device__ __forceinline__ T tg_mod(T a, T b) {
     T r = fmod(a, b); return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r; }
+template <typename T> __device__ __forceinline__ T tg_logaddexp(T a, T b) {
+    T m = a > b ? a : b;
+    return a == b ? a + T(0.6931471805599453) : m + log1p(exp(-fabs(a - b))); }
+template <typename T> __device__ __forceinline__ T tg_logaddexp2(T a, T b) {
+    T m = a > b ? a : b;
+    return a == b ? a + T(1) : m + log1p(exp2(-fabs(a - b))) * T(1.4426950408889634); }
+template <typename T> __device__ __forceinline__ T tg_sinc(T x) {
+    T y = x * T(3.141592653589793); return y == T(0) ? T(1) : sin(y) / y; }
 """.strip()
 
 
@@ -144,6 +152,29 @@ gammaln = row("gammaln", 1, sm.gammaln, "lgamma({0})",
 psi = row("psi", 1, sm.psi, None,
     lambda i, o, gz: [gz * tri_gamma(i[0])])
 tri_gamma = row("tri_gamma", 1, sm.tri_gamma, None)
+deg2rad = row("deg2rad", 1, ufunc_impl("deg2rad"), "({0} * 0.017453292519943295)",
+    lambda i, o, gz: [gz * (math.pi / 180)], np.deg2rad,
+    positive_if_inputs=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
+rad2deg = row("rad2deg", 1, ufunc_impl("rad2deg"), "({0} * 57.29577951308232)",
+    lambda i, o, gz: [gz * (180 / math.pi)], np.rad2deg,
+    positive_if_inputs=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
+# (NumPy's fabs refuses complex inputs: dtype inference runs it and says so.)
+fabs = row("fabs", 1, ufunc_impl("fabs"), "fabs({0})",
+    lambda i, o, gz: [gz * sign(i[0])], np.fabs,
+    positive_if_inputs=True, finite_if_inputs=True, zero_or_inf_at_inf=True)
+reciprocal = row("reciprocal", 1, ufunc_impl("reciprocal"), "(1 / {0})",
+    lambda i, o, gz: [neg(gz * sqr(o))], np.reciprocal,
+    positive_if_inputs=True, zero_or_inf_at_inf=True)
+# np.sinc: sin(pi x) / (pi x), 1 at 0 (a function, not a ufunc).
+def _sinc(xp, x):
+    # np.sinc's own steps (NumPy 2), with functions CuPy has too.
+    x = x * math.pi
+    y = xp.where(x, x, np.finfo(x.dtype).eps if x.dtype.kind == "f" else 1e-20)
+    return xp.sin(y) / y
+
+
+sinc = row("sinc", 1, _sinc, "tg_sinc({0})",
+    lambda i, o, gz: [gz * sinc_grad(i[0], o)], finite_if_inputs=True, bounded=True)
 
 
 def _sigmoid_expand(f, x):
@@ -223,6 +254,26 @@ minimum = row("minimum", 2, ufunc_impl("minimum"), "tg_minimum({0}, {1})",
     lambda i, o, gz: [gz * _mask(le(i[0], i[1]), gz), gz * _mask(gt(i[0], i[1]), gz)],
     np.minimum, finite_if_inputs=True)
 
+# fmax/fmin ignore NaN: the gradient goes to the input selected (the non-NaN one).
+fmax = row("fmax", 2, ufunc_impl("fmax"), "fmax({0}, {1})",
+    lambda i, o, gz: _select_grad(logical_or(ge(i[0], i[1]), isnan(i[1])), gz), np.fmax,
+    commutative=True, associative=True, positive_if_inputs=True, finite_if_inputs=True)
+fmin = row("fmin", 2, ufunc_impl("fmin"), "fmin({0}, {1})",
+    lambda i, o, gz: _select_grad(logical_or(le(i[0], i[1]), isnan(i[1])), gz), np.fmin,
+    commutative=True, associative=True, positive_if_inputs=True, finite_if_inputs=True)
+hypot = row("hypot", 2, ufunc_impl("hypot"), "hypot({0}, {1})",
+    lambda i, o, gz: [gz * hypot_grad(i[0], o), gz * hypot_grad(i[1], o)], np.hypot,
+    commutative=True, positive_if_inputs=True, finite_if_inputs=True)
+# d logaddexp(x, y)/dx = exp(x - out) = sigmoid(x - y): in (0, 1) for any
+# finite inputs (exp(x - out) would round to 1, not 1/2, at x = y = 1e300).
+logaddexp = row("logaddexp", 2, ufunc_impl("logaddexp"), "tg_logaddexp({0}, {1})",
+    lambda i, o, gz: [gz * sigmoid(i[0] - i[1]), gz * sigmoid(i[1] - i[0])], np.logaddexp,
+    commutative=True, positive_if_inputs=True, finite_if_inputs=True)
+logaddexp2 = row("logaddexp2", 2, ufunc_impl("logaddexp2"), "tg_logaddexp2({0}, {1})",
+    lambda i, o, gz: [gz * sigmoid((i[0] - i[1]) * math.log(2.0)),
+                      gz * sigmoid((i[1] - i[0]) * math.log(2.0))], np.logaddexp2,
+    commutative=True, positive_if_inputs=True, finite_if_inputs=True)
+
 
 def _no_grad_row(name, ufunc_name, c_op, **facts):
     """A binary row without a gradient (comparisons, bitwise and logical)."""
@@ -274,6 +325,23 @@ def angle_grad(x, gz):
         return ZERO  # 0 or pi: piecewise constant
     # angle = atan2(y, x): d angle = Re(-1j / z * dz).
     return gz * true_div(-1j, x)
+
+
+def _select_grad(first, gz):
+    """vjps of a row that picks its first input where ``first``, else its second."""
+    return [gz * _mask(first, gz), gz * _mask(logical_not(first), gz)]
+
+
+def hypot_grad(x, out):
+    """d hypot(x, y)/dx = x / out, 0 where ``out == 0`` (then x == 0 too)."""
+    return true_div(x, switch(eq(out, 0), 1, out))
+
+
+def sinc_grad(x, out):
+    """d sinc(x)/dx = (cos(pi x) - sinc(x)) / x, 0 at 0 (no 0 / 0 there)."""
+    zero = eq(x, 0)
+    safe = switch(zero, 1, x)
+    return switch(zero, 0, (cos(safe * math.pi) - out) / safe)
 
 
 def pow_grad_base(i, gz):

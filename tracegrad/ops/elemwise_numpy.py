@@ -5,17 +5,18 @@ import math
 
 import numpy as np
 
-from tracegrad.ops.elemwise import (abs, and_, angle, cast, clip_, conj, eq, floor_div, ge,
-                                    gt, imag, invert, le, lt, maximum, minimum, mod, mul,
-                                    neg, neq, or_, pow, real, rint, sign, sqr, sub, switch,
-                                    true_div, xor)
+from tracegrad.ops.elemwise import (abs, and_, angle, cast, clip_, conj, deg2rad, eq,
+                                    floor_div, ge, gt, imag, invert, isinf, isnan, le, lt,
+                                    maximum, minimum, mod, mul, neg, neq, or_, pow, rad2deg,
+                                    real, rint, sign, sinc, sqr, sub, switch, true_div, xor)
 from tracegrad.tensor.dispatch import implements, register_ufunc
 from tracegrad.tensor.variable import as_tensor_variable
 
 __all__ = ["where", "clip", "round", "square", "true_divide", "abs_", "negative",
            "subtract", "multiply", "divide", "floor_divide", "remainder", "power",
            "not_equal", "equal", "less", "less_equal", "greater", "greater_equal",
-           "bitwise_and", "bitwise_or", "bitwise_xor", "conjugate", "bitwise_not"]
+           "bitwise_and", "bitwise_or", "bitwise_xor", "conjugate", "bitwise_not",
+           "radians", "degrees", "nan_to_num"]
 
 
 def where(condition, x=None, y=None):
@@ -51,6 +52,31 @@ def round(x, decimals=0):
     return true_div(rint(mul(x, scale)), scale)
 
 
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """NumPy ``nan_to_num``: NaN -> ``nan``, +-inf -> ``posinf``/``neginf``
+    (the dtype's largest finite values by default); ``copy`` is moot here."""
+    x = as_tensor_variable(x)
+    if x.dtype[0] == "c":
+        parts = [real(x), imag(x)]
+        fixed = [_nan_to_num_real(p, nan, posinf, neginf) for p in parts]
+        return fixed[0] + fixed[1] * 1j
+    if x.dtype[0] != "f":
+        return x
+    return _nan_to_num_real(x, nan, posinf, neginf)
+
+
+def _nan_to_num_real(x, nan, posinf, neginf):
+    big = float(np.finfo(x.dtype).max)
+    for name, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+        if value is not None and not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"nan_to_num: {name} must be a number, got {value!r}")
+    with np.errstate(over="ignore"):  # (a value too big for the dtype is inf, as in NumPy)
+        nan, posinf, neginf = (as_tensor_variable(np.asarray(v, x.dtype)) for v in
+                               (nan, big if posinf is None else posinf,
+                                -big if neginf is None else neginf))
+    return switch(isnan(x), nan, switch(isinf(x), switch(gt(x, 0), posinf, neginf), x))
+
+
 def square(x):
     """Same as ``sqr``."""
     return sqr(x)
@@ -77,10 +103,14 @@ bitwise_or = or_
 bitwise_xor = xor
 conjugate = conj
 bitwise_not = invert
+radians = deg2rad
+degrees = rad2deg
 
 register_ufunc(np.sign, sign)
 register_ufunc(np.square, sqr)
 register_ufunc(np.rint, rint)
+register_ufunc(np.radians, deg2rad)
+register_ufunc(np.degrees, rad2deg)
 
 
 def _register_functions():
@@ -90,6 +120,8 @@ def _register_functions():
     implements(np.real)(real)
     implements(np.imag)(imag)
     implements(np.angle)(_np_angle)
+    implements(np.sinc)(sinc)
+    implements(np.nan_to_num)(nan_to_num)
 
 
 def _np_angle(z, deg=False):
