@@ -110,6 +110,19 @@ CASES = [
     _mnorm(None), _mnorm("fro", (0, 2), shapes=([(2, 3, 4)],)), _mnorm(1), _mnorm(-1), _mnorm(np.inf),
     _mnorm(-np.inf, keepdims=True), _mnorm(1, (-1, -2), keepdims=True),
     _mnorm(np.inf, (-1, 0)),
+    OpCase("pinv", T.pinv, np.linalg.pinv,
+           [[(3, 3)], [(4, 2)], [(2, 3)], [(2, 3, 5)], [(2, 5, 3)]], ALL,
+           grad_shapes=[[(3, 3)], [(4, 2)], [(2, 3)], [(2, 5, 3)]]),
+    # (NumPy keeps an integer dtype for 0 elements; tracegrad computes in float64)
+    OpCase("pinv[empty]", T.pinv, np.linalg.pinv, [[(0, 3)], [(2, 0, 0)]], FLOATS,
+           grad=False),
+    OpCase("pinv[rank-deficient]", lambda a: T.pinv(T.dot(a, a.T)),
+           lambda a: np.linalg.pinv(a @ a.T), [[(4, 2)]], ("float64",)),
+    OpCase("pinv[rcond]", lambda a: T.pinv(a, rcond=0.3), lambda a: np.linalg.pinv(a, 0.3),
+           [[(3, 4)]], FLOATS, grad=False),
+    OpCase("pinv[hermitian,rtol]", lambda a: T.pinv(a, hermitian=True, rtol=1e-8),
+           lambda a: np.linalg.pinv(a, hermitian=True, rtol=1e-8), [[(3, 3)]],
+           ("float64", "complex128"), make_inputs=positive_definite, grad=False),
     OpCase("matrix_power[3]", lambda a: T.matrix_power(a, 3),
            lambda a: np.linalg.matrix_power(a, 3), [[(3, 3)], [(2, 4, 4)], [(0, 0)]], ALL,
            **COMPLEX),
@@ -150,6 +163,7 @@ def test_numpy_dispatch():
         (np.linalg.norm(v), np.linalg.norm(vv)), (np.linalg.norm(a, "fro"), np.linalg.norm(av)),
         (np.linalg.norm(a, axis=1, ord=3), np.linalg.norm(av, axis=1, ord=3)),
         (np.linalg.matrix_power(a, 5), np.linalg.matrix_power(av, 5)),
+        (np.linalg.pinv(b), np.linalg.pinv(bv)),
     ]
     for got, want in cases:
         assert isinstance(got, T.TensorVariable)
@@ -203,6 +217,7 @@ def test_dtypes_and_static_shapes():
     assert T.solve(f, T.fvector()).type.shape == (2, 3)
     assert T.solve(f, T.tensor("float32", shape=(4, 1, 3, 5))).type.shape == (4, 2, 3, 5)
     assert T.norm(T.fmatrix()).dtype == "float32"
+    assert T.pinv(T.tensor("float32", shape=(2, 3, 5))).type.shape == (2, 5, 3)
     assert T.norm(T.cmatrix(), 1).dtype == "float64"
     assert T.norm(T.imatrix(), axis=0).dtype == "float64"
 

@@ -1,5 +1,5 @@
 """``numpy.linalg``: ``matrix_inverse`` (``np.linalg.inv``), ``det``,
-``slogdet``, ``solve``, ``cholesky``, ``norm``, ``matrix_power``.
+``slogdet``, ``solve``, ``cholesky``, ``norm``, ``pinv``, ``matrix_power``.
 
 Theano/PyTensor names (``tracegrad.tensor.nlinalg``); NumPy 2 semantics:
 every matrix function works on stacks (``..., M, M``), integer and boolean
@@ -23,6 +23,7 @@ rules):
   halved diagonal. It is the gradient with respect to a symmetric (Hermitian)
   ``A``: perturbing only one triangle is not what it measures. Real inputs
   only for the gradient.
+- ``pinv``: Golub & Pereyra's derivative (rank locally constant; real);
 - ``norm`` is composed from elementwise ops and reductions. The 2-norm
   (and Frobenius) has gradient 0 at ``x = 0`` (a guard, like JAX) instead of
   NaN.
@@ -43,7 +44,7 @@ from tracegrad.tensor.variable import as_tensor_variable, resolve_weak
 from tracegrad.trace import Apply, Op
 
 __all__ = ["matrix_inverse", "det", "slogdet", "solve", "cholesky", "norm",
-           "matrix_power", "MatrixInverse", "Det", "SlogDet", "Solve", "Cholesky",
+           "matrix_power", "pinv", "MatrixInverse", "Pinv", "Det", "SlogDet", "Solve", "Cholesky",
            "TrilHalf"]
 
 LinAlgError = np.linalg.LinAlgError
@@ -345,6 +346,57 @@ def norm(x, ord=None, axis=None, keepdims=False):
     raise ValueError(f"norm: improper number of dimensions to norm (axis={axis!r})")
 
 
+# ------------------------------------------------------------------ pinv
+class Pinv(Op):
+    """``np.linalg.pinv`` of a stack of (rectangular) matrices. Its vjp is the
+    derivative of Golub & Pereyra (1973), valid where the rank is locally
+    constant (real inputs)."""
+
+    __props__ = ("rcond", "hermitian", "rtol")
+
+    def __init__(self, rcond=None, hermitian=False, rtol=None):
+        self.rcond = None if rcond is None else float(rcond)
+        self.hermitian = bool(hermitian)
+        self.rtol = None if rtol is None else float(rtol)
+
+    def make_node(self, a):
+        a = as_tensor_variable(a)
+        if a.ndim < 2:
+            raise LinAlgError(f"pinv: {a.ndim}-dimensional array given. Array must be "
+                              "at least two-dimensional")
+        a = _as_inexact(a, "pinv")
+        shape = a.type.shape[:-2] + (a.type.shape[-1], a.type.shape[-2])
+        return Apply(self, [a], [TensorType(a.dtype, shape)()])
+
+    def impl(self, xp, a):
+        kw = {"hermitian": self.hermitian}
+        if self.rtol is not None:
+            kw["rtol"] = self.rtol
+        elif self.rcond is not None:
+            kw["rcond"] = self.rcond
+        return xp.linalg.pinv(a, **kw)
+
+    def vjp(self, node, output_grads):
+        a, = node.inputs
+        x, = node.outputs
+        g_t, x_t = _mT(output_grads[0]), _mT(x)
+        # -X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A)
+        y = matmul(g_t, matmul(x, x_t))
+        z = matmul(matmul(x_t, x), g_t)
+        first = ew.neg(matmul(matmul(x_t, output_grads[0]), x_t))
+        second = ew.sub(y, matmul(a, matmul(x, y)))
+        third = ew.sub(z, matmul(matmul(z, x), a))
+        return [ew.add(ew.add(first, second), third)]
+
+
+def pinv(a, rcond=None, hermitian=False, *, rtol=None):
+    """The Moore-Penrose pseudo-inverse of each matrix of ``a``
+    (``np.linalg.pinv``; ``rcond``/``rtol`` cut small singular values)."""
+    if rcond is not None and rtol is not None:
+        raise ValueError("pinv: `rtol` and `rcond` can't be both set.")
+    return Pinv(rcond, hermitian, rtol)(a)
+
+
 # ------------------------------------------------------------------ matrix_power
 def matrix_power(a, n):
     """``a`` raised to the integer power ``n`` by repeated squaring
@@ -388,3 +440,4 @@ implements(np.linalg.solve)(solve)
 implements(np.linalg.cholesky)(cholesky)
 implements(np.linalg.norm)(norm)
 implements(np.linalg.matrix_power)(matrix_power)
+implements(np.linalg.pinv)(pinv)
