@@ -109,7 +109,24 @@ CASES = [
            [[(5,)], [(3, 4)]], ALL, domain=(0.2, 2.0)),
     _mnorm(None), _mnorm("fro", (0, 2), shapes=([(2, 3, 4)],)), _mnorm(1), _mnorm(-1), _mnorm(np.inf),
     _mnorm(-np.inf, keepdims=True), _mnorm(1, (-1, -2), keepdims=True),
-    _mnorm(np.inf, (-1, 0)),
+    _mnorm(np.inf, (-1, 0)), _mnorm(2), _mnorm(-2, (2, 0), shapes=([(2, 3, 4)],)),
+    _mnorm("nuc", keepdims=True),
+    OpCase("svdvals", T.svdvals, np.linalg.svdvals,
+           [[(3, 3)], [(4, 2)], [(2, 3, 5)], [(0, 3)]], ALL, **COMPLEX,
+           grad_shapes=[[(3, 3)], [(4, 2)], [(2, 3, 5)]]),
+    OpCase("vector_norm", T.vector_norm, np.linalg.vector_norm,
+           [[(5,)], [(2, 3)], [(2, 3, 4)], [()]], ALL, grad_shapes=[[(2, 3)]]),
+    OpCase("vector_norm[ord=1,axis=(0,2),keepdims]",
+           lambda x: T.vector_norm(x, ord=1, axis=(0, 2), keepdims=True),
+           lambda x: np.linalg.vector_norm(x, ord=1, axis=(0, 2), keepdims=True),
+           [[(2, 3, 4)]], ALL, domain=(0.2, 2.0)),
+    OpCase("vector_norm[ord=inf]", lambda x: T.vector_norm(x, ord=np.inf),
+           lambda x: np.linalg.vector_norm(x, ord=np.inf), [[(2, 3)]], ALL, domain=(0.2, 2.0)),
+    OpCase("matrix_norm", T.matrix_norm, np.linalg.matrix_norm, [[(3, 4)], [(2, 3, 4)]],
+           ALL),
+    OpCase("matrix_norm[nuc,keepdims]", lambda x: T.matrix_norm(x, ord="nuc", keepdims=True),
+           lambda x: np.linalg.matrix_norm(x, ord="nuc", keepdims=True),
+           [[(3, 4)], [(2, 3, 4)]], ALL),
     OpCase("pinv", T.pinv, np.linalg.pinv,
            [[(3, 3)], [(4, 2)], [(2, 3)], [(2, 3, 5)], [(2, 5, 3)]], ALL,
            grad_shapes=[[(3, 3)], [(4, 2)], [(2, 3)], [(2, 5, 3)]]),
@@ -163,13 +180,31 @@ def test_numpy_dispatch():
         (np.linalg.norm(v), np.linalg.norm(vv)), (np.linalg.norm(a, "fro"), np.linalg.norm(av)),
         (np.linalg.norm(a, axis=1, ord=3), np.linalg.norm(av, axis=1, ord=3)),
         (np.linalg.matrix_power(a, 5), np.linalg.matrix_power(av, 5)),
-        (np.linalg.pinv(b), np.linalg.pinv(bv)),
+        (np.linalg.pinv(b), np.linalg.pinv(bv)), (np.linalg.svdvals(b), np.linalg.svdvals(bv)),
+        (np.linalg.vector_norm(b), np.linalg.vector_norm(bv)),
+        (np.linalg.matrix_norm(a, ord=2), np.linalg.matrix_norm(av, ord=2)),
+        (np.linalg.norm(a, "nuc"), np.linalg.norm(av, "nuc")),
     ]
     for got, want in cases:
         assert isinstance(got, T.TensorVariable)
         np.testing.assert_allclose(got.eval({a: av, b: bv, v: vv}), want, rtol=1e-10)
     chol = np.linalg.cholesky(a)
     np.testing.assert_allclose(chol.eval({a: spd}), np.linalg.cholesky(spd), rtol=1e-12)
+
+
+def test_slogdet_is_a_named_tuple():
+    a = T.dmatrix("a")
+    av = -3 * np.eye(3)
+    result = np.linalg.slogdet(a)
+    assert result.sign.eval({a: av}) == -1.0
+    np.testing.assert_allclose(result.logabsdet.eval({a: av}), 3 * np.log(3))
+
+
+def test_svdvals_second_derivative_is_refused():
+    a = T.dmatrix("a")
+    g = T.grad(T.sum(T.svdvals(a)), a)
+    with pytest.raises(NotImplementedError, match="singular vectors"):
+        T.grad(T.sum(g), a)
 
 
 def test_theano_path():
@@ -230,7 +265,7 @@ def test_dtypes_and_static_shapes():
      ValueError, r"\(3, 3\)"),
     (lambda: T.norm(T.dvector(), "fro"), ValueError, "ord"),
     (lambda: T.norm(T.dmatrix(), 3), ValueError, "ord"),
-    (lambda: T.norm(T.dmatrix(), "nuc"), NotImplementedError, "nuc"),
+    (lambda: T.svdvals(T.dvector()), np.linalg.LinAlgError, "two-dimensional"),
     (lambda: T.norm(T.dtensor3(), 1), ValueError, "dimensions"),
     (lambda: T.norm(T.dtensor3(), axis=(0, 0)), ValueError, "axis"),
     (lambda: T.matrix_power(T.dmatrix(), 1.5), TypeError, "n must be an integer"),

@@ -1,5 +1,6 @@
 """``numpy.linalg``: ``matrix_inverse`` (``np.linalg.inv``), ``det``,
-``slogdet``, ``solve``, ``cholesky``, ``norm``, ``pinv``, ``matrix_power``.
+``slogdet``, ``solve``, ``cholesky``, ``norm`` (``vector_norm``,
+``matrix_norm``), ``svdvals``, ``pinv``, ``matrix_power``.
 
 Theano/PyTensor names (``tracegrad.tensor.nlinalg``); NumPy 2 semantics:
 every matrix function works on stacks (``..., M, M``), integer and boolean
@@ -23,11 +24,16 @@ rules):
   halved diagonal. It is the gradient with respect to a symmetric (Hermitian)
   ``A``: perturbing only one triangle is not what it measures. Real inputs
   only for the gradient.
+- ``svdvals``: ``U diag(g) V^H`` (conjugated for complex input), for distinct
+  singular values; no second derivatives (the singular vectors have no
+  gradient). ``norm`` with ord 2, -2, 'nuc' goes through it;
 - ``pinv``: Golub & Pereyra's derivative (rank locally constant; real);
 - ``norm`` is composed from elementwise ops and reductions. The 2-norm
   (and Frobenius) has gradient 0 at ``x = 0`` (a guard, like JAX) instead of
   NaN.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from tracegrad.ops import elemwise as ew
@@ -37,6 +43,7 @@ from tracegrad.ops.elemwise_numpy import where
 from tracegrad.ops.linalg import matmul
 from tracegrad.ops.reduce import max as _max, min as _min, sum as _sum
 from tracegrad.ops.shape import concatenate, dimshuffle, expand_dims
+from tracegrad.ops.shape import reshape as _reshape
 from tracegrad.ops.static import normalize_axis
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.type import TensorType
@@ -44,7 +51,8 @@ from tracegrad.tensor.variable import as_tensor_variable, resolve_weak
 from tracegrad.trace import Apply, Op
 
 __all__ = ["matrix_inverse", "det", "slogdet", "solve", "cholesky", "norm",
-           "matrix_power", "pinv", "MatrixInverse", "Pinv", "Det", "SlogDet", "Solve", "Cholesky",
+           "matrix_power", "pinv", "svdvals", "vector_norm", "matrix_norm",
+           "MatrixInverse", "Pinv", "SVDVals", "SVDFactor", "Det", "SlogDet", "Solve", "Cholesky",
            "TrilHalf"]
 
 LinAlgError = np.linalg.LinAlgError
@@ -161,9 +169,13 @@ class SlogDet(Op):
         return [ew.mul(_expand2(output_grads[0]), _mT(matrix_inverse(a)))]
 
 
+SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+
+
 def slogdet(a):
-    """``(sign, logabsdet)`` of each square matrix of ``a`` (``np.linalg.slogdet``)."""
-    return SlogDet("sign")(a), SlogDet("logabsdet")(a)
+    """``(sign, logabsdet)`` of each square matrix of ``a`` (``np.linalg.slogdet``;
+    a named tuple like NumPy's)."""
+    return SlogdetResult(SlogDet("sign")(a), SlogDet("logabsdet")(a))
 
 
 # ------------------------------------------------------------------ solve
@@ -268,6 +280,66 @@ def cholesky(a, upper=False):
     return ew.conj(_mT(low)) if low.dtype[0] == "c" else _mT(low)
 
 
+# ------------------------------------------------------------------ svdvals
+class SVDFactor(Op):
+    """``U`` (``part='u'``) or ``V^H`` (``'vh'``) of the reduced SVD; used by the
+    gradient of ``svdvals`` and not differentiable itself."""
+
+    __props__ = ("part",)
+
+    def __init__(self, part):
+        if part not in ("u", "vh"):
+            raise ValueError(f"SVDFactor: part must be 'u' or 'vh', got {part!r}")
+        self.part = part
+
+    def make_node(self, a):
+        a = as_tensor_variable(a)
+        m, n = a.type.shape[-2:]
+        k = None if m is None or n is None else min(m, n)
+        shape = a.type.shape[:-2] + ((m, k) if self.part == "u" else (k, n))
+        return Apply(self, [a], [TensorType(a.dtype, shape)()])
+
+    def impl(self, xp, a):
+        u, _, vh = xp.linalg.svd(a, full_matrices=False)
+        return u if self.part == "u" else vh
+
+    def vjp(self, node, output_grads):
+        raise NotImplementedError("the singular vectors (second derivatives of svdvals, "
+                                  "norm ord=2/-2/'nuc') have no gradient in tracegrad")
+
+
+class SVDVals(Op):
+    """``np.linalg.svdvals``: the singular values of each matrix, descending.
+    vjp ``U diag(g) V^H`` (conjugated for complex input), for distinct values."""
+
+    def make_node(self, a):
+        a = as_tensor_variable(a)
+        if a.ndim < 2:
+            raise LinAlgError(f"svdvals: {a.ndim}-dimensional array given. Array must "
+                              "be at least two-dimensional")
+        a = _as_inexact(a, "svdvals")
+        m, n = a.type.shape[-2:]
+        k = None if m is None or n is None else min(m, n)
+        out = TensorType(_real_dtype(a.dtype), a.type.shape[:-2] + (k,))
+        return Apply(self, [a], [out()])
+
+    def impl(self, xp, a):
+        return xp.linalg.svd(a, compute_uv=False)
+
+    def vjp(self, node, output_grads):
+        a, = node.inputs
+        u, vh = SVDFactor("u")(a), SVDFactor("vh")(a)
+        g = dimshuffle(output_grads[0], list(range(output_grads[0].ndim - 1)) +
+                       ["x", output_grads[0].ndim - 1])
+        grad = matmul(ew.mul(u, g), vh)
+        return [ew.conj(grad) if grad.dtype[0] == "c" else grad]
+
+
+def svdvals(x):
+    """The singular values of each matrix of ``x`` (``np.linalg.svdvals``)."""
+    return SVDVals()(x)
+
+
 # ------------------------------------------------------------------ norm
 def _abs2(x):
     return ew.sqr(x) if x.dtype[0] != "c" else ew.sqr(ew.abs(x))
@@ -317,8 +389,10 @@ def _matrix_norm(x, ord, axes, keepdims):
         reduce = _max0 if ord == np.inf else _min
         ret = reduce(_sum(ew.abs(x), axis=col), axis=row - 1 if row > col else row)
     elif ord in (2, -2, "nuc"):
-        raise NotImplementedError(f"norm: matrix norm ord={ord!r} (singular values) is not "
-                                  "supported on symbolic arrays")
+        rest = [i for i in range(x.ndim) if i not in axes]
+        sv = svdvals(dimshuffle(x, rest + [row, col]))
+        reduce = {2: _max, -2: _min, "nuc": _sum}[ord]
+        ret = reduce(sv, axis=-1)
     else:
         raise ValueError(f"norm: invalid norm order {ord!r} for matrices")
     return expand_dims(ret, sorted(axes)) if keepdims else ret
@@ -344,6 +418,26 @@ def norm(x, ord=None, axis=None, keepdims=False):
             raise ValueError(f"norm: duplicate axes given: axis={axis!r}")
         return _matrix_norm(x, ord, axes, keepdims)
     raise ValueError(f"norm: improper number of dimensions to norm (axis={axis!r})")
+
+
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    """``np.linalg.vector_norm``: a vector norm over ``axis`` (all axes, flattened,
+    when None)."""
+    x = _as_inexact(as_tensor_variable(x), "vector_norm", lapack=False)
+    if axis is None:
+        axis = tuple(range(x.ndim))
+    axes = normalize_axis(axis, x.ndim, "vector_norm")
+    if len(axes) == 1 or ord in (None, 2):
+        return _vector_norm(x, ord, axes, keepdims)
+    rest = [i for i in range(x.ndim) if i not in axes]
+    flat = _reshape(dimshuffle(x, rest + list(axes)), [x.shape[i] for i in rest] + [-1])
+    ret = _vector_norm(flat, ord, (len(rest),), False)
+    return expand_dims(ret, list(axes)) if keepdims else ret
+
+
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    """``np.linalg.matrix_norm``: a matrix norm over the last two axes."""
+    return norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
 
 
 # ------------------------------------------------------------------ pinv
@@ -441,3 +535,6 @@ implements(np.linalg.cholesky)(cholesky)
 implements(np.linalg.norm)(norm)
 implements(np.linalg.matrix_power)(matrix_power)
 implements(np.linalg.pinv)(pinv)
+implements(np.linalg.svdvals)(svdvals)
+implements(np.linalg.vector_norm)(vector_norm)
+implements(np.linalg.matrix_norm)(matrix_norm)
