@@ -20,10 +20,10 @@ rules):
 - ``solve``: ``b_bar = A^-T g``, ``A_bar = -b_bar x^T`` (summed over broadcast
   batch axes);
 - ``cholesky``: the symmetric rule of Murray (2016) / JAX,
-  ``A_bar = sym(L^-H phi(L^H g) L^-1)`` with ``phi`` the lower triangle with
-  halved diagonal. It is the gradient with respect to a symmetric (Hermitian)
-  ``A``: perturbing only one triangle is not what it measures. Real inputs
-  only for the gradient.
+  ``A_bar = herm(L^-T phi(L^T g) conj(L^-1))`` with ``phi`` the lower triangle
+  with halved diagonal and ``herm(S) = (S + S^H) / 2``. It is the gradient
+  with respect to a symmetric (Hermitian) ``A``: perturbing only one triangle
+  is not what it measures.
 - ``svdvals``: ``U diag(g) V^H`` (conjugated for complex input), for distinct
   singular values; no second derivatives (the singular vectors have no
   gradient). ``norm`` with ord 2, -2, 'nuc' goes through it;
@@ -262,11 +262,13 @@ class Cholesky(Op):
         return xp.linalg.cholesky(a)
 
     def vjp(self, node, output_grads):
+        # the transpose (in the pairing Re(sum(g * dx))) of JAX's jvp
+        # dL = L phi(L^-1 sym(dA) L^-H)
         low, = node.outputs
-        low_h = ew.conj(_mT(low)) if low.dtype[0] == "c" else _mT(low)
         inv_low = matrix_inverse(low)
-        inv_low_h = ew.conj(_mT(inv_low)) if low.dtype[0] == "c" else _mT(inv_low)
-        s = matmul(matmul(inv_low_h, TrilHalf()(matmul(low_h, output_grads[0]))), inv_low)
+        inv_low_bar = ew.conj(inv_low) if low.dtype[0] == "c" else inv_low
+        s = matmul(matmul(_mT(inv_low), TrilHalf()(matmul(_mT(low), output_grads[0]))),
+                   inv_low_bar)
         s_h = ew.conj(_mT(s)) if s.dtype[0] == "c" else _mT(s)
         return [ew.mul(0.5, ew.add(s, s_h))]
 
