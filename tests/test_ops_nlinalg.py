@@ -133,7 +133,7 @@ CASES = [
            lambda x: np.linalg.matrix_norm(x, ord="nuc", keepdims=True),
            [[(3, 4)], [(2, 3, 4)]], ALL),
     OpCase("pinv", T.pinv, np.linalg.pinv,
-           [[(3, 3)], [(4, 2)], [(2, 3)], [(2, 3, 5)], [(2, 5, 3)]], ALL,
+           [[(3, 3)], [(4, 2)], [(2, 3)], [(2, 3, 5)], [(2, 5, 3)]], ALL, **COMPLEX,
            grad_shapes=[[(3, 3)], [(4, 2)], [(2, 3)], [(2, 5, 3)]]),
     # (NumPy keeps an integer dtype for 0 elements; tracegrad computes in float64)
     OpCase("pinv[empty]", T.pinv, np.linalg.pinv, [[(0, 3)], [(2, 0, 0)]], FLOATS,

@@ -27,7 +27,7 @@ rules):
 - ``svdvals``: ``U diag(g) V^H`` (conjugated for complex input), for distinct
   singular values; no second derivatives (the singular vectors have no
   gradient). ``norm`` with ord 2, -2, 'nuc' goes through it;
-- ``pinv``: Golub & Pereyra's derivative (rank locally constant; real);
+- ``pinv``: Golub & Pereyra's derivative (where the rank is locally constant);
 - ``norm`` is composed from elementwise ops and reductions. The 2-norm
   (and Frobenius) has gradient 0 at ``x = 0`` (a guard, like JAX) instead of
   NaN.
@@ -446,7 +446,7 @@ def matrix_norm(x, /, *, keepdims=False, ord="fro"):
 class Pinv(Op):
     """``np.linalg.pinv`` of a stack of (rectangular) matrices. Its vjp is the
     derivative of Golub & Pereyra (1973), valid where the rank is locally
-    constant (real inputs)."""
+    constant."""
 
     __props__ = ("rcond", "hermitian", "rtol")
 
@@ -476,13 +476,14 @@ class Pinv(Op):
         a, = node.inputs
         x, = node.outputs
         g_t, x_t = _mT(output_grads[0]), _mT(x)
-        # -X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A)
-        y = matmul(g_t, matmul(x, x_t))
-        z = matmul(matmul(x_t, x), g_t)
+        cplx = x.dtype[0] == "c"
+        x_h = ew.conj(x_t) if cplx else x_t
+        # -X^T G X^T + conj((I - A X) G^T X X^H) + conj(X^H X G^T (I - X A))
+        y = matmul(g_t, matmul(x, x_h))
+        z = matmul(matmul(x_h, x), g_t)
         first = ew.neg(matmul(matmul(x_t, output_grads[0]), x_t))
-        second = ew.sub(y, matmul(a, matmul(x, y)))
-        third = ew.sub(z, matmul(matmul(z, x), a))
-        return [ew.add(ew.add(first, second), third)]
+        rest = ew.add(ew.sub(y, matmul(a, matmul(x, y))), ew.sub(z, matmul(matmul(z, x), a)))
+        return [ew.add(first, ew.conj(rest) if cplx else rest)]
 
 
 def pinv(a, rcond=None, hermitian=False, *, rtol=None):
