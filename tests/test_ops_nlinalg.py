@@ -57,14 +57,14 @@ def _vnorm(ord, axis=-1, keepdims=False):
                   lambda x: T.norm(x, ord=ord, axis=axis, keepdims=keepdims),
                   lambda x: np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims),
                   [[(5,)], [(2, 4)]] + empty, ALL,
-                  grad_shapes=[[(5,)], [(2, 4)]], domain=(0.2, 2.0))
+                  grad_shapes=[[(5,)], [(2, 4)]], domain=(0.2, 2.0), **COMPLEX)
 
 
 def _mnorm(ord, axis=(-2, -1), keepdims=False, shapes=([(3, 4)], [(2, 3, 4)])):
     return OpCase(f"norm[matrix,ord={ord},axis={axis},keepdims={keepdims}]",
                   lambda x: T.norm(x, ord=ord, axis=axis, keepdims=keepdims),
                   lambda x: np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims),
-                  list(shapes), ALL, domain=(0.2, 2.0))
+                  list(shapes), ALL, domain=(0.2, 2.0), **COMPLEX)
 
 
 CASES = [
@@ -105,7 +105,7 @@ CASES = [
            lambda a: np.sum(np.linalg.cholesky(_sym(a)) ** 2, axis=0), [[(4, 4)]], FLOATS,
            make_inputs=positive_definite),
     OpCase("norm", T.norm, np.linalg.norm, [[(5,)], [(2, 3)], [(2, 3, 4)], [(0,)], [()]],
-           ALL, grad_shapes=[[(5,)], [(2, 3)], [(2, 3, 4)]]),
+           ALL, **COMPLEX, grad_shapes=[[(5,)], [(2, 3)], [(2, 3, 4)]]),
     OpCase("norm[keepdims]", lambda x: T.norm(x, keepdims=True),
            lambda x: np.linalg.norm(x, keepdims=True), [[(2, 3)], [(4,)]], ALL),
     _vnorm(None), _vnorm(2, 0), _vnorm(1), _vnorm(np.inf), _vnorm(-np.inf, keepdims=True),
