@@ -27,13 +27,13 @@ LAYERS = [
                "tracegrad.frozen_random", "tracegrad.shared_access"]),
     ("types", ["tracegrad.tensor.type", "tracegrad.tensor.variable",
                "tracegrad.tensor.dispatch", "tracegrad.casting", "tracegrad.shared"]),
-    ("ops", ["tracegrad.ops", "tracegrad.ops.cumulative"]),
+    ("ops", ["tracegrad.ops", "tracegrad.ops.cumulative", "tracegrad.ops.nlinalg"]),
     ("transforms", ["tracegrad.grad", "tracegrad.rewrite", "tracegrad.fuse",
                     "tracegrad.scan"]),
     ("compile", ["tracegrad.compile", "tracegrad.backend.inplace"]),
     ("api", ["tracegrad", "tracegrad.tensor", "tracegrad.tensor.nnet",
-             "tracegrad.tensor.shared_randomstreams", "tracegrad.jit", "tracegrad.random",
-             "tracegrad.testing"]),
+             "tracegrad.tensor.shared_randomstreams", "tracegrad.tensor.nlinalg",
+             "tracegrad.jit", "tracegrad.random", "tracegrad.testing"]),
 ]
 
 
