@@ -18,7 +18,7 @@ import pytest
 
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
-from tracegrad.testing import verify_grad
+from tracegrad.testing import verify_grad, verify_rop
 
 FORWARD_TOL = {"float16": (1e-2, 1e-3), "float32": (2e-5, 1e-6),
                "complex64": (2e-5, 1e-6)}
@@ -97,6 +97,21 @@ def check_grad(case, shapes, seed=0, dtype="float64"):
     verify_grad(fn, [arrays[i] for i in differentiable], rng=rng)
 
 
+def check_jvp(case, shapes, seed=0, dtype="float64"):
+    """``Rop`` of the row's graph against central differences (the jvp)."""
+    rng = np.random.default_rng(seed)
+    arrays = case.inputs(rng, dtype, shapes)
+    differentiable = [i for i, a in enumerate(arrays) if a.dtype.kind in "fc"]
+    fixed = {i: a for i, a in enumerate(arrays) if i not in differentiable}
+
+    def fn(*free):
+        it = iter(free)
+        full = [T.constant(fixed[i]) if i in fixed else next(it) for i in range(len(arrays))]
+        return case.sym(*full)
+
+    verify_rop(fn, [arrays[i] for i in differentiable], rng=rng)
+
+
 def forward_params(cases):
     params = []
     for case in cases:
@@ -129,7 +144,9 @@ def table_tests(cases):
 
     @pytest.mark.parametrize("case,shapes,dtype", grad_params(cases))
     def test_grad(case, shapes, dtype):
+        # Both directions of differentiation: the vjp (grad) and the jvp (Rop).
         check_grad(case, shapes, dtype=dtype)
+        check_jvp(case, shapes, dtype=dtype)
 
     return test_forward, test_grad
 

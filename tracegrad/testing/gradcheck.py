@@ -1,4 +1,5 @@
-"""``verify_grad``: symbolic gradients against central finite differences."""
+"""``verify_grad`` and ``verify_rop``: symbolic gradients (vjp) and
+Jacobian-vector products (jvp, ``Rop``) against central finite differences."""
 import numpy as np
 
 _DEFAULT_EPS = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-1}
@@ -113,6 +114,51 @@ def _worst_mismatch(inputs, out, out_value, points, rng, eps, rtol, atol):
             if worst is None or ratio > worst[0]:
                 worst = (ratio, i, where, analytic, numeric)
     return worst
+
+
+def verify_rop(fn, points, rng=None, eps=None, rtol=None, atol=None):
+    """Check ``Rop`` (the Jacobian-vector product) of ``fn`` at ``points``.
+
+    ``fn`` maps symbolic inputs to a variable, as for ``verify_grad``. Every
+    floating or complex input gets a random tangent ``v`` (complex for complex
+    inputs); ``Rop(out, inputs, vs)`` is compared with the central difference
+    ``(f(x + eps·v) − f(x − eps·v)) / (2·eps)`` elementwise. Raises
+    ``AssertionError`` naming the worst element and both values.
+    """
+    import tracegrad.tensor as T
+    from tracegrad.grad import Rop
+
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    points = [np.array(p, dtype=p.dtype if p.dtype.kind in "fc" else "float64")
+              for p in map(np.asarray, points)]
+    inputs = [T.TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
+    tangents = [T.TensorType(p.dtype, (None,) * p.ndim)(f"tangent{i}") for i, p in enumerate(points)]
+    out = T.as_tensor_variable(fn(*inputs))
+    dtype = max([p.dtype.name for p in points] + [out.dtype],
+                key=lambda d: np.finfo(d).eps if np.dtype(d).kind in "fc" else 0.0)
+    eps = _DEFAULT_EPS.get(_real_name(dtype), 1e-6) if eps is None else eps
+    rtol = _DEFAULT_TOL.get(_real_name(dtype), 1e-5) if rtol is None else rtol
+    atol = _DEFAULT_TOL.get(_real_name(dtype), 1e-5) if atol is None else atol
+    jvp = Rop(out, inputs, tangents, disconnected_inputs="ignore")
+    vs = [_random_like(rng, p) for p in points]
+    analytic = np.asarray(_first(_compile(inputs + tangents, [jvp])(*points, *vs)))
+    f = _compile(inputs, [out])
+    plus = np.asarray(_first(f(*[p + eps * v for p, v in zip(points, vs)])))
+    minus = np.asarray(_first(f(*[p - eps * v for p, v in zip(points, vs)])))
+    numeric = (plus.astype(analytic.dtype) - minus.astype(analytic.dtype)) / (2 * eps)
+    if analytic.shape != numeric.shape:
+        raise AssertionError(f"verify_rop: Rop has shape {analytic.shape}, "
+                             f"the output {numeric.shape}")
+    err = np.abs(analytic - numeric)
+    tol = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric))
+    bad = ~(err <= tol)
+    if bad.any():
+        where = np.unravel_index(np.argmax(np.where(bad, err / tol, 0)), bad.shape)
+        raise AssertionError(
+            f"verify_rop: Jacobian-vector product mismatch at {where}: symbolic "
+            f"{analytic[where]!r} vs finite difference {numeric[where]!r} "
+            f"(rtol={rtol}, atol={atol}, eps={eps})")
 
 
 def _real_name(dtype):
