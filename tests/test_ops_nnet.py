@@ -48,13 +48,15 @@ def _labels_ref(coding, labels):
 
 
 CASES = [
-    OpCase("softmax", T.nnet.softmax, np_softmax,
+    # axis=-1 explicit: T.nnet.softmax of a vector without axis= is Theano's
+    # 1×n row (tests/test_theano_paths.py).
+    OpCase("softmax", lambda x: T.nnet.softmax(x, axis=-1), np_softmax,
            [[(3, 4)], [(5,)], [(2, 3, 4)], [(0, 4)], [(3, 0)]], FLOATS, domain=(-3, 3)),
     OpCase("softmax[axis=1]", lambda x: T.nnet.softmax(x, axis=1),
            lambda x: np_softmax(x, axis=1), [[(2, 3, 4)]], FLOATS),
     OpCase("softmax[axis=None]", lambda x: T.nnet.softmax(x, axis=None),
            lambda x: np_softmax(x, axis=None), [[(2, 3)], [()]], FLOATS),
-    OpCase("log_softmax", T.nnet.log_softmax, np_log_softmax,
+    OpCase("log_softmax", lambda x: T.nnet.log_softmax(x, axis=-1), np_log_softmax,
            [[(3, 4)], [(5,)], [(2, 3, 4)], [(0, 4)]], FLOATS, domain=(-3, 3)),
     OpCase("log_softmax[axis=0]", lambda x: T.nnet.log_softmax(x, axis=0),
            lambda x: np_log_softmax(x, axis=0), [[(3, 4)]], FLOATS),
@@ -67,6 +69,9 @@ CASES = [
     OpCase("binary_crossentropy", T.nnet.binary_crossentropy,
            lambda o, t: -(t * np.log(o) + (1 - t) * np.log(1 - o)),
            [[(3, 4), (3, 4)], [(5,), (5,)], [(), ()]], FLOATS, make_inputs=_binary),
+    OpCase("sigmoid_binary_crossentropy", T.nnet.sigmoid_binary_crossentropy,
+           lambda x, t: np.logaddexp(0, x) - t * x,
+           [[(3, 4), (3, 4)], [(5,), ()], [(), ()]], FLOATS, domain=(-3, 3)),
     OpCase("categorical_crossentropy[dist]", T.nnet.categorical_crossentropy,
            lambda c, t: -np.sum(t * np.log(c), axis=-1),
            [[(3, 4), (3, 4)], [(4,), (4,)], [(2, 3, 4), (2, 3, 4)]], FLOATS,

@@ -16,5 +16,6 @@ from tracegrad.scan import scan, until  # noqa: F401
 from tracegrad import printing, random, testing  # noqa: F401
 from tracegrad.printing import pp  # noqa: F401
 from tracegrad.jit import jit, value_and_grad  # noqa: F401
+from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 
 __version__ = "0.1.0"

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from tracegrad.trace import Apply, Constant, Variable, toposort
+from tracegrad.trace import Apply, Constant, Op, Variable, toposort
 
 __all__ = ["pp", "debugprint", "to_dot", "register_formatter"]
 
@@ -435,3 +435,48 @@ def _write_dot(text, path):
     if result.returncode != 0:
         raise RuntimeError(f"to_dot: Graphviz failed to render {path!r}: "
                            f"{result.stderr.decode(errors='replace').strip()}")
+
+
+# --------------------------------------------------------------- Print (Theano)
+pprint = pp   # Theano's spelling: ``theano.printing.pprint(var)``
+
+
+def _print_fn(op, value):
+    """Theano's default ``global_fn``: print each of ``op.attrs`` of the value."""
+    for attr in op.attrs:
+        found = getattr(value, attr)
+        print(op.message, attr, "=", found() if callable(found) else found)
+
+
+class Print(Op):
+    """Theano's ``Print``: an identity op that prints its input's value each
+    time a compiled function computes it.
+
+    ``Print('x is')(x)`` returns a variable equal to ``x``; when it is
+    computed, ``print('x is', '__str__', '=', str(value))`` runs. ``attrs``
+    names the value's attributes (or methods, called) to print, e.g.
+    ``('shape', 'sum')``; ``global_fn(op, value)`` replaces the printing.
+    The gradient passes through unchanged; the op is never constant-folded,
+    so a Print of a constant still prints at run time.
+    """
+    __props__ = ("message", "attrs", "global_fn")
+    view_map = {0: [0]}
+    constant_foldable = False
+
+    def __init__(self, message="", attrs=("__str__",), global_fn=_print_fn):
+        self.message = message
+        self.attrs = tuple(attrs)
+        self.global_fn = global_fn
+
+    def make_node(self, x):
+        if not isinstance(x, Variable):
+            raise TypeError(f"Print: expected a symbolic variable, got {type(x).__name__} "
+                            "(wrap it with tracegrad.tensor.as_tensor_variable)")
+        return Apply(self, [x], [x.type()])
+
+    def impl(self, xp, x):
+        self.global_fn(self, x)
+        return x
+
+    def vjp(self, node, output_grads):
+        return [output_grads[0]]

@@ -16,7 +16,8 @@ from tracegrad.ops import (alloc as _alloc, cumulative as _cumulative,
                            elemwise_numpy as _elemwise_numpy, index as _index,
                            linalg as _linalg, manip as _manip, nlinalg as _nlinalg,
                            nnet as _nnet, reduce as _reduce,
-                           shape as _shape, shape_static as _shape_static)
+                           shape as _shape, shape_static as _shape_static,
+                           theano_shape as _theano_shape)
 from tracegrad.ops.elemwise import *  # noqa: F401,F403
 from tracegrad.ops.elemwise_numpy import *  # noqa: F401,F403
 from tracegrad.ops.reduce import *  # noqa: F401,F403
@@ -29,11 +30,12 @@ from tracegrad.ops.nlinalg import *  # noqa: F401,F403
 from tracegrad.ops.nnet import *  # noqa: F401,F403
 from tracegrad.ops.manip import *  # noqa: F401,F403
 from tracegrad.ops.cumulative import *  # noqa: F401,F403
+from tracegrad.ops.theano_shape import *  # noqa: F401,F403
 from tracegrad.tensor.variable import as_tensor_variable, bind_ops, constant  # noqa: F401
 
 # (the order of the star imports above: a later module's name wins)
 _MODULES = (_elemwise, _elemwise_numpy, _reduce, _shape_static, _alloc, _shape, _index,
-            _linalg, _nlinalg, _nnet, _manip, _cumulative)
+            _linalg, _nlinalg, _nnet, _manip, _cumulative, _theano_shape)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
 
 bind_ops(sys.modules[__name__])

@@ -15,11 +15,12 @@ gradient back), so it never builds a one-hot matrix.
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.elemwise import cast, format_shape, is_differentiable
 from tracegrad.ops.reduce import normalize_axis, sum as _sum
+from tracegrad.ops.shape import expand_dims
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
 
-__all__ = ["softmax", "log_softmax", "relu", "binary_crossentropy",
+__all__ = ["softmax", "log_softmax", "relu", "binary_crossentropy", "sigmoid_binary_crossentropy",
            "categorical_crossentropy", "Softmax", "LogSoftmax",
            "TakeAlongLastAxis", "PutAlongLastAxis"]
 
@@ -125,15 +126,33 @@ class SoftmaxAndLog(_SoftmaxBase):
         return [parts[0] if len(parts) == 1 else parts[0] + parts[1]]
 
 
-def softmax(x, axis=-1):
-    """Softmax along ``axis`` (int, tuple or None), numerically stable."""
+# ``softmax(vector)`` without ``axis=`` is Theano's 1×n row (Theano padded
+# 1-d inputs to a matrix, and Theano code indexes the result ``[0]``); an
+# explicit ``axis=`` (PyTensor's, NumPy's and SciPy's form) keeps the shape.
+_THEANO_AXIS = object()
+
+
+def _theano_rows(x, axis):
     x = _as_float(x)
+    if axis is _THEANO_AXIS:
+        if x.ndim == 1:
+            x = expand_dims(x, 0)
+        axis = -1
+    return x, axis
+
+
+def softmax(x, axis=_THEANO_AXIS):
+    """Softmax along ``axis`` (int, tuple or None; default the last),
+    numerically stable. A vector without ``axis=`` gives a 1×n row, as in
+    Theano."""
+    x, axis = _theano_rows(x, axis)
     return Softmax(normalize_axis(axis, x.ndim, "softmax"))(x)
 
 
-def log_softmax(x, axis=-1):
-    """Log of the softmax along ``axis``, numerically stable."""
-    x = _as_float(x)
+def log_softmax(x, axis=_THEANO_AXIS):
+    """Log of the softmax along ``axis`` (default the last), numerically
+    stable. A vector without ``axis=`` gives a 1×n row, as in Theano."""
+    x, axis = _theano_rows(x, axis)
     return LogSoftmax(normalize_axis(axis, x.ndim, "log_softmax"))(x)
 
 
@@ -151,6 +170,13 @@ def binary_crossentropy(output, target):
     elementwise (``log(1 - output)`` is computed as ``log1p(-output)``)."""
     output, target = as_tensor_variable(output), as_tensor_variable(target)
     return ew.neg(target * ew.log(output) + (1 - target) * ew.log1p(ew.neg(output)))
+
+
+def sigmoid_binary_crossentropy(output, target):
+    """Theano's ``binary_crossentropy(sigmoid(output), target)`` computed
+    stably from the logits ``output``: ``softplus(output) - target * output``."""
+    output, target = as_tensor_variable(output), as_tensor_variable(target)
+    return ew.softplus(output) - target * output
 
 
 def categorical_crossentropy(coding_dist, true_dist):

@@ -422,8 +422,16 @@ def _np_concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"
 
 
 
-def stack(tensors, axis=0):
-    """``np.stack``: join along a new axis; all inputs must have one shape."""
+def stack(tensors, *more, axis=0):
+    """``np.stack``: join along a new axis; all inputs must have one shape.
+    Theano's ``stack(a, b, c)`` (tensors as arguments) works too;
+    ``stack([a, b], 1)`` passes the axis."""
+    if isinstance(tensors, (list, tuple)):
+        if len(more) > 1:
+            raise TypeError("stack(tensors, axis): too many arguments")
+        axis = more[0] if more else axis
+    else:
+        tensors = (tensors,) + more
     tensors = [as_tensor_variable(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: need at least one array to stack")

@@ -141,7 +141,8 @@ _SHAPES = {
     "tensor5": (None,) * 5,
 }
 _PREFIXES = {"b": "int8", "w": "int16", "i": "int32", "l": "int64",
-             "f": "float32", "d": "float64", "c": "complex128"}
+             "f": "float32", "d": "float64", "c": "complex128",
+             "z": "complex128"}   # Theano's z prefix (zmatrix, zscalar...)
 
 
 def _plural(single):
@@ -149,9 +150,17 @@ def _plural(single):
         if len(names) == 1 and isinstance(names[0], int):
             return [single() for _ in range(names[0])]
         if len(names) == 1 and isinstance(names[0], str):
-            names = [n for n in names[0].replace(",", " ").split()]
+            text = names[0]
+            if "," in text or " " in text:
+                names = text.replace(",", " ").split()
+            elif len(text) == 1:
+                return single(text)      # Theano: one name gives one variable
+            else:
+                names = list(text)       # Theano: 'xyz' names x, y and z
         return [single(n) for n in names]
-    make_many.__doc__ = f"Several variables of type {single}: ``a, b = f('a', 'b')``."
+    make_many.__doc__ = (f"Several variables of type {single}: ``a, b = f('a', 'b')``, "
+                         "``f('a, b')``, or Theano's ``x, y, z = f('xyz')``; ``f('x')`` "
+                         "alone is one variable, as in Theano.")
     return make_many
 
 

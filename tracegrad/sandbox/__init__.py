@@ -1,0 +1,1 @@
+"""Theano's ``theano.sandbox`` path: ``tracegrad.sandbox.rng_mrg``."""
