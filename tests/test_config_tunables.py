@@ -9,6 +9,7 @@ from tracegrad.compile import schedule
 from tracegrad.fuse import cache, cluster, codegen, cpu, interp
 from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
+from tracegrad import transforms
 
 CONFIG = sys.modules["tracegrad.config"]
 SOURCE = pathlib.Path(CONFIG.__file__).read_text()
@@ -26,6 +27,7 @@ USERS = {
     engine: ["MAX_PASSES", "MAX_REWRITES_PER_NODE"],
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
+    transforms: ["TRANSFORM_MEMO_SIZE"],
 }
 
 

@@ -33,7 +33,8 @@ LAYERS = [
     ("compile", ["tracegrad.compile", "tracegrad.backend.inplace"]),
     ("api", ["tracegrad", "tracegrad.tensor", "tracegrad.tensor.nnet",
              "tracegrad.tensor.shared_randomstreams", "tracegrad.tensor.nlinalg",
-             "tracegrad.jit", "tracegrad.random", "tracegrad.testing"]),
+             "tracegrad.jit", "tracegrad.random", "tracegrad.testing",
+             "tracegrad.pytree", "tracegrad.transforms"]),
 ]
 
 

@@ -10,12 +10,15 @@ from tracegrad.trace import Apply, Constant, Op, Type, Variable  # noqa: F401
 from tracegrad import tensor  # noqa: F401
 from tracegrad.tensor.type import TensorType  # noqa: F401
 from tracegrad.shared import SharedVariable, shared  # noqa: F401
-from tracegrad.grad import Lop, Rop, grad, hessian, jacobian  # noqa: F401
+from tracegrad.grad import Lop, Rop  # noqa: F401
 from tracegrad.compile import In, Out, function  # noqa: F401
 from tracegrad.scan import scan, until  # noqa: F401
 from tracegrad import printing, random, testing  # noqa: F401
 from tracegrad.printing import pp  # noqa: F401
-from tracegrad.jit import jit, value_and_grad  # noqa: F401
+from tracegrad.jit import jit  # noqa: F401
+# grad, jacobian, hessian: Theano's for variables, JAX's for callables
+from tracegrad.transforms import (elementwise_grad, grad, hessian, jacobian,  # noqa: F401
+                                  jvp, make_jvp, make_vjp, value_and_grad, vjp)
 from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 
 __version__ = "0.1.0"

@@ -226,3 +226,9 @@ COLLECT_LIMIT = 64
 # reduction over a short inner axis is not): measured 4 ns per element,
 # 5x slower than column by column for 10 classes.
 SHORT_AXIS = 16
+
+# --- function transforms (transforms.py)
+# How many compiled transforms (``tg.grad(f)``, ``tg.vjp(f, ...)``...) are
+# kept for reuse by later calls with the same function: each holds its
+# function and compiled graphs alive. Not measured.
+TRANSFORM_MEMO_SIZE = 64

@@ -1,5 +1,6 @@
-"""``tg.jit`` and ``tg.value_and_grad``: trace NumPy-style functions on
-placeholders and compile them, once per signature of the arguments.
+"""``tg.jit``: trace NumPy-style functions on placeholders and compile them,
+once per signature of the arguments. The machinery (``Compiled``) also runs
+the function transforms of ``tracegrad.transforms`` (``tg.grad(fn)``...).
 
 How arguments are traced (what a NumPy user expects to keep working):
 
@@ -11,11 +12,20 @@ How arguments are traced (what a NumPy user expects to keep working):
   dtype NumPy gives such a number (int64, float64, complex128) that, like a
   Python number in NumPy 2, never upcasts the arrays it meets
   (``x_float32 * lr`` stays float32);
-- lists, tuples and dicts are traced element by element;
+- lists, tuples, dicts, namedtuples and dataclass instances are traced
+  element by element (``tracegrad.pytree``);
 - everything else (``bool``, ``str``, ``None``, enums...) is static: its value
   is part of the cache key and ``fn`` sees the value itself. Arguments named
   in ``static_argnums`` / ``static_argnames`` are static too (needed for
   numbers used as axes or shapes).
+
+**Static shapes.** Code that needs a length as a Python int while tracing
+(``len(x)``, ``for row in x``, ``range(x.shape[0])``, ``np.zeros(x.shape)``)
+cannot run on free lengths: they raise ``StaticShapeError``
+(``tracegrad.tensor.type``). The signature is then traced again with every
+argument's shape fixed (``x.shape`` of an argument is a tuple of ints, as in
+NumPy), and from then on that signature is compiled once per distinct set of
+argument shapes (the cache key gains the shapes).
 """
 import functools
 import inspect
@@ -25,12 +35,15 @@ import numpy as np
 
 from tracegrad.compile import function
 from tracegrad.frozen_random import no_frozen_draws
-from tracegrad.grad import grad
-from tracegrad.tensor.type import TensorType
-from tracegrad.tensor.variable import as_tensor_variable, check_supported_value
+from tracegrad.ops.api import shape as _symbolic_shape
+from tracegrad.ops.static import static_value
+from tracegrad.pytree import Static, flatten, leaf_paths, unflatten
+from tracegrad.tensor.type import StaticShapeError, TensorType
+from tracegrad.tensor.variable import (TensorVariable, as_tensor_variable,
+                                       check_supported_value)
 from tracegrad.trace import Variable
 
-__all__ = ["jit", "value_and_grad"]
+__all__ = ["jit"]
 
 _WEAK_DTYPES = {int: "int64", float: "float64", complex: "complex128"}
 
@@ -45,80 +58,171 @@ class _SymbolicArgument(Exception):
     """A symbolic variable was passed: the caller is itself being traced."""
 
 
-def _flatten(obj, static=False, name="argument"):
-    """``(structure, leaves)``: a hashable description of ``obj`` and its
-    dynamic values in order. Static parts are kept in the structure.
-    ``name`` names ``obj`` in messages."""
-    leaves = []
+def _static(o, what):
+    try:
+        hash(o)
+    except TypeError:
+        raise TypeError(f"{what}: static argument {o!r} of type "
+                        f"{type(o).__name__} is not hashable") from None
+    return ("static", type(o), o)
 
-    def walk(o, static, name):
-        if static:
-            try:
-                hash(o)
-            except TypeError:
-                raise TypeError(f"jit: static argument {o!r} of type "
-                                f"{type(o).__name__} is not hashable") from None
-            return ("static", type(o), o)
-        if type(o) in (list, tuple):
-            return (type(o).__name__,
-                    tuple(walk(e, False, f"{name}[{i}]") for i, e in enumerate(o)))
-        if type(o) is dict:
-            keys = tuple(sorted(o, key=repr))
-            return ("dict", keys, tuple(walk(o[k], False, f"{name}[{k!r}]") for k in keys))
+
+def _flatten_argument(obj, static, name, what="jit"):
+    """``(structure, leaves)`` of one argument: a hashable description of
+    ``obj`` (static parts included) and its dynamic values in order."""
+    if static:
+        return _static(obj, what), []
+
+    def classify(o, name):
         if isinstance(o, Variable):
             raise _SymbolicArgument()
         if type(o) in _WEAK_DTYPES:
-            leaves.append(o)
-            return ("weak", _WEAK_DTYPES[type(o)])
+            return ("weak", _WEAK_DTYPES[type(o)]), o
         if _is_array(o):
-            check_supported_value(o, f"jit: argument {name}")
-            leaves.append(o)
-            shape = tuple(o.shape)
-            return ("array", np.dtype(o.dtype).name, tuple(s == 1 for s in shape))
-        return walk(o, True, name)
+            check_supported_value(o, f"{what}: argument {name}")
+            return ("array", np.dtype(o.dtype).name, tuple(s == 1 for s in o.shape)), o
+        return _static(o, what), None
 
-    return walk(obj, static, name), leaves
+    return flatten(obj, classify, name)
 
 
-def _unflatten(structure, leaves):
-    """Rebuild the object described by ``structure`` from ``leaves``."""
-    it = iter(leaves)
+# ------------------------------------------------------------- placeholders
+class _FreeLength(TensorVariable):
+    """A length of an argument traced with free lengths (``x.shape[0]``), and
+    integer arithmetic on it: as an ``int`` (``range(n - 1)``) it raises
+    ``StaticShapeError`` unless its value is known anyway."""
 
-    def build(s):
-        kind = s[0]
-        if kind == "static":
-            return s[2]
-        if kind in ("weak", "array", "out"):
-            return next(it)
-        if kind == "dict":
-            return {k: build(c) for k, c in zip(s[1], s[2])}
-        items = [build(c) for c in s[1]]
-        return items if kind == "list" else tuple(items)
+    def __index__(self):
+        value = static_value(self)
+        if value is None:
+            raise StaticShapeError(f"{self} is a length of a traced argument, which is "
+                                   "not known while tracing with free lengths")
+        return int(value)
 
-    return build(structure)
+    __int__ = __index__
 
 
-def _placeholders(structure, prefix):
-    """Placeholders for the dynamic leaves of ``structure``, named after
-    their place in the argument (``x``, ``params['w']``, ``xs[1]``)."""
-    out = []
-    stack = [(structure, prefix)]
-    while stack:
-        s, name = stack.pop()
-        kind = s[0]
-        if kind == "weak":
-            var = TensorType(s[1], ())(name)
-            var.weak = True  # promoted like a Python number (tensor.variable.resolve_weak)
-            out.append(var)
-        elif kind == "array":
-            out.append(TensorType(s[1], tuple(1 if b else None for b in s[2]))(name))
-        if kind in ("weak", "array"):
-            out[-1].traced_argument = True  # its truth value depends on data
-        elif kind == "dict":
-            stack.extend(reversed([(c, f"{name}[{k!r}]") for k, c in zip(s[1], s[2])]))
-        elif kind in ("list", "tuple"):
-            stack.extend(reversed([(c, f"{name}[{i}]") for i, c in enumerate(s[1])]))
-    return out
+def _keeps_length(name):
+    method = getattr(TensorVariable, name)
+
+    def keep(self, *args):
+        out = method(self, *args)
+        if isinstance(out, TensorVariable) and out.ndim == 0 and out.dtype[0] in "iu":
+            out.__class__ = _FreeLength
+        return out
+
+    keep.__name__ = name
+    return keep
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__floordiv__", "__rfloordiv__", "__mod__", "__neg__"):
+    setattr(_FreeLength, _name, _keeps_length(_name))
+
+
+class _FreeShape(TensorVariable):
+    """``x.shape`` of an argument traced with free lengths: the symbolic shape
+    vector (Theano semantics), whose entries are ``_FreeLength``."""
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        if isinstance(out, TensorVariable):
+            out.__class__ = _FreeLength if out.ndim == 0 else _FreeShape
+        return out
+
+    def __index__(self):
+        raise StaticShapeError(f"{self} (the shape of a traced argument) is not known "
+                               "while tracing with free lengths")
+
+
+class _FreeArgument(TensorVariable):
+    """A placeholder for an argument traced with free lengths."""
+
+    @property
+    def shape(self):
+        out = _symbolic_shape(self)
+        out.__class__ = _FreeShape
+        return out
+
+
+class _StaticArgument(TensorVariable):
+    """A placeholder traced with its argument's shape fixed: ``shape`` and
+    ``size`` are Python ints, as on a NumPy array."""
+
+    @property
+    def shape(self):
+        return self.type.shape
+
+    @property
+    def size(self):
+        return int(np.prod(self.type.shape, dtype=np.int64))
+
+
+def _placeholder(description, name, shape=None):
+    kind, dtype = description[0], description[1]
+    if kind == "weak":
+        static = ()
+    elif shape is None:
+        static = tuple(1 if b else None for b in description[2])
+    else:
+        static = tuple(shape)
+    cls = _FreeArgument if shape is None else _StaticArgument
+    var = cls(TensorType(dtype, static), name=name)
+    if kind == "weak":
+        var.weak = True  # promoted like a Python number (tensor.variable.resolve_weak)
+    var.traced_argument = True  # its truth value depends on data
+    return var
+
+
+# ------------------------------------------------------------------ results
+def flatten_outputs(result, fname, what="jit"):
+    """``(structure, variables)`` of what a traced function returned; ``None``
+    and ``pytree.Static`` values stay as they are."""
+    def classify(o, name):
+        if isinstance(o, Static):
+            return ("static", type(o.value), o.value), None
+        if o is None:
+            return ("static", type(None), None), None
+        if not isinstance(o, Variable):
+            try:
+                o = as_tensor_variable(o)
+            except TypeError:
+                raise TypeError(f"{what}: {fname} returned a {type(o).__name__}; return "
+                                "arrays, numbers, or lists/tuples/dicts/namedtuples/"
+                                "dataclasses of them") from None
+        return ("out",), o
+
+    return flatten(result, classify, "result")
+
+
+def _strip_static(result):
+    """A transform's symbolic result without its ``Static`` markers."""
+    def classify(o, name):
+        if isinstance(o, Static):
+            return ("static", type(o.value), o.value), None
+        return ("leaf",), o
+
+    structure, leaves = flatten(result, classify)
+    return unflatten(structure, leaves)
+
+
+def call_traced(fn, args, kwargs):
+    """``fn(*args, **kwargs)`` on placeholders, with a hint when a traced
+    Python number was used as an axis, shape or loop count."""
+    try:
+        return fn(*args, **kwargs)
+    except StaticShapeError:
+        raise  # traced again with static shapes
+    except TypeError as exc:
+        _, leaves = flatten((args, kwargs), lambda o, n: (("leaf",), o))
+        if any(getattr(v, "weak", False) and getattr(v, "traced_argument", False)
+               for v in leaves if isinstance(v, Variable)):
+            raise TypeError(
+                f"{exc}\n  (while tracing {getattr(fn, '__name__', fn)} for tg.jit: Python "
+                "numbers are traced as symbolic 0-d inputs; a number used as an axis, "
+                "shape or loop count must be static: tg.jit(fn, static_argnums=...) or "
+                "static_argnames=...)") from exc
+        raise
 
 
 # ------------------------------------------------------------------ tracing
@@ -149,44 +253,17 @@ class _Traced:
                                     f"(argument {name})")
 
 
-def _compile(inputs, outputs):
-    return function(inputs, outputs, on_unused_input="ignore")
-
-
-def _flatten_outputs(result, fname):
-    """``(structure, variables)`` of what ``fn`` returned."""
-    variables = []
-
-    def walk(o):
-        if type(o) in (list, tuple):
-            return (type(o).__name__, tuple(walk(e) for e in o))
-        if type(o) is dict:
-            keys = tuple(sorted(o, key=repr))
-            return ("dict", keys, tuple(walk(o[k]) for k in keys))
-        if o is None:
-            return ("static", type(None), None)
-        if not isinstance(o, Variable):
-            try:
-                o = as_tensor_variable(o)
-            except TypeError:
-                raise TypeError(f"jit: {fname} returned a {type(o).__name__}; return "
-                                "arrays, numbers, or lists/tuples/dicts of them") from None
-        variables.append(o)
-        return ("out",)
-
-    return walk(result), variables
-
-
 class _Signature:
     """Split a call's arguments into static structure and dynamic values."""
 
-    def __init__(self, fn, static_argnums, static_argnames):
+    def __init__(self, fn, static_argnums, static_argnames, what):
         if isinstance(static_argnums, int):
             static_argnums = (static_argnums,)
         if isinstance(static_argnames, str):
             static_argnames = (static_argnames,)
         self.static_argnums = frozenset(static_argnums)
         self.static_argnames = frozenset(static_argnames)
+        self.what = what
         try:
             params = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
@@ -202,93 +279,116 @@ class _Signature:
         for i, a in enumerate(args):
             static = (i in self.static_argnums or i - len(args) in self.static_argnums
                       or self.arg_name(i) in self.static_argnames)
-            s, lv = _flatten(a, static, self.arg_name(i))
+            s, lv = _flatten_argument(a, static, self.arg_name(i), self.what)
             arg_structs.append(s)
             leaves.append(lv)
         kw_structs = []
         for k in sorted(kwargs):
-            s, lv = _flatten(kwargs[k], k in self.static_argnames, k)
+            s, lv = _flatten_argument(kwargs[k], k in self.static_argnames, k, self.what)
             kw_structs.append((k, s))
             leaves.append(lv)
         return (tuple(arg_structs), tuple(kw_structs)), leaves
 
-    def placeholders(self, key):
+    def placeholders(self, key, shapes=None):
+        """Placeholders per argument, named after their place in it
+        (``x``, ``params['w']``, ``xs[1]``); with free lengths, or the
+        given ``shapes`` (one per dynamic leaf)."""
         arg_structs, kw_structs = key
-        per_arg = [_placeholders(s, self.arg_name(i)) for i, s in enumerate(arg_structs)]
-        per_arg += [_placeholders(s, k) for k, s in kw_structs]
-        return per_arg
+        named = [(s, self.arg_name(i)) for i, s in enumerate(arg_structs)]
+        named += [(s, k) for k, s in kw_structs]
+        shape_of = iter(shapes) if shapes is not None else None
+        return [[_placeholder(d, n, next(shape_of) if shape_of else None)
+                 for d, n in leaf_paths(s, name)] for s, name in named]
 
     @staticmethod
     def rebuild(key, per_arg):
         arg_structs, kw_structs = key
-        args = [_unflatten(s, v) for s, v in zip(arg_structs, per_arg)]
-        kwargs = {k: _unflatten(s, v)
+        args = [unflatten(s, v) for s, v in zip(arg_structs, per_arg)]
+        kwargs = {k: unflatten(s, v)
                   for (k, s), v in zip(kw_structs, per_arg[len(arg_structs):])}
         return args, kwargs
 
 
-def _call_traced(fn, args, kwargs, key):
-    """Run ``fn`` on placeholders, with a hint when a traced number was misused."""
-    try:
-        return fn(*args, **kwargs)
-    except TypeError as exc:
-        traced_numbers = any(s[0] == "weak" for s in key[0]) or any(
-            s[0] == "weak" for _, s in key[1])
-        if traced_numbers:
-            raise TypeError(
-                f"{exc}\n  (while tracing {getattr(fn, '__name__', fn)} for tg.jit: Python "
-                "numbers are traced as symbolic 0-d inputs; a number used as an axis, "
-                "shape or loop count must be static: tg.jit(fn, static_argnums=...) or "
-                "static_argnames=...)") from exc
-        raise
+class Compiled:
+    """The callable made by ``jit`` and the function transforms: a cache of
+    compiled functions keyed by the arguments' signature.
 
+    ``transform(args, kwargs)`` gives the result tree of variables for
+    symbolic arguments (default: ``fn`` itself); it is traced on placeholders
+    and compiled for concrete arguments, and run directly (inlined) when the
+    call is itself being traced, so transforms nest (``tg.grad(tg.grad(f))``,
+    ``tg.jit(tg.grad(f))``). ``signature_of`` names the call's parameters
+    (default ``fn``); ``what`` names the transform in messages.
+    """
 
-class _Compiled:
-    """The callable made by ``jit`` / ``value_and_grad``: a cache of compiled
-    functions keyed by the arguments' signature."""
-
-    def __init__(self, fn, build, static_argnums, static_argnames, inline=False):
+    def __init__(self, fn, transform=None, *, static_argnums=(), static_argnames=(),
+                 what="jit", signature_of=None):
         self._fn = fn
-        self._inline = inline
-        self._build = build
-        self._sig = _Signature(fn, static_argnums, static_argnames)
-        self._cache = {}
+        self._what = what
+        self._transform = transform
+        self._sig = _Signature(signature_of or fn, static_argnums, static_argnames, what)
+        self._cache = {}         # free-length signature -> _Traced
+        self._needs_static = set()  # signatures that needed static shapes
+        self._static = {}        # (signature, shapes) -> _Traced
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
+    def _run(self, args, kwargs):
+        if self._transform is None:
+            return call_traced(self._fn, args, kwargs)
+        return self._transform(args, kwargs)
+
     def _lookup(self, args, kwargs):
         key, leaves = self._sig.split(args, kwargs)
+        values = [v for lv in leaves for v in lv]
         traced = self._cache.get(key)
+        if traced is None and key in self._needs_static:
+            traced = self._static.get((key, _shapes(values)))
         if traced is None:
             with self._lock:
-                traced = self._cache.get(key)
-                if traced is None:
-                    traced = self._trace(key)
-                    self._cache[key] = traced
-        return traced, [v for lv in leaves for v in lv]
+                traced = self._trace_new(key, values)
+        return traced, values
 
-    def _trace(self, key):
-        per_arg = self._sig.placeholders(key)
+    def _trace_new(self, key, values):
+        """Trace ``key`` with free lengths, or with the shapes of ``values``
+        when it needs static shapes (holding the lock)."""
+        if key not in self._needs_static:
+            traced = self._cache.get(key)
+            if traced is not None:
+                return traced
+            try:
+                traced = self._cache[key] = self._trace(key)
+                return traced
+            except StaticShapeError:
+                self._needs_static.add(key)
+        skey = (key, _shapes(values))
+        traced = self._static.get(skey)
+        if traced is None:
+            traced = self._static[skey] = self._trace(key, skey[1])
+        return traced
+
+    def _trace(self, key, shapes=None):
+        per_arg = self._sig.placeholders(key, shapes)
         args, kwargs = _Signature.rebuild(key, per_arg)
-        with no_frozen_draws(self._fn, "jit", list(args) + list(kwargs.values())):
-            result = _call_traced(self._fn, args, kwargs, key)
+        with no_frozen_draws(self._fn, self._what, list(args) + list(kwargs.values())):
+            result = self._run(args, kwargs)
         inputs = [v for vs in per_arg for v in vs]
-        out_structure, outputs = self._build(result, per_arg, key)
-        return _Traced(inputs, outputs, out_structure, _compile(inputs, outputs))
+        out_structure, outputs = flatten_outputs(result, self.__name__, self._what)
+        return _Traced(inputs, outputs, out_structure,
+                       function(inputs, outputs, on_unused_input="ignore"))
 
     def __call__(self, *args, **kwargs):
         try:
             traced, values = self._lookup(args, kwargs)
         except _SymbolicArgument:
-            if not self._inline:
-                raise TypeError(f"{self.__name__} compiles its own graph and cannot be "
-                                "called on symbolic variables") from None
             # Called while tracing another function: become part of its graph.
-            return self._fn(*args, **kwargs)
+            if self._transform is None:
+                return self._fn(*args, **kwargs)
+            return _strip_static(self._transform(list(args), kwargs))
         if traced.int_checks:
             traced.check_ints(values)
         results = traced.function(*values) if traced.outputs else []
-        return _unflatten(traced.out_structure, list(results))
+        return unflatten(traced.out_structure, list(results))
 
     def compiled(self, *args, **kwargs):
         """The compiled ``tg.function`` these arguments' signature uses
@@ -297,13 +397,19 @@ class _Compiled:
 
     @property
     def cache_size(self):
-        """How many signatures have been traced and compiled."""
-        return len(self._cache)
+        """How many signatures (and shapes, where needed) have been traced and compiled."""
+        return len(self._cache) + len(self._static)
 
     def clear_cache(self):
         """Forget every compiled signature (the next call traces again)."""
         with self._lock:
             self._cache.clear()
+            self._static.clear()
+            self._needs_static.clear()
+
+
+def _shapes(values):
+    return tuple(np.shape(v) for v in values)
 
 
 def jit(fn=None, *, static_argnums=(), static_argnames=()):
@@ -314,81 +420,13 @@ def jit(fn=None, *, static_argnums=(), static_argnames=()):
     compiles the result with ``tg.function``; later calls with the same
     signature reuse it. ``fn`` may use ``numpy`` functions (they dispatch to
     tracegrad on placeholders) or ``tracegrad.tensor``. It may return an
-    array, a number, or a tuple / list / dict of them; the call returns
-    arrays in the same structure. See the module docstring for how each kind
-    of argument is traced. Usable as ``@tg.jit`` or
-    ``@tg.jit(static_argnames=('axis',))``.
+    array, a number, or a tuple / list / dict / namedtuple / dataclass of
+    them; the call returns arrays in the same structure. See the module
+    docstring for how each kind of argument is traced, and for code that
+    needs static lengths (``range(x.shape[0])``: compiled once per shape).
+    Usable as ``@tg.jit`` or ``@tg.jit(static_argnames=('axis',))``.
     """
     if fn is None:
         return functools.partial(jit, static_argnums=static_argnums,
                                  static_argnames=static_argnames)
-
-    def build(result, per_arg, key):
-        return _flatten_outputs(result, getattr(fn, "__name__", "fn"))
-
-    return _Compiled(fn, build, static_argnums, static_argnames, inline=True)
-
-
-def value_and_grad(fn, argnums=0, *, static_argnums=(), static_argnames=()):
-    """A compiled callable returning ``(value, grads)`` of the scalar ``fn``.
-
-    ``grads`` is the gradient with respect to argument ``argnums`` (shaped
-    like that argument: an array, or a list/tuple/dict of arrays), or a tuple
-    of them when ``argnums`` is a tuple. ``fn`` must return a scalar (0-d)
-    float value (``TypeError`` otherwise); the differentiated arguments must
-    be float arrays or Python floats. Compiled once per argument signature,
-    like ``jit``.
-    """
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
-    if not nums:
-        raise ValueError("value_and_grad: argnums is empty")
-    fname = getattr(fn, "__name__", "fn")
-
-    def build(result, per_arg, key):
-        arg_structs = key[0]
-        if isinstance(result, (list, tuple, dict)) or result is None:
-            raise TypeError(f"value_and_grad: {fname} must return a scalar, got a "
-                            f"{type(result).__name__}")
-        cost = result if isinstance(result, Variable) else as_tensor_variable(result)
-        if cost.ndim != 0:
-            raise TypeError(f"value_and_grad: {fname} must return a scalar (0-d) value, "
-                            f"got ndim {cost.ndim}")
-        if cost.dtype[0] not in "fc":
-            raise TypeError(f"value_and_grad: {fname} returned dtype {cost.dtype}; "
-                            "gradients need a float value")
-        wrt, structures = [], []
-        for n in nums:
-            if not -len(arg_structs) <= n < len(arg_structs):
-                raise ValueError(f"value_and_grad: argnums {n} but {fname} was called "
-                                 f"with {len(arg_structs)} positional arguments")
-            n = n % len(arg_structs)
-            if arg_structs[n][0] == "static":
-                raise TypeError(f"value_and_grad: argument {n} is static and has no "
-                                "gradient")
-            for var in per_arg[n]:
-                if var.dtype[0] not in "fc":
-                    raise TypeError(
-                        f"value_and_grad: argument {n} ({var.name}) has dtype {var.dtype}; "
-                        "gradients need float inputs")
-            wrt.extend(per_arg[n])
-            structures.append(arg_structs[n])
-        grads = grad(cost, wrt, disconnected_inputs="ignore") if wrt else []
-        grad_structs = tuple(_as_output_structure(s) for s in structures)
-        out_structure = ("tuple", (("out",), grad_structs[0] if single
-                                   else ("tuple", grad_structs)))
-        return out_structure, [cost] + list(grads)
-
-    return _Compiled(fn, build, static_argnums, static_argnames)
-
-
-def _as_output_structure(structure):
-    """The argument's structure with each dynamic leaf becoming an output."""
-    kind = structure[0]
-    if kind in ("weak", "array"):
-        return ("out",)
-    if kind == "static":
-        return structure
-    if kind == "dict":
-        return ("dict", structure[1], tuple(_as_output_structure(c) for c in structure[2]))
-    return (kind, tuple(_as_output_structure(c) for c in structure[1]))
+    return Compiled(fn, static_argnums=static_argnums, static_argnames=static_argnames)

@@ -15,6 +15,17 @@ _DTYPES = {
 }
 
 
+class StaticShapeError(TypeError):
+    """A length or other integer was needed while building the graph (``len(x)``,
+    ``range(x.shape[0])``, ``np.zeros(x.shape)``) but is not known then.
+
+    ``tg.jit`` and the function transforms trace with free lengths first and,
+    when tracing raises this, trace again with every argument's shape fixed
+    (compiled once per shape). Raised by ``len()`` of a variable whose first
+    length is free; a ``TypeError``, so code catching that keeps working.
+    """
+
+
 _CANONICAL = {}  # dtype spelling -> name; np.dtype(...).name is slow
 
 

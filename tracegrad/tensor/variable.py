@@ -17,7 +17,7 @@ import numpy as np
 from tracegrad.evaluate import evaluate
 from tracegrad.tensor.dispatch import dispatch_function, dispatch_ufunc
 from tracegrad.trace import Constant, Variable
-from tracegrad.tensor.type import TensorType
+from tracegrad.tensor.type import StaticShapeError, TensorType
 
 
 class _Unbound:
@@ -146,7 +146,7 @@ class _TensorMixin:
     def __len__(self):
         length = self.type.shape[0] if self.ndim else None
         if length is None:
-            raise TypeError(f"len() of {self} is not known while building the graph")
+            raise StaticShapeError(f"len() of {self} is not known while building the graph")
         return length
 
     def __iter__(self):
