@@ -107,7 +107,7 @@ def _keeps_length(name):
 
     def keep(self, *args):
         out = method(self, *args)
-        if isinstance(out, TensorVariable) and out.ndim == 0 and out.dtype[0] in "iu":
+        if type(out) is TensorVariable and out.ndim == 0 and out.dtype[0] in "iu":
             out.__class__ = _FreeLength
         return out
 
@@ -126,7 +126,7 @@ class _FreeShape(TensorVariable):
 
     def __getitem__(self, key):
         out = super().__getitem__(key)
-        if isinstance(out, TensorVariable):
+        if type(out) is TensorVariable:  # (not a constant: a known length is an int)
             out.__class__ = _FreeLength if out.ndim == 0 else _FreeShape
         return out
 
@@ -141,7 +141,8 @@ class _FreeArgument(TensorVariable):
     @property
     def shape(self):
         out = _symbolic_shape(self)
-        out.__class__ = _FreeShape
+        if type(out) is TensorVariable:
+            out.__class__ = _FreeShape
         return out
 
 
@@ -323,6 +324,9 @@ class Compiled:
 
     def __init__(self, fn, transform=None, *, static_argnums=(), static_argnames=(),
                  what="jit", signature_of=None):
+        # First: it copies ``fn.__dict__``, which for a wrapped ``Compiled``
+        # (``tg.grad(tg.grad(f))``) holds that one's attributes.
+        functools.update_wrapper(self, fn)
         self._fn = fn
         self._what = what
         self._transform = transform
@@ -331,7 +335,6 @@ class Compiled:
         self._needs_static = set()  # signatures that needed static shapes
         self._static = {}        # (signature, shapes) -> _Traced
         self._lock = threading.Lock()
-        functools.update_wrapper(self, fn)
 
     def _run(self, args, kwargs):
         if self._transform is None:

@@ -100,7 +100,7 @@ def _split_aux(result, has_aux, what, fname):
     if not has_aux:
         return result, None
     if not (type(result) in (tuple, list) and len(result) == 2):
-        got = type(result).__name__
+        got = "variable" if isinstance(result, Variable) else type(result).__name__
         if type(result) in (tuple, list):
             got += f" of length {len(result)}"
         raise TypeError(f"{what}: has_aux=True requires {fname} to return a pair "
