@@ -415,6 +415,14 @@ def _shapes(values):
     return tuple(np.shape(v) for v in values)
 
 
+# The earlier private names of the argument-tree helpers.
+_flatten, _unflatten, _flatten_outputs = _flatten_argument, unflatten, flatten_outputs
+
+
+def _placeholders(structure, prefix):
+    return [_placeholder(d, n) for d, n in leaf_paths(structure, prefix)]
+
+
 def jit(fn=None, *, static_argnums=(), static_argnames=()):
     """Compile ``fn`` for each signature of its arguments.
 
