@@ -34,7 +34,7 @@ LAYERS = [
     ("api", ["tracegrad", "tracegrad.tensor", "tracegrad.tensor.nnet",
              "tracegrad.tensor.shared_randomstreams", "tracegrad.tensor.nlinalg",
              "tracegrad.jit", "tracegrad.random", "tracegrad.testing",
-             "tracegrad.pytree", "tracegrad.transforms"]),
+             "tracegrad.pytree", "tracegrad.differentiate", "tracegrad.transforms"]),
 ]
 
 

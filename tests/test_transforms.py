@@ -119,6 +119,24 @@ def test_second_derivative_and_nesting_with_jit():
     assert float(d3) == pytest.approx(48.0)
 
 
+def test_transforms_of_symbolic_arguments_build_graphs():
+    x = T.dvector("x")
+    g = tg.grad(lambda v: T.sum(v ** 3))(x)
+    assert isinstance(g, tg.Variable)
+    out, f_vjp = tg.vjp(lambda v: v ** 2, x)
+    f = tg.function([x], [g, f_vjp(T.ones_like(x))[0]])
+    gv, vv = f(np.arange(3.0))
+    np.testing.assert_allclose(gv, 3 * np.arange(3.0) ** 2)
+    np.testing.assert_allclose(vv, 2 * np.arange(3.0))
+    # a concrete value given to a nested transform is differentiated too
+    h = tg.jit(lambda x: tg.grad(lambda a, b: a * b, argnums=1)(x, 3.0))
+    assert float(h(2.0)) == 2.0
+    k = tg.jit(lambda x: tg.grad(lambda a, b: np.sum(a * b), argnums=(0, 1))(x, np.ones(3)))
+    ga, gb = k(np.arange(3.0))
+    np.testing.assert_allclose(ga, np.ones(3))
+    np.testing.assert_allclose(gb, np.arange(3.0))
+
+
 # ------------------------------------------------------- value_and_grad
 def test_value_and_grad_has_aux_and_argnums():
     def f(w, x):

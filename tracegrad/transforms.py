@@ -2,9 +2,9 @@
 and semantics: ``grad``, ``value_and_grad``, ``jacobian``, ``hessian``,
 ``elementwise_grad``, ``vjp``, ``jvp``, ``make_vjp``, ``make_jvp``.
 
-Each transform is a symbolic function of symbolic arguments (it traces
-``fn`` and differentiates the graph with ``tracegrad.grad``), run by
-``jit.Compiled``: compiled once per argument signature for concrete
+Each transform is a symbolic function of symbolic arguments
+(``tracegrad.differentiate``: it traces ``fn`` and differentiates the graph
+with ``tracegrad.grad``), run by ``jit.Compiled``: compiled once per argument signature for concrete
 arguments, inlined when called while another function is traced, so they
 nest (``grad(grad(f))``, ``jit(grad(f))``). Arguments and results are trees
 (``tracegrad.pytree``); a gradient has the structure of its argument.
@@ -27,25 +27,21 @@ from collections import OrderedDict
 import numpy as np
 
 from tracegrad.config import TRANSFORM_MEMO_SIZE
-from tracegrad.grad import Lop, Rop
+from tracegrad.differentiate import (elementwise_transform, function_name, grad_transform,
+                                     hessian_transform, jacobian_transform, jvp_call,
+                                     jvp_transform, split_aux, vjp_call, vjp_transform)
 from tracegrad.grad import grad as _variable_grad
 from tracegrad.grad import hessian as _variable_hessian
 from tracegrad.grad import jacobian as _variable_jacobian
-from tracegrad.jit import Compiled, call_traced, flatten_outputs, jit
-from tracegrad.ops.alloc import ones_like, zeros_like
-from tracegrad.pytree import Static, flatten, is_container, map_leaves, unflatten
-from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.jit import Compiled, jit
+from tracegrad.pytree import flatten
 from tracegrad.trace import Variable
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "elementwise_grad",
            "vjp", "jvp", "make_vjp", "make_jvp"]
 
 
-# ----------------------------------------------------------------- checks
-def _fname(fn):
-    return getattr(fn, "__name__", type(fn).__name__)
-
-
+# ------------------------------------------------------------ arguments
 def _argnums(argnums, what, argnum=None):
     """``(nums, single)`` from ``argnums`` (an int or a sequence of ints);
     autograd's spelling ``argnum`` is accepted too."""
@@ -59,260 +55,6 @@ def _argnums(argnums, what, argnum=None):
             raise ValueError(f"{what}: argnums is empty")
         return tuple(int(a) for a in argnums), False
     raise TypeError(f"{what}: argnums must be an int or a tuple of ints, got {argnums!r}")
-
-
-def _check_output_dtype(out, what, holomorphic, complex_ok=False):
-    """JAX's output checks: a float output; complex only with ``holomorphic``
-    (or where ``complex_ok``); ``holomorphic=True`` wants a complex output."""
-    kind = out.dtype[0]
-    if kind not in "fc":
-        raise TypeError(f"{what} requires real-valued outputs (a float dtype), but got "
-                        f"{out.dtype}")
-    if holomorphic and kind != "c":
-        raise TypeError(f"{what} with holomorphic=True requires outputs with complex dtype, "
-                        f"but got {out.dtype}")
-    if kind == "c" and not (holomorphic or complex_ok):
-        raise TypeError(f"{what} requires real-valued outputs (a float dtype), but got "
-                        f"{out.dtype}. For holomorphic differentiation, pass "
-                        "holomorphic=True. For differentiating non-holomorphic functions "
-                        "involving complex outputs, use tg.vjp directly.")
-
-
-def _scalar_output(out, what, fname, holomorphic):
-    """``out`` as a 0-d float (or, holomorphic, complex) variable."""
-    if out is None or is_container(out):
-        raise TypeError(f"{what}: {fname} must return a scalar, got a {type(out).__name__}"
-                        " (return (value, aux) with has_aux=True to return more)")
-    try:
-        out = as_tensor_variable(out)
-    except TypeError:
-        raise TypeError(f"{what}: {fname} must return a scalar, got a "
-                        f"{type(out).__name__}") from None
-    if out.ndim != 0:
-        raise TypeError(f"{what}: gradient only defined for scalar-output functions; "
-                        f"{fname} returned a value of ndim {out.ndim} (shape "
-                        f"{out.type.shape_str()}): reduce it (np.sum) or use tg.jacobian")
-    _check_output_dtype(out, what, holomorphic)
-    return out
-
-
-def _split_aux(result, has_aux, what, fname):
-    if not has_aux:
-        return result, None
-    if not (type(result) in (tuple, list) and len(result) == 2):
-        got = "variable" if isinstance(result, Variable) else type(result).__name__
-        if type(result) in (tuple, list):
-            got += f" of length {len(result)}"
-        raise TypeError(f"{what}: has_aux=True requires {fname} to return a pair "
-                        f"(output, auxiliary data), got a {got}")
-    return result[0], result[1]
-
-
-def _symbolic_leaf(o, name):
-    if isinstance(o, Variable):
-        return ("var",), o
-    if type(o) in (int, float, complex) or isinstance(o, (np.ndarray, np.generic)):
-        return ("var",), as_tensor_variable(o)
-    return ("static", type(o), o), None
-
-
-def _erased(structure):
-    """``structure`` without leaf descriptions: what trees must share."""
-    return map_leaves(structure, lambda d: ("leaf",))
-
-
-class _Wrt:
-    """The differentiated arguments of a call: ``args`` with the leaves of
-    those at ``nums`` as variables, their structures and variables."""
-
-    def __init__(self, args, nums, single, what, holomorphic=False):
-        self.single = single
-        self.structures, self.variables, self.counts = [], [], []
-        self.args = list(args)
-        for n in nums:
-            if not -len(args) <= n < len(args):
-                raise ValueError(f"{what}: argnums {n} but the function was called with "
-                                 f"{len(args)} positional arguments")
-            k = n % len(args)
-            structure, leaves = flatten(self.args[k], _symbolic_leaf, f"argument {k}")
-            if structure[0] == "static":
-                raise TypeError(f"{what}: argument {k} is static and has no gradient")
-            for var in leaves:
-                _check_input(var, k, what, holomorphic)
-            self.args[k] = unflatten(structure, leaves)
-            self.structures.append(structure)
-            self.variables.extend(leaves)
-            self.counts.append(len(leaves))
-
-    def tree(self, values):
-        """``values`` (one per variable) in the structure of the arguments;
-        their static leaves (``None``...) stay as they are."""
-        trees, start = [], 0
-        for structure, count in zip(self.structures, self.counts):
-            trees.append(unflatten(structure, values[start:start + count], static=Static))
-            start += count
-        return trees[0] if self.single else tuple(trees)
-
-    def expected(self):
-        """The erased structure a tangent of these arguments must have."""
-        erased = [_erased(s) for s in self.structures]
-        return erased[0] if self.single else ("tuple", tuple(erased))
-
-
-def _check_input(var, k, what, holomorphic):
-    kind = var.dtype[0]
-    if kind not in "fc":
-        raise TypeError(f"{what} requires real- or complex-valued inputs (a float or complex "
-                        f"dtype), but argument {k} ({var}) has dtype {var.dtype}; leave "
-                        "integer and boolean arguments out of argnums")
-    if holomorphic and kind != "c":
-        raise TypeError(f"{what} with holomorphic=True requires inputs with complex dtype, "
-                        f"but argument {k} ({var}) has dtype {var.dtype}")
-
-
-def _jacobian_blocks(y, wrt):
-    """``[d y / d w for w in wrt]``, each of shape ``y.shape + w.shape``."""
-    if not wrt:
-        return []
-    return _variable_jacobian(y, list(wrt), disconnected_inputs="ignore")
-
-
-# ------------------------------------------------------------- the transforms
-def _grad_transform(fn, nums, single, has_aux, holomorphic, what, with_value):
-    fname = _fname(fn)
-
-    def transform(args, kwargs):
-        wrt = _Wrt(args, nums, single, what, holomorphic)
-        out, aux = _split_aux(call_traced(fn, wrt.args, kwargs), has_aux, what, fname)
-        cost = _scalar_output(out, what, fname, holomorphic)
-        grads = (_variable_grad(cost, wrt.variables, disconnected_inputs="ignore")
-                 if wrt.variables else [])
-        g = wrt.tree(grads)
-        if with_value:
-            return ((cost, aux) if has_aux else cost), g
-        return (g, aux) if has_aux else g
-
-    return transform
-
-
-def _jacobian_transform(fn, nums, single, has_aux, holomorphic, what):
-    fname = _fname(fn)
-
-    def transform(args, kwargs):
-        wrt = _Wrt(args, nums, single, what, holomorphic)
-        out, aux = _split_aux(call_traced(fn, wrt.args, kwargs), has_aux, what, fname)
-        out_structure, outs = flatten_outputs(out, fname, what)
-        for y in outs:
-            _check_output_dtype(y, what, holomorphic)
-        blocks = [wrt.tree(_jacobian_blocks(y, wrt.variables)) for y in outs]
-        jac = unflatten(out_structure, blocks, static=Static)
-        return (jac, aux) if has_aux else jac
-
-    return transform
-
-
-def _hessian_transform(fn, nums, single, has_aux, holomorphic, what):
-    fname = _fname(fn)
-
-    def transform(args, kwargs):
-        wrt = _Wrt(args, nums, single, what, holomorphic)
-        if not holomorphic:
-            for var in wrt.variables:
-                if var.dtype[0] == "c":
-                    raise TypeError(f"{what} requires real-valued inputs (a float dtype) "
-                                    f"unless holomorphic=True, but {var} has dtype "
-                                    f"{var.dtype}")
-        out, aux = _split_aux(call_traced(fn, wrt.args, kwargs), has_aux, what, fname)
-        cost = _scalar_output(out, what, fname, holomorphic)
-        g = _variable_grad(cost, wrt.variables, disconnected_inputs="ignore")
-        h = wrt.tree([wrt.tree(_jacobian_blocks(gi, wrt.variables)) for gi in g])
-        return (h, aux) if has_aux else h
-
-    return transform
-
-
-def _elementwise_transform(fn, nums, single, what):
-    fname = _fname(fn)
-
-    def transform(args, kwargs):
-        wrt = _Wrt(args, nums, single, what)
-        _, outs = flatten_outputs(call_traced(fn, wrt.args, kwargs), fname, what)
-        for y in outs:
-            _check_output_dtype(y, what, False, complex_ok=True)
-        if not outs:
-            raise TypeError(f"{what}: {fname} returned no array")
-        grads = Lop(outs, wrt.variables, [ones_like(y) for y in outs],
-                    disconnected_inputs="ignore")
-        return wrt.tree(grads)
-
-    return transform
-
-
-def _vjp_call(cotangent, primals, kwargs):
-    """(Names the arguments of a vjp's compiled function.)"""
-
-
-def _jvp_call(primals, tangents, kwargs):
-    """(Names the arguments of a jvp's compiled function.)"""
-
-
-def _matching(tree, structure, outs, what, role, output_role):
-    """The leaves of ``tree`` (cotangents or tangents) as variables of the
-    dtypes of ``outs``; ``TypeError`` when its structure is not
-    ``structure`` or a dtype cannot be cast to the one it pairs with."""
-    tree_structure, leaves = flatten(tree, _symbolic_leaf, role)
-    if _erased(tree_structure) != structure:
-        raise TypeError(f"{what}: the tree structure of the {role} does not match that of "
-                        f"the {output_role}")
-    out = []
-    for leaf, ref in zip(leaves, outs):
-        if leaf.ndim != ref.ndim:
-            raise ValueError(f"{what}: a {role} of ndim {leaf.ndim} pairs with a "
-                             f"{output_role} of ndim {ref.ndim}")
-        if leaf.dtype != ref.dtype:
-            if not np.can_cast(leaf.dtype, ref.dtype, "same_kind"):
-                raise TypeError(f"{what}: a {role} of dtype {leaf.dtype} pairs with a "
-                                f"{output_role} of dtype {ref.dtype}")
-            leaf = leaf.astype(ref.dtype)
-        out.append(leaf)
-    return out
-
-
-def _vjp_transform(fn, nums, single, has_aux, what):
-    fname = _fname(fn)
-
-    def transform(args, kwargs):
-        cotangent, primals, kw = args
-        wrt = _Wrt(primals, nums, single, what)
-        out, _ = _split_aux(call_traced(fn, wrt.args, kw), has_aux, what, fname)
-        out_structure, outs = flatten_outputs(out, fname, what)
-        cts = _matching(cotangent, _erased(out_structure), outs, what, "cotangent",
-                        "function's output")
-        if outs:
-            grads = Lop(outs, wrt.variables, cts, disconnected_inputs="ignore")
-        else:
-            grads = [zeros_like(v) for v in wrt.variables]
-        return wrt.tree(grads)
-
-    return transform
-
-
-def _jvp_transform(fn, nums, single, has_aux, what):
-    fname = _fname(fn)
-
-    def transform(args, kwargs):
-        primals, tangents, kw = args
-        wrt = _Wrt(primals, nums, single, what)
-        ts = _matching(tangents, wrt.expected(), wrt.variables, what, "tangents", "primals")
-        out, aux = _split_aux(call_traced(fn, wrt.args, kw), has_aux, what, fname)
-        out_structure, outs = flatten_outputs(out, fname, what)
-        for y in outs:
-            _check_output_dtype(y, what, False, complex_ok=True)
-        t_out = Rop(outs, wrt.variables, ts, disconnected_inputs="ignore") if outs else []
-        result = (out, unflatten(out_structure, t_out, static=Static))
-        return result + (aux,) if has_aux else result
-
-    return transform
 
 
 # ------------------------------------------------------------ memoization
@@ -365,7 +107,7 @@ def value_and_grad(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=No
     signature, like ``jit``.
     """
     nums, single = _argnums(argnums, "value_and_grad", argnum)
-    transform = _grad_transform(fn, nums, single, has_aux, holomorphic, "value_and_grad",
+    transform = grad_transform(fn, nums, single, has_aux, holomorphic, "value_and_grad",
                                 with_value=True)
     return _compiled("value_and_grad", fn, nums, single, (has_aux, holomorphic), transform,
                      _hashable(static_argnums), _hashable(static_argnames))
@@ -374,7 +116,7 @@ def value_and_grad(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=No
 def _grad_of(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=None,
              static_argnums=(), static_argnames=()):
     nums, single = _argnums(argnums, "grad", argnum)
-    transform = _grad_transform(fn, nums, single, has_aux, holomorphic, "grad",
+    transform = grad_transform(fn, nums, single, has_aux, holomorphic, "grad",
                                 with_value=False)
     return _compiled("grad", fn, nums, single, (has_aux, holomorphic), transform,
                      _hashable(static_argnums), _hashable(static_argnames))
@@ -408,7 +150,7 @@ def grad(cost, *args, **kwargs):
 def _jacobian_of(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=None,
                  static_argnums=(), static_argnames=()):
     nums, single = _argnums(argnums, "jacobian", argnum)
-    transform = _jacobian_transform(fn, nums, single, has_aux, holomorphic, "jacobian")
+    transform = jacobian_transform(fn, nums, single, has_aux, holomorphic, "jacobian")
     return _compiled("jacobian", fn, nums, single, (has_aux, holomorphic), transform,
                      _hashable(static_argnums), _hashable(static_argnames))
 
@@ -432,7 +174,7 @@ def jacobian(expression, *args, **kwargs):
 def _hessian_of(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=None,
                 static_argnums=(), static_argnames=()):
     nums, single = _argnums(argnums, "hessian", argnum)
-    transform = _hessian_transform(fn, nums, single, has_aux, holomorphic, "hessian")
+    transform = hessian_transform(fn, nums, single, has_aux, holomorphic, "hessian")
     return _compiled("hessian", fn, nums, single, (has_aux, holomorphic), transform,
                      _hashable(static_argnums), _hashable(static_argnames))
 
@@ -457,15 +199,15 @@ def elementwise_grad(fn, argnum=0, *, static_argnums=(), static_argnames=()):
     the elementwise derivative of an elementwise ``fn`` (``fn`` may return a
     tree: every array is summed), shaped like argument ``argnum``."""
     nums, single = _argnums(argnum, "elementwise_grad")
-    transform = _elementwise_transform(fn, nums, single, "elementwise_grad")
+    transform = elementwise_transform(fn, nums, single, "elementwise_grad")
     return _compiled("elementwise_grad", fn, nums, single, (), transform,
                      _hashable(static_argnums), _hashable(static_argnames))
 
 
 def _backward(fn, nums, single, has_aux, what):
     return _memo(what, fn, (nums, single, has_aux), lambda: Compiled(
-        fn, _vjp_transform(fn, nums, single, has_aux, what), what=what,
-        signature_of=_vjp_call))
+        fn, vjp_transform(fn, nums, single, has_aux, what), what=what,
+        signature_of=vjp_call))
 
 
 def _forward(fn):
@@ -481,7 +223,7 @@ def vjp(fn, *primals, has_aux=False):
     same ``fn``.
     """
     forward = _forward(fn)
-    out, aux = _split_aux(forward(*primals), has_aux, "vjp", _fname(fn))
+    out, aux = split_aux(forward(*primals), has_aux, "vjp", function_name(fn))
     nums = tuple(range(len(primals)))
     if not nums:
         raise TypeError("vjp: give at least one primal argument")
@@ -516,8 +258,8 @@ def make_vjp(fn, argnum=0):
 
 def _jvp_compiled(fn, nums, single, has_aux, what):
     return _memo(what, fn, (nums, single, has_aux), lambda: Compiled(
-        fn, _jvp_transform(fn, nums, single, has_aux, what), what=what,
-        signature_of=_jvp_call))
+        fn, jvp_transform(fn, nums, single, has_aux, what), what=what,
+        signature_of=jvp_call))
 
 
 def _check_shapes(primals, tangents, what):
@@ -565,11 +307,9 @@ def make_jvp(fn, argnum=0):
         primals = list(args)
 
         def jvp_fn(v):
-            at_nums = v if not single else (v,)
-            picked = tuple(primals[n] for n in nums) if all(
-                -len(primals) <= n < len(primals) for n in nums) else None
-            if picked is not None:
-                _check_shapes(picked, tuple(at_nums), "make_jvp")
+            if all(-len(primals) <= n < len(primals) for n in nums):
+                picked = tuple(primals[n] for n in nums)
+                _check_shapes(picked[0] if single else picked, v, "make_jvp")
             return call(primals, v, kwargs)
 
         return jvp_fn
