@@ -442,6 +442,12 @@ def test_free_length_code_is_not_retraced_per_shape():
     assert fn.traces == 1
 
 
+def test_a_length_depending_on_values_is_refused():
+    f = tg.jit(lambda x: np.sum(x) * len(x[x > 0]))
+    with pytest.raises(StaticShapeError, match="also with the arguments' shapes fixed"):
+        f(np.ones(3))
+
+
 def test_len_of_a_free_length_raises_static_shape_error():
     x = T.dvector("x")
     with pytest.raises(StaticShapeError, match="len"):

@@ -367,7 +367,11 @@ class Compiled:
         skey = (key, _shapes(values))
         traced = self._static.get(skey)
         if traced is None:
-            traced = self._static[skey] = self._trace(key, skey[1])
+            try:
+                traced = self._static[skey] = self._trace(key, skey[1])
+            except StaticShapeError as exc:
+                raise StaticShapeError(f"{exc}, also with the arguments' shapes fixed (it "
+                                       "depends on their values)") from exc
         return traced
 
     def _trace(self, key, shapes=None):
