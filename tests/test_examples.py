@@ -25,6 +25,7 @@ SETTINGS = {
     "mlp_digits.py": (1, "test accuracy", ("sklearn",)),
     "rnn_scan.py": (3, "validation loss", ()),
     "numpy_model.py": (3, "final loss", ()),
+    "lenet.py": (1, "test accuracy", ()),
 }
 
 
