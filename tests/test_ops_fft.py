@@ -386,3 +386,19 @@ def test_cuda_matches_numpy(name, kw):
     assert got.dtype == theirs(xv).dtype
     np.testing.assert_allclose(got, theirs(xv), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_lengths_may_be_numpy_integers_constants_or_symbolic():
+    x = T.dvector("x")
+    xv = np.arange(5.0)
+    n = T.lscalar("n")
+    np.testing.assert_allclose(F.fft(x, np.int64(7)).eval({x: xv}), np.fft.fft(xv, 7))
+    assert F.rfft(x, T.constant(6)).type.shape == (4,)
+    with pytest.raises(ValueError, match=r"\(0\)"):
+        F.fft(x, T.constant(0))
+    y = F.irfft(F.rfft(x), n)   # a symbolic length: the output length is known when run
+    np.testing.assert_allclose(y.eval({x: xv, n: 5}), xv, atol=1e-12)
+    got = F.fftn(x, s=np.array([8]), axes=np.array([0])).eval({x: xv})
+    np.testing.assert_allclose(got, np.fft.fftn(xv, s=[8], axes=[0]))
+    with pytest.raises(TypeError, match="fft: n must be an integer"):
+        F.fft(x, T.dscalar())

@@ -98,23 +98,31 @@ def _one_axis(axis, x, fname):
     return _axis(axis, x.ndim, fname)
 
 
+def _int_arg(fname, what, n):
+    """``n`` as a Python int (a symbolic scalar when not known while building)."""
+    if isinstance(n, Variable):
+        if n.ndim != 0 or n.dtype[0] not in "iu":
+            raise TypeError(f"{fname}: {what} must be an integer, got {n.type}")
+        value = static_int(n)
+        return n if value is None else value
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"{fname}: {what} must be an integer, got {n!r}")
+    try:
+        return operator.index(n)
+    except TypeError:
+        raise TypeError(f"{fname}: {what} must be an integer, got {n!r}") from None
+
+
 def _points(fname, n, x, axis):
     """The checked ``n`` of a 1-d transform: None (the axis' length, which
     must not be 0), an int >= 1, or a symbolic length (checked when run)."""
-    if isinstance(n, Variable):
-        return n
     if n is None:
         if x.type.shape[axis] == 0:
             raise ValueError(f"{fname}: invalid number of FFT data points (0) specified: "
                              f"axis {axis} of shape {format_shape(x.type.shape)} is empty")
         return None
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError(f"{fname}: n must be an integer, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"{fname}: n must be an integer, got {n!r}") from None
-    if n < 1:
+    n = _int_arg(fname, "n", n)
+    if isinstance(n, int) and n < 1:
         raise ValueError(f"{fname}: invalid number of FFT data points ({n}) specified")
     return n
 
@@ -389,33 +397,42 @@ def ihfft(a, n=None, axis=-1, norm=None, out=None):
 
 
 # ------------------------------------------------------------------ n-d transforms
+_SEQUENCES = (list, tuple, range, np.ndarray)
+
+
 def _cook(fname, a, s, axes):
     """NumPy's ``_cook_nd_args``: the ``n`` (None: the default) and axis of
     each 1-d transform; ``-1`` in ``s`` is the input's length."""
-    if axes is not None and not isinstance(axes, (list, tuple)):
-        raise TypeError(f"{fname}: axes must be a sequence of integers, got {axes!r}")
-    if s is not None and not isinstance(s, (list, tuple)):
-        raise TypeError(f"{fname}: s must be a sequence of integers, got {s!r}")
+    for name, value in (("axes", axes), ("s", s)):
+        if value is not None and not isinstance(value, _SEQUENCES):
+            raise TypeError(f"{fname}: {name} must be a sequence of integers, got {value!r}")
     if s is None:
         axes = list(range(a.ndim)) if axes is None else list(axes)
         s = [None] * len(axes)
     else:
-        s = list(s)
-        if axes is None:
-            warnings.warn(f"{fname}: `axes` should not be `None` if `s` is not `None` "
-                          "(Deprecated in NumPy 2.0); pass the axes s refers to",
-                          DeprecationWarning, stacklevel=4)
-            axes = list(range(-len(s), 0))
-        if None in s:
-            warnings.warn(f"{fname}: passing None in `s` is deprecated in NumPy 2.0; pass "
-                          "the default length of the axis instead", DeprecationWarning,
-                          stacklevel=4)
+        s, axes = _given_s(fname, list(s), axes)
     if len(s) != len(axes):
         raise ValueError(f"{fname}: shape and axes have different lengths (s={s}, "
-                         f"axes={axes})")
+                         f"axes={list(axes)})")
     axes = [_one_axis(ax, a, fname) for ax in axes]
+    s = [None if n is None else _int_arg(fname, "s", n) for n in s]
     s = [_length(a, ax) if isinstance(n, int) and n == -1 else n for n, ax in zip(s, axes)]
     return s, axes
+
+
+def _given_s(fname, s, axes):
+    """NumPy 2's deprecations of a given ``s``: without ``axes`` (the last
+    ``len(s)`` axes), or holding None (the default length of that axis)."""
+    if axes is None:
+        warnings.warn(f"{fname}: `axes` should not be `None` if `s` is not `None` "
+                      "(Deprecated in NumPy 2.0); pass the axes s refers to",
+                      DeprecationWarning, stacklevel=5)
+        axes = list(range(-len(s), 0))
+    if any(n is None for n in s):
+        warnings.warn(f"{fname}: passing None in `s` is deprecated in NumPy 2.0; pass "
+                      "the default length of the axis instead", DeprecationWarning,
+                      stacklevel=5)
+    return s, list(axes)
 
 
 def _c2c_nd(fname, a, s, axes, norm, out, inverse):
@@ -538,17 +555,10 @@ def ifftshift(x, axes=None):
 
 # ------------------------------------------------------------------ frequencies
 def _freq_n(fname, n):
+    n = _int_arg(fname, "n", n)
     if isinstance(n, Variable):
-        value = static_int(n) if n.ndim == 0 else None
-        if value is None:
-            raise TypeError(f"{fname}: n must be known when the graph is built, got {n}")
-        n = value
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError(f"{fname}: n must be an integer, got {n!r}")
-    try:
-        return operator.index(n)
-    except TypeError:
-        raise TypeError(f"{fname}: n must be an integer, got {n!r}") from None
+        raise TypeError(f"{fname}: n must be known when the graph is built, got {n}")
+    return n
 
 
 def _frequencies(fname, ints, n, d, device):
