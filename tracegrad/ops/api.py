@@ -33,6 +33,9 @@ from tracegrad.ops.cumulative import *  # noqa: F401,F403
 from tracegrad.ops.theano_shape import *  # noqa: F401,F403
 from tracegrad.ops.conv import *  # noqa: F401,F403
 from tracegrad.tensor.variable import as_tensor_variable, bind_ops, constant  # noqa: F401
+# numpy.fft: a sub-namespace (``T.fft.fft``), not star-exported: ``T.fft`` is
+# the module, like ``np.fft``. Importing it registers ``np.fft.*`` dispatch.
+from tracegrad.ops import fft  # noqa: F401,E402
 
 # (the order of the star imports above: a later module's name wins)
 _MODULES = (_elemwise, _elemwise_numpy, _reduce, _shape_static, _alloc, _shape, _index,
