@@ -25,6 +25,9 @@ SETTINGS = {
     "mlp_digits.py": (1, "test accuracy", ("sklearn",)),
     "rnn_scan.py": (3, "validation loss", ()),
     "numpy_model.py": (3, "final loss", ()),
+    "lenet.py": (1, "test accuracy", ()),
+    "denoising_autoencoder.py": (1, "final reconstruction cost", ()),
+    "rbm.py": (1, "final pseudo-likelihood cost", ()),
 }
 
 

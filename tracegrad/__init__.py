@@ -6,6 +6,7 @@
     f = tg.function([x], tg.grad(x ** 2, x))
 """
 from tracegrad.config import config  # noqa: F401
+from tracegrad import test_values  # noqa: F401  (config.compute_test_value)
 from tracegrad.trace import Apply, Constant, Op, Type, Variable  # noqa: F401
 from tracegrad import tensor  # noqa: F401
 from tracegrad.tensor.type import TensorType  # noqa: F401

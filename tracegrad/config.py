@@ -67,6 +67,17 @@ def _positive_int(value):
     return value
 
 
+_TEST_VALUE_MODES = ("off", "ignore", "warn", "raise", "pdb")
+
+
+def _test_value_mode(value):
+    value = str(value)
+    if value not in _TEST_VALUE_MODES:
+        raise ValueError(f"tracegrad.config.compute_test_value must be one of "
+                         f"{_TEST_VALUE_MODES}, got {value!r}")
+    return value
+
+
 def _setting(name, validate, doc):
     def get(self):
         return self._values[name]
@@ -74,6 +85,11 @@ def _setting(name, validate, doc):
     def set(self, value):
         self._values[name] = validate(value)
     return property(get, set, doc=doc)
+
+
+# setting name -> functions called with its new value after each assignment
+# (modules above watch settings without config importing them).
+WATCHERS = {}
 
 
 class Config:
@@ -90,6 +106,11 @@ class Config:
                          "'fast_math' (fast_run plus value-changing algebra)")
     num_threads = _setting("num_threads", _positive_int,
                            "threads for blocked elementwise loops on the CPU")
+    compute_test_value = _setting(
+        "compute_test_value", _test_value_mode,
+        "Theano's test values: 'off' (default); 'ignore', 'warn' or 'raise' compute "
+        "each new node on its inputs' x.tag.test_value while the graph is built, and "
+        "say so (warn) or fail (raise) when an input has none; 'pdb' is 'raise'")
 
     def __init__(self):
         object.__setattr__(self, "_values", {
@@ -97,6 +118,7 @@ class Config:
             "device": "cpu",
             "optimizer": "fast_run",
             "num_threads": min(4, os.cpu_count() or 1),
+            "compute_test_value": "off",
         })
 
     def __setattr__(self, name, value):
@@ -104,6 +126,8 @@ class Config:
             raise AttributeError(
                 f"tracegrad.config has no setting {name!r}; known: {sorted(self._values)}")
         object.__setattr__(self, name, value)
+        for watcher in WATCHERS.get(name, ()):
+            watcher(self._values[name])
 
     def __repr__(self):
         return "tracegrad.config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"

@@ -51,11 +51,15 @@ class SharedVariable(TensorVariable):
         """``'cpu'`` or ``'cuda'``: where the buffer lives."""
         return self.backend.name
 
-    def get_value(self, borrow=False):
+    def get_value(self, borrow=False, return_internal_type=False):
         """The value: a copy, or the buffer itself with ``borrow=True``.
         The copy is a NumPy array on every device, made while no update
         is being written; the buffer is the device's own array (a
-        ``cupy.ndarray`` on ``'cuda'``)."""
+        ``cupy.ndarray`` on ``'cuda'``). Theano's ``return_internal_type=True``
+        with ``borrow=True`` is the buffer too; without ``borrow`` it is a
+        copy on the device."""
+        if return_internal_type and not borrow:
+            return read_shared(lambda: self.backend.xp.array(self.container.value, copy=True))
         if borrow:
             return self.container.value
         # A registered reader: never a copy of a half-written update.

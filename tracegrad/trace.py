@@ -56,6 +56,18 @@ class Type:
         return self.make_variable(name)
 
 
+class Scratchpad:
+    """A variable's ``tag``: an object taking any attribute."""
+
+    def __repr__(self):
+        return f"Scratchpad({vars(self)})"
+
+
+# Functions called with every new ``Apply`` an op builds (``Op.__call__``);
+# tracegrad/test_values.py adds one while config.compute_test_value is on.
+NODE_HOOKS = []
+
+
 class Variable:
     """A node of the graph holding a value of ``type``.
 
@@ -64,14 +76,26 @@ class Variable:
     outputs.
     """
 
-    __slots__ = ("type", "owner", "index", "name", "tag", "__weakref__")
+    __slots__ = ("type", "owner", "index", "name", "_tag", "__weakref__")
 
     def __init__(self, type, owner=None, index=None, name=None):
         self.type = type
         self.owner = owner
         self.index = index
         self.name = name
-        self.tag = None
+        self._tag = None
+
+    @property
+    def tag(self):
+        """Theano's scratchpad: free attributes (``x.tag.test_value``),
+        made on first use."""
+        if self._tag is None:
+            self._tag = Scratchpad()
+        return self._tag
+
+    @tag.setter
+    def tag(self, value):
+        self._tag = value
 
     def __reduce_ex__(self, protocol):
         # Flat, whatever the graph's depth (see trace_pickle).
@@ -247,6 +271,8 @@ class Op:
 
     def __call__(self, *inputs):
         node = self.make_node(*inputs)
+        for hook in NODE_HOOKS:     # (test values: tracegrad/test_values.py)
+            hook(node)
         if len(node.outputs) == 1:
             return node.outputs[0]
         return node.outputs
@@ -352,7 +378,7 @@ def clone_graph(outputs, inputs=None):
         new_outputs = []
         for old in node.outputs:
             new = old.clone()
-            new.tag = old.tag
+            new._tag = old._tag
             new_outputs.append(new)
             memo[old] = new
         Apply.__init__(new_node, node.op, [memo.get(i, i) for i in node.inputs],

@@ -49,6 +49,8 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     if on_unused_input not in _UNUSED_MODES:
         raise ValueError(f"on_unused_input must be one of {_UNUSED_MODES}, "
                          f"got {on_unused_input!r}")
+    monitor = getattr(mode, "monitor", None)        # MonitorMode / NanGuardMode
+    skipped = getattr(mode, "excluded", frozenset())  # Mode(...).excluding('inplace')
     mode = pipeline.resolve_mode(mode)
     backend = get_backend(device)
     display_name = _display_name(name)
@@ -77,7 +79,10 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     with pipeline.gc_paused():
         fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
                                 [s for s, _ in update_pairs])
-        pipeline.optimize_graph(fgraph, mode, backend.name)
+        if skipped:
+            _optimize_without(fgraph, mode, backend.name, skipped)
+        else:
+            pipeline.optimize_graph(fgraph, mode, backend.name)
 
     maker = FunctionMaker(
         fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
@@ -85,10 +90,61 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
         display_name=display_name, backend=backend, profile=profile,
         allow_input_downcast=allow_input_downcast)
     maker.compile_time = perf_counter() - start
+    maker.monitor = monitor
+    maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
+                              on_unused_input, allow_input_downcast, name, device, profile,
+                              mode)
     fn = Function(maker)
     if fn.profile is not None:
         fn.profile.compile_time = perf_counter() - start
     return fn
+
+
+class FunctionSpec:
+    """The arguments a function was compiled from (``Function.copy``
+    compiles them again, with shared variables swapped or no updates)."""
+
+    def __init__(self, inputs, outputs, updates, givens, no_default_updates,
+                 on_unused_input, allow_input_downcast, name, device, profile, mode):
+        self.args = dict(inputs=inputs, outputs=outputs, updates=updates, givens=givens,
+                         no_default_updates=no_default_updates,
+                         on_unused_input=on_unused_input,
+                         allow_input_downcast=allow_input_downcast, name=name,
+                         device=device, profile=profile, mode=mode)
+
+    def __getstate__(self):
+        args = dict(self.args)
+        if getattr(args["mode"], "monitor", None) is not None:
+            args["mode"] = args["mode"].optimizer   # (its hooks are the user's functions)
+        return {"args": args}
+
+    def rebuild(self, swap, delete_updates, name=None):
+        args = dict(self.args)
+        for old, new in swap.items():
+            if not isinstance(old, SharedVariable) or not isinstance(new, SharedVariable):
+                raise TypeError("copy(swap=...): keys and values must be shared variables")
+            if old.type != new.type:
+                raise TypeError(f"copy(swap=...): {old} has type {old.type} but {new} has "
+                                f"type {new.type}")
+        if delete_updates:
+            args["updates"] = None
+            args["no_default_updates"] = True
+        elif swap:
+            args["updates"] = [(swap.get(s, s), v) for s, v in normalize_updates(args["updates"])]
+        if swap:
+            args["givens"] = normalize_givens(args["givens"]) + list(swap.items())
+        if name is not None:
+            args["name"] = name
+        return function(**args)
+
+
+def _optimize_without(fgraph, mode, device, skipped):
+    """``pipeline.optimize_graph`` without the stages in ``skipped``."""
+    pipeline.rewrite(fgraph, mode, device)
+    if "fusion" not in skipped:
+        pipeline.fuse(fgraph, mode, device)
+    if "inplace" not in skipped:
+        pipeline.plan_inplace(fgraph, mode, device)
 
 
 def _display_name(name):
@@ -150,6 +206,9 @@ class FunctionMaker:
         state["inputs"] = [(spec.name, spec.value, spec.strict, spec.allow_downcast)
                            for spec in self.inputs]
         state["outputs"] = [o.borrow for o in self.outputs]
+        # A monitor's hooks are the user's functions (often lambdas): the
+        # unpickled function runs without them.
+        state["monitor"] = None
         return state
 
     def __setstate__(self, state):

@@ -14,10 +14,12 @@ class In:
     the keyword it is passed by (default: the variable's name); ``strict``:
     refuse values of another dtype instead of casting them;
     ``allow_downcast``: overrides ``tg.function(allow_input_downcast=...)``
-    for this input.
+    for this input; ``borrow`` and ``mutable`` (Theano's) are accepted and
+    change nothing: arguments are never kept nor overwritten.
     """
 
-    def __init__(self, variable, name=None, value=None, strict=False, allow_downcast=None):
+    def __init__(self, variable, name=None, value=None, strict=False, allow_downcast=None,
+                 borrow=None, mutable=None):
         if not isinstance(variable, Variable):
             raise TypeError(f"In() needs a symbolic variable, got {type(variable).__name__}")
         if name is not None and not isinstance(name, str):
@@ -27,6 +29,11 @@ class In:
         self.value = value
         self.strict = strict
         self.allow_downcast = allow_downcast
+        # Theano's borrow= and mutable= (may the function keep / overwrite the
+        # argument's buffer): accepted; tracegrad never keeps an argument's
+        # buffer past the call nor writes into it, whatever they say.
+        self.borrow = borrow
+        self.mutable = mutable
 
     @property
     def has_default(self):

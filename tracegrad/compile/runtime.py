@@ -16,8 +16,11 @@ after another call's updates (``publish``'s module doc).
 import threading
 from time import perf_counter
 
+import numpy as np
+
 from tracegrad.compile.casting import make_filter
 from tracegrad.compile.inputs import Binder, describe_input
+from tracegrad.compile.mode import NodeStorage
 from tracegrad.compile.profile import ProfileStats
 from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value,
                                        wait_turn, write_updates)
@@ -56,13 +59,47 @@ class Function:
             defaults.append(_own_default(filt, spec.value) if spec.has_default else None)
         self._binder = Binder(maker.inputs, defaults, fname)
         self._n_inputs = n_inputs
+        self._filters = filters
+        self._trust_input = False
         schedule = build_schedule(fgraph, n_inputs, [o.borrow for o in maker.outputs], backend)
         self.schedule = schedule
         self.profile = None
         if maker.profile:
             self.profile = ProfileStats(fname, [step.node for step in schedule.steps])
             self.profile.compile_time = maker.compile_time
-        self._run = make_runner(schedule, filters, maker.single, backend, self.profile)
+        self._run = make_runner(schedule, filters, maker.single, backend, self.profile,
+                                getattr(maker, "monitor", None))
+
+    @property
+    def trust_input(self):
+        """Theano's ``trust_input``: when ``True``, an argument that already
+        is an array of the input's exact type (array class, dtype, ndim and
+        static lengths) is used without the checks and casts of a call;
+        anything else is still checked and cast, so a wrong argument is
+        never used as is."""
+        return self._trust_input
+
+    @trust_input.setter
+    def trust_input(self, value):
+        self._trust_input = bool(value)
+        filters = self._filters
+        if self._trust_input:
+            filters = [trusting_filter(f, var.type, self.maker.backend.ndarray)
+                       for f, var in zip(filters, self.maker.fgraph.inputs)]
+        self._run = make_runner(self.schedule, filters, self.maker.single, self.maker.backend,
+                                self.profile, getattr(self.maker, "monitor", None))
+
+    def copy(self, share_memory=False, swap=None, delete_updates=False, name=None):
+        """Theano's ``Function.copy``: the same function compiled again,
+        with the shared variables of ``swap`` (``{old: new}``, same types)
+        used in place of the old ones, and without updates when
+        ``delete_updates``. ``share_memory`` is accepted for Theano's
+        signature: each call already has its own intermediate storage."""
+        spec = getattr(self.maker, "spec", None)
+        if spec is None:
+            raise TypeError(f"{self!r}.copy(): this function was unpickled from an older "
+                            "tracegrad without its source graph; compile it again")
+        return spec.rebuild(swap or {}, delete_updates, name)
 
     def __call__(self, /, *args, **kwargs):
         if kwargs or len(args) != self._n_inputs:
@@ -76,6 +113,19 @@ class Function:
         return f"<tracegrad Function {self.maker.display_name}>"
 
 
+def trusting_filter(filt, ttype, ndarray):
+    """``filt`` skipped for arrays already of exactly ``ttype``."""
+    dtype, ndim = np.dtype(ttype.dtype), ttype.ndim
+    known = [(k, n) for k, n in enumerate(ttype.shape) if n is not None]
+
+    def trusted(a):
+        if (type(a) is ndarray and a.dtype == dtype and a.ndim == ndim
+                and all(a.shape[k] == n for k, n in known)):
+            return a
+        return filt(a)
+    return trusted
+
+
 def _own_default(filt, value):
     # The function keeps its own copy: later changes to the caller's array
     # must not change the default.
@@ -83,7 +133,7 @@ def _own_default(filt, value):
     return copy_value(array) if array is value else array
 
 
-def make_runner(schedule, filters, single, backend, profile=None):
+def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     """The function ``run(args) -> results`` of a call (see the module doc),
     generated as straight-line code once per function: each input's filter,
     the shared reads, every step (``schedule.steps_source``), the output
@@ -115,18 +165,7 @@ def make_runner(schedule, filters, single, backend, profile=None):
             ["R[k] = ident()", "if P.locked(): wait_turn(k)"] + reads)
     else:
         prefix = head + reads
-    inner = []
-    if profile is None and len(schedule.steps) > STRAIGHT_LINE_STEPS:
-        # (a big schedule: a loop, compiled once, not a line per step)
-        env.update(rows=steps_table(schedule.steps, backend), steps=schedule.steps,
-                   run_table=run_table, ndarray=backend.ndarray)
-        inner.append("run_table(s, rows, steps, ndarray)")
-    elif profile is None:
-        # (source line 1 is the ``def``)
-        inner += steps_source(schedule.steps, env, backend, len(prefix) + 2)
-    else:
-        env["runs"] = [step.run for step in schedule.steps]
-        inner.append("run_profiled(s, runs, profile)")
+    inner = _step_lines(schedule, env, backend, profile, monitor, len(prefix) + 2)
     results = []
     for m, (slot, mode) in enumerate(schedule.outputs):
         inner.append(f"o{m} = s[{slot}]" if mode == AS_IS else f"o{m} = finish(s[{slot}], {mode})")
@@ -156,6 +195,37 @@ def _finish(value, mode):
     if mode == COPY or not getattr(getattr(value, "flags", None), "writeable", True):
         return copy_value(value)
     return value
+
+
+def _step_lines(schedule, env, backend, profile, monitor, first_line):
+    """The lines of the generated function that run the steps (``env``
+    gets what they name); ``first_line``: the source line they start at."""
+    if monitor is not None:
+        # (MonitorMode / NanGuardMode: the user's functions around every node)
+        env.update(steps=schedule.steps, monitor=monitor, run_monitored=_run_monitored)
+        return ["run_monitored(s, steps, monitor)"]
+    if profile is not None:
+        env["runs"] = [step.run for step in schedule.steps]
+        return ["run_profiled(s, runs, profile)"]
+    if len(schedule.steps) > STRAIGHT_LINE_STEPS:
+        # (a big schedule: a loop, compiled once, not a line per step)
+        env.update(rows=steps_table(schedule.steps, backend), steps=schedule.steps,
+                   run_table=run_table, ndarray=backend.ndarray)
+        return ["run_table(s, rows, steps, ndarray)"]
+    # (source line 1 is the ``def``)
+    return list(steps_source(schedule.steps, env, backend, first_line))
+
+
+def _run_monitored(s, steps, monitor):
+    for i, step in enumerate(steps):
+        cells = NodeStorage([[s[k]] for k in step.ins], [[None] for _ in step.outs])
+        if monitor.pre is not None:
+            monitor.pre(i, step.node, cells)
+        step.run(s)
+        for cell, k in zip(cells.outputs, step.outs):
+            cell[0] = s[k]
+        if monitor.post is not None:
+            monitor.post(i, step.node, cells)
 
 
 def _run_profiled(s, runs, profile):

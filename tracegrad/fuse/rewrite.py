@@ -27,7 +27,7 @@ def fused_node(cluster, memo=None):
     node.source = cluster.nodes[-1].source
     for old, new in zip(cluster.outputs, node.outputs):
         new.name = old.name
-        new.tag = old.tag
+        new._tag = old._tag
     return node
 
 

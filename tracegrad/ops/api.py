@@ -11,7 +11,7 @@ functions are handed to it here (``bind_ops``) instead of being imported there.
 """
 import sys
 
-from tracegrad.ops import (alloc as _alloc, cumulative as _cumulative,
+from tracegrad.ops import (alloc as _alloc, conv as _conv, cumulative as _cumulative,
                            elemwise as _elemwise,
                            elemwise_numpy as _elemwise_numpy, index as _index,
                            linalg as _linalg, manip as _manip, nlinalg as _nlinalg,
@@ -31,11 +31,15 @@ from tracegrad.ops.nnet import *  # noqa: F401,F403
 from tracegrad.ops.manip import *  # noqa: F401,F403
 from tracegrad.ops.cumulative import *  # noqa: F401,F403
 from tracegrad.ops.theano_shape import *  # noqa: F401,F403
+from tracegrad.ops.conv import *  # noqa: F401,F403
 from tracegrad.tensor.variable import as_tensor_variable, bind_ops, constant  # noqa: F401
+# numpy.fft: a sub-namespace (``T.fft.fft``), not star-exported: ``T.fft`` is
+# the module, like ``np.fft``. Importing it registers ``np.fft.*`` dispatch.
+from tracegrad.ops import fft  # noqa: F401,E402
 
 # (the order of the star imports above: a later module's name wins)
 _MODULES = (_elemwise, _elemwise_numpy, _reduce, _shape_static, _alloc, _shape, _index,
-            _linalg, _nlinalg, _nnet, _manip, _cumulative, _theano_shape)
+            _linalg, _nlinalg, _nnet, _manip, _cumulative, _theano_shape, _conv)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
 
 bind_ops(sys.modules[__name__])

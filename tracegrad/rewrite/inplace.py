@@ -179,7 +179,7 @@ def _swap(fgraph, node, op):
     output of exactly the same type, name and source location."""
     old = node.outputs[0]
     out = old.clone()
-    out.tag = old.tag
+    out._tag = old._tag
     new = Apply(op, list(node.inputs), [out], source=node.source)
     fgraph.replace(old, out, reason="inplace")
     return new

@@ -318,6 +318,16 @@ def _truth_message(var):
 class TensorVariable(_TensorMixin, Variable):
     """A symbolic array: a graph input or the result of an op."""
 
+    @property
+    def rng(self):
+        """Theano's ``rv.rng``: the shared variable holding the generator
+        state of a random draw (``get_value()`` saves it, ``set_value()``
+        replays the same numbers)."""
+        owner = self.owner
+        if owner is None or not owner.op.is_random:
+            raise AttributeError(f"{self} is not a random draw: it has no rng")
+        return owner.inputs[0]
+
 
 TensorType.variable_class = TensorVariable
 

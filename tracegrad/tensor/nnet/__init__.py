@@ -1,0 +1,7 @@
+"""``T.nnet``: neural-network functions (defined in ``tracegrad.ops.nnet`` and
+``tracegrad.ops.conv``), with Theano's submodules ``T.nnet.conv`` and
+``T.nnet.abstract_conv``."""
+from tracegrad.ops.nnet import *  # noqa: F401,F403
+from tracegrad.ops.elemwise import sigmoid, softplus  # noqa: F401
+from tracegrad.ops.conv import conv2d  # noqa: F401
+from tracegrad.tensor.nnet import abstract_conv, conv  # noqa: F401,E402
