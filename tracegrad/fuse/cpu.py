@@ -19,7 +19,7 @@ import numpy as np
 # (tunables: what each trades and how it was measured is in tracegrad/config.py;
 # read as this module's globals, so tests patch them here)
 from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
-                              CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK,
+                              CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK, NATIVE_MIN_SIZE,
                               SINGLE_PASS_BLOCKS, THREAD_MIN_NS, THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.fuse.codegen import generate
@@ -27,6 +27,13 @@ from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import FusionSpec
 from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
+
+# The compiled CPU tier's hook: ``NATIVE[0](spec)`` gives an object whose
+# ``run(operands, outs, shape, size)`` computes a call and returns True, or
+# returns False (or the hook ``None``) when the NumPy program runs it. Set by
+# ``tracegrad.backend.c.install`` (fuse never imports the backends).
+NATIVE = [None]
+
 
 class CpuProgram:
     """A spec compiled for NumPy; ``run`` is thread-safe (no shared state)."""
@@ -54,6 +61,7 @@ class CpuProgram:
         self.fast = self.direct.fast
         self._deferred = None
         self._inplace = {}
+        self._native = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
         self._set_constants(spec)
@@ -76,6 +84,7 @@ class CpuProgram:
         new.fast = new.direct.fast
         new._deferred = None
         new._inplace = {}
+        new._native = None
         new._set_constants(spec)
         return new
 
@@ -173,9 +182,19 @@ class CpuProgram:
             if program is None:
                 return self._into(self.run(arrays, None, sources), outs)
         size = math.prod(shape)
+        if size >= NATIVE_MIN_SIZE and NATIVE[0] is not None and \
+                config.cpu_codegen != "numpy" and self._run_native(operands, outs, shape, size):
+            return outs
         if size:
             self._execute(program, operands, outs, shape, size)
         return outs
+
+    def _run_native(self, operands, outs, shape, size):
+        """The call through the compiled tier; ``False`` when it did not run."""
+        native = self._native
+        if native is None:
+            native = self._native = NATIVE[0](self.spec) or False
+        return native is not False and native.run(operands, outs, shape, size)
 
     def _program_into(self, outs, arrays, operands, shape):
         """The generated program that writes a call's results into the given
