@@ -11,6 +11,7 @@ from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
 from tracegrad.backend import c as c_tier
+from tracegrad.fuse import op as fuse_op
 
 CONFIG = sys.modules["tracegrad.config"]
 SOURCE = pathlib.Path(CONFIG.__file__).read_text()
@@ -31,6 +32,7 @@ USERS = {
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
     c_tier: ["NATIVE_MIN_PER_THREAD"],
+    fuse_op: ["NATIVE_MIN_SIZE"],
 }
 
 

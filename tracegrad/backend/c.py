@@ -289,12 +289,17 @@ def _run_split(call, size):
 
 # ------------------------------------------------------------ the hook
 
-def native_for(spec):
-    """The ``NativeProgram`` of ``spec``, or ``None`` when the spec has no
-    C++ form or there is no compiler (``'c'`` then logs a warning once)."""
-    from tracegrad.backend import ccompiler, csource
-    if not csource.can_compile(spec):
-        return None
+def can_run(spec):
+    """Whether every instruction of ``spec`` has a C++ form
+    (``csource.can_compile``); the compiler is looked for later."""
+    from tracegrad.backend import csource
+    return csource.can_compile(spec)
+
+
+def program(spec):
+    """The ``NativeProgram`` of ``spec`` (which ``can_run``), or ``None``
+    when there is no compiler (``'c'`` then logs a warning once)."""
+    from tracegrad.backend import ccompiler
     if ccompiler.compiler() is None:
         if config.cpu_codegen == "c" and not _warned:
             _warned.append(True)
@@ -310,4 +315,5 @@ _warned = []
 def install():
     """Let ``fuse.cpu`` programs use this tier (idempotent); whether a call
     uses it follows ``tg.config.cpu_codegen`` at the call."""
-    fuse_cpu.NATIVE[0] = native_for
+    import sys
+    fuse_cpu.NATIVE[0] = sys.modules[__name__]

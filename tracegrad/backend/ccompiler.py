@@ -2,9 +2,10 @@
 
 The kernels are C++ (they share the row templates of the CUDA emitter, which
 use overloading and templates). The compiler is ``$CXX``; else the C++
-sibling of ``$CC``, else of the compiler Python was built with
-(``sysconfig``'s ``CC``), else ``c++``, ``g++`` or ``clang++`` on ``PATH``.
-``None`` when there is none: the NumPy tier runs instead.
+sibling of ``$CC`` (or ``$CC`` itself); else the sibling of the compiler
+Python was built with (``sysconfig``'s ``CC``), else ``c++``, ``g++`` or
+``clang++`` on ``PATH``. ``None`` when there is none: the NumPy tier runs
+instead.
 
 Flags: ``-O3 -march=native`` for this machine's vector units;
 ``-fopenmp-simd`` so the ``#pragma omp declare simd`` declarations of the
@@ -53,13 +54,24 @@ def _cxx_of(cc):
 
 
 def _candidates():
+    """Compiler commands to try, in order. A compiler the user names
+    (``CXX``, else ``CC``) is the only one tried: pointing it nowhere turns
+    the tier off."""
     if os.environ.get("CXX"):
         yield shlex.split(os.environ["CXX"])
-    for cc in (os.environ.get("CC"), sysconfig.get_config_var("CC")):
-        if cc:
-            cxx = _cxx_of(shlex.split(cc))
-            if cxx:
-                yield cxx
+        return
+    if os.environ.get("CC"):
+        cc = shlex.split(os.environ["CC"])
+        cxx = _cxx_of(cc)
+        if cxx:
+            yield cxx
+        yield cc  # (a C driver compiles a .cpp file as C++ too)
+        return
+    cc = sysconfig.get_config_var("CC")
+    if cc:
+        cxx = _cxx_of(shlex.split(cc))
+        if cxx:
+            yield cxx
     for name in ("c++", "g++", "clang++"):
         yield [name]
 

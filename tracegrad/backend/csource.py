@@ -37,8 +37,12 @@ from tracegrad.ops.elemwise import PREAMBLE
 # dtypes a kernel reads or writes (C++ ``bool`` is NumPy's one byte).
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
           "uint64", "float32", "float64")
-# Rows whose template names a function that the C++ library lacks.
-UNAVAILABLE = ("erfinv(",)
+# Rows left to the NumPy tier: ``erfinv`` (not in the C++ library);
+# ``tgamma``/``lgamma`` (no vector versions, so nothing to gain; ``lgamma``
+# writes the global ``signgam``, a race between threads; and their results
+# differ from NumPy's far out: the sign of an underflowed gamma, lgamma's
+# poles).
+UNAVAILABLE = ("erfinv(", "tgamma(", "lgamma(")
 
 # libmvec's functions: name -> number of arguments.
 MVEC = {"acos": 1, "acosh": 1, "asin": 1, "asinh": 1, "atan": 1, "atan2": 2, "atanh": 1,

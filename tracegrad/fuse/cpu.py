@@ -28,10 +28,10 @@ from tracegrad.fuse.spec import FusionSpec
 from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
 
-# The compiled CPU tier's hook: ``NATIVE[0](spec)`` gives an object whose
-# ``run(operands, outs, shape, size)`` computes a call and returns True, or
-# returns False (or the hook ``None``) when the NumPy program runs it. Set by
-# ``tracegrad.backend.c.install`` (fuse never imports the backends).
+# The compiled CPU tier (``tracegrad.backend.c``, put here by its
+# ``install``: fuse never imports the backends): ``can_run(spec)`` and
+# ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
+# call and returns True, or returns False when the NumPy program must run it.
 NATIVE = [None]
 
 
@@ -56,6 +56,12 @@ class CpuProgram:
         self.small_limit = min(SINGLE_PASS_BLOCKS * self.block,
                                int(SINGLE_PASS_BLOCKS * THREAD_MIN_NS / self.ns_per_element))
         self._fast_limit = self.small_limit if fast_ok else None
+        # Calls of NATIVE_MIN_SIZE elements or more go to the compiled tier
+        # when it can run this spec, so the whole-call fast path stops below.
+        tier = NATIVE[0]
+        self.native_possible = tier is not None and tier.can_run(spec)
+        if self.native_possible and fast_ok:
+            self._fast_limit = min(self._fast_limit, NATIVE_MIN_SIZE - 1)
         self.direct = generate(self.lowered, fast_limit=self._fast_limit,
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
         self.fast = self.direct.fast
@@ -182,7 +188,7 @@ class CpuProgram:
             if program is None:
                 return self._into(self.run(arrays, None, sources), outs)
         size = math.prod(shape)
-        if size >= NATIVE_MIN_SIZE and NATIVE[0] is not None and \
+        if size >= NATIVE_MIN_SIZE and self.native_possible and \
                 config.cpu_codegen != "numpy" and self._run_native(operands, outs, shape, size):
             return outs
         if size:
@@ -193,7 +199,7 @@ class CpuProgram:
         """The call through the compiled tier; ``False`` when it did not run."""
         native = self._native
         if native is None:
-            native = self._native = NATIVE[0](self.spec) or False
+            native = self._native = NATIVE[0].program(self.spec) or False
         return native is not False and native.run(operands, outs, shape, size)
 
     def _program_into(self, outs, arrays, operands, shape):
