@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from tracegrad.ops import special_math as sm
-from tracegrad.ops.base import NoGradient, row
+from tracegrad.ops.base import NoGradient, ScalarOp, row, row_by_name
 from tracegrad.ops import elemwise as _elemwise
 from tracegrad.ops.elemwise import (eq, exp, gammaln, log, log1p, neg, psi, sigmoid, sign,
                                     softplus, sqr, switch, true_div)
@@ -143,7 +143,7 @@ polygamma = row("polygamma", 2, _scipy_impl("polygamma"), None,
 beta = row("beta", 2, _scipy_impl("beta"), None,
     lambda i, o, gz: [gz * o * (psi(i[0]) - psi(i[0] + i[1])),
                       gz * o * (psi(i[1]) - psi(i[0] + i[1]))],
-    commutative=True, positive_if_inputs=True)
+    commutative=True)
 betaln = row("betaln", 2, _scipy_impl("betaln"), None,
     lambda i, o, gz: [gz * (psi(i[0]) - psi(i[0] + i[1])),
                       gz * (psi(i[1]) - psi(i[0] + i[1]))],
@@ -228,6 +228,24 @@ ROW_NAMES = ["erfcinv", "erfcx", "logit", "ndtr", "ndtri", "log_ndtr", "entr", "
              "i0e", "i1e", "j0", "j1", "y0", "y1", "polygamma", "beta", "betaln", "xlogy",
              "xlog1py", "rel_entr", "iv", "ive", "jn", "yn", "gammainc", "gammaincc"]
 __all__ = ROW_NAMES + ["digamma", "expit", "log_expit"]
+
+class _SciPyRow(ScalarOp):
+    """A row whose ``ufunc`` is ``scipy.special``'s, found when first asked
+    (SciPy is imported by the forward anyway): Python numbers mixed with
+    arrays then take the dtype SciPy's loops give them (``resolve_weak``;
+    ``gammainc(1.5, float32)`` is float64, ``jv(1.5, float32)`` float32)."""
+
+    @property
+    def ufunc(self):
+        if "_scipy_ufunc" not in self.__dict__:
+            sp = sm._special(np)
+            found = getattr(sp, self.name, None) if sp is not None else None
+            self.__dict__["_scipy_ufunc"] = found if isinstance(found, np.ufunc) else None
+        return self.__dict__["_scipy_ufunc"]
+
+
+for _name in ROW_NAMES:
+    row_by_name(_name).__class__ = _SciPyRow  # (made by ``row`` as a plain ScalarOp)
 
 # scipy.special's ufuncs answer with these functions on symbolic values.
 for _name in ROW_NAMES + ["erf", "erfc", "erfinv", "gamma", "gammaln", "psi", "digamma",
