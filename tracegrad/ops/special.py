@@ -136,18 +136,18 @@ y1 = row("y1", 1, _scipy_impl("y1"), "y1({0})",
     lambda i, o, gz: [gz * (y0(i[0]) - yn(2, i[0])) * 0.5])
 
 # (a, x) / (x, y), out, gz -> [da, dx]
+# (beta, betaln: symmetric mathematically, but SciPy's values at the poles,
+# negative integers, are not, so neither declares ``commutative``.)
 # d polygamma(n, x)/dx = polygamma(n + 1, x)
 polygamma = row("polygamma", 2, _scipy_impl("polygamma"), None,
     lambda i, o, gz: [_order_refused("polygamma", "the order n"),
                       gz * polygamma(i[0] + 1, i[1])])
 beta = row("beta", 2, _scipy_impl("beta"), None,
     lambda i, o, gz: [gz * o * (psi(i[0]) - psi(i[0] + i[1])),
-                      gz * o * (psi(i[1]) - psi(i[0] + i[1]))],
-    commutative=True)
+                      gz * o * (psi(i[1]) - psi(i[0] + i[1]))])
 betaln = row("betaln", 2, _scipy_impl("betaln"), None,
     lambda i, o, gz: [gz * (psi(i[0]) - psi(i[0] + i[1])),
-                      gz * (psi(i[1]) - psi(i[0] + i[1]))],
-    commutative=True)
+                      gz * (psi(i[1]) - psi(i[0] + i[1]))])
 xlogy = row("xlogy", 2, _scipy_impl("xlogy", _xlogy_np), None,
     lambda i, o, gz: [gz * log(i[1]), gz * _x_over(i[0], i[1])])
 xlog1py = row("xlog1py", 2, _scipy_impl("xlog1py", lambda xp, x, y: _xlogy_np(xp, x, y, "log1p")),
