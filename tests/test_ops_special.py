@@ -233,6 +233,16 @@ def test_second_derivative_of_polygamma():
     np.testing.assert_allclose(h.eval({x: xs}), sp.polygamma(3, xs), rtol=1e-12)
 
 
+def test_hessian_of_gammaln():
+    # gammaln'' = trigamma (the tri_gamma row), whose slope is polygamma(2, x)
+    x = T.dvector("x")
+    h = tg.grad(T.sum(tg.grad(T.sum(tg.grad(T.sum(T.gammaln(x)), x)), x)), x)
+    xs = np.array([0.7, 2.0, 9.5])
+    np.testing.assert_allclose(h.eval({x: xs}), sp.polygamma(2, xs), rtol=1e-12)
+    rows = tg.jacobian(tg.grad(T.sum(T.psi(x)), x), x)
+    np.testing.assert_allclose(rows.eval({x: xs}), np.diag(sp.polygamma(2, xs)), rtol=1e-12)
+
+
 # ------------------------------------------------------------ refusals
 @pytest.mark.parametrize("name,arg", [("polygamma", "order n"), ("jn", "order n"),
                                       ("yn", "order n"), ("iv", "order v"),

@@ -229,6 +229,12 @@ ROW_NAMES = ["erfcinv", "erfcx", "logit", "ndtr", "ndtri", "log_ndtr", "entr", "
              "xlog1py", "rel_entr", "iv", "ive", "jn", "yn", "gammainc", "gammaincc"]
 __all__ = ROW_NAMES + ["digamma", "expit", "log_expit"]
 
+# psi's derivative row (``ops/elemwise.py``) gets its own derivative here,
+# where polygamma lives (elemwise sits below this module): second
+# derivatives of gammaln/psi (hessians of Gamma/Dirichlet likelihoods).
+row_by_name("tri_gamma").grad = lambda i, o, gz: [gz * polygamma(2, i[0])]
+
+
 class _SciPyRow(ScalarOp):
     """A row whose ``ufunc`` is ``scipy.special``'s, found when first asked
     (SciPy is imported by the forward anyway): Python numbers mixed with
