@@ -336,3 +336,25 @@ def test_numpy_fallbacks_without_scipy(monkeypatch):
                                    equal_nan=True, err_msg=name)
     with pytest.raises(ImportError, match="scipy.special.i0e: install SciPy"):
         special_rows.i0e.op.impl(np, xs)
+
+
+def test_python_numbers_take_scipy_loops():
+    # NumPy 2 with SciPy's loops: gammainc has 'dd->d' first (a Python float
+    # with float32 gives float64), jv 'ff->f' first (float32)
+    x = T.fvector("x")
+    xs = np.array([0.5, 2.0], "float32")
+    for name in ("gammainc", "jn", "xlogy", "iv"):
+        out = getattr(tss, name)(1.5, x)
+        want = getattr(sp, name)(1.5, xs)
+        assert out.dtype == want.dtype.name, name
+        np.testing.assert_array_equal(out.eval({x: xs}), want)
+
+
+def test_rows_pickle_by_name():
+    import pickle
+    x = T.dvector("x")
+    y = tss.iv(2, x) + tss.xlogy(x, 3.0)
+    f = tg.function([x], y)
+    g = pickle.loads(pickle.dumps(f))
+    xs = np.array([0.5, 2.0])
+    np.testing.assert_allclose(g(xs), sp.iv(2, xs) + sp.xlogy(xs, 3.0), rtol=1e-14)
