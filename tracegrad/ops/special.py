@@ -90,19 +90,23 @@ def _rel_entr_np(xp, x, y):
 
 
 # ------------------------------------------------------------ the rows
+# No row has a C expression (``c=None``): the fused CPU C++ tier
+# (``backend/csource.py``) and CUDA read the same template, and the C++
+# library lacks these functions or (POSIX ``j0``...) differs from SciPy far
+# out; the rows run through ``impl`` and are left out of compiled kernels.
 # (x,), out, gz -> [dx]
-erfcinv = row("erfcinv", 1, _scipy_impl("erfcinv"), "erfcinv({0})",
+erfcinv = row("erfcinv", 1, _scipy_impl("erfcinv"), None,
     lambda i, o, gz: [gz * (-math.sqrt(math.pi) / 2) * exp(sqr(o))])
 # erfcx = exp(x^2) erfc(x): d/dx = 2 x erfcx(x) - 2 / sqrt(pi)
-erfcx = row("erfcx", 1, _scipy_impl("erfcx"), "erfcx({0})",
+erfcx = row("erfcx", 1, _scipy_impl("erfcx"), None,
     lambda i, o, gz: [gz * (i[0] * o * 2 - 2 / math.sqrt(math.pi))],
     positive=True, finite_if_inputs=True)
-logit = row("logit", 1, _scipy_impl("logit", _logit_np), "log({0} / (1 - {0}))",
+logit = row("logit", 1, _scipy_impl("logit", _logit_np), None,
     lambda i, o, gz: [gz / (i[0] * (1 - i[0]))])
-ndtr = row("ndtr", 1, _scipy_impl("ndtr", _ndtr_np), "normcdf({0})",
+ndtr = row("ndtr", 1, _scipy_impl("ndtr", _ndtr_np), None,
     lambda i, o, gz: [gz * exp(sqr(i[0]) * -0.5) * (1 / _SQRT_2PI)],
     positive=True, bounded=True, finite_if_inputs=True)
-ndtri = row("ndtri", 1, _scipy_impl("ndtri"), "normcdfinv({0})",
+ndtri = row("ndtri", 1, _scipy_impl("ndtri"), None,
     lambda i, o, gz: [gz * _SQRT_2PI * exp(sqr(o) * 0.5)])
 # d log_ndtr/dx = pdf(x) / ndtr(x) = exp(-x^2/2 - log_ndtr(x)) / sqrt(2 pi):
 # one exp of a moderate number, where pdf and ndtr both underflow (x < -38).
@@ -112,9 +116,9 @@ log_ndtr = row("log_ndtr", 1, _scipy_impl("log_ndtr"), None,
 # entr = -x log x: d/dx = -(log x + 1) (+inf at 0, the true slope)
 entr = row("entr", 1, _scipy_impl("entr", _entr_np), None,
     lambda i, o, gz: [neg(gz * (log(i[0]) + 1))])
-i0 = row("i0", 1, _scipy_impl("i0"), "cyl_bessel_i0({0})",
+i0 = row("i0", 1, _scipy_impl("i0"), None,
     lambda i, o, gz: [gz * i1(i[0])], positive=True, finite_if_inputs=True)
-i1 = row("i1", 1, _scipy_impl("i1"), "cyl_bessel_i1({0})",
+i1 = row("i1", 1, _scipy_impl("i1"), None,
     lambda i, o, gz: [gz * _bessel1_slope(i[0], i0(i[0]), o)],
     positive_if_inputs=True, finite_if_inputs=True)
 # i0e = exp(-|x|) i0: d/dx = i1e - sign(x) i0e
@@ -124,15 +128,15 @@ i0e = row("i0e", 1, _scipy_impl("i0e"), None,
 i1e = row("i1e", 1, _scipy_impl("i1e"), None,
     lambda i, o, gz: [gz * (_bessel1_slope(i[0], i0e(i[0]), o) - sign(i[0]) * o)],
     bounded=True, finite_if_inputs=True)
-j0 = row("j0", 1, _scipy_impl("j0"), "j0({0})",
+j0 = row("j0", 1, _scipy_impl("j0"), None,
     lambda i, o, gz: [neg(gz * j1(i[0]))], bounded=True, finite_if_inputs=True)
 # j1' = (j0 - j2) / 2 (finite at 0, unlike j0 - j1 / x)
-j1 = row("j1", 1, _scipy_impl("j1"), "j1({0})",
+j1 = row("j1", 1, _scipy_impl("j1"), None,
     lambda i, o, gz: [gz * (j0(i[0]) - jn(2, i[0])) * 0.5],
     bounded=True, finite_if_inputs=True)
-y0 = row("y0", 1, _scipy_impl("y0"), "y0({0})",
+y0 = row("y0", 1, _scipy_impl("y0"), None,
     lambda i, o, gz: [neg(gz * y1(i[0]))])
-y1 = row("y1", 1, _scipy_impl("y1"), "y1({0})",
+y1 = row("y1", 1, _scipy_impl("y1"), None,
     lambda i, o, gz: [gz * (y0(i[0]) - yn(2, i[0])) * 0.5])
 
 # (a, x) / (x, y), out, gz -> [da, dx]
