@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tracegrad.tensor as T
-from optable import OpCase, check_forward, table_tests
+from optable import OpCase, table_tests
 
 try:
     import scipy.special as sp
