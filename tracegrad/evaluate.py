@@ -76,7 +76,7 @@ def evaluate(outputs, values, xp=np):
     storage = {}
     for var, value in values.items():
         storage[var] = (xp.asarray(value, dtype=var.type.dtype) if var.type.array_values
-                        else value)
+                        else var.type.filter(value))
     for node in toposort(outputs, blockers=storage):
         arrays = []
         for inp in node.inputs:

@@ -264,7 +264,14 @@ class AddSS(SparseOp):
         return Apply(self, [x, y], [SparseType(x.format, upcast(x.dtype, y.dtype))()])
 
     def impl(self, xp, x, y):
-        return as_format(x + y, x.format, np.result_type(x.dtype, y.dtype).name)
+        # The union of the patterns whatever the values (scipy's ``x + y``
+        # drops entries that cancel, and with them their gradient).
+        dtype = np.result_type(x.dtype, y.dtype)
+        a, b = x.tocoo(), y.tocoo()
+        out = sp.coo_matrix((np.concatenate([a.data.astype(dtype), b.data.astype(dtype)]),
+                             (np.concatenate([a.row, b.row]), np.concatenate([a.col, b.col]))),
+                            shape=x.shape)
+        return as_format(out, x.format, dtype.name)
 
     def vjp(self, node, grads):
         g = as_sparse_grad(grads[0], node.outputs[0].format)
@@ -308,6 +315,15 @@ def sub(x, y):
                else -as_tensor_variable(y))
 
 
+def _pattern(x):
+    """``x`` with every stored value 1 (stored zeros included)."""
+    return x.__class__((np.ones(x.indptr[-1]), x.indices, x.indptr), shape=x.shape)
+
+
+def _values_at(x, rows, cols):
+    return np.asarray(x.tocsr()[rows, cols]).ravel()
+
+
 class MulSS(SparseOp):
     """Elementwise sparse * sparse (same format): sparse, the intersection."""
 
@@ -316,7 +332,14 @@ class MulSS(SparseOp):
         return Apply(self, [x, y], [SparseType(x.format, upcast(x.dtype, y.dtype))()])
 
     def impl(self, xp, x, y):
-        return as_format(x.multiply(y), x.format, np.result_type(x.dtype, y.dtype).name)
+        if x.shape != y.shape:
+            raise ValueError(f"mul: sparse shapes {x.shape} and {y.shape} differ")
+        # The intersection of the patterns whatever the values (scipy's
+        # ``multiply`` drops zero products, and with them their gradient).
+        both = sp.coo_matrix(_pattern(x).multiply(_pattern(y)))
+        rows, cols = both.row, both.col
+        both.data = _values_at(x, rows, cols) * _values_at(y, rows, cols)
+        return as_format(both, x.format, np.result_type(x.dtype, y.dtype).name)
 
     def vjp(self, node, grads):
         x, y = node.inputs
@@ -339,7 +362,12 @@ class MulSD(SparseOp):
         if any(a not in (b, 1) for a, b in zip(y.shape, x.shape)):
             raise ValueError(f"mul: the dense shape {y.shape} does not broadcast to the "
                              f"sparse shape {x.shape}")
-        return as_format(x.multiply(y), x.format, dtype)
+        # x's pattern exactly, even where y is 0 (the gradient of y needs it)
+        out = x.copy()
+        rows, cols = _positions(x.format, x.indices, x.indptr)
+        y = np.broadcast_to(y, x.shape)
+        out.data = x.data[:len(rows)] * y[rows, cols]
+        return as_format(out, x.format, dtype)
 
     def vjp(self, node, grads):
         x, y = node.inputs

@@ -10,6 +10,7 @@ fuses elementwise tensor ops), and inputs are checked by ``filter``.
 import numpy as np
 import scipy.sparse as sp
 
+from tracegrad.evaluate import evaluate
 from tracegrad.shared import SHARED_CONSTRUCTORS, Container, SharedVariable
 from tracegrad.shared_access import UPDATE_LOCK, read_shared
 from tracegrad.tensor.type import TensorType, canonical_dtype
@@ -138,6 +139,10 @@ class _SparseMixin:
     def toarray(self):
         """The dense matrix (``dense_from_sparse``)."""
         return _ops.dense_from_sparse(self)
+
+    def eval(self, inputs_to_values=None):
+        """Evaluate with the reference evaluator: ``x.eval({x: matrix})``."""
+        return evaluate([self], inputs_to_values or {})[0]
 
     def zeros_like(self):
         return _ops.sp_zeros_like(self)
