@@ -17,7 +17,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import sys
 
-from tracegrad.sparse import basic, type as _type
+from tracegrad.sparse import basic, math  # noqa: F401 (Theano's sparse.basic.hstack)
+from tracegrad.sparse import type as _type
 from tracegrad.sparse.basic import *  # noqa: F401,F403
 from tracegrad.sparse.basic import (CSC, CSM, CSR, abs_, add, col_scale,  # noqa: F401
                                     csm_properties, dense_from_sparse, mul, neg,
