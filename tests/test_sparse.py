@@ -7,6 +7,7 @@ of a random projection of the (dense) result, taken with respect to the
 stored values of each sparse input (``CSM`` of a data vector: the
 structured gradient Theano gives) and to every dense input.
 """
+import pickle
 import subprocess
 import sys
 
@@ -364,6 +365,41 @@ def test_regular_dot_gradient_is_dense_everywhere():
     assert isinstance(g.type, T.TensorType)
     a, wv = rand_sparse(3, 4, "csr"), rand_dense((4, 2))
     np.testing.assert_allclose(tg.function([x, w], g)(a, wv), np.tile(wv.sum(axis=1), (3, 1)))
+
+
+def test_dense_operators_defer_to_the_sparse_operand():
+    # Theano: a tensor's operator returns NotImplemented for a sparse operand
+    x, w = S.csr_dmatrix("x"), T.dmatrix("w")
+    a, wv = rand_sparse(3, 4, "csr"), rand_dense((3, 4))
+    outs = [w + x, w - x, w * x, w.T @ x, x.sum(), x.sum(axis=1)]
+    assert [isinstance(o.type, S.SparseType) for o in outs] == [False, False, True, False,
+                                                                 False, False]
+    got = tg.function([x, w], outs)(a, wv)
+    ad = a.toarray()
+    for g, want in zip(got, [wv + ad, wv - ad, wv * ad, wv.T @ ad, ad.sum(), ad.sum(axis=1)]):
+        np.testing.assert_allclose(g.toarray() if sp.issparse(g) else g, want)
+
+
+def test_dense_and_sparse_gradient_terms_add_up():
+    # sp_sum(sparse_grad=True) gives a sparse term, dot a dense one
+    x, w = S.csr_dmatrix("x"), T.dmatrix("w")
+    a, wv = rand_sparse(3, 3, "csr"), rand_dense((3, 3))
+    for cost in (S.sp_sum(x, sparse_grad=True) + S.dot(x, w).sum(),
+                 S.dot(x, w).sum() + S.sp_sum(x, sparse_grad=True)):
+        g = tg.function([x, w], tg.grad(cost, x))(a, wv)
+        np.testing.assert_allclose(g, np.tile(wv.sum(axis=1), (3, 1)) + (a.toarray() != 0))
+
+
+def test_functions_with_sparse_values_pickle():
+    x, w = S.csc_dmatrix("x"), T.dmatrix("w")
+    f = tg.function([x, w], [S.structured_dot(x, w), S.sqr(x)])
+    a, wv = rand_sparse(3, 4, "csc"), rand_dense((4, 2))
+    g = pickle.loads(pickle.dumps(f))
+    for want, got in zip(f(a, wv), g(a, wv)):
+        if sp.issparse(want):
+            check_sparse(got, want, "csc", "float64")
+        else:
+            np.testing.assert_array_equal(got, want)
 
 
 # ------------------------------------------------------------ shared variables

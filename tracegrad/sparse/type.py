@@ -144,6 +144,10 @@ class _SparseMixin:
         """Evaluate with the reference evaluator: ``x.eval({x: matrix})``."""
         return evaluate([self], inputs_to_values or {})[0]
 
+    def sum(self, axis=None, sparse_grad=False):
+        """``sp_sum(self, axis, sparse_grad)``: dense."""
+        return _ops.sp_sum(self, axis=axis, sparse_grad=sparse_grad)
+
     def zeros_like(self):
         return _ops.sp_zeros_like(self)
 
