@@ -78,6 +78,45 @@ def test_constructors_and_as_sparse_variable():
     assert coo.format == "csr"
 
 
+@pytest.mark.parametrize("shape", [(3, 4), (0, 4)])
+def test_empty_and_zero_size_matrices(shape):
+    x, w = S.csr_dmatrix("x"), T.dmatrix("w")
+    e = sp.csr_matrix(shape)
+    wv = rand_dense((4, 2))
+    outs = [S.sp_sum(x), S.sp_sum(x, 0), S.structured_dot(x, w), S.sqr(x), x * x, x + x,
+            x.T, S.sampling_dot(T.ones((shape[0], 2)), w, x)]
+    got = tg.function([x, w], outs)(e, wv)
+    assert got[0] == 0 and got[1].shape == (4,) and not got[1].any()
+    np.testing.assert_array_equal(got[2], np.zeros((shape[0], 2)))
+    for g in got[3:]:
+        assert sp.issparse(g) and g.nnz == 0
+    assert got[6].shape == shape[::-1] and got[7].shape == shape
+    gx, gw = tg.function([x, w], tg.grad(S.structured_dot(x, w).sum(), [x, w]))(e, wv)
+    assert gx.nnz == 0 and gx.shape == shape
+    np.testing.assert_array_equal(gw, np.zeros((4, 2)))
+
+
+def test_inputs_and_shared_values_are_never_overwritten():
+    # csm_properties' arrays are views of the input (view_map): the in-place
+    # planner must not write the elementwise results into them
+    x = S.csr_dmatrix("x")
+    a = rand_sparse(4, 4, "csr")
+    before = a.copy()
+    tg.function([x], [S.sqr(x), S.neg(S.structured_add(x, 1.0)),
+                      S.sp_sum(S.sin(x) * 2.0)])(a)
+    np.testing.assert_array_equal(a.toarray(), before.toarray())
+    s = tg.shared(before.copy())
+    tg.function([], S.neg(s))()
+    np.testing.assert_array_equal(s.get_value().toarray(), before.toarray())
+
+
+def test_scipy_sparse_arrays_are_taken_and_matrices_returned():
+    x = S.csr_dmatrix("x")
+    out = tg.function([x], S.sqr(x))(sp.csr_array(np.eye(3) * 2))
+    assert type(out) is sp.csr_matrix
+    np.testing.assert_array_equal(out.toarray(), np.eye(3) * 4)
+
+
 # ------------------------------------------------------------ unary elementwise
 UNARY = {  # name -> NumPy function on the stored values
     "sqr": np.square, "sqrt": np.sqrt, "abs_": np.abs, "neg": np.negative, "sin": np.sin,

@@ -133,6 +133,13 @@ def _positions(format, indices, indptr):
     return (major, indices) if format == "csr" else (indices, major)
 
 
+def _values_at(x, rows, cols):
+    """The values of sparse ``x`` at the positions ``rows``, ``cols``."""
+    if len(rows) == 0:   # (scipy's fancy indexing returns a matrix then)
+        return np.zeros(0, x.dtype)
+    return np.asarray(x.tocsr()[rows, cols]).ravel()
+
+
 class CSM(SparseOp):
     """A sparse matrix from its ``data``, ``indices``, ``indptr`` and ``shape``
     (the scipy.sparse storage of ``format``; duplicates are summed). Its
@@ -183,7 +190,7 @@ class CSMGrad(SparseOp):
     def impl(self, xp, indices, indptr, g, like):
         rows, cols = _positions(self.format, indices, indptr)
         if sp.issparse(g):
-            return np.asarray(g.tocsr()[rows, cols]).ravel().astype(like.dtype)
+            return _values_at(g, rows, cols).astype(like.dtype)
         return g[rows, cols].astype(like.dtype)
 
 
@@ -320,8 +327,6 @@ def _pattern(x):
     return x.__class__((np.ones(x.indptr[-1]), x.indices, x.indptr), shape=x.shape)
 
 
-def _values_at(x, rows, cols):
-    return np.asarray(x.tocsr()[rows, cols]).ravel()
 
 
 class MulSS(SparseOp):
