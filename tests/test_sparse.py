@@ -181,6 +181,7 @@ def test_conversions_transpose_and_csm(fmt, dtype):
     x = S.SparseType(fmt, dtype)("x")
     a = rand_sparse(4, 7, fmt, dtype)
     d = S.dense_from_sparse(x)
+    assert S.todense is S.dense_from_sparse and S.CSC == S.CSM("csc")
     other = "csr" if fmt == "csc" else "csc"
     data, indices, indptr, shape = S.csm_properties(x)
     f = tg.function([x], [d, S.csr_from_dense(d), S.csc_from_dense(d), S.transpose(x), x.T,
@@ -375,6 +376,27 @@ def test_gradients(name, fmt):
     sparse_values = [rand_sparse(4, 5, fmt, seed=k + 1, low=-0.9) for k in range(n_sparse)]
     dense_values = [rand_dense(s, seed=20 + k) for k, s in enumerate(dense_shapes)]
     _grad_case(fmt, build, sparse_values, dense_values)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rop_and_second_order_through_sparse_ops(fmt):
+    a = rand_sparse(4, 5, fmt, seed=6, low=-0.9)
+    d, w = T.dvector("d"), T.dmatrix("w")
+    x = S.CSM(fmt)(d, a.indices, a.indptr, np.array(a.shape))
+    out = S.structured_dot(S.sin(x), w)
+    ed, ew = T.dvector("ed"), T.dmatrix("ew")
+    dv, wv = a.data.copy(), rand_dense((5, 3), seed=7)
+    edv, ewv = rand_dense(dv.shape, seed=8), rand_dense((5, 3), seed=9)
+    f = tg.function([d, w], out)
+    got = tg.function([d, w, ed, ew], tg.Rop(out, [d, w], [ed, ew]))(dv, wv, edv, ewv)
+    eps = 1e-6
+    num = (f(dv + eps * edv, wv + eps * ewv) - f(dv - eps * edv, wv - eps * ewv)) / (2 * eps)
+    np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-8)
+    # Hessian-vector product of sum((x * x) ** 2) over the stored values: 12 d^2 v
+    cost = (S.dense_from_sparse(S.mul(x, x)) ** 2).sum()
+    hv = tg.grad((tg.grad(cost, d) * ed).sum(), d)
+    np.testing.assert_allclose(tg.function([d, ed], hv)(dv, edv), 12 * dv ** 2 * edv,
+                               rtol=1e-12)
 
 
 def test_gradient_with_respect_to_a_sparse_variable_is_structured():

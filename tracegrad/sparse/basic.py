@@ -193,6 +193,16 @@ class CSMGrad(SparseOp):
             return _values_at(g, rows, cols).astype(like.dtype)
         return g[rows, cols].astype(like.dtype)
 
+    def vjp(self, node, grads):
+        # Linear in ``g``: its transpose puts the values back at the positions.
+        indices, indptr, g, _ = node.inputs
+        if is_sparse_variable(g):
+            shape = csm_shape(g)
+            back = CSM(self.format)(T.cast(grads[0], g.dtype), indices, indptr, shape)
+            return [None, None, back, None]
+        back = CSM(self.format)(T.cast(grads[0], g.dtype), indices, indptr, g.shape)
+        return [None, None, dense_from_sparse(back), None]
+
 
 class CSMProperties(SparseOp):
     """``(data, indices, indptr, shape)`` of a sparse matrix; the gradient of
