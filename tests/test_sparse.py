@@ -585,6 +585,16 @@ def test_runtime_shape_errors_name_the_op():
         tg.function([x, w], S.add(x, w))(rand_sparse(3, 4, "csr"), np.ones((4, 3)))
 
 
+def test_compiling_sparse_ops_for_a_gpu_is_refused():
+    import fake_cupy
+    x = S.csr_dmatrix("x")
+    with fake_cupy.installed():
+        with pytest.raises(TypeError, match="live on the CPU.*device='cpu'"):
+            tg.function([x], S.sqr(x), device="cuda")
+    with pytest.raises(TypeError, match="CPU only"):
+        tg.shared(rand_sparse(2, 2, "csr"), device="cuda")
+
+
 def test_structured_dot_of_two_sparse_has_no_gradient():
     x, y = S.csr_dmatrix("x"), S.csr_dmatrix("y")
     z = S.structured_dot(x, y)

@@ -11,6 +11,8 @@ in Theano: the gradient of a sparse input has that input's pattern (only
 stored positions), except ``add`` of two sparse matrices and the ops whose
 Theano gradient is regular (``dot``, ``true_dot``, ``sp_sum(sparse_grad=False)``).
 """
+from functools import partial
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -72,6 +74,13 @@ class SparseOp(Op):
     a constant (a folded sparse value would be a dense constant's twin)."""
 
     constant_foldable = False
+
+    def impl_for(self, xp):
+        # Refused when the function is compiled for a GPU, not at its first call.
+        if xp is not np:
+            raise TypeError(f"{self.name}: sparse matrices live on the CPU (scipy.sparse); "
+                            "compile functions of sparse variables with device='cpu'")
+        return partial(self.impl, xp)
 
 
 # ------------------------------------------------------------ conversions
