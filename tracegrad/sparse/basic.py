@@ -54,8 +54,8 @@ def dense_arg(x, where, k=1, ndims=(2,)):
 def same_format(x, y, where):
     if x.format != y.format:
         raise TypeError(f"{where}: both sparse arguments must have the same format, got "
-                        f"{x.format} and {y.format}; convert one (e.g. transpose twice, "
-                        "or csr_from_dense(dense_from_sparse(x)))")
+                        f"{x.format} and {y.format}; convert one, e.g. "
+                        "csr_from_dense(dense_from_sparse(x))")
 
 
 def upcast(*dtypes):
@@ -70,8 +70,8 @@ def as_sparse_grad(g, format):
 
 
 class SparseOp(Op):
-    """An op over sparse values: CPU only (scipy.sparse), never folded into
-    a constant (a folded sparse value would be a dense constant's twin)."""
+    """An op over sparse values: CPU only (scipy.sparse), and never
+    constant-folded (the folding pass makes tensor constants of values)."""
 
     constant_foldable = False
 
