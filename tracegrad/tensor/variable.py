@@ -9,6 +9,7 @@ callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
 filled by the op modules next to each op.
 """
 import dis
+import operator
 import sys
 from functools import lru_cache
 
@@ -62,11 +63,23 @@ class _TensorMixin:
 
     @property
     def shape(self):
-        return _ops.shape(self)
+        """One entry per axis, as NumPy's ``shape``: a Python int where the
+        length is known while building the graph (the static shape), else
+        the symbolic int64 length ``T.shape(x)[i]`` (a ``ShapeTuple``)."""
+        known = self.type.shape
+        if None not in known:
+            return ShapeTuple(known, self)
+        vector = _ops.shape(self)
+        return ShapeTuple((n if n is not None else vector[i] for i, n in enumerate(known)),
+                          self)
 
     @property
     def size(self):
-        return _ops.prod(self.shape)
+        """The number of elements: an int when every length is known."""
+        known = self.type.shape
+        if None not in known:
+            return int(np.prod(known, dtype=np.int64))
+        return _ops.prod(_ops.shape(self))
 
     @property
     def T(self):
@@ -144,14 +157,36 @@ class _TensorMixin:
         raise TypeError(_truth_message(self))
 
     def __len__(self):
-        length = self.type.shape[0] if self.ndim else None
+        if not self.ndim:
+            raise TypeError(f"len() of unsized object: {self} is 0-d")
+        length = self.type.shape[0]
         if length is None:
-            raise StaticShapeError(f"len() of {self} is not known while building the graph")
+            raise StaticShapeError(
+                f"len() of {self} is not known while building the graph (its first "
+                "length is free): use x.shape[0] (a symbolic length), give it a static "
+                "shape (T.tensor(dtype, shape=(3, None))), or call the code through "
+                "tg.jit, which traces again with static shapes")
         return length
 
     def __iter__(self):
+        if not self.ndim:
+            raise TypeError(f"iteration over a 0-d array: {self} is 0-d")
         for i in range(len(self)):
             yield self[i]
+
+    # Python numbers from a symbolic value: only a constant has one while the
+    # graph is built (jit's free lengths answer ``__index__`` themselves).
+    def __float__(self):
+        return float(_known_number(self, "float"))
+
+    def __int__(self):
+        return int(_known_number(self, "int"))
+
+    def __complex__(self):
+        return complex(_known_number(self, "complex"))
+
+    def __index__(self):
+        return operator.index(_known_number(self, "index"))
 
     def __getitem__(self, key):
         return _ops.getitem(self, key)
@@ -266,9 +301,14 @@ class _TensorMixin:
         return dispatch_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        # NumPy asks for this in np.array([x, y]), np.asarray(x), np.float64(x)
+        # and any NumPy code that is not dispatched (a list of variables).
         raise TypeError(
-            f"symbolic variable {self} has no value yet: compile it with "
-            "tg.function or call .eval()")
+            f"NumPy cannot turn the symbolic variable {self} into an array: it has no "
+            "value until the compiled function runs. Write `import tracegrad.numpy as "
+            "np` (np.array([x, y]), np.asarray, np.stack, np.mean([a, b]) then build "
+            "graph nodes), or T.stack([...]); compile it with tg.function or call "
+            ".eval() for its value")
 
 
 _COMPARE_OP = dis.opmap["COMPARE_OP"]
@@ -301,6 +341,68 @@ def _comparison(fn, x, other):
         # Not a number or array (a string, an arbitrary object): never equal,
         # answered by identity like any Python object.
         return NotImplemented
+
+
+_CONVERSIONS = {
+    "float": "T.cast(x, 'float64') or x.astype('float64') (np.float64(x) under "
+             "`import tracegrad.numpy as np`)",
+    "int": "T.cast(x, 'int64') or x.astype('int64') (np.int64(x) under "
+           "`import tracegrad.numpy as np`)",
+    "complex": "T.cast(x, 'complex128') or x.astype('complex128')",
+    "index": "symbolic indexing (x[i], T.arange(n)), a static length (x.shape[i] of a "
+             "known length is an int), or tg.jit with static_argnums for a number "
+             "used as a length or axis",
+}
+
+
+def _known_number(var, kind):
+    """The Python number behind 0-d constant ``var``; ``TypeError`` saying
+    why not (and what to write instead) for any other symbolic value."""
+    if isinstance(var, Constant) and var.data.ndim == 0:
+        return var.data[()]
+    if isinstance(var, Constant):
+        raise TypeError(f"only 0-d constants convert to Python scalars; {var} has "
+                        f"shape {var.data.shape}")
+    what = "an index" if kind == "index" else f"{kind}()"
+    raise TypeError(
+        f"{what} of {var}: it is a traced (symbolic) value, whose number is not "
+        f"known until the compiled function runs. Use {_CONVERSIONS[kind]}; for its "
+        "value compile it with tg.function or call .eval()")
+
+
+class ShapeTuple(tuple):
+    """``x.shape`` of a symbolic array: a tuple (``len``, unpacking,
+    ``shape[1:]``, ``shape + (1,)``, ``== (3, 4)``, ``np.zeros(shape)`` when
+    every length is known) whose entries are Python ints where the length is
+    static and symbolic int64 scalars elsewhere. Where a tensor is expected
+    (``T.reshape(y, x.shape)``, an output of ``tg.function``) it is
+    Theano's int64 shape vector ``T.shape(x)``; ``x.shape.eval()`` gives it."""
+
+    def __new__(cls, entries, of=None):
+        out = super().__new__(cls, entries)
+        out.of = of  # the array whose whole shape this is (None for a slice)
+        return out
+
+    def __getitem__(self, key):
+        out = tuple.__getitem__(self, key)
+        return ShapeTuple(out) if isinstance(key, slice) else out
+
+    def __reduce__(self):
+        return (ShapeTuple, (tuple(self), self.of))
+
+    def as_tensor(self):
+        """The int64 vector of these lengths."""
+        if not any(isinstance(e, Variable) for e in self):
+            data = np.asarray(tuple(self), dtype="int64").reshape(len(self))
+            return TensorConstant(_constant_type(data), data)
+        if self.of is not None:
+            return _ops.shape(self.of)
+        return _ops.stack([as_tensor_variable(e, dtype="int64")
+                           if not isinstance(e, Variable) else e for e in self])
+
+    def eval(self, inputs_to_values=None):
+        """The lengths as an int64 array (Theano's ``x.shape.eval()``)."""
+        return self.as_tensor().eval(inputs_to_values)
 
 
 def _truth_message(var):
@@ -358,6 +460,8 @@ _PY_DEFAULT = {bool: "bool", int: "int64", float: "float64", complex: "complex12
 
 def as_tensor_variable(x, name=None, dtype=None):
     """Turn ``x`` (a variable, number, list or array) into a tensor variable."""
+    if isinstance(x, ShapeTuple):
+        x = x.as_tensor()
     if isinstance(x, Variable):
         if not isinstance(x.type, TensorType):
             raise TypeError(f"{x} of type {x.type} is not a tensor")
