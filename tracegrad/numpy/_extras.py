@@ -13,7 +13,7 @@ from tracegrad.tensor.dispatch import FUNCTIONS
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Variable
 
-__all__ = ["EXTRAS"]
+__all__ = ["EXTRAS", "LINALG_EXTRAS"]
 
 
 def _dtype_name(dtype):
@@ -48,8 +48,11 @@ def astype(x, dtype, /, *, copy=True, device=None):
 
 
 def _shape_tensor(shape):
+    """A shape argument: a sequence of lengths, a shape vector or one length."""
     if isinstance(shape, (list, tuple)):
         return tuple(shape)
+    if isinstance(shape, Variable) and shape.ndim == 1:
+        return shape
     return (shape,)
 
 
@@ -122,3 +125,56 @@ EXTRAS = {
     "result_type": result_type, "iscomplexobj": iscomplexobj,
     "isrealobj": isrealobj, "isscalar": isscalar, "row_stack": row_stack,
 }
+
+
+# ------------------------------------------------------------ numpy.linalg
+# The array-API names of numpy.linalg: the main namespace's functions over
+# the last axes (NumPy defines them so), composed from the registered ones.
+def linalg_outer(x1, x2, /):
+    return FUNCTIONS[np.outer](x1, x2)
+
+
+def linalg_tensordot(x1, x2, /, *, axes=2):
+    return FUNCTIONS[np.tensordot](x1, x2, axes=axes)
+
+
+def linalg_trace(x, /, *, offset=0, dtype=None):
+    return FUNCTIONS[np.trace](x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
+
+
+def linalg_diagonal(x, /, *, offset=0):
+    return FUNCTIONS[np.diagonal](x, offset=offset, axis1=-2, axis2=-1)
+
+
+def linalg_cross(x1, x2, /, *, axis=-1):
+    return FUNCTIONS[np.cross](x1, x2, axis=axis)
+
+
+def matrix_transpose(x, /):
+    """The last two axes swapped (``numpy.linalg.matrix_transpose``)."""
+    x = as_tensor_variable(x)
+    if x.ndim < 2:
+        raise ValueError(f"matrix_transpose: the input must have at least 2 dimensions, "
+                         f"got {x.ndim}")
+    return FUNCTIONS[np.swapaxes](x, -1, -2)
+
+
+def multi_dot(arrays, *, out=None):
+    """``numpy.linalg.multi_dot``: the product of the matrices, left to right."""
+    if out is not None:
+        raise TypeError("multi_dot(..., out=) cannot write into a symbolic variable")
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("multi_dot: expecting at least two arrays")
+    result = arrays[0]
+    for a in arrays[1:]:
+        result = FUNCTIONS[np.dot](result, a)
+    return result
+
+
+LINALG_EXTRAS = {
+    "outer": linalg_outer, "tensordot": linalg_tensordot, "trace": linalg_trace,
+    "diagonal": linalg_diagonal, "cross": linalg_cross,
+    "matrix_transpose": matrix_transpose, "multi_dot": multi_dot,
+}
+EXTRAS["matrix_transpose"] = matrix_transpose
