@@ -392,16 +392,18 @@ class ShapeTuple(tuple):
 
     def as_tensor(self):
         """The int64 vector of these lengths."""
+        if self.of is not None:  # (reads its input, as Theano's x.shape did)
+            return _ops.shape(self.of)
         if not any(isinstance(e, Variable) for e in self):
             data = np.asarray(tuple(self), dtype="int64").reshape(len(self))
             return TensorConstant(_constant_type(data), data)
-        if self.of is not None:
-            return _ops.shape(self.of)
         return _ops.stack([as_tensor_variable(e, dtype="int64")
                            if not isinstance(e, Variable) else e for e in self])
 
     def eval(self, inputs_to_values=None):
         """The lengths as an int64 array (Theano's ``x.shape.eval()``)."""
+        if not any(isinstance(e, Variable) for e in self):
+            return np.asarray(tuple(self), dtype="int64").reshape(len(self))
         return self.as_tensor().eval(inputs_to_values)
 
 
