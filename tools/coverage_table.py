@@ -32,7 +32,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import tracegrad as tg  # noqa: E402
-import tracegrad.numpy as tnp  # noqa: E402
 import tracegrad.tensor as T  # noqa: E402
 from tracegrad.evaluate import evaluate  # noqa: E402
 from tracegrad.trace import Variable  # noqa: E402

@@ -18,6 +18,8 @@ import numpy as np
 from tracegrad.evaluate import evaluate
 from tracegrad.tensor.dispatch import dispatch_function, dispatch_ufunc
 from tracegrad.trace import Constant, Variable
+from tracegrad.tensor.protocols import (ShapeTuple, known_number as _known_number,
+                                        truth_message as _truth_message)
 from tracegrad.tensor.type import StaticShapeError, TensorType
 
 
@@ -343,80 +345,18 @@ def _comparison(fn, x, other):
         return NotImplemented
 
 
-_CONVERSIONS = {
-    "float": "T.cast(x, 'float64') or x.astype('float64') (np.float64(x) under "
-             "`import tracegrad.numpy as np`)",
-    "int": "T.cast(x, 'int64') or x.astype('int64') (np.int64(x) under "
-           "`import tracegrad.numpy as np`)",
-    "complex": "T.cast(x, 'complex128') or x.astype('complex128')",
-    "index": "symbolic indexing (x[i], T.arange(n)), a static length (x.shape[i] of a "
-             "known length is an int), or tg.jit with static_argnums for a number "
-             "used as a length or axis",
-}
+def _shape_tuple_tensor(lengths):
+    """The int64 vector of ``lengths`` (a ``ShapeTuple``)."""
+    if lengths.of is not None:  # (reads its input, as Theano's x.shape did)
+        return _ops.shape(lengths.of)
+    if not any(isinstance(e, Variable) for e in lengths):
+        data = np.asarray(tuple(lengths), dtype="int64").reshape(len(lengths))
+        return TensorConstant(_constant_type(data), data)
+    return _ops.stack([e if isinstance(e, Variable) else as_tensor_variable(e, dtype="int64")
+                       for e in lengths])
 
 
-def _known_number(var, kind):
-    """The Python number behind 0-d constant ``var``; ``TypeError`` saying
-    why not (and what to write instead) for any other symbolic value."""
-    if isinstance(var, Constant) and var.data.ndim == 0:
-        return var.data[()]
-    if isinstance(var, Constant):
-        raise TypeError(f"only 0-d constants convert to Python scalars; {var} has "
-                        f"shape {var.data.shape}")
-    what = "an index" if kind == "index" else f"{kind}()"
-    raise TypeError(
-        f"{what} of {var}: it is a traced (symbolic) value, whose number is not "
-        f"known until the compiled function runs. Use {_CONVERSIONS[kind]}; for its "
-        "value compile it with tg.function or call .eval()")
-
-
-class ShapeTuple(tuple):
-    """``x.shape`` of a symbolic array: a tuple (``len``, unpacking,
-    ``shape[1:]``, ``shape + (1,)``, ``== (3, 4)``, ``np.zeros(shape)`` when
-    every length is known) whose entries are Python ints where the length is
-    static and symbolic int64 scalars elsewhere. Where a tensor is expected
-    (``T.reshape(y, x.shape)``, an output of ``tg.function``) it is
-    Theano's int64 shape vector ``T.shape(x)``; ``x.shape.eval()`` gives it."""
-
-    def __new__(cls, entries, of=None):
-        out = super().__new__(cls, entries)
-        out.of = of  # the array whose whole shape this is (None for a slice)
-        return out
-
-    def __getitem__(self, key):
-        out = tuple.__getitem__(self, key)
-        return ShapeTuple(out) if isinstance(key, slice) else out
-
-    def __reduce__(self):
-        return (ShapeTuple, (tuple(self), self.of))
-
-    def as_tensor(self):
-        """The int64 vector of these lengths."""
-        if self.of is not None:  # (reads its input, as Theano's x.shape did)
-            return _ops.shape(self.of)
-        if not any(isinstance(e, Variable) for e in self):
-            data = np.asarray(tuple(self), dtype="int64").reshape(len(self))
-            return TensorConstant(_constant_type(data), data)
-        return _ops.stack([as_tensor_variable(e, dtype="int64")
-                           if not isinstance(e, Variable) else e for e in self])
-
-    def eval(self, inputs_to_values=None):
-        """The lengths as an int64 array (Theano's ``x.shape.eval()``)."""
-        if not any(isinstance(e, Variable) for e in self):
-            return np.asarray(tuple(self), dtype="int64").reshape(len(self))
-        return self.as_tensor().eval(inputs_to_values)
-
-
-def _truth_message(var):
-    if getattr(var, "traced_argument", False):
-        return (f"the truth value of tg.jit argument {var} is not known while tracing: "
-                "pass it in static_argnums/static_argnames to branch on its value, or "
-                "use np.where / T.switch for an elementwise choice")
-    what = "constant" if isinstance(var, Constant) else "value computed in the graph"
-    return (f"the truth value of {var} (a symbolic {what}) is not known until the "
-            "function runs: use np.where / T.switch to choose between values, "
-            "tg.until to stop a scan, and `is` / `is not` to compare variables by "
-            "identity (`x == y` is elementwise)")
+ShapeTuple.to_tensor = staticmethod(_shape_tuple_tensor)
 
 
 class TensorVariable(_TensorMixin, Variable):
