@@ -268,3 +268,15 @@ def test_random_compositions_match_numpy_and_finite_differences(program):
             fd[i] = (up - _run(numpy, steps, weights, *args)) / (2 * eps)
         # central differences: error ~ eps**2 * f''' + 1e-16 / eps
         numpy.testing.assert_allclose(got, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_object_arrays_of_traced_values_are_stacked():
+    x, y = T.dscalar("x"), T.dscalar("y")
+    held = numpy.empty(2, dtype=object)
+    held[0], held[1] = x, y
+    for out in (tnp.array(held), tnp.stack(held), numpy.stack(held), tnp.exp(held) - 1):
+        assert isinstance(out, T.TensorVariable) and out.ndim == 1
+    f = tg.function([x, y], [tnp.mean(held), tnp.array(held) * 2])
+    mean, doubled = f(1.0, 3.0)
+    assert mean == 2.0
+    numpy.testing.assert_array_equal(doubled, [2.0, 6.0])

@@ -23,7 +23,8 @@ __all__ = ["install", "is_traced", "any_traced", "unsupported"]
 
 
 def is_traced(obj):
-    """Whether ``obj`` is a symbolic value or a list/tuple holding one (at any depth)."""
+    """Whether ``obj`` is a symbolic value or a list, tuple or object array
+    holding one (at any depth)."""
     stack = [obj]
     while stack:
         o = stack.pop()
@@ -31,7 +32,18 @@ def is_traced(obj):
             return True
         if isinstance(o, (list, tuple)):
             stack.extend(o)
+        elif isinstance(o, np.ndarray) and o.dtype == object:
+            stack.extend(o.flat)
     return False
+
+
+def _unobject(obj):
+    """``obj`` with NumPy object arrays (of traced values) made nested lists."""
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        return obj.tolist()
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_unobject(o) for o in obj) if type(obj) in (list, tuple) else obj
+    return obj
 
 
 def any_traced(args, kwargs):
@@ -48,8 +60,10 @@ def unsupported(qualname, hint=""):
 
 
 def _tensors(args):
-    """``args`` with each list/tuple that holds a symbolic value made one tensor."""
-    return [as_tensor_variable(a) if isinstance(a, (list, tuple)) and is_traced(a) else a
+    """``args`` with each list/tuple/object array that holds a symbolic value
+    made one tensor."""
+    return [as_tensor_variable(_unobject(a))
+            if isinstance(a, (list, tuple, np.ndarray)) and is_traced(a) else a
             for a in args]
 
 
@@ -64,7 +78,8 @@ def wrap_function(qualname, fn, extra=None, hint=""):
         impl = FUNCTIONS.get(fn) or extra
         if impl is None:
             raise unsupported(qualname, hint)
-        return impl(*args, **kwargs)
+        return impl(*[_unobject(a) for a in args],
+                    **{k: _unobject(v) for k, v in kwargs.items()})
 
     module, _, name = qualname.rpartition(".")
     wrapper.__module__, wrapper.__qualname__, wrapper.__name__ = module, name, name

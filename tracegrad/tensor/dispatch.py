@@ -9,6 +9,7 @@ Op modules register their NumPy counterparts next to the op definition:
 
 A NumPy function or ufunc without an entry raises ``TypeError`` naming it.
 """
+import numpy as np
 
 UFUNCS = {}           # np.ufunc -> tracegrad function (elementwise call)
 UFUNC_REDUCE = {}     # np.ufunc -> tracegrad reduction (ufunc.reduce)
@@ -59,6 +60,10 @@ def dispatch_function(func, args, kwargs):
     if fn is None:
         raise TypeError(f"tracegrad does not support NumPy function {_name(func)} "
                         "on symbolic variables")
+    # NumPy dispatches ``np.stack(a)`` of an object array ``a`` holding
+    # variables here: read it as the list of them it stands for.
+    args = [a.tolist() if isinstance(a, np.ndarray) and a.dtype == object else a
+            for a in args]
     return fn(*args, **kwargs)
 
 

@@ -420,6 +420,9 @@ def as_tensor_variable(x, name=None, dtype=None):
         data = np.asarray(x, dtype="uint64" if type(x) is int and x >= 2 ** 63
                           else _PY_DEFAULT[type(x)])
         return TensorConstant(_constant_type(data), data, name, weak=True)
+    if isinstance(x, np.ndarray) and x.dtype == object and \
+            any(isinstance(e, Variable) for e in x.flat):
+        x = x.tolist()  # an object array of variables: stacked like a list
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
         return _ops.stack([as_tensor_variable(e) for e in x])
     check_supported_value(x, f"the {type(x).__name__} used in the graph")
