@@ -29,6 +29,13 @@ def test_every_public_numpy_name_is_present(ref, ours):
     assert set(public) <= set(dir(ours))
 
 
+def test_star_import_gives_numpys_names():
+    scope = {}
+    exec("from tracegrad.numpy import *", scope)
+    assert scope["pi"] is numpy.pi and scope["sum"] is tnp.sum
+    assert scope["float32"] is tnp.float32 and "linalg" in scope
+
+
 def test_constants_classes_and_other_modules_are_numpys_own():
     for name in ("pi", "e", "inf", "nan", "newaxis", "ndarray", "dtype", "finfo",
                  "iinfo", "errstate", "ma", "polynomial", "floating", "generic"):
@@ -191,7 +198,8 @@ def test_committed_coverage_table_is_current():
         assert not changed and not gone, (
             f"docs/numpy-coverage.md is out of date for {mod} (run python "
             f"tools/coverage_table.py): changed {changed}, gone {sorted(gone)}")
-    assert committed == tool.render(results, tool.versions())
+    assert committed == tool.render(results, tool.versions()), (
+        "docs/numpy-coverage.md is out of date (run python tools/coverage_table.py)")
 
 
 # ------------------------------------------------------------ compositions

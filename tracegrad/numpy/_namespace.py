@@ -257,3 +257,7 @@ def install(namespace, numpy_module, extras=None, submodules=None, hint=""):
 
     namespace["__getattr__"] = __getattr__
     namespace["__dir__"] = __dir__
+    # ``from tracegrad.numpy import *`` gives what ``from numpy import *`` does
+    namespace["__all__"] = [n for n in getattr(numpy_module, "__all__",
+                                               public_names(numpy_module))
+                            if not n.startswith("_")]
