@@ -158,13 +158,19 @@ def _dtype_of_type(obj):
     return dtype.name if dtype.type is obj and dtype.kind in "biufc" else None
 
 
+_SCALAR_TYPES = {}  # NumPy type -> its stand-in (np.bool and np.bool_ share one)
+
+
 def scalar_type(obj, module):
+    """The stand-in of NumPy's numeric scalar type ``obj``; other classes as they are."""
     dtype = _dtype_of_type(obj)
     if dtype is None:
         return obj
-    return ScalarType(obj.__name__, (obj,), {
-        "numpy_type": obj, "dtype_name": dtype, "__module__": module,
-        "__doc__": f"NumPy's ``{obj.__name__}``; on a traced value, a cast to {dtype}."})
+    if obj not in _SCALAR_TYPES:
+        _SCALAR_TYPES[obj] = ScalarType(obj.__name__, (obj,), {
+            "numpy_type": obj, "dtype_name": dtype, "__module__": module,
+            "__doc__": f"NumPy's ``{obj.__name__}``; on a traced value, a cast to {dtype}."})
+    return _SCALAR_TYPES[obj]
 
 
 # ------------------------------------------------------------ r_ / c_
