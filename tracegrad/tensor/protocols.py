@@ -1,15 +1,20 @@
 """Python's protocols on symbolic arrays that need no graph building:
 ``x.shape`` as a tuple (``ShapeTuple``), and the Python numbers a symbolic
 value cannot give while the graph is built (``float(x)``, ``int(x)``,
-``complex(x)``, an index, ``bool(x)``), with errors that say why and what to write
+``complex(x)``, an index, ``bool(x)``), and whether ``x == y`` was
+written as an operator (elementwise) or made by a container (identity), with errors that say why and what to write
 instead. ``tensor.variable`` uses both; this module imports no tracegrad
 module but the graph's ``Constant``/``Variable``.
 """
+import dis
+import sys
+
 import numpy as np
 
 from tracegrad.trace import Constant, Variable
 
-__all__ = ["ShapeTuple", "known_number", "truth_message"]
+__all__ = ["ShapeTuple", "known_number", "truth_message", "written_as_operator",
+           "comparison"]
 
 
 _CONVERSIONS = {
@@ -84,3 +89,36 @@ def truth_message(var):
             "function runs: use np.where / T.switch to choose between values, "
             "tg.until to stop a scan, and `is` / `is not` to compare variables by "
             "identity (`x == y` is elementwise)")
+
+
+_COMPARE_OP = dis.opmap["COMPARE_OP"]
+
+
+def written_as_operator():
+    """Whether the running ``__eq__``/``__ne__`` comes from a ``==``/``!=``
+    written in Python code (a ``COMPARE_OP`` instruction in the calling frame).
+
+    Container code compares items itself, from C: ``x in seq`` (the frame is
+    at ``CONTAINS_OP``), ``seq.index(x)``, ``.remove``, ``.count`` (a call),
+    dict and set lookups. Those comparisons ask for identity, as they did in
+    Theano, and they first test ``is`` themselves, so answering
+    ``NotImplemented`` (Python then falls back to ``is``) keeps them right.
+    """
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from C with no Python frame at all
+        return False
+    lasti = frame.f_lasti
+    return lasti >= 0 and frame.f_code.co_code[lasti] == _COMPARE_OP
+
+
+def comparison(fn, x, other):
+    """``fn(x, other)`` (elementwise ``==``/``!=``), or identity for a non-number."""
+    try:
+        return fn(x, other)
+    except TypeError:
+        if isinstance(other, Variable):
+            raise
+        # Not a number or array (a string, an arbitrary object): never equal,
+        # answered by identity like any Python object.
+        return NotImplemented

@@ -8,9 +8,7 @@ sits below the ops and imports none of them.
 callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
 filled by the op modules next to each op.
 """
-import dis
 import operator
-import sys
 from functools import lru_cache
 
 import numpy as np
@@ -18,8 +16,10 @@ import numpy as np
 from tracegrad.evaluate import evaluate
 from tracegrad.tensor.dispatch import dispatch_function, dispatch_ufunc
 from tracegrad.trace import Constant, Variable
-from tracegrad.tensor.protocols import (ShapeTuple, known_number as _known_number,
-                                        truth_message as _truth_message)
+from tracegrad.tensor.protocols import (ShapeTuple, comparison as _comparison,
+                                        known_number as _known_number,
+                                        truth_message as _truth_message,
+                                        written_as_operator as _written_as_operator)
 from tracegrad.tensor.type import StaticShapeError, TensorType
 
 
@@ -313,38 +313,6 @@ class _TensorMixin:
             ".eval() for its value")
 
 
-_COMPARE_OP = dis.opmap["COMPARE_OP"]
-
-
-def _written_as_operator():
-    """Whether the running ``__eq__``/``__ne__`` comes from a ``==``/``!=``
-    written in Python code (a ``COMPARE_OP`` instruction in the calling frame).
-
-    Container code compares items itself, from C: ``x in seq`` (the frame is
-    at ``CONTAINS_OP``), ``seq.index(x)``, ``.remove``, ``.count`` (a call),
-    dict and set lookups. Those comparisons ask for identity, as they did in
-    Theano, and they first test ``is`` themselves, so answering
-    ``NotImplemented`` (Python then falls back to ``is``) keeps them right.
-    """
-    try:
-        frame = sys._getframe(2)
-    except ValueError:  # called from C with no Python frame at all
-        return False
-    lasti = frame.f_lasti
-    return lasti >= 0 and frame.f_code.co_code[lasti] == _COMPARE_OP
-
-
-def _comparison(fn, x, other):
-    try:
-        return fn(x, other)
-    except TypeError:
-        if isinstance(other, Variable):
-            raise
-        # Not a number or array (a string, an arbitrary object): never equal,
-        # answered by identity like any Python object.
-        return NotImplemented
-
-
 def _shape_tuple_tensor(lengths):
     """The int64 vector of ``lengths`` (a ``ShapeTuple``)."""
     if lengths.of is not None:  # (reads its input, as Theano's x.shape did)
@@ -400,10 +368,20 @@ def _constant_type(data):
 _PY_DEFAULT = {bool: "bool", int: "int64", float: "float64", complex: "complex128"}
 
 
+def _plain_container(x):
+    """``x.shape`` (a ``ShapeTuple``) as its int64 vector, an object array of
+    variables as the list it stands for (stacked like one); else ``x``."""
+    if isinstance(x, ShapeTuple):
+        return x.as_tensor()
+    if isinstance(x, np.ndarray) and x.dtype == object and \
+            any(isinstance(e, Variable) for e in x.flat):
+        return x.tolist()
+    return x
+
+
 def as_tensor_variable(x, name=None, dtype=None):
     """Turn ``x`` (a variable, number, list or array) into a tensor variable."""
-    if isinstance(x, ShapeTuple):
-        x = x.as_tensor()
+    x = _plain_container(x)
     if isinstance(x, Variable):
         if not isinstance(x.type, TensorType):
             raise TypeError(f"{x} of type {x.type} is not a tensor")
@@ -420,9 +398,6 @@ def as_tensor_variable(x, name=None, dtype=None):
         data = np.asarray(x, dtype="uint64" if type(x) is int and x >= 2 ** 63
                           else _PY_DEFAULT[type(x)])
         return TensorConstant(_constant_type(data), data, name, weak=True)
-    if isinstance(x, np.ndarray) and x.dtype == object and \
-            any(isinstance(e, Variable) for e in x.flat):
-        x = x.tolist()  # an object array of variables: stacked like a list
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
         return _ops.stack([as_tensor_variable(e) for e in x])
     check_supported_value(x, f"the {type(x).__name__} used in the graph")
