@@ -15,7 +15,7 @@ import importlib
 import numpy as np
 
 from tracegrad.ops import api as _api
-from tracegrad.tensor.dispatch import FUNCTIONS, UFUNCS
+from tracegrad.tensor.dispatch import FUNCTIONS, ufunc_implementation
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Variable
 
@@ -99,7 +99,7 @@ class Ufunc:
     def __call__(self, *args, **kwargs):
         if not any_traced(args, kwargs):
             return self.ufunc(*args, **kwargs)
-        if self.ufunc not in UFUNCS:
+        if ufunc_implementation(self.ufunc) is None:
             raise unsupported(self.qualname)
         # A symbolic argument makes NumPy hand the call to tracegrad
         # (``__array_ufunc__``), which also checks ``out=`` and keywords.
