@@ -22,18 +22,19 @@ from tracegrad.trace import Variable
 __all__ = ["install", "is_traced", "any_traced", "unsupported"]
 
 
+_PLAIN = frozenset([int, float, complex, bool, str, type(None), np.float64, np.int64])
+
+
 def is_traced(obj):
     """Whether ``obj`` is a symbolic value or a list, tuple or object array
     holding one (at any depth)."""
-    stack = [obj]
-    while stack:
-        o = stack.pop()
-        if isinstance(o, Variable):
-            return True
-        if isinstance(o, (list, tuple)):
-            stack.extend(o)
-        elif isinstance(o, np.ndarray) and o.dtype == object:
-            stack.extend(o.flat)
+    if isinstance(obj, Variable):
+        return True
+    if isinstance(obj, (list, tuple)):
+        # (every call of a NumPy function asks: numbers are skipped cheaply)
+        return any(type(o) not in _PLAIN and is_traced(o) for o in obj)
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        return any(is_traced(o) for o in obj.flat)
     return False
 
 
@@ -41,8 +42,8 @@ def _unobject(obj):
     """``obj`` with NumPy object arrays (of traced values) made nested lists."""
     if isinstance(obj, np.ndarray) and obj.dtype == object:
         return obj.tolist()
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
-        return type(obj)(_unobject(o) for o in obj) if type(obj) in (list, tuple) else obj
+    if type(obj) in (list, tuple):  # (not a namedtuple: kept as it is)
+        return type(obj)(_unobject(o) for o in obj)
     return obj
 
 
