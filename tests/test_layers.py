@@ -26,6 +26,7 @@ LAYERS = [
                "tracegrad.evaluate", "tracegrad.backend", "tracegrad.backend.cupy",
                "tracegrad.frozen_random", "tracegrad.shared_access"]),
     ("types", ["tracegrad.tensor.type", "tracegrad.tensor.variable",
+               "tracegrad.tensor.protocols",
                "tracegrad.tensor.dispatch", "tracegrad.casting", "tracegrad.shared"]),
     ("ops", ["tracegrad.ops", "tracegrad.ops.cumulative", "tracegrad.ops.nlinalg"]),
     ("transforms", ["tracegrad.grad", "tracegrad.rewrite", "tracegrad.fuse",

@@ -82,11 +82,24 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
     raise TypeError(f"tracegrad does not support {_name(ufunc)}.{method} on symbolic variables")
 
 
+def ufunc_implementation(ufunc):
+    """The tracegrad function registered for ``ufunc``, or ``None``."""
+    fn = UFUNCS.get(ufunc)
+    if fn is None and PENDING_UFUNCS:
+        _bind_pending()
+        fn = UFUNCS.get(ufunc)
+    return fn
+
+
 def dispatch_function(func, args, kwargs):
     fn = FUNCTIONS.get(func)
     if fn is None:
         raise TypeError(f"tracegrad does not support NumPy function {_name(func)} "
                         "on symbolic variables")
+    # NumPy dispatches ``np.stack(a)`` of an object array ``a`` holding
+    # variables here: read it as the list of them it stands for.
+    args = [a.tolist() if isinstance(a, np.ndarray) and a.dtype == object else a
+            for a in args]
     return fn(*args, **kwargs)
 
 
