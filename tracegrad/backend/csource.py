@@ -2,7 +2,7 @@
 
 One emitter serves the CPU and the GPU: each instruction is the row's ``c``
 expression template with its arguments cast to the type it computes in
-(``fuse.cuda.instruction_type``), and the helpers are the CUDA emitter's
+(``fuse.emit``, the emitter the CUDA kernels use), and the helpers are its
 ``PREAMBLE`` (``__device__``/``__forceinline__`` defined away). A kernel is
 one loop over a range ``[start, end)`` of the flattened iteration space, so
 the caller can split a call over threads:
@@ -30,7 +30,7 @@ import ctypes
 
 import numpy as np
 
-from tracegrad.fuse.cuda import compute_ctype, instruction_type
+from tracegrad.fuse.emit import compute_ctype, instruction_line, instruction_type
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import PREAMBLE
 
@@ -129,18 +129,15 @@ def operand_dtypes(spec):
 def _body(spec, names):
     """The per-element statements (inputs already named in ``names``)."""
     lines = []
+    const_dtypes = [c.dtype.name for c in spec.constants]
     for j, instr in enumerate(spec.instrs):
-        dtypes = [arg_dtype(spec, ref) for ref in instr.args]
         if instr.row is SUM_TO:
             # Read as its first argument (the caller checked the shapes,
             # ``CpuProgram.shapes_hold``).
-            expr = f"(({compute_ctype(instr.dtype)}){names[instr.args[0]]})"
+            ct = compute_ctype(instr.dtype)
+            lines.append(f"const {ct} v{j} = (({ct}){names[instr.args[0]]});")
         else:
-            ct = compute_ctype(instruction_type(dtypes, instr.dtype))
-            args = [names[ref] if compute_ctype(dt) == ct else f"(({ct}){names[ref]})"
-                    for ref, dt in zip(instr.args, dtypes)]
-            expr = instr.row.c.format(*args)
-        lines.append(f"const {compute_ctype(instr.dtype)} v{j} = {expr};")
+            lines.append(instruction_line(spec, j, instr, names, const_dtypes))
         names[("t", j)] = f"v{j}"
     return lines
 
