@@ -1,0 +1,324 @@
+"""Table-driven tests of the ``numpy.linalg`` decompositions and the rest of
+``numpy.linalg`` (ops/decomp.py, ops/decomp_solve.py, ops/linalg_api.py):
+forward against NumPy (float64, float32, int64, complex128; stacks; empty
+matrices), gradients and jvps against finite differences.
+
+Eigenvectors and singular vectors have a sign/phase gauge chosen by LAPACK,
+so their rows differentiate gauge-invariant functions (as JAX's tests do):
+``|v|``, projectors ``sum_k c_k v_k v_k^H``, ``u diag(s^2) vh``. ``eigh``
+reads one triangle, so its gradient rows symmetrize inside the graph (its
+gradient is the one with respect to a Hermitian matrix, like ``cholesky``)."""
+import numpy as np
+import pytest
+
+import tracegrad.tensor as T
+from optable import OpCase, table_tests, uncovered_functions
+
+FLOATS = ("float64", "float32")
+ALL = ("float64", "float32", "int64", "complex128")
+COMPLEX = {"grad_dtypes": ("float64", "complex128")}
+
+
+def _draw(rng, dtype, shape):
+    if np.dtype(dtype).kind in "iub":
+        return rng.integers(-3, 4, size=shape)
+    x = rng.uniform(-1, 1, size=shape)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.uniform(-1, 1, size=shape)
+    return x
+
+
+def uniform(rng, dtype, shapes):
+    return [np.asarray(_draw(rng, dtype, s)).astype(dtype) for s in shapes]
+
+
+def well_conditioned(rng, dtype, shapes):
+    """Square matrices ``R + 2 n I``; other shapes uniform."""
+    out = []
+    for shape in shapes:
+        x = _draw(rng, dtype, shape)
+        if len(shape) >= 2 and shape[-1] == shape[-2]:
+            x = x + 2 * shape[-1] * np.eye(shape[-1], dtype=int)
+        out.append(np.asarray(x).astype(dtype))
+    return out
+
+
+def low_rank(rng, dtype, shapes):
+    """Matrices of rank about half their size (``B C`` with a thin inner axis)."""
+    out = []
+    for shape in shapes:
+        if len(shape) < 2:
+            out.append(np.asarray(_draw(rng, dtype, shape)).astype(dtype))
+            continue
+        r = max(1, min(shape[-2:]) // 2)
+        b = _draw(rng, dtype, shape[:-1] + (r,))
+        c = _draw(rng, dtype, shape[:-2] + (r, shape[-1]))
+        out.append(np.asarray(b @ c).astype(dtype))
+    return out
+
+
+def _mH(x):
+    return T.conj(T.swapaxes(x, -1, -2)) if x.dtype[0] == "c" else T.swapaxes(x, -1, -2)
+
+
+def _herm(a):
+    return 0.5 * (a + _mH(a))
+
+
+def _np_herm(a):
+    return 0.5 * (a + np.swapaxes(a, -1, -2).conj())
+
+
+def _proj(v):
+    """``sum_k (k + 1) v_k v_k^H``: invariant under the sign/phase of each column."""
+    n = v.shape[-1]
+    weights = T.cast(T.arange(n) + 1, "float64")
+    return T.matmul(v * weights, _mH(v))
+
+
+def _np_proj(v):
+    n = v.shape[-1]
+    return (v * np.arange(1, n + 1)) @ np.swapaxes(v, -1, -2).conj()
+
+
+def _cdtype(a):
+    real = np.result_type(a.dtype, np.float64 if a.dtype.kind in "iub" else a.dtype)
+    return np.result_type(real, np.complex64)
+
+
+def _np_eig(a, i):
+    return np.linalg.eig(a)[i].astype(_cdtype(a))
+
+
+def _np_rec(u, s, vh):
+    return (u * s[..., None, :] ** 2) @ vh
+
+
+def _rec(u, s, vh):
+    return T.matmul(u * T.shape_padaxis(s, -2) ** 2, vh)
+
+
+SQUARE = [[(3, 3)], [(2, 4, 4)], [(2, 1, 2, 2)], [(1, 1)], [(0, 0)], [(2, 0, 0)]]
+SQUARE_GRAD = [[(3, 3)], [(2, 3, 3)]]
+RECT = [[(3, 3)], [(4, 2)], [(2, 3, 5)], [(2, 1, 5, 3)], [(0, 3)], [(3, 0)]]
+TALL = [[(4, 3)], [(3, 3)], [(2, 5, 3)]]
+WC = {"make_inputs": well_conditioned}
+U = {"make_inputs": uniform}
+
+DECOMP_CASES = [
+    # eigh / eigvalsh: forward of the raw input (NumPy reads one triangle), the
+    # gradients of a symmetrized input.
+    OpCase("eigh[w]", lambda a: T.eigh(a)[0], lambda a: np.linalg.eigh(a)[0], SQUARE, ALL,
+           grad=False, **U),
+    OpCase("eigh[v]", lambda a: T.eigh(a)[1], lambda a: np.linalg.eigh(a)[1], SQUARE, ALL,
+           grad=False, **U),
+    OpCase("eigh[UPLO=U]", lambda a: T.eigh(a, UPLO="U")[1],
+           lambda a: np.linalg.eigh(a, UPLO="U")[1], [[(3, 3)], [(2, 4, 4)]], ALL, grad=False,
+           **U),
+    OpCase("eigh[herm,w]", lambda a: T.eigh(_herm(a))[0],
+           lambda a: np.linalg.eigh(_np_herm(a))[0], SQUARE_GRAD, FLOATS, **U, **COMPLEX),
+    OpCase("eigh[herm,projector]", lambda a: _proj(T.eigh(_herm(a))[1]),
+           lambda a: _np_proj(np.linalg.eigh(_np_herm(a))[1]), SQUARE_GRAD,
+           ("float64", "complex128"), **U, **COMPLEX),
+    OpCase("eigh[herm,abs(v)]", lambda a: abs(T.eigh(_herm(a), UPLO="U")[1]),
+           lambda a: abs(np.linalg.eigh(_np_herm(a), UPLO="U")[1]), SQUARE_GRAD,
+           ("float64", "complex128"), **U, **COMPLEX),
+    OpCase("eigh[herm,w*abs(v)]",
+           lambda a: (lambda w, v: T.shape_padaxis(w, -2) * abs(v))(*T.eigh(_herm(a))),
+           lambda a: (lambda w, v: w[..., None, :] * abs(v))(*np.linalg.eigh(_np_herm(a))),
+           [[(4, 4)]], ("float64",), **U, **COMPLEX),
+    OpCase("eigvalsh", T.eigvalsh, np.linalg.eigvalsh, SQUARE, ALL, grad=False, **U),
+    OpCase("eigvalsh[herm]", lambda a: T.eigvalsh(_herm(a), "U"),
+           lambda a: np.linalg.eigvalsh(_np_herm(a), "U"), SQUARE_GRAD, FLOATS, **U,
+           **COMPLEX),
+    # eig / eigvals: always complex.
+    OpCase("eig[w]", lambda a: T.eig(a)[0], lambda a: _np_eig(a, 0), SQUARE, ALL, **U,
+           **COMPLEX, grad_shapes=SQUARE_GRAD),
+    OpCase("eig[v]", lambda a: T.eig(a)[1], lambda a: _np_eig(a, 1), SQUARE, ALL, **U,
+           grad=False),
+    OpCase("eig[abs(v)]", lambda a: abs(T.eig(a)[1]), lambda a: abs(np.linalg.eig(a)[1]),
+           SQUARE_GRAD, ("float64",), **U, **COMPLEX),
+    OpCase("eig[w*v^2]",
+           lambda a: (lambda w, v: T.shape_padaxis(w, -2) * abs(v) ** 2)(*T.eig(a)),
+           lambda a: (lambda w, v: w[..., None, :] * abs(v) ** 2)(*np.linalg.eig(a)),
+           [[(3, 3)]], ("float64",), **U, **COMPLEX),
+    OpCase("eigvals", T.eigvals, lambda a: np.linalg.eigvals(a).astype(_cdtype(a)), SQUARE,
+           ALL, **U, **COMPLEX, grad_shapes=SQUARE_GRAD),
+    # svd: forward of all three factors; gradients of invariant functions.
+    OpCase("svd[u]", lambda a: T.svd(a)[0], lambda a: np.linalg.svd(a)[0], RECT, ALL,
+           grad=False, **U),
+    OpCase("svd[s]", lambda a: T.svd(a)[1], lambda a: np.linalg.svd(a)[1], RECT, ALL,
+           grad=False, **U),
+    OpCase("svd[vh]", lambda a: T.svd(a)[2], lambda a: np.linalg.svd(a)[2], RECT, ALL,
+           grad=False, **U),
+    OpCase("svd[reduced,u]", lambda a: T.svd(a, full_matrices=False)[0],
+           lambda a: np.linalg.svd(a, full_matrices=False)[0], RECT, ALL, grad=False, **U),
+    OpCase("svd[reduced,vh]", lambda a: T.svd(a, full_matrices=False)[2],
+           lambda a: np.linalg.svd(a, full_matrices=False)[2], RECT, ALL, grad=False, **U),
+    OpCase("svd[reduced,s]", lambda a: T.svd(a, full_matrices=False)[1],
+           lambda a: np.linalg.svd(a, full_matrices=False)[1], [[(3, 3)], [(4, 2)],
+                                                               [(2, 3, 5)]], FLOATS, **U,
+           **COMPLEX),
+    OpCase("svd[reduced,u s^2 vh]", lambda a: _rec(*T.svd(a, full_matrices=False)),
+           lambda a: _np_rec(*np.linalg.svd(a, full_matrices=False)),
+           [[(3, 3)], [(4, 2)], [(2, 3, 5)]], ("float64", "complex128"), **U, **COMPLEX),
+    OpCase("svd[reduced,abs(u)]", lambda a: abs(T.svd(a, full_matrices=False)[0]),
+           lambda a: abs(np.linalg.svd(a, full_matrices=False)[0]),
+           [[(4, 3)], [(3, 5)], [(2, 3, 3)]], ("float64",), **U, **COMPLEX),
+    OpCase("svd[reduced,abs(vh)]", lambda a: abs(T.svd(a, full_matrices=False)[2]),
+           lambda a: abs(np.linalg.svd(a, full_matrices=False)[2]),
+           [[(4, 3)], [(3, 5)], [(2, 3, 3)]], ("float64",), **U, **COMPLEX),
+    OpCase("svd[full,square,abs(u)+abs(vh)]",
+           lambda a: (lambda u, s, vh: abs(u) + abs(vh))(*T.svd(a)),
+           lambda a: (lambda u, s, vh: abs(u) + abs(vh))(*np.linalg.svd(a)),
+           [[(3, 3)], [(2, 3, 3)]], ("float64",), **U, **COMPLEX),
+    OpCase("svd[compute_uv=False]", lambda a: T.svd(a, compute_uv=False),
+           lambda a: np.linalg.svd(a, compute_uv=False), RECT[:4], ALL, **U,
+           grad_shapes=[[(4, 2)]]),
+    OpCase("svd[hermitian,s]", lambda a: T.svd(_herm(a), hermitian=True)[1],
+           lambda a: np.linalg.svd(_np_herm(a), hermitian=True)[1],
+           [[(3, 3)], [(2, 4, 4)]], ("float64", "complex128"), **U, grad=False),
+    OpCase("svd[hermitian,u s^2 vh]", lambda a: _rec(*T.svd(_herm(a), hermitian=True)),
+           lambda a: _np_rec(*np.linalg.svd(_np_herm(a), hermitian=True)),
+           [[(3, 3)]], ("float64",), **U),
+    # qr: Q and R are unique for LAPACK's Householder signs, so differentiated directly.
+    OpCase("qr[q]", lambda a: T.qr(a)[0], lambda a: np.linalg.qr(a)[0], RECT, ALL, **U,
+           **COMPLEX, grad_shapes=TALL),
+    OpCase("qr[r]", lambda a: T.qr(a)[1], lambda a: np.linalg.qr(a)[1], RECT, ALL, **U,
+           **COMPLEX, grad_shapes=TALL),
+    OpCase("qr[complete,q]", lambda a: T.qr(a, "complete")[0],
+           lambda a: np.linalg.qr(a, "complete")[0], RECT, ALL, **U, **COMPLEX,
+           grad_shapes=[[(3, 3)], [(2, 3, 3)]]),
+    OpCase("qr[complete,r]", lambda a: T.qr(a, "complete")[1],
+           lambda a: np.linalg.qr(a, "complete")[1], RECT, ALL, **U,
+           grad_shapes=[[(3, 3)]]),
+    OpCase("qr[mode=r]", lambda a: T.qr(a, "r"), lambda a: np.linalg.qr(a, "r"), RECT, ALL,
+           **U, **COMPLEX, grad_shapes=TALL[:2]),
+]
+
+
+def _lstsq_ref(i, rcond=None):
+    return lambda a, b: np.linalg.lstsq(a, b, rcond=rcond)[i]
+
+
+LSTSQ_SHAPES = [[(4, 3), (4,)], [(4, 3), (4, 2)], [(3, 3), (3,)], [(2, 4), (2,)],
+                [(2, 4), (2, 3)]]
+VEC = [[(5,), (5,)], [(2, 3), (2, 3)], [(2, 1, 3), (4, 3)], [(0,), (0,)]]
+
+SOLVE_CASES = [
+    OpCase("lstsq[x]", lambda a, b: T.lstsq(a, b)[0], _lstsq_ref(0), LSTSQ_SHAPES, ALL,
+           **U, **COMPLEX),
+    OpCase("lstsq[x,mixed dtypes]", lambda a, b: T.lstsq(a, b)[0], _lstsq_ref(0),
+           [[(4, 3), (4,)]], FLOATS, input_dtypes=("float32", None), grad=False),
+    OpCase("lstsq[residuals]", lambda a, b: T.lstsq(a, b)[1], _lstsq_ref(1),
+           LSTSQ_SHAPES, ALL, grad=False, **U),
+    OpCase("lstsq[residuals,rank-deficient]", lambda a, b: T.lstsq(a, b)[1], _lstsq_ref(1),
+           [[(4, 4), (4, 2)], [(5, 4), (5,)]], FLOATS, grad=False, make_inputs=low_rank),
+    OpCase("lstsq[rank]", lambda a, b: T.lstsq(a, b)[2], _lstsq_ref(2),
+           [[(4, 3), (4,)], [(4, 4), (4, 2)], [(5, 4), (5,)]], FLOATS, grad=False,
+           make_inputs=low_rank),
+    OpCase("lstsq[s]", lambda a, b: T.lstsq(a, b)[3], _lstsq_ref(3), LSTSQ_SHAPES, ALL,
+           **U, grad_shapes=LSTSQ_SHAPES[:2]),
+    OpCase("lstsq[rcond,x]", lambda a, b: T.lstsq(a, b, rcond=0.3)[0],
+           _lstsq_ref(0, 0.3), [[(4, 3), (4, 2)]], FLOATS, grad=False, **U),
+    OpCase("lstsq[rank-deficient,x]", lambda a, b: T.lstsq(a, b)[0], _lstsq_ref(0),
+           [[(4, 4), (4, 2)], [(5, 4), (5,)]], ("float64",), make_inputs=low_rank),
+    OpCase("matrix_rank", T.matrix_rank, np.linalg.matrix_rank,
+           [[(3, 3)], [(4, 4)], [(2, 5, 4)], [(4,)], [(0, 0)]], ALL, grad=False,
+           make_inputs=low_rank),
+    OpCase("matrix_rank[tol,hermitian]", lambda a: T.matrix_rank(_herm(a), 1e-6, True),
+           lambda a: np.linalg.matrix_rank(_np_herm(a), 1e-6, True),
+           [[(4, 4)], [(2, 3, 3)]], ("float64", "complex128"), grad=False,
+           make_inputs=low_rank),
+    OpCase("matrix_rank[rtol]", lambda a: T.matrix_rank(a, rtol=0.5),
+           lambda a: np.linalg.matrix_rank(a, rtol=0.5), [[(4, 3)]], FLOATS, grad=False,
+           **U),
+    OpCase("multi_dot", lambda a, b, c: T.multi_dot([a, b, c]),
+           lambda a, b, c: np.linalg.multi_dot([a, b, c]),
+           [[(2, 3), (3, 4), (4, 2)], [(5, 2), (2, 6), (6, 3)], [(3,), (3, 4), (4,)],
+            [(3,), (3, 4), (4, 2)], [(2, 0), (0, 3), (3, 2)]], ALL, **U, **COMPLEX),
+    OpCase("multi_dot[4]", lambda a, b, c, d: T.multi_dot([a, b, c, d]),
+           lambda a, b, c, d: np.linalg.multi_dot([a, b, c, d]),
+           [[(2, 3), (3, 4), (4, 2), (2,)]], ALL, **U),
+    OpCase("multi_dot[2 vectors]", lambda a, b: T.multi_dot([a, b]),
+           lambda a, b: np.linalg.multi_dot([a, b]), [[(3,), (3,)]], ALL, **U),
+    OpCase("tensorsolve", T.tensorsolve, np.linalg.tensorsolve,
+           [[(2, 3, 6), (2, 3)], [(6, 2, 3), (6,)], [(2, 2, 2, 2), (2, 2)]], ALL,
+           make_inputs=lambda rng, dt, shapes: _tensor_wc(rng, dt, shapes), **COMPLEX),
+    OpCase("tensorsolve[axes]", lambda a, b: T.tensorsolve(a, b, axes=(0,)),
+           lambda a, b: np.linalg.tensorsolve(a, b, axes=(0,)), [[(6, 2, 3), (2, 3)]],
+           FLOATS, make_inputs=lambda rng, dt, shapes: _tensor_wc(rng, dt, shapes, True)),
+    OpCase("tensorinv", T.tensorinv, np.linalg.tensorinv, [[(2, 3, 6)], [(2, 2, 4)]], ALL,
+           make_inputs=lambda rng, dt, shapes: _tensor_wc(rng, dt, shapes), **COMPLEX),
+    OpCase("tensorinv[ind=1]", lambda a: T.tensorinv(a, ind=1),
+           lambda a: np.linalg.tensorinv(a, ind=1), [[(6, 2, 3)]], FLOATS,
+           make_inputs=lambda rng, dt, shapes: _tensor_wc(rng, dt, shapes)),
+] + [
+    OpCase(f"cond[p={p}]", lambda a, p=p: T.cond(a, p), lambda a, p=p: np.linalg.cond(a, p),
+           [[(3, 3)], [(2, 4, 4)]] + ([[(3, 5)], [(4, 2)]] if p in (None, 2, -2) else []),
+           ALL, **WC, **COMPLEX, grad_shapes=[[(3, 3)], [(2, 3, 3)]])
+    for p in (None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf)
+] + [
+    OpCase("cond[singular]", T.cond, np.linalg.cond, [[(3, 3)]], FLOATS, grad=False,
+           make_inputs=lambda rng, dt, shapes: [np.zeros(shapes[0], dt)]),
+]
+
+
+def _tensor_wc(rng, dtype, shapes, moved=False):
+    """A well-conditioned matrix reshaped to the first shape (its leading
+    axes the rows; with ``moved`` its first axis belongs to the columns)."""
+    a_shape = shapes[0]
+    n = int(np.sqrt(np.prod(a_shape)))
+    m = well_conditioned(rng, dtype, [(n, n)])[0]
+    if moved:
+        a = np.moveaxis(m.reshape(a_shape[1:] + a_shape[:1]), -1, 0)
+    else:
+        a = m.reshape(a_shape)
+    return [a] + uniform(rng, dtype, shapes[1:])
+
+
+def _static(fn, *shapes):
+    """Give the symbolic inputs static shapes (``cross`` needs its vector length)."""
+    return lambda *xs: fn(*[T.reshape(x, s) for x, s in zip(xs, shapes)])
+
+
+API_CASES = [
+    OpCase("cross", _static(T.nlinalg.cross, (3,), (3,)), np.linalg.cross, [[(3,), (3,)]],
+           ALL, **U, **COMPLEX),
+    OpCase("cross[broadcast]", _static(T.nlinalg.cross, (4, 1, 3), (2, 3)), np.linalg.cross,
+           [[(4, 1, 3), (2, 3)]], ALL, **U),
+    OpCase("cross[axis=0]", _static(lambda a, b: T.nlinalg.cross(a, b, axis=0), (3, 2), (3, 2)),
+           lambda a, b: np.linalg.cross(a, b, axis=0), [[(3, 2), (3, 2)]], ALL, **U),
+    OpCase("diagonal", T.nlinalg.diagonal, np.linalg.diagonal,
+           [[(3, 4)], [(2, 3, 3)], [(0, 2)]], ALL, **U, **COMPLEX),
+    OpCase("diagonal[offset]", lambda a: T.nlinalg.diagonal(a, offset=-1),
+           lambda a: np.linalg.diagonal(a, offset=-1), [[(3, 4)], [(2, 3, 3)]], ALL, **U),
+    OpCase("outer", T.nlinalg.outer, np.linalg.outer, [[(3,), (4,)], [(0,), (2,)]], ALL,
+           **U, **COMPLEX),
+    OpCase("tensordot", T.nlinalg.tensordot, np.linalg.tensordot,
+           [[(2, 3, 4), (3, 4, 5)], [(3, 4), (3, 4)]], ALL, **U, **COMPLEX),
+    OpCase("tensordot[axes=1]", lambda a, b: T.nlinalg.tensordot(a, b, axes=1),
+           lambda a, b: np.linalg.tensordot(a, b, axes=1), [[(2, 3), (3, 4)]], ALL, **U),
+    OpCase("trace", T.nlinalg.trace, np.linalg.trace, [[(3, 4)], [(2, 3, 3)], [(0, 0)]],
+           ALL, **U, **COMPLEX),
+    OpCase("trace[offset,dtype]",
+           lambda a: T.nlinalg.trace(a, offset=1, dtype="float64"),
+           lambda a: np.linalg.trace(a, offset=1, dtype="float64"), [[(2, 3, 4)]], ALL, **U),
+    OpCase("matrix_transpose", T.nlinalg.matrix_transpose, np.linalg.matrix_transpose,
+           [[(3, 4)], [(2, 3, 4)], [(0, 2)]], ALL, **U, **COMPLEX),
+    OpCase("vecdot", T.nlinalg.vecdot, np.linalg.vecdot, VEC, ALL, **U, **COMPLEX,
+           grad_shapes=VEC[:3]),
+    OpCase("vecdot[axis=0]", lambda a, b: T.nlinalg.vecdot(a, b, axis=0),
+           lambda a, b: np.linalg.vecdot(a, b, axis=0), [[(3, 2), (3, 2)]], ALL, **U,
+           **COMPLEX),
+]
+
+CASES = DECOMP_CASES + SOLVE_CASES + API_CASES
+test_forward, test_grad = table_tests(CASES)
+
+
+def test_every_public_function_has_a_case():
+    from tracegrad.ops import decomp, decomp_solve, linalg_api
+    for module in (decomp, decomp_solve, linalg_api):
+        missing = uncovered_functions(module.__all__, CASES)
+        assert not missing, f"{module.__name__} functions without a table case: {missing}"
