@@ -221,8 +221,11 @@ SOLVE_CASES = [
            **U, grad_shapes=LSTSQ_SHAPES[:2]),
     OpCase("lstsq[rcond,x]", lambda a, b: T.lstsq(a, b, rcond=0.3)[0],
            _lstsq_ref(0, 0.3), [[(4, 3), (4, 2)]], FLOATS, grad=False, **U),
-    OpCase("lstsq[rank-deficient,x]", lambda a, b: T.lstsq(a, b)[0], _lstsq_ref(0),
-           [[(4, 4), (4, 2)], [(5, 4), (5,)]], ("float64",), make_inputs=low_rank),
+    # rank 2 whatever the perturbation: a = f g with thin factors (x jumps where the rank does)
+    OpCase("lstsq[rank-deficient,x]", lambda f, g, b: T.lstsq(T.matmul(f, g), b)[0],
+           lambda f, g, b: np.linalg.lstsq(f @ g, b)[0],
+           [[(4, 2), (2, 4), (4, 2)], [(5, 2), (2, 4), (5,)]], ("float64", "complex128"),
+           **U, **COMPLEX),
     OpCase("matrix_rank", T.matrix_rank, np.linalg.matrix_rank,
            [[(3, 3)], [(4, 4)], [(2, 5, 4)], [(4,)], [(0, 0)]], ALL, grad=False,
            make_inputs=low_rank),
@@ -322,3 +325,174 @@ def test_every_public_function_has_a_case():
     for module in (decomp, decomp_solve, linalg_api):
         missing = uncovered_functions(module.__all__, CASES)
         assert not missing, f"{module.__name__} functions without a table case: {missing}"
+
+
+# ------------------------------------------------------------------ singular cases
+def test_eigenvalue_gradients_at_repeated_eigenvalues_are_finite():
+    a = T.dmatrix("a")
+    av = np.diag([1.0, 1.0, 3.0])
+    for w in (T.eigvalsh(a), T.eigh(a)[0]):
+        g = T.grad(T.sum(w ** 2), a).eval({a: av})
+        np.testing.assert_allclose(g, 2 * av, atol=1e-12)
+
+
+def test_projector_onto_a_degenerate_eigenspace_has_the_right_gradient():
+    from tracegrad.testing import verify_grad, verify_rop
+
+    def cost(a):
+        v = T.eigh(_herm(a))[1]
+        return T.matmul(v * np.array([1.0, 1.0, 0.0]), v.T)
+    point = np.diag([1.0, 1.0, 3.0])     # exactly repeated: the guard zeroes 1 / (1 - 1)
+    verify_grad(cost, [point], rng=0)
+    verify_rop(cost, [point], rng=0)
+
+
+def test_singular_value_gradients_with_zero_and_repeated_values_are_finite():
+    a = T.dmatrix("a")
+    cases = [(np.diag([3.0, 2.0, 2.0]), True), (np.array([[1.0, 0, 0], [0, 0, 0], [0, 0, 0],
+                                                         [0, 0, 0]]), False)]
+    for av, full in cases:
+        u, s, vh = T.svd(a, full_matrices=full)
+        g = T.grad(s[0], a).eval({a: av})
+        expected = np.zeros_like(av)
+        expected[0, 0] = 1.0
+        np.testing.assert_allclose(g, expected, atol=1e-12)
+
+
+def test_full_svd_and_wide_qr_gradients_are_refused():
+    wide = T.tensor("float64", shape=(2, 3))
+    with pytest.raises(NotImplementedError, match="full_matrices"):
+        T.grad(T.sum(abs(T.svd(wide)[0])), wide)
+    with pytest.raises(NotImplementedError, match="wide"):
+        T.grad(T.sum(T.qr(wide)[1]), wide)
+    tall = T.tensor("float64", shape=(3, 2))
+    with pytest.raises(NotImplementedError, match="mode='complete'"):
+        T.grad(T.sum(T.qr(tall, "complete")[1]), tall)
+    # unknown shapes: refused when the gradient runs on a non-square value
+    a = T.dmatrix("a")
+    g = T.grad(T.sum(abs(T.svd(a)[2])), a)
+    np.testing.assert_equal(np.isfinite(g.eval({a: np.eye(3) + 0.1})).all(), True)
+    with pytest.raises(NotImplementedError, match="non-square"):
+        g.eval({a: np.ones((3, 2))})
+    g = T.grad(T.sum(T.qr(a)[0]), a)
+    with pytest.raises(NotImplementedError, match="wide"):
+        g.eval({a: np.ones((2, 3))})
+
+
+def test_lstsq_residuals_have_no_gradient():
+    a, b = T.dmatrix("a"), T.dvector("b")
+    with pytest.raises(NotImplementedError, match="residuals"):
+        T.grad(T.sum(T.lstsq(a, b)[1]), a)
+
+
+def test_lstsq_gradient_is_the_normal_equations_one():
+    # full column rank: x = (A^T A)^-1 A^T b
+    rng = np.random.default_rng(3)
+    av, bv = rng.normal(size=(5, 3)), rng.normal(size=5)
+    a, b = T.dmatrix("a"), T.dvector("b")
+    x = T.lstsq(a, b)[0]
+    x_normal = T.solve(T.matmul(a.T, a), T.matmul(a.T, b))
+    for wrt in (a, b):
+        got = T.grad(T.sum(x * [1.0, -2.0, 0.5]), wrt).eval({a: av, b: bv})
+        want = T.grad(T.sum(x_normal * [1.0, -2.0, 0.5]), wrt).eval({a: av, b: bv})
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ results, dispatch
+def test_named_tuples_and_dtypes():
+    a = T.tensor("float32", shape=(2, 4, 3))
+    res = T.svd(a, full_matrices=False)
+    assert res._fields == ("U", "S", "Vh")
+    assert [v.type.shape for v in res] == [(2, 4, 3), (2, 3), (2, 3, 3)]
+    assert [v.dtype for v in res] == ["float32"] * 3
+    assert [v.type.shape for v in T.svd(a)] == [(2, 4, 4), (2, 3), (2, 3, 3)]
+    q, r = T.qr(a)
+    assert (q.type.shape, r.type.shape) == ((2, 4, 3), (2, 3, 3))
+    sq = T.tensor("float32", shape=(2, 3, 3))
+    assert T.eigh(sq)._fields == ("eigenvalues", "eigenvectors")
+    assert T.eigh(T.tensor("complex64", shape=(3, 3))).eigenvalues.dtype == "float32"
+    # eig is complex even where NumPy would return real arrays (real spectrum)
+    w, v = T.eig(sq)
+    assert (w.dtype, v.dtype, w.type.shape) == ("complex64", "complex64", (2, 3))
+    m = T.dmatrix("m")
+    assert T.eig(m)[0].eval({m: np.diag([1.0, 2.0])}).dtype == np.complex128
+    assert T.matrix_rank(T.dtensor3()).dtype == "int64"
+
+
+def test_numpy_dispatch():
+    rng = np.random.default_rng(0)
+    a, b, v = T.dmatrix("a"), T.dmatrix("b"), T.dvector("v")
+    av = rng.normal(size=(3, 3)) + 4 * np.eye(3)
+    bv, vv = rng.normal(size=(3, 2)), rng.normal(size=3)
+    sv = av + av.T
+    cases = [
+        (np.linalg.eigh(a).eigenvalues, np.linalg.eigh(sv).eigenvalues, sv),
+        (np.linalg.eigvalsh(a, UPLO="U"), np.linalg.eigvalsh(sv, UPLO="U"), sv),
+        (np.linalg.eigvals(a), np.linalg.eigvals(sv).astype(complex), sv),
+        (np.linalg.eig(a)[1], np.linalg.eig(sv)[1].astype(complex), sv),
+        (np.linalg.svd(a)[0], np.linalg.svd(av)[0], av),
+        (np.linalg.svd(a, compute_uv=False), np.linalg.svd(av, compute_uv=False), av),
+        (np.linalg.qr(a).R, np.linalg.qr(av).R, av),
+        (np.linalg.qr(a, mode="r"), np.linalg.qr(av, mode="r"), av),
+        (np.linalg.matrix_rank(a), np.linalg.matrix_rank(av), av),
+        (np.linalg.multi_dot([a, a, v]), np.linalg.multi_dot([av, av, vv]), av),
+        (np.linalg.cond(a), np.linalg.cond(av), av),
+        (np.linalg.cond(a, "fro"), np.linalg.cond(av, "fro"), av),
+        (np.linalg.tensorinv(a, ind=1), np.linalg.tensorinv(av, ind=1), av),
+        (np.linalg.tensorsolve(a, v), np.linalg.tensorsolve(av, vv), av),
+        (np.linalg.diagonal(a, offset=1), np.linalg.diagonal(av, offset=1), av),
+        (np.linalg.trace(a), np.linalg.trace(av), av),
+        (np.linalg.matrix_transpose(a), np.linalg.matrix_transpose(av), av),
+        (np.linalg.vecdot(a, v), np.linalg.vecdot(av, vv), av),
+        (np.linalg.outer(v, v), np.linalg.outer(vv, vv), av),
+        (np.linalg.tensordot(a, a, axes=1), np.linalg.tensordot(av, av, axes=1), av),
+    ]
+    for got, want, value in cases:
+        assert isinstance(got, T.TensorVariable)
+        np.testing.assert_allclose(got.eval({a: value, v: vv}),
+                                   want, rtol=1e-10, atol=1e-12)
+    x, resid, rank, s = np.linalg.lstsq(b, v)
+    ref = np.linalg.lstsq(bv, vv)
+    for got, want in zip((x, resid, rank, s), ref):
+        np.testing.assert_allclose(got.eval({b: bv, v: vv}),
+                                   want, rtol=1e-10)
+    c = T.tensor("float64", shape=(3,))
+    np.testing.assert_allclose(np.linalg.cross(c, c).eval({c: vv}), np.zeros(3))
+
+
+def test_theano_paths():
+    import tracegrad.tensor.nlinalg as nlinalg
+    assert nlinalg.eigh is T.eigh and nlinalg.svd is T.svd and nlinalg.qr is T.qr
+    assert nlinalg.lstsq is T.lstsq and nlinalg.cond is T.cond
+    # the array-API variants live in T.nlinalg only (T.diagonal stays np.diagonal)
+    assert nlinalg.diagonal is not T.diagonal and not hasattr(T, "vecdot")
+
+
+@pytest.mark.parametrize("build,error,match", [
+    (lambda: T.eigh(T.dvector()), np.linalg.LinAlgError, "two-dimensional"),
+    (lambda: T.eigh(T.tensor("float64", shape=(3, 4))), np.linalg.LinAlgError, "square"),
+    (lambda: T.eigh(T.dmatrix(), UPLO="X"), ValueError, "UPLO"),
+    (lambda: T.eig(T.tensor("float16", shape=(3, 3))), TypeError, "float16"),
+    (lambda: T.svd(T.dvector()), np.linalg.LinAlgError, "two-dimensional"),
+    (lambda: T.qr(T.dmatrix(), "raw"), ValueError, "raw"),
+    (lambda: T.qr(T.dmatrix(), "economic"), ValueError, "mode"),
+    (lambda: T.lstsq(T.dtensor3(), T.dvector()), np.linalg.LinAlgError, "two-dimensional"),
+    (lambda: T.lstsq(T.tensor("float64", shape=(3, 2)), T.tensor("float64", shape=(4,))),
+     np.linalg.LinAlgError, "incompatible"),
+    (lambda: T.multi_dot([T.dmatrix()]), ValueError, "two arrays"),
+    (lambda: T.multi_dot([T.dmatrix(), T.dtensor3(), T.dmatrix()]), np.linalg.LinAlgError,
+     "array 1"),
+    (lambda: T.tensorinv(T.dtensor3(), ind=0), ValueError, "ind"),
+    (lambda: T.tensorsolve(T.tensor("float64", shape=(2, 3, 4)),
+                           T.tensor("float64", shape=(2, 3))), np.linalg.LinAlgError, "square"),
+    (lambda: T.cond(T.tensor("float64", shape=(0, 3))), np.linalg.LinAlgError, "empty"),
+    (lambda: T.cond(T.tensor("float64", shape=(2, 3)), 1), np.linalg.LinAlgError, "square"),
+    (lambda: T.matrix_rank(T.dmatrix(), tol=T.dscalar()), TypeError, "tol"),
+    (lambda: T.nlinalg.cross(T.tensor("float64", shape=(2,)), T.tensor("float64", shape=(2,))),
+     ValueError, "3-dimensional"),
+    (lambda: T.nlinalg.outer(T.dmatrix(), T.dvector()), ValueError, "one-dimensional"),
+    (lambda: T.nlinalg.matrix_transpose(T.dvector()), ValueError, "2-dimensional"),
+])
+def test_build_errors_name_the_argument(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
