@@ -269,7 +269,10 @@ def cond(x, p=None):
     if p is None or (not isinstance(p, str) and p in (2, -2)):
         s = svdvals(x)
         big, small = _max(s, axis=-1), _min(s, axis=-1)
-        r = ew.true_div(small, big) if p == -2 else ew.true_div(big, small)
+        num, den = (small, big) if p == -2 else (big, small)
+        # x / 0 is inf (0 / 0 too, below), without NumPy's division warning
+        zero = ew.eq(den, 0)
+        r = where(zero, np.inf, ew.true_div(num, where(zero, 1, den)))
     else:
         if m is not None and n is not None and m != n:
             raise LinAlgError(f"cond: last 2 dimensions of the array must be square for "
