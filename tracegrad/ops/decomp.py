@@ -123,14 +123,15 @@ def _complex_dtype(dtype):
     return np.result_type(dtype, np.complex64).name
 
 
-def _host_linalg(xp, name, *arrays):
-    """``xp.linalg.<name>``, through NumPy on the host where ``xp`` lacks it
-    (older CuPy has no general eigensolver)."""
+def _host_linalg(xp, name, *arrays, numpy_only=False, **kw):
+    """``xp.linalg.<name>(*arrays, **kw)``, through NumPy on the host where
+    ``xp`` lacks the function (older CuPy has no general eigensolver) or, with
+    ``numpy_only``, is not NumPy (keywords CuPy does not take)."""
     fn = getattr(xp.linalg, name, None)
-    if fn is not None:
-        return fn(*arrays)
+    if fn is not None and (xp is np or not numpy_only):
+        return fn(*arrays, **kw)
     host = [a.get() if hasattr(a, "get") else a for a in arrays]
-    result = getattr(np.linalg, name)(*host)
+    result = getattr(np.linalg, name)(*host, **kw)
     if isinstance(result, tuple):
         return tuple(xp.asarray(r) for r in result)
     return xp.asarray(result)
@@ -345,7 +346,8 @@ class SVD(Op):
 
     def impl(self, xp, a):
         kw = {"hermitian": True} if self.hermitian else {}
-        u, s, vh = xp.linalg.svd(a, full_matrices=self.full_matrices, **kw)
+        u, s, vh = _host_linalg(xp, "svd", a, numpy_only=self.hermitian,
+                                full_matrices=self.full_matrices, **kw)
         return u, s, vh
 
     def vjp(self, node, output_grads):

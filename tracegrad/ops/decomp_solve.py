@@ -19,6 +19,7 @@ import numpy as np
 
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.base import format_shape, is_differentiable, sum_to
+from tracegrad.ops.decomp import _host_linalg
 from tracegrad.ops.elemwise_numpy import where
 from tracegrad.ops.linalg import matmul
 from tracegrad.ops.nlinalg import (LinAlgError, Pinv, _as_inexact, _mT, _real_dtype,
@@ -105,7 +106,8 @@ class LstsqAux(Op):
         return Apply(self, [a, b], [TensorType(_real_dtype(a.dtype), (None,))()])
 
     def impl(self, xp, a, b):
-        _, resid, rank, _ = xp.linalg.lstsq(a, b, rcond=self.rcond)
+        _, resid, rank, _ = _host_linalg(xp, "lstsq", a, b, numpy_only=True,
+                                         rcond=self.rcond)
         if self.part == "rank":
             return xp.asarray(rank, dtype="int32")
         return resid
@@ -152,7 +154,8 @@ class MatrixRank(Op):
         kw = {"hermitian": self.hermitian}
         if self.rtol is not None:
             kw["rtol"] = self.rtol
-        rank = xp.linalg.matrix_rank(a, tol=self.tol, **kw)
+        # (on the host for CuPy, whose matrix_rank takes neither keyword)
+        rank = _host_linalg(xp, "matrix_rank", a, numpy_only=True, tol=self.tol, **kw)
         return xp.asarray(rank, dtype="int64")
 
     def vjp(self, node, output_grads):
