@@ -6,9 +6,9 @@
   pseudo-inverse: exact where the rank is locally constant, in particular for
   full-rank ``a``); ``s`` is ``svdvals(a)`` (differentiable); ``rank`` is an
   integer; ``residuals`` (an empty array unless ``a`` has full column rank and
-  more rows than columns, a shape known only when it runs) has no gradient:
-  differentiate ``sum(abs(b - a @ x)**2, axis=0)`` instead. Each output is its
-  own node, so asking for several runs LAPACK more than once.
+  more rows than columns, a length known only when it runs) has the gradient
+  of ``sum(abs(b - a @ x)**2, axis=0)`` (0 where it is empty). Each output is
+  its own node, so asking for several runs LAPACK more than once.
 - ``matrix_rank``: an integer, no gradient.
 - ``multi_dot``, ``tensorsolve``, ``tensorinv``, ``cond`` are composed of
   ``matmul``, ``solve``, ``inv``, ``svdvals``, ``norm`` and reshapes, and
@@ -32,7 +32,7 @@ from tracegrad.tensor.variable import as_tensor_variable, resolve_weak
 from tracegrad.trace import Apply, Op
 
 __all__ = ["lstsq", "matrix_rank", "multi_dot", "tensorsolve", "tensorinv", "cond",
-           "LstsqSolve", "LstsqAux", "MatrixRank"]
+           "LstsqSolve", "LstsqAux", "FillEmpty", "DropIfEmpty", "MatrixRank"]
 
 
 # ------------------------------------------------------------------ lstsq
@@ -115,9 +115,51 @@ class LstsqAux(Op):
     def vjp(self, node, output_grads):
         if self.part == "rank":
             return [None, None]
-        raise NotImplementedError(
-            "lstsq: the residuals have no gradient in tracegrad (their length depends on "
-            "the rank); differentiate sum(abs(b - a @ x)**2, axis=0) instead")
+        # residuals_k = sum_i |r_ik|^2 with r = b - a x: x is stationary, so
+        # b_bar = 2 conj(r) g and a_bar = -2 conj(r) g x^T. The residuals are
+        # empty (and g too) unless a has full column rank and M > N: 0 then.
+        a, b = node.inputs
+        x = LstsqSolve(self.rcond)(a, b)
+        r = ew.sub(b, matmul(a, x))
+        g = FillEmpty()(output_grads[0], r)
+        gr = ew.mul(ew.conj(r) if r.dtype[0] == "c" else r, ew.mul(g, 2.0))
+        if b.ndim == 1:
+            ga = ew.neg(matmul(dimshuffle(gr, [0, "x"]), dimshuffle(x, ["x", 0])))
+        else:
+            ga = ew.neg(matmul(gr, _mT(x)))
+        return [_grad(ga, a), _grad(gr, b)]
+
+
+class FillEmpty(Op):
+    """``g``, or zeros of length ``r.shape[-1]`` (1 for a 1-d ``r``) where ``g``
+    is empty: the gradient of ``lstsq``'s residuals, whose length is 0 or K
+    depending on the rank. Linear in ``g``; its vjp is ``DropIfEmpty``."""
+
+    def make_node(self, g, r):
+        g, r = as_tensor_variable(g), as_tensor_variable(r)
+        return Apply(self, [g, r], [TensorType(g.dtype, (None,))()])
+
+    def impl(self, xp, g, r):
+        if g.size:
+            return g
+        return xp.zeros(r.shape[-1] if r.ndim == 2 else 1, dtype=g.dtype)
+
+    def vjp(self, node, output_grads):
+        return [DropIfEmpty()(output_grads[0], node.inputs[0]), None]
+
+
+class DropIfEmpty(Op):
+    """``h``, or ``h[:0]`` where ``like`` is empty (the adjoint of ``FillEmpty``)."""
+
+    def make_node(self, h, like):
+        h, like = as_tensor_variable(h), as_tensor_variable(like)
+        return Apply(self, [h, like], [TensorType(h.dtype, (None,))()])
+
+    def impl(self, xp, h, like):
+        return h if like.size else h[:0].copy()
+
+    def vjp(self, node, output_grads):
+        return [FillEmpty()(output_grads[0], node.inputs[0]), None]
 
 
 def lstsq(a, b, rcond=None):
