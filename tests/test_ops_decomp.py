@@ -405,6 +405,36 @@ def test_lstsq_gradient_is_the_normal_equations_one():
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("fn,np_fn", [
+    (T.eigvalsh, np.linalg.eigvalsh), (T.eigvals, np.linalg.eigvals),
+    (lambda a: T.svd(a)[1], lambda a: np.linalg.svd(a)[1]),
+    (lambda a: T.qr(a)[1], lambda a: np.linalg.qr(a)[1]),
+    (T.cond, np.linalg.cond), (T.matrix_rank, np.linalg.matrix_rank),
+    (lambda a: T.lstsq(a, a)[0], lambda a: np.linalg.lstsq(a, a)[0]),
+])
+def test_nan_input_behaves_like_numpy(fn, np_fn):
+    a = T.dmatrix("a")
+    value = np.full((3, 3), np.nan)
+    try:
+        want = np_fn(value)
+    except np.linalg.LinAlgError:
+        with pytest.raises(np.linalg.LinAlgError):
+            fn(a).eval({a: value})
+    else:
+        np.testing.assert_array_equal(fn(a).eval({a: value}), want)
+
+
+@pytest.mark.parametrize("fn", [lambda a: T.svd(a)[0], lambda a: T.lstsq(a, a)[0],
+                                lambda a: T.lstsq(a, a)[1]])
+def test_inf_input_raises_where_numpy_never_returns(fn):
+    # NumPy's SVD with vectors, lstsq and pinv loop forever on an inf entry
+    a = T.dmatrix("a")
+    value = np.eye(3)
+    value[0, 0] = np.inf
+    with pytest.raises(np.linalg.LinAlgError, match="infs or NaNs"):
+        fn(a).eval({a: value})
+
+
 # ------------------------------------------------------------------ results, dispatch
 def test_named_tuples_and_dtypes():
     a = T.tensor("float32", shape=(2, 4, 3))

@@ -137,6 +137,14 @@ def _host_linalg(xp, name, *arrays, numpy_only=False, **kw):
     return xp.asarray(result)
 
 
+def check_finite(xp, name, *arrays):
+    """Raise ``LinAlgError`` for an inf or NaN entry before LAPACK's SVD runs:
+    NumPy's ``svd`` (with vectors), ``lstsq`` and ``pinv`` never return on an
+    infinite entry. (NaN alone raises in NumPy too; only checked on NumPy.)"""
+    if xp is np and not all(bool(np.isfinite(a).all()) for a in arrays):
+        raise LinAlgError(f"{name}: array must not contain infs or NaNs")
+
+
 class GradShapeCheck(Op):
     """``g`` unchanged, after checking at run time that the matrices of ``a``
     are square (``rule='square'``) or not wide (``'tall'``): the gradient of
@@ -345,6 +353,7 @@ class SVD(Op):
         return Apply(self, [a], outs)
 
     def impl(self, xp, a):
+        check_finite(xp, "svd", a)
         kw = {"hermitian": True} if self.hermitian else {}
         u, s, vh = _host_linalg(xp, "svd", a, numpy_only=self.hermitian,
                                 full_matrices=self.full_matrices, **kw)

@@ -19,7 +19,7 @@ import numpy as np
 
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.base import format_shape, is_differentiable, sum_to
-from tracegrad.ops.decomp import _host_linalg
+from tracegrad.ops.decomp import _host_linalg, check_finite
 from tracegrad.ops.elemwise_numpy import where
 from tracegrad.ops.linalg import matmul
 from tracegrad.ops.nlinalg import (LinAlgError, Pinv, _as_inexact, _mT, _real_dtype,
@@ -69,6 +69,7 @@ class LstsqSolve(Op):
         return Apply(self, [a, b], [TensorType(a.dtype, shape)()])
 
     def impl(self, xp, a, b):
+        check_finite(xp, "lstsq", a, b)
         return xp.linalg.lstsq(a, b, rcond=self.rcond)[0]
 
     def vjp(self, node, output_grads):
@@ -106,6 +107,7 @@ class LstsqAux(Op):
         return Apply(self, [a, b], [TensorType(_real_dtype(a.dtype), (None,))()])
 
     def impl(self, xp, a, b):
+        check_finite(xp, "lstsq", a, b)
         _, resid, rank, _ = _host_linalg(xp, "lstsq", a, b, numpy_only=True,
                                          rcond=self.rcond)
         if self.part == "rank":
