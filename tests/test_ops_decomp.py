@@ -533,3 +533,19 @@ def test_theano_paths():
 def test_build_errors_name_the_argument(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+def test_second_derivatives_go_through_the_decompositions():
+    from tracegrad.testing import verify_grad
+    rng = np.random.default_rng(5)
+
+    def grad_of(cost):
+        return lambda a: T.grad(cost(a), a)
+    costs = [lambda a: T.sum(T.eigvalsh(_herm(a)) ** 3),
+             lambda a: T.sum(abs(T.eigh(_herm(a))[1]) * T.arange(3)),
+             lambda a: T.sum(T.svd(a, full_matrices=False)[1] ** 3),
+             lambda a: T.sum(T.qr(a)[0] * T.arange(2)),
+             lambda a: T.sum(T.real(T.eigvals(a)) ** 3)]
+    shapes = [(3, 3), (3, 3), (4, 2), (4, 2), (3, 3)]
+    for cost, shape in zip(costs, shapes):
+        verify_grad(grad_of(cost), [rng.normal(size=shape)], rng=rng)
