@@ -13,7 +13,7 @@ from tracegrad.tensor.type import TensorType  # noqa: F401
 from tracegrad.shared import SharedVariable, shared  # noqa: F401
 from tracegrad.grad import Lop, Rop  # noqa: F401
 from tracegrad.compile import In, Out, function  # noqa: F401
-from tracegrad.scan import scan, until  # noqa: F401
+from tracegrad.scan import scan, scan_checkpoints, until  # noqa: F401
 from tracegrad import printing, random, testing  # noqa: F401
 from tracegrad.printing import pp  # noqa: F401
 from tracegrad.jit import jit  # noqa: F401

@@ -1,4 +1,5 @@
-"""Theano's ``theano.scan_module`` path: ``scan`` and ``until``."""
-from tracegrad.scan import scan, until
+"""Theano's ``theano.scan_module`` path: ``scan``, ``until`` and
+``scan_checkpoints``."""
+from tracegrad.scan import scan, scan_checkpoints, until
 
-__all__ = ["scan", "until"]
+__all__ = ["scan", "until", "scan_checkpoints"]
