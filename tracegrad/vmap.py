@@ -196,6 +196,12 @@ def batch_graph(outputs, mapped):
     for node in toposort(outputs, blockers=set(mapped)):
         ins = [env.get(v, (v, None)) for v in node.inputs]
         if all(a is None for _, a in ins):
+            # The same for every example; rebuilt where an input was (an
+            # example's shape: ``shape`` of a batched value is unbatched).
+            if any(v is not old for (v, _), old in zip(ins, node.inputs)):
+                rebuilt = node.clone_with_new_inputs([v for v, _ in ins])
+                for old, new in zip(node.outputs, rebuilt.outputs):
+                    env[old] = (new, None)
             continue
         outs, axes = _batch_node(node, [v for v, _ in ins], [a for _, a in ins])
         for old, new, a in zip(node.outputs, outs, axes):

@@ -17,7 +17,7 @@ imported), never by importing the op modules above.
 from tracegrad.tensor import variable as _variable
 
 __all__ = ["to_front", "pad_front", "batch_shape", "with_batch", "materialize",
-           "front_all", "elementwise_rule", "shifted_axis", "shifted_axes"]
+           "front_all", "elementwise_rule", "shifted_axis", "shifted_axes", "shifted_rule"]
 
 
 def _ops():
@@ -92,3 +92,12 @@ def shifted_axis(axis):
 def shifted_axes(axes):
     """A tuple of per-example axes (non-negative) once the batch axis is first."""
     return None if axes is None else tuple(a + 1 for a in axes)
+
+
+def shifted_rule(inputs, batch_axes, op):
+    """The rule of an op whose inputs share one shape, given ``op``: the
+    node's op with its axes shifted past a batch axis 0. Every input is
+    batched in front (unbatched ones repeated); outputs batched at 0."""
+    args, _ = front_all(inputs, batch_axes)
+    outs = op.make_node(*args).outputs
+    return outs, [0] * len(outs)

@@ -24,6 +24,7 @@ swaps it in where ``x``'s buffer is no longer needed.
 import numpy as np
 
 from tracegrad.printing import register_formatter
+from tracegrad.ops import batching
 from tracegrad.ops.elemwise import broadcast_static, cast, mod, sum_to
 from tracegrad.ops.elemwise_numpy import clip
 from tracegrad.ops.reduce import normalize_axis
@@ -259,6 +260,31 @@ def _parse(x, key):
 
 
 # ------------------------------------------------------------ ops
+# ------------------------------------------------------------ batching (vmap)
+def _batched_idx(idx, parts):
+    """``(idx, axis)``: ``idx`` with a full slice in front for a batch axis 0
+    of ``x``, and where the batch axis lands in ``x[idx]``: 0, or after the
+    advanced-index axes when NumPy moves those first (advanced indexes, the
+    integers among them, not next to each other)."""
+    new = (("slice", None, None, None),) + tuple(idx)
+    if ARR not in idx:
+        return new, 0
+    advanced = [i for i, e in enumerate(idx) if not isinstance(e, tuple) and e is not None]
+    if advanced == list(range(advanced[0], advanced[-1] + 1)):
+        return new, 0
+    arrays = iter(p for p, m in zip(parts, _markers(idx)) if m == ARR)
+    ndim = max(next(arrays).ndim for e in idx if e == ARR)
+    return new, ndim
+
+
+def _moved_to(x, axis):
+    """``x`` (batch axis 0) with its batch axis moved to ``axis``."""
+    if axis == 0:
+        return x
+    order = list(range(1, x.ndim))
+    return x.dimshuffle(*order[:axis], 0, *order[axis:])
+
+
 class Subtensor(Op):
     """``x[idx]``: a view for basic indexes, a copy (NumPy's advanced
     indexing) when ``idx`` has index arrays."""
@@ -290,6 +316,15 @@ class Subtensor(Op):
         x, *parts = node.inputs
         gx = IncSubtensor(self.idx)(zeros_like(x), output_grads[0], *parts)
         return [_grad_for(x, gx)] + [None] * len(parts)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """A batched ``x`` indexed the same way for every example: a full
+        slice for the batch axis (batched indices loop)."""
+        if any(a is not None for a in batch_axes[1:]):
+            return None
+        idx, axis = _batched_idx(self.idx, inputs[1:])
+        x = batching.to_front(inputs[0], batch_axes[0])
+        return [Subtensor(idx)(x, *inputs[1:])], [axis]
 
     # What is known of shape vectors (``x.shape[0]``, ``x.shape[1:]``).
     def _picked(self, node, depth=8):
@@ -375,6 +410,26 @@ class IncSubtensor(Op):
             gx = IncSubtensor(self.idx, True)(g, constant(np.zeros((), g.dtype)), *parts)
         gy = sum_to(Subtensor(self.idx)(g, *parts), y)
         return [_grad_for(x, gx), _grad_for(y, gy)] + [None] * len(parts)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """``x`` batched in front (repeated when only ``y`` is batched) and
+        the same index with a full slice for the batch axis; a batched ``y``
+        lined up with ``x[idx]``'s batch axis (batched indices loop)."""
+        if any(a is not None for a in batch_axes[2:]):
+            return None
+        x, y, *parts = inputs
+        idx, axis = _batched_idx(self.idx, parts)
+        if batch_axes[0] is None:
+            y = batching.to_front(y, batch_axes[1])
+            x = batching.materialize(x, y)
+        else:
+            x = batching.to_front(x, batch_axes[0])
+        if batch_axes[1] is not None:
+            target = Subtensor(self.idx).make_node(node.inputs[0], *node.inputs[2:]).outputs[0]
+            y = batching.pad_front(batching.to_front(y, batch_axes[1]), target.ndim)
+            y = _moved_to(y, axis)
+        op = IncSubtensor(idx, self.set_instead_of_inc, False, self.ignore_duplicates)
+        return [op(x, y, *parts)], [0]
 
 
 def _value_for(op, x, y, target):

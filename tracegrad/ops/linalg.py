@@ -16,6 +16,7 @@ and disagree raise ``ValueError`` naming both shapes.
 """
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.elemwise import (broadcast_static, format_shape,
                                     is_differentiable, sum_to)
@@ -162,6 +163,33 @@ class TensorDot(Op):
             gb = _match_dtype(_transpose(raw, [src[j] for j in range(b.ndim)]), b)
         return [ga, gb]
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """One batched operand: its batch axis is a free axis (first among
+        its free axes); both batched: the batch axis of ``batched_tensordot``
+        (with a batch axis already, the examples loop)."""
+        (a, b), (ba, bb) = inputs, batch_axes
+        k = self.batch
+        if ba is not None and bb is not None:
+            if k:
+                return None
+            a, b = batching.to_front(a, ba), batching.to_front(b, bb)
+            op = TensorDot(batching.shifted_axes(self.axes_a),
+                           batching.shifted_axes(self.axes_b), 1)
+            return [op(a, b)], [0]
+
+        def moved(x, axis):  # the batch axis just after the op's own batch axis
+            rest = [i for i in range(x.ndim) if i != axis]
+            return x.dimshuffle(*rest[:k], axis, *rest[k:])
+
+        def shifted(axes):
+            return tuple(i + 1 if i >= k else i for i in axes)
+        if ba is not None:
+            op = TensorDot(shifted(self.axes_a), self.axes_b, k)
+            return [op(moved(a, ba), b)], [k]
+        op = TensorDot(self.axes_a, shifted(self.axes_b), k)
+        n_free_a = len(self._free(node.inputs[0].ndim, self.axes_a))
+        return [op(a, moved(b, bb))], [k + n_free_a]
+
 
 def dot(a, b):
     """NumPy/Theano ``dot``: a product with a 0-d operand, the inner product of
@@ -293,6 +321,35 @@ class MatMul(Op):
                 pairs = [(matmul(g, _swap_last(b)), a), (matmul(_swap_last(a), g), b)]
         return [_match_dtype(sum_to(gx, x), x) if is_differentiable(x) else None
                 for gx, x in pairs]
+
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """Batch axes first as a broadcast (stacking) axis of NumPy's
+        matmul; a 1-d example is made a row (or column) and squeezed back."""
+        a0, b0 = node.inputs
+        args = []
+        for x, axis, orig, vec in zip(inputs, batch_axes, (a0, b0), ("x", 1)):
+            n = orig.ndim
+            if axis is None:
+                args.append(x)
+                continue
+            x = batching.to_front(x, axis)
+            if n == 1:
+                x = x.dimshuffle(0, "x", 1) if vec == "x" else x.dimshuffle(0, 1, "x")
+            args.append(x)
+        ndim = max(max(a0.ndim, 2), max(b0.ndim, 2))
+        args = [batching.pad_front(x, ndim) if axis is not None else x
+                for x, axis in zip(args, batch_axes)]
+        if a0.ndim == 1 and batch_axes[0] is None:
+            args[0] = args[0].dimshuffle("x", 0)
+        if b0.ndim == 1 and batch_axes[1] is None:
+            args[1] = args[1].dimshuffle(0, "x")
+        out = matmul(*args)
+        drop = ([out.ndim - 2] if a0.ndim == 1 else []) + ([out.ndim - 1] if b0.ndim == 1
+                                                           else [])
+        if drop:
+            out = out.dimshuffle(*[i for i in range(out.ndim) if i not in drop])
+        return [out], [0]
 
 
 def _swap_last(x):
