@@ -105,7 +105,7 @@ def _type_str(var):
 def _checked_axis(var, axis, name):
     """``axis`` made non-negative for ``var``, or JAX's ``ValueError``."""
     ndim = var.ndim
-    if not -ndim - (ndim == 0) < axis < max(ndim, 1) or ndim == 0:
+    if not -ndim <= axis < ndim:
         shape = "(" + ", ".join("?" if d is None else str(d) for d in var.type.shape) \
             + ("," if ndim == 1 else "") + ")"
         raise ValueError(f"vmap was requested to map its argument along axis {axis}, which "
