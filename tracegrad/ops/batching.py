@@ -17,7 +17,7 @@ imported), never by importing the op modules above.
 from tracegrad.tensor import variable as _variable
 
 __all__ = ["to_front", "pad_front", "batch_shape", "with_batch", "materialize",
-           "front_all", "elementwise_rule", "shifted_axis", "shifted_axes", "shifted_rule"]
+           "front_all", "elementwise_rule", "shifted_axis", "shifted_axes", "shifted_rule", "arange_of"]
 
 
 def _ops():
@@ -101,3 +101,8 @@ def shifted_rule(inputs, batch_axes, op):
     args, _ = front_all(inputs, batch_axes)
     outs = op.make_node(*args).outputs
     return outs, [0] * len(outs)
+
+
+def arange_of(size):
+    """``arange(size)`` (int64) for a symbolic or known batch length."""
+    return _ops().arange(size)
