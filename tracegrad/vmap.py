@@ -168,13 +168,16 @@ def _loop(node, inputs, batch_axes):
     return outs, [0] * len(outs)
 
 
+def _refuse_random(node):
+    raise NotImplementedError(
+        f"vmap: the random op {node.op.name} depends on a mapped argument (its value or "
+        "its shape); vmap does not batch random draws (each example would need its own "
+        "stream): draw the batch of random numbers outside vmap and pass it in with "
+        "in_axes=0")
+
+
 def _batch_node(node, inputs, batch_axes):
     op = node.op
-    if op.is_random:
-        raise NotImplementedError(
-            f"vmap: the random op {op.name} has a batched input; vmap does not batch "
-            "random draws (each example would need its own key): draw the batch of "
-            "random numbers outside vmap and pass it in with in_axes=0")
     ruled = op.vmap_rule(node, inputs, batch_axes)
     if ruled is None:
         ruled = _loop(node, inputs, batch_axes)
@@ -195,6 +198,8 @@ def batch_graph(outputs, mapped):
     env = dict(mapped)
     for node in toposort(outputs, blockers=set(mapped)):
         ins = [env.get(v, (v, None)) for v in node.inputs]
+        if node.op.is_random and any(v in env for v in node.inputs):
+            _refuse_random(node)
         if all(a is None for _, a in ins):
             # The same for every example; rebuilt where an input was (an
             # example's shape: ``shape`` of a batched value is unbatched).
