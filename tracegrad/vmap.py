@@ -28,7 +28,7 @@ from tracegrad.pytree import CONTAINERS, Static, _children, _rebuild, flatten, u
 from tracegrad.scan import scan
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import TensorVariable, as_tensor_variable
-from tracegrad.trace import Constant, Variable, toposort
+from tracegrad.trace import Variable, toposort
 
 __all__ = ["vmap"]
 

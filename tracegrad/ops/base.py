@@ -322,21 +322,7 @@ class SumTo(Op):
         return g.sum(axis=axes).reshape(target)
 
     def vmap_rule(self, node, inputs, batch_axes):
-        """Each example's ``g`` summed to its ``like``: the leading axes a
-        per-example ``like`` lacks are summed first, below the batch axis."""
-        g, like = node.inputs
-        gb, lb = inputs
-        if batch_axes[0] is None:
-            lb = batching.to_front(lb, batch_axes[1])
-            gb = batching.materialize(gb, lb)
-        else:
-            gb = batching.to_front(gb, batch_axes[0])
-            lb = (batching.materialize(lb, gb) if batch_axes[1] is None
-                  else batching.to_front(lb, batch_axes[1]))
-        lead = g.ndim - like.ndim
-        if lead > 0:
-            gb = gb.sum(axis=tuple(range(1, lead + 1)))
-        return [_sum_to(gb, lb)], [0]
+        return batching.sum_to_rule(node, inputs, batch_axes)
 
     def vjp(self, node, output_grads):
         g, _ = node.inputs

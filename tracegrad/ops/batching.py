@@ -14,10 +14,11 @@ may import them), so they build graphs through the variables' methods and the
 bound op namespace (``tensor.variable``'s ``_ops``, set when ``ops.api`` is
 imported), never by importing the op modules above.
 """
-from tracegrad.tensor import variable as _variable
+import tracegrad.tensor.variable as _variable
 
 __all__ = ["to_front", "pad_front", "batch_shape", "with_batch", "materialize",
-           "front_all", "elementwise_rule", "shifted_axis", "shifted_axes", "shifted_rule", "arange_of"]
+           "front_all", "elementwise_rule", "shifted_axis", "shifted_axes", "shifted_rule", "arange_of", "batch_length",
+           "sum_to_rule"]
 
 
 def _ops():
@@ -106,3 +107,20 @@ def shifted_rule(inputs, batch_axes, op):
 def arange_of(size):
     """``arange(size)`` (int64) for a symbolic or known batch length."""
     return _ops().arange(size)
+
+
+def batch_length(x):
+    """The batch length of ``x`` (batch axis 0), a symbolic int64 scalar."""
+    return _ops().shape(x)[0]
+
+
+def sum_to_rule(node, inputs, batch_axes):
+    """``SumTo``'s rule: each example's ``g`` summed to its ``like``; the
+    leading axes an example's ``like`` lacks are summed first, below the
+    batch axis (both are then batched in front)."""
+    g, like = node.inputs
+    (gb, lb), _ = front_all(inputs, batch_axes)
+    lead = g.ndim - like.ndim
+    if lead > 0:
+        gb = gb.sum(axis=tuple(range(1, lead + 1)))
+    return node.op.make_node(gb, lb).outputs, [0]

@@ -24,7 +24,8 @@ swaps it in where ``x``'s buffer is no longer needed.
 import numpy as np
 
 from tracegrad.printing import register_formatter
-from tracegrad.ops import batching
+from tracegrad.ops import index_batching as ib
+from tracegrad.ops.index_batching import ARR, SYM, _markers  # noqa: F401 (the idx markers)
 from tracegrad.ops.elemwise import broadcast_static, cast, mod, sum_to
 from tracegrad.ops.elemwise_numpy import clip
 from tracegrad.ops.reduce import normalize_axis
@@ -39,24 +40,12 @@ from tracegrad.trace import Apply, Constant, Op, Variable
 
 __all__ = ["getitem", "set_subtensor", "inc_subtensor", "take"]
 
-SYM = "?"    # a symbolic integer scalar input
-ARR = "[]"   # an integer index array input
 _UNKNOWN = object()
 _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) "
               "and integer or boolean arrays are valid indices")
 
 
 # ------------------------------------------------------------ the idx tuple
-def _markers(idx):
-    """The ``SYM``/``ARR`` markers of ``idx``, in input order."""
-    out = []
-    for e in idx:
-        for p in (e[1:] if isinstance(e, tuple) else (e,)):
-            if isinstance(p, str):
-                out.append(p)
-    return out
-
-
 def _idx_str(idx):
     def part(p):
         return "" if p is None else str(p)
@@ -260,90 +249,6 @@ def _parse(x, key):
 
 
 # ------------------------------------------------------------ ops
-# ------------------------------------------------------------ batching (vmap)
-def _batched_idx(idx, parts):
-    """``(idx, axis)``: ``idx`` with a full slice in front for a batch axis 0
-    of ``x``, and where the batch axis lands in ``x[idx]``: 0, or after the
-    advanced-index axes when NumPy moves those first (advanced indexes, the
-    integers among them, not next to each other)."""
-    new = (("slice", None, None, None),) + tuple(idx)
-    if ARR not in idx:
-        return new, 0
-    advanced = [i for i, e in enumerate(idx) if not isinstance(e, tuple) and e is not None]
-    if advanced == list(range(advanced[0], advanced[-1] + 1)):
-        return new, 0
-    arrays = iter(p for p, m in zip(parts, _markers(idx)) if m == ARR)
-    ndim = max(next(arrays).ndim for e in idx if e == ARR)
-    return new, ndim
-
-
-def _batched_index(x, idx, parts, part_axes):
-    """Indexing of a batched ``x`` (batch axis 0) with batched index inputs:
-    ``(idx, parts, order)`` where ``x[idx]`` (parts filled in) has the batch
-    axis first, then the broadcast index-array axes, then the sliced axes,
-    and ``.dimshuffle(order)`` of it is the batch of the examples' results.
-    The batch is indexed by an ``arange`` column, batched integer scalars
-    become index arrays; ``None`` when a slice bound is batched (the loop)."""
-    markers = _markers(idx)
-    axis_of = dict(zip(range(len(parts)), part_axes))
-    n_adv = max([p.ndim - (axis_of[k] is not None)
-                 for k, (p, m) in enumerate(zip(parts, markers)) if m == ARR], default=0)
-    new_idx, new_parts, k = [ARR], [], 0
-    size = _ops_shape(x)[0]
-    new_parts.append(arange_column(size, n_adv))
-    for e in idx:
-        if isinstance(e, tuple):
-            bounds = [p for p in e[1:] if p == SYM]
-            if any(axis_of[k + j] is not None for j in range(len(bounds))):
-                return None
-            new_parts.extend(parts[k:k + len(bounds)])
-            k += len(bounds)
-            new_idx.append(e)
-        elif e == ARR or e == SYM:
-            p, a = parts[k], axis_of[k]
-            k += 1
-            if a is None:
-                new_idx.append(e)
-            else:
-                new_idx.append(ARR)
-                p = batching.pad_front(batching.to_front(p, a), n_adv)
-            new_parts.append(p)
-        else:
-            new_idx.append(e)
-    return tuple(new_idx), new_parts, _example_order(idx, n_adv)
-
-
-def _example_order(idx, n_adv):
-    """The permutation from ``(batch, index axes, sliced axes)`` to the batch
-    of results in the examples' own layout: NumPy keeps index-array axes in
-    place when the example's advanced indexes are next to each other."""
-    advanced = [i for i, e in enumerate(idx) if not isinstance(e, tuple) and e is not None]
-    if ARR not in idx or not advanced or advanced[0] == 0 or \
-            advanced != list(range(advanced[0], advanced[-1] + 1)):
-        return None
-    before = sum(1 for e in idx[:advanced[0]] if isinstance(e, tuple) or e is None)
-    adv = list(range(1, 1 + n_adv))
-    sliced = list(range(1 + n_adv, 1 + n_adv + before))
-    return [0] + sliced + adv
-
-
-def arange_column(size, ndim):
-    """``arange(size)`` with ``ndim`` length-1 axes after it."""
-    return batching.arange_of(size).dimshuffle(0, *(["x"] * ndim))
-
-
-def _ops_shape(x):
-    return shape(x)
-
-
-def _moved_to(x, axis):
-    """``x`` (batch axis 0) with its batch axis moved to ``axis``."""
-    if axis == 0:
-        return x
-    order = list(range(1, x.ndim))
-    return x.dimshuffle(*order[:axis], 0, *order[axis:])
-
-
 class Subtensor(Op):
     """``x[idx]``: a view for basic indexes, a copy (NumPy's advanced
     indexing) when ``idx`` has index arrays."""
@@ -378,29 +283,9 @@ class Subtensor(Op):
 
     def vmap_rule(self, node, inputs, batch_axes):
         """A batched ``x`` indexed the same way for every example: a full
-        slice for the batch axis (batched indices loop)."""
-        if any(a is not None for a in batch_axes[1:]):
-            return self._batched_parts(node, inputs, batch_axes)
-        idx, axis = _batched_idx(self.idx, inputs[1:])
-        x = batching.to_front(inputs[0], batch_axes[0])
-        return [Subtensor(idx)(x, *inputs[1:])], [axis]
-
-    def _batched_parts(self, node, inputs, batch_axes):
-        x, *parts = inputs
-        if batch_axes[0] is None:
-            like = next(batching.to_front(p, a) for p, a in zip(parts, batch_axes[1:])
-                        if a is not None)
-            x = batching.materialize(x, like)
-        else:
-            x = batching.to_front(x, batch_axes[0])
-        made = _batched_index(x, self.idx, parts, batch_axes[1:])
-        if made is None:
-            return None
-        idx, new_parts, order = made
-        out = Subtensor(idx)(x, *new_parts)
-        if order is not None:
-            out = out.dimshuffle(*order, *range(len(order), out.ndim))
-        return [out], [0]
+        slice for the batch axis; batched indices index the batch by an
+        ``arange`` column (``ops/index_batching.py``)."""
+        return ib.subtensor_rule(Subtensor, node, inputs, batch_axes)
 
     # What is known of shape vectors (``x.shape[0]``, ``x.shape[1:]``).
     def _picked(self, node, depth=8):
@@ -487,48 +372,12 @@ class IncSubtensor(Op):
         gy = sum_to(Subtensor(self.idx)(g, *parts), y)
         return [_grad_for(x, gx), _grad_for(y, gy)] + [None] * len(parts)
 
-    def vmap_rule(self, node, inputs, batch_axes):
-        """``x`` batched in front (repeated when only ``y`` is batched) and
-        the same index with a full slice for the batch axis; a batched ``y``
-        lined up with ``x[idx]``'s batch axis (batched indices loop)."""
-        if any(a is not None for a in batch_axes[2:]):
-            return self._batched_parts(node, inputs, batch_axes)
-        x, y, *parts = inputs
-        idx, axis = _batched_idx(self.idx, parts)
-        if batch_axes[0] is None:
-            y = batching.to_front(y, batch_axes[1])
-            x = batching.materialize(x, y)
-        else:
-            x = batching.to_front(x, batch_axes[0])
-        if batch_axes[1] is not None:
-            target = Subtensor(self.idx).make_node(node.inputs[0], *node.inputs[2:]).outputs[0]
-            y = batching.pad_front(batching.to_front(y, batch_axes[1]), target.ndim)
-            y = _moved_to(y, axis)
-        op = IncSubtensor(idx, self.set_instead_of_inc, False, self.ignore_duplicates)
-        return [op(x, y, *parts)], [0]
 
-    def _batched_parts(self, node, inputs, batch_axes):
-        x, y, *parts = inputs
-        like = next(batching.to_front(v, a) for v, a in zip(inputs, batch_axes)
-                    if a is not None)
-        x = batching.to_front(x, batch_axes[0]) if batch_axes[0] is not None \
-            else batching.materialize(x, like)
-        made = _batched_index(x, self.idx, parts, batch_axes[2:])
-        if made is None:
-            return None
-        idx, new_parts, order = made
-        # y in the examples' layout, batch first, then in x[idx]'s layout.
-        target = Subtensor(self.idx).make_node(node.inputs[0], *node.inputs[2:]).outputs[0]
-        if batch_axes[1] is None:
-            y = batching.materialize(y, like)
-        else:
-            y = batching.to_front(y, batch_axes[1])
-        y = batching.pad_front(y, target.ndim)
-        if order is not None:
-            back = [order.index(i) for i in range(len(order))]
-            y = y.dimshuffle(*back, *range(len(order), y.ndim))
-        op = IncSubtensor(idx, self.set_instead_of_inc, False, self.ignore_duplicates)
-        return [op(x, y, *new_parts)], [0]
+    def vmap_rule(self, node, inputs, batch_axes):
+        """``x`` batched in front (repeated when only ``y`` is batched), the
+        index with the batch axis in front, ``y`` lined up with ``x[idx]``
+        (``ops/index_batching.py``)."""
+        return ib.inc_subtensor_rule(Subtensor, IncSubtensor, node, inputs, batch_axes)
 
 
 def _value_for(op, x, y, target):
