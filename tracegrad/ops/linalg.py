@@ -21,7 +21,7 @@ from tracegrad.ops import elemwise as ew
 from tracegrad.ops.elemwise import (broadcast_static, format_shape,
                                     is_differentiable, sum_to)
 from tracegrad.ops.reduce import sum as _sum
-from tracegrad.ops.shape import dimshuffle, flatten
+from tracegrad.ops.shape import concatenate, dimshuffle, flatten
 from tracegrad.ops.static import normalize_axis
 from tracegrad.tensor.dispatch import implements, register_ufunc
 from tracegrad.tensor.type import TensorType
@@ -327,6 +327,21 @@ class MatMul(Op):
         """Batch axes first as a broadcast (stacking) axis of NumPy's
         matmul; a 1-d example is made a row (or column) and squeezed back."""
         a0, b0 = node.inputs
+        flat = _flat_matmul(a0, b0, inputs, batch_axes)
+        if flat is not None:
+            return flat
+        if a0.ndim >= 2 and b0.ndim >= 2 and 1 in (a0.type.shape[-1], b0.type.shape[-2]):
+            # A contraction of length 1 (an outer product, as in the vjp of a
+            # vector times a matrix) is a broadcast product: NumPy's stacked
+            # matmul runs it ~100x slower.
+            ndim = max(a0.ndim, b0.ndim)
+            x, y = [batching.pad_front(batching.to_front(v, ax), ndim) if ax is not None
+                    else v for v, ax in zip(inputs, batch_axes)]
+            if batch_axes[0] is None:
+                x = x.dimshuffle("x", *range(x.ndim))
+            if batch_axes[1] is None:
+                y = y.dimshuffle("x", *range(y.ndim))
+            return [ew.mul(x, y)], [0]
         args = []
         for x, axis, orig, vec in zip(inputs, batch_axes, (a0, b0), ("x", 1)):
             n = orig.ndim
@@ -350,6 +365,28 @@ class MatMul(Op):
         if drop:
             out = out.dimshuffle(*[i for i in range(out.ndim) if i not in drop])
         return [out], [0]
+
+
+def _flat_matmul(a0, b0, inputs, batch_axes):
+    """One batched operand times an unbatched matrix as one 2-d product
+    (NumPy's stacked matmul runs a small product per example): the batch
+    folded into the rows of ``a`` (or the columns of ``b``)."""
+    (a, b), (ba, bb) = inputs, batch_axes
+    if ba is not None and bb is None and b0.ndim == 2:
+        a = batching.to_front(a, ba)
+        if a0.ndim == 1:
+            return [matmul(a, b)], [0]
+        rows = a.reshape((-1, a.shape[-1]))
+        out_shape = concatenate([a.shape[:-1], b.shape[1:]])
+        return [matmul(rows, b).reshape(out_shape, ndim=a.ndim)], [0]
+    if bb is not None and ba is None and a0.ndim == 2 and b0.ndim <= 2:
+        b = batching.to_front(b, bb)
+        if b0.ndim == 1:
+            return [matmul(b, a.T)], [0]
+        cols = b.dimshuffle(1, 0, 2).reshape((b.shape[1], -1))
+        out_shape = concatenate([a.shape[:1], b.shape[:1], b.shape[2:]])
+        return [matmul(a, cols).reshape(out_shape, ndim=3)], [1]
+    return None
 
 
 def _swap_last(x):
