@@ -395,8 +395,10 @@ def vmap(fn, in_axes=0, out_axes=0, axis_size=None):
     ``matmul``, ``reshape``, ``dimshuffle``/``transpose``, indexing
     (basic, and advanced with adjacent index arrays), ``broadcast_to``/
     ``alloc``, ``shape``, ``SumTo``, ``concatenate``/``stack``,
-    cumulative ops, ``sort``/``argsort``, ``softmax``/``log_softmax``;
-    other ops run once per example inside a ``scan`` (correct, slower).
+    cumulative ops, ``sort``/``argsort``, ``softmax``/``log_softmax``,
+    ``numpy.fft``, ``diagonal``, ``repeat``; other ops (``numpy.linalg``'s
+    decompositions, value-dependent shapes) run once per example inside a
+    ``scan`` (correct, slower).
     Random draws with a batched input raise ``NotImplementedError``. See
     docs/user-guide.md, "Vectorizing with vmap".
     """

@@ -18,7 +18,7 @@ import tracegrad.tensor.variable as _variable
 
 __all__ = ["to_front", "pad_front", "batch_shape", "with_batch", "materialize",
            "front_all", "elementwise_rule", "shifted_axis", "shifted_axes", "shifted_rule", "arange_of", "batch_length",
-           "sum_to_rule"]
+           "sum_to_rule", "first_input_rule", "stack_columns"]
 
 
 def _ops():
@@ -124,3 +124,19 @@ def sum_to_rule(node, inputs, batch_axes):
     if lead > 0:
         gb = gb.sum(axis=tuple(range(1, lead + 1)))
     return node.op.make_node(gb, lb).outputs, [0]
+
+
+def first_input_rule(inputs, batch_axes, op):
+    """The rule of an op on input 0 whose other inputs are parameters
+    (lengths, sizes), given ``op``: the node's op with its axes shifted past
+    a batch axis 0. ``None`` (the loop) when a parameter is batched."""
+    if batch_axes[0] is None or any(a is not None for a in batch_axes[1:]):
+        return None
+    outs = op.make_node(to_front(inputs[0], batch_axes[0]), *inputs[1:]).outputs
+    return outs, [0] * len(outs)
+
+
+def stack_columns(columns):
+    """Batched scalars (each a vector over the batch) as the columns of a
+    (batch, n) matrix."""
+    return _ops().stack(columns, axis=1)

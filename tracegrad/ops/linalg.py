@@ -170,9 +170,11 @@ class TensorDot(Op):
         (a, b), (ba, bb) = inputs, batch_axes
         k = self.batch
         if ba is not None and bb is not None:
-            if k:
-                return None
             a, b = batching.to_front(a, ba), batching.to_front(b, bb)
+            if k:  # both batch axes folded into the op's one
+                merged = TensorDot(self.axes_a, self.axes_b, 1)(_fold2(a), _fold2(b))
+                lead = concatenate([a.shape[:2], merged.shape[1:]])
+                return [merged.reshape(lead, ndim=merged.ndim + 1)], [0]
             op = TensorDot(batching.shifted_axes(self.axes_a),
                            batching.shifted_axes(self.axes_b), 1)
             return [op(a, b)], [0]
@@ -189,6 +191,11 @@ class TensorDot(Op):
         op = TensorDot(self.axes_a, shifted(self.axes_b), k)
         n_free_a = len(self._free(node.inputs[0].ndim, self.axes_a))
         return [op(a, moved(b, bb))], [k + n_free_a]
+
+
+def _fold2(x):
+    """``x`` with its first two axes made one."""
+    return x.reshape(concatenate([[-1], x.shape[2:]]), ndim=x.ndim - 1)
 
 
 def dot(a, b):
@@ -432,6 +439,10 @@ class Diagonal(Op):
     def impl(self, xp, x):
         return xp.diagonal(x, self.offset, self.axis1, self.axis2).copy()
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        op = Diagonal(self.offset, self.axis1 + 1, self.axis2 + 1)
+        return batching.shifted_rule(inputs, batch_axes, op)
+
     def vjp(self, node, output_grads):
         x, = node.inputs
         if not is_differentiable(x):
@@ -463,6 +474,10 @@ class DiagonalGrad(Op):
         cols = xp.arange(n) + max(self.offset, 0)
         planes[..., rows, cols] = g
         return out
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        op = DiagonalGrad(self.offset, self.axis1 + 1, self.axis2 + 1)
+        return batching.shifted_rule(inputs, batch_axes, op)
 
     def vjp(self, node, output_grads):
         return [Diagonal(self.offset, self.axis1, self.axis2)(output_grads[0]), None]

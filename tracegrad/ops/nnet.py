@@ -232,6 +232,9 @@ class TakeAlongLastAxis(Op):
         rows, cols, flat_shape = _rows(xp, x, idx)
         return x.reshape(flat_shape)[rows, cols].reshape(idx.shape)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, self)
+
     def vjp(self, node, output_grads):
         x, idx = node.inputs
         if not is_differentiable(x):
@@ -256,6 +259,9 @@ class PutAlongLastAxis(Op):
         out = xp.zeros(like.shape, dtype=g.dtype)
         out.reshape(flat_shape)[rows, cols] = g.reshape(-1)
         return out
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, self)
 
     def vjp(self, node, output_grads):
         _, idx, _ = node.inputs

@@ -628,6 +628,9 @@ class Repeat(Op):
     def impl(self, xp, x, repeats):
         return xp.repeat(x, _repeats_arg(repeats), axis=self.axis)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, Repeat(self.axis + 1))
+
     def vjp(self, node, output_grads):
         x, repeats = node.inputs
         return [_grad_for(x, RepeatGrad(self.axis)(output_grads[0], repeats, x)), None]
@@ -656,6 +659,14 @@ class RepeatGrad(Op):
         owner = xp.repeat(xp.arange(n), _repeats_arg(repeats))
         scatter_add(xp, out, (slice(None),) * axis + (owner,), g)
         return out
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """``g`` and ``like`` batched in front; the same repeats for all."""
+        if batch_axes[1] is not None:
+            return None
+        (g, like), _ = batching.front_all([inputs[0], inputs[2]],
+                                          [batch_axes[0], batch_axes[2]])
+        return [RepeatGrad(self.axis + 1)(g, inputs[1], like)], [0]
 
     def vjp(self, node, output_grads):
         return [Repeat(self.axis)(output_grads[0], node.inputs[1]), None, None]
