@@ -142,6 +142,8 @@ def test_in_axes_errors():
         tg.vmap(lambda p: p["w"], in_axes=({"v": 0},))({"w": x})
     with pytest.raises(ValueError, match="must be an int, None, or"):
         tg.vmap(lambda a: a, in_axes="0")
+    with pytest.raises(ValueError, match="or a tuple of entries corresponding"):
+        tg.vmap(lambda a: a, in_axes={"a": 0})
     with pytest.raises(ValueError, match=r"along axis 2, which implies that its rank should "
                                          r"be at least 3, but is only 2"):
         tg.vmap(lambda a: a, in_axes=2)(x)
@@ -236,7 +238,7 @@ def test_jit_of_vmap_compiles_once_for_every_batch_length():
     g = tg.vmap(lambda a, b: a @ b, in_axes=(0, None))
     for n in (2, 5):
         g(RNG.normal(size=(n, 3)), w)
-    assert g._compiled.cache_size == 1
+    assert g.cache_size == 1
 
 
 def test_nested_vmap_is_an_outer_product_of_batches():

@@ -371,6 +371,16 @@ class _Vmapped:
             _map_prefix(kw_axes, v, leaf, "in_axes", k)
         _check_sizes(found, t.axis_size)
 
+    def compiled(self, *args, **kwargs):
+        """The compiled ``tg.function`` these arguments' signature uses."""
+        return self._compiled.compiled(*args, **kwargs)
+
+    @property
+    def cache_size(self):
+        """How many signatures have been traced and compiled (one serves
+        every batch length)."""
+        return self._compiled.cache_size
+
     def __repr__(self):
         return f"<tg.vmap of {self._transform.fname}>"
 
@@ -404,6 +414,10 @@ def vmap(fn, in_axes=0, out_axes=0, axis_size=None):
     """
     if not callable(fn):
         raise TypeError(f"vmap: fn must be callable, got {type(fn).__name__}")
+    if not (_is_axis(in_axes) or isinstance(in_axes, (tuple, list))):
+        raise ValueError("vmap in_axes must be an int, None, or a tuple of entries "
+                         "corresponding to the positional arguments passed to the function, "
+                         f"but got {in_axes!r}")
     _check_spec(in_axes, "in_axes")
     _check_spec(out_axes, "out_axes")
     if axis_size is not None and (not isinstance(axis_size, (int, np.integer))

@@ -331,47 +331,51 @@ class MatMul(Op):
 
 
     def vmap_rule(self, node, inputs, batch_axes):
-        """Batch axes first as a broadcast (stacking) axis of NumPy's
-        matmul; a 1-d example is made a row (or column) and squeezed back."""
+        """One batched operand times a matrix: one 2-d product; a length-1
+        contraction: a broadcast product; otherwise the batch axes become a
+        leading (stacking) axis of NumPy's matmul."""
         a0, b0 = node.inputs
-        flat = _flat_matmul(a0, b0, inputs, batch_axes)
-        if flat is not None:
-            return flat
-        if a0.ndim >= 2 and b0.ndim >= 2 and 1 in (a0.type.shape[-1], b0.type.shape[-2]):
-            # A contraction of length 1 (an outer product, as in the vjp of a
-            # vector times a matrix) is a broadcast product: NumPy's stacked
-            # matmul runs it ~100x slower.
-            ndim = max(a0.ndim, b0.ndim)
-            x, y = [batching.pad_front(batching.to_front(v, ax), ndim) if ax is not None
-                    else v for v, ax in zip(inputs, batch_axes)]
-            if batch_axes[0] is None:
-                x = x.dimshuffle("x", *range(x.ndim))
-            if batch_axes[1] is None:
-                y = y.dimshuffle("x", *range(y.ndim))
-            return [ew.mul(x, y)], [0]
-        args = []
-        for x, axis, orig, vec in zip(inputs, batch_axes, (a0, b0), ("x", 1)):
-            n = orig.ndim
-            if axis is None:
-                args.append(x)
-                continue
+        for rule in (_flat_matmul, _outer_matmul, _stacked_matmul):
+            ruled = rule(a0, b0, inputs, batch_axes)
+            if ruled is not None:
+                return ruled
+        return None
+
+
+def _stacked_matmul(a0, b0, inputs, batch_axes):
+    """The batch axes first, as a stacking axis: a 1-d example is made a row
+    (or column) and squeezed back."""
+    args = []
+    for x, axis, orig, vec in zip(inputs, batch_axes, (a0, b0), ("x", 1)):
+        if axis is not None:
             x = batching.to_front(x, axis)
-            if n == 1:
+            if orig.ndim == 1:
                 x = x.dimshuffle(0, "x", 1) if vec == "x" else x.dimshuffle(0, 1, "x")
-            args.append(x)
-        ndim = max(max(a0.ndim, 2), max(b0.ndim, 2))
-        args = [batching.pad_front(x, ndim) if axis is not None else x
-                for x, axis in zip(args, batch_axes)]
-        if a0.ndim == 1 and batch_axes[0] is None:
-            args[0] = args[0].dimshuffle("x", 0)
-        if b0.ndim == 1 and batch_axes[1] is None:
-            args[1] = args[1].dimshuffle(0, "x")
-        out = matmul(*args)
-        drop = ([out.ndim - 2] if a0.ndim == 1 else []) + ([out.ndim - 1] if b0.ndim == 1
-                                                           else [])
-        if drop:
-            out = out.dimshuffle(*[i for i in range(out.ndim) if i not in drop])
-        return [out], [0]
+        args.append(x)
+    ndim = max(a0.ndim, b0.ndim, 2)
+    args = [batching.pad_front(x, ndim) if axis is not None else x
+            for x, axis in zip(args, batch_axes)]
+    if a0.ndim == 1 and batch_axes[0] is None:
+        args[0] = args[0].dimshuffle("x", 0)
+    if b0.ndim == 1 and batch_axes[1] is None:
+        args[1] = args[1].dimshuffle(0, "x")
+    out = matmul(*args)
+    drop = ([out.ndim - 2] if a0.ndim == 1 else []) + ([out.ndim - 1] if b0.ndim == 1 else [])
+    if drop:
+        out = out.dimshuffle(*[i for i in range(out.ndim) if i not in drop])
+    return [out], [0]
+
+
+def _outer_matmul(a0, b0, inputs, batch_axes):
+    """A contraction of length 1 (an outer product, as in the vjp of a vector
+    times a matrix) as a broadcast product: NumPy's stacked matmul runs it
+    ~100x slower."""
+    if a0.ndim < 2 or b0.ndim < 2 or 1 not in (a0.type.shape[-1], b0.type.shape[-2]):
+        return None
+    ndim = max(a0.ndim, b0.ndim)
+    x, y = [batching.pad_front(batching.to_front(v, ax), ndim) if ax is not None
+            else v.dimshuffle("x", *range(v.ndim)) for v, ax in zip(inputs, batch_axes)]
+    return [ew.mul(x, y)], [0]
 
 
 def _flat_matmul(a0, b0, inputs, batch_axes):
