@@ -269,6 +269,31 @@ def test_vmap_inside_a_symbolic_graph_and_tg_function():
                                                                           keepdims=True))
 
 
+def test_identity_constants_jvp_scan_ifelse_and_static_lengths():
+    x = RNG.normal(size=(4, 3))
+    np.testing.assert_array_equal(tg.vmap(lambda a: a)(x), x)
+    np.testing.assert_array_equal(tg.vmap(lambda a: 1.0)(x), np.ones(4))
+    jvp = tg.vmap(lambda a: tg.jvp(np.sin, (a,), (np.ones_like(a),))[1])
+    np.testing.assert_allclose(jvp(x), np.cos(x), rtol=1e-12)
+
+    def rows(a):  # a length used as a Python int: traced with static shapes
+        return sum(a[i] * i for i in range(a.shape[0]))
+
+    np.testing.assert_allclose(tg.vmap(rows)(x), _loop(rows, (x,), (0,)), rtol=1e-12)
+
+    def running_sum(a):
+        out, _ = tg.scan(lambda v, acc: acc + v, sequences=[a],
+                         outputs_info=[np.float64(0.0)])
+        return out[-1]
+
+    np.testing.assert_allclose(tg.vmap(running_sum)(x), x.sum(1), rtol=1e-12)
+    np.testing.assert_allclose(tg.grad(lambda m: tg.vmap(running_sum)(m).sum())(x),
+                               np.ones_like(x))
+    from tracegrad.ifelse import ifelse
+    branch = tg.vmap(lambda a: ifelse(a.sum() > 0.0, a, -a))(x)
+    np.testing.assert_allclose(branch, np.where(x.sum(1, keepdims=True) > 0, x, -x))
+
+
 # ------------------------------------------------------------ rules and the loop
 def test_an_op_without_a_rule_loops_over_the_batch(monkeypatch):
     seen = _spy_loops(monkeypatch)
