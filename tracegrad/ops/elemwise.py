@@ -60,7 +60,8 @@ template <typename T> __device__ __forceinline__ T tg_maximum(T a, T b) {
 template <typename T> __device__ __forceinline__ T tg_minimum(T a, T b) {
     return (a < b || a != a) ? a : b; }
 template <typename T> __device__ __forceinline__ T tg_mod(T a, T b) {
-    T r = fmod(a, b); return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r; }
+    T r = fmod(a, b);
+    return r != T(0) ? (((r < T(0)) != (b < T(0))) ? r + b : r) : copysign(T(0), b); }
 template <typename T> __device__ __forceinline__ T tg_logaddexp(T a, T b) {
     T m = a > b ? a : b;
     return a == b ? a + T(0.6931471805599453) : m + log1p(exp(-fabs(a - b))); }
