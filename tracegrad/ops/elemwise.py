@@ -152,6 +152,7 @@ gammaln = row("gammaln", 1, sm.gammaln, "lgamma({0})",
     lambda i, o, gz: [gz * psi(i[0])])
 psi = row("psi", 1, sm.psi, None,
     lambda i, o, gz: [gz * tri_gamma(i[0])])
+# (tri_gamma's gradient, polygamma(2, x), is set in ops/special.py)
 tri_gamma = row("tri_gamma", 1, sm.tri_gamma, None)
 deg2rad = row("deg2rad", 1, ufunc_impl("deg2rad"), "({0} * 0.017453292519943295)",
     lambda i, o, gz: [gz * (math.pi / 180)], np.deg2rad,
