@@ -21,6 +21,7 @@ from tracegrad.jit import jit  # noqa: F401
 from tracegrad.transforms import (elementwise_grad, grad, hessian, jacobian,  # noqa: F401
                                   jvp, make_jvp, make_vjp, value_and_grad, vjp)
 from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
+from tracegrad.vmap import vmap  # noqa: F401  (JAX's vmap: batching by graph rewriting)
 
 __version__ = "0.1.0"
 
