@@ -115,7 +115,7 @@ class Einsum(Op):
         a = _sum_unkept(a, sub, set(self.output))
         sub = [c for c in sub if c in self.output]
         out = xp.transpose(a, [sub.index(c) for c in self.output])
-        return xp.asarray(out, dtype=dtype)
+        return out.astype(dtype, copy=False)
 
     def _path(self, arrays):
         shapes = tuple(a.shape for a in arrays)
