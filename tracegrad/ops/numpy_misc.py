@@ -248,6 +248,8 @@ def vander(x, N=None, increasing=False):
     rest = ew.maximum(n - 1, 0) if N is None else int(N) - 1
     powers = cumprod(broadcast_to(col, [n, rest]), axis=1)
     v = concatenate([ones_like(col), powers], axis=1)
+    if N is None and x.type.shape[0] is None:
+        v = v[:, :n]                    # (no column at all for an empty x)
     return v if increasing else v[:, ::-1]
 
 
