@@ -9,19 +9,19 @@ Gradient choices:
   segment ``x`` falls in; 0 outside ``[xp[0], xp[-1]]``), and in ``xp``.
 - ``unwrap``: the correction added to ``p`` is piecewise constant, so the
   gradient is the identity (NumPy's values otherwise).
-- ``convolve``/``correlate``: a sliding-window gather of the zero-padded
-  first operand times the second (memory ``O((n + m) * m)``).
+- ``convolve``/``correlate``: a sliding-window gather of the first operand
+  times the second, summed over the in-range products (memory and time
+  ``O((n + m) * m)``: meant for short kernels).
 """
 import math
 
 import numpy as np
 
 from tracegrad.ops import elemwise as ew
-from tracegrad.ops.alloc import arange, zeros
+from tracegrad.ops.alloc import arange
 from tracegrad.ops.cumulative import argsort, cumsum
 from tracegrad.ops.elemwise import cast
 from tracegrad.ops.index import take
-from tracegrad.ops.linalg import matmul
 from tracegrad.ops.manip import diff
 from tracegrad.ops.reduce import sum as _sum
 from tracegrad.ops.shape import concatenate, dimshuffle, shape
@@ -85,8 +85,9 @@ def _spacings(f, varargs, axes):
 
 
 def _uniform(f, axis, h, edge_order):
-    n = 1.0 if h is None else h
-    inner = ew.true_div(ew.sub(_slice(f, axis, 2), _slice(f, axis, None, -2)), ew.mul(2.0, n))
+    n = 1.0 if h is None else h          # (a Python float keeps f's dtype)
+    twice = 2.0 if h is None else ew.mul(2.0, n)
+    inner = ew.true_div(ew.sub(_slice(f, axis, 2), _slice(f, axis, None, -2)), twice)
     f0, f1, f2 = (_slice(f, axis, k, k + 1) for k in range(3))
     e0, e1, e2 = (_slice(f, axis, k, (k + 1) or None) for k in (-1, -2, -3))
     if edge_order == 1:
@@ -265,15 +266,17 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * math.pi):
 
 # ------------------------------------------------------------ convolve, correlate
 def _full_correlation(a, v):
-    """``c[k] = sum_j a_pad[k + j] * v[j]`` for ``k`` in ``[0, n + m - 1)``,
-    ``a_pad`` being ``a`` with ``m - 1`` zeros on both sides."""
+    """``c[k] = sum_j a[k + j - (m - 1)] * v[j]`` for ``k`` in ``[0, n + m - 1)``
+    over the ``j`` where ``a``'s index is in range: products with the pad
+    are left out (not multiplied by 0), so an inf or NaN stays where NumPy
+    has it."""
     n, m = shape(a)[0], shape(v)[0]
-    pad = zeros([ew.sub(m, 1)], a.dtype)
-    padded = concatenate([pad, a, pad])
-    idx = ew.add(dimshuffle(arange(ew.sub(ew.add(n, m), 1)), (0, "x")),
-                 dimshuffle(arange(m), ("x", 0)))
-    windows = take(padded, idx)
-    return matmul(windows, v)
+    src = ew.add(dimshuffle(arange(ew.sub(ew.add(n, m), 1)), (0, "x")),
+                 dimshuffle(ew.sub(arange(m), ew.sub(m, 1)), ("x", 0)))
+    valid = ew.and_(ew.ge(src, 0), ew.lt(src, n))
+    windows = take(a, ew.clip_(src, 0, ew.maximum(ew.sub(n, 1), 0)))
+    return _sum(ew.switch(valid, ew.mul(windows, v), np.asarray(0, a.dtype)), axis=1,
+                dtype=a.dtype)
 
 
 def _prepare(a, v, fname):
