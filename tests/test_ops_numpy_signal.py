@@ -214,6 +214,7 @@ def test_numpy_dispatch():
     (lambda x: T.convolve(x, T.dmatrix()), ValueError, "1-d"),
     (lambda x: T.convolve(x, x, "middle"), ValueError, "mode"),
     (lambda x: T.gradient(x, edge_order=3), ValueError, "edge_order"),
+    (lambda x: T.gradient(x[0]), ValueError, "0-d"),
     (lambda x: T.gradient(T.specify_shape(x, (2,)), edge_order=2), ValueError, "too small"),
     (lambda x: T.interp(x, T.dmatrix(), x), ValueError, "1-d"),
     (lambda x: T.interp(x, x, x, period=0), ValueError, "period"),

@@ -104,11 +104,15 @@ class Einsum(Op):
         dtype = np.result_type(*[a.dtype for a in arrays])
         ops = [(a, s) for a, s in zip(arrays, self.inputs)]
         if len(ops) > 2:
-            for i, j in self._path(arrays):
-                a, b = ops[i], ops[j]
-                ops = [o for k, o in enumerate(ops) if k not in (i, j)]
+            for step in self._path(arrays):
+                picked = [ops[k] for k in step]
+                ops = [o for k, o in enumerate(ops) if k not in step]
                 keep = set(self.output).union(*[s for _, s in ops])
-                ops.append(_pair(xp, a, b, keep))
+                acc = picked[0]
+                for k, other in enumerate(picked[1:], 2):
+                    # (a step of more than two operands, if the path has one)
+                    acc = _pair(xp, acc, other, keep.union(*[s for _, s in picked[k:]]))
+                ops.append(acc)
         if len(ops) == 2:
             ops = [_pair(xp, ops[0], ops[1], set(self.output))]
         a, sub = ops[0]

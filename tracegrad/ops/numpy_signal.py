@@ -142,6 +142,8 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     f = as_tensor_variable(f)
     if edge_order not in (1, 2):
         raise ValueError("gradient: 'edge_order' greater than 2 not supported")
+    if f.ndim == 0:
+        raise ValueError("gradient: a 0-d array has no axis to differentiate along")
     axes = normalize_axis(axis, f.ndim, "gradient") if axis is not None else \
         tuple(range(f.ndim))
     if isinstance(axis, (list, tuple)) or axis is None:
