@@ -147,8 +147,14 @@ def w1_targets(rows):
         if jax_row is not None:
             vs_jax = tg_row["seconds"] / jax_row["seconds"]
             parts.append(f"vs jax.jit {vs_jax:.3f}")
-            if n >= 1e6:
-                verdicts.append("jax<=0.8 " + ("met" if vs_jax <= 0.8 else "missed"))
+            if n >= 1e5:
+                verdicts.append("jax<=0.35 " + ("met" if vs_jax <= 0.35 else "missed"))
+        c_row = systems.get("hand C")
+        if c_row is not None:
+            vs_c = tg_row["seconds"] / c_row["seconds"]
+            parts.append(f"vs hand C {vs_c:.3f}")
+            if n >= 1e5:
+                verdicts.append("handC<=1.25 " + ("met" if vs_c <= 1.25 else "missed"))
         if n >= 1e6 and "float32" in case:
             verdicts.append("eager<=0.15 " + ("met" if ratio <= 0.15 else "missed"))
         if n <= 1e3:

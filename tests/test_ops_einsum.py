@@ -116,22 +116,20 @@ def test_out_and_casting_refused():
 
 
 def test_matrix_product_runs_at_matmul_speed():
-    # The contraction goes through one matmul: on 200x200 matrices it must
-    # not be slower than a few times np.dot (NumPy's own einsum without
-    # optimize is ~10x slower than BLAS there). Generous factor: shared CI.
+    # The contraction goes through one matmul (BLAS): on 200x200 matrices it
+    # must stay within a few times np.dot. Generous factor: shared CI.
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((200, 200)), rng.standard_normal((200, 200))
     f = tg.jit(lambda u, v: np.einsum("ij,jk->ik", u, v))
     f(a, b)
 
-    def best(fn):
-        times = []
-        for _ in range(5):
+    # (interleaved, best of 9: both sides see the same load spikes)
+    t_ours, t_dot = [], []
+    for _ in range(9):
+        for fn, times in ((lambda: f(a, b), t_ours), (lambda: np.dot(a, b), t_dot)):
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-        return min(times)
-    t_ours = best(lambda: f(a, b))
-    t_dot = best(lambda: np.dot(a, b))
+    t_ours, t_dot = min(t_ours), min(t_dot)
     np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-12, atol=1e-10)
     assert t_ours < 5 * t_dot + 2e-3, (t_ours, t_dot)

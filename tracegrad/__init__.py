@@ -23,3 +23,13 @@ from tracegrad.transforms import (elementwise_grad, grad, hessian, jacobian,  # 
 from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # ``tg.sparse`` (Theano's ``theano.sparse``) without ``import
+    # tracegrad.sparse`` first: loaded on first use, so ``import tracegrad``
+    # never imports scipy (an optional dependency).
+    if name == "sparse":
+        import importlib
+        return importlib.import_module("tracegrad.sparse")
+    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")

@@ -55,4 +55,10 @@ _MODULES += (_einsum_mod, _numpy_stats, _numpy_misc, _numpy_signal, _numpy_pad,
              _numpy_ufuncs)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
 
+# scipy.special's ufuncs (issue 16): T.xlogy, T.jn, T.ndtr...; also registers
+# scipy.special.<name>(variable) dispatch, bound once SciPy is imported.
+from tracegrad.ops import special as _special  # noqa: E402
+from tracegrad.ops.special import *  # noqa: F401,F403,E402
+__all__ += [name for name in _special.__all__ if name not in __all__]
+
 bind_ops(sys.modules[__name__])

@@ -332,6 +332,24 @@ class TensorVariable(_TensorMixin, Variable):
 TensorType.variable_class = TensorVariable
 
 
+def _defer_to_other_types(method):
+    """``method`` returning ``NotImplemented`` for an operand of a type that
+    is not an array type, so Python asks that operand (as Theano does):
+    ``dense + sparse`` is the sparse variable's ``__radd__``."""
+    def operator(self, other):
+        if isinstance(other, Variable) and not other.type.array_values:
+            return NotImplemented
+        return method(self, other)
+    operator.__name__ = method.__name__
+    return operator
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__matmul__", "__rmatmul__"):
+    setattr(_TensorMixin, _name, _defer_to_other_types(getattr(_TensorMixin, _name)))
+del _name
+
+
 class TensorConstant(_TensorMixin, Constant):
     """A constant array in a graph. ``weak`` marks a Python number, which
     takes the dtype of the arrays it meets (NumPy 2 promotion)."""
