@@ -115,18 +115,18 @@ class Progress:
         self._last_step, self._last_time = step, now
         parts = [f"{self.label} {step:>{self.width}}/{self.total}"]
         if loss is not None:
-            parts.append(f"loss {_fmt(loss)}")
-        parts += [f"{key.replace('_', ' ')} {_fmt(value)}" for key, value in extra.items()]
+            parts.append(f"loss {_fmt(loss, 5)}")
+        parts += [f"{key.replace('_', ' ')} {_fmt(value, 4)}" for key, value in extra.items()]
         parts.append(f"{rate:.0f} {self.rate_unit}/s" if rate >= 100 else
                      f"{rate:.2g} {self.rate_unit}/s")
         print("  ".join(parts), flush=True)
         return True
 
 
-def _fmt(value):
+def _fmt(value, digits):
     if isinstance(value, str):
         return value
-    return f"{float(value):.5g}"
+    return f"{float(value):.{digits}g}"
 
 
 def show_filters(ax, filters, columns=10):
