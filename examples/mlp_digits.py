@@ -1,5 +1,6 @@
 """A multilayer perceptron on scikit-learn's bundled digits (8x8 images, no
-download), trained with minibatch SGD + momentum; reaches >= 95% test accuracy.
+download; needs scikit-learn), trained with minibatch SGD + momentum; reaches
+>= 95% test accuracy.
 
     python examples/mlp_digits.py [--steps EPOCHS]
 
