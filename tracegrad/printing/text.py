@@ -10,11 +10,8 @@ import re
 from tracegrad.printing.labels import _leaf_text, _tokens
 from tracegrad.trace import Variable, toposort
 
-# The room a line's ``%12 = `` takes, and the length a bound name is counted
-# as while deciding what to bind (names over %999 are one character longer:
-# the lines are wrapped anyway).
+# The room a line's ``%12 = `` takes (longer names: the lines are wrapped).
 _PREFIX = 6
-_NAME = 4
 _CAP = 10 ** 9  # expanded lengths are capped: a tree expansion may be exponential
 _HIDDEN = "…"
 
@@ -152,20 +149,22 @@ def _bind(graph, max_width):
         children = graph._children(v)
         length = graph.own[v] + sum(eff[t] if t in eff else graph.leaf_size(t)
                                     for t in children)
-        while budget is not None and length > budget:
+        room = None if budget is None else budget + _PREFIX * (v is graph.root)
+        while room is not None and length > room:
             candidates = [t for t in children if t in eff and t not in bound]
             if not candidates:
                 break  # only leaves left: the line is wrapped
             t = max(candidates, key=eff.get)
-            if eff[t] <= _NAME:
+            name = len(f"%{len(bound) + 1}")
+            if eff[t] <= name:
                 break
             bound.add(t)
-            length -= children.count(t) * (eff[t] - _NAME)
-            eff[t] = _NAME
+            length -= children.count(t) * (eff[t] - name)
+            eff[t] = name
         eff[v] = length
         if graph.uses.get(v, 0) > 1 and v is not graph.root:
             bound.add(v)
-            eff[v] = _NAME
+            eff[v] = len(f"%{len(bound)}")
     ordered = [v for v in graph.order if v in bound]
     return {v: f"%{k}" for k, v in enumerate(ordered, 1)}
 
