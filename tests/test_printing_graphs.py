@@ -257,3 +257,46 @@ def test_pydotprint_renders_with_graphviz(tmp_path, fmt, magic):
     out = tmp_path / f"g.{fmt}"
     pydotprint(f, str(out), format=fmt)
     assert out.read_bytes()[:len(magic)] == magic and os.path.getsize(out) > 100
+
+
+class _FakeGraphvizPackage:
+    """What pydotprint uses of the ``graphviz`` Python package."""
+
+    class ExecutableNotFound(RuntimeError):
+        pass
+
+    def __init__(self, finds_program):
+        self.finds_program = finds_program
+
+    def Source(self, text):
+        package = self
+
+        class Source:
+            def pipe(self, format):
+                if not package.finds_program:
+                    raise package.ExecutableNotFound("failed to execute 'dot'")
+                return f"{format}:{text}".encode()
+        return Source()
+
+
+def test_pydotprint_uses_the_graphviz_package_when_dot_is_not_on_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(printing.shutil, "which", lambda name: None)
+    x = T.dscalar("x")
+    monkeypatch.setitem(sys.modules, "graphviz", _FakeGraphvizPackage(True))
+    out = tmp_path / "g.pdf"
+    pydotprint(T.exp(x), out, format="pdf")
+    assert out.read_text() == "pdf:" + to_dot(T.exp(x))
+    monkeypatch.setitem(sys.modules, "graphviz", _FakeGraphvizPackage(False))
+    with pytest.raises(RuntimeError, match="needs Graphviz, which is not installed"):
+        pydotprint(T.exp(x), tmp_path / "h.pdf", format="pdf")
+
+
+def test_debugprint_labels_updates_of_a_function_in_a_list():
+    W, v, updates = _sgd()
+    f = tg.function([v], [], updates=updates)
+    text = debugprint([T.exp(v), f], file="str", print_type=False)
+    assert text == ("Elemwise{exp} [id A]\n"
+                    " |v [id B]\n"
+                    "Fused{mul,sub} [id C] -> update of W (copied)\n"
+                    " |v [id D]\n"
+                    " |W [id E]\n")
