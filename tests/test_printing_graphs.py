@@ -53,6 +53,19 @@ def test_pp_short_expressions_keep_one_line():
     assert pp(e * e + e, max_width=20) == "%1 = exp(x)\n((%1 * %1) + %1)"
 
 
+def test_pp_short_shared_subexpressions_stay_inline_in_lines():
+    # (-y) is used six times but is shorter than a name's line is worth.
+    x, y = T.dscalars("x", "y")
+    n = -y
+    s = T.sin(x * n) + T.cos(x + n) * T.tanh(n * 3.0) + T.exp(n) * T.log1p(x * x) \
+        - T.sqrt(x * x + n * n)
+    text = pp(s)
+    assert text == ("%1 = ((sin((x * (-y))) + (cos((x + (-y))) * tanh(((-y) * 3.0)))) + "
+                    "(exp((-y)) * log1p((x * x))))\n"
+                    "(%1 - sqrt(((x * x) + ((-y) * (-y)))))")
+    assert np.isclose(run_pp_text(text, {"x": 0.5, "y": 0.25}), s.eval({x: 0.5, y: 0.25}))
+
+
 def test_pp_minimize_gradient_reads_in_lines():
     # The gradient of examples/minimize.py: 319 characters on one line before.
     x = tg.shared(-1.5, name="x")

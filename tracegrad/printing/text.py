@@ -12,6 +12,10 @@ from tracegrad.trace import Variable, toposort
 
 # The room a line's ``%12 = `` takes (longer names: the lines are wrapped).
 _PREFIX = 6
+# A shared subexpression this short or shorter is repeated rather than named:
+# ``(-y)`` or ``dot(x, w)`` read better inline than as lines of their own.
+# (Readability of the text, not performance.)
+_SHARED_MIN_CHARS = 16
 _CAP = 10 ** 9  # expanded lengths are capped: a tree expansion may be exponential
 _HIDDEN = "…"
 
@@ -23,9 +27,9 @@ def pp(var, max_width=100, max_depth=None, max_args=None):
     (``exp(x)``, ``sum(x, axis=0)``), constants as their values, leaves by
     name. An expression whose text fits in ``max_width`` characters prints
     on one line. A longer one prints as numbered lines, as in a jaxpr: each
-    subexpression used more than once, or too long to inline, is written
-    once as ``%3 = …`` and referred to as ``%3``; the last line is the
-    result. Lines longer than ``max_width`` are wrapped with an indent.
+    subexpression used more than once (unless short, like ``(-y)``), or too
+    long to inline, is written once as ``%3 = …`` and referred to as
+    ``%3``; the last line is the result. Lines longer than ``max_width`` are wrapped with an indent.
     ``max_width=None``: no width limit (numbered lines are used only when
     the one-line text would be far larger than the graph).
 
@@ -140,8 +144,9 @@ class _Graph:
 
 def _bind(graph, max_width):
     """``{variable: '%k'}`` for the subexpressions written on lines of their
-    own, in order: those used more than once, and those that make their
-    user's line longer than ``max_width`` (the longest first)."""
+    own, in order: those used more than once (unless shorter than
+    ``_SHARED_MIN_CHARS``), and those that make their user's line longer
+    than ``max_width`` (the longest first)."""
     budget = None if max_width is None else max_width - _PREFIX
     eff = {}        # length of each shown variable's text, given what is bound
     bound = set()
@@ -162,7 +167,7 @@ def _bind(graph, max_width):
             length -= children.count(t) * (eff[t] - name)
             eff[t] = name
         eff[v] = length
-        if graph.uses.get(v, 0) > 1 and v is not graph.root:
+        if graph.uses.get(v, 0) > 1 and v is not graph.root and length > _SHARED_MIN_CHARS:
             bound.add(v)
             eff[v] = len(f"%{len(bound)}")
     ordered = [v for v in graph.order if v in bound]
