@@ -29,9 +29,10 @@ def pp(var, max_width=100, max_depth=None, max_args=None):
     on one line. A longer one prints as numbered lines, as in a jaxpr: each
     subexpression used more than once (unless short, like ``(-y)``), or too
     long to inline, is written once as ``%3 = …`` and referred to as
-    ``%3``; the last line is the result. Lines longer than ``max_width`` are wrapped with an indent.
-    ``max_width=None``: no width limit (numbered lines are used only when
-    the one-line text would be far larger than the graph).
+    ``%3``; the last line is the result. Lines still longer than
+    ``max_width`` are wrapped with an indent. ``max_width=None``: no width
+    limit (numbered lines are used only when the one-line text would be far
+    larger than the graph).
 
     ``max_depth``: subexpressions more than ``max_depth`` ops below the
     result print as ``…``; ``max_args``: a call with more inputs shows the
