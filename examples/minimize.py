@@ -27,7 +27,8 @@ def main():
     y = tg.shared(1.5, name="y")
     f = objective(x, y)
     gx, gy = tg.grad(f, [x, y])
-    print("df/dx =", tg.pp(gx), "   df/dy =", tg.pp(gy))
+    # pp writes a subexpression used more than once on a line of its own (%1 = ...).
+    print(f"df/dx:\n{tg.pp(gx)}\ndf/dy:\n{tg.pp(gy)}")
     step = tg.function([], f, updates=[(x, x - args.lr * gx), (y, y - args.lr * gy)])
 
     path = [(x.get_value().item(), y.get_value().item())]

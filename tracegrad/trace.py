@@ -120,7 +120,22 @@ class Variable:
         return cp
 
     def __repr__(self):
-        return str(self)
+        """``TensorVariable(x, float64, shape=(None, 784))``: the class, the
+        name (or the op that built it: ``exp.out``), the dtype and the static
+        shape (``None`` where unknown, ``1`` on a broadcastable axis)."""
+        t = self.type
+        shape = getattr(t, "shape", None)
+        if hasattr(t, "dtype") and isinstance(shape, tuple):
+            type_text = f"{t.dtype}, shape={shape!r}"
+        else:
+            type_text = str(t)
+        if self.name is None and self.owner is None and not isinstance(self, Constant):
+            return f"{type(self).__name__}({type_text})"
+        label = str(self)
+        data = getattr(self, "data", None)
+        if self.name is None and 1 < getattr(data, "size", 0) <= 16:
+            label = repr(data.tolist())  # a small constant array: its values
+        return f"{type(self).__name__}({label}, {type_text})"
 
     def __str__(self):
         if self.name is not None:
@@ -198,7 +213,7 @@ class Apply:
         return node
 
     def __repr__(self):
-        return f"Apply({self.op.name}, {self.inputs})"
+        return f"Apply({self.op.name}, [{', '.join(map(str, self.inputs))}])"
 
 
 class Op:
