@@ -208,6 +208,8 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
 
     states, state_outs = _loop_state(updates, outputs + [condition] + list(updates.values()),
                                      nonseqs)
+    if strict:
+        _check_strict(outputs + [condition] + state_outs, nonseqs, states)
     inner_outs = rec_outs + state_outs + nit_outs + ([condition] if condition is not None
                                                      else [])
     inner, hoisted = _inner_graph(seqs, recs, states, inner_outs, nonseqs)
@@ -236,6 +238,19 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     if return_list or len(results) != 1:
         return results, new_updates
     return results[0], new_updates
+
+
+def _check_strict(roots, nonseqs, states):
+    """Theano's ``strict=True``: every shared variable the step reads is a
+    non-sequence, except those it advances (updates, random streams)."""
+    advanced = {shared for shared, _ in states}
+    stray = [v for v in ancestors([r for r in roots if r is not None], blockers=nonseqs)
+             if _is_shared(v) and v not in advanced and v not in nonseqs]
+    if stray:
+        names = ", ".join(str(v) for v in stray)
+        raise ValueError(f"scan(strict=True): the step function reads the shared variable(s) "
+                         f"{names} without their being in non_sequences; pass them in "
+                         "non_sequences (or use strict=False)")
 
 
 def _n_steps_input(n_steps, seqs):

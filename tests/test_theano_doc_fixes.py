@@ -1,0 +1,55 @@
+"""Regression tests for what Theano's tutorial examples (tests/test_theano_docs.py)
+found missing: ``Rop`` keeps ``wrt`` an input, ``scan(strict=True)``, the
+``tracegrad.gradient`` / ``scan_module`` / ``Mode`` paths."""
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.tensor as T
+
+
+def test_rop_of_a_linear_function_still_takes_wrt_as_an_input():
+    W, V = T.dmatrices("W", "V")
+    x = T.dvector("x")
+    jv = tg.Rop(T.dot(x, W), W, V)
+    f = tg.function([W, V, x], jv)
+    w, v, xv = np.ones((2, 3)), np.arange(6.0).reshape(2, 3), np.array([1.0, 2.0])
+    np.testing.assert_array_equal(f(w, v, xv), xv @ v)
+    # W's values are never read: only its shape
+    np.testing.assert_array_equal(f(np.full((2, 3), np.nan), v, xv), xv @ v)
+    # a non-linear f already depends on W: no extra term
+    jv2 = tg.Rop(T.tanh(T.dot(x, W)), W, V)
+    assert "prod" not in tg.pp(jv2)
+
+
+def test_rop_float32_keeps_its_dtype():
+    W, V = T.fmatrices("W", "V")
+    x = T.fvector("x")
+    jv = tg.Rop(T.dot(x, W), W, V)
+    assert jv.dtype == "float32"
+
+
+def test_scan_strict_refuses_shared_variables_not_passed_as_non_sequences():
+    W = tg.shared(np.eye(2), name="W")
+    s = T.dvector("s")
+    with pytest.raises(ValueError, match=r"strict=True.*\bW\b.*non_sequences"):
+        tg.scan(lambda v: T.dot(v, W), outputs_info=s, n_steps=2, strict=True)
+    out, _ = tg.scan(lambda v, W: T.dot(v, W), outputs_info=s, non_sequences=W,
+                     n_steps=2, strict=True)
+    np.testing.assert_array_equal(tg.function([s], out)([1.0, 2.0]), [[1.0, 2.0]] * 2)
+    # a shared variable the step updates is loop state, allowed under strict
+    k = tg.shared(0, name="k")
+    _, upd = tg.scan(lambda: {k: k + 1}, n_steps=3, strict=True)
+    tg.function([], [], updates=upd)()
+    assert k.get_value() == 3
+
+
+def test_theano_module_paths_as_attributes():
+    from tracegrad.grad import DisconnectedInputError
+    assert tg.gradient.DisconnectedInputError is DisconnectedInputError
+    x = T.dvector("x")
+    np.testing.assert_array_equal(tg.function([x], tg.gradient.jacobian(x ** 2, x))([1.0, 2.0]),
+                                  [[2.0, 0.0], [0.0, 4.0]])
+    assert tg.scan_module.until is tg.until
+    assert tg.Mode is tg.compile.Mode
+    assert tg.ifelse.ifelse(T.lt(1, 2), x, x * 2).ndim == 1
