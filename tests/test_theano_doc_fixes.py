@@ -53,3 +53,37 @@ def test_theano_module_paths_as_attributes():
     assert tg.scan_module.until is tg.until
     assert tg.Mode is tg.compile.Mode
     assert tg.ifelse.ifelse(T.lt(1, 2), x, x * 2).ndim == 1
+
+
+@pytest.fixture
+def float32_floatx():
+    old = tg.config.floatX
+    tg.config.floatX = "float32"
+    yield
+    tg.config.floatX = old
+
+
+def test_python_float_goes_into_a_floatx_scalar(float32_floatx):
+    # Theano's allow_input_downcast=None rule: a Python float into floatX
+    x, v = T.scalar("x"), T.vector("v")
+    f = tg.function([x], x * 2)
+    assert f(0.1) == np.float32(0.1) * 2 and f(0.1).dtype == np.float32
+    s = tg.shared(np.float32(0))
+    s.set_value(0.1)
+    assert s.get_value() == np.float32(0.1)
+    # only a Python float: not lists, not float64 scalars, not an overflow
+    with pytest.raises(TypeError, match="loss of precision"):
+        tg.function([v], v)([0.1])
+    with pytest.raises(TypeError, match="loss of precision"):
+        f(np.float64(0.1))
+    with pytest.raises(TypeError, match="loss of precision"):
+        f(1e300)
+    with pytest.raises(TypeError, match="loss of precision"):
+        tg.function([x], x, allow_input_downcast=False)(0.1)
+
+
+def test_python_float_into_a_float32_that_is_not_floatx_is_refused():
+    x = T.fscalar("x")
+    assert tg.config.floatX == "float64"
+    with pytest.raises(TypeError, match="loss of precision"):
+        tg.function([x], x)(0.1)
