@@ -12,6 +12,7 @@ from time import perf_counter
 from tracegrad.backend import check_devices, get_backend
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
+from tracegrad.compile.debugmode import DebugMode, is_debug_mode_name
 from tracegrad.compile.runtime import Function
 from tracegrad.compile.fgraph import graph_state, rebuild_graph
 from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
@@ -49,7 +50,11 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     if on_unused_input not in _UNUSED_MODES:
         raise ValueError(f"on_unused_input must be one of {_UNUSED_MODES}, "
                          f"got {on_unused_input!r}")
-    monitor = getattr(mode, "monitor", None)        # MonitorMode / NanGuardMode
+    if is_debug_mode_name(mode):                    # Theano's mode='DebugMode'
+        mode = DebugMode()
+    debug = mode if isinstance(mode, DebugMode) else None
+    requested_mode = mode          # (Function.copy compiles with it again, hooks included)
+    monitor = getattr(mode, "monitor", None)        # MonitorMode / NanGuardMode / DebugMode
     skipped = getattr(mode, "excluded", frozenset())  # Mode(...).excluding('inplace')
     mode = pipeline.resolve_mode(mode)
     backend = get_backend(device)
@@ -93,8 +98,16 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     maker.monitor = monitor
     maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
                               on_unused_input, allow_input_downcast, name, device, profile,
-                              mode)
-    fn = Function(maker)
+                              requested_mode)
+    if debug is not None:
+        # (the graph before rewriting, which each call is checked against)
+        maker.debug_reference = (debug, in_vars, all_outputs,
+                                 [f"output {k}" for k in range(n_out)] +
+                                 [f"the update of {s}" for s, _ in update_pairs],
+                                 [s for s, _ in update_pairs])
+        fn = DebugFunction(maker)
+    else:
+        fn = Function(maker)
     if fn.profile is not None:
         fn.profile.compile_time = perf_counter() - start
     return fn
@@ -140,6 +153,22 @@ class FunctionSpec:
         if name is not None:
             args["name"] = name
         return function(**args)
+
+
+class DebugFunction(Function):
+    """A function compiled with ``DebugMode``: each call also compares its
+    outputs and updates with the graph before rewriting (``BadOptimization``)."""
+
+    def __call__(self, /, *args, **kwargs):
+        if kwargs or len(args) != self._n_inputs:
+            args = self._binder.bind(args, kwargs)
+        debug, in_vars, outputs, labels, updated = self.maker.debug_reference
+        expected = debug.reference(in_vars, outputs, args)
+        result = self._run(args)
+        got = [result] if self.maker.single else list(result)
+        got += [s.get_value(borrow=True) for s in updated]
+        debug.compare(labels, got, expected)
+        return result
 
 
 def _optimize_without(fgraph, mode, device, skipped):
