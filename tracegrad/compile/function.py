@@ -50,9 +50,7 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     if on_unused_input not in _UNUSED_MODES:
         raise ValueError(f"on_unused_input must be one of {_UNUSED_MODES}, "
                          f"got {on_unused_input!r}")
-    if is_debug_mode_name(mode):                    # Theano's mode='DebugMode'
-        mode = DebugMode()
-    debug = mode if isinstance(mode, DebugMode) else None
+    mode = DebugMode() if is_debug_mode_name(mode) else mode    # Theano's mode='DebugMode'
     requested_mode = mode          # (Function.copy compiles with it again, hooks included)
     monitor = getattr(mode, "monitor", None)        # MonitorMode / NanGuardMode / DebugMode
     skipped = getattr(mode, "excluded", frozenset())  # Mode(...).excluding('inplace')
@@ -99,15 +97,7 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
                               on_unused_input, allow_input_downcast, name, device, profile,
                               requested_mode)
-    if debug is not None:
-        # (the graph before rewriting, which each call is checked against)
-        maker.debug_reference = (debug, in_vars, all_outputs,
-                                 [f"output {k}" for k in range(n_out)] +
-                                 [f"the update of {s}" for s, _ in update_pairs],
-                                 [s for s, _ in update_pairs])
-        fn = DebugFunction(maker)
-    else:
-        fn = Function(maker)
+    fn = _link(maker, requested_mode, in_vars, all_outputs, n_out, update_pairs)
     if fn.profile is not None:
         fn.profile.compile_time = perf_counter() - start
     return fn
@@ -153,6 +143,17 @@ class FunctionSpec:
         if name is not None:
             args["name"] = name
         return function(**args)
+
+
+def _link(maker, mode, in_vars, all_outputs, n_out, update_pairs):
+    """The ``Function`` of ``maker``; with ``DebugMode``, a ``DebugFunction``
+    holding the graph before rewriting, which each call is checked against."""
+    if not isinstance(mode, DebugMode):
+        return Function(maker)
+    labels = [f"output {k}" for k in range(n_out)] + \
+        [f"the update of {s}" for s, _ in update_pairs]
+    maker.debug_reference = (mode, in_vars, all_outputs, labels, [s for s, _ in update_pairs])
+    return DebugFunction(maker)
 
 
 class DebugFunction(Function):
