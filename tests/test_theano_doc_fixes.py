@@ -87,3 +87,36 @@ def test_python_float_into_a_float32_that_is_not_floatx_is_refused():
     assert tg.config.floatX == "float64"
     with pytest.raises(TypeError, match="loss of precision"):
         tg.function([x], x)(0.1)
+
+
+@pytest.fixture
+def test_values_on():
+    old = tg.config.compute_test_value, tg.config.print_test_value
+    tg.config.compute_test_value = "raise"
+    yield
+    tg.config.compute_test_value, tg.config.print_test_value = old
+
+
+def test_print_test_value_shows_the_value_in_repr(test_values_on):
+    x = T.dvector("x")
+    x.tag.test_value = np.ones(3)
+    y = x * 2
+    assert repr(y) == str(y)                       # off by default
+    tg.config.print_test_value = True
+    assert repr(y) == f"{y}\n{np.full(3, 2.0)!r}"
+    assert repr(x) == f"x\n{np.ones(3)!r}"
+    assert repr(T.constant(3.0)).endswith("array(3.)")
+    assert repr(T.dvector("no_value")) == "no_value"
+    with pytest.raises(AttributeError, match="print_test_values"):
+        tg.config.print_test_values = True
+
+
+def test_shape_of_an_elementwise_result_reads_its_input():
+    x = T.dmatrix("x")
+    f = tg.function([x], (x ** 2).shape)
+    nodes = f.maker.fgraph.toposort()
+    assert [n.op.name for n in nodes] == ["Shape"] and nodes[0].inputs[0] is f.maker.fgraph.inputs[0]
+    np.testing.assert_array_equal(f(np.ones((3, 4))), [3, 4])
+    # (the elementwise result, when also an output, is still computed)
+    g = tg.function([x], [(x ** 2).shape, x ** 2])
+    np.testing.assert_array_equal(g(np.full((1, 2), 3.0))[1], [[9.0, 9.0]])

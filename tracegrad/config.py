@@ -111,6 +111,10 @@ class Config:
         "Theano's test values: 'off' (default); 'ignore', 'warn' or 'raise' compute "
         "each new node on its inputs' x.tag.test_value while the graph is built, and "
         "say so (warn) or fail (raise) when an input has none; 'pdb' is 'raise'")
+    print_test_value = _setting(
+        "print_test_value", bool,
+        "Theano's flag: True makes repr(x) show x's test value below its name "
+        "(x.tag.test_value, a constant's value), when it has one; False by default")
 
     def __init__(self):
         object.__setattr__(self, "_values", {
@@ -119,6 +123,7 @@ class Config:
             "optimizer": "fast_run",
             "num_threads": min(4, os.cpu_count() or 1),
             "compute_test_value": "off",
+            "print_test_value": False,
         })
 
     def __setattr__(self, name, value):

@@ -13,6 +13,7 @@ import os
 import sys
 from collections import namedtuple
 
+from tracegrad.config import config
 from tracegrad.postorder import postorder
 from tracegrad.trace_pickle import (copy_object, reduce_apply, reduce_variable,
                                    set_object_state, set_output_states)
@@ -114,6 +115,16 @@ class Variable:
         return cp
 
     def __repr__(self):
+        if config.print_test_value:
+            # Theano's print_test_value: the name, then the test value
+            tag = self._tag
+            value = getattr(tag, "test_value", None) if tag is not None else None
+            if value is None and getattr(self, "data", None) is not None:   # a constant
+                value = self.data
+            if value is None and getattr(self, "container", None) is not None:  # shared
+                value = self.container.value
+            if value is not None:
+                return f"{self}\n{value!r}"
         return str(self)
 
     def __str__(self):
