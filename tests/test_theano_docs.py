@@ -976,3 +976,89 @@ def test_graph_structure_of_a_product():
     # Theano broadcasts the constant with DimShuffle{x,x}; tracegrad keeps
     # the 0-d constant (NumPy broadcasting)
     assert isinstance(y.owner.inputs[1], theano.Constant) and y.owner.inputs[1].data == 2.0
+
+
+# ------------------------------------------------------------------ scan library page
+def test_scan_polynomial_exercise_with_a_recurrence():
+    X = T.scalar("X")
+    coefficients = T.vector("coefficients")
+    max_coefficients_supported = 10000
+
+    def step(coeff, power, prior_value, free_var):
+        return prior_value + (coeff * (free_var ** power))
+    outputs_info = T.as_tensor_variable(numpy.asarray(0, "float64"))
+    components, updates = theano.scan(
+        fn=step, outputs_info=outputs_info,
+        sequences=[coefficients, T.arange(max_coefficients_supported)], non_sequences=X)
+    polynomial = components[-1]
+    calculate_polynomial = theano.function(inputs=[coefficients, X], outputs=polynomial,
+                                           updates=updates)
+    test_coeff = numpy.asarray([1, 0, 2], dtype=numpy.float32)
+    assert calculate_polynomial(test_coeff, 3) == 19.0
+
+
+def test_scan_rnn_with_several_taps_and_strict():
+    rng = np.random.RandomState(5)
+    n_in, n_hid, n_out, steps = 2, 3, 2, 6
+    W = theano.shared(rng.randn(n_hid, n_hid) * 0.5, name="W")
+    W_in_1 = theano.shared(rng.randn(n_in, n_hid), name="W_in_1")
+    W_in_2 = theano.shared(rng.randn(n_in, n_hid), name="W_in_2")
+    W_feedback = theano.shared(rng.randn(n_out, n_hid), name="W_feedback")
+    W_out = theano.shared(rng.randn(n_hid, n_out), name="W_out")
+    u = T.matrix()     # it is a sequence of vectors
+    x0 = T.matrix()    # initial state of x has to be a matrix: it needs 3 taps
+    y0 = T.vector()    # y0 is just a vector, only the last value is needed
+
+    def oneStep(u_tm4, u_t, x_tm3, x_tm1, y_tm1, W, W_in_1, W_in_2, W_feedback, W_out):
+        x_t = T.tanh(theano.dot(x_tm1, W) + theano.dot(u_t, W_in_1) +
+                     theano.dot(u_tm4, W_in_2) + theano.dot(y_tm1, W_feedback))
+        y_t = theano.dot(x_tm3, W_out)
+        return [x_t, y_t]
+
+    ([x_vals, y_vals], updates) = theano.scan(
+        fn=oneStep, sequences=dict(input=u, taps=[-4, -0]),
+        outputs_info=[dict(initial=x0, taps=[-3, -1]), y0],
+        non_sequences=[W, W_in_1, W_in_2, W_feedback, W_out], strict=True)
+    f = theano.function([u, x0, y0], [x_vals, y_vals], updates=updates)
+
+    uv, x0v, y0v = rng.randn(steps + 4, n_in), rng.randn(3, n_hid), rng.randn(n_out)
+    w, w1, w2, wf, wo = (s.get_value() for s in (W, W_in_1, W_in_2, W_feedback, W_out))
+    xs, ys = list(x0v), [y0v]
+    for t in range(steps):
+        u_tm4, u_t = uv[t], uv[t + 4]
+        xs.append(np.tanh(xs[-1] @ w + u_t @ w1 + u_tm4 @ w2 + ys[-1] @ wf))
+        ys.append(xs[-4] @ wo)
+    got_x, got_y = f(uv, x0v, y0v)
+    np.testing.assert_allclose(got_x, xs[3:])
+    np.testing.assert_allclose(got_y, ys[1:])
+
+
+def test_map_reduce_foldl_foldr():
+    x = T.dvector("x")
+    doubled, _ = theano.map(lambda v: v * 2, x)
+    total, _ = theano.reduce(lambda v, acc: acc + v, x, T.constant(0.))
+    left, _ = theano.foldl(lambda v, acc: acc * 10 + v, x, T.constant(0.))
+    right, _ = theano.foldr(lambda v, acc: acc * 10 + v, x, T.constant(0.))
+    f = theano.function([x], [doubled, total, left, right])
+    d, t, lft, rgt = f([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(d, [2.0, 4.0, 6.0])
+    assert (t, lft, rgt) == (6.0, 123.0, 321.0)
+    assert theano.scan_module.map is theano.map
+
+
+def test_scan_checkpoints_gives_scan_values_and_gradients():
+    k = T.iscalar("k")
+    A = T.dvector("A")
+    result, _ = theano.scan_checkpoints(lambda prior, A: prior * A, outputs_info=T.ones_like(A),
+                                        non_sequences=A, n_steps=k, save_every_N=2)
+    cost = result[-1].sum()
+    f = theano.function([A, k], [result[-1], T.grad(cost, A)])
+    a = np.array([1.0, 2.0, 3.0])
+    value, grad = f(a, 4)
+    np.testing.assert_array_equal(value, a ** 4)
+    np.testing.assert_allclose(grad, 4 * a ** 3)
+    with pytest.raises(ValueError, match="tap -1"):
+        theano.scan_checkpoints(lambda a, b: a + b, outputs_info=[dict(initial=A, taps=[-2])],
+                                n_steps=k)
+    with pytest.raises(ValueError, match="save_every_N"):
+        theano.scan_checkpoints(lambda p: p, outputs_info=A, n_steps=k, save_every_N=0)

@@ -1,4 +1,5 @@
-"""Theano's ``theano.scan_module`` path: ``scan`` and ``until``."""
-from tracegrad.scan import scan, until
+"""Theano's ``theano.scan_module`` path: ``scan``, ``until``, the views
+(``map``, ``reduce``, ``foldl``, ``foldr``) and ``scan_checkpoints``."""
+from tracegrad.scan import foldl, foldr, map, reduce, scan, scan_checkpoints, until
 
-__all__ = ["scan", "until"]
+__all__ = ["scan", "until", "map", "reduce", "foldl", "foldr", "scan_checkpoints"]
