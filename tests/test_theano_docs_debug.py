@@ -88,7 +88,7 @@ def test_test_values_find_the_shape_error_where_the_graph_is_built(restore_confi
     func_of_W1 = W1.dimshuffle(2, 0, 1).flatten(2).T
     with pytest.raises(ValueError, match=r"\(5, 10\).*\(20, 10\)") as info:
         T.dot(x, func_of_W1)                             # found where it is written
-    assert "test_theano_docs.py" in str(info.value)
+    assert "test_theano_docs_debug.py" in str(info.value)
     # an input without a test value is an error in 'raise' mode
     with pytest.raises(ValueError, match="test value"):
         T.dot(T.matrix("no_value"), func_of_W1)
