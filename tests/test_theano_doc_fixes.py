@@ -120,3 +120,34 @@ def test_shape_of_an_elementwise_result_reads_its_input():
     # (the elementwise result, when also an output, is still computed)
     g = tg.function([x], [(x ** 2).shape, x ** 2])
     np.testing.assert_array_equal(g(np.full((1, 2), 3.0))[1], [[9.0, 9.0]])
+
+
+def test_scan_mode_compiles_the_body_with_it():
+    import pickle
+    from tracegrad.compile import MonitorMode
+    seen = []
+    x = T.dvector("x")
+    watched = MonitorMode(post_func=lambda i, node, fn: seen.append(float(fn.outputs[0][0])))
+    out, _ = tg.scan(lambda v: T.exp(v) * 2, sequences=x, mode=watched)
+    f = tg.function([x], out)
+    np.testing.assert_allclose(f([0.0, 1.0]), 2 * np.exp([0.0, 1.0]))
+    np.testing.assert_allclose(seen, 2 * np.exp([0.0, 1.0]))       # one node per step
+    g = pickle.loads(pickle.dumps(f))                                # hooks not pickled
+    np.testing.assert_allclose(g([0.0]), [2.0])
+    assert len(seen) == 2
+    from tracegrad.compile.debugmode import BadThunkOutput
+    from tracegrad.trace import Apply, Op
+
+    class Drifting(Op):
+        __props__ = ()
+        calls = 0
+
+        def make_node(self, v):
+            return Apply(self, [v], [v.type()])
+
+        def impl(self, xp, v):
+            Drifting.calls += 1
+            return v + Drifting.calls
+    out, _ = tg.scan(lambda v: Drifting()(v), sequences=x, mode="DebugMode")
+    with pytest.raises(BadThunkOutput, match="Drifting"):
+        tg.function([x], out)([0.0, 1.0])

@@ -195,7 +195,11 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     included). ``updates`` maps the shared variables that ``fn`` updates
     (including random streams drawn inside ``fn``) to their value after the
     loop; pass it to ``tg.function``. ``truncate_gradient=k > 0`` back-propagates
-    through the last ``k`` steps only.
+    through the last ``k`` steps only. ``mode``: how the body is compiled
+    (``None``: ``tg.config.optimizer``; a ``MonitorMode`` or ``DebugMode``
+    watches the body's nodes at every step). ``strict=True``: every shared
+    variable the body reads must be in ``non_sequences`` (those it updates,
+    random streams included, need not).
     """
     seqs = [_Sequence(s, go_backwards) for s in _listify(sequences)]
     recs_info = _parse_outputs_info(outputs_info)
@@ -212,7 +216,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         _check_strict(outputs + [condition] + state_outs, nonseqs, states)
     inner_outs = rec_outs + state_outs + nit_outs + ([condition] if condition is not None
                                                      else [])
-    inner, hoisted = _inner_graph(seqs, recs, states, inner_outs, nonseqs)
+    inner, hoisted = _inner_graph(seqs, recs, states, inner_outs, nonseqs, mode)
     n_rec = len(recs) + len(states)
     spec = ScanSpec(
         seq_offsets=tuple(s.offsets for s in seqs),
@@ -279,7 +283,7 @@ def _split_outputs(recs_info, outputs):
     return recs_info, recs, rec_outs, nit_outs
 
 
-def _inner_graph(seqs, recs, states, inner_outs, nonseqs):
+def _inner_graph(seqs, recs, states, inner_outs, nonseqs, mode=None):
     """The loop body over its placeholders, and the outer values its
     loop-invariant parts were cut into (``cut_body``)."""
     placeholders = ([p for s in seqs for p in s.placeholders] +
@@ -288,7 +292,7 @@ def _inner_graph(seqs, recs, states, inner_outs, nonseqs):
     replace = {shared: ph for shared, ph in states}
     inner_outs, _ = clone_replace(inner_outs, replace, blockers=nonseqs)
     hoisted, inner_nonseqs, inner_outs = cut_body(inner_outs, placeholders, nonseqs)
-    return InnerGraph(placeholders + inner_nonseqs, inner_outs), hoisted
+    return InnerGraph(placeholders + inner_nonseqs, inner_outs, mode), hoisted
 
 
 def _outer_inputs(n_steps, seqs, recs, states, hoisted):
