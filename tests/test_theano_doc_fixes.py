@@ -151,3 +151,18 @@ def test_scan_mode_compiles_the_body_with_it():
     out, _ = tg.scan(lambda v: Drifting()(v), sequences=x, mode="DebugMode")
     with pytest.raises(BadThunkOutput, match="Drifting"):
         tg.function([x], out)([0.0, 1.0])
+
+
+def test_theano_module_paths_reachable_after_plain_imports():
+    # (a fresh interpreter: an earlier test's ``from x.y import z`` must not
+    # be what makes ``x.y`` an attribute)
+    import subprocess
+    import sys
+    code = ("import tracegrad as theano, tracegrad.tensor as T\n"
+            "assert T.shared_randomstreams.RandomStreams is theano.random.RandomStreams\n"
+            "theano.sandbox.rng_mrg.MRG_RandomStreams\n"
+            "theano.compile.nanguardmode.NanGuardMode, theano.compile.monitormode.MonitorMode\n"
+            "theano.compile.debugmode.DebugMode, theano.compile.io.In, theano.compile.MonitorMode\n"
+            "theano.scalar.upcast, theano.gradient.jacobian, theano.scan_module.until\n"
+            "theano.ifelse.ifelse, theano.printing.Print, theano.Mode, theano.map\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

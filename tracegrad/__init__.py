@@ -23,7 +23,7 @@ from tracegrad.transforms import (elementwise_grad, grad, hessian, jacobian,  # 
 from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 # Theano's module paths reached as attributes (``theano.gradient.jacobian``,
 # ``theano.scan_module.until``, ``theano.ifelse.ifelse``, ``theano.Mode``)
-from tracegrad import gradient, ifelse, sandbox, scan_module  # noqa: F401,E402
+from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F401,E402
 from tracegrad.compile import Mode  # noqa: F401,E402
 from tracegrad.scan import foldl, foldr, map, reduce, scan_checkpoints  # noqa: F401,E402
 
