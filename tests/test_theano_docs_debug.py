@@ -338,3 +338,18 @@ def test_graph_structure_of_a_product():
     # Theano broadcasts the constant with DimShuffle{x,x}; tracegrad keeps
     # the 0-d constant (NumPy broadcasting)
     assert isinstance(y.owner.inputs[1], theano.Constant) and y.owner.inputs[1].data == 2.0
+
+
+def test_function_dump_and_reload(tmp_path):
+    import pickle
+    x = T.dvector("x")
+    s = theano.shared(np.zeros(2), name="s")
+    path = str(tmp_path / "f.pkl")
+    theano.function_dump(path, [x], T.exp(x) + s, updates=[(s, s + x)])
+    with open(path, "rb") as fh:
+        d = pickle.load(fh)
+    f = theano.function(**d)
+    np.testing.assert_allclose(f([0.0, 1.0]), np.exp([0.0, 1.0]))
+    np.testing.assert_allclose(f([0.0, 1.0]), np.exp([0.0, 1.0]) + [0.0, 1.0])
+    with pytest.raises(ValueError, match="accept_inplace"):
+        theano.function_dump(path, [x], x, accept_inplace=True)

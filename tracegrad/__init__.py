@@ -25,6 +25,7 @@ from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 # ``theano.scan_module.until``, ``theano.ifelse.ifelse``, ``theano.Mode``)
 from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F401,E402
 from tracegrad.compile import Mode  # noqa: F401,E402
+from tracegrad.compile.dump import function_dump  # noqa: F401,E402
 from tracegrad.scan import foldl, foldr, map, reduce, scan_checkpoints  # noqa: F401,E402
 
 __version__ = "0.1.0"
