@@ -166,3 +166,21 @@ def test_theano_module_paths_reachable_after_plain_imports():
             "theano.scalar.upcast, theano.gradient.jacobian, theano.scan_module.until\n"
             "theano.ifelse.ifelse, theano.printing.Print, theano.Mode, theano.map\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_exception_verbosity_high_adds_the_failing_graph():
+    x, y = T.dmatrices("x", "y")
+    f = tg.function([x, y], T.exp(T.dot(x, y)))
+    old = tg.config.exception_verbosity
+    try:
+        with pytest.raises(ValueError) as low:
+            f(np.ones((2, 3)), np.ones((2, 3)))
+        assert "failing node's graph" not in str(low.value) and "while computing tensordot" in str(low.value)
+        tg.config.exception_verbosity = "high"
+        with pytest.raises(ValueError, match=r"(?s)failing node's graph:.*\|x \[id B\].*\|y") as high:
+            f(np.ones((2, 3)), np.ones((2, 3)))
+        assert "test_theano_doc_fixes.py" in str(high.value)
+        with pytest.raises(ValueError, match="'low' or 'high'"):
+            tg.config.exception_verbosity = "medium"
+    finally:
+        tg.config.exception_verbosity = old

@@ -78,6 +78,14 @@ def _test_value_mode(value):
     return value
 
 
+def _verbosity(value):
+    value = str(value)
+    if value not in ("low", "high"):
+        raise ValueError(f"tracegrad.config.exception_verbosity must be 'low' or 'high', "
+                         f"got {value!r}")
+    return value
+
+
 def _setting(name, validate, doc):
     def get(self):
         return self._values[name]
@@ -115,6 +123,11 @@ class Config:
         "print_test_value", bool,
         "Theano's flag: True makes repr(x) show x's test value below its name "
         "(x.tag.test_value, a constant's value), when it has one; False by default")
+    exception_verbosity = _setting(
+        "exception_verbosity", _verbosity,
+        "Theano's flag: 'low' (default): a run-time error names the op, its inputs' "
+        "shapes and dtypes and the line that built it; 'high' adds the debugprint of "
+        "the failing node's graph (three levels deep)")
 
     def __init__(self):
         object.__setattr__(self, "_values", {
@@ -124,6 +137,7 @@ class Config:
             "num_threads": min(4, os.cpu_count() or 1),
             "compute_test_value": "off",
             "print_test_value": False,
+            "exception_verbosity": "low",
         })
 
     def __setattr__(self, name, value):

@@ -6,6 +6,8 @@ function's schedule so both report failures the same way.
 """
 import numpy as np
 
+from tracegrad.config import config
+from tracegrad.printing import debugprint
 from tracegrad.trace import Constant, toposort
 
 
@@ -18,7 +20,13 @@ def node_error_message(node, arrays, exc):
     if node.source is not None:
         src = node.source
         where = f"\n  built at {src.filename}:{src.lineno} in {src.function}"
-    return f"{exc}\n  while computing {node.op.name} with inputs of shapes [{shapes}]{where}"
+    message = f"{exc}\n  while computing {node.op.name} with inputs of shapes [{shapes}]{where}"
+    if config.exception_verbosity == "high":
+        # (Theano's exception_verbosity='high': the node's graph, as debugprint)
+        tree = debugprint(node, file="str", depth=3)
+        message += "\n  the failing node's graph:\n" + "".join(
+            "    " + line + "\n" for line in tree.splitlines())
+    return message
 
 
 def reraise_with_context(node, arrays, exc):
