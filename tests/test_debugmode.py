@@ -105,3 +105,24 @@ def test_copy_keeps_monitor_hooks():
     f = tg.function([x], 5 * x, mode=MonitorMode(post_func=lambda i, node, fn: seen.append(i)))
     f.copy()(3.0)
     assert seen == [0]
+
+
+def test_random_draws_scan_and_lazy_ifelse_pass():
+    from tracegrad.ifelse import ifelse
+    from tracegrad.random import RandomStreams
+    r = RandomStreams(3)
+    x = T.dvector("x")
+    u = r.uniform((3,))
+    f = tg.function([x], [x + u, u * 2], mode="DebugMode")
+    first, second = f([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(second, 2 * (first - [1.0, 2.0, 3.0]))
+    a, b = T.dscalars("a", "b")
+    g = tg.function([a, b, x], ifelse(T.lt(a, b), T.exp(x).sum(), T.log(x).sum()),
+                    mode="DebugMode")
+    assert np.isclose(g(0.0, 1.0, [1.0, 2.0]), np.exp([1.0, 2.0]).sum())
+    assert np.isclose(g(1.0, 0.0, [1.0, 2.0]), np.log(2.0))
+    # a scan drawing numbers (its state buffer is not kept: None, skipped)
+    out, upd = tg.scan(lambda v, acc: acc + v * r.normal(()), sequences=x,
+                       outputs_info=T.constant(0.0))
+    h = tg.function([x], out, updates=upd, mode="DebugMode")
+    assert h([1.0, 2.0, 3.0]).shape == (3,)
