@@ -353,3 +353,13 @@ def test_function_dump_and_reload(tmp_path):
     np.testing.assert_allclose(f([0.0, 1.0]), np.exp([0.0, 1.0]) + [0.0, 1.0])
     with pytest.raises(ValueError, match="accept_inplace"):
         theano.function_dump(path, [x], x, accept_inplace=True)
+
+
+def test_unused_input_error_where_theano_raises_it():
+    x, y = T.dscalars("x", "y")
+    with pytest.raises(theano.compile.function_module.UnusedInputError, match="'y'"):
+        theano.function([x, y], x * 2)
+    with pytest.warns(UserWarning, match="'y'"):
+        f = theano.function([x, y], x * 2, on_unused_input="warn")
+    assert f(1.0, 5.0) == 2.0
+    assert theano.function([x, y], x * 2, on_unused_input="ignore")(1.0, 5.0) == 2.0

@@ -479,3 +479,20 @@ def test_scan_checkpoints_gives_scan_values_and_gradients():
                                 n_steps=k)
     with pytest.raises(ValueError, match="save_every_N"):
         theano.scan_checkpoints(lambda p: p, outputs_info=A, n_steps=k, save_every_N=0)
+
+
+def test_scan_return_list_and_truncate_gradient():
+    x = T.dvector("x")
+    out, _ = theano.scan(lambda v: v * 2, sequences=x, return_list=True)
+    assert isinstance(out, list) and len(out) == 1
+    np.testing.assert_array_equal(theano.function([x], out[0])([1.0, 2.0]), [2.0, 4.0])
+    # truncate_gradient=1: the gradient of the last state flows back one step only
+    w = T.dscalar("w")
+    states, _ = theano.scan(lambda acc, w: acc * w, outputs_info=T.constant(1.0),
+                            non_sequences=w, n_steps=3, truncate_gradient=1)
+    full, _ = theano.scan(lambda acc, w: acc * w, outputs_info=T.constant(1.0),
+                          non_sequences=w, n_steps=3)
+    g = theano.function([w], [T.grad(states[-1], w), T.grad(full[-1], w)])
+    truncated, exact = g(2.0)
+    assert exact == 3 * 2.0 ** 2          # d(w**3)/dw
+    assert truncated == 2.0 ** 2          # only the last step's factor w: acc_2 = w**2
