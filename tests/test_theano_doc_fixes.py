@@ -184,3 +184,18 @@ def test_exception_verbosity_high_adds_the_failing_graph():
             tg.config.exception_verbosity = "medium"
     finally:
         tg.config.exception_verbosity = old
+
+
+def test_mrg_rstate_copy_makes_future_draws_match():
+    from tracegrad.sandbox.rng_mrg import MRG_RandomStreams
+    a, b = MRG_RandomStreams(1), MRG_RandomStreams(2)
+    a.uniform((3,))                       # a has made one draw, b none
+    b.rstate = a.rstate
+    assert b.rstate.tolist() == a.rstate.tolist() == [1, 1]
+    fa = tg.function([], a.normal((4,)))
+    fb = tg.function([], b.normal((4,)))
+    np.testing.assert_array_equal(fa(), fb())
+    b.seed(5)                              # seed() resets the draw indices
+    assert b.rstate.tolist() == [5, 1]
+    with pytest.raises(ValueError, match="rstate"):
+        b.rstate = np.zeros(3)

@@ -12,6 +12,7 @@ test_theano_docs_debug.py. The sparse page is tested in its own file.
 """
 import numpy as np
 import numpy
+import pytest
 
 import tracegrad as theano
 import tracegrad.tensor as T
@@ -190,13 +191,14 @@ def test_sharing_streams_between_functions():
     np.testing.assert_array_equal(v3, v1)
 
 
-def test_copying_random_state_between_graphs():
+@pytest.mark.parametrize("mrg", [False, True])
+def test_copying_random_state_between_graphs(mrg):
     from tracegrad.sandbox.rng_mrg import MRG_RandomStreams
     from tracegrad.tensor.shared_randomstreams import RandomStreams
 
     class Graph:
         def __init__(self, seed=123):
-            self.rng = RandomStreams(seed)
+            self.rng = MRG_RandomStreams(seed) if mrg else RandomStreams(seed)
             self.y = self.rng.uniform(size=(1,))
 
     g1 = Graph(seed=123)

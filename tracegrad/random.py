@@ -97,11 +97,15 @@ class RandomStreams:
     def __init__(self, seed=None):
         self.default_instance_seed = _check_seed(seed)
         self.state_updates = []   # [(state shared variable, its new value)]
+        # Draw k gets the key of index k + _index_offset; MRG's ``rstate``
+        # setter moves it (seed() resets it).
+        self._index_offset = 0
 
     # ------------------------------------------------------------ state
     def seed(self, seed=None):
         """Re-seed every draw made so far (and those to come) from ``seed``."""
         self.default_instance_seed = _check_seed(seed)
+        self._index_offset = 0
         for index, (state, _) in enumerate(self.state_updates):
             state.set_value(np.asarray([_key(self.default_instance_seed, index), 0],
                                        dtype=np.int64))
@@ -111,7 +115,7 @@ class RandomStreams:
         return list(self.state_updates)
 
     def _draw(self, dist, size, params, dtype, replace=True):
-        index = len(self.state_updates)
+        index = len(self.state_updates) + getattr(self, "_index_offset", 0)
         plain = shared(np.asarray([_key(self.default_instance_seed, index), 0], dtype=np.int64),
                        name=f"random_state_{index}")
         state = RandomStateSharedVariable(plain.type, None, name=plain.name,
