@@ -26,6 +26,7 @@ from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F401,E402
 from tracegrad.compile import Mode  # noqa: F401,E402
 from tracegrad.compile.dump import function_dump  # noqa: F401,E402
+from tracegrad.compile.ops import as_op  # noqa: F401,E402  (theano.as_op)
 from tracegrad.scan import foldl, foldr, map, reduce, scan_checkpoints  # noqa: F401,E402
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ import numpy as np
 
 from tracegrad.config import config
 from tracegrad.printing import debugprint
-from tracegrad.trace import Constant, toposort
+from tracegrad.trace import Constant, node_runner, toposort, uses_perform
 
 
 def node_error_message(node, arrays, exc):
@@ -52,7 +52,8 @@ def as_result(value, var, xp=np):
 def run_node(node, arrays, xp=np):
     """Run one node; returns the list of its output arrays."""
     try:
-        result = node.op.impl(xp, *arrays)
+        result = node_runner(node, xp)(*arrays) if uses_perform(node.op) \
+            else node.op.impl(xp, *arrays)
     except Exception as exc:
         reraise_with_context(node, arrays, exc)
     if len(node.outputs) == 1:

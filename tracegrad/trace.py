@@ -276,7 +276,11 @@ class Op:
         raise NotImplementedError(f"{self.name} has no implementation")
 
     def vjp(self, node, output_grads):
-        """The gradient per input (``None``: disconnected) given the outputs'."""
+        """The gradient per input (``None``: disconnected) given the outputs'.
+        An op written to Theano's protocol defines ``grad(inputs,
+        output_grads)`` instead; it is called with the node's inputs."""
+        if getattr(type(self), "grad", None) is not None:
+            return list(self.grad(list(node.inputs), list(output_grads)))
         raise NotImplementedError(
             f"tracegrad has no gradient rule for op {self.name}")
 
@@ -314,6 +318,33 @@ OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
 
 
 # ---------------------------------------------------------------- graph walks
+
+def uses_perform(op):
+    """True for an op written to Theano's protocol: ``perform(node, inputs,
+    output_storage)`` and no ``impl`` of its own."""
+    return getattr(type(op), "perform", None) is not None and type(op).impl is Op.impl
+
+
+def node_runner(node, xp):
+    """``f(*arrays)`` computing ``node``'s outputs with ``xp``: the op's
+    ``impl``, or for a Theano-protocol op (``uses_perform``) its ``perform``
+    with one storage cell per output (``perform`` runs on NumPy arrays: a
+    device array is copied to the host and the results back)."""
+    op = node.op
+    if not uses_perform(op):
+        return lambda *arrays: op.impl(xp, *arrays)
+    n_out = len(node.outputs)
+    host = xp.__name__ != "numpy"
+
+    def run(*arrays):
+        if host:
+            arrays = [a.get() if hasattr(a, "get") else a for a in arrays]
+        storage = [[None] for _ in range(n_out)]
+        op.perform(node, list(arrays), storage)
+        results = [xp.asarray(cell[0]) if host else cell[0] for cell in storage]
+        return results[0] if n_out == 1 else tuple(results)
+    return run
+
 
 def ancestors(outputs, blockers=()):
     """All variables the ``outputs`` depend on (outputs included)."""

@@ -15,7 +15,7 @@ from tracegrad.compile.mode import MonitorMode, NanGuardMode  # noqa: F401
 from tracegrad.compile.debugmode import DebugMode  # noqa: F401
 # Theano's module paths reached as attributes (``theano.compile.io.In``...)
 from tracegrad.compile import (debugmode, function_module, io, monitormode,  # noqa: F401,E402
-                               nanguardmode)
+                               nanguardmode, ops)
 from tracegrad.compile.profile import ProfileStats  # noqa: F401
 from tracegrad.compile.runtime import Function  # noqa: F401
 from tracegrad.scan.body import set_body_compiler
