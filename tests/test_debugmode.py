@@ -126,3 +126,27 @@ def test_random_draws_scan_and_lazy_ifelse_pass():
                        outputs_info=T.constant(0.0))
     h = tg.function([x], out, updates=upd, mode="DebugMode")
     assert h([1.0, 2.0, 3.0]).shape == (3,)
+
+
+def test_pickled_debug_function_is_a_plain_function_and_threads_are_separate():
+    import pickle
+    import threading
+    x = T.dvector("x")
+    mode = DebugMode()
+    f = tg.function([x], T.exp(x) * 2, mode=mode)
+    g = pickle.loads(pickle.dumps(f))
+    assert type(g).__name__ == "Function" and g([0.0]) == 2.0
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                np.testing.assert_allclose(f(np.arange(50.0)), np.exp(np.arange(50.0)) * 2)
+        except Exception as exc:        # (reported below, in the main thread)
+            errors.append(exc)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -23,6 +23,8 @@ Values agree within ``rtol``/``atol`` (by default 1e-5 relative for float64,
 1e-3 for float32 and float16: rewrites reassociate arithmetic). A call costs
 about three times a plain one; this mode is for debugging, not for speed.
 """
+import threading
+
 import numpy as np
 
 from tracegrad.compile.mode import Mode, _Hooks
@@ -71,15 +73,17 @@ class DebugMode(Mode):
         self.check_isfinite = check_isfinite
         self.rtol = rtol
         self.atol = atol
-        self._copies = None
+        # (the input copies of the node running, per thread: functions
+        # sharing this mode may run in several threads at once)
+        self._local = threading.local()
         self.monitor = _Hooks(self._before, self._after)
 
     # -------------------------------------------------- per node
     def _before(self, i, node, fn):
-        self._copies = [_host_copy(cell[0]) for cell in fn.inputs]
+        self._local.copies = [_host_copy(cell[0]) for cell in fn.inputs]
 
     def _after(self, i, node, fn):
-        copies, self._copies = self._copies, None
+        copies, self._local.copies = self._local.copies, None
         where = _where(i, node)
         destroyed = {k for ks in getattr(node.op, "destroy_map", {}).values() for k in ks}
         for k, (cell, before) in enumerate(zip(fn.inputs, copies)):

@@ -243,6 +243,7 @@ class FunctionMaker:
         # A monitor's hooks are the user's functions (often lambdas): the
         # unpickled function runs without them.
         state["monitor"] = None
+        state.pop("debug_reference", None)    # (DebugMode's checks are not pickled either)
         return state
 
     def __setstate__(self, state):
