@@ -22,8 +22,12 @@ def calls_per_sample(fn, target_s):
     return max(1, min(100000, int(target_s / once)))
 
 
+SPREADS = {}  # name -> (25th, 75th percentile) of the last ``interleaved`` run
+
+
 def interleaved(systems, rounds, target_s=0.002, budget_s=None, settle_s=0.003):
-    """Median seconds per call of each callable in ``systems`` (name -> fn).
+    """Median seconds per call of each callable in ``systems`` (name -> fn);
+    the quartiles of each system's samples are left in ``SPREADS``.
 
     Each sample runs a system ``k`` times (``k`` chosen so a sample lasts
     about ``target_s``); ``rounds`` samples per system, interleaved.
@@ -46,6 +50,9 @@ def interleaved(systems, rounds, target_s=0.002, budget_s=None, settle_s=0.003):
             samples[n].append((time.perf_counter() - t0) / k)
         if budget_s is not None and r >= 2 and time.perf_counter() - start > budget_s:
             break
+    SPREADS.clear()
+    SPREADS.update({n: (float(np.percentile(s, 25)), float(np.percentile(s, 75)))
+                    for n, s in samples.items()})
     return {n: float(np.median(s)) for n, s in samples.items()}
 
 

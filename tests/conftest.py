@@ -18,6 +18,25 @@ except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
 
 
+# ------------------------------------------------------------ CPU tiers
+# The suite runs on the NumPy tier, the reference: whether a call takes the
+# compiled tier depends on when its background compile ends, and that tier
+# may differ from NumPy in the last bits (a few ulps, more after
+# cancellation), which the many exact fused-vs-unfused comparisons here
+# would see. tests/test_backend_c.py checks the compiled tier against it
+# (every row and dtype, layouts, updates). TRACEGRAD_TEST_CPU_CODEGEN=auto
+# runs the whole suite on the compiled tier instead (kernels built
+# synchronously).
+def _select_cpu_tier():
+    import tracegrad as tg
+    tier = os.environ.get("TRACEGRAD_TEST_CPU_CODEGEN", "numpy")
+    tg.config.cpu_codegen = tier
+    tg.config.cpu_codegen_sync = tier != "numpy"
+
+
+_select_cpu_tier()
+
+
 # ------------------------------------------------------------ GPU tests
 # Tests marked ``gpu`` need CuPy and a CUDA device; without them they are
 # skipped (with the reason), never failed. CuPy is imported only when the

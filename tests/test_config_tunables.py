@@ -10,6 +10,8 @@ from tracegrad.fuse import cache, cluster, codegen, cpu, interp
 from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
+from tracegrad.backend import c as c_tier
+from tracegrad.fuse import op as fuse_op
 
 CONFIG = sys.modules["tracegrad.config"]
 SOURCE = pathlib.Path(CONFIG.__file__).read_text()
@@ -18,7 +20,8 @@ TUNABLES = SOURCE[SOURCE.index("# ----------------------------------------------
 
 USERS = {
     cpu: ["BLOCK_BYTES", "MIN_BLOCK", "BLOCK_MIN_NS", "THREADED_BLOCK_FACTOR", "THREAD_MIN_NS",
-          "SINGLE_PASS_BLOCKS", "BLOCKS_PER_THREAD", "CALIBRATION_SIZE", "CALIBRATION_ROUNDS"],
+          "SINGLE_PASS_BLOCKS", "BLOCKS_PER_THREAD", "CALIBRATION_SIZE", "CALIBRATION_ROUNDS",
+          "NATIVE_MIN_SIZE"],
     codegen: ["EAGER_FAST_LINES", "MAX_CODE"],
     cache: ["MAX_ENTRIES"],
     cluster: ["DEFAULT_MAX_OPERANDS"],
@@ -28,6 +31,8 @@ USERS = {
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
+    c_tier: ["NATIVE_MIN_PER_THREAD"],
+    fuse_op: ["NATIVE_MIN_SIZE"],
 }
 
 

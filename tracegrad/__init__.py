@@ -30,3 +30,13 @@ from tracegrad.compile.ops import as_op  # noqa: F401,E402  (theano.as_op)
 from tracegrad.scan import foldl, foldr, map, reduce, scan_checkpoints  # noqa: F401,E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # ``tg.sparse`` (Theano's ``theano.sparse``) without ``import
+    # tracegrad.sparse`` first: loaded on first use, so ``import tracegrad``
+    # never imports scipy (an optional dependency).
+    if name == "sparse":
+        import importlib
+        return importlib.import_module("tracegrad.sparse")
+    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")

@@ -132,7 +132,7 @@ def make_filter(ttype, what, allow_downcast=None, backend=CPU, strict=False):
     A type other than a tensor type is used through its own
     ``filter(value, strict, allow_downcast)`` when it has one.
     """
-    if not hasattr(ttype, "dtype") or not hasattr(ttype, "shape"):
+    if not getattr(ttype, "array_values", False):
         own = getattr(ttype, "filter", None)
         if own is None:
             return _identity

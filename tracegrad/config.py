@@ -68,6 +68,26 @@ def _positive_int(value):
 
 
 _TEST_VALUE_MODES = ("off", "ignore", "warn", "raise", "pdb")
+_CPU_CODEGEN = ("auto", "c", "numpy")
+
+
+def _cpu_codegen(value):
+    value = str(value).lower()
+    if value not in _CPU_CODEGEN:
+        raise ValueError(f"tracegrad.config.cpu_codegen must be one of {_CPU_CODEGEN}, "
+                         f"got {value!r}")
+    return value
+
+
+def _flag(value):
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    return bool(value)
 
 
 def _test_value_mode(value):
@@ -120,7 +140,7 @@ class Config:
         "each new node on its inputs' x.tag.test_value while the graph is built, and "
         "say so (warn) or fail (raise) when an input has none; 'pdb' is 'raise'")
     print_test_value = _setting(
-        "print_test_value", bool,
+        "print_test_value", _flag,
         "Theano's flag: True makes repr(x) show x's test value below its name "
         "(x.tag.test_value, a constant's value), when it has one; False by default")
     exception_verbosity = _setting(
@@ -128,6 +148,16 @@ class Config:
         "Theano's flag: 'low' (default): a run-time error names the op, its inputs' "
         "shapes and dtypes and the line that built it; 'high' adds the debugprint of "
         "the failing node's graph (three levels deep)")
+    cpu_codegen = _setting(
+        "cpu_codegen", _cpu_codegen,
+        "'auto' (default): large calls of fused clusters run compiled C++ kernels "
+        "when a compiler exists (the NumPy programs otherwise, and while a kernel "
+        "compiles in the background); 'c': the same, warning once when there is no "
+        "compiler; 'numpy': the NumPy ufunc programs only")
+    cpu_codegen_sync = _setting(
+        "cpu_codegen_sync", _flag,
+        "compile C++ kernels at the call that first needs them instead of in the "
+        "background (benchmarks, tests); False by default")
 
     def __init__(self):
         object.__setattr__(self, "_values", {
@@ -138,6 +168,8 @@ class Config:
             "compute_test_value": "off",
             "print_test_value": False,
             "exception_verbosity": "low",
+            "cpu_codegen": "auto",
+            "cpu_codegen_sync": False,
         })
 
     def __setattr__(self, name, value):
@@ -275,3 +307,14 @@ SHORT_AXIS = 16
 # kept for reuse by later calls with the same function: each holds its
 # function and compiled graphs alive. Not measured.
 TRANSFORM_MEMO_SIZE = 64
+
+# --- the compiled CPU tier (backend/c.py)
+# Fewest elements of a call that asks for a compiled kernel: below it the
+# NumPy program's whole-call fast path (a few microseconds) is as quick as a
+# foreign call with its argument packing, and graphs of many tiny clusters
+# (a 4k-term sum of scalars) would queue thousands of compiles for nothing.
+# Not measured.
+NATIVE_MIN_SIZE = 8192
+# Fewest elements per thread of a compiled kernel's call: a pool hand-off
+# costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
+NATIVE_MIN_PER_THREAD = 32768

@@ -41,7 +41,10 @@ def reraise_with_context(node, arrays, exc):
 
 
 def as_result(value, var, xp=np):
-    """The op's result as an array of the variable's dtype."""
+    """The op's result as an array of the variable's dtype (a value of a
+    type other than an array type is kept as the op returned it)."""
+    if not var.type.array_values:
+        return value
     if not isinstance(value, xp.ndarray):
         value = xp.asarray(value)
     if value.dtype.name != var.type.dtype:
@@ -71,7 +74,7 @@ def _shared_value(var, xp):
     """A shared variable's value for ``xp``: a device buffer is copied to the
     host when evaluating with NumPy (``x.eval()`` on a CUDA shared variable)."""
     value = var.container.value
-    if xp is np and not isinstance(value, np.ndarray):
+    if xp is np and not isinstance(value, np.ndarray) and var.type.array_values:
         from tracegrad.backend import CPU
         value = CPU.to_host(value)
     return value
@@ -81,7 +84,8 @@ def evaluate(outputs, values, xp=np):
     """Values of ``outputs`` given ``values`` ({variable: array}) for inputs."""
     storage = {}
     for var, value in values.items():
-        storage[var] = xp.asarray(value, dtype=var.type.dtype)
+        storage[var] = (xp.asarray(value, dtype=var.type.dtype) if var.type.array_values
+                        else var.type.filter(value))
     for node in toposort(outputs, blockers=storage):
         arrays = []
         for inp in node.inputs:

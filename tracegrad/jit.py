@@ -35,10 +35,10 @@ import numpy as np
 
 from tracegrad.compile import function
 from tracegrad.frozen_random import no_frozen_draws
-from tracegrad.ops.api import shape as _symbolic_shape
 from tracegrad.ops.static import static_value
 from tracegrad.pytree import Static, flatten, leaf_paths, unflatten
 from tracegrad.tensor.type import StaticShapeError, TensorType
+from tracegrad.tensor.protocols import ShapeTuple
 from tracegrad.tensor.variable import (TensorVariable, as_tensor_variable,
                                        check_supported_value)
 from tracegrad.trace import Variable
@@ -120,30 +120,19 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
     setattr(_FreeLength, _name, _keeps_length(_name))
 
 
-class _FreeShape(TensorVariable):
-    """``x.shape`` of an argument traced with free lengths: the symbolic shape
-    vector (Theano semantics), whose entries are ``_FreeLength``."""
-
-    def __getitem__(self, key):
-        out = super().__getitem__(key)
-        if type(out) is TensorVariable:  # (not a constant: a known length is an int)
-            out.__class__ = _FreeLength if out.ndim == 0 else _FreeShape
-        return out
-
-    def __index__(self):
-        raise StaticShapeError(f"{self} (the shape of a traced argument) is not known "
-                               "while tracing with free lengths")
-
-
 class _FreeArgument(TensorVariable):
-    """A placeholder for an argument traced with free lengths."""
+    """A placeholder for an argument traced with free lengths: ``x.shape`` is
+    a tuple as everywhere (``tensor.protocols.ShapeTuple``), whose free
+    entries are ``_FreeLength`` (as an ``int`` they ask for static shapes)."""
 
     @property
     def shape(self):
-        out = _symbolic_shape(self)
-        if type(out) is TensorVariable:
-            out.__class__ = _FreeShape
-        return out
+        entries = []
+        for n in TensorVariable.shape.fget(self):
+            if type(n) is TensorVariable:
+                n.__class__ = _FreeLength
+            entries.append(n)
+        return ShapeTuple(entries, self)
 
 
 class _StaticArgument(TensorVariable):

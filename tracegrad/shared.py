@@ -96,6 +96,13 @@ class SharedVariable(TensorVariable):
         return f"<shared {self.type}>"
 
 
+# Constructors ``shared`` tries first, as Theano's ``shared_constructor``:
+# ``fn(value, name, borrow, device)`` returns a shared variable, or ``None``
+# when the value is not one it takes (``tracegrad.sparse`` adds one for
+# scipy.sparse matrices when it is imported).
+SHARED_CONSTRUCTORS = []
+
+
 def shared(value, name=None, borrow=False, device=None):
     """A shared variable holding ``value`` (copied unless ``borrow=True``).
 
@@ -103,9 +110,13 @@ def shared(value, name=None, borrow=False, device=None):
     static shape is unknown on every axis, so ``set_value`` may resize it.
     ``device``: ``'cpu'`` or ``'cuda'`` (default ``tg.config.device``).
     """
-    backend = get_backend(device)
     if isinstance(value, Variable):
         raise TypeError(f"shared() needs a value, got the symbolic variable {value}")
+    for constructor in SHARED_CONSTRUCTORS:
+        made = constructor(value, name, borrow, device)
+        if made is not None:
+            return made
+    backend = get_backend(device)
     check_supported_value(value, f"the value of shared variable {name!r}" if name else
                           "the value given to shared()")
     if isinstance(value, (np.ndarray, backend.ndarray)) or is_device_array(value):

@@ -49,6 +49,12 @@ class Type:
     """The type of a variable: which values it may hold."""
 
     variable_class = None  # set by subclasses
+    # Whether a value of this type is one backend array of ``self.dtype``
+    # (``TensorType``): the runtime then casts inputs and op results to it.
+    # Values of other types (scipy.sparse matrices) are kept as their ops
+    # return them, and inputs go through the type's own
+    # ``filter(value, strict, allow_downcast)``.
+    array_values = False
 
     def make_variable(self, name=None):
         return self.variable_class(self, name=name)

@@ -9,6 +9,7 @@ fuses and plans in-place work, and ``runtime.Function`` links the schedule.
 import warnings
 from time import perf_counter
 
+from tracegrad.backend import c as c_tier
 from tracegrad.backend import check_devices, get_backend
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
@@ -25,6 +26,10 @@ _UNUSED_MODES = ("raise", "warn", "ignore")
 
 class UnusedInputError(ValueError):
     """An explicit input does not take part in computing the outputs."""
+
+
+# Fused clusters' large calls may run compiled kernels (issue 18).
+c_tier.install()
 
 
 def function(inputs, outputs=None, updates=None, givens=None, no_default_updates=False,

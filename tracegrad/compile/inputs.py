@@ -97,10 +97,11 @@ def _bad_input(item):
 
 def normalize_outputs(outputs):
     """``(list of Out, single)``: ``single`` when the call returns one array."""
-    from tracegrad.tensor.variable import as_tensor_variable
+    from tracegrad.tensor.variable import ShapeTuple, as_tensor_variable
     if outputs is None:
         return [], False
-    single = not isinstance(outputs, (list, tuple))
+    # ``x.shape`` is a tuple but one output: Theano's shape vector
+    single = not isinstance(outputs, (list, tuple)) or isinstance(outputs, ShapeTuple)
     items = [outputs] if single else list(outputs)
     specs = []
     for item in items:

@@ -155,7 +155,7 @@ def _constant_order(var):
 
 
 def _constant_array(var, backend):
-    if not hasattr(var.type, "dtype"):
+    if not getattr(var.type, "array_values", False):
         return var.data
     array = backend.asarray(var.data, dtype=var.type.dtype)
     if getattr(getattr(array, "flags", None), "writeable", False):  # CuPy: no such flag
@@ -287,7 +287,7 @@ def _step_line(k, step, env, dtype_name):
         parts.append(f"len(r) == {len(outs)} or wrong_count(node{k}, r, {len(outs)})")
     for m, (o, var) in enumerate(zip(outs, node.outputs)):
         value = "r" if len(outs) == 1 else f"r[{m}]"
-        if not hasattr(var.type, "dtype"):  # not an array type: stored as returned
+        if not getattr(var.type, "array_values", False):  # stored as returned
             parts.append(f"s[{o}] = {value}")
             continue
         dt = dtype_name(np.dtype(var.type.dtype))
@@ -327,7 +327,7 @@ def steps_table(steps, backend):
     fixes = {}
     for step in steps:
         var = step.node.outputs[0] if len(step.outs) == 1 else None
-        if var is None or not hasattr(var.type, "dtype") or not step.ins:
+        if var is None or not getattr(var.type, "array_values", False) or not step.ins:
             rows.append((step.run, None, -1, None, None, None, ()))
             continue
         dtype = np.dtype(var.type.dtype)

@@ -32,6 +32,8 @@ def _pairs(value, what):
 
 def _coerce(target, value, what):
     """``value`` as a variable of ``target``'s dtype and ndim, or TypeError."""
+    if isinstance(value, Variable) and value.type == target.type:
+        return value  # (also how values of non-array types, e.g. sparse, get through)
     try:
         value = as_tensor_variable(value)
     except TypeError as exc:

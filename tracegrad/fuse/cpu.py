@@ -19,7 +19,7 @@ import numpy as np
 # (tunables: what each trades and how it was measured is in tracegrad/config.py;
 # read as this module's globals, so tests patch them here)
 from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
-                              CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK,
+                              CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK, NATIVE_MIN_SIZE,
                               SINGLE_PASS_BLOCKS, THREAD_MIN_NS, THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.fuse.codegen import generate
@@ -27,6 +27,13 @@ from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import FusionSpec
 from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
+
+# The compiled CPU tier (``tracegrad.backend.c``, put here by its
+# ``install``: fuse never imports the backends): ``can_run(spec)`` and
+# ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
+# call and returns True, or returns False when the NumPy program must run it.
+NATIVE = [None]
+
 
 class CpuProgram:
     """A spec compiled for NumPy; ``run`` is thread-safe (no shared state)."""
@@ -49,11 +56,18 @@ class CpuProgram:
         self.small_limit = min(SINGLE_PASS_BLOCKS * self.block,
                                int(SINGLE_PASS_BLOCKS * THREAD_MIN_NS / self.ns_per_element))
         self._fast_limit = self.small_limit if fast_ok else None
+        # Calls of NATIVE_MIN_SIZE elements or more go to the compiled tier
+        # when it can run this spec, so the whole-call fast path stops below.
+        tier = NATIVE[0]
+        self.native_possible = tier is not None and tier.can_run(spec)
+        if self.native_possible and fast_ok:
+            self._fast_limit = min(self._fast_limit, NATIVE_MIN_SIZE - 1)
         self.direct = generate(self.lowered, fast_limit=self._fast_limit,
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
         self.fast = self.direct.fast
         self._deferred = None
         self._inplace = {}
+        self._native = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
         self._set_constants(spec)
@@ -76,6 +90,7 @@ class CpuProgram:
         new.fast = new.direct.fast
         new._deferred = None
         new._inplace = {}
+        new._native = None
         new._set_constants(spec)
         return new
 
@@ -173,9 +188,19 @@ class CpuProgram:
             if program is None:
                 return self._into(self.run(arrays, None, sources), outs)
         size = math.prod(shape)
+        if size >= NATIVE_MIN_SIZE and self.native_possible and \
+                config.cpu_codegen != "numpy" and self._run_native(operands, outs, shape, size):
+            return outs
         if size:
             self._execute(program, operands, outs, shape, size)
         return outs
+
+    def _run_native(self, operands, outs, shape, size):
+        """The call through the compiled tier; ``False`` when it did not run."""
+        native = self._native
+        if native is None:
+            native = self._native = NATIVE[0].program(self.spec) or False
+        return native is not False and native.run(operands, outs, shape, size)
 
     def _program_into(self, outs, arrays, operands, shape):
         """The generated program that writes a call's results into the given

@@ -10,6 +10,7 @@ from functools import partial
 
 import numpy as np
 
+from tracegrad.config import NATIVE_MIN_SIZE
 from tracegrad.fuse.cpu import cpu_program
 from tracegrad.ops.elemwise import broadcasts_into, fits_in_place
 from tracegrad.tensor.type import TensorType
@@ -215,7 +216,8 @@ class InplaceFusedElemwise(FusedElemwise):
                 return False
         shape = target.shape
         if (target.size > program.small_limit or target.ndim < self._const_ndim
-                or not target.flags.writeable):
+                or not target.flags.writeable or (
+                    program.native_possible and target.size >= NATIVE_MIN_SIZE)):
             return False
         for a, dt in zip(arrays, program.in_dtypes):
             if type(a) is not np.ndarray or a.dtype != dt or (

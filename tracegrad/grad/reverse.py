@@ -9,7 +9,7 @@ import warnings
 
 from tracegrad.config import config
 from tracegrad.ops.alloc import ones_like, zeros_like
-from tracegrad.ops.base import ZERO, match_gradient_dtype
+from tracegrad.ops.base import ZERO, NoGradient, NotDifferentiableError, match_gradient_dtype
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Variable, toposort
 
@@ -161,6 +161,8 @@ def _pull_back(node, out_grads, pending, reach, consider_constant):
         terms = pending.setdefault(inp, [])
         if g is None or not _is_float(inp):
             continue
+        if isinstance(g, NoGradient):  # an argument without a derivative (ops.base)
+            raise NotDifferentiableError(g.message)
         if g is ZERO:  # a symbolic zero (ops.base): made here, with inp's shape and dtype
             g = zeros_like(inp)
         if g.ndim != inp.ndim:

@@ -36,10 +36,23 @@ from tracegrad.tensor.variable import as_tensor_variable, bind_ops, constant  # 
 # numpy.fft: a sub-namespace (``T.fft.fft``), not star-exported: ``T.fft`` is
 # the module, like ``np.fft``. Importing it registers ``np.fft.*`` dispatch.
 from tracegrad.ops import fft  # noqa: F401,E402
+# numpy.linalg decompositions and the rest of numpy.linalg (T.eigh, T.svd, ...)
+from tracegrad.ops import decomp as _decomp  # noqa: E402
+from tracegrad.ops import decomp_solve as _decomp_solve  # noqa: E402
+from tracegrad.ops.decomp import *  # noqa: F401,F403,E402
+from tracegrad.ops.decomp_solve import *  # noqa: F401,F403,E402
+from tracegrad.ops import linalg_api  # noqa: F401,E402  (np.linalg.* dispatch; T.nlinalg)
 
 # (the order of the star imports above: a later module's name wins)
 _MODULES = (_elemwise, _elemwise_numpy, _reduce, _shape_static, _alloc, _shape, _index,
             _linalg, _nlinalg, _nnet, _manip, _cumulative, _theano_shape, _conv)
+_MODULES += (_decomp, _decomp_solve)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
+
+# scipy.special's ufuncs (issue 16): T.xlogy, T.jn, T.ndtr...; also registers
+# scipy.special.<name>(variable) dispatch, bound once SciPy is imported.
+from tracegrad.ops import special as _special  # noqa: E402
+from tracegrad.ops.special import *  # noqa: F401,F403,E402
+__all__ += [name for name in _special.__all__ if name not in __all__]
 
 bind_ops(sys.modules[__name__])

@@ -34,6 +34,26 @@ class _Zero:
 ZERO = _Zero()
 
 
+class NotDifferentiableError(TypeError):
+    """A gradient was asked through an argument that has none in tracegrad
+    (the integer order of a Bessel function, ``gammainc``'s shape...)."""
+
+
+class NoGradient:
+    """A vjp term that refuses: returned by a rule for an input without a
+    derivative. The reverse engine (``grad.reverse``) raises
+    ``NotDifferentiableError(message)`` only when a gradient is asked through
+    that input; a gradient with respect to the other inputs is unaffected."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message):
+        self.message = message
+
+    def __repr__(self):
+        return f"NoGradient({self.message!r})"
+
+
 # The facts a row may declare (their meaning: ``trace.Op``), with defaults.
 ROW_FACTS = ("positive", "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf",
              "bounded", "commutative", "associative", "identity", "inverse_of", "negation")
@@ -177,7 +197,7 @@ class Elemwise(Op):
             raise NotImplementedError(f"tracegrad has no gradient rule for op {row.name}")
         raw = row.grad(node.inputs, node.outputs[0], output_grads[0])
         return [None if g is None or not is_differentiable(x) else
-                g if g is ZERO else _match_dtype(sum_to(g, x), x)
+                g if g is ZERO or isinstance(g, NoGradient) else _match_dtype(sum_to(g, x), x)
                 for x, g in zip(node.inputs, raw)]
 
     def inplace_version(self, i):

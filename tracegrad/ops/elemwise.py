@@ -60,7 +60,8 @@ template <typename T> __device__ __forceinline__ T tg_maximum(T a, T b) {
 template <typename T> __device__ __forceinline__ T tg_minimum(T a, T b) {
     return (a < b || a != a) ? a : b; }
 template <typename T> __device__ __forceinline__ T tg_mod(T a, T b) {
-    T r = fmod(a, b); return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r; }
+    T r = fmod(a, b);
+    return r != T(0) ? (((r < T(0)) != (b < T(0))) ? r + b : r) : copysign(T(0), b); }
 template <typename T> __device__ __forceinline__ T tg_logaddexp(T a, T b) {
     T m = a > b ? a : b;
     return a == b ? a + T(0.6931471805599453) : m + log1p(exp(-fabs(a - b))); }
@@ -151,6 +152,7 @@ gammaln = row("gammaln", 1, sm.gammaln, "lgamma({0})",
     lambda i, o, gz: [gz * psi(i[0])])
 psi = row("psi", 1, sm.psi, None,
     lambda i, o, gz: [gz * tri_gamma(i[0])])
+# (tri_gamma's gradient, polygamma(2, x), is set in ops/special.py)
 tri_gamma = row("tri_gamma", 1, sm.tri_gamma, None)
 deg2rad = row("deg2rad", 1, ufunc_impl("deg2rad"), "({0} * 0.017453292519943295)",
     lambda i, o, gz: [gz * (math.pi / 180)], np.deg2rad,

@@ -76,7 +76,9 @@ def _vector_length(vec, ndim, fname):
 
 
 # ------------------------------------------------------------ shape
-implements(np.shape)(shape)
+# np.shape(x) is x.shape: a tuple (ints where known), as NumPy's; T.shape(x)
+# stays Theano's int64 vector.
+implements(np.shape)(lambda a: as_tensor_variable(a).shape)
 implements(np.ndim)(lambda a: as_tensor_variable(a).ndim)
 
 

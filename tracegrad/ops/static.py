@@ -14,7 +14,7 @@ import numpy as np
 
 from tracegrad.config import FOLD_MAX_NODES as _FOLD_MAX_NODES, FOLD_MAX_SIZE as _FOLD_MAX_SIZE
 from tracegrad.evaluate import run_node
-from tracegrad.tensor.variable import TensorConstant
+from tracegrad.tensor.variable import TensorConstant, as_tensor_variable
 from tracegrad.trace import Constant, Variable
 
 
@@ -73,8 +73,15 @@ def static_value(var):
     from static types alone (``shape(x)`` of a fully shaped ``x``), and small
     computations on those by ops marked ``foldable`` (elementwise, indexing,
     ``MakeVector``...). Anything else gives ``None``; the walk is iterative and
-    bounded, so asking is cheap.
+    bounded, so asking is cheap. A Python number or a tuple of lengths
+    (``x.shape``, whose known entries are ints) is read as the constant it
+    makes.
     """
+    if not isinstance(var, Variable):
+        try:
+            var = as_tensor_variable(var)
+        except (TypeError, ValueError):
+            return None
     values = {}
     stack = [(var, False)]
     budget = _FOLD_MAX_NODES

@@ -9,6 +9,9 @@ Op modules register their NumPy counterparts next to the op definition:
 
 A NumPy function or ufunc without an entry raises ``TypeError`` naming it.
 """
+import sys
+
+import numpy as np
 
 UFUNCS = {}           # np.ufunc -> tracegrad function (elementwise call)
 UFUNC_REDUCE = {}     # np.ufunc -> tracegrad reduction (ufunc.reduce)
@@ -19,6 +22,28 @@ def register_ufunc(ufunc, fn, reduce=None):
     UFUNCS[ufunc] = fn
     if reduce is not None:
         UFUNC_REDUCE[ufunc] = reduce
+
+
+PENDING_UFUNCS = {}   # (module name, ufunc name) -> tracegrad function, not yet bound
+
+
+def register_ufunc_by_name(module, name, fn):
+    """``fn`` answers the ufunc ``<module>.<name>`` (``'scipy.special'``,
+    ``'erf'``) once that module has been imported: optional libraries are
+    never imported for this. Bound on the first dispatch that misses."""
+    PENDING_UFUNCS[(module, name)] = fn
+
+
+def _bind_pending():
+    """Move the pending ufuncs of the modules imported by now into ``UFUNCS``."""
+    for (module, name), fn in list(PENDING_UFUNCS.items()):
+        mod = sys.modules.get(module)
+        if mod is None:
+            continue
+        del PENDING_UFUNCS[(module, name)]
+        ufunc = getattr(mod, name, None)
+        if isinstance(ufunc, np.ufunc):  # (scipy.special.polygamma is a function)
+            UFUNCS.setdefault(ufunc, fn)
 
 
 def implements(*numpy_functions):
@@ -42,6 +67,9 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
     kwargs = {k: v for k, v in kwargs.items() if k != "out"}
     if method == "__call__":
         fn = UFUNCS.get(ufunc)
+        if fn is None and PENDING_UFUNCS:
+            _bind_pending()
+            fn = UFUNCS.get(ufunc)
         if fn is None:
             raise TypeError(f"tracegrad does not support NumPy ufunc {_name(ufunc)} "
                             "on symbolic variables")
@@ -54,11 +82,24 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
     raise TypeError(f"tracegrad does not support {_name(ufunc)}.{method} on symbolic variables")
 
 
+def ufunc_implementation(ufunc):
+    """The tracegrad function registered for ``ufunc``, or ``None``."""
+    fn = UFUNCS.get(ufunc)
+    if fn is None and PENDING_UFUNCS:
+        _bind_pending()
+        fn = UFUNCS.get(ufunc)
+    return fn
+
+
 def dispatch_function(func, args, kwargs):
     fn = FUNCTIONS.get(func)
     if fn is None:
         raise TypeError(f"tracegrad does not support NumPy function {_name(func)} "
                         "on symbolic variables")
+    # NumPy dispatches ``np.stack(a)`` of an object array ``a`` holding
+    # variables here: read it as the list of them it stands for.
+    args = [a.tolist() if isinstance(a, np.ndarray) and a.dtype == object else a
+            for a in args]
     return fn(*args, **kwargs)
 
 

@@ -3,3 +3,10 @@
 ``tracegrad/ops/nlinalg.py``)."""
 from tracegrad.ops.nlinalg import *  # noqa: F401,F403
 from tracegrad.ops.nlinalg import __all__  # noqa: F401
+# numpy.linalg decompositions and the rest of numpy.linalg (ops/decomp*.py)
+from tracegrad.ops.decomp import *  # noqa: F401,F403,E402
+from tracegrad.ops.decomp_solve import *  # noqa: F401,F403,E402
+from tracegrad.ops.linalg_api import *  # noqa: F401,F403,E402
+from tracegrad.ops import decomp as _decomp, decomp_solve as _decomp_solve  # noqa: E402
+from tracegrad.ops import linalg_api as _linalg_api  # noqa: E402
+__all__ = list(__all__) + _decomp.__all__ + _decomp_solve.__all__ + _linalg_api.__all__

@@ -73,6 +73,8 @@ def _canonical_shape(shape, broadcastable):
 class TensorType(Type):
     """The type of an n-dimensional array of ``dtype`` with static ``shape``."""
 
+    array_values = True
+
     def __init__(self, dtype, shape=None, broadcastable=None, name=None):
         self.dtype = canonical_dtype(dtype)
         self.shape = _canonical_shape(shape, broadcastable)

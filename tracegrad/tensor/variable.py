@@ -8,8 +8,7 @@ sits below the ops and imports none of them.
 callables to tracegrad functions live in ``tracegrad.tensor.dispatch`` and are
 filled by the op modules next to each op.
 """
-import dis
-import sys
+import operator
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +16,10 @@ import numpy as np
 from tracegrad.evaluate import evaluate
 from tracegrad.tensor.dispatch import dispatch_function, dispatch_ufunc
 from tracegrad.trace import Constant, Variable
+from tracegrad.tensor.protocols import (ShapeTuple, comparison as _comparison,
+                                        known_number as _known_number,
+                                        truth_message as _truth_message,
+                                        written_as_operator as _written_as_operator)
 from tracegrad.tensor.type import StaticShapeError, TensorType
 
 
@@ -62,11 +65,23 @@ class _TensorMixin:
 
     @property
     def shape(self):
-        return _ops.shape(self)
+        """One entry per axis, as NumPy's ``shape``: a Python int where the
+        length is known while building the graph (the static shape), else
+        the symbolic int64 length ``T.shape(x)[i]`` (a ``ShapeTuple``)."""
+        known = self.type.shape
+        if None not in known:
+            return ShapeTuple(known, self)
+        vector = _ops.shape(self)
+        return ShapeTuple((n if n is not None else vector[i] for i, n in enumerate(known)),
+                          self)
 
     @property
     def size(self):
-        return _ops.prod(self.shape)
+        """The number of elements: an int when every length is known."""
+        known = self.type.shape
+        if None not in known:
+            return int(np.prod(known, dtype=np.int64))
+        return _ops.prod(_ops.shape(self))
 
     @property
     def T(self):
@@ -144,14 +159,36 @@ class _TensorMixin:
         raise TypeError(_truth_message(self))
 
     def __len__(self):
-        length = self.type.shape[0] if self.ndim else None
+        if not self.ndim:
+            raise TypeError(f"len() of unsized object: {self} is 0-d")
+        length = self.type.shape[0]
         if length is None:
-            raise StaticShapeError(f"len() of {self} is not known while building the graph")
+            raise StaticShapeError(
+                f"len() of {self} is not known while building the graph (its first "
+                "length is free): use x.shape[0] (a symbolic length), give it a static "
+                "shape (T.tensor(dtype, shape=(3, None))), or call the code through "
+                "tg.jit, which traces again with static shapes")
         return length
 
     def __iter__(self):
+        if not self.ndim:
+            raise TypeError(f"iteration over a 0-d array: {self} is 0-d")
         for i in range(len(self)):
             yield self[i]
+
+    # Python numbers from a symbolic value: only a constant has one while the
+    # graph is built (jit's free lengths answer ``__index__`` themselves).
+    def __float__(self):
+        return float(_known_number(self, "float"))
+
+    def __int__(self):
+        return int(_known_number(self, "int"))
+
+    def __complex__(self):
+        return complex(_known_number(self, "complex"))
+
+    def __index__(self):
+        return operator.index(_known_number(self, "index"))
 
     def __getitem__(self, key):
         return _ops.getitem(self, key)
@@ -266,53 +303,28 @@ class _TensorMixin:
         return dispatch_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        # NumPy asks for this in np.array([x, y]), np.asarray(x), np.float64(x)
+        # and any NumPy code that is not dispatched (a list of variables).
         raise TypeError(
-            f"symbolic variable {self} has no value yet: compile it with "
-            "tg.function or call .eval()")
+            f"NumPy cannot turn the symbolic variable {self} into an array: it has no "
+            "value until the compiled function runs. Write `import tracegrad.numpy as "
+            "np` (np.array([x, y]), np.asarray, np.stack, np.mean([a, b]) then build "
+            "graph nodes), or T.stack([...]); compile it with tg.function or call "
+            ".eval() for its value")
 
 
-_COMPARE_OP = dis.opmap["COMPARE_OP"]
+def _shape_tuple_tensor(lengths):
+    """The int64 vector of ``lengths`` (a ``ShapeTuple``)."""
+    if lengths.of is not None:  # (reads its input, as Theano's x.shape did)
+        return _ops.shape(lengths.of)
+    if not any(isinstance(e, Variable) for e in lengths):
+        data = np.asarray(tuple(lengths), dtype="int64").reshape(len(lengths))
+        return TensorConstant(_constant_type(data), data)
+    return _ops.stack([e if isinstance(e, Variable) else as_tensor_variable(e, dtype="int64")
+                       for e in lengths])
 
 
-def _written_as_operator():
-    """Whether the running ``__eq__``/``__ne__`` comes from a ``==``/``!=``
-    written in Python code (a ``COMPARE_OP`` instruction in the calling frame).
-
-    Container code compares items itself, from C: ``x in seq`` (the frame is
-    at ``CONTAINS_OP``), ``seq.index(x)``, ``.remove``, ``.count`` (a call),
-    dict and set lookups. Those comparisons ask for identity, as they did in
-    Theano, and they first test ``is`` themselves, so answering
-    ``NotImplemented`` (Python then falls back to ``is``) keeps them right.
-    """
-    try:
-        frame = sys._getframe(2)
-    except ValueError:  # called from C with no Python frame at all
-        return False
-    lasti = frame.f_lasti
-    return lasti >= 0 and frame.f_code.co_code[lasti] == _COMPARE_OP
-
-
-def _comparison(fn, x, other):
-    try:
-        return fn(x, other)
-    except TypeError:
-        if isinstance(other, Variable):
-            raise
-        # Not a number or array (a string, an arbitrary object): never equal,
-        # answered by identity like any Python object.
-        return NotImplemented
-
-
-def _truth_message(var):
-    if getattr(var, "traced_argument", False):
-        return (f"the truth value of tg.jit argument {var} is not known while tracing: "
-                "pass it in static_argnums/static_argnames to branch on its value, or "
-                "use np.where / T.switch for an elementwise choice")
-    what = "constant" if isinstance(var, Constant) else "value computed in the graph"
-    return (f"the truth value of {var} (a symbolic {what}) is not known until the "
-            "function runs: use np.where / T.switch to choose between values, "
-            "tg.until to stop a scan, and `is` / `is not` to compare variables by "
-            "identity (`x == y` is elementwise)")
+ShapeTuple.to_tensor = staticmethod(_shape_tuple_tensor)
 
 
 class TensorVariable(_TensorMixin, Variable):
@@ -330,6 +342,24 @@ class TensorVariable(_TensorMixin, Variable):
 
 
 TensorType.variable_class = TensorVariable
+
+
+def _defer_to_other_types(method):
+    """``method`` returning ``NotImplemented`` for an operand of a type that
+    is not an array type, so Python asks that operand (as Theano does):
+    ``dense + sparse`` is the sparse variable's ``__radd__``."""
+    def operator(self, other):
+        if isinstance(other, Variable) and not other.type.array_values:
+            return NotImplemented
+        return method(self, other)
+    operator.__name__ = method.__name__
+    return operator
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__matmul__", "__rmatmul__"):
+    setattr(_TensorMixin, _name, _defer_to_other_types(getattr(_TensorMixin, _name)))
+del _name
 
 
 class TensorConstant(_TensorMixin, Constant):
@@ -356,8 +386,20 @@ def _constant_type(data):
 _PY_DEFAULT = {bool: "bool", int: "int64", float: "float64", complex: "complex128"}
 
 
+def _plain_container(x):
+    """``x.shape`` (a ``ShapeTuple``) as its int64 vector, an object array of
+    variables as the list it stands for (stacked like one); else ``x``."""
+    if isinstance(x, ShapeTuple):
+        return x.as_tensor()
+    if isinstance(x, np.ndarray) and x.dtype == object and \
+            any(isinstance(e, Variable) for e in x.flat):
+        return x.tolist()
+    return x
+
+
 def as_tensor_variable(x, name=None, dtype=None):
     """Turn ``x`` (a variable, number, list or array) into a tensor variable."""
+    x = _plain_container(x)
     if isinstance(x, Variable):
         if not isinstance(x.type, TensorType):
             raise TypeError(f"{x} of type {x.type} is not a tensor")

@@ -1,0 +1,336 @@
+"""The compiled CPU tier (tracegrad/backend/c.py): results against the NumPy
+tier for every elementwise row and dtype, special values included; layouts;
+no compiler; the disk cache's trust rules; background compilation; NumPy's
+warnings.
+
+Accuracy: the tier calls glibc's vector math (libmvec, documented at most 4
+ulp) where NumPy calls its own SIMD or scalar routines, so results may
+differ in the last bits. Measured on this machine (max over ~20k values per
+row, half of them over 1e-300..1e300): at most 3 ulp for float64 and 5 ulp
+for float32 (exp, log, sin, cos, tan, tanh, erf, pow...), 0 for arithmetic,
+comparisons, rounding, sqrt, min/max and where. ``ULPS`` below allows 8.
+Exceptions with a measured reason: results below the smallest normal number
+(erfc's far tail: subnormal vs 0) compare absolutely; ``logaddexp`` and
+``logaddexp2`` cancel (``m + log1p(...)`` near 0), so their error is counted
+in ulps of the operands' magnitude. ``erfc``: the NumPy tier's own
+``special_math.erfc`` is up to ~500 ulp off for x > 20 (checked against
+mpmath, where glibc's is within 1 ulp), so that row allows ``ERFC_ULPS``.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad.backend import c as c_tier
+from tracegrad.backend import ccompiler, csource, diskcache
+from tracegrad.ops.base import _ROWS, Elemwise
+
+pytestmark = pytest.mark.skipif(ccompiler.compiler() is None, reason="no C++ compiler")
+
+N = 9000   # over NATIVE_MIN_SIZE: the compiled tier takes the call
+ULPS = 8
+ERFC_ULPS = 600
+CANCELLING = ("logaddexp", "logaddexp2")
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-310, 1e300, -1e300,
+           1.0, -1.0, 0.5, 3.0]
+
+
+@pytest.fixture(autouse=True)
+def _sync(monkeypatch, tmp_path_factory):
+    monkeypatch.setattr(tg.config, "cpu_codegen_sync", True)
+    monkeypatch.setattr(tg.config, "cpu_codegen", "auto")
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kernels"))
+
+
+def _both(f, *args):
+    """``f``'s results on the NumPy tier and on the compiled tier."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        tg.config.cpu_codegen = "numpy"
+        ref = np.asarray(f(*args))
+        tg.config.cpu_codegen = "auto"
+        got = np.asarray(f(*args))
+    return ref, got
+
+
+def _assert_close(ref, got, dtype, scale=None, ulps=ULPS):
+    assert ref.dtype == got.dtype and ref.shape == got.shape
+    if ref.dtype.kind != "f":
+        np.testing.assert_array_equal(ref, got)
+        return
+    np.testing.assert_array_equal(np.isnan(ref), np.isnan(got))
+    inf = np.isinf(ref)
+    np.testing.assert_array_equal(ref[inf], got[inf])
+    zero = ref == 0
+    np.testing.assert_array_equal(np.signbit(ref[zero]) | (got[zero] != 0),
+                                  np.signbit(got[zero]) | (got[zero] != 0))
+    fin = np.isfinite(ref)
+    magnitude = np.abs(ref[fin]) if scale is None else np.maximum(np.abs(ref[fin]), scale[fin])
+    tiny = np.finfo(dtype).tiny
+    allowed = ulps * np.spacing(magnitude.astype(dtype)).astype(np.float64)
+    diff = np.abs(ref[fin].astype(np.float64) - got[fin])
+    bad = (diff > allowed) & ~((np.abs(ref[fin]) < tiny) & (np.abs(got[fin]) < tiny))
+    assert not bad.any(), (ref[fin][bad][:5], got[fin][bad][:5])
+
+
+def _values(rng, dtype, arity, k):
+    v = rng.uniform(-10, 10, N)
+    half = N // 2
+    v[half:] = rng.standard_normal(N - half) * 10.0 ** rng.integers(-300, 300, N - half)
+    sp = np.array(SPECIAL)
+    v[: sp.size ** 2] = np.repeat(sp, sp.size) if k == 0 else np.tile(sp, sp.size)
+    with np.errstate(over="ignore"):
+        return v.astype(dtype)
+
+
+def _float_rows():
+    return [r for r in _ROWS if r.c is not None and r.nin in (1, 2, 3)
+            and r.name not in ("invert", "and_", "or_", "xor")]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("row", _float_rows(), ids=lambda r: r.name)
+def test_every_row_matches_the_numpy_tier(row, dtype):
+    rng = np.random.default_rng(0)
+    xs = [T.tensor(dtype, (None,), f"x{i}") for i in range(row.nin)]
+    args = [_values(rng, dtype, row.nin, k) for k in range(row.nin)]
+    if row.name == "switch":
+        xs[0] = T.tensor("bool", (None,), "c")
+        args[0] = args[0] > 0
+    out = Elemwise(row)(*xs)
+    # a second node, so the row is part of a fused cluster
+    out = T.logical_not(out) if out.dtype == "bool" else -out
+    f = tg.function(xs, out)
+    ref, got = _both(f, *args)
+    scale = None
+    if row.name in CANCELLING:
+        scale = np.max([np.abs(a) for a in args], axis=0)
+    _assert_close(ref, got, dtype, scale, ERFC_ULPS if row.name == "erfc" else ULPS)
+
+
+def test_the_compiled_tier_runs_and_is_vectorised(tmp_path, monkeypatch):
+    velocity_alpha = T.dvector("velocity_alpha")
+    f = tg.function([velocity_alpha], T.exp(-velocity_alpha * velocity_alpha)
+                    * T.sin(3 * velocity_alpha))
+    before = sum(isinstance(k, c_tier.Kernel) for k in c_tier._KERNELS.values())
+    _both(f, np.linspace(-3, 3, N))
+    assert sum(isinstance(k, c_tier.Kernel) for k in c_tier._KERNELS.values()) > before
+    source = csource.contiguous_source(_spec_of(f), (False,))
+    assert "#pragma omp simd" in source
+    assert "velocity" not in source and "alpha" not in source   # names never enter
+    assert "2.718" not in source.split('extern "C" int tg_contig')[1]  # constants are parameters
+    if not ccompiler.has_libmvec():
+        pytest.skip("no libmvec: scalar math")
+    assert "declare simd" in source
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    ccompiler.build(source)
+    (lib,) = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
+    data = lib.read_bytes()
+    # the vector variants of exp and sin (libmvec's _ZGV<isa>N<lanes>v_<name>)
+    assert b"v_exp" in data and b"v_sin" in data and b"_ZGV" in data
+
+
+def _spec_of(f):
+    from tracegrad.fuse import FusedElemwise
+    for node in f.maker.fgraph.toposort():
+        if isinstance(node.op, FusedElemwise):
+            return node.op.spec
+    raise AssertionError("no fused node")
+
+
+@pytest.mark.parametrize("case", ["broadcast_row", "scalar", "transposed", "strided",
+                                  "zero_size", "fortran", "0d_operand"])
+def test_layouts(case):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((120, 90))
+    b = rng.standard_normal((120, 90))
+    x = T.dmatrix("x")
+    y = T.dmatrix("y")
+    if case == "broadcast_row":
+        y = T.tensor("float64", (1, None), "y")
+        b = b[:1]
+    elif case == "scalar":
+        y = T.dscalar("y")
+        b = np.float64(0.3)
+    elif case == "transposed":
+        a = np.ascontiguousarray(a.T).T
+    elif case == "strided":
+        a = rng.standard_normal((240, 180))[::2, ::2]
+    elif case == "zero_size":
+        a = np.zeros((0, 90))
+        b = np.zeros((0, 90))
+    elif case == "fortran":
+        a, b = np.asfortranarray(a), np.asfortranarray(b)
+    elif case == "0d_operand":
+        y = T.tensor("float64", (1, 1), "y")
+        b = b[:1, :1]
+    # (a product: relative errors add, no cancellation to magnify them)
+    f = tg.function([x, y], T.tanh(x) * y * T.exp(-x))
+    ref, got = _both(f, a, b)
+    _assert_close(ref, got, "float64")
+
+
+def test_multiple_outputs_and_inplace_update():
+    w = tg.shared(np.linspace(-1, 1, N), name="w")
+    g = T.dvector("g")
+    new = w - 0.1 * T.tanh(g) * w
+    f = tg.function([g], [new * 2, T.exp(new)], updates=[(w, new)])
+    gv = np.linspace(0, 2, N)
+    w0 = w.get_value()
+    tg.config.cpu_codegen = "numpy"
+    r_np = f(gv)
+    w_np = w.get_value()
+    w.set_value(w0)
+    tg.config.cpu_codegen = "auto"
+    r_c = f(gv)
+    _assert_close(w_np, w.get_value(), "float64")
+    for a, b in zip(r_np, r_c):
+        _assert_close(a, b, "float64")
+
+
+def test_background_compile_switches_with_identical_results(monkeypatch):
+    # Arithmetic only: correctly rounded in both tiers, so bit for bit.
+    monkeypatch.setattr(tg.config, "cpu_codegen_sync", False)
+    x, y = T.dvectors("x", "y")
+    f = tg.function([x, y], (x * 3.5 - y) / (y * y + 1.25) + x)
+    a = np.random.default_rng(2).standard_normal(N)
+    b = np.random.default_rng(3).standard_normal(N)
+    expected = ((a * 3.5 - b) / (b * b + 1.25)) + a
+    results = [f(a, b)]
+    c_tier.wait_for_compiles()
+    results.append(f(a, b))
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+    assert isinstance(c_tier._KERNELS[(_spec_of(f).structure, (False, False))], c_tier.Kernel)
+
+
+def test_numpy_warnings_are_kept():
+    x = T.dvector("x")
+    f = tg.function([x], T.log(x) * 2 + 1)
+    v = np.linspace(-1, 1, N)
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        r = f(v)
+    assert np.isnan(r[v < 0]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"):
+            f(v)
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        f(v)
+
+
+def test_mode_numpy_and_no_compiler_give_the_numpy_results(tmp_path):
+    script = textwrap.dedent(f"""
+        import numpy as np, tracegrad as tg, tracegrad.tensor as T
+        from tracegrad.backend import c
+        tg.config.cpu_codegen_sync = True
+        x = T.dvector("x")
+        f = tg.function([x], T.exp(-x * x) * T.sin(3 * x))
+        v = np.linspace(-3, 3, {N})
+        r = f(v)
+        assert not any(isinstance(k, c.Kernel) for k in c._KERNELS.values()), c._KERNELS
+        assert np.allclose(r, np.exp(-v * v) * np.sin(3 * v), rtol=1e-15, atol=0)
+        print("ok")
+    """)
+    env = dict(os.environ, CXX=str(tmp_path / "no-such-compiler"),
+               TRACEGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def _entry_files(folder):
+    names = sorted(os.listdir(folder))
+    libs = [n for n in names if n.endswith(".so")]
+    assert len(libs) == 1, names
+    key = libs[0][:-3]
+    return os.path.join(folder, key + ".so"), os.path.join(folder, key + ".ok"), key
+
+
+SOURCE = csource.header() + 'extern "C" int tg_contig(long a, long b, char** p, const char* k)' \
+    ' { return 7; }\n'
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered", "group_writable", "record_missing"])
+def test_a_damaged_or_unsafe_cache_entry_is_rebuilt(tmp_path, monkeypatch, damage):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(folder))
+    ccompiler.build(SOURCE)
+    lib, record, key = _entry_files(folder)
+    assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+    assert diskcache.lookup(key, lambda path: path) is not None
+    if damage == "truncated":
+        data = open(lib, "rb").read()
+        open(lib, "wb").write(data[: len(data) // 2])
+    elif damage == "altered":
+        data = bytearray(open(lib, "rb").read())
+        data[-10] ^= 0xFF
+        open(lib, "wb").write(bytes(data))
+    elif damage == "group_writable":
+        os.chmod(lib, 0o660)
+    else:
+        os.unlink(record)
+    assert diskcache.lookup(key, lambda path: path) is None
+    built = ccompiler.build(SOURCE)   # rebuilt and stored again
+    assert built.tg_contig(0, 0, None, None) == 7
+    assert diskcache.lookup(key, lambda path: path) is not None
+    assert not os.stat(lib).st_mode & 0o022
+
+
+def test_an_unsafe_cache_folder_is_not_used(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o777)
+    os.chmod(folder, 0o777)
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(folder))
+    lib = ccompiler.build(SOURCE)   # still works, uncached
+    assert lib.tg_contig(0, 0, None, None) == 7
+    assert not any(n.endswith(".so") for n in os.listdir(folder))
+
+
+def test_two_processes_compiling_the_same_kernel(tmp_path, monkeypatch):
+    script = textwrap.dedent("""
+        import sys
+        from tracegrad.backend import ccompiler, csource
+        src = csource.header() + 'extern "C" int tg_contig(long a, long b, char** p, const char* k) { return 9; }'
+        print(ccompiler.build(src).tg_contig(0, 0, None, None))
+    """)
+    env = dict(os.environ, TRACEGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [o[0].strip() for o in outs] == ["9", "9"], outs
+    lib, record, key = _entry_files(tmp_path / "cache")
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    assert diskcache.lookup(key, lambda path: path) is not None
+
+
+def test_cache_command(tmp_path, monkeypatch, capsys):
+    from tracegrad import cache
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    ccompiler.build(SOURCE)
+    assert cache.main(["info"]) == 0
+    assert "kernels: 1" in capsys.readouterr().out
+    assert cache.main(["clear"]) == 0
+    assert cache.info()[1] == 0
+    assert cache.main(["bogus"]) == 2
+
+
+def test_cpu_codegen_setting_is_validated():
+    with pytest.raises(ValueError, match="cpu_codegen"):
+        tg.config.cpu_codegen = "fortran"
+    tg.config.cpu_codegen = "C"
+    assert tg.config.cpu_codegen == "c"
+
+
+def test_rows_left_to_numpy_are_refused_by_the_emitter():
+    x = T.dvector("x")
+    f = tg.function([x], T.gammaln(x) * 2 + 1)
+    assert not csource.can_compile(_spec_of(f))
+    ref, got = _both(f, np.linspace(0.5, 9, N))
+    np.testing.assert_array_equal(ref, got)

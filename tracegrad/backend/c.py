@@ -1,0 +1,319 @@
+"""The compiled CPU tier: a fused cluster as machine code (issue 18).
+
+``tg.config.cpu_codegen``: ``'auto'`` (the default) and ``'c'`` run a
+cluster's large calls through a kernel compiled by the system C++ compiler
+(``ccompiler``; source from ``csource``); ``'numpy'`` keeps the NumPy
+ufunc programs (``fuse.cpu.CpuProgram``), which are the reference and the
+fallback of this tier:
+
+- **A call never waits for the compiler** (unless
+  ``tg.config.cpu_codegen_sync``): the first call of a cluster over at
+  least ``NATIVE_MIN_SIZE`` elements queues its kernel for a background
+  thread and runs the NumPy program; calls after the kernel is loaded use
+  it. Smaller calls never ask (the NumPy program's whole-call fast path
+  costs less than a foreign call there), so graphs of many small clusters
+  compile nothing.
+- **Never an error for the user**: no compiler, a failed compile or a
+  cluster with a row the C++ library cannot evaluate (``csource.can_compile``)
+  leaves the cluster on the NumPy tier, with one debug-level log message.
+- **NumPy's warnings**: a kernel returns the floating-point exception flags
+  it raised. When one is raised that NumPy's error state (``np.geterr``)
+  does not ignore, the call is run again by the NumPy program, which gives
+  exactly NumPy's warnings or errors (vector math may also raise flags NumPy
+  would not, e.g. in the branch of a ``where`` not taken; re-running keeps
+  those silent). A call whose outputs alias its inputs then computes into
+  fresh buffers first, so re-running reads intact inputs.
+- **Threads**: the flattened range is cut into one piece per thread
+  (``tg.config.num_threads``, at least ``NATIVE_MIN_PER_THREAD`` elements
+  each) on the fusion thread pool; ctypes releases the GIL during the call.
+- **Layouts**: operands that are one value (size 1) or contiguous in the
+  outputs' order take ``tg_contig`` (one kernel per pattern of single
+  values); anything else (broadcast rows, strided views) ``tg_strided``.
+
+``install()`` hooks the tier into ``fuse.cpu`` (``fuse.cpu.NATIVE``); the
+compile stage calls it, so ``fuse`` never imports this module.
+"""
+import ctypes
+import os
+import queue
+import threading
+
+import numpy as np
+
+from tracegrad.config import NATIVE_MIN_PER_THREAD, config
+from tracegrad.fuse import cpu as fuse_cpu
+
+# (``ccompiler`` and ``csource``, and ``logging``, are imported when first
+# needed: importing tracegrad must stay quick, and most functions never make
+# a call big enough to ask for a kernel.)
+
+
+def _log(level, msg, *args):
+    import logging
+    logging.getLogger("tracegrad.backend.c").log(level, msg, *args)
+
+_FLAG_BITS = None  # np.geterr() key -> the FE_* bits of this libc
+
+
+def _fe_bits():
+    """FE_INVALID, FE_DIVBYZERO, FE_OVERFLOW, FE_UNDERFLOW of x86/arm glibc."""
+    import platform
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return {"invalid": 1, "divide": 2, "over": 4, "under": 8}
+    return {"invalid": 1, "divide": 4, "over": 8, "under": 16}
+
+
+def _noticed_flags(flags):
+    """Whether NumPy's error state would act on any of ``flags``."""
+    global _FLAG_BITS
+    if not flags:
+        return False
+    if _FLAG_BITS is None:
+        _FLAG_BITS = _fe_bits()
+    err = np.geterr()
+    return any(flags & bit and err[name] != "ignore" for name, bit in _FLAG_BITS.items())
+
+
+class Kernel:
+    """One loaded library: ``tg_contig`` or ``tg_strided``."""
+
+    __slots__ = ("fn", "strided")
+
+    def __init__(self, lib, strided):
+        self.strided = strided
+        if strided:
+            fn = lib.tg_strided
+            fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p,
+                           ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        else:
+            fn = lib.tg_contig
+            fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p]
+        fn.restype = ctypes.c_int
+        self.fn = fn
+
+
+# ------------------------------------------------------------ compile queue
+_queue = None
+_queue_lock = threading.Lock()
+FAILED = object()   # a kernel that cannot be built
+
+
+def _worker(q):
+    while True:
+        spec, layout = q.get()
+        try:
+            _build(spec, layout)
+        finally:
+            q.task_done()
+
+
+def _submit(spec, layout):
+    global _queue
+    with _queue_lock:
+        if _queue is None:
+            _queue = queue.Queue()
+            threading.Thread(target=_worker, args=(_queue,), daemon=True,
+                             name="tracegrad-cc").start()
+        _queue.put((spec, layout))
+
+
+def wait_for_compiles():
+    """Block until every queued kernel is built (tests, benchmarks)."""
+    q = _queue
+    if q is not None:
+        q.join()
+
+
+def _reset_after_fork():
+    global _queue, _queue_lock
+    _queue = None
+    _queue_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+# ------------------------------------------------------------ kernels
+# (spec structure, layout) -> Kernel, FAILED, or None while queued. The
+# source depends on the structure alone (constants are parameters), so the
+# clusters of ``sum(cos(x[i]) * i)`` share their kernels.
+_KERNELS = {}
+_kernels_lock = threading.Lock()
+
+
+def _kernel(spec, layout):
+    """The loaded kernel of ``spec`` for ``layout``, or ``None`` (queued
+    for the compile thread, or built now when ``cpu_codegen_sync``)."""
+    key = (spec.structure, layout)
+    found = _KERNELS.get(key, FAILED)
+    if found is not FAILED or key in _KERNELS:
+        return found if found is not FAILED else None
+    with _kernels_lock:
+        if key in _KERNELS:
+            return None
+        _KERNELS[key] = None
+    if config.cpu_codegen_sync:
+        _build(spec, layout)
+        found = _KERNELS[key]
+        return found if found is not FAILED else None
+    _submit(spec, layout)
+    return None
+
+
+def _build(spec, layout):
+    from tracegrad.backend import ccompiler, csource
+    try:
+        if layout == "strided":
+            source = csource.strided_source(spec)
+        else:
+            source = csource.contiguous_source(spec, layout)
+        kernel = Kernel(ccompiler.build(source), layout == "strided")
+    except Exception as exc:  # never the user's error: the NumPy tier runs
+        _log(10, "tracegrad: no compiled kernel for %s (%s); the NumPy program runs",
+             spec.name, exc)
+        kernel = FAILED
+    _KERNELS[(spec.structure, layout)] = kernel
+
+
+class NativeProgram:
+    """A spec's calls through the compiled kernels (one per layout)."""
+
+    def __init__(self, spec):
+        from tracegrad.backend import csource
+        self.spec = spec
+        self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
+
+    def run(self, operands, outs, shape, size):
+        """Compute into ``outs`` and return ``True``, or ``False`` when the
+        NumPy program must run this call (no kernel yet, or flags to report)."""
+        layout, strided = _layout(operands, outs, shape)
+        kernel = _kernel(self.spec, layout)
+        if kernel is None:
+            return False
+        aliased = any(np.may_share_memory(o, a) for o in outs for a in operands)
+        targets = [np.empty_like(o) for o in outs] if aliased else outs
+        ptrs = (ctypes.c_void_p * (len(operands) + len(outs)))(
+            *[a.ctypes.data for a in operands], *[o.ctypes.data for o in targets])
+        consts = self.consts
+        if strided:
+            extra = _strided_args(operands, targets, shape)
+            call = (lambda a, b: kernel.fn(a, b, ptrs, consts, *extra))
+        else:
+            call = (lambda a, b: kernel.fn(a, b, ptrs, consts))
+        flags = _run_split(call, size)
+        if _noticed_flags(flags):
+            return False
+        if aliased:
+            for o, t in zip(outs, targets):
+                np.copyto(o, t)
+        return True
+
+
+def _layout(operands, outs, shape):
+    """``(layout key, strided)`` of a call: ``'strided'``, or a tuple saying
+    per operand whether it is a single value (the others contiguous in the
+    outputs' order)."""
+    order = _common_order(outs)
+    if order is None:
+        return "strided", True
+    mask = []
+    for a in operands:
+        if a.size == 1:
+            mask.append(True)
+        elif a.shape == shape and (a.flags.c_contiguous if order == "C"
+                                   else a.flags.f_contiguous):
+            mask.append(False)
+        else:
+            return "strided", True
+    return tuple(mask), False
+
+
+def _common_order(outs):
+    if all(o.flags.c_contiguous for o in outs):
+        return "C"
+    if all(o.flags.f_contiguous for o in outs):
+        return "F"
+    return None
+
+
+def _strided_args(operands, outs, shape):
+    """``(nd, shape, strides)``: byte strides of every operand broadcast to
+    ``shape`` (0 along broadcast axes), then of every output; a 0-d call
+    is one element of shape ``(1,)``."""
+    nd = max(1, len(shape))
+    full = shape if shape else (1,)
+    strides = []
+    for a in list(operands) + list(outs):
+        if not shape:
+            strides.append(0)
+            continue
+        view = a if a.shape == shape else np.broadcast_to(a, shape)
+        strides.extend(view.strides)
+    shape_arr = (ctypes.c_int64 * nd)(*full)
+    strides_arr = (ctypes.c_int64 * len(strides))(*strides)
+    return (nd, shape_arr, strides_arr)
+
+
+def _run_split(call, size):
+    """Run ``call(start, end)`` over ``[0, size)`` on up to
+    ``config.num_threads`` threads; the OR of the flags they return."""
+    nthreads = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
+    if nthreads == 1:
+        return call(0, size)
+    from tracegrad.fuse.runner import _executor
+    step = -(-size // nthreads)
+    bounds = [(a, min(a + step, size)) for a in range(0, size, step)]
+    pool = _executor(len(bounds) - 1)
+    futures = [pool.submit(call, a, b) for a, b in bounds[1:]]
+    flags = 0
+    error = None
+    try:
+        flags = call(*bounds[0])
+    except BaseException as exc:
+        error = exc
+    for fut in futures:
+        # Until every piece is done, even when interrupted: they write outs.
+        while True:
+            try:
+                flags |= fut.result()
+                break
+            except BaseException as exc:
+                error = error or exc
+                if fut.done():
+                    break
+    if error is not None:
+        raise error
+    return flags
+
+
+# ------------------------------------------------------------ the hook
+
+def can_run(spec):
+    """Whether every instruction of ``spec`` has a C++ form
+    (``csource.can_compile``); the compiler is looked for later."""
+    from tracegrad.backend import csource
+    return csource.can_compile(spec)
+
+
+def program(spec):
+    """The ``NativeProgram`` of ``spec`` (which ``can_run``), or ``None``
+    when there is no compiler (``'c'`` then logs a warning once)."""
+    from tracegrad.backend import ccompiler
+    if ccompiler.compiler() is None:
+        if config.cpu_codegen == "c" and not _warned:
+            _warned.append(True)
+            _log(30, "tracegrad: cpu_codegen='c' but no C++ compiler was found "
+                 "(set CXX or CC); the NumPy programs run")
+        return None
+    return NativeProgram(spec)
+
+
+_warned = []
+
+
+def install():
+    """Let ``fuse.cpu`` programs use this tier (idempotent); whether a call
+    uses it follows ``tg.config.cpu_codegen`` at the call."""
+    import sys
+    fuse_cpu.NATIVE[0] = sys.modules[__name__]

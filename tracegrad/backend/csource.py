@@ -1,0 +1,259 @@
+"""C++ source of a fused cluster for the compiled CPU tier (``backend.c``).
+
+One emitter serves the CPU and the GPU: each instruction is the row's ``c``
+expression template with its arguments cast to the type it computes in
+(``fuse.emit``, the emitter the CUDA kernels use), and the helpers are its
+``PREAMBLE`` (``__device__``/``__forceinline__`` defined away). A kernel is
+one loop over a range ``[start, end)`` of the flattened iteration space, so
+the caller can split a call over threads:
+
+- ``tg_contig`` (one per *layout*: which operands are a single value read
+  once, the others contiguous in the outputs' order): a ``#pragma omp simd``
+  loop the compiler vectorises, calling libmvec for the math functions;
+- ``tg_strided``: any strides (broadcast axes have stride 0), walking the
+  last axis in the inner loop.
+
+Both return the floating-point exception flags raised (``fetestexcept``) so
+that the caller can give NumPy's warnings (see ``backend.c``).
+
+Each element loads every input before computing, and stores the outputs
+last, so an output buffer that *is* an input (an in-place update) is read
+before it is written. Scalar constants are read from a parameter block
+(``k``, 8 bytes each, in the constant's dtype) rather than written as
+literals: the source then depends only on the cluster's structure and
+dtypes, so the clusters of ``sum(cos(x[i]) * i)`` differing only in ``i``
+share one compiled kernel, exactly as they share one NumPy program.
+Array constants are operands after the inputs. Names never enter the
+source: positions only (``in<k>``, ``v<j>``, ``o<m>``).
+"""
+import ctypes
+
+import numpy as np
+
+from tracegrad.fuse.emit import compute_ctype, instruction_line, instruction_type
+from tracegrad.fuse.spec import SUM_TO
+from tracegrad.ops.elemwise import PREAMBLE
+
+# dtypes a kernel reads or writes (C++ ``bool`` is NumPy's one byte).
+DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+          "uint64", "float32", "float64")
+# Rows left to the NumPy tier: ``erfinv`` (not in the C++ library);
+# ``tgamma``/``lgamma`` (no vector versions, so nothing to gain; ``lgamma``
+# writes the global ``signgam``, a race between threads; and their results
+# differ from NumPy's far out: the sign of an underflowed gamma, lgamma's
+# poles).
+UNAVAILABLE = ("erfinv(", "tgamma(", "lgamma(")
+
+# libmvec's functions: name -> number of arguments.
+MVEC = {"acos": 1, "acosh": 1, "asin": 1, "asinh": 1, "atan": 1, "atan2": 2, "atanh": 1,
+        "cbrt": 1, "cos": 1, "cosh": 1, "erf": 1, "erfc": 1, "exp": 1, "exp10": 1,
+        "exp2": 1, "expm1": 1, "hypot": 2, "log": 1, "log10": 1, "log1p": 1, "log2": 1,
+        "pow": 2, "sin": 1, "sinh": 1, "tan": 1, "tanh": 1}
+
+
+def _mvec_names():
+    """The libmvec functions (double and float) this machine's library
+    exports, as ``(name, arity)``; empty without libmvec."""
+    try:
+        lib = ctypes.CDLL("libmvec.so.1")
+    except OSError:
+        return []
+    found = []
+    for name, arity in sorted(MVEC.items()):
+        v = "v" * arity
+        if hasattr(lib, f"_ZGVbN2{v}_{name}"):
+            found.append((name, arity, "double"))
+        if hasattr(lib, f"_ZGVbN4{v}_{name}f"):
+            found.append((name + "f", arity, "float"))
+    return found
+
+
+_HEADER = None
+
+
+def header():
+    """Includes, libmvec declarations and the row helpers."""
+    global _HEADER
+    if _HEADER is None:
+        lines = ["#include <cmath>", "#include <cstdint>", "#include <cfenv>",
+                 "using namespace std;", "#define __device__", "#define __forceinline__ inline",
+                 'extern "C" {']
+        for name, arity, ctype in _mvec_names():
+            args = ", ".join([ctype] * arity)
+            lines.append("#pragma omp declare simd notinbranch")
+            lines.append(f"{ctype} {name}({args}) throw();")
+        lines.append("}")
+        lines.append(PREAMBLE)
+        _HEADER = "\n".join(lines) + "\n"
+    return _HEADER
+
+
+def can_compile(spec):
+    """Whether every instruction of ``spec`` has a C++ form here: a ``c``
+    template the C++ library can evaluate, dtypes in ``DTYPES``, and a
+    floating compute type (C integer division and modulo do not round like
+    NumPy's, so integer arithmetic stays on the NumPy tier)."""
+    if any(dt not in DTYPES for dt, _ in spec.in_types):
+        return False
+    if any(c.dtype.name not in DTYPES for c in spec.constants):
+        return False
+    for j, instr in enumerate(spec.instrs):
+        if instr.dtype not in DTYPES:
+            return False
+        if instr.row is SUM_TO:
+            continue
+        c = instr.row.c
+        if c is None or any(u in c for u in UNAVAILABLE):
+            return False
+        dtypes = [arg_dtype(spec, ref) for ref in instr.args]
+        if np.dtype(instruction_type(dtypes, instr.dtype)).kind != "f":
+            return False
+    return True
+
+
+def arg_dtype(spec, ref):
+    kind, k = ref
+    if kind == "i":
+        return spec.in_types[k][0]
+    if kind == "c":
+        return spec.constants[k].dtype.name
+    return spec.instrs[k].dtype
+
+
+def operand_dtypes(spec):
+    """The dtype of each operand: the inputs, then the array constants."""
+    return [dt for dt, _ in spec.in_types] + [
+        c.dtype.name for c in spec.constants if c.size > 1]
+
+
+def _body(spec, names):
+    """The per-element statements (inputs already named in ``names``)."""
+    lines = []
+    const_dtypes = [c.dtype.name for c in spec.constants]
+    for j, instr in enumerate(spec.instrs):
+        if instr.row is SUM_TO:
+            # Read as its first argument (the caller checked the shapes,
+            # ``CpuProgram.shapes_hold``).
+            ct = compute_ctype(instr.dtype)
+            lines.append(f"const {ct} v{j} = (({ct}){names[instr.args[0]]});")
+        else:
+            lines.append(instruction_line(spec, j, instr, names, const_dtypes))
+        names[("t", j)] = f"v{j}"
+    return lines
+
+
+def _constant_names(spec, names, lines):
+    """Scalar constants read once from the parameter block ``k``; array
+    constants are operands (numbered after the inputs)."""
+    n_in = len(spec.in_types)
+    operand = n_in
+    for k, c in enumerate(spec.constants):
+        ct = compute_ctype(c.dtype.name)
+        if c.size > 1:
+            names[("c", k)] = f"in{operand}"
+            operand += 1
+        else:
+            lines.append(f"const {ct} c{k} = *(const {ct}*)(k + {8 * k});")
+            names[("c", k)] = f"c{k}"
+
+
+FLAGS_LINE = "return fetestexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW);"
+
+
+def contiguous_source(spec, scalar_mask):
+    """``tg_contig(start, end, ptrs, k)``: operand ``i`` is one value when
+    ``scalar_mask[i]``, else contiguous; outputs contiguous."""
+    names = {}
+    pre = ["feclearexcept(FE_ALL_EXCEPT);"]
+    loop = []
+    dtypes = operand_dtypes(spec)
+    for i, (dt, scalar) in enumerate(zip(dtypes, scalar_mask)):
+        ct = compute_ctype(dt)
+        if scalar:
+            pre.append(f"const {ct} s{i} = *(const {ct}*)p[{i}];")
+            loop.append(f"const {ct} in{i} = s{i};")
+        else:
+            pre.append(f"const {ct}* a{i} = (const {ct}*)p[{i}];")
+            loop.append(f"const {ct} in{i} = a{i}[i];")
+    n_ops = len(dtypes)
+    for m, dt in enumerate(spec.out_dtypes):
+        pre.append(f"{compute_ctype(dt)}* o{m} = ({compute_ctype(dt)}*)p[{n_ops + m}];")
+    _constant_names(spec, names, pre)
+    for i in range(len(spec.in_types)):
+        names[("i", i)] = f"in{i}"
+    loop += _body(spec, names)
+    loop += [f"o{m}[i] = v{j};" for m, j in enumerate(spec.outputs)]
+    return (header() + 'extern "C" int tg_contig(int64_t start, int64_t end, char** p, '
+            'const char* k) {\n' + "\n".join(pre) +
+            "\n#pragma omp simd\nfor (int64_t i = start; i < end; ++i) {\n" +
+            "\n".join(loop) + "\n}\n" + FLAGS_LINE + "\n}\n")
+
+
+_STRIDED = """\
+extern "C" int tg_strided(int64_t start, int64_t end, char** p, const char* k,
+                          int nd, const int64_t* shape, const int64_t* strides) {
+feclearexcept(FE_ALL_EXCEPT);
+const int nops = %(nops)d;
+char* ptr[%(nops)d];
+int64_t idx[64];
+int64_t rem = start;
+for (int d = nd - 1; d >= 0; --d) { idx[d] = rem %% shape[d]; rem /= shape[d]; }
+for (int q = 0; q < nops; ++q) {
+    ptr[q] = p[q];
+    for (int d = 0; d < nd; ++d) ptr[q] += idx[d] * strides[q * nd + d];
+}
+int64_t last[%(nops)d];
+for (int q = 0; q < nops; ++q) last[q] = strides[q * nd + nd - 1];
+%(pre)s
+int64_t i = start;
+while (i < end) {
+    int64_t count = shape[nd - 1] - idx[nd - 1];
+    if (count > end - i) count = end - i;
+    for (int64_t j = 0; j < count; ++j) {
+%(loop)s
+    }
+    i += count;
+    for (int q = 0; q < nops; ++q) ptr[q] += count * last[q];
+    idx[nd - 1] += count;
+    for (int d = nd - 1; d > 0 && idx[d] == shape[d]; --d) {
+        idx[d] = 0;
+        idx[d - 1] += 1;
+        for (int q = 0; q < nops; ++q)
+            ptr[q] += strides[q * nd + d - 1] - shape[d] * strides[q * nd + d];
+    }
+}
+%(flags)s
+}
+"""
+
+
+def strided_source(spec):
+    """``tg_strided(start, end, ptrs, k, nd, shape, strides)``: byte
+    ``strides`` per operand then output (``nd`` each), over ``shape``."""
+    names = {}
+    pre = []
+    loop = []
+    dtypes = operand_dtypes(spec)
+    for i, dt in enumerate(dtypes):
+        ct = compute_ctype(dt)
+        loop.append(f"const {ct} in{i} = *(const {ct}*)(ptr[{i}] + j * last[{i}]);")
+    _constant_names(spec, names, pre)
+    for i in range(len(spec.in_types)):
+        names[("i", i)] = f"in{i}"
+    loop += _body(spec, names)
+    n_ops = len(dtypes)
+    for m, j in enumerate(spec.outputs):
+        ct = compute_ctype(spec.out_dtypes[m])
+        loop.append(f"*({ct}*)(ptr[{n_ops + m}] + j * last[{n_ops + m}]) = v{j};")
+    return header() + _STRIDED % {"nops": n_ops + len(spec.outputs), "pre": "\n".join(pre),
+                                  "loop": "\n".join(loop), "flags": FLAGS_LINE}
+
+
+def constant_block(spec):
+    """The parameter block of the scalar constants (8 bytes each)."""
+    block = bytearray(8 * max(1, len(spec.constants)))
+    for k, c in enumerate(spec.constants):
+        if c.size == 1:
+            raw = np.asarray(c).reshape(()).tobytes()
+            block[8 * k: 8 * k + len(raw)] = raw
+    return bytes(block)
