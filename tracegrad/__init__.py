@@ -13,7 +13,7 @@ from tracegrad.tensor.type import TensorType  # noqa: F401
 from tracegrad.shared import SharedVariable, shared  # noqa: F401
 from tracegrad.grad import Lop, Rop  # noqa: F401
 from tracegrad.compile import In, Out, function  # noqa: F401
-from tracegrad.scan import scan, until  # noqa: F401
+from tracegrad.scan import scan, scan_checkpoints, until  # noqa: F401
 from tracegrad import printing, random, testing  # noqa: F401
 from tracegrad.printing import pp  # noqa: F401
 from tracegrad.jit import jit  # noqa: F401
@@ -27,7 +27,8 @@ from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F4
 from tracegrad.compile import Mode  # noqa: F401,E402
 from tracegrad.compile.dump import function_dump  # noqa: F401,E402
 from tracegrad.compile.ops import as_op  # noqa: F401,E402  (theano.as_op)
-from tracegrad.scan import foldl, foldr, map, reduce, scan_checkpoints  # noqa: F401,E402
+from tracegrad.scan import foldl, foldr, map, reduce  # noqa: F401,E402
+from tracegrad.vmap import vmap  # noqa: F401  (JAX's vmap: batching by graph rewriting)
 
 __version__ = "0.1.0"
 

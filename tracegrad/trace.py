@@ -290,6 +290,15 @@ class Op:
         raise NotImplementedError(
             f"tracegrad has no gradient rule for op {self.name}")
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """The batching rule (``tg.vmap``): ``node`` rebuilt on ``inputs``, the
+        node's inputs where ``batch_axes[i]`` is not ``None`` carrying a batch
+        axis there. Returns ``(outputs, out_axes)`` (each output's batch axis,
+        or ``None`` where it is the same for every example), or ``None``:
+        no rule for these inputs, and ``vmap`` loops over the batch
+        (``tracegrad/vmap.py``; helpers in ``ops/batching.py``)."""
+        return None
+
     def __call__(self, *inputs):
         node = self.make_node(*inputs)
         for hook in NODE_HOOKS:     # (test values: tracegrad/test_values.py)
@@ -320,7 +329,7 @@ OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
             "static_output", "static_entries", "scalar_op", "positive",
             "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf", "bounded",
             "selects", "broadcasts", "commutative", "associative", "identity",
-            "inverse_of", "negation", "shape_relation")
+            "inverse_of", "negation", "shape_relation", "vmap_rule")
 
 
 # ---------------------------------------------------------------- graph walks

@@ -32,6 +32,17 @@ from tracegrad.ops.manip import *  # noqa: F401,F403
 from tracegrad.ops.cumulative import *  # noqa: F401,F403
 from tracegrad.ops.theano_shape import *  # noqa: F401,F403
 from tracegrad.ops.conv import *  # noqa: F401,F403
+from tracegrad.ops import einsum as _einsum_mod  # noqa: E402
+from tracegrad.ops.einsum import *  # noqa: F401,F403,E402
+from tracegrad.ops import numpy_stats as _numpy_stats  # noqa: E402
+from tracegrad.ops.numpy_stats import *  # noqa: F401,F403,E402
+from tracegrad.ops import numpy_misc as _numpy_misc, numpy_signal as _numpy_signal  # noqa: E402
+from tracegrad.ops.numpy_misc import *  # noqa: F401,F403,E402
+from tracegrad.ops.numpy_signal import *  # noqa: F401,F403,E402
+from tracegrad.ops import numpy_pad as _numpy_pad  # noqa: E402
+from tracegrad.ops.numpy_pad import *  # noqa: F401,F403,E402
+from tracegrad.ops import numpy_ufuncs as _numpy_ufuncs  # noqa: E402
+from tracegrad.ops.numpy_ufuncs import *  # noqa: F401,F403,E402
 from tracegrad.tensor.variable import as_tensor_variable, bind_ops, constant  # noqa: F401
 # numpy.fft: a sub-namespace (``T.fft.fft``), not star-exported: ``T.fft`` is
 # the module, like ``np.fft``. Importing it registers ``np.fft.*`` dispatch.
@@ -47,6 +58,8 @@ from tracegrad.ops import linalg_api  # noqa: F401,E402  (np.linalg.* dispatch; 
 _MODULES = (_elemwise, _elemwise_numpy, _reduce, _shape_static, _alloc, _shape, _index,
             _linalg, _nlinalg, _nnet, _manip, _cumulative, _theano_shape, _conv)
 _MODULES += (_decomp, _decomp_solve)
+_MODULES += (_einsum_mod, _numpy_stats, _numpy_misc, _numpy_signal, _numpy_pad,
+             _numpy_ufuncs)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
 
 # scipy.special's ufuncs (issue 16): T.xlogy, T.jn, T.ndtr...; also registers

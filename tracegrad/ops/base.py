@@ -12,6 +12,7 @@ from functools import lru_cache, partial
 
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops.static import _check_shape_input, _check_runtime_length, _ints
 from tracegrad.tensor.dispatch import register_ufunc
 from tracegrad.tensor.type import TensorType, canonical_dtype
@@ -200,6 +201,10 @@ class Elemwise(Op):
                 g if g is ZERO or isinstance(g, NoGradient) else _match_dtype(sum_to(g, x), x)
                 for x, g in zip(node.inputs, raw)]
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """Pointwise: batch axes first, inputs lined up for broadcasting."""
+        return batching.elementwise_rule(node, inputs, batch_axes)
+
     def inplace_version(self, i):
         """The op writing its result into input ``i``'s buffer
         (``InplaceElemwise``), or ``None`` for rows that are not plain ufuncs
@@ -335,6 +340,9 @@ class SumTo(Op):
             # step sums a bias gradient every call).
             return np.add.reduce(g, axis=axes, keepdims=True).reshape(target)
         return g.sum(axis=axes).reshape(target)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.sum_to_rule(node, inputs, batch_axes)
 
     def vjp(self, node, output_grads):
         g, _ = node.inputs
@@ -510,6 +518,10 @@ class Shape(Op):
     def static_entries(self, node, depth):
         return list(node.inputs[0].type.shape)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """One example's shape: the same for all (unbatched)."""
+        return [shape(batching.to_front(inputs[0], batch_axes[0]))[1:]], [None]
+
 
 _shape = Shape()
 
@@ -569,6 +581,14 @@ class _ToShape(Op):
     def vjp(self, node, output_grads):
         x = node.inputs[0]
         return [_grad_for(x, sum_to(output_grads[0], x)), None]
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """A batched value with one target shape: the batch length in front
+        (a target shape that differs per example has no rule)."""
+        if batch_axes[1] is not None:
+            return None
+        x = batching.pad_front(batching.to_front(inputs[0], batch_axes[0]), self.ndim)
+        return [type(self)(self.ndim + 1)(x, batching.with_batch(inputs[1], x))], [0]
 
 
 class BroadcastTo(_ToShape):

@@ -25,6 +25,7 @@ Gradient choices:
 """
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.elemwise import cast, format_shape, is_differentiable, match_gradient_dtype
 from tracegrad.ops.shape import reshape
@@ -77,6 +78,10 @@ class Cumulative(Op):
 
     def shape_relation(self, node):
         return ("same", node.inputs[0])
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        op = Cumulative(self.kind, self.axis + 1, self.dtype, self.reverse)
+        return batching.shifted_rule(inputs, batch_axes, op)
 
     def impl(self, xp, x):
         fn = getattr(xp, self.kind)
@@ -156,6 +161,9 @@ class Argsort(Op):
     def shape_relation(self, node):
         return ("same", node.inputs[0])
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, Argsort(self.axis + 1, self.kind))
+
     def impl(self, xp, x):
         kw = {} if self.kind is None else {"kind": self.kind}
         return xp.argsort(x, axis=self.axis, **kw).astype("int64", copy=False)
@@ -191,6 +199,9 @@ class PermuteAlongAxis(Op):
     def shape_relation(self, node):
         return ("same", node.inputs[0])
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, PermuteAlongAxis(self.axis + 1))
+
     def impl(self, xp, x, perm):
         return xp.take_along_axis(x, perm, axis=self.axis)
 
@@ -218,6 +229,9 @@ class Sort(Op):
 
     def shape_relation(self, node):
         return ("same", node.inputs[0])
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, Sort(self.axis + 1))
 
     def impl(self, xp, x):
         return xp.sort(x, axis=self.axis)
@@ -293,6 +307,9 @@ class Partition(Op):
 
     def shape_relation(self, node):
         return ("same", node.inputs[0])
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, Partition(self.kth, self.axis + 1, self.arg))
 
     def impl(self, xp, x):
         if self.arg:

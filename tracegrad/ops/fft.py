@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.base import cast, format_shape, is_differentiable, match_gradient_dtype
 from tracegrad.ops.manip import roll
@@ -180,6 +181,9 @@ class Resize(Op):
         out[part] = x[part]
         return out
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, Resize(self.axis + 1))
+
     def vjp(self, node, output_grads):
         x = node.inputs[0]
         g = _as_grad(output_grads[0], node.outputs[0])
@@ -205,6 +209,9 @@ class FFT(Op):
     def impl(self, xp, x):
         transform = xp.fft.ifft if self.inverse else xp.fft.fft
         return transform(x, axis=self.axis, norm=self.norm)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, FFT(self.axis + 1, self.inverse, self.norm))
 
     def vjp(self, node, output_grads):
         g = _as_grad(output_grads[0], node.outputs[0])
@@ -236,6 +243,9 @@ class RFFT(Op):
     def impl(self, xp, x):
         return xp.fft.rfft(x, axis=self.axis, norm=self.norm)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, RFFT(self.axis + 1, self.norm))
+
     def vjp(self, node, output_grads):
         x, = node.inputs
         g = _as_grad(output_grads[0], node.outputs[0])
@@ -266,6 +276,9 @@ class IRFFT(Op):
     def impl(self, xp, x, n):
         return xp.fft.irfft(x, n=int(n), axis=self.axis, norm=self.norm)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, IRFFT(self.axis + 1, self.norm))
+
     def vjp(self, node, output_grads):
         x, n = node.inputs
         g = _as_grad(output_grads[0], node.outputs[0])
@@ -291,6 +304,9 @@ class HermitianWeight(Op):
         weights = xp.ones(x.shape[self.axis], dtype=x.real.dtype)
         weights[1:(int(n) - 1) // 2 + 1] = 2
         return x * weights.reshape((-1,) + (1,) * (x.ndim - self.axis - 1))
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, HermitianWeight(self.axis + 1))
 
     def vjp(self, node, output_grads):
         x, n = node.inputs

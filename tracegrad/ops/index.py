@@ -24,6 +24,8 @@ swaps it in where ``x``'s buffer is no longer needed.
 import numpy as np
 
 from tracegrad.printing import register_formatter
+from tracegrad.ops import index_batching as ib
+from tracegrad.ops.index_batching import ARR, SYM, _markers  # noqa: F401 (the idx markers)
 from tracegrad.ops.elemwise import broadcast_static, cast, mod, sum_to
 from tracegrad.ops.elemwise_numpy import clip
 from tracegrad.ops.reduce import normalize_axis
@@ -38,24 +40,12 @@ from tracegrad.trace import Apply, Constant, Op, Variable
 
 __all__ = ["getitem", "set_subtensor", "inc_subtensor", "take"]
 
-SYM = "?"    # a symbolic integer scalar input
-ARR = "[]"   # an integer index array input
 _UNKNOWN = object()
 _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) "
               "and integer or boolean arrays are valid indices")
 
 
 # ------------------------------------------------------------ the idx tuple
-def _markers(idx):
-    """The ``SYM``/``ARR`` markers of ``idx``, in input order."""
-    out = []
-    for e in idx:
-        for p in (e[1:] if isinstance(e, tuple) else (e,)):
-            if isinstance(p, str):
-                out.append(p)
-    return out
-
-
 def _idx_str(idx):
     def part(p):
         return "" if p is None else str(p)
@@ -291,6 +281,12 @@ class Subtensor(Op):
         gx = IncSubtensor(self.idx)(zeros_like(x), output_grads[0], *parts)
         return [_grad_for(x, gx)] + [None] * len(parts)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """A batched ``x`` indexed the same way for every example: a full
+        slice for the batch axis; batched indices index the batch by an
+        ``arange`` column (``ops/index_batching.py``)."""
+        return ib.subtensor_rule(Subtensor, node, inputs, batch_axes)
+
     # What is known of shape vectors (``x.shape[0]``, ``x.shape[1:]``).
     def _picked(self, node, depth=8):
         x = node.inputs[0]
@@ -375,6 +371,13 @@ class IncSubtensor(Op):
             gx = IncSubtensor(self.idx, True)(g, constant(np.zeros((), g.dtype)), *parts)
         gy = sum_to(Subtensor(self.idx)(g, *parts), y)
         return [_grad_for(x, gx), _grad_for(y, gy)] + [None] * len(parts)
+
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """``x`` batched in front (repeated when only ``y`` is batched), the
+        index with the batch axis in front, ``y`` lined up with ``x[idx]``
+        (``ops/index_batching.py``)."""
+        return ib.inc_subtensor_rule(Subtensor, IncSubtensor, node, inputs, batch_axes)
 
 
 def _value_for(op, x, y, target):

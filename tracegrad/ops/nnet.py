@@ -12,6 +12,7 @@ cross-entropy against integer labels reads one entry per row through
 ``TakeAlongLastAxis`` (whose adjoint ``PutAlongLastAxis`` scatters the
 gradient back), so it never builds a one-hot matrix.
 """
+from tracegrad.ops import batching
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.elemwise import cast, format_shape, is_differentiable
 from tracegrad.ops.reduce import normalize_axis, sum as _sum
@@ -44,6 +45,10 @@ class _SoftmaxBase(Op):
 
     def shape_relation(self, node):
         return ("same", node.inputs[0])
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        op = type(self)(batching.shifted_axes(self.axes))
+        return batching.shifted_rule(inputs, batch_axes, op)
 
     def _shifted(self, xp, x):
         return x - _max_keepdims(xp, x, self.axes)
@@ -227,6 +232,9 @@ class TakeAlongLastAxis(Op):
         rows, cols, flat_shape = _rows(xp, x, idx)
         return x.reshape(flat_shape)[rows, cols].reshape(idx.shape)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, self)
+
     def vjp(self, node, output_grads):
         x, idx = node.inputs
         if not is_differentiable(x):
@@ -251,6 +259,9 @@ class PutAlongLastAxis(Op):
         out = xp.zeros(like.shape, dtype=g.dtype)
         out.reshape(flat_shape)[rows, cols] = g.reshape(-1)
         return out
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.shifted_rule(inputs, batch_axes, self)
 
     def vjp(self, node, output_grads):
         _, idx, _ = node.inputs

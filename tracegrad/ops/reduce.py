@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops import elemwise as ew
 from tracegrad.ops.alloc import broadcast_to
 from tracegrad.ops.elemwise import cast, format_shape, is_differentiable
@@ -124,6 +125,20 @@ class Reduce(Op):
         if self.kind in ("argmax", "argmin"):  # (axes may be None: the flat index)
             return None
         return ("reduce", node.inputs[0], self.axes, self.keepdims)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """The axes shifted past the batch axis, put first; ``argmax`` of
+        the flattened example reads each example's row of a (batch, -1) view."""
+        x = batching.to_front(inputs[0], batch_axes[0])
+        k = node.inputs[0].ndim
+        if self.axes is None and self.kind in ("argmax", "argmin"):
+            flat = x.reshape((x.shape[0], -1)) if k != 1 else x
+            out = Reduce(self.kind, (1,), False, self.dtype)(flat)
+            if self.keepdims:
+                out = out.dimshuffle(0, *(["x"] * k))
+            return [out], [0]
+        axes = batching.shifted_axes(self._all_axes(k))
+        return [Reduce(self.kind, axes, self.keepdims, self.dtype)(x)], [0]
 
     def impl(self, xp, x):
         fn = getattr(xp, self.kind)
@@ -268,6 +283,12 @@ class ReductionCount(Op):
             raise TypeError("ReductionCount takes one or more inputs of one ndim")
         return Apply(self, xs, [TensorType(self.dtype, ())()])
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """The count of one example: the same for all."""
+        args, _ = batching.front_all(inputs, batch_axes)
+        axes = batching.shifted_axes(self.axes)
+        return [ReductionCount(axes, self.ddof, self.dtype)(*args)], [None]
+
     def impl(self, xp, *xs):
         n = 1
         for a in self.axes:
@@ -364,6 +385,10 @@ class LogSumExp(Op):
 
     def shape_relation(self, node):
         return ("reduce", node.inputs[0], self.axes, self.keepdims)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        x = batching.to_front(inputs[0], batch_axes[0])
+        return [LogSumExp(batching.shifted_axes(self.axes), self.keepdims)(x)], [0]
 
     def impl(self, xp, x):
         if builtins.any(x.shape[a] == 0 for a in self.axes) or x.size == 0:

@@ -14,6 +14,7 @@ import operator
 
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops.elemwise import cast, format_shape, sum_to
 from tracegrad.ops.static import normalize_axis
 from tracegrad.ops.shape_static import (_axis, _check_runtime_length, _check_shape_input,
@@ -99,6 +100,13 @@ class Reshape(Op):
         x = node.inputs[0]
         return [_grad_for(x, reshape(output_grads[0], shape(x), ndim=x.ndim)), None]
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """One target shape for every example: the batch length in front."""
+        if batch_axes[1] is not None:
+            return None
+        x = batching.to_front(inputs[0], batch_axes[0])
+        return [Reshape(self.ndim + 1)(x, batching.with_batch(inputs[1], x))], [0]
+
 
 def reshape(x, newshape, ndim=None):
     """``x`` with shape ``newshape``: a tuple of ints (one may be -1) and
@@ -143,6 +151,13 @@ class Flatten(Op):
     def vjp(self, node, output_grads):
         x = node.inputs[0]
         return [_grad_for(x, reshape(output_grads[0], shape(x), ndim=x.ndim))]
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """The batch axis kept in front of the kept axes."""
+        x = batching.to_front(inputs[0], batch_axes[0])
+        if x.ndim == 1:  # (a 0-d example: flatten gives a length-1 vector)
+            return [x.dimshuffle(0, "x")], [0]
+        return [Flatten(self.ndim + 1)(x)], [0]
 
 
 def flatten(x, ndim=1):
@@ -220,6 +235,12 @@ class DimShuffle(Op):
         source = {p: j for j, p in enumerate(self.pattern) if p != "x"}
         back = tuple(source.get(i, "x") for i in range(self.input_ndim))
         return [_grad_for(x, DimShuffle(len(self.pattern), back)(g))]
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """The pattern with the batch axis first, kept."""
+        x = batching.to_front(inputs[0], batch_axes[0])
+        pattern = (0,) + tuple(p if p == "x" else p + 1 for p in self.pattern)
+        return [DimShuffle(self.input_ndim + 1, pattern)(x)], [0]
 
 
 register_formatter(DimShuffle, lambda node, i: [
@@ -316,6 +337,10 @@ class Squeeze(Op):
     def vjp(self, node, output_grads):
         return [_grad_for(node.inputs[0], expand_dims(output_grads[0], self.axis))]
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        x = batching.to_front(inputs[0], batch_axes[0])
+        return [Squeeze(batching.shifted_axes(self.axis))(x)], [0]
+
 
 def squeeze(x, axis=None):
     """Remove length-1 axes. With ``axis=None`` the axes whose static length
@@ -389,6 +414,11 @@ class Join(Op):
         sizes = shape_vector([shape(t)[self.axis] for t in node.inputs], "concatenate")
         parts = Split(len(node.inputs), self.axis).make_node(output_grads[0], sizes).outputs
         return [_grad_for(t, p) for t, p in zip(node.inputs, parts)]
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """Every input batched in front (the unbatched ones repeated)."""
+        args, _ = batching.front_all(inputs, batch_axes)
+        return [Join(self.axis + 1)(*args)], [0]
 
     def static_entries(self, node, depth):
         if self.axis != 0:
@@ -505,6 +535,14 @@ class Split(Op):
         x = node.inputs[0]
         return [_grad_for(x, concatenate(output_grads, self.axis)), None]
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        """One set of sizes for every example: split below the batch axis."""
+        if batch_axes[1] is not None:
+            return None
+        x = batching.to_front(inputs[0], batch_axes[0])
+        outs = Split(self.n_splits, self.axis + 1).make_node(x, inputs[1]).outputs
+        return outs, [0] * len(outs)
+
 
 def split(x, splits_size, n_splits=None, axis=0):
     """Theano's ``split(x, splits_size, n_splits, axis=0)``: a list of
@@ -590,6 +628,9 @@ class Repeat(Op):
     def impl(self, xp, x, repeats):
         return xp.repeat(x, _repeats_arg(repeats), axis=self.axis)
 
+    def vmap_rule(self, node, inputs, batch_axes):
+        return batching.first_input_rule(inputs, batch_axes, Repeat(self.axis + 1))
+
     def vjp(self, node, output_grads):
         x, repeats = node.inputs
         return [_grad_for(x, RepeatGrad(self.axis)(output_grads[0], repeats, x)), None]
@@ -618,6 +659,14 @@ class RepeatGrad(Op):
         owner = xp.repeat(xp.arange(n), _repeats_arg(repeats))
         scatter_add(xp, out, (slice(None),) * axis + (owner,), g)
         return out
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """``g`` and ``like`` batched in front; the same repeats for all."""
+        if batch_axes[1] is not None:
+            return None
+        (g, like), _ = batching.front_all([inputs[0], inputs[2]],
+                                          [batch_axes[0], batch_axes[2]])
+        return [RepeatGrad(self.axis + 1)(g, inputs[1], like)], [0]
 
     def vjp(self, node, output_grads):
         return [Repeat(self.axis)(output_grads[0], node.inputs[1]), None, None]

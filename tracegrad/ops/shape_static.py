@@ -11,6 +11,7 @@ import numpy as np
 
 # ``Shape``, ``_grad_for`` (``ops.base``) and the build-time knowledge of
 # values (``ops.static``) sit below every op module; re-exported here.
+from tracegrad.ops import batching
 from tracegrad.ops.base import Shape, _grad_for, _shape, cast, shape  # noqa: F401
 from tracegrad.ops.static import (_FOLD_MAX_NODES, _FOLD_MAX_SIZE, _axis,  # noqa: F401
                                   _check_runtime_length, _check_shape_input, _ints,
@@ -102,6 +103,11 @@ class MakeVector(Op):
         if not scalars:
             return xp.zeros((0,), dtype=self.dtype)
         return xp.stack(scalars)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """Each example's scalars side by side: a (batch, n) matrix."""
+        args, _ = batching.front_all(inputs, batch_axes)
+        return [batching.stack_columns(args)], [0]
 
     def vjp(self, node, output_grads):
         g = output_grads[0]

@@ -9,6 +9,7 @@ and gives the output the static lengths it names.
 """
 import numpy as np
 
+from tracegrad.ops import batching
 from tracegrad.ops.alloc import arange, ones_like
 from tracegrad.ops.base import format_shape
 from tracegrad.ops.shape import concatenate, expand_dims, reshape, stack
@@ -61,10 +62,14 @@ def _static_length(entry):
     if entry is None:
         return None
     if isinstance(entry, Constant):
-        return int(entry.data)
-    if isinstance(entry, (int, np.integer)):
-        return int(entry)
-    return None
+        value = int(entry.data)
+    elif isinstance(entry, (int, np.integer)):
+        value = int(entry)
+    else:
+        return None
+    # -1 is how a node's inputs spell ``None`` (any length): rebuilt nodes
+    # (``clone_with_new_inputs``: rewrites, vmap) read it back as such.
+    return None if value == -1 else value
 
 
 class SpecifyShape(Op):
@@ -97,6 +102,13 @@ class SpecifyShape(Op):
 
     def vjp(self, node, output_grads):
         return [output_grads[0]] + [None] * (len(node.inputs) - 1)
+
+    def vmap_rule(self, node, inputs, batch_axes):
+        """Any length for the batch axis, the given ones below it."""
+        if any(a is not None for a in batch_axes[1:]):
+            return None
+        x = batching.to_front(inputs[0], batch_axes[0])
+        return [SpecifyShape()(x, None, *inputs[1:])], [0]
 
 
 def specify_shape(x, shape):
