@@ -24,6 +24,7 @@ import numpy as np
 
 from tracegrad.backend.inplace import defer_fused_updates
 from tracegrad.evaluate import reraise_with_context
+from tracegrad.trace import node_runner, uses_perform
 
 # How an output leaves the call.
 AS_IS, COPY, COPY_IF_READONLY = 0, 1, 2
@@ -86,15 +87,19 @@ class Schedule:
         self.deferred = []                # fused update kernels (backend/inplace.py)
 
 
-def impl_for(op, xp):
-    """The callable ``f(*arrays)`` running ``op`` on ``xp``.
+def impl_for(node, xp):
+    """The callable ``f(*arrays)`` running ``node``'s op on ``xp``.
 
     An op may offer ``op.impl_for(xp)`` for a faster equivalent of
-    ``partial(op.impl, xp)`` (e.g. the bare ufunc).
+    ``partial(op.impl, xp)`` (e.g. the bare ufunc); an op written to
+    Theano's protocol runs its ``perform`` (``trace.node_runner``).
     """
+    op = node.op
     fast = getattr(op, "impl_for", None)
     if fast is not None:
         return fast(xp)
+    if uses_perform(op):
+        return node_runner(node, xp)
     return partial(op.impl, xp)
 
 
@@ -133,7 +138,7 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     for k, node in enumerate(order):
         frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
         frees.update(slot[o] for o in node.outputs if o not in last_reader and o not in kept)
-        steps.append(Step(node, impl_for(node.op, xp), [slot[v] for v in node.inputs],
+        steps.append(Step(node, impl_for(node, xp), [slot[v] for v in node.inputs],
                           [slot[o] for o in node.outputs], sorted(frees), backend))
 
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
