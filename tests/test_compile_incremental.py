@@ -3,6 +3,7 @@ near-linear in graph size (issue 14). None is timed: each checks that a
 cheaper mechanism gives what the straightforward one gave, and that the
 data it keeps stays small."""
 import numpy as np
+import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
@@ -85,3 +86,120 @@ def test_view_graph_still_computes_what_mode_none_computes():
                              s[0] * 3.0], mode="None")(m)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+# ------------------------------------------------------------ rewriting in place
+def _structure(fgraph):
+    """The graph as text: nodes in run order, each with what it reads, and
+    every variable's clients (their order too) by position."""
+    from tracegrad.trace import Constant
+    ids = {v: f"in{i}" for i, v in enumerate(fgraph.inputs)}
+    lines = []
+    for k, node in enumerate(fgraph.toposort()):
+        for j, out in enumerate(node.outputs):
+            ids[out] = f"n{k}.{j}"
+        lines.append(f"{node.op} {[ids.get(i, str(i) if isinstance(i, Constant) else '?') for i in node.inputs]}")
+    def client_ids(v):
+        return [(c if c == "output" else ids[c.outputs[0]], i) for c, i in fgraph.clients[v]]
+    for v in sorted((v for v in fgraph.variables if v in ids), key=lambda v: ids[v]):
+        lines.append(f"{ids[v]}: {client_ids(v)}")
+    # constants (no position of their own): as a multiset, by value and readers
+    lines += sorted(f"{v.type} {np.asarray(v.data).tobytes().hex()}: {client_ids(v)}"
+                    for v in fgraph.variables if v not in ids)
+    lines.append(f"out {[ids.get(o, str(o)) for o in fgraph.outputs]}")
+    return lines
+
+
+def _rewritten(outputs_of, in_place):
+    from tracegrad.compile import pipeline
+    from tracegrad.compile.fgraph import FunctionGraph
+    inputs, outputs = outputs_of()
+    fgraph = FunctionGraph(inputs, outputs, clone=True)
+    if not in_place:
+        fgraph._owns_nodes = False   # (the copy-and-replace path)
+    assert fgraph.edits_in_place() is in_place
+    pipeline.rewrite(fgraph, "fast_run")
+    fgraph.check_integrity()
+    return fgraph
+
+
+def _graphs():
+    def summed():
+        x, cost, g = _sum_indexed(20)
+        return [x], [cost, g, cost]        # (an output listed twice)
+
+    def mixed():
+        x = T.dvector("x")
+        y = T.dmatrix("y")
+        e = T.exp(x) * 2.0
+        return [x, y], [T.log(1 + T.exp(x)), (y * e).sum(axis=0), e, x, T.constant(3.0)]
+    return [summed, mixed]
+
+
+def test_rewriting_in_place_leaves_the_graph_the_copy_would():
+    for outputs_of in _graphs():
+        assert _structure(_rewritten(outputs_of, True)) == \
+            _structure(_rewritten(outputs_of, False))
+
+
+def test_a_graph_over_the_users_nodes_is_rewritten_on_a_copy():
+    from tracegrad.compile import pipeline
+    from tracegrad.compile.fgraph import FunctionGraph
+    x = T.dvector("x")
+    y = (x * 2.0) * 3.0
+    node, inputs = y.owner, list(y.owner.inputs)
+    fgraph = FunctionGraph([x], [y], clone=False)
+    assert not fgraph.edits_in_place()
+    pipeline.rewrite(fgraph, "fast_run")
+    assert y.owner is node and node.inputs == inputs   # the user's graph is untouched
+    assert fgraph.outputs[0] is not y
+    fgraph.check_integrity()
+
+
+def test_a_listener_gets_per_edit_events_so_the_graph_is_rewritten_on_a_copy():
+    from tracegrad.compile import pipeline
+    from tracegrad.compile.fgraph import FunctionGraph
+    x = T.dvector("x")
+    fgraph = FunctionGraph([x], [(x * 2.0) * 3.0 + 0.0])
+    assert fgraph.clone().edits_in_place()
+    events = []
+
+    class Listener:
+        def on_prune(self, fgraph, node, reason):
+            events.append(reason)
+    fgraph.attach_listener(Listener())
+    assert not fgraph.edits_in_place()
+    pipeline.rewrite(fgraph, "fast_run")
+    assert "rewrite" in events
+
+
+def test_reset_outputs_checks_what_it_is_given():
+    from tracegrad.compile.fgraph import FunctionGraph
+    x = T.dvector("x")
+    fgraph = FunctionGraph([x], [T.exp(x)])
+    with pytest.raises(ValueError, match="2 outputs for a graph of 1"):
+        fgraph.reset_outputs([fgraph.inputs[0], fgraph.inputs[0]])
+    with pytest.raises(TypeError, match="cannot replace"):
+        fgraph.reset_outputs([T.constant(1.0)])
+    old = fgraph.outputs[0]
+    fgraph.reset_outputs([T.log(fgraph.inputs[0])])
+    fgraph.check_integrity()
+    assert old not in fgraph.variables and old.owner not in fgraph.apply_nodes
+    fgraph.replace(old, fgraph.outputs[0])   # a removed variable: nothing to do
+
+
+def test_every_op_table_graph_is_rewritten_in_place_as_on_a_copy():
+    import warnings
+    import test_op_declarations as tod
+    rng = np.random.default_rng(0)
+    n = 0
+    for _, case in tod._cases():
+        def outputs_of(case=case):
+            xs, _, outs = tod._graphs(case, np.random.default_rng(0))
+            return xs, outs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert _structure(_rewritten(outputs_of, True)) == \
+                _structure(_rewritten(outputs_of, False)), case.name
+        n += 1
+    assert n > 400 and rng is not None
