@@ -203,3 +203,75 @@ def test_every_op_table_graph_is_rewritten_in_place_as_on_a_copy():
                 _structure(_rewritten(outputs_of, False)), case.name
         n += 1
     assert n > 400 and rng is not None
+
+
+# ------------------------------------------------------------ group questions
+def _rule_runs(monkeypatch, graph_of):
+    """``{phase: {rule name: runs}}`` while rewriting ``graph_of()``."""
+    from tracegrad.compile import pipeline
+    from tracegrad.compile.fgraph import FunctionGraph
+    from tracegrad.rewrite import engine
+    runs, phase = {}, [None]
+    visit, run_phase = engine._visit, engine.run_phase
+
+    def counting_visit(graph, node, rules, ctx, stats):
+        for rule in rules:
+            runs.setdefault(phase[0], {}).setdefault(rule.name, 0)
+            runs[phase[0]][rule.name] += 1
+        return visit(graph, node, rules, ctx, stats)
+
+    def naming_run_phase(graph, groups, stats=None):
+        phase[0] = groups[-1] if groups else "merge"
+        return run_phase(graph, groups, stats)
+    monkeypatch.setattr(engine, "_visit", counting_visit)
+    monkeypatch.setattr(engine, "run_phase", naming_run_phase)
+    inputs, outputs = graph_of()
+    pipeline.rewrite(FunctionGraph(inputs, outputs), "fast_run")
+    return runs
+
+
+def test_products_and_sums_no_stabilize_rule_can_touch_are_not_visited_again(monkeypatch):
+    def graph_of():
+        x, cost, g = _sum_indexed(30)
+        return [x], [cost, g]
+    runs = _rule_runs(monkeypatch, graph_of)
+    assert runs["canonicalize"]["product"] >= 60 and runs["canonicalize"]["sum"] >= 30
+    assert "product" not in runs["stabilize"] and "sum" not in runs["stabilize"]
+
+
+def test_products_and_sums_a_stabilize_rule_may_touch_are_visited_again(monkeypatch):
+    def graph_of():
+        x = T.dvector("x")
+        y = T.dmatrix("y")
+        e = T.exp(y)
+        return [x, y], [T.exp(x) / (1 + T.exp(x)),                  # sigmoid
+                        T.exp(x) - 1.0,                             # expm1
+                        e / e.sum(axis=1, keepdims=True),           # softmax
+                        (x + 1.0) * (2.0 / (x + 1.0))]              # distribution
+    runs = _rule_runs(monkeypatch, graph_of)
+    assert runs["stabilize"]["product"] >= 3 and runs["stabilize"]["sum"] >= 1
+
+
+def _without_finds():
+    from tracegrad.rewrite import canonicalize
+    return [rule._replace(finds=None) for rule in canonicalize.FACTOR_RULES]
+
+
+def test_every_op_table_graph_is_rewritten_as_without_the_factor_rules_prechecks(
+        monkeypatch):
+    import warnings
+    import test_op_declarations as tod
+    from tracegrad.rewrite import canonicalize
+    assert all(rule.finds is not None for rule in canonicalize.FACTOR_RULES)
+    with_finds = list(canonicalize.FACTOR_RULES)
+    for _, case in tod._cases():
+        def outputs_of(case=case):
+            xs, _, outs = tod._graphs(case, np.random.default_rng(0))
+            return xs, outs
+        got = []
+        for rules in (with_finds, _without_finds()):
+            monkeypatch.setattr(canonicalize, "FACTOR_RULES", rules)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                got.append(_structure(_rewritten(outputs_of, True)))
+        assert got[0] == got[1], case.name

@@ -198,8 +198,10 @@ def _scatter_cancel(parts, ctx):
 def _register():
     register("stabilize", Rule("log_softmax", ["log"], log_softmax_rule))
     register("stabilize", Rule("logsumexp", ["log"], logsumexp_rule))
-    FACTOR_RULES.append(FactorRule("stabilize", "softmax_from_exp", _softmax_from_exp))
-    FACTOR_RULES.append(FactorRule("stabilize", "scatter_cancel", _scatter_cancel))
+    FACTOR_RULES.append(FactorRule("stabilize", "softmax_from_exp", _softmax_from_exp,
+                                   lambda parts: any(map(_softmax_den, parts.den))))
+    FACTOR_RULES.append(FactorRule("stabilize", "scatter_cancel", _scatter_cancel,
+                                   lambda parts: any(map(_scatter, parts.num))))
 
 
 _register()
