@@ -16,6 +16,8 @@
   before rewriting: with it the gradient is ``onehot(g) - softmax(x) * ...``,
   finite where ``softmax`` underflows.
 """
+import functools
+
 import numpy as np
 
 from tracegrad.rewrite import algebra as al
@@ -25,7 +27,10 @@ from tracegrad.rewrite.engine import Rule, register
 from tracegrad.rewrite.pattern import const_value
 
 
+@functools.cache
 def _ops():
+    # (imported on first use; cached: the factor rules' prechecks call this
+    # for every factor of every product)
     from tracegrad.ops import index, nnet, reduce, shape
     return index, nnet, reduce, shape
 
