@@ -275,3 +275,52 @@ def test_every_op_table_graph_is_rewritten_as_without_the_factor_rules_prechecks
                 warnings.simplefilter("ignore")
                 got.append(_structure(_rewritten(outputs_of, True)))
         assert got[0] == got[1], case.name
+
+
+# ------------------------------------------------------------ threads
+def _blocked_calls(monkeypatch, fn, args):
+    """The ``nthreads`` of each ``run_blocked`` a call of ``fn`` makes
+    (none: the kernels ran as one pass)."""
+    from tracegrad.fuse import cpu
+    seen = []
+    real = cpu.run_blocked
+
+    def spy(fn, slot_dtypes, operands, outs, shape, block, nthreads):
+        seen.append(nthreads)
+        return real(fn, slot_dtypes, operands, outs, shape, block, nthreads)
+    monkeypatch.setattr(cpu, "run_blocked", spy)
+    monkeypatch.setattr(cpu, "THREAD_MIN_NS", 1)   # (any element work would pay)
+    monkeypatch.setattr(tg.config, "num_threads", 2)
+    result = fn(*args)
+    fn(*args)
+    return seen, result
+
+
+def test_a_long_kernel_on_few_elements_runs_as_one_pass(monkeypatch):
+    x = T.dvector("x")
+    y = x
+    for _ in range(150):
+        y = T.sin(y) * 1.0001 + 0.1
+    f = tg.function([x], [T.sum(y), tg.grad(T.sum(y), x)])
+    from tracegrad.fuse.op import FusedElemwise
+    kernels = [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, FusedElemwise)]
+    assert max(len(n.op.spec.instrs) for n in kernels) > 500
+    xs = np.linspace(0.0, 1.0, 16)
+    seen, got = _blocked_calls(monkeypatch, f, [xs])
+    assert seen == []
+    # without the Python time of the steps in the count, it went to threads
+    from tracegrad.fuse import cpu
+    monkeypatch.setattr(cpu, "STEP_DISPATCH_NS", 0)
+    seen, blocked = _blocked_calls(monkeypatch, f, [xs])
+    assert seen and all(n == 2 for n in seen)
+    for a, b in zip(got, blocked):   # (the same ufunc calls: the same bits)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_short_kernel_on_many_elements_still_uses_threads(monkeypatch):
+    x = T.dvector("x")
+    f = tg.function([x], T.exp(x) * 2.0 + 1.0)
+    xs = np.linspace(0.0, 1.0, 1 << 20)
+    seen, got = _blocked_calls(monkeypatch, f, [xs])
+    assert seen and all(n == 2 for n in seen)
+    np.testing.assert_array_equal(got, np.exp(xs) * 2.0 + 1.0)
