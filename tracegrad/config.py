@@ -238,6 +238,14 @@ SINGLE_PASS_BLOCKS = 2
 # thread that gets less CPU time than the others (a busy machine) does not
 # hold the call back. Not measured.
 BLOCKS_PER_THREAD = 2
+# Python time (ns) of one step of a block, whatever its size: a ufunc call
+# on a few elements, with the GIL held. Measured ~1.2 us (``np.sin(a,
+# out=o)``, 4 elements) to ~2.7 us (a multiply by a Python float) on the
+# development machine; the lower figure is used. A call goes to threads
+# only when each gets at least BLOCKS_PER_THREAD blocks' worth of this
+# overhead in element work: a 10^5-step kernel (the 50k chain and its
+# gradient) on 16 elements ran its steps 4 times, in 4 blocks on 2 threads.
+STEP_DISPATCH_NS = 1_000
 # Elements used to measure what an elementwise row costs per element (best
 # of CALIBRATION_ROUNDS runs, once per row and argument dtypes). Not measured.
 CALIBRATION_SIZE = 8192
