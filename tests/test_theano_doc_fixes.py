@@ -101,12 +101,13 @@ def test_print_test_value_shows_the_value_in_repr(test_values_on):
     x = T.dvector("x")
     x.tag.test_value = np.ones(3)
     y = x * 2
-    assert repr(y) == str(y)                       # off by default
+    assert repr(y) == "TensorVariable(mul.out, float64, shape=(None,))"  # off by default
     tg.config.print_test_value = True
     assert repr(y) == f"{y}\n{np.full(3, 2.0)!r}"
     assert repr(x) == f"x\n{np.ones(3)!r}"
     assert repr(T.constant(3.0)).endswith("array(3.)")
-    assert repr(T.dvector("no_value")) == "no_value"
+    # without a value: the usual repr
+    assert repr(T.dvector("no_value")) == "TensorVariable(no_value, float64, shape=(None,))"
     with pytest.raises(AttributeError, match="print_test_values"):
         tg.config.print_test_values = True
 
