@@ -35,7 +35,8 @@ LAYERS = [
     ("api", ["tracegrad", "tracegrad.tensor", "tracegrad.tensor.nnet",
              "tracegrad.tensor.shared_randomstreams", "tracegrad.tensor.nlinalg",
              "tracegrad.jit", "tracegrad.random", "tracegrad.testing",
-             "tracegrad.pytree", "tracegrad.differentiate", "tracegrad.transforms"]),
+             "tracegrad.pytree", "tracegrad.differentiate", "tracegrad.transforms",
+             "tracegrad.distributed"]),
 ]
 
 

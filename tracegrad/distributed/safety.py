@@ -28,6 +28,7 @@ each into an error message.
 Collectives inside a ``scan`` body are not seen by the graph check.
 """
 import hashlib
+import os
 import sys
 import traceback
 
@@ -82,7 +83,13 @@ def _abort(exc):
         "calling MPI_Abort so that the other ranks do not wait for it forever "
         "(tracegrad.distributed.set_on_error('raise') to handle it yourself)\n")
     sys.stderr.flush()
+    _hard_abort(comm)
+
+
+def _hard_abort(comm):
     comm.Abort(1)
+    # (MPICH's MPI_Abort may return once it has told mpiexec; never go on)
+    os._exit(1)
 
 
 def guard(run):
@@ -123,7 +130,7 @@ def _excepthook(kind, value, tb):
     sys.stderr.write(f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
                      f"ended with an uncaught {kind.__name__}; calling MPI_Abort\n")
     sys.stderr.flush()
-    comm.Abort(1)
+    _hard_abort(comm)
 
 
 _previous_hook = sys.excepthook
