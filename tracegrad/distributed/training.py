@@ -50,7 +50,7 @@ def _buckets(xs, nbytes, bucket_bytes):
         cur[0].append(k)
         cur[1] += n
     done.extend(c[0] for c in open_.values())
-    return done
+    return sorted(done, key=lambda bucket: bucket[0])
 
 
 def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None):
