@@ -26,7 +26,7 @@ import numpy as np
 from mpi4py import MPI
 
 import tracegrad.tensor as T
-from tracegrad.distributed.state import DistributedError, current
+from tracegrad.distributed.state import DistributedError, check_shapes_enabled, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
@@ -59,9 +59,10 @@ def _device(xp, a, dtype):
 
 def check_shapes(comm, shapes, what):
     """Every rank holds ``shapes`` (a list of tuples of the same ranks on
-    every rank, the graphs being equal); else ``DistributedError`` on all."""
+    every rank, the graphs being equal); else ``DistributedError`` on all.
+    Skipped after ``set_check_shapes(False)``."""
     mine = np.array([n for s in shapes for n in s], dtype=np.int64)
-    if comm.Get_size() == 1 or mine.size == 0:
+    if comm.Get_size() == 1 or mine.size == 0 or not check_shapes_enabled():
         return
     both = np.concatenate([mine, -mine])
     out = np.empty_like(both)
@@ -329,6 +330,12 @@ class AllreduceBucket(Collective):
     def impl(self, xp, *xs):
         arrays = [_host(xp, x) for x in xs]
         check_shapes(self.comm, [a.shape for a in arrays], str(self))
+        if len(arrays) == 1:        # (nothing to pack: reduce straight into the output)
+            out = np.empty_like(arrays[0])
+            self.comm.Allreduce(arrays[0], out, op=MPI.SUM)
+            if self.op == "mean":
+                out /= self.comm.Get_size()
+            return _device(xp, out, xs[0].dtype)
         sizes = [a.size for a in arrays]
         flat = np.empty(sum(sizes), arrays[0].dtype)
         ends = np.cumsum(sizes)

@@ -8,7 +8,7 @@ later changes new graphs, never compiled functions.
 """
 from mpi4py import MPI
 
-_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort"}
+_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True}
 ON_ERROR = ("abort", "raise")
 
 
@@ -55,3 +55,18 @@ def set_on_error(policy):
     if policy not in ON_ERROR:
         raise ValueError(f"set_on_error: policy must be one of {ON_ERROR}, got {policy!r}")
     _STATE["on_error"] = policy
+
+
+def check_shapes_enabled():
+    """Whether collectives compare the ranks' shapes before each call."""
+    return _STATE["check_shapes"]
+
+
+def set_check_shapes(enabled):
+    """``True`` (default): before each collective the ranks compare their
+    input shapes (one small extra ``Allreduce``), so that different shapes
+    raise ``DistributedError`` on every rank; ``False`` saves that message
+    (latency-bound small collectives get faster) at the price of MPI's
+    behaviour on mismatched counts (an error, a hang or corrupt values).
+    Static shapes are compared anyway, at compile time, with the graph."""
+    _STATE["check_shapes"] = bool(enabled)
