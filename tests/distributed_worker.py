@@ -169,6 +169,18 @@ def check_shape_mismatch():
         raise AssertionError("different shapes on the ranks did not raise")
 
 
+def check_sub_communicator():
+    """Ops built after ``set_comm(sub)`` reduce over ``sub`` only."""
+    sub = COMM.Split(R % 2, R)
+    dist.set_comm(sub)
+    try:
+        x = T.dvector("x")
+        got = tg.function([x], dist.allreduce(x))(np.array([float(R)]))
+    finally:
+        dist.set_comm(COMM)
+    assert got[0] == sum(r for r in range(P) if r % 2 == R % 2), (R, got)
+
+
 def case_collectives():
     for name, (build, ref, shapes, dtypes) in cases().items():
         for shape in shapes:
@@ -178,6 +190,7 @@ def case_collectives():
     check_ties()
     check_bucketing()
     check_shape_mismatch()
+    check_sub_communicator()
 
 
 def case_mismatch():

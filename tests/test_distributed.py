@@ -19,6 +19,7 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
+from optable import OpCase, table_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "distributed_worker.py"
@@ -97,6 +98,53 @@ def test_example_matches_single_process_training(tmp_path):
 
 
 # ------------------------------------------------------------ one process
+# The op table (tests/optable.py) on one rank, where every collective is the
+# identity (``size() == 1``): dtypes, 0-d and zero-size inputs, static shape
+# rules, vjp and jvp through the harness. The multi-rank values and
+# gradients are the mpiexec tests above.
+_SHAPES = [[(2, 3)], [()], [(0, 3)]]
+_GATHER_SHAPES = [[(2, 3)], [(0, 3)]]
+
+
+def _same(a):
+    return a
+
+
+CASES = [
+    OpCase("allreduce-sum", lambda x: dist.allreduce(x, "sum"), _same, _SHAPES,
+           dtypes=("float64", "float32", "int64", "complex128")),
+    OpCase("allreduce-mean", lambda x: dist.allreduce(x, "mean"), _same, _SHAPES),
+    OpCase("allreduce-max", lambda x: dist.allreduce(x, "max"), _same, _SHAPES,
+           dtypes=("float64", "int32")),
+    OpCase("allreduce-min", lambda x: dist.allreduce(x, "min"), _same, _SHAPES),
+    OpCase("broadcast", dist.broadcast, _same, _SHAPES, dtypes=("float64", "float16")),
+    OpCase("reduce", dist.reduce, _same, _SHAPES),
+    OpCase("allgather", lambda x: dist.allgather(x, 1), _same, _GATHER_SHAPES),
+    OpCase("reduce_scatter", dist.reduce_scatter, _same, _GATHER_SHAPES),
+    OpCase("allreduce_many", lambda x: dist.allreduce_many([x, 2 * x], "mean")[1],
+           lambda a: 2 * a, _SHAPES),
+]
+test_forward, test_grad = table_tests(CASES)
+
+
+def test_special_values_pass_through():
+    x = T.dvector("x")
+    a = np.array([np.nan, np.inf, -np.inf, -0.0])
+    got = tg.function([x], [dist.allreduce(x), dist.allreduce(x, "max")])(a)
+    for g in got:
+        np.testing.assert_array_equal(g, a)
+        assert np.signbit(g[3])
+
+
+def test_check_shapes_policy_round_trips():
+    assert dist.check_shapes_enabled()
+    dist.set_check_shapes(False)
+    try:
+        assert not dist.check_shapes_enabled()
+    finally:
+        dist.set_check_shapes(True)
+
+
 def test_single_process_collectives_are_the_identity():
     assert dist.rank() == 0 and dist.size() == 1
     x = T.dmatrix("x")
