@@ -12,6 +12,12 @@
    (40 layers of 64: 80 tensors), all-reduced with one bucket against one
    ``allreduce`` per tensor (``bucket_bytes=0``).
 
+3. **Weak scaling (W4)**: one data-parallel SGD step of the W4 MLP
+   (784-256-10, float32, 256 samples per rank, bench/training.py's data)
+   on rank 0 alone (a size-1 sub-communicator) and on every rank: the step
+   time ratio (1.0 is perfect weak scaling). Run with ``OMP_NUM_THREADS=1``
+   for one thread per process.
+
 Each figure is the median over rounds of the slowest rank's time of one
 call (ranks start together after a barrier). Bandwidth is the algorithm
 bandwidth, bytes / time (docs/distributed.md relates it to the link speed).
@@ -80,6 +86,43 @@ def small_tensors(name, shapes, rounds, report):
            f"bucketing {each / one:5.1f}x faster")
 
 
+def w4_step(comm, batch=256):
+    """A compiled W4 data-parallel step on ``comm`` and its inputs."""
+    from bench.training import w4_data
+    x_np, y_np, weights = w4_data(batch, seed=COMM.Get_rank())
+    dist.set_comm(comm)
+    try:
+        params = [tg.shared(w, name=f"p{k}") for k, w in enumerate(weights)]
+        dist.sync_shared(params)
+        x, y = T.fmatrix("x"), T.lvector("y")
+        w1, b1, w2, b2 = params
+        logits = T.dot(T.tanh(T.dot(x, w1) + b1), w2) + b2
+        cost = -T.mean(T.log(T.nnet.softmax(logits))[T.arange(y.shape[0]), y])
+        step = tg.function([x, y], cost, updates=dist.data_parallel(cost, params, lr=0.01))
+    finally:
+        dist.set_comm(COMM)
+    return lambda: step(x_np, y_np)
+
+
+def weak_scaling(rounds, report):
+    solo = COMM.Split(0 if COMM.Get_rank() == 0 else MPI.UNDEFINED, 0)
+    alone = None
+    if COMM.Get_rank() == 0:
+        fn = w4_step(solo)
+        fn()
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        alone = float(np.median(times))
+        solo.Free()
+    together = timed(w4_step(COMM), rounds)
+    report(f"W4 weak scaling (256 samples per rank): 1 process {alone * 1e3:7.2f} ms/step, "
+           f"{COMM.Get_size()} processes {together * 1e3:7.2f} ms/step, "
+           f"ratio {together / alone:5.2f}" if alone is not None else "")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
@@ -100,6 +143,8 @@ def main():
         small_tensors("example MLP 20-64-64-10", mlp_shapes([20, 64, 64, 10]), rounds * 5,
                       report)
         small_tensors("deep MLP 40 x 64", mlp_shapes([64] * 41), rounds * 5, report)
+    dist.set_check_shapes(True)
+    weak_scaling(rounds * 2, report)
 
 
 if __name__ == "__main__":
