@@ -213,6 +213,15 @@ def test_set_comm_swaps_the_communicator_of_new_ops():
     assert dist.comm is MPI.COMM_WORLD
 
 
+def test_functions_with_collectives_pickle():
+    import pickle
+    x = T.dvector("x")
+    f = pickle.loads(pickle.dumps(tg.function([x], dist.allreduce(2 * x, "mean"))))
+    np.testing.assert_array_equal(f(np.array([1.0, -3.0])), [2.0, -6.0])
+    assert any(s.node.op.comm is dist.comm for s in f.schedule.steps
+               if isinstance(s.node.op, dist.Collective))
+
+
 def test_importing_tracegrad_does_not_import_mpi4py():
     code = "import sys, tracegrad, tracegrad.tensor; print('mpi4py' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
