@@ -50,7 +50,9 @@ def main():
     args = parse_args(__doc__, default_steps=200,
                       batch=(int, 256, "global batch size (default 256)"),
                       lr=(float, 0.2, "learning rate (default 0.2)"),
-                      save=(str, "", "write the final weights to this .npz (rank 0)"))
+                      save=(str, "", "write the final weights to this .npz (rank 0)"),
+                      overlap=(int, 0, "1: non-blocking buckets (Iallreduce) overlapping "
+                                       "backprop (default 0)"))
     rank, size = dist.rank(), dist.size()
     data_rng = np.random.default_rng(0)      # the same data set on every rank
     sizes = [20, 64, 64, 10]
@@ -63,7 +65,8 @@ def main():
     local = T.sum(losses) * (size / args.batch)   # averaged over ranks: the global mean
     global_loss = dist.allreduce(T.sum(losses), "sum") / args.batch
     step = tg.function([x, y], global_loss,
-                       updates=dist.data_parallel(local, params, lr=args.lr))
+                       updates=dist.data_parallel(local, params, lr=args.lr,
+                                                  overlap=bool(args.overlap)))
 
     curve = []
     n_batches = len(x_all) // args.batch

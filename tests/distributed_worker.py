@@ -156,6 +156,24 @@ def check_bucketing():
     for label in ("one bucket", "small buckets"):
         for got, want in zip(results[label], results["per-tensor"]):
             np.testing.assert_array_equal(got, want, err_msg=f"{label} != per-tensor")
+    check_overlap(xs, outs, arrays, results["per-tensor"][:len(outs)])
+
+
+def check_overlap(xs, outs, arrays, want):
+    """Non-blocking buckets: equal values; every start runs before any wait."""
+    from tracegrad.distributed.overlap import IallreduceStart, IallreduceWait
+    shapes = [(4, 3), (5,), (), (3,)]
+    for nbytes in (2**20, 100):
+        red = dist.allreduce_many(outs, "mean", bucket_bytes=nbytes, nbytes=[96, 40, 8, 24],
+                                  overlap=True, shapes=shapes)
+        f = tg.function(xs, red)
+        kinds = [type(s.node.op) for s in f.schedule.steps
+                 if isinstance(s.node.op, (IallreduceStart, IallreduceWait))]
+        n = kinds.count(IallreduceStart)
+        assert n == (1 if nbytes > 1000 else 2) and kinds[:n] == [IallreduceStart] * n, kinds
+        for _ in range(2):
+            for got, w in zip(f(*arrays), want):
+                np.testing.assert_array_equal(got, w, err_msg=f"overlap {nbytes}")
 
 
 def check_shape_mismatch():

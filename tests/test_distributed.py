@@ -83,7 +83,8 @@ def test_example_matches_single_process_training(tmp_path):
     example = ROOT / "examples" / "data_parallel.py"
     one, two = tmp_path / "one.npz", tmp_path / "two.npz"
     args = ["--steps", "5", "--no-plot"]
-    proc = mpirun(2, example, *args, "--save", two)
+    # (the 2-process run with non-blocking, overlapped buckets)
+    proc = mpirun(2, example, *args, "--save", two, "--overlap", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "final loss" in proc.stdout and "samples/s" in proc.stdout, proc.stdout
     proc = subprocess.run([sys.executable, str(example), *args, "--save", str(one)], cwd=ROOT,

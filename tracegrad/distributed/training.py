@@ -12,6 +12,7 @@ elements are summed in the same rank order; only the packing differs.
 import numpy as np
 
 from tracegrad.distributed.ops import Allreduce, AllreduceBucket
+from tracegrad.distributed.overlap import overlapped_buckets
 from tracegrad.distributed.state import current
 from tracegrad.grad import grad
 from tracegrad.shared import SharedVariable
@@ -53,13 +54,17 @@ def _buckets(xs, nbytes, bucket_bytes):
     return sorted(done, key=lambda bucket: bucket[0])
 
 
-def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None):
+def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None, overlap=False,
+                   shapes=None):
     """``[allreduce(x, op) for x in xs]`` with one collective per bucket of
     at most ``bucket_bytes`` (see the module doc). ``op``: ``'sum'`` or
     ``'mean'``; ``nbytes``: each tensor's size in bytes where the static
     shapes do not say (e.g. from the parameters' values; a size neither
     gives counts as 0, so such tensors share a bucket); ``bucket_bytes=0``
-    gives one ``allreduce`` per tensor."""
+    gives one ``allreduce`` per tensor. ``overlap=True``: each bucket is a
+    non-blocking ``Iallreduce`` started as soon as its tensors exist and
+    waited for where its results are read (``overlap.py``; no gradient rule),
+    which needs every tensor's shape: static, or given in ``shapes``."""
     xs = list(xs)
     if op not in ("sum", "mean"):
         raise ValueError(f"allreduce_many: op must be 'sum' or 'mean', got {op!r}")
@@ -69,6 +74,8 @@ def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None):
     if len(sizes) != len(xs):
         raise ValueError(f"allreduce_many: {len(sizes)} sizes for {len(xs)} tensors")
     comm = current()
+    if overlap:
+        return _overlapped(xs, op, bucket_bytes, sizes, shapes, comm)
     if bucket_bytes == 0:
         return [Allreduce(op, comm)(x) for x in xs]
     out = [None] * len(xs)
@@ -80,27 +87,53 @@ def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None):
     return out
 
 
-def averaged_gradients(cost, params, bucket_bytes=BUCKET_BYTES):
+def _overlapped(xs, op, bucket_bytes, sizes, shapes, comm):
+    if shapes is None:
+        shapes = [x.type.shape for x in xs]
+    shapes = [tuple(s) for s in shapes]
+    if len(shapes) != len(xs) or any(n is None for s in shapes for n in s):
+        raise ValueError("allreduce_many(overlap=True) needs every tensor's shape "
+                         "(static, or shapes=[...]); got " + str(shapes))
+    for x in xs:
+        if x.dtype[0] not in "fciu" or (op == "mean" and x.dtype[0] not in "fc"):
+            raise TypeError(f"allreduce_many(op={op!r}, overlap=True): cannot reduce {x.dtype}")
+    sizes = [int(np.prod(s, dtype=np.int64)) * np.dtype(x.dtype).itemsize
+             for s, x in zip(shapes, xs)]
+    buckets = _buckets(xs, sizes, max(bucket_bytes, 1))
+    return overlapped_buckets(xs, buckets, op, comm, shapes)
+
+
+def averaged_gradients(cost, params, bucket_bytes=BUCKET_BYTES, overlap=False):
     """``tg.grad(cost, params)`` averaged over ranks (bucketed). With
     ``cost`` each rank's mean loss over an equal-sized shard, this is the
     gradient of the mean loss over the global batch."""
     params = list(params)
     grads = grad(cost, params)
-    nbytes = [p.get_value(borrow=True).nbytes if isinstance(p, SharedVariable) else None
+    values = [p.get_value(borrow=True) if isinstance(p, SharedVariable) else None
               for p in params]
+    nbytes = [None if v is None else v.nbytes for v in values]
+    shapes = None
+    if overlap:
+        # (the last layers' gradients are ready first: bucket them first)
+        grads, values = grads[::-1], values[::-1]
+        shapes = [np.shape(v) if v is not None else g.type.shape
+                  for v, g in zip(values, grads)]
+        out = allreduce_many(grads, "mean", bucket_bytes, nbytes[::-1], True, shapes)
+        return out[::-1]
     return allreduce_many(grads, "mean", bucket_bytes, nbytes)
 
 
-def data_parallel(cost, params, lr=0.01, bucket_bytes=BUCKET_BYTES):
+def data_parallel(cost, params, lr=0.01, bucket_bytes=BUCKET_BYTES, overlap=False):
     """Updates ``[(p, p - lr * g)]`` for ``tg.function(..., updates=...)``
     with ``g`` the rank-averaged gradient (``averaged_gradients``): every
     rank applies the same step, so parameters that start equal
-    (``sync_shared``) stay equal."""
+    (``sync_shared``) stay equal. ``overlap=True``: non-blocking buckets
+    (``allreduce_many``), the last layers' first."""
     params = list(params)
     for p in params:
         if not isinstance(p, SharedVariable):
             raise TypeError(f"data_parallel: parameters must be shared variables, got {p!r}")
-    grads = averaged_gradients(cost, params, bucket_bytes)
+    grads = averaged_gradients(cost, params, bucket_bytes, overlap)
     return [(p, p - np.asarray(lr, p.dtype) * g) for p, g in zip(params, grads)]
 
 
