@@ -15,7 +15,8 @@
 3. **Weak scaling (W4)**: one data-parallel SGD step of the W4 MLP
    (784-256-10, float32, 256 samples per rank, bench/training.py's data)
    on rank 0 alone (a size-1 sub-communicator) and on every rank: the step
-   time ratio (1.0 is perfect weak scaling). Run with ``OMP_NUM_THREADS=1``
+   time ratio (1.0 is perfect weak scaling), and the same step with
+   ``data_parallel(overlap=True)`` (non-blocking buckets). Run with ``OMP_NUM_THREADS=1``
    for one thread per process.
 
 Each figure is the median over rounds of the slowest rank's time of one
@@ -86,7 +87,7 @@ def small_tensors(name, shapes, rounds, report):
            f"bucketing {each / one:5.1f}x faster")
 
 
-def w4_step(comm, batch=256):
+def w4_step(comm, batch=256, overlap=False):
     """A compiled W4 data-parallel step on ``comm`` and its inputs."""
     from bench.training import w4_data
     x_np, y_np, weights = w4_data(batch, seed=COMM.Get_rank())
@@ -98,7 +99,8 @@ def w4_step(comm, batch=256):
         w1, b1, w2, b2 = params
         logits = T.dot(T.tanh(T.dot(x, w1) + b1), w2) + b2
         cost = -T.mean(T.log(T.nnet.softmax(logits))[T.arange(y.shape[0]), y])
-        step = tg.function([x, y], cost, updates=dist.data_parallel(cost, params, lr=0.01))
+        step = tg.function([x, y], cost, updates=dist.data_parallel(cost, params, lr=0.01,
+                                                                overlap=overlap))
     finally:
         dist.set_comm(COMM)
     return lambda: step(x_np, y_np)
@@ -118,9 +120,11 @@ def weak_scaling(rounds, report):
         alone = float(np.median(times))
         solo.Free()
     together = timed(w4_step(COMM), rounds)
+    overlapped = timed(w4_step(COMM, overlap=True), rounds)
     report(f"W4 weak scaling (256 samples per rank): 1 process {alone * 1e3:7.2f} ms/step, "
-           f"{COMM.Get_size()} processes {together * 1e3:7.2f} ms/step, "
-           f"ratio {together / alone:5.2f}" if alone is not None else "")
+           f"{COMM.Get_size()} processes {together * 1e3:7.2f} ms/step "
+           f"(ratio {together / alone:5.2f}); with overlap=True {overlapped * 1e3:7.2f} "
+           f"ms/step" if alone is not None else "")
 
 
 def main():
