@@ -8,9 +8,9 @@ the collectives (``allreduce``, ``broadcast``, ``reduce``, ``allgather``,
 ``reduce_scatter``) are ops in the graph, differentiated like any other
 (the gradient of a rank's input is that of the global cost, the sum of the
 ranks' costs). ``data_parallel(cost, params, lr)`` builds averaged-gradient
-SGD updates with bucketed allreduces
-(``overlap=True``: non-blocking ones, ``overlap.py``); ``sync_shared`` gives every rank rank
-0's initial values; ``shard`` takes this rank's part of a data set.
+SGD updates with bucketed allreduces (``overlap=True``: non-blocking ones,
+``overlap.py``); ``sync_shared`` gives every rank rank 0's initial values;
+``shard`` takes this rank's part of a data set.
 
 ``comm`` is the communicator (``MPI.COMM_WORLD`` until ``set_comm``);
 ``rank()`` and ``size()`` read it. Without ``mpiexec`` the program runs as
