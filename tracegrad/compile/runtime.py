@@ -157,6 +157,13 @@ def _own_default(filt, value):
     return copy_value(array) if array is value else array
 
 
+# ``hook(schedule, run) -> run``, applied in order to every call function
+# made (at link time, and again when ``trust_input`` changes): a package
+# above the compile layer may check the schedule or wrap the call
+# (tracegrad.distributed: ranks agree on the graph; abort on error).
+RUN_HOOKS = []
+
+
 def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     """The function ``run(args) -> results`` of a call (see the module doc),
     generated as straight-line code once per function: each input's filter,
@@ -208,6 +215,8 @@ def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     run = env["run"]
     if profile is not None:
         run = _timed(run, profile)
+    for hook in RUN_HOOKS:
+        run = hook(schedule, run)
     return run
 
 
