@@ -21,7 +21,7 @@ import numpy as np
 import tracegrad as tg
 import tracegrad.distributed as dist
 import tracegrad.tensor as T
-from _common import parse_args, plot
+from _common import Progress, parse_args, plot
 
 
 def synthetic(rng, n, n_in, n_classes):
@@ -70,12 +70,15 @@ def main():
 
     curve = []
     n_batches = len(x_all) // args.batch
+    # (rank 0 prints the progress lines: the loss is the global one)
+    progress = Progress(args.steps) if rank == 0 else (lambda *a, **k: None)
     start = time.perf_counter()
     for i in range(args.steps):
         b = i % n_batches
         xb = x_all[b * args.batch:(b + 1) * args.batch]
         yb = y_all[b * args.batch:(b + 1) * args.batch]
         curve.append(float(step(dist.shard(xb), dist.shard(yb))))
+        progress(i + 1, curve[-1])
     elapsed = time.perf_counter() - start
     mine = len(dist.shard(np.empty(args.batch)))
     print(f"rank {rank} of {size}: {args.steps} steps in {elapsed:.2f} s, "
@@ -85,7 +88,7 @@ def main():
         print(f"final loss {curve[-1]:.6f} (initial {curve[0]:.6f}) on {size} process(es)")
         if args.save:
             np.savez(args.save, **{p.name: p.get_value() for p in params})
-        plot(args, "data_parallel_loss.png", lambda plt: _draw(plt, curve, size))
+        plot(args, lambda plt: _draw(plt, curve, size))
 
 
 def _draw(plt, curve, size):
