@@ -18,6 +18,7 @@ Usage: ``python tools/theano_names.py [--check]`` (``--check`` compares with
 the committed table instead of writing it).
 """
 import argparse
+import difflib
 import importlib
 import inspect
 import sys
@@ -124,9 +125,15 @@ MODULES = set(THEANO) | {"theano.sandbox", "theano.tensor.signal",
 
 def _module(path):
     try:
-        return importlib.import_module(path)
+        module = importlib.import_module(path)
     except ImportError:
         return None
+    # Only this checkout's modules: an editable install of another checkout
+    # can answer for a submodule this one does not have.
+    where = getattr(module, "__file__", None)
+    if where is not None and ROOT not in Path(where).resolve().parents:
+        return None
+    return module
 
 
 def locate(theano_module, name):
@@ -193,8 +200,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     text = render(table())
     if args.check:
-        if TABLE.read_text() != text:
+        old = TABLE.read_text()
+        if old != text:
             print(f"{TABLE.relative_to(ROOT)} is out of date: run python tools/theano_names.py")
+            sys.stdout.writelines(difflib.unified_diff(
+                old.splitlines(True), text.splitlines(True), "committed", "now"))
             return 1
         return 0
     TABLE.write_text(text)
