@@ -17,11 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 USAGE = ROOT / "tests" / "typing_usage.py"
 STUB = ROOT / "tracegrad" / "tensor" / "type.pyi"
 
-# A call a type checker must reject: shared's name is a str.
+# Code a type checker must reject: shared's name is a str (line 5); item
+# assignment to a symbolic array, refused at run time too (line 6).
 WRONG = '''
 import numpy as np
 import tracegrad as tg
+import tracegrad.tensor as T
 tg.shared(np.zeros(2), name=3)
+T.dvector()[0] = 1.0
 '''
 
 
@@ -46,8 +49,9 @@ def test_mypy_strict_is_clean_on_the_public_surface_and_catches_a_wrong_call(tmp
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if ": error:" in line]
     assert not [line for line in lines if "typing_usage.py" in line], proc.stdout
-    assert [line for line in lines if "wrong_usage.py:4:" in line and '"name"' in line], \
+    assert [line for line in lines if "wrong_usage.py:5:" in line and '"name"' in line], \
         proc.stdout + proc.stderr
+    assert [line for line in lines if "wrong_usage.py:6:" in line], proc.stdout
 
 
 def test_the_usage_file_runs():
@@ -84,3 +88,31 @@ def test_py_typed_marker_is_shipped():
     cfg = (ROOT / "setup.cfg").read_text()
     assert "py.typed" in cfg and "*.pyi" in cfg
 
+
+
+def _stub_class_members(path):
+    tree = ast.parse(path.read_text())
+    members = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names = set()
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    names.add(item.name)
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    names.add(item.target.id)
+            members[node.name] = names
+    return members
+
+
+def test_variable_stub_declares_every_public_member_of_symbolic_arrays():
+    from tracegrad.tensor import variable
+    declared = _stub_class_members(ROOT / "tracegrad" / "tensor" / "variable.pyi")
+    for cls in (variable._TensorMixin, variable.TensorVariable, variable.TensorConstant):
+        public = {n for n in vars(cls) if not n.startswith("_")
+                  or (n.startswith("__") and n.endswith("__") and callable(vars(cls)[n]))}
+        public -= {"__init_subclass__", "__subclasshook__", "__setitem__"}  # (see the stub)
+        if cls is variable.TensorConstant:
+            public -= {"__slots__"}
+        missing = public - declared[cls.__name__]
+        assert not missing, f"tracegrad/tensor/variable.pyi lacks {cls.__name__}.{sorted(missing)}"

@@ -39,8 +39,7 @@ def shared_and_updates() -> np.ndarray:
     step = T.dvector("step")
     train = tg.function([step], [], updates=[(w, w + step)], on_unused_input="warn")
     train(np.ones(3))
-    # (operators only: the methods and op functions are not annotated yet)
-    add = tg.function([step], w * 2.0, updates={w: w - step})
+    add = tg.function([step], (w * 2.0).sum(), updates={w: w - step})
     add(np.ones(3))
     w.set_value(np.full(3, 2.0), borrow=False)
     value: np.ndarray = w.get_value(borrow=True)
@@ -52,6 +51,9 @@ def symbolic_grad() -> list[float]:
     b = T.dscalar("b")
     one: TensorVariable = tg.grad(a ** 2 * b, a)
     both: list[TensorVariable] = tg.grad(a ** 2 * b, [a, b])
+    m = T.dmatrix("m")
+    shaped: TensorVariable = m.dimshuffle(1, "x", 0).reshape((2, -1)).T.astype("float32")
+    assert shaped.ndim == 2 and shaped.dtype == "float32"
     g = tg.function([a, b], [one, *both])
     return [float(r) for r in g(3.0, 2.0)]
 
