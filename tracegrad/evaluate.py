@@ -6,7 +6,9 @@ function's schedule so both report failures the same way.
 """
 import numpy as np
 
-from tracegrad.trace import Constant, toposort
+from tracegrad.config import config
+from tracegrad.printing import debugprint
+from tracegrad.trace import Constant, node_runner, toposort, uses_perform
 
 
 def node_error_message(node, arrays, exc):
@@ -18,7 +20,13 @@ def node_error_message(node, arrays, exc):
     if node.source is not None:
         src = node.source
         where = f"\n  built at {src.filename}:{src.lineno} in {src.function}"
-    return f"{exc}\n  while computing {node.op.name} with inputs of shapes [{shapes}]{where}"
+    message = f"{exc}\n  while computing {node.op.name} with inputs of shapes [{shapes}]{where}"
+    if config.exception_verbosity == "high":
+        # (Theano's exception_verbosity='high': the node's graph, as debugprint)
+        tree = debugprint(node, file="str", depth=3)
+        message += "\n  the failing node's graph:\n" + "".join(
+            "    " + line + "\n" for line in tree.splitlines())
+    return message
 
 
 def reraise_with_context(node, arrays, exc):
@@ -47,7 +55,8 @@ def as_result(value, var, xp=np):
 def run_node(node, arrays, xp=np):
     """Run one node; returns the list of its output arrays."""
     try:
-        result = node.op.impl(xp, *arrays)
+        result = node_runner(node, xp)(*arrays) if uses_perform(node.op) \
+            else node.op.impl(xp, *arrays)
     except Exception as exc:
         reraise_with_context(node, arrays, exc)
     if len(node.outputs) == 1:
