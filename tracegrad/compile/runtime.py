@@ -15,6 +15,7 @@ after another call's updates (``publish``'s module doc).
 """
 import threading
 from time import perf_counter
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,9 @@ class Function:
                             "tracegrad without its source graph; compile it again")
         return spec.rebuild(swap or {}, delete_updates, name)
 
-    def __call__(self, /, *args, **kwargs):
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        """Run the function: one array for a single output, a list for a
+        list of outputs; arguments by position or by input name."""
         if kwargs or len(args) != self._n_inputs:
             args = self._binder.bind(args, kwargs)
         return self._run(args)
