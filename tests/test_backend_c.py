@@ -334,3 +334,64 @@ def test_rows_left_to_numpy_are_refused_by_the_emitter():
     assert not csource.can_compile(_spec_of(f))
     ref, got = _both(f, np.linspace(0.5, 9, N))
     np.testing.assert_array_equal(ref, got)
+
+
+def _w1_function():
+    x, y = T.dvectors("x", "y")
+    return tg.function([x, y], T.exp(-x * x) * T.sin(3 * x) + T.log1p(abs(y)) * T.tanh(x - y))
+
+
+def test_threaded_calls_from_several_python_threads(monkeypatch):
+    # the C runner serves one call at a time; concurrent calls run on their
+    # own threads — every result must still be right
+    import threading
+    from tracegrad.backend import crunner
+    if crunner.runner() is None:
+        pytest.skip("no thread runner")
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(tg.config, "num_threads", 4)
+    f = _w1_function()
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(200_000), rng.standard_normal(200_000)
+    expected = np.exp(-a * a) * np.sin(3 * a) + np.log1p(np.abs(b)) * np.tanh(a - b)
+    f(a, b)
+    errors = []
+
+    def work():
+        for _ in range(20):
+            r = f(a, b)
+            if not np.allclose(r, expected, rtol=1e-13, atol=1e-15):
+                errors.append(np.max(np.abs(r - expected)))
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_can_use_the_threaded_runner(monkeypatch):
+    # (OpenMP's runtime can hang in a forked child; ours makes new threads)
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(tg.config, "num_threads", 2)
+    f = _w1_function()
+    a = np.linspace(-2, 2, 100_000)
+    expected = f(a, a)
+    pid = os.fork()
+    if pid == 0:   # the child: one threaded call, then leave at once
+        ok = False
+        try:
+            ok = np.allclose(f(a, a), expected, rtol=1e-13)
+        finally:
+            os._exit(0 if ok else 3)
+    import time
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    raise AssertionError("the forked child hung")

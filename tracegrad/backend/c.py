@@ -74,22 +74,24 @@ def _noticed_flags(flags):
     return any(flags & bit and err[name] != "ignore" for name, bit in _FLAG_BITS.items())
 
 
-class Kernel:
-    """One loaded library: ``tg_contig`` or ``tg_strided``."""
+_ARGTYPES = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+             ctypes.c_void_p, ctypes.c_void_p]
 
-    __slots__ = ("fn", "strided")
+
+class Kernel:
+    """One loaded kernel, ``tg_contig`` or ``tg_strided`` (one signature:
+    ``(start, end, ptrs, consts, nd, shape, strides)``), and its address for
+    the thread runner."""
+
+    __slots__ = ("fn", "addr", "lib")
 
     def __init__(self, lib, strided):
-        self.strided = strided
-        if strided:
-            fn = lib.tg_strided
-            fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p,
-                           ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-        else:
-            fn = lib.tg_contig
-            fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p]
+        fn = lib.tg_strided if strided else lib.tg_contig
+        fn.argtypes = _ARGTYPES
         fn.restype = ctypes.c_int
         self.fn = fn
+        self.addr = ctypes.cast(fn, ctypes.c_void_p).value
+        self.lib = lib   # (keeps the library loaded as long as the kernel lives)
 
 
 # ------------------------------------------------------------ compile queue
@@ -162,7 +164,8 @@ def _kernel(spec, layout):
 
 
 def _build(spec, layout):
-    from tracegrad.backend import ccompiler, csource
+    from tracegrad.backend import ccompiler, crunner, csource
+    crunner.runner()   # (built once, before the first kernel is used)
     try:
         if layout == "strided":
             source = csource.strided_source(spec)
@@ -195,13 +198,8 @@ class NativeProgram:
         targets = [np.empty_like(o) for o in outs] if aliased else outs
         ptrs = (ctypes.c_void_p * (len(operands) + len(outs)))(
             *[a.ctypes.data for a in operands], *[o.ctypes.data for o in targets])
-        consts = self.consts
-        if strided:
-            extra = _strided_args(operands, targets, shape)
-            call = (lambda a, b: kernel.fn(a, b, ptrs, consts, *extra))
-        else:
-            call = (lambda a, b: kernel.fn(a, b, ptrs, consts))
-        flags = _run_split(call, size)
+        extra = _strided_args(operands, targets, shape) if strided else (0, None, None)
+        flags = _run_split(kernel, size, ptrs, self.consts, extra)
         if _noticed_flags(flags):
             return False
         if aliased:
@@ -255,36 +253,21 @@ def _strided_args(operands, outs, shape):
     return (nd, shape_arr, strides_arr)
 
 
-def _run_split(call, size):
-    """Run ``call(start, end)`` over ``[0, size)`` on up to
-    ``config.num_threads`` threads; the OR of the flags they return."""
-    nthreads = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
-    if nthreads == 1:
-        return call(0, size)
-    from tracegrad.fuse.runner import _executor
-    step = -(-size // nthreads)
-    bounds = [(a, min(a + step, size)) for a in range(0, size, step)]
-    pool = _executor(len(bounds) - 1)
-    futures = [pool.submit(call, a, b) for a, b in bounds[1:]]
-    flags = 0
-    error = None
-    try:
-        flags = call(*bounds[0])
-    except BaseException as exc:
-        error = exc
-    for fut in futures:
-        # Until every piece is done, even when interrupted: they write outs.
-        while True:
-            try:
-                flags |= fut.result()
-                break
-            except BaseException as exc:
-                error = error or exc
-                if fut.done():
-                    break
-    if error is not None:
-        raise error
-    return flags
+def _run_split(kernel, size, ptrs, consts, extra):
+    """Run ``kernel`` over ``[0, size)`` on up to ``config.num_threads``
+    threads (``crunner.tg_run``: persistent C threads; ctypes releases the
+    GIL around it); the OR of the pieces' flags."""
+    parts = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
+    run = _RUNNER[0]
+    if run is None:
+        from tracegrad.backend import crunner
+        run = _RUNNER[0] = crunner.runner() or False
+    if parts == 1 or run is False:
+        return kernel.fn(0, size, ptrs, consts, *extra)
+    return run(kernel.addr, size, parts, ptrs, consts, *extra)
+
+
+_RUNNER = [None]
 
 
 # ------------------------------------------------------------ the hook

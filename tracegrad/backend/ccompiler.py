@@ -133,13 +133,14 @@ class CompileFailed(RuntimeError):
     """The compiler is missing or rejected the source (the NumPy tier runs)."""
 
 
-def build(source):
-    """The loaded library of C++ ``source`` (cached on disk)."""
+def build(source, extra_libs=()):
+    """The loaded library of C++ ``source`` (cached on disk); ``extra_libs``:
+    more linker arguments (``-lpthread``)."""
     found = compiler()
     if found is None:
         raise CompileFailed("no C++ compiler found (set CXX or CC)")
     cmd, identity = found
-    libs = ["-lmvec", "-lm"] if has_libmvec() else ["-lm"]
+    libs = (["-lmvec", "-lm"] if has_libmvec() else ["-lm"]) + list(extra_libs)
     flags = list(FLAGS) + libs
     key = cache_key(source, identity, flags)
     lib = diskcache.lookup(key, ctypes.CDLL)

@@ -161,8 +161,10 @@ FLAGS_LINE = "return fetestexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_U
 
 
 def contiguous_source(spec, scalar_mask):
-    """``tg_contig(start, end, ptrs, k)``: operand ``i`` is one value when
-    ``scalar_mask[i]``, else contiguous; outputs contiguous."""
+    """``tg_contig(start, end, ptrs, k, ...)``: operand ``i`` is one value
+    when ``scalar_mask[i]``, else contiguous; outputs contiguous. (It takes,
+    and ignores, ``tg_strided``'s last three parameters: both are called
+    through one function-pointer type, ``crunner``'s ``tg_run``.)"""
     names = {}
     pre = ["feclearexcept(FE_ALL_EXCEPT);"]
     loop = []
@@ -184,7 +186,7 @@ def contiguous_source(spec, scalar_mask):
     loop += _body(spec, names)
     loop += [f"o{m}[i] = v{j};" for m, j in enumerate(spec.outputs)]
     return (header() + 'extern "C" int tg_contig(int64_t start, int64_t end, char** p, '
-            'const char* k) {\n' + "\n".join(pre) +
+            'const char* k, int, const int64_t*, const int64_t*) {\n' + "\n".join(pre) +
             "\n#pragma omp simd\nfor (int64_t i = start; i < end; ++i) {\n" +
             "\n".join(loop) + "\n}\n" + FLAGS_LINE + "\n}\n")
 
