@@ -6,19 +6,17 @@ function's schedule so both report failures the same way.
 """
 import numpy as np
 
-from tracegrad.trace import Constant, toposort
+from tracegrad.trace import Constant, describe_op, describe_source, toposort
 
 
 def node_error_message(node, arrays, exc):
-    """Name the op, every input's shape and dtype, and the user's line."""
+    """Name the op (as the user wrote it), every input's shape and dtype, and
+    the user's line with its callers."""
     shapes = ", ".join(
         f"{tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', type(a).__name__)}"
         for a in arrays)
-    where = ""
-    if node.source is not None:
-        src = node.source
-        where = f"\n  built at {src.filename}:{src.lineno} in {src.function}"
-    return f"{exc}\n  while computing {node.op.name} with inputs of shapes [{shapes}]{where}"
+    return (f"{exc}\n  while computing {describe_op(node)} with inputs of shapes "
+            f"[{shapes}]{describe_source(node.source)}")
 
 
 def reraise_with_context(node, arrays, exc):

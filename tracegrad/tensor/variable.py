@@ -353,6 +353,8 @@ def _defer_to_other_types(method):
             return NotImplemented
         return method(self, other)
     operator.__name__ = method.__name__
+    # (and its frames: errors name the operator the user wrote, see trace)
+    operator.__code__ = operator.__code__.replace(co_name=method.__name__)
     return operator
 
 
