@@ -17,6 +17,7 @@ from tracegrad.compile.runtime import Function
 from tracegrad.compile.fgraph import graph_state, rebuild_graph
 from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
                                        normalize_updates)
+from tracegrad.progress import begin as compile_progress
 from tracegrad.shared import SharedVariable
 from tracegrad.trace import ancestors, user_source_location
 
@@ -81,7 +82,27 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
                   f"tg.function {display_name}")
 
+    spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
+                        on_unused_input, allow_input_downcast, name, device, profile, mode)
+    progress = compile_progress(display_name)
+    try:
+        fn = _compile(in_specs, out_specs, in_vars, shared_inputs, all_outputs, update_pairs,
+                      skipped, mode, backend, single, name, display_name, profile,
+                      allow_input_downcast, monitor, start, spec, progress)
+    finally:
+        progress.close()
+    if fn.profile is not None:
+        fn.profile.compile_time = perf_counter() - start
+    return fn
+
+
+def _compile(in_specs, out_specs, in_vars, shared_inputs, all_outputs, update_pairs,
+             skipped, mode, backend, single, name, display_name, profile,
+             allow_input_downcast, monitor, start, spec, progress):
+    """The ``Function`` of a checked ``function`` call: clone, optimize,
+    schedule (each stage reported to ``progress``)."""
     with pipeline.gc_paused():
+        progress.stage("clone")
         fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
                                 [s for s, _ in update_pairs])
         if skipped:
@@ -96,13 +117,9 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
         allow_input_downcast=allow_input_downcast)
     maker.compile_time = perf_counter() - start
     maker.monitor = monitor
-    maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
-                              on_unused_input, allow_input_downcast, name, device, profile,
-                              mode)
-    fn = Function(maker)
-    if fn.profile is not None:
-        fn.profile.compile_time = perf_counter() - start
-    return fn
+    maker.spec = spec
+    progress.stage("schedule", len(fgraph.apply_nodes))
+    return Function(maker)
 
 
 class FunctionSpec:

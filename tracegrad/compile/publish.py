@@ -74,6 +74,14 @@ def raise_shape_change(shared, buffer, value):
         "tg.shared(value, shape_can_change=True) if its shape may change")
 
 
+def _replacement(plan, buffer, value):
+    """The array that replaces ``buffer`` (checked to keep its shape)."""
+    if getattr(value, "shape", None) != getattr(buffer, "shape", None) \
+            and not plan.shared.shape_can_change:
+        raise_shape_change(plan.shared, buffer, value)
+    return value if plan.fresh and _writeable(value) else copy_value(value)
+
+
 def write_updates(s, plans, deferred, backend):
     """Write each update's value (``plans``, from the storage ``s``) into
     its shared buffer, or replace the buffer when the shape changed; every
@@ -101,11 +109,8 @@ def write_updates(s, plans, deferred, backend):
             dsts.append(buffer)
             srcs.append(value)
         else:
-            if getattr(value, "shape", None) != getattr(buffer, "shape", None) \
-                    and not plan.shared.shape_can_change:
-                raise_shape_change(plan.shared, buffer, value)
             conts.append(container)
-            news.append(value if plan.fresh and _writeable(value) else copy_value(value))
+            news.append(_replacement(plan, buffer, value))
     if external:
         _unalias(srcs, dsts, external, ready, backend.xp.may_share_memory)
     if ready or conts or backend.name != "cpu":
