@@ -7,7 +7,8 @@ reconstruction by SGD.
 
 The data is synthetic (binary 28×28 images made of a few random strokes per
 class) so the example runs without downloads. Prints the reconstruction
-cost per epoch, which falls.
+cost per epoch, which falls, and plots the learned filters (the columns of
+W as 28×28 images) with the cost per epoch.
 """
 import os
 import sys
@@ -19,7 +20,7 @@ import tracegrad.tensor as T
 from tracegrad.sandbox.rng_mrg import MRG_RandomStreams
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import parse_args  # noqa: E402
+from _common import Progress, parse_args, plot, show_filters  # noqa: E402
 
 
 class dA:
@@ -73,7 +74,9 @@ def synthetic_binary_images(rng, n, classes=10):
     return images.reshape(n, 784)
 
 
-def main(epochs=5, seed=123, batch_size=20, corruption=0.3, learning_rate=0.1):
+def main(seed=123, batch_size=20, corruption=0.3, learning_rate=0.1):
+    args = parse_args(__doc__, default_steps=5)
+    epochs = args.steps
     rng = np.random.default_rng(seed)
     data = synthetic_binary_images(rng, 1000)
     x = T.dmatrix("x")
@@ -81,14 +84,30 @@ def main(epochs=5, seed=123, batch_size=20, corruption=0.3, learning_rate=0.1):
     cost, updates = da.get_cost_updates(corruption, learning_rate)
     train = tg.function([x], cost, updates=updates, name="train_dA")
     costs = []
-    for epoch in range(epochs):
-        epoch_costs = [train(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]
+    batches = range(0, len(data), batch_size)
+    progress = Progress(epochs, label="epoch", every=1, per_step=len(batches),
+                        rate_unit="batches")
+    for epoch in range(1, epochs + 1):
+        epoch_costs = [train(data[i:i + batch_size]) for i in batches]
         costs.append(float(np.mean(epoch_costs)))
-        print(f"epoch {epoch + 1}: reconstruction cost {costs[-1]:.2f}")
+        progress(epoch, costs[-1])
     print(f"final reconstruction cost {costs[-1]:.2f} (first epoch {costs[0]:.2f})")
+    filters = da.W.get_value().T.reshape(-1, 28, 28)
+    plot(args, lambda plt: draw(plt, filters, costs, "denoising autoencoder"))
     return costs
 
 
+def draw(plt, filters, costs, title):
+    """The filters as tiles, and the cost per epoch (shared with rbm.py)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.5),
+                                   gridspec_kw={"width_ratios": [3, 2]})
+    show_filters(ax1, filters)
+    ax1.set_title(f"{title}: filters")
+    ax2.plot(np.arange(1, len(costs) + 1), costs, "b.-")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("cost")
+    return fig
+
+
 if __name__ == "__main__":
-    args = parse_args(__doc__, default_steps=5)
-    main(epochs=args.steps)
+    main()

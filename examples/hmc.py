@@ -17,7 +17,7 @@ import numpy as np
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.random import RandomStreams
-from _common import parse_args, plot
+from _common import Progress, parse_args, plot
 
 MU = np.array([1.0, -1.0])
 COV = np.array([[1.0, 0.9],
@@ -92,7 +92,7 @@ def main():
     jitter = np.random.default_rng(7)
     burn_in = min(50, args.steps // 4)
     samples, accepted = [], []
-    report = max(1, args.steps // 8)
+    progress = Progress(args.steps, label="transition")
     start = time.perf_counter()
     for i in range(1, args.steps + 1):
         # A jittered step size keeps trajectories from resonating with the
@@ -101,9 +101,9 @@ def main():
         accepted.append(float(rate))
         if i > burn_in:
             samples.append(pos.copy())
-        if i % report == 0 or i == 1:
-            print(f"transition {i:4d}  acceptance {np.mean(accepted):.3f}  "
-                  f"chain 0 at ({pos[0, 0]:+.3f}, {pos[0, 1]:+.3f})")
+        d = pos - MU                    # a sampler has no loss: show its mean energy
+        progress(i, acceptance=np.mean(accepted),
+                 mean_energy=np.mean(0.5 * ((d @ PRECISION) * d).sum(axis=1)))
     elapsed = time.perf_counter() - start
     samples = np.concatenate(samples) if samples else np.empty((0, 2))
     print(f"{args.steps} transitions x {args.chains} chains in {elapsed:.2f} s")
@@ -117,7 +117,7 @@ def main():
               f"(true {COV.tolist()}), max error {cov_err:.3f}")
         if args.steps >= 400:
             assert mean_err < 0.1 and cov_err < 0.15, (mean_err, cov_err)
-    plot(args, "hmc.png", lambda plt: draw(plt, samples))
+    plot(args, lambda plt: draw(plt, samples))
 
 
 def draw(plt, samples):

@@ -7,7 +7,8 @@ layer, trained by minibatch SGD on 28×28 images.
 The data is synthetic so the example runs without downloads: ten classes of
 "digits", each a random smooth template, drawn shifted by up to 3 pixels
 and with noise (a convolutional net handles the shifts). Prints the
-validation error per epoch and the final test accuracy (chance: 10%).
+training loss and validation error per epoch and the final test accuracy
+(chance: 10%); plots the first layer's filters and the curves.
 """
 import os
 import sys
@@ -21,7 +22,7 @@ from tracegrad.tensor.nnet import conv2d
 from tracegrad.tensor.signal import pool
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import parse_args  # noqa: E402
+from _common import Progress, parse_args, plot, show_filters  # noqa: E402
 
 
 def synthetic_digits(rng, n, templates):
@@ -82,7 +83,9 @@ class LogisticRegression:
         return T.mean(T.neq(self.y_pred, y))
 
 
-def main(epochs=4, seed=23455, nkerns=(8, 16), batch_size=50, learning_rate=0.1):
+def main(seed=23455, nkerns=(8, 16), batch_size=50, learning_rate=0.1):
+    args = parse_args(__doc__, default_steps=4)
+    epochs = args.steps
     rng = np.random.default_rng(seed)
     templates = make_templates(rng)
     train_x, train_y = synthetic_digits(rng, 2000, templates)
@@ -104,17 +107,36 @@ def main(epochs=4, seed=23455, nkerns=(8, 16), batch_size=50, learning_rate=0.1)
 
     start = time.perf_counter()
     batches = len(train_x) // batch_size
-    for epoch in range(epochs):
+    progress = Progress(epochs, label="epoch", every=1, per_step=batches, rate_unit="batches")
+    losses, valid_errors = [], []
+    for epoch in range(1, epochs + 1):
+        epoch_losses = []
         for i in range(batches):
             sl = slice(i * batch_size, (i + 1) * batch_size)
-            train(train_x[sl], train_y[sl])
-        print(f"epoch {epoch + 1}: validation error {100 * errors(valid_x, valid_y):.1f}%")
+            epoch_losses.append(train(train_x[sl], train_y[sl]))
+        losses.append(float(np.mean(epoch_losses)))
+        valid_errors.append(float(errors(valid_x, valid_y)))
+        progress(epoch, losses[-1], validation_error=f"{100 * valid_errors[-1]:.1f}%")
     elapsed = time.perf_counter() - start
     accuracy = 1 - errors(test_x, test_y)
     print(f"test accuracy {100 * accuracy:.1f}% (chance 10%), trained in {elapsed:.1f} s")
+    filters = layer0.W.get_value()[:, 0]
+    plot(args, lambda plt: draw(plt, filters, losses, valid_errors))
     return accuracy
 
 
+def draw(plt, filters, losses, valid_errors):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5),
+                                   gridspec_kw={"width_ratios": [1, 2]})
+    show_filters(ax1, filters, columns=4)
+    ax1.set_title("first-layer filters")
+    epochs = np.arange(1, len(losses) + 1)
+    ax2.plot(epochs, losses, "b.-", label="training loss (NLL)")
+    ax2.plot(epochs, valid_errors, "g.-", label="validation error")
+    ax2.set_xlabel("epoch")
+    ax2.legend()
+    return fig
+
+
 if __name__ == "__main__":
-    args = parse_args(__doc__, default_steps=4)
-    main(epochs=args.steps)
+    main()

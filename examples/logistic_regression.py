@@ -1,22 +1,24 @@
 """Logistic regression, as in the Theano tutorial: 400 examples x 784
 features, `grad` of the cost, SGD updates applied in place to shared `w`, `b`.
 
-    python examples/logistic_regression.py [--steps N]
+    python examples/logistic_regression.py [--steps N] [--plot PATH | --no-plot]
 
-Prints the cost every epoch block and the final training accuracy.
+Prints the cost every few epochs and the final training accuracy; plots the
+cost and the training accuracy per epoch.
 """
-import argparse
-import os
 import time
 
 import numpy as np
 
 import tracegrad as tg
 import tracegrad.tensor as T
+from _common import Progress, parse_args, plot
 
 
-def main(steps=400, seed=1234):
-    rng = np.random.default_rng(seed)
+def main():
+    args = parse_args(__doc__, default_steps=400)
+    steps = args.steps
+    rng = np.random.default_rng(1234)
     n, feats = 400, 784
     data = (rng.standard_normal((n, feats)), rng.integers(0, 2, size=n).astype("float64"))
 
@@ -36,23 +38,37 @@ def main(steps=400, seed=1234):
                         updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)], name="train")
     predict = tg.function([x], prediction, name="predict")
 
+    # Each step is one epoch: a pass over all 400 examples.
+    progress = Progress(steps, label="epoch", rate_unit="epochs")
+    costs, accuracies = [], []
     start = time.perf_counter()
-    report_every = max(1, steps // 10)
     for step in range(1, steps + 1):
-        _, err = train(*data)
-        if step % report_every == 0 or step == 1:
-            # Each step is one epoch: a pass over all 400 examples.
-            print(f"epoch {step:4d}  mean cross-entropy {err.mean():.4f}  "
-                  f"all finite {np.isfinite(err).all()}")
+        pred, err = train(*data)
+        costs.append(err.mean())
+        accuracies.append((pred == data[1]).mean())     # before this step's update
+        progress(step, costs[-1], accuracy=accuracies[-1])
     elapsed = time.perf_counter() - start
     accuracy = (predict(data[0]) == data[1]).mean()
     print(f"trained {steps} steps in {elapsed:.2f} s; training accuracy {accuracy:.3f}")
     assert np.isfinite(w.get_value()).all() and np.isfinite(b.get_value()).all()
+    plot(args, lambda plt: draw(plt, costs, accuracies))
     return accuracy
 
 
+def draw(plt, costs, accuracies):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = np.arange(1, len(costs) + 1)
+    ax.semilogy(epochs, costs, "b-", label="mean cross-entropy")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, accuracies, "g-", label="training accuracy")
+    ax2.set_ylabel("training accuracy")
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax.set_title("logistic regression (Theano tutorial)")
+    return fig
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int,
-                        default=int(os.environ.get("TRACEGRAD_EXAMPLE_STEPS", 400)))
-    main(parser.parse_args().steps)
+    main()

@@ -10,7 +10,7 @@ before the move.
 import numpy as np
 
 import tracegrad as tg
-from _common import parse_args, plot
+from _common import Progress, parse_args, plot
 
 MINIMUM = np.array([4 / 3, -2 / 3])
 
@@ -27,24 +27,23 @@ def main():
     y = tg.shared(1.5, name="y")
     f = objective(x, y)
     gx, gy = tg.grad(f, [x, y])
-    print("df/dx =", tg.pp(gx), "   df/dy =", tg.pp(gy))
+    # pp writes a subexpression used more than once on a line of its own (%1 = ...).
+    print(f"df/dx:\n{tg.pp(gx)}\ndf/dy:\n{tg.pp(gy)}")
     step = tg.function([], f, updates=[(x, x - args.lr * gx), (y, y - args.lr * gy)])
 
     path = [(x.get_value().item(), y.get_value().item())]
-    report = max(1, args.steps // 10)
+    progress = Progress(args.steps)
     for i in range(1, args.steps + 1):
         value = step()
         path.append((x.get_value().item(), y.get_value().item()))
-        if i % report == 0 or i == 1:
-            print(f"step {i:4d}  f = {float(value):+.10f}  (x, y) = "
-                  f"({path[-1][0]:+.6f}, {path[-1][1]:+.6f})")
+        progress(i, value, x=path[-1][0], y=path[-1][1])
     final = np.array(path[-1])
     distance = np.linalg.norm(final - MINIMUM)
     print(f"final point ({final[0]:.6f}, {final[1]:.6f}); exact minimum "
           f"(4/3, -2/3); distance {distance:.2e}; f_min = {objective(*MINIMUM):.6f}")
     if args.steps >= 100:
         assert distance < 1e-3, distance
-    plot(args, "minimize.png", lambda plt: draw(plt, np.array(path)))
+    plot(args, lambda plt: draw(plt, np.array(path)))
 
 
 def draw(plt, path):

@@ -1,5 +1,6 @@
 """A multilayer perceptron on scikit-learn's bundled digits (8x8 images, no
-download), trained with minibatch SGD + momentum; reaches >= 95% test accuracy.
+download; needs scikit-learn), trained with minibatch SGD + momentum; reaches
+>= 95% test accuracy.
 
     python examples/mlp_digits.py [--steps EPOCHS]
 
@@ -7,22 +8,17 @@ Written the Theano-tutorial way: the data sit in shared variables, a
 minibatch is chosen with ``givens`` and a symbolic ``index``, and the
 parameters and their momenta are updated in place. Plots the loss curve.
 """
-import sys
 import time
 
 import numpy as np
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from _common import parse_args, plot
-
-try:
-    from sklearn.datasets import load_digits
-except ImportError:
-    load_digits = None
+from _common import Progress, parse_args, plot
 
 
 def split_digits(seed=0, test_fraction=0.25):
+    from sklearn.datasets import load_digits    # parse_args checked it is there
     digits = load_digits()
     x = (digits.data / 16.0).astype("float64")   # pixel values 0..16 -> 0..1
     y = digits.target.astype("int64")
@@ -44,10 +40,8 @@ def main():
     args = parse_args(__doc__, default_steps=30,
                       hidden=(int, 128, "hidden units (default 128)"),
                       batch=(int, 32, "minibatch size (default 32)"),
-                      lr=(float, 0.05, "learning rate (default 0.05)"))
-    if load_digits is None:
-        print("scikit-learn is not installed: pip install scikit-learn")
-        sys.exit(0)
+                      lr=(float, 0.05, "learning rate (default 0.05)"),
+                      needs={"sklearn": "scikit-learn"})
     rng = np.random.default_rng(1234)
     x_train, y_train, x_test, y_test = split_digits()
     print(f"digits: {len(x_train)} training and {len(x_test)} test images of "
@@ -85,6 +79,8 @@ def main():
 
     n_batches = len(x_train) // bs
     losses, test_acc = [], []
+    progress = Progress(args.steps, label="epoch", every=1, per_step=n_batches,
+                        rate_unit="batches")
     start = time.perf_counter()
     for epoch in range(1, args.steps + 1):
         # Reshuffle the shared training set in place of the old one each epoch.
@@ -94,15 +90,14 @@ def main():
         epoch_loss = np.mean([train_batch(i) for i in range(n_batches)])
         losses.append(epoch_loss)
         test_acc.append(1.0 - float(error_rate(x_test, y_test)))
-        print(f"epoch {epoch:3d}  training loss {epoch_loss:.4f}  "
-              f"test accuracy {test_acc[-1]:.4f}")
+        progress(epoch, epoch_loss, test_accuracy=test_acc[-1])
     elapsed = time.perf_counter() - start
     train_acc = 1.0 - float(error_rate(x_train, y_train))
     print(f"{args.steps} epochs in {elapsed:.2f} s; training accuracy {train_acc:.4f}, "
           f"test accuracy {test_acc[-1]:.4f}")
     if args.steps >= 30:
         assert test_acc[-1] >= 0.95, test_acc[-1]
-    plot(args, "mlp_digits.png", lambda plt: draw(plt, losses, test_acc))
+    plot(args, lambda plt: draw(plt, losses, test_acc))
 
 
 def draw(plt, losses, test_acc):

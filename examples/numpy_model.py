@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import tracegrad as tg
-from _common import parse_args, plot
+from _common import Progress, parse_args, plot
 
 
 # ---- the model: nothing here knows about tracegrad ------------------------
@@ -62,15 +62,16 @@ def main():
 
     # Gradient descent with momentum, written in NumPy.
     velocity = {k: np.zeros_like(v) for k, v in params.items()}
-    report = max(1, args.steps // 10)
+    progress = Progress(args.steps)
+    losses = []
     start = time.perf_counter()
     for i in range(1, args.steps + 1):
         value, grads = loss_and_grads(params, x, y)
         for k in params:
             velocity[k] = 0.9 * velocity[k] - args.lr * grads[k]
             params[k] += velocity[k]
-        if i % report == 0 or i == 1:
-            print(f"step {i:5d}  loss {float(value):.6f}")
+        losses.append(float(value))
+        progress(i, value)
     elapsed = time.perf_counter() - start
     final = float(loss_and_grads(params, x, y)[0])
     print(f"{args.steps} steps in {elapsed:.2f} s ({elapsed / max(args.steps, 1) * 1e6:.0f} "
@@ -79,14 +80,17 @@ def main():
     assert np.allclose(fitted, predict(params, x))
     if args.steps >= 2000:
         assert final < 0.01, final
-    plot(args, "numpy_model.png", lambda plt: draw(plt, x, y, fitted))
+    plot(args, lambda plt: draw(plt, x, y, fitted, losses))
 
 
-def draw(plt, x, y, fitted):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(x[:, 0], y[:, 0], "k.", markersize=3, label="data: sin(3x) + noise")
-    ax.plot(x[:, 0], fitted[:, 0], "r-", label="network (tg.jit(predict))")
-    ax.legend()
+def draw(plt, x, y, fitted, losses):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.semilogy(np.arange(1, len(losses) + 1), losses, "b-")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("training loss (MSE)")
+    ax2.plot(x[:, 0], y[:, 0], "k.", markersize=3, label="data: sin(3x) + noise")
+    ax2.plot(x[:, 0], fitted[:, 0], "r-", label="network (tg.jit(predict))")
+    ax2.legend()
     return fig
 
 

@@ -8,7 +8,8 @@ pseudo-likelihood monitoring cost.
 
 The data is synthetic (binary 28×28 stroke images, as in the denoising
 autoencoder example). Prints the pseudo-likelihood cost per epoch, which
-rises (it is a log-likelihood proxy).
+rises (it is a log-likelihood proxy), and plots the learned filters with
+the cost per epoch.
 """
 import os
 import sys
@@ -20,8 +21,8 @@ import tracegrad.tensor as T
 from tracegrad.tensor.shared_randomstreams import RandomStreams
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import parse_args  # noqa: E402
-from denoising_autoencoder import synthetic_binary_images  # noqa: E402
+from _common import Progress, parse_args, plot  # noqa: E402
+from denoising_autoencoder import draw, synthetic_binary_images  # noqa: E402
 
 
 class RBM:
@@ -96,7 +97,9 @@ class RBM:
         return cost
 
 
-def main(epochs=5, seed=123, batch_size=20, n_hidden=64, k=5, learning_rate=0.1):
+def main(seed=123, batch_size=20, n_hidden=64, k=5, learning_rate=0.1):
+    args = parse_args(__doc__, default_steps=5)
+    epochs = args.steps
     rng = np.random.default_rng(seed)
     data = synthetic_binary_images(rng, 600)
     x = T.dmatrix("x")
@@ -105,14 +108,18 @@ def main(epochs=5, seed=123, batch_size=20, n_hidden=64, k=5, learning_rate=0.1)
     cost, updates = rbm.get_cost_updates(lr=learning_rate, persistent=persistent_chain, k=k)
     train = tg.function([x], cost, updates=updates, name="train_rbm")
     costs = []
-    for epoch in range(epochs):
-        epoch_costs = [train(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]
+    batches = range(0, len(data), batch_size)
+    progress = Progress(epochs, label="epoch", every=1, per_step=len(batches),
+                        rate_unit="batches")
+    for epoch in range(1, epochs + 1):
+        epoch_costs = [train(data[i:i + batch_size]) for i in batches]
         costs.append(float(np.mean(epoch_costs)))
-        print(f"epoch {epoch + 1}: pseudo-likelihood cost {costs[-1]:.1f}")
+        progress(epoch, pseudo_likelihood_cost=costs[-1])    # rises: not a loss
     print(f"final pseudo-likelihood cost {costs[-1]:.1f} (first epoch {costs[0]:.1f})")
+    filters = rbm.W.get_value().T.reshape(-1, 28, 28)
+    plot(args, lambda plt: draw(plt, filters, costs, "RBM (PCD-5)"))
     return costs
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__, default_steps=5)
-    main(epochs=args.steps)
+    main()

@@ -15,7 +15,7 @@ import numpy as np
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from _common import parse_args, plot
+from _common import Progress, parse_args, plot
 
 DELAY = 3
 
@@ -78,21 +78,21 @@ def main():
     baseline = np.mean(y_val[DELAY:] ** 2)
     print(f"validation loss of always predicting 0: {baseline:.4f}")
     history = []
-    report = max(1, args.steps // 10)
+    progress = Progress(args.steps)
     start = time.perf_counter()
     for i in range(1, args.steps + 1):
-        train(*make_batch(rng))
-        if i % report == 0 or i == 1:
+        batch_loss = train(*make_batch(rng))
+        if i % progress.every == 0 or i in (1, args.steps):
             val_loss = float(evaluate(x_val, y_val)[0])
             history.append((i, val_loss))
-            print(f"step {i:4d}  validation loss {val_loss:.5f}")
+            progress(i, batch_loss, validation_loss=val_loss)
     elapsed = time.perf_counter() - start
     val_loss, val_pred = evaluate(x_val, y_val)
     print(f"trained {args.steps} steps in {elapsed:.2f} s; validation loss "
           f"{float(val_loss):.5f} ({float(val_loss) / baseline:.1%} of the baseline)")
     if args.steps >= 300:
         assert val_loss < 0.05 * baseline, (val_loss, baseline)
-    plot(args, "rnn_scan.png", lambda plt: draw(plt, history, x_val, y_val, val_pred))
+    plot(args, lambda plt: draw(plt, history, x_val, y_val, val_pred))
 
 
 def draw(plt, history, x_val, y_val, val_pred):

@@ -107,7 +107,7 @@ def derivative(args):
         ax.legend()
         ax.set_xlabel("x")
         return fig
-    plot(args, "tour_derivative.png", draw)
+    plot(args, draw)
 
 
 def shared_and_updates():

@@ -22,7 +22,7 @@ TUNABLES = SOURCE[SOURCE.index("# ----------------------------------------------
 USERS = {
     cpu: ["BLOCK_BYTES", "MIN_BLOCK", "BLOCK_MIN_NS", "THREADED_BLOCK_FACTOR", "THREAD_MIN_NS",
           "SINGLE_PASS_BLOCKS", "BLOCKS_PER_THREAD", "CALIBRATION_SIZE", "CALIBRATION_ROUNDS",
-          "NATIVE_MIN_SIZE"],
+          "NATIVE_MIN_SIZE", "STEP_DISPATCH_NS"],
     codegen: ["EAGER_FAST_LINES", "MAX_CODE"],
     cache: ["MAX_ENTRIES"],
     cluster: ["DEFAULT_MAX_OPERANDS"],

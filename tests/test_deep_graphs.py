@@ -67,9 +67,12 @@ def test_chain_has_the_expected_depth(chain):
 def test_chain_prints(chain):
     x, v = chain
     with shallow_recursion():
-        text = tg.pp(v)
+        text = tg.pp(v, max_width=None)  # one line
         assert text.startswith("sin(sin(((sin(") and text.count("sin(") == N // 3 + N % 3
         assert text.count("(") == text.count(")")
+        lines = tg.pp(v).splitlines()  # numbered lines of at most 100 characters
+        assert len(lines) > N // 20 and max(len(ln) for ln in lines) <= 100
+        assert sum(ln.count("sin(") for ln in lines) == N // 3 + N % 3
         tree = tg.printing.debugprint(v, file="str", print_type=False)
         dot = tg.printing.to_dot(v)
     edges = sum(len(node.inputs) for node in toposort([v]))

@@ -221,23 +221,20 @@ def logistic_regression():
     return [p_1 > 0.5, xent, w - 0.1 * gw, b - 0.1 * gb]
 
 
-def _best_time(outputs, repeat=5):
-    optimize_outputs(outputs)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        optimize_outputs(outputs)
-        best = min(best, time.perf_counter() - start)
-    return best
+def _rewrites_fired(outputs):
+    stats = {}
+    optimize_outputs(outputs, stats=stats)
+    return sum(n for key, n in stats.items() if not key.startswith("time:"))
 
 
-def test_compile_time_stays_small():
-    # The targets are 50 ms (W2) and 20 ms (50-op chain) for the whole
-    # compile; the rewrite takes ~6 ms and ~1.5 ms. The bounds here only catch
-    # a blow-up on a loaded CI machine.
-    assert _best_time(logistic_regression()) < 0.1
+def test_rewriting_does_a_bounded_amount_of_work():
+    # Structural, not timed (compile times live in bench/: W5, W7): the
+    # rewrites that fire stay near what the graphs need — 42 for the W2
+    # step (rules on its ~30 nodes), none for a 50-op chain with nothing to
+    # simplify. A rule that undoes another, or a rewrite loop, blows these up.
+    assert _rewrites_fired(logistic_regression()) <= 60
     v = T.dvector("v")
     e = v
     for i in range(50):
         e = [T.sin, T.exp, lambda a: a * 2.0, lambda a: a + 1.0, T.tanh][i % 5](e)
-    assert _best_time([e]) < 0.04
+    assert _rewrites_fired([e]) == 0

@@ -151,3 +151,37 @@ def test_function_with_monitor_hooks_pickles_without_them():
     g = pickle.loads(pickle.dumps(f))
     assert g(1.0) == 2.0 and seen == [0]
     assert g.copy()(2.0) == 3.0 and seen == [0]
+
+
+def test_copy_without_updates_keeps_an_input_only_the_updates_used():
+    # Theano's tutorial: ``accumulator.copy(delete_updates=True)(9000)``
+    s = tg.shared(0)
+    inc = T.iscalar("inc")
+    f = tg.function([inc], s, updates=[(s, s + inc)])
+    f(10)
+    null = f.copy(delete_updates=True)
+    assert null(9000) == 10 and s.get_value() == 10
+
+
+def test_rng_value_reseeds_and_restores_like_a_random_state():
+    r = RandomStreams(3)
+    u = r.uniform((3,))
+    f = tg.function([], u)
+    rng_val = u.rng.get_value(borrow=True)
+    rng_val.seed(89234)
+    u.rng.set_value(rng_val, borrow=True)
+    first = f()
+    saved = u.rng.get_value().get_state()
+    second = f()
+    rng_val = u.rng.get_value(borrow=True)
+    rng_val.seed(89234)
+    u.rng.set_value(rng_val, borrow=True)
+    np.testing.assert_array_equal(f(), first)
+    rng = u.rng.get_value()
+    rng.set_state(saved)
+    u.rng.set_value(rng)
+    np.testing.assert_array_equal(f(), second)
+    assert not np.array_equal(first, second)
+    with pytest.raises(ValueError, match="get_state"):
+        rng.set_state(np.zeros(5))
+    assert type(u.rng.get_value(borrow=True).view(np.ndarray)) is np.ndarray

@@ -92,7 +92,13 @@ def _names(form):
     return {a for a in _leaves(list(form)) if isinstance(a, str) and a in VALUES}
 
 
-def _matches(got, want):
+# Functions whose values NumPy leaves unspecified (uninitialised memory):
+# only shapes and dtypes are compared, or the table would change from run
+# to run.
+UNSPECIFIED = frozenset({"empty", "empty_like"})
+
+
+def _matches(got, want, values=True):
     if len(got) != len(want):
         return False
     for g, w in zip(got, want):
@@ -100,7 +106,12 @@ def _matches(got, want):
         if not isinstance(w, np.ndarray) or w.dtype.kind not in "biufc":
             return False
         g = np.asarray(g)
-        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-6, atol=1e-9, equal_nan=True):
+        if g.shape != w.shape:
+            return False
+        if not values:
+            if g.dtype != w.dtype:
+                return False
+        elif not np.allclose(g, w, rtol=1e-6, atol=1e-9, equal_nan=True):
             return False
     return True
 
@@ -132,7 +143,7 @@ def _try_form(fn, ref, form, syms):
         got = evaluate(outs, given)
     except Exception:
         return None
-    if not _matches(got, _leaves(want)):
+    if not _matches(got, _leaves(want), getattr(ref, "__name__", "") not in UNSPECIFIED):
         return None
     return _gradient_status(outs, [syms[k] for k in sorted(_names(form))], given)
 

@@ -21,6 +21,13 @@ from tracegrad.jit import jit  # noqa: F401
 from tracegrad.transforms import (elementwise_grad, grad, hessian, jacobian,  # noqa: F401
                                   jvp, make_jvp, make_vjp, value_and_grad, vjp)
 from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
+# Theano's module paths reached as attributes (``theano.gradient.jacobian``,
+# ``theano.scan_module.until``, ``theano.ifelse.ifelse``, ``theano.Mode``)
+from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F401,E402
+from tracegrad.compile import Mode  # noqa: F401,E402
+from tracegrad.compile.dump import function_dump  # noqa: F401,E402
+from tracegrad.compile.ops import as_op  # noqa: F401,E402  (theano.as_op)
+from tracegrad.scan import foldl, foldr, map, reduce  # noqa: F401,E402
 from tracegrad.vmap import vmap  # noqa: F401  (JAX's vmap: batching by graph rewriting)
 
 __version__ = "0.1.0"

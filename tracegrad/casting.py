@@ -10,6 +10,11 @@ A value is cast to the type's dtype when that loses nothing:
   survives the round trip (``0.5`` -> float32 yes, ``0.1`` -> float32 no,
   ``3`` -> int32 yes, ``1.5`` -> int32 no).
 
+Theano's ``allow_input_downcast=None`` rule: a Python ``float`` (not a list,
+not a NumPy scalar) goes into a type of dtype ``floatX`` whatever its
+precision (``0.1`` into a ``floatX=float32`` scalar), unless it would
+overflow to inf. ``allow_downcast=False`` turns this off.
+
 Anything else raises ``TypeError`` naming the value's owner (``what``),
 unless ``allow_downcast`` is true, in which case NumPy's unsafe cast is used.
 The ndim and the static lengths of the type are checked after casting.
@@ -19,6 +24,7 @@ import warnings
 import numpy as np
 
 from tracegrad.backend import CPU, is_device_array
+from tracegrad.config import config
 from tracegrad.tensor.variable import check_supported_value
 from tracegrad.trace import Variable
 
@@ -96,6 +102,9 @@ def _cast_by_value(ttype, dtype, value, allow_downcast, what, hint):
         converted = raw.astype(dtype)
     if allow_downcast or np.array_equal(raw, converted, equal_nan=raw.dtype.kind in "fc"):
         return converted
+    if (allow_downcast is None and type(value) is float and dtype == np.dtype(config.floatX)
+            and np.isfinite(converted)):
+        return converted     # Theano's Python-float-to-floatX rule (module doc)
     raise _downcast_error(ttype, what, f"the value {_short(value)} "
                           f"(it would become {_short(converted)})", hint)
 

@@ -98,6 +98,14 @@ def _test_value_mode(value):
     return value
 
 
+def _verbosity(value):
+    value = str(value)
+    if value not in ("low", "high"):
+        raise ValueError(f"tracegrad.config.exception_verbosity must be 'low' or 'high', "
+                         f"got {value!r}")
+    return value
+
+
 def _setting(name, validate, doc):
     def get(self):
         return self._values[name]
@@ -131,6 +139,15 @@ class Config:
         "Theano's test values: 'off' (default); 'ignore', 'warn' or 'raise' compute "
         "each new node on its inputs' x.tag.test_value while the graph is built, and "
         "say so (warn) or fail (raise) when an input has none; 'pdb' is 'raise'")
+    print_test_value = _setting(
+        "print_test_value", _flag,
+        "Theano's flag: True makes repr(x) show x's test value below its name "
+        "(x.tag.test_value, a constant's value), when it has one; False by default")
+    exception_verbosity = _setting(
+        "exception_verbosity", _verbosity,
+        "Theano's flag: 'low' (default): a run-time error names the op, its inputs' "
+        "shapes and dtypes and the line that built it; 'high' adds the debugprint of "
+        "the failing node's graph (three levels deep)")
     cpu_codegen = _setting(
         "cpu_codegen", _cpu_codegen,
         "'auto' (default): large calls of fused clusters run compiled C++ kernels "
@@ -153,6 +170,8 @@ class Config:
             "optimizer": "fast_run",
             "num_threads": min(4, os.cpu_count() or 1),
             "compute_test_value": "off",
+            "print_test_value": False,
+            "exception_verbosity": "low",
             "cpu_codegen": "auto",
             "cpu_codegen_sync": False,
             "progress": True,
@@ -224,6 +243,14 @@ SINGLE_PASS_BLOCKS = 2
 # thread that gets less CPU time than the others (a busy machine) does not
 # hold the call back. Not measured.
 BLOCKS_PER_THREAD = 2
+# Python time (ns) of one step of a block, whatever its size: a ufunc call
+# on a few elements, with the GIL held. Measured ~1.2 us (``np.sin(a,
+# out=o)``, 4 elements) to ~2.7 us (a multiply by a Python float) on the
+# development machine; the lower figure is used. A call goes to threads
+# only when each gets at least BLOCKS_PER_THREAD blocks' worth of this
+# overhead in element work: a 10^5-step kernel (the 50k chain and its
+# gradient) on 16 elements ran its steps 4 times, in 4 blocks on 2 threads.
+STEP_DISPATCH_NS = 1_000
 # Elements used to measure what an elementwise row costs per element (best
 # of CALIBRATION_ROUNDS runs, once per row and argument dtypes). Not measured.
 CALIBRATION_SIZE = 8192

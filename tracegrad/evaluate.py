@@ -6,7 +6,10 @@ function's schedule so both report failures the same way.
 """
 import numpy as np
 
-from tracegrad.trace import Constant, describe_op, describe_source, toposort
+from tracegrad.config import config
+from tracegrad.printing import debugprint
+from tracegrad.trace import (Constant, describe_op, describe_source, node_runner, toposort,
+                             uses_perform)
 
 
 def node_error_message(node, arrays, exc):
@@ -15,8 +18,14 @@ def node_error_message(node, arrays, exc):
     shapes = ", ".join(
         f"{tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', type(a).__name__)}"
         for a in arrays)
-    return (f"{exc}\n  while computing {describe_op(node)} with inputs of shapes "
-            f"[{shapes}]{describe_source(node.source)}")
+    message = (f"{exc}\n  while computing {describe_op(node)} with inputs of shapes "
+               f"[{shapes}]{describe_source(node.source)}")
+    if config.exception_verbosity == "high":
+        # (Theano's exception_verbosity='high': the node's graph, as debugprint)
+        tree = debugprint(node, file="str", depth=3)
+        message += "\n  the failing node's graph:\n" + "".join(
+            "    " + line + "\n" for line in tree.splitlines())
+    return message
 
 
 def reraise_with_context(node, arrays, exc):
@@ -45,7 +54,8 @@ def as_result(value, var, xp=np):
 def run_node(node, arrays, xp=np):
     """Run one node; returns the list of its output arrays."""
     try:
-        result = node.op.impl(xp, *arrays)
+        result = node_runner(node, xp)(*arrays) if uses_perform(node.op) \
+            else node.op.impl(xp, *arrays)
     except Exception as exc:
         reraise_with_context(node, arrays, exc)
     if len(node.outputs) == 1:

@@ -17,9 +17,10 @@ import numpy as np
 
 from tracegrad.config import config
 from tracegrad.ops.random import RandomVariable, size_vector
+from tracegrad.shared import SharedVariable, shared
 from tracegrad.tensor.variable import as_tensor_variable
 
-__all__ = ["RandomStreams"]
+__all__ = ["RandomStreams", "GeneratorState", "RandomStateSharedVariable"]
 
 
 def _key(seed, index):
@@ -37,6 +38,53 @@ def _check_seed(seed):
     return seed
 
 
+class GeneratorState(np.ndarray):
+    """The value of a draw's ``rng`` (``rv.rng.get_value()``): the int64
+    state vector ``[key, counter]``, with the methods of Theano's
+    ``numpy.random.RandomState`` that its tutorial calls on it:
+
+        rng_val = rv_u.rng.get_value(borrow=True)
+        rng_val.seed(89234)                      # reseed this one draw
+        rv_u.rng.set_value(rng_val, borrow=True)
+
+    ``get_state()`` is a copy of the state, ``set_state(s)`` restores one.
+    ``seed``/``set_state`` change this array in place; ``set_value`` hands it
+    back to the draw (with ``borrow=True`` on the CPU the array *is* the
+    draw's state already)."""
+
+    def seed(self, seed=None):
+        """Reset this generator from ``seed`` (a non-negative int or None)."""
+        self[...] = [_key(_check_seed(seed), 0), 0]
+
+    def get_state(self):
+        """A copy of the state (give it to ``set_state`` to replay)."""
+        return np.array(self, dtype=np.int64)
+
+    def set_state(self, state):
+        """Restore a state from ``get_state()``."""
+        state = np.asarray(state)
+        if state.shape != self.shape or state.dtype.kind not in "iu":
+            raise ValueError(f"set_state: expected an integer state of shape {self.shape} "
+                             f"(from get_state()), got {state.dtype} of shape {state.shape}")
+        self[...] = state
+
+
+class RandomStateSharedVariable(SharedVariable):
+    """The shared variable of a draw's generator state; ``get_value()``
+    returns a ``GeneratorState`` (a host array on every device)."""
+
+    def get_value(self, borrow=False, return_internal_type=False):
+        value = SharedVariable.get_value(self, borrow, return_internal_type)
+        if not isinstance(value, np.ndarray):        # a device buffer: its host copy
+            value = self.backend.host_copy(value)
+        return value.view(GeneratorState)
+
+    def set_value(self, value, borrow=False):
+        if isinstance(value, GeneratorState):
+            value = value.view(np.ndarray)
+        SharedVariable.set_value(self, value, borrow)
+
+
 class RandomStreams:
     """A source of symbolic random draws (Theano's ``RandomStreams``).
 
@@ -49,11 +97,15 @@ class RandomStreams:
     def __init__(self, seed=None):
         self.default_instance_seed = _check_seed(seed)
         self.state_updates = []   # [(state shared variable, its new value)]
+        # Draw k gets the key of index k + _index_offset; MRG's ``rstate``
+        # setter moves it (seed() resets it).
+        self._index_offset = 0
 
     # ------------------------------------------------------------ state
     def seed(self, seed=None):
         """Re-seed every draw made so far (and those to come) from ``seed``."""
         self.default_instance_seed = _check_seed(seed)
+        self._index_offset = 0
         for index, (state, _) in enumerate(self.state_updates):
             state.set_value(np.asarray([_key(self.default_instance_seed, index), 0],
                                        dtype=np.int64))
@@ -63,10 +115,11 @@ class RandomStreams:
         return list(self.state_updates)
 
     def _draw(self, dist, size, params, dtype, replace=True):
-        from tracegrad.shared import shared
-        index = len(self.state_updates)
-        state = shared(np.asarray([_key(self.default_instance_seed, index), 0], dtype=np.int64),
+        index = len(self.state_updates) + getattr(self, "_index_offset", 0)
+        plain = shared(np.asarray([_key(self.default_instance_seed, index), 0], dtype=np.int64),
                        name=f"random_state_{index}")
+        state = RandomStateSharedVariable(plain.type, None, name=plain.name,
+                                          device=plain.device, container=plain.container)
         size = size_vector(size)
         op = RandomVariable(dist, dtype, size is not None, replace)
         inputs = [state] + ([size] if size is not None else []) + list(params)

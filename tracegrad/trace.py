@@ -13,6 +13,7 @@ import os
 import sys
 from collections import namedtuple
 
+from tracegrad.config import config
 from tracegrad.postorder import postorder
 from tracegrad.trace_pickle import (copy_object, reduce_apply, reduce_variable,
                                    set_object_state, set_output_states)
@@ -208,7 +209,37 @@ class Variable:
         return cp
 
     def __repr__(self):
-        return str(self)
+        """``TensorVariable(x, float64, shape=(None, 784))``: the class, the
+        name (or the op that built it: ``exp.out``), the dtype and the static
+        shape (``None`` where unknown, ``1`` on a broadcastable axis)."""
+        if config.print_test_value:
+            shown = self._test_value_repr()
+            if shown is not None:
+                return shown
+        t = self.type
+        shape = getattr(t, "shape", None)
+        if hasattr(t, "dtype") and isinstance(shape, tuple):
+            type_text = f"{t.dtype}, shape={shape!r}"
+        else:
+            type_text = str(t)
+        if self.name is None and self.owner is None and not isinstance(self, Constant):
+            return f"{type(self).__name__}({type_text})"
+        label = str(self)
+        data = getattr(self, "data", None)
+        if self.name is None and 1 < getattr(data, "size", 0) <= 16:
+            label = repr(data.tolist())  # a small constant array: its values
+        return f"{type(self).__name__}({label}, {type_text})"
+
+    def _test_value_repr(self):
+        """Theano's ``print_test_value``: the name, then the test value (or a
+        constant's or shared variable's value); ``None`` without one."""
+        tag = self._tag
+        value = getattr(tag, "test_value", None) if tag is not None else None
+        if value is None and getattr(self, "data", None) is not None:   # a constant
+            value = self.data
+        if value is None and getattr(self, "container", None) is not None:  # shared
+            value = self.container.value
+        return None if value is None else f"{self}\n{value!r}"
 
     def __str__(self):
         if self.name is not None:
@@ -286,7 +317,7 @@ class Apply:
         return node
 
     def __repr__(self):
-        return f"Apply({self.op.name}, {self.inputs})"
+        return f"Apply({self.op.name}, [{', '.join(map(str, self.inputs))}])"
 
 
 class Op:
@@ -359,7 +390,11 @@ class Op:
         raise NotImplementedError(f"{self.name} has no implementation")
 
     def vjp(self, node, output_grads):
-        """The gradient per input (``None``: disconnected) given the outputs'."""
+        """The gradient per input (``None``: disconnected) given the outputs'.
+        An op written to Theano's protocol defines ``grad(inputs,
+        output_grads)`` instead; it is called with the node's inputs."""
+        if getattr(type(self), "grad", None) is not None:
+            return list(self.grad(list(node.inputs), list(output_grads)))
         raise NotImplementedError(
             f"tracegrad has no gradient rule for op {self.name}")
 
@@ -406,6 +441,33 @@ OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
 
 
 # ---------------------------------------------------------------- graph walks
+
+def uses_perform(op):
+    """True for an op written to Theano's protocol: ``perform(node, inputs,
+    output_storage)`` and no ``impl`` of its own."""
+    return getattr(type(op), "perform", None) is not None and type(op).impl is Op.impl
+
+
+def node_runner(node, xp):
+    """``f(*arrays)`` computing ``node``'s outputs with ``xp``: the op's
+    ``impl``, or for a Theano-protocol op (``uses_perform``) its ``perform``
+    with one storage cell per output (``perform`` runs on NumPy arrays: a
+    device array is copied to the host and the results back)."""
+    op = node.op
+    if not uses_perform(op):
+        return lambda *arrays: op.impl(xp, *arrays)
+    n_out = len(node.outputs)
+    host = xp.__name__ != "numpy"
+
+    def run(*arrays):
+        if host:
+            arrays = [a.get() if hasattr(a, "get") else a for a in arrays]
+        storage = [[None] for _ in range(n_out)]
+        op.perform(node, list(arrays), storage)
+        results = [xp.asarray(cell[0]) if host else cell[0] for cell in storage]
+        return results[0] if n_out == 1 else tuple(results)
+    return run
+
 
 def ancestors(outputs, blockers=()):
     """All variables the ``outputs`` depend on (outputs included)."""

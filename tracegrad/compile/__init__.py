@@ -11,6 +11,11 @@ from tracegrad.compile.fgraph import FunctionGraph, MissingInputError  # noqa: F
 from tracegrad.compile.function import FunctionMaker, UnusedInputError, function  # noqa: F401
 from tracegrad.compile.inputs import In, Out  # noqa: F401
 from tracegrad.compile.mode import Mode  # noqa: F401
+from tracegrad.compile.mode import MonitorMode, NanGuardMode  # noqa: F401
+from tracegrad.compile.debugmode import DebugMode  # noqa: F401
+# Theano's module paths reached as attributes (``theano.compile.io.In``...)
+from tracegrad.compile import (debugmode, function_module, io, monitormode,  # noqa: F401,E402
+                               nanguardmode, ops)
 from tracegrad.compile.profile import ProfileStats  # noqa: F401
 from tracegrad.compile.runtime import Function  # noqa: F401
 from tracegrad.scan.body import set_body_compiler
@@ -20,4 +25,5 @@ from tracegrad.scan.body import set_body_compiler
 set_body_compiler(function)
 
 __all__ = ["function", "In", "Out", "Function", "FunctionMaker", "FunctionGraph",
-           "MissingInputError", "UnusedInputError", "ProfileStats", "Mode"]
+           "MissingInputError", "UnusedInputError", "ProfileStats", "Mode",
+           "MonitorMode", "NanGuardMode", "DebugMode"]

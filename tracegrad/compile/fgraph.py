@@ -48,6 +48,8 @@ class FunctionGraph:
             to_clone = [v for v in inputs if not _is_persistent(v)]
             _, outputs, memo = clone_graph(outputs, to_clone)
             inputs = [memo.get(v, v) for v in inputs]
+        # Whether the nodes are this graph's own copy (see ``edits_in_place``).
+        self._owns_nodes = bool(clone)
         if len(set(inputs)) != len(inputs):
             raise ValueError("FunctionGraph: an input is listed twice")
         self.inputs = inputs
@@ -96,6 +98,61 @@ class FunctionGraph:
                 order = _order_destroyers(order, self)
             self._order = order
         return list(self._order)
+
+    def edits_in_place(self):
+        """Whether a pass may edit the nodes themselves (re-point their
+        ``inputs``) and then hand the graph's new outputs to
+        ``reset_outputs``, instead of going through ``replace``: the nodes
+        are this graph's own copy of the user's, its inputs are leaves (the
+        walk stops at them) and no listener waits for per-edit events."""
+        return (self._owns_nodes and not self._listeners
+                and all(v.owner is None for v in self.inputs))
+
+    def reset_outputs(self, outputs, reason=None):
+        """Make ``outputs`` (one per output, each of the old one's type or a
+        more precise one) the graph's outputs, and rebuild what the graph
+        knows (clients, nodes, variables) by one walk from them.
+
+        For a pass that edited the nodes in place (``edits_in_place``) and
+        would otherwise have built new nodes and called ``replace(old, new)``
+        for each output in turn: the graph is the one those replacements
+        leave, the order of every client list included (later passes walk
+        clients in order), without importing and pruning node by node. So
+        an output that stays the same leaf keeps its place before the new
+        readers of that leaf, each other output is imported in turn and its
+        positions (all of them, for an output listed twice) come after the
+        readers its import found.
+        """
+        outputs = list(outputs)
+        old_outputs = self.outputs
+        if len(outputs) != len(old_outputs):
+            raise ValueError(f"reset_outputs: {len(outputs)} outputs for a graph of "
+                             f"{len(old_outputs)}")
+        for old, new in zip(old_outputs, outputs):
+            self._check_types(old, new)
+        previous = self.variables
+        self.clients = {v: ClientList() for v in self.inputs}
+        self.apply_nodes = set()
+        self.variables = set(self.inputs)
+        kept = [old is new and old.owner is None for old, new in zip(old_outputs, outputs)]
+        final = list(outputs)
+        for i, old in enumerate(old_outputs):
+            if kept[i]:
+                self._import_var(old, reason)
+                self.clients[old].append(("output", i))
+        positions = {}
+        for i, old in enumerate(old_outputs):
+            if not kept[i]:
+                positions.setdefault(old, []).append(i)
+        for old, where in positions.items():
+            new = outputs[where[0]]
+            self._import_var(new, reason)
+            for i in where:   # (an output listed twice goes where its first went)
+                final[i] = new
+                self.clients[new].append(("output", i))
+        self.outputs = final
+        self._removed |= previous - self.variables
+        self._order = None
 
     def constants(self):
         """The constants read by the graph's nodes or used as outputs."""
@@ -252,7 +309,9 @@ class FunctionGraph:
         plain = [v for v in self.inputs if not _is_persistent(v)]
         _, outputs, memo = clone_graph(self.outputs, plain)
         inputs = [memo.get(v, v) for v in self.inputs]
-        return FunctionGraph(inputs, outputs, self.update_targets, clone=False)
+        copy = FunctionGraph(inputs, outputs, self.update_targets, clone=False)
+        copy._owns_nodes = True
+        return copy
 
     def __repr__(self):
         return (f"FunctionGraph({len(self.inputs)} inputs, {len(self.outputs)} outputs, "

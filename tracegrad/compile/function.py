@@ -13,6 +13,7 @@ from tracegrad.backend import c as c_tier
 from tracegrad.backend import check_devices, get_backend
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
+from tracegrad.compile.debugmode import DebugMode, is_debug_mode_name
 from tracegrad.compile.runtime import Function
 from tracegrad.compile.fgraph import graph_state, rebuild_graph
 from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
@@ -55,7 +56,9 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     if on_unused_input not in _UNUSED_MODES:
         raise ValueError(f"on_unused_input must be one of {_UNUSED_MODES}, "
                          f"got {on_unused_input!r}")
-    monitor = getattr(mode, "monitor", None)        # MonitorMode / NanGuardMode
+    mode = DebugMode() if is_debug_mode_name(mode) else mode    # Theano's mode='DebugMode'
+    requested_mode = mode          # (Function.copy compiles with it again, hooks included)
+    monitor = getattr(mode, "monitor", None)        # MonitorMode / NanGuardMode / DebugMode
     skipped = getattr(mode, "excluded", frozenset())  # Mode(...).excluding('inplace')
     mode = pipeline.resolve_mode(mode)
     backend = get_backend(device)
@@ -82,44 +85,34 @@ def function(inputs, outputs=None, updates=None, givens=None, no_default_updates
     check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
                   f"tg.function {display_name}")
 
-    spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
-                        on_unused_input, allow_input_downcast, name, device, profile, mode)
-    progress = compile_progress(display_name)
+    progress = compile_progress(display_name)  # (a line on stderr if slow)
     try:
-        fn = _compile(in_specs, out_specs, in_vars, shared_inputs, all_outputs, update_pairs,
-                      skipped, mode, backend, single, name, display_name, profile,
-                      allow_input_downcast, monitor, start, spec, progress)
+        with pipeline.gc_paused():
+            progress.stage("clone")
+            fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
+                                    [s for s, _ in update_pairs])
+            if skipped:
+                _optimize_without(fgraph, mode, backend.name, skipped)
+            else:
+                pipeline.optimize_graph(fgraph, mode, backend.name)
+
+        maker = FunctionMaker(
+            fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
+            [o.borrow for o in out_specs], single, mode=mode, name=name,
+            display_name=display_name, backend=backend, profile=profile,
+            allow_input_downcast=allow_input_downcast)
+        maker.compile_time = perf_counter() - start
+        maker.monitor = monitor
+        maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
+                                  on_unused_input, allow_input_downcast, name, device,
+                                  profile, requested_mode)
+        progress.stage("schedule", len(fgraph.apply_nodes))
+        fn = _link(maker, requested_mode, in_vars, all_outputs, n_out, update_pairs)
     finally:
         progress.close()
     if fn.profile is not None:
         fn.profile.compile_time = perf_counter() - start
     return fn
-
-
-def _compile(in_specs, out_specs, in_vars, shared_inputs, all_outputs, update_pairs,
-             skipped, mode, backend, single, name, display_name, profile,
-             allow_input_downcast, monitor, start, spec, progress):
-    """The ``Function`` of a checked ``function`` call: clone, optimize,
-    schedule (each stage reported to ``progress``)."""
-    with pipeline.gc_paused():
-        progress.stage("clone")
-        fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
-                                [s for s, _ in update_pairs])
-        if skipped:
-            _optimize_without(fgraph, mode, backend.name, skipped)
-        else:
-            pipeline.optimize_graph(fgraph, mode, backend.name)
-
-    maker = FunctionMaker(
-        fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
-        [o.borrow for o in out_specs], single, mode=mode, name=name,
-        display_name=display_name, backend=backend, profile=profile,
-        allow_input_downcast=allow_input_downcast)
-    maker.compile_time = perf_counter() - start
-    maker.monitor = monitor
-    maker.spec = spec
-    progress.stage("schedule", len(fgraph.apply_nodes))
-    return Function(maker)
 
 
 class FunctionSpec:
@@ -151,6 +144,10 @@ class FunctionSpec:
         if delete_updates:
             args["updates"] = None
             args["no_default_updates"] = True
+            # The inputs were checked when the original was compiled; one
+            # used only by the deleted updates stays a (now ignored) input,
+            # as in Theano (its tutorial's ``null_accumulator(9000)``).
+            args["on_unused_input"] = "ignore"
         elif swap:
             args["updates"] = [(swap.get(s, s), v) for s, v in normalize_updates(args["updates"])]
         if swap:
@@ -158,6 +155,33 @@ class FunctionSpec:
         if name is not None:
             args["name"] = name
         return function(**args)
+
+
+def _link(maker, mode, in_vars, all_outputs, n_out, update_pairs):
+    """The ``Function`` of ``maker``; with ``DebugMode``, a ``DebugFunction``
+    holding the graph before rewriting, which each call is checked against."""
+    if not isinstance(mode, DebugMode):
+        return Function(maker)
+    labels = [f"output {k}" for k in range(n_out)] + \
+        [f"the update of {s}" for s, _ in update_pairs]
+    maker.debug_reference = (mode, in_vars, all_outputs, labels, [s for s, _ in update_pairs])
+    return DebugFunction(maker)
+
+
+class DebugFunction(Function):
+    """A function compiled with ``DebugMode``: each call also compares its
+    outputs and updates with the graph before rewriting (``BadOptimization``)."""
+
+    def __call__(self, /, *args, **kwargs):
+        if kwargs or len(args) != self._n_inputs:
+            args = self._binder.bind(args, kwargs)
+        debug, in_vars, outputs, labels, updated = self.maker.debug_reference
+        expected = debug.reference(in_vars, outputs, args)
+        result = self._run(args)
+        got = [result] if self.maker.single else list(result)
+        got += [s.get_value(borrow=True) for s in updated]
+        debug.compare(labels, got, expected)
+        return result
 
 
 def _optimize_without(fgraph, mode, device, skipped):
@@ -231,6 +255,7 @@ class FunctionMaker:
         # A monitor's hooks are the user's functions (often lambdas): the
         # unpickled function runs without them.
         state["monitor"] = None
+        state.pop("debug_reference", None)    # (DebugMode's checks are not pickled either)
         return state
 
     def __setstate__(self, state):

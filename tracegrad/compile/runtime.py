@@ -26,6 +26,7 @@ from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value
                                        wait_turn, write_updates)
 from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, build_schedule,
                                         run_table, steps_source, steps_table)
+from tracegrad.printing import update_kinds
 
 
 
@@ -110,7 +111,30 @@ class Function:
         return (Function, (self.maker,))
 
     def __repr__(self):
-        return f"<tracegrad Function {self.maker.display_name}>"
+        """``Function('step', inputs=[x: float64 (None, 784)], outputs=[float64 ()],
+        updates=[W (copied)])``: the name when given, each input's and
+        output's name (when it has one), dtype and static shape, and the
+        shared variables the call updates, and how (``printing.update_kinds``)."""
+        fgraph = self.maker.fgraph
+        parts = [] if self.maker.name is None else [repr(self.maker.name)]
+        inputs = [_typed_label(spec.name or var.name, var)
+                  for spec, var in zip(self.maker.inputs, fgraph.inputs)]
+        outputs = [_typed_label(var.name, var) for var in fgraph.user_outputs]
+        parts.append(f"inputs=[{', '.join(inputs)}]")
+        parts.append(f"outputs=[{', '.join(outputs)}]")
+        updates = update_kinds(self)
+        if updates:
+            parts.append(f"updates=[{', '.join(f'{s} ({how})' for s, how in updates)}]")
+        return f"Function({', '.join(parts)})"
+
+
+def _typed_label(name, var):
+    """``x: float64 (None, 784)``, or the type alone for an unnamed variable."""
+    t = var.type
+    shape = getattr(t, "shape", None)
+    text = f"{t.dtype} {shape!r}" if hasattr(t, "dtype") and isinstance(shape, tuple) \
+        else str(t)
+    return text if name is None else f"{name}: {text}"
 
 
 def trusting_filter(filt, ttype, ndarray):

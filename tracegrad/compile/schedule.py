@@ -24,6 +24,7 @@ import numpy as np
 
 from tracegrad.backend.inplace import defer_fused_updates
 from tracegrad.evaluate import reraise_with_context
+from tracegrad.trace import node_runner, uses_perform
 
 # How an output leaves the call.
 AS_IS, COPY, COPY_IF_READONLY = 0, 1, 2
@@ -86,15 +87,19 @@ class Schedule:
         self.deferred = []                # fused update kernels (backend/inplace.py)
 
 
-def impl_for(op, xp):
-    """The callable ``f(*arrays)`` running ``op`` on ``xp``.
+def impl_for(node, xp):
+    """The callable ``f(*arrays)`` running ``node``'s op on ``xp``.
 
     An op may offer ``op.impl_for(xp)`` for a faster equivalent of
-    ``partial(op.impl, xp)`` (e.g. the bare ufunc).
+    ``partial(op.impl, xp)`` (e.g. the bare ufunc); an op written to
+    Theano's protocol runs its ``perform`` (``trace.node_runner``).
     """
+    op = node.op
     fast = getattr(op, "impl_for", None)
     if fast is not None:
         return fast(xp)
+    if uses_perform(op):
+        return node_runner(node, xp)
     return partial(op.impl, xp)
 
 
@@ -133,7 +138,7 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     for k, node in enumerate(order):
         frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
         frees.update(slot[o] for o in node.outputs if o not in last_reader and o not in kept)
-        steps.append(Step(node, impl_for(node.op, xp), [slot[v] for v in node.inputs],
+        steps.append(Step(node, impl_for(node, xp), [slot[v] for v in node.inputs],
                           [slot[o] for o in node.outputs], sorted(frees), backend))
 
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
@@ -161,33 +166,70 @@ def _constant_array(var, backend):
 
 
 def _alias_roots(fgraph, order):
-    """``roots[v]``: the variables whose buffers ``v``'s value may share
-    memory with (itself included); ``is_view[v]``: whether it may be a view."""
+    """``roots[v]``: the buffers ``v``'s value may share memory with, as the
+    variables that made them (inputs, constants, outputs of nodes that are
+    no view: ``v`` itself unless it is a view); ``is_view[v]``: whether it
+    may be a view.
+
+    Only the variables that made a buffer are kept, not every view between
+    (a chain of n in-place nodes would hold O(n^2) of those): two values
+    share memory when their roots meet, and whatever ``roots`` is compared
+    with (inputs, constants, shared variables, other roots) is made of such
+    variables too. ``_view_closure`` gives the views as well."""
     roots = {v: frozenset((v,)) for v in fgraph.variables if v.owner is None}
     is_view = {}
     for node in order:
         op = node.op
+        view_map, destroy_map = op.view_map, op.destroy_map
         for k, out in enumerate(node.outputs):
-            srcs = list(op.view_map.get(k, ())) + list(op.destroy_map.get(k, ()))
-            r = {out}
-            for j in srcs:
-                r |= roots[node.inputs[j]]
-            roots[out] = frozenset(r)
+            srcs = list(view_map.get(k, ())) + list(destroy_map.get(k, ()))
+            if not srcs:
+                roots[out] = frozenset((out,))
+            elif len(srcs) == 1:
+                roots[out] = roots[node.inputs[srcs[0]]]
+            else:
+                roots[out] = frozenset().union(*(roots[node.inputs[j]] for j in srcs))
             is_view[out] = bool(srcs)
     return roots, is_view
+
+
+def _view_closure(var):
+    """``var`` and every variable it may be a view of, through any chain of
+    views (what ``_alias_roots`` leaves out)."""
+    seen = {var}
+    stack = [var]
+    while stack:
+        v = stack.pop()
+        node = v.owner
+        if node is None:
+            continue
+        k = node.outputs.index(v)
+        for j in list(node.op.view_map.get(k, ())) + list(node.op.destroy_map.get(k, ())):
+            src = node.inputs[j]
+            if src not in seen:
+                seen.add(src)
+                stack.append(src)
+    return seen
 
 
 def _check_destroyers(order, roots, protected, outputs):
     """Refuse plans that overwrite a buffer the caller or a later call can
     see: inputs, constants, shared buffers, or another output's value."""
+    closures = {}
     for node in order:
         for srcs in node.op.destroy_map.values():
             for j in srcs:
                 destroyed = roots[node.inputs[j]]
                 hit = destroyed & protected
                 if not hit:
-                    hit = {o for o in outputs if roots[o] & destroyed
-                           and not roots[o] & set(node.outputs)}
+                    hit = set()
+                    for o in outputs:
+                        if not roots[o] & destroyed:
+                            continue
+                        if o not in closures:
+                            closures[o] = _view_closure(o)
+                        if closures[o].isdisjoint(node.outputs):
+                            hit.add(o)
                 if hit:
                     raise ValueError(
                         f"{node.op.name} would overwrite the buffer of "

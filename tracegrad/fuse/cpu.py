@@ -20,7 +20,8 @@ import numpy as np
 # read as this module's globals, so tests patch them here)
 from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
                               CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK, NATIVE_MIN_SIZE,
-                              SINGLE_PASS_BLOCKS, THREAD_MIN_NS, THREADED_BLOCK_FACTOR, config)
+                              SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
+                              THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.fuse.codegen import generate
 from tracegrad.fuse.lower import lower
@@ -227,8 +228,12 @@ class CpuProgram:
         small, else in blocks (on several threads when the work pays for
         them)."""
         block = self.block
-        nthreads = max(1, min(config.num_threads,
-                              int(size * self.ns_per_element / THREAD_MIN_NS)))
+        # Each thread must get more element work than the Python time of
+        # its blocks' steps (which hold the GIL): a long kernel on a few
+        # elements runs as one pass.
+        per_thread = max(THREAD_MIN_NS,
+                         BLOCKS_PER_THREAD * STEP_DISPATCH_NS * len(self.lowered.instrs))
+        nthreads = max(1, min(config.num_threads, int(size * self.ns_per_element / per_thread)))
         if nthreads == 1 and size <= SINGLE_PASS_BLOCKS * block:
             order = "F" if outs[0].flags.f_contiguous and len(shape) > 1 else "C"
             slots = [np.empty(shape, dt, order=order) for dt in program.slot_dtypes]

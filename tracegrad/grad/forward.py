@@ -6,10 +6,12 @@ rule, and the vjps must themselves be differentiable (they are built from ops).
 """
 from tracegrad.grad.reverse import grad
 from tracegrad.ops.alloc import arange, zeros_like
-from tracegrad.ops.shape import concatenate
+from tracegrad.ops.elemwise import cast
+from tracegrad.ops.reduce import prod
+from tracegrad.ops.shape import concatenate, shape
 from tracegrad.scan.build import scan
 from tracegrad.tensor.variable import as_tensor_variable
-from tracegrad.trace import clone_replace
+from tracegrad.trace import ancestors, clone_replace
 
 
 def _listify(x):
@@ -53,7 +55,25 @@ def Rop(f, wrt, eval_points, disconnected_inputs="raise"):
     # their values; replace any leftover reference by zeros.
     zeros = {d: zeros_like(fv) for d, fv in zip(dummies, f_list)}
     results, _ = clone_replace(results, zeros)
+    results = [_evaluated_at(r, fv, wrt_list) for r, fv in zip(results, f_list)]
     return results[0] if f_single else results
+
+
+def _evaluated_at(result, f, wrt):
+    """``result``, still a function of every ``wrt`` that ``f`` depends on.
+
+    Theano's ``Rop(f, wrt, v)`` is the Jacobian *at* ``wrt``: a function
+    compiled from it takes ``wrt`` as an input even when ``f`` is linear in
+    it (its tutorial compiles ``Rop(dot(x, W), W, V)`` with inputs ``[W, V,
+    x]``), as ``grad``'s seed ``ones_like(cost)`` keeps the cost's inputs.
+    A term ``0 * size(w)`` keeps that dependence: it reads only ``w``'s
+    shape, never its values."""
+    seen = set(ancestors([result]))
+    reached = set(ancestors([f]))
+    for w in wrt:
+        if w not in seen and w in reached:
+            result = result + cast(prod(shape(w)) * 0, result.dtype)
+    return result
 
 
 def jacobian(expression, wrt, consider_constant=None, disconnected_inputs="raise"):

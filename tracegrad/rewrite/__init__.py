@@ -81,12 +81,21 @@ def optimize_outputs(outputs, mode=None, inputs=None, stats=None):
 def optimize(fgraph, mode=None, stats=None):
     """Rewrite a compiled function's ``FunctionGraph`` in place.
 
-    The graph is rewritten on a copy (``optimize_outputs``), then each output
-    the rewrite changed is replaced with ``fgraph.replace``, which imports the
-    new nodes and prunes the old ones.
+    A graph that owns its nodes (``fgraph.edits_in_place()``: a compiled
+    function's clone of the user's graph) is rewritten in place, then told
+    its new outputs (``fgraph.reset_outputs``: one walk). Otherwise the graph
+    is rewritten on a copy (``optimize_outputs``), then each output the
+    rewrite changed is replaced with ``fgraph.replace``, which imports the
+    new nodes and prunes the old ones. Both give the same graph; the first
+    saves a copy of every node and importing and pruning them one by one.
     """
     phases = phases_for(mode)
     if not phases:
+        return fgraph
+    if getattr(fgraph, "edits_in_place", lambda: False)():
+        graph = engine.build_graph(fgraph.outputs)
+        engine.optimize_graph(graph, mode, stats)
+        fgraph.reset_outputs(graph.outputs, reason="rewrite")
         return fgraph
     new_outputs = optimize_outputs(fgraph.outputs, mode, inputs=fgraph.inputs,
                                    stats=stats)

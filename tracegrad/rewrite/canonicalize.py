@@ -40,7 +40,11 @@ from tracegrad.trace import Variable
 TermRule = namedtuple("TermRule", "group name const sign key new_sign build")
 TERM_RULES = []
 # fn(parts, ctx) -> bool: may edit ``parts.num`` / ``parts.den`` in place.
-FactorRule = namedtuple("FactorRule", "group name fn")
+# finds(parts) -> bool (optional): False only where ``fn`` would find nothing
+# to do. It is asked before the rule's group is, so that a product the rule
+# cannot touch does not depend on the group being active: the engine then
+# need not run the product rule on it again in the group's phase.
+FactorRule = namedtuple("FactorRule", "group name fn finds", defaults=(None,))
 FACTOR_RULES = []
 
 
@@ -213,12 +217,16 @@ def _unbroadcast_terms(s, ndim, memo):
 def _use_term_rule(kept, total, dtype, ctx):
     """Use the constant ``total`` up in the first of ``TERM_RULES`` that
     matches a term of ``kept`` (replaced in place); True when one did."""
+    # (The group is asked only about a rule that matches: a sum no rule
+    # matches does not depend on the groups, see ``engine.run_phase``.)
     for rule in TERM_RULES:
-        if rule.group not in ctx.groups or total != rule.const:
+        if total != rule.const:
             continue
         for k, (sign, var) in enumerate(kept):
             if sign == rule.sign and al.key_of(var) == rule.key \
                     and var.type.dtype == dtype:
+                if rule.group not in ctx.groups:
+                    break
                 kept[k] = (rule.new_sign, rule.build(var.owner.inputs[0]))
                 return True
     return False
@@ -365,6 +373,8 @@ def finish_parts(parts, dtype, ndim, ctx, plan=None):
 def _apply_factor_rules(parts, ctx):
     fired = False
     for rule in FACTOR_RULES:
+        if rule.finds is not None and not rule.finds(parts):
+            continue  # (before asking the groups: see ``FactorRule``)
         if rule.group in ctx.groups and rule.fn(parts, ctx):
             fired = True
     return fired
@@ -428,6 +438,12 @@ def _distribute(parts, dtype, ndim, ctx):
     return None
 
 
+def _has_sum_factor(parts, dtype):
+    """Whether ``_distribute`` has a sum to distribute over."""
+    return any(al.key_of(v) in al.BINARY_SUM_KEYS and v.type.dtype == dtype
+               for v in parts.num)
+
+
 def simplify_product(node, ctx):
     out = node.outputs[0]
     dtype = out.type.dtype
@@ -437,7 +453,9 @@ def simplify_product(node, ctx):
     f = al.collect_factors(out, al.shape_memo(ctx), ctx.n_clients)
     parts = Parts(f.num, f.den, f.cnum, f.cden, f.sign, may_cancel(ctx), guarded=True)
     fired = _simplify_parts(parts, ctx, ndim)
-    if not fired and "stabilize" in ctx.groups:
+    # (distribution needs a sum among the factors: a product without one
+    # does not depend on 'stabilize' being active, see ``FactorRule``)
+    if not fired and _has_sum_factor(parts, dtype) and "stabilize" in ctx.groups:
         distributed = _distribute(parts, dtype, ndim, ctx)
         if distributed is not None:
             return distributed

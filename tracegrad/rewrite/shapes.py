@@ -11,6 +11,7 @@
 - ``SumTo(x * f, like) -> SumTo(x, like) * f`` where ``f`` has ``like``'s
   shape (so ``SumTo(g / s, s)`` in the gradient of ``g / s`` exposes ``s``),
   ``f`` proven finite (and nonzero in a denominator) outside 'fast_math';
+- ``shape(f(a))`` is ``shape(a)`` where ``f(a)`` provably has ``a``'s shape;
 - ``dimshuffle(f(a, b))`` of an elementwise ``f`` read only there becomes
   ``f(dimshuffle(a), dimshuffle(b))``, so products and sums the gradient of
   a reduction wrapped in a dimshuffle are seen whole (``exp(x) /
@@ -37,6 +38,17 @@ def sum_to_shape_root(node, ctx):
     if root is like or not isinstance(root, Variable) or root.type.ndim != like.type.ndim:
         return None
     return node.op(g, root)
+
+
+def shape_of_shape_root(node, ctx):
+    """``shape(f(a)) -> shape(a)`` where ``f(a)`` provably has ``a``'s shape
+    (``(x ** 2).shape`` reads ``x``'s shape, as Theano's ``Shape_i(x)``): the
+    compiled function no longer computes ``f(a)`` just for its shape."""
+    x, = node.inputs
+    root = al.shape_root(x, al.shape_memo(ctx))
+    if root is x or not isinstance(root, Variable) or root.type.ndim != x.type.ndim:
+        return None
+    return node.op(root)
 
 
 def count_shape_root(node, ctx):
@@ -151,7 +163,7 @@ def _single_input(fn):
 
 
 def _register():
-    from tracegrad.ops import elemwise, reduce, shape
+    from tracegrad.ops import base, elemwise, reduce, shape
     rows = [r.name for r in elemwise.ROWS()] + ["cast"]
     register("canonicalize", Rule("remove_sum_to", [elemwise.SumTo], remove_sum_to))
     register("canonicalize", Rule("sum_to_factor_out", [elemwise.SumTo],
@@ -161,6 +173,7 @@ def _register():
     register("canonicalize", Rule("lift_dimshuffle", [shape.DimShuffle], lift_dimshuffle))
     register("canonicalize", Rule("count_shape_root", [reduce.ReductionCount],
                                   _single_input(count_shape_root)))
+    register("canonicalize", Rule("shape_of_shape_root", [base.Shape], shape_of_shape_root))
 
 
 _register()

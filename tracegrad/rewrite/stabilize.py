@@ -85,7 +85,12 @@ def _sigmoid_from_exp(parts, ctx):
     return fired
 
 
-FACTOR_RULES.append(FactorRule("stabilize", "sigmoid_from_exp", _sigmoid_from_exp))
+def _finds_one_plus_exp(parts):
+    return any(al.key_of(d) in al.BINARY_SUM_KEYS for d in parts.den)
+
+
+FACTOR_RULES.append(FactorRule("stabilize", "sigmoid_from_exp", _sigmoid_from_exp,
+                               _finds_one_plus_exp))
 
 
 def log_of_one_plus(node, ctx):

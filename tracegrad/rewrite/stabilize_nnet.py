@@ -16,6 +16,8 @@
   before rewriting: with it the gradient is ``onehot(g) - softmax(x) * ...``,
   finite where ``softmax`` underflows.
 """
+import functools
+
 import numpy as np
 
 from tracegrad.rewrite import algebra as al
@@ -25,7 +27,10 @@ from tracegrad.rewrite.engine import Rule, register
 from tracegrad.rewrite.pattern import const_value
 
 
+@functools.cache
 def _ops():
+    # (imported on first use; cached: the factor rules' prechecks call this
+    # for every factor of every product)
     from tracegrad.ops import index, nnet, reduce, shape
     return index, nnet, reduce, shape
 
@@ -198,8 +203,10 @@ def _scatter_cancel(parts, ctx):
 def _register():
     register("stabilize", Rule("log_softmax", ["log"], log_softmax_rule))
     register("stabilize", Rule("logsumexp", ["log"], logsumexp_rule))
-    FACTOR_RULES.append(FactorRule("stabilize", "softmax_from_exp", _softmax_from_exp))
-    FACTOR_RULES.append(FactorRule("stabilize", "scatter_cancel", _scatter_cancel))
+    FACTOR_RULES.append(FactorRule("stabilize", "softmax_from_exp", _softmax_from_exp,
+                                   lambda parts: any(map(_softmax_den, parts.den))))
+    FACTOR_RULES.append(FactorRule("stabilize", "scatter_cancel", _scatter_cancel,
+                                   lambda parts: any(map(_scatter, parts.num))))
 
 
 _register()

@@ -59,6 +59,25 @@ class MRG_RandomStreams(RandomStreams):
         # which follows tg.config.device here.
         super().__init__(seed)
 
+    @property
+    def rstate(self):
+        """Theano's ``rstate``: where the next draws' states come from, as
+        ``[seed, index of the next draw]``. Assigning another stream's
+        ``rstate`` makes the draws made from now on the same as its next
+        ones (Theano's tutorial copies it with the ``state_updates``)."""
+        return np.array([self.default_instance_seed,
+                         len(self.state_updates) + getattr(self, "_index_offset", 0)],
+                        dtype=np.int64)
+
+    @rstate.setter
+    def rstate(self, value):
+        value = np.asarray(value)
+        if value.shape != (2,) or value.dtype.kind not in "iu":
+            raise ValueError("MRG_RandomStreams.rstate takes another stream's rstate "
+                             f"(2 integers), got {value.dtype} of shape {value.shape}")
+        self.default_instance_seed = int(value[0])
+        self._index_offset = int(value[1]) - len(self.state_updates)
+
     def uniform(self, size=None, low=0.0, high=1.0, ndim=None, dtype=None, nstreams=None):
         """Uniform draws in ``(low, high)``."""
         dtype = _float_dtype(dtype, low, high)

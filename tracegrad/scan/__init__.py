@@ -4,7 +4,9 @@ buffers whose history is never read."""
 from tracegrad.scan.build import scan, until  # noqa: F401
 from tracegrad.scan.checkpoints import scan_checkpoints  # noqa: F401
 from tracegrad.scan.op import Scan, ScanSpec  # noqa: F401
+from tracegrad.scan.views import foldl, foldr, map, reduce  # noqa: F401
 
-__all__ = ["scan", "until", "scan_checkpoints", "Scan", "ScanSpec"]
+__all__ = ["scan", "until", "scan_checkpoints", "Scan", "ScanSpec", "map", "reduce", "foldl",
+           "foldr"]
 
 from tracegrad.scan import memory  # noqa: F401,E402  (registers the rewrite)

@@ -55,9 +55,12 @@ class InnerGraph:
     """The loop body: placeholder inputs, output variables and the compiled
     function for each device (built on first use, then reused every step)."""
 
-    def __init__(self, inputs, outputs):
+    def __init__(self, inputs, outputs, mode=None):
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
+        # ``scan(mode=...)``: how the body is compiled (None: tg.config.optimizer);
+        # a MonitorMode / DebugMode here watches the body's nodes every step.
+        self.mode = mode
         self._init_cache()
 
     def __repr__(self):
@@ -69,11 +72,15 @@ class InnerGraph:
         self._lock = threading.Lock()
 
     def __getstate__(self):
-        return {"inputs": self.inputs, "outputs": self.outputs}
+        # (a mode object's hooks are the user's functions: pickled as its optimizer)
+        mode = self.mode if self.mode is None or isinstance(self.mode, str) \
+            else getattr(self.mode, "optimizer", None)
+        return {"inputs": self.inputs, "outputs": self.outputs, "mode": mode}
 
     def __setstate__(self, state):
         self.inputs = state["inputs"]
         self.outputs = state["outputs"]
+        self.mode = state.get("mode")
         self._init_cache()
 
     def function(self, xp):
@@ -84,7 +91,8 @@ class InnerGraph:
             with self._lock:
                 fn = self._compiled.get(device)
                 if fn is None:
-                    fn = self._compiled[device] = _compile(self.inputs, self.outputs, device, xp)
+                    fn = self._compiled[device] = _compile(self.inputs, self.outputs,
+                                                           device, xp, self.mode)
         return fn
 
 
@@ -101,14 +109,14 @@ def set_body_compiler(function):
     _compile_function = function
 
 
-def _compile(inputs, outputs, device, xp):
+def _compile(inputs, outputs, device, xp, mode=None):
     """Compile the body with ``tg.function`` (so it is rewritten and fused like
     any graph); the reference evaluator stands in where that is unavailable."""
     if _compile_function is None:
         raise RuntimeError("scan bodies are compiled by tracegrad.compile: import tracegrad")
     try:
         fn = _compile_function(list(inputs), list(outputs), on_unused_input="ignore",
-                               device=device)
+                               device=device, mode=mode)
     except NotImplementedError:
         def run(*values):
             return evaluate(list(outputs), dict(zip(inputs, values)), xp)

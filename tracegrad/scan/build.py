@@ -195,7 +195,11 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     included). ``updates`` maps the shared variables that ``fn`` updates
     (including random streams drawn inside ``fn``) to their value after the
     loop; pass it to ``tg.function``. ``truncate_gradient=k > 0`` back-propagates
-    through the last ``k`` steps only.
+    through the last ``k`` steps only. ``mode``: how the body is compiled
+    (``None``: ``tg.config.optimizer``; a ``MonitorMode`` or ``DebugMode``
+    watches the body's nodes at every step). ``strict=True``: every shared
+    variable the body reads must be in ``non_sequences`` (those it updates,
+    random streams included, need not).
     """
     seqs = [_Sequence(s, go_backwards) for s in _listify(sequences)]
     recs_info = _parse_outputs_info(outputs_info)
@@ -208,9 +212,11 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
 
     states, state_outs = _loop_state(updates, outputs + [condition] + list(updates.values()),
                                      nonseqs)
+    if strict:
+        _check_strict(outputs + [condition] + state_outs, nonseqs, states)
     inner_outs = rec_outs + state_outs + nit_outs + ([condition] if condition is not None
                                                      else [])
-    inner, hoisted = _inner_graph(seqs, recs, states, inner_outs, nonseqs)
+    inner, hoisted = _inner_graph(seqs, recs, states, inner_outs, nonseqs, mode)
     n_rec = len(recs) + len(states)
     spec = ScanSpec(
         seq_offsets=tuple(s.offsets for s in seqs),
@@ -236,6 +242,19 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     if return_list or len(results) != 1:
         return results, new_updates
     return results[0], new_updates
+
+
+def _check_strict(roots, nonseqs, states):
+    """Theano's ``strict=True``: every shared variable the step reads is a
+    non-sequence, except those it advances (updates, random streams)."""
+    advanced = {shared for shared, _ in states}
+    stray = [v for v in ancestors([r for r in roots if r is not None], blockers=nonseqs)
+             if _is_shared(v) and v not in advanced and v not in nonseqs]
+    if stray:
+        names = ", ".join(str(v) for v in stray)
+        raise ValueError(f"scan(strict=True): the step function reads the shared variable(s) "
+                         f"{names} without their being in non_sequences; pass them in "
+                         "non_sequences (or use strict=False)")
 
 
 def _n_steps_input(n_steps, seqs):
@@ -264,7 +283,7 @@ def _split_outputs(recs_info, outputs):
     return recs_info, recs, rec_outs, nit_outs
 
 
-def _inner_graph(seqs, recs, states, inner_outs, nonseqs):
+def _inner_graph(seqs, recs, states, inner_outs, nonseqs, mode=None):
     """The loop body over its placeholders, and the outer values its
     loop-invariant parts were cut into (``cut_body``)."""
     placeholders = ([p for s in seqs for p in s.placeholders] +
@@ -273,7 +292,7 @@ def _inner_graph(seqs, recs, states, inner_outs, nonseqs):
     replace = {shared: ph for shared, ph in states}
     inner_outs, _ = clone_replace(inner_outs, replace, blockers=nonseqs)
     hoisted, inner_nonseqs, inner_outs = cut_body(inner_outs, placeholders, nonseqs)
-    return InnerGraph(placeholders + inner_nonseqs, inner_outs), hoisted
+    return InnerGraph(placeholders + inner_nonseqs, inner_outs, mode), hoisted
 
 
 def _outer_inputs(n_steps, seqs, recs, states, hoisted):

@@ -13,7 +13,9 @@ has an initial value read with tap -1 (or is ``None``: a per-step output),
 every ``save_every_N``-th step (and after the last step): ``outputs[-1]`` is
 the final state; the steps in between are not returned.
 """
+from tracegrad.ops import api as T  # the op functions (scan sits below tracegrad.tensor)
 from tracegrad.scan.build import scan
+from tracegrad.tensor.variable import as_tensor_variable
 
 
 def _as_list(x):
@@ -35,9 +37,8 @@ def _check_taps(sequences, outputs_info):
 
 def _steps(sequences, n_steps):
     """The number of steps (symbolic or an int)."""
-    import tracegrad.tensor as T
     if n_steps is not None:
-        return T.as_tensor_variable(n_steps).astype("int64")
+        return as_tensor_variable(n_steps).astype("int64")
     if not sequences:
         raise ValueError("scan_checkpoints needs sequences or n_steps")
     lengths = [T.shape(s)[0] for s in sequences]
@@ -50,7 +51,6 @@ def _steps(sequences, n_steps):
 def _chunked(s, n, every, padding):
     """Sequence ``s`` cut to ``n`` steps, padded with zeros to whole chunks
     when ``padding``, as a ``(chunks, every, ...)`` tensor."""
-    import tracegrad.tensor as T
     s = s[:n]
     if padding:
         pad = (every - n % every) % every
@@ -70,12 +70,11 @@ def scan_checkpoints(fn, sequences=None, outputs_info=None, non_sequences=None,
     ``padding=False`` promises that the sequences' length is a multiple of
     ``save_every_N`` (nothing is padded).
     """
-    import tracegrad.tensor as T
     sequences = _as_list(sequences)
     outputs_info = _as_list(outputs_info)
     non_sequences = _as_list(non_sequences)
     _check_taps(sequences, outputs_info)
-    sequences = [T.as_tensor_variable(s) for s in sequences]
+    sequences = [as_tensor_variable(s) for s in sequences]
     every = int(save_every_N)
     if every < 1:
         raise ValueError(f"save_every_N must be >= 1, got {save_every_N}")

@@ -19,3 +19,5 @@ from tracegrad.grad import Lop, Rop  # noqa: F401,E402
 from tracegrad.transforms import grad, jacobian, hessian  # noqa: F401,E402
 
 as_tensor = as_tensor_variable
+# Theano's ``T.shared_randomstreams.RandomStreams`` (its scan tutorial spelling)
+from tracegrad.tensor import shared_randomstreams  # noqa: F401,E402
