@@ -30,6 +30,7 @@ SETTINGS = {
     "lenet.py": (1, "test accuracy", ()),
     "denoising_autoencoder.py": (1, "final reconstruction cost", ()),
     "rbm.py": (1, "final pseudo-likelihood cost", ()),
+    "data_parallel.py": (2, "final loss", ("mpi4py",)),
 }
 # The examples that train something, and so print progress lines.
 UNTRAINED = {"tour.py"}

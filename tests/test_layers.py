@@ -38,7 +38,7 @@ LAYERS = [
              "tracegrad.tensor.shared_randomstreams", "tracegrad.tensor.nlinalg",
              "tracegrad.jit", "tracegrad.random", "tracegrad.testing",
              "tracegrad.pytree", "tracegrad.differentiate", "tracegrad.transforms",
-             "tracegrad.vmap"]),
+             "tracegrad.vmap", "tracegrad.distributed"]),
 ]
 
 

@@ -27,9 +27,12 @@ argument's shape fixed (``x.shape`` of an argument is a tuple of ints, as in
 NumPy), and from then on that signature is compiled once per distinct set of
 argument shapes (the cache key gains the shapes).
 """
+from __future__ import annotations
+
 import functools
 import inspect
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Sequence, overload
 
 import numpy as np
 
@@ -42,6 +45,9 @@ from tracegrad.tensor.protocols import ShapeTuple
 from tracegrad.tensor.variable import (TensorVariable, as_tensor_variable,
                                        check_supported_value)
 from tracegrad.trace import Variable
+
+if TYPE_CHECKING:  # annotations only
+    from tracegrad.compile.runtime import Function
 
 __all__ = ["jit"]
 
@@ -373,7 +379,9 @@ class Compiled:
         return _Traced(inputs, outputs, out_structure,
                        function(inputs, outputs, on_unused_input="ignore"))
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` compiled for these arguments' signature (traced and
+        compiled on the first call with it); inlined while tracing."""
         try:
             traced, values = self._lookup(args, kwargs)
         except _SymbolicArgument:
@@ -386,17 +394,17 @@ class Compiled:
         results = traced.function(*values) if traced.outputs else []
         return unflatten(traced.out_structure, list(results))
 
-    def compiled(self, *args, **kwargs):
+    def compiled(self, *args: Any, **kwargs: Any) -> Function:
         """The compiled ``tg.function`` these arguments' signature uses
         (``tg.printing.debugprint(f.compiled(x))`` shows its graph)."""
         return self._lookup(args, kwargs)[0].function
 
     @property
-    def cache_size(self):
+    def cache_size(self) -> int:
         """How many signatures (and shapes, where needed) have been traced and compiled."""
         return len(self._cache) + len(self._static)
 
-    def clear_cache(self):
+    def clear_cache(self) -> None:
         """Forget every compiled signature (the next call traces again)."""
         with self._lock:
             self._cache.clear()
@@ -416,7 +424,16 @@ def _placeholders(structure, prefix):
     return [_placeholder(d, n) for d, n in leaf_paths(structure, prefix)]
 
 
-def jit(fn=None, *, static_argnums=(), static_argnames=()):
+@overload
+def jit(fn: Callable[..., Any], *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = ()) -> Compiled: ...
+@overload
+def jit(fn: None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = ()) -> Callable[[Callable[..., Any]], Compiled]: ...
+
+
+def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = ()) -> Any:
     """Compile ``fn`` for each signature of its arguments.
 
     ``f = tg.jit(fn)``: the first call with given input dtypes, ndims and

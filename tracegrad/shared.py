@@ -11,6 +11,10 @@ its ndim).
 every compiled function that uses the variable unless that function gives an
 explicit update or ``no_default_updates`` (random streams use it).
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from tracegrad.backend import get_backend, is_device_array
@@ -55,7 +59,7 @@ class SharedVariable(TensorVariable):
         """``'cpu'`` or ``'cuda'``: where the buffer lives."""
         return self.backend.name
 
-    def get_value(self, borrow=False, return_internal_type=False):
+    def get_value(self, borrow: bool = False, return_internal_type: bool = False) -> Any:
         """The value: a copy, or the buffer itself with ``borrow=True``.
         The copy is a NumPy array on every device, made while no update
         is being written; the buffer is the device's own array (a
@@ -72,7 +76,7 @@ class SharedVariable(TensorVariable):
     def _host_copy(self):
         return self.backend.host_copy(self.container.value)
 
-    def set_value(self, value, borrow=False):
+    def set_value(self, value: Any, borrow: bool = False) -> None:
         """Replace the value. A new shape is fine; the ndim is fixed and the
         dtype is cast only when no precision is lost (else ``TypeError``).
         With ``borrow=True`` an array that already fits becomes the buffer.
@@ -107,7 +111,8 @@ class SharedVariable(TensorVariable):
 SHARED_CONSTRUCTORS = []
 
 
-def shared(value, name=None, borrow=False, device=None, shape_can_change=False):
+def shared(value: Any, name: str | None = None, borrow: bool = False,
+           device: str | None = None, shape_can_change: bool = False) -> SharedVariable:
     """A shared variable holding ``value`` (copied unless ``borrow=True``).
 
     Python ints become int64, floats float64; arrays keep their dtype. The

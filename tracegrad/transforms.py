@@ -21,8 +21,11 @@ the transpose for the bilinear pairing ``Re(w * t)``; ``jvp`` is the ordinary
 directional derivative. A complex output is refused by ``grad`` and
 ``jacobian`` unless ``holomorphic=True`` (then the result is ``f'(z)``).
 """
+from __future__ import annotations
+
 import threading
 from collections import OrderedDict
+from typing import Any, Callable, Literal, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -35,6 +38,7 @@ from tracegrad.grad import hessian as _variable_hessian
 from tracegrad.grad import jacobian as _variable_jacobian
 from tracegrad.jit import Compiled, jit
 from tracegrad.pytree import flatten
+from tracegrad.tensor.variable import TensorVariable
 from tracegrad.trace import Variable
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "elementwise_grad",
@@ -93,8 +97,10 @@ def _hashable(x):
 
 
 # ---------------------------------------------------------------- public
-def value_and_grad(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=None,
-                   static_argnums=(), static_argnames=()):
+def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
+                   has_aux: bool = False, holomorphic: bool = False, *,
+                   argnum: int | None = None, static_argnums: int | Sequence[int] = (),
+                   static_argnames: str | Sequence[str] = ()) -> Compiled:
     """A compiled callable returning ``(value, grads)`` of the scalar ``fn``.
 
     ``grads`` is the gradient with respect to argument ``argnums`` (shaped
@@ -122,7 +128,33 @@ def _grad_of(fn, argnums=0, has_aux=False, holomorphic=False, *, argnum=None,
                      _hashable(static_argnums), _hashable(static_argnames))
 
 
-def grad(cost, *args, **kwargs):
+# Theano's form for variables first: a variable is not callable, a function
+# is not a variable, so the forms never overlap. ``return_disconnected='none'``
+# may give ``None`` for a disconnected ``wrt``: its result is typed ``Any``.
+@overload
+def grad(cost: Variable | None, wrt: TensorVariable,
+         consider_constant: Sequence[Variable] | None = None,
+         disconnected_inputs: str = "raise",
+         known_grads: Mapping[Variable, Any] | None = None,
+         return_disconnected: Literal["zero", "disconnected"] = "zero") -> TensorVariable: ...
+@overload
+def grad(cost: Variable | None, wrt: Sequence[TensorVariable],
+         consider_constant: Sequence[Variable] | None = None,
+         disconnected_inputs: str = "raise",
+         known_grads: Mapping[Variable, Any] | None = None,
+         return_disconnected: Literal["zero", "disconnected"] = "zero") -> list[TensorVariable]: ...
+@overload
+def grad(cost: Variable | None, wrt: Any, consider_constant: Sequence[Variable] | None = None,
+         disconnected_inputs: str = "raise", known_grads: Mapping[Variable, Any] | None = None,
+         return_disconnected: str = "zero") -> Any: ...
+@overload
+def grad(cost: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False,
+         holomorphic: bool = False, *, argnum: int | None = None,
+         static_argnums: int | Sequence[int] = (),
+         static_argnames: str | Sequence[str] = ()) -> Compiled: ...
+
+
+def grad(cost: Any, *args: Any, **kwargs: Any) -> Any:
     """Gradients: JAX/autograd's ``grad(fn, argnums=0, has_aux=False,
     holomorphic=False)`` for a callable, Theano's ``grad(cost, wrt, ...)``
     for a variable.

@@ -6,7 +6,10 @@ variables' default updates; judge unused inputs on that graph; then the
 pipeline (``pipeline.py``) clones it into a ``FunctionGraph``, rewrites,
 fuses and plans in-place work, and ``runtime.Function`` links the schedule.
 """
+from __future__ import annotations
+
 import warnings
+from typing import Any, Iterable, Mapping, Sequence, Union
 from time import perf_counter
 
 from tracegrad.backend import c as c_tier
@@ -20,7 +23,7 @@ from tracegrad.compile.updates import (apply_givens, default_updates, normalize_
                                        normalize_updates)
 from tracegrad.progress import begin as compile_progress
 from tracegrad.shared import SharedVariable
-from tracegrad.trace import ancestors, user_source_location
+from tracegrad.trace import Variable, ancestors, user_source_location
 
 _UNUSED_MODES = ("raise", "warn", "ignore")
 
@@ -33,9 +36,18 @@ class UnusedInputError(ValueError):
 c_tier.install()
 
 
-def function(inputs, outputs=None, updates=None, givens=None, no_default_updates=False,
-             on_unused_input="raise", allow_input_downcast=None, name=None, device=None,
-             profile=False, mode=None):
+# The public signature's argument types (the checks below accept exactly these).
+# (Mapping's key type is invariant: a dict keyed by SharedVariable must fit too.)
+_Pairs = Union[Mapping[Any, Any], Iterable[tuple[Variable, Any]]]
+
+
+def function(inputs: Sequence[Variable | In],
+             outputs: Variable | Out | Sequence[Variable | Out] | None = None,
+             updates: _Pairs | None = None, givens: _Pairs | None = None,
+             no_default_updates: bool | Iterable[SharedVariable] = False,
+             on_unused_input: str = "raise", allow_input_downcast: bool | None = None,
+             name: str | None = None, device: str | None = None, profile: bool = False,
+             mode: Any = None) -> Function:
     """Compile a callable computing ``outputs`` from ``inputs``.
 
     ``inputs``: a list of variables or ``In``; ``outputs``: a variable (the

@@ -15,6 +15,7 @@ after another call's updates (``publish``'s module doc).
 """
 import threading
 from time import perf_counter
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,9 @@ class Function:
                             "tracegrad without its source graph; compile it again")
         return spec.rebuild(swap or {}, delete_updates, name)
 
-    def __call__(self, /, *args, **kwargs):
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        """Run the function: one array for a single output, a list for a
+        list of outputs; arguments by position or by input name."""
         if kwargs or len(args) != self._n_inputs:
             args = self._binder.bind(args, kwargs)
         return self._run(args)
@@ -157,6 +160,13 @@ def _own_default(filt, value):
     return copy_value(array) if array is value else array
 
 
+# ``hook(schedule, run) -> run``, applied in order to every call function
+# made (at link time, and again when ``trust_input`` changes): a package
+# above the compile layer may check the schedule or wrap the call
+# (tracegrad.distributed: ranks agree on the graph; abort on error).
+RUN_HOOKS = []
+
+
 def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     """The function ``run(args) -> results`` of a call (see the module doc),
     generated as straight-line code once per function: each input's filter,
@@ -208,6 +218,8 @@ def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     run = env["run"]
     if profile is not None:
         run = _timed(run, profile)
+    for hook in RUN_HOOKS:
+        run = hook(schedule, run)
     return run
 
 

@@ -1,0 +1,155 @@
+"""Allreduce benchmarks of tracegrad.distributed (issue 19).
+
+    mpiexec -n 2 python -m bench.distributed [--quick]
+
+1. **Bandwidth**: the bucketed path (a compiled ``tg.function`` of
+   ``allreduce_many`` over 64 float64 tensors: pack, one ``Allreduce`` per
+   bucket, unpack, plus the shape check) against raw mpi4py ``Allreduce`` on
+   one flat buffer of the same total size (both summing). Ratio = raw time / bucketed time
+   (1.0: no overhead; target >= 0.9 for large buffers).
+2. **Many small gradients**: the gradients of the example MLP
+   (examples/data_parallel.py: 6 tensors, 6 k parameters) and of a deep MLP
+   (40 layers of 64: 80 tensors), all-reduced with one bucket against one
+   ``allreduce`` per tensor (``bucket_bytes=0``).
+
+3. **Weak scaling (W4)**: one data-parallel SGD step of the W4 MLP
+   (784-256-10, float32, 256 samples per rank, bench/training.py's data)
+   on rank 0 alone (a size-1 sub-communicator) and on every rank: the step
+   time ratio (1.0 is perfect weak scaling), and the same step with
+   ``data_parallel(overlap=True)`` (non-blocking buckets). Run with ``OMP_NUM_THREADS=1``
+   for one thread per process.
+
+Each figure is the median over rounds of the slowest rank's time of one
+call (ranks start together after a barrier). Bandwidth is the algorithm
+bandwidth, bytes / time (docs/distributed.md relates it to the link speed).
+"""
+import argparse
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+import tracegrad as tg
+import tracegrad.distributed as dist
+import tracegrad.tensor as T
+
+COMM = MPI.COMM_WORLD
+
+
+def timed(fn, rounds):
+    """Median over ``rounds`` of the slowest rank's time of ``fn()``."""
+    fn()                                        # warm up (buffers, caches)
+    times = []
+    for _ in range(rounds):
+        COMM.Barrier()
+        start = time.perf_counter()
+        fn()
+        times.append(COMM.allreduce(time.perf_counter() - start, op=MPI.MAX))
+    return float(np.median(times))
+
+
+def bucketed(shapes, bucket_bytes, op="mean"):
+    """A compiled allreduce of tensors of ``shapes``, called on its inputs."""
+    xs = [T.TensorType("float64", (None,) * len(s))() for s in shapes]
+    nbytes = [int(np.prod(s)) * 8 for s in shapes]
+    fn = tg.function(xs, dist.allreduce_many(xs, op, bucket_bytes, nbytes))
+    rng = np.random.default_rng(COMM.Get_rank())
+    arrays = [rng.standard_normal(s) for s in shapes]
+    return lambda: fn(*arrays)
+
+
+def bandwidth(total_mb, rounds, report):
+    n = 64
+    per = int(total_mb * 2**20 / 8 / n)
+    flat = np.random.default_rng(0).standard_normal(per * n)
+    out = np.empty_like(flat)
+    raw = timed(lambda: COMM.Allreduce(flat, out, op=MPI.SUM), rounds)
+    ours = timed(bucketed([(per,)] * n, dist.BUCKET_BYTES, "sum"), rounds)
+    nbytes = flat.nbytes
+    report(f"{total_mb:7.1f} MB in {n} tensors: raw Allreduce {raw * 1e3:8.2f} ms "
+           f"({nbytes / raw / 1e9:6.2f} GB/s)  bucketed {ours * 1e3:8.2f} ms "
+           f"({nbytes / ours / 1e9:6.2f} GB/s)  ratio {raw / ours:5.2f}")
+
+
+def mlp_shapes(sizes):
+    shapes = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        shapes += [(a, b), (b,)]
+    return shapes
+
+
+def small_tensors(name, shapes, rounds, report):
+    one = timed(bucketed(shapes, dist.BUCKET_BYTES), rounds)
+    each = timed(bucketed(shapes, 0), rounds)
+    n = sum(int(np.prod(s)) for s in shapes)
+    report(f"{name}: {len(shapes)} tensors, {n} parameters ({n * 8 / 1e6:.2f} MB): "
+           f"one bucket {one * 1e6:8.1f} us, one allreduce per tensor {each * 1e6:8.1f} us, "
+           f"bucketing {each / one:5.1f}x faster")
+
+
+def w4_step(comm, batch=256, overlap=False):
+    """A compiled W4 data-parallel step on ``comm`` and its inputs."""
+    from bench.training import w4_data
+    x_np, y_np, weights = w4_data(batch, seed=COMM.Get_rank())
+    dist.set_comm(comm)
+    try:
+        params = [tg.shared(w, name=f"p{k}") for k, w in enumerate(weights)]
+        dist.sync_shared(params)
+        x, y = T.fmatrix("x"), T.lvector("y")
+        w1, b1, w2, b2 = params
+        logits = T.dot(T.tanh(T.dot(x, w1) + b1), w2) + b2
+        cost = -T.mean(T.log(T.nnet.softmax(logits))[T.arange(y.shape[0]), y])
+        step = tg.function([x, y], cost, updates=dist.data_parallel(cost, params, lr=0.01,
+                                                                overlap=overlap))
+    finally:
+        dist.set_comm(COMM)
+    return lambda: step(x_np, y_np)
+
+
+def weak_scaling(rounds, report):
+    solo = COMM.Split(0 if COMM.Get_rank() == 0 else MPI.UNDEFINED, 0)
+    alone = None
+    if COMM.Get_rank() == 0:
+        fn = w4_step(solo)
+        fn()
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        alone = float(np.median(times))
+        solo.Free()
+    together = timed(w4_step(COMM), rounds)
+    overlapped = timed(w4_step(COMM, overlap=True), rounds)
+    report(f"W4 weak scaling (256 samples per rank): 1 process {alone * 1e3:7.2f} ms/step, "
+           f"{COMM.Get_size()} processes {together * 1e3:7.2f} ms/step "
+           f"(ratio {together / alone:5.2f}); with overlap=True {overlapped * 1e3:7.2f} "
+           f"ms/step" if alone is not None else "")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
+    args = parser.parse_args()
+    rounds = 5 if args.quick else 20
+
+    def report(line):
+        if COMM.Get_rank() == 0:
+            print(line, flush=True)
+
+    report(f"tracegrad.distributed allreduce, {COMM.Get_size()} processes "
+           f"({MPI.Get_library_version().splitlines()[0]})")
+    for checked in (True, False):
+        dist.set_check_shapes(checked)
+        report(f"-- shapes compared before each collective: {checked} (set_check_shapes)")
+        for total_mb in ((1, 16) if args.quick else (1, 16, 64)):
+            bandwidth(total_mb, rounds, report)
+        small_tensors("example MLP 20-64-64-10", mlp_shapes([20, 64, 64, 10]), rounds * 5,
+                      report)
+        small_tensors("deep MLP 40 x 64", mlp_shapes([64] * 41), rounds * 5, report)
+    dist.set_check_shapes(True)
+    weak_scaling(rounds * 2, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Run under ``mpiexec -n P`` by tests/test_distributed.py: one case per launch.
+
+    mpiexec -n 3 python tests/distributed_worker.py collectives
+
+Every rank draws rank-dependent inputs, runs the collectives compiled with
+``tg.function`` and checks them against NumPy on the allgathered inputs
+(mpi4py's pickled ``allgather``: the reference must not use the code under
+test). Gradients are checked against finite differences of the **global**
+cost, the sum over ranks of each rank's cost: rank ``s`` perturbs one entry
+while the others hold still, and every rank evaluates. Each case prints
+``OK <case> rank R`` at the end; any failed check raises, and the aborting
+excepthook of tracegrad.distributed ends the job with a non-zero status.
+"""
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import tracegrad as tg
+import tracegrad.distributed as dist
+import tracegrad.tensor as T
+
+COMM = MPI.COMM_WORLD
+R, P = COMM.Get_rank(), COMM.Get_size()
+
+
+def sym(dtype, ndim, name="x"):
+    return T.TensorType(dtype, (None,) * ndim)(name)
+
+
+def draw(shape, dtype, seed):
+    rng = np.random.default_rng(1000 * seed + R)
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(-5, 6, size=shape).astype(dtype)
+    a = rng.uniform(-2, 2, size=shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.uniform(-2, 2, size=shape)
+    return a.astype(dtype)
+
+
+def chunk(a, axis):
+    return np.split(a, P, axis=axis)[R]
+
+
+# name -> (build, NumPy reference from every rank's input, shapes, dtypes)
+def cases():
+    root = P - 1
+    big = [(2 * P, 3), (0, 3)]
+    return {
+        "allreduce-sum": (lambda x: dist.allreduce(x, "sum"), lambda xs: sum(xs),
+                          big + [()], ("float64", "float32", "int64", "complex128")),
+        "allreduce-mean": (lambda x: dist.allreduce(x, "mean"), lambda xs: sum(xs) / P,
+                           big + [()], ("float64", "float32", "complex128")),
+        "allreduce-max": (lambda x: dist.allreduce(x, "max"), lambda xs: np.max(xs, 0),
+                          big + [()], ("float64", "int64")),
+        "allreduce-min": (lambda x: dist.allreduce(x, "min"), lambda xs: np.min(xs, 0),
+                          big + [()], ("float64", "int32")),
+        "broadcast": (lambda x: dist.broadcast(x, root), lambda xs: xs[root],
+                      big + [()], ("float64", "float32", "int64")),
+        "reduce": (lambda x: dist.reduce(x, 0),
+                   lambda xs: sum(xs) if R == 0 else np.zeros_like(xs[0]),
+                   big + [()], ("float64", "float32")),
+        "allgather-0": (lambda x: dist.allgather(x, 0), lambda xs: np.concatenate(xs, 0),
+                        big, ("float64", "float32", "int64")),
+        "allgather-1": (lambda x: dist.allgather(x, 1), lambda xs: np.concatenate(xs, 1),
+                        big, ("float64",)),
+        "reduce_scatter-0": (lambda x: dist.reduce_scatter(x, 0),
+                             lambda xs: chunk(sum(xs), 0), big, ("float64", "float32")),
+        "reduce_scatter-1": (lambda x: dist.reduce_scatter(x, 1),
+                             lambda xs: chunk(sum(xs), 1), [(2, 3 * P)], ("float64",)),
+    }
+
+
+def check_value(name, build, ref, shape, dtype):
+    x = sym(dtype, len(shape))
+    f = tg.function([x], build(x))
+    a = draw(shape, dtype, seed=len(name))
+    got = f(a)
+    want = np.asarray(ref(COMM.allgather(a)))
+    assert got.dtype == np.dtype(dtype), f"{name}: dtype {got.dtype} != {dtype}"
+    assert got.shape == want.shape, f"{name} {dtype}: shape {got.shape} != {want.shape}"
+    rtol = 1e-6 if dtype in ("float32", "complex64") else 1e-12
+    np.testing.assert_allclose(got, want.astype(dtype), rtol=rtol, atol=rtol,
+                               err_msg=f"{name} {dtype} {shape} rank {R}")
+
+
+def global_fd_grad(cost_fn, a, eps=1e-6):
+    """d(sum over ranks of cost_fn)/d(each rank's a), by central differences;
+    returns this rank's part."""
+    mine = np.zeros_like(a)
+    for s in range(P):
+        for i in range(a.size):
+            vals = []
+            for sign in (1, -1):
+                b = a.copy()
+                if s == R:
+                    b.flat[i] += sign * eps
+                vals.append(COMM.allreduce(float(cost_fn(b)), op=MPI.SUM))
+            if s == R:
+                mine.flat[i] = (vals[0] - vals[1]) / (2 * eps)
+    return mine
+
+
+def check_grad(name, build, shape):
+    x = sym("float64", len(shape))
+    y = build(x)
+    w = T.constant(draw(tuple(n if n is not None else 0 for n in
+                              _out_shape(build, shape)), "float64", seed=7))
+    cost = T.sum(w * y)
+    f_cost = tg.function([x], cost)
+    f_grad = tg.function([x], tg.grad(cost, x))
+    a = draw(shape, "float64", seed=3)
+    np.testing.assert_allclose(f_grad(a), global_fd_grad(f_cost, a), rtol=1e-6, atol=1e-8,
+                               err_msg=f"gradient of {name}, rank {R}")
+    # forward mode: Rop against the local central difference along v
+    v = draw(shape, "float64", seed=11)
+    xv = sym("float64", len(shape), "v")
+    f_out = tg.function([x], y)
+    f_rop = tg.function([x, xv], tg.Rop(y, x, xv), on_unused_input="ignore")
+    eps = 1e-6
+    fd = (f_out(a + eps * v) - f_out(a - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(f_rop(a, v), fd, rtol=1e-6, atol=1e-8,
+                               err_msg=f"Rop of {name}, rank {R}")
+
+
+def _out_shape(build, shape):
+    x = sym("float64", len(shape))
+    return tg.function([x], build(x))(np.zeros(shape)).shape
+
+
+def check_ties():
+    """allreduce max: tied ranks share the gradient equally."""
+    x = T.dvector("x")
+    cost = T.sum(dist.allreduce(x, "max") * np.array([1.0, 2.0]))
+    g = tg.function([x], tg.grad(cost, x))(np.array([1.0, float(R == 0)]))
+    # entry 0: every rank ties (total P*1 shared by P); entry 1: rank 0 alone (P*2)
+    want = np.array([1.0, 2.0 * P if R == 0 else 0.0])
+    np.testing.assert_allclose(g, want, err_msg=f"ties, rank {R}")
+
+
+def check_bucketing():
+    xs = [T.dmatrix("a"), T.dvector("b"), T.dscalar("c")]
+    outs = [xs[0] * 2, T.tanh(xs[1]), xs[2] + xs[1].sum(), xs[0].sum(0)]
+    arrays = [draw((4, 3), "float64", 1), draw((5,), "float64", 2), draw((), "float64", 3)]
+    results = {}
+    for label, nbytes in (("per-tensor", 0), ("one bucket", 2**20), ("small buckets", 100)):
+        red = dist.allreduce_many(outs, "mean", bucket_bytes=nbytes,
+                                  nbytes=[96, 40, 8, 24])
+        n_coll = sum(isinstance(v.owner.op, dist.Collective) for v in
+                     {r.owner: r for r in red}.values())
+        assert n_coll == {"per-tensor": 4, "one bucket": 1, "small buckets": 2}[label], \
+            (label, n_coll)
+        cost = sum(T.sum(r ** 2) for r in red)
+        f = tg.function(xs, red + tg.grad(cost, xs))
+        results[label] = f(*arrays)
+    for label in ("one bucket", "small buckets"):
+        for got, want in zip(results[label], results["per-tensor"]):
+            np.testing.assert_array_equal(got, want, err_msg=f"{label} != per-tensor")
+    check_overlap(xs, outs, arrays, results["per-tensor"][:len(outs)])
+
+
+def check_overlap(xs, outs, arrays, want):
+    """Non-blocking buckets: equal values; every start runs before any wait."""
+    from tracegrad.distributed.overlap import IallreduceStart, IallreduceWait
+    shapes = [(4, 3), (5,), (), (3,)]
+    for nbytes in (2**20, 100):
+        red = dist.allreduce_many(outs, "mean", bucket_bytes=nbytes, nbytes=[96, 40, 8, 24],
+                                  overlap=True, shapes=shapes)
+        f = tg.function(xs, red)
+        kinds = [type(s.node.op) for s in f.schedule.steps
+                 if isinstance(s.node.op, (IallreduceStart, IallreduceWait))]
+        n = kinds.count(IallreduceStart)
+        assert n == (1 if nbytes > 1000 else 2) and kinds[:n] == [IallreduceStart] * n, kinds
+        for _ in range(2):
+            for got, w in zip(f(*arrays), want):
+                np.testing.assert_array_equal(got, w, err_msg=f"overlap {nbytes}")
+
+
+def check_shape_mismatch():
+    x = T.dvector("x")
+    f = tg.function([x], dist.allreduce(x))
+    try:
+        f(np.zeros(3 + R))
+    except dist.DistributedError as exc:
+        assert "shapes differ" in str(exc) and "rank 1: (4,)" in str(exc), str(exc)
+    else:
+        raise AssertionError("different shapes on the ranks did not raise")
+
+
+def check_sub_communicator():
+    """Ops built after ``set_comm(sub)`` reduce over ``sub`` only."""
+    sub = COMM.Split(R % 2, R)
+    dist.set_comm(sub)
+    try:
+        x = T.dvector("x")
+        got = tg.function([x], dist.allreduce(x))(np.array([float(R)]))
+    finally:
+        dist.set_comm(COMM)
+    assert got[0] == sum(r for r in range(P) if r % 2 == R % 2), (R, got)
+
+
+def case_collectives():
+    for name, (build, ref, shapes, dtypes) in cases().items():
+        for shape in shapes:
+            for dtype in dtypes:
+                check_value(name, build, ref, shape, dtype)
+        check_grad(name, build, shapes[0])
+    check_ties()
+    check_bucketing()
+    check_shape_mismatch()
+    check_sub_communicator()
+
+
+def case_mismatch():
+    x = T.dvector("x")
+    y = x * 2 if R == 0 else T.exp(x)
+    try:
+        tg.function([x], dist.allreduce(y))
+    except dist.DistributedError as exc:
+        text = str(exc)
+        assert "different graphs" in text and "rank 0:" in text and "exp" in text, text
+        print(f"error on rank {R}: {text}")
+    else:
+        raise AssertionError("different graphs compiled without an error")
+
+
+def case_raise():
+    x = T.dmatrix("x")
+    f = tg.function([x], dist.allreduce(T.dot(x, x)))
+    f(np.ones((2, 2)) if R == 0 else np.ones((2, 3)))   # rank 1: shapes don't align
+    raise AssertionError("unreachable: rank 0 waits in the allreduce, rank 1 raised")
+
+
+if __name__ == "__main__":
+    case = sys.argv[1]
+    globals()[f"case_{case}"]()
+    print(f"OK {case} rank {R}", flush=True)

@@ -1,0 +1,384 @@
+"""Collective ops: ``allreduce``, ``broadcast``, ``reduce``, ``allgather``,
+``reduce_scatter`` and the bucketed ``AllreduceBucket``.
+
+Each is an ``Op`` in the graph, so it is differentiated, scheduled and
+hashed like any other. Conventions:
+
+- Values are SPMD: every rank runs the same graph on its own inputs. The
+  gradient of a rank's input is the derivative of the **global cost**, the
+  sum over ranks of each rank's cost; so ``allreduce``-sum's vjp is
+  ``allreduce``-sum of the cotangents, ``broadcast``'s is the sum of the
+  cotangents on the root (zero elsewhere: ``reduce``), ``allgather``'s is
+  ``reduce_scatter`` and back. Forward mode (``Rop``) is built from these.
+- ``allreduce(x, 'max'|'min')``: the gradient goes to the ranks holding the
+  extreme; tied ranks share it equally (the total is preserved, as for
+  ``T.max``: ops/reduce.py).
+- Run on contiguous NumPy buffers with mpi4py's buffer calls (upper-case
+  ``Allreduce``, ``Bcast``, ...: no pickling). CuPy arrays are copied to the
+  host and back (NCCL is not wired yet). float16 travels as float32.
+- Before each collective the ranks check that their shapes agree (one tiny
+  ``Allreduce`` of the shape): a mismatch raises ``DistributedError`` on
+  every rank instead of corrupting memory or hanging.
+- Declared ``constant_foldable = False`` (a collective's value depends on
+  the other ranks); no elementwise ``scalar_op``, so never fused.
+"""
+import numpy as np
+from mpi4py import MPI
+
+import tracegrad.tensor as T
+from tracegrad.distributed.state import DistributedError, check_shapes_enabled, current
+from tracegrad.ops.base import is_differentiable, match_gradient_dtype
+from tracegrad.tensor.type import TensorType
+from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.trace import Apply, Op
+
+__all__ = ["allreduce", "broadcast", "reduce", "allgather", "reduce_scatter",
+           "Collective", "Allreduce", "Broadcast", "Reduce", "Allgather", "ReduceScatter",
+           "AllreduceBucket"]
+
+REDUCE_OPS = ("sum", "mean", "max", "min")
+_MPI_OP = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+
+
+# ------------------------------------------------------------ buffers
+def _host(xp, x):
+    """``x`` as a C-contiguous NumPy array in a dtype MPI carries."""
+    a = x if xp is np else xp.asnumpy(x)
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8)
+    # (not ``np.ascontiguousarray``: it makes a 0-d array 1-d)
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
+def _device(xp, a, dtype):
+    a = a.astype(dtype, copy=False)
+    return a if xp is np else xp.asarray(a)
+
+
+def check_shapes(comm, shapes, what):
+    """Every rank holds ``shapes`` (a list of tuples of the same ranks on
+    every rank, the graphs being equal); else ``DistributedError`` on all.
+    Skipped after ``set_check_shapes(False)``."""
+    mine = np.array([n for s in shapes for n in s], dtype=np.int64)
+    if comm.Get_size() == 1 or mine.size == 0 or not check_shapes_enabled():
+        return
+    both = np.concatenate([mine, -mine])
+    out = np.empty_like(both)
+    comm.Allreduce(both, out, op=MPI.MAX)
+    if np.array_equal(out[:mine.size], mine) and np.array_equal(-out[mine.size:], mine):
+        return
+    every = comm.allgather(shapes)      # (the error path only: small, pickled)
+    listed = "; ".join(f"rank {r}: {', '.join(map(str, s))}" for r, s in enumerate(every))
+    raise DistributedError(f"{what}: the ranks' shapes differ ({listed}); every rank "
+                           "must pass arrays of the same shape")
+
+
+class Collective(Op):
+    """Base of the collective ops: the communicator (not hashable, so its
+    Fortran handle ``comm_key`` stands in the props), no constant folding."""
+
+    constant_foldable = False
+
+    def __init__(self, comm=None):
+        self.comm = current() if comm is None else comm
+        self.comm_key = self.comm.py2f()
+
+    def __getstate__(self):
+        # A communicator cannot be pickled: an unpickled op uses ``comm`` then.
+        return {k: v for k, v in self.__dict__.items() if k not in ("comm", "comm_key")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.comm = current()
+        self.comm_key = self.comm.py2f()
+
+    def _one(self, x, dtype=None, shape=None):
+        x = as_tensor_variable(x)
+        out = TensorType(dtype or x.dtype, x.type.shape if shape is None else shape)()
+        return Apply(self, [x], [out])
+
+
+class Allreduce(Collective):
+    """Every rank gets the elementwise ``op`` (sum, mean, max, min) over ranks."""
+
+    __props__ = ("op", "comm_key")
+
+    def __init__(self, op="sum", comm=None):
+        if op not in REDUCE_OPS:
+            raise ValueError(f"allreduce: op must be one of {REDUCE_OPS}, got {op!r}")
+        super().__init__(comm)
+        self.op = op
+
+    def __str__(self):
+        return f"allreduce{{{self.op}}}"
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        kind = x.dtype[0]
+        if self.op in ("sum", "mean") and kind == "b":
+            raise TypeError(f"allreduce(op={self.op!r}): cast the bool tensor {x} first")
+        if self.op == "mean" and kind not in "fc":
+            raise TypeError(f"allreduce(op='mean') needs a float or complex tensor, got {x.dtype}")
+        if self.op in ("max", "min") and kind == "c":
+            raise TypeError(f"allreduce(op={self.op!r}): complex numbers are not ordered")
+        return self._one(x)
+
+    def impl(self, xp, x):
+        a = _host(xp, x)
+        check_shapes(self.comm, [a.shape], str(self))
+        out = np.empty_like(a)
+        self.comm.Allreduce(a, out, op=_MPI_OP[self.op])
+        if self.op == "mean":
+            out /= self.comm.Get_size()
+        return _device(xp, out, x.dtype)
+
+    def vjp(self, node, output_grads):
+        x, = node.inputs
+        g = output_grads[0]
+        if not is_differentiable(x):
+            return [None]
+        if self.op in ("sum", "mean"):
+            return [match_gradient_dtype(Allreduce(self.op, self.comm)(g), x)]
+        # max/min: to the ranks holding the extreme, shared among ties.
+        held = T.cast(T.eq(x, node.outputs[0]), x.dtype)
+        count = Allreduce("sum", self.comm)(held)
+        total = Allreduce("sum", self.comm)(g)
+        return [match_gradient_dtype(total * held / T.maximum(count, 1), x)]
+
+
+class Broadcast(Collective):
+    """Every rank gets the root's value (the others' inputs give only the shape)."""
+
+    __props__ = ("root", "comm_key")
+
+    def __init__(self, root=0, comm=None):
+        super().__init__(comm)
+        if not 0 <= int(root) < self.comm.Get_size():
+            raise ValueError(f"broadcast: root {root} is not a rank of a communicator "
+                             f"of size {self.comm.Get_size()}")
+        self.root = int(root)
+
+    def __str__(self):
+        return f"broadcast{{root={self.root}}}"
+
+    def make_node(self, x):
+        return self._one(x)
+
+    def impl(self, xp, x):
+        buf = _host(xp, x).copy()
+        check_shapes(self.comm, [buf.shape], str(self))
+        self.comm.Bcast(buf, root=self.root)
+        return _device(xp, buf, x.dtype)
+
+    def vjp(self, node, output_grads):
+        x, = node.inputs
+        if not is_differentiable(x):
+            return [None]
+        return [match_gradient_dtype(Reduce(self.root, self.comm)(output_grads[0]), x)]
+
+
+class Reduce(Collective):
+    """The sum over ranks on ``root``; zeros on the other ranks (the vjp of
+    ``broadcast``, and its own is ``broadcast``)."""
+
+    __props__ = ("root", "comm_key")
+
+    def __init__(self, root=0, comm=None):
+        super().__init__(comm)
+        self.root = int(root)
+
+    def __str__(self):
+        return f"reduce{{root={self.root}}}"
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if x.dtype[0] == "b":
+            raise TypeError(f"reduce: cast the bool tensor {x} first")
+        return self._one(x)
+
+    def impl(self, xp, x):
+        a = _host(xp, x)
+        check_shapes(self.comm, [a.shape], str(self))
+        out = np.zeros_like(a)
+        self.comm.Reduce(a, out, op=MPI.SUM, root=self.root)
+        return _device(xp, out, x.dtype)
+
+    def vjp(self, node, output_grads):
+        x, = node.inputs
+        if not is_differentiable(x):
+            return [None]
+        return [match_gradient_dtype(Broadcast(self.root, self.comm)(output_grads[0]), x)]
+
+
+def _scaled(n, factor, divide=False):
+    if n is None:
+        return None
+    return n // factor if divide else n * factor
+
+
+class Allgather(Collective):
+    """The ranks' arrays concatenated along ``axis`` in rank order (every
+    rank's array must have the same shape)."""
+
+    __props__ = ("axis", "comm_key")
+
+    def __init__(self, axis=0, comm=None):
+        super().__init__(comm)
+        self.axis = int(axis)
+
+    def __str__(self):
+        return f"allgather{{axis={self.axis}}}"
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if not 0 <= self.axis < x.ndim:
+            raise ValueError(f"allgather: axis {self.axis} is out of range for {x} "
+                             f"of {x.ndim} dimensions")
+        shape = list(x.type.shape)
+        shape[self.axis] = _scaled(shape[self.axis], self.comm.Get_size())
+        return self._one(x, shape=tuple(shape))
+
+    def impl(self, xp, x):
+        a = _host(xp, x)
+        check_shapes(self.comm, [a.shape], str(self))
+        send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
+        out = np.empty((self.comm.Get_size() * send.shape[0],) + send.shape[1:], send.dtype)
+        self.comm.Allgather(send, out)
+        return _device(xp, np.ascontiguousarray(np.moveaxis(out, 0, self.axis)), x.dtype)
+
+    def vjp(self, node, output_grads):
+        x, = node.inputs
+        if not is_differentiable(x):
+            return [None]
+        return [match_gradient_dtype(ReduceScatter(self.axis, self.comm)(output_grads[0]), x)]
+
+
+class ReduceScatter(Collective):
+    """The sum over ranks, split along ``axis`` into ``size()`` equal
+    chunks; rank ``r`` gets chunk ``r`` (``x.shape[axis]`` must divide)."""
+
+    __props__ = ("axis", "comm_key")
+
+    def __init__(self, axis=0, comm=None):
+        super().__init__(comm)
+        self.axis = int(axis)
+
+    def __str__(self):
+        return f"reduce_scatter{{axis={self.axis}}}"
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if not 0 <= self.axis < x.ndim:
+            raise ValueError(f"reduce_scatter: axis {self.axis} is out of range for {x} "
+                             f"of {x.ndim} dimensions")
+        if x.dtype[0] == "b":
+            raise TypeError(f"reduce_scatter: cast the bool tensor {x} first")
+        p = self.comm.Get_size()
+        shape = list(x.type.shape)
+        if shape[self.axis] is not None and shape[self.axis] % p:
+            raise ValueError(f"reduce_scatter: length {shape[self.axis]} of axis {self.axis} "
+                             f"does not split into {p} equal chunks")
+        shape[self.axis] = _scaled(shape[self.axis], p, divide=True)
+        return self._one(x, shape=tuple(shape))
+
+    def impl(self, xp, x):
+        a = _host(xp, x)
+        p = self.comm.Get_size()
+        if a.shape[self.axis] % p:
+            raise DistributedError(f"{self}: length {a.shape[self.axis]} of axis {self.axis} "
+                                   f"does not split into {p} equal chunks")
+        check_shapes(self.comm, [a.shape], str(self))
+        send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
+        out = np.empty((send.shape[0] // p,) + send.shape[1:], send.dtype)
+        self.comm.Reduce_scatter_block(send, out, op=MPI.SUM)
+        return _device(xp, np.ascontiguousarray(np.moveaxis(out, 0, self.axis)), x.dtype)
+
+    def vjp(self, node, output_grads):
+        x, = node.inputs
+        if not is_differentiable(x):
+            return [None]
+        return [match_gradient_dtype(Allgather(self.axis, self.comm)(output_grads[0]), x)]
+
+
+class AllreduceBucket(Collective):
+    """``allreduce`` of several tensors of one dtype in **one** collective:
+    they are packed into one flat buffer, reduced in place and unpacked
+    (Horovod's tensor fusion). Outputs are views of that fresh buffer."""
+
+    __props__ = ("op", "comm_key")
+
+    def __init__(self, op="sum", comm=None):
+        if op not in ("sum", "mean"):
+            raise ValueError(f"bucketed allreduce: op must be 'sum' or 'mean', got {op!r}")
+        super().__init__(comm)
+        self.op = op
+
+    def __str__(self):
+        return f"allreduce_bucket{{{self.op}}}"
+
+    def make_node(self, *xs):
+        xs = [as_tensor_variable(x) for x in xs]
+        if not xs or len({x.dtype for x in xs}) != 1 or xs[0].dtype[0] not in "fciu":
+            raise TypeError("bucketed allreduce: needs one or more numeric tensors of one "
+                            f"dtype, got {[x.dtype for x in xs]}")
+        if self.op == "mean" and xs[0].dtype[0] not in "fc":
+            raise TypeError(f"bucketed allreduce(op='mean') needs floats, got {xs[0].dtype}")
+        return Apply(self, xs, [TensorType(x.dtype, x.type.shape)() for x in xs])
+
+    def impl(self, xp, *xs):
+        arrays = [_host(xp, x) for x in xs]
+        check_shapes(self.comm, [a.shape for a in arrays], str(self))
+        if len(arrays) == 1:        # (nothing to pack: reduce straight into the output)
+            out = np.empty_like(arrays[0])
+            self.comm.Allreduce(arrays[0], out, op=MPI.SUM)
+            if self.op == "mean":
+                out /= self.comm.Get_size()
+            return _device(xp, out, xs[0].dtype)
+        sizes = [a.size for a in arrays]
+        flat = np.empty(sum(sizes), arrays[0].dtype)
+        ends = np.cumsum(sizes)
+        for a, end, n in zip(arrays, ends, sizes):
+            flat[end - n:end] = a.reshape(-1)
+        self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        if self.op == "mean":
+            flat /= self.comm.Get_size()
+        out = tuple(_device(xp, flat[end - n:end].reshape(a.shape), x.dtype)
+                    for a, end, n, x in zip(arrays, ends, sizes, xs))
+        return out if len(out) > 1 else out[0]
+
+    def vjp(self, node, output_grads):
+        gs = [T.zeros_like(o) if g is None else g for g, o in zip(output_grads, node.outputs)]
+        out = AllreduceBucket(self.op, self.comm)(*gs)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return [match_gradient_dtype(g, x) if is_differentiable(x) else None
+                for g, x in zip(out, node.inputs)]
+
+
+# ------------------------------------------------------------ functions
+def allreduce(x, op="sum"):
+    """The elementwise ``op`` (``'sum'``, ``'mean'``, ``'max'``, ``'min'``)
+    of ``x`` over every rank of ``comm``, on every rank."""
+    return Allreduce(op)(x)
+
+
+def broadcast(x, root=0):
+    """``root``'s ``x`` on every rank (all ranks pass the same shape)."""
+    return Broadcast(root)(x)
+
+
+def reduce(x, root=0):
+    """The sum of ``x`` over ranks on ``root``, zeros elsewhere."""
+    return Reduce(root)(x)
+
+
+def allgather(x, axis=0):
+    """Every rank's ``x`` concatenated along ``axis`` in rank order."""
+    return Allgather(axis)(x)
+
+
+def reduce_scatter(x, axis=0):
+    """The sum of ``x`` over ranks, cut along ``axis`` into ``size()`` equal
+    chunks: rank ``r`` gets chunk ``r``."""
+    return ReduceScatter(axis)(x)

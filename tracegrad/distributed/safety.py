@@ -1,0 +1,160 @@
+"""No deadlocks: ranks agree on every graph, and a failing rank ends the job.
+
+Two failure modes turn an MPI program into a silent hang; this module turns
+each into an error message.
+
+1. **Different graphs.** When a function whose schedule holds collectives is
+   linked (``tg.function``; ``compile/runtime.py``'s ``RUN_HOOKS``), every
+   rank hashes its schedule (each step's op and input types, in run order)
+   and the ranks ``Allgather`` the 32-byte digests. If they differ, the
+   ranks exchange the step lists and every rank raises ``DistributedError``
+   naming the first step that differs and what each rank has there. (The
+   ranks must compile their functions in the same order, as any SPMD
+   program must; a rank compiling an extra function meets the others'
+   next compile, whose digest differs, and the error names it.)
+
+2. **A rank raising during a call.** The other ranks would wait in the
+   next collective forever. With ``on_error() == 'abort'`` (the default,
+   ``set_on_error``) a call of such a function that raises prints
+   ``tracegrad.distributed: rank R of P raised ...`` with the traceback on
+   stderr and calls ``MPI_Abort`` on ``MPI.COMM_WORLD``, which ends every
+   rank (``mpiexec`` exits non-zero within a second or so). Errors raised
+   on every rank together (``DistributedError``: shapes that differ) are
+   re-raised instead, since no rank is left waiting. An exception nobody
+   catches outside a call ends the job the same way (``sys.excepthook``,
+   installed when there is more than one rank), as ``python -m mpi4py``
+   does.
+
+Collectives inside a ``scan`` body are not seen by the graph check.
+"""
+import hashlib
+import os
+import sys
+import traceback
+
+import numpy as np
+from mpi4py import MPI
+
+from tracegrad.compile.runtime import RUN_HOOKS
+from tracegrad.distributed.ops import Collective
+from tracegrad.distributed.state import DistributedError, on_error
+
+
+def step_signature(node):
+    """What must be equal on every rank for a step: the op and input types."""
+    return f"{node.op}({', '.join(str(i.type) for i in node.inputs)})"
+
+
+def _where(node):
+    src = node.source
+    return f" (built at {src.filename}:{src.lineno})" if src is not None else ""
+
+
+def check_same_graph(comm, nodes):
+    """Raise ``DistributedError`` on every rank of ``comm`` unless all ranks
+    hold the same ``nodes`` (the schedule, in run order)."""
+    if comm.Get_size() == 1:
+        return
+    sigs = [step_signature(n) for n in nodes]
+    digest = np.frombuffer(hashlib.sha256("\n".join(sigs).encode()).digest(), np.uint8)
+    every = np.empty((comm.Get_size(), digest.size), np.uint8)
+    comm.Allgather(digest, every)
+    if (every == digest).all():
+        return
+    lists = comm.allgather(sigs)    # (the error path only: pickled)
+    first = next((k for k in range(max(map(len, lists)))
+                  if len({ls[k] if k < len(ls) else "<end of graph>" for ls in lists}) > 1))
+    mine = _where(nodes[first]) if first < len(nodes) else ""
+    per_rank = "; ".join(
+        f"rank {r}: {ls[first] if first < len(ls) else '<end of graph>'}"
+        for r, ls in enumerate(lists))
+    raise DistributedError(
+        f"tracegrad.distributed: the ranks compiled different graphs for a function with "
+        f"collectives (running it would deadlock). First difference at step {first}: "
+        f"{per_rank}. This rank's step{mine}")
+
+
+def _abort(exc):
+    comm = MPI.COMM_WORLD
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    sys.stderr.write(
+        f"{text}tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()} raised "
+        f"{type(exc).__name__}: {exc}\n  during a call of a function with collectives; "
+        "calling MPI_Abort so that the other ranks do not wait for it forever "
+        "(tracegrad.distributed.set_on_error('raise') to handle it yourself)\n")
+    sys.stderr.flush()
+    _hard_abort(comm)
+
+
+# Seconds the aborting rank waits after writing its message: mpiexec
+# forwards a rank's stderr through a pipe, and MPI_Abort kills the job,
+# pipes included, at once; without the wait the message was lost in about
+# one run in ten (seen in the test suite). Not tuned further.
+ABORT_GRACE_S = 0.3
+
+
+def _hard_abort(comm):
+    import time
+    try:
+        os.fsync(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(1)
+    # (MPICH's MPI_Abort may return once it has told mpiexec; never go on)
+    os._exit(1)
+
+
+def guard(run):
+    """``run`` aborting the job (``MPI_Abort``) when it raises on this rank
+    alone (see the module doc)."""
+    def guarded(args):
+        try:
+            return run(args)
+        except DistributedError:
+            raise
+        except BaseException as exc:
+            if on_error() == "abort":
+                _abort(exc)
+            raise
+    return guarded
+
+
+def link_hook(schedule, run):
+    """``RUN_HOOKS`` entry: check agreement on every communicator the
+    schedule's collectives use, and guard the call when there are peers."""
+    nodes = [step.node for step in schedule.steps]
+    comms = {}
+    for node in nodes:
+        if isinstance(node.op, Collective):
+            comms.setdefault(node.op.comm_key, node.op.comm)
+    if not comms:
+        return run
+    for comm in comms.values():
+        check_same_graph(comm, nodes)
+    if any(c.Get_size() > 1 for c in comms.values()):
+        return guard(run)
+    return run
+
+
+def _excepthook(kind, value, tb):
+    _previous_hook(kind, value, tb)
+    comm = MPI.COMM_WORLD
+    sys.stderr.write(f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
+                     f"ended with an uncaught {kind.__name__}; calling MPI_Abort\n")
+    sys.stderr.flush()
+    _hard_abort(comm)
+
+
+_previous_hook = sys.excepthook
+
+
+def install():
+    """Add ``link_hook`` to the runtime and, with more than one rank, the
+    aborting ``sys.excepthook`` (both once)."""
+    global _previous_hook
+    if link_hook not in RUN_HOOKS:
+        RUN_HOOKS.append(link_hook)
+    if MPI.COMM_WORLD.Get_size() > 1 and sys.excepthook is not _excepthook:
+        _previous_hook = sys.excepthook
+        sys.excepthook = _excepthook

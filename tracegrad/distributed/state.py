@@ -1,0 +1,72 @@
+"""The communicator the collectives use, and the error policy.
+
+Kept apart from ``__init__`` so the ops, the safety checks and the training
+helpers all read one place. ``comm`` is ``MPI.COMM_WORLD`` until
+``set_comm`` replaces it; an op captures the communicator current when it is
+built (``allreduce(x)`` records ``current()`` in the op), so swapping it
+later changes new graphs, never compiled functions.
+"""
+from mpi4py import MPI
+
+_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True}
+ON_ERROR = ("abort", "raise")
+
+
+class DistributedError(RuntimeError):
+    """Raised on every rank at once (ranks disagree on a graph or a shape):
+    no rank is left waiting, so a call raising it does not abort the job."""
+
+
+def current():
+    """The communicator new collectives use."""
+    return _STATE["comm"]
+
+
+def set_comm(comm):
+    """Use ``comm`` (an ``mpi4py`` intra-communicator, e.g. from
+    ``MPI.COMM_WORLD.Split``) for collectives built from now on."""
+    if not isinstance(comm, MPI.Intracomm):
+        raise TypeError(f"set_comm: expected an mpi4py intra-communicator "
+                        f"(MPI.COMM_WORLD or one split from it), got {type(comm).__name__}")
+    _STATE["comm"] = comm
+
+
+def rank():
+    """This process's rank in ``comm`` (0 in a single process)."""
+    return _STATE["comm"].Get_rank()
+
+
+def size():
+    """The number of processes in ``comm`` (1 in a single process)."""
+    return _STATE["comm"].Get_size()
+
+
+def on_error():
+    """What a rank does when a call with collectives raises: ``'abort'``."""
+    return _STATE["on_error"]
+
+
+def set_on_error(policy):
+    """``'abort'`` (default): a rank whose call of a function with
+    collectives raises prints its rank and exception and calls
+    ``MPI_Abort``, ending every rank (the others would otherwise wait in a
+    collective forever). ``'raise'``: the exception propagates as usual and
+    the caller is responsible for the other ranks."""
+    if policy not in ON_ERROR:
+        raise ValueError(f"set_on_error: policy must be one of {ON_ERROR}, got {policy!r}")
+    _STATE["on_error"] = policy
+
+
+def check_shapes_enabled():
+    """Whether collectives compare the ranks' shapes before each call."""
+    return _STATE["check_shapes"]
+
+
+def set_check_shapes(enabled):
+    """``True`` (default): before each collective the ranks compare their
+    input shapes (one small extra ``Allreduce``), so that different shapes
+    raise ``DistributedError`` on every rank; ``False`` saves that message
+    (latency-bound small collectives get faster) at the price of MPI's
+    behaviour on mismatched counts (an error, a hang or corrupt values).
+    Static shapes are compared anyway, at compile time, with the graph."""
+    _STATE["check_shapes"] = bool(enabled)
