@@ -113,3 +113,21 @@ def test_an_op_named_as_written_is_not_repeated():
     assert "while computing Reshape with inputs" in str(info.value)
     assert str(info.value).endswith(
         f"  built at {HERE}:{line('log')} in test_an_op_named_as_written_is_not_repeated")
+
+
+def act(a, b):
+    return np.tanh(a * 2 + b) + 1  # [act]
+
+
+def test_an_error_inside_a_fused_kernel_is_described_once():
+    x, y = T.dvector("x"), T.dvector("y")
+    f = tg.function([x, y], act(x, y))  # [fused]
+    with pytest.raises(ValueError) as info:
+        f(np.ones(3), np.ones(4))
+    text = str(info.value)
+    assert text.count("while computing") == 1
+    assert text.endswith(
+        "  while computing + (op add) with inputs of shapes [(3,) float64, (4,) float64]\n"
+        f"  built at {HERE}:{line('act')} in act\n"
+        f"    called from {HERE}:{line('fused')} in "
+        "test_an_error_inside_a_fused_kernel_is_described_once")

@@ -30,6 +30,10 @@ def node_error_message(node, arrays, exc):
 
 def reraise_with_context(node, arrays, exc):
     """Re-raise ``exc`` as its own type with the node's context added."""
+    if getattr(exc, "tracegrad_node", None) is not None:
+        # Already named the node that failed (a row inside a fused kernel):
+        # the enclosing node's context would repeat the same frames.
+        raise exc
     message = node_error_message(node, arrays, exc)
     try:
         new = type(exc)(message)
