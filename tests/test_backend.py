@@ -224,7 +224,7 @@ def test_plan_keeps_update_semantics_on_numpy(cpu_fused_updates):
 
 
 def test_plan_falls_back_when_the_buffer_does_not_fit(cpu_fused_updates):
-    s = tg.shared(np.zeros(1), name="s")
+    s = tg.shared(np.zeros(1), name="s", shape_can_change=True)
     d = T.dvector("d")
     f = tg.function([d], [], updates={s: (s + d) * 2.0})
     assert len(f.schedule.deferred) == 1

@@ -12,6 +12,7 @@ from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
 from tracegrad.backend import c as c_tier
 from tracegrad.fuse import op as fuse_op
+from tracegrad import progress as progress_module
 
 CONFIG = sys.modules["tracegrad.config"]
 SOURCE = pathlib.Path(CONFIG.__file__).read_text()
@@ -33,6 +34,7 @@ USERS = {
     transforms: ["TRANSFORM_MEMO_SIZE"],
     c_tier: ["NATIVE_MIN_PER_THREAD"],
     fuse_op: ["NATIVE_MIN_SIZE"],
+    progress_module: ["PROGRESS_AFTER_S"],
 }
 
 

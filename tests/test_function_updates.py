@@ -96,7 +96,7 @@ def test_training_loop_keeps_weight_buffers():
 
 
 def test_update_to_a_new_shape_replaces_the_buffer():
-    v = shared(np.zeros(2))
+    v = shared(np.zeros(2), shape_can_change=True)
     grow = function([], [], updates=[(v, T.concatenate([v, v + 1]))])
     grow()
     np.testing.assert_array_equal(v.get_value(), [0.0, 0.0, 1.0, 1.0])
@@ -105,7 +105,7 @@ def test_update_to_a_new_shape_replaces_the_buffer():
 
 
 def test_update_from_an_input_does_not_keep_the_callers_array():
-    v = shared(np.zeros(2))
+    v = shared(np.zeros(2), shape_can_change=True)
     x = T.dvector("x")
     put = function([x], [], updates=[(v, x)])
     arg = np.array([1.0, 2.0, 3.0])  # a new shape: the buffer is replaced
@@ -199,8 +199,8 @@ def test_identity_update_is_harmless():
 
 
 def test_two_updates_from_one_value_do_not_share_a_buffer():
-    a = shared(np.zeros(1))
-    b = shared(np.zeros(1))
+    a = shared(np.zeros(1), shape_can_change=True)
+    b = shared(np.zeros(1), shape_can_change=True)
     x = T.dvector("x")
     function([x], [], updates=[(a, x * 2), (b, x * 2)])(np.ones(3))  # both replaced
     a.get_value(borrow=True)[0] = 100.0

@@ -55,7 +55,7 @@ def test_interrupted_call_applies_every_update_or_none(exc):
 def test_interrupted_call_with_a_replaced_buffer_is_all_or_nothing():
     # One update replaces its buffer (new shape), the others write in place.
     a, b = _counters(2)
-    grow = tg.shared(np.zeros(1), name="grow")
+    grow = tg.shared(np.zeros(1), name="grow", shape_can_change=True)
     f = tg.function([], [], updates=[(a, a + 1.0), (b, b + 1.0),
                                      (grow, T.concatenate([grow, grow[:1] + 1.0]))])
 

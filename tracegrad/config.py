@@ -158,6 +158,10 @@ class Config:
         "cpu_codegen_sync", _flag,
         "compile C++ kernels at the call that first needs them instead of in the "
         "background (benchmarks, tests); False by default")
+    progress = _setting(
+        "progress", _flag,
+        "show a progress line on stderr (a terminal only) while a graph takes more "
+        "than PROGRESS_AFTER_S seconds to compile; True by default")
 
     def __init__(self):
         object.__setattr__(self, "_values", {
@@ -170,6 +174,7 @@ class Config:
             "exception_verbosity": "low",
             "cpu_codegen": "auto",
             "cpu_codegen_sync": False,
+            "progress": True,
         })
 
     def __setattr__(self, name, value):
@@ -326,3 +331,9 @@ NATIVE_MIN_SIZE = 8192
 # Fewest elements per thread of a compiled kernel's call: a pool hand-off
 # costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
 NATIVE_MIN_PER_THREAD = 32768
+
+# --- progress while compiling (progress.py)
+# A compile shows its progress line (when stderr is a terminal and
+# ``config.progress`` is on) once it has run this many seconds: shorter
+# compiles print nothing. Not measured.
+PROGRESS_AFTER_S = 1.0

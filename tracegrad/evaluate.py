@@ -8,19 +8,18 @@ import numpy as np
 
 from tracegrad.config import config
 from tracegrad.printing import debugprint
-from tracegrad.trace import Constant, node_runner, toposort, uses_perform
+from tracegrad.trace import (Constant, describe_op, describe_source, node_runner, toposort,
+                             uses_perform)
 
 
 def node_error_message(node, arrays, exc):
-    """Name the op, every input's shape and dtype, and the user's line."""
+    """Name the op (as the user wrote it), every input's shape and dtype, and
+    the user's line with its callers."""
     shapes = ", ".join(
         f"{tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', type(a).__name__)}"
         for a in arrays)
-    where = ""
-    if node.source is not None:
-        src = node.source
-        where = f"\n  built at {src.filename}:{src.lineno} in {src.function}"
-    message = f"{exc}\n  while computing {node.op.name} with inputs of shapes [{shapes}]{where}"
+    message = (f"{exc}\n  while computing {describe_op(node)} with inputs of shapes "
+               f"[{shapes}]{describe_source(node.source)}")
     if config.exception_verbosity == "high":
         # (Theano's exception_verbosity='high': the node's graph, as debugprint)
         tree = debugprint(node, file="str", depth=3)
@@ -31,6 +30,10 @@ def node_error_message(node, arrays, exc):
 
 def reraise_with_context(node, arrays, exc):
     """Re-raise ``exc`` as its own type with the node's context added."""
+    if getattr(exc, "tracegrad_node", None) is not None:
+        # Already named the node that failed (a row inside a fused kernel):
+        # the enclosing node's context would repeat the same frames.
+        raise exc
     message = node_error_message(node, arrays, exc)
     try:
         new = type(exc)(message)

@@ -44,6 +44,10 @@ class Container:
 class SharedVariable(TensorVariable):
     """A variable whose value persists between calls of compiled functions."""
 
+    # May an update give it another shape (``shared(shape_can_change=True)``)?
+    # (A class default: unpickled variables have it too.)
+    shape_can_change = False
+
     def __init__(self, type, value, name=None, device=None, container=None):
         TensorVariable.__init__(self, type, name=name)
         self.backend = get_backend(device)
@@ -108,13 +112,22 @@ SHARED_CONSTRUCTORS = []
 
 
 def shared(value: Any, name: str | None = None, borrow: bool = False,
-           device: str | None = None) -> SharedVariable:
+           device: str | None = None, shape_can_change: bool = False) -> SharedVariable:
     """A shared variable holding ``value`` (copied unless ``borrow=True``).
 
     Python ints become int64, floats float64; arrays keep their dtype. The
     static shape is unknown on every axis, so ``set_value`` may resize it.
     ``device``: ``'cpu'`` or ``'cuda'`` (default ``tg.config.device``).
+    An update of a compiled function must keep the variable's shape (an
+    error otherwise, at compile time when the shapes are known then) unless
+    ``shape_can_change=True``.
     """
+    made = _shared(value, name, borrow, device)
+    made.shape_can_change = bool(shape_can_change)
+    return made
+
+
+def _shared(value, name, borrow, device):
     if isinstance(value, Variable):
         raise TypeError(f"shared() needs a value, got the symbolic variable {value}")
     for constructor in SHARED_CONSTRUCTORS:

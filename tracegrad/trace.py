@@ -30,19 +30,107 @@ def _skip_dirs():
     return (_PACKAGE_DIR, _NUMPY_DIR)
 
 
-SourceLocation = namedtuple("SourceLocation", "filename lineno function")
+# ``callers``: up to ``MAX_CALLERS`` ``(filename, lineno, function)`` of the
+# user frames that called the innermost one (outermost last); ``called``: the
+# tracegrad function or NumPy function the user's line called (``numpy.dot``,
+# ``T.dot``'s ``dot``, an operator ``@``), which may differ from the op built
+# (``tensordot``). Both default to empty so older pickles still load.
+SourceLocation = namedtuple("SourceLocation", "filename lineno function callers called",
+                            defaults=((), None))
+
+MAX_CALLERS = 3
+
+# Frames above the user's line that are never the user's own code: the
+# standard library (runpy, importlib) and installed packages (pytest,
+# IPython), found once.
+_OUTER_DIRS = None
+
+# What the user wrote for an operator's method.
+_OPERATORS = {
+    "__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-",
+    "__mul__": "*", "__rmul__": "*", "__truediv__": "/", "__rtruediv__": "/",
+    "__floordiv__": "//", "__rfloordiv__": "//", "__mod__": "%", "__rmod__": "%",
+    "__pow__": "**", "__rpow__": "**", "__matmul__": "@", "__rmatmul__": "@",
+    "__neg__": "unary -", "__pos__": "unary +", "__abs__": "abs",
+    "__invert__": "~", "__and__": "&", "__rand__": "&", "__or__": "|",
+    "__ror__": "|", "__xor__": "^", "__rxor__": "^", "__lshift__": "<<",
+    "__rshift__": ">>", "__lt__": "<", "__le__": "<=", "__gt__": ">",
+    "__ge__": ">=", "__eq__": "==", "__ne__": "!=", "__getitem__": "x[...]",
+}
+
+
+def _outer_dirs():
+    global _OUTER_DIRS
+    if _OUTER_DIRS is None:
+        import sysconfig
+        paths = sysconfig.get_paths()
+        dirs = {os.path.abspath(paths[k]) + os.sep
+                for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+        _OUTER_DIRS = tuple(sorted(dirs)) + ("<frozen ",)
+    return _OUTER_DIRS
+
+
+def _called_name(frame):
+    """What the user's line called, from tracegrad's outermost frame."""
+    code = frame.f_code
+    name = code.co_name
+    if name in ("__array_function__", "__array_ufunc__"):
+        func = frame.f_locals.get("func" if name == "__array_function__" else "ufunc")
+        module = getattr(func, "__module__", None) or "numpy"
+        if module.startswith("numpy") and any(p.startswith("_") for p in module.split(".")):
+            module = "numpy"  # (a private module: the public name is numpy.X)
+        return f"{module}.{getattr(func, '__name__', func)}"
+    return _OPERATORS.get(name, name)
 
 
 def user_source_location():
-    """The (file, line, function) of the innermost frame outside tracegrad."""
+    """Where user code built a node: the innermost frame outside tracegrad
+    (and NumPy's dispatch), up to ``MAX_CALLERS`` of its user callers, and
+    the name of the function it called."""
     skip = _skip_dirs()
     frame = sys._getframe(1)
+    entry = None
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(skip):
-            return SourceLocation(filename, frame.f_lineno, frame.f_code.co_name)
+            break
+        entry = frame
         frame = frame.f_back
-    return None
+    else:
+        return None
+    user = frame
+    callers = []
+    outer = _OUTER_DIRS or _outer_dirs()
+    frame = frame.f_back
+    while frame is not None and len(callers) < MAX_CALLERS:
+        code = frame.f_code
+        if code.co_filename.startswith(outer):
+            break  # the runner above the user's code (runpy, pytest, IPython)
+        if not code.co_filename.startswith(skip):
+            callers.append((code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    return SourceLocation(user.f_code.co_filename, user.f_lineno, user.f_code.co_name,
+                          tuple(callers), _called_name(entry) if entry is not None else None)
+
+
+def describe_source(src, indent="  "):
+    """The "built at" lines of an error: the user's line, then its callers."""
+    if src is None:
+        return ""
+    lines = [f"\n{indent}built at {src.filename}:{src.lineno} in {src.function}"]
+    for filename, lineno, function in getattr(src, "callers", ()):
+        lines.append(f"\n{indent}  called from {filename}:{lineno} in {function}")
+    return "".join(lines)
+
+
+def describe_op(node):
+    """The failing node's op, named as the user wrote it when that differs:
+    ``numpy.dot (op tensordot)``."""
+    name = node.op.name
+    called = getattr(node.source, "called", None)
+    if called is None or called.rsplit(".", 1)[-1].lower() == name.lower():
+        return name
+    return f"{called} (op {name})"
 
 
 class Type:

@@ -21,6 +21,7 @@ from tracegrad.compile.runtime import Function
 from tracegrad.compile.fgraph import graph_state, rebuild_graph
 from tracegrad.compile.updates import (apply_givens, default_updates, normalize_givens,
                                        normalize_updates)
+from tracegrad.progress import begin as compile_progress
 from tracegrad.shared import SharedVariable
 from tracegrad.trace import Variable, ancestors, user_source_location
 
@@ -96,25 +97,31 @@ def function(inputs: Sequence[Variable | In],
     check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
                   f"tg.function {display_name}")
 
-    with pipeline.gc_paused():
-        fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
-                                [s for s, _ in update_pairs])
-        if skipped:
-            _optimize_without(fgraph, mode, backend.name, skipped)
-        else:
-            pipeline.optimize_graph(fgraph, mode, backend.name)
+    progress = compile_progress(display_name)  # (a line on stderr if slow)
+    try:
+        with pipeline.gc_paused():
+            progress.stage("clone")
+            fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
+                                    [s for s, _ in update_pairs])
+            if skipped:
+                _optimize_without(fgraph, mode, backend.name, skipped)
+            else:
+                pipeline.optimize_graph(fgraph, mode, backend.name)
 
-    maker = FunctionMaker(
-        fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
-        [o.borrow for o in out_specs], single, mode=mode, name=name,
-        display_name=display_name, backend=backend, profile=profile,
-        allow_input_downcast=allow_input_downcast)
-    maker.compile_time = perf_counter() - start
-    maker.monitor = monitor
-    maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
-                              on_unused_input, allow_input_downcast, name, device, profile,
-                              requested_mode)
-    fn = _link(maker, requested_mode, in_vars, all_outputs, n_out, update_pairs)
+        maker = FunctionMaker(
+            fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
+            [o.borrow for o in out_specs], single, mode=mode, name=name,
+            display_name=display_name, backend=backend, profile=profile,
+            allow_input_downcast=allow_input_downcast)
+        maker.compile_time = perf_counter() - start
+        maker.monitor = monitor
+        maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
+                                  on_unused_input, allow_input_downcast, name, device,
+                                  profile, requested_mode)
+        progress.stage("schedule", len(fgraph.apply_nodes))
+        fn = _link(maker, requested_mode, in_vars, all_outputs, n_out, update_pairs)
+    finally:
+        progress.close()
     if fn.profile is not None:
         fn.profile.compile_time = perf_counter() - start
     return fn

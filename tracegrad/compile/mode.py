@@ -17,6 +17,7 @@ node produces a NaN, an inf or a value above 1e10 in magnitude.
 import numpy as np
 
 from tracegrad.config import MODES, normalize_mode
+from tracegrad.trace import describe_source
 
 _TAG = "fast_math"
 _EXCLUDABLE = {"local_elemwise_fusion": "fusion", "fusion": "fusion", "inplace": "inplace"}
@@ -129,9 +130,7 @@ class NanGuardMode(Mode):
             problem = _bad_values(np.asarray(value) if not hasattr(value, "get") else value.get(),
                                   self)
             if problem:
-                src = node.source
-                where = f"\n  built at {src.filename}:{src.lineno} in {src.function}" \
-                    if src is not None else ""
+                where = describe_source(node.source)
                 raise AssertionError(
                     f"NanGuardMode: {problem} in output {k} of node {i}, {node}{where}")
 

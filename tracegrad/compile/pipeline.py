@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.compile.mode import MODES, normalize  # noqa: F401 (MODES: re-exported)
+from tracegrad.progress import current as current_progress
 
 # modes that run fusion and in-place planning ('fast_math' is 'fast_run' with
 # value-changing algebra allowed in the rewrites)
@@ -111,6 +112,8 @@ def plan_inplace(fgraph, mode, device=None):
 def optimize_graph(fgraph, mode, device=None):
     """Every stage between cloning and scheduling, in order. ``device``
     (``'cpu'``/``'cuda'``) is the device the function will run on."""
+    progress = current_progress()
     for stage in (rewrite, fuse, plan_inplace):
+        progress.stage(stage.__name__, len(fgraph.apply_nodes))
         stage(fgraph, mode, device)
     return fgraph

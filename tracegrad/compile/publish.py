@@ -64,6 +64,24 @@ def _writeable(value):
     return getattr(getattr(value, "flags", None), "writeable", True)
 
 
+def raise_shape_change(shared, buffer, value):
+    """A shared variable keeps its shape across updates (Theano's rule: no
+    silent reallocation); checked before anything is written."""
+    raise ValueError(
+        f"the update of shared variable {shared} changes its shape from "
+        f"{tuple(buffer.shape)} to {tuple(value.shape)}; no shared variable was "
+        "changed. Fix the update's expression, or create the variable with "
+        "tg.shared(value, shape_can_change=True) if its shape may change")
+
+
+def _replacement(plan, buffer, value):
+    """The array that replaces ``buffer`` (checked to keep its shape)."""
+    if getattr(value, "shape", None) != getattr(buffer, "shape", None) \
+            and not plan.shared.shape_can_change:
+        raise_shape_change(plan.shared, buffer, value)
+    return value if plan.fresh and _writeable(value) else copy_value(value)
+
+
 def write_updates(s, plans, deferred, backend):
     """Write each update's value (``plans``, from the storage ``s``) into
     its shared buffer, or replace the buffer when the shape changed; every
@@ -92,7 +110,7 @@ def write_updates(s, plans, deferred, backend):
             srcs.append(value)
         else:
             conts.append(container)
-            news.append(value if plan.fresh and _writeable(value) else copy_value(value))
+            news.append(_replacement(plan, buffer, value))
     if external:
         _unalias(srcs, dsts, external, ready, backend.xp.may_share_memory)
     if ready or conts or backend.name != "cpu":

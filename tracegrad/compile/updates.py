@@ -1,7 +1,10 @@
 """Checking ``updates`` and ``givens``, and collecting default updates.
 
 An update ``(shared, value)`` must keep the shared variable's ndim and
-dtype. A value of another dtype is cast when that loses nothing (an int32
+dtype, and its shape unless the variable was made with
+``shared(..., shape_can_change=True)``: a static shape that differs from
+the current value's is an error here, another shape at call time is an
+error of the call (``publish.write_updates``), never a silent reallocation. A value of another dtype is cast when that loses nothing (an int32
 increment of an int64 state, a Python number that fits); anything else is a
 ``TypeError`` naming the shared variable.
 """
@@ -73,8 +76,27 @@ def normalize_updates(updates):
         if shared in seen:
             raise ValueError(f"tg.function: shared variable {shared} has two updates")
         seen.add(shared)
-        result.append((shared, _coerce(shared, value, f"update of shared variable {shared}")))
+        value = _coerce(shared, value, f"update of shared variable {shared}")
+        _check_static_shape(shared, value)
+        result.append((shared, value))
     return result
+
+
+def _check_static_shape(shared, value):
+    """An update whose static shape cannot be the variable's current shape
+    is an error now, not at the first call (see ``shared(shape_can_change=)``)."""
+    static = getattr(value.type, "shape", None)
+    current = getattr(shared.container.value, "shape", None)
+    if shared.shape_can_change or static is None or current is None \
+            or len(static) != len(current):
+        return
+    if any(n is not None and n != m for n, m in zip(static, current)):
+        shown = tuple("?" if n is None else n for n in static)
+        raise ValueError(
+            f"tg.function: the update of shared variable {shared} has static shape "
+            f"{shown} but the variable's value has shape {tuple(current)}; an update "
+            "must keep the shape. Fix the update's expression, or create the variable "
+            "with tg.shared(value, shape_can_change=True) if its shape may change")
 
 
 def normalize_givens(givens):

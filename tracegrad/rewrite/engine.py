@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import match, op_key
+from tracegrad.progress import current as current_progress
 from tracegrad.trace import Variable
 
 from tracegrad.config import MAX_PASSES, MAX_REWRITES_PER_NODE  # (tunables)
@@ -493,8 +494,10 @@ def is_fast_math(mode):
 def optimize_graph(graph, mode=None, stats=None):
     """Run the phases of ``mode`` over a ``RewriteGraph`` in place."""
     extra = (FAST_MATH,) if is_fast_math(mode) else ()
+    progress = current_progress()
     for phase in phases_for(mode):
         start = time.perf_counter()
+        progress.stage(f"rewrite {phase}", len(graph.nodes))
         run_phase(graph, PHASES[phase] + extra, stats)
         if stats is not None:
             key = f"time:{phase}"

@@ -56,9 +56,21 @@ def implements(*numpy_functions):
 
 
 def _name(obj):
+    """``obj``'s public name: ``numpy.unique``, ``numpy.linalg.eigvals``."""
     mod = getattr(obj, "__module__", None) or "numpy"
-    mod = "numpy" if mod.startswith("numpy") else mod
+    if mod.startswith("numpy") and any(part.startswith("_") for part in mod.split(".")):
+        mod = "numpy"  # (a private module: NumPy exports it as numpy.X)
     return f"{mod}.{getattr(obj, '__name__', obj)}"
+
+
+# Where an unsupported function's error sends the user.
+SUPPORTED_LIST = ("the supported functions are listed in docs/numpy-coverage.md "
+                  "(and are the names of tracegrad.numpy)")
+
+
+def _unsupported(what):
+    return TypeError(f"{what} is not supported yet on symbolic (traced) values by "
+                     f"tracegrad; {SUPPORTED_LIST}. It still works on NumPy arrays")
 
 
 def dispatch_ufunc(ufunc, method, inputs, kwargs):
@@ -71,15 +83,14 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
             _bind_pending()
             fn = UFUNCS.get(ufunc)
         if fn is None:
-            raise TypeError(f"tracegrad does not support NumPy ufunc {_name(ufunc)} "
-                            "on symbolic variables")
+            raise _unsupported(f"NumPy ufunc {_name(ufunc)}")
         if kwargs.pop("dtype", None) is not None or kwargs:
             raise TypeError(f"{_name(ufunc)} on symbolic variables takes no keyword "
                             f"arguments (got {sorted(kwargs)})")
         return fn(*inputs)
     if method == "reduce" and ufunc in UFUNC_REDUCE:
         return UFUNC_REDUCE[ufunc](*inputs, **kwargs)
-    raise TypeError(f"tracegrad does not support {_name(ufunc)}.{method} on symbolic variables")
+    raise _unsupported(f"NumPy's {_name(ufunc)}.{method}")
 
 
 def ufunc_implementation(ufunc):
@@ -94,8 +105,7 @@ def ufunc_implementation(ufunc):
 def dispatch_function(func, args, kwargs):
     fn = FUNCTIONS.get(func)
     if fn is None:
-        raise TypeError(f"tracegrad does not support NumPy function {_name(func)} "
-                        "on symbolic variables")
+        raise _unsupported(f"NumPy function {_name(func)}")
     # NumPy dispatches ``np.stack(a)`` of an object array ``a`` holding
     # variables here: read it as the list of them it stands for.
     args = [a.tolist() if isinstance(a, np.ndarray) and a.dtype == object else a

@@ -122,3 +122,33 @@ def comparison(fn, x, other):
         # Not a number or array (a string, an arbitrary object): never equal,
         # answered by identity like any Python object.
         return NotImplemented
+
+
+def _index_text(key):
+    """``key`` as the user would write it between brackets."""
+    if isinstance(key, tuple):
+        return ", ".join(_index_text(k) for k in key) if key else "()"
+    if isinstance(key, slice):
+        text = ":".join("" if v is None else _index_text(v)
+                        for v in (key.start, key.stop, key.step))
+        return text[:-1] if key.step is None else text
+    if key is Ellipsis:
+        return "..."
+    if key is None:
+        return "None"
+    if isinstance(key, Variable):
+        return key.name or "i"
+    if isinstance(key, (int, np.integer)):
+        return str(int(key))
+    return "i"
+
+
+def item_assignment_error(var, key):
+    """The ``TypeError`` for ``x[key] = v`` on a symbolic value: graphs are
+    not changed in place, so say what builds the new value instead."""
+    name = var.name or "x"
+    at = f"{name}[{_index_text(key)}]"
+    return TypeError(
+        f"{at} = v: a symbolic (traced) value cannot be assigned to in place. "
+        f"Write {name} = T.set_subtensor({at}, v) (a new value equal to {name} with "
+        f"{at} replaced), or {name} = T.inc_subtensor({at}, v) for {at} += v")

@@ -17,6 +17,7 @@ from tracegrad.evaluate import evaluate
 from tracegrad.tensor.dispatch import dispatch_function, dispatch_ufunc
 from tracegrad.trace import Constant, Variable
 from tracegrad.tensor.protocols import (ShapeTuple, comparison as _comparison,
+                                        item_assignment_error,
                                         known_number as _known_number,
                                         truth_message as _truth_message,
                                         written_as_operator as _written_as_operator)
@@ -193,6 +194,9 @@ class _TensorMixin:
     def __getitem__(self, key):
         return _ops.getitem(self, key)
 
+    def __setitem__(self, key, value):
+        raise item_assignment_error(self, key)
+
     # ------------------------------------------------------------ methods
     def sum(self, axis=None, dtype=None, keepdims=False):
         return _ops.sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
@@ -353,6 +357,8 @@ def _defer_to_other_types(method):
             return NotImplemented
         return method(self, other)
     operator.__name__ = method.__name__
+    # (and its frames: errors name the operator the user wrote, see trace)
+    operator.__code__ = operator.__code__.replace(co_name=method.__name__)
     return operator
 
 

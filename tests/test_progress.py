@@ -1,0 +1,110 @@
+"""The compile progress line: shown on a terminal once a compile is slow,
+never when stderr is not a terminal, silenced by ``tg.config.progress``."""
+import io
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.tensor as T
+from tracegrad import progress as progress_module
+
+
+class FakeTerminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """Patch sys.stderr with a fake terminal and a zero threshold. (Returned
+    as a function called in the test's body: pytest's capture puts its own
+    sys.stderr back between a fixture's setup and the test.)"""
+    def patch():
+        stream = FakeTerminal()
+        monkeypatch.setattr("sys.stderr", stream)
+        monkeypatch.setattr(progress_module, "PROGRESS_AFTER_S", 0.0)
+        monkeypatch.setattr(progress_module, "_tqdm", lambda: None)  # the plain line
+        return stream
+    return patch
+
+
+def _compile():
+    x = T.dvector("x")
+    f = tg.function([x], T.exp(x) * 2 + 1, name="f")
+    np.testing.assert_allclose(f(np.zeros(2)), [3.0, 3.0])
+
+
+def test_plain_line_names_each_stage_and_the_node_count(terminal):
+    terminal = terminal()
+    _compile()
+    text = terminal.getvalue()
+    frames = [part for part in text.split("\r") if part.strip()]
+    stages = [f.split(": stage ")[1].split(")")[0] + ")" for f in frames]
+    assert stages[0] == "1 (clone)"
+    assert stages[-1].startswith(f"{len(stages)} (schedule, ")
+    assert any("(rewrite, " in s for s in stages)
+    assert any("(rewrite canonicalize, " in s for s in stages)
+    assert all(f.startswith("tracegrad: compiling 'f': stage ") for f in frames)
+    assert text.endswith("\r")  # the line is cleared at the end
+
+
+def test_config_progress_false_silences_it(terminal):
+    terminal = terminal()
+    tg.config.progress = False
+    try:
+        _compile()
+    finally:
+        tg.config.progress = True
+    assert terminal.getvalue() == ""
+
+
+def test_nothing_when_stderr_is_not_a_terminal(monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    monkeypatch.setattr(progress_module, "PROGRESS_AFTER_S", 0.0)
+    _compile()
+    assert stream.getvalue() == ""
+
+
+def test_nothing_for_a_fast_compile(monkeypatch):
+    stream = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", stream)
+    monkeypatch.setattr(progress_module, "PROGRESS_AFTER_S", 3600.0)
+    _compile()
+    assert stream.getvalue() == ""
+
+
+def test_tqdm_is_used_when_installed(terminal, monkeypatch):
+    terminal = terminal()
+    made = []
+
+    class FakeBar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.postfix, self.n, self.closed = kwargs, [], 0, False
+            made.append(self)
+
+        def set_postfix_str(self, text, refresh=True):
+            self.postfix.append(text)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(progress_module, "_tqdm", lambda: FakeBar)
+    _compile()
+    bar, = made
+    assert bar.kwargs["desc"] == "tracegrad: compiling 'f'" and bar.kwargs["file"] is terminal
+    assert bar.postfix[0] == "clone" and bar.postfix[-1].startswith("schedule, ")
+    assert bar.n == len(bar.postfix) and bar.closed
+    assert terminal.getvalue() == ""
+
+
+def test_the_setting_is_validated():
+    with pytest.raises(ValueError, match="expected a boolean"):
+        tg.config.progress = "sometimes"
+    assert tg.config.progress is True
