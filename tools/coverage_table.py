@@ -52,6 +52,7 @@ VALUES = {
     "t": np.arange(1.0, 13.0).reshape(2, 3, 2) / 13,
     "i": np.array([3, 1, 2, 5]),
     "j": np.array([2, 2, 1, 3]),
+    "b": np.array([True, False, True, False]),
 }
 
 
@@ -68,6 +69,7 @@ FORMS = [
     ("v", 1.5), ("m", 2), ("v", "i"), ("i", "v"), ("s", (2, 2)), ("v", (3, 4)),
     ("v", np.float32), ("t",), ("t", 2), (["m", "n", "m"],), ("i,i->", "v", "w"),
     ("ij,jk->ik", "m", "n"), ("m", "v"), ("v", "m"), ("m", "m"), ("k",), ("k", "s"),
+    (["b"], ["v"]),   # lists of conditions and choices (np.select, np.piecewise)
 ]
 
 
