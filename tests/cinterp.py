@@ -23,7 +23,10 @@ NumPy's:
 import re
 
 import numpy as np
-import scipy.special as sp
+try:
+    import scipy.special as sp
+except ImportError:  # SciPy is optional: tracegrad's own fallbacks
+    sp = None
 
 
 class CompileError(Exception):
@@ -347,9 +350,17 @@ _FLOAT_MATH = {
     "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
     "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "floor": np.floor,
     "ceil": np.ceil, "rint": np.rint, "trunc": np.trunc, "fabs": np.abs,
-    "erf": sp.erf, "erfc": sp.erfc, "erfinv": sp.erfinv, "tgamma": sp.gamma,
-    "lgamma": sp.gammaln,
 }
+if sp is not None:
+    _FLOAT_MATH.update({"erf": sp.erf, "erfc": sp.erfc, "erfinv": sp.erfinv,
+                        "tgamma": sp.gamma, "lgamma": sp.gammaln})
+else:
+    from functools import partial
+
+    from tracegrad.ops import special_math as _sm
+    _FLOAT_MATH.update({"erf": partial(_sm.erf, np), "erfc": partial(_sm.erfc, np),
+                        "erfinv": partial(_sm.erfinv, np), "tgamma": partial(_sm.gamma, np),
+                        "lgamma": partial(_sm.gammaln, np)})
 _COMPLEX_OK = {"exp", "log", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
                "sinh", "cosh", "tanh", "asinh", "acosh", "atanh"}
 _FLOAT_MATH2 = {"atan2": np.arctan2, "fmod": np.fmod, "pow": np.power, "hypot": np.hypot,

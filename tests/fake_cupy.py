@@ -554,10 +554,14 @@ def make_modules(device_count=1, device_error=None):
     cupyx.scatter_add = scatter_add
     scipy_mod = types.ModuleType("cupyx.scipy")
     special = types.ModuleType("cupyx.scipy.special")
-    import scipy.special as sp
+    try:
+        import scipy.special as sp
+    except ImportError:  # (SciPy is optional: the fake then has no cupyx.scipy.special functions)
+        sp = None
     for name in ("erf", "erfc", "erfinv", "gamma", "gammaln", "psi", "digamma",
                  "polygamma", "expit", "log_expit", "logit", "xlogy", "log1p"):
-        setattr(special, name, _function(name, getattr(sp, name)))
+        if sp is not None:
+            setattr(special, name, _function(name, getattr(sp, name)))
     scipy_mod.special = special
     cupyx.scipy = scipy_mod
     return {"cupy": cupy, "cupy.cuda": cuda, "cupy.cuda.runtime": runtime,

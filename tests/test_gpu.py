@@ -288,8 +288,8 @@ def test_random_streams_draw_on_the_device(device, monkeypatch):
 
 def test_special_functions_on_the_device(device):
     x = T.dvector("x")
+    sp = pytest.importorskip("scipy.special", reason="SciPy gives the reference values")
     f = tg.function([x], [T.erf(x), T.gammaln(x), T.psi(x)], device="cuda")
-    import scipy.special as sp
     xv = np.linspace(0.5, 4.0, 9)
     # cupyx.scipy.special and SciPy differ by a few ulps, not more.
     for got, ref in zip(f(xv), [sp.erf(xv), sp.gammaln(xv), sp.psi(xv)]):

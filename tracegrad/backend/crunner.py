@@ -15,12 +15,15 @@ hang, and our users fork — multiprocessing data loaders.)
 - After ``fork`` the child starts with no workers (``pthread_atfork``) and
   makes new ones when it first needs them.
 - ctypes releases the GIL around ``tg_run``, so the workers never need it.
+- Workers block every signal, so SIGINT always reaches Python's main thread
+  (caught by tests/test_updates_atomic.py, whose interrupts went astray).
 """
 import ctypes
 import threading
 
 SOURCE = r"""
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 typedef int (*tg_kernel)(int64_t, int64_t, char**, const char*, int, const int64_t*,
@@ -82,6 +85,12 @@ static void tg_after_fork_child(void) {
 static int tg_ensure(int workers) {
     static int registered = 0;
     if (!registered) { pthread_atfork(0, 0, tg_after_fork_child); registered = 1; }
+    // Workers are born with every signal blocked (they inherit the mask of
+    // the thread that makes them): a SIGINT must reach Python's main
+    // thread, never a worker (it would land later, anywhere).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     while (tg_started < workers) {
         pthread_t t;
         pthread_attr_t attr;
@@ -93,6 +102,7 @@ static int tg_ensure(int workers) {
         if (err) break;
         tg_started++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, 0);
     return tg_started;
 }
 
