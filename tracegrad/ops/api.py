@@ -60,6 +60,10 @@ _MODULES = (_elemwise, _elemwise_numpy, _reduce, _shape_static, _alloc, _shape, 
 _MODULES += (_decomp, _decomp_solve)
 _MODULES += (_einsum_mod, _numpy_stats, _numpy_misc, _numpy_signal, _numpy_pad,
              _numpy_ufuncs)
+# Theano names written with other ops (T.sgn, T.inv, T.iround, T.xlogx, ...)
+from tracegrad.ops import theano_extra as _theano_extra  # noqa: E402
+from tracegrad.ops.theano_extra import *  # noqa: F401,F403,E402
+_MODULES += (_theano_extra,)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
 
 # scipy.special's ufuncs (issue 16): T.xlogy, T.jn, T.ndtr...; also registers

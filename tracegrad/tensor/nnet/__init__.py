@@ -4,4 +4,7 @@
 from tracegrad.ops.nnet import *  # noqa: F401,F403
 from tracegrad.ops.elemwise import sigmoid, softplus  # noqa: F401
 from tracegrad.ops.conv import conv2d  # noqa: F401
+from tracegrad.ops.theano_extra import (crossentropy_categorical_1hot, elu,  # noqa: F401
+                                        hard_sigmoid, logsoftmax, selu, softsign,
+                                        ultra_fast_sigmoid)
 from tracegrad.tensor.nnet import abstract_conv, conv  # noqa: F401,E402
