@@ -42,6 +42,7 @@ import numpy as np
 
 from tracegrad.config import NATIVE_MIN_PER_THREAD, config
 from tracegrad.fuse import cpu as fuse_cpu
+from tracegrad.fuse.runner import common_order
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
 # needed: importing tracegrad must stay quick, and most functions never make
@@ -98,6 +99,7 @@ class Kernel:
 _queue = None
 _queue_lock = threading.Lock()
 FAILED = object()   # a kernel that cannot be built
+_MISSING = object()  # (a dict lookup's default: not asked for yet)
 
 
 def _worker(q):
@@ -144,23 +146,22 @@ _KERNELS = {}
 _kernels_lock = threading.Lock()
 
 
-def _kernel(spec, layout):
-    """The loaded kernel of ``spec`` for ``layout``, or ``None`` (queued
-    for the compile thread, or built now when ``cpu_codegen_sync``)."""
-    key = (spec.structure, layout)
-    found = _KERNELS.get(key, FAILED)
-    if found is not FAILED or key in _KERNELS:
-        return found if found is not FAILED else None
-    with _kernels_lock:
-        if key in _KERNELS:
+def _kernel(spec, key):
+    """The loaded kernel of ``key`` = ``(spec.structure, layout)``, or
+    ``None`` (failed; or queued for the compile thread, or built now when
+    ``cpu_codegen_sync``)."""
+    found = _KERNELS.get(key, _MISSING)
+    if found is _MISSING:
+        with _kernels_lock:
+            if key in _KERNELS:
+                return None
+            _KERNELS[key] = None
+        if not config.cpu_codegen_sync:
+            _submit(spec, key[1])
             return None
-        _KERNELS[key] = None
-    if config.cpu_codegen_sync:
-        _build(spec, layout)
+        _build(spec, key[1])
         found = _KERNELS[key]
-        return found if found is not FAILED else None
-    _submit(spec, layout)
-    return None
+    return None if found is FAILED else found
 
 
 def _build(spec, layout):
@@ -185,16 +186,19 @@ class NativeProgram:
     def __init__(self, spec):
         from tracegrad.backend import csource
         self.spec = spec
+        self.structure = spec.structure   # (a property that builds a tuple)
         self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
 
-    def run(self, operands, outs, shape, size):
+    def run(self, operands, outs, shape, size, aliased):
         """Compute into ``outs`` and return ``True``, or ``False`` when the
-        NumPy program must run this call (no kernel yet, or flags to report)."""
+        NumPy program must run this call (no kernel yet, or flags to report).
+        ``aliased``: an output is an operand's very buffer (any other
+        overlap never reaches here: ``CpuProgram`` computes into fresh
+        buffers then)."""
         layout, strided = _layout(operands, outs, shape)
-        kernel = _kernel(self.spec, layout)
+        kernel = _kernel(self.spec, (self.structure, layout))
         if kernel is None:
             return False
-        aliased = any(np.may_share_memory(o, a) for o in outs for a in operands)
         targets = [np.empty_like(o) for o in outs] if aliased else outs
         ptrs = (ctypes.c_void_p * (len(operands) + len(outs)))(
             *[a.ctypes.data for a in operands], *[o.ctypes.data for o in targets])
@@ -212,7 +216,7 @@ def _layout(operands, outs, shape):
     """``(layout key, strided)`` of a call: ``'strided'``, or a tuple saying
     per operand whether it is a single value (the others contiguous in the
     outputs' order)."""
-    order = _common_order(outs)
+    order = common_order(outs)
     if order is None:
         return "strided", True
     mask = []
@@ -225,14 +229,6 @@ def _layout(operands, outs, shape):
         else:
             return "strided", True
     return tuple(mask), False
-
-
-def _common_order(outs):
-    if all(o.flags.c_contiguous for o in outs):
-        return "C"
-    if all(o.flags.f_contiguous for o in outs):
-        return "F"
-    return None
 
 
 def _strided_args(operands, outs, shape):

@@ -21,6 +21,7 @@ source, the compiler's identity (path and ``--version``), the flags, the
 machine's CPU flags (``-march=native``) and tracegrad's version.
 """
 import ctypes
+import functools
 import hashlib
 import os
 import shlex
@@ -100,6 +101,7 @@ def compiler():
     return found
 
 
+@functools.lru_cache(maxsize=None)   # (asked at every build; the answer never changes)
 def has_libmvec():
     """Whether glibc's vector math library can be loaded."""
     if not sys.platform.startswith("linux"):
@@ -111,6 +113,7 @@ def has_libmvec():
     return True
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_flags():
     try:
         with open("/proc/cpuinfo") as f:

@@ -32,7 +32,8 @@ from tracegrad.fuse.spec import broadcast_shapes
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
 # ``install``: fuse never imports the backends): ``can_run(spec)`` and
 # ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
-# call and returns True, or returns False when the NumPy program must run it.
+# call and returns True, or returns False when the NumPy program must run it
+# (``aliased``: an output is an operand's very buffer).
 NATIVE = [None]
 
 
@@ -189,19 +190,22 @@ class CpuProgram:
             if program is None:
                 return self._into(self.run(arrays, None, sources), outs)
         size = math.prod(shape)
+        # (a program other than ``direct`` was chosen because an output *is*
+        # an input's buffer: ``_check_outs``'s "deferred")
         if size >= NATIVE_MIN_SIZE and self.native_possible and \
-                config.cpu_codegen != "numpy" and self._run_native(operands, outs, shape, size):
+                config.cpu_codegen != "numpy" and \
+                self._run_native(operands, outs, shape, size, program is not self.direct):
             return outs
         if size:
             self._execute(program, operands, outs, shape, size)
         return outs
 
-    def _run_native(self, operands, outs, shape, size):
+    def _run_native(self, operands, outs, shape, size, aliased):
         """The call through the compiled tier; ``False`` when it did not run."""
         native = self._native
         if native is None:
             native = self._native = NATIVE[0].program(self.spec) or False
-        return native is not False and native.run(operands, outs, shape, size)
+        return native is not False and native.run(operands, outs, shape, size, aliased)
 
     def _program_into(self, outs, arrays, operands, shape):
         """The generated program that writes a call's results into the given

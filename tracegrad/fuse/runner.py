@@ -51,10 +51,17 @@ def _flat_order(views, indexed, outs, shape):
     ``None``."""
     full = [v for v, ix in zip(views, indexed) if ix] + list(outs)
     if all(v.shape == shape for v in full):
-        if all(v.flags.c_contiguous for v in full):
-            return "C"
-        if all(v.flags.f_contiguous for v in full):
-            return "F"
+        return common_order(full)
+    return None
+
+
+def common_order(arrays):
+    """``'C'`` or ``'F'`` when every array is contiguous in that order (C
+    first), else ``None``."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return "C"
+    if all(a.flags.f_contiguous for a in arrays):
+        return "F"
     return None
 
 

@@ -50,24 +50,23 @@ def int_div(a, b):
     return floor_div(a, b)
 
 
-def largest(*args):
-    """The elementwise maximum of all ``args`` (Theano's ``largest``)."""
+def _fold(pairwise, name, args):
     if not args:
-        raise TypeError("largest() needs at least one argument")
+        raise TypeError(f"{name}() needs at least one argument")
     out = as_tensor_variable(args[0])
     for a in args[1:]:
-        out = maximum(out, a)
+        out = pairwise(out, a)
     return out
+
+
+def largest(*args):
+    """The elementwise maximum of all ``args`` (Theano's ``largest``)."""
+    return _fold(maximum, "largest", args)
 
 
 def smallest(*args):
     """The elementwise minimum of all ``args`` (Theano's ``smallest``)."""
-    if not args:
-        raise TypeError("smallest() needs at least one argument")
-    out = as_tensor_variable(args[0])
-    for a in args[1:]:
-        out = minimum(out, a)
-    return out
+    return _fold(minimum, "smallest", args)
 
 
 def second(a, b):
