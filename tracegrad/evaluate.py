@@ -18,8 +18,9 @@ def node_error_message(node, arrays, exc):
     shapes = ", ".join(
         f"{tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', type(a).__name__)}"
         for a in arrays)
-    message = (f"{exc}\n  while computing {describe_op(node)} with inputs of shapes "
-               f"[{shapes}]{describe_source(node.source)}")
+    source = node.op.source_of(node, str(exc))
+    message = (f"{exc}\n  while computing {describe_op(node, source)} with inputs of shapes "
+               f"[{shapes}]{describe_source(source)}")
     if config.exception_verbosity == "high":
         # (Theano's exception_verbosity='high': the node's graph, as debugprint)
         tree = debugprint(node, file="str", depth=3)

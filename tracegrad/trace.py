@@ -123,11 +123,12 @@ def describe_source(src, indent="  "):
     return "".join(lines)
 
 
-def describe_op(node):
+def describe_op(node, source=None):
     """The failing node's op, named as the user wrote it when that differs:
-    ``numpy.dot (op tensordot)``."""
+    ``numpy.dot (op tensordot)`` (``source``: the ``SourceLocation`` to
+    take the name from, ``node.source`` by default)."""
     name = node.op.name
-    called = getattr(node.source, "called", None)
+    called = getattr(node.source if source is None else source, "called", None)
     if called is None or called.rsplit(".", 1)[-1].lower() == name.lower():
         return name
     return f"{called} (op {name})"
@@ -407,6 +408,13 @@ class Op:
         (``tracegrad/vmap.py``; helpers in ``ops/batching.py``)."""
         return None
 
+    def source_of(self, node, message):
+        """Where user code built what ``message`` (an error or a NumPy
+        warning raised running ``node``) is about: ``node.source``; an op
+        made of several user nodes (a fused kernel) answers the one the
+        message names (``evaluate.node_error_message``, ``compile/warnpoint.py``)."""
+        return node.source
+
     def __call__(self, *inputs):
         node = self.make_node(*inputs)
         for hook in NODE_HOOKS:     # (test values: tracegrad/test_values.py)
@@ -437,7 +445,7 @@ OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
             "static_output", "static_entries", "scalar_op", "positive",
             "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf", "bounded",
             "selects", "broadcasts", "commutative", "associative", "identity",
-            "inverse_of", "negation", "shape_relation", "vmap_rule")
+            "inverse_of", "negation", "shape_relation", "vmap_rule", "source_of")
 
 
 # ---------------------------------------------------------------- graph walks

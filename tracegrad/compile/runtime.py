@@ -25,8 +25,9 @@ from tracegrad.compile.mode import NodeStorage
 from tracegrad.compile.profile import ProfileStats
 from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value,
                                        wait_turn, write_updates)
-from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, build_schedule,
-                                        run_table, steps_source, steps_table)
+from tracegrad.compile import warnpoint
+from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, step_in_locals,
+                                        build_schedule, run_table, steps_source, steps_table)
 from tracegrad.printing import update_kinds
 
 
@@ -175,6 +176,7 @@ def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     more than ``STRAIGHT_LINE_STEPS`` steps runs them as one loop over a
     table instead, ``schedule.run_table``: compiling its lines would cost
     more than the loop ever does)."""
+    warnpoint.install()
     env = dict(tail=schedule.template[schedule.n_inputs:], LOCK=UPDATE_LOCK,
                R=READERS, P=PUBLISH, ident=threading.get_ident, wait_turn=wait_turn,
                backend=backend, finish=_finish, write_updates=write_updates,
@@ -241,8 +243,8 @@ def _step_lines(schedule, env, backend, profile, monitor, first_line):
         env.update(steps=schedule.steps, monitor=monitor, run_monitored=_run_monitored)
         return ["run_monitored(s, steps, monitor)"]
     if profile is not None:
-        env["runs"] = [step.run for step in schedule.steps]
-        return ["run_profiled(s, runs, profile)"]
+        env.update(runs=[step.run for step in schedule.steps], steps=schedule.steps)
+        return ["run_profiled(s, steps, runs, profile)"]
     if len(schedule.steps) > STRAIGHT_LINE_STEPS:
         # (a big schedule: a loop, compiled once, not a line per step)
         env.update(rows=steps_table(schedule.steps, backend), steps=schedule.steps,
@@ -264,7 +266,7 @@ def _run_monitored(s, steps, monitor):
             monitor.post(i, step.node, cells)
 
 
-def _run_profiled(s, runs, profile):
+def _run_profiled(s, steps, runs, profile):
     times = [None] * len(runs)
     try:
         for k, run in enumerate(runs):
@@ -273,6 +275,11 @@ def _run_profiled(s, runs, profile):
             times[k] = perf_counter() - t0
     finally:
         profile.record_nodes(times)
+
+
+# (which step runs: for NumPy's warnings, ``warnpoint``)
+warnpoint.LOOPS[_run_monitored.__code__] = lambda frame: frame.f_locals["step"].node
+warnpoint.LOOPS[_run_profiled.__code__] = lambda frame: step_in_locals(frame, "k")
 
 
 def _timed(run, profile):

@@ -23,6 +23,7 @@ from operator import itemgetter
 import numpy as np
 
 from tracegrad.backend.inplace import defer_fused_updates
+from tracegrad.compile import warnpoint
 from tracegrad.evaluate import reraise_with_context
 from tracegrad.trace import node_runner, uses_perform
 
@@ -344,11 +345,19 @@ def steps_source(steps, env, backend, first_line):
     env.update(ndarray=backend.ndarray, fail=_fail, wrong_count=_wrong_count, steps=steps)
     if not steps:
         return []
+    # (which step a frame of this code runs: for NumPy's warnings, ``warnpoint``)
+    env[warnpoint.STEPS_AT] = partial(_step_at, steps, first_line + 1)
     dtype_name = _dtype_names(env, backend)
     return (["try:"] + [f"    {_step_line(k, step, env, dtype_name)}"
                         for k, step in enumerate(steps)]
             + ["except Exception as exc:",
                f"    fail(steps, exc.__traceback__.tb_lineno - {first_line + 1}, s, exc)"])
+
+
+def _step_at(steps, first, frame):
+    """The node of the step on ``frame``'s current line, or ``None``."""
+    k = frame.f_lineno - first
+    return steps[k].node if 0 <= k < len(steps) else None
 
 
 # Schedules of more steps than this run as a loop over a table of steps
@@ -396,6 +405,16 @@ def run_table(s, rows, steps, ndarray):
             k += 1
     except Exception as exc:
         _fail(steps, k, s, exc)
+
+
+warnpoint.LOOPS[run_table.__code__] = lambda frame: step_in_locals(frame, "k")
+
+
+def step_in_locals(frame, index):
+    """The node of ``steps[<index>]`` in a loop's frame, or ``None``."""
+    local = frame.f_locals
+    steps, k = local.get("steps"), local.get(index)
+    return steps[k].node if steps is not None and k is not None and k < len(steps) else None
 
 
 def make_steps_runner(steps, backend):

@@ -50,6 +50,19 @@ class FusedElemwise(Op):
         outputs = [TensorType(dt, shape)() for dt, shape in zip(spec.out_dtypes, shapes)]
         return Apply(self, inputs, outputs)
 
+    def source_of(self, node, message):
+        """The user line of the fused row ``message`` names (NumPy's
+        "... encountered in log" names the ufunc): the first such row's;
+        the fused node's own when none is named."""
+        named = message.rpartition(" in ")[2].strip()
+        if self.sources and named:
+            for instr, src in zip(self.spec.instrs, self.sources):
+                row = instr.row
+                if named in (getattr(row, "name", None),
+                             getattr(getattr(row, "ufunc", None), "__name__", None)):
+                    return src
+        return node.source
+
     def cpu_program(self):
         """The ``CpuProgram`` of the spec (found once, at first use)."""
         program = self._program

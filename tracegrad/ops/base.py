@@ -376,6 +376,9 @@ def row(name, nin, impl, c, grad=None, ufunc=None, expand=None, symbol=None, **f
     def fn(*inputs):
         return op(*inputs)
     fn.__name__ = fn.__qualname__ = name
+    # (the code's own name too: errors name the function a user line called
+    # from the frame, ``trace.user_source_location``)
+    fn.__code__ = fn.__code__.replace(co_name=name, co_qualname=name)
     fn.__doc__ = f"Elementwise ``{name}`` with NumPy broadcasting and promotion."
     fn.op = op
     ROW_NAMES.append(name)
