@@ -18,13 +18,18 @@ USAGE = ROOT / "tests" / "typing_usage.py"
 STUB = ROOT / "tracegrad" / "tensor" / "type.pyi"
 
 # Code a type checker must reject: shared's name is a str (line 5); item
-# assignment to a symbolic array, refused at run time too (line 6).
+# assignment to a symbolic array, refused at run time too (line 6); a
+# keyword T.sum does not take (line 7); two arguments to the one-input
+# T.exp (line 8); an op's result is a TensorVariable, not an array (line 9).
 WRONG = '''
 import numpy as np
 import tracegrad as tg
 import tracegrad.tensor as T
 tg.shared(np.zeros(2), name=3)
 T.dvector()[0] = 1.0
+T.sum(T.dvector(), axes=0)
+T.exp(T.dvector(), T.dvector())
+a: np.ndarray = T.dot(T.dmatrix(), T.dmatrix())
 '''
 
 
@@ -52,6 +57,20 @@ def test_mypy_strict_is_clean_on_the_public_surface_and_catches_a_wrong_call(tmp
     assert [line for line in lines if "wrong_usage.py:5:" in line and '"name"' in line], \
         proc.stdout + proc.stderr
     assert [line for line in lines if "wrong_usage.py:6:" in line], proc.stdout
+    assert [line for line in lines if "wrong_usage.py:7:" in line and '"axes"' in line], \
+        proc.stdout
+    assert [line for line in lines if "wrong_usage.py:8:" in line and '"exp"' in line], \
+        proc.stdout
+    assert [line for line in lines if "wrong_usage.py:9:" in line and "TensorVariable" in line], \
+        proc.stdout
+
+
+def test_op_stubs_are_current():
+    """tracegrad/ops/api.pyi and the T.nnet/T.nlinalg/T.fft stubs are what
+    tools/op_stubs.py writes (its probes run in their own process)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "op_stubs.py"), "--check"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_usage_file_runs():

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 import tracegrad as tg
+import tracegrad.numpy as tnp
 import tracegrad.tensor as T
 from tracegrad.compile.runtime import Function
 from tracegrad.jit import Compiled
@@ -58,6 +59,20 @@ def symbolic_grad() -> list[float]:
     return [float(r) for r in g(3.0, 2.0)]
 
 
+def op_functions() -> float:
+    x = T.dmatrix("x")
+    y: TensorVariable = T.exp(x) + T.log1p(x) * T.maximum(x, 0.0)
+    z: TensorVariable = T.sum(T.dot(x, x.T), axis=0, keepdims=True)
+    parts: list[TensorVariable] = T.split(x, [1, 1], 2, axis=0)
+    joined: TensorVariable = T.concatenate([T.tanh(y), z], axis=0)
+    probs: TensorVariable = T.nnet.softmax(joined) + T.nnet.sigmoid(parts[0]).mean()
+    spectrum: TensorVariable = T.fft.rfft(x)
+    g = tg.function([x], [T.where(x > 0, probs.sum(), 0.0).sum(), T.abs(spectrum).sum()])
+    value, _ = g(np.ones((2, 2)))
+    with_numpy: Any = tnp.exp(tnp.linalg.norm(np.ones(3)))
+    return float(value) + 0.0 * float(with_numpy)
+
+
 def loss(w: np.ndarray, x: np.ndarray) -> Any:
     return np.mean(np.tanh(x @ w) ** 2)
 
@@ -80,6 +95,7 @@ def main() -> None:
     assert compiled_function() == 7.0
     assert shared_and_updates().tolist() == [2.0, 2.0, 2.0]
     assert symbolic_grad() == [12.0, 12.0, 9.0]
+    assert op_functions() > 0
     value, grad_w = transforms()
     assert value == 0.0 and grad_w.tolist() == [0.0, 0.0, 0.0]
     assert power(np.array([2.0]), n=3).tolist() == [8.0]
