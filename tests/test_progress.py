@@ -108,3 +108,74 @@ def test_the_setting_is_validated():
     with pytest.raises(ValueError, match="expected a boolean"):
         tg.config.progress = "sometimes"
     assert tg.config.progress is True
+
+
+def _compile_big(layers=120):
+    """A graph of well over ``PROGRESS_EVERY_NODES`` nodes, with its gradient."""
+    x = T.dvector("x")
+    y = x
+    for i in range(layers):
+        y = T.tanh(y * (1.0 + i / layers) + T.sin(y))
+    cost = (y ** 2).sum()
+    return tg.function([x], [cost, tg.grad(cost, x)], name="big")
+
+
+def test_long_stages_count_their_nodes(terminal):
+    terminal = terminal()
+    _compile_big()
+    frames = [part.rstrip() for part in terminal.getvalue().split("\r") if part.strip()]
+    counted = [f.split(" (", 1)[1].split("),")[0] for f in frames if "/" in f.split("(")[1]]
+    every = progress_module.PROGRESS_EVERY_NODES
+    for stage in ("rewrite canonicalize", "fuse"):
+        mine = [c for c in counted if c.startswith(stage + ", ")]
+        assert mine and mine[0].startswith(f"{stage}, {every}/"), counted
+        done, total = mine[-1].split(", ")[1].split(" ")[0].split("/")
+        assert 0 < int(done) <= int(total) and mine[-1].endswith(" nodes")
+    # each count is shown under its own stage's number
+    numbers = {}
+    for f in frames:
+        number, what = f.split(": stage ")[1].split(" (", 1)
+        numbers.setdefault(what.split(",")[0], set()).add(number)
+    assert all(len(n) == 1 for n in numbers.values()), numbers
+
+
+def test_long_stages_are_silent_when_off_or_not_a_terminal(terminal, monkeypatch):
+    calls = []
+    monkeypatch.setattr(progress_module._NoProgress, "advance",
+                        lambda self, done, total: calls.append(done))
+    stream = terminal()
+    tg.config.progress = False
+    try:
+        _compile_big(60)
+    finally:
+        tg.config.progress = True
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    _compile_big(60)
+    assert stream.getvalue() == "" and calls == []
+
+
+def test_tqdm_shows_the_node_counts_without_counting_them_as_stages(terminal, monkeypatch):
+    terminal()
+    made = []
+
+    class FakeBar:
+        def __init__(self, **kwargs):
+            self.postfix, self.n = [], 0
+            made.append(self)
+
+        def set_postfix_str(self, text, refresh=True):
+            self.postfix.append((text, refresh))
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(progress_module, "_tqdm", lambda: FakeBar)
+    _compile_big()
+    bar, = made
+    stages = [text for text, refresh in bar.postfix if not refresh]
+    counts = [text for text, refresh in bar.postfix if refresh]
+    assert bar.n == len(stages) and all("/" not in s for s in stages)
+    assert counts and all("/" in c and c.endswith(" nodes") for c in counts)

@@ -337,3 +337,10 @@ NATIVE_MIN_PER_THREAD = 32768
 # ``config.progress`` is on) once it has run this many seconds: shorter
 # compiles print nothing. Not measured.
 PROGRESS_AFTER_S = 1.0
+
+# Within a long stage (a rewrite phase's pass, fusion's search), the line's
+# "nodes done / total" moves every this many nodes: a few milliseconds of
+# work between two updates (a rewrite visit is ~10 us a node), so a line a
+# person reads moves smoothly, and a small graph never reaches one (its
+# loops pay a counter and a comparison a node). Not measured further.
+PROGRESS_EVERY_NODES = 500

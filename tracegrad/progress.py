@@ -9,14 +9,23 @@ log file): then ``begin`` returns ``NO_PROGRESS``, whose methods do
 nothing. The line goes through ``tqdm`` when it is installed, a plain
 ``\\r`` line otherwise.
 
-Stages report at their boundaries only: the rewrite engine's per-node loop
-pays nothing for this.
+Stages report at their boundaries, and the long loops inside them (a
+rewrite pass, fusion's search and rebuild) report how many of their nodes
+are done every ``every`` nodes (``PROGRESS_EVERY_NODES``) with
+``advance(done, total)``; ``NO_PROGRESS.every`` is 0, so such a loop keeps a
+counter that never matches and never calls it::
+
+    report = progress.every or -1
+    for k, node in enumerate(nodes):
+        if k == report:
+            report += progress.every
+            progress.advance(k, len(nodes))
 """
 import sys
 import threading
 import time
 
-from tracegrad.config import PROGRESS_AFTER_S, config
+from tracegrad.config import PROGRESS_AFTER_S, PROGRESS_EVERY_NODES, config
 
 __all__ = ["begin", "current", "CompileProgress", "NO_PROGRESS"]
 
@@ -24,7 +33,12 @@ __all__ = ["begin", "current", "CompileProgress", "NO_PROGRESS"]
 class _NoProgress:
     """The progress of a compile that shows none."""
 
+    every = 0  # (a loop's counter never reaches a report)
+
     def stage(self, name, nodes=None):
+        pass
+
+    def advance(self, done, total):
         pass
 
     def close(self):
@@ -52,28 +66,40 @@ def _tqdm():
 class CompileProgress:
     """The progress line of one compile of ``label`` (see the module doc)."""
 
+    every = PROGRESS_EVERY_NODES
+
     def __init__(self, label, stream, tqdm=None):
         self.label = label
         self.stream = stream
         self.tqdm = tqdm
         self.start = time.perf_counter()
         self.count = 0
+        self.name = None
         self.bar = None
         self.width = 0
 
     def stage(self, name, nodes=None):
         """Stage ``name`` starts, over a graph of ``nodes`` nodes."""
         self.count += 1
+        self.name = name
+        self._show(name if nodes is None else f"{name}, {nodes} nodes", True)
+
+    def advance(self, done, total):
+        """``done`` of the ``total`` nodes of the running stage's loop are
+        through (a loop may visit a node again: ``done`` is capped)."""
+        self._show(f"{self.name}, {min(done, total)}/{total} nodes", False)
+
+    def _show(self, what, new_stage):
         elapsed = time.perf_counter() - self.start
         if self.bar is None and not self.width and elapsed < PROGRESS_AFTER_S:
             return
-        what = name if nodes is None else f"{name}, {nodes} nodes"
         if self.tqdm is not None:
             if self.bar is None:
                 self.bar = self.tqdm(desc=f"tracegrad: compiling {self.label}",
                                      file=self.stream, unit="stage", leave=False)
-            self.bar.set_postfix_str(what, refresh=False)
-            self.bar.update(1)
+            self.bar.set_postfix_str(what, refresh=not new_stage)
+            if new_stage:
+                self.bar.update(1)
             return
         text = (f"tracegrad: compiling {self.label}: stage {self.count} ({what}), "
                 f"{elapsed:.1f} s")

@@ -24,6 +24,7 @@ the producers it may legally merge with. Convexity is checked with ancestor
 bitsets (Python ints) over node positions, so the walk is iterative and cheap.
 """
 from tracegrad.ops.elemwise import Elemwise, SumTo
+from tracegrad.progress import current as current_progress
 from tracegrad.trace import Constant, toposort
 
 from tracegrad.config import DEFAULT_MAX_OPERANDS  # (a tunable: tracegrad/config.py)
@@ -146,7 +147,12 @@ class _Search:
     def run(self):
         nodes, group_of, target = self.nodes, self.group_of, self.target
         known = {}  # static shape -> its pattern (few distinct shapes)
+        progress = current_progress()
+        report = progress.every or -1
         for k, node in enumerate(nodes):
+            if k == report:  # (the progress line, on a big graph only)
+                report += progress.every
+                progress.advance(k, len(nodes))
             producers = self.producers(node)
             if not is_fusable(node, target):
                 self.anc[k] = self.contracted_ancestors(producers)

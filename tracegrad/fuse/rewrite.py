@@ -14,6 +14,7 @@ from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order
                                     find_clusters, is_fusable)
 from tracegrad.fuse.op import FusedElemwise
 from tracegrad.fuse.spec import FILL, spec_from_cluster
+from tracegrad.progress import current as current_progress
 from tracegrad.trace import clone_replace, rebuild_node, toposort
 
 
@@ -107,7 +108,13 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     order = toposort(outputs)  # (one walk of the graph for both)
     clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
     memo = {}
-    for unit in cluster_order(outputs, clusters, order):
+    units = cluster_order(outputs, clusters, order)
+    progress = current_progress()
+    report = progress.every or -1
+    for k, unit in enumerate(units):
+        if k == report:  # (the progress line, on a big graph only: a cluster counts one)
+            report += progress.every
+            progress.advance(k, len(units))
         if not isinstance(unit, Cluster):
             continue
         node = fused_node(unit, memo)

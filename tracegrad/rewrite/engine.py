@@ -426,10 +426,7 @@ def _pass(graph, plans, ctx, stats, budget):
     settled = True
     dropped = graph.dropped
     work = deque(graph.toposort())
-    while work:
-        node = work.popleft()
-        if node not in nodes:
-            continue
+    for node in _visits(work, nodes):
         last = changed_at.get(node, 0)
         for inp in node.inputs:
             owner = inp.owner
@@ -467,6 +464,22 @@ def _pass(graph, plans, ctx, stats, budget):
         if changed > budget:
             return None, False
     return changed, settled and graph.dropped == dropped
+
+
+def _visits(work, nodes):
+    """The nodes popped from the front of ``work`` (which the caller extends
+    meanwhile) that are still in the graph, telling the progress line how
+    many were visited (a big graph only: ``progress.py``)."""
+    progress = current_progress()
+    total, seen, report = len(work), 0, progress.every or -1
+    while work:
+        node = work.popleft()
+        if node in nodes:
+            seen += 1
+            if seen == report:
+                report += progress.every
+                progress.advance(seen, total)
+            yield node
 
 
 def phases_for(mode):
