@@ -34,7 +34,7 @@ USERS = {
     transforms: ["TRANSFORM_MEMO_SIZE"],
     c_tier: ["NATIVE_MIN_PER_THREAD"],
     fuse_op: ["NATIVE_MIN_SIZE"],
-    progress_module: ["PROGRESS_AFTER_S"],
+    progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
 }
 
 

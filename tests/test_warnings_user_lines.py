@@ -155,3 +155,19 @@ def test_warnings_as_errors_name_the_user_line():
 def test_warnings_outside_tracegrad_are_untouched():
     warnpoint.install()
     assert recorded(np.log, np.zeros(3)) == [(HERE, line("call"), MESSAGE)]
+
+
+def test_the_reference_evaluator_names_the_user_line():
+    from tracegrad.evaluate import evaluate
+    x = T.dvector("x")
+    y = T.log(x)  # [evaluate]
+    got = recorded(lambda: evaluate([y], {x: np.zeros(3)}))
+    assert got == [(HERE, line("evaluate"), MESSAGE)]
+
+
+def test_a_fused_kernel_run_row_by_row_names_the_row():
+    x, z = fused_log()
+    f = tg.function([x], z)
+    node, = [n for n in f.maker.fgraph.toposort() if "Fused" in n.op.name]
+    got = recorded(lambda: node.op.spec.reference(np, [np.zeros(3)], node.op.sources))
+    assert got == [(HERE, line("fused-log"), MESSAGE)]

@@ -66,9 +66,8 @@ def _tqdm():
 class CompileProgress:
     """The progress line of one compile of ``label`` (see the module doc)."""
 
-    every = PROGRESS_EVERY_NODES
-
     def __init__(self, label, stream, tqdm=None):
+        self.every = PROGRESS_EVERY_NODES
         self.label = label
         self.stream = stream
         self.tqdm = tqdm

@@ -176,7 +176,6 @@ def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     more than ``STRAIGHT_LINE_STEPS`` steps runs them as one loop over a
     table instead, ``schedule.run_table``: compiling its lines would cost
     more than the loop ever does)."""
-    warnpoint.install()
     env = dict(tail=schedule.template[schedule.n_inputs:], LOCK=UPDATE_LOCK,
                R=READERS, P=PUBLISH, ident=threading.get_ident, wait_turn=wait_turn,
                backend=backend, finish=_finish, write_updates=write_updates,

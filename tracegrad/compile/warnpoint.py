@@ -2,8 +2,8 @@
 
 A warning NumPy gives while a compiled function runs (``log(0)``: "divide
 by zero encountered in log") names the line that called the ufunc: a line
-of tracegrad or of the code it generates. ``install()`` (called when the
-first function is linked) wraps ``warnings._showwarnmsg``, which CPython's
+of tracegrad or of the code it generates. ``install()`` (called when
+tracegrad is imported) wraps ``warnings._showwarnmsg``, which CPython's
 warning machinery calls for every warning that passed the filters. A call
 that gives no warning runs nothing of this module: the whole cost is on
 the warning's path.
@@ -39,7 +39,9 @@ import sys
 import threading
 import warnings
 
+from tracegrad.evaluate import run_node
 from tracegrad.fuse import runner as fuse_runner
+from tracegrad.fuse.spec import FusionSpec, RowNode
 
 # The globals name under which a generated runner keeps ``where(frame) ->
 # node or None`` (its step at the frame's current line).
@@ -85,10 +87,9 @@ def _repointed(msg):
             getattr(_state, "busy", False):
         return False
     frame = sys._getframe(2)
-    node = _running_node(frame)
     text = str(msg.message)
-    src = node.op.source_of(node, text) if node is not None else None
-    if src is None or _ours(src.filename):
+    src = _user_source(frame, text) or _caller_of_worker(frame, text)
+    if src is None:
         return False
     _forget(frame, msg, text)
     module, globs = _module_of(src.filename)
@@ -104,15 +105,22 @@ def _repointed(msg):
     return True
 
 
-def _running_node(frame):
-    """The node whose step runs in ``frame`` or a frame below it (on this
-    thread, or on the thread a worker's block came from)."""
-    return _running_node_here(frame) or _caller_of_worker(frame)
+def _user_source(frame, text):
+    """The user's line of the innermost running step, from ``frame`` out,
+    whose op names one for ``text`` (``Op.source_of``), or ``None``."""
+    while frame is not None:
+        where = frame.f_globals.get(STEPS_AT) or LOOPS.get(frame.f_code)
+        node = where(frame) if where is not None else None
+        src = node.op.source_of(node, text) if node is not None else None
+        if src is not None and not _ours(src.filename):
+            return src
+        frame = frame.f_back
+    return None
 
 
-def _caller_of_worker(frame):
-    """On a worker thread of ``fuse.runner``: the node the thread that
-    handed out the blocks is running."""
+def _caller_of_worker(frame, text):
+    """On a worker thread of ``fuse.runner``: the user's line of the step
+    the thread that handed out the blocks runs."""
     while frame is not None and frame.f_code is not fuse_runner._work.__code__:
         frame = frame.f_back
     if frame is None:
@@ -124,19 +132,8 @@ def _caller_of_worker(frame):
         f = top
         while ident != me and f is not None:
             if f.f_code is waiting and f.f_locals.get("task") is task:
-                return _running_node_here(f)
+                return _user_source(f, text)
             f = f.f_back
-    return None
-
-
-def _running_node_here(frame):
-    """The node of the innermost frame that runs steps, from ``frame`` out."""
-    while frame is not None:
-        where = frame.f_globals.get(STEPS_AT) or LOOPS.get(frame.f_code)
-        node = where(frame) if where is not None else None
-        if node is not None:
-            return node
-        frame = frame.f_back
     return None
 
 
@@ -173,3 +170,12 @@ def _module_of(filename):
             return None, None
         _modules[filename] = module.__name__
     return module.__name__, vars(module)
+
+
+# The loops of the reference evaluator (``evaluate``, ``x.eval()``) and of a
+# fused kernel's row-by-row path (``FusionSpec.reference``).
+LOOPS[run_node.__code__] = lambda frame: frame.f_locals.get("node")
+LOOPS[FusionSpec.reference.__code__] = lambda frame: RowNode(
+    frame.f_locals["instr"], frame.f_locals["sources"], frame.f_locals["j"]) \
+    if "instr" in frame.f_locals else None
+install()

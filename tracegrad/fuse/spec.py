@@ -248,7 +248,7 @@ class FusionSpec:
             try:
                 result = instr.row.impl(xp, *args)
             except Exception as exc:
-                reraise_with_context(_FakeNode(instr, sources, j), args, exc)
+                reraise_with_context(RowNode(instr, sources, j), args, exc)
             if not isinstance(result, xp.ndarray):
                 result = xp.asarray(result)
             if result.dtype.name != instr.dtype:
@@ -287,8 +287,9 @@ def _const_type(array):
     return TensorType(array.dtype, array.shape)
 
 
-class _FakeNode:
-    """Just enough of an ``Apply`` for ``reraise_with_context``."""
+class RowNode:
+    """Just enough of an ``Apply`` for ``reraise_with_context`` (and
+    ``compile/warnpoint.py``): row ``j`` of a fused kernel as a node."""
 
     def __init__(self, instr, sources, j):
         self.op = SUM_TO.graph_op if instr.row is SUM_TO else Elemwise(instr.row)
