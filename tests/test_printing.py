@@ -167,9 +167,9 @@ def test_debugprint_format():
     z.name = "z"
     text = debugprint(z, file="str")
     assert text == (
-        "Elemwise{add} [id A] <TensorType(float64, shape=())> 'z'\n"
-        " |x [id B] <TensorType(float64, shape=())>\n"
-        " |y [id C] <TensorType(float64, shape=())>\n")
+        "Elemwise{add} [id A] <TensorType(float64, scalar)> 'z'\n"
+        " |x [id B] <TensorType(float64, scalar)>\n"
+        " |y [id C] <TensorType(float64, scalar)>\n")
     assert debugprint(z, file="str", print_type=False) == (
         "Elemwise{add} [id A] 'z'\n |x [id B]\n |y [id C]\n")
 
