@@ -14,6 +14,7 @@ from time import perf_counter
 
 from tracegrad.backend import c as c_tier
 from tracegrad.backend import check_devices, get_backend
+from tracegrad.collector import paused as gc_paused
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
 from tracegrad.compile.debugmode import DebugMode, is_debug_mode_name
@@ -101,7 +102,7 @@ def function(inputs: Sequence[Variable | In],
     try:
         # (The collector paused for linking too: building the schedule of
         # 10^4 nodes allocates as much as a rewrite pass.)
-        with pipeline.gc_paused():
+        with gc_paused():
             progress.stage("clone")
             fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
                                     [s for s, _ in update_pairs])

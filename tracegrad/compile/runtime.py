@@ -22,7 +22,7 @@ import numpy as np
 from tracegrad.compile.casting import make_filter
 from tracegrad.compile.inputs import Binder, describe_input
 from tracegrad.compile.mode import NodeStorage
-from tracegrad.compile.pipeline import gc_paused
+from tracegrad.collector import paused as gc_paused
 from tracegrad.compile.profile import ProfileStats
 from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value,
                                        wait_turn, write_updates)

@@ -7,6 +7,7 @@ naming itself.
 """
 import warnings
 
+from tracegrad.collector import paused
 from tracegrad.config import config
 from tracegrad.ops.alloc import ones_like, zeros_like
 from tracegrad.ops.base import ZERO, NoGradient, NotDifferentiableError, match_gradient_dtype
@@ -47,7 +48,8 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
         if not isinstance(w, Variable):
             raise TypeError(f"grad: wrt must be symbolic variables, got {type(w).__name__}")
     seeds = _seeds(cost, known_grads)
-    grads = backpropagate(seeds, wrt_list, consider_constant or ())
+    with paused():
+        grads = backpropagate(seeds, wrt_list, consider_constant or ())
     results = []
     for w in wrt_list:  # (a loop, not a comprehension: the warning's stacklevel)
         results.append(_result(w, grads, disconnected_inputs, return_disconnected))
