@@ -15,6 +15,7 @@ from tracegrad.tensor import nlinalg  # noqa: F401,E402
 from tracegrad.tensor import fft  # noqa: F401,E402
 from tracegrad.tensor import signal  # noqa: F401,E402
 from tracegrad.tensor import extra_ops  # noqa: F401,E402
+from tracegrad.tensor import slinalg  # noqa: F401,E402
 from tracegrad.grad import Lop, Rop  # noqa: F401,E402
 # the same objects as tg.grad, tg.jacobian, tg.hessian (callables too)
 from tracegrad.transforms import grad, jacobian, hessian  # noqa: F401,E402
