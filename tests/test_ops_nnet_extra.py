@@ -257,3 +257,21 @@ def test_theano_paths():
     assert T.nnet.conv2d_transpose is ac.conv2d_transpose and T.nnet.conv3d is ac.conv3d
     for name in bn.__all__:
         assert callable(getattr(T.nnet.bn, name))
+
+
+@pytest.mark.parametrize("xs,ws,mode", [((5, 6), (2, 3), "valid"), ((3, 5, 6), (4, 2, 3), "full"),
+                                        ((5, 6), (4, 2, 3), "valid"), ((3, 5, 6), (2, 3), "full")])
+def test_signal_conv2d(xs, ws, mode):
+    """``theano.tensor.signal.conv.conv2d``: each image with each filter."""
+    from tracegrad.tensor.signal import conv
+    rng = np.random.default_rng(0)
+    xv, wv = rng.uniform(-1, 1, xs), rng.uniform(-1, 1, ws)
+    x, w = T.tensor("float64", (None,) * len(xs)), T.tensor("float64", (None,) * len(ws))
+    got = conv.conv2d(x, w, filter_shape=ws, border_mode=mode).eval({x: xv, w: wv})
+    x4, w4 = xv.reshape((-1, 1) + xs[-2:]), wv.reshape((-1, 1) + ws[-2:])
+    pad = (0, 0) if mode == "valid" else (ws[-2] - 1, ws[-1] - 1)
+    want = _conv_ref(x4, w4, (1, 1), pad, (1, 1))
+    want = want.reshape(xs[:-2] + ws[:-2] + want.shape[-2:])
+    np.testing.assert_allclose(got, want)
+    g = tg.grad(T.sum(conv.conv2d(x, w, filter_shape=ws, border_mode=mode) ** 2), w)
+    assert g.eval({x: xv, w: wv}).shape == ws

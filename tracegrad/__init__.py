@@ -31,6 +31,7 @@ from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 # ``theano.scan_module.until``, ``theano.ifelse.ifelse``, ``theano.Mode``)
 from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F401,E402
 from tracegrad.compile import Mode  # noqa: F401,E402
+from tracegrad.compile import ProfileStats  # noqa: F401,E402  (theano.ProfileStats)
 from tracegrad.compile.dump import function_dump  # noqa: F401,E402
 from tracegrad.compile.ops import as_op  # noqa: F401,E402  (theano.as_op)
 from tracegrad.scan import foldl, foldr, map, reduce  # noqa: F401,E402

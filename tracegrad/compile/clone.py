@@ -37,6 +37,15 @@ def _check_strict(old, new):
                         f"(pass strict=False to rebuild the graph on another type)")
 
 
+def _fresh_inputs(nodes, outputs, memo):
+    """New variables for the graph's inputs (not its shared variables,
+    nor what ``memo`` already replaces): ``share_inputs=False``."""
+    ownerless = [v for node in nodes for v in node.inputs] + list(outputs)
+    for var in ownerless:
+        if var.owner is None and var not in memo and not isinstance(var, SharedVariable):
+            memo[var] = var.clone()
+
+
 def clone(output, replace=None, strict=True, share_inputs=True, copy_inputs=None):
     """A copy of the graph of ``output`` (a variable or a list/tuple of them)
     with ``replace`` (a dict or pairs ``old -> new``) applied.
@@ -49,7 +58,8 @@ def clone(output, replace=None, strict=True, share_inputs=True, copy_inputs=None
     """
     if copy_inputs is not None:
         share_inputs = copy_inputs
-    outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+    many = isinstance(output, (list, tuple))
+    outputs = list(output) if many else [output]
     memo = {}
     for old, new in _replace_pairs(replace):
         new = new if isinstance(new, Variable) else as_tensor_variable(new)
@@ -58,14 +68,7 @@ def clone(output, replace=None, strict=True, share_inputs=True, copy_inputs=None
         memo[old] = new
     nodes = toposort(outputs, blockers=set(memo))
     if not share_inputs:
-        for node in nodes:
-            for var in node.inputs:
-                if var.owner is None and var not in memo and not isinstance(
-                        var, SharedVariable):
-                    memo[var] = var.clone()
-        for var in outputs:
-            if var.owner is None and var not in memo and not isinstance(var, SharedVariable):
-                memo[var] = var.clone()
+        _fresh_inputs(nodes, outputs, memo)
     for node in nodes:
         new_node = node.clone_with_new_inputs([memo.get(i, i) for i in node.inputs])
         for old, new in zip(node.outputs, new_node.outputs):
@@ -73,9 +76,7 @@ def clone(output, replace=None, strict=True, share_inputs=True, copy_inputs=None
                 new.name = old.name
             memo.setdefault(old, new)
     result = [memo.get(o, o) for o in outputs]
-    if isinstance(output, (list, tuple)):
-        return type(output)(result)
-    return result[0]
+    return type(output)(result) if many else result[0]
 
 
 class OrderedUpdates(OrderedDict):
