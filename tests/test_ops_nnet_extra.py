@@ -12,6 +12,7 @@ import pytest
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.tensor.nnet import abstract_conv, bn, neighbours
+from tracegrad.tensor.signal import pool
 from optable import OpCase, table_tests
 
 FLOATS = ("float64", "float32")
@@ -200,7 +201,59 @@ CASES = [
         filter_flip=False), lambda g, w: _conv_input_grad_ref(
             g, w, (1, 2, 8, 7), (2, 2), (0, 0), (1, 1), flip=False),
         [[(1, 3, 4, 3), (3, 2, 2, 3)]], FLOATS, make_inputs=_uniform, tol=TOL32),
+    OpCase("pool_3d", lambda x: pool.pool_3d(x, (2, 2, 2)),
+           lambda x: _pool_ref(x, (2, 2, 2)), [[(2, 5, 4, 3)], [(1, 2, 2, 2, 2)]], FLOATS),
+    OpCase("pool_3d[ignore_border,stride,sum]", lambda x: pool.pool_3d(
+        x, (2, 3, 2), ignore_border=True, stride=(1, 2, 2), mode="sum"),
+        lambda x: _pool_ref(x, (2, 3, 2), True, (1, 2, 2), mode="sum"), [[(2, 4, 5, 4)]], FLOATS),
+    OpCase("pool_3d[average_exc_pad]", lambda x: pool.pool_3d(
+        x, (2, 2, 3), ignore_border=True, pad=(1, 0, 1), mode="average_exc_pad"),
+        lambda x: _pool_ref(x, (2, 2, 3), True, None, (1, 0, 1), "average_exc_pad"),
+        [[(1, 3, 4, 5)]], FLOATS),
+    OpCase("pool_3d[average_inc_pad,partial]", lambda x: pool.pool_3d(
+        x, (2, 2, 2), stride=(1, 3, 2), mode="average_inc_pad"),
+        lambda x: _pool_ref(x, (2, 2, 2), False, (1, 3, 2), mode="average_inc_pad"),
+        [[(1, 3, 5, 3)]], FLOATS),
+    OpCase("max_pool_2d_same_size", lambda x: pool.max_pool_2d_same_size(x, (2, 3)),
+           lambda x: _same_size_ref(x, (2, 3)), [[(2, 1, 5, 7)], [(1, 2, 4, 6)]], FLOATS),
 ]
+
+
+def _pool_ref(x, ws, ignore_border=False, stride=None, pad=(0, 0, 0), mode="max"):
+    """Theano's ``Pool.perform`` over the last ``len(ws)`` axes."""
+    nd, stride = len(ws), stride or ws
+    y = np.pad(x, [(0, 0)] * (x.ndim - nd) + [(p, p) for p in pad])
+    shp = y.shape[-nd:]
+
+    def count(r, w, s):
+        if ignore_border:
+            return (r - w) // s + 1
+        return (r - 1) // s + 1 if s >= w else max(0, (r - 1 - w + s) // s) + 1
+    outs = [count(r, w, s) for r, w, s in zip(shp, ws, stride)]
+    z = np.zeros(x.shape[:-nd] + tuple(outs), x.dtype)
+    func = {"max": np.max, "sum": np.sum}.get(mode, np.mean)
+    for r in np.ndindex(*outs):
+        region = [slice(r[i] * stride[i], min(r[i] * stride[i] + ws[i], shp[i]))
+                  for i in range(nd)]
+        if mode != "average_inc_pad":
+            region = [slice(max(s.start, pad[i]), min(s.stop, shp[i] - pad[i]))
+                      for i, s in enumerate(region)]
+        axes = tuple(range(x.ndim - nd, x.ndim))
+        z[(Ellipsis,) + r] = func(y[(Ellipsis,) + tuple(region)], axis=axes)
+    return z
+
+
+def _same_size_ref(x, ps):
+    """Theano's ``MaxPoolGrad`` of the patches' max with itself: each
+    patch's max kept where it is, zeros elsewhere."""
+    out = np.zeros_like(x)
+    gh, gw = x.shape[-2] // ps[0], x.shape[-1] // ps[1]
+    for i, j in itertools.product(range(gh), range(gw)):
+        key = (Ellipsis, slice(i * ps[0], (i + 1) * ps[0]), slice(j * ps[1], (j + 1) * ps[1]))
+        patch = x[key]
+        m = patch.max(axis=(-2, -1), keepdims=True)
+        out[key] = np.where(patch == m, m, 0)
+    return out
 
 test_forward, test_grad = table_tests(CASES)
 
