@@ -21,5 +21,7 @@ from tracegrad.grad import Lop, Rop  # noqa: F401,E402
 from tracegrad.transforms import grad, jacobian, hessian  # noqa: F401,E402
 
 as_tensor = as_tensor_variable
+# Theano's T.verify_grad (tracegrad.testing.verify_grad)
+from tracegrad.testing.gradcheck import verify_grad  # noqa: F401,E402
 # Theano's ``T.shared_randomstreams.RandomStreams`` (its scan tutorial spelling)
 from tracegrad.tensor import shared_randomstreams  # noqa: F401,E402
