@@ -13,8 +13,8 @@ TAIL = (" is not supported yet on symbolic (traced) values by tracegrad; the sup
 def test_unsupported_numpy_function_is_named_with_its_module():
     x = T.dvector("x")
     with pytest.raises(TypeError) as info:
-        np.unique(x)
-    assert str(info.value) == "NumPy function numpy.unique" + TAIL
+        np.apply_along_axis(np.sum, 0, x)
+    assert str(info.value) == "NumPy function numpy.apply_along_axis" + TAIL
 
 
 def test_unsupported_function_of_a_submodule_keeps_the_submodule():

@@ -78,6 +78,7 @@ CASES = [
     binary("ive", order_pair((0, 3), (-3, 3))),
     binary("jn", order_pair((0, 3), (-5, 5))),
     binary("yn", order_pair((0, 3), (0.5, 5))),
+    binary("jv", order_pair((0, 3), (-5, 5))),
     # real orders: forward only (no gradient in the order)
     binary("iv[real v]", uniform_pair((0, 3), (0.2, 3)), grad=False),
     binary("jn[real n]", uniform_pair((0, 3), (0.2, 5)), grad=False),
@@ -160,7 +161,7 @@ def _same_as_scipy(got, expected, what):
 UNARY = ["erfcinv", "erfcx", "logit", "ndtr", "ndtri", "log_ndtr", "entr", "i0", "i1", "i0e",
          "i1e", "j0", "j1", "y0", "y1", "expit", "log_expit", "digamma"]
 BINARY = ["polygamma", "beta", "betaln", "xlogy", "xlog1py", "rel_entr", "iv", "ive", "jn",
-          "yn", "gammainc", "gammaincc"]
+          "yn", "gammainc", "gammaincc", "jv"]
 
 
 @pytest.mark.parametrize("name", UNARY)

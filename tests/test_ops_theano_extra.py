@@ -89,7 +89,27 @@ CASES = [
     OpCase("crossentropy_categorical_1hot", T.nnet.crossentropy_categorical_1hot,
            _one_hot_xent, [[(4, 3), (4,)]], FLOATS, input_dtypes=(None, "int64"),
            make_inputs=_probabilities),
+    OpCase("chi2sf", T.chi2sf, lambda x, k: _scipy_special().chdtrc(k, x),
+           [[(3, 4), (3, 4)], [(5,), ()]], ("float64",), domain=(0.5, 4.0),
+           grad=False),
+    OpCase("chi2sf[k=3]", lambda x: T.chi2sf(x, 3), lambda x: _scipy_special().chdtrc(3, x),
+           [[(3, 4)], [()]], ("float64",), domain=(0.5, 4.0)),
+    OpCase("crossentropy_softmax_1hot", lambda x, y: T.nnet.crossentropy_softmax_1hot(x, y)[0],
+           lambda x, y: -_log_softmax(x)[np.arange(len(y)), y], [[(4, 3), (4,)]], FLOATS,
+           make_inputs=_probabilities),
+    OpCase("crossentropy_softmax_1hot[sm]",
+           lambda x, y: T.nnet.crossentropy_softmax_1hot(x, y)[1],
+           lambda x, y: np.exp(_log_softmax(x)), [[(4, 3), (4,)]], FLOATS,
+           make_inputs=_probabilities),
+    OpCase("alloc_diag", T.nlinalg.alloc_diag, np.diag, [[(3,)], [(0,)]], FLOATS),
+    OpCase("extract_diag", T.nlinalg.extract_diag, np.diagonal, [[(3, 4)], [(2, 2)]], FLOATS),
+    OpCase("matrix_dot", lambda a, b, c: T.nlinalg.matrix_dot(a, b, c),
+           lambda a, b, c: a @ b @ c, [[(2, 3), (3, 4), (4, 2)]], FLOATS),
 ]
+
+
+def _scipy_special():
+    return pytest.importorskip("scipy.special")
 
 test_forward, test_grad = table_tests(CASES)
 
@@ -129,3 +149,23 @@ def test_theano_paths():
                  "xlogx", "complex", "complex_from_polar", "identity_like", "fill_diagonal",
                  "addbroadcast", "unbroadcast", "patternbroadcast"):
         assert callable(getattr(T, name))
+
+
+def test_get_scalar_constant_value():
+    x = T.tensor("float64", shape=(3, None), name="x")
+    assert T.get_scalar_constant_value(T.constant(2.5) * 2) == 5.0
+    assert T.get_scalar_constant_value(x.shape[0] + 1) == 4
+    assert isinstance(T.get_scalar_constant_value(3), np.ndarray)
+    for bad in (x.sum(), T.shape(x)[1], T.constant([1.0, 2.0])):
+        with pytest.raises(T.NotScalarConstantError):
+            T.get_scalar_constant_value(bad)
+
+
+def test_get_mode():
+    from tracegrad.compile import DebugMode, Mode, get_mode
+    assert get_mode("FAST_COMPILE").optimizer == "fast_compile"
+    assert isinstance(get_mode("DebugMode"), DebugMode)
+    m = Mode(optimizer="None")
+    assert get_mode(m) is m and get_mode(None).optimizer == tg.config.optimizer
+    with pytest.raises(ValueError):
+        get_mode("NO_SUCH_MODE")

@@ -167,9 +167,9 @@ def test_debugprint_format():
     z.name = "z"
     text = debugprint(z, file="str")
     assert text == (
-        "Elemwise{add} [id A] <TensorType(float64, shape=())> 'z'\n"
-        " |x [id B] <TensorType(float64, shape=())>\n"
-        " |y [id C] <TensorType(float64, shape=())>\n")
+        "Elemwise{add} [id A] <TensorType(float64, scalar)> 'z'\n"
+        " |x [id B] <TensorType(float64, scalar)>\n"
+        " |y [id C] <TensorType(float64, scalar)>\n")
     assert debugprint(z, file="str", print_type=False) == (
         "Elemwise{add} [id A] 'z'\n |x [id B]\n |y [id C]\n")
 
@@ -306,3 +306,29 @@ def test_to_dot_renders_with_graphviz(tmp_path):
     out = tmp_path / "g.png"
     to_dot(T.exp(x) + x, file=str(out))
     assert out.read_bytes()[:4] == b"\x89PNG" and os.path.getsize(out) > 100
+
+
+def test_min_informative_str_tags_and_repeats():
+    """Theano's ``min_informative_str``: named variables end the walk, a
+    repeated variable prints as its tag, ``indent_level`` shifts it all."""
+    import tracegrad as tg
+    import tracegrad.tensor as T
+    x, y = T.dscalars("x", "y")
+    s = x + y
+    z = s * T.exp(s)
+    assert tg.printing.min_informative_str(z) == "\n".join(
+        ["A. mul", " B. add", "  C. x", "  D. y", " E. exp", "  <B>"])
+    s.name = "s"
+    assert tg.printing.min_informative_str(z, indent_level=1) == "\n".join(
+        [" A. mul", "  B. s", "  C. exp", "   <B>"])
+    w = T.dvector()
+    many = w
+    for _ in range(30):                     # tags past Z: AA, AB, ...
+        many = T.exp(many)
+    assert "AD. " in tg.printing.min_informative_str(many)
+
+
+def test_theano_verify_grad_path():
+    import tracegrad.tensor as T
+    from tracegrad.testing import verify_grad
+    assert T.verify_grad is verify_grad

@@ -186,9 +186,9 @@ def test_debugprint_and_to_dot_label_in_place_updates(monkeypatch):
     f = tg.function([v], [], updates=updates)
     assert printing.update_kinds(f) == [(W, "in place")]
     assert debugprint(f, file="str") == (
-        "Fused{mul,sub} [id A] <TensorType(float64, shape=(?,))> -> update of W (in place)\n"
-        " |v [id B] <TensorType(float64, shape=(?,))>\n"
-        " |W [id C] <TensorType(float64, shape=(?,))>\n")
+        "Fused{mul,sub} [id A] <TensorType(float64, vector)> -> update of W (in place)\n"
+        " |v [id B] <TensorType(float64, vector)>\n"
+        " |W [id C] <TensorType(float64, vector)>\n")
     assert to_dot(f) == DOT_IN_PLACE
     f(np.ones(3))
     np.testing.assert_allclose(W.get_value(), -0.1)

@@ -613,3 +613,19 @@ def test_import_needs_scipy_and_tracegrad_never_imports_it():
         [sys.executable, "-c", "import sys, tracegrad, tracegrad.tensor, tracegrad.compile; "
          "print('scipy' in sys.modules)"], capture_output=True, text=True, check=True)
     assert clean.stdout.strip() == "False"
+
+
+def test_verify_grad_sparse_dense_and_structured():
+    """Theano's ``verify_grad_sparse``: passes for a correct gradient, in
+    both modes, and fails for a wrong one."""
+    import scipy.sparse as scipy_sparse
+    import tracegrad.sparse as tsp
+    from tracegrad.ops.gradient_ops import grad_scale
+    rng = np.random.default_rng(0)
+    a = scipy_sparse.random(4, 3, density=0.5, format="csr", random_state=1)
+    w = rng.uniform(-1, 1, (3, 2))
+    tsp.verify_grad_sparse(tsp.structured_dot, [a, w], structured=True, rng=rng)
+    tsp.verify_grad_sparse(lambda x, y: tsp.dot(x, y), [a.tocsc(), w], rng=rng)
+    tsp.verify_grad_sparse(lambda x: tsp.mul(x, x), [a], structured=True, rng=rng)
+    with pytest.raises(AssertionError):
+        tsp.verify_grad_sparse(lambda x, y: grad_scale(tsp.dot(x, y), 2.0), [a, w], rng=rng)

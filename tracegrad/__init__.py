@@ -31,10 +31,17 @@ from tracegrad.tensor import dot  # noqa: F401  (Theano's theano.dot)
 # ``theano.scan_module.until``, ``theano.ifelse.ifelse``, ``theano.Mode``)
 from tracegrad import gradient, ifelse, sandbox, scalar, scan_module  # noqa: F401,E402
 from tracegrad.compile import Mode  # noqa: F401,E402
+from tracegrad.compile import ProfileStats  # noqa: F401,E402  (theano.ProfileStats)
 from tracegrad.compile.dump import function_dump  # noqa: F401,E402
 from tracegrad.compile.ops import as_op  # noqa: F401,E402  (theano.as_op)
 from tracegrad.scan import foldl, foldr, map, reduce  # noqa: F401,E402
 from tracegrad.vmap import vmap  # noqa: F401  (JAX's vmap: batching by graph rewriting)
+# Theano's graph and setting helpers (theano.clone, change_flags, OrderedUpdates,
+# Param, shared_constructor)
+from tracegrad.compile.clone import OrderedUpdates, clone  # noqa: F401,E402
+from tracegrad.compile.inputs import Param  # noqa: F401,E402
+from tracegrad.config import change_flags  # noqa: F401,E402
+from tracegrad.shared import shared_constructor  # noqa: F401,E402
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,7 @@ mode (``'FAST_RUN'``, ``'fast_run'``...) or a device (``'gpu'``, ``'cuda:0'``,
 ``normalize_device``), and it holds the performance tunables (the constants
 below ``config``). It imports nothing from tracegrad: every layer may import it.
 """
+import functools
 import os
 
 # The optimizer modes (``tg.config.optimizer``, ``function(mode=)``); what
@@ -187,6 +188,58 @@ class Config:
 
     def __repr__(self):
         return "tracegrad.config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+    def change_flags(self, *args, **kwargs):
+        """Theano's ``config.change_flags``: settings changed for a ``with``
+        block or a decorated function, restored afterwards."""
+        return change_flags(*args, **kwargs)
+
+
+class change_flags:
+    """Theano's ``theano.change_flags(**flags)`` (also
+    ``tracegrad.config.change_flags``): a context manager and a decorator
+    that sets ``tracegrad.config`` settings (dicts as positional arguments
+    are merged in) and restores the previous values when the block or the
+    call ends, also when it raises. Unknown names raise ``AttributeError``
+    when the flags are applied."""
+
+    def __init__(self, *args, **kwargs):
+        flags = {}
+        for arg in args:
+            flags.update(dict(arg))
+        flags.update(kwargs)
+        self.flags = flags
+        self._saved = []
+
+    def __enter__(self):
+        before = {}
+        try:
+            for name, value in self.flags.items():
+                old = getattr(config, name, None)
+                setattr(config, name, value)   # validates; unknown names raise
+                before[name] = old
+        except BaseException:
+            _restore(before)
+            raise
+        # a stack: the same object may be entered again (a recursive call)
+        self._saved.append(before)
+        return self
+
+    def __exit__(self, *exc):
+        _restore(self._saved.pop())
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with self:
+                return fn(*args, **kwargs)
+        return wrapped
+
+
+def _restore(before):
+    for name, value in reversed(list(before.items())):
+        setattr(config, name, value)
 
 
 def parse_flags(text):

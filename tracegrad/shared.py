@@ -111,6 +111,30 @@ class SharedVariable(TensorVariable):
 SHARED_CONSTRUCTORS = []
 
 
+def shared_constructor(ctor, remove=False):
+    """Theano's ``shared_constructor`` decorator: ``tg.shared(value, ...)``
+    first tries ``ctor(value, name=name, borrow=borrow)`` (the most recently
+    registered first); a ``TypeError`` from it means "not my kind of value"
+    and the next constructor is tried. ``remove=True`` unregisters ``ctor``.
+    Returns ``ctor``."""
+    if remove:
+        SHARED_CONSTRUCTORS[:] = [c for c in SHARED_CONSTRUCTORS
+                                  if getattr(c, "theano_ctor", None) is not ctor]
+        return ctor
+
+    def adapter(value, name, borrow, device):
+        kwargs = {"name": name, "borrow": borrow}
+        if device is not None:
+            kwargs["target"] = device
+        try:
+            return ctor(value, **kwargs)
+        except TypeError:
+            return None
+    adapter.theano_ctor = ctor
+    SHARED_CONSTRUCTORS.insert(0, adapter)
+    return ctor
+
+
 def shared(value: Any, name: str | None = None, borrow: bool = False,
            device: str | None = None, shape_can_change: bool = False) -> SharedVariable:
     """A shared variable holding ``value`` (copied unless ``borrow=True``).

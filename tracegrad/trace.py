@@ -399,6 +399,14 @@ class Op:
         raise NotImplementedError(
             f"tracegrad has no gradient rule for op {self.name}")
 
+    def accumulate_onto(self, node, total):
+        """For a gradient term ``node.outputs[0]`` that writes values into
+        fresh zeros (``zeros.at[idx].add(y)``): the same term written onto
+        ``total`` instead (``total.at[idx].add(y)``), or ``None``. ``grad``
+        sums the many terms of an indexed leaf (``sum(f(x[i]))``) this way:
+        one node per term instead of zeros, scatter and add."""
+        return None
+
     def vmap_rule(self, node, inputs, batch_axes):
         """The batching rule (``tg.vmap``): ``node`` rebuilt on ``inputs``, the
         node's inputs where ``batch_axes[i]`` is not ``None`` carrying a batch
@@ -445,7 +453,8 @@ OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
             "static_output", "static_entries", "scalar_op", "positive",
             "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf", "bounded",
             "selects", "broadcasts", "commutative", "associative", "identity",
-            "inverse_of", "negation", "shape_relation", "vmap_rule", "source_of")
+            "inverse_of", "negation", "shape_relation", "vmap_rule", "accumulate_onto",
+            "source_of")
 
 
 # ---------------------------------------------------------------- graph walks

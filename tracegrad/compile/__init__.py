@@ -18,6 +18,10 @@ from tracegrad.compile import (debugmode, function_module, io, monitormode,  # n
                                nanguardmode, ops)
 from tracegrad.compile.profile import ProfileStats  # noqa: F401
 from tracegrad.compile.runtime import Function  # noqa: F401
+# Theano's theano.compile.shared / SharedVariable / as_op / get_mode
+from tracegrad.shared import SharedVariable, shared  # noqa: F401,E402
+from tracegrad.compile.ops import as_op  # noqa: F401,E402
+from tracegrad.compile.modes import get_mode  # noqa: F401,E402
 from tracegrad.scan.body import set_body_compiler
 
 # Scan bodies compile with ``function``: ``scan`` sits below ``compile``, so

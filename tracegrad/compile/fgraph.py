@@ -154,6 +154,25 @@ class FunctionGraph:
         self._removed |= previous - self.variables
         self._order = None
 
+    def release_removed(self):
+        """Forget the variables removed so far, once compiling is over.
+
+        ``replace`` remembers them (replacing one again does nothing) while
+        passes run; kept afterwards they would hold every node the passes
+        replaced (several times the final graph). For a graph owning its
+        nodes, the removed nodes' output links are cut too, so reference
+        counting frees them at once instead of leaving ~10 cyclic objects
+        per node for the garbage collector's next full pass.
+        """
+        removed, self._removed = self._removed, set()
+        if not self._owns_nodes:
+            return
+        live = self.apply_nodes
+        for var in removed:
+            owner = var.owner
+            if owner is not None and owner not in live:
+                var.owner = None
+
     def constants(self):
         """The constants read by the graph's nodes or used as outputs."""
         return [v for v in self.variables if isinstance(v, Constant)]

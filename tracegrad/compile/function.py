@@ -14,6 +14,7 @@ from time import perf_counter
 
 from tracegrad.backend import c as c_tier
 from tracegrad.backend import check_devices, get_backend
+from tracegrad.collector import paused as gc_paused
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
 from tracegrad.compile.debugmode import DebugMode, is_debug_mode_name
@@ -99,7 +100,9 @@ def function(inputs: Sequence[Variable | In],
 
     progress = compile_progress(display_name)  # (a line on stderr if slow)
     try:
-        with pipeline.gc_paused():
+        # (The collector paused for linking too: building the schedule of
+        # 10^4 nodes allocates as much as a rewrite pass.)
+        with gc_paused():
             progress.stage("clone")
             fgraph = pipeline.clone(in_vars + shared_inputs, all_outputs,
                                     [s for s, _ in update_pairs])
@@ -108,18 +111,19 @@ def function(inputs: Sequence[Variable | In],
             else:
                 pipeline.optimize_graph(fgraph, mode, backend.name)
 
-        maker = FunctionMaker(
-            fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
-            [o.borrow for o in out_specs], single, mode=mode, name=name,
-            display_name=display_name, backend=backend, profile=profile,
-            allow_input_downcast=allow_input_downcast)
-        maker.compile_time = perf_counter() - start
-        maker.monitor = monitor
-        maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
-                                  on_unused_input, allow_input_downcast, name, device,
-                                  profile, requested_mode)
-        progress.stage("schedule", len(fgraph.apply_nodes))
-        fn = _link(maker, requested_mode, in_vars, all_outputs, n_out, update_pairs)
+            maker = FunctionMaker(
+                fgraph, [_In_on(spec, var) for spec, var in zip(in_specs, fgraph.inputs)],
+                [o.borrow for o in out_specs], single, mode=mode, name=name,
+                display_name=display_name, backend=backend, profile=profile,
+                allow_input_downcast=allow_input_downcast)
+            maker.compile_time = perf_counter() - start
+            maker.monitor = monitor
+            maker.spec = FunctionSpec(inputs, outputs, updates, givens, no_default_updates,
+                                      on_unused_input, allow_input_downcast, name, device,
+                                      profile, requested_mode)
+            progress.stage("schedule", len(fgraph.apply_nodes))
+            fn = _link(maker, requested_mode, in_vars, all_outputs, n_out, update_pairs)
+            fgraph.release_removed()
     finally:
         progress.close()
     if fn.profile is not None:

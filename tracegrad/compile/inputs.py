@@ -44,6 +44,17 @@ class In:
         return f"In({self.variable}, name={self.name!r}{default})"
 
 
+class Param(In):
+    """Theano's old ``theano.Param(variable, default=None, name=None, ...)``:
+    an ``In`` whose default is passed as ``default=``."""
+
+    def __init__(self, variable, default=None, name=None, mutable=False, strict=False,
+                 allow_downcast=None, implicit=None, borrow=None):
+        super().__init__(variable, name=name, value=default, strict=strict,
+                         allow_downcast=allow_downcast, borrow=borrow, mutable=mutable)
+        self.implicit = implicit
+
+
 class Out:
     """An output of a compiled function; ``borrow=True`` allows the result
     to be the very buffer of an input, constant or shared variable."""

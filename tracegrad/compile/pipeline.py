@@ -18,10 +18,8 @@ with ``fgraph.replace``; the schedule honours ``destroy_map`` (see
 ``FunctionGraph.toposort``) and refuses to overwrite inputs, constants or
 shared buffers, so all-or-nothing updates hold whatever the planner does.
 """
-import gc
 import importlib
 import inspect
-from contextlib import contextmanager
 
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.compile.mode import MODES, normalize  # noqa: F401 (MODES: re-exported)
@@ -47,27 +45,6 @@ def _seam(module, name):
             return None
         raise
     return getattr(mod, name, None)
-
-
-@contextmanager
-def gc_paused():
-    """Pause Python's cyclic garbage collector for the block (if it was on).
-
-    Compiling allocates millions of small objects (variables, nodes, rule
-    results) that survive until the compile ends, so the collector's
-    automatic passes over the older generations walk them again and again
-    for nothing: 20-50 % of the clone, rewrite and fusion time of a graph
-    of 10^4-10^5 nodes. The garbage made meanwhile (replaced nodes, which
-    are cyclic) is collected as usual once the compile is over.
-    """
-    was_enabled = gc.isenabled()
-    if was_enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def clone(inputs, outputs, update_targets=()):

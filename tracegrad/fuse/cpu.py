@@ -420,7 +420,7 @@ def _build_cpu(spec):
     if template is not None:
         return template.with_constants(spec)
     # The collector is paused while a program is made (as while compiling,
-    # ``pipeline.gc_paused``): lowering and generating a long kernel make
+    # ``collector.paused``): lowering and generating a long kernel make
     # ~5 objects per step that all survive, and the collector's full passes
     # over them and the compiled graph were half of a 10^5-step kernel's
     # first call.

@@ -36,7 +36,7 @@ class FusedElemwise(Op):
     def name(self):
         return self.spec.name
 
-    def make_node(self, *inputs):
+    def make_node(self, *inputs, source=None):
         spec = self.spec
         if len(inputs) != len(spec.in_types):
             raise TypeError(f"{self.name} takes {len(spec.in_types)} inputs, "
@@ -48,7 +48,9 @@ class FusedElemwise(Op):
                                 f"{ndim}, got {var.type}")
         shapes = spec.output_shapes([v.type.shape for v in inputs])
         outputs = [TensorType(dt, shape)() for dt, shape in zip(spec.out_dtypes, shapes)]
-        return Apply(self, inputs, outputs)
+        # (``source``: fusion passes the cluster's, so the user's frames are
+        # not looked up again for a node that replaces theirs)
+        return Apply(self, inputs, outputs, source)
 
     def source_of(self, node, message):
         """The user line of the fused row ``message`` names (NumPy's

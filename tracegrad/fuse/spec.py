@@ -25,6 +25,8 @@ broadcast against ``a``. Fusion puts it in place of ``broadcast_to(b,
 shape(a))`` for a single value ``b`` (the gradient of a mean), so the
 broadcast joins the kernel, which reads it as ``b``.
 """
+import weakref
+
 import numpy as np
 
 from tracegrad.ops.elemwise import Elemwise, ScalarOp, SumTo, broadcast_static
@@ -325,7 +327,19 @@ def spec_from_cluster(cluster):
         sources.append(node.source)
     outputs = [refs[v][1] for v in cluster.outputs]
     in_types = [(v.type.dtype, v.type.ndim) for v in inputs]
-    return FusionSpec(in_types, constants, instrs, outputs), inputs, tuple(sources)
+    return _interned(in_types, constants, instrs, outputs), inputs, tuple(sources)
+
+
+# One FusionSpec per structure and constants while any function holds it:
+# the n clusters of ``sum(cos(x[i]) * i)``'s gradient differ only in a
+# constant, and the n ``x[i] * 2`` ones not at all (a spec is ~50 objects
+# that a compiled function would otherwise keep n times).
+_SPECS = weakref.WeakValueDictionary()
+
+
+def _interned(in_types, constants, instrs, outputs):
+    spec = FusionSpec(in_types, constants, instrs, outputs)
+    return _SPECS.setdefault(spec.key, spec)
 
 
 def _is_shared(var):

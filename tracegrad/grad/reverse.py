@@ -7,6 +7,7 @@ naming itself.
 """
 import warnings
 
+from tracegrad.collector import paused
 from tracegrad.config import config
 from tracegrad.ops.alloc import ones_like, zeros_like
 from tracegrad.ops.base import ZERO, NoGradient, NotDifferentiableError, match_gradient_dtype
@@ -47,7 +48,8 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
         if not isinstance(w, Variable):
             raise TypeError(f"grad: wrt must be symbolic variables, got {type(w).__name__}")
     seeds = _seeds(cost, known_grads)
-    grads = backpropagate(seeds, wrt_list, consider_constant or ())
+    with paused():
+        grads = backpropagate(seeds, wrt_list, consider_constant or ())
     results = []
     for w in wrt_list:  # (a loop, not a comprehension: the warning's stacklevel)
         results.append(_result(w, grads, disconnected_inputs, return_disconnected))
@@ -127,7 +129,7 @@ def backpropagate(seeds, wrt, consider_constant=()):
     out = {}
     for w in wrt:
         if w in pending:
-            out[w] = _total(pending[w])
+            out[w] = _leaf_total(pending[w]) if w.owner is None else _total(pending[w])
         elif w in finished:
             out[w] = finished[w]
         elif w in seeds:
@@ -179,6 +181,26 @@ def _total(terms):
     for t in terms[1:]:
         total = total + t
     return total
+
+
+def _leaf_total(terms):
+    """``_total`` for a leaf's gradient: terms that scatter into fresh zeros
+    (``op.accumulate_onto``: the vjps of ``x[i]``) are chained onto one
+    another, so ``sum(f(x[i]) for i in range(n))`` gives n scatter nodes
+    and not n zeros, n scatters and n - 1 additions. (Only for a leaf: its
+    total is read by nobody in the graph, so rewrites that look for one
+    scatter into zeros — ``stabilize_nnet`` — meet the same graph as before.)"""
+    if not terms or len(terms) < 2:
+        return _total(terms)
+    chained = terms[0]
+    rest = []
+    for t in terms[1:]:
+        onto = None if t.owner is None else t.owner.op.accumulate_onto(t.owner, chained)
+        if onto is not None:
+            chained = onto
+        else:
+            rest.append(t)
+    return _total([chained] + rest)
 
 
 def _fill_missing(g, out):

@@ -64,6 +64,10 @@ _MODULES += (_einsum_mod, _numpy_stats, _numpy_misc, _numpy_signal, _numpy_pad,
 from tracegrad.ops import theano_extra as _theano_extra  # noqa: E402
 from tracegrad.ops.theano_extra import *  # noqa: F401,F403,E402
 _MODULES += (_theano_extra,)
+# Theano's tensor.extra_ops and index functions (T.bincount, T.nonzero, T.choose, ...)
+from tracegrad.ops import extra_ops as _extra_ops  # noqa: E402
+from tracegrad.ops.extra_ops import *  # noqa: F401,F403,E402
+_MODULES += (_extra_ops,)
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in m.__all__))
 
 # scipy.special's ufuncs (issue 16): T.xlogy, T.jn, T.ndtr...; also registers

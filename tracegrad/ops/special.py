@@ -171,6 +171,10 @@ ive = row("ive", 2, _scipy_impl("ive"), None,
 jn = row("jn", 2, _scipy_impl("jn"), None,
     lambda i, o, gz: [_order_refused("jn", "the order n"),
                       gz * (jn(i[0] - 1, i[1]) - jn(i[0] + 1, i[1])) * 0.5])
+# Theano's jv (any real order v, as scipy.special.jv): the same rule as jn
+jv = row("jv", 2, _scipy_impl("jv"), None,
+    lambda i, o, gz: [_order_refused("jv", "the order v"),
+                      gz * (jv(i[0] - 1, i[1]) - jv(i[0] + 1, i[1])) * 0.5])
 yn = row("yn", 2, _scipy_impl("yn"), None,
     lambda i, o, gz: [_order_refused("yn", "the order n"),
                       gz * (yn(i[0] - 1, i[1]) - yn(i[0] + 1, i[1])) * 0.5])
@@ -230,7 +234,7 @@ def _np_i0(x):
 
 ROW_NAMES = ["erfcinv", "erfcx", "logit", "ndtr", "ndtri", "log_ndtr", "entr", "i0", "i1",
              "i0e", "i1e", "j0", "j1", "y0", "y1", "polygamma", "beta", "betaln", "xlogy",
-             "xlog1py", "rel_entr", "iv", "ive", "jn", "yn", "gammainc", "gammaincc"]
+             "xlog1py", "rel_entr", "iv", "ive", "jn", "yn", "gammainc", "gammaincc", "jv"]
 __all__ = ROW_NAMES + ["digamma", "expit", "log_expit"]
 
 # psi's derivative row (``ops/elemwise.py``) gets its own derivative here,

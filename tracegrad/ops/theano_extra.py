@@ -12,21 +12,29 @@ axis whatever its type says (NumPy's rule), so ``unbroadcast`` changes no
 value and is the identity; ``addbroadcast`` checks that the axes have
 length 1 (``specify_shape``), as Theano checks at run time.
 """
+import numpy as np
+
 from tracegrad.ops.alloc import arange, eye, fill
 from tracegrad.ops.base import cast
 from tracegrad.ops.elemwise import (abs, cos, eq, expm1, floor, floor_div, gt, log, lt,
                                     maximum, minimum, reciprocal, sign, sin, switch)
 from tracegrad.ops.elemwise_numpy import clip
 from tracegrad.ops.index import set_subtensor
+from tracegrad.ops.linalg import diag, diagonal, dot
+from tracegrad.ops.nnet import softmax
+from tracegrad.ops.special import gammaincc
+from tracegrad.ops.static import static_value
 from tracegrad.ops.nnet import categorical_crossentropy, log_softmax
 from tracegrad.ops.theano_shape import specify_shape
 from tracegrad.tensor.variable import as_tensor_variable
 
 __all__ = ["sgn", "inv", "iround", "int_div", "largest", "smallest", "second", "xlogx",
            "complex", "complex_from_polar", "identity_like", "fill_diagonal", "addbroadcast",
-           "unbroadcast", "patternbroadcast"]
+           "unbroadcast", "patternbroadcast", "chi2sf", "get_scalar_constant_value",
+           "NotScalarConstantError"]
 NNET = ["elu", "selu", "softsign", "hard_sigmoid", "ultra_fast_sigmoid", "logsoftmax",
-        "crossentropy_categorical_1hot"]
+        "crossentropy_categorical_1hot", "crossentropy_softmax_1hot"]
+NLINALG = ["alloc_diag", "extract_diag", "matrix_dot"]
 
 
 def sgn(x):
@@ -190,3 +198,52 @@ def crossentropy_categorical_1hot(coding_dist, true_one_of_n):
     """``-log(coding_dist[i, true_one_of_n[i]])`` per row (integer labels)."""
     return categorical_crossentropy(coding_dist, true_one_of_n)
 
+
+
+def crossentropy_softmax_1hot(x, y_idx, **kwargs):
+    """Theano's ``crossentropy_softmax_1hot``: ``(nll, sm)`` with ``sm`` the
+    row softmax of ``x`` and ``nll[i] = -log(sm[i, y_idx[i]])``."""
+    if kwargs:
+        raise TypeError(f"crossentropy_softmax_1hot: unexpected arguments {sorted(kwargs)}")
+    sm = softmax(x, axis=-1)
+    return categorical_crossentropy(sm, y_idx), sm
+
+
+# ------------------------------------------------------------ T.nlinalg
+def alloc_diag(x):
+    """Theano's ``nlinalg.alloc_diag``: the square matrix with diagonal ``x``."""
+    return diag(x)
+
+
+def extract_diag(x):
+    """Theano's ``nlinalg.extract_diag``: the main diagonal of the matrix ``x``."""
+    return diagonal(x)
+
+
+def matrix_dot(*args):
+    """Theano's ``nlinalg.matrix_dot(a, b, c, ...)``: ``dot(dot(a, b), c)...``."""
+    return _fold(dot, "matrix_dot", args)
+
+
+# ------------------------------------------------------------ scalars
+def chi2sf(x, k):
+    """Theano's ``chi2sf``: the survival function of the chi-squared
+    distribution with ``k`` degrees of freedom at ``x``
+    (``gammaincc(k / 2, x / 2)``)."""
+    return gammaincc(as_tensor_variable(k) / 2.0, as_tensor_variable(x) / 2.0)
+
+
+class NotScalarConstantError(Exception):
+    """Raised by ``get_scalar_constant_value`` for a value not known as one
+    number while the graph is built."""
+
+
+def get_scalar_constant_value(v, elemwise=True, only_process_constants=False,
+                              max_recur=10):
+    """Theano's ``get_scalar_constant_value``: ``v``'s value as a 0-d array
+    when it is one number known while building the graph (a constant, or
+    shapes and arithmetic folded from them), else ``NotScalarConstantError``."""
+    value = static_value(v)
+    if value is None or getattr(value, "size", 0) != 1:
+        raise NotScalarConstantError(f"{v} is not a scalar constant")
+    return np.array(np.asarray(value).reshape(()))

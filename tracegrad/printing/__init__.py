@@ -13,10 +13,11 @@ from tracegrad.printing.debug import debugprint, update_kinds
 from tracegrad.printing.dot import pydotprint, to_dot
 from tracegrad.printing.labels import register_formatter
 from tracegrad.printing.text import pp
+from tracegrad.printing.informative import min_informative_str
 from tracegrad.trace import Apply, Op, Variable
 
 __all__ = ["pp", "debugprint", "to_dot", "pydotprint", "register_formatter", "update_kinds",
-           "pprint", "Print"]
+           "pprint", "Print", "min_informative_str"]
 
 # --------------------------------------------------------------- Print (Theano)
 pprint = pp   # Theano's spelling: ``theano.printing.pprint(var)``

@@ -88,9 +88,9 @@ def debugprint(obj, file=None, depth=-1, print_type=True, max_indent=40):
     graph ``f.maker.fgraph`` is printed) or a list of those. Each line shows
     the op (``Elemwise{add}``), an id (``[id A]``), the type and the name::
 
-        Elemwise{add} [id A] <TensorType(float64, shape=())> 'z'
-         |x [id B] <TensorType(float64, shape=())>
-         |y [id C] <TensorType(float64, shape=())>
+        Elemwise{add} [id A] <TensorType(float64, scalar)> 'z'
+         |x [id B] <TensorType(float64, scalar)>
+         |y [id C] <TensorType(float64, scalar)>
 
     A subtree used more than once is printed the first time and afterwards
     only referred to by its id. ``depth`` (``-1``: no limit) cuts the tree;

@@ -21,7 +21,8 @@ from tracegrad.trace import Variable
 _UFUNCS = ("erf", "erfc", "erfinv", "erfcinv", "erfcx", "gamma", "gammaln", "psi",
            "digamma", "polygamma", "beta", "betaln", "expit", "logit", "log_expit", "ndtr",
            "ndtri", "log_ndtr", "xlogy", "xlog1py", "entr", "rel_entr", "i0", "i1", "i0e",
-           "i1e", "iv", "ive", "j0", "j1", "y0", "y1", "jn", "yn", "gammainc", "gammaincc")
+           "i1e", "iv", "ive", "j0", "j1", "y0", "y1", "jn", "yn", "gammainc", "gammaincc",
+           "jv")
 
 __all__ = list(_UFUNCS) + ["logsumexp", "softmax", "log_softmax", "NotDifferentiableError"]
 

@@ -32,6 +32,7 @@ from tracegrad.sparse.type import (SparseConstant, SparseSharedVariable,  # noqa
                                    csc_matrix, csr_dmatrix, csr_fmatrix, csr_imatrix,
                                    csr_lmatrix, csr_matrix, shared)
 from tracegrad.tensor.variable import as_tensor_variable  # noqa: F401
+from tracegrad.sparse.testing import verify_grad_sparse  # noqa: F401
 
 # Sparse variables' operators (``x + y``, ``x.T``, ``x.shape``) call this
 # namespace's functions (``sparse.type`` sits below ``basic``).

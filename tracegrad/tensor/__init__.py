@@ -14,10 +14,14 @@ from tracegrad.tensor import nnet  # noqa: F401,E402
 from tracegrad.tensor import nlinalg  # noqa: F401,E402
 from tracegrad.tensor import fft  # noqa: F401,E402
 from tracegrad.tensor import signal  # noqa: F401,E402
+from tracegrad.tensor import extra_ops  # noqa: F401,E402
+from tracegrad.tensor import slinalg  # noqa: F401,E402
 from tracegrad.grad import Lop, Rop  # noqa: F401,E402
 # the same objects as tg.grad, tg.jacobian, tg.hessian (callables too)
 from tracegrad.transforms import grad, jacobian, hessian  # noqa: F401,E402
 
 as_tensor = as_tensor_variable
+# Theano's T.verify_grad (tracegrad.testing.verify_grad)
+from tracegrad.testing.gradcheck import verify_grad  # noqa: F401,E402
 # Theano's ``T.shared_randomstreams.RandomStreams`` (its scan tutorial spelling)
 from tracegrad.tensor import shared_randomstreams  # noqa: F401,E402

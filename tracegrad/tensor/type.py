@@ -70,6 +70,11 @@ def _canonical_shape(shape, broadcastable):
     return tuple(out)
 
 
+# Theano's names of broadcastable patterns (``TensorType.__str__``).
+_THEANO_PATTERNS = {(): "scalar", (False,): "vector", (False, True): "col",
+                    (True, False): "row", (False, False): "matrix"}
+
+
 class TensorType(Type):
     """The type of an n-dimensional array of ``dtype`` with static ``shape``."""
 
@@ -117,7 +122,16 @@ class TensorType(Type):
             ("," if self.ndim == 1 else "") + ")"
 
     def __str__(self):
-        return f"TensorType({self.dtype}, shape={self.shape_str()})"
+        # Theano's spelling where the type is one of Theano's (every length
+        # free or 1): TensorType(float64, matrix) / row / 3D / (True, False, True);
+        # a static length other than 1 (tracegrad's) shows the shape.
+        if any(s is not None and s != 1 for s in self.shape):
+            return f"TensorType({self.dtype}, shape={self.shape_str()})"
+        pattern = tuple(s == 1 for s in self.shape)
+        named = _THEANO_PATTERNS.get(pattern)
+        if named is None:
+            named = str(pattern) if any(pattern) else f"{self.ndim}D"
+        return f"TensorType({self.dtype}, {named})"
 
     __repr__ = __str__
 

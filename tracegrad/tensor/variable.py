@@ -292,8 +292,8 @@ class _TensorMixin:
     def conj(self):
         return _ops.conj(self)
 
-    def nonzero(self):
-        raise TypeError("nonzero has a data-dependent output shape and is not supported")
+    def nonzero(self, return_matrix=False):
+        return _ops.nonzero(self, return_matrix)
 
     def eval(self, inputs_to_values=None):
         """Evaluate with the reference evaluator: ``x.eval({x: 2.0})``."""

@@ -2,6 +2,10 @@
 Jacobian-vector products (jvp, ``Rop``) against central finite differences."""
 import numpy as np
 
+# (the op layer's names, not tracegrad.tensor's: T.verify_grad is this function)
+from tracegrad.ops import api as T
+from tracegrad.tensor.type import TensorType
+
 _DEFAULT_EPS = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-1}
 _DEFAULT_TOL = {"float64": 1e-5, "float32": 1e-2, "float16": 1e-1}
 
@@ -31,14 +35,12 @@ def verify_grad(fn, points, rng=None, eps=None, rtol=None, atol=None, n_projecti
     convention of docs/user-guide.md, "Complex gradients"). Raises
     ``AssertionError`` naming the worst input, its index, and both values.
     """
-    import tracegrad.tensor as T
-
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     points = [np.asarray(p) for p in points]
     points = [np.array(p, dtype=p.dtype if p.dtype.kind in "fc" else "float64")
               for p in points]
-    inputs = [T.TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
+    inputs = [TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
     out = T.as_tensor_variable(fn(*inputs))
     if out.dtype[0] not in "fc":
         raise TypeError(f"verify_grad: fn returned dtype {out.dtype}, which has no gradient")
@@ -85,7 +87,6 @@ def _directions(rng, p):
 def _worst_mismatch(inputs, out, out_value, points, rng, eps, rtol, atol):
     """``(ratio, input index, where, analytic, numeric)`` of the worst
     disagreement for one random projection of the output."""
-    import tracegrad.tensor as T
     from tracegrad.grad import grad
 
     proj = T.constant(_random_like(rng, out_value))
@@ -125,15 +126,14 @@ def verify_rop(fn, points, rng=None, eps=None, rtol=None, atol=None):
     ``(f(x + eps·v) − f(x − eps·v)) / (2·eps)`` elementwise. Raises
     ``AssertionError`` naming the worst element and both values.
     """
-    import tracegrad.tensor as T
     from tracegrad.grad import Rop
 
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     points = [np.array(p, dtype=p.dtype if p.dtype.kind in "fc" else "float64")
               for p in map(np.asarray, points)]
-    inputs = [T.TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
-    tangents = [T.TensorType(p.dtype, (None,) * p.ndim)(f"tangent{i}") for i, p in enumerate(points)]
+    inputs = [TensorType(p.dtype, (None,) * p.ndim)(f"input{i}") for i, p in enumerate(points)]
+    tangents = [TensorType(p.dtype, (None,) * p.ndim)(f"tangent{i}") for i, p in enumerate(points)]
     out = T.as_tensor_variable(fn(*inputs))
     dtype = max([p.dtype.name for p in points] + [out.dtype],
                 key=lambda d: np.finfo(d).eps if np.dtype(d).kind in "fc" else 0.0)

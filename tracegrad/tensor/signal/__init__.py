@@ -1,2 +1,2 @@
 """Theano's ``theano.tensor.signal``: ``pool`` and the older ``downsample``."""
-from tracegrad.tensor.signal import downsample, pool  # noqa: F401
+from tracegrad.tensor.signal import conv, downsample, pool  # noqa: F401
