@@ -1,7 +1,8 @@
 """NumPy's warnings in a compiled call, pointed at the user's line (issue 20).
 
-A warning NumPy gives while a compiled function runs (``log(0)``: "divide
-by zero encountered in log") names the line that called the ufunc: a line
+A warning NumPy gives while a compiled function runs, or while
+``evaluate``/``x.eval()`` runs a graph (``log(0)``: "divide by zero
+encountered in log"), names the line that called the ufunc: a line
 of tracegrad or of the code it generates. ``install()`` (called when
 tracegrad is imported) wraps ``warnings._showwarnmsg``, which CPython's
 warning machinery calls for every warning that passed the filters. A call
