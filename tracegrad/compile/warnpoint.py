@@ -98,9 +98,11 @@ def _repointed(msg):
         globs.setdefault("__warningregistry__", {})
     _state.busy = True
     try:
+        # (no ``module_globals``: warn_explicit would read the source line
+        # through the module's loader on every call, shown or not; the line
+        # is read from the file when the warning is shown)
         warnings.warn_explicit(msg.message, msg.category, src.filename, src.lineno,
-                               module=module, registry=registry, module_globals=globs,
-                               source=msg.source)
+                               module=module, registry=registry, source=msg.source)
     finally:
         _state.busy = False
     return True
