@@ -67,6 +67,9 @@ def op_functions() -> float:
     joined: TensorVariable = T.concatenate([T.tanh(y), z], axis=0)
     probs: TensorVariable = T.nnet.softmax(joined) + T.nnet.sigmoid(parts[0]).mean()
     spectrum: TensorVariable = T.fft.rfft(x)
+    pooled: TensorVariable = T.signal.pool.pool_2d(T.dtensor4("img"), ws=(2, 2),
+                                                   ignore_border=True)
+    assert pooled.ndim == 4 and T.slinalg.expm(x).ndim == 2
     g = tg.function([x], [T.where(x > 0, probs.sum(), 0.0).sum(), T.abs(spectrum).sum()])
     value, _ = g(np.ones((2, 2)))
     with_numpy: Any = tnp.exp(tnp.linalg.norm(np.ones(3)))

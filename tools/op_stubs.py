@@ -1,6 +1,7 @@
 """Write the type stubs of the op namespaces (``T.exp``, ``T.dot``, ``T.sum``…):
 ``tracegrad/ops/api.pyi`` (the functions ``tracegrad.tensor`` re-exports)
-and the stubs of ``T.nnet``, ``T.nlinalg``, ``T.fft`` and ``T.signal``'s modules.
+and the stubs of ``T.nnet``, ``T.nlinalg``, ``T.fft``, ``T.slinalg`` and
+``T.signal.pool``.
 
 Most op functions are made at import time (a table row becomes ``T.exp``),
 so a type checker sees nothing of them without a stub. Each function's
@@ -40,6 +41,8 @@ STUBS = {
     "tracegrad.tensor.nnet": "tracegrad/tensor/nnet/__init__.pyi",
     "tracegrad.tensor.nlinalg": "tracegrad/tensor/nlinalg.pyi",
     "tracegrad.tensor.fft": "tracegrad/tensor/fft.pyi",
+    "tracegrad.tensor.slinalg": "tracegrad/tensor/slinalg.pyi",
+    "tracegrad.tensor.signal.pool": "tracegrad/tensor/signal/pool.pyi",
 }
 
 # Keyword flags that change how many values a function returns.
@@ -84,12 +87,13 @@ def _counts(sig):
 
 
 def return_type(fn, sig):
-    """The declared return type of ``fn`` (see the module doc): what the
-    first form it accepts gives, for every count of arguments it accepts."""
+    """The declared return type of ``fn`` (see the module doc): what every
+    form it accepts gives, for every count of arguments it accepts (``Any``
+    when they differ: ``get_pool_output_shape`` of numbers gives numbers)."""
     if sig is None or any(p.name.startswith(ARITY_FLAGS) for p in sig.parameters.values()):
         return "Any"
+    kinds = set()
     for form in _forms():
-        kinds = set()
         for n in _counts(sig):
             args = form(n)
             for variant in (args, _static(args), _constant(args)):
@@ -99,9 +103,7 @@ def return_type(fn, sig):
                         kinds.add(_kind(fn(*variant)))
                 except Exception:
                     continue
-        if kinds:
-            return kinds.pop() if len(kinds) == 1 else "Any"
-    return "Any"
+    return kinds.pop() if len(kinds) == 1 else "Any"
 
 
 def _static(args):
