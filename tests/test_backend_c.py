@@ -194,6 +194,67 @@ def test_multiple_outputs_and_inplace_update():
         _assert_close(a, b, "float64")
 
 
+def _sqrt_in_place():
+    """A function whose fused kernel writes into a buffer it reads (the
+    dead ``cumsum`` result, ``destroy_map``), with a correctly rounded op
+    that can warn; and its expected result."""
+    x = T.dvector("x")
+    h = T.cumsum(x)
+    f = tg.function([x], h - 0.5 * T.sqrt(h) * h)
+    fused = [n for n in f.maker.fgraph.apply_nodes if n.op.destroy_map]
+    assert [n.op.name.startswith("Fused") for n in fused] == [True]
+
+    def expected(v):
+        h = np.cumsum(v)
+        with np.errstate(invalid="ignore"):
+            return h - 0.5 * np.sqrt(h) * h
+    return f, expected
+
+
+def _spy_in_place(monkeypatch):
+    calls = []
+    run = c_tier._run_in_place
+
+    def spy(*args):
+        calls.append(args[4])   # (its size)
+        return run(*args)
+    monkeypatch.setattr(c_tier, "_run_in_place", spy)
+    return calls
+
+
+def test_a_kernel_writing_into_its_input_goes_piece_by_piece(monkeypatch):
+    # Pieces of 8192 elements (several per call), each through scratch and
+    # copied in, so no buffer of the call's size is allocated; the piece
+    # with a negative value is computed by the NumPy program, which warns
+    # (or raises) exactly as NumPy does.
+    monkeypatch.setattr(c_tier, "NATIVE_ALIAS_CHUNK", 8192)
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
+    calls = _spy_in_place(monkeypatch)
+    f, expected = _sqrt_in_place()
+    n = 5 * 8192 + 77
+    v = np.full(n, 1e-3)
+    np.testing.assert_array_equal(f(v), expected(v))
+    assert calls == [n]
+    v[3 * 8192 + 5] = -100.0     # the cumulative sum turns negative there
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        got = f(v)
+    np.testing.assert_array_equal(got, expected(v))
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        f(v)
+    assert len(calls) == 3
+
+
+def test_a_kernel_writes_straight_into_its_input_when_numpy_reports_nothing(monkeypatch):
+    calls = _spy_in_place(monkeypatch)
+    f, expected = _sqrt_in_place()
+    v = np.linspace(-1, 3, N)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = f(v)
+    np.testing.assert_array_equal(got, expected(v))
+    assert calls == []
+
+
 def test_background_compile_switches_with_identical_results(monkeypatch):
     # Arithmetic only: correctly rounded in both tiers, so bit for bit.
     monkeypatch.setattr(tg.config, "cpu_codegen_sync", False)

@@ -331,6 +331,12 @@ NATIVE_MIN_SIZE = 8192
 # Fewest elements per thread of a compiled kernel's call: a pool hand-off
 # costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
 NATIVE_MIN_PER_THREAD = 32768
+# Elements per piece of a compiled call that writes into buffers it reads
+# while NumPy's error state reports some flag (``backend.c._run_in_place``):
+# each piece goes through a scratch buffer this long (per output), so it
+# should stay in the L2 cache (512 KiB of float64) and bound the scratch
+# well below the buffers written in place. Not measured.
+NATIVE_ALIAS_CHUNK = 65536
 
 # --- progress while compiling (progress.py)
 # A compile shows its progress line (when stderr is a terminal and
