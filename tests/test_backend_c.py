@@ -255,6 +255,57 @@ def test_a_kernel_writes_straight_into_its_input_when_numpy_reports_nothing(monk
     assert calls == []
 
 
+def _spy_native(monkeypatch):
+    sizes = []
+    run = c_tier.NativeProgram.run
+
+    def spy(self, operands, outs, shape, size, aliased=None):
+        sizes.append(size)
+        return run(self, operands, outs, shape, size, aliased)
+    monkeypatch.setattr(c_tier.NativeProgram, "run", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_lone_elementwise_node_runs_on_the_compiled_tier(monkeypatch, in_place):
+    sizes = _spy_native(monkeypatch)
+    x = T.dvector("x")
+    if in_place:   # (exp writes into the dead cumsum result)
+        f = tg.function([x], T.exp(T.cumsum(x)))
+        ref_of = lambda v: np.exp(np.cumsum(v))  # noqa: E731
+    else:
+        f = tg.function([x], T.exp(x))
+        ref_of = np.exp
+    (node,) = [n for n in f.maker.fgraph.apply_nodes if n.op.name.startswith("exp")]
+    assert bool(node.op.destroy_map) == in_place
+    v = np.linspace(-3, 3, N) / (N if in_place else 1)
+    ref, got = _both(f, v)
+    _assert_close(ref_of(v), got, "float64")
+    _assert_close(ref, got, "float64")
+    assert sizes == [N]
+    small = v[:100]
+    np.testing.assert_array_equal(f(small), ref_of(small))   # (the bare ufunc)
+    assert sizes == [N]
+
+
+def test_array_constants_and_integer_and_bool_inputs():
+    x = T.dvector("x")
+    i = T.ivector("i")
+    b = T.tensor("bool", (None,), "b")
+    c = np.linspace(0.5, 1.5, N)
+    # (a product: relative errors add, no cancellation to magnify them)
+    f = tg.function([x, i, b], T.exp(-x * c) * T.cast(i, "float64") * T.switch(b, x, 2.0))
+    rng = np.random.default_rng(7)
+    args = (rng.standard_normal(N), rng.integers(-5, 5, N).astype("int32"),
+            rng.random(N) > 0.5)
+    ref, got = _both(f, *args)
+    _assert_close(ref, got, "float64")
+    spec = _spec_of(f)
+    assert [dt for dt, _ in spec.in_types] == ["float64", "int32", "bool"]
+    assert isinstance(c_tier._KERNELS[(spec.structure, (False, False, False, False))],
+                      c_tier.Kernel)
+
+
 def test_background_compile_switches_with_identical_results(monkeypatch):
     # Arithmetic only: correctly rounded in both tiers, so bit for bit.
     monkeypatch.setattr(tg.config, "cpu_codegen_sync", False)

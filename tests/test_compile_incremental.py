@@ -317,7 +317,7 @@ def test_a_long_kernel_on_few_elements_runs_as_one_pass(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_short_kernel_on_many_elements_still_uses_threads(monkeypatch):
+def test_a_short_kernel_on_many_elements_still_uses_threads(monkeypatch, numpy_tier):
     x = T.dvector("x")
     f = tg.function([x], T.exp(x) * 2.0 + 1.0)
     xs = np.linspace(0.0, 1.0, 1 << 20)

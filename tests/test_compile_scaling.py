@@ -234,7 +234,7 @@ def test_programs_differing_in_constants_share_one_generation(monkeypatch):
             np.testing.assert_allclose(got, expect, rtol=1e-14)
 
 
-def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
+def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch, numpy_tier):
     # The block function and ``fast`` were compiled together: a first call
     # of a long kernel (one source line per op, twice) paid for both.
     sources = []
@@ -260,7 +260,7 @@ def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
     assert got.shape == large.shape and np.isfinite(got).all()
 
 
-def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatch):
+def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatch, numpy_tier):
     # A long kernel's fast path takes only calls of a few elements, so most
     # first calls never need it: it was compiled (as long as the block
     # function, ~30 us a line) all the same.

@@ -11,6 +11,10 @@ from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 
 
+# (the NumPy program's table interpreter: calls on the NumPy tier)
+pytestmark = pytest.mark.usefixtures("numpy_tier")
+
+
 @pytest.fixture
 def interpret_everything(monkeypatch):
     monkeypatch.setattr(interp, "INTERPRET_LINES", 0)

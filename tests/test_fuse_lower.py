@@ -161,7 +161,7 @@ def test_fast_path_refuses_values_of_another_ndim():
 
 # ------------------------------------------------------------ blocks
 @pytest.mark.parametrize("threads", [1, 2])
-def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads):
+def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads, numpy_tier):
     monkeypatch.setattr(cpu, "BLOCK_MIN_NS", 0)
     monkeypatch.setattr(cpu, "THREAD_MIN_NS", 1_000)
     monkeypatch.setattr(tg.config, "num_threads", threads)
