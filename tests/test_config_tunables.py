@@ -32,7 +32,7 @@ USERS = {
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
-    c_tier: ["NATIVE_MIN_PER_THREAD"],
+    c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK"],
     fuse_op: ["NATIVE_MIN_SIZE"],
     progress_module: ["PROGRESS_AFTER_S"],
 }
