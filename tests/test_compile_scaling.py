@@ -19,7 +19,7 @@ from tracegrad.clientlist import ClientList
 from tracegrad.compile import pipeline
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.fuse import codegen, find_clusters, fuse_outputs
-from tracegrad.fuse.cpu import cpu_program
+from tracegrad.backend.numpy import cpu_program
 from tracegrad.fuse.lower import lower
 from tracegrad.rewrite import inplace, plan_inplace
 
@@ -211,7 +211,7 @@ def test_function_pauses_the_garbage_collector_while_optimizing(monkeypatch):
 def test_programs_differing_in_constants_share_one_generation(monkeypatch):
     # Each of the n kernels of ``sum(cos(x[i]) * i)`` built its own program
     # (lowering, slot allocation, source): now the first is rebound.
-    from tracegrad.fuse import cpu
+    from tracegrad.backend import numpy as cpu
     calls = []
     real = cpu.generate
     monkeypatch.setattr(cpu, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))

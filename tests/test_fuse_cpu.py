@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
-from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
-from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
+from tracegrad.backend import numpy as cpu
+from tracegrad.fuse import FusedElemwise, fuse_outputs
+from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 from fusecheck import compare_fused
 from threadcheck import run_in_threads

@@ -7,7 +7,7 @@ import pytest
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.fuse import FusedElemwise, fuse_outputs, interp
-from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
+from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 
 

@@ -13,8 +13,9 @@ import pytest
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
-from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
-from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
+from tracegrad.backend import numpy as cpu
+from tracegrad.fuse import FusedElemwise, fuse_outputs
+from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import SumTo, row_by_name

@@ -212,11 +212,11 @@ for _key, _value in parse_flags(os.environ.get("TRACEGRAD_FLAGS", "")).items():
 # one import it by name (``from tracegrad.config import BLOCK_BYTES``) and
 # read their module global at the moment they need it, so an experiment or a
 # test changes one by patching the using module's name, e.g.
-# ``monkeypatch.setattr(tracegrad.fuse.cpu, "THREAD_MIN_NS", 1)``; the call
+# ``monkeypatch.setattr(tracegrad.backend.numpy, "THREAD_MIN_NS", 1)``; the call
 # paths pay no extra lookup for them. Measurements were taken on the 2-core
 # AMD EPYC development machine (2 MiB L2 per core).
 
-# --- blocked CPU loops of fused clusters (fuse/cpu.py, fuse/runner.py)
+# --- blocked CPU loops of fused clusters (backend/numpy.py, fuse/runner.py)
 # Bytes per block and buffer (of the widest dtype). Measured on W1: smaller
 # blocks pay Python overhead per ufunc call, larger ones spill a block's
 # intermediates out of L2 (the figures per size were not recorded).

@@ -3,7 +3,7 @@
 ``tg.config.cpu_codegen``: ``'auto'`` (the default) and ``'c'`` run a
 cluster's large calls through a kernel compiled by the system C++ compiler
 (``ccompiler``; source from ``csource``); ``'numpy'`` keeps the NumPy
-ufunc programs (``fuse.cpu.CpuProgram``), which are the reference and the
+ufunc programs (``backend.numpy.CpuProgram``), which are the reference and the
 fallback of this tier:
 
 - **A call never waits for the compiler** (unless
@@ -30,8 +30,8 @@ fallback of this tier:
   outputs' order take ``tg_contig`` (one kernel per pattern of single
   values); anything else (broadcast rows, strided views) ``tg_strided``.
 
-``install()`` hooks the tier into ``fuse.cpu`` (``fuse.cpu.NATIVE``); the
-compile stage calls it, so ``fuse`` never imports this module.
+``install()`` hooks the tier into the NumPy backend's programs
+(``backend.numpy.NATIVE``); the compile stage calls it.
 """
 import ctypes
 import os
@@ -41,7 +41,7 @@ import threading
 import numpy as np
 
 from tracegrad.config import NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD, config
-from tracegrad.fuse import cpu as fuse_cpu
+from tracegrad.backend import numpy as numpy_backend
 from tracegrad.fuse.runner import common_order
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
@@ -336,7 +336,7 @@ _warned = []
 
 
 def install():
-    """Let ``fuse.cpu`` programs use this tier (idempotent); whether a call
+    """Let the NumPy backend's programs use this tier (idempotent); whether a call
     uses it follows ``tg.config.cpu_codegen`` at the call."""
     import sys
-    fuse_cpu.NATIVE[0] = sys.modules[__name__]
+    numpy_backend.NATIVE[0] = sys.modules[__name__]

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from time import perf_counter
 
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend import check_devices, get_backend
 from tracegrad.compile import pipeline
 from tracegrad.compile.inputs import In, Out, input_label, normalize_inputs, normalize_outputs
@@ -32,7 +33,9 @@ class UnusedInputError(ValueError):
     """An explicit input does not take part in computing the outputs."""
 
 
-# Fused clusters' large calls may run compiled kernels (issue 18).
+# Fused clusters run the NumPy backend's programs, whose large calls may
+# run compiled kernels (issue 18).
+numpy_backend.install()
 c_tier.install()
 
 

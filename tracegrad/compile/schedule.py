@@ -24,7 +24,7 @@ import numpy as np
 
 from tracegrad.backend.inplace import defer_fused_updates
 from tracegrad.evaluate import reraise_with_context
-from tracegrad.fuse.lone import lone_runner
+from tracegrad.backend.lone import lone_runner
 from tracegrad.trace import node_runner, uses_perform
 
 # How an output leaves the call.

@@ -1,14 +1,24 @@
-"""The CPU program of a fused cluster: lowered (``lower``), generated
-(``codegen``) and run over blocks.
+"""The NumPy backend's program of a fused cluster (the reference, always
+available): lowered (``fuse.lower``), generated (``fuse.codegen``) and run
+over blocks.
+
+Its interface is every backend's (``backend/c.py`` has the same):
+``can_run(spec)``, ``program(spec) -> Program`` with
+``Program.run(inputs, outs=None)``. ``install()`` hands this module to
+``fuse.op`` (``fuse.op.HOST``), whose ``FusedElemwise`` asks it for the
+program of its spec: ``fuse`` never imports a backend.
 
 ``CpuProgram.run`` executes the generated block function over the broadcast
 iteration space in blocks of ``BLOCK_BYTES`` per buffer, small enough that a
 block's intermediates stay in the L2 cache, so temporaries never travel to
-main memory (``runner`` cuts the blocks and spreads them over a small thread
-pool). Scratch buffers are allocated per call and per worker, never shared
-between concurrent calls. Block size and thread count follow each program's
-cost per element, measured once per row and dtypes (``row_cost``). Small
-calls take ``fast``, a generated function doing the whole call inline.
+main memory (``fuse.runner`` cuts the blocks and spreads them over a small
+thread pool). Scratch buffers are allocated per call and per worker, never
+shared between concurrent calls. Block size and thread count follow each
+program's cost per element, measured once per row and dtypes
+(``row_cost``). Small calls take ``fast``, a generated function doing the
+whole call inline. Large calls go to the compiled tier when it is
+installed (``NATIVE``) and can run the spec; this program is its fallback
+(no kernel yet, flags NumPy must report).
 """
 import copy
 import gc
@@ -30,7 +40,7 @@ from tracegrad.fuse.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
 
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
-# ``install``: fuse never imports the backends): ``can_run(spec)`` and
+# ``install``): ``can_run(spec)`` and
 # ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
 # call and returns True, or returns False when the NumPy program must run it
 # (``aliased``: an output is an operand's very buffer).
@@ -445,3 +455,27 @@ CPU_PROGRAMS = SpecCache(_build_cpu, related=(CPU_TEMPLATES,))
 def cpu_program(spec):
     """The compiled ``CpuProgram`` of ``spec``."""
     return CPU_PROGRAMS.get(spec)
+
+
+# ------------------------------------------------------------ the backend interface
+Program = CpuProgram
+
+
+def can_run(spec):
+    """Whether this backend runs ``spec``: always (every elementwise row has
+    a NumPy form; this is the reference)."""
+    return True
+
+
+def program(spec):
+    """The ``Program`` of ``spec`` (one per spec, shared: ``run`` is
+    thread-safe)."""
+    return CPU_PROGRAMS.get(spec)
+
+
+def install():
+    """Let ``FusedElemwise`` run its NumPy programs from this module
+    (idempotent; ``compile`` calls it at import)."""
+    import sys
+    from tracegrad.fuse import op
+    op.HOST[0] = sys.modules[__name__]

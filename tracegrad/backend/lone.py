@@ -1,7 +1,7 @@
 """Lone elementwise nodes on the compiled CPU tier.
 
 An elementwise node that joined no cluster (``T.exp(x)`` alone) runs its
-NumPy ufunc. When the compiled tier is installed (``cpu.NATIVE``) and can
+NumPy ufunc. When the compiled tier is installed (``backend.numpy.NATIVE``) and can
 run the node, its large calls (an operand of ``NATIVE_MIN_SIZE`` elements
 or more) go through the program of a one-node ``FusedElemwise`` instead:
 libmvec's vector math and the tier's threads, the same path as a cluster's
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from tracegrad.config import NATIVE_MIN_SIZE, config
-from tracegrad.fuse import cpu
+from tracegrad.backend import numpy as numpy_backend
 from tracegrad.fuse.cluster import Cluster, is_fusable
 from tracegrad.fuse.op import FusedElemwise, InplaceFusedElemwise
 from tracegrad.fuse.spec import spec_from_cluster
@@ -27,7 +27,7 @@ def lone_runner(node, base):
     calls to the compiled tier when that can pay: ``base`` itself when the
     tier is not installed, cannot run the node, or the node's static shape
     is known to be small."""
-    tier = cpu.NATIVE[0]
+    tier = numpy_backend.NATIVE[0]
     if tier is None or not isinstance(node.op, Elemwise) or not is_fusable(node, "cpu"):
         return base
     shape = node.outputs[0].type.shape
