@@ -204,17 +204,18 @@ class CpuProgram:
         # an input's buffer: ``_check_outs``'s "deferred")
         if size >= NATIVE_MIN_SIZE and self.native_possible and \
                 config.cpu_codegen != "numpy" and \
-                self._run_native(operands, outs, shape, size,
-                                 None if program is self.direct else program):
+                self._run_native(operands, outs, shape, size, program):
             return outs
         if size:
             self._execute(program, operands, outs, shape, size)
         return outs
 
-    def _run_native(self, operands, outs, shape, size, aliased):
+    def _run_native(self, operands, outs, shape, size, program):
         """The call through the compiled tier; ``False`` when it did not run.
-        ``aliased``: ``None``, or the program writing into outputs that are
-        inputs' buffers (the tier hands it pieces NumPy must judge)."""
+        ``program``: the generated program this call would run; other than
+        ``direct``, it writes into outputs that are inputs' buffers (the
+        tier then hands it the pieces NumPy must judge)."""
+        aliased = None if program is self.direct else program
         native = self._native
         if native is None:
             native = self._native = NATIVE[0].program(self.spec) or False
