@@ -33,20 +33,42 @@ def lone_runner(node, base):
     shape = node.outputs[0].type.shape
     if None not in shape and math.prod(shape) < NATIVE_MIN_SIZE:
         return base
-    ndarray = np.ndarray
     found = []   # [(f, picks) or None], made at the first large call
 
-    def run(*arrays):
+    def large(*arrays):
+        """A call with an operand of ``NATIVE_MIN_SIZE`` elements or more."""
         if config.cpu_codegen != "numpy":
-            for a in arrays:
-                if type(a) is ndarray and a.size >= NATIVE_MIN_SIZE:
-                    if not found:
-                        found.append(_fused_runner(node, tier))
-                    if found[0] is None:
-                        break
-                    fn, picks = found[0]
-                    return fn(*[arrays[p] for p in picks])
+            if not found:
+                found.append(_fused_runner(node, tier))
+            if found[0] is not None:
+                fn, picks = found[0]
+                return fn(*[arrays[p] for p in picks])
         return base(*arrays)
+    return _size_switch(len(node.inputs), base, large)
+
+
+def _size_switch(nin, small, large):
+    """``f(*arrays)``: ``small`` unless an operand has ``NATIVE_MIN_SIZE``
+    elements or more. Written out for one and two operands: this runs at
+    every call of the node, beside a ufunc call of ~1 us."""
+    ndarray = np.ndarray
+    n = NATIVE_MIN_SIZE
+    if nin == 1:
+        def run(a):
+            if type(a) is ndarray and a.size >= n:
+                return large(a)
+            return small(a)
+    elif nin == 2:
+        def run(a, b):
+            if (type(a) is ndarray and a.size >= n) or (type(b) is ndarray and b.size >= n):
+                return large(a, b)
+            return small(a, b)
+    else:
+        def run(*arrays):
+            for a in arrays:
+                if type(a) is ndarray and a.size >= n:
+                    return large(*arrays)
+            return small(*arrays)
     return run
 
 
