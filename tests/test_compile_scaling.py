@@ -18,7 +18,8 @@ import tracegrad.tensor as T
 from tracegrad.clientlist import ClientList
 from tracegrad.compile import pipeline
 from tracegrad.compile.fgraph import FunctionGraph
-from tracegrad.fuse import codegen, find_clusters, fuse_outputs
+from tracegrad.fuse import find_clusters, fuse_outputs
+from tracegrad.backend.numpy import codegen
 from tracegrad.backend.numpy import cpu_program
 from tracegrad.fuse.lower import lower
 from tracegrad.rewrite import inplace, plan_inplace

@@ -7,7 +7,8 @@ import sys
 import tracegrad.config  # noqa: F401  (``tracegrad.config`` the attribute is tg.config)
 from tracegrad.compile import schedule
 from tracegrad.backend import numpy as cpu
-from tracegrad.fuse import cache, cluster, codegen, interp
+from tracegrad.fuse import cache, cluster
+from tracegrad.backend.numpy import codegen, interp
 from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms

@@ -6,7 +6,8 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from tracegrad.fuse import FusedElemwise, fuse_outputs, interp
+from tracegrad.fuse import FusedElemwise, fuse_outputs
+from tracegrad.backend.numpy import interp
 from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 

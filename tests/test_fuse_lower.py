@@ -177,7 +177,7 @@ def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads, nu
     rng = np.random.default_rng(1)
     values = {x: rng.standard_normal((rows, 64)).astype("float32"),
               b: rng.standard_normal(64).astype("float32")}
-    from tracegrad.fuse import runner
+    from tracegrad.backend.numpy import runner
     calls = []
     original = runner._leading_axis_layout
     monkeypatch.setattr(runner, "_leading_axis_layout",

@@ -15,7 +15,7 @@ import tracegrad.tensor as T
 from tracegrad.backend import CPU
 from tracegrad.compile.publish import PUBLISH, READERS, UPDATE_LOCK
 from tracegrad.backend import numpy as cpu
-from tracegrad.fuse import runner
+from tracegrad.backend.numpy import runner
 
 
 class Injected(BaseException):

@@ -216,7 +216,7 @@ for _key, _value in parse_flags(os.environ.get("TRACEGRAD_FLAGS", "")).items():
 # paths pay no extra lookup for them. Measurements were taken on the 2-core
 # AMD EPYC development machine (2 MiB L2 per core).
 
-# --- blocked CPU loops of fused clusters (backend/numpy.py, fuse/runner.py)
+# --- blocked CPU loops of fused clusters (backend/numpy/__init__.py, backend/numpy/runner.py)
 # Bytes per block and buffer (of the widest dtype). Measured on W1: smaller
 # blocks pay Python overhead per ufunc call, larger ones spill a block's
 # intermediates out of L2 (the figures per size were not recorded).
@@ -256,7 +256,7 @@ STEP_DISPATCH_NS = 1_000
 CALIBRATION_SIZE = 8192
 CALIBRATION_ROUNDS = 3
 
-# --- generated code of fused clusters (fuse/codegen.py, fuse/cache.py)
+# --- generated code of fused clusters (backend/numpy/codegen.py, fuse/cache.py)
 # A fast path of more lines than this is compiled at its first call, not
 # when built: its compilation costs ~30 us a line (measured), and a kernel
 # this long takes it only for calls of a few elements. The 400 itself is
@@ -270,7 +270,7 @@ MAX_CODE = 1024
 MAX_ENTRIES = 1024
 
 # A generated block function of more lines than this starts interpreted
-# (fuse/interp.py: its calls run from a table) and is compiled after
+# (backend/numpy/interp.py: its calls run from a table) and is compiled after
 # COMPILE_AFTER runs: compiling the 50k chain's 100k-line block took 1.5-2 s
 # at its first call (measured), interpreting costs ~0.2 us more a line per
 # run. The 4000 and 16 themselves are not measured.

@@ -42,7 +42,7 @@ import numpy as np
 
 from tracegrad.config import NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD, config
 from tracegrad.backend import numpy as numpy_backend
-from tracegrad.fuse.runner import common_order
+from tracegrad.backend.numpy.runner import common_order
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
 # needed: importing tracegrad must stay quick, and most functions never make

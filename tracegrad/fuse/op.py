@@ -1,7 +1,7 @@
 """``FusedElemwise``: a fused cluster as one graph op.
 
 Its node replaces the cluster's nodes in a graph; ``impl(xp, *inputs)`` runs
-the host backend's program of its spec (``HOST``: ``backend/numpy.py``, put
+the host backend's program of its spec (``HOST``: ``backend/numpy/``, put
 there by its ``install``; it hands large calls to the compiled tier) or,
 with CuPy arrays, the generated CUDA kernel,
 so any scheduler runs it like any other op. ``run(xp, inputs, outs=...)``

@@ -1,5 +1,5 @@
 """The NumPy backend's program of a fused cluster (the reference, always
-available): lowered (``fuse.lower``), generated (``fuse.codegen``) and run
+available): lowered (``fuse.lower``), generated (``codegen`` here) and run
 over blocks.
 
 Its interface is every backend's (``backend/c.py`` has the same):
@@ -11,7 +11,7 @@ program of its spec: ``fuse`` never imports a backend.
 ``CpuProgram.run`` executes the generated block function over the broadcast
 iteration space in blocks of ``BLOCK_BYTES`` per buffer, small enough that a
 block's intermediates stay in the L2 cache, so temporaries never travel to
-main memory (``fuse.runner`` cuts the blocks and spreads them over a small
+main memory (``runner`` here cuts the blocks and spreads them over a small
 thread pool). Scratch buffers are allocated per call and per worker, never
 shared between concurrent calls. Block size and thread count follow each
 program's cost per element, measured once per row and dtypes
@@ -33,10 +33,10 @@ from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
                               SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
                               THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
-from tracegrad.fuse.codegen import generate
+from tracegrad.backend.numpy.codegen import generate
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import FusionSpec
-from tracegrad.fuse.runner import run_blocked
+from tracegrad.backend.numpy.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
 
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
