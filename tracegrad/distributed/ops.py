@@ -19,9 +19,18 @@ hashed like any other. Conventions:
 - Before each collective the ranks check that their shapes agree (one tiny
   ``Allreduce`` of the shape): a mismatch raises ``DistributedError`` on
   every rank instead of corrupting memory or hanging.
+- Result buffers are reused from call to call (``scratch``) while nothing
+  outside the op still holds the previous result: MPICH reduces into a
+  freshly allocated buffer 2-3x slower than into one it has used before
+  (first-touch page faults and its shared-memory path's per-buffer setup;
+  measured in bench/distributed.py), which made the bucketed path far
+  slower than a raw ``Allreduce`` on a reused buffer.
 - Declared ``constant_foldable = False`` (a collective's value depends on
   the other ranks); no elementwise ``scalar_op``, so never fused.
 """
+import math
+import sys
+
 import numpy as np
 from mpi4py import MPI
 
@@ -57,12 +66,72 @@ def _device(xp, a, dtype):
     return a if xp is np else xp.asarray(a)
 
 
+def _calibrate():
+    holder = {"buf": np.empty(1)}
+    buf = holder["buf"]
+    return sys.getrefcount(buf)
+
+
+# References to a cached buffer that nothing else holds, as counted in
+# ``scratch`` (the cache's, the local name's, getrefcount's argument's).
+_UNSHARED_REFS = _calibrate()
+
+
+def scratch(owner, key, shape, dtype):
+    """A C-contiguous NumPy buffer of ``shape`` and ``dtype``, the same one
+    as at ``owner``'s previous call with this ``key`` when nothing else
+    (a result, a view of one, an MPI request) still references it; else a
+    new one, cached for the next call. Its contents are undefined."""
+    cache = owner.__dict__.setdefault("_scratch", {})
+    buf = cache.get(key)
+    if (buf is not None and sys.getrefcount(buf) <= _UNSHARED_REFS
+            and buf.shape == shape and buf.dtype == dtype):
+        return buf
+    buf = cache[key] = np.empty(shape, dtype)
+    return buf
+
+
+def wire_dtype(dtype):
+    """The dtype ``dtype`` travels as (MPI has no float16 nor bool)."""
+    dtype = np.dtype(dtype)
+    return _WIRE.get(dtype, dtype)
+
+
+_WIRE = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.bool_): np.dtype(np.uint8)}
+
+
+def pack(owner, xp, xs):
+    """``xs`` (arrays of one dtype, any layout) laid end to end, in C
+    order, in ``owner``'s reusable flat host buffer (``scratch``): one copy
+    in one NumPy call (CuPy arrays: joined on the device, one transfer)."""
+    flat = scratch(owner, "flat", (sum(x.size for x in xs),), wire_dtype(xs[0].dtype))
+    if xp is np:
+        np.concatenate(xs, axis=None, out=flat)
+    else:
+        flat[...] = xp.asnumpy(xp.concatenate([x.reshape(-1) for x in xs]))
+    return flat
+
+
+def unpack(xp, flat, shapes, dtype):
+    """Views of ``flat`` with ``shapes`` (on the device for CuPy): one
+    array, or a tuple of them for several."""
+    out, at = [], 0
+    for shape in shapes:
+        n = math.prod(shape)    # (np.prod costs ~4 us a call: 64 tensors, 0.25 ms)
+        view = flat[at:at + n].reshape(shape)
+        out.append(view if xp is np and view.dtype == dtype else _device(xp, view, dtype))
+        at += n
+    return tuple(out) if len(out) > 1 else out[0]
+
+
 def check_shapes(comm, shapes, what):
     """Every rank holds ``shapes`` (a list of tuples of the same ranks on
     every rank, the graphs being equal); else ``DistributedError`` on all.
     Skipped after ``set_check_shapes(False)``."""
+    if comm.Get_size() == 1 or not check_shapes_enabled():
+        return
     mine = np.array([n for s in shapes for n in s], dtype=np.int64)
-    if comm.Get_size() == 1 or mine.size == 0 or not check_shapes_enabled():
+    if mine.size == 0:
         return
     both = np.concatenate([mine, -mine])
     out = np.empty_like(both)
@@ -87,7 +156,8 @@ class Collective(Op):
 
     def __getstate__(self):
         # A communicator cannot be pickled: an unpickled op uses ``comm`` then.
-        return {k: v for k, v in self.__dict__.items() if k not in ("comm", "comm_key")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("comm", "comm_key", "_scratch")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -128,7 +198,7 @@ class Allreduce(Collective):
     def impl(self, xp, x):
         a = _host(xp, x)
         check_shapes(self.comm, [a.shape], str(self))
-        out = np.empty_like(a)
+        out = scratch(self, "out", a.shape, a.dtype)
         self.comm.Allreduce(a, out, op=_MPI_OP[self.op])
         if self.op == "mean":
             out /= self.comm.Get_size()
@@ -167,8 +237,10 @@ class Broadcast(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
-        buf = _host(xp, x).copy()
-        check_shapes(self.comm, [buf.shape], str(self))
+        a = _host(xp, x)
+        check_shapes(self.comm, [a.shape], str(self))
+        buf = scratch(self, "out", a.shape, a.dtype)
+        buf[...] = a
         self.comm.Bcast(buf, root=self.root)
         return _device(xp, buf, x.dtype)
 
@@ -201,7 +273,9 @@ class Reduce(Collective):
     def impl(self, xp, x):
         a = _host(xp, x)
         check_shapes(self.comm, [a.shape], str(self))
-        out = np.zeros_like(a)
+        out = scratch(self, "out", a.shape, a.dtype)
+        if self.comm.Get_rank() != self.root:
+            out[...] = 0        # (MPI writes the root's buffer only)
         self.comm.Reduce(a, out, op=MPI.SUM, root=self.root)
         return _device(xp, out, x.dtype)
 
@@ -244,7 +318,8 @@ class Allgather(Collective):
         a = _host(xp, x)
         check_shapes(self.comm, [a.shape], str(self))
         send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
-        out = np.empty((self.comm.Get_size() * send.shape[0],) + send.shape[1:], send.dtype)
+        out = scratch(self, "out", (self.comm.Get_size() * send.shape[0],) + send.shape[1:],
+                      send.dtype)
         self.comm.Allgather(send, out)
         return _device(xp, np.ascontiguousarray(np.moveaxis(out, 0, self.axis)), x.dtype)
 
@@ -291,7 +366,7 @@ class ReduceScatter(Collective):
                                    f"does not split into {p} equal chunks")
         check_shapes(self.comm, [a.shape], str(self))
         send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
-        out = np.empty((send.shape[0] // p,) + send.shape[1:], send.dtype)
+        out = scratch(self, "out", (send.shape[0] // p,) + send.shape[1:], send.dtype)
         self.comm.Reduce_scatter_block(send, out, op=MPI.SUM)
         return _device(xp, np.ascontiguousarray(np.moveaxis(out, 0, self.axis)), x.dtype)
 
@@ -328,25 +403,22 @@ class AllreduceBucket(Collective):
         return Apply(self, xs, [TensorType(x.dtype, x.type.shape)() for x in xs])
 
     def impl(self, xp, *xs):
-        arrays = [_host(xp, x) for x in xs]
-        check_shapes(self.comm, [a.shape for a in arrays], str(self))
-        if len(arrays) == 1:        # (nothing to pack: reduce straight into the output)
-            out = np.empty_like(arrays[0])
-            self.comm.Allreduce(arrays[0], out, op=MPI.SUM)
+        shapes = [x.shape for x in xs]
+        check_shapes(self.comm, shapes, str(self))
+        if len(xs) == 1:        # (nothing to pack: reduce straight into the output)
+            a = _host(xp, xs[0])
+            out = scratch(self, "out", a.shape, a.dtype)
+            self.comm.Allreduce(a, out, op=MPI.SUM)
             if self.op == "mean":
                 out /= self.comm.Get_size()
             return _device(xp, out, xs[0].dtype)
-        sizes = [a.size for a in arrays]
-        flat = np.empty(sum(sizes), arrays[0].dtype)
-        ends = np.cumsum(sizes)
-        for a, end, n in zip(arrays, ends, sizes):
-            flat[end - n:end] = a.reshape(-1)
+        # (pack + in-place reduce costs what a raw out-of-place Allreduce
+        # does: MPICH copies the send buffer into the receive buffer first)
+        flat = pack(self, xp, xs)
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         if self.op == "mean":
             flat /= self.comm.Get_size()
-        out = tuple(_device(xp, flat[end - n:end].reshape(a.shape), x.dtype)
-                    for a, end, n, x in zip(arrays, ends, sizes, xs))
-        return out if len(out) > 1 else out[0]
+        return unpack(xp, flat, shapes, xs[0].dtype)
 
     def vjp(self, node, output_grads):
         gs = [T.zeros_like(o) if g is None else g for g, o in zip(output_grads, node.outputs)]

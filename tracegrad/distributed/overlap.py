@@ -23,10 +23,9 @@ thread); docs/distributed.md.
 These nodes have no gradient rule (they carry gradients to the update);
 differentiate through ``overlap=False`` buckets instead.
 """
-import numpy as np
 from mpi4py import MPI
 
-from tracegrad.distributed.ops import Collective, _device, _host, check_shapes
+from tracegrad.distributed.ops import Collective, check_shapes, pack, unpack
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply
@@ -52,13 +51,8 @@ class IallreduceStart(Collective):
         return Apply(self, xs, [TensorType(xs[0].dtype, (None,))()])
 
     def impl(self, xp, *xs):
-        arrays = [_host(xp, x) for x in xs]
-        check_shapes(self.comm, [a.shape for a in arrays], str(self))
-        flat = np.empty(sum(a.size for a in arrays), arrays[0].dtype)
-        at = 0
-        for a in arrays:
-            flat[at:at + a.size] = a.reshape(-1)
-            at += a.size
+        check_shapes(self.comm, [x.shape for x in xs], str(self))
+        flat = pack(self, xp, xs)
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
 
@@ -93,12 +87,7 @@ class IallreduceWait(Collective):
         request.Wait()
         if self.op == "mean":
             flat /= self.comm.Get_size()
-        out, at = [], 0
-        for shape in self.shapes:
-            n = int(np.prod(shape, dtype=np.int64))
-            out.append(_device(xp, flat[at:at + n].reshape(shape), self.dtype))
-            at += n
-        return tuple(out) if len(out) > 1 else out[0]
+        return unpack(xp, flat, self.shapes, self.dtype)
 
     def vjp(self, node, output_grads):
         raise NotImplementedError("allreduce_many(overlap=True) has no gradient rule; "
