@@ -75,7 +75,10 @@ def check_value(name, build, ref, shape, dtype):
     x = sym(dtype, len(shape))
     f = tg.function([x], build(x))
     a = draw(shape, dtype, seed=len(name))
+    other = draw(shape, dtype, seed=len(name) + 50)
+    f(other)            # (its result dropped: the next call reuses its buffers)
     got = f(a)
+    f(other)            # (``got`` is kept: this call must not write over it)
     want = np.asarray(ref(COMM.allgather(a)))
     assert got.dtype == np.dtype(dtype), f"{name}: dtype {got.dtype} != {dtype}"
     assert got.shape == want.shape, f"{name} {dtype}: shape {got.shape} != {want.shape}"

@@ -172,6 +172,21 @@ def test_single_process_helpers():
     np.testing.assert_allclose(w.get_value(), want)
 
 
+def test_reused_buffers_never_overwrite_results_the_caller_keeps():
+    xs = [T.dvector("a"), T.dvector("b")]
+    f = tg.function(xs, dist.allreduce_many(xs, "mean") + [dist.allreduce(xs[0])])
+    bucket = next(s.node.op for s in f.schedule.steps
+                  if isinstance(s.node.op, dist.AllreduceBucket))
+    f(np.zeros(3), np.zeros(2))
+    flat = id(bucket._scratch["flat"])
+    first = f(np.ones(3), np.ones(2))       # (the dropped result's buffer, reused)
+    assert id(bucket._scratch["flat"]) == flat
+    second = f(np.full(3, 2.0), np.full(2, 2.0))
+    for got, want in zip(first + second, [1, 1, 1, 2, 2, 2]):
+        np.testing.assert_array_equal(got, np.full(got.shape, float(want)))
+    assert not np.shares_memory(first[0], second[0])
+
+
 def test_bucket_planning():
     from tracegrad.distributed.training import _buckets
     xs = [T.dvector(), T.dvector(), T.fvector(), T.dvector(), T.dvector()]
