@@ -19,6 +19,7 @@ from mpi4py import MPI
 import tracegrad as tg
 import tracegrad.distributed as dist
 import tracegrad.tensor as T
+from tracegrad.distributed import safety
 
 COMM = MPI.COMM_WORLD
 R, P = COMM.Get_rank(), COMM.Get_size()
@@ -212,6 +213,7 @@ def case_collectives():
     check_bucketing()
     check_shape_mismatch()
     check_sub_communicator()
+    check_scan()
 
 
 def case_mismatch():
@@ -225,6 +227,59 @@ def case_mismatch():
         print(f"error on rank {R}: {text}")
     else:
         raise AssertionError("different graphs compiled without an error")
+
+
+def check_scan():
+    """Collectives inside a scan body: values and gradient of the global
+    cost; the function is checked and guarded like any other."""
+    x = T.dmatrix("x")
+
+    def body(row, acc):
+        return acc + dist.allreduce(T.tanh(row), "sum")
+
+    ys, _ = tg.scan(body, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+    f = tg.function([x], ys)
+    assert any(isinstance(n.op, dist.Collective) for _, n in
+               safety.flat_steps([s.node for s in f.schedule.steps])), "collective not seen"
+    a = draw((3, 2), "float64", seed=5)
+    want = np.cumsum(sum(np.tanh(b) for b in COMM.allgather(a)), axis=0)
+    np.testing.assert_allclose(f(a), want, rtol=1e-12, err_msg=f"scan value, rank {R}")
+    cost = T.sum(ys[-1] * np.array([1.0, -2.0]))
+    g = tg.function([x], tg.grad(cost, x))(a)
+    np.testing.assert_allclose(g, global_fd_grad(tg.function([x], cost), a), rtol=1e-6,
+                               atol=1e-8, err_msg=f"scan gradient, rank {R}")
+
+
+def case_scan_mismatch():
+    """Ranks whose scan bodies differ get the error at compile time: in the
+    op before the collective, and a body without the collective at all
+    (the outer graph has one elsewhere, so every rank checks)."""
+    x = T.dmatrix("x")
+    bodies = {"op": lambda row, acc: acc + dist.allreduce(T.exp(row)),
+              "missing": lambda row, acc: acc + T.tanh(row)}
+    for variant, other in bodies.items():
+        body = (lambda row, acc: acc + dist.allreduce(T.tanh(row))) if R == 0 else other
+        ys, _ = tg.scan(body, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+        try:
+            tg.function([x], [ys, dist.allreduce(T.sum(x))])
+        except dist.DistributedError as exc:
+            text = str(exc)
+            assert "different graphs" in text and " of inner of step " in text, text
+            print(f"error on rank {R} ({variant}): {text}")
+        else:
+            raise AssertionError(f"different scan bodies ({variant}) compiled without an error")
+
+
+def case_no_collective_on_one_rank():
+    """Rank 1's graph has no collective at all (its scan body lacks the
+    allreduce): rank 0 waits at most TRACEGRAD_GRAPH_CHECK_TIMEOUT, then aborts."""
+    x = T.dmatrix("x")
+    step = (lambda row, acc: acc + dist.allreduce(row)) if R == 0 else \
+        (lambda row, acc: acc + row)
+    ys, _ = tg.scan(step, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+    tg.function([x], ys)
+    if R == 0:
+        raise AssertionError("unreachable: rank 0 waits for rank 1 at the graph check")
 
 
 def case_raise():

@@ -31,9 +31,10 @@ needs_mpiexec = pytest.mark.skipif(MPIEXEC is None,
                                    reason="no mpiexec on PATH (pip install 'tracegrad[mpi]')")
 
 
-def mpirun(n, *argv, timeout=120):
-    """``mpiexec -n n python argv...`` from the repository root."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+def mpirun(n, *argv, timeout=120, env=None):
+    """``mpiexec -n n python argv...`` from the repository root (``env``:
+    more environment variables)."""
+    env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         # MPICH busy-polls while it waits; with more ranks than free cores
         # (CI, a loaded laptop) yielding makes the -n 3 runs ~3x faster.
@@ -64,6 +65,31 @@ def test_mismatched_graphs_give_the_error_on_every_rank():
     proc = mpirun(2, WORKER, "mismatch")
     _ok(proc, "mismatch", 2)
     assert proc.stdout.count("First difference at step 0") == 2, proc.stdout
+
+
+@needs_mpiexec
+def test_mismatched_scan_bodies_give_the_error_on_every_rank():
+    # a different op before the body's collective, and a body without it
+    proc = mpirun(2, WORKER, "scan_mismatch")
+    _ok(proc, "scan_mismatch", 2)
+    for variant in ("op", "missing"):
+        lines = [ln for ln in proc.stdout.splitlines() if f"({variant}):" in ln]
+        assert len(lines) == 2, proc.stdout
+        assert all("First difference at step " in ln and " of inner of step 3" in ln
+                   for ln in lines), lines
+
+
+@needs_mpiexec
+def test_a_rank_whose_graph_has_no_collective_ends_the_job_after_the_timeout():
+    # rank 1's scan body lacks the allreduce, so it never joins the check
+    start = time.perf_counter()
+    proc = mpirun(2, WORKER, "no_collective_on_one_rank", timeout=60,
+                  env={"TRACEGRAD_GRAPH_CHECK_TIMEOUT": "2"})
+    elapsed = time.perf_counter() - start
+    assert proc.returncode != 0
+    assert "rank 0 of 2 waited 2 s" in proc.stderr and "MPI_Abort" in proc.stderr, proc.stderr
+    assert "OK no_collective_on_one_rank rank 0" not in proc.stdout
+    assert elapsed < 40, elapsed
 
 
 @needs_mpiexec
@@ -185,6 +211,23 @@ def test_reused_buffers_never_overwrite_results_the_caller_keeps():
     for got, want in zip(first + second, [1, 1, 1, 2, 2, 2]):
         np.testing.assert_array_equal(got, np.full(got.shape, float(want)))
     assert not np.shares_memory(first[0], second[0])
+
+
+def test_graph_check_lists_scan_bodies_and_ifelse_branches():
+    from tracegrad.distributed.safety import flat_steps
+    from tracegrad.ifelse import ifelse
+    x = T.dvector("x")
+    ys, _ = tg.scan(lambda v, acc: acc + dist.allreduce(v), sequences=[x],
+                    outputs_info=[T.constant(0.0)])
+    z = ifelse(T.gt(x[0], 0), dist.broadcast(x), x * 2)
+    f = tg.function([x], [ys, z])
+    steps = flat_steps([s.node for s in f.schedule.steps])
+    labels = {type(n.op).__name__: label for label, n in steps}
+    assert " of inner of step " in labels["Allreduce"], labels
+    assert " of then_graph of step " in labels["Broadcast"], labels
+    # (only inner graphs hold collectives here; link_hook finds them all the same)
+    assert not any(isinstance(s.node.op, dist.Collective) for s in f.schedule.steps)
+    np.testing.assert_array_equal(f(np.array([1.0, 2.0]))[0], [1.0, 3.0])
 
 
 def test_bucket_planning():

@@ -25,11 +25,25 @@ each into an error message.
    installed when there is more than one rank), as ``python -m mpi4py``
    does.
 
-Collectives inside a ``scan`` body are not seen by the graph check.
+**Inner graphs** (a ``scan`` body, the branches of an ``ifelse``) are part
+of the check: the schedule's steps are listed with, after each step that
+has inner graphs, the steps of those graphs (recursively, labelled ``step
+k of <graph> of step j``), so a rank whose scan body differs gets the error
+at compile time, and a function whose collectives all sit inside a scan
+body is checked and guarded like any other. (The body, compiled when the
+loop first runs, checks itself again then: one more ``Allgather``, once.)
+
+A rank that never reaches the check (its graph has no collective at all,
+e.g. its scan body lacks the one the others have, or it compiles functions
+in another order) would leave the others waiting: the check waits for the
+digests at most ``GRAPH_CHECK_TIMEOUT_S`` seconds (environment variable
+``TRACEGRAD_GRAPH_CHECK_TIMEOUT``, default 300), then prints which rank
+waited and why that happens and calls ``MPI_Abort``.
 """
 import hashlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -38,6 +52,12 @@ from mpi4py import MPI
 from tracegrad.compile.runtime import RUN_HOOKS
 from tracegrad.distributed.ops import Collective
 from tracegrad.distributed.state import DistributedError, on_error
+from tracegrad.scan.body import InnerGraph
+from tracegrad.trace import toposort
+
+# Generous: ranks legitimately reach a compile at different times (one
+# loads data longer); a deadlock would wait forever.
+GRAPH_CHECK_TIMEOUT_S = float(os.environ.get("TRACEGRAD_GRAPH_CHECK_TIMEOUT", "300"))
 
 
 def step_signature(node):
@@ -50,27 +70,76 @@ def _where(node):
     return f" (built at {src.filename}:{src.lineno})" if src is not None else ""
 
 
+def inner_graphs(op):
+    """``(attribute name, InnerGraph)`` of ``op`` (a scan's body ``inner``,
+    an ifelse's ``then_graph`` and ``else_graph``), in name order."""
+    return sorted(((k, v) for k, v in vars(op).items() if isinstance(v, InnerGraph)),
+                  key=lambda item: item[0])
+
+
+def flat_steps(nodes, within=""):
+    """``(label, node)`` for ``nodes`` (in run order) and, after each node
+    with inner graphs, for those graphs' nodes (recursively)."""
+    out = []
+    for k, node in enumerate(nodes):
+        label = f"step {k}{within}"
+        out.append((label, node))
+        for name, graph in inner_graphs(node.op):
+            inner = toposort(list(graph.outputs), blockers=list(graph.inputs))
+            out.extend(flat_steps(inner, f" of {name} of {label}"))
+    return out
+
+
+def _gather_digests(comm, digest):
+    """Every rank's digest (``Iallgather``), waiting at most
+    ``GRAPH_CHECK_TIMEOUT_S`` (then the job is aborted: module doc)."""
+    every = np.empty((comm.Get_size(), digest.size), np.uint8)
+    request = comm.Iallgather(digest, every)
+    deadline = time.monotonic() + GRAPH_CHECK_TIMEOUT_S
+    pause = 1e-5
+    while not request.Test():
+        if time.monotonic() > deadline:
+            _timeout_abort(comm)
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
+    return every
+
+
+def _timeout_abort(comm):
+    sys.stderr.write(
+        f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()} waited "
+        f"{GRAPH_CHECK_TIMEOUT_S:g} s for the other ranks at the compile-time graph check of "
+        "a function with collectives; a rank that never gets there compiled this function "
+        "without any collective (e.g. its scan body or ifelse branch lacks the collective "
+        "the others have), compiles functions in another order, or is stuck. Calling "
+        "MPI_Abort (TRACEGRAD_GRAPH_CHECK_TIMEOUT sets the wait)\n")
+    sys.stderr.flush()
+    _hard_abort(MPI.COMM_WORLD)
+
+
 def check_same_graph(comm, nodes):
     """Raise ``DistributedError`` on every rank of ``comm`` unless all ranks
-    hold the same ``nodes`` (the schedule, in run order)."""
+    hold the same ``nodes`` (the schedule, in run order), inner graphs
+    included (``flat_steps``)."""
     if comm.Get_size() == 1:
         return
-    sigs = [step_signature(n) for n in nodes]
+    steps = flat_steps(nodes)
+    sigs = [f"{label}: {step_signature(node)}" for label, node in steps]
     digest = np.frombuffer(hashlib.sha256("\n".join(sigs).encode()).digest(), np.uint8)
-    every = np.empty((comm.Get_size(), digest.size), np.uint8)
-    comm.Allgather(digest, every)
+    every = _gather_digests(comm, digest)
     if (every == digest).all():
         return
     lists = comm.allgather(sigs)    # (the error path only: pickled)
     first = next((k for k in range(max(map(len, lists)))
                   if len({ls[k] if k < len(ls) else "<end of graph>" for ls in lists}) > 1))
-    mine = _where(nodes[first]) if first < len(nodes) else ""
+    mine = _where(steps[first][1]) if first < len(steps) else ""
     per_rank = "; ".join(
         f"rank {r}: {ls[first] if first < len(ls) else '<end of graph>'}"
         for r, ls in enumerate(lists))
+    label = next(ls[first].split(": ", 1)[0] for ls in lists if first < len(ls))
     raise DistributedError(
         f"tracegrad.distributed: the ranks compiled different graphs for a function with "
-        f"collectives (running it would deadlock). First difference at step {first}: "
+        f"collectives (running it would deadlock). First difference at {label}: "
         f"{per_rank}. This rank's step{mine}")
 
 
@@ -125,7 +194,7 @@ def link_hook(schedule, run):
     schedule's collectives use, and guard the call when there are peers."""
     nodes = [step.node for step in schedule.steps]
     comms = {}
-    for node in nodes:
+    for _, node in flat_steps(nodes):
         if isinstance(node.op, Collective):
             comms.setdefault(node.op.comm_key, node.op.comm)
     if not comms:
