@@ -72,14 +72,16 @@ def cases():
     }
 
 
-def check_value(name, build, ref, shape, dtype):
+def check_value(name, build, ref, shape, dtype, device="cpu"):
     x = sym(dtype, len(shape))
-    f = tg.function([x], build(x))
+    f = tg.function([x], build(x), device=device)
     a = draw(shape, dtype, seed=len(name))
     other = draw(shape, dtype, seed=len(name) + 50)
     f(other)            # (its result dropped: the next call reuses its buffers)
     got = f(a)
     f(other)            # (``got`` is kept: this call must not write over it)
+    if device != "cpu":
+        got = got.get()
     want = np.asarray(ref(COMM.allgather(a)))
     assert got.dtype == np.dtype(dtype), f"{name}: dtype {got.dtype} != {dtype}"
     assert got.shape == want.shape, f"{name} {dtype}: shape {got.shape} != {want.shape}"
@@ -280,6 +282,58 @@ def case_no_collective_on_one_rank():
     tg.function([x], ys)
     if R == 0:
         raise AssertionError("unreachable: rank 0 waits for rank 1 at the graph check")
+
+
+def case_nccl():
+    """``device='cuda'`` collectives through the NCCL runner, on the fake
+    CuPy with the fake NCCL (tests/fake_nccl.py: real MPI data movement
+    behind raw device pointers): values, gradients, buckets, and the
+    communicator built from rank 0's broadcast unique id."""
+    import fake_cupy
+    import fake_nccl
+    with fake_cupy.installed(modules=fake_nccl.modules()):
+        for name, (build, ref, shapes, dtypes) in cases().items():
+            for shape in shapes:
+                for dtype in dtypes:
+                    check_value(name, build, ref, shape, dtype, device="cuda")
+        kinds = {c[0] for c in fake_nccl.CALLS}
+        assert {"init", "allReduce", "broadcast", "reduce", "allGather",
+                "reduceScatter"} <= kinds, kinds
+        assert sum(c[0] == "init" for c in fake_nccl.CALLS) == 1, fake_nccl.CALLS[:3]
+        check_device_gradients_and_buckets()
+        try:
+            fake_nccl.NcclCommunicator(P, fake_nccl.get_unique_id(), R)
+        except fake_nccl.NcclError as exc:
+            assert "different unique ids" in str(exc)
+        else:
+            raise AssertionError("ranks with their own unique ids formed a communicator")
+
+
+def check_device_gradients_and_buckets():
+    import fake_nccl
+    x = T.dmatrix("x")
+    w = T.constant(draw((2 * P, 3), "float64", seed=7))
+    outs = [dist.allreduce(x, "mean"), dist.allgather(x, 1), dist.reduce_scatter(x, 0),
+            dist.broadcast(x, P - 1)]
+    cost = sum(T.sum(w[:o_rows] * o) for o, o_rows in zip(outs[::2], (2 * P, 2)))
+    cost = cost + T.sum(outs[1] ** 2) + T.sum(outs[3] * 3)
+    a = draw((2 * P, 3), "float64", seed=3)
+    host = tg.function([x], tg.grad(cost, x))(a)
+    device = tg.function([x], tg.grad(cost, x), device="cuda")(a).get()
+    np.testing.assert_allclose(device, host, rtol=1e-12, err_msg=f"device gradient, rank {R}")
+    xs = [T.dmatrix("a"), T.fvector("b"), T.dvector("c")]
+    arrays = [draw((4, 3), "float64", 1), draw((5,), "float32", 2), draw((6,), "float64", 3)]
+    want = [sum(COMM.allgather(v)) / P for v in arrays]
+    for overlap in (False, True):
+        before = len(fake_nccl.CALLS)
+        red = dist.allreduce_many(xs, "mean", overlap=overlap,
+                                  shapes=[(4, 3), (5,), (6,)] if overlap else None)
+        got = tg.function(xs, red, device="cuda")(*arrays)
+        for g, v in zip(got, want):
+            np.testing.assert_allclose(g.get(), v, rtol=1e-6, err_msg=f"overlap={overlap}")
+        calls = fake_nccl.CALLS[before:]
+        # one NCCL allreduce per dtype bucket: 18 float64 values, 5 float32
+        assert sorted(c[1] for c in calls if c[0] == "allReduce") == [5, 18], calls
 
 
 def case_raise():

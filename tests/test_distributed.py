@@ -61,6 +61,16 @@ def test_collectives_values_gradients_and_bucketing(n):
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("n", [2, 3])
+def test_nccl_runner_on_the_fake_cupy(n):
+    # device='cuda' collectives through NCCL calls on raw device pointers
+    # (tests/fake_nccl.py moves the data with MPI): every collective's value,
+    # device gradients == host ones, one NCCL allreduce per bucket, and the
+    # communicator made from rank 0's MPI-broadcast unique id
+    _ok(mpirun(n, WORKER, "nccl"), "nccl", n)
+
+
+@needs_mpiexec
 def test_mismatched_graphs_give_the_error_on_every_rank():
     proc = mpirun(2, WORKER, "mismatch")
     _ok(proc, "mismatch", 2)
@@ -228,6 +238,54 @@ def test_graph_check_lists_scan_bodies_and_ifelse_branches():
     # (only inner graphs hold collectives here; link_hook finds them all the same)
     assert not any(isinstance(s.node.op, dist.Collective) for s in f.schedule.steps)
     np.testing.assert_array_equal(f(np.array([1.0, 2.0]))[0], [1.0, 3.0])
+
+
+def _device_collectives():
+    x = T.dmatrix("x")
+    outs = [dist.allreduce(x, "mean"), dist.broadcast(x), dist.reduce(x),
+            dist.allgather(x, 1), dist.reduce_scatter(x)] + dist.allreduce_many([x, 2 * x])
+    return tg.function([x], outs, device="cuda")
+
+
+def test_gpu_collectives_policy_picks_nccl_or_the_host():
+    import fake_cupy
+    import fake_nccl
+    a = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        dist.set_gpu_collectives("gloo")
+    try:
+        with fake_cupy.installed(modules=fake_nccl.modules()):
+            for mode, via_nccl in (("auto", True), ("host", False), ("nccl", True)):
+                dist.set_gpu_collectives(mode)
+                before = len(fake_nccl.CALLS)
+                got = _device_collectives()(a)
+                assert (len(fake_nccl.CALLS) > before) == via_nccl, mode
+                want = [a, a, a, a, a, a, 2 * a]
+                for g, w in zip(got, want):
+                    np.testing.assert_array_equal(fake_cupy.to_host(g), w)
+        with fake_cupy.installed():     # (a CuPy without NCCL)
+            dist.set_gpu_collectives("auto")
+            np.testing.assert_array_equal(fake_cupy.to_host(_device_collectives()(a)[0]), a)
+            dist.set_gpu_collectives("nccl")
+            with pytest.raises(RuntimeError, match="cupy.cuda.nccl is not available"):
+                _device_collectives()(a)
+    finally:
+        dist.set_gpu_collectives("auto")
+
+
+@pytest.mark.gpu
+def test_nccl_collectives_on_a_real_gpu():
+    # one rank (NCCL refuses two ranks on one device): the NCCL calls run
+    import cupy
+    dist.set_gpu_collectives("nccl")
+    try:
+        a = np.arange(6.0).reshape(2, 3)
+        got = _device_collectives()(a)
+        assert all(isinstance(g, cupy.ndarray) for g in got)
+        for g, w in zip(got, [a, a, a, a, a, a, 2 * a]):
+            np.testing.assert_array_equal(cupy.asnumpy(g), w)
+    finally:
+        dist.set_gpu_collectives("auto")
 
 
 def test_bucket_planning():

@@ -30,8 +30,9 @@ from tracegrad.distributed import safety
 from tracegrad.distributed.ops import (Allgather, Allreduce, AllreduceBucket, Broadcast,
                                        Collective, Reduce, ReduceScatter, allgather,
                                        allreduce, broadcast, reduce, reduce_scatter)
-from tracegrad.distributed.state import (DistributedError, check_shapes_enabled, on_error,
-                                         rank, set_check_shapes, set_comm, set_on_error, size)
+from tracegrad.distributed.state import (DistributedError, check_shapes_enabled,
+                                         gpu_collectives, on_error, rank, set_check_shapes,
+                                         set_comm, set_gpu_collectives, set_on_error, size)
 from tracegrad.distributed.state import current as _current
 from tracegrad.distributed.training import (BUCKET_BYTES, allreduce_many, averaged_gradients,
                                             data_parallel, shard, sync_shared)
@@ -39,8 +40,9 @@ from tracegrad.distributed.training import (BUCKET_BYTES, allreduce_many, averag
 __all__ = ["rank", "size", "comm", "set_comm", "allreduce", "broadcast", "reduce",
            "allgather", "reduce_scatter", "allreduce_many", "data_parallel",
            "averaged_gradients", "sync_shared", "shard", "BUCKET_BYTES", "DistributedError",
-           "on_error", "set_on_error", "check_shapes_enabled", "set_check_shapes", "Collective", "Allreduce", "Broadcast", "Reduce",
-           "Allgather", "ReduceScatter", "AllreduceBucket"]
+           "on_error", "set_on_error", "check_shapes_enabled", "set_check_shapes",
+           "gpu_collectives", "set_gpu_collectives", "Collective", "Allreduce", "Broadcast",
+           "Reduce", "Allgather", "ReduceScatter", "AllreduceBucket"]
 
 safety.install()
 

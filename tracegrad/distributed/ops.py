@@ -14,8 +14,10 @@ hashed like any other. Conventions:
   extreme; tied ranks share it equally (the total is preserved, as for
   ``T.max``: ops/reduce.py).
 - Run on contiguous NumPy buffers with mpi4py's buffer calls (upper-case
-  ``Allreduce``, ``Bcast``, ...: no pickling). CuPy arrays are copied to the
-  host and back (NCCL is not wired yet). float16 travels as float32.
+  ``Allreduce``, ``Bcast``, ...: no pickling); float16 travels as float32.
+  CuPy arrays (``device='cuda'``) go through NCCL where it is available
+  (``nccl.py``; ``set_gpu_collectives``), else are copied to the host and
+  back.
 - Before each collective the ranks check that their shapes agree (one tiny
   ``Allreduce`` of the shape): a mismatch raises ``DistributedError`` on
   every rank instead of corrupting memory or hanging.
@@ -35,6 +37,7 @@ import numpy as np
 from mpi4py import MPI
 
 import tracegrad.tensor as T
+from tracegrad.distributed import nccl
 from tracegrad.distributed.state import DistributedError, check_shapes_enabled, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
 from tracegrad.tensor.type import TensorType
@@ -124,6 +127,27 @@ def unpack(xp, flat, shapes, dtype):
     return tuple(out) if len(out) > 1 else out[0]
 
 
+def on_device(comm, xp, dtype, op=None):
+    """The NCCL runner to use for device arrays of ``dtype`` reduced with
+    ``op`` (``None``: data that only moves), or ``None``: the host path."""
+    if xp is np:
+        return None
+    run = nccl.runner(comm, xp)
+    if run is None or (op is not None and not run.carries(dtype, op)):
+        return None
+    return run
+
+
+def device_unpack(flat, shapes):
+    """Views of the device buffer ``flat`` with ``shapes``."""
+    out, at = [], 0
+    for shape in shapes:
+        n = math.prod(shape)
+        out.append(flat[at:at + n].reshape(shape))
+        at += n
+    return tuple(out) if len(out) > 1 else out[0]
+
+
 def check_shapes(comm, shapes, what):
     """Every rank holds ``shapes`` (a list of tuples of the same ranks on
     every rank, the graphs being equal); else ``DistributedError`` on all.
@@ -196,8 +220,11 @@ class Allreduce(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self))
+        gpu = on_device(self.comm, xp, x.dtype, self.op)
+        if gpu is not None:
+            return gpu.allreduce(x, self.op)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
         out = scratch(self, "out", a.shape, a.dtype)
         self.comm.Allreduce(a, out, op=_MPI_OP[self.op])
         if self.op == "mean":
@@ -237,8 +264,11 @@ class Broadcast(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self))
+        gpu = on_device(self.comm, xp, x.dtype)
+        if gpu is not None:
+            return gpu.broadcast(x, self.root)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
         buf = scratch(self, "out", a.shape, a.dtype)
         buf[...] = a
         self.comm.Bcast(buf, root=self.root)
@@ -271,8 +301,11 @@ class Reduce(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self))
+        gpu = on_device(self.comm, xp, x.dtype, "sum")
+        if gpu is not None:
+            return gpu.reduce(x, self.root)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
         out = scratch(self, "out", a.shape, a.dtype)
         if self.comm.Get_rank() != self.root:
             out[...] = 0        # (MPI writes the root's buffer only)
@@ -315,8 +348,11 @@ class Allgather(Collective):
         return self._one(x, shape=tuple(shape))
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self))
+        gpu = on_device(self.comm, xp, x.dtype)
+        if gpu is not None:
+            return gpu.allgather(x, self.axis)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
         send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
         out = scratch(self, "out", (self.comm.Get_size() * send.shape[0],) + send.shape[1:],
                       send.dtype)
@@ -359,12 +395,15 @@ class ReduceScatter(Collective):
         return self._one(x, shape=tuple(shape))
 
     def impl(self, xp, x):
-        a = _host(xp, x)
         p = self.comm.Get_size()
-        if a.shape[self.axis] % p:
-            raise DistributedError(f"{self}: length {a.shape[self.axis]} of axis {self.axis} "
+        if x.shape[self.axis] % p:
+            raise DistributedError(f"{self}: length {x.shape[self.axis]} of axis {self.axis} "
                                    f"does not split into {p} equal chunks")
-        check_shapes(self.comm, [a.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self))
+        gpu = on_device(self.comm, xp, x.dtype, "sum")
+        if gpu is not None:
+            return gpu.reduce_scatter(x, self.axis)
+        a = _host(xp, x)
         send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
         out = scratch(self, "out", (send.shape[0] // p,) + send.shape[1:], send.dtype)
         self.comm.Reduce_scatter_block(send, out, op=MPI.SUM)
@@ -405,6 +444,10 @@ class AllreduceBucket(Collective):
     def impl(self, xp, *xs):
         shapes = [x.shape for x in xs]
         check_shapes(self.comm, shapes, str(self))
+        gpu = on_device(self.comm, xp, xs[0].dtype, self.op)
+        if gpu is not None:     # (packed on the device: one NCCL call)
+            flat = xp.concatenate([x.reshape(-1) for x in xs])
+            return device_unpack(gpu.allreduce_flat(flat, self.op), shapes)
         if len(xs) == 1:        # (nothing to pack: reduce straight into the output)
             a = _host(xp, xs[0])
             out = scratch(self, "out", a.shape, a.dtype)

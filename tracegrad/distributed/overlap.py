@@ -25,7 +25,8 @@ differentiate through ``overlap=False`` buckets instead.
 """
 from mpi4py import MPI
 
-from tracegrad.distributed.ops import Collective, check_shapes, pack, unpack
+from tracegrad.distributed.ops import (Collective, check_shapes, device_unpack, on_device,
+                                       pack, unpack)
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply
@@ -52,6 +53,12 @@ class IallreduceStart(Collective):
 
     def impl(self, xp, *xs):
         check_shapes(self.comm, [x.shape for x in xs], str(self))
+        gpu = on_device(self.comm, xp, xs[0].dtype, "sum")
+        if gpu is not None:
+            # (enqueued on the current stream: what reads it later waits for it)
+            flat = gpu.allreduce_flat(xp.concatenate([x.reshape(-1) for x in xs]), "sum")
+            _PENDING[id(flat)] = (None, flat)
+            return flat
         flat = pack(self, xp, xs)
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
@@ -84,9 +91,12 @@ class IallreduceWait(Collective):
 
     def impl(self, xp, buffer, *others):
         request, flat = _PENDING.pop(id(buffer))
-        request.Wait()
+        if request is not None:
+            request.Wait()
         if self.op == "mean":
             flat /= self.comm.Get_size()
+        if request is None:
+            return device_unpack(flat, self.shapes)
         return unpack(xp, flat, self.shapes, self.dtype)
 
     def vjp(self, node, output_grads):

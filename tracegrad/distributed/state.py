@@ -8,8 +8,9 @@ later changes new graphs, never compiled functions.
 """
 from mpi4py import MPI
 
-_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True}
+_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True, "gpu": "auto"}
 ON_ERROR = ("abort", "raise")
+GPU_COLLECTIVES = ("auto", "nccl", "host")
 
 
 class DistributedError(RuntimeError):
@@ -70,3 +71,20 @@ def set_check_shapes(enabled):
     behaviour on mismatched counts (an error, a hang or corrupt values).
     Static shapes are compared anyway, at compile time, with the graph."""
     _STATE["check_shapes"] = bool(enabled)
+
+
+def gpu_collectives():
+    """How collectives move CuPy arrays: ``'auto'``, ``'nccl'`` or ``'host'``."""
+    return _STATE["gpu"]
+
+
+def set_gpu_collectives(mode):
+    """``'auto'`` (default): collectives on CuPy arrays (``device='cuda'``)
+    run through NCCL (``cupy.cuda.nccl``, ``distributed/nccl.py``) when it is
+    available, else through the host; ``'nccl'``: NCCL or an error;
+    ``'host'``: copy to the host and use mpi4py (any MPI). Dtypes NCCL
+    cannot reduce take the host path in every mode."""
+    if mode not in GPU_COLLECTIVES:
+        raise ValueError(f"set_gpu_collectives: mode must be one of {GPU_COLLECTIVES}, "
+                         f"got {mode!r}")
+    _STATE["gpu"] = mode
