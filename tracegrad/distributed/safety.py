@@ -77,16 +77,24 @@ def inner_graphs(op):
                   key=lambda item: item[0])
 
 
-def flat_steps(nodes, within=""):
+def flat_steps(nodes):
     """``(label, node)`` for ``nodes`` (in run order) and, after each node
-    with inner graphs, for those graphs' nodes (recursively)."""
+    with inner graphs, for those graphs' nodes (nested ones too; an explicit
+    stack, no recursion)."""
     out = []
-    for k, node in enumerate(nodes):
+    stack = [(iter(enumerate(nodes)), "")]
+    while stack:
+        steps, within = stack[-1]
+        item = next(steps, None)
+        if item is None:
+            stack.pop()
+            continue
+        k, node = item
         label = f"step {k}{within}"
         out.append((label, node))
-        for name, graph in inner_graphs(node.op):
+        for name, graph in reversed(inner_graphs(node.op)):   # (the first on top)
             inner = toposort(list(graph.outputs), blockers=list(graph.inputs))
-            out.extend(flat_steps(inner, f" of {name} of {label}"))
+            stack.append((iter(enumerate(inner)), f" of {name} of {label}"))
     return out
 
 
