@@ -191,6 +191,17 @@ def check_shape_mismatch():
         assert "shapes differ" in str(exc) and "rank 1: (4,)" in str(exc), str(exc)
     else:
         raise AssertionError("different shapes on the ranks did not raise")
+    # a bucket: the check overlaps the packing (start_check / finish_check)
+    ys = [T.dvector("y"), T.dmatrix("z")]
+    for overlap in (False, True):
+        g = tg.function(ys, dist.allreduce_many(ys, "sum", overlap=overlap,
+                                                shapes=[(3 + R,), (2, 2)]))
+        try:
+            g(np.zeros(3 + R), np.zeros((2, 2)))
+        except dist.DistributedError as exc:
+            assert "shapes differ" in str(exc) and "rank 1: (4,), (2, 2)" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"different bucket shapes (overlap={overlap}) did not raise")
 
 
 def check_sub_communicator():

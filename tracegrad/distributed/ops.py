@@ -152,14 +152,30 @@ def check_shapes(comm, shapes, what):
     """Every rank holds ``shapes`` (a list of tuples of the same ranks on
     every rank, the graphs being equal); else ``DistributedError`` on all.
     Skipped after ``set_check_shapes(False)``."""
+    finish_check(start_check(comm, shapes), comm, shapes, what)
+
+
+def start_check(comm, shapes):
+    """Start ``check_shapes`` (an ``Iallreduce`` of the shapes): its
+    latency then overlaps what the caller does before ``finish_check``
+    (a bucket's packing). ``None`` when there is nothing to check."""
     if comm.Get_size() == 1 or not check_shapes_enabled():
-        return
+        return None
     mine = np.array([n for s in shapes for n in s], dtype=np.int64)
     if mine.size == 0:
-        return
+        return None
     both = np.concatenate([mine, -mine])
     out = np.empty_like(both)
-    comm.Allreduce(both, out, op=MPI.MAX)
+    return comm.Iallreduce(both, out, op=MPI.MAX), mine, out
+
+
+def finish_check(pending, comm, shapes, what):
+    """Wait for ``start_check``'s message; ``DistributedError`` on every
+    rank when the shapes differ."""
+    if pending is None:
+        return
+    request, mine, out = pending
+    request.Wait()
     if np.array_equal(out[:mine.size], mine) and np.array_equal(-out[mine.size:], mine):
         return
     every = comm.allgather(shapes)      # (the error path only: small, pickled)
@@ -443,12 +459,13 @@ class AllreduceBucket(Collective):
 
     def impl(self, xp, *xs):
         shapes = [x.shape for x in xs]
-        check_shapes(self.comm, shapes, str(self))
         gpu = on_device(self.comm, xp, xs[0].dtype, self.op)
         if gpu is not None:     # (packed on the device: one NCCL call)
+            check_shapes(self.comm, shapes, str(self))
             flat = xp.concatenate([x.reshape(-1) for x in xs])
             return device_unpack(gpu.allreduce_flat(flat, self.op), shapes)
         if len(xs) == 1:        # (nothing to pack: reduce straight into the output)
+            check_shapes(self.comm, shapes, str(self))
             a = _host(xp, xs[0])
             out = scratch(self, "out", a.shape, a.dtype)
             self.comm.Allreduce(a, out, op=MPI.SUM)
@@ -457,7 +474,9 @@ class AllreduceBucket(Collective):
             return _device(xp, out, xs[0].dtype)
         # (pack + in-place reduce costs what a raw out-of-place Allreduce
         # does: MPICH copies the send buffer into the receive buffer first)
+        pending = start_check(self.comm, shapes)
         flat = pack(self, xp, xs)
+        finish_check(pending, self.comm, shapes, str(self))
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         if self.op == "mean":
             flat /= self.comm.Get_size()

@@ -25,8 +25,8 @@ differentiate through ``overlap=False`` buckets instead.
 """
 from mpi4py import MPI
 
-from tracegrad.distributed.ops import (Collective, check_shapes, device_unpack, on_device,
-                                       pack, unpack)
+from tracegrad.distributed.ops import (Collective, check_shapes, device_unpack,
+                                       finish_check, on_device, pack, start_check, unpack)
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply
@@ -52,14 +52,17 @@ class IallreduceStart(Collective):
         return Apply(self, xs, [TensorType(xs[0].dtype, (None,))()])
 
     def impl(self, xp, *xs):
-        check_shapes(self.comm, [x.shape for x in xs], str(self))
+        shapes = [x.shape for x in xs]
         gpu = on_device(self.comm, xp, xs[0].dtype, "sum")
         if gpu is not None:
+            check_shapes(self.comm, shapes, str(self))
             # (enqueued on the current stream: what reads it later waits for it)
             flat = gpu.allreduce_flat(xp.concatenate([x.reshape(-1) for x in xs]), "sum")
             _PENDING[id(flat)] = (None, flat)
             return flat
+        pending = start_check(self.comm, shapes)
         flat = pack(self, xp, xs)
+        finish_check(pending, self.comm, shapes, str(self))
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
 
