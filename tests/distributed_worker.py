@@ -159,7 +159,13 @@ def check_bucketing():
         cost = sum(T.sum(r ** 2) for r in red)
         f = tg.function(xs, red + tg.grad(cost, xs))
         results[label] = f(*arrays)
-    for label in ("one bucket", "small buckets"):
+    # plain allreduces, one per tensor, bucketed by the compile pass
+    red = [dist.allreduce(o, "mean") for o in outs]
+    cost = sum(T.sum(r ** 2) for r in red)
+    f = tg.function(xs, red + tg.grad(cost, xs))
+    assert sum(isinstance(s.node.op, dist.AllreduceBucket) for s in f.schedule.steps) >= 2
+    results["compile pass"] = f(*arrays)
+    for label in ("one bucket", "small buckets", "compile pass"):
         for got, want in zip(results[label], results["per-tensor"]):
             np.testing.assert_array_equal(got, want, err_msg=f"{label} != per-tensor")
     check_overlap(xs, outs, arrays, results["per-tensor"][:len(outs)])

@@ -288,6 +288,40 @@ def test_nccl_collectives_on_a_real_gpu():
         dist.set_gpu_collectives("auto")
 
 
+def _collective_names(f):
+    return [str(s.node.op) for s in f.schedule.steps if isinstance(s.node.op, dist.Collective)]
+
+
+def test_compile_pass_buckets_independent_allreduces():
+    w = [tg.shared(np.ones((3, 2)), name="W"), tg.shared(np.ones(2), name="b"),
+         tg.shared(np.ones(2, np.float32), name="c")]
+    x = T.dmatrix("x")
+    cost = T.sum(T.dot(x, w[0]) ** 2 + w[1]) + T.sum(T.cast(w[2], "float64"))
+    red = [dist.allreduce(g, "mean") for g in tg.grad(cost, w)]
+    dependent = dist.allreduce(red[0] * 2)
+    a = np.arange(12.0).reshape(4, 3)
+    f = tg.function([x], red + [dependent])
+    # the two float64 gradients share a bucket; float32 and the allreduce
+    # reading a reduced value stay apart
+    assert sorted(_collective_names(f)) == ["allreduce_bucket{mean}", "allreduce{mean}",
+                                            "allreduce{sum}"], _collective_names(f)
+    dist.set_auto_bucket_bytes(0)
+    try:
+        plain = tg.function([x], red + [dependent])
+    finally:
+        dist.set_auto_bucket_bytes(dist.BUCKET_BYTES)
+    assert _collective_names(plain).count("allreduce{mean}") == 3
+    for got, want in zip(f(a), plain(a)):
+        np.testing.assert_array_equal(got, want)
+    # not in fast_compile; never for allreduce_many(bucket_bytes=0)
+    fast = tg.function([x], red, mode="fast_compile")
+    assert _collective_names(fast).count("allreduce{mean}") == 3
+    each = tg.function([x], dist.allreduce_many(tg.grad(cost, w), "mean", bucket_bytes=0))
+    assert _collective_names(each).count("allreduce{mean}") == 3
+    with pytest.raises(ValueError, match="nbytes must be >= 0"):
+        dist.set_auto_bucket_bytes(-1)
+
+
 def test_bucket_planning():
     from tracegrad.distributed.training import _buckets
     xs = [T.dvector(), T.dvector(), T.fvector(), T.dvector(), T.dvector()]

@@ -10,7 +10,8 @@ the collectives (``allreduce``, ``broadcast``, ``reduce``, ``allgather``,
 ranks' costs). ``data_parallel(cost, params, lr)`` builds averaged-gradient
 SGD updates with bucketed allreduces (``overlap=True``: non-blocking ones,
 ``overlap.py``); ``sync_shared`` gives every rank rank 0's initial values;
-``shard`` takes this rank's part of a data set.
+``shard`` takes this rank's part of a data set. Independent ``allreduce``s
+written one by one are bucketed by a compile pass as well (``autobucket.py``).
 
 ``comm`` is the communicator (``MPI.COMM_WORLD`` until ``set_comm``);
 ``rank()`` and ``size()`` read it. Without ``mpiexec`` the program runs as
@@ -26,7 +27,8 @@ except ImportError as exc:
         "tracegrad.distributed needs mpi4py and an MPI library: "
         "pip install 'tracegrad[mpi]' (mpi4py and the mpich wheel)") from exc
 
-from tracegrad.distributed import safety
+from tracegrad.distributed import autobucket, safety
+from tracegrad.distributed.autobucket import auto_bucket_bytes, set_auto_bucket_bytes
 from tracegrad.distributed.ops import (Allgather, Allreduce, AllreduceBucket, Broadcast,
                                        Collective, Reduce, ReduceScatter, allgather,
                                        allreduce, broadcast, reduce, reduce_scatter)
@@ -41,10 +43,12 @@ __all__ = ["rank", "size", "comm", "set_comm", "allreduce", "broadcast", "reduce
            "allgather", "reduce_scatter", "allreduce_many", "data_parallel",
            "averaged_gradients", "sync_shared", "shard", "BUCKET_BYTES", "DistributedError",
            "on_error", "set_on_error", "check_shapes_enabled", "set_check_shapes",
-           "gpu_collectives", "set_gpu_collectives", "Collective", "Allreduce", "Broadcast",
+           "gpu_collectives", "set_gpu_collectives", "auto_bucket_bytes",
+           "set_auto_bucket_bytes", "Collective", "Allreduce", "Broadcast",
            "Reduce", "Allgather", "ReduceScatter", "AllreduceBucket"]
 
 safety.install()
+autobucket.install()
 
 
 def __getattr__(name):

@@ -211,15 +211,22 @@ class Collective(Op):
 
 
 class Allreduce(Collective):
-    """Every rank gets the elementwise ``op`` (sum, mean, max, min) over ranks."""
+    """Every rank gets the elementwise ``op`` (sum, mean, max, min) over ranks.
+    ``bucketable=False``: never merged into a bucket by the compile pass
+    (``autobucket.py``)."""
 
-    __props__ = ("op", "comm_key")
+    __props__ = ("op", "comm_key", "bucketable")
 
-    def __init__(self, op="sum", comm=None):
+    def __init__(self, op="sum", comm=None, bucketable=True):
         if op not in REDUCE_OPS:
             raise ValueError(f"allreduce: op must be one of {REDUCE_OPS}, got {op!r}")
         super().__init__(comm)
         self.op = op
+        self.bucketable = bool(bucketable)
+
+    def __setstate__(self, state):
+        state.setdefault("bucketable", True)     # (pickled before the flag existed)
+        super().__setstate__(state)
 
     def __str__(self):
         return f"allreduce{{{self.op}}}"
