@@ -155,7 +155,24 @@ def weak_scaling(rounds, report):
            f"ms/step" if alone is not None else "")
 
 
+def no_huge_pages():
+    """Stop NumPy asking for transparent huge pages on large arrays. With
+    THP on 'madvise' and few huge pages free, the buffers allocated first
+    get them and run ~1.5x faster in MPICH (16 MB: 14.5 vs 23 ms here), so
+    the comparison favoured whichever side allocated first; without them
+    both sides use the same pages. (A private NumPy switch: skipped if gone.)"""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        try:
+            from numpy.core.multiarray import _set_madvise_hugepage
+        except ImportError:
+            return
+    _set_madvise_hugepage(False)
+
+
 def main():
+    no_huge_pages()
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     args = parser.parse_args()
