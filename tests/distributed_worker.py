@@ -210,6 +210,21 @@ def check_shape_mismatch():
             raise AssertionError(f"different bucket shapes (overlap={overlap}) did not raise")
 
 
+def check_shape_messages_only_on_change():
+    """A rank sends a shape check when an op's shapes differ from those it
+    last verified, so fixed shapes cost one message, at the first call."""
+    from tracegrad.distributed.ops import CHECKS_SENT
+    xs = [T.dvector("a"), T.dmatrix("b")]
+    f = tg.function(xs, dist.allreduce_many(xs, "sum") + [dist.allreduce(xs[0])])
+    sent = []
+    for n in (3, 3, 3, 5, 5):
+        before = CHECKS_SENT[0]
+        got = f(np.full(n, 1.0), np.ones((2, n)))
+        sent.append(CHECKS_SENT[0] - before)
+        np.testing.assert_array_equal(got[0], np.full(n, float(P)))
+    assert sent == [2, 0, 0, 2, 0], sent        # (the bucket and the allreduce)
+
+
 def check_sub_communicator():
     """Ops built after ``set_comm(sub)`` reduce over ``sub`` only."""
     sub = COMM.Split(R % 2, R)
@@ -231,6 +246,7 @@ def case_collectives():
     check_ties()
     check_bucketing()
     check_shape_mismatch()
+    check_shape_messages_only_on_change()
     check_sub_communicator()
     check_scan()
 
@@ -351,6 +367,17 @@ def check_device_gradients_and_buckets():
         calls = fake_nccl.CALLS[before:]
         # one NCCL allreduce per dtype bucket: 18 float64 values, 5 float32
         assert sorted(c[1] for c in calls if c[0] == "allReduce") == [5, 18], calls
+
+
+def case_shape_changes_alone():
+    """Rank 1's shapes change at the second call and rank 0's do not: rank 1
+    checks, rank 0 (nothing changed) goes on to the allreduce; rank 1 gives
+    up after TRACEGRAD_CHECK_TIMEOUT and aborts the job with the reason."""
+    x = T.dvector("x")
+    f = tg.function([x], dist.allreduce(x))
+    f(np.zeros(3))
+    f(np.zeros(3 + R))
+    raise AssertionError("unreachable: the ranks' shapes differ at the second call")
 
 
 def case_raise():

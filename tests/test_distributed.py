@@ -82,11 +82,12 @@ def test_mismatched_scan_bodies_give_the_error_on_every_rank():
     # a different op before the body's collective, and a body without it
     proc = mpirun(2, WORKER, "scan_mismatch")
     _ok(proc, "scan_mismatch", 2)
-    for variant in ("op", "missing"):
-        lines = [ln for ln in proc.stdout.splitlines() if f"({variant}):" in ln]
-        assert len(lines) == 2, proc.stdout
-        assert all("First difference at step " in ln and " of inner of step 3" in ln
-                   for ln in lines), lines
+    # (the ranks' lines may interleave in mpiexec's output: count substrings)
+    out = proc.stdout
+    for variant, step in (("op", 0), ("missing", 1)):
+        for r in range(2):
+            assert f"error on rank {r} ({variant}): " in out, out
+        assert out.count(f"First difference at step {step} of inner of step 3: ") >= 2, out
 
 
 @needs_mpiexec
@@ -99,6 +100,19 @@ def test_a_rank_whose_graph_has_no_collective_ends_the_job_after_the_timeout():
     assert proc.returncode != 0
     assert "rank 0 of 2 waited 2 s" in proc.stderr and "MPI_Abort" in proc.stderr, proc.stderr
     assert "OK no_collective_on_one_rank rank 0" not in proc.stdout
+    assert elapsed < 40, elapsed
+
+
+@needs_mpiexec
+def test_shapes_changing_on_one_rank_only_end_the_job_after_the_timeout():
+    start = time.perf_counter()
+    proc = mpirun(2, WORKER, "shape_changes_alone", timeout=60,
+                  env={"TRACEGRAD_CHECK_TIMEOUT": "2"})
+    elapsed = time.perf_counter() - start
+    assert proc.returncode != 0
+    assert "rank 1 of 2: the shapes of allreduce{sum} changed at this call ((4,))" \
+        in proc.stderr and "MPI_Abort" in proc.stderr, proc.stderr
+    assert "OK shape_changes_alone" not in proc.stdout
     assert elapsed < 40, elapsed
 
 

@@ -38,7 +38,8 @@ from mpi4py import MPI
 
 import tracegrad.tensor as T
 from tracegrad.distributed import nccl
-from tracegrad.distributed.state import DistributedError, check_shapes_enabled, current
+from tracegrad.distributed.state import (CHECK_TIMEOUT_S, DistributedError,
+                                         check_shapes_enabled, current, wait_or_abort)
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
@@ -148,37 +149,71 @@ def device_unpack(flat, shapes):
     return tuple(out) if len(out) > 1 else out[0]
 
 
-def check_shapes(comm, shapes, what):
+# Shape checks travel on a duplicate of each communicator (made at its
+# first check, which every rank reaches together), so that a check message
+# can never be matched with a data collective (see ``start_check``).
+_CHECK_COMMS = {}
+CHECKS_SENT = [0]   # (a counter the tests read)
+
+
+def _check_comm(comm):
+    dup = _CHECK_COMMS.get(comm.py2f())
+    if dup is None:
+        dup = _CHECK_COMMS[comm.py2f()] = comm.Dup()
+    return dup
+
+
+def check_shapes(comm, shapes, what, owner=None):
     """Every rank holds ``shapes`` (a list of tuples of the same ranks on
-    every rank, the graphs being equal); else ``DistributedError`` on all.
-    Skipped after ``set_check_shapes(False)``."""
-    finish_check(start_check(comm, shapes), comm, shapes, what)
+    every rank, the graphs being equal); else ``DistributedError`` on all
+    (``start_check`` for when a message is sent). Skipped after
+    ``set_check_shapes(False)``."""
+    finish_check(start_check(comm, shapes, owner), comm, shapes, what, owner)
 
 
-def start_check(comm, shapes):
-    """Start ``check_shapes`` (an ``Iallreduce`` of the shapes): its
-    latency then overlaps what the caller does before ``finish_check``
-    (a bucket's packing). ``None`` when there is nothing to check."""
+def start_check(comm, shapes, owner=None):
+    """Start ``check_shapes``: an ``Iallreduce`` of the shapes on the
+    check communicator, whose latency then overlaps what the caller does
+    before ``finish_check`` (a bucket's packing). ``None``: no message.
+
+    No message either when ``owner`` (the op) last verified these very
+    shapes: in a correct program every rank's shapes are equal at every
+    call, so every rank sees the same "changed since last time" and all
+    check, or none does; training with fixed shapes then pays no message
+    after the first step. A rank whose shapes changed alone (the others'
+    did not: they now differ) checks while the others go on to the data
+    collective on the other communicator; it waits ``CHECK_TIMEOUT_S``,
+    says so and aborts the job (``finish_check``)."""
     if comm.Get_size() == 1 or not check_shapes_enabled():
         return None
-    mine = np.array([n for s in shapes for n in s], dtype=np.int64)
-    if mine.size == 0:
+    if owner is not None and owner.__dict__.get("_checked") == shapes:
         return None
-    both = np.concatenate([mine, -mine])
+    mine = np.array([n for s in shapes for n in s], dtype=np.int64)
+    if mine.size == 0:      # (0-d tensors only: nothing can differ)
+        return None
+    both = np.concatenate([mine, -mine])     # (max of both: equal iff all equal)
     out = np.empty_like(both)
-    return comm.Iallreduce(both, out, op=MPI.MAX), mine, out
+    CHECKS_SENT[0] += 1
+    return _check_comm(comm).Iallreduce(both, out, op=MPI.MAX), both, out
 
 
-def finish_check(pending, comm, shapes, what):
+def finish_check(pending, comm, shapes, what, owner=None):
     """Wait for ``start_check``'s message; ``DistributedError`` on every
     rank when the shapes differ."""
     if pending is None:
         return
-    request, mine, out = pending
-    request.Wait()
-    if np.array_equal(out[:mine.size], mine) and np.array_equal(-out[mine.size:], mine):
+    request, both, out = pending
+    wait_or_abort(request, CHECK_TIMEOUT_S, lambda: (
+        f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()}: the shapes "
+        f"of {what} changed at this call ({', '.join(map(str, shapes))}) and the other "
+        f"ranks did not come to compare theirs within {CHECK_TIMEOUT_S:g} s: theirs did "
+        "not change, so the ranks' shapes differ now (or a rank is stuck). Calling "
+        "MPI_Abort (TRACEGRAD_CHECK_TIMEOUT sets the wait)\n"))
+    if np.array_equal(out, both):
+        if owner is not None:
+            owner.__dict__["_checked"] = list(shapes)
         return
-    every = comm.allgather(shapes)      # (the error path only: small, pickled)
+    every = _check_comm(comm).allgather(shapes)     # (the error path only: pickled)
     listed = "; ".join(f"rank {r}: {', '.join(map(str, s))}" for r, s in enumerate(every))
     raise DistributedError(f"{what}: the ranks' shapes differ ({listed}); every rank "
                            "must pass arrays of the same shape")
@@ -197,7 +232,7 @@ class Collective(Op):
     def __getstate__(self):
         # A communicator cannot be pickled: an unpickled op uses ``comm`` then.
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("comm", "comm_key", "_scratch")}
+                if k not in ("comm", "comm_key", "_scratch", "_checked")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -243,7 +278,7 @@ class Allreduce(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
-        check_shapes(self.comm, [x.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
         gpu = on_device(self.comm, xp, x.dtype, self.op)
         if gpu is not None:
             return gpu.allreduce(x, self.op)
@@ -287,7 +322,7 @@ class Broadcast(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
-        check_shapes(self.comm, [x.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
         gpu = on_device(self.comm, xp, x.dtype)
         if gpu is not None:
             return gpu.broadcast(x, self.root)
@@ -324,7 +359,7 @@ class Reduce(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
-        check_shapes(self.comm, [x.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
         gpu = on_device(self.comm, xp, x.dtype, "sum")
         if gpu is not None:
             return gpu.reduce(x, self.root)
@@ -371,7 +406,7 @@ class Allgather(Collective):
         return self._one(x, shape=tuple(shape))
 
     def impl(self, xp, x):
-        check_shapes(self.comm, [x.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
         gpu = on_device(self.comm, xp, x.dtype)
         if gpu is not None:
             return gpu.allgather(x, self.axis)
@@ -422,7 +457,7 @@ class ReduceScatter(Collective):
         if x.shape[self.axis] % p:
             raise DistributedError(f"{self}: length {x.shape[self.axis]} of axis {self.axis} "
                                    f"does not split into {p} equal chunks")
-        check_shapes(self.comm, [x.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
         gpu = on_device(self.comm, xp, x.dtype, "sum")
         if gpu is not None:
             return gpu.reduce_scatter(x, self.axis)
@@ -468,11 +503,11 @@ class AllreduceBucket(Collective):
         shapes = [x.shape for x in xs]
         gpu = on_device(self.comm, xp, xs[0].dtype, self.op)
         if gpu is not None:     # (packed on the device: one NCCL call)
-            check_shapes(self.comm, shapes, str(self))
+            check_shapes(self.comm, shapes, str(self), self)
             flat = xp.concatenate([x.reshape(-1) for x in xs])
             return device_unpack(gpu.allreduce_flat(flat, self.op), shapes)
         if len(xs) == 1:        # (nothing to pack: reduce straight into the output)
-            check_shapes(self.comm, shapes, str(self))
+            check_shapes(self.comm, shapes, str(self), self)
             a = _host(xp, xs[0])
             out = scratch(self, "out", a.shape, a.dtype)
             self.comm.Allreduce(a, out, op=MPI.SUM)
@@ -481,9 +516,9 @@ class AllreduceBucket(Collective):
             return _device(xp, out, xs[0].dtype)
         # (pack + in-place reduce costs what a raw out-of-place Allreduce
         # does: MPICH copies the send buffer into the receive buffer first)
-        pending = start_check(self.comm, shapes)
+        pending = start_check(self.comm, shapes, self)
         flat = pack(self, xp, xs)
-        finish_check(pending, self.comm, shapes, str(self))
+        finish_check(pending, self.comm, shapes, str(self), self)
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         if self.op == "mean":
             flat /= self.comm.Get_size()

@@ -55,14 +55,14 @@ class IallreduceStart(Collective):
         shapes = [x.shape for x in xs]
         gpu = on_device(self.comm, xp, xs[0].dtype, "sum")
         if gpu is not None:
-            check_shapes(self.comm, shapes, str(self))
+            check_shapes(self.comm, shapes, str(self), self)
             # (enqueued on the current stream: what reads it later waits for it)
             flat = gpu.allreduce_flat(xp.concatenate([x.reshape(-1) for x in xs]), "sum")
             _PENDING[id(flat)] = (None, flat)
             return flat
-        pending = start_check(self.comm, shapes)
+        pending = start_check(self.comm, shapes, self)
         flat = pack(self, xp, xs)
-        finish_check(pending, self.comm, shapes, str(self))
+        finish_check(pending, self.comm, shapes, str(self), self)
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
 

@@ -43,7 +43,6 @@ waited and why that happens and calls ``MPI_Abort``.
 import hashlib
 import os
 import sys
-import time
 import traceback
 
 import numpy as np
@@ -51,7 +50,7 @@ from mpi4py import MPI
 
 from tracegrad.compile.runtime import RUN_HOOKS
 from tracegrad.distributed.ops import Collective
-from tracegrad.distributed.state import DistributedError, on_error
+from tracegrad.distributed.state import DistributedError, hard_abort, on_error, wait_or_abort
 from tracegrad.scan.body import InnerGraph
 from tracegrad.trace import toposort
 
@@ -102,27 +101,14 @@ def _gather_digests(comm, digest):
     """Every rank's digest (``Iallgather``), waiting at most
     ``GRAPH_CHECK_TIMEOUT_S`` (then the job is aborted: module doc)."""
     every = np.empty((comm.Get_size(), digest.size), np.uint8)
-    request = comm.Iallgather(digest, every)
-    deadline = time.monotonic() + GRAPH_CHECK_TIMEOUT_S
-    pause = 1e-5
-    while not request.Test():
-        if time.monotonic() > deadline:
-            _timeout_abort(comm)
-        time.sleep(pause)
-        pause = min(2 * pause, 0.01)
-    return every
-
-
-def _timeout_abort(comm):
-    sys.stderr.write(
+    wait_or_abort(comm.Iallgather(digest, every), GRAPH_CHECK_TIMEOUT_S, lambda: (
         f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()} waited "
         f"{GRAPH_CHECK_TIMEOUT_S:g} s for the other ranks at the compile-time graph check of "
         "a function with collectives; a rank that never gets there compiled this function "
         "without any collective (e.g. its scan body or ifelse branch lacks the collective "
         "the others have), compiles functions in another order, or is stuck. Calling "
-        "MPI_Abort (TRACEGRAD_GRAPH_CHECK_TIMEOUT sets the wait)\n")
-    sys.stderr.flush()
-    _hard_abort(MPI.COMM_WORLD)
+        "MPI_Abort (TRACEGRAD_GRAPH_CHECK_TIMEOUT sets the wait)\n"))
+    return every
 
 
 def check_same_graph(comm, nodes):
@@ -160,26 +146,7 @@ def _abort(exc):
         "calling MPI_Abort so that the other ranks do not wait for it forever "
         "(tracegrad.distributed.set_on_error('raise') to handle it yourself)\n")
     sys.stderr.flush()
-    _hard_abort(comm)
-
-
-# Seconds the aborting rank waits after writing its message: mpiexec
-# forwards a rank's stderr through a pipe, and MPI_Abort kills the job,
-# pipes included, at once; without the wait the message was lost in about
-# one run in ten (seen in the test suite). Not tuned further.
-ABORT_GRACE_S = 0.3
-
-
-def _hard_abort(comm):
-    import time
-    try:
-        os.fsync(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
-    time.sleep(ABORT_GRACE_S)
-    comm.Abort(1)
-    # (MPICH's MPI_Abort may return once it has told mpiexec; never go on)
-    os._exit(1)
+    hard_abort(comm)
 
 
 def guard(run):
@@ -220,7 +187,7 @@ def _excepthook(kind, value, tb):
     sys.stderr.write(f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
                      f"ended with an uncaught {kind.__name__}; calling MPI_Abort\n")
     sys.stderr.flush()
-    _hard_abort(comm)
+    hard_abort(comm)
 
 
 _previous_hook = sys.excepthook
