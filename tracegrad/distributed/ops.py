@@ -18,9 +18,10 @@ hashed like any other. Conventions:
   CuPy arrays (``device='cuda'``) go through NCCL where it is available
   (``nccl.py``; ``set_gpu_collectives``), else are copied to the host and
   back.
-- Before each collective the ranks check that their shapes agree (one tiny
-  ``Allreduce`` of the shape): a mismatch raises ``DistributedError`` on
-  every rank instead of corrupting memory or hanging.
+- When a collective's shapes changed since it last verified them, the
+  ranks check that they agree (one tiny ``Iallreduce``, ``start_check``):
+  a mismatch raises ``DistributedError`` on every rank (or ends the job
+  with the reason) instead of corrupting memory or hanging.
 - Result buffers are reused from call to call (``scratch``) while nothing
   outside the op still holds the previous result: MPICH reduces into a
   freshly allocated buffer 2-3x slower than into one it has used before

@@ -68,12 +68,13 @@ def check_shapes_enabled():
 
 
 def set_check_shapes(enabled):
-    """``True`` (default): before each collective the ranks compare their
-    input shapes (one small extra ``Allreduce``), so that different shapes
-    raise ``DistributedError`` on every rank; ``False`` saves that message
-    (latency-bound small collectives get faster) at the price of MPI's
-    behaviour on mismatched counts (an error, a hang or corrupt values).
-    Static shapes are compared anyway, at compile time, with the graph."""
+    """``True`` (default): when a collective's input shapes differ from
+    those it last verified, the ranks compare them (one small message), so
+    that different shapes raise ``DistributedError`` on every rank, or end
+    the job with the reason (``ops.start_check``); ``False``: never, at the
+    price of MPI's behaviour on mismatched counts (an error, a hang or
+    corrupt values). Static shapes are compared anyway, at compile time,
+    with the graph."""
     _STATE["check_shapes"] = bool(enabled)
 
 
