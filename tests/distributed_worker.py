@@ -213,7 +213,7 @@ def check_shape_mismatch():
 def check_shape_messages_only_on_change():
     """A rank sends a shape check when an op's shapes differ from those it
     last verified, so fixed shapes cost one message, at the first call."""
-    from tracegrad.distributed.ops import CHECKS_SENT
+    from tracegrad.distributed.checks import CHECKS_SENT
     xs = [T.dvector("a"), T.dmatrix("b")]
     f = tg.function(xs, dist.allreduce_many(xs, "sum") + [dist.allreduce(xs[0])])
     sent = []

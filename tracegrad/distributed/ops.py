@@ -19,28 +19,23 @@ hashed like any other. Conventions:
   (``nccl.py``; ``set_gpu_collectives``), else are copied to the host and
   back.
 - When a collective's shapes changed since it last verified them, the
-  ranks check that they agree (one tiny ``Iallreduce``, ``start_check``):
-  a mismatch raises ``DistributedError`` on every rank (or ends the job
-  with the reason) instead of corrupting memory or hanging.
-- Result buffers are reused from call to call (``scratch``) while nothing
-  outside the op still holds the previous result: MPICH reduces into a
-  freshly allocated buffer 2-3x slower than into one it has used before
-  (first-touch page faults and its shared-memory path's per-buffer setup;
-  measured in bench/distributed.py), which made the bucketed path far
-  slower than a raw ``Allreduce`` on a reused buffer.
+  ranks check that they agree (``checks.py``): a mismatch raises
+  ``DistributedError`` on every rank (or ends the job with the reason)
+  instead of corrupting memory or hanging.
+- Result buffers are reused from call to call while nothing outside the op
+  still holds the previous result (``buffers.scratch``: MPICH is 2-5x
+  slower into a fresh buffer).
 - Declared ``constant_foldable = False`` (a collective's value depends on
   the other ranks); no elementwise ``scalar_op``, so never fused.
 """
-import math
-import sys
-
 import numpy as np
 from mpi4py import MPI
 
 import tracegrad.tensor as T
-from tracegrad.distributed import nccl
-from tracegrad.distributed.state import (CHECK_TIMEOUT_S, DistributedError,
-                                         check_shapes_enabled, current, wait_or_abort)
+from tracegrad.distributed.buffers import (_device, _host, device_unpack, on_device, pack,
+                                           scratch, unpack)
+from tracegrad.distributed.checks import check_shapes, finish_check, start_check
+from tracegrad.distributed.state import DistributedError, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
@@ -52,172 +47,6 @@ __all__ = ["allreduce", "broadcast", "reduce", "allgather", "reduce_scatter",
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
 _MPI_OP = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
-
-
-# ------------------------------------------------------------ buffers
-def _host(xp, x):
-    """``x`` as a C-contiguous NumPy array in a dtype MPI carries."""
-    a = x if xp is np else xp.asnumpy(x)
-    if a.dtype == np.float16:
-        a = a.astype(np.float32)
-    elif a.dtype == np.bool_:
-        a = a.astype(np.uint8)
-    # (not ``np.ascontiguousarray``: it makes a 0-d array 1-d)
-    return a if a.flags.c_contiguous else a.copy(order="C")
-
-
-def _device(xp, a, dtype):
-    a = a.astype(dtype, copy=False)
-    return a if xp is np else xp.asarray(a)
-
-
-def _calibrate():
-    holder = {"buf": np.empty(1)}
-    buf = holder["buf"]
-    return sys.getrefcount(buf)
-
-
-# References to a cached buffer that nothing else holds, as counted in
-# ``scratch`` (the cache's, the local name's, getrefcount's argument's).
-_UNSHARED_REFS = _calibrate()
-
-
-def scratch(owner, key, shape, dtype):
-    """A C-contiguous NumPy buffer of ``shape`` and ``dtype``, the same one
-    as at ``owner``'s previous call with this ``key`` when nothing else
-    (a result, a view of one, an MPI request) still references it; else a
-    new one, cached for the next call. Its contents are undefined."""
-    cache = owner.__dict__.setdefault("_scratch", {})
-    buf = cache.get(key)
-    if (buf is not None and sys.getrefcount(buf) <= _UNSHARED_REFS
-            and buf.shape == shape and buf.dtype == dtype):
-        return buf
-    buf = cache[key] = np.empty(shape, dtype)
-    return buf
-
-
-def wire_dtype(dtype):
-    """The dtype ``dtype`` travels as (MPI has no float16 nor bool)."""
-    dtype = np.dtype(dtype)
-    return _WIRE.get(dtype, dtype)
-
-
-_WIRE = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.bool_): np.dtype(np.uint8)}
-
-
-def pack(owner, xp, xs):
-    """``xs`` (arrays of one dtype, any layout) laid end to end, in C
-    order, in ``owner``'s reusable flat host buffer (``scratch``): one copy
-    in one NumPy call (CuPy arrays: joined on the device, one transfer)."""
-    flat = scratch(owner, "flat", (sum(x.size for x in xs),), wire_dtype(xs[0].dtype))
-    if xp is np:
-        np.concatenate(xs, axis=None, out=flat)
-    else:
-        flat[...] = xp.asnumpy(xp.concatenate([x.reshape(-1) for x in xs]))
-    return flat
-
-
-def unpack(xp, flat, shapes, dtype):
-    """Views of ``flat`` with ``shapes`` (on the device for CuPy): one
-    array, or a tuple of them for several."""
-    out, at = [], 0
-    for shape in shapes:
-        n = math.prod(shape)    # (np.prod costs ~4 us a call: 64 tensors, 0.25 ms)
-        view = flat[at:at + n].reshape(shape)
-        out.append(view if xp is np and view.dtype == dtype else _device(xp, view, dtype))
-        at += n
-    return tuple(out) if len(out) > 1 else out[0]
-
-
-def on_device(comm, xp, dtype, op=None):
-    """The NCCL runner to use for device arrays of ``dtype`` reduced with
-    ``op`` (``None``: data that only moves), or ``None``: the host path."""
-    if xp is np:
-        return None
-    run = nccl.runner(comm, xp)
-    if run is None or (op is not None and not run.carries(dtype, op)):
-        return None
-    return run
-
-
-def device_unpack(flat, shapes):
-    """Views of the device buffer ``flat`` with ``shapes``."""
-    out, at = [], 0
-    for shape in shapes:
-        n = math.prod(shape)
-        out.append(flat[at:at + n].reshape(shape))
-        at += n
-    return tuple(out) if len(out) > 1 else out[0]
-
-
-# Shape checks travel on a duplicate of each communicator (made at its
-# first check, which every rank reaches together), so that a check message
-# can never be matched with a data collective (see ``start_check``).
-_CHECK_COMMS = {}
-CHECKS_SENT = [0]   # (a counter the tests read)
-
-
-def _check_comm(comm):
-    dup = _CHECK_COMMS.get(comm.py2f())
-    if dup is None:
-        dup = _CHECK_COMMS[comm.py2f()] = comm.Dup()
-    return dup
-
-
-def check_shapes(comm, shapes, what, owner=None):
-    """Every rank holds ``shapes`` (a list of tuples of the same ranks on
-    every rank, the graphs being equal); else ``DistributedError`` on all
-    (``start_check`` for when a message is sent). Skipped after
-    ``set_check_shapes(False)``."""
-    finish_check(start_check(comm, shapes, owner), comm, shapes, what, owner)
-
-
-def start_check(comm, shapes, owner=None):
-    """Start ``check_shapes``: an ``Iallreduce`` of the shapes on the
-    check communicator, whose latency then overlaps what the caller does
-    before ``finish_check`` (a bucket's packing). ``None``: no message.
-
-    No message either when ``owner`` (the op) last verified these very
-    shapes: in a correct program every rank's shapes are equal at every
-    call, so every rank sees the same "changed since last time" and all
-    check, or none does; training with fixed shapes then pays no message
-    after the first step. A rank whose shapes changed alone (the others'
-    did not: they now differ) checks while the others go on to the data
-    collective on the other communicator; it waits ``CHECK_TIMEOUT_S``,
-    says so and aborts the job (``finish_check``)."""
-    if comm.Get_size() == 1 or not check_shapes_enabled():
-        return None
-    if owner is not None and owner.__dict__.get("_checked") == shapes:
-        return None
-    mine = np.array([n for s in shapes for n in s], dtype=np.int64)
-    if mine.size == 0:      # (0-d tensors only: nothing can differ)
-        return None
-    both = np.concatenate([mine, -mine])     # (max of both: equal iff all equal)
-    out = np.empty_like(both)
-    CHECKS_SENT[0] += 1
-    return _check_comm(comm).Iallreduce(both, out, op=MPI.MAX), both, out
-
-
-def finish_check(pending, comm, shapes, what, owner=None):
-    """Wait for ``start_check``'s message; ``DistributedError`` on every
-    rank when the shapes differ."""
-    if pending is None:
-        return
-    request, both, out = pending
-    wait_or_abort(request, CHECK_TIMEOUT_S, lambda: (
-        f"tracegrad.distributed: rank {comm.Get_rank()} of {comm.Get_size()}: the shapes "
-        f"of {what} changed at this call ({', '.join(map(str, shapes))}) and the other "
-        f"ranks did not come to compare theirs within {CHECK_TIMEOUT_S:g} s: theirs did "
-        "not change, so the ranks' shapes differ now (or a rank is stuck). Calling "
-        "MPI_Abort (TRACEGRAD_CHECK_TIMEOUT sets the wait)\n"))
-    if np.array_equal(out, both):
-        if owner is not None:
-            owner.__dict__["_checked"] = list(shapes)
-        return
-    every = _check_comm(comm).allgather(shapes)     # (the error path only: pickled)
-    listed = "; ".join(f"rank {r}: {', '.join(map(str, s))}" for r, s in enumerate(every))
-    raise DistributedError(f"{what}: the ranks' shapes differ ({listed}); every rank "
-                           "must pass arrays of the same shape")
 
 
 class Collective(Op):

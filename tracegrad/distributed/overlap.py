@@ -25,8 +25,9 @@ differentiate through ``overlap=False`` buckets instead.
 """
 from mpi4py import MPI
 
-from tracegrad.distributed.ops import (Collective, check_shapes, device_unpack,
-                                       finish_check, on_device, pack, start_check, unpack)
+from tracegrad.distributed.buffers import device_unpack, on_device, pack, unpack
+from tracegrad.distributed.checks import check_shapes, finish_check, start_check
+from tracegrad.distributed.ops import Collective
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply

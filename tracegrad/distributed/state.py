@@ -71,7 +71,7 @@ def set_check_shapes(enabled):
     """``True`` (default): when a collective's input shapes differ from
     those it last verified, the ranks compare them (one small message), so
     that different shapes raise ``DistributedError`` on every rank, or end
-    the job with the reason (``ops.start_check``); ``False``: never, at the
+    the job with the reason (``checks.start_check``); ``False``: never, at the
     price of MPI's behaviour on mismatched counts (an error, a hang or
     corrupt values). Static shapes are compared anyway, at compile time,
     with the graph."""
@@ -118,7 +118,7 @@ def hard_abort(comm):
 SPIN_TESTS = 1000
 
 # Seconds a rank waits for the others' shapes when its own changed
-# (``ops.finish_check``); environment variable ``TRACEGRAD_CHECK_TIMEOUT``.
+# (``checks.finish_check``); environment variable ``TRACEGRAD_CHECK_TIMEOUT``.
 CHECK_TIMEOUT_S = float(os.environ.get("TRACEGRAD_CHECK_TIMEOUT", "300"))
 
 
