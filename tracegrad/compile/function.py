@@ -206,6 +206,7 @@ class DebugFunction(Function):
 def _optimize_without(fgraph, mode, device, skipped):
     """``pipeline.optimize_graph`` without the stages in ``skipped``."""
     pipeline.rewrite(fgraph, mode, device)
+    pipeline.graph_passes(fgraph, mode, device)
     if "fusion" not in skipped:
         pipeline.fuse(fgraph, mode, device)
     if "inplace" not in skipped:
