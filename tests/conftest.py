@@ -37,6 +37,18 @@ def _select_cpu_tier():
 _select_cpu_tier()
 
 
+@pytest.fixture
+def numpy_tier(monkeypatch):
+    """The NumPy tier for this test, whatever TRACEGRAD_TEST_CPU_CODEGEN
+    selects: for tests of the NumPy program's own machinery (its blocks
+    and threads, generated block functions, the table interpreter), which
+    calls taken by the compiled tier never reach. The compiled tier's
+    counterparts (layouts, threads, in-place writes) are in
+    tests/test_backend_c.py."""
+    import tracegrad as tg
+    monkeypatch.setattr(tg.config, "cpu_codegen", "numpy")
+
+
 # ------------------------------------------------------------ GPU tests
 # Tests marked ``gpu`` need CuPy and a CUDA device; without them they are
 # skipped (with the reason), never failed. CuPy is imported only when the

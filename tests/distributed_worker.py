@@ -19,6 +19,7 @@ from mpi4py import MPI
 import tracegrad as tg
 import tracegrad.distributed as dist
 import tracegrad.tensor as T
+from tracegrad.distributed import safety
 
 COMM = MPI.COMM_WORLD
 R, P = COMM.Get_rank(), COMM.Get_size()
@@ -71,11 +72,16 @@ def cases():
     }
 
 
-def check_value(name, build, ref, shape, dtype):
+def check_value(name, build, ref, shape, dtype, device="cpu"):
     x = sym(dtype, len(shape))
-    f = tg.function([x], build(x))
+    f = tg.function([x], build(x), device=device)
     a = draw(shape, dtype, seed=len(name))
+    other = draw(shape, dtype, seed=len(name) + 50)
+    f(other)            # (its result dropped: the next call reuses its buffers)
     got = f(a)
+    f(other)            # (``got`` is kept: this call must not write over it)
+    if device != "cpu":
+        got = got.get()
     want = np.asarray(ref(COMM.allgather(a)))
     assert got.dtype == np.dtype(dtype), f"{name}: dtype {got.dtype} != {dtype}"
     assert got.shape == want.shape, f"{name} {dtype}: shape {got.shape} != {want.shape}"
@@ -153,7 +159,13 @@ def check_bucketing():
         cost = sum(T.sum(r ** 2) for r in red)
         f = tg.function(xs, red + tg.grad(cost, xs))
         results[label] = f(*arrays)
-    for label in ("one bucket", "small buckets"):
+    # plain allreduces, one per tensor, bucketed by the compile pass
+    red = [dist.allreduce(o, "mean") for o in outs]
+    cost = sum(T.sum(r ** 2) for r in red)
+    f = tg.function(xs, red + tg.grad(cost, xs))
+    assert sum(isinstance(s.node.op, dist.AllreduceBucket) for s in f.schedule.steps) >= 2
+    results["compile pass"] = f(*arrays)
+    for label in ("one bucket", "small buckets", "compile pass"):
         for got, want in zip(results[label], results["per-tensor"]):
             np.testing.assert_array_equal(got, want, err_msg=f"{label} != per-tensor")
     check_overlap(xs, outs, arrays, results["per-tensor"][:len(outs)])
@@ -185,6 +197,32 @@ def check_shape_mismatch():
         assert "shapes differ" in str(exc) and "rank 1: (4,)" in str(exc), str(exc)
     else:
         raise AssertionError("different shapes on the ranks did not raise")
+    # a bucket: the check overlaps the packing (start_check / finish_check)
+    ys = [T.dvector("y"), T.dmatrix("z")]
+    for overlap in (False, True):
+        g = tg.function(ys, dist.allreduce_many(ys, "sum", overlap=overlap,
+                                                shapes=[(3 + R,), (2, 2)]))
+        try:
+            g(np.zeros(3 + R), np.zeros((2, 2)))
+        except dist.DistributedError as exc:
+            assert "shapes differ" in str(exc) and "rank 1: (4,), (2, 2)" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"different bucket shapes (overlap={overlap}) did not raise")
+
+
+def check_shape_messages_only_on_change():
+    """A rank sends a shape check when an op's shapes differ from those it
+    last verified, so fixed shapes cost one message, at the first call."""
+    from tracegrad.distributed.checks import CHECKS_SENT
+    xs = [T.dvector("a"), T.dmatrix("b")]
+    f = tg.function(xs, dist.allreduce_many(xs, "sum") + [dist.allreduce(xs[0])])
+    sent = []
+    for n in (3, 3, 3, 5, 5):
+        before = CHECKS_SENT[0]
+        got = f(np.full(n, 1.0), np.ones((2, n)))
+        sent.append(CHECKS_SENT[0] - before)
+        np.testing.assert_array_equal(got[0], np.full(n, float(P)))
+    assert sent == [2, 0, 0, 2, 0], sent        # (the bucket and the allreduce)
 
 
 def check_sub_communicator():
@@ -208,7 +246,9 @@ def case_collectives():
     check_ties()
     check_bucketing()
     check_shape_mismatch()
+    check_shape_messages_only_on_change()
     check_sub_communicator()
+    check_scan()
 
 
 def case_mismatch():
@@ -222,6 +262,122 @@ def case_mismatch():
         print(f"error on rank {R}: {text}")
     else:
         raise AssertionError("different graphs compiled without an error")
+
+
+def check_scan():
+    """Collectives inside a scan body: values and gradient of the global
+    cost; the function is checked and guarded like any other."""
+    x = T.dmatrix("x")
+
+    def body(row, acc):
+        return acc + dist.allreduce(T.tanh(row), "sum")
+
+    ys, _ = tg.scan(body, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+    f = tg.function([x], ys)
+    assert any(isinstance(n.op, dist.Collective) for _, n in
+               safety.flat_steps([s.node for s in f.schedule.steps])), "collective not seen"
+    a = draw((3, 2), "float64", seed=5)
+    want = np.cumsum(sum(np.tanh(b) for b in COMM.allgather(a)), axis=0)
+    np.testing.assert_allclose(f(a), want, rtol=1e-12, err_msg=f"scan value, rank {R}")
+    cost = T.sum(ys[-1] * np.array([1.0, -2.0]))
+    g = tg.function([x], tg.grad(cost, x))(a)
+    np.testing.assert_allclose(g, global_fd_grad(tg.function([x], cost), a), rtol=1e-6,
+                               atol=1e-8, err_msg=f"scan gradient, rank {R}")
+
+
+def case_scan_mismatch():
+    """Ranks whose scan bodies differ get the error at compile time: in the
+    op before the collective, and a body without the collective at all
+    (the outer graph has one elsewhere, so every rank checks)."""
+    x = T.dmatrix("x")
+    bodies = {"op": lambda row, acc: acc + dist.allreduce(T.exp(row)),
+              "missing": lambda row, acc: acc + T.tanh(row)}
+    for variant, other in bodies.items():
+        body = (lambda row, acc: acc + dist.allreduce(T.tanh(row))) if R == 0 else other
+        ys, _ = tg.scan(body, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+        try:
+            tg.function([x], [ys, dist.allreduce(T.sum(x))])
+        except dist.DistributedError as exc:
+            text = str(exc)
+            assert "different graphs" in text and " of inner of step " in text, text
+            print(f"error on rank {R} ({variant}): {text}")
+        else:
+            raise AssertionError(f"different scan bodies ({variant}) compiled without an error")
+
+
+def case_no_collective_on_one_rank():
+    """Rank 1's graph has no collective at all (its scan body lacks the
+    allreduce): rank 0 waits at most TRACEGRAD_GRAPH_CHECK_TIMEOUT, then aborts."""
+    x = T.dmatrix("x")
+    step = (lambda row, acc: acc + dist.allreduce(row)) if R == 0 else \
+        (lambda row, acc: acc + row)
+    ys, _ = tg.scan(step, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+    tg.function([x], ys)
+    if R == 0:
+        raise AssertionError("unreachable: rank 0 waits for rank 1 at the graph check")
+
+
+def case_nccl():
+    """``device='cuda'`` collectives through the NCCL runner, on the fake
+    CuPy with the fake NCCL (tests/fake_nccl.py: real MPI data movement
+    behind raw device pointers): values, gradients, buckets, and the
+    communicator built from rank 0's broadcast unique id."""
+    import fake_cupy
+    import fake_nccl
+    with fake_cupy.installed(modules=fake_nccl.modules()):
+        for name, (build, ref, shapes, dtypes) in cases().items():
+            for shape in shapes:
+                for dtype in dtypes:
+                    check_value(name, build, ref, shape, dtype, device="cuda")
+        kinds = {c[0] for c in fake_nccl.CALLS}
+        assert {"init", "allReduce", "broadcast", "reduce", "allGather",
+                "reduceScatter"} <= kinds, kinds
+        assert sum(c[0] == "init" for c in fake_nccl.CALLS) == 1, fake_nccl.CALLS[:3]
+        check_device_gradients_and_buckets()
+        try:
+            fake_nccl.NcclCommunicator(P, fake_nccl.get_unique_id(), R)
+        except fake_nccl.NcclError as exc:
+            assert "different unique ids" in str(exc)
+        else:
+            raise AssertionError("ranks with their own unique ids formed a communicator")
+
+
+def check_device_gradients_and_buckets():
+    import fake_nccl
+    x = T.dmatrix("x")
+    w = T.constant(draw((2 * P, 3), "float64", seed=7))
+    outs = [dist.allreduce(x, "mean"), dist.allgather(x, 1), dist.reduce_scatter(x, 0),
+            dist.broadcast(x, P - 1)]
+    cost = sum(T.sum(w[:o_rows] * o) for o, o_rows in zip(outs[::2], (2 * P, 2)))
+    cost = cost + T.sum(outs[1] ** 2) + T.sum(outs[3] * 3)
+    a = draw((2 * P, 3), "float64", seed=3)
+    host = tg.function([x], tg.grad(cost, x))(a)
+    device = tg.function([x], tg.grad(cost, x), device="cuda")(a).get()
+    np.testing.assert_allclose(device, host, rtol=1e-12, err_msg=f"device gradient, rank {R}")
+    xs = [T.dmatrix("a"), T.fvector("b"), T.dvector("c")]
+    arrays = [draw((4, 3), "float64", 1), draw((5,), "float32", 2), draw((6,), "float64", 3)]
+    want = [sum(COMM.allgather(v)) / P for v in arrays]
+    for overlap in (False, True):
+        before = len(fake_nccl.CALLS)
+        red = dist.allreduce_many(xs, "mean", overlap=overlap,
+                                  shapes=[(4, 3), (5,), (6,)] if overlap else None)
+        got = tg.function(xs, red, device="cuda")(*arrays)
+        for g, v in zip(got, want):
+            np.testing.assert_allclose(g.get(), v, rtol=1e-6, err_msg=f"overlap={overlap}")
+        calls = fake_nccl.CALLS[before:]
+        # one NCCL allreduce per dtype bucket: 18 float64 values, 5 float32
+        assert sorted(c[1] for c in calls if c[0] == "allReduce") == [5, 18], calls
+
+
+def case_shape_changes_alone():
+    """Rank 1's shapes change at the second call and rank 0's do not: rank 1
+    checks, rank 0 (nothing changed) goes on to the allreduce; rank 1 gives
+    up after TRACEGRAD_CHECK_TIMEOUT and aborts the job with the reason."""
+    x = T.dvector("x")
+    f = tg.function([x], dist.allreduce(x))
+    f(np.zeros(3))
+    f(np.zeros(3 + R))
+    raise AssertionError("unreachable: the ranks' shapes differ at the second call")
 
 
 def case_raise():

@@ -143,6 +143,8 @@ class ndarray:
     real = property(lambda self: ndarray._of(self._a.real))
     imag = property(lambda self: ndarray._of(self._a.imag))
     base = property(lambda self: None)
+    # (``cupy.cuda.MemoryPointer``: the storage's address, for fake_nccl.py)
+    data = property(lambda self: types.SimpleNamespace(ptr=self._a.ctypes.data))
 
     # host transfer
     def get(self, stream=None, order="C", out=None):
@@ -522,6 +524,8 @@ def make_modules(device_count=1, device_error=None):
                                              "memoryClockRate": 1, "memoryBusWidth": 8}
 
     class Stream:
+        ptr = 0     # (the null stream's handle)
+
         def synchronize(self):
             pass
 
@@ -570,7 +574,7 @@ def make_modules(device_count=1, device_error=None):
 
 
 _NAMES = ("cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.random", "cupyx", "cupyx.scipy",
-          "cupyx.scipy.special")
+          "cupyx.scipy.special", "cupy.cuda.nccl")
 
 
 @contextlib.contextmanager

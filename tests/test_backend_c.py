@@ -194,6 +194,118 @@ def test_multiple_outputs_and_inplace_update():
         _assert_close(a, b, "float64")
 
 
+def _sqrt_in_place():
+    """A function whose fused kernel writes into a buffer it reads (the
+    dead ``cumsum`` result, ``destroy_map``), with a correctly rounded op
+    that can warn; and its expected result."""
+    x = T.dvector("x")
+    h = T.cumsum(x)
+    f = tg.function([x], h - 0.5 * T.sqrt(h) * h)
+    fused = [n for n in f.maker.fgraph.apply_nodes if n.op.destroy_map]
+    assert [n.op.name.startswith("Fused") for n in fused] == [True]
+
+    def expected(v):
+        h = np.cumsum(v)
+        with np.errstate(invalid="ignore"):
+            return h - 0.5 * np.sqrt(h) * h
+    return f, expected
+
+
+def _spy_in_place(monkeypatch):
+    calls = []
+    run = c_tier._run_in_place
+
+    def spy(*args):
+        calls.append(args[4])   # (its size)
+        return run(*args)
+    monkeypatch.setattr(c_tier, "_run_in_place", spy)
+    return calls
+
+
+def test_a_kernel_writing_into_its_input_goes_piece_by_piece(monkeypatch):
+    # Pieces of 8192 elements (several per call), each through scratch and
+    # copied in, so no buffer of the call's size is allocated; the piece
+    # with a negative value is computed by the NumPy program, which warns
+    # (or raises) exactly as NumPy does.
+    monkeypatch.setattr(c_tier, "NATIVE_ALIAS_CHUNK", 8192)
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
+    calls = _spy_in_place(monkeypatch)
+    f, expected = _sqrt_in_place()
+    n = 5 * 8192 + 77
+    v = np.full(n, 1e-3)
+    np.testing.assert_array_equal(f(v), expected(v))
+    assert calls == [n]
+    v[3 * 8192 + 5] = -100.0     # the cumulative sum turns negative there
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        got = f(v)
+    np.testing.assert_array_equal(got, expected(v))
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        f(v)
+    assert len(calls) == 3
+
+
+def test_a_kernel_writes_straight_into_its_input_when_numpy_reports_nothing(monkeypatch):
+    calls = _spy_in_place(monkeypatch)
+    f, expected = _sqrt_in_place()
+    v = np.linspace(-1, 3, N)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = f(v)
+    np.testing.assert_array_equal(got, expected(v))
+    assert calls == []
+
+
+def _spy_native(monkeypatch):
+    sizes = []
+    run = c_tier.NativeProgram.run
+
+    def spy(self, operands, outs, shape, size, aliased=None):
+        sizes.append(size)
+        return run(self, operands, outs, shape, size, aliased)
+    monkeypatch.setattr(c_tier.NativeProgram, "run", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_lone_elementwise_node_runs_on_the_compiled_tier(monkeypatch, in_place):
+    sizes = _spy_native(monkeypatch)
+    x = T.dvector("x")
+    if in_place:   # (exp writes into the dead cumsum result)
+        f = tg.function([x], T.exp(T.cumsum(x)))
+        ref_of = lambda v: np.exp(np.cumsum(v))  # noqa: E731
+    else:
+        f = tg.function([x], T.exp(x))
+        ref_of = np.exp
+    (node,) = [n for n in f.maker.fgraph.apply_nodes if n.op.name.startswith("exp")]
+    assert bool(node.op.destroy_map) == in_place
+    v = np.linspace(-3, 3, N) / (N if in_place else 1)
+    ref, got = _both(f, v)
+    _assert_close(ref_of(v), got, "float64")
+    _assert_close(ref, got, "float64")
+    assert sizes == [N]
+    small = v[:100]
+    np.testing.assert_array_equal(f(small), ref_of(small))   # (the bare ufunc)
+    assert sizes == [N]
+
+
+def test_array_constants_and_integer_and_bool_inputs():
+    x = T.dvector("x")
+    i = T.ivector("i")
+    b = T.tensor("bool", (None,), "b")
+    c = np.linspace(0.5, 1.5, N)
+    # (a product: relative errors add, no cancellation to magnify them)
+    f = tg.function([x, i, b], T.exp(-x * c) * T.cast(i, "float64") * T.switch(b, x, 2.0))
+    rng = np.random.default_rng(7)
+    args = (rng.standard_normal(N), rng.integers(-5, 5, N).astype("int32"),
+            rng.random(N) > 0.5)
+    ref, got = _both(f, *args)
+    _assert_close(ref, got, "float64")
+    spec = _spec_of(f)
+    assert [dt for dt, _ in spec.in_types] == ["float64", "int32", "bool"]
+    assert isinstance(c_tier._KERNELS[(spec.structure, (False, False, False, False))],
+                      c_tier.Kernel)
+
+
 def test_background_compile_switches_with_identical_results(monkeypatch):
     # Arithmetic only: correctly rounded in both tiers, so bit for bit.
     monkeypatch.setattr(tg.config, "cpu_codegen_sync", False)

@@ -10,7 +10,7 @@ import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
 from tracegrad.fuse import FusedElemwise, fuse_outputs
-from tracegrad.fuse.cpu import cpu_program
+from tracegrad.backend.numpy import cpu_program
 from tracegrad.fuse.op import InplaceFusedElemwise
 from tracegrad.ops.reduce import ReductionCount
 from threadcheck import run_in_threads

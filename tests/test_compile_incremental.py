@@ -281,7 +281,7 @@ def test_every_op_table_graph_is_rewritten_as_without_the_factor_rules_prechecks
 def _blocked_calls(monkeypatch, fn, args):
     """The ``nthreads`` of each ``run_blocked`` a call of ``fn`` makes
     (none: the kernels ran as one pass)."""
-    from tracegrad.fuse import cpu
+    from tracegrad.backend import numpy as cpu
     seen = []
     real = cpu.run_blocked
 
@@ -309,7 +309,7 @@ def test_a_long_kernel_on_few_elements_runs_as_one_pass(monkeypatch):
     seen, got = _blocked_calls(monkeypatch, f, [xs])
     assert seen == []
     # without the Python time of the steps in the count, it went to threads
-    from tracegrad.fuse import cpu
+    from tracegrad.backend import numpy as cpu
     monkeypatch.setattr(cpu, "STEP_DISPATCH_NS", 0)
     seen, blocked = _blocked_calls(monkeypatch, f, [xs])
     assert seen and all(n == 2 for n in seen)
@@ -317,7 +317,7 @@ def test_a_long_kernel_on_few_elements_runs_as_one_pass(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_short_kernel_on_many_elements_still_uses_threads(monkeypatch):
+def test_a_short_kernel_on_many_elements_still_uses_threads(monkeypatch, numpy_tier):
     x = T.dvector("x")
     f = tg.function([x], T.exp(x) * 2.0 + 1.0)
     xs = np.linspace(0.0, 1.0, 1 << 20)

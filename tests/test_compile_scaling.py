@@ -18,8 +18,9 @@ import tracegrad.tensor as T
 from tracegrad.clientlist import ClientList
 from tracegrad.compile import pipeline
 from tracegrad.compile.fgraph import FunctionGraph
-from tracegrad.fuse import codegen, find_clusters, fuse_outputs
-from tracegrad.fuse.cpu import cpu_program
+from tracegrad.fuse import find_clusters, fuse_outputs
+from tracegrad.backend.numpy import codegen
+from tracegrad.backend.numpy import cpu_program
 from tracegrad.fuse.lower import lower
 from tracegrad.rewrite import inplace, plan_inplace
 
@@ -211,7 +212,7 @@ def test_function_pauses_the_garbage_collector_while_optimizing(monkeypatch):
 def test_programs_differing_in_constants_share_one_generation(monkeypatch):
     # Each of the n kernels of ``sum(cos(x[i]) * i)`` built its own program
     # (lowering, slot allocation, source): now the first is rebound.
-    from tracegrad.fuse import cpu
+    from tracegrad.backend import numpy as cpu
     calls = []
     real = cpu.generate
     monkeypatch.setattr(cpu, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -234,7 +235,7 @@ def test_programs_differing_in_constants_share_one_generation(monkeypatch):
             np.testing.assert_allclose(got, expect, rtol=1e-14)
 
 
-def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
+def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch, numpy_tier):
     # The block function and ``fast`` were compiled together: a first call
     # of a long kernel (one source line per op, twice) paid for both.
     sources = []
@@ -260,7 +261,7 @@ def test_a_call_taking_the_fast_path_compiles_only_the_fast_path(monkeypatch):
     assert got.shape == large.shape and np.isfinite(got).all()
 
 
-def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatch):
+def test_a_long_kernel_compiles_its_fast_path_at_its_first_small_call(monkeypatch, numpy_tier):
     # A long kernel's fast path takes only calls of a few elements, so most
     # first calls never need it: it was compiled (as long as the block
     # function, ~30 us a line) all the same.

@@ -6,7 +6,9 @@ import sys
 
 import tracegrad.config  # noqa: F401  (``tracegrad.config`` the attribute is tg.config)
 from tracegrad.compile import schedule
-from tracegrad.fuse import cache, cluster, codegen, cpu, interp
+from tracegrad.backend import numpy as cpu
+from tracegrad.fuse import cache, cluster
+from tracegrad.backend.numpy import codegen, interp
 from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
@@ -32,7 +34,7 @@ USERS = {
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
-    c_tier: ["NATIVE_MIN_PER_THREAD"],
+    c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK"],
     fuse_op: ["NATIVE_MIN_SIZE"],
     progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
 }

@@ -31,9 +31,10 @@ needs_mpiexec = pytest.mark.skipif(MPIEXEC is None,
                                    reason="no mpiexec on PATH (pip install 'tracegrad[mpi]')")
 
 
-def mpirun(n, *argv, timeout=120):
-    """``mpiexec -n n python argv...`` from the repository root."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+def mpirun(n, *argv, timeout=120, env=None):
+    """``mpiexec -n n python argv...`` from the repository root (``env``:
+    more environment variables)."""
+    env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         # MPICH busy-polls while it waits; with more ranks than free cores
         # (CI, a loaded laptop) yielding makes the -n 3 runs ~3x faster.
@@ -60,10 +61,59 @@ def test_collectives_values_gradients_and_bucketing(n):
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("n", [2, 3])
+def test_nccl_runner_on_the_fake_cupy(n):
+    # device='cuda' collectives through NCCL calls on raw device pointers
+    # (tests/fake_nccl.py moves the data with MPI): every collective's value,
+    # device gradients == host ones, one NCCL allreduce per bucket, and the
+    # communicator made from rank 0's MPI-broadcast unique id
+    _ok(mpirun(n, WORKER, "nccl"), "nccl", n)
+
+
+@needs_mpiexec
 def test_mismatched_graphs_give_the_error_on_every_rank():
     proc = mpirun(2, WORKER, "mismatch")
     _ok(proc, "mismatch", 2)
     assert proc.stdout.count("First difference at step 0") == 2, proc.stdout
+
+
+@needs_mpiexec
+def test_mismatched_scan_bodies_give_the_error_on_every_rank():
+    # a different op before the body's collective, and a body without it
+    proc = mpirun(2, WORKER, "scan_mismatch")
+    _ok(proc, "scan_mismatch", 2)
+    # (the ranks' lines may interleave in mpiexec's output: count substrings)
+    out = proc.stdout
+    for variant, step in (("op", 0), ("missing", 1)):
+        for r in range(2):
+            assert f"error on rank {r} ({variant}): " in out, out
+        assert out.count(f"First difference at step {step} of inner of step 3: ") >= 2, out
+
+
+@needs_mpiexec
+def test_a_rank_whose_graph_has_no_collective_ends_the_job_after_the_timeout():
+    # rank 1's scan body lacks the allreduce, so it never joins the check
+    start = time.perf_counter()
+    proc = mpirun(2, WORKER, "no_collective_on_one_rank", timeout=60,
+                  env={"TRACEGRAD_GRAPH_CHECK_TIMEOUT": "2"})
+    elapsed = time.perf_counter() - start
+    assert proc.returncode != 0
+    assert "rank 0 of 2 waited 2 s" in proc.stderr and "MPI_Abort" in proc.stderr, proc.stderr
+    assert "OK no_collective_on_one_rank rank 0" not in proc.stdout
+    assert elapsed < 40, elapsed
+
+
+@needs_mpiexec
+def test_shapes_changing_on_one_rank_only_end_the_job_after_the_timeout():
+    start = time.perf_counter()
+    proc = mpirun(2, WORKER, "shape_changes_alone", timeout=60,
+                  env={"TRACEGRAD_CHECK_TIMEOUT": "2"})
+    elapsed = time.perf_counter() - start
+    assert proc.returncode != 0
+    assert "rank 1 of 2: the shapes of allreduce{sum} changed at this call ((4,))" \
+        in proc.stderr and "MPI_Abort" in proc.stderr, proc.stderr
+    assert "OK shape_changes_alone" not in proc.stdout
+    assert elapsed < 40, elapsed
 
 
 @needs_mpiexec
@@ -170,6 +220,120 @@ def test_single_process_helpers():
     step(np.array([1.0, 2.0, 3.0]))
     want = 1 - 0.1 * 2 * (np.ones(3) * [1, 2, 3] - 1) * [1, 2, 3]
     np.testing.assert_allclose(w.get_value(), want)
+
+
+def test_reused_buffers_never_overwrite_results_the_caller_keeps():
+    xs = [T.dvector("a"), T.dvector("b")]
+    f = tg.function(xs, dist.allreduce_many(xs, "mean") + [dist.allreduce(xs[0])])
+    bucket = next(s.node.op for s in f.schedule.steps
+                  if isinstance(s.node.op, dist.AllreduceBucket))
+    f(np.zeros(3), np.zeros(2))
+    flat = id(bucket._scratch["flat"])
+    first = f(np.ones(3), np.ones(2))       # (the dropped result's buffer, reused)
+    assert id(bucket._scratch["flat"]) == flat
+    second = f(np.full(3, 2.0), np.full(2, 2.0))
+    for got, want in zip(first + second, [1, 1, 1, 2, 2, 2]):
+        np.testing.assert_array_equal(got, np.full(got.shape, float(want)))
+    assert not np.shares_memory(first[0], second[0])
+
+
+def test_graph_check_lists_scan_bodies_and_ifelse_branches():
+    from tracegrad.distributed.safety import flat_steps
+    from tracegrad.ifelse import ifelse
+    x = T.dvector("x")
+    ys, _ = tg.scan(lambda v, acc: acc + dist.allreduce(v), sequences=[x],
+                    outputs_info=[T.constant(0.0)])
+    z = ifelse(T.gt(x[0], 0), dist.broadcast(x), x * 2)
+    f = tg.function([x], [ys, z])
+    steps = flat_steps([s.node for s in f.schedule.steps])
+    labels = {type(n.op).__name__: label for label, n in steps}
+    assert " of inner of step " in labels["Allreduce"], labels
+    assert " of then_graph of step " in labels["Broadcast"], labels
+    # (only inner graphs hold collectives here; link_hook finds them all the same)
+    assert not any(isinstance(s.node.op, dist.Collective) for s in f.schedule.steps)
+    np.testing.assert_array_equal(f(np.array([1.0, 2.0]))[0], [1.0, 3.0])
+
+
+def _device_collectives():
+    x = T.dmatrix("x")
+    outs = [dist.allreduce(x, "mean"), dist.broadcast(x), dist.reduce(x),
+            dist.allgather(x, 1), dist.reduce_scatter(x)] + dist.allreduce_many([x, 2 * x])
+    return tg.function([x], outs, device="cuda")
+
+
+def test_gpu_collectives_policy_picks_nccl_or_the_host():
+    import fake_cupy
+    import fake_nccl
+    a = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        dist.set_gpu_collectives("gloo")
+    try:
+        with fake_cupy.installed(modules=fake_nccl.modules()):
+            for mode, via_nccl in (("auto", True), ("host", False), ("nccl", True)):
+                dist.set_gpu_collectives(mode)
+                before = len(fake_nccl.CALLS)
+                got = _device_collectives()(a)
+                assert (len(fake_nccl.CALLS) > before) == via_nccl, mode
+                want = [a, a, a, a, a, a, 2 * a]
+                for g, w in zip(got, want):
+                    np.testing.assert_array_equal(fake_cupy.to_host(g), w)
+        with fake_cupy.installed():     # (a CuPy without NCCL)
+            dist.set_gpu_collectives("auto")
+            np.testing.assert_array_equal(fake_cupy.to_host(_device_collectives()(a)[0]), a)
+            dist.set_gpu_collectives("nccl")
+            with pytest.raises(RuntimeError, match="cupy.cuda.nccl is not available"):
+                _device_collectives()(a)
+    finally:
+        dist.set_gpu_collectives("auto")
+
+
+@pytest.mark.gpu
+def test_nccl_collectives_on_a_real_gpu():
+    # one rank (NCCL refuses two ranks on one device): the NCCL calls run
+    import cupy
+    dist.set_gpu_collectives("nccl")
+    try:
+        a = np.arange(6.0).reshape(2, 3)
+        got = _device_collectives()(a)
+        assert all(isinstance(g, cupy.ndarray) for g in got)
+        for g, w in zip(got, [a, a, a, a, a, a, 2 * a]):
+            np.testing.assert_array_equal(cupy.asnumpy(g), w)
+    finally:
+        dist.set_gpu_collectives("auto")
+
+
+def _collective_names(f):
+    return [str(s.node.op) for s in f.schedule.steps if isinstance(s.node.op, dist.Collective)]
+
+
+def test_compile_pass_buckets_independent_allreduces():
+    w = [tg.shared(np.ones((3, 2)), name="W"), tg.shared(np.ones(2), name="b"),
+         tg.shared(np.ones(2, np.float32), name="c")]
+    x = T.dmatrix("x")
+    cost = T.sum(T.dot(x, w[0]) ** 2 + w[1]) + T.sum(T.cast(w[2], "float64"))
+    red = [dist.allreduce(g, "mean") for g in tg.grad(cost, w)]
+    dependent = dist.allreduce(red[0] * 2)
+    a = np.arange(12.0).reshape(4, 3)
+    f = tg.function([x], red + [dependent])
+    # the two float64 gradients share a bucket; float32 and the allreduce
+    # reading a reduced value stay apart
+    assert sorted(_collective_names(f)) == ["allreduce_bucket{mean}", "allreduce{mean}",
+                                            "allreduce{sum}"], _collective_names(f)
+    dist.set_auto_bucket_bytes(0)
+    try:
+        plain = tg.function([x], red + [dependent])
+    finally:
+        dist.set_auto_bucket_bytes(dist.BUCKET_BYTES)
+    assert _collective_names(plain).count("allreduce{mean}") == 3
+    for got, want in zip(f(a), plain(a)):
+        np.testing.assert_array_equal(got, want)
+    # not in fast_compile; never for allreduce_many(bucket_bytes=0)
+    fast = tg.function([x], red, mode="fast_compile")
+    assert _collective_names(fast).count("allreduce{mean}") == 3
+    each = tg.function([x], dist.allreduce_many(tg.grad(cost, w), "mean", bucket_bytes=0))
+    assert _collective_names(each).count("allreduce{mean}") == 3
+    with pytest.raises(ValueError, match="nbytes must be >= 0"):
+        dist.set_auto_bucket_bytes(-1)
 
 
 def test_bucket_planning():

@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q"
+TEST_COMMAND = ("pip install -e '.[test]' && python -m pytest -q "
+                "&& python tests/compiled_tier.py")
 
 
 def _first_bash_block():

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
-from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
-from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
+from tracegrad.backend import numpy as cpu
+from tracegrad.fuse import FusedElemwise, fuse_outputs
+from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
 from fusecheck import compare_fused
 from threadcheck import run_in_threads
@@ -22,10 +23,11 @@ TOL = {"float16": 1e-3, "float32": 1e-6, "float64": 1e-12}
 
 
 @pytest.fixture(autouse=True)
-def predictable_blocks(monkeypatch):
+def predictable_blocks(monkeypatch, numpy_tier):
     """Blocks from BLOCK_BYTES alone (not from measured costs) and threads
     from small sizes on, so the sizes below hit block boundaries and the
-    thread pool whatever this machine measures."""
+    thread pool whatever this machine measures (on the NumPy tier: these
+    are the NumPy program's blocks)."""
     monkeypatch.setattr(cpu, "BLOCK_MIN_NS", 0)
     monkeypatch.setattr(cpu, "THREAD_MIN_NS", 20_000)
     monkeypatch.setattr(tg.config, "num_threads", 2)

@@ -6,9 +6,14 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from tracegrad.fuse import FusedElemwise, fuse_outputs, interp
-from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
+from tracegrad.fuse import FusedElemwise, fuse_outputs
+from tracegrad.backend.numpy import interp
+from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.trace import toposort
+
+
+# (the NumPy program's table interpreter: calls on the NumPy tier)
+pytestmark = pytest.mark.usefixtures("numpy_tier")
 
 
 @pytest.fixture

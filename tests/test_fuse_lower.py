@@ -13,8 +13,9 @@ import pytest
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.evaluate import evaluate
-from tracegrad.fuse import FusedElemwise, cpu, fuse_outputs
-from tracegrad.fuse.cpu import CPU_PROGRAMS, cpu_program
+from tracegrad.backend import numpy as cpu
+from tracegrad.fuse import FusedElemwise, fuse_outputs
+from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import SumTo, row_by_name
@@ -161,7 +162,7 @@ def test_fast_path_refuses_values_of_another_ndim():
 
 # ------------------------------------------------------------ blocks
 @pytest.mark.parametrize("threads", [1, 2])
-def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads):
+def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads, numpy_tier):
     monkeypatch.setattr(cpu, "BLOCK_MIN_NS", 0)
     monkeypatch.setattr(cpu, "THREAD_MIN_NS", 1_000)
     monkeypatch.setattr(tg.config, "num_threads", threads)
@@ -176,7 +177,7 @@ def test_row_blocks_with_a_bias_row_equal_the_reference(monkeypatch, threads):
     rng = np.random.default_rng(1)
     values = {x: rng.standard_normal((rows, 64)).astype("float32"),
               b: rng.standard_normal(64).astype("float32")}
-    from tracegrad.fuse import runner
+    from tracegrad.backend.numpy import runner
     calls = []
     original = runner._leading_axis_layout
     monkeypatch.setattr(runner, "_leading_axis_layout",

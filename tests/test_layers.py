@@ -33,6 +33,7 @@ LAYERS = [
     ("transforms", ["tracegrad.grad", "tracegrad.rewrite", "tracegrad.fuse",
                     "tracegrad.scan"]),
     ("compile", ["tracegrad.compile", "tracegrad.backend.inplace", "tracegrad.backend.c",
+                 "tracegrad.backend.numpy", "tracegrad.backend.lone",
                  "tracegrad.backend.csource", "tracegrad.backend.ccompiler",
                  "tracegrad.backend.crunner"]),
     ("api", ["tracegrad", "tracegrad.tensor", "tracegrad.tensor.nnet",

@@ -14,7 +14,8 @@ import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.backend import CPU
 from tracegrad.compile.publish import PUBLISH, READERS, UPDATE_LOCK
-from tracegrad.fuse import cpu, runner
+from tracegrad.backend import numpy as cpu
+from tracegrad.backend.numpy import runner
 
 
 class Injected(BaseException):

@@ -265,11 +265,11 @@ for _key, _value in parse_flags(os.environ.get("TRACEGRAD_FLAGS", "")).items():
 # one import it by name (``from tracegrad.config import BLOCK_BYTES``) and
 # read their module global at the moment they need it, so an experiment or a
 # test changes one by patching the using module's name, e.g.
-# ``monkeypatch.setattr(tracegrad.fuse.cpu, "THREAD_MIN_NS", 1)``; the call
+# ``monkeypatch.setattr(tracegrad.backend.numpy, "THREAD_MIN_NS", 1)``; the call
 # paths pay no extra lookup for them. Measurements were taken on the 2-core
 # AMD EPYC development machine (2 MiB L2 per core).
 
-# --- blocked CPU loops of fused clusters (fuse/cpu.py, fuse/runner.py)
+# --- blocked CPU loops of fused clusters (backend/numpy/__init__.py, backend/numpy/runner.py)
 # Bytes per block and buffer (of the widest dtype). Measured on W1: smaller
 # blocks pay Python overhead per ufunc call, larger ones spill a block's
 # intermediates out of L2 (the figures per size were not recorded).
@@ -309,7 +309,7 @@ STEP_DISPATCH_NS = 1_000
 CALIBRATION_SIZE = 8192
 CALIBRATION_ROUNDS = 3
 
-# --- generated code of fused clusters (fuse/codegen.py, fuse/cache.py)
+# --- generated code of fused clusters (backend/numpy/codegen.py, fuse/cache.py)
 # A fast path of more lines than this is compiled at its first call, not
 # when built: its compilation costs ~30 us a line (measured), and a kernel
 # this long takes it only for calls of a few elements. The 400 itself is
@@ -323,7 +323,7 @@ MAX_CODE = 1024
 MAX_ENTRIES = 1024
 
 # A generated block function of more lines than this starts interpreted
-# (fuse/interp.py: its calls run from a table) and is compiled after
+# (backend/numpy/interp.py: its calls run from a table) and is compiled after
 # COMPILE_AFTER runs: compiling the 50k chain's 100k-line block took 1.5-2 s
 # at its first call (measured), interpreting costs ~0.2 us more a line per
 # run. The 4000 and 16 themselves are not measured.
@@ -384,6 +384,12 @@ NATIVE_MIN_SIZE = 8192
 # Fewest elements per thread of a compiled kernel's call: a pool hand-off
 # costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
 NATIVE_MIN_PER_THREAD = 32768
+# Elements per piece of a compiled call that writes into buffers it reads
+# while NumPy's error state reports some flag (``backend.c._run_in_place``):
+# each piece goes through a scratch buffer this long (per output), so it
+# should stay in the L2 cache (512 KiB of float64) and bound the scratch
+# well below the buffers written in place. Not measured.
+NATIVE_ALIAS_CHUNK = 65536
 
 # --- progress while compiling (progress.py)
 # A compile shows its progress line (when stderr is a terminal and

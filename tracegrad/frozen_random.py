@@ -99,7 +99,7 @@ def _candidates(fn, static_values):
 
 def _other_threads():
     """Whether threads other than this one and tracegrad's own workers
-    (``fuse/runner.py``'s pool, which never draws) are running."""
+    (``backend/numpy/runner.py``'s pool, which never draws) are running."""
     me = threading.current_thread()
     return any(t is not me and not t.name.startswith("tracegrad-")
                for t in threading.enumerate())

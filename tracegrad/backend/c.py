@@ -3,7 +3,7 @@
 ``tg.config.cpu_codegen``: ``'auto'`` (the default) and ``'c'`` run a
 cluster's large calls through a kernel compiled by the system C++ compiler
 (``ccompiler``; source from ``csource``); ``'numpy'`` keeps the NumPy
-ufunc programs (``fuse.cpu.CpuProgram``), which are the reference and the
+ufunc programs (``backend.numpy.CpuProgram``), which are the reference and the
 fallback of this tier:
 
 - **A call never waits for the compiler** (unless
@@ -30,8 +30,8 @@ fallback of this tier:
   outputs' order take ``tg_contig`` (one kernel per pattern of single
   values); anything else (broadcast rows, strided views) ``tg_strided``.
 
-``install()`` hooks the tier into ``fuse.cpu`` (``fuse.cpu.NATIVE``); the
-compile stage calls it, so ``fuse`` never imports this module.
+``install()`` hooks the tier into the NumPy backend's programs
+(``backend.numpy.NATIVE``); the compile stage calls it.
 """
 import ctypes
 import os
@@ -40,9 +40,9 @@ import threading
 
 import numpy as np
 
-from tracegrad.config import NATIVE_MIN_PER_THREAD, config
-from tracegrad.fuse import cpu as fuse_cpu
-from tracegrad.fuse.runner import common_order
+from tracegrad.config import NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD, config
+from tracegrad.backend import numpy as numpy_backend
+from tracegrad.backend.numpy.runner import common_order
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
 # needed: importing tracegrad must stay quick, and most functions never make
@@ -54,6 +54,7 @@ def _log(level, msg, *args):
     logging.getLogger("tracegrad.backend.c").log(level, msg, *args)
 
 _FLAG_BITS = None  # np.geterr() key -> the FE_* bits of this libc
+_ALL_FLAGS = 0xFF   # (any flag: whether NumPy's error state acts on one at all)
 
 
 def _fe_bits():
@@ -189,27 +190,70 @@ class NativeProgram:
         self.structure = spec.structure   # (a property that builds a tuple)
         self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
 
-    def run(self, operands, outs, shape, size, aliased):
+    def run(self, operands, outs, shape, size, aliased=None):
         """Compute into ``outs`` and return ``True``, or ``False`` when the
         NumPy program must run this call (no kernel yet, or flags to report).
-        ``aliased``: an output is an operand's very buffer (any other
-        overlap never reaches here: ``CpuProgram`` computes into fresh
-        buffers then)."""
+        ``aliased``: ``None``, or (an output is an operand's very buffer,
+        same layout: the caller checked) the NumPy block program that
+        writes into those buffers, taking over a piece whose flags NumPy
+        must see (see ``_run_in_place``). Any other overlap never reaches
+        here: ``CpuProgram`` computes into fresh buffers then."""
         layout, strided = _layout(operands, outs, shape)
         kernel = _kernel(self.spec, (self.structure, layout))
         if kernel is None:
             return False
-        targets = [np.empty_like(o) for o in outs] if aliased else outs
+        if aliased is not None and not _noticed_flags(_ALL_FLAGS):
+            # NumPy would report nothing: no call is ever re-run, so the
+            # kernel writes straight into the buffers it reads (each
+            # element is read before it is written, by one thread).
+            aliased = None
+        if aliased is not None and not strided:
+            _run_in_place(kernel, aliased, operands, outs, size, self.consts)
+            return True
+        targets = [np.empty_like(o) for o in outs] if aliased is not None else outs
         ptrs = (ctypes.c_void_p * (len(operands) + len(outs)))(
             *[a.ctypes.data for a in operands], *[o.ctypes.data for o in targets])
         extra = _strided_args(operands, targets, shape) if strided else (0, None, None)
         flags = _run_split(kernel, size, ptrs, self.consts, extra)
         if _noticed_flags(flags):
             return False
-        if aliased:
+        if aliased is not None:
             for o, t in zip(outs, targets):
                 np.copyto(o, t)
         return True
+
+
+def _run_in_place(kernel, program, operands, outs, size, consts):
+    """A contiguous call whose outputs are inputs' buffers, while NumPy's
+    error state would act on some flag. A piece NumPy must judge has to be
+    re-run from intact inputs, so the kernel writes each piece of
+    ``NATIVE_ALIAS_CHUNK`` elements into a small scratch buffer (it stays
+    in the cache) that is then copied into place; a piece that raised a
+    flag NumPy notices is computed by the NumPy block ``program`` instead,
+    which warns or raises as NumPy does. No buffer of the call's size is
+    allocated (as the NumPy tier's in-place programs allocate none)."""
+    order = common_order(outs)
+    single = [a.size == 1 for a in operands]
+    chunk = min(size, max(NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD * config.num_threads))
+    scratch = [np.empty(chunk, o.dtype) for o in outs]
+    flat_outs = [o.reshape(-1, order=order) for o in outs]
+    addrs = [a.ctypes.data for a in operands]
+    steps = [0 if one else a.itemsize for a, one in zip(operands, single)]
+    n_ops = len(operands)
+    ptrs = (ctypes.c_void_p * (n_ops + len(outs)))(*addrs, *[t.ctypes.data for t in scratch])
+    for start in range(0, size, chunk):
+        n = min(chunk, size - start)
+        for q in range(n_ops):
+            ptrs[q] = addrs[q] + start * steps[q]
+        if not _noticed_flags(_run_split(kernel, n, ptrs, consts, (0, None, None))):
+            for o, t in zip(flat_outs, scratch):
+                o[start:start + n] = t[:n]
+            continue
+        piece = slice(start, start + n)
+        ins = [a.reshape(()) if one else a.reshape(-1, order=order)[piece]
+               for a, one in zip(operands, single)]
+        program.fn(*ins, *[o[piece] for o in flat_outs],
+                   *[np.empty(n, dt) for dt in program.slot_dtypes])
 
 
 def _layout(operands, outs, shape):
@@ -292,7 +336,7 @@ _warned = []
 
 
 def install():
-    """Let ``fuse.cpu`` programs use this tier (idempotent); whether a call
+    """Let the NumPy backend's programs use this tier (idempotent); whether a call
     uses it follows ``tg.config.cpu_codegen`` at the call."""
     import sys
-    fuse_cpu.NATIVE[0] = sys.modules[__name__]
+    numpy_backend.NATIVE[0] = sys.modules[__name__]

@@ -99,6 +99,11 @@ class FunctionGraph:
             self._order = order
         return list(self._order)
 
+    def changed_order(self):
+        """Forget the cached order: a pass changed a node's op in place
+        (an in-place variant: its ``destroy_map`` orders its readers)."""
+        self._order = None
+
     def edits_in_place(self):
         """Whether a pass may edit the nodes themselves (re-point their
         ``inputs``) and then hand the graph's new outputs to

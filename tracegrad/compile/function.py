@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from time import perf_counter
 
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend import check_devices, get_backend
 from tracegrad.collector import paused as gc_paused
 from tracegrad.compile import pipeline
@@ -33,7 +34,9 @@ class UnusedInputError(ValueError):
     """An explicit input does not take part in computing the outputs."""
 
 
-# Fused clusters' large calls may run compiled kernels (issue 18).
+# Fused clusters run the NumPy backend's programs, whose large calls may
+# run compiled kernels (issue 18).
+numpy_backend.install()
 c_tier.install()
 
 
@@ -203,6 +206,7 @@ class DebugFunction(Function):
 def _optimize_without(fgraph, mode, device, skipped):
     """``pipeline.optimize_graph`` without the stages in ``skipped``."""
     pipeline.rewrite(fgraph, mode, device)
+    pipeline.graph_passes(fgraph, mode, device)
     if "fusion" not in skipped:
         pipeline.fuse(fgraph, mode, device)
     if "inplace" not in skipped:

@@ -13,6 +13,10 @@ and in-place stages belong to other packages and plug in by existing:
 - ``tracegrad.rewrite.plan_inplace(fgraph)`` — swap nodes for in-place
   variants (``op.destroy_map``), run in ``'fast_run'`` and ``'fast_math'``.
 
+- ``GRAPH_PASSES`` — ``pass(fgraph, mode, device)`` functions that a
+  package above the compile layer registers (tracegrad.distributed: merge
+  independent allreduces into buckets), run after the rewrites.
+
 A stage whose function does not exist yet is skipped. Stages edit the graph
 with ``fgraph.replace``; the schedule honours ``destroy_map`` (see
 ``FunctionGraph.toposort``) and refuses to overwrite inputs, constants or
@@ -69,6 +73,18 @@ def rewrite(fgraph, mode, device=None):
     return fgraph
 
 
+# ``pass(fgraph, mode, device)``, run in order after the rewrites (see the
+# module doc); a package above this layer appends to it when imported.
+GRAPH_PASSES = []
+
+
+def graph_passes(fgraph, mode, device=None):
+    """Run the registered ``GRAPH_PASSES``."""
+    for graph_pass in GRAPH_PASSES:
+        graph_pass(fgraph, mode, device)
+    return fgraph
+
+
 def fuse(fgraph, mode, device=None):
     """Fuse elementwise chains (``'fast_run'`` only), if available; the
     fusion gets ``target=device`` when it takes that keyword."""
@@ -90,7 +106,7 @@ def optimize_graph(fgraph, mode, device=None):
     """Every stage between cloning and scheduling, in order. ``device``
     (``'cpu'``/``'cuda'``) is the device the function will run on."""
     progress = current_progress()
-    for stage in (rewrite, fuse, plan_inplace):
+    for stage in (rewrite, graph_passes, fuse, plan_inplace):
         progress.stage(stage.__name__, len(fgraph.apply_nodes))
         stage(fgraph, mode, device)
     return fgraph

@@ -25,6 +25,7 @@ import numpy as np
 from tracegrad.backend.inplace import defer_fused_updates
 from tracegrad.compile import warnpoint
 from tracegrad.evaluate import reraise_with_context
+from tracegrad.backend.lone import lone_runner
 from tracegrad.trace import node_runner, uses_perform
 
 # How an output leaves the call.
@@ -139,7 +140,10 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     for k, node in enumerate(order):
         frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
         frees.update(slot[o] for o in node.outputs if o not in last_reader and o not in kept)
-        steps.append(Step(node, impl_for(node, xp), [slot[v] for v in node.inputs],
+        fn = impl_for(node, xp)
+        if xp is np:
+            fn = lone_runner(node, fn)   # (large calls of a lone ufunc: the C tier)
+        steps.append(Step(node, fn, [slot[v] for v in node.inputs],
                           [slot[o] for o in node.outputs], sorted(frees), backend))
 
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)

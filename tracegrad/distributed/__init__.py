@@ -10,7 +10,8 @@ the collectives (``allreduce``, ``broadcast``, ``reduce``, ``allgather``,
 ranks' costs). ``data_parallel(cost, params, lr)`` builds averaged-gradient
 SGD updates with bucketed allreduces (``overlap=True``: non-blocking ones,
 ``overlap.py``); ``sync_shared`` gives every rank rank 0's initial values;
-``shard`` takes this rank's part of a data set.
+``shard`` takes this rank's part of a data set. Independent ``allreduce``s
+written one by one are bucketed by a compile pass as well (``autobucket.py``).
 
 ``comm`` is the communicator (``MPI.COMM_WORLD`` until ``set_comm``);
 ``rank()`` and ``size()`` read it. Without ``mpiexec`` the program runs as
@@ -26,12 +27,14 @@ except ImportError as exc:
         "tracegrad.distributed needs mpi4py and an MPI library: "
         "pip install 'tracegrad[mpi]' (mpi4py and the mpich wheel)") from exc
 
-from tracegrad.distributed import safety
+from tracegrad.distributed import autobucket, safety
+from tracegrad.distributed.autobucket import auto_bucket_bytes, set_auto_bucket_bytes
 from tracegrad.distributed.ops import (Allgather, Allreduce, AllreduceBucket, Broadcast,
                                        Collective, Reduce, ReduceScatter, allgather,
                                        allreduce, broadcast, reduce, reduce_scatter)
-from tracegrad.distributed.state import (DistributedError, check_shapes_enabled, on_error,
-                                         rank, set_check_shapes, set_comm, set_on_error, size)
+from tracegrad.distributed.state import (DistributedError, check_shapes_enabled,
+                                         gpu_collectives, on_error, rank, set_check_shapes,
+                                         set_comm, set_gpu_collectives, set_on_error, size)
 from tracegrad.distributed.state import current as _current
 from tracegrad.distributed.training import (BUCKET_BYTES, allreduce_many, averaged_gradients,
                                             data_parallel, shard, sync_shared)
@@ -39,10 +42,13 @@ from tracegrad.distributed.training import (BUCKET_BYTES, allreduce_many, averag
 __all__ = ["rank", "size", "comm", "set_comm", "allreduce", "broadcast", "reduce",
            "allgather", "reduce_scatter", "allreduce_many", "data_parallel",
            "averaged_gradients", "sync_shared", "shard", "BUCKET_BYTES", "DistributedError",
-           "on_error", "set_on_error", "check_shapes_enabled", "set_check_shapes", "Collective", "Allreduce", "Broadcast", "Reduce",
-           "Allgather", "ReduceScatter", "AllreduceBucket"]
+           "on_error", "set_on_error", "check_shapes_enabled", "set_check_shapes",
+           "gpu_collectives", "set_gpu_collectives", "auto_bucket_bytes",
+           "set_auto_bucket_bytes", "Collective", "Allreduce", "Broadcast",
+           "Reduce", "Allgather", "ReduceScatter", "AllreduceBucket"]
 
 safety.install()
+autobucket.install()
 
 
 def __getattr__(name):

@@ -14,11 +14,17 @@ hashed like any other. Conventions:
   extreme; tied ranks share it equally (the total is preserved, as for
   ``T.max``: ops/reduce.py).
 - Run on contiguous NumPy buffers with mpi4py's buffer calls (upper-case
-  ``Allreduce``, ``Bcast``, ...: no pickling). CuPy arrays are copied to the
-  host and back (NCCL is not wired yet). float16 travels as float32.
-- Before each collective the ranks check that their shapes agree (one tiny
-  ``Allreduce`` of the shape): a mismatch raises ``DistributedError`` on
-  every rank instead of corrupting memory or hanging.
+  ``Allreduce``, ``Bcast``, ...: no pickling); float16 travels as float32.
+  CuPy arrays (``device='cuda'``) go through NCCL where it is available
+  (``nccl.py``; ``set_gpu_collectives``), else are copied to the host and
+  back.
+- When a collective's shapes changed since it last verified them, the
+  ranks check that they agree (``checks.py``): a mismatch raises
+  ``DistributedError`` on every rank (or ends the job with the reason)
+  instead of corrupting memory or hanging.
+- Result buffers are reused from call to call while nothing outside the op
+  still holds the previous result (``buffers.scratch``: MPICH is 2-5x
+  slower into a fresh buffer).
 - Declared ``constant_foldable = False`` (a collective's value depends on
   the other ranks); no elementwise ``scalar_op``, so never fused.
 """
@@ -26,7 +32,10 @@ import numpy as np
 from mpi4py import MPI
 
 import tracegrad.tensor as T
-from tracegrad.distributed.state import DistributedError, check_shapes_enabled, current
+from tracegrad.distributed.buffers import (_device, _host, device_unpack, on_device, pack,
+                                           scratch, unpack)
+from tracegrad.distributed.checks import check_shapes, finish_check, start_check
+from tracegrad.distributed.state import DistributedError, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
@@ -38,41 +47,6 @@ __all__ = ["allreduce", "broadcast", "reduce", "allgather", "reduce_scatter",
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
 _MPI_OP = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
-
-
-# ------------------------------------------------------------ buffers
-def _host(xp, x):
-    """``x`` as a C-contiguous NumPy array in a dtype MPI carries."""
-    a = x if xp is np else xp.asnumpy(x)
-    if a.dtype == np.float16:
-        a = a.astype(np.float32)
-    elif a.dtype == np.bool_:
-        a = a.astype(np.uint8)
-    # (not ``np.ascontiguousarray``: it makes a 0-d array 1-d)
-    return a if a.flags.c_contiguous else a.copy(order="C")
-
-
-def _device(xp, a, dtype):
-    a = a.astype(dtype, copy=False)
-    return a if xp is np else xp.asarray(a)
-
-
-def check_shapes(comm, shapes, what):
-    """Every rank holds ``shapes`` (a list of tuples of the same ranks on
-    every rank, the graphs being equal); else ``DistributedError`` on all.
-    Skipped after ``set_check_shapes(False)``."""
-    mine = np.array([n for s in shapes for n in s], dtype=np.int64)
-    if comm.Get_size() == 1 or mine.size == 0 or not check_shapes_enabled():
-        return
-    both = np.concatenate([mine, -mine])
-    out = np.empty_like(both)
-    comm.Allreduce(both, out, op=MPI.MAX)
-    if np.array_equal(out[:mine.size], mine) and np.array_equal(-out[mine.size:], mine):
-        return
-    every = comm.allgather(shapes)      # (the error path only: small, pickled)
-    listed = "; ".join(f"rank {r}: {', '.join(map(str, s))}" for r, s in enumerate(every))
-    raise DistributedError(f"{what}: the ranks' shapes differ ({listed}); every rank "
-                           "must pass arrays of the same shape")
 
 
 class Collective(Op):
@@ -87,7 +61,8 @@ class Collective(Op):
 
     def __getstate__(self):
         # A communicator cannot be pickled: an unpickled op uses ``comm`` then.
-        return {k: v for k, v in self.__dict__.items() if k not in ("comm", "comm_key")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("comm", "comm_key", "_scratch", "_checked")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -101,15 +76,22 @@ class Collective(Op):
 
 
 class Allreduce(Collective):
-    """Every rank gets the elementwise ``op`` (sum, mean, max, min) over ranks."""
+    """Every rank gets the elementwise ``op`` (sum, mean, max, min) over ranks.
+    ``bucketable=False``: never merged into a bucket by the compile pass
+    (``autobucket.py``)."""
 
-    __props__ = ("op", "comm_key")
+    __props__ = ("op", "comm_key", "bucketable")
 
-    def __init__(self, op="sum", comm=None):
+    def __init__(self, op="sum", comm=None, bucketable=True):
         if op not in REDUCE_OPS:
             raise ValueError(f"allreduce: op must be one of {REDUCE_OPS}, got {op!r}")
         super().__init__(comm)
         self.op = op
+        self.bucketable = bool(bucketable)
+
+    def __setstate__(self, state):
+        state.setdefault("bucketable", True)     # (pickled before the flag existed)
+        super().__setstate__(state)
 
     def __str__(self):
         return f"allreduce{{{self.op}}}"
@@ -126,9 +108,12 @@ class Allreduce(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self), self)
+        gpu = on_device(self.comm, xp, x.dtype, self.op)
+        if gpu is not None:
+            return gpu.allreduce(x, self.op)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
-        out = np.empty_like(a)
+        out = scratch(self, "out", a.shape, a.dtype)
         self.comm.Allreduce(a, out, op=_MPI_OP[self.op])
         if self.op == "mean":
             out /= self.comm.Get_size()
@@ -167,8 +152,13 @@ class Broadcast(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
-        buf = _host(xp, x).copy()
-        check_shapes(self.comm, [buf.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
+        gpu = on_device(self.comm, xp, x.dtype)
+        if gpu is not None:
+            return gpu.broadcast(x, self.root)
+        a = _host(xp, x)
+        buf = scratch(self, "out", a.shape, a.dtype)
+        buf[...] = a
         self.comm.Bcast(buf, root=self.root)
         return _device(xp, buf, x.dtype)
 
@@ -199,9 +189,14 @@ class Reduce(Collective):
         return self._one(x)
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self), self)
+        gpu = on_device(self.comm, xp, x.dtype, "sum")
+        if gpu is not None:
+            return gpu.reduce(x, self.root)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
-        out = np.zeros_like(a)
+        out = scratch(self, "out", a.shape, a.dtype)
+        if self.comm.Get_rank() != self.root:
+            out[...] = 0        # (MPI writes the root's buffer only)
         self.comm.Reduce(a, out, op=MPI.SUM, root=self.root)
         return _device(xp, out, x.dtype)
 
@@ -241,10 +236,14 @@ class Allgather(Collective):
         return self._one(x, shape=tuple(shape))
 
     def impl(self, xp, x):
+        check_shapes(self.comm, [x.shape], str(self), self)
+        gpu = on_device(self.comm, xp, x.dtype)
+        if gpu is not None:
+            return gpu.allgather(x, self.axis)
         a = _host(xp, x)
-        check_shapes(self.comm, [a.shape], str(self))
         send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
-        out = np.empty((self.comm.Get_size() * send.shape[0],) + send.shape[1:], send.dtype)
+        out = scratch(self, "out", (self.comm.Get_size() * send.shape[0],) + send.shape[1:],
+                      send.dtype)
         self.comm.Allgather(send, out)
         return _device(xp, np.ascontiguousarray(np.moveaxis(out, 0, self.axis)), x.dtype)
 
@@ -284,14 +283,17 @@ class ReduceScatter(Collective):
         return self._one(x, shape=tuple(shape))
 
     def impl(self, xp, x):
-        a = _host(xp, x)
         p = self.comm.Get_size()
-        if a.shape[self.axis] % p:
-            raise DistributedError(f"{self}: length {a.shape[self.axis]} of axis {self.axis} "
+        if x.shape[self.axis] % p:
+            raise DistributedError(f"{self}: length {x.shape[self.axis]} of axis {self.axis} "
                                    f"does not split into {p} equal chunks")
-        check_shapes(self.comm, [a.shape], str(self))
+        check_shapes(self.comm, [x.shape], str(self), self)
+        gpu = on_device(self.comm, xp, x.dtype, "sum")
+        if gpu is not None:
+            return gpu.reduce_scatter(x, self.axis)
+        a = _host(xp, x)
         send = np.ascontiguousarray(np.moveaxis(a, self.axis, 0))
-        out = np.empty((send.shape[0] // p,) + send.shape[1:], send.dtype)
+        out = scratch(self, "out", (send.shape[0] // p,) + send.shape[1:], send.dtype)
         self.comm.Reduce_scatter_block(send, out, op=MPI.SUM)
         return _device(xp, np.ascontiguousarray(np.moveaxis(out, 0, self.axis)), x.dtype)
 
@@ -328,25 +330,29 @@ class AllreduceBucket(Collective):
         return Apply(self, xs, [TensorType(x.dtype, x.type.shape)() for x in xs])
 
     def impl(self, xp, *xs):
-        arrays = [_host(xp, x) for x in xs]
-        check_shapes(self.comm, [a.shape for a in arrays], str(self))
-        if len(arrays) == 1:        # (nothing to pack: reduce straight into the output)
-            out = np.empty_like(arrays[0])
-            self.comm.Allreduce(arrays[0], out, op=MPI.SUM)
+        shapes = [x.shape for x in xs]
+        gpu = on_device(self.comm, xp, xs[0].dtype, self.op)
+        if gpu is not None:     # (packed on the device: one NCCL call)
+            check_shapes(self.comm, shapes, str(self), self)
+            flat = xp.concatenate([x.reshape(-1) for x in xs])
+            return device_unpack(gpu.allreduce_flat(flat, self.op), shapes)
+        if len(xs) == 1:        # (nothing to pack: reduce straight into the output)
+            check_shapes(self.comm, shapes, str(self), self)
+            a = _host(xp, xs[0])
+            out = scratch(self, "out", a.shape, a.dtype)
+            self.comm.Allreduce(a, out, op=MPI.SUM)
             if self.op == "mean":
                 out /= self.comm.Get_size()
             return _device(xp, out, xs[0].dtype)
-        sizes = [a.size for a in arrays]
-        flat = np.empty(sum(sizes), arrays[0].dtype)
-        ends = np.cumsum(sizes)
-        for a, end, n in zip(arrays, ends, sizes):
-            flat[end - n:end] = a.reshape(-1)
+        # (pack + in-place reduce costs what a raw out-of-place Allreduce
+        # does: MPICH copies the send buffer into the receive buffer first)
+        pending = start_check(self.comm, shapes, self)
+        flat = pack(self, xp, xs)
+        finish_check(pending, self.comm, shapes, str(self), self)
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         if self.op == "mean":
             flat /= self.comm.Get_size()
-        out = tuple(_device(xp, flat[end - n:end].reshape(a.shape), x.dtype)
-                    for a, end, n, x in zip(arrays, ends, sizes, xs))
-        return out if len(out) > 1 else out[0]
+        return unpack(xp, flat, shapes, xs[0].dtype)
 
     def vjp(self, node, output_grads):
         gs = [T.zeros_like(o) if g is None else g for g, o in zip(output_grads, node.outputs)]

@@ -23,10 +23,11 @@ thread); docs/distributed.md.
 These nodes have no gradient rule (they carry gradients to the update);
 differentiate through ``overlap=False`` buckets instead.
 """
-import numpy as np
 from mpi4py import MPI
 
-from tracegrad.distributed.ops import Collective, _device, _host, check_shapes
+from tracegrad.distributed.buffers import device_unpack, on_device, pack, unpack
+from tracegrad.distributed.checks import check_shapes, finish_check, start_check
+from tracegrad.distributed.ops import Collective
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply
@@ -52,13 +53,17 @@ class IallreduceStart(Collective):
         return Apply(self, xs, [TensorType(xs[0].dtype, (None,))()])
 
     def impl(self, xp, *xs):
-        arrays = [_host(xp, x) for x in xs]
-        check_shapes(self.comm, [a.shape for a in arrays], str(self))
-        flat = np.empty(sum(a.size for a in arrays), arrays[0].dtype)
-        at = 0
-        for a in arrays:
-            flat[at:at + a.size] = a.reshape(-1)
-            at += a.size
+        shapes = [x.shape for x in xs]
+        gpu = on_device(self.comm, xp, xs[0].dtype, "sum")
+        if gpu is not None:
+            check_shapes(self.comm, shapes, str(self), self)
+            # (enqueued on the current stream: what reads it later waits for it)
+            flat = gpu.allreduce_flat(xp.concatenate([x.reshape(-1) for x in xs]), "sum")
+            _PENDING[id(flat)] = (None, flat)
+            return flat
+        pending = start_check(self.comm, shapes, self)
+        flat = pack(self, xp, xs)
+        finish_check(pending, self.comm, shapes, str(self), self)
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
 
@@ -90,15 +95,13 @@ class IallreduceWait(Collective):
 
     def impl(self, xp, buffer, *others):
         request, flat = _PENDING.pop(id(buffer))
-        request.Wait()
+        if request is not None:
+            request.Wait()
         if self.op == "mean":
             flat /= self.comm.Get_size()
-        out, at = [], 0
-        for shape in self.shapes:
-            n = int(np.prod(shape, dtype=np.int64))
-            out.append(_device(xp, flat[at:at + n].reshape(shape), self.dtype))
-            at += n
-        return tuple(out) if len(out) > 1 else out[0]
+        if request is None:
+            return device_unpack(flat, self.shapes)
+        return unpack(xp, flat, self.shapes, self.dtype)
 
     def vjp(self, node, output_grads):
         raise NotImplementedError("allreduce_many(overlap=True) has no gradient rule; "

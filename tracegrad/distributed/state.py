@@ -6,10 +6,15 @@ helpers all read one place. ``comm`` is ``MPI.COMM_WORLD`` until
 built (``allreduce(x)`` records ``current()`` in the op), so swapping it
 later changes new graphs, never compiled functions.
 """
+import os
+import sys
+import time
+
 from mpi4py import MPI
 
-_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True}
+_STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True, "gpu": "auto"}
 ON_ERROR = ("abort", "raise")
+GPU_COLLECTIVES = ("auto", "nccl", "host")
 
 
 class DistributedError(RuntimeError):
@@ -63,10 +68,73 @@ def check_shapes_enabled():
 
 
 def set_check_shapes(enabled):
-    """``True`` (default): before each collective the ranks compare their
-    input shapes (one small extra ``Allreduce``), so that different shapes
-    raise ``DistributedError`` on every rank; ``False`` saves that message
-    (latency-bound small collectives get faster) at the price of MPI's
-    behaviour on mismatched counts (an error, a hang or corrupt values).
-    Static shapes are compared anyway, at compile time, with the graph."""
+    """``True`` (default): when a collective's input shapes differ from
+    those it last verified, the ranks compare them (one small message), so
+    that different shapes raise ``DistributedError`` on every rank, or end
+    the job with the reason (``checks.start_check``); ``False``: never, at the
+    price of MPI's behaviour on mismatched counts (an error, a hang or
+    corrupt values). Static shapes are compared anyway, at compile time,
+    with the graph."""
     _STATE["check_shapes"] = bool(enabled)
+
+
+def gpu_collectives():
+    """How collectives move CuPy arrays: ``'auto'``, ``'nccl'`` or ``'host'``."""
+    return _STATE["gpu"]
+
+
+def set_gpu_collectives(mode):
+    """``'auto'`` (default): collectives on CuPy arrays (``device='cuda'``)
+    run through NCCL (``cupy.cuda.nccl``, ``distributed/nccl.py``) when it is
+    available, else through the host; ``'nccl'``: NCCL or an error;
+    ``'host'``: copy to the host and use mpi4py (any MPI). Dtypes NCCL
+    cannot reduce take the host path in every mode."""
+    if mode not in GPU_COLLECTIVES:
+        raise ValueError(f"set_gpu_collectives: mode must be one of {GPU_COLLECTIVES}, "
+                         f"got {mode!r}")
+    _STATE["gpu"] = mode
+
+
+# Seconds the aborting rank waits after writing its message: mpiexec
+# forwards a rank's stderr through a pipe, and MPI_Abort kills the job,
+# pipes included, at once; without the wait the message was lost in about
+# one run in ten (seen in the test suite). Not tuned further.
+ABORT_GRACE_S = 0.3
+
+
+def hard_abort(comm):
+    """Flush stderr, wait ``ABORT_GRACE_S``, ``MPI_Abort`` the job; never returns."""
+    try:
+        os.fsync(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(1)
+    # (MPICH's MPI_Abort may return once it has told mpiexec; never go on)
+    os._exit(1)
+
+
+# ``MPI_Test`` calls before ``wait_or_abort`` starts sleeping between them.
+SPIN_TESTS = 1000
+
+# Seconds a rank waits for the others' shapes when its own changed
+# (``checks.finish_check``); environment variable ``TRACEGRAD_CHECK_TIMEOUT``.
+CHECK_TIMEOUT_S = float(os.environ.get("TRACEGRAD_CHECK_TIMEOUT", "300"))
+
+
+def wait_or_abort(request, timeout, message):
+    """Wait for the MPI ``request`` at most ``timeout`` seconds; past that,
+    write ``message()`` on stderr and abort the job (a collective cannot
+    be cancelled, so there is no way back)."""
+    for _ in range(SPIN_TESTS):     # (the usual case: the others are there)
+        if request.Test():
+            return
+    deadline = time.monotonic() + timeout
+    pause = 1e-5
+    while not request.Test():
+        if time.monotonic() > deadline:
+            sys.stderr.write(message())
+            sys.stderr.flush()
+            hard_abort(MPI.COMM_WORLD)
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)

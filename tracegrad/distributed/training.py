@@ -61,7 +61,8 @@ def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None, overlap
     ``'mean'``; ``nbytes``: each tensor's size in bytes where the static
     shapes do not say (e.g. from the parameters' values; a size neither
     gives counts as 0, so such tensors share a bucket); ``bucket_bytes=0``
-    gives one ``allreduce`` per tensor. ``overlap=True``: each bucket is a
+    gives one ``allreduce`` per tensor (kept apart by the compile-time
+    bucketing pass too: ``autobucket.py``). ``overlap=True``: each bucket is a
     non-blocking ``Iallreduce`` started as soon as its tensors exist and
     waited for where its results are read (``overlap.py``; no gradient rule),
     which needs every tensor's shape: static, or given in ``shapes``."""
@@ -77,7 +78,7 @@ def allreduce_many(xs, op="sum", bucket_bytes=BUCKET_BYTES, nbytes=None, overlap
     if overlap:
         return _overlapped(xs, op, bucket_bytes, sizes, shapes, comm)
     if bucket_bytes == 0:
-        return [Allreduce(op, comm)(x) for x in xs]
+        return [Allreduce(op, comm, bucketable=False)(x) for x in xs]
     out = [None] * len(xs)
     for bucket in _buckets(xs, sizes, bucket_bytes):
         res = AllreduceBucket(op, comm)(*[xs[k] for k in bucket])

@@ -7,12 +7,12 @@ Pipeline, one module per stage:
   and the reference semantics);
 - ``lower``: inline rows written with other rows (``sigmoid``,
   ``softplus``) and share equal steps;
-- ``codegen``: the Python source of a program of NumPy ufunc calls with
-  ``out=`` buffers; ``cpu``: run it over blocks on a small thread pool;
+- (the NumPy program of a spec, its generated source and its blocked runs
+  are the NumPy backend's: ``tracegrad/backend/numpy/``);
 - ``cuda``: generate the source of one ``cupy.ElementwiseKernel`` and launch
   it;
-- ``cache``: the bounded spec-keyed cache (``SpecCache``) that ``cpu`` and
-  ``cuda`` keep their programs and kernel sources in;
+- ``cache``: the bounded spec-keyed cache (``SpecCache``) that
+  ``backend/numpy`` and ``cuda`` keep their programs and kernel sources in;
 - ``op``: ``FusedElemwise``, the graph op running a cluster;
 - ``rewrite``: ``fuse_outputs(outputs)`` on plain graphs and
   ``fuse(fgraph)`` on a ``FunctionGraph``.

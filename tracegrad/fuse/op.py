@@ -1,7 +1,9 @@
 """``FusedElemwise``: a fused cluster as one graph op.
 
 Its node replaces the cluster's nodes in a graph; ``impl(xp, *inputs)`` runs
-the blocked NumPy program (or, with CuPy arrays, the generated CUDA kernel),
+the host backend's program of its spec (``HOST``: ``backend/numpy/``, put
+there by its ``install``; it hands large calls to the compiled tier) or,
+with CuPy arrays, the generated CUDA kernel,
 so any scheduler runs it like any other op. ``run(xp, inputs, outs=...)``
 additionally writes into given output buffers (a shared variable's buffer).
 Gradients expand the cluster back into its elementwise nodes.
@@ -11,11 +13,25 @@ from functools import partial
 import numpy as np
 
 from tracegrad.config import NATIVE_MIN_SIZE
-from tracegrad.fuse.cpu import cpu_program
 from tracegrad.ops.elemwise import broadcasts_into, fits_in_place
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
+
+
+# The host (NumPy) backend: ``program(spec)`` -> a program with ``run``,
+# ``fast``, ``run_general``, ``inplace_code``... (``backend.numpy``, put here
+# by its ``install()``, which ``compile`` calls: fuse never imports a backend).
+HOST = [None]
+
+
+def cpu_program(spec):
+    """The host backend's program of ``spec``."""
+    host = HOST[0]
+    if host is None:
+        raise RuntimeError("no host backend installed: import tracegrad (its compile "
+                           "stage installs tracegrad.backend.numpy)")
+    return host.program(spec)
 
 
 class FusedElemwise(Op):

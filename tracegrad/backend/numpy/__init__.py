@@ -1,14 +1,24 @@
-"""The CPU program of a fused cluster: lowered (``lower``), generated
-(``codegen``) and run over blocks.
+"""The NumPy backend's program of a fused cluster (the reference, always
+available): lowered (``fuse.lower``), generated (``codegen`` here) and run
+over blocks.
+
+Its interface is every backend's (``backend/c.py`` has the same):
+``can_run(spec)``, ``program(spec) -> Program`` with
+``Program.run(inputs, outs=None)``. ``install()`` hands this module to
+``fuse.op`` (``fuse.op.HOST``), whose ``FusedElemwise`` asks it for the
+program of its spec: ``fuse`` never imports a backend.
 
 ``CpuProgram.run`` executes the generated block function over the broadcast
 iteration space in blocks of ``BLOCK_BYTES`` per buffer, small enough that a
 block's intermediates stay in the L2 cache, so temporaries never travel to
-main memory (``runner`` cuts the blocks and spreads them over a small thread
-pool). Scratch buffers are allocated per call and per worker, never shared
-between concurrent calls. Block size and thread count follow each program's
-cost per element, measured once per row and dtypes (``row_cost``). Small
-calls take ``fast``, a generated function doing the whole call inline.
+main memory (``runner`` here cuts the blocks and spreads them over a small
+thread pool). Scratch buffers are allocated per call and per worker, never
+shared between concurrent calls. Block size and thread count follow each
+program's cost per element, measured once per row and dtypes
+(``row_cost``). Small calls take ``fast``, a generated function doing the
+whole call inline. Large calls go to the compiled tier when it is
+installed (``NATIVE``) and can run the spec; this program is its fallback
+(no kernel yet, flags NumPy must report).
 """
 import copy
 import gc
@@ -23,14 +33,14 @@ from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
                               SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
                               THREADED_BLOCK_FACTOR, config)
 from tracegrad.fuse.cache import SpecCache, Templates
-from tracegrad.fuse.codegen import generate
+from tracegrad.backend.numpy.codegen import generate
 from tracegrad.fuse.lower import lower
 from tracegrad.fuse.spec import FusionSpec
-from tracegrad.fuse.runner import run_blocked
+from tracegrad.backend.numpy.runner import run_blocked
 from tracegrad.fuse.spec import broadcast_shapes
 
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
-# ``install``: fuse never imports the backends): ``can_run(spec)`` and
+# ``install``): ``can_run(spec)`` and
 # ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
 # call and returns True, or returns False when the NumPy program must run it
 # (``aliased``: an output is an operand's very buffer).
@@ -194,14 +204,18 @@ class CpuProgram:
         # an input's buffer: ``_check_outs``'s "deferred")
         if size >= NATIVE_MIN_SIZE and self.native_possible and \
                 config.cpu_codegen != "numpy" and \
-                self._run_native(operands, outs, shape, size, program is not self.direct):
+                self._run_native(operands, outs, shape, size, program):
             return outs
         if size:
             self._execute(program, operands, outs, shape, size)
         return outs
 
-    def _run_native(self, operands, outs, shape, size, aliased):
-        """The call through the compiled tier; ``False`` when it did not run."""
+    def _run_native(self, operands, outs, shape, size, program):
+        """The call through the compiled tier; ``False`` when it did not run.
+        ``program``: the generated program this call would run; other than
+        ``direct``, it writes into outputs that are inputs' buffers (the
+        tier then hands it the pieces NumPy must judge)."""
+        aliased = None if program is self.direct else program
         native = self._native
         if native is None:
             native = self._native = NATIVE[0].program(self.spec) or False
@@ -442,3 +456,27 @@ CPU_PROGRAMS = SpecCache(_build_cpu, related=(CPU_TEMPLATES,))
 def cpu_program(spec):
     """The compiled ``CpuProgram`` of ``spec``."""
     return CPU_PROGRAMS.get(spec)
+
+
+# ------------------------------------------------------------ the backend interface
+Program = CpuProgram
+
+
+def can_run(spec):
+    """Whether this backend runs ``spec``: always (every elementwise row has
+    a NumPy form; this is the reference)."""
+    return True
+
+
+def program(spec):
+    """The ``Program`` of ``spec`` (one per spec, shared: ``run`` is
+    thread-safe)."""
+    return CPU_PROGRAMS.get(spec)
+
+
+def install():
+    """Let ``FusedElemwise`` run its NumPy programs from this module
+    (idempotent; ``compile`` calls it at import)."""
+    import sys
+    from tracegrad.fuse import op
+    op.HOST[0] = sys.modules[__name__]

@@ -28,7 +28,7 @@ import numpy as np
 # (tunables, with their reasons, in tracegrad/config.py; module globals here,
 # so tests patch them here)
 from tracegrad.config import EAGER_FAST_LINES, MAX_CODE
-from tracegrad.fuse import interp
+from tracegrad.backend.numpy import interp
 
 # Ufuncs for which NumPy 2 deprecates a positional ``out``.
 KEYWORD_OUT = frozenset({"maximum", "minimum"})
