@@ -27,8 +27,8 @@ tracegrad's location are taken out again.
 shown: the runner reraises it naming the op and the user's line
 (``evaluate.reraise_with_context``, which asks ``source_of`` too).
 
-The blocks of a big fused call run on worker threads too (``fuse.runner``):
-a warning there has the pool below it, not the runner; the calling
+The blocks of a big fused call run on worker threads too
+(``backend/numpy/runner.py``): a warning there has the pool below it, not the runner; the calling
 thread's stack (``sys._current_frames``), waiting in ``_work_on_threads``
 for the same task, holds the step.
 
@@ -41,7 +41,7 @@ import threading
 import warnings
 
 from tracegrad.evaluate import run_node
-from tracegrad.fuse import runner as fuse_runner
+from tracegrad.backend.numpy import runner as blocks
 from tracegrad.fuse.spec import FusionSpec, RowNode
 
 # The globals name under which a generated runner keeps ``where(frame) ->
@@ -122,15 +122,15 @@ def _user_source(frame, text):
 
 
 def _caller_of_worker(frame, text):
-    """On a worker thread of ``fuse.runner``: the user's line of the step
-    the thread that handed out the blocks runs."""
-    while frame is not None and frame.f_code is not fuse_runner._work.__code__:
+    """On a worker thread of ``backend/numpy/runner.py``: the user's line of
+    the step the thread that handed out the blocks runs."""
+    while frame is not None and frame.f_code is not blocks._work.__code__:
         frame = frame.f_back
     if frame is None:
         return None
     task = frame.f_locals.get("task")
     me = threading.get_ident()
-    waiting = fuse_runner._work_on_threads.__code__
+    waiting = blocks._work_on_threads.__code__
     for ident, top in sys._current_frames().items():
         f = top
         while ident != me and f is not None:
