@@ -327,3 +327,33 @@ def test_rules_run_per_node_stay_bounded(monkeypatch):
         pipeline.rewrite(fgraph, "fast_run")
         per_node.append(calls[0] / nodes)
     assert per_node[1] < 1.1 * per_node[0] and per_node[1] < 10, per_node
+
+
+def test_static_values_of_a_graph_reading_each_value_twice_are_linear(monkeypatch):
+    # ``x[0]`` asks for the entries of ``x`` while ``static_value`` walks the
+    # graph: each question used to start a fresh walk, so y = sum(y) * y + y[0]
+    # repeated n times asked 2^n questions (n = 20 took seconds to compile,
+    # n = 400 never finished). Nested questions share the outer walk now.
+    from tracegrad.ops import index
+    calls = [0]
+    original = index.Subtensor.static_output
+
+    def counting(self, node):
+        calls[0] += 1
+        return original(self, node)
+
+    monkeypatch.setattr(index.Subtensor, "static_output", counting)
+    per_layer = []
+    for n in (8, 16):
+        x = T.dvector("x")
+        y = x
+        for _ in range(n):
+            y = T.sum(y) * y + y[0]
+        calls[0] = 0
+        f = tg.function([x], [T.sum(y), tg.grad(T.sum(y), x)])
+        per_layer.append(calls[0] / n)
+    assert per_layer[1] < 2 * per_layer[0] + 5, per_layer   # (2^n: ~256x)
+    value = np.linspace(0.0, 1.0, 5) * 1e-3
+    reference = tg.function([x], [T.sum(y), tg.grad(T.sum(y), x)], mode="fast_compile")
+    for got, want in zip(f(value), reference(value)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -9,6 +9,7 @@ indexing, ``MakeVector``...); ``static_entries`` reads a shape vector entry by
 entry. ``tracegrad.ops.shape_static`` re-exports them.
 """
 import operator
+import threading
 
 import numpy as np
 
@@ -76,47 +77,90 @@ def static_value(var):
     bounded, so asking is cheap. A Python number or a tuple of lengths
     (``x.shape``, whose known entries are ints) is read as the constant it
     makes.
+
+    A ``static_output`` hook may ask again (``x[0]`` asks for the entries of
+    ``x``): such a nested question shares the outer one's results, what it
+    found unknown and its node budget, so a graph where each value reads the
+    previous one twice (``y = sum(y) * y + y[0]``, n times) costs O(n)
+    questions, not 2^n.
     """
     if not isinstance(var, Variable):
         try:
             var = as_tensor_variable(var)
         except (TypeError, ValueError):
             return None
-    values = {}
-    stack = [(var, False)]
-    budget = _FOLD_MAX_NODES
-    while stack:
-        v, ready = stack.pop()
-        if v in values:
-            continue
+    walk = getattr(_ACTIVE, "walk", None)
+    if walk is not None:
+        return walk.value(var)
+    walk = _ACTIVE.walk = _Walk()
+    try:
+        return walk.value(var)
+    finally:
+        _ACTIVE.walk = None
+
+
+_ACTIVE = threading.local()  # the outermost ``static_value`` walk of this thread
+
+
+class _Walk:
+    """One outermost ``static_value`` question: values found, variables found
+    unknown and the node budget left, shared by the questions nested in it."""
+
+    __slots__ = ("values", "unknown", "budget")
+
+    def __init__(self):
+        self.values = {}
+        self.unknown = set()
+        self.budget = _FOLD_MAX_NODES
+
+    def value(self, var):
+        values = self.values
+        if var in values:
+            return values[var]
+        if var in self.unknown:
+            return None
+        stack = [(var, False)]
+        while stack:
+            v, ready = stack.pop()
+            if v in values:
+                continue
+            if not self._step(v, ready, stack):
+                self.unknown.add(v)
+                self.unknown.add(var)
+                return None
+        return values[var]
+
+    def _step(self, v, ready, stack):
+        """Learn ``v``'s value or push what it needs; False when unknown."""
+        values = self.values
         if isinstance(v, Constant):
             values[v] = np.asarray(v.data)
-            continue
+            return True
         node = v.owner
         if ready:  # its inputs are known now
             arrays = [values[i] for i in node.inputs]
             if any(a.size > _FOLD_MAX_SIZE for a in arrays):
-                return None
+                return False
             try:
                 values.update(zip(node.outputs, run_node(node, arrays)))
             except Exception:
-                return None
-            continue
-        if node is None:
-            return None
+                return False
+            return True
+        if node is None or v in self.unknown:
+            return False
         hook = getattr(node.op, "static_output", None)
         known = hook(node) if hook is not None else None
         if known is not None:
             values.update(zip(node.outputs, known))
-            continue
+            return True
         if not getattr(node.op, "foldable", False):  # (``Elemwise`` is foldable)
-            return None
-        budget -= 1
-        if budget < 0:
-            return None
+            return False
+        self.budget -= 1
+        if self.budget < 0:
+            return False
         stack.append((v, True))
         stack.extend((i, False) for i in node.inputs if i not in values)
-    return values[var]
+        return True
 
 
 def static_int(var):
