@@ -1,0 +1,121 @@
+"""W9: one training step of the contractive autoencoder of the Theano
+deep-learning tutorial (``examples/contractive_autoencoder.py``): batch 20,
+784 visible, 500 hidden, tied weights, the Jacobian penalty
+``sum(J ** 2) // batch`` over the (20, 784, 500) tensor ``J``.
+
+The baseline is NumPy written by hand: the same forward pass (``J`` built in
+a buffer kept between steps, squared in place and summed) and the gradient
+of the same cost (the floor division's is zero, as in Theano, so the
+penalty adds nothing to it), updating the weights in place. "numpy
+(factored J)" is the same step with ``sum(J ** 2)`` computed as
+``(h(1-h))^2`` summed over the batch dotted with ``W^2`` summed over the
+visible axis: shown for reference, it is a different algorithm.
+"""
+import numpy as np
+
+from bench import peers
+from bench.training import State, _case
+
+LR = 0.01
+CONTRACTION = 0.1
+BATCH, VISIBLE, HIDDEN = 20, 784, 500
+
+
+def w9_data(dtype, seed=0):
+    """Inputs in [0, 1) and the tutorial's initialisation."""
+    rng = np.random.RandomState(seed)
+    x = rng.rand(BATCH, VISIBLE).astype(dtype)
+    bound = 4 * np.sqrt(6.0 / (HIDDEN + VISIBLE))
+    w = rng.uniform(-bound, bound, size=(VISIBLE, HIDDEN)).astype(dtype)
+    return x, [w, np.zeros(HIDDEN, dtype), np.zeros(VISIBLE, dtype)]
+
+
+def _sigmoid(a):
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    a += 1
+    return np.reciprocal(a, out=a)
+
+
+def w9_hand_step(x, params, jbuf, factored=False):
+    """One step, updating ``params`` (W, b, b_prime) in place; returns
+    ``(mean L_rec, L_jacob)``. ``jbuf`` is a (batch, visible, hidden) buffer."""
+    w, b, bp = params
+    batch = x.shape[0]
+    h = _sigmoid(x @ w + b)
+    z = _sigmoid(h @ w.T + bp)
+    l_rec = -(x * np.log(z) + (1 - x) * np.log1p(-z)).sum(axis=1)
+    s = h * (1 - h)
+    if factored:
+        total = (s * s).sum(axis=0) @ (w * w).sum(axis=0)
+    else:
+        np.multiply(s[:, None, :], w[None, :, :], out=jbuf)
+        np.square(jbuf, out=jbuf)
+        total = jbuf.sum()
+    l_jacob = np.floor_divide(total, batch)
+    gz = (z - x) / batch  # d mean(L_rec) / d(decoder pre-activation)
+    ga = (gz @ w) * s  # through h into the encoder pre-activation
+    gw = gz.T @ h
+    gw += x.T @ ga
+    w -= LR * gw
+    b -= LR * ga.sum(axis=0)
+    bp -= LR * gz.sum(axis=0)
+    return l_rec.mean(), l_jacob
+
+
+def w9_numpy(x, params0, factored=False):
+    params = [p.copy() for p in params0]
+    jbuf = np.empty((x.shape[0],) + params[0].shape, x.dtype)
+    return State(lambda: w9_hand_step(x, params, jbuf, factored), lambda: params)
+
+
+def w9_numpy_factored(x, params0):
+    return w9_numpy(x, params0, factored=True)
+
+
+def _cost_and_updates(T, grad, x, shared):
+    """The tutorial's cost (``T``: tracegrad.tensor or pytensor.tensor)."""
+    w, b, bp = shared
+    h = T.sigmoid(T.dot(x, w) + b)
+    z = T.sigmoid(T.dot(h, w.T) + bp)
+    jac = (T.reshape(h * (1 - h), (BATCH, 1, HIDDEN))
+           * T.reshape(w, (1, VISIBLE, HIDDEN)))
+    l_rec = -T.sum(x * T.log(z) + (1 - x) * T.log(1 - z), axis=1)
+    l_jacob = T.sum(jac ** 2) // BATCH
+    cost = T.mean(l_rec) + CONTRACTION * T.mean(l_jacob)
+    grads = grad(cost, shared)
+    return [T.mean(l_rec), l_jacob], [(p, p - LR * g) for p, g in zip(shared, grads)]
+
+
+def w9_tracegrad(x, params0):
+    peers.tracegrad_function_available()
+    import tracegrad as tg
+    import tracegrad.tensor as T
+    xs = T.matrix("x", dtype=x.dtype.name)
+    shared = [tg.shared(p.copy(), name=n) for p, n in zip(params0, ["W", "b", "b_prime"])]
+    outputs, updates = _cost_and_updates(T, T.grad, xs, shared)
+    train = tg.function([xs], outputs, updates=updates)
+    return State(lambda: train(x), lambda: [s.get_value(borrow=True) for s in shared])
+
+
+def w9_pytensor(x, params0):
+    peers.pytensor()
+    import pytensor
+    import pytensor.tensor as pt
+    xs = pt.matrix("x", dtype=x.dtype.name)
+    shared = [pytensor.shared(p.copy()) for p in params0]
+    outputs, updates = _cost_and_updates(pt, pytensor.grad, xs, shared)
+    train = pytensor.function([xs], outputs, updates=updates)
+    return State(lambda: train(x), lambda: [s.get_value(borrow=True) for s in shared])
+
+
+W9_SYSTEMS = {"numpy (hand grad)": w9_numpy, "numpy (factored J)": w9_numpy_factored,
+              "pytensor": w9_pytensor, "tracegrad": w9_tracegrad}
+
+
+def run(quick, rounds, wid):
+    budget = 10.0 if quick else 40.0
+    for dtype, rtol in (("float64", 1e-7), ("float32", 2e-3)):
+        yield _case(wid, f"cA step {dtype}", W9_SYSTEMS,
+                    lambda dtype=dtype: w9_data(dtype), lambda dtype=dtype: w9_data(dtype),
+                    rtol, budget)
