@@ -123,27 +123,45 @@ def backpropagate(seeds, wrt, consider_constant=()):
         if var in reach:
             pending.setdefault(var, []).append(g)
     for node in reversed(relevant):
-        out_grads = []
-        for o in node.outputs:
-            terms = pending.pop(o, None)
-            out_grads.append(_total(terms))
-            if terms is not None and o in wrt_set:
-                finished[o] = out_grads[-1]
-        if any(g is ZERO for g in out_grads) and \
-                all(g is None or g is ZERO for g in out_grads):
+        out_grads = _output_grads(node, pending, wrt_set, finished)
+        if _all_zero(out_grads):
             _pass_zero(node, pending, reach, consider_constant)
         elif any(g is not None for g in out_grads):
             _pull_back(node, out_grads, pending, reach, consider_constant)
+    return _collect(wrt, pending, finished, seeds)
+
+
+def _all_zero(out_grads):
+    """Whether the gradients are symbolic zeros, but for missing ones."""
+    return any(g is ZERO for g in out_grads) and all(g is None or g is ZERO for g in out_grads)
+
+
+def _output_grads(node, pending, wrt_set, finished):
+    """The totals of ``node``'s outputs' gradient terms (taken off
+    ``pending``); those of ``wrt`` variables are kept in ``finished``."""
+    out_grads = []
+    for o in node.outputs:
+        terms = pending.pop(o, None)
+        out_grads.append(_total(terms))
+        if terms is not None and o in wrt_set:
+            finished[o] = out_grads[-1]
+    return out_grads
+
+
+def _collect(wrt, pending, finished, seeds):
+    """``backpropagate``'s result: each reached ``wrt``'s total, a symbolic
+    zero made ``zeros_like``."""
     out = {}
     for w in wrt:
         if w in pending:
-            out[w] = _leaf_total(pending[w]) if w.owner is None else _total(pending[w])
+            g = _leaf_total(pending[w]) if w.owner is None else _total(pending[w])
         elif w in finished:
-            out[w] = finished[w]
+            g = finished[w]
         elif w in seeds:
-            out[w] = seeds[w]
-        if out.get(w) is ZERO:
-            out[w] = zeros_like(w)
+            g = seeds[w]
+        else:
+            continue
+        out[w] = zeros_like(w) if g is ZERO else g
     return out
 
 
