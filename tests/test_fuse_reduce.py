@@ -99,3 +99,55 @@ def test_slab_axis():
     assert slab_axis((2, 10), 100) == (None, None)  # one pass
     assert slab_axis((1000, 10), 10) == (0, 1)
     assert slab_axis((), 10) == (None, None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_true_penalty_and_its_gradient_are_one_node_of_three_sums(monkeypatch, dtype):
+    # sum(J ** 2) / batch with J = s[:, None, :] * W[None]: its gradient sums
+    # 2 J g W over the visible axis and 2 J g s over the batch (SumTo); the
+    # three (batch, visible, hidden) results are sums of one fused node.
+    monkeypatch.setattr(fuse_reduce, "SLAB_BYTES", 4000)
+    s = T.matrix("s", dtype=dtype)
+    w = T.matrix("w", dtype=dtype)
+    cost = T.sum((T.reshape(s, (20, 1, 50)) * T.reshape(w, (1, 78, 50))) ** 2) / 20
+    outputs = [cost] + T.grad(cost, [s, w])
+    f = tg.function([s, w], outputs)
+    nodes = nodes_of(f)
+    summed = [n for n in nodes if isinstance(n.op, FusedSum)]
+    assert len(summed) == 1 and len(summed[0].outputs) == 3
+    assert not any(isinstance(n.op, FusedElemwise) and n.outputs[0].ndim == 3 for n in nodes)
+    assert all(o.type.shape != (20, 78, 50) for n in nodes for o in n.outputs)
+    rng = np.random.default_rng(4)
+    values = [rng.random((20, 50)).astype(dtype), rng.random((78, 50)).astype(dtype)]
+    reference = evaluate(outputs, dict(zip([s, w], values)))
+    for got, ref in zip(f(*values), reference):
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=TOL[dtype] * 10)
+
+
+def test_sums_of_two_outputs_over_different_axes(monkeypatch):
+    monkeypatch.setattr(fuse_reduce, "SLAB_BYTES", 800)
+    a = T.dtensor3("a")
+    b = T.dvector("b")
+    y = T.exp(a * b)
+    outputs = [T.sum(y, axis=1), T.sum(y * a - 1, axis=(0, 2), keepdims=True)]
+    f = tg.function([a, b], outputs)
+    node, = [n for n in nodes_of(f) if isinstance(n.op, FusedSum)]
+    assert len(node.outputs) == 2
+    rng = np.random.default_rng(5)
+    values = [rng.random((4, 33, 6)), rng.random(6)]
+    for got, ref in zip(f(*values), evaluate(outputs, dict(zip([a, b], values)))):
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_sum_to_axes_only_where_static_shapes_decide():
+    from tracegrad.ops.base import sum_to
+    from tracegrad.fuse.reduce import sum_to_axes
+    g = T.tensor("float64", (20, 78, 50))
+    assert sum_to_axes(sum_to(g, T.tensor("float64", (1, 78, 50))).owner) == (0,)
+    assert sum_to_axes(sum_to(g, T.tensor("float64", (20, 1, 1))).owner) == (1, 2)
+    # a length known only at run time may or may not be summed
+    assert sum_to_axes(sum_to(g, T.tensor("float64", (None, 78, 50))).owner) is None
+    loose = T.tensor("float64", (None, 78, 50))
+    assert sum_to_axes(sum_to(loose, T.tensor("float64", (1, 78, 50))).owner) is None
