@@ -83,27 +83,21 @@ class FusedSum(Op):
         spec = self.fused.spec
         axes_of = [tuple(range(len(shape))) if axes is None else axes
                    for axes, _, _ in self.reductions]
+        dtypes = [dtype for _, _, dtype in self.reductions]
         results = [np.zeros(tuple(1 if k in axes else n for k, n in enumerate(shape)),
                             _reduce_dtype("sum", np.dtype(dt).name, dtype))
-                   for axes, dt, (_, _, dtype) in zip(axes_of, spec.out_dtypes,
-                                                      self.reductions)]
+                   for axes, dt, dtype in zip(axes_of, spec.out_dtypes, dtypes)]
         fn = program.direct.fn
         slab = (1,) * axis + (length,) + shape[axis + 1:]
         buffers = [np.empty(slab, dt) for dt in
                    tuple(spec.out_dtypes) + tuple(program.direct.slot_dtypes)]
-        n_out = len(results)
-        for where in np.ndindex(*shape[:axis]):
-            for start in range(0, shape[axis], length):
-                stop = min(start + length, shape[axis])
-                cut = tuple(slice(i, i + 1) for i in where) + (slice(start, stop),)
-                operands = [a[tuple(c if n != 1 else slice(None)
-                                    for c, n in zip(cut, a.shape))] for a in arrays]
-                part = [b[(slice(None),) * axis + (slice(0, stop - start),)] for b in buffers]
-                fn(*operands, *part)
-                for result, axes, values, (_, _, dtype) in zip(
-                        results, axes_of, part[:n_out], self.reductions):
-                    into = tuple(slice(0, 1) if k in axes else c for k, c in enumerate(cut))
-                    result[into] += values.sum(axis=axes, keepdims=True, dtype=dtype)
+        for cut in slabs(shape, axis, length):
+            part = [b[(slice(None),) * axis + (slice(0, cut[-1].stop - cut[-1].start),)]
+                    for b in buffers]
+            fn(*[a[_cut_for(cut, a.shape)] for a in arrays], *part)
+            for result, axes, values, dtype in zip(results, axes_of, part, dtypes):
+                into = tuple(slice(0, 1) if k in axes else c for k, c in enumerate(cut))
+                result[into] += values.sum(axis=axes, keepdims=True, dtype=dtype)
         return [r if keepdims else r.reshape([n for k, n in enumerate(r.shape) if k not in axes])
                 for r, axes, (_, keepdims, _) in zip(results, axes_of, self.reductions)]
 
@@ -117,6 +111,21 @@ class FusedSum(Op):
 
     def __reduce__(self):
         return (FusedSum, (self.fused, self.reductions))
+
+
+def slabs(shape, axis, length):
+    """The index tuples of the slabs (see ``slab_axis``): a length-1 slice
+    of each axis before ``axis``, ``length`` entries (fewer at the end) of
+    ``axis``."""
+    for where in np.ndindex(*shape[:axis]):
+        for start in range(0, shape[axis], length):
+            yield tuple(slice(i, i + 1) for i in where) + (
+                slice(start, min(start + length, shape[axis])),)
+
+
+def _cut_for(cut, shape):
+    """``cut`` for an operand of ``shape``: its length-1 axes taken whole."""
+    return tuple(c if n != 1 else slice(None) for c, n in zip(cut, shape))
 
 
 def slab_axis(shape, elements):
