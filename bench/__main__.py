@@ -12,11 +12,12 @@ import time
 
 import numpy as np
 
-from bench import compile_scaling, overhead, training, w1
+from bench import compile_scaling, contractive, overhead, training, w1
 from bench.timing import SPREADS, Missing, interleaved
 
 WORKLOADS = {"W1": w1, "W2": training, "W4": training, "W3": overhead,
-             "W5": overhead, "W6": training, "W7": compile_scaling}
+             "W5": overhead, "W6": training, "W7": compile_scaling,
+             "W9": contractive}
 
 
 def _format_time(seconds):
@@ -64,11 +65,11 @@ def run_case(case, rounds, log):
 
 
 def _blas_threads(case):
-    """One BLAS thread for every system of the W2/W4 rows (threadpoolctl,
+    """One BLAS thread for every system of the W2/W4/W9 rows (threadpoolctl,
     when installed): a noisy 2-core machine otherwise times thread
     contention, not the systems."""
     import contextlib
-    if case["workload"] not in ("W2", "W4"):
+    if case["workload"] not in ("W2", "W4", "W9"):
         return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits

@@ -14,6 +14,7 @@ from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
 from tracegrad.backend import c as c_tier
 from tracegrad.fuse import op as fuse_op
+from tracegrad.fuse import reduce as fuse_reduce
 from tracegrad import progress as progress_module
 
 CONFIG = sys.modules["tracegrad.config"]
@@ -37,6 +38,7 @@ USERS = {
     c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK"],
     fuse_op: ["NATIVE_MIN_SIZE"],
     progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
+    fuse_reduce: ["SLAB_BYTES"],
 }
 
 

@@ -29,6 +29,7 @@ SETTINGS = {
     "numpy_model.py": (3, "final loss", ()),
     "lenet.py": (1, "test accuracy", ()),
     "denoising_autoencoder.py": (1, "final reconstruction cost", ()),
+    "contractive_autoencoder.py": (1, "final reconstruction cost", ()),
     "rbm.py": (1, "final pseudo-likelihood cost", ()),
     "data_parallel.py": (2, "final loss", ("mpi4py",)),
 }

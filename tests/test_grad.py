@@ -352,3 +352,48 @@ def test_verify_grad_catches_wrong_gradients():
         verify_grad(lambda a: WrongSquare()(a), [np.array([0.5, 1.0, -2.0])], rng=0)
     with pytest.raises(TypeError):
         verify_grad(lambda a: a > 0, [np.array([1.0])])
+
+
+def _new_3d(grads, forward):
+    """The 3-d variables of ``grads``' graphs that ``forward`` does not compute."""
+    from tracegrad.trace import ancestors
+    known = set(ancestors([forward]))
+    return [a for a in ancestors(grads) if a.ndim == 3 and a not in known]
+
+
+def test_zero_gradient_stays_symbolic_through_the_chain():
+    # floor_div's gradient is zero (Theano's IntDiv too): the walk passes the
+    # zero on without asking the vjps under it, so no gradient graph is built
+    # for what feeds the floor division (the contractive autoencoder's
+    # ``sum(J ** 2) // batch`` cost three (batch, 784, 500) tensors of zeros).
+    x = T.dmatrix("x")
+    w = T.dmatrix("w")
+    penalty = T.sum((T.exp(x)[:, None, :] * w[None, :, :]) ** 2) // 3
+    cost = penalty + T.sum(x * 2) + T.sum(w)
+    gx, gw = T.grad(cost, [x, w])
+    assert _new_3d([gx, gw], cost) == []
+    xv, wv = np.ones((2, 4)), np.ones((3, 4))
+    np.testing.assert_array_equal(run([x, w], gx, xv, wv), np.full((2, 4), 2.0))
+    np.testing.assert_array_equal(run([x, w], gw, xv, wv), np.ones((3, 4)))
+
+
+def test_zero_gradient_only_path_gives_connected_zeros():
+    # A variable reached only through zero gradients gets zeros of its own
+    # shape and dtype, also past several nodes and for an intermediate wrt.
+    x = T.fmatrix("x")
+    h = T.exp(x) * 2
+    cost = T.floor(h.sum() * 3).sum()
+    gx, gh = T.grad(cost, [x, h], return_disconnected="none")
+    for g in (gx, gh):
+        assert g is not None and g.dtype == "float32" and g.ndim == 2
+        value = tg.function([x], g)(np.ones((2, 3), "float32"))
+        assert value.shape == (2, 3) and value.dtype == np.float32 and not value.any()
+
+
+def test_zero_gradient_is_exact_where_the_chain_overflows():
+    # As JAX's symbolic zeros: zero times an infinite local derivative is
+    # zero, not 0 * inf = nan.
+    x = T.dvector("x")
+    g = T.grad(T.floor(T.exp(x) * 2).sum() + x.sum(), x)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(run([x], g, np.array([1.0, 800.0])), [1.0, 1.0])

@@ -229,7 +229,7 @@ def test_old_import_paths_still_work():
 
 
 def test_piecewise_constant_gradients_are_zeros_of_the_input():
-    # Their rules return ``ZERO``; the reverse engine makes it zeros_like(x):
+    # Their rules return ``ZERO``; the reverse engine ends it as zeros_like(x):
     # a connected gradient (not ``None`` with return_disconnected='none').
     import numpy as np
     import tracegrad as tg

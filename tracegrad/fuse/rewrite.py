@@ -13,6 +13,7 @@ from tracegrad.config import normalize_device
 from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order,
                                     find_clusters, is_fusable)
 from tracegrad.fuse.op import FusedElemwise
+from tracegrad.fuse.reduce import fuse_sums
 from tracegrad.fuse.spec import FILL, spec_from_cluster
 from tracegrad.progress import current as current_progress
 from tracegrad.trace import clone_replace, rebuild_node, toposort
@@ -109,15 +110,17 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     units = cluster_order(outputs, clusters, order)
     if getattr(fgraph, "edits_in_place", lambda: False)():
         _fuse_in_place(fgraph, outputs, units)
-        return len(clusters)
-    memo = {}
-    for unit in _reported(units):
-        if not isinstance(unit, Cluster):
-            continue
-        node = fused_node(unit, memo)
-        for old, new in zip(unit.outputs, node.outputs):
-            memo[old] = new
-            fgraph.replace(old, new, reason="fusion")
+    else:
+        memo = {}
+        for unit in _reported(units):
+            if not isinstance(unit, Cluster):
+                continue
+            node = fused_node(unit, memo)
+            for old, new in zip(unit.outputs, node.outputs):
+                memo[old] = new
+                fgraph.replace(old, new, reason="fusion")
+    if clusters and normalize_device(target) == "cpu":
+        fuse_sums(fgraph)
     return len(clusters)
 
 

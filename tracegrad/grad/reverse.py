@@ -107,7 +107,12 @@ def backpropagate(seeds, wrt, consider_constant=()):
     """Map each of ``wrt`` to its accumulated gradient.
 
     A ``wrt`` reached only through non-differentiable paths maps to ``None``;
-    one not reached at all is absent.
+    one not reached at all is absent. A gradient known to be zero (``ZERO``,
+    a piecewise-constant function's vjp) stays symbolic during the walk, as
+    JAX's symbolic zeros: it adds no term to a sum and a node whose output
+    gradients are all zero passes zero to its inputs without asking its vjp,
+    so ``floor(f(x))`` costs no gradient graph for ``f``. It becomes
+    ``zeros_like`` only where a ``wrt`` ends up with nothing else.
     """
     consider_constant = set(consider_constant)
     wrt_set = set(wrt)
@@ -118,22 +123,45 @@ def backpropagate(seeds, wrt, consider_constant=()):
         if var in reach:
             pending.setdefault(var, []).append(g)
     for node in reversed(relevant):
-        out_grads = []
-        for o in node.outputs:
-            terms = pending.pop(o, None)
-            out_grads.append(_total(terms))
-            if terms is not None and o in wrt_set:
-                finished[o] = out_grads[-1]
-        if any(g is not None for g in out_grads):
+        out_grads = _output_grads(node, pending, wrt_set, finished)
+        if _all_zero(out_grads):
+            _pass_zero(node, pending, reach, consider_constant)
+        elif any(g is not None for g in out_grads):
             _pull_back(node, out_grads, pending, reach, consider_constant)
+    return _collect(wrt, pending, finished, seeds)
+
+
+def _all_zero(out_grads):
+    """Whether the gradients are symbolic zeros, but for missing ones."""
+    return any(g is ZERO for g in out_grads) and all(g is None or g is ZERO for g in out_grads)
+
+
+def _output_grads(node, pending, wrt_set, finished):
+    """The totals of ``node``'s outputs' gradient terms (taken off
+    ``pending``); those of ``wrt`` variables are kept in ``finished``."""
+    out_grads = []
+    for o in node.outputs:
+        terms = pending.pop(o, None)
+        out_grads.append(_total(terms))
+        if terms is not None and o in wrt_set:
+            finished[o] = out_grads[-1]
+    return out_grads
+
+
+def _collect(wrt, pending, finished, seeds):
+    """``backpropagate``'s result: each reached ``wrt``'s total, a symbolic
+    zero made ``zeros_like``."""
     out = {}
     for w in wrt:
         if w in pending:
-            out[w] = _leaf_total(pending[w]) if w.owner is None else _total(pending[w])
+            g = _leaf_total(pending[w]) if w.owner is None else _total(pending[w])
         elif w in finished:
-            out[w] = finished[w]
+            g = finished[w]
         elif w in seeds:
-            out[w] = seeds[w]
+            g = seeds[w]
+        else:
+            continue
+        out[w] = zeros_like(w) if g is ZERO else g
     return out
 
 
@@ -165,20 +193,32 @@ def _pull_back(node, out_grads, pending, reach, consider_constant):
             continue
         if isinstance(g, NoGradient):  # an argument without a derivative (ops.base)
             raise NotDifferentiableError(g.message)
-        if g is ZERO:  # a symbolic zero (ops.base): made here, with inp's shape and dtype
-            g = zeros_like(inp)
-        if g.ndim != inp.ndim:
+        if g is not ZERO and g.ndim != inp.ndim:
             raise AssertionError(
                 f"vjp of {node.op.name} gave a gradient of ndim {g.ndim} for an input "
                 f"of ndim {inp.ndim}")
         terms.append(g)
 
 
+def _pass_zero(node, pending, reach, consider_constant):
+    """A node whose outputs' gradients are all zero: each float input it
+    reaches gets a zero term (its vjp would multiply zeros)."""
+    for inp in node.inputs:
+        if inp in reach and inp not in consider_constant:
+            terms = pending.setdefault(inp, [])
+            if _is_float(inp):
+                terms.append(ZERO)
+
+
 def _total(terms):
+    """The sum of ``terms``; ``ZERO`` when all are zero, ``None`` when none."""
     if not terms:
         return None
-    total = terms[0]
-    for t in terms[1:]:
+    nonzero = [t for t in terms if t is not ZERO]
+    if not nonzero:
+        return ZERO
+    total = nonzero[0]
+    for t in nonzero[1:]:
         total = total + t
     return total
 
@@ -190,8 +230,10 @@ def _leaf_total(terms):
     and not n zeros, n scatters and n - 1 additions. (Only for a leaf: its
     total is read by nobody in the graph, so rewrites that look for one
     scatter into zeros — ``stabilize_nnet`` — meet the same graph as before.)"""
-    if not terms or len(terms) < 2:
-        return _total(terms)
+    nonzero = [t for t in terms or () if t is not ZERO]
+    if len(nonzero) < 2:
+        return _total(nonzero or terms)
+    terms = nonzero
     chained = terms[0]
     rest = []
     for t in terms[1:]:
@@ -204,6 +246,8 @@ def _leaf_total(terms):
 
 
 def _fill_missing(g, out):
+    if g is ZERO:
+        return zeros_like(out)
     if g is not None:
         return g
     return zeros_like(out, dtype=out.dtype if _is_float(out) else config.floatX)

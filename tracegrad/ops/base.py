@@ -23,8 +23,9 @@ from tracegrad.trace import Apply, Op
 class _Zero:
     """A gradient known to be zero (a piecewise-constant function's vjp, as
     JAX's symbolic zeros): a vjp returns ``ZERO`` and the reverse engine
-    (``grad.reverse``) makes it ``zeros_like`` the input, so the op modules
-    need no array constructor."""
+    (``grad.reverse``) carries it symbolically (no vjp is asked to multiply
+    it) and makes it ``zeros_like`` only where a requested gradient is
+    nothing else, so the op modules need no array constructor."""
 
     __slots__ = ()
 
