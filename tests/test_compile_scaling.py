@@ -357,3 +357,57 @@ def test_static_values_of_a_graph_reading_each_value_twice_are_linear(monkeypatc
     reference = tg.function([x], [T.sum(y), tg.grad(T.sum(y), x)], mode="fast_compile")
     for got, want in zip(f(value), reference(value)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_a_compiled_function_keeps_only_its_own_graph():
+    # The passes replace most nodes; the function must not keep them alive
+    # (FunctionGraph.release_removed): the nodes reachable from it are its
+    # final graph's and the user's graph (kept for Function.copy).
+    import weakref
+    from tracegrad.trace import Apply, toposort
+    x = T.dvector("x")
+    cost = sum(T.sin(x[i]) * i for i in range(40))
+    grad = tg.grad(cost, x)
+    f = tg.function([x], [cost, grad])
+    fgraph = f.maker.fgraph
+    assert not fgraph._removed
+    users = {id(node) for node in toposort([cost, grad])}
+    seen, stack, kept = set(), [f], 0
+    while stack:   # (every object reachable from the function)
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, weakref.ref)) or \
+                type(obj).__name__ == "module":
+            continue
+        seen.add(id(obj))
+        kept += isinstance(obj, Apply) and id(obj) not in users
+        stack.extend(gc.get_referents(obj))
+    assert kept <= len(fgraph.apply_nodes), (kept, len(fgraph.apply_nodes))
+    np.testing.assert_allclose(f(np.linspace(0, 1, 40))[1],
+                               np.cos(np.linspace(0, 1, 40)) * np.arange(40), rtol=1e-13)
+
+
+def test_the_first_call_runs_with_the_collector_paused(monkeypatch):
+    from tracegrad.compile import runtime
+    seen = []
+    x = T.dvector("x")
+    f = tg.function([x], T.exp(x) + 1)
+    inner = f._run.__wrapped__
+
+    def spy(args):
+        seen.append(gc.isenabled())
+        return inner(args)
+    monkeypatch.setattr(f, "_run", f._first_call(spy))
+    f(np.ones(3))
+    f(np.ones(3))   # (later calls run the runner itself: no pause)
+    assert seen == [False, True] and gc.isenabled()
+    assert runtime is not None
+
+
+def test_equal_clusters_share_one_spec_object():
+    from tracegrad.fuse import FusedElemwise
+    x = T.dvector("x")
+    outs = [T.exp(x[i] * 2.0) + 1.0 for i in range(3)]
+    f = tg.function([x], outs)
+    specs = {id(node.op.spec) for node in f.maker.fgraph.apply_nodes
+             if isinstance(node.op, FusedElemwise)}
+    assert len(specs) == 1

@@ -397,3 +397,68 @@ def test_zero_gradient_is_exact_where_the_chain_overflows():
     g = T.grad(T.floor(T.exp(x) * 2).sum() + x.sum(), x)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(run([x], g, np.array([1.0, 800.0])), [1.0, 1.0])
+
+
+# ------------------------------------------------------------ indexed leaves
+def _ops_of(outputs):
+    from tracegrad.trace import toposort
+    return [node.op for node in toposort(outputs)]
+
+
+def test_indexed_terms_of_a_leaf_chain_their_scatters():
+    # grad(sum(f(x[i]))) builds one scatter per term onto the running total
+    # (Op.accumulate_onto), not zeros + scatter + add per term.
+    from tracegrad.ops.alloc import Alloc
+    from tracegrad.ops.index import IncSubtensor
+    x = T.dvector("x")
+    n = 6
+    cost = sum(T.sin(x[i]) * (i + 1) for i in range(n))
+    g = tg.grad(cost, x)
+    ops = _ops_of([g])
+    scatters = [op for op in ops if isinstance(op, IncSubtensor)]
+    assert len(scatters) == n
+    # one zeros for the whole chain, and no addition of scatter terms
+    assert sum(isinstance(op, Alloc) for op in ops) <= 2   # (the seed's ones, one zeros)
+    node = g.owner
+    assert isinstance(node.op, IncSubtensor)
+    depth = 0
+    while isinstance(node.op, IncSubtensor):
+        depth += 1
+        node = node.inputs[0].owner
+    assert depth == n
+    value = np.array([0.3, -1.2, 2.0, 0.0, 5.5, -0.7, 9.0])
+    want = np.zeros_like(value)
+    want[:n] = np.cos(value[:n]) * np.arange(1, n + 1)
+    for mode in ("fast_run", "fast_compile"):
+        np.testing.assert_allclose(tg.function([x], g, mode=mode)(value), want, rtol=1e-13)
+
+
+def test_repeated_and_mixed_terms_of_a_leaf_add_up():
+    # A repeated index accumulates; a term that is not a scatter (x * x) is
+    # added to the chain; a set (not an increment) is never chained.
+    x = T.dvector("x")
+    cost = T.sin(x[1]) + 3 * x[1] + T.sum(x * x) + x[2] ** 2
+    g = tg.grad(cost, x)
+    value = np.array([0.5, 1.5, -2.0])
+    want = 2 * value
+    want[1] += np.cos(1.5) + 3
+    want[2] += 2 * -2.0
+    np.testing.assert_allclose(tg.function([x], g)(value), want, rtol=1e-13)
+    y = T.set_subtensor(x[0], 2.0)
+    cost = T.sum(y * y) + T.set_subtensor(x[0], 0.0)[0] + x[0] * 4
+    g = tg.grad(cost, x)
+    value = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(tg.function([x], g)(value), [4.0, 4.0, 6.0], rtol=1e-13)
+
+
+def test_chaining_matches_finite_differences_on_random_indexed_sums():
+    rng = np.random.default_rng(3)
+    x = T.dvector("x")
+    idx = rng.integers(0, 5, size=12)
+    cost = sum(T.tanh(x[int(i)] * (k + 1)) for k, i in enumerate(idx)) + T.sum(T.exp(x))
+    g = tg.function([x], tg.grad(cost, x))
+    f = tg.function([x], cost)
+    value = rng.normal(size=5)
+    eps = 1e-6
+    fd = np.array([(f(value + eps * e) - f(value - eps * e)) / (2 * eps) for e in np.eye(5)])
+    np.testing.assert_allclose(g(value), fd, rtol=1e-6, atol=1e-8)
