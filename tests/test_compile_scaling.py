@@ -9,7 +9,9 @@ are used where they can say the same.
 """
 import functools
 import gc
+import sys
 import time
+import types
 
 import numpy as np
 
@@ -372,11 +374,13 @@ def test_a_compiled_function_keeps_only_its_own_graph():
     fgraph = f.maker.fgraph
     assert not fgraph._removed
     users = {id(node) for node in toposort([cost, grad])}
+    # (not through modules: their caches hold other functions' programs)
+    module_dicts = {id(vars(m)) for m in list(sys.modules.values()) if m is not None}
     seen, stack, kept = set(), [f], 0
     while stack:   # (every object reachable from the function)
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (type, weakref.ref)) or \
-                type(obj).__name__ == "module":
+        if id(obj) in seen or id(obj) in module_dicts or \
+                isinstance(obj, (type, weakref.ref, types.ModuleType)):
             continue
         seen.add(id(obj))
         kept += isinstance(obj, Apply) and id(obj) not in users

@@ -32,14 +32,17 @@ def fused_node(cluster, memo=None):
     return node
 
 
-def fill_replacements(outputs, target="cpu"):
+def fill_replacements(outputs, target="cpu", nodes=None):
     """``{broadcast output: second(a, b)}`` for each ``broadcast_to(b,
     shape(a))`` of a value ``b`` of one element and ``a``'s ndim or fewer,
     whose readers are all fusable nodes."""
     from tracegrad.ops.elemwise import Elemwise
     from tracegrad.ops.shape import BroadcastTo, DimShuffle
     from tracegrad.ops.shape_static import Shape
-    nodes = toposort(outputs)
+    if nodes is None:
+        nodes = toposort(outputs)
+    if not any(isinstance(node.op, BroadcastTo) for node in nodes):
+        return {}  # (most graphs: no readers map to build)
     readers = {}
     for node in nodes:
         for inp in node.inputs:
@@ -101,11 +104,15 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``fgraph.replace(old, new, reason="fusion")``. Returns the number of
     clusters fused.
     """
-    if normalize_device(target) == "cpu":
-        for old, new in fill_replacements(list(fgraph.outputs)).items():
-            fgraph.replace(old, new, reason="fusion")
     outputs = list(fgraph.outputs)
     order = toposort(outputs)  # (one walk of the graph for both)
+    if normalize_device(target) == "cpu":
+        fills = fill_replacements(outputs, nodes=order)
+        for old, new in fills.items():
+            fgraph.replace(old, new, reason="fusion")
+        if fills:
+            outputs = list(fgraph.outputs)
+            order = toposort(outputs)
     clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
     units = cluster_order(outputs, clusters, order)
     if getattr(fgraph, "edits_in_place", lambda: False)():
