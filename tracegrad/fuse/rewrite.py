@@ -35,13 +35,13 @@ def fused_node(cluster, memo=None):
 def fill_replacements(outputs, target="cpu", nodes=None):
     """``{broadcast output: second(a, b)}`` for each ``broadcast_to(b,
     shape(a))`` of a value ``b`` of one element and ``a``'s ndim or fewer,
-    whose readers are all fusable nodes."""
-    from tracegrad.ops.elemwise import Elemwise
-    from tracegrad.ops.shape import BroadcastTo, DimShuffle
-    from tracegrad.ops.shape_static import Shape
+    whose readers are all fusable nodes. ``nodes``: ``toposort(outputs)``,
+    when the caller has it already."""
+    from tracegrad.ops.shape import BroadcastTo
     if nodes is None:
         nodes = toposort(outputs)
-    if not any(isinstance(node.op, BroadcastTo) for node in nodes):
+    broadcasts = [node for node in nodes if isinstance(node.op, BroadcastTo)]
+    if not broadcasts:
         return {}  # (most graphs: no readers map to build)
     readers = {}
     for node in nodes:
@@ -49,26 +49,35 @@ def fill_replacements(outputs, target="cpu", nodes=None):
             readers.setdefault(inp, []).append(node)
     kept = set(outputs)
     found = {}
-    for node in nodes:
-        if not isinstance(node.op, BroadcastTo):
-            continue
+    for node in broadcasts:
         out = node.outputs[0]
-        b, shp = node.inputs
-        if shp.owner is None or not isinstance(shp.owner.op, Shape) or out in kept:
+        if out in kept or not all(is_fusable(r, target) for r in readers.get(out, ())):
             continue
-        a = shp.owner.inputs[0]
-        if (b.type.dtype != out.type.dtype or any(d != 1 for d in b.type.shape)
-                or a.type.ndim != out.type.ndim):
-            continue
-        if not all(is_fusable(r, target) for r in readers.get(out, ())):
-            continue
-        while (b.owner is not None and isinstance(b.owner.op, DimShuffle)
-               and all(p == "x" for p in b.owner.op.pattern)):
-            b = b.owner.inputs[0]  # (a 0-d value given axes of length 1)
-        new = Elemwise(FILL).make_node(a, b).outputs[0]
-        if new.type == out.type or out.type.is_super(new.type):
+        new = _fill_of(node)
+        if new is not None:
             found[out] = new
     return found
+
+
+def _fill_of(node):
+    """``second(a, b)`` for the ``broadcast_to(b, shape(a))`` ``node`` when
+    ``b`` has one element and ``a``'s dtype-compatible ndim, else ``None``."""
+    from tracegrad.ops.elemwise import Elemwise
+    from tracegrad.ops.shape import DimShuffle
+    from tracegrad.ops.shape_static import Shape
+    out = node.outputs[0]
+    b, shp = node.inputs
+    if shp.owner is None or not isinstance(shp.owner.op, Shape):
+        return None
+    a = shp.owner.inputs[0]
+    if (b.type.dtype != out.type.dtype or any(d != 1 for d in b.type.shape)
+            or a.type.ndim != out.type.ndim):
+        return None
+    while (b.owner is not None and isinstance(b.owner.op, DimShuffle)
+           and all(p == "x" for p in b.owner.op.pattern)):
+        b = b.owner.inputs[0]  # (a 0-d value given axes of length 1)
+    new = Elemwise(FILL).make_node(a, b).outputs[0]
+    return new if new.type == out.type or out.type.is_super(new.type) else None
 
 
 def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
