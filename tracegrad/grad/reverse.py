@@ -7,11 +7,13 @@ naming itself.
 """
 import warnings
 
+import numpy as np
+
 from tracegrad.collector import paused
 from tracegrad.config import config
-from tracegrad.ops.alloc import ones_like, zeros_like
+from tracegrad.ops.alloc import zeros_like
 from tracegrad.ops.base import ZERO, NoGradient, NotDifferentiableError, match_gradient_dtype
-from tracegrad.tensor.variable import as_tensor_variable
+from tracegrad.tensor.variable import as_tensor_variable, constant
 from tracegrad.trace import Variable, toposort
 
 
@@ -67,7 +69,9 @@ def _seeds(cost, known_grads):
                 "reduce it first (e.g. cost.sum()) or use tg.jacobian / known_grads")
         if not _is_float(cost):
             raise TypeError(f"grad: cost must have a float dtype, got {cost.dtype}")
-        seeds[cost] = ones_like(cost)
+        # (the constant 1: a 0-d cost's shape is always (), so ones_like's
+        # alloc(1, shape(cost)) only made gradients longer to read and rewrite)
+        seeds[cost] = constant(np.ones((), dtype=cost.dtype))
     for var, g in (known_grads or {}).items():
         g = as_tensor_variable(g)
         if g.ndim != var.ndim:
