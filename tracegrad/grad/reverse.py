@@ -236,11 +236,10 @@ def _leaf_total(terms):
     scatter into zeros — ``stabilize_nnet`` — meet the same graph as before.)"""
     nonzero = [t for t in terms or () if t is not ZERO]
     if len(nonzero) < 2:
-        return _total(nonzero or terms)
-    terms = nonzero
-    chained = terms[0]
+        return _total(terms)
+    chained = nonzero[0]
     rest = []
-    for t in terms[1:]:
+    for t in nonzero[1:]:
         onto = None if t.owner is None else t.owner.op.accumulate_onto(t.owner, chained)
         if onto is not None:
             chained = onto

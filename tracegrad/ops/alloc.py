@@ -16,7 +16,7 @@ from tracegrad.ops.shape_static import (_check_runtime_length, _ints, _is_int,
 from tracegrad.tensor.dispatch import implements
 from tracegrad.tensor.type import TensorType, canonical_dtype
 from tracegrad.tensor.variable import as_tensor_variable, constant, resolve_weak
-from tracegrad.trace import Apply, Op
+from tracegrad.trace import Apply, Constant, Op
 
 __all__ = ["broadcast_to", "alloc", "fill", "zeros_like", "ones_like", "zeros", "ones",
            "arange", "eye"]
@@ -77,6 +77,19 @@ def _full_like(x, fill_value, dtype):
     x = as_tensor_variable(x)
     dtype = x.dtype if dtype is None else canonical_dtype(dtype)
     return _alloc(constant(np.array(fill_value, dtype=dtype)), shape(x))
+
+
+def is_zeros_alloc(x):
+    """Whether ``x`` is ``alloc(c, ...)`` of a constant number ``c`` equal to
+    zero (``zeros_like``; NaN and bool fills are not numbers equal to 0)."""
+    owner = x.owner
+    if owner is None or not isinstance(owner.op, Alloc):
+        return False
+    fill = owner.inputs[0]
+    if not isinstance(fill, Constant):
+        return False
+    data = np.asarray(fill.data)
+    return data.size >= 1 and data.dtype.kind in "iufc" and not data.any()
 
 
 def zeros_like(x, dtype=None):

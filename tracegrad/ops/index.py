@@ -29,7 +29,7 @@ from tracegrad.ops.index_batching import ARR, SYM, _markers  # noqa: F401 (the i
 from tracegrad.ops.elemwise import broadcast_static, cast, mod, sum_to
 from tracegrad.ops.elemwise_numpy import clip
 from tracegrad.ops.reduce import normalize_axis
-from tracegrad.ops.alloc import Alloc, _broadcast_target, zeros_like
+from tracegrad.ops.alloc import _broadcast_target, is_zeros_alloc, zeros_like
 from tracegrad.ops.shape import dimshuffle, flatten
 from tracegrad.ops.shape_static import (_grad_for, _is_int, scatter_add, shape,
                                         static_entries, static_int, static_value)
@@ -378,7 +378,7 @@ class IncSubtensor(Op):
         ``y`` into zeros of ``total``'s type (setting does not add up)."""
         x, y, *parts = node.inputs
         if (self.set_instead_of_inc or self.inplace or x.type != total.type
-                or not _fresh_zeros(x)):
+                or not is_zeros_alloc(x)):
             return None
         return self(total, y, *parts)
 
@@ -387,16 +387,6 @@ class IncSubtensor(Op):
         index with the batch axis in front, ``y`` lined up with ``x[idx]``
         (``ops/index_batching.py``)."""
         return ib.inc_subtensor_rule(Subtensor, IncSubtensor, node, inputs, batch_axes)
-
-
-def _fresh_zeros(x):
-    """Whether ``x`` is ``alloc(0, ...)`` (``zeros_like``: what a ``Subtensor``
-    vjp scatters into)."""
-    owner = x.owner
-    if owner is None or not isinstance(owner.op, Alloc):
-        return False
-    fill = owner.inputs[0]
-    return isinstance(fill, Constant) and fill.data.size == 1 and not fill.data.any()
 
 
 def _value_for(op, x, y, target):

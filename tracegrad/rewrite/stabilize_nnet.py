@@ -125,11 +125,8 @@ def _softmax_from_exp(parts, ctx):
 
 
 def _is_zero(x):
-    _, _, _, shape = _ops()
-    if const_value(x) == 0:
-        return True
-    return x.owner is not None and isinstance(x.owner.op, shape.Alloc) \
-        and const_value(x.owner.inputs[0]) == 0
+    from tracegrad.ops.alloc import is_zeros_alloc
+    return const_value(x) == 0 or is_zeros_alloc(x)
 
 
 def _scatter(z):
