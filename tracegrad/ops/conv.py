@@ -201,8 +201,13 @@ def _pool_axis(x, axis, ws, st, pad, ignore_border, fill):
 
 
 def _windows(x, ws, st):
-    rows = _taps(x, ws[0], st[0], 1, x.ndim - 2)
-    return stack([c for r in rows for c in _taps(r, ws[1], st[1], 1, x.ndim - 1)], axis=0)
+    """The windows' cells over the last ``len(ws)`` axes, stacked on a new
+    first axis (``pool_2d``, ``pool_3d``)."""
+    cols = [x]
+    first = x.ndim - len(ws)
+    for k in range(len(ws)):
+        cols = [t for c in cols for t in _taps(c, ws[k], st[k], 1, first + k)]
+    return stack(cols, axis=0)
 
 
 def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="max",
@@ -216,22 +221,29 @@ def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="m
     stride = _pair(stride if stride is not None else (st if st is not None else ws),
                    "pool_2d: stride")
     pad = _pair(padding if padding is not None else pad, "pool_2d: pad")
+    return _pool("pool_2d", input, ws, stride, pad, ignore_border, mode)
+
+
+def _pool(name, input, ws, stride, pad, ignore_border, mode):
+    """``pool_2d`` / ``pool_3d`` (``name``) over the last ``len(ws)`` axes,
+    their window, stride and pad already tuples of ints."""
     mode = "average_exc_pad" if mode == "average" else mode
     if mode not in _MODES:
-        raise ValueError(f"pool_2d: mode must be one of {_MODES}, got {mode!r}")
+        raise ValueError(f"{name}: mode must be one of {_MODES}, got {mode!r}")
     ignore_border = bool(ignore_border)
-    if (pad[0] or pad[1]) and not ignore_border:
-        raise NotImplementedError("pool_2d: padding works only with ignore_border=True "
+    if any(pad) and not ignore_border:
+        raise NotImplementedError(f"{name}: padding works only with ignore_border=True "
                                   "(as in Theano)")
-    if pad[0] >= ws[0] or pad[1] >= ws[1]:
-        raise ValueError(f"pool_2d: pad {pad} must be smaller than the window {ws}")
+    if any(p >= w for p, w in zip(pad, ws)):
+        raise ValueError(f"{name}: pad {pad} must be smaller than the window {ws}")
     x = as_tensor_variable(input)
-    if x.ndim < 2:
-        raise ValueError(f"pool_2d: the input needs at least 2 dimensions, got {x.ndim}")
+    nd = len(ws)
+    if x.ndim < nd:
+        raise ValueError(f"{name}: the input needs at least {nd} dimensions, got {x.ndim}")
     fill = -np.inf if mode == "max" else 0
     padded = x
-    for k in range(2):
-        padded = _pool_axis(padded, x.ndim - 2 + k, ws[k], stride[k], pad[k], ignore_border,
+    for k in range(nd):
+        padded = _pool_axis(padded, x.ndim - nd + k, ws[k], stride[k], pad[k], ignore_border,
                             fill)
     windows = _windows(padded, ws, stride)
     if mode == "max":
@@ -246,8 +258,8 @@ def _window_counts(x, ws, stride, pad, ignore_border, include_pad):
     """How many cells each window averages: the same pooling applied to a
     mask of ones (zeros on the explicit padding unless ``include_pad``)."""
     mask = ones_like(x)
-    for k in range(2):
-        axis = x.ndim - 2 + k
+    for k in range(len(ws)):
+        axis = x.ndim - len(ws) + k
         p = pad[k]
         mask = _pad_axis(mask, axis, p, p, 1 if include_pad else 0)
         n = _pool_rows(mask.shape[axis] - 2 * p, ws[k], stride[k], p, ignore_border)
