@@ -13,6 +13,7 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
+from markers import marker_line
 from tracegrad.compile.mode import NanGuardMode
 from tracegrad.trace import MAX_CALLERS
 
@@ -22,11 +23,7 @@ PACKAGE = os.path.dirname(tg.__file__)
 
 def line(marker):
     """The line number of ``# [marker]`` in this file."""
-    with open(HERE) as f:
-        for k, text in enumerate(f, 1):
-            if text.rstrip().endswith(f"# [{marker}]"):
-                return k
-    raise LookupError(marker)
+    return marker_line(HERE, marker)
 
 
 def layer(a, b):

@@ -14,6 +14,7 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
+from markers import marker_line
 from tracegrad.compile import warnpoint
 
 HERE = __file__
@@ -22,11 +23,7 @@ MESSAGE = "divide by zero encountered in log"
 
 def line(marker):
     """The line number of ``# [marker]`` in this file."""
-    with open(HERE) as f:
-        for k, text in enumerate(f, 1):
-            if text.rstrip().endswith(f"# [{marker}]"):
-                return k
-    raise LookupError(marker)
+    return marker_line(HERE, marker)
 
 
 def recorded(f, *args, action="always"):
