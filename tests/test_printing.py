@@ -167,11 +167,37 @@ def test_debugprint_format():
     z.name = "z"
     text = debugprint(z, file="str")
     assert text == (
-        "Elemwise{add} [id A] <TensorType(float64, scalar)> 'z'\n"
+        "Elemwise{add,no_inplace} [id A] <TensorType(float64, scalar)> 'z'\n"
         " |x [id B] <TensorType(float64, scalar)>\n"
         " |y [id C] <TensorType(float64, scalar)>\n")
     assert debugprint(z, file="str", print_type=False) == (
-        "Elemwise{add} [id A] 'z'\n |x [id B]\n |y [id C]\n")
+        "Elemwise{add,no_inplace} [id A] 'z'\n |x [id B]\n |y [id C]\n")
+
+
+def test_debugprint_layout_is_theanos():
+    # Theano's layout: '' after an unnamed computed value, nothing after a
+    # leaf, and the last child's subtree hangs from a blank column
+    x, y = T.dscalars("x", "y")
+    z = T.exp(x) * T.log(y + 1.0)
+    assert debugprint(z, file="str", print_type=False) == (
+        "Elemwise{mul,no_inplace} [id A] ''\n"
+        " |Elemwise{exp,no_inplace} [id B] ''\n"
+        " | |x [id C]\n"
+        " |Elemwise{log,no_inplace} [id D] ''\n"
+        "   |Elemwise{add,no_inplace} [id E] ''\n"
+        "     |y [id F]\n"
+        "     |TensorConstant{1.0} [id G]\n")
+
+
+def test_debugprint_of_a_function_numbers_nodes_in_run_order():
+    x = T.dvector("x")
+    f = tg.function([x], T.exp(x) * T.sum(x))
+    lines = debugprint(f, file="str", print_type=False).splitlines()
+    order = {node: k for k, node in enumerate(f.maker.fgraph.toposort())}
+    root = f.maker.fgraph.outputs[0].owner
+    assert lines[0].endswith(f"''   {order[root]}")
+    assert re.fullmatch(r" \|sum\{axis=0\} \[id \w+\] ''   \d+", lines[2])
+    assert lines[1] == " |x [id B]" and lines[3] == "   |x [id B]"
 
 
 def test_debugprint_reused_subtree_printed_once():
@@ -179,7 +205,7 @@ def test_debugprint_reused_subtree_printed_once():
     e = T.exp(x)
     out = e * e + T.sum(e)
     lines = debugprint(out, file="str", print_type=False).splitlines()
-    exp_lines = [ln for ln in lines if "Elemwise{exp}" in ln]
+    exp_lines = [ln for ln in lines if "Elemwise{exp,no_inplace}" in ln]
     assert len(exp_lines) == 3
     ident = re.search(r"\[id (\w+)\]", exp_lines[0]).group(1)
     assert all(f"[id {ident}]" in ln for ln in exp_lines)
@@ -191,9 +217,9 @@ def test_debugprint_constants_lists_and_apply():
     x = T.dvector("x")
     y = x * 2.0
     text = debugprint([y, T.exp(x)], file="str", print_type=False)
-    assert "Constant{2.0}" in text
-    assert text.splitlines()[0].startswith("Elemwise{mul} [id A]")
-    assert "Elemwise{exp}" in text
+    assert "TensorConstant{2.0}" in text
+    assert text.splitlines()[0] == "Elemwise{mul,no_inplace} [id A] ''"
+    assert "Elemwise{exp,no_inplace}" in text
     assert debugprint(y.owner, file="str") == debugprint(y, file="str")
 
 
@@ -201,10 +227,10 @@ def test_debugprint_writes_to_stdout_and_files(capsys):
     x = T.dscalar("x")
     import sys
     assert debugprint(T.exp(x)) is sys.stdout
-    assert "Elemwise{exp}" in capsys.readouterr().out
+    assert "Elemwise{exp,no_inplace}" in capsys.readouterr().out
     buf = io.StringIO()
     assert debugprint(T.exp(x), file=buf) is buf
-    assert buf.getvalue().startswith("Elemwise{exp}")
+    assert buf.getvalue().startswith("Elemwise{exp,no_inplace}")
 
 
 def test_debugprint_depth_and_long_chains():
@@ -266,7 +292,7 @@ def test_to_dot_text():
     text = to_dot(z)
     assert text.startswith("digraph")
     assert text.rstrip().endswith("}")
-    assert '"Elemwise{exp}"' in text and '"Elemwise{mul}"' in text
+    assert '"Elemwise{exp,no_inplace}"' in text and '"Elemwise{mul,no_inplace}"' in text
     assert text.count("->") == 4  # x->exp, exp->mul, y->mul, mul->output
     assert 'label="x\\nfloat64 ()"' in text
 

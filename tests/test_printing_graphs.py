@@ -168,9 +168,9 @@ def test_debugprint_labels_copied_updates():
     W, v, updates = _sgd()
     f = tg.function([v], T.sum(v), updates=updates)
     assert debugprint(f, file="str", print_type=False) == (
-        "sum{axis=0} [id A]\n"
+        "sum{axis=0} [id A] ''   0\n"
         " |v [id B]\n"
-        "Fused{mul,sub} [id C] -> update of W (copied)\n"
+        "Fused{mul,sub} [id C] ''   1 -> update of W (copied)\n"
         " |v [id B]\n"
         " |W [id D]\n")
     np.testing.assert_array_equal(f(np.ones(3)), 3.0)
@@ -184,7 +184,7 @@ def test_debugprint_and_to_dot_label_in_place_updates(monkeypatch):
     f = tg.function([v], [], updates=updates)
     assert printing.update_kinds(f) == [(W, "in place")]
     assert debugprint(f, file="str") == (
-        "Fused{mul,sub} [id A] <TensorType(float64, vector)> -> update of W (in place)\n"
+        "Fused{mul,sub} [id A] <TensorType(float64, vector)> ''   0 -> update of W (in place)\n"
         " |v [id B] <TensorType(float64, vector)>\n"
         " |W [id C] <TensorType(float64, vector)>\n")
     assert to_dot(f) == DOT_IN_PLACE
@@ -306,8 +306,8 @@ def test_debugprint_labels_updates_of_a_function_in_a_list():
     W, v, updates = _sgd()
     f = tg.function([v], [], updates=updates)
     text = debugprint([T.exp(v), f], file="str", print_type=False)
-    assert text == ("Elemwise{exp} [id A]\n"
+    assert text == ("Elemwise{exp,no_inplace} [id A] ''\n"
                     " |v [id B]\n"
-                    "Fused{mul,sub} [id C] -> update of W (copied)\n"
+                    "Fused{mul,sub} [id C] ''   0 -> update of W (copied)\n"
                     " |v [id D]\n"
                     " |W [id E]\n")

@@ -36,15 +36,24 @@ def test_debugprint_of_the_prediction_before_and_after_compiling():
     x, w, b, prediction = _logistic_prediction()
     text = theano.printing.debugprint(prediction, file="str", print_type=False)
     lines = text.splitlines()
-    # one line per variable, "[id A]" ids in order, " |" per level, as Theano
-    assert lines[0] == "Elemwise{gt} [id A]"
-    assert lines[1] == " |Elemwise{true_div} [id B]"
+    # Theano's layout (its documented tree adds DimShuffle{x} nodes for the
+    # broadcast constants, which tracegrad broadcasts without a node)
+    assert lines[0] == "Elemwise{gt,no_inplace} [id A] ''"
+    assert lines[1] == " |Elemwise{true_div,no_inplace} [id B] ''"
+    assert " |   |Elemwise{exp,no_inplace} [id F] ''" in lines
+    assert " |       | |dot [id I] ''" in lines
+    assert " |       |   |x [id J]" in lines
     assert [ln.strip(" |").split(" [")[0] for ln in lines if "x [" in ln or "w [" in ln] == \
         ["x", "w"]
-    assert lines[-1].startswith(" |Constant{0.5}")
+    assert lines[-1] == " |TensorConstant{0.5} [id M]"
     predict = theano.function(inputs=[x], outputs=prediction)
     compiled = theano.printing.debugprint(predict, file="str", print_type=False)
-    assert compiled.splitlines()[0].endswith("[id A]") and " |x [id" in compiled
+    # Theano: "Elemwise{Composite{GT(scalar_sigmoid(...), i2)}} [id A] ''   4":
+    # a computed value ends with its position in the run order
+    first = compiled.splitlines()[0]
+    order = predict.maker.fgraph.toposort()
+    assert first.endswith(f"[id A] ''   {order.index(predict.maker.fgraph.outputs[0].owner)}")
+    assert " | |x [id" in compiled
     np.testing.assert_array_equal(
         predict(np.eye(4)), 1 / (1 + np.exp(-np.eye(4).dot(w.get_value()))) > 0.5)
 
@@ -148,7 +157,7 @@ def test_monitor_mode_detects_the_first_nan(capsys):
     with np.errstate(divide="ignore", invalid="ignore"):
         f(0)
     printed = capsys.readouterr().out
-    assert "Elemwise{mul}" in printed and "Inputs : [array(-inf), array(0.)]" in printed
+    assert "Elemwise{mul,no_inplace} [id A]" in printed and "Inputs : [array(-inf), array(0.)]" in printed
 
 
 def test_nan_guard_mode_names_the_node():

@@ -138,8 +138,8 @@ def _tokens(var, max_args=None):
 
 def _debug_label(op):
     row = _scalar_row(op)
-    if row is not None:
-        return f"Elemwise{{{row.name}}}"
+    if row is not None:  # Theano's names: Elemwise{add,no_inplace}, Elemwise{add,inplace}
+        return f"Elemwise{{{row.name},{'inplace' if getattr(op, 'destroy_map', None) else 'no_inplace'}}}"
     if "{" in op.name:  # the op already names its parameters (Subtensor{1:})
         return op.name
     params = _op_params(op)
