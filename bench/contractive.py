@@ -144,10 +144,14 @@ def w9_pytensor(x, params0, true_div=False):
     peers.pytensor()
     import pytensor
     import pytensor.tensor as pt
-    xs = pt.matrix("x", dtype=x.dtype.name)
-    shared = [pytensor.shared(p.copy()) for p in params0]
-    outputs, updates = _cost_and_updates(pt, pytensor.grad, xs, shared, true_div)
-    train = pytensor.function([xs], outputs, updates=updates)
+    # floatX as the data (as the tutorial is run for float32): Python floats
+    # such as the learning rate are then constants of that dtype, not float64
+    # ones that upcast the float32 updates
+    with pytensor.config.change_flags(floatX=x.dtype.name):
+        xs = pt.matrix("x", dtype=x.dtype.name)
+        shared = [pytensor.shared(p.copy()) for p in params0]
+        outputs, updates = _cost_and_updates(pt, pytensor.grad, xs, shared, true_div)
+        train = pytensor.function([xs], outputs, updates=updates)
     return State(lambda: train(x), lambda: [s.get_value(borrow=True) for s in shared])
 
 
