@@ -16,7 +16,10 @@ baseline then also forms ``J * h(1-h)`` and ``J * W`` in a second buffer
 and sums them over the batch and the visible axis. "tracegrad
 (1 thread)" runs tracegrad's step with ``num_threads=1``, as the NumPy
 baselines run (one BLAS thread): on a shared, loaded 2-core machine its
-fused kernels' two threads wait for each other.
+fused kernels' two threads wait for each other. "tracegrad fast_math"
+compiles the step in mode 'fast_math', where factors constant along a sum's
+axes move out of it (``rewrite/factor_sum.py``; PyTensor does the same by
+default): the gradient never forms the (20, 784, 500) product.
 """
 from functools import partial
 
@@ -116,16 +119,16 @@ def _cost_and_updates(T, grad, x, shared, true_div=False):
     return [T.mean(l_rec), l_jacob], [(p, p - LR * g) for p, g in zip(shared, grads)]
 
 
-def w9_tracegrad(x, params0, threads=None, true_div=False):
+def w9_tracegrad(x, params0, threads=None, true_div=False, mode=None):
     """tracegrad's compiled step; ``threads``: ``tg.config.num_threads``
-    during each call (default: as configured)."""
+    during each call (default: as configured); ``mode``: ``tg.function``'s."""
     peers.tracegrad_function_available()
     import tracegrad as tg
     import tracegrad.tensor as T
     xs = T.matrix("x", dtype=x.dtype.name)
     shared = [tg.shared(p.copy(), name=n) for p, n in zip(params0, ["W", "b", "b_prime"])]
     outputs, updates = _cost_and_updates(T, T.grad, xs, shared, true_div)
-    train = tg.function([xs], outputs, updates=updates)
+    train = tg.function([xs], outputs, updates=updates, mode=mode)
     # The compiled kernels are built before timing (a first call otherwise
     # runs the NumPy programs while they compile); the weights are reset.
     with tg.config.change_flags(cpu_codegen_sync=True):
@@ -161,7 +164,8 @@ def w9_systems(true_div):
             "numpy (factored J)": partial(w9_numpy, factored=True, true_div=true_div),
             "pytensor": partial(w9_pytensor, true_div=true_div),
             "tracegrad": partial(w9_tracegrad, true_div=true_div),
-            "tracegrad (1 thread)": partial(w9_tracegrad, threads=1, true_div=true_div)}
+            "tracegrad (1 thread)": partial(w9_tracegrad, threads=1, true_div=true_div),
+            "tracegrad fast_math": partial(w9_tracegrad, true_div=true_div, mode="fast_math")}
 
 
 def run(quick, rounds, wid):
