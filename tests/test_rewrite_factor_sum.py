@@ -129,3 +129,34 @@ def test_an_integer_factor_or_an_accumulating_dtype_is_left_alone():
     cv, dv = _rand((5, 1, 7), "float32"), _rand((5, 6, 7), "float32")
     np.testing.assert_array_equal(fast(cv, dv), ref(cv, dv))
     assert (5, 6, 7) in _shapes([c, d], T.sum(c * d, axis=1, dtype="float64"), "fast_math")
+
+
+@pytest.mark.parametrize("axis", [None, (0, 1), (1, 2), (0, 1, 2)])
+@pytest.mark.parametrize("square", [False, True])
+def test_factors_constant_along_different_axes_split_the_sum(axis, square):
+    # sum_{b,v,h} a[b,h] * w[v,h] = sum_h (sum_b a) (sum_v w): no factor is
+    # constant along every summed axis, so the sum is split
+    a = T.tensor(dtype="float64", shape=(5, 1, 7), name="a")
+    b = T.tensor(dtype="float64", shape=(1, 6, 7), name="b")
+    out = T.sum((a * b) ** 2 if square else a * b, axis=axis)
+    ref, fast = _both([a, b], out)
+    av, bv = _rand((5, 1, 7), seed=1), _rand((1, 6, 7), seed=2)
+    np.testing.assert_allclose(fast(av, bv), ref(av, bv), rtol=1e-12, atol=1e-12)
+    expected = np.sum((av * bv) ** 2 if square else av * bv, axis=axis)
+    np.testing.assert_allclose(ref(av, bv), expected, rtol=1e-12, atol=1e-12)
+    assert (5, 6, 7) in _shapes([a, b], out, "fast_run")
+    assert (5, 6, 7) not in _shapes([a, b], out, "fast_math")
+
+
+def test_the_square_of_a_product_of_full_arrays_is_left_alone():
+    a = T.tensor(dtype="float64", shape=(5, 6), name="a")
+    b = T.tensor(dtype="float64", shape=(5, 6), name="b")
+    c = T.tensor(dtype="float64", shape=(1, 6), name="c")
+    f = tg.function([a, b, c], T.sum(T.sqr(a * b) * c, axis=0), mode=Mode(
+        optimizer="fast_math").excluding("local_elemwise_fusion"))
+    sqr_inputs = [node.inputs[0] for node in f.maker.fgraph.toposort()
+                  if getattr(node.op, "scalar_op", None) is not None
+                  and node.op.scalar_op.key == "sqr"]
+    assert len(sqr_inputs) == 1  # sqr(a * b), not sqr(a) * sqr(b)
+    av, bv, cv = _rand((5, 6), seed=1), _rand((5, 6), seed=2), _rand((1, 6), seed=3)
+    np.testing.assert_allclose(f(av, bv, cv), np.sum((av * bv) ** 2 * cv, axis=0), rtol=1e-12)

@@ -2,7 +2,9 @@
 
 ``sum_A(a * b)`` where ``a`` has length 1 along every summed axis ``A``
 becomes ``a * sum_A(b)`` (``Reduce`` sums and ``SumTo``, the sum a gradient
-uses to undo broadcasting). The product over the broadcast shape is never
+uses to undo broadcasting); where the factors are constant along different
+summed axes, the sum is split (``sum_A = sum_A . sum_B``) so that each part
+factors, and the square of a product counts as the product of the squares. The product over the broadcast shape is never
 formed: the gradient of the contractive autoencoder's penalty
 ``sum((h(1-h))[:, None, :] * W[None]) ** 2)`` sums a (batch, visible, hidden)
 product over ``visible`` where ``h(1-h)`` is constant, and becomes a
@@ -92,24 +94,66 @@ def _unbroadcast(factors, full):
     return out
 
 
+def _summand_factors(v):
+    """The factors of ``v``: a product, or the square of one (``sqr(a * b)``
+    is ``sqr(a) * sqr(b)`` in exact arithmetic); ``None`` for anything else."""
+    if v.owner is None or v.dtype[0] not in "fc":
+        return None
+    key = op_key(v.owner.op)
+    if key == "sqr":
+        inner = v.owner.inputs[0]
+        if inner.owner is None or op_key(inner.owner.op) != "mul" or inner.dtype != v.dtype:
+            return None
+        factors = _factors(inner)
+        if len(factors) < 2 or all(f.type.shape == v.type.shape for f in factors):
+            return None  # (squaring each factor would only add work)
+        return [_ops.sqr(f) for f in factors]
+    return _factors(v) if key == "mul" else None
+
+
+def _ones_along(f, axes):
+    return {a for a in axes if f.type.shape[a] == 1}
+
+
+def _split(axes, factors):
+    """Summed axes ``B`` along which some factors are constant and others
+    not, when no factor is constant along every summed axis (the largest
+    such ``B``); ``None`` when there is none."""
+    best = None
+    for f in factors:
+        part = _ones_along(f, axes)
+        if part and any(not part <= _ones_along(g, axes) for g in factors) and (
+                best is None or len(part) > len(best)):
+            best = part
+    return None if best is None else tuple(sorted(best))
+
+
 def factor_out_of_sum(node, ctx):
-    """``sum_A(outer * inner) -> outer * sum_A(inner, keepdims)``."""
+    """``sum_A(outer * inner) -> outer * sum_A(inner, keepdims)``; when no
+    factor is constant along all of ``A``, the sum is split in two, the
+    inner one over axes ``B`` along which one is (and factored in turn)."""
     found = _summed_axes(node)
-    if found is None:
+    if found is None or not found[1]:
         return None
     v, axes, how = found
-    if not axes or v.owner is None or op_key(v.owner.op) != "mul" or v.dtype[0] not in "fc":
-        return None
-    factors = _factors(v)
-    if any(f.dtype != v.dtype for f in factors):
+    factors = _summand_factors(v)
+    if factors is None or any(f.dtype != v.dtype for f in factors):
         return None
     factors = [_aligned(f, v.ndim) for f in _unbroadcast(factors, _static(v.type.shape))]
-    outer = [f for f in factors if all(f.type.shape[a] == 1 for a in axes)]
-    inner = [f for f in factors if not all(f.type.shape[a] == 1 for a in axes)]
-    if not outer or not inner:
+    outer = [f for f in factors if _ones_along(f, axes) == set(axes)]
+    inner = [f for f in factors if _ones_along(f, axes) != set(axes)]
+    if not inner:
         return None
-    summed = _ops.sum(_product(inner), axis=axes, keepdims=True)
-    result = _product(outer + [summed])
+    if outer:
+        result = _product(outer + [_ops.sum(_product(inner), axis=axes, keepdims=True)])
+    else:
+        part = _split(axes, factors)
+        if part is None:
+            return None
+        # (the outer sum sums the length-1 axes of ``part`` again: nothing)
+        result = _ops.sum(_product(factors), axis=part, keepdims=True)
+        if how != "sum_to":
+            return _ops.sum(result, axis=axes, keepdims=how == "keep")
     if how == "drop":
         return _ops.squeeze(result, axis=axes)
     if how == "sum_to":
