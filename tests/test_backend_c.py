@@ -144,8 +144,29 @@ def _spec_of(f):
     raise AssertionError("no fused node")
 
 
-@pytest.mark.parametrize("case", ["broadcast_row", "scalar", "transposed", "strided",
-                                  "zero_size", "fortran", "0d_operand"])
+def test_rows_of_a_broadcast_run_vectorised(tmp_path, monkeypatch):
+    # a bias over rows (only an outer axis has stride 0): the strided
+    # kernel's row loop is an omp simd loop calling libmvec, as tg_contig
+    x = T.fmatrix("x")
+    b = T.fvector("b")
+    f = tg.function([x, b], T.tanh(x + b))
+    source = csource.strided_source(_spec_of(f))
+    assert source.count("#pragma omp simd") == 1 and "r0[j]" in source
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((64, 300)).astype("float32")
+    xv[0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    ref, got = _both(f, xv, rng.standard_normal(300).astype("float32"))
+    _assert_close(ref, got, "float32")
+    if not ccompiler.has_libmvec():
+        pytest.skip("no libmvec: scalar math")
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    ccompiler.build(source)
+    (lib,) = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
+    assert b"v_tanhf" in lib.read_bytes()
+
+
+@pytest.mark.parametrize("case", ["broadcast_row", "broadcast_column", "scalar", "transposed",
+                                  "strided", "zero_size", "fortran", "0d_operand"])
 def test_layouts(case):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((120, 90))
@@ -155,6 +176,9 @@ def test_layouts(case):
     if case == "broadcast_row":
         y = T.tensor("float64", (1, None), "y")
         b = b[:1]
+    elif case == "broadcast_column":  # (stride 0 along the last axis: element by element)
+        y = T.tensor("float64", (None, 1), "y")
+        b = b[:, :1]
     elif case == "scalar":
         y = T.dscalar("y")
         b = np.float64(0.3)

@@ -206,13 +206,22 @@ for (int q = 0; q < nops; ++q) {
 }
 int64_t last[%(nops)d];
 for (int q = 0; q < nops; ++q) last[q] = strides[q * nd + nd - 1];
+const int rows = %(rows_test)s;
 %(pre)s
 int64_t i = start;
 while (i < end) {
     int64_t count = shape[nd - 1] - idx[nd - 1];
     if (count > end - i) count = end - i;
-    for (int64_t j = 0; j < count; ++j) {
+    if (rows) {
+%(row_ptrs)s
+#pragma omp simd
+        for (int64_t j = 0; j < count; ++j) {
+%(row_loop)s
+        }
+    } else {
+        for (int64_t j = 0; j < count; ++j) {
 %(loop)s
+        }
     }
     i += count;
     for (int q = 0; q < nops; ++q) ptr[q] += count * last[q];
@@ -231,24 +240,37 @@ while (i < end) {
 
 def strided_source(spec):
     """``tg_strided(start, end, ptrs, k, nd, shape, strides)``: byte
-    ``strides`` per operand then output (``nd`` each), over ``shape``."""
+    ``strides`` per operand then output (``nd`` each), over ``shape``.
+
+    When every operand and output is contiguous along the last axis (a
+    bias broadcast over rows: only outer axes have stride 0), each row runs
+    as a ``#pragma omp simd`` loop over typed pointers, vectorised like
+    ``tg_contig`` (libmvec's math functions included); other layouts walk
+    the row through byte strides, one element at a time."""
     names = {}
     pre = []
-    loop = []
     dtypes = operand_dtypes(spec)
-    for i, dt in enumerate(dtypes):
-        ct = compute_ctype(dt)
-        loop.append(f"const {ct} in{i} = *(const {ct}*)(ptr[{i}] + j * last[{i}]);")
+    n_ops = len(dtypes)
+    types = [compute_ctype(dt) for dt in dtypes] + \
+        [compute_ctype(dt) for dt in spec.out_dtypes]
     _constant_names(spec, names, pre)
     for i in range(len(spec.in_types)):
         names[("i", i)] = f"in{i}"
-    loop += _body(spec, names)
-    n_ops = len(dtypes)
+    body = _body(spec, names)
+    loop = [f"const {ct} in{i} = *(const {ct}*)(ptr[{i}] + j * last[{i}]);"
+            for i, ct in enumerate(types[:n_ops])] + body
+    row_ptrs = [f"{'const ' if q < n_ops else ''}{ct}* r{q} = "
+                f"({'const ' if q < n_ops else ''}{ct}*)ptr[{q}];" for q, ct in enumerate(types)]
+    row_loop = [f"const {ct} in{i} = r{i}[j];" for i, ct in enumerate(types[:n_ops])] + body
     for m, j in enumerate(spec.outputs):
-        ct = compute_ctype(spec.out_dtypes[m])
+        ct = types[n_ops + m]
         loop.append(f"*({ct}*)(ptr[{n_ops + m}] + j * last[{n_ops + m}]) = v{j};")
+        row_loop.append(f"r{n_ops + m}[j] = v{j};")
+    rows_test = " && ".join(f"last[{q}] == (int64_t)sizeof({ct})" for q, ct in enumerate(types))
     return header() + _STRIDED % {"nops": n_ops + len(spec.outputs), "pre": "\n".join(pre),
-                                  "loop": "\n".join(loop), "flags": FLAGS_LINE}
+                                  "loop": "\n".join(loop), "row_ptrs": "\n".join(row_ptrs),
+                                  "row_loop": "\n".join(row_loop), "rows_test": rows_test,
+                                  "flags": FLAGS_LINE}
 
 
 def constant_block(spec):
