@@ -146,12 +146,14 @@ def _spec_of(f):
 
 def test_rows_of_a_broadcast_run_vectorised(tmp_path, monkeypatch):
     # a bias over rows (only an outer axis has stride 0): the strided
-    # kernel's row loop is an omp simd loop calling libmvec, as tg_contig
+    # kernel's row loop is an omp simd loop calling libmvec, as tg_contig;
+    # other layouts gather blocks into buffers and run the same simd loop
     x = T.fmatrix("x")
     b = T.fvector("b")
     f = tg.function([x, b], T.tanh(x + b))
     source = csource.strided_source(_spec_of(f))
-    assert source.count("#pragma omp simd") == 1 and "r0[j]" in source
+    assert source.count("#pragma omp simd") == 2
+    assert "const float in0 = r0[j];" in source and "const float in0 = b0[j];" in source
     rng = np.random.default_rng(3)
     xv = rng.standard_normal((64, 300)).astype("float32")
     xv[0, :4] = [np.nan, np.inf, -np.inf, -0.0]

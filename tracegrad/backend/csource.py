@@ -192,6 +192,7 @@ def contiguous_source(spec, scalar_mask):
 
 
 _STRIDED = """\
+#define TG_BLOCK 256
 extern "C" int tg_strided(int64_t start, int64_t end, char** p, const char* k,
                           int nd, const int64_t* shape, const int64_t* strides) {
 feclearexcept(FE_ALL_EXCEPT);
@@ -219,8 +220,16 @@ while (i < end) {
 %(row_loop)s
         }
     } else {
-        for (int64_t j = 0; j < count; ++j) {
-%(loop)s
+        /* other layouts: gather a block of the row into typed buffers,
+           compute it as a simd loop, scatter the outputs */
+        for (int64_t j0 = 0; j0 < count; j0 += TG_BLOCK) {
+            const int64_t n = count - j0 < TG_BLOCK ? count - j0 : TG_BLOCK;
+%(gather)s
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) {
+%(block_loop)s
+            }
+%(scatter)s
         }
     }
     i += count;
@@ -245,8 +254,11 @@ def strided_source(spec):
     When every operand and output is contiguous along the last axis (a
     bias broadcast over rows: only outer axes have stride 0), each row runs
     as a ``#pragma omp simd`` loop over typed pointers, vectorised like
-    ``tg_contig`` (libmvec's math functions included); other layouts walk
-    the row through byte strides, one element at a time."""
+    ``tg_contig`` (libmvec's math functions included); other layouts
+    (transposed, sliced, a column broadcast) gather ``TG_BLOCK`` elements of
+    each operand at a time into typed buffers, compute them as the same
+    simd loop and scatter the outputs: every element's inputs are still
+    read before its outputs are written."""
     names = {}
     pre = []
     dtypes = operand_dtypes(spec)
@@ -257,20 +269,27 @@ def strided_source(spec):
     for i in range(len(spec.in_types)):
         names[("i", i)] = f"in{i}"
     body = _body(spec, names)
-    loop = [f"const {ct} in{i} = *(const {ct}*)(ptr[{i}] + j * last[{i}]);"
-            for i, ct in enumerate(types[:n_ops])] + body
     row_ptrs = [f"{'const ' if q < n_ops else ''}{ct}* r{q} = "
                 f"({'const ' if q < n_ops else ''}{ct}*)ptr[{q}];" for q, ct in enumerate(types)]
     row_loop = [f"const {ct} in{i} = r{i}[j];" for i, ct in enumerate(types[:n_ops])] + body
+    block_loop = [f"const {ct} in{i} = b{i}[j];" for i, ct in enumerate(types[:n_ops])] + body
+    gather = [f"{ct} b{q}[TG_BLOCK];" for q, ct in enumerate(types)]
+    gather += [f"for (int64_t j = 0; j < n; ++j) b{i}[j] = "
+               f"*(const {ct}*)(ptr[{i}] + (j0 + j) * last[{i}]);"
+               for i, ct in enumerate(types[:n_ops])]
+    scatter = []
     for m, j in enumerate(spec.outputs):
-        ct = types[n_ops + m]
-        loop.append(f"*({ct}*)(ptr[{n_ops + m}] + j * last[{n_ops + m}]) = v{j};")
-        row_loop.append(f"r{n_ops + m}[j] = v{j};")
+        q, ct = n_ops + m, types[n_ops + m]
+        row_loop.append(f"r{q}[j] = v{j};")
+        block_loop.append(f"b{q}[j] = v{j};")
+        scatter.append(f"for (int64_t j = 0; j < n; ++j) "
+                       f"*({ct}*)(ptr[{q}] + (j0 + j) * last[{q}]) = b{q}[j];")
     rows_test = " && ".join(f"last[{q}] == (int64_t)sizeof({ct})" for q, ct in enumerate(types))
     return header() + _STRIDED % {"nops": n_ops + len(spec.outputs), "pre": "\n".join(pre),
-                                  "loop": "\n".join(loop), "row_ptrs": "\n".join(row_ptrs),
+                                  "row_ptrs": "\n".join(row_ptrs),
                                   "row_loop": "\n".join(row_loop), "rows_test": rows_test,
-                                  "flags": FLAGS_LINE}
+                                  "gather": "\n".join(gather), "scatter": "\n".join(scatter),
+                                  "block_loop": "\n".join(block_loop), "flags": FLAGS_LINE}
 
 
 def constant_block(spec):
