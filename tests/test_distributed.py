@@ -228,13 +228,18 @@ def test_reused_buffers_never_overwrite_results_the_caller_keeps():
     bucket = next(s.node.op for s in f.schedule.steps
                   if isinstance(s.node.op, dist.AllreduceBucket))
     f(np.zeros(3), np.zeros(2))
-    flat = id(bucket._scratch["flat"])
+    flat = id(bucket.arena.flat)
     first = f(np.ones(3), np.ones(2))       # (the dropped result's buffer, reused)
-    assert id(bucket._scratch["flat"]) == flat
+    assert id(bucket.arena.flat) == flat
     second = f(np.full(3, 2.0), np.full(2, 2.0))
     for got, want in zip(first + second, [1, 1, 1, 2, 2, 2]):
         np.testing.assert_array_equal(got, np.full(got.shape, float(want)))
     assert not np.shares_memory(first[0], second[0])
+    # a view of one result (not the result itself) keeps the buffer too
+    part = f(np.full(3, 3.0), np.full(2, 3.0))[1][1:]
+    third = f(np.full(3, 4.0), np.full(2, 4.0))
+    np.testing.assert_array_equal(part, [3.0])
+    np.testing.assert_array_equal(third[1], [4.0, 4.0])
 
 
 def test_graph_check_lists_scan_bodies_and_ifelse_branches():
