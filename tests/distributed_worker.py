@@ -169,6 +169,38 @@ def check_bucketing():
         for got, want in zip(results[label], results["per-tensor"]):
             np.testing.assert_array_equal(got, want, err_msg=f"{label} != per-tensor")
     check_overlap(xs, outs, arrays, results["per-tensor"][:len(outs)])
+    check_bucket_views()
+
+
+def check_bucket_views():
+    """Dense-layer gradients written into the bucket's buffer (views.py):
+    after the first call no packing, the values those of one allreduce per
+    tensor, bit for bit, at every call."""
+    from tracegrad.distributed import views
+    from tracegrad.distributed.views import IntoBucket
+    w = [tg.shared(draw(s, "float64", 20 + k)) for k, s in enumerate([(4, 5), (5,)])]
+    x = T.dmatrix("x")
+    cost = T.sum(T.tanh(T.dot(x, w[0]) + w[1]) ** 2)
+    grads = tg.grad(cost, w)
+    fns = {}
+    for label, build in (("views", lambda: dist.allreduce_many(grads, "mean")),
+                         ("packed", lambda: dist.allreduce_many(grads, "mean")),
+                         ("per-tensor", lambda: dist.allreduce_many(grads, "mean", 0))):
+        views.set_bucket_views(label != "packed")
+        try:
+            fns[label] = tg.function([x], build())
+        finally:
+            views.set_bucket_views(True)
+    assert sum(isinstance(s.node.op, IntoBucket) for s in fns["views"].schedule.steps) == 2
+    for k in range(3):
+        a = draw((6, 4), "float64", 30 + k)
+        got = {label: f(a) for label, f in fns.items()}
+        for label in ("views", "packed"):
+            for g, want in zip(got[label], got["per-tensor"]):
+                np.testing.assert_array_equal(g, want, err_msg=f"{label}, call {k}")
+    bucket = next(s.node.op for s in fns["views"].schedule.steps
+                  if isinstance(s.node.op, dist.AllreduceBucket))
+    assert bucket.arena.packs == 1, bucket.arena.packs
 
 
 def check_overlap(xs, outs, arrays, want):

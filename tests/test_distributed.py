@@ -242,6 +242,77 @@ def test_reused_buffers_never_overwrite_results_the_caller_keeps():
     np.testing.assert_array_equal(third[1], [4.0, 4.0])
 
 
+def _dense_step(views_on, steps=4, keep=False):
+    """A two-layer data-parallel SGD step (dense weight and bias gradients:
+    ``dot`` and ``SumTo``/``sum``), run ``steps`` times; ``keep``: the
+    caller keeps every call's averaged gradients."""
+    from tracegrad.distributed import views
+    rng = np.random.default_rng(5)
+    params = [tg.shared(rng.standard_normal(s), name=f"p{k}")
+              for k, s in enumerate([(4, 5), (5,), (5, 3), (3,)])]
+    x = T.dmatrix("x")
+    h = T.tanh(T.dot(x, params[0]) + params[1])
+    cost = T.sum((T.dot(h, params[2]) + params[3]) ** 2)
+    grads = dist.averaged_gradients(cost, params)
+    views.set_bucket_views(views_on)
+    try:
+        f = tg.function([x], grads if keep else [], updates=None if keep else
+                        [(p, p - 0.01 * g) for p, g in zip(params, grads)])
+    finally:
+        views.set_bucket_views(True)
+    a = rng.standard_normal((6, 4))
+    got = [f(a + k) for k in range(steps)]
+    bucket = next(s.node.op for s in f.schedule.steps
+                  if isinstance(s.node.op, dist.AllreduceBucket))
+    return f, bucket, got, [p.get_value() for p in params]
+
+
+def test_gradients_are_written_into_the_bucket():
+    from tracegrad.distributed.views import IntoBucket
+    _dense_step(False, 1)                   # (warm-up: the first call of the process)
+    f, bucket, _, with_views = _dense_step(True)
+    wrapped = [s.node for s in f.schedule.steps if isinstance(s.node.op, IntoBucket)]
+    assert len(wrapped) == 4, [str(s.node.op) for s in f.schedule.steps]
+    # only the first call packs (it makes the layout); later ones reduce in place
+    assert bucket.arena.packs == 1
+    _, plain, _, packed = _dense_step(False)
+    assert plain.arena.packs == 4
+    for got, want in zip(with_views, packed):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_kept_gradients_are_not_written_over_by_later_calls():
+    _, bucket, kept, _ = _dense_step(True, keep=True)
+    _, _, want, _ = _dense_step(False, keep=True)
+    assert bucket.arena.packs == 1         # (a new buffer per call, producers write into it)
+    for got_call, want_call in zip(kept, want):
+        for got, w in zip(got_call, want_call):
+            np.testing.assert_array_equal(got, w)
+    assert not np.shares_memory(kept[0][0], kept[1][0])
+
+
+def test_arena_uses_tensors_in_place_only_when_all_are_its_views():
+    from tracegrad.distributed.buffers import Arena
+    arena = Arena()
+    shapes = ((2,), (3, 1))
+    assert arena.view_for(0) is None        # (no layout before the first pack)
+    first = arena.layout(shapes, np.dtype(np.float64))
+    assert arena.holds(first) and not arena.holds([first[0], np.zeros((3, 1))])
+    del first
+    # a call that stopped after slot 0, then a whole call
+    v0 = arena.view_for(0)
+    del v0
+    v0, v1 = arena.view_for(0), arena.view_for(1)
+    assert arena.holds((v0, v1))
+    # the caller keeps a view of a result: the next call gets a new buffer
+    part = v1[1:]
+    old = arena.flat
+    del v0, v1
+    w0, w1 = arena.view_for(0), arena.view_for(1)
+    assert arena.flat is not old and not np.shares_memory(w0, part)
+    assert arena.holds((w0, w1)) and not arena.holds((w1, w0))
+
+
 def test_graph_check_lists_scan_bodies_and_ifelse_branches():
     from tracegrad.distributed.safety import flat_steps
     from tracegrad.ifelse import ifelse
