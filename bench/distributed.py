@@ -100,6 +100,49 @@ def bandwidth(total_mb, rounds, report):
            f"{np.median(raw_in_place / ours):5.2f}")
 
 
+def produced(n, per, views_on):
+    """A compiled bucketed allreduce of ``n`` tensors the graph computes
+    (``x_k.sum(axis=0)`` of a (1, per) input: a producer costing about one
+    copy, as a gradient's last op), with gradient as bucket view on or off."""
+    from tracegrad.distributed import views
+    xs = [T.dmatrix() for _ in range(n)]
+    views.set_bucket_views(views_on)
+    try:
+        fn = tg.function(xs, dist.allreduce_many([x.sum(axis=0) for x in xs], "sum",
+                                                 nbytes=[per * 8] * n))
+    finally:
+        views.set_bucket_views(True)
+    rng = np.random.default_rng(COMM.Get_rank())
+    arrays = [rng.standard_normal((1, per)) for _ in range(n)]
+    return lambda: fn(*arrays), arrays
+
+
+def bandwidth_produced(total_mb, rounds, report):
+    """The tensors computed in the graph: tracegrad with gradient as bucket
+    view (producers write into the bucket, reduced in place) and without it
+    (pack), against NumPy writing the same sums into one flat buffer
+    (``out=`` views) and a raw out-of-place ``Allreduce`` of it."""
+    n = 64
+    per = int(total_mb * 2**20 / 8 / n)
+    ours, arrays = produced(n, per, True)
+    packed, _ = produced(n, per, False)
+    flat = np.empty(per * n)
+    out = np.empty_like(flat)
+    parts = [flat[k * per:(k + 1) * per] for k in range(n)]
+
+    def raw():
+        for a, part in zip(arrays, parts):
+            np.add.reduce(a, axis=0, out=part)
+        COMM.Allreduce(flat, out, op=MPI.SUM)
+    base, with_views, without = interleaved([raw, ours, packed], rounds)
+    mb = flat.nbytes / 1e9
+    report(f"{total_mb:7.1f} MB in {n} computed tensors: NumPy into one buffer + raw "
+           f"Allreduce {np.median(base) * 1e3:8.2f} ms; bucket views "
+           f"{np.median(with_views) * 1e3:8.2f} ms ({mb / np.median(with_views):5.2f} GB/s, "
+           f"ratio {np.median(base / with_views):5.2f}); packed "
+           f"{np.median(without) * 1e3:8.2f} ms (ratio {np.median(base / without):5.2f})")
+
+
 def mlp_shapes(sizes):
     shapes = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -190,6 +233,8 @@ def main():
         report(f"-- shape checks (when shapes change): {checked} (set_check_shapes)")
         for total_mb in ((1, 16) if args.quick else (1, 16, 64)):
             bandwidth(total_mb, rounds, report)
+        for total_mb in ((1, 16) if args.quick else (1, 16, 64)):
+            bandwidth_produced(total_mb, rounds, report)
         small_tensors("example MLP 20-64-64-10", mlp_shapes([20, 64, 64, 10]), rounds * 5,
                       report)
         small_tensors("deep MLP 40 x 64", mlp_shapes([64] * 41), rounds * 5, report)

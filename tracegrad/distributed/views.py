@@ -75,7 +75,7 @@ class IntoBucket(Op):
         if xp is np:
             out = self.arena.view_for(self.k)
             if out is not None:
-                got = self.op.impl_into(xp, out, *arrays)
+                got = self.op.impl_into(np, out, *arrays)
                 if got is not None:
                     return got
         return self.op.impl(xp, *arrays)
