@@ -374,6 +374,51 @@ def case_nccl():
             raise AssertionError("ranks with their own unique ids formed a communicator")
 
 
+def case_cuda_mpi():
+    """``set_gpu_collectives('mpi')`` with a CUDA-aware MPI (the launch sets
+    ``TRACEGRAD_CUDA_AWARE_MPI=1``): mpi4py gets the fake CuPy arrays
+    themselves (``__cuda_array_interface__``, NumPy storage behind it) and
+    MPI moves the data; no collective copies to the host."""
+    import fake_cupy
+    from tracegrad.distributed import ops
+    from tracegrad.distributed.cudampi import MpiCudaRunner
+    host = ops._host
+    copies = []
+
+    def counted(xp, x):
+        if xp is not np:
+            copies.append(x.shape)
+        return host(xp, x)
+    ops._host = counted
+    dist.set_gpu_collectives("mpi")
+    try:
+        with fake_cupy.installed():
+            for name, (build, ref, shapes, dtypes) in cases().items():
+                for shape in shapes:
+                    for dtype in dtypes:
+                        check_value(name, build, ref, shape, dtype, device="cuda")
+            check_device_buckets()
+            from tracegrad.distributed.devices import runner
+            assert type(runner(COMM, __import__("cupy"))) is MpiCudaRunner
+    finally:
+        ops._host = host
+        dist.set_gpu_collectives("auto")
+    assert not copies, f"host copies: {copies}"
+
+
+def check_device_buckets():
+    """Buckets of device arrays (one collective each, overlapped or not)."""
+    xs = [T.dmatrix("a"), T.fvector("b"), T.dvector("c")]
+    arrays = [draw((4, 3), "float64", 1), draw((5,), "float32", 2), draw((6,), "float64", 3)]
+    want = [sum(COMM.allgather(v)) / P for v in arrays]
+    for overlap in (False, True):
+        red = dist.allreduce_many(xs, "mean", overlap=overlap,
+                                  shapes=[(4, 3), (5,), (6,)] if overlap else None)
+        got = tg.function(xs, red, device="cuda")(*arrays)
+        for g, v in zip(got, want):
+            np.testing.assert_allclose(g.get(), v, rtol=1e-6, err_msg=f"overlap={overlap}")
+
+
 def check_device_gradients_and_buckets():
     import fake_nccl
     x = T.dmatrix("x")

@@ -146,6 +146,16 @@ class ndarray:
     # (``cupy.cuda.MemoryPointer``: the storage's address, for fake_nccl.py)
     data = property(lambda self: types.SimpleNamespace(ptr=self._a.ctypes.data))
 
+    @property
+    def __cuda_array_interface__(self):
+        """CuPy's device-pointer protocol, here the NumPy storage's address:
+        mpi4py hands it to MPI as a CUDA-aware library takes device buffers
+        (the MPI library reads host memory behind it: test_distributed.py's
+        CUDA-aware cases)."""
+        a = self._a
+        return {"shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, False),
+                "version": 3, "strides": None if a.flags.c_contiguous else a.strides}
+
     # host transfer
     def get(self, stream=None, order="C", out=None):
         return np.array(self._a, order=order, copy=True)

@@ -71,6 +71,14 @@ def test_nccl_runner_on_the_fake_cupy(n):
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("n", [2, 3])
+def test_cuda_aware_mpi_takes_the_device_arrays(n):
+    # set_gpu_collectives('mpi'): mpi4py gets the (fake) CuPy arrays through
+    # __cuda_array_interface__; every collective's value, buckets, no host copy
+    _ok(mpirun(n, WORKER, "cuda_mpi", env={"TRACEGRAD_CUDA_AWARE_MPI": "1"}), "cuda_mpi", n)
+
+
+@needs_mpiexec
 def test_mismatched_graphs_give_the_error_on_every_rank():
     proc = mpirun(2, WORKER, "mismatch")
     _ok(proc, "mismatch", 2)
@@ -361,6 +369,37 @@ def test_gpu_collectives_policy_picks_nccl_or_the_host():
                 _device_collectives()(a)
     finally:
         dist.set_gpu_collectives("auto")
+
+
+def test_gpu_collectives_policy_with_a_cuda_aware_mpi(monkeypatch):
+    import fake_cupy
+    import fake_nccl
+    from tracegrad.distributed import cudampi, devices
+    a = np.arange(6.0).reshape(2, 3)
+    try:
+        with fake_cupy.installed() as cupy:       # (a CuPy without NCCL)
+            for aware, mode, kind in (("1", "mpi", cudampi.MpiCudaRunner),
+                                      ("1", "auto", cudampi.MpiCudaRunner),
+                                      ("0", "auto", type(None)), ("1", "host", type(None))):
+                monkeypatch.setenv("TRACEGRAD_CUDA_AWARE_MPI", aware)
+                dist.set_gpu_collectives(mode)
+                assert type(devices.runner(dist.comm, cupy)) is kind, (aware, mode)
+                got = _device_collectives()(a)
+                for g, w in zip(got, [a, a, a, a, a, a, 2 * a]):
+                    np.testing.assert_array_equal(fake_cupy.to_host(g), w)
+            monkeypatch.setenv("TRACEGRAD_CUDA_AWARE_MPI", "0")
+            dist.set_gpu_collectives("mpi")
+            with pytest.raises(RuntimeError, match="does not say it is CUDA-aware"):
+                _device_collectives()(a)
+        with fake_cupy.installed(modules=fake_nccl.modules()) as cupy:
+            monkeypatch.setenv("TRACEGRAD_CUDA_AWARE_MPI", "1")
+            dist.set_gpu_collectives("auto")        # (NCCL first where both are there)
+            assert type(devices.runner(dist.comm, cupy)).__name__ == "NcclRunner"
+    finally:
+        dist.set_gpu_collectives("auto")
+    monkeypatch.delenv("TRACEGRAD_CUDA_AWARE_MPI")
+    assert cudampi.cuda_aware() is bool(getattr(cudampi.MPI, "Query_cuda_support",
+                                                lambda: False)())
 
 
 @pytest.mark.gpu

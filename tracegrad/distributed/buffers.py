@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from tracegrad.distributed import nccl
+from tracegrad.distributed import devices
 
 __all__ = ["scratch", "wire_dtype", "pack", "unpack", "on_device", "device_unpack", "Arena"]
 
@@ -181,11 +181,12 @@ def unpack(xp, flat, shapes, dtype):
 
 
 def on_device(comm, xp, dtype, op=None):
-    """The NCCL runner to use for device arrays of ``dtype`` reduced with
-    ``op`` (``None``: data that only moves), or ``None``: the host path."""
+    """The device runner (NCCL or CUDA-aware MPI: ``devices.runner``) for
+    device arrays of ``dtype`` reduced with ``op`` (``None``: data that
+    only moves), or ``None``: the host path."""
     if xp is np:
         return None
-    run = nccl.runner(comm, xp)
+    run = devices.runner(comm, xp)
     if run is None or (op is not None and not run.carries(dtype, op)):
         return None
     return run
