@@ -183,7 +183,10 @@ def check_bucket_views():
     cost = T.sum(T.tanh(T.dot(x, w[0]) + w[1]) ** 2)
     grads = tg.grad(cost, w)
     fns = {}
+    shapes = [(4, 5), (5,)]
     for label, build in (("views", lambda: dist.allreduce_many(grads, "mean")),
+                         ("views, overlap", lambda: dist.allreduce_many(
+                             grads, "mean", overlap=True, shapes=shapes)),
                          ("packed", lambda: dist.allreduce_many(grads, "mean")),
                          ("per-tensor", lambda: dist.allreduce_many(grads, "mean", 0))):
         views.set_bucket_views(label != "packed")
@@ -191,16 +194,18 @@ def check_bucket_views():
             fns[label] = tg.function([x], build())
         finally:
             views.set_bucket_views(True)
-    assert sum(isinstance(s.node.op, IntoBucket) for s in fns["views"].schedule.steps) == 2
+    for label in ("views", "views, overlap"):
+        assert sum(isinstance(s.node.op, IntoBucket) for s in fns[label].schedule.steps) == 2
     for k in range(3):
         a = draw((6, 4), "float64", 30 + k)
         got = {label: f(a) for label, f in fns.items()}
-        for label in ("views", "packed"):
+        for label in ("views", "views, overlap", "packed"):
             for g, want in zip(got[label], got["per-tensor"]):
                 np.testing.assert_array_equal(g, want, err_msg=f"{label}, call {k}")
-    bucket = next(s.node.op for s in fns["views"].schedule.steps
-                  if isinstance(s.node.op, dist.AllreduceBucket))
-    assert bucket.arena.packs == 1, bucket.arena.packs
+    for label in ("views", "views, overlap"):
+        bucket = next(s.node.op for s in fns[label].schedule.steps
+                      if hasattr(s.node.op, "arena") and s.node.op.arena is not None)
+        assert bucket.arena.packs == 1, (label, bucket.arena.packs)
 
 
 def check_overlap(xs, outs, arrays, want):

@@ -250,7 +250,7 @@ def test_reused_buffers_never_overwrite_results_the_caller_keeps():
     np.testing.assert_array_equal(third[1], [4.0, 4.0])
 
 
-def _dense_step(views_on, steps=4, keep=False):
+def _dense_step(views_on, steps=4, keep=False, overlap=False):
     """A two-layer data-parallel SGD step (dense weight and bias gradients:
     ``dot`` and ``SumTo``/``sum``), run ``steps`` times; ``keep``: the
     caller keeps every call's averaged gradients."""
@@ -261,7 +261,7 @@ def _dense_step(views_on, steps=4, keep=False):
     x = T.dmatrix("x")
     h = T.tanh(T.dot(x, params[0]) + params[1])
     cost = T.sum((T.dot(h, params[2]) + params[3]) ** 2)
-    grads = dist.averaged_gradients(cost, params)
+    grads = dist.averaged_gradients(cost, params, overlap=overlap)
     views.set_bucket_views(views_on)
     try:
         f = tg.function([x], grads if keep else [], updates=None if keep else
@@ -270,20 +270,20 @@ def _dense_step(views_on, steps=4, keep=False):
         views.set_bucket_views(True)
     a = rng.standard_normal((6, 4))
     got = [f(a + k) for k in range(steps)]
-    bucket = next(s.node.op for s in f.schedule.steps
-                  if isinstance(s.node.op, dist.AllreduceBucket))
+    bucket = next(s.node.op for s in f.schedule.steps if hasattr(s.node.op, "arena"))
     return f, bucket, got, [p.get_value() for p in params]
 
 
-def test_gradients_are_written_into_the_bucket():
+@pytest.mark.parametrize("overlap", [False, True])
+def test_gradients_are_written_into_the_bucket(overlap):
     from tracegrad.distributed.views import IntoBucket
     _dense_step(False, 1)                   # (warm-up: the first call of the process)
-    f, bucket, _, with_views = _dense_step(True)
+    f, bucket, _, with_views = _dense_step(True, overlap=overlap)
     wrapped = [s.node for s in f.schedule.steps if isinstance(s.node.op, IntoBucket)]
     assert len(wrapped) == 4, [str(s.node.op) for s in f.schedule.steps]
     # only the first call packs (it makes the layout); later ones reduce in place
     assert bucket.arena.packs == 1
-    _, plain, _, packed = _dense_step(False)
+    _, plain, _, packed = _dense_step(False, overlap=overlap)
     assert plain.arena.packs == 4
     for got, want in zip(with_views, packed):
         np.testing.assert_array_equal(got, want)

@@ -5,7 +5,8 @@ with no pack copy, and its outputs are views of it (no unpack copy).
 
 A compile pass (``GRAPH_PASSES``, after ``autobucket``'s; host functions
 in modes ``'fast_run'`` and ``'fast_math'``) looks at every
-``AllreduceBucket`` node of two or more tensors. A tensor becomes a view of
+``AllreduceBucket`` and ``IallreduceStart`` (``overlap=True``) node of two
+or more tensors. A tensor becomes a view of
 the bucket's ``Arena`` when:
 
 - its producer's op declares ``impl_into`` (``trace.Op``: write the one
@@ -37,6 +38,7 @@ import numpy as np
 from tracegrad.compile.pipeline import GRAPH_PASSES
 from tracegrad.distributed.buffers import wire_dtype
 from tracegrad.distributed.ops import AllreduceBucket
+from tracegrad.distributed.overlap import IallreduceStart
 from tracegrad.trace import Apply, Op
 
 __all__ = ["IntoBucket", "bucket_view_pass", "install", "set_bucket_views"]
@@ -99,7 +101,7 @@ def bucket_view_pass(fgraph, mode, device=None):
         return      # (device arrays: NCCL's bucket packs on the device)
     for node in fgraph.toposort():
         op = node.op
-        if not isinstance(op, AllreduceBucket) or len(node.inputs) < 2:
+        if not isinstance(op, (AllreduceBucket, IallreduceStart)) or len(node.inputs) < 2:
             continue
         dtype = np.dtype(node.inputs[0].dtype)
         if wire_dtype(dtype) != dtype:
