@@ -289,6 +289,20 @@ def test_gradients_are_written_into_the_bucket(overlap):
         np.testing.assert_array_equal(got, want)
 
 
+def test_functions_writing_into_buckets_pickle():
+    import pickle
+    f, bucket, got, _ = _dense_step(True, steps=2, keep=True)
+    g = pickle.loads(pickle.dumps(f))
+    ops = [s.node.op for s in g.schedule.steps]
+    arenas = {id(op.arena) for op in ops if hasattr(op, "arena")}
+    assert len(arenas) == 1 and bucket.arena.flat is not None    # (one arena, shared)
+    new = next(op for op in ops if isinstance(op, dist.AllreduceBucket))
+    assert new.arena.flat is None
+    a = np.random.default_rng(5).standard_normal((6, 4))
+    for got, want in zip(g(a), f(a)):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_kept_gradients_are_not_written_over_by_later_calls():
     _, bucket, kept, _ = _dense_step(True, keep=True)
     _, _, want, _ = _dense_step(False, keep=True)

@@ -82,11 +82,8 @@ class Arena:
         self.handed = []
         self.packs = 0      # (calls that packed: the tests and the bench read it)
 
-    def __getstate__(self):
-        return {}           # (buffers are per process: made again at the first call)
-
-    def __setstate__(self, state):
-        self.__init__()
+    def __reduce__(self):
+        return (Arena, ())  # (buffers are per process: made again at the first call)
 
     def _refs(self):
         """``(references to flat beyond the views', most references to a view)``."""
