@@ -32,6 +32,7 @@ Every rank makes the same graph (the pass is deterministic), and the
 layout depends only on the shapes, which the ranks check agree.
 """
 import itertools
+from functools import partial
 
 import numpy as np
 
@@ -81,6 +82,28 @@ class IntoBucket(Op):
                 if got is not None:
                     return got
         return self.op.impl(xp, *arrays)
+
+    def impl_for(self, xp):
+        """``impl`` as one closure (the schedule calls it 64 times for a
+        bucket of 64 tensors: ~0.3 us each less than the method): a slot not
+        yet handed out in this call is taken without ``view_for``."""
+        if xp is not np:
+            return partial(self.op.impl, xp)
+        arena, k, into, impl = self.arena, self.k, self.op.impl_into, self.op.impl
+
+        def run(*arrays):
+            handed = arena.handed
+            if arena.flat is not None and not handed[k]:
+                handed[k] = True
+                out = arena.views[k]
+            else:
+                out = arena.view_for(k)
+            if out is not None:
+                got = into(np, out, *arrays)
+                if got is not None:
+                    return got
+            return impl(np, *arrays)
+        return run
 
     def vjp(self, node, output_grads):
         return self.op.vjp(node, output_grads)
