@@ -222,12 +222,18 @@ def no_huge_pages():
 def w4_only(rounds, report):
     """The W4 step on all of ``COMM`` (run under ``mpiexec -n 1`` and
     ``-n 2`` in turn for the weak-scaling ratio: no rank idles in MPI while
-    another measures), plain and with ``overlap=True``, interleaved."""
-    plain, overlapped = interleaved([w4_step(COMM), w4_step(COMM, overlap=True)], rounds)
+    another measures), plain and with ``overlap=True``, and, as a control,
+    every rank running the step alone at the same time (a size-1
+    communicator: the same CPU contention, no communication); interleaved."""
+    solo = COMM.Split(COMM.Get_rank(), 0)
+    plain, overlapped, alone = interleaved(
+        [w4_step(COMM), w4_step(COMM, overlap=True), w4_step(solo)], rounds)
     report(f"W4 step (256 samples per rank), {COMM.Get_size()} processes: "
            f"{np.median(plain) * 1e3:7.2f} ms/step (IQR {np.percentile(plain, 25) * 1e3:.2f}-"
            f"{np.percentile(plain, 75) * 1e3:.2f}); overlap=True "
-           f"{np.median(overlapped) * 1e3:7.2f} ms/step")
+           f"{np.median(overlapped) * 1e3:7.2f} ms/step; each rank alone at the same time "
+           f"{np.median(alone) * 1e3:7.2f} ms/step (step / alone "
+           f"{np.median(plain / alone):5.2f})")
 
 
 def main():

@@ -313,6 +313,16 @@ def test_kept_gradients_are_not_written_over_by_later_calls():
     assert not np.shares_memory(kept[0][0], kept[1][0])
 
 
+def test_wrapped_producers_keep_their_aliasing_declarations():
+    # (the fallback runs op.impl, which for SumTo may return its input)
+    from tracegrad.distributed.buffers import Arena
+    from tracegrad.distributed.views import IntoBucket
+    from tracegrad.ops.base import SumTo
+    from tracegrad.ops.linalg import TensorDot
+    assert IntoBucket(SumTo(), Arena(), 0).view_map == {0: [0]}
+    assert IntoBucket(TensorDot((1,), (0,)), Arena(), 1).view_map == {}
+
+
 def test_arena_uses_tensors_in_place_only_when_all_are_its_views():
     from tracegrad.distributed.buffers import Arena
     arena = Arena()

@@ -66,6 +66,9 @@ class IntoBucket(Op):
         self.arena = arena
         self.k = int(k)
         self.key = next(_KEYS)  # (one per wrapped node: never merged)
+        # (``op.impl``, the fallback, may return a view of an input, as
+        # ``SumTo`` does: the in-place planner must know it)
+        self.view_map = dict(op.view_map)
 
     def __str__(self):
         return f"{self.op}->bucket[{self.k}]"
@@ -113,6 +116,7 @@ def _into(fgraph, node, k, x):
     """Whether input ``k`` (``x``) of the bucket ``node`` may be a view."""
     producer = x.owner
     return (producer is not None and producer.op.impl_into is not None
+            and not producer.op.destroy_map
             and not isinstance(producer.op, IntoBucket) and len(producer.outputs) == 1
             and list(fgraph.clients.get(x, ())) == [(node, k)])
 
