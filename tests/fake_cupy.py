@@ -148,10 +148,7 @@ class ndarray:
 
     @property
     def __cuda_array_interface__(self):
-        """CuPy's device-pointer protocol, here the NumPy storage's address:
-        mpi4py hands it to MPI as a CUDA-aware library takes device buffers
-        (the MPI library reads host memory behind it: test_distributed.py's
-        CUDA-aware cases)."""
+        """CuPy's device pointer: the NumPy storage's (mpi4py hands it to MPI)."""
         a = self._a
         return {"shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, False),
                 "version": 3, "strides": None if a.flags.c_contiguous else a.strides}
