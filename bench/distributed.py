@@ -100,6 +100,53 @@ def bandwidth(total_mb, rounds, report):
            f"{np.median(raw_in_place / ours):5.2f}")
 
 
+def produced(n, per, views_on):
+    """A compiled bucketed allreduce of ``n`` tensors the graph computes
+    (``x_k.sum(axis=0)`` of a (1, per) input: a producer costing about one
+    copy, as a gradient's last op), with gradient as bucket view on or off."""
+    try:
+        from tracegrad.distributed.views import set_bucket_views
+    except ImportError:     # (a tracegrad before gradient as bucket view: always packs)
+        def set_bucket_views(on):
+            pass
+    xs = [T.dmatrix() for _ in range(n)]
+    set_bucket_views(views_on)
+    try:
+        fn = tg.function(xs, dist.allreduce_many([x.sum(axis=0) for x in xs], "sum",
+                                                 nbytes=[per * 8] * n))
+    finally:
+        set_bucket_views(True)
+    rng = np.random.default_rng(COMM.Get_rank())
+    arrays = [rng.standard_normal((1, per)) for _ in range(n)]
+    return lambda: fn(*arrays), arrays
+
+
+def bandwidth_produced(total_mb, rounds, report):
+    """The tensors computed in the graph: tracegrad with gradient as bucket
+    view (producers write into the bucket, reduced in place) and without it
+    (pack), against NumPy writing the same sums into one flat buffer
+    (``out=`` views) and a raw out-of-place ``Allreduce`` of it."""
+    n = 64
+    per = int(total_mb * 2**20 / 8 / n)
+    ours, arrays = produced(n, per, True)
+    packed, _ = produced(n, per, False)
+    flat = np.empty(per * n)
+    out = np.empty_like(flat)
+    parts = [flat[k * per:(k + 1) * per] for k in range(n)]
+
+    def raw():
+        for a, part in zip(arrays, parts):
+            np.add.reduce(a, axis=0, out=part)
+        COMM.Allreduce(flat, out, op=MPI.SUM)
+    base, with_views, without = interleaved([raw, ours, packed], rounds)
+    mb = flat.nbytes / 1e9
+    report(f"{total_mb:7.1f} MB in {n} computed tensors: NumPy into one buffer + raw "
+           f"Allreduce {np.median(base) * 1e3:8.2f} ms; bucket views "
+           f"{np.median(with_views) * 1e3:8.2f} ms ({mb / np.median(with_views):5.2f} GB/s, "
+           f"ratio {np.median(base / with_views):5.2f}); packed "
+           f"{np.median(without) * 1e3:8.2f} ms (ratio {np.median(base / without):5.2f})")
+
+
 def mlp_shapes(sizes):
     shapes = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -172,10 +219,30 @@ def no_huge_pages():
     _set_madvise_hugepage(False)
 
 
+def w4_only(rounds, report):
+    """The W4 step on all of ``COMM`` (run under ``mpiexec -n 1`` and
+    ``-n 2`` in turn for the weak-scaling ratio: no rank idles in MPI while
+    another measures), plain and with ``overlap=True``, and, as a control,
+    every rank running the step alone at the same time (a size-1
+    communicator: the same CPU contention, no communication); interleaved."""
+    solo = COMM.Split(COMM.Get_rank(), 0)
+    plain, overlapped, alone = interleaved(
+        [w4_step(COMM), w4_step(COMM, overlap=True), w4_step(solo)], rounds)
+    report(f"W4 step (256 samples per rank), {COMM.Get_size()} processes: "
+           f"{np.median(plain) * 1e3:7.2f} ms/step (IQR {np.percentile(plain, 25) * 1e3:.2f}-"
+           f"{np.percentile(plain, 75) * 1e3:.2f}); overlap=True "
+           f"{np.median(overlapped) * 1e3:7.2f} ms/step; each rank alone at the same time "
+           f"{np.median(alone) * 1e3:7.2f} ms/step (step / alone "
+           f"{np.median(plain / alone):5.2f})")
+
+
 def main():
     no_huge_pages()
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
+    parser.add_argument("--part", choices=("all", "bandwidth", "w4"), default="all",
+                        help="bandwidth: the allreduce rows only; w4: the W4 step on "
+                             "every rank only (mpiexec -n 1, then -n 2)")
     args = parser.parse_args()
     rounds = 5 if args.quick else 20
 
@@ -185,16 +252,23 @@ def main():
 
     report(f"tracegrad.distributed allreduce, {COMM.Get_size()} processes "
            f"({MPI.Get_library_version().splitlines()[0]})")
+    if args.part == "w4":
+        w4_only(rounds * 5, report)
+        return
     for checked in (True, False):
         dist.set_check_shapes(checked)
         report(f"-- shape checks (when shapes change): {checked} (set_check_shapes)")
         for total_mb in ((1, 16) if args.quick else (1, 16, 64)):
             bandwidth(total_mb, rounds, report)
-        small_tensors("example MLP 20-64-64-10", mlp_shapes([20, 64, 64, 10]), rounds * 5,
-                      report)
-        small_tensors("deep MLP 40 x 64", mlp_shapes([64] * 41), rounds * 5, report)
+        for total_mb in ((1, 16) if args.quick else (1, 16, 64)):
+            bandwidth_produced(total_mb, rounds, report)
+        if args.part == "all":
+            small_tensors("example MLP 20-64-64-10", mlp_shapes([20, 64, 64, 10]),
+                          rounds * 5, report)
+            small_tensors("deep MLP 40 x 64", mlp_shapes([64] * 41), rounds * 5, report)
     dist.set_check_shapes(True)
-    weak_scaling(rounds * 2, report)
+    if args.part == "all":
+        weak_scaling(rounds * 2, report)
 
 
 if __name__ == "__main__":

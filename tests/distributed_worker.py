@@ -169,6 +169,43 @@ def check_bucketing():
         for got, want in zip(results[label], results["per-tensor"]):
             np.testing.assert_array_equal(got, want, err_msg=f"{label} != per-tensor")
     check_overlap(xs, outs, arrays, results["per-tensor"][:len(outs)])
+    check_bucket_views()
+
+
+def check_bucket_views():
+    """Dense-layer gradients written into the bucket's buffer (views.py):
+    after the first call no packing, the values those of one allreduce per
+    tensor, bit for bit, at every call."""
+    from tracegrad.distributed import views
+    from tracegrad.distributed.views import IntoBucket
+    w = [tg.shared(draw(s, "float64", 20 + k)) for k, s in enumerate([(4, 5), (5,)])]
+    x = T.dmatrix("x")
+    cost = T.sum(T.tanh(T.dot(x, w[0]) + w[1]) ** 2)
+    grads = tg.grad(cost, w)
+    fns = {}
+    shapes = [(4, 5), (5,)]
+    for label, build in (("views", lambda: dist.allreduce_many(grads, "mean")),
+                         ("views, overlap", lambda: dist.allreduce_many(
+                             grads, "mean", overlap=True, shapes=shapes)),
+                         ("packed", lambda: dist.allreduce_many(grads, "mean")),
+                         ("per-tensor", lambda: dist.allreduce_many(grads, "mean", 0))):
+        views.set_bucket_views(label != "packed")
+        try:
+            fns[label] = tg.function([x], build())
+        finally:
+            views.set_bucket_views(True)
+    for label in ("views", "views, overlap"):
+        assert sum(isinstance(s.node.op, IntoBucket) for s in fns[label].schedule.steps) == 2
+    for k in range(3):
+        a = draw((6, 4), "float64", 30 + k)
+        got = {label: f(a) for label, f in fns.items()}
+        for label in ("views", "views, overlap", "packed"):
+            for g, want in zip(got[label], got["per-tensor"]):
+                np.testing.assert_array_equal(g, want, err_msg=f"{label}, call {k}")
+    for label in ("views", "views, overlap"):
+        bucket = next(s.node.op for s in fns[label].schedule.steps
+                      if hasattr(s.node.op, "arena") and s.node.op.arena is not None)
+        assert bucket.arena.packs == 1, (label, bucket.arena.packs)
 
 
 def check_overlap(xs, outs, arrays, want):
@@ -340,6 +377,51 @@ def case_nccl():
             assert "different unique ids" in str(exc)
         else:
             raise AssertionError("ranks with their own unique ids formed a communicator")
+
+
+def case_cuda_mpi():
+    """``set_gpu_collectives('mpi')`` with a CUDA-aware MPI (the launch sets
+    ``TRACEGRAD_CUDA_AWARE_MPI=1``): mpi4py gets the fake CuPy arrays
+    themselves (``__cuda_array_interface__``, NumPy storage behind it) and
+    MPI moves the data; no collective copies to the host."""
+    import fake_cupy
+    from tracegrad.distributed import ops
+    from tracegrad.distributed.cudampi import MpiCudaRunner
+    host = ops._host
+    copies = []
+
+    def counted(xp, x):
+        if xp is not np:
+            copies.append(x.shape)
+        return host(xp, x)
+    ops._host = counted
+    dist.set_gpu_collectives("mpi")
+    try:
+        with fake_cupy.installed():
+            for name, (build, ref, shapes, dtypes) in cases().items():
+                for shape in shapes:
+                    for dtype in dtypes:
+                        check_value(name, build, ref, shape, dtype, device="cuda")
+            check_device_buckets()
+            from tracegrad.distributed.devices import runner
+            assert type(runner(COMM, __import__("cupy"))) is MpiCudaRunner
+    finally:
+        ops._host = host
+        dist.set_gpu_collectives("auto")
+    assert not copies, f"host copies: {copies}"
+
+
+def check_device_buckets():
+    """Buckets of device arrays (one collective each, overlapped or not)."""
+    xs = [T.dmatrix("a"), T.fvector("b"), T.dvector("c")]
+    arrays = [draw((4, 3), "float64", 1), draw((5,), "float32", 2), draw((6,), "float64", 3)]
+    want = [sum(COMM.allgather(v)) / P for v in arrays]
+    for overlap in (False, True):
+        red = dist.allreduce_many(xs, "mean", overlap=overlap,
+                                  shapes=[(4, 3), (5,), (6,)] if overlap else None)
+        got = tg.function(xs, red, device="cuda")(*arrays)
+        for g, v in zip(got, want):
+            np.testing.assert_allclose(g.get(), v, rtol=1e-6, err_msg=f"overlap={overlap}")
 
 
 def check_device_gradients_and_buckets():

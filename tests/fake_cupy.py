@@ -146,6 +146,13 @@ class ndarray:
     # (``cupy.cuda.MemoryPointer``: the storage's address, for fake_nccl.py)
     data = property(lambda self: types.SimpleNamespace(ptr=self._a.ctypes.data))
 
+    @property
+    def __cuda_array_interface__(self):
+        """CuPy's device pointer: the NumPy storage's (mpi4py hands it to MPI)."""
+        a = self._a
+        return {"shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, False),
+                "version": 3, "strides": None if a.flags.c_contiguous else a.strides}
+
     # host transfer
     def get(self, stream=None, order="C", out=None):
         return np.array(self._a, order=order, copy=True)

@@ -71,6 +71,14 @@ def test_nccl_runner_on_the_fake_cupy(n):
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("n", [2, 3])
+def test_cuda_aware_mpi_takes_the_device_arrays(n):
+    # set_gpu_collectives('mpi'): mpi4py gets the (fake) CuPy arrays through
+    # __cuda_array_interface__; every collective's value, buckets, no host copy
+    _ok(mpirun(n, WORKER, "cuda_mpi", env={"TRACEGRAD_CUDA_AWARE_MPI": "1"}), "cuda_mpi", n)
+
+
+@needs_mpiexec
 def test_mismatched_graphs_give_the_error_on_every_rank():
     proc = mpirun(2, WORKER, "mismatch")
     _ok(proc, "mismatch", 2)
@@ -228,13 +236,113 @@ def test_reused_buffers_never_overwrite_results_the_caller_keeps():
     bucket = next(s.node.op for s in f.schedule.steps
                   if isinstance(s.node.op, dist.AllreduceBucket))
     f(np.zeros(3), np.zeros(2))
-    flat = id(bucket._scratch["flat"])
+    flat = id(bucket.arena.flat)
     first = f(np.ones(3), np.ones(2))       # (the dropped result's buffer, reused)
-    assert id(bucket._scratch["flat"]) == flat
+    assert id(bucket.arena.flat) == flat
     second = f(np.full(3, 2.0), np.full(2, 2.0))
     for got, want in zip(first + second, [1, 1, 1, 2, 2, 2]):
         np.testing.assert_array_equal(got, np.full(got.shape, float(want)))
     assert not np.shares_memory(first[0], second[0])
+    # a view of one result (not the result itself) keeps the buffer too
+    part = f(np.full(3, 3.0), np.full(2, 3.0))[1][1:]
+    third = f(np.full(3, 4.0), np.full(2, 4.0))
+    np.testing.assert_array_equal(part, [3.0])
+    np.testing.assert_array_equal(third[1], [4.0, 4.0])
+
+
+def _dense_step(views_on, steps=4, keep=False, overlap=False):
+    """A two-layer data-parallel SGD step (dense weight and bias gradients:
+    ``dot`` and ``SumTo``/``sum``), run ``steps`` times; ``keep``: the
+    caller keeps every call's averaged gradients."""
+    from tracegrad.distributed import views
+    rng = np.random.default_rng(5)
+    params = [tg.shared(rng.standard_normal(s), name=f"p{k}")
+              for k, s in enumerate([(4, 5), (5,), (5, 3), (3,)])]
+    x = T.dmatrix("x")
+    h = T.tanh(T.dot(x, params[0]) + params[1])
+    cost = T.sum((T.dot(h, params[2]) + params[3]) ** 2)
+    grads = dist.averaged_gradients(cost, params, overlap=overlap)
+    views.set_bucket_views(views_on)
+    try:
+        f = tg.function([x], grads if keep else [], updates=None if keep else
+                        [(p, p - 0.01 * g) for p, g in zip(params, grads)])
+    finally:
+        views.set_bucket_views(True)
+    a = rng.standard_normal((6, 4))
+    got = [f(a + k) for k in range(steps)]
+    bucket = next(s.node.op for s in f.schedule.steps if hasattr(s.node.op, "arena"))
+    return f, bucket, got, [p.get_value() for p in params]
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_gradients_are_written_into_the_bucket(overlap):
+    from tracegrad.distributed.views import IntoBucket
+    _dense_step(False, 1)                   # (warm-up: the first call of the process)
+    f, bucket, _, with_views = _dense_step(True, overlap=overlap)
+    wrapped = [s.node for s in f.schedule.steps if isinstance(s.node.op, IntoBucket)]
+    assert len(wrapped) == 4, [str(s.node.op) for s in f.schedule.steps]
+    # only the first call packs (it makes the layout); later ones reduce in place
+    assert bucket.arena.packs == 1
+    _, plain, _, packed = _dense_step(False, overlap=overlap)
+    assert plain.arena.packs == 4
+    for got, want in zip(with_views, packed):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_functions_writing_into_buckets_pickle():
+    import pickle
+    f, bucket, got, _ = _dense_step(True, steps=2, keep=True)
+    g = pickle.loads(pickle.dumps(f))
+    ops = [s.node.op for s in g.schedule.steps]
+    arenas = {id(op.arena) for op in ops if hasattr(op, "arena")}
+    assert len(arenas) == 1 and bucket.arena.flat is not None    # (one arena, shared)
+    new = next(op for op in ops if isinstance(op, dist.AllreduceBucket))
+    assert new.arena.flat is None
+    a = np.random.default_rng(5).standard_normal((6, 4))
+    for got, want in zip(g(a), f(a)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_kept_gradients_are_not_written_over_by_later_calls():
+    _, bucket, kept, _ = _dense_step(True, keep=True)
+    _, _, want, _ = _dense_step(False, keep=True)
+    assert bucket.arena.packs == 1         # (a new buffer per call, producers write into it)
+    for got_call, want_call in zip(kept, want):
+        for got, w in zip(got_call, want_call):
+            np.testing.assert_array_equal(got, w)
+    assert not np.shares_memory(kept[0][0], kept[1][0])
+
+
+def test_wrapped_producers_keep_their_aliasing_declarations():
+    # (the fallback runs op.impl, which for SumTo may return its input)
+    from tracegrad.distributed.buffers import Arena
+    from tracegrad.distributed.views import IntoBucket
+    from tracegrad.ops.base import SumTo
+    from tracegrad.ops.linalg import TensorDot
+    assert IntoBucket(SumTo(), Arena(), 0).view_map == {0: [0]}
+    assert IntoBucket(TensorDot((1,), (0,)), Arena(), 1).view_map == {}
+
+
+def test_arena_uses_tensors_in_place_only_when_all_are_its_views():
+    from tracegrad.distributed.buffers import Arena
+    arena = Arena()
+    shapes = ((2,), (3, 1))
+    assert arena.view_for(0) is None        # (no layout before the first pack)
+    first = arena.layout(shapes, np.dtype(np.float64))
+    assert arena.holds(first) and not arena.holds([first[0], np.zeros((3, 1))])
+    del first
+    # a call that stopped after slot 0, then a whole call
+    v0 = arena.view_for(0)
+    del v0
+    v0, v1 = arena.view_for(0), arena.view_for(1)
+    assert arena.holds((v0, v1))
+    # the caller keeps a view of a result: the next call gets a new buffer
+    part = v1[1:]
+    old = arena.flat
+    del v0, v1
+    w0, w1 = arena.view_for(0), arena.view_for(1)
+    assert arena.flat is not old and not np.shares_memory(w0, part)
+    assert arena.holds((w0, w1)) and not arena.holds((w1, w0))
 
 
 def test_graph_check_lists_scan_bodies_and_ifelse_branches():
@@ -285,6 +393,37 @@ def test_gpu_collectives_policy_picks_nccl_or_the_host():
                 _device_collectives()(a)
     finally:
         dist.set_gpu_collectives("auto")
+
+
+def test_gpu_collectives_policy_with_a_cuda_aware_mpi(monkeypatch):
+    import fake_cupy
+    import fake_nccl
+    from tracegrad.distributed import cudampi, devices
+    a = np.arange(6.0).reshape(2, 3)
+    try:
+        with fake_cupy.installed() as cupy:       # (a CuPy without NCCL)
+            for aware, mode, kind in (("1", "mpi", cudampi.MpiCudaRunner),
+                                      ("1", "auto", cudampi.MpiCudaRunner),
+                                      ("0", "auto", type(None)), ("1", "host", type(None))):
+                monkeypatch.setenv("TRACEGRAD_CUDA_AWARE_MPI", aware)
+                dist.set_gpu_collectives(mode)
+                assert type(devices.runner(dist.comm, cupy)) is kind, (aware, mode)
+                got = _device_collectives()(a)
+                for g, w in zip(got, [a, a, a, a, a, a, 2 * a]):
+                    np.testing.assert_array_equal(fake_cupy.to_host(g), w)
+            monkeypatch.setenv("TRACEGRAD_CUDA_AWARE_MPI", "0")
+            dist.set_gpu_collectives("mpi")
+            with pytest.raises(RuntimeError, match="does not say it is CUDA-aware"):
+                _device_collectives()(a)
+        with fake_cupy.installed(modules=fake_nccl.modules()) as cupy:
+            monkeypatch.setenv("TRACEGRAD_CUDA_AWARE_MPI", "1")
+            dist.set_gpu_collectives("auto")        # (NCCL first where both are there)
+            assert type(devices.runner(dist.comm, cupy)).__name__ == "NcclRunner"
+    finally:
+        dist.set_gpu_collectives("auto")
+    monkeypatch.delenv("TRACEGRAD_CUDA_AWARE_MPI")
+    assert cudampi.cuda_aware() is bool(getattr(cudampi.MPI, "Query_cuda_support",
+                                                lambda: False)())
 
 
 @pytest.mark.gpu

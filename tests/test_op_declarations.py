@@ -313,6 +313,8 @@ def check_node(node, arrays, outs, values):
     if op.finite_if_inputs and _finite(arrays) \
             and all(np.all(np.abs(a) < 50) for a in arrays if np.asarray(a).dtype.kind == "f"):
         assert all(np.all(np.isfinite(o)) for o in outs), f"{op}: declared finite"
+    if op.impl_into is not None and len(outs) == 1:
+        _check_impl_into(op, arrays, np.asarray(outs[0]))
     if op.commutative and len(arrays) == 2:
         swapped = op.impl(np, *[np.array(a, copy=True) for a in arrays[::-1]])
         if np.asarray(outs[0]).dtype.kind == "c":
@@ -321,6 +323,26 @@ def check_node(node, arrays, outs, values):
             np.testing.assert_allclose(swapped, outs[0], rtol=1e-15, atol=0, err_msg=str(op))
         else:
             np.testing.assert_array_equal(swapped, outs[0], err_msg=str(op))
+
+
+# op class -> nodes whose ``impl_into`` wrote the result (``_check_impl_into``)
+INTO_WRITTEN = {}
+
+
+def _check_impl_into(op, arrays, want):
+    """``impl_into`` writes ``impl``'s value bit for bit into a fitting
+    ``out`` and returns it, or declines (``None``); it declines an ``out``
+    of another shape."""
+    out = np.full_like(want, 7, order="C")
+    got = op.impl_into(np, out, *arrays)
+    if got is None:
+        return
+    assert got is out, f"{op}: impl_into returned another array than out"
+    np.testing.assert_array_equal(out, want, err_msg=f"{op}: impl_into")
+    assert out.dtype == want.dtype, op
+    misfit = np.empty(want.shape + (2,), want.dtype)
+    assert op.impl_into(np, misfit, *arrays) is None, f"{op}: wrote into a misfit out"
+    INTO_WRITTEN[type(op)] = INTO_WRITTEN.get(type(op), 0) + 1
 
 
 def _extra_nodes(rng):
@@ -355,6 +377,11 @@ def test_op_classes_keep_their_declarations():
     assert checked > 1000
     unmet = [c.__name__ for c in _op_classes() if _declares_facts(c) and c not in met]
     assert not unmet, f"op classes declaring facts that no table case builds: {unmet}"
+    # every class with impl_into wrote into out on some table node
+    unwritten = [c.__name__ for c in _op_classes()
+                 if "impl_into" in vars(c) and c.__module__.startswith("tracegrad.ops")
+                 and not INTO_WRITTEN.get(c)]
+    assert not unwritten, f"impl_into never used on a table node: {unwritten}"
 
 
 # ------------------------------------------------------------ engines read them

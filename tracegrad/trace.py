@@ -344,6 +344,10 @@ class Op:
 
     # -- running
     impl_for = None    # fn(xp) -> f(*arrays): a faster ``partial(impl, xp)`` (schedule)
+    # fn(xp, out, *arrays) -> out holding impl's (one) result, or None where
+    # out does not fit (shape, dtype): producers writing into a bucket's
+    # buffer (tracegrad.distributed, gradient as bucket view)
+    impl_into = None
 
     # -- rewriting and folding
     is_random = False          # never merged nor constant-folded (two draws differ)
@@ -449,8 +453,8 @@ class Op:
 # Every hook above, by name (tests/test_op_declarations.py checks each is
 # declared on ``Op`` and holds on every registered op).
 OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
-            "inplace_version", "impl_for", "is_random", "constant_foldable", "foldable",
-            "static_output", "static_entries", "scalar_op", "positive",
+            "inplace_version", "impl_for", "impl_into", "is_random", "constant_foldable",
+            "foldable", "static_output", "static_entries", "scalar_op", "positive",
             "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf", "bounded",
             "selects", "broadcasts", "commutative", "associative", "identity",
             "inverse_of", "negation", "shape_relation", "vmap_rule", "accumulate_onto",

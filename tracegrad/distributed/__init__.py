@@ -27,7 +27,7 @@ except ImportError as exc:
         "tracegrad.distributed needs mpi4py and an MPI library: "
         "pip install 'tracegrad[mpi]' (mpi4py and the mpich wheel)") from exc
 
-from tracegrad.distributed import autobucket, safety
+from tracegrad.distributed import autobucket, safety, views
 from tracegrad.distributed.autobucket import auto_bucket_bytes, set_auto_bucket_bytes
 from tracegrad.distributed.ops import (Allgather, Allreduce, AllreduceBucket, Broadcast,
                                        Collective, Reduce, ReduceScatter, allgather,
@@ -49,6 +49,7 @@ __all__ = ["rank", "size", "comm", "set_comm", "allreduce", "broadcast", "reduce
 
 safety.install()
 autobucket.install()
+views.install()      # (after autobucket: its buckets get views too)
 
 
 def __getattr__(name):

@@ -9,13 +9,14 @@ docs/distributed.md, "Measured"), which made the bucketed path far slower
 than a raw ``Allreduce`` on a reused buffer.
 """
 import math
+import operator
 import sys
 
 import numpy as np
 
-from tracegrad.distributed import nccl
+from tracegrad.distributed import devices
 
-__all__ = ["scratch", "wire_dtype", "pack", "unpack", "on_device", "device_unpack"]
+__all__ = ["scratch", "wire_dtype", "pack", "unpack", "on_device", "device_unpack", "Arena"]
 
 
 def _host(xp, x):
@@ -59,6 +60,90 @@ def scratch(owner, key, shape, dtype):
     return buf
 
 
+class Arena:
+    """A bucket's flat host buffer and its views, one per tensor (its
+    *layout*), kept from call to call: a bucket reduces the flat buffer in
+    place and returns the views, and the producers of its tensors may write
+    straight into them (``views.py``: gradient as bucket view), so neither a
+    pack nor an unpack copy is made, nor 64 views per call.
+
+    The buffer and the views are reused while nothing outside the arena
+    holds the buffer or any view (``free``: reference counts, as
+    ``scratch``); a result the caller keeps is thus never written over. A
+    call's first writer recognises a new call by finding its slot already
+    handed out (``view_for``), so a call that raised halfway leaves nothing
+    behind that matters: the bucket uses its tensors in place only when
+    every one is the view of this layout (``holds``), else it packs them."""
+
+    def __init__(self):
+        self.flat = None
+        self.shapes = None
+        self.views = ()
+        self.handed = []
+        self.packs = 0      # (calls that packed: the tests and the bench read it)
+
+    def __reduce__(self):
+        return (Arena, ())  # (buffers are per process: made again at the first call)
+
+    def _refs(self):
+        """``(references to flat beyond the views', most references to a view)``."""
+        flat = self.flat
+        most = max(map(sys.getrefcount, self.views), default=0)
+        return sys.getrefcount(flat) - len(self.views), most
+
+    def free(self):
+        """Nothing but the arena holds the buffer or a view."""
+        return self.flat is not None and self._refs() <= _ARENA_REFS
+
+    def layout(self, shapes, dtype):
+        """The views for ``shapes`` (tuples) of ``dtype``: the current ones
+        when they fit and are ``free``, else views of a new flat buffer.
+        Marks every slot handed out."""
+        if self.shapes != shapes or self.flat.dtype != dtype or not self.free():
+            self._new(shapes, dtype)
+        self.handed = [True] * len(shapes)
+        self.packs += 1
+        return self.views
+
+    def _new(self, shapes, dtype):
+        self.flat = flat = np.empty(sum(map(math.prod, shapes)), dtype)
+        views, at = [], 0
+        for shape in shapes:
+            n = math.prod(shape)
+            views.append(flat[at:at + n].reshape(shape))
+            at += n
+        self.shapes, self.views = shapes, tuple(views)
+
+    def view_for(self, k):
+        """Slot ``k``'s view for a producer to write into, or ``None``
+        before the first layout. Slot ``k`` already handed out means a new
+        call: the buffer is renewed unless ``free``."""
+        if self.flat is None:
+            return None
+        if self.handed[k]:
+            if not self.free():
+                self._new(self.shapes, self.flat.dtype)
+            self.handed = [False] * len(self.shapes)
+        self.handed[k] = True
+        return self.views[k]
+
+    def holds(self, xs):
+        """``xs`` are this layout's views, all handed out in this call."""
+        views = self.views
+        return len(xs) == len(views) and all(map(operator.is_, xs, views)) \
+            and all(self.handed)
+
+
+def _calibrate_arena():
+    arena = Arena()
+    arena._new(((2,), (3,)), np.float64)
+    return arena._refs()
+
+
+# ``Arena._refs()`` of an arena whose buffer and views nothing else holds.
+_ARENA_REFS = _calibrate_arena()
+
+
 def wire_dtype(dtype):
     """The dtype ``dtype`` travels as (MPI has no float16 nor bool)."""
     dtype = np.dtype(dtype)
@@ -93,11 +178,12 @@ def unpack(xp, flat, shapes, dtype):
 
 
 def on_device(comm, xp, dtype, op=None):
-    """The NCCL runner to use for device arrays of ``dtype`` reduced with
-    ``op`` (``None``: data that only moves), or ``None``: the host path."""
+    """The device runner (NCCL or CUDA-aware MPI: ``devices.runner``) for
+    device arrays of ``dtype`` reduced with ``op`` (``None``: data that
+    only moves), or ``None``: the host path."""
     if xp is np:
         return None
-    run = nccl.runner(comm, xp)
+    run = devices.runner(comm, xp)
     if run is None or (op is not None and not run.carries(dtype, op)):
         return None
     return run

@@ -1,9 +1,10 @@
 """Collectives on CuPy arrays through NCCL (``cupy.cuda.nccl``).
 
-With ``device='cuda'`` the collective ops hand their CuPy arrays to
-``runner(comm)``: an ``NcclRunner`` when NCCL is usable (the default,
-``set_gpu_collectives('auto')``), else ``None`` and the ops copy to the
-host and use mpi4py (``'host'``). The runner has one method per collective
+With ``device='cuda'`` the collective ops hand their CuPy arrays to the
+runner ``devices.runner(comm, xp)`` picks: an ``NcclRunner`` (this module)
+when NCCL is usable (``set_gpu_collectives('auto'|'nccl')``), a
+``cudampi.MpiCudaRunner`` for a CUDA-aware MPI, or ``None``: the ops copy
+to the host and use mpi4py (``'host'``). The runner has one method per collective
 with the ops' semantics (``allreduce``, ``broadcast``, ``reduce``,
 ``allgather``, ``reduce_scatter``, and ``allreduce_flat`` for a packed
 bucket), each taking and returning device arrays: no host copy.
@@ -28,8 +29,6 @@ import importlib
 
 import numpy as np
 
-from tracegrad.distributed.state import gpu_collectives
-
 __all__ = ["NcclRunner", "nccl_module", "runner"]
 
 _RUNNERS = {}   # (comm handle, id(xp), device id) -> NcclRunner
@@ -50,17 +49,10 @@ def nccl_module():
 
 def runner(comm, xp):
     """The ``NcclRunner`` for ``comm`` on the current device, or ``None``
-    when collectives on device arrays go through the host (see the module
-    doc and ``set_gpu_collectives``)."""
-    mode = gpu_collectives()
-    if mode == "host":
-        return None
+    where ``cupy.cuda.nccl`` is absent (``devices.runner`` picks between
+    NCCL, CUDA-aware MPI and the host: ``set_gpu_collectives``)."""
     nccl = nccl_module()
     if nccl is None:
-        if mode == "nccl":
-            raise RuntimeError("set_gpu_collectives('nccl'): cupy.cuda.nccl is not "
-                               "available (install CuPy built with NCCL, e.g. the "
-                               "cupy-cuda12x wheel with nccl)")
         return None
     # (``id(xp)``: one CuPy module in a process, but tests swap in stand-ins)
     key = (comm.py2f(), id(xp), xp.cuda.runtime.getDevice())

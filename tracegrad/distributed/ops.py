@@ -32,8 +32,8 @@ import numpy as np
 from mpi4py import MPI
 
 import tracegrad.tensor as T
-from tracegrad.distributed.buffers import (_device, _host, device_unpack, on_device, pack,
-                                           scratch, unpack)
+from tracegrad.distributed.buffers import (Arena, _device, _host, device_unpack, on_device,
+                                           pack, scratch, unpack, wire_dtype)
 from tracegrad.distributed.checks import check_shapes, finish_check, start_check
 from tracegrad.distributed.state import DistributedError, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
@@ -305,9 +305,12 @@ class ReduceScatter(Collective):
 
 
 class AllreduceBucket(Collective):
-    """``allreduce`` of several tensors of one dtype in **one** collective:
-    they are packed into one flat buffer, reduced in place and unpacked
-    (Horovod's tensor fusion). Outputs are views of that fresh buffer."""
+    """``allreduce`` of several tensors of one dtype in **one** collective
+    (Horovod's tensor fusion). On the host the tensors live in the bucket's
+    ``Arena``: a flat buffer reduced in place, whose views are the outputs.
+    Where the producers of the tensors wrote straight into the arena's
+    views (``views.py``, gradient as bucket view) nothing is copied; else
+    the tensors are packed into it first (one copy)."""
 
     __props__ = ("op", "comm_key")
 
@@ -316,6 +319,11 @@ class AllreduceBucket(Collective):
             raise ValueError(f"bucketed allreduce: op must be 'sum' or 'mean', got {op!r}")
         super().__init__(comm)
         self.op = op
+        self.arena = Arena()
+
+    def __setstate__(self, state):
+        state.setdefault("arena", Arena())     # (pickled before the arena existed)
+        super().__setstate__(state)
 
     def __str__(self):
         return f"allreduce_bucket{{{self.op}}}"
@@ -336,16 +344,30 @@ class AllreduceBucket(Collective):
             check_shapes(self.comm, shapes, str(self), self)
             flat = xp.concatenate([x.reshape(-1) for x in xs])
             return device_unpack(gpu.allreduce_flat(flat, self.op), shapes)
-        if len(xs) == 1:        # (nothing to pack: reduce straight into the output)
+        if xp is not np or wire_dtype(xs[0].dtype) != xs[0].dtype:
+            return self._packed(xp, xs, shapes)
+        arena = self.arena
+        if arena.holds(xs):     # (the producers wrote into the views: no copy)
             check_shapes(self.comm, shapes, str(self), self)
-            a = _host(xp, xs[0])
-            out = scratch(self, "out", a.shape, a.dtype)
-            self.comm.Allreduce(a, out, op=MPI.SUM)
-            if self.op == "mean":
-                out /= self.comm.Get_size()
-            return _device(xp, out, xs[0].dtype)
-        # (pack + in-place reduce costs what a raw out-of-place Allreduce
-        # does: MPICH copies the send buffer into the receive buffer first)
+            views = xs
+        else:
+            # (the shape check's message overlaps the packing)
+            pending = start_check(self.comm, shapes, self)
+            views = arena.layout(tuple(shapes), xs[0].dtype)
+            if len(xs) == 1:
+                views[0][...] = xs[0]
+            else:
+                np.concatenate(xs, axis=None, out=arena.flat)
+            finish_check(pending, self.comm, shapes, str(self), self)
+        flat = arena.flat
+        self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        if self.op == "mean":
+            flat /= self.comm.Get_size()
+        return tuple(views) if len(views) > 1 else views[0]
+
+    def _packed(self, xp, xs, shapes):
+        """Device arrays on the host path, and float16: pack into the
+        reusable wire-dtype buffer, reduce, unpack (copies)."""
         pending = start_check(self.comm, shapes, self)
         flat = pack(self, xp, xs)
         finish_check(pending, self.comm, shapes, str(self), self)

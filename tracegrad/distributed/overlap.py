@@ -3,13 +3,15 @@ overlap the rest of backprop (``allreduce_many(..., overlap=True)``).
 
 A bucket becomes two nodes:
 
-- ``IallreduceStart``: packs the bucket's tensors into a fresh flat buffer,
+- ``IallreduceStart``: packs the bucket's tensors into its ``Arena``'s flat
+  buffer (no copy where their producers wrote into its views: ``views.py``),
   starts ``comm.Iallreduce`` in place and returns that buffer (its values
   are not final yet; only a wait may read it). The request is kept in
   ``_PENDING`` under the buffer's ``id`` with the buffer itself, so neither
   is freed while MPI writes into it.
 - ``IallreduceWait``: waits for the request of its first input and returns
-  the bucket's tensors as views of the buffer (``view_map``).
+  the bucket's tensors as views of the buffer (``view_map``): the arena's
+  views, kept from call to call.
 
 Every wait also takes the buffers of **all** the starts as extra inputs: a
 schedule (a depth-first post-order, ``trace.toposort``) then runs every
@@ -23,9 +25,11 @@ thread); docs/distributed.md.
 These nodes have no gradient rule (they carry gradients to the update);
 differentiate through ``overlap=False`` buckets instead.
 """
+import numpy as np
 from mpi4py import MPI
 
-from tracegrad.distributed.buffers import device_unpack, on_device, pack, unpack
+from tracegrad.distributed.buffers import (Arena, device_unpack, on_device, pack, unpack,
+                                           wire_dtype)
 from tracegrad.distributed.checks import check_shapes, finish_check, start_check
 from tracegrad.distributed.ops import Collective
 from tracegrad.tensor.type import TensorType
@@ -52,6 +56,14 @@ class IallreduceStart(Collective):
                             f"{[x.dtype for x in xs]}")
         return Apply(self, xs, [TensorType(xs[0].dtype, (None,))()])
 
+    def __init__(self, comm=None, arena=None):
+        super().__init__(comm)
+        self.arena = Arena() if arena is None else arena
+
+    def __setstate__(self, state):
+        state.setdefault("arena", Arena())     # (pickled before the arena existed)
+        super().__setstate__(state)
+
     def impl(self, xp, *xs):
         shapes = [x.shape for x in xs]
         gpu = on_device(self.comm, xp, xs[0].dtype, "sum")
@@ -61,8 +73,18 @@ class IallreduceStart(Collective):
             flat = gpu.allreduce_flat(xp.concatenate([x.reshape(-1) for x in xs]), "sum")
             _PENDING[id(flat)] = (None, flat)
             return flat
-        pending = start_check(self.comm, shapes, self)
-        flat = pack(self, xp, xs)
+        arena = self.arena
+        if xp is not np or wire_dtype(xs[0].dtype) != xs[0].dtype:
+            pending = start_check(self.comm, shapes, self)
+            flat = pack(self, xp, xs)
+        elif arena.holds(xs):   # (the producers wrote into the views: views.py)
+            pending = start_check(self.comm, shapes, self)
+            flat = arena.flat
+        else:
+            pending = start_check(self.comm, shapes, self)
+            arena.layout(tuple(shapes), xs[0].dtype)
+            flat = arena.flat
+            np.concatenate(xs, axis=None, out=flat)
         finish_check(pending, self.comm, shapes, str(self), self)
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
@@ -79,12 +101,13 @@ class IallreduceWait(Collective):
 
     __props__ = ("op", "shapes", "dtype", "comm_key")
 
-    def __init__(self, op, shapes, dtype, comm=None):
+    def __init__(self, op, shapes, dtype, comm=None, arena=None):
         super().__init__(comm)
         self.op = op
         self.shapes = tuple(tuple(s) for s in shapes)
         self.dtype = dtype
         self.view_map = {k: [0] for k in range(len(self.shapes))}
+        self.arena = arena      # (its start's: the views of the buffer, made once)
 
     def __str__(self):
         return f"iallreduce_wait{{{self.op}, {len(self.shapes)} tensors}}"
@@ -101,6 +124,10 @@ class IallreduceWait(Collective):
             flat /= self.comm.Get_size()
         if request is None:
             return device_unpack(flat, self.shapes)
+        arena = self.__dict__.get("arena")
+        if arena is not None and flat is arena.flat:
+            views = arena.views
+            return tuple(views) if len(views) > 1 else views[0]
         return unpack(xp, flat, self.shapes, self.dtype)
 
     def vjp(self, node, output_grads):
@@ -111,11 +138,12 @@ class IallreduceWait(Collective):
 def overlapped_buckets(xs, buckets, op, comm, shapes):
     """The reduced ``xs`` through one start and one wait per bucket
     (``shapes``: each tensor's run-time shape, known when it is packed)."""
-    starts = [IallreduceStart(comm)(*[xs[k] for k in b]) for b in buckets]
+    ops = [IallreduceStart(comm) for _ in buckets]
+    starts = [start(*[xs[k] for k in b]) for start, b in zip(ops, buckets)]
     out = [None] * len(xs)
     for j, b in enumerate(buckets):
         others = starts[:j] + starts[j + 1:]
-        wait = IallreduceWait(op, [shapes[k] for k in b], xs[b[0]].dtype, comm)
+        wait = IallreduceWait(op, [shapes[k] for k in b], xs[b[0]].dtype, comm, ops[j].arena)
         res = wait(starts[j], *others)
         res = res if isinstance(res, (list, tuple)) else [res]
         for k, r in zip(b, res):

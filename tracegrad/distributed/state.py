@@ -14,7 +14,7 @@ from mpi4py import MPI
 
 _STATE = {"comm": MPI.COMM_WORLD, "on_error": "abort", "check_shapes": True, "gpu": "auto"}
 ON_ERROR = ("abort", "raise")
-GPU_COLLECTIVES = ("auto", "nccl", "host")
+GPU_COLLECTIVES = ("auto", "nccl", "mpi", "host")
 
 
 class DistributedError(RuntimeError):
@@ -79,16 +79,19 @@ def set_check_shapes(enabled):
 
 
 def gpu_collectives():
-    """How collectives move CuPy arrays: ``'auto'``, ``'nccl'`` or ``'host'``."""
+    """How collectives move CuPy arrays: ``'auto'``, ``'nccl'``, ``'mpi'`` or ``'host'``."""
     return _STATE["gpu"]
 
 
 def set_gpu_collectives(mode):
     """``'auto'`` (default): collectives on CuPy arrays (``device='cuda'``)
     run through NCCL (``cupy.cuda.nccl``, ``distributed/nccl.py``) when it is
-    available, else through the host; ``'nccl'``: NCCL or an error;
-    ``'host'``: copy to the host and use mpi4py (any MPI). Dtypes NCCL
-    cannot reduce take the host path in every mode."""
+    available, else through a CUDA-aware MPI when the library is one
+    (``distributed/cudampi.py``: ``MPI.Query_cuda_support()`` or
+    ``TRACEGRAD_CUDA_AWARE_MPI=1``), else through the host; ``'nccl'`` /
+    ``'mpi'``: that one or an error; ``'host'``: copy to the host and use
+    mpi4py (any MPI). Dtypes the chosen one cannot reduce take the host
+    path in every mode."""
     if mode not in GPU_COLLECTIVES:
         raise ValueError(f"set_gpu_collectives: mode must be one of {GPU_COLLECTIVES}, "
                          f"got {mode!r}")

@@ -331,9 +331,7 @@ class SumTo(Op):
         target = like.shape
         if g.shape == target:
             return g
-        lead = g.ndim - len(target)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(target) if s == 1 and g.shape[lead + i] != 1)
+        axes = _summed_axes(g.shape, target)
         if not axes:
             return g.reshape(target)
         if xp is np:
@@ -342,6 +340,19 @@ class SumTo(Op):
             return np.add.reduce(g, axis=axes, keepdims=True).reshape(target)
         return g.sum(axis=axes).reshape(target)
 
+    def impl_into(self, xp, out, g, like):
+        """``impl``'s sum written into ``out`` (``Op.impl_into``)."""
+        target = like.shape
+        if xp is not np or out.shape != target or out.dtype != g.dtype:
+            return None
+        axes = _summed_axes(g.shape, target)
+        if not axes:
+            out[...] = g.reshape(target)
+        else:
+            kept = tuple(1 if i in axes else n for i, n in enumerate(g.shape))
+            np.add.reduce(g, axis=axes, keepdims=True, out=out.reshape(kept))
+        return out
+
     def vmap_rule(self, node, inputs, batch_axes):
         return batching.sum_to_rule(node, inputs, batch_axes)
 
@@ -349,6 +360,13 @@ class SumTo(Op):
         g, _ = node.inputs
         # ``broadcast_to(gz, shape(g))``: that function lives above (``alloc``).
         return [BroadcastTo(g.ndim)(output_grads[0], shape(g)), None]
+
+
+def _summed_axes(shape, target):
+    """The axes of ``shape`` that ``SumTo`` sums to reach ``target``."""
+    lead = len(shape) - len(target)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(target) if s == 1 and shape[lead + i] != 1)
 
 
 _sum_to = SumTo()

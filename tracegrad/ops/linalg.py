@@ -116,6 +116,19 @@ class TensorDot(Op):
             return xp.tensordot(a, b, axes=(list(self.axes_a), list(self.axes_b)))
         return self._batched(xp, a, b)
 
+    def impl_into(self, xp, out, a, b):
+        """``dot`` written into ``out`` (NumPy's ``out=``: the same BLAS
+        call); ``None`` for the other contractions or where ``out`` does not
+        fit (``Op.impl_into``)."""
+        if xp is not np or not self._is_dot(a.ndim, b.ndim) or not \
+                a.dtype == b.dtype == out.dtype:
+            return None
+        shape = a.shape[:-1] + (b.shape[:-2] + b.shape[-1:] if b.ndim > 1 else ())
+        if out.shape != shape or not out.flags.c_contiguous:
+            return None
+        np.dot(a, b, out=out)   # (returns a scalar for a 0-d out)
+        return out
+
     def _batched(self, xp, a, b):
         # (B, free_a, contracted) @ (B, contracted, free_b), then unflatten.
         contracted = [a.shape[i] for i in self.axes_a]

@@ -149,6 +149,17 @@ class Reduce(Op):
             return fn(x, axis=self.axes, dtype=self.dtype, keepdims=self.keepdims)
         return fn(x, axis=self.axes, keepdims=self.keepdims)
 
+    def impl_into(self, xp, out, x):
+        """A float ``sum`` written into ``out`` (``Op.impl_into``)."""
+        if (xp is not np or self.kind != "sum" or x.dtype != out.dtype
+                or x.dtype.kind not in "fc" or self.dtype not in (None, out.dtype)):
+            return None
+        try:    # (NumPy checks out's shape: a reduction's out never broadcasts)
+            np.add.reduce(x, axis=self.axes, keepdims=self.keepdims, out=out)
+        except ValueError:
+            return None
+        return out
+
     def vjp(self, node, output_grads):
         x, = node.inputs
         if self.kind not in ("sum", "prod", "max", "min") or not is_differentiable(x):
