@@ -25,7 +25,6 @@ import numpy as np
 from tracegrad.backend.inplace import defer_fused_updates
 from tracegrad.compile import warnpoint
 from tracegrad.evaluate import reraise_with_context
-from tracegrad.backend.lone import lone_runner
 from tracegrad.trace import node_runner, uses_perform
 
 # How an output leaves the call.
@@ -137,12 +136,13 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
             last_reader[inp] = k
     kept = set(fgraph.outputs)
     steps = []
+    wrap = backend.step_wrapper   # (the CPU's: large calls of a lone ufunc -> the C tier)
     for k, node in enumerate(order):
         frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
         frees.update(slot[o] for o in node.outputs if o not in last_reader and o not in kept)
         fn = impl_for(node, xp)
-        if xp is np:
-            fn = lone_runner(node, fn)   # (large calls of a lone ufunc: the C tier)
+        if wrap is not None:
+            fn = wrap(node, fn)
         steps.append(Step(node, fn, [slot[v] for v in node.inputs],
                           [slot[o] for o in node.outputs], sorted(frees), backend))
 

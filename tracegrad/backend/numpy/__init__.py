@@ -1,12 +1,13 @@
 """The NumPy backend's program of a fused cluster (the reference, always
-available): lowered (``fuse.lower``), generated (``codegen`` here) and run
+available): lowered (``lower`` here), generated (``codegen`` here) and run
 over blocks.
 
-Its interface is every backend's (``backend/c.py`` has the same):
-``can_run(spec)``, ``program(spec) -> Program`` with
-``Program.run(inputs, outs=None)``. ``install()`` hands this module to
-``fuse.op`` (``fuse.op.HOST``), whose ``FusedElemwise`` asks it for the
-program of its spec: ``fuse`` never imports a backend.
+Its interface is every backend's (``backend/c.py`` and
+``backend/cupy/kernel.py`` have the same): ``can_run(spec)``,
+``program(spec) -> Program`` with ``Program.run(inputs, outs=None,
+sources=None)`` (the protocol: ``fuse.targets.Program``). ``install()``
+registers this module for NumPy arrays (``fuse.targets.PROGRAMS['numpy']``),
+where ``FusedElemwise`` finds it: ``fuse`` never imports a backend.
 
 ``CpuProgram.run`` executes the generated block function over the broadcast
 iteration space in blocks of ``BLOCK_BYTES`` per buffer, small enough that a
@@ -32,12 +33,13 @@ from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
                               CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK, NATIVE_MIN_SIZE,
                               SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
                               THREADED_BLOCK_FACTOR, config)
-from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.backend.numpy.codegen import generate
-from tracegrad.fuse.lower import lower
-from tracegrad.fuse.spec import FusionSpec
+from tracegrad.backend.numpy.lower import lower
 from tracegrad.backend.numpy.runner import run_blocked
-from tracegrad.fuse.spec import broadcast_shapes
+from tracegrad.fuse.cache import SpecCache, Templates
+from tracegrad.fuse.spec import FusionSpec, broadcast_shapes
+from tracegrad.fuse.targets import Program as ProgramProtocol
+from tracegrad.ops.elemwise import broadcasts_into
 
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
 # ``install``): ``can_run(spec)`` and
@@ -47,7 +49,7 @@ from tracegrad.fuse.spec import broadcast_shapes
 NATIVE = [None]
 
 
-class CpuProgram:
+class CpuProgram(ProgramProtocol):
     """A spec compiled for NumPy; ``run`` is thread-safe (no shared state)."""
 
     def __init__(self, spec):
@@ -109,6 +111,10 @@ class CpuProgram:
     def _set_constants(self, spec):
         # Constants of more than one element are operands of the block
         # function (cut into blocks like inputs), after the inputs.
+        self.const_sizes_one = all(c.size == 1 for c in spec.constants)
+        # Single-element constants never change the result's shape once it
+        # has their ndim; bigger ones are operands of the block program.
+        self.const_ndim = max([c.ndim for c in spec.constants] + [0])
         self.array_consts = [c for c in spec.constants if c.size > 1]
         self.const_shapes = [c.shape for c in spec.constants if c.ndim]
         n_in = len(spec.in_types)
@@ -132,6 +138,35 @@ class CpuProgram:
                 self.lowered, alias=k, fast_limit=self._fast_limit,
                 shape_needs=self.shape_needs, output_deps=self.spec.output_deps)
         return found
+
+    def inplace_fast(self, k):
+        """The generated whole small call writing output 0 into input
+        ``k`` (``inplace_code(k).fast``), or ``None``."""
+        code = self.inplace_code(k) if self.const_sizes_one else None
+        return getattr(code, "fast", None)
+
+    def run_small_into(self, arrays, k):
+        """Run the block program writing into input ``k`` once over whole
+        arrays; ``False`` (nothing done) unless the call is small and every
+        operand broadcasts into input ``k``'s shape."""
+        if not self.const_sizes_one or self.inplace_code(k) is None:
+            return False
+        target = arrays[k]
+        shape = target.shape
+        if (target.size > self.small_limit or target.ndim < self.const_ndim
+                or not target.flags.writeable or (
+                    self.native_possible and target.size >= NATIVE_MIN_SIZE)):
+            return False
+        for a, dt in zip(arrays, self.in_dtypes):
+            if type(a) is not np.ndarray or a.dtype != dt or (
+                    a.shape != shape and not broadcasts_into(a.shape, shape)):
+                return False
+        if self.shape_needs is not None and not self.shapes_hold(
+                [a.shape for a in arrays], shape):
+            return False
+        code = self.inplace_code(k)
+        code.fn(*arrays, target, *[np.empty(shape, dt) for dt in code.slot_dtypes])
+        return True
 
     @property
     def source(self):
@@ -475,8 +510,8 @@ def program(spec):
 
 
 def install():
-    """Let ``FusedElemwise`` run its NumPy programs from this module
-    (idempotent; ``compile`` calls it at import)."""
+    """Register this module as the backend of NumPy arrays
+    (``fuse.targets.PROGRAMS``; idempotent; ``compile`` calls it at import)."""
     import sys
-    from tracegrad.fuse import op
-    op.HOST[0] = sys.modules[__name__]
+    from tracegrad.fuse import targets
+    targets.PROGRAMS["numpy"] = sys.modules[__name__]
