@@ -257,12 +257,12 @@ def test_a_kernel_writes_straight_into_its_input_when_numpy_reports_nothing(monk
 
 def _spy_native(monkeypatch):
     sizes = []
-    run = c_tier.NativeProgram.run
+    run = c_tier.NativeProgram.run_prepared
 
     def spy(self, operands, outs, shape, size, aliased=None):
         sizes.append(size)
         return run(self, operands, outs, shape, size, aliased)
-    monkeypatch.setattr(c_tier.NativeProgram, "run", spy)
+    monkeypatch.setattr(c_tier.NativeProgram, "run_prepared", spy)
     return sizes
 
 
@@ -507,3 +507,30 @@ def test_a_forked_child_can_use_the_threaded_runner(monkeypatch):
         time.sleep(0.05)
     os.kill(pid, 9)
     raise AssertionError("the forked child hung")
+
+
+# ------------------------------------------------------------ the Program protocol
+def test_the_c_program_runs_like_the_numpy_program(monkeypatch):
+    # One protocol (fuse.targets.Program): backend.c's program(spec).run
+    # takes what the NumPy program's run takes, for any size, into fresh
+    # buffers or into given ones (one of them an input's very buffer).
+    from tracegrad.backend import numpy as numpy_backend
+    from tracegrad.fuse import fuse_outputs
+    sizes = _spy_native(monkeypatch)
+    x, y = T.dvectors("x", "y")
+    (out,) = fuse_outputs([T.exp(-x * x) * T.sin(3 * x) + 0.5 * x * y], target="cpu")
+    spec = out.owner.op.spec
+    native, host = c_tier.program(spec), numpy_backend.program(spec)
+    rng = np.random.default_rng(1)
+    for n in (0, 5, N):
+        a, b = rng.standard_normal(n), rng.standard_normal(n)
+        (want,) = host.run([a, b])
+        (got,) = native.run([a, b])
+        _assert_close(want, got, np.float64)
+        buf = np.empty(n)
+        assert native.run([a, b], outs=[buf])[0] is buf
+        _assert_close(want, buf, np.float64)
+        (into_a,) = native.run([a, b], outs=[a])
+        assert into_a is a
+        _assert_close(want, a, np.float64)
+    assert sorted(set(sizes)) == [5, N]   # (small calls too; none for an empty one)

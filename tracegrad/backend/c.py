@@ -43,6 +43,7 @@ import numpy as np
 from tracegrad.config import NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD, config
 from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend.numpy.runner import common_order
+from tracegrad.fuse.targets import Program
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
 # needed: importing tracegrad must stay quick, and most functions never make
@@ -181,18 +182,33 @@ def _build(spec, layout):
     _KERNELS[(spec.structure, layout)] = kernel
 
 
-class NativeProgram:
-    """A spec's calls through the compiled kernels (one per layout)."""
+class NativeProgram(Program):
+    """A spec's calls through the compiled kernels (one per layout).
 
-    def __init__(self, spec):
+    ``run(inputs, outs=None, sources=None)`` is every backend's
+    (``fuse.targets.Program``): the NumPy program of the spec (``host``)
+    makes the checks every tier needs (casts, broadcast shape, output
+    buffers and their overlaps, memory orders), then this program computes
+    the call, whatever its size, or hands it back to the NumPy blocks when
+    it cannot (no kernel yet, flags NumPy must report). The NumPy program
+    itself hands its large calls here through ``run_prepared``."""
+
+    def __init__(self, spec, host=None):
         from tracegrad.backend import csource
         self.spec = spec
+        self.host = numpy_backend.program(spec) if host is None else host
         self.structure = spec.structure   # (a property that builds a tuple)
         self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
 
-    def run(self, operands, outs, shape, size, aliased=None):
-        """Compute into ``outs`` and return ``True``, or ``False`` when the
-        NumPy program must run this call (no kernel yet, or flags to report).
+    def run(self, inputs, outs=None, sources=None):
+        """The outputs of ``inputs`` as a list (written into ``outs`` when
+        given), computed by the compiled kernel when it is loaded."""
+        return self.host.run_through(self, inputs, outs, sources)
+
+    def run_prepared(self, operands, outs, shape, size, aliased=None):
+        """Compute a checked call into ``outs`` and return ``True``, or
+        ``False`` when the NumPy program must run it (no kernel yet, or
+        flags to report).
         ``aliased``: ``None``, or (an output is an operand's very buffer,
         same layout: the caller checked) the NumPy block program that
         writes into those buffers, taking over a piece whose flags NumPy
@@ -319,9 +335,10 @@ def can_run(spec):
     return csource.can_compile(spec)
 
 
-def program(spec):
+def program(spec, host=None):
     """The ``NativeProgram`` of ``spec`` (which ``can_run``), or ``None``
-    when there is no compiler (``'c'`` then logs a warning once)."""
+    when there is no compiler (``'c'`` then logs a warning once). ``host``:
+    the spec's NumPy program (found when not given)."""
     from tracegrad.backend import ccompiler
     if ccompiler.compiler() is None:
         if config.cpu_codegen == "c" and not _warned:
@@ -329,7 +346,7 @@ def program(spec):
             _log(30, "tracegrad: cpu_codegen='c' but no C++ compiler was found "
                  "(set CXX or CC); the NumPy programs run")
         return None
-    return NativeProgram(spec)
+    return NativeProgram(spec, host)
 
 
 _warned = []

@@ -42,8 +42,8 @@ from tracegrad.fuse.targets import Program as ProgramProtocol
 from tracegrad.ops.elemwise import broadcasts_into
 
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
-# ``install``): ``can_run(spec)`` and
-# ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
+# ``install``): ``can_run(spec)`` and ``program(spec, host)``, whose
+# ``run_prepared(operands, outs, shape, size, aliased)`` computes a checked
 # call and returns True, or returns False when the NumPy program must run it
 # (``aliased``: an output is an operand's very buffer).
 NATIVE = [None]
@@ -193,6 +193,11 @@ class CpuProgram(ProgramProtocol):
         """``run`` without trying ``fast`` first (the caller just did)."""
         return self._run(list(arrays), outs, sources)
 
+    def run_through(self, native, arrays, outs=None, sources=None):
+        """``run`` with every non-empty call offered to the compiled
+        program ``native`` (``NativeProgram.run``), whatever its size."""
+        return self._run(list(arrays), outs, sources, native)
+
     def shapes_hold(self, shapes, shape):
         """Whether input ``shapes`` let the lowered code run over
         ``shape`` (see ``_shape_guard``)."""
@@ -205,7 +210,7 @@ class CpuProgram(ProgramProtocol):
                 return False
         return True
 
-    def _run(self, arrays, outs, sources):
+    def _run(self, arrays, outs, sources, native=None):
         for k, dt in enumerate(self.in_dtypes):
             a = arrays[k]
             if type(a) is not np.ndarray or a.dtype != dt:
@@ -233,11 +238,15 @@ class CpuProgram(ProgramProtocol):
             outs = list(outs)
             program = self._program_into(outs, arrays, operands, shape)
             if program is None:
-                return self._into(self.run(arrays, None, sources), outs)
+                return self._into(self._run(list(arrays), None, sources, native), outs)
         size = math.prod(shape)
         # (a program other than ``direct`` was chosen because an output *is*
         # an input's buffer: ``_check_outs``'s "deferred")
-        if size >= NATIVE_MIN_SIZE and self.native_possible and \
+        if native is not None:
+            if size and native.run_prepared(operands, outs, shape, size,
+                                            None if program is self.direct else program):
+                return outs
+        elif size >= NATIVE_MIN_SIZE and self.native_possible and \
                 config.cpu_codegen != "numpy" and \
                 self._run_native(operands, outs, shape, size, program):
             return outs
@@ -253,8 +262,8 @@ class CpuProgram(ProgramProtocol):
         aliased = None if program is self.direct else program
         native = self._native
         if native is None:
-            native = self._native = NATIVE[0].program(self.spec) or False
-        return native is not False and native.run(operands, outs, shape, size, aliased)
+            native = self._native = NATIVE[0].program(self.spec, self) or False
+        return native is not False and native.run_prepared(operands, outs, shape, size, aliased)
 
     def _program_into(self, outs, arrays, operands, shape):
         """The generated program that writes a call's results into the given
