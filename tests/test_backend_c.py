@@ -534,3 +534,40 @@ def test_the_c_program_runs_like_the_numpy_program(monkeypatch):
         assert into_a is a
         _assert_close(want, a, np.float64)
     assert sorted(set(sizes)) == [5, N]   # (small calls too; none for an empty one)
+
+
+def test_threads_share_chunks_each_exactly_once(monkeypatch):
+    # crunner.tg_run: threads claim chunks as they come free. Writing
+    # ``x <- 2 * x + 1`` into x's own buffer shows a chunk computed twice
+    # (or never) at once; many small chunks and calls give the claims many
+    # chances to race, and a second Python thread competes for the runner.
+    import threading
+    from tracegrad.backend import crunner
+    from tracegrad.fuse import fuse_outputs
+    if crunner.runner() is None:
+        pytest.skip("no thread runner")
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MIN", 256)
+    monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MAX", 512)
+    monkeypatch.setattr(tg.config, "num_threads", 3)
+    assert c_tier.chunk_size(100_000, 3) == 512
+    x = T.dvector("x")
+    (out,) = fuse_outputs([2.0 * x + 1.0], target="cpu")
+    native = c_tier.program(out.owner.op.spec)
+    errors = []
+
+    def work(n, calls):
+        v = np.zeros(n)
+        with np.errstate(all="ignore"):   # (the kernel then writes straight in)
+            for k in range(calls):
+                native.run([v], outs=[v])
+                if (v != v[0]).any():
+                    errors.append((n, k))
+                    return
+        if v[0] != 2.0 ** calls - 1:
+            errors.append((n, "total", v[0]))
+    other = threading.Thread(target=work, args=(30_001, 200))
+    other.start()
+    work(100_003, 400)
+    other.join()
+    assert not errors

@@ -23,9 +23,12 @@ fallback of this tier:
   would not, e.g. in the branch of a ``where`` not taken; re-running keeps
   those silent). A call whose outputs alias its inputs then computes into
   fresh buffers first, so re-running reads intact inputs.
-- **Threads**: the flattened range is cut into one piece per thread
-  (``tg.config.num_threads``, at least ``NATIVE_MIN_PER_THREAD`` elements
-  each) on the fusion thread pool; ctypes releases the GIL during the call.
+- **Threads**: up to ``tg.config.num_threads`` threads (at least
+  ``NATIVE_MIN_PER_THREAD`` elements each) share the flattened range in
+  chunks, each thread taking the next chunk as it comes free
+  (``crunner.tg_run``), so a thread that starts late (its core busy with
+  another process) takes less or nothing and the call never waits for it;
+  ctypes releases the GIL during the call.
 - **Layouts**: operands that are one value (size 1) or contiguous in the
   outputs' order take ``tg_contig`` (one kernel per pattern of single
   values); anything else (broadcast rows, strided views) ``tg_strided``.
@@ -40,7 +43,8 @@ import threading
 
 import numpy as np
 
-from tracegrad.config import NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD, config
+from tracegrad.config import (NATIVE_ALIAS_CHUNK, NATIVE_CHUNK_MAX, NATIVE_CHUNK_MIN,
+                              NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, config)
 from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend.numpy.runner import common_order
 from tracegrad.fuse.targets import Program
@@ -311,8 +315,9 @@ def _strided_args(operands, outs, shape):
 
 def _run_split(kernel, size, ptrs, consts, extra):
     """Run ``kernel`` over ``[0, size)`` on up to ``config.num_threads``
-    threads (``crunner.tg_run``: persistent C threads; ctypes releases the
-    GIL around it); the OR of the pieces' flags."""
+    threads (``crunner.tg_run``: persistent C threads sharing chunks of
+    ``chunk_size(size, parts)`` elements as each comes free; ctypes releases
+    the GIL around it); the OR of the pieces' flags."""
     parts = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
     run = _RUNNER[0]
     if run is None:
@@ -320,7 +325,16 @@ def _run_split(kernel, size, ptrs, consts, extra):
         run = _RUNNER[0] = crunner.runner() or False
     if parts == 1 or run is False:
         return kernel.fn(0, size, ptrs, consts, *extra)
-    return run(kernel.addr, size, parts, ptrs, consts, *extra)
+    return run(kernel.addr, size, parts, chunk_size(size, parts), ptrs, consts, *extra)
+
+
+def chunk_size(size, parts):
+    """Elements per chunk of a threaded call: about ``NATIVE_CHUNKS_PER_THREAD``
+    chunks per thread, within ``[NATIVE_CHUNK_MIN, NATIVE_CHUNK_MAX]``, a
+    multiple of 256 (whole vectors and cache lines)."""
+    chunk = size // (parts * NATIVE_CHUNKS_PER_THREAD)
+    chunk = min(NATIVE_CHUNK_MAX, max(NATIVE_CHUNK_MIN, chunk))
+    return -(-chunk // 256) * 256
 
 
 _RUNNER = [None]
