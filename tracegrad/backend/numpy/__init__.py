@@ -143,7 +143,7 @@ class CpuProgram(ProgramProtocol):
         """The generated whole small call writing output 0 into input
         ``k`` (``inplace_code(k).fast``), or ``None``."""
         code = self.inplace_code(k) if self.const_sizes_one else None
-        return getattr(code, "fast", None)
+        return None if code is None else code.fast
 
     def run_small_into(self, arrays, k):
         """Run the block program writing into input ``k`` once over whole
@@ -229,30 +229,36 @@ class CpuProgram(ProgramProtocol):
         operands = arrays + self.array_consts if self.array_consts else arrays
         if outs is None:
             program = self.direct
-            orders = self._orders(operands, shape) if len(shape) > 1 else None
-            if orders is None:
-                outs = [np.empty(shape, dt) for dt in self.out_dtypes]
-            else:
-                outs = [np.empty(shape, dt, order=o) for dt, o in zip(self.out_dtypes, orders)]
+            outs = self._new_outs(operands, shape)
         else:
             outs = list(outs)
             program = self._program_into(outs, arrays, operands, shape)
             if program is None:
                 return self._into(self._run(list(arrays), None, sources, native), outs)
         size = math.prod(shape)
-        # (a program other than ``direct`` was chosen because an output *is*
-        # an input's buffer: ``_check_outs``'s "deferred")
-        if native is not None:
-            if size and native.run_prepared(operands, outs, shape, size,
-                                            None if program is self.direct else program):
-                return outs
-        elif size >= NATIVE_MIN_SIZE and self.native_possible and \
-                config.cpu_codegen != "numpy" and \
-                self._run_native(operands, outs, shape, size, program):
-            return outs
-        if size:
+        if size and not self._ran_native(native, operands, outs, shape, size, program):
             self._execute(program, operands, outs, shape, size)
         return outs
+
+    def _new_outs(self, operands, shape):
+        """Fresh output buffers, each C- or Fortran-ordered (``_orders``)."""
+        orders = self._orders(operands, shape) if len(shape) > 1 else None
+        if orders is None:
+            return [np.empty(shape, dt) for dt in self.out_dtypes]
+        return [np.empty(shape, dt, order=o) for dt, o in zip(self.out_dtypes, orders)]
+
+    def _ran_native(self, native, operands, outs, shape, size, program):
+        """Whether the compiled tier computed this (non-empty) call: the
+        given ``native`` program whatever the size (``run_through``), else
+        the installed tier for calls of ``NATIVE_MIN_SIZE`` elements or more.
+        (A ``program`` other than ``direct`` was chosen because an output
+        *is* an input's buffer: ``_check_outs``'s "deferred".)"""
+        if native is not None:
+            return native.run_prepared(operands, outs, shape, size,
+                                       None if program is self.direct else program)
+        return (size >= NATIVE_MIN_SIZE and self.native_possible
+                and config.cpu_codegen != "numpy"
+                and self._run_native(operands, outs, shape, size, program))
 
     def _run_native(self, operands, outs, shape, size, program):
         """The call through the compiled tier; ``False`` when it did not run.
