@@ -549,6 +549,7 @@ def test_threads_share_chunks_each_exactly_once(monkeypatch):
     monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
     monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MIN", 256)
     monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MAX", 512)
+    monkeypatch.setattr(c_tier.ThreadChoice, "threaded", lambda self: True)
     monkeypatch.setattr(tg.config, "num_threads", 3)
     assert c_tier.chunk_size(100_000, 3) == 512
     x = T.dvector("x")
@@ -571,3 +572,35 @@ def test_threads_share_chunks_each_exactly_once(monkeypatch):
     work(100_003, 400)
     other.join()
     assert not errors
+
+
+def test_thread_choice_follows_the_measured_times(monkeypatch):
+    # Each way is tried first; then the faster runs, the other every
+    # NATIVE_RETRY calls; threads must win by NATIVE_THREADS_GAIN.
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
+    choice = c_tier.ThreadChoice()
+    ways = []
+    for _ in range(12):
+        threaded = choice.threaded()
+        ways.append(threaded)
+        choice.record(threaded, 1.0 if threaded else 2.0)   # threads twice as fast
+    assert ways[:2] == [True, False]
+    assert ways[2:] == [True, False, True, True, True, False, True, True, True, False]
+    slow = c_tier.ThreadChoice()
+    slow.record(True, 1.95)
+    slow.record(False, 2.0)    # threads only 2.5% faster: one thread
+    assert [slow.threaded() for _ in range(3)] == [False, False, False]
+    for _ in range(6):          # the machine's other core frees up
+        slow.record(True, 0.5)
+    assert [slow.threaded() for _ in range(2)] == [False, True]   # (a retry, then threads)
+
+
+def test_both_ways_give_the_same_results(monkeypatch):
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(tg.config, "num_threads", 2)
+    f = _w1_function()
+    a = np.linspace(-2, 2, 50_001)
+    b = np.cos(a)
+    results = [f(a, b) for _ in range(6)]   # (threads, alone, then the faster)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])

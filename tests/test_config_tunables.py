@@ -35,7 +35,7 @@ USERS = {
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
     c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK", "NATIVE_CHUNKS_PER_THREAD",
-             "NATIVE_CHUNK_MIN", "NATIVE_CHUNK_MAX"],
+             "NATIVE_CHUNK_MIN", "NATIVE_CHUNK_MAX", "NATIVE_THREADS_GAIN", "NATIVE_RETRY"],
     progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
     fuse_reduce: ["SLAB_BYTES"],
 }

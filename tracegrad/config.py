@@ -403,6 +403,15 @@ NATIVE_MIN_PER_THREAD = 32768
 NATIVE_CHUNKS_PER_THREAD = 8
 NATIVE_CHUNK_MIN = 8192
 NATIVE_CHUNK_MAX = 65536
+# Whether a compiled call uses threads at all is measured per kernel and
+# size class (backend/c.py, ThreadChoice): threads run only when their
+# average time per element is below NATIVE_THREADS_GAIN of the time alone
+# (a tie goes to one thread: it leaves the other core to other work), and
+# the way not taken is tried again every NATIVE_RETRY calls (a wrong try
+# costs at most ~2.6x one call, measured on a loaded machine: ~5% at 32).
+# Neither value was tuned.
+NATIVE_THREADS_GAIN = 0.9
+NATIVE_RETRY = 32
 # Elements per piece of a compiled call that writes into buffers it reads
 # while NumPy's error state reports some flag (``backend.c._run_in_place``):
 # each piece goes through a scratch buffer this long (per output), so it

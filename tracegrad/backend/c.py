@@ -28,7 +28,8 @@ fallback of this tier:
   chunks, each thread taking the next chunk as it comes free
   (``crunner.tg_run``), so a thread that starts late (its core busy with
   another process) takes less or nothing and the call never waits for it;
-  ctypes releases the GIL during the call.
+  ctypes releases the GIL during the call. Whether a call uses the threads
+  at all is measured per kernel and size class (``ThreadChoice``).
 - **Layouts**: operands that are one value (size 1) or contiguous in the
   outputs' order take ``tg_contig`` (one kernel per pattern of single
   values); anything else (broadcast rows, strided views) ``tg_strided``.
@@ -40,11 +41,13 @@ import ctypes
 import os
 import queue
 import threading
+from time import perf_counter_ns
 
 import numpy as np
 
 from tracegrad.config import (NATIVE_ALIAS_CHUNK, NATIVE_CHUNK_MAX, NATIVE_CHUNK_MIN,
-                              NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, config)
+                              NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, NATIVE_RETRY,
+                              NATIVE_THREADS_GAIN, config)
 from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend.numpy.runner import common_order
 from tracegrad.fuse.targets import Program
@@ -87,10 +90,10 @@ _ARGTYPES = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p, c
 
 class Kernel:
     """One loaded kernel, ``tg_contig`` or ``tg_strided`` (one signature:
-    ``(start, end, ptrs, consts, nd, shape, strides)``), and its address for
-    the thread runner."""
+    ``(start, end, ptrs, consts, nd, shape, strides)``), its address for
+    the thread runner, and its ``ThreadChoice`` per size class."""
 
-    __slots__ = ("fn", "addr", "lib")
+    __slots__ = ("fn", "addr", "lib", "choices")
 
     def __init__(self, lib, strided):
         fn = lib.tg_strided if strided else lib.tg_contig
@@ -99,6 +102,55 @@ class Kernel:
         self.fn = fn
         self.addr = ctypes.cast(fn, ctypes.c_void_p).value
         self.lib = lib   # (keeps the library loaded as long as the kernel lives)
+        self.choices = {}   # size.bit_length() -> ThreadChoice
+
+    def choice(self, size):
+        """The ``ThreadChoice`` of calls of about ``size`` elements (sizes
+        within a factor of two share one)."""
+        key = size.bit_length()
+        found = self.choices.get(key)
+        if found is None:
+            found = self.choices[key] = ThreadChoice()
+        return found
+
+
+class ThreadChoice:
+    """Whether a kernel's calls of one size class run on the threads or on
+    the calling thread alone, from what each measured: the time per element
+    of each way, an exponential average (weight ``1/4`` for a new call). Each
+    way is tried once first; then the faster runs (threads only when they
+    take less than ``NATIVE_THREADS_GAIN`` of the time alone), and the
+    other once every ``NATIVE_RETRY`` calls, so a change of the machine's
+    load is followed. On a machine whose other core is busy the second
+    thread rarely pays; on an idle one it does: no size threshold knows
+    which. (Updates from concurrent calls may race: an estimate is then a
+    little off, never wrong for long.)"""
+
+    __slots__ = ("alone", "threads", "calls")
+
+    def __init__(self):
+        self.alone = 0.0     # ns per element, 0.0: not measured yet
+        self.threads = 0.0
+        self.calls = 0
+
+    def threaded(self):
+        """Whether the next call runs on the threads."""
+        self.calls += 1
+        if not self.threads:
+            return True
+        if not self.alone:
+            return False
+        best = self.threads < NATIVE_THREADS_GAIN * self.alone
+        return best if self.calls % NATIVE_RETRY else not best
+
+    def record(self, threaded, ns_per_element):
+        """Fold one call's time into its way's average."""
+        if threaded:
+            old = self.threads
+            self.threads = ns_per_element if not old else old + (ns_per_element - old) / 4
+        else:
+            old = self.alone
+            self.alone = ns_per_element if not old else old + (ns_per_element - old) / 4
 
 
 # ------------------------------------------------------------ compile queue
@@ -317,7 +369,8 @@ def _run_split(kernel, size, ptrs, consts, extra):
     """Run ``kernel`` over ``[0, size)`` on up to ``config.num_threads``
     threads (``crunner.tg_run``: persistent C threads sharing chunks of
     ``chunk_size(size, parts)`` elements as each comes free; ctypes releases
-    the GIL around it); the OR of the pieces' flags."""
+    the GIL around it) or alone, as the kernel's ``ThreadChoice`` for this
+    size finds faster; the OR of the pieces' flags."""
     parts = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
     run = _RUNNER[0]
     if run is None:
@@ -325,7 +378,15 @@ def _run_split(kernel, size, ptrs, consts, extra):
         run = _RUNNER[0] = crunner.runner() or False
     if parts == 1 or run is False:
         return kernel.fn(0, size, ptrs, consts, *extra)
-    return run(kernel.addr, size, parts, chunk_size(size, parts), ptrs, consts, *extra)
+    choice = kernel.choice(size)
+    threaded = choice.threaded()
+    start = perf_counter_ns()
+    if threaded:
+        flags = run(kernel.addr, size, parts, chunk_size(size, parts), ptrs, consts, *extra)
+    else:
+        flags = kernel.fn(0, size, ptrs, consts, *extra)
+    choice.record(threaded, (perf_counter_ns() - start) / size)
+    return flags
 
 
 def chunk_size(size, parts):
