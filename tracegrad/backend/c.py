@@ -121,17 +121,19 @@ class ThreadChoice:
     way is tried once first; then the faster runs (threads only when they
     take less than ``NATIVE_THREADS_GAIN`` of the time alone), and the
     other once every ``NATIVE_RETRY`` calls, so a change of the machine's
-    load is followed. On a machine whose other core is busy the second
+    load is followed: such a retry's time replaces that way's average,
+    which is stale by then. On a machine whose other core is busy the second
     thread rarely pays; on an idle one it does: no size threshold knows
     which. (Updates from concurrent calls may race: an estimate is then a
     little off, never wrong for long.)"""
 
-    __slots__ = ("alone", "threads", "calls")
+    __slots__ = ("alone", "threads", "calls", "retrying")
 
     def __init__(self):
         self.alone = 0.0     # ns per element, 0.0: not measured yet
         self.threads = 0.0
         self.calls = 0
+        self.retrying = False
 
     def threaded(self):
         """Whether the next call runs on the threads."""
@@ -141,16 +143,21 @@ class ThreadChoice:
         if not self.alone:
             return False
         best = self.threads < NATIVE_THREADS_GAIN * self.alone
-        return best if self.calls % NATIVE_RETRY else not best
+        if self.calls % NATIVE_RETRY:
+            return best
+        self.retrying = True
+        return not best
 
     def record(self, threaded, ns_per_element):
-        """Fold one call's time into its way's average."""
+        """Fold one call's time into its way's average (a retry's replaces it)."""
+        old = self.threads if threaded else self.alone
+        new = ns_per_element if not old or self.retrying else \
+            old + (ns_per_element - old) / 4
+        self.retrying = False
         if threaded:
-            old = self.threads
-            self.threads = ns_per_element if not old else old + (ns_per_element - old) / 4
+            self.threads = new
         else:
-            old = self.alone
-            self.alone = ns_per_element if not old else old + (ns_per_element - old) / 4
+            self.alone = new
 
 
 # ------------------------------------------------------------ compile queue
