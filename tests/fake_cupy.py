@@ -590,7 +590,7 @@ def installed(device_count=1, device_error=None, modules=None):
     fail) and reset tracegrad's CUDA backend; everything is restored after.
     Yields the fake ``cupy`` module (``None`` when blocked)."""
     import tracegrad.backend as backend
-    import tracegrad.fuse.cuda as fuse_cuda
+    import tracegrad.backend.cupy.kernel as fuse_cuda
     if modules is None:
         modules = make_modules(device_count, device_error)
     saved = {name: sys.modules.get(name, _MISSING) for name in _NAMES}

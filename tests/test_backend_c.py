@@ -283,12 +283,12 @@ def test_a_kernel_writes_straight_into_its_input_when_numpy_reports_nothing(monk
 
 def _spy_native(monkeypatch):
     sizes = []
-    run = c_tier.NativeProgram.run
+    run = c_tier.NativeProgram.run_prepared
 
     def spy(self, operands, outs, shape, size, aliased=None):
         sizes.append(size)
         return run(self, operands, outs, shape, size, aliased)
-    monkeypatch.setattr(c_tier.NativeProgram, "run", spy)
+    monkeypatch.setattr(c_tier.NativeProgram, "run_prepared", spy)
     return sizes
 
 
@@ -533,3 +533,102 @@ def test_a_forked_child_can_use_the_threaded_runner(monkeypatch):
         time.sleep(0.05)
     os.kill(pid, 9)
     raise AssertionError("the forked child hung")
+
+
+# ------------------------------------------------------------ the Program protocol
+def test_the_c_program_runs_like_the_numpy_program(monkeypatch):
+    # One protocol (fuse.targets.Program): backend.c's program(spec).run
+    # takes what the NumPy program's run takes, for any size, into fresh
+    # buffers or into given ones (one of them an input's very buffer).
+    from tracegrad.backend import numpy as numpy_backend
+    from tracegrad.fuse import fuse_outputs
+    sizes = _spy_native(monkeypatch)
+    x, y = T.dvectors("x", "y")
+    (out,) = fuse_outputs([T.exp(-x * x) * T.sin(3 * x) + 0.5 * x * y], target="cpu")
+    spec = out.owner.op.spec
+    native, host = c_tier.program(spec), numpy_backend.program(spec)
+    rng = np.random.default_rng(1)
+    for n in (0, 5, N):
+        a, b = rng.standard_normal(n), rng.standard_normal(n)
+        (want,) = host.run([a, b])
+        (got,) = native.run([a, b])
+        _assert_close(want, got, np.float64)
+        buf = np.empty(n)
+        assert native.run([a, b], outs=[buf])[0] is buf
+        _assert_close(want, buf, np.float64)
+        (into_a,) = native.run([a, b], outs=[a])
+        assert into_a is a
+        _assert_close(want, a, np.float64)
+    assert sorted(set(sizes)) == [5, N]   # (small calls too; none for an empty one)
+
+
+def test_threads_share_chunks_each_exactly_once(monkeypatch):
+    # crunner.tg_run: threads claim chunks as they come free. Writing
+    # ``x <- 2 * x + 1`` into x's own buffer shows a chunk computed twice
+    # (or never) at once; many small chunks and calls give the claims many
+    # chances to race, and a second Python thread competes for the runner.
+    import threading
+    from tracegrad.backend import crunner
+    from tracegrad.fuse import fuse_outputs
+    if crunner.runner() is None:
+        pytest.skip("no thread runner")
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MIN", 256)
+    monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MAX", 512)
+    monkeypatch.setattr(c_tier.ThreadChoice, "threaded", lambda self: True)
+    monkeypatch.setattr(tg.config, "num_threads", 3)
+    assert c_tier.chunk_size(100_000, 3) == 512
+    x = T.dvector("x")
+    (out,) = fuse_outputs([2.0 * x + 1.0], target="cpu")
+    native = c_tier.program(out.owner.op.spec)
+    errors = []
+
+    def work(n, calls):
+        v = np.zeros(n)
+        with np.errstate(all="ignore"):   # (the kernel then writes straight in)
+            for k in range(calls):
+                native.run([v], outs=[v])
+                if (v != v[0]).any():
+                    errors.append((n, k))
+                    return
+        if v[0] != 2.0 ** calls - 1:
+            errors.append((n, "total", v[0]))
+    other = threading.Thread(target=work, args=(30_001, 200))
+    other.start()
+    work(100_003, 400)
+    other.join()
+    assert not errors
+
+
+def test_thread_choice_follows_the_measured_times(monkeypatch):
+    # Each way is tried first; then the faster runs, the other every
+    # NATIVE_RETRY calls; threads must win by NATIVE_THREADS_GAIN.
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
+    choice = c_tier.ThreadChoice()
+    ways = []
+    for _ in range(12):
+        threaded = choice.threaded()
+        ways.append(threaded)
+        choice.record(threaded, 1.0 if threaded else 2.0)   # threads twice as fast
+    assert ways[:2] == [True, False]
+    assert ways[2:] == [True, False, True, True, True, False, True, True, True, False]
+    slow = c_tier.ThreadChoice()
+    slow.record(True, 1.95)
+    slow.record(False, 2.0)    # threads only 2.5% faster: one thread
+    assert [slow.threaded() for _ in range(3)] == [False, False, False]
+    for _ in range(6):          # more calls alone: their average moves a quarter a call
+        slow.record(False, 2.0)
+    assert slow.threaded() is True   # (the 4th call: a retry of the threads)
+    slow.record(True, 0.5)           # the other core is free now: the retry's time counts whole
+    assert [slow.threaded() for _ in range(3)] == [True, True, True]
+
+
+def test_both_ways_give_the_same_results(monkeypatch):
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(tg.config, "num_threads", 2)
+    f = _w1_function()
+    a = np.linspace(-2, 2, 50_001)
+    b = np.cos(a)
+    results = [f(a, b) for _ in range(6)]   # (threads, alone, then the faster)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])

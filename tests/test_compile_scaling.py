@@ -23,7 +23,7 @@ from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.fuse import find_clusters, fuse_outputs
 from tracegrad.backend.numpy import codegen
 from tracegrad.backend.numpy import cpu_program
-from tracegrad.fuse.lower import lower
+from tracegrad.backend.numpy.lower import lower
 from tracegrad.rewrite import inplace, plan_inplace
 
 LINEAR_BOUND = 9.0  # growth for 4x the nodes: ~4 linear, ~16 quadratic

@@ -13,7 +13,6 @@ from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
 from tracegrad.backend import c as c_tier
-from tracegrad.fuse import op as fuse_op
 from tracegrad.fuse import reduce as fuse_reduce
 from tracegrad import progress as progress_module
 
@@ -35,8 +34,8 @@ USERS = {
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
-    c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK"],
-    fuse_op: ["NATIVE_MIN_SIZE"],
+    c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK", "NATIVE_CHUNKS_PER_THREAD",
+             "NATIVE_CHUNK_MIN", "NATIVE_CHUNK_MAX", "NATIVE_THREADS_GAIN", "NATIVE_RETRY"],
     progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
     fuse_reduce: ["SLAB_BYTES"],
 }

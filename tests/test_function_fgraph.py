@@ -1,13 +1,11 @@
-"""``FunctionGraph`` editing, the compile pipeline's seams, and the schedule's
+"""``FunctionGraph`` editing, the compile pipeline's stages, and the schedule's
 handling of in-place (``destroy_map``) nodes."""
 import numpy as np
 import pytest
 
-import tracegrad.fuse
-import tracegrad.rewrite
 import tracegrad.tensor as T
 from tracegrad import function, shared
-from tracegrad.compile import FunctionGraph, MissingInputError
+from tracegrad.compile import FunctionGraph, MissingInputError, pipeline
 from tracegrad.compile.pipeline import resolve_mode
 from tracegrad.config import config
 from tracegrad.trace import Apply, Op
@@ -95,7 +93,7 @@ def test_resolve_mode():
         resolve_mode("o3")
 
 
-def test_rewrite_seam_gets_the_clone_and_the_mode(monkeypatch):
+def test_rewrite_stage_gets_the_clone_and_the_mode(monkeypatch):
     seen = []
 
     def fake_optimize(fgraph, mode):
@@ -103,7 +101,7 @@ def test_rewrite_seam_gets_the_clone_and_the_mode(monkeypatch):
         out = fgraph.outputs[0]
         fgraph.replace(out, fgraph.inputs[0] * 3)  # a "rewrite"
 
-    monkeypatch.setattr(tracegrad.rewrite, "optimize", fake_optimize)
+    monkeypatch.setattr(pipeline, "rewrite_graph", fake_optimize)
     x = T.dscalar("x")
     y = x * 2
     f = function([x], y, mode="fast_compile")
@@ -115,11 +113,10 @@ def test_rewrite_seam_gets_the_clone_and_the_mode(monkeypatch):
     assert seen[-1][1] == config.optimizer
 
 
-def test_fuse_and_inplace_seams_run_in_fast_run_only(monkeypatch):
+def test_fuse_and_inplace_stages_run_in_fast_run_only(monkeypatch):
     calls = []
-    monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: calls.append("fuse"))
-    monkeypatch.setattr(tracegrad.rewrite, "plan_inplace",
-                        lambda fgraph: calls.append("inplace"), raising=False)
+    monkeypatch.setattr(pipeline, "fuse_graph", lambda fgraph, target=None: calls.append("fuse"))
+    monkeypatch.setattr(pipeline, "plan_inplace_graph", lambda fgraph: calls.append("inplace"))
     x = T.dscalar("x")
     function([x], x * 2, mode="fast_compile")
     assert calls == []
@@ -147,8 +144,8 @@ def _plan_add_inplace(fgraph):
 
 
 def test_destroyer_runs_after_other_readers(monkeypatch):
-    monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: None)
-    monkeypatch.setattr(tracegrad.rewrite, "plan_inplace", _plan_add_inplace, raising=False)
+    monkeypatch.setattr(pipeline, "fuse_graph", lambda fgraph, target=None: None)
+    monkeypatch.setattr(pipeline, "plan_inplace_graph", _plan_add_inplace)
     x, y = T.dvectors("x", "y")
     t = x * 2
     v = t + y   # becomes AddInplace(t, y): overwrites t
@@ -170,8 +167,8 @@ def test_destroying_an_input_or_shared_buffer_is_refused(monkeypatch):
             if node.op.name == "add":
                 fgraph.replace(node.outputs[0], AddInplace()(*node.inputs))
 
-    monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: None)
-    monkeypatch.setattr(tracegrad.rewrite, "plan_inplace", plan_everything, raising=False)
+    monkeypatch.setattr(pipeline, "fuse_graph", lambda fgraph, target=None: None)
+    monkeypatch.setattr(pipeline, "plan_inplace_graph", plan_everything)
     x, y = T.dvectors("x", "y")
     with pytest.raises(ValueError, match="overwrite the buffer"):
         function([x, y], x + y, mode="fast_run")
@@ -181,8 +178,8 @@ def test_destroying_an_input_or_shared_buffer_is_refused(monkeypatch):
 
 
 def test_destroying_an_output_is_refused(monkeypatch):
-    monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: None)
-    monkeypatch.setattr(tracegrad.rewrite, "plan_inplace", _plan_add_inplace, raising=False)
+    monkeypatch.setattr(pipeline, "fuse_graph", lambda fgraph, target=None: None)
+    monkeypatch.setattr(pipeline, "plan_inplace_graph", _plan_add_inplace)
     x, y = T.dvectors("x", "y")
     t = x * 2
     with pytest.raises(ValueError, match="overwrite the buffer"):

@@ -5,12 +5,14 @@ import os
 import shutil
 import subprocess
 
+import sys
+
 import numpy as np
 import pytest
 
 import tracegrad.tensor as T
 from tracegrad.fuse import find_clusters, fuse_outputs, spec_from_cluster
-from tracegrad.fuse.cuda import C_TYPES, cuda_source, launch, render
+from tracegrad.backend.cupy.kernel import C_TYPES, cuda_source, launch, render
 from tracegrad.ops.elemwise import ROWS, Elemwise
 
 
@@ -140,6 +142,7 @@ class _FakeKernel:
 
 class _FakeCupy:
     """Just the parts of CuPy the launcher uses."""
+    __name__ = "cupy"   # (the name the backend registry knows CuPy by)
     ndarray = np.ndarray
     asarray = staticmethod(np.asarray)
 
@@ -152,7 +155,7 @@ class _FakeCupy:
         return kernel
 
 
-def test_launcher_calls_elementwise_kernel_with_inputs_then_constants():
+def test_launcher_calls_elementwise_kernel_with_inputs_then_constants(monkeypatch):
     x, y = T.dvectors("x", "y")
     out = T.exp(x) * np.inf + y  # inf: a parameter constant
     (fused,) = fuse_outputs([out], target="cuda")
@@ -167,8 +170,11 @@ def test_launcher_calls_elementwise_kernel_with_inputs_then_constants():
     (call,) = kernel.calls
     assert call[0] is xv and call[1] is yv and np.isinf(call[2])
     assert (result == 42).all()
-    # The op routes arrays of another module to the launcher.
+    # The op runs CuPy's arrays through the program registered for them
+    # (fuse.targets.PROGRAMS['cupy']: backend/cupy/kernel.py).
+    monkeypatch.setitem(sys.modules, "cupy", xp)
     assert (fused.owner.op.impl(xp, xv, yv) == 42).all()
+    assert len(xp.kernels) == 1 and len(kernel.calls) == 2   # (one kernel per spec)
 
 
 # ------------------------------------------------------------ nvcc

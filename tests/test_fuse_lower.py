@@ -16,7 +16,7 @@ from tracegrad.evaluate import evaluate
 from tracegrad.backend import numpy as cpu
 from tracegrad.fuse import FusedElemwise, fuse_outputs
 from tracegrad.backend.numpy import CPU_PROGRAMS, cpu_program
-from tracegrad.fuse.lower import lower
+from tracegrad.backend.numpy.lower import lower
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import SumTo, row_by_name
 from tracegrad.trace import toposort

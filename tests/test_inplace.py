@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
-import tracegrad.fuse
-import tracegrad.rewrite
 import tracegrad.tensor as T
 from tracegrad.backend import CPU
+from tracegrad.compile import pipeline
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.fuse.op import FusedElemwise, InplaceFusedElemwise
 from tracegrad.ops.elemwise import InplaceElemwise
@@ -54,7 +53,7 @@ def destroyers(fgraph):
 def no_fusion(monkeypatch):
     """Compile with rewrites and in-place planning but without fusion, so
     the elementwise nodes themselves are planned."""
-    monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: None)
+    monkeypatch.setattr(pipeline, "fuse_graph", lambda fgraph, target=None: None)
 
 
 def agree(inputs, outputs, values, updates=None, steps=1):
@@ -222,7 +221,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fast_run_with_the_planner_equals_mode_none(name, fuse, monkeypatch):
     if not fuse:
-        monkeypatch.setattr(tracegrad.fuse, "fuse", lambda fgraph: None)
+        monkeypatch.setattr(pipeline, "fuse_graph", lambda fgraph, target=None: None)
     x, m = T.dvector("x"), T.dmatrix("m")
     out = CASES[name](x, m)
     rng = np.random.default_rng(0)
@@ -485,7 +484,7 @@ def test_no_buffer_is_allocated_for_the_new_value_of_a_weight(monkeypatch):
         buf = w.get_value(borrow=True)
         planned_peak = _step_peak(train, data)
         assert w.get_value(borrow=True) is buf
-        monkeypatch.delattr(tracegrad.rewrite, "plan_inplace")
+        monkeypatch.setattr(pipeline, "plan_inplace_graph", lambda fgraph: None)
         unplanned = tg.function(inputs, outputs, updates=updates)
         unplanned_peak = _step_peak(unplanned, data)
     assert not any(n.op.destroy_map for n in unplanned.maker.fgraph.apply_nodes)

@@ -391,6 +391,27 @@ NATIVE_MIN_SIZE = 8192
 # Fewest elements per thread of a compiled kernel's call: a pool hand-off
 # costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
 NATIVE_MIN_PER_THREAD = 32768
+# Chunks of a threaded compiled call (backend/crunner.py: threads take the
+# next chunk as they come free, so a thread whose core is busy with another
+# process takes fewer and the call does not wait for its share): about
+# NATIVE_CHUNKS_PER_THREAD chunks per thread, at least NATIVE_CHUNK_MIN
+# elements (a claim is one atomic compare-and-swap, ~0.1 us; 8192 W1
+# elements take ~15-40 us) and at most NATIVE_CHUNK_MAX (the work a late
+# thread can still hold up at the end of a call: ~0.1-0.3 ms of W1).
+# Measured before/after in docs/ARCHITECTURE.md ("CPU thread policy"); the
+# three values themselves were not tuned one by one.
+NATIVE_CHUNKS_PER_THREAD = 8
+NATIVE_CHUNK_MIN = 8192
+NATIVE_CHUNK_MAX = 65536
+# Whether a compiled call uses threads at all is measured per kernel and
+# size class (backend/c.py, ThreadChoice): threads run only when their
+# average time per element is below NATIVE_THREADS_GAIN of the time alone
+# (a tie goes to one thread: it leaves the other core to other work), and
+# the way not taken is tried again every NATIVE_RETRY calls (a wrong try
+# costs at most ~2.6x one call, measured on a loaded machine: ~5% at 32).
+# Neither value was tuned.
+NATIVE_THREADS_GAIN = 0.9
+NATIVE_RETRY = 32
 # Elements per piece of a compiled call that writes into buffers it reads
 # while NumPy's error state reports some flag (``backend.c._run_in_place``):
 # each piece goes through a scratch buffer this long (per output), so it

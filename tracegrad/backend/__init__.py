@@ -30,10 +30,13 @@ class Backend:
     ``xp`` is the array module (``numpy`` or ``cupy``); ``name`` the device
     name (``'cpu'`` or ``'cuda'``); ``fused_updates``: whether a fused
     kernel computing a shared variable's update may write straight into the
-    shared buffer (``tracegrad.backend.inplace``).
+    shared buffer (``tracegrad.backend.inplace``); ``step_wrapper``:
+    ``None`` or ``wrap(node, fn) -> fn`` that the schedule applies to each
+    step's callable (the CPU's: ``backend.lone``, set by its ``install``).
     """
 
     fused_updates = False
+    step_wrapper = None
 
     def __init__(self, name, xp):
         self.name = name

@@ -23,9 +23,13 @@ fallback of this tier:
   would not, e.g. in the branch of a ``where`` not taken; re-running keeps
   those silent). A call whose outputs alias its inputs then computes into
   fresh buffers first, so re-running reads intact inputs.
-- **Threads**: the flattened range is cut into one piece per thread
-  (``tg.config.num_threads``, at least ``NATIVE_MIN_PER_THREAD`` elements
-  each) on the fusion thread pool; ctypes releases the GIL during the call.
+- **Threads**: up to ``tg.config.num_threads`` threads (at least
+  ``NATIVE_MIN_PER_THREAD`` elements each) share the flattened range in
+  chunks, each thread taking the next chunk as it comes free
+  (``crunner.tg_run``), so a thread that starts late (its core busy with
+  another process) takes less or nothing and the call never waits for it;
+  ctypes releases the GIL during the call. Whether a call uses the threads
+  at all is measured per kernel and size class (``ThreadChoice``).
 - **Layouts**: operands that are one value (size 1) or contiguous in the
   outputs' order take ``tg_contig`` (one kernel per pattern of single
   values); anything else (broadcast rows, strided views) ``tg_strided``.
@@ -37,12 +41,16 @@ import ctypes
 import os
 import queue
 import threading
+from time import perf_counter_ns
 
 import numpy as np
 
-from tracegrad.config import NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD, config
+from tracegrad.config import (NATIVE_ALIAS_CHUNK, NATIVE_CHUNK_MAX, NATIVE_CHUNK_MIN,
+                              NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, NATIVE_RETRY,
+                              NATIVE_THREADS_GAIN, config)
 from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend.numpy.runner import common_order
+from tracegrad.fuse.targets import Program
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
 # needed: importing tracegrad must stay quick, and most functions never make
@@ -82,10 +90,10 @@ _ARGTYPES = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p, c
 
 class Kernel:
     """One loaded kernel, ``tg_contig`` or ``tg_strided`` (one signature:
-    ``(start, end, ptrs, consts, nd, shape, strides)``), and its address for
-    the thread runner."""
+    ``(start, end, ptrs, consts, nd, shape, strides)``), its address for
+    the thread runner, and its ``ThreadChoice`` per size class."""
 
-    __slots__ = ("fn", "addr", "lib")
+    __slots__ = ("fn", "addr", "lib", "choices")
 
     def __init__(self, lib, strided):
         fn = lib.tg_strided if strided else lib.tg_contig
@@ -94,6 +102,62 @@ class Kernel:
         self.fn = fn
         self.addr = ctypes.cast(fn, ctypes.c_void_p).value
         self.lib = lib   # (keeps the library loaded as long as the kernel lives)
+        self.choices = {}   # size.bit_length() -> ThreadChoice
+
+    def choice(self, size):
+        """The ``ThreadChoice`` of calls of about ``size`` elements (sizes
+        within a factor of two share one)."""
+        key = size.bit_length()
+        found = self.choices.get(key)
+        if found is None:
+            found = self.choices[key] = ThreadChoice()
+        return found
+
+
+class ThreadChoice:
+    """Whether a kernel's calls of one size class run on the threads or on
+    the calling thread alone, from what each measured: the time per element
+    of each way, an exponential average (weight ``1/4`` for a new call). Each
+    way is tried once first; then the faster runs (threads only when they
+    take less than ``NATIVE_THREADS_GAIN`` of the time alone), and the
+    other once every ``NATIVE_RETRY`` calls, so a change of the machine's
+    load is followed: such a retry's time replaces that way's average,
+    which is stale by then. On a machine whose other core is busy the second
+    thread rarely pays; on an idle one it does: no size threshold knows
+    which. (Updates from concurrent calls may race: an estimate is then a
+    little off, never wrong for long.)"""
+
+    __slots__ = ("alone", "threads", "calls", "retrying")
+
+    def __init__(self):
+        self.alone = 0.0     # ns per element, 0.0: not measured yet
+        self.threads = 0.0
+        self.calls = 0
+        self.retrying = False
+
+    def threaded(self):
+        """Whether the next call runs on the threads."""
+        self.calls += 1
+        if not self.threads:
+            return True
+        if not self.alone:
+            return False
+        best = self.threads < NATIVE_THREADS_GAIN * self.alone
+        if self.calls % NATIVE_RETRY:
+            return best
+        self.retrying = True
+        return not best
+
+    def record(self, threaded, ns_per_element):
+        """Fold one call's time into its way's average (a retry's replaces it)."""
+        old = self.threads if threaded else self.alone
+        new = ns_per_element if not old or self.retrying else \
+            old + (ns_per_element - old) / 4
+        self.retrying = False
+        if threaded:
+            self.threads = new
+        else:
+            self.alone = new
 
 
 # ------------------------------------------------------------ compile queue
@@ -181,18 +245,33 @@ def _build(spec, layout):
     _KERNELS[(spec.structure, layout)] = kernel
 
 
-class NativeProgram:
-    """A spec's calls through the compiled kernels (one per layout)."""
+class NativeProgram(Program):
+    """A spec's calls through the compiled kernels (one per layout).
 
-    def __init__(self, spec):
+    ``run(inputs, outs=None, sources=None)`` is every backend's
+    (``fuse.targets.Program``): the NumPy program of the spec (``host``)
+    makes the checks every tier needs (casts, broadcast shape, output
+    buffers and their overlaps, memory orders), then this program computes
+    the call, whatever its size, or hands it back to the NumPy blocks when
+    it cannot (no kernel yet, flags NumPy must report). The NumPy program
+    itself hands its large calls here through ``run_prepared``."""
+
+    def __init__(self, spec, host=None):
         from tracegrad.backend import csource
         self.spec = spec
+        self.host = numpy_backend.program(spec) if host is None else host
         self.structure = spec.structure   # (a property that builds a tuple)
         self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
 
-    def run(self, operands, outs, shape, size, aliased=None):
-        """Compute into ``outs`` and return ``True``, or ``False`` when the
-        NumPy program must run this call (no kernel yet, or flags to report).
+    def run(self, inputs, outs=None, sources=None):
+        """The outputs of ``inputs`` as a list (written into ``outs`` when
+        given), computed by the compiled kernel when it is loaded."""
+        return self.host.run_through(self, inputs, outs, sources)
+
+    def run_prepared(self, operands, outs, shape, size, aliased=None):
+        """Compute a checked call into ``outs`` and return ``True``, or
+        ``False`` when the NumPy program must run it (no kernel yet, or
+        flags to report).
         ``aliased``: ``None``, or (an output is an operand's very buffer,
         same layout: the caller checked) the NumPy block program that
         writes into those buffers, taking over a piece whose flags NumPy
@@ -295,8 +374,10 @@ def _strided_args(operands, outs, shape):
 
 def _run_split(kernel, size, ptrs, consts, extra):
     """Run ``kernel`` over ``[0, size)`` on up to ``config.num_threads``
-    threads (``crunner.tg_run``: persistent C threads; ctypes releases the
-    GIL around it); the OR of the pieces' flags."""
+    threads (``crunner.tg_run``: persistent C threads sharing chunks of
+    ``chunk_size(size, parts)`` elements as each comes free; ctypes releases
+    the GIL around it) or alone, as the kernel's ``ThreadChoice`` for this
+    size finds faster; the OR of the pieces' flags."""
     parts = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
     run = _RUNNER[0]
     if run is None:
@@ -304,7 +385,24 @@ def _run_split(kernel, size, ptrs, consts, extra):
         run = _RUNNER[0] = crunner.runner() or False
     if parts == 1 or run is False:
         return kernel.fn(0, size, ptrs, consts, *extra)
-    return run(kernel.addr, size, parts, ptrs, consts, *extra)
+    choice = kernel.choice(size)
+    threaded = choice.threaded()
+    start = perf_counter_ns()
+    if threaded:
+        flags = run(kernel.addr, size, parts, chunk_size(size, parts), ptrs, consts, *extra)
+    else:
+        flags = kernel.fn(0, size, ptrs, consts, *extra)
+    choice.record(threaded, (perf_counter_ns() - start) / size)
+    return flags
+
+
+def chunk_size(size, parts):
+    """Elements per chunk of a threaded call: about ``NATIVE_CHUNKS_PER_THREAD``
+    chunks per thread, within ``[NATIVE_CHUNK_MIN, NATIVE_CHUNK_MAX]``, a
+    multiple of 256 (whole vectors and cache lines)."""
+    chunk = size // (parts * NATIVE_CHUNKS_PER_THREAD)
+    chunk = min(NATIVE_CHUNK_MAX, max(NATIVE_CHUNK_MIN, chunk))
+    return -(-chunk // 256) * 256
 
 
 _RUNNER = [None]
@@ -319,9 +417,10 @@ def can_run(spec):
     return csource.can_compile(spec)
 
 
-def program(spec):
+def program(spec, host=None):
     """The ``NativeProgram`` of ``spec`` (which ``can_run``), or ``None``
-    when there is no compiler (``'c'`` then logs a warning once)."""
+    when there is no compiler (``'c'`` then logs a warning once). ``host``:
+    the spec's NumPy program (found when not given)."""
     from tracegrad.backend import ccompiler
     if ccompiler.compiler() is None:
         if config.cpu_codegen == "c" and not _warned:
@@ -329,7 +428,7 @@ def program(spec):
             _log(30, "tracegrad: cpu_codegen='c' but no C++ compiler was found "
                  "(set CXX or CC); the NumPy programs run")
         return None
-    return NativeProgram(spec)
+    return NativeProgram(spec, host)
 
 
 _warned = []

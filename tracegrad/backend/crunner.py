@@ -41,24 +41,62 @@ typedef int (*tg_kernel)(int64_t, int64_t, char**, const char*, int, const int64
 #else
 #define TG_RELAX() ((void)0)
 #endif
+// The claim word: (job number << 32) | next chunk. TG_LOCKED as the chunk:
+// a job being set up (nothing to claim).
+#define TG_LOCKED 0xFFFFFFFFull
 static pthread_mutex_t tg_busy = PTHREAD_MUTEX_INITIALIZER;  // one call at a time
 static pthread_mutex_t tg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tg_start = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t tg_done = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t tg_done_cv = PTHREAD_COND_INITIALIZER;
 static int tg_started = 0;          // workers made so far
-static long tg_generation = 0;      // bumped for each job
-static int tg_pending = 0;          // pieces not finished yet
+static long tg_generation = 0;      // bumped for each job (wakes the workers)
+static uint64_t tg_claim = TG_LOCKED;
+static int64_t tg_done = 0;         // chunks finished in the current job
 static int tg_flags = 0;
 static long tg_seen0[TG_MAX_THREADS + 1];  // the generation each worker was made in
 static struct {
-    tg_kernel fn; int64_t size; int parts; char** p; const char* k;
+    tg_kernel fn; int64_t size; int64_t chunk; int64_t nchunks; char** p; const char* k;
     int nd; const int64_t* shape; const int64_t* strides;
 } tg_job;
+typedef struct {
+    tg_kernel fn; int64_t size; int64_t chunk; int64_t nchunks; char** p; const char* k;
+    int nd; const int64_t* shape; const int64_t* strides;
+} tg_job_t;
 
-static void tg_piece(int i, int64_t* a, int64_t* b) {
-    int64_t step = (tg_job.size + tg_job.parts - 1) / tg_job.parts;
-    *a = i * step;
-    *b = *a + step < tg_job.size ? *a + step : tg_job.size;
+#define TG_LOAD(f) __atomic_load_n(&tg_job.f, __ATOMIC_RELAXED)
+
+// Claim and run chunks of the current job until none is left (their flags
+// OR-ed into tg_flags). A late thread (woken after the other threads took
+// every chunk) claims nothing, so no call ever waits for a thread that
+// did not start: on a busy machine the caller just runs more chunks
+// itself. The job's fields are read, then the claim word is advanced from
+// the value read before them (compare-and-swap): a success proves that no
+// new job was set up meanwhile, so the fields read are this job's.
+static void tg_claim_chunks(void) {
+    for (;;) {
+        uint64_t v = __atomic_load_n(&tg_claim, __ATOMIC_ACQUIRE);
+        uint64_t i = v & 0xFFFFFFFFull;
+        if (i == TG_LOCKED) return;
+        tg_job_t j;
+        j.fn = TG_LOAD(fn); j.size = TG_LOAD(size); j.chunk = TG_LOAD(chunk);
+        j.nchunks = TG_LOAD(nchunks); j.p = TG_LOAD(p); j.k = TG_LOAD(k); j.nd = TG_LOAD(nd);
+        j.shape = TG_LOAD(shape); j.strides = TG_LOAD(strides);
+        if ((int64_t)i >= j.nchunks) return;
+        if (!__atomic_compare_exchange_n(&tg_claim, &v, v + 1, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            continue;
+        int64_t a = (int64_t)i * j.chunk;
+        int64_t b = a + j.chunk < j.size ? a + j.chunk : j.size;
+        int f = j.fn(a, b, j.p, j.k, j.nd, j.shape, j.strides);
+        // (the flags before the count: the caller reads them once every
+        // chunk is counted)
+        if (f) __atomic_fetch_or(&tg_flags, f, __ATOMIC_ACQ_REL);
+        if (__atomic_add_fetch(&tg_done, 1, __ATOMIC_ACQ_REL) == j.nchunks) {
+            pthread_mutex_lock(&tg_mu);
+            pthread_cond_signal(&tg_done_cv);
+            pthread_mutex_unlock(&tg_mu);
+        }
+    }
 }
 
 static void* tg_worker(void* arg) {
@@ -78,16 +116,9 @@ static void* tg_worker(void* arg) {
         while (__atomic_load_n(&tg_generation, __ATOMIC_ACQUIRE) == seen)
             pthread_cond_wait(&tg_start, &tg_mu);
         seen = tg_generation;
-        if (index >= tg_job.parts) continue;   // not needed for this job
         pthread_mutex_unlock(&tg_mu);
-        int64_t a, b;
-        tg_piece(index, &a, &b);
-        int f = a < b ? tg_job.fn(a, b, tg_job.p, tg_job.k, tg_job.nd, tg_job.shape,
-                                  tg_job.strides) : 0;
+        tg_claim_chunks();
         pthread_mutex_lock(&tg_mu);
-        tg_flags |= f;
-        if (__atomic_sub_fetch(&tg_pending, 1, __ATOMIC_ACQ_REL) == 0)
-            pthread_cond_signal(&tg_done);
     }
     return 0;
 }
@@ -97,9 +128,9 @@ static void tg_after_fork_child(void) {
     pthread_mutex_init(&tg_busy, 0);
     pthread_mutex_init(&tg_mu, 0);
     pthread_cond_init(&tg_start, 0);
-    pthread_cond_init(&tg_done, 0);
+    pthread_cond_init(&tg_done_cv, 0);
     tg_started = 0;
-    tg_pending = 0;
+    tg_claim = (tg_claim & ~0xFFFFFFFFull) | TG_LOCKED;
 }
 
 static int tg_ensure(int workers) {
@@ -126,31 +157,39 @@ static int tg_ensure(int workers) {
     return tg_started;
 }
 
-extern "C" int tg_run(tg_kernel fn, int64_t size, int parts, char** p, const char* k,
-                      int nd, const int64_t* shape, const int64_t* strides) {
+// Run fn over [0, size) in chunks of `chunk` elements, shared by the
+// calling thread and up to parts - 1 workers as each comes free.
+extern "C" int tg_run(tg_kernel fn, int64_t size, int parts, int64_t chunk, char** p,
+                      const char* k, int nd, const int64_t* shape, const int64_t* strides) {
     if (parts > TG_MAX_THREADS) parts = TG_MAX_THREADS;
-    if (parts <= 1 || pthread_mutex_trylock(&tg_busy) != 0)
+    if (chunk < 1) chunk = size;
+    int64_t nchunks = (size + chunk - 1) / chunk;
+    if (parts <= 1 || nchunks <= 1 || nchunks >= (int64_t)TG_LOCKED ||
+            pthread_mutex_trylock(&tg_busy) != 0)
         return fn(0, size, p, k, nd, shape, strides);
     pthread_mutex_lock(&tg_mu);
-    int workers = tg_ensure(parts - 1);
-    if (workers + 1 < parts) parts = workers + 1;
-    tg_job.fn = fn; tg_job.size = size; tg_job.parts = parts; tg_job.p = p; tg_job.k = k;
-    tg_job.nd = nd; tg_job.shape = shape; tg_job.strides = strides;
-    tg_flags = 0;
-    __atomic_store_n(&tg_pending, parts - 1, __ATOMIC_RELEASE);
+    tg_ensure(parts - 1);
+    // (every chunk of the last job is done: no thread reads its fields now,
+    // and one that reads them later fails its claim on the locked word)
+    uint64_t job = (tg_claim >> 32) + 1;
+    __atomic_store_n(&tg_claim, (job << 32) | TG_LOCKED, __ATOMIC_RELEASE);
+    tg_job.fn = fn; tg_job.size = size; tg_job.chunk = chunk; tg_job.nchunks = nchunks;
+    tg_job.p = p; tg_job.k = k; tg_job.nd = nd; tg_job.shape = shape; tg_job.strides = strides;
+    __atomic_store_n(&tg_flags, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&tg_done, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&tg_claim, job << 32, __ATOMIC_RELEASE);
     __atomic_add_fetch(&tg_generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&tg_start);
     pthread_mutex_unlock(&tg_mu);
-    int64_t a, b;
-    tg_piece(0, &a, &b);
-    int f = fn(a, b, p, k, nd, shape, strides);
-    for (int s = 0; s < TG_SPIN && __atomic_load_n(&tg_pending, __ATOMIC_ACQUIRE) > 0; ++s)
+    tg_claim_chunks();
+    // Only chunks another thread is running are left: wait for those.
+    for (int s = 0; s < TG_SPIN && __atomic_load_n(&tg_done, __ATOMIC_ACQUIRE) < nchunks; ++s)
         TG_RELAX();
     pthread_mutex_lock(&tg_mu);
-    while (__atomic_load_n(&tg_pending, __ATOMIC_ACQUIRE) > 0)
-        pthread_cond_wait(&tg_done, &tg_mu);
-    f |= tg_flags;
+    while (__atomic_load_n(&tg_done, __ATOMIC_ACQUIRE) < nchunks)
+        pthread_cond_wait(&tg_done_cv, &tg_mu);
     pthread_mutex_unlock(&tg_mu);
+    int f = __atomic_load_n(&tg_flags, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&tg_busy);
     return f;
 }
@@ -169,8 +208,9 @@ def runner():
             from tracegrad.backend import ccompiler
             try:
                 fn = ccompiler.build(SOURCE, extra_libs=("-lpthread",)).tg_run
-                fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p,
-                               ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int64,
+                               ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
+                               ctypes.c_void_p]
                 fn.restype = ctypes.c_int
             except Exception:  # no threads then: each call runs on its caller
                 fn = None

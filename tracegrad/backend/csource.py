@@ -2,7 +2,7 @@
 
 One emitter serves the CPU and the GPU: each instruction is the row's ``c``
 expression template with its arguments cast to the type it computes in
-(``fuse.emit``, the emitter the CUDA kernels use), and the helpers are its
+(``backend/emit.py``, the emitter the CUDA kernels use), and the helpers are its
 ``PREAMBLE`` (``__device__``/``__forceinline__`` defined away). A kernel is
 one loop over a range ``[start, end)`` of the flattened iteration space, so
 the caller can split a call over threads:
@@ -30,7 +30,7 @@ import ctypes
 
 import numpy as np
 
-from tracegrad.fuse.emit import compute_ctype, instruction_line, instruction_type
+from tracegrad.backend.emit import arg_dtype, body_lines, compute_ctype, instruction_type
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import PREAMBLE
 
@@ -111,35 +111,10 @@ def can_compile(spec):
     return True
 
 
-def arg_dtype(spec, ref):
-    kind, k = ref
-    if kind == "i":
-        return spec.in_types[k][0]
-    if kind == "c":
-        return spec.constants[k].dtype.name
-    return spec.instrs[k].dtype
-
-
 def operand_dtypes(spec):
     """The dtype of each operand: the inputs, then the array constants."""
     return [dt for dt, _ in spec.in_types] + [
         c.dtype.name for c in spec.constants if c.size > 1]
-
-
-def _body(spec, names):
-    """The per-element statements (inputs already named in ``names``)."""
-    lines = []
-    const_dtypes = [c.dtype.name for c in spec.constants]
-    for j, instr in enumerate(spec.instrs):
-        if instr.row is SUM_TO:
-            # Read as its first argument (the caller checked the shapes,
-            # ``CpuProgram.shapes_hold``).
-            ct = compute_ctype(instr.dtype)
-            lines.append(f"const {ct} v{j} = (({ct}){names[instr.args[0]]});")
-        else:
-            lines.append(instruction_line(spec, j, instr, names, const_dtypes))
-        names[("t", j)] = f"v{j}"
-    return lines
 
 
 def _constant_names(spec, names, lines):
@@ -183,7 +158,7 @@ def contiguous_source(spec, scalar_mask):
     _constant_names(spec, names, pre)
     for i in range(len(spec.in_types)):
         names[("i", i)] = f"in{i}"
-    loop += _body(spec, names)
+    loop += body_lines(spec, names)
     loop += [f"o{m}[i] = v{j};" for m, j in enumerate(spec.outputs)]
     return (header() + 'extern "C" int tg_contig(int64_t start, int64_t end, char** p, '
             'const char* k, int, const int64_t*, const int64_t*) {\n' + "\n".join(pre) +
@@ -268,7 +243,7 @@ def strided_source(spec):
     _constant_names(spec, names, pre)
     for i in range(len(spec.in_types)):
         names[("i", i)] = f"in{i}"
-    body = _body(spec, names)
+    body = body_lines(spec, names)
     row_ptrs = [f"{'const ' if q < n_ops else ''}{ct}* r{q} = "
                 f"({'const ' if q < n_ops else ''}{ct}*)ptr[{q}];" for q, ct in enumerate(types)]
     row_loop = [f"const {ct} in{i} = r{i}[j];" for i, ct in enumerate(types[:n_ops])] + body

@@ -1,30 +1,18 @@
-"""Fused kernels that write updates straight into shared buffers.
-
-``w <- w - lr * g`` fused into one kernel can write into ``w``'s own buffer
-instead of a fresh array that is then copied into ``w``: one pass over the
-memory instead of two, and no temporary. Backends with ``fused_updates``
-(CuPy) get this plan; it is backend-neutral (``FusedElemwise.run(xp, arrays,
-outs=...)`` exists for NumPy too), so another backend may switch it on.
-
-Planning, once per function (``defer_fused_updates``): a ``FusedElemwise``
-node is *deferred* to the update phase of the call when
-
-- each of its outputs is used only as the new value of one shared variable
-  of the same dtype;
-- it reads no buffer that another update writes, and reads the buffers it
-  writes only as the shared variables themselves (element ``i`` is read
-  before element ``i`` is written, by the same thread: never a view);
-- no later node overwrites (``destroy_map``) a buffer it reads.
+"""Fused kernels that write updates straight into shared buffers: the call
+side of the ``out=`` targets that the compile stage ``compile/targets.py``
+decided (``Schedule.deferred``).
 
 Each call, after every other step has run and before anything is written
 (``prepare_deferred``): a deferred node whose buffers do not fit this call
 (``set_value`` changed a shape, broadcasting needs a bigger buffer, an input
-overlaps a target) runs the ordinary way instead and its update is written
-like any other; an error it raises leaves every shared variable unchanged.
-Then the remaining update values are snapshotted as usual, and only then
-the deferred kernels write into their buffers (``launch_deferred``), before
-the other updates are written: all-or-nothing and "updates read the values
-from before the call" both hold.
+overlaps a target), or that the backend cannot run into the buffers without
+risking a half-written update (``Backend.direct_updates_ok``), runs the
+ordinary way instead and its update is written like any other; an error it
+raises leaves every shared variable unchanged. Then the remaining update
+values are snapshotted as usual, and only then the deferred kernels write
+into their buffers (``launch_deferred``), before the other updates are
+written: all-or-nothing and "updates read the values from before the call"
+both hold.
 """
 import numpy as np
 
@@ -73,84 +61,6 @@ class Deferred:
                 if a is not b and may_share(a, b):
                     return False
         return True
-
-
-def defer_fused_updates(schedule, fgraph, order, roots, backend, make_step_runner):
-    """Move qualifying fused update nodes from ``schedule.steps`` to
-    ``schedule.deferred`` (see the module doc). ``make_step_runner(step,
-    backend)`` builds a step's runner (passed in by ``compile/schedule.py``,
-    which calls this: the backend layer does not import the compiler)."""
-    deferred = _deferrable(schedule, fgraph, order, roots)
-    if deferred:
-        _move(schedule, deferred, backend, make_step_runner)
-
-
-def _deferrable(schedule, fgraph, order, roots):
-    """The ``Deferred`` of every fused node that may write its updates
-    into the shared buffers, in run order."""
-    from tracegrad.fuse.op import FusedElemwise
-    n_user = fgraph.n_user_outputs
-    plan_of = {plan.shared: plan for plan in schedule.updates}
-    written = set(plan_of)
-    step_of = {step.node: step for step in schedule.steps}
-    deferred = []
-    for k, node in enumerate(order):
-        if not isinstance(node.op, FusedElemwise):
-            continue
-        plans = _update_plans(node, fgraph, n_user, plan_of)
-        if plans and _safe(node, {p.shared for p in plans}, written, roots, order[k + 1:]):
-            deferred.append(Deferred(node, step_of[node], plans))
-    return deferred
-
-
-def _move(schedule, deferred, backend, make_step_runner):
-    """Take the ``deferred`` nodes' steps and update plans out of the
-    schedule; the slots they read stay alive until the update phase."""
-    moved = {d.node for d in deferred}
-    moved_plans = {id(p) for d in deferred for p in d.plans}
-    keep = {i for d in deferred for i in d.ins}
-    schedule.steps = [step for step in schedule.steps if step.node not in moved]
-    schedule.updates = [p for p in schedule.updates if id(p) not in moved_plans]
-    for step in schedule.steps:
-        if keep.intersection(step.frees):
-            # A deferred node still reads these slots after the steps ran.
-            step.frees = tuple(i for i in step.frees if i not in keep)
-            step.run = make_step_runner(step, backend)
-    for d in deferred:
-        d.step.frees = ()
-        d.step.run = make_step_runner(d.step, backend)
-    schedule.deferred = deferred
-
-
-def _update_plans(node, fgraph, n_user, plan_of):
-    """The update plans fed by ``node``'s outputs, or ``None`` unless every
-    output is only the new value of one shared variable of its dtype."""
-    plans = []
-    for out in node.outputs:
-        clients = fgraph.clients.get(out, ())
-        if len(clients) != 1 or clients[0][0] != "output" or clients[0][1] < n_user:
-            return None
-        shared = fgraph.update_targets[clients[0][1] - n_user]
-        plan = plan_of.get(shared)
-        if plan is None or shared.type.dtype != out.type.dtype:
-            return None
-        plans.append(plan)
-    return plans
-
-
-def _safe(node, own, written, roots, later):
-    others = written - own
-    reads = set()
-    for var in node.inputs:
-        r = roots[var]
-        if r & others or (r & own and var not in own):
-            return False
-        reads |= r
-    for other in later:
-        for srcs in other.op.destroy_map.values():
-            if any(roots[other.inputs[j]] & reads for j in srcs):
-                return False
-    return True
 
 
 def prepare_deferred(s, deferred, plans, ndarray, may_share):

@@ -86,3 +86,10 @@ def _fused_runner(node, tier):
     else:
         op = FusedElemwise(spec, sources)
     return op.impl_for(np), picks
+
+
+def install():
+    """Wrap the CPU schedule's steps with ``lone_runner`` (idempotent;
+    ``compile`` calls it at import)."""
+    from tracegrad.backend import CPU
+    CPU.step_wrapper = lone_runner

@@ -13,7 +13,9 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from time import perf_counter
 
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import lone
 from tracegrad.backend import numpy as numpy_backend
+from tracegrad.backend.cupy import kernel as cupy_kernels
 from tracegrad.backend import check_devices, get_backend
 from tracegrad.collector import paused as gc_paused
 from tracegrad.compile import pipeline
@@ -34,10 +36,14 @@ class UnusedInputError(ValueError):
     """An explicit input does not take part in computing the outputs."""
 
 
-# Fused clusters run the NumPy backend's programs, whose large calls may
-# run compiled kernels (issue 18).
+# The backends register with fusion (``fuse.targets``): fused clusters on
+# NumPy arrays run the NumPy backend's programs, whose large calls may run
+# compiled kernels (issue 18), on CuPy arrays one CUDA kernel; lone
+# elementwise nodes' large calls reach the compiled tier (``backend.lone``).
 numpy_backend.install()
 c_tier.install()
+cupy_kernels.install()
+lone.install()
 
 
 # The public signature's argument types (the checks below accept exactly these).

@@ -1,15 +1,15 @@
 """The compile pipeline: clone -> rewrite -> fuse -> plan in-place -> schedule.
 
-Each stage is a plain function over a ``FunctionGraph``. The rewrite, fusion
-and in-place stages belong to other packages and plug in by existing:
+Each stage is a plain function over a ``FunctionGraph``, called directly
+(the transforms sit in layers below ``compile``; no stage is looked up by
+name or signature):
 
 - ``tracegrad.rewrite.optimize(fgraph, mode)`` — rewrites (merge, constant
   folding, canonicalize, stabilize, specialize); ``mode`` is ``'fast_run'``,
   ``'fast_compile'``, ``'None'`` or ``'fast_math'`` (``tg.config.optimizer``
   unless the caller of ``tg.function`` gave ``mode=``);
-- ``tracegrad.fuse.fuse(fgraph)`` — elementwise fusion, run in ``'fast_run'``
-  and ``'fast_math'``
-  (given ``target='cpu'|'cuda'`` when it takes that keyword);
+- ``tracegrad.fuse.fuse(fgraph, target=device)`` — elementwise fusion, run
+  in ``'fast_run'`` and ``'fast_math'``;
 - ``tracegrad.rewrite.plan_inplace(fgraph)`` — swap nodes for in-place
   variants (``op.destroy_map``), run in ``'fast_run'`` and ``'fast_math'``.
 
@@ -17,17 +17,17 @@ and in-place stages belong to other packages and plug in by existing:
   package above the compile layer registers (tracegrad.distributed: merge
   independent allreduces into buckets), run after the rewrites.
 
-A stage whose function does not exist yet is skipped. Stages edit the graph
+Stages edit the graph
 with ``fgraph.replace``; the schedule honours ``destroy_map`` (see
 ``FunctionGraph.toposort``) and refuses to overwrite inputs, constants or
 shared buffers, so all-or-nothing updates hold whatever the planner does.
 """
-import importlib
-import inspect
-
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.compile.mode import MODES, normalize  # noqa: F401 (MODES: re-exported)
+from tracegrad.fuse import fuse as fuse_graph
 from tracegrad.progress import current as current_progress
+from tracegrad.rewrite import optimize as rewrite_graph
+from tracegrad.rewrite import plan_inplace as plan_inplace_graph
 
 # modes that run fusion and in-place planning ('fast_math' is 'fast_run' with
 # value-changing algebra allowed in the rewrites)
@@ -40,36 +40,14 @@ def resolve_mode(mode):
     return normalize(mode)
 
 
-def _seam(module, name):
-    """``module.name`` when both exist, else ``None``."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, name, None)
-
-
 def clone(inputs, outputs, update_targets=()):
     """A ``FunctionGraph`` over a copy of the graph (the user's is untouched)."""
     return FunctionGraph(inputs, outputs, update_targets, clone=True)
 
 
-def _call(fn, fgraph, **optional):
-    """``fn(fgraph, ...)`` passing only the keywords ``fn`` takes."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        params = {}
-    return fn(fgraph, **{k: v for k, v in optional.items() if k in params})
-
-
 def rewrite(fgraph, mode, device=None):
-    """Run the rewrite passes, if the rewrite package provides them."""
-    optimize = _seam("tracegrad.rewrite", "optimize")
-    if optimize is not None:
-        optimize(fgraph, mode)
+    """Run the rewrite passes (``tracegrad.rewrite.optimize``)."""
+    rewrite_graph(fgraph, mode)
     return fgraph
 
 
@@ -86,19 +64,17 @@ def graph_passes(fgraph, mode, device=None):
 
 
 def fuse(fgraph, mode, device=None):
-    """Fuse elementwise chains (``'fast_run'`` only), if available; the
-    fusion gets ``target=device`` when it takes that keyword."""
-    fuse_fn = _seam("tracegrad.fuse", "fuse")
-    if fuse_fn is not None and mode in _FULL:
-        _call(fuse_fn, fgraph, target=device)
+    """Fuse elementwise chains (``'fast_run'`` and ``'fast_math'``) for
+    ``device``."""
+    if mode in _FULL:
+        fuse_graph(fgraph, target=device)
     return fgraph
 
 
 def plan_inplace(fgraph, mode, device=None):
-    """Make nodes overwrite dead buffers (``'fast_run'`` only), if available."""
-    planner = _seam("tracegrad.rewrite", "plan_inplace")
-    if planner is not None and mode in _FULL:
-        planner(fgraph)
+    """Make nodes overwrite dead buffers (``'fast_run'`` and ``'fast_math'``)."""
+    if mode in _FULL:
+        plan_inplace_graph(fgraph)
     return fgraph
 
 

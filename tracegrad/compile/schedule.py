@@ -22,10 +22,10 @@ from operator import itemgetter
 
 import numpy as np
 
-from tracegrad.backend.inplace import defer_fused_updates
+from tracegrad.backend.inplace import Deferred
 from tracegrad.compile import warnpoint
+from tracegrad.compile.targets import plan_out_targets
 from tracegrad.evaluate import reraise_with_context
-from tracegrad.backend.lone import lone_runner
 from tracegrad.trace import node_runner, uses_perform
 
 # How an output leaves the call.
@@ -86,7 +86,7 @@ class Schedule:
         self.steps = steps                # [Step]
         self.outputs = outputs            # [(slot, AS_IS | COPY | COPY_IF_READONLY)]
         self.updates = updates            # [UpdatePlan]
-        self.deferred = []                # fused update kernels (backend/inplace.py)
+        self.deferred = []                # fused kernels with out= targets (compile/targets.py)
 
 
 def impl_for(node, xp):
@@ -109,7 +109,6 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     """The ``Schedule`` of ``fgraph``; the first ``n_inputs`` inputs are the
     call's arguments, the rest shared variables; ``borrow[i]`` allows user
     output ``i`` to alias anything."""
-    xp = backend.xp
     order = fgraph.toposort()
     slot = {}
     template = []
@@ -130,29 +129,50 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     roots, is_view = _alias_roots(fgraph, order)
     protected = set(fgraph.inputs) | set(fgraph.constants())
     _check_destroyers(order, roots, protected, fgraph.outputs)
+    outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
+    updates = _update_plan(fgraph, roots, protected, claimed, slot,
+                           frozenset(fgraph.inputs[:n_inputs]))
+    # The out= targets stage: fused nodes that write their updates straight
+    # into the shared buffers run in the update phase (``Schedule.deferred``).
+    targets = plan_out_targets(fgraph, order, roots, updates) if backend.fused_updates else {}
+    steps = _steps(fgraph, order, slot, backend, targets)
+    schedule = Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
+    if targets:
+        moved = {id(p) for plans in targets.values() for p in plans}
+        schedule.updates = [p for p in updates if id(p) not in moved]
+        schedule.deferred = [Deferred(step.node, step, targets[step.node])
+                             for step in steps if step.node in targets]
+        schedule.steps = [step for step in steps if step.node not in targets]
+    return schedule
 
+
+def _steps(fgraph, order, slot, backend, targets):
+    """One ``Step`` per node, in ``order``. A slot is freed by its last
+    reader, except the slots that ``targets`` nodes (run in the update
+    phase, after every step) read."""
+    xp = backend.xp
     last_reader = {}
     for k, node in enumerate(order):
         for inp in node.inputs:
             last_reader[inp] = k
     kept = set(fgraph.outputs)
+    for node in targets:
+        kept.update(node.inputs)
     steps = []
+    wrap = backend.step_wrapper   # (the CPU's: large calls of a lone ufunc -> the C tier)
     for k, node in enumerate(order):
-        frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
-        frees.update(slot[o] for o in node.outputs if o not in last_reader and o not in kept)
+        if node in targets:
+            frees = ()
+        else:
+            frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
+            frees.update(slot[o] for o in node.outputs
+                         if o not in last_reader and o not in kept)
         fn = impl_for(node, xp)
-        if xp is np:
-            fn = lone_runner(node, fn)   # (large calls of a lone ufunc: the C tier)
+        if wrap is not None:
+            fn = wrap(node, fn)
         steps.append(Step(node, fn, [slot[v] for v in node.inputs],
                           [slot[o] for o in node.outputs], sorted(frees), backend))
-
-    outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
-    updates = _update_plan(fgraph, roots, protected, claimed, slot,
-                           frozenset(fgraph.inputs[:n_inputs]))
-    schedule = Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
-    if backend.fused_updates:
-        defer_fused_updates(schedule, fgraph, order, roots, backend, make_step_runner)
-    return schedule
+    return steps
 
 
 def _constant_order(var):

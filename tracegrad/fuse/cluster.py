@@ -23,6 +23,7 @@ The search is greedy in topological order: each node joins the clusters of
 the producers it may legally merge with. Convexity is checked with ancestor
 bitsets (Python ints) over node positions, so the walk is iterative and cheap.
 """
+from tracegrad.fuse.targets import node_check
 from tracegrad.ops.elemwise import Elemwise, SumTo
 from tracegrad.progress import current as current_progress
 from tracegrad.trace import Constant, toposort
@@ -54,7 +55,9 @@ def is_fusable(node, target="cpu"):
     """Whether ``node`` may join a cluster for ``target`` (``'cpu'``/``'cuda'``).
 
     Every elementwise row runs on the CPU program (rows that are not plain
-    ufuncs are called on each block); on CUDA a row needs a ``c`` expression.
+    ufuncs are called on each block); a device's backend may restrict its
+    rows (``fuse.targets.NODE_CHECKS``: on CUDA a row needs a ``c``
+    expression).
     On the CPU, a ``SumTo(g, like)`` whose operands have one ndim and one
     static broadcast pattern joins too: it sums nothing whenever the shapes
     agree at run time, which the program checks (see ``spec.SUM_TO``); this
@@ -66,10 +69,8 @@ def is_fusable(node, target="cpu"):
         return target == "cpu" and _pattern(g) == _pattern(like)
     if not isinstance(op, Elemwise) or len(node.outputs) != 1:
         return False
-    if target == "cuda":
-        from tracegrad.fuse.cuda import row_supported
-        return row_supported(node)
-    return True
+    check = node_check(target)   # (a backend's: fuse.targets)
+    return check is None or check(node)
 
 
 def _pattern(var):

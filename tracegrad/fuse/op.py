@@ -1,37 +1,21 @@
 """``FusedElemwise``: a fused cluster as one graph op.
 
 Its node replaces the cluster's nodes in a graph; ``impl(xp, *inputs)`` runs
-the host backend's program of its spec (``HOST``: ``backend/numpy/``, put
-there by its ``install``; it hands large calls to the compiled tier) or,
-with CuPy arrays, the generated CUDA kernel,
-so any scheduler runs it like any other op. ``run(xp, inputs, outs=...)``
-additionally writes into given output buffers (a shared variable's buffer).
+the program of its spec made by the backend registered for ``xp``
+(``targets.PROGRAMS``: ``backend/numpy`` for NumPy arrays, which hands
+large calls to the compiled tier, ``backend/cupy/kernel`` for CuPy's; an
+array module nobody registered runs the spec's reference), so any scheduler
+runs it like any other op. ``run(xp, inputs, outs=...)`` additionally
+writes into given output buffers (a shared variable's buffer).
 Gradients expand the cluster back into its elementwise nodes.
 """
 from functools import partial
 
-import numpy as np
-
-from tracegrad.config import NATIVE_MIN_SIZE
-from tracegrad.ops.elemwise import broadcasts_into, fits_in_place
+from tracegrad.fuse.targets import backend_for
+from tracegrad.ops.elemwise import fits_in_place
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply, Op
-
-
-# The host (NumPy) backend: ``program(spec)`` -> a program with ``run``,
-# ``fast``, ``run_general``, ``inplace_code``... (``backend.numpy``, put here
-# by its ``install()``, which ``compile`` calls: fuse never imports a backend).
-HOST = [None]
-
-
-def cpu_program(spec):
-    """The host backend's program of ``spec``."""
-    host = HOST[0]
-    if host is None:
-        raise RuntimeError("no host backend installed: import tracegrad (its compile "
-                           "stage installs tracegrad.backend.numpy)")
-    return host.program(spec)
 
 
 class FusedElemwise(Op):
@@ -46,7 +30,7 @@ class FusedElemwise(Op):
         # Where user code built each fused node (for error messages only:
         # not part of the op's identity).
         self.sources = sources
-        self._program = None
+        self._programs = {}   # array module name -> Program (made at first use)
 
     @property
     def name(self):
@@ -81,38 +65,36 @@ class FusedElemwise(Op):
                     return src
         return node.source
 
-    def cpu_program(self):
-        """The ``CpuProgram`` of the spec (found once, at first use)."""
-        program = self._program
+    def program(self, xp):
+        """The program of the spec for arrays of ``xp`` (made once), or
+        ``None`` when no backend is registered for ``xp``."""
+        program = self._programs.get(xp.__name__)
         if program is None:
-            program = self._program = cpu_program(self.spec)
+            backend = backend_for(xp)
+            if backend is None:
+                return None
+            program = self._programs[xp.__name__] = backend.program(self.spec)
         return program
 
     def impl(self, xp, *arrays):
-        if xp is np:
-            program = self.cpu_program()
-            fast = program.fast
-            results = fast(*arrays) if fast is not None else None
-            if results is None:
-                results = program.run_general(arrays, None, self.sources)
-        else:
-            results = self.run(xp, arrays)
+        results = self.run(xp, arrays)
         return results[0] if len(results) == 1 else tuple(results)
 
     def impl_for(self, xp):
-        """``impl`` bound to ``xp`` (the schedule calls it once per node); on
-        NumPy the program is found once and its fast path tried first."""
-        if xp is not np or type(self).impl is not FusedElemwise.impl:
+        """``impl`` bound to ``xp`` (the schedule calls it once per node):
+        the program is found at the first call (not when compiling) and its
+        ``fast`` path tried first."""
+        if type(self).impl is not FusedElemwise.impl or backend_for(xp) is None:
             return partial(self.impl, xp)
         sources = self.sources
         single = len(self.spec.outputs) == 1
-        found = [None]  # the program, made at the first call (not when compiling)
+        found = [None]  # (fast, run) of the program
 
         def run(*arrays):
             pair = found[0]
             if pair is None:
-                program = self.cpu_program()
-                pair = found[0] = (program.fast, program.run_general)
+                program = self.program(xp)
+                pair = found[0] = (program.fast, program.run)
             fast, general = pair
             results = fast(*arrays) if fast is not None else None
             if results is None:
@@ -122,17 +104,15 @@ class FusedElemwise(Op):
 
     def run(self, xp, arrays, outs=None):
         """The outputs as a list; written into ``outs`` when given."""
-        if xp is np:
-            return self.cpu_program().run(arrays, outs, self.sources)
-        if not hasattr(xp, "ElementwiseKernel"):  # another array module
-            results = self.spec.reference(xp, arrays, self.sources)
-            if outs is None:
-                return results
-            for o, r in zip(outs, results):
-                o[...] = r
-            return list(outs)
-        from tracegrad.fuse.cuda import launch
-        return launch(self.spec, arrays, xp, outs=outs, sources=self.sources)
+        program = self.program(xp)
+        if program is not None:
+            return program.run(arrays, outs, self.sources)
+        results = self.spec.reference(xp, arrays, self.sources)
+        if outs is None:
+            return results
+        for o, r in zip(outs, results):
+            o[...] = r
+        return list(outs)
 
     def vjp(self, node, output_grads):
         from tracegrad.grad.reverse import backpropagate
@@ -178,12 +158,12 @@ class InplaceFusedElemwise(FusedElemwise):
     ``destroyed``'s buffer (``destroy_map``). When that array does not fit
     the result (broadcasting, read-only) it computes a new array instead.
 
-    On NumPy, a small call whose operands all have the result's shape runs
-    a block program made for writing into that input (``inplace_code``: it
-    reads the input only up to the step writing the result, and keeps its
-    intermediate values in the buffer once the input is read: ``w - lr * g``
-    needs no scratch); otherwise ``run(outs=...)`` takes care of the
-    aliasing.""" 
+    A program may offer a direct path for small calls (``inplace_fast``,
+    ``run_small_into``: on NumPy a block program made for writing into that
+    input, which reads the input only up to the step writing the result and
+    keeps its intermediate values in the buffer once the input is read:
+    ``w - lr * g`` needs no scratch); otherwise ``run(outs=...)`` takes care
+    of the aliasing."""
 
     __props__ = ("spec", "destroyed")
 
@@ -192,10 +172,6 @@ class InplaceFusedElemwise(FusedElemwise):
         self.destroyed = destroyed
         self.destroy_map = {0: [destroyed]}
         self._const_shapes = tuple(c.shape for c in spec.constants if c.ndim)
-        # Single-element constants never change the result's shape once
-        # it has their ndim; bigger ones are operands of the block program.
-        self._const_ndim = max([c.ndim for c in spec.constants] + [0])
-        self._direct = None  # see _run_small
 
     @property
     def name(self):
@@ -205,7 +181,8 @@ class InplaceFusedElemwise(FusedElemwise):
         target = arrays[self.destroyed]
         if type(target) is not xp.ndarray or target.dtype != self.spec.out_dtypes[0]:
             return FusedElemwise.impl(self, xp, *arrays)
-        if xp is np and self._direct is not False and self._run_small(arrays, target):
+        program = self.program(xp)
+        if program is not None and program.run_small_into(arrays, self.destroyed):
             return target
         if (fits_in_place(target, arrays, self._const_shapes)
                 and self.spec.output_shape_ok([a.shape for a in arrays], target.shape)):
@@ -213,10 +190,10 @@ class InplaceFusedElemwise(FusedElemwise):
         return FusedElemwise.impl(self, xp, *arrays)
 
     def impl_for(self, xp):
-        """``impl`` bound to ``xp``; on NumPy the generated whole-call
-        function writing into the destroyed input (``inplace_code(k).fast``)
-        is tried first: it makes the usual checks inline."""
-        if xp is not np or type(self).impl is not InplaceFusedElemwise.impl:
+        """``impl`` bound to ``xp``; the program's whole-call function
+        writing into the destroyed input (``inplace_fast``), when it has
+        one, is tried first: it makes the usual checks inline."""
+        if type(self).impl is not InplaceFusedElemwise.impl or backend_for(xp) is None:
             return partial(self.impl, xp)
         impl = self.impl
         found = [None]  # the fast function (or False), found at the first call
@@ -224,42 +201,13 @@ class InplaceFusedElemwise(FusedElemwise):
         def run(*arrays):
             fast = found[0]
             if fast is None:
-                program = self.cpu_program()
-                code = program.inplace_code(self.destroyed) \
-                    if all(c.size == 1 for c in self.spec.constants) else None
-                fast = found[0] = getattr(code, "fast", None) or False
+                fast = found[0] = self.program(xp).inplace_fast(self.destroyed) or False
             if fast is not False:
                 results = fast(*arrays)
                 if results is not None:
                     return results[0]
-            return impl(np, *arrays)
+            return impl(xp, *arrays)
         return run
-
-    def _run_small(self, arrays, target):
-        """Run the direct NumPy block program once over whole arrays, into
-        ``target``; ``False`` unless the call is small and every operand
-        broadcasts into ``target``'s shape."""
-        program = self.cpu_program()
-        if self._direct is None:
-            self._direct = all(c.size == 1 for c in self.spec.constants) and \
-                program.inplace_code(self.destroyed) is not None
-            if not self._direct:
-                return False
-        shape = target.shape
-        if (target.size > program.small_limit or target.ndim < self._const_ndim
-                or not target.flags.writeable or (
-                    program.native_possible and target.size >= NATIVE_MIN_SIZE)):
-            return False
-        for a, dt in zip(arrays, program.in_dtypes):
-            if type(a) is not np.ndarray or a.dtype != dt or (
-                    a.shape != shape and not broadcasts_into(a.shape, shape)):
-                return False
-        if program.shape_needs is not None and not program.shapes_hold(
-                [a.shape for a in arrays], shape):
-            return False
-        code = program.inplace_code(self.destroyed)
-        code.fn(*arrays, target, *[np.empty(shape, dt) for dt in code.slot_dtypes])
-        return True
 
     def inplace_version(self, i):
         return None

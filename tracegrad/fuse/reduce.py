@@ -60,9 +60,10 @@ class FusedSum(Op):
         return [r.impl(xp, v) for r, v in zip(self.reduces, results)]
 
     def impl(self, xp, *arrays):
-        program = self.fused.cpu_program() if xp is np else None
-        if program is None or not all(type(a) is np.ndarray and a.dtype == dt
-                                      for a, dt in zip(arrays, program.in_dtypes)):
+        program = self.fused.program(xp)
+        if program is None or program.direct is None or not all(
+                type(a) is np.ndarray and a.dtype == dt
+                for a, dt in zip(arrays, program.in_dtypes)):
             results = self._unfused(xp, arrays)
         else:
             ndim = self.fused.spec.ndim

@@ -1,12 +1,13 @@
 """The NumPy backend's program of a fused cluster (the reference, always
-available): lowered (``fuse.lower``), generated (``codegen`` here) and run
+available): lowered (``lower`` here), generated (``codegen`` here) and run
 over blocks.
 
-Its interface is every backend's (``backend/c.py`` has the same):
-``can_run(spec)``, ``program(spec) -> Program`` with
-``Program.run(inputs, outs=None)``. ``install()`` hands this module to
-``fuse.op`` (``fuse.op.HOST``), whose ``FusedElemwise`` asks it for the
-program of its spec: ``fuse`` never imports a backend.
+Its interface is every backend's (``backend/c.py`` and
+``backend/cupy/kernel.py`` have the same): ``can_run(spec)``,
+``program(spec) -> Program`` with ``Program.run(inputs, outs=None,
+sources=None)`` (the protocol: ``fuse.targets.Program``). ``install()``
+registers this module for NumPy arrays (``fuse.targets.PROGRAMS['numpy']``),
+where ``FusedElemwise`` finds it: ``fuse`` never imports a backend.
 
 ``CpuProgram.run`` executes the generated block function over the broadcast
 iteration space in blocks of ``BLOCK_BYTES`` per buffer, small enough that a
@@ -32,22 +33,23 @@ from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
                               CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK, NATIVE_MIN_SIZE,
                               SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
                               THREADED_BLOCK_FACTOR, config)
-from tracegrad.fuse.cache import SpecCache, Templates
 from tracegrad.backend.numpy.codegen import generate
-from tracegrad.fuse.lower import lower
-from tracegrad.fuse.spec import FusionSpec
+from tracegrad.backend.numpy.lower import lower
 from tracegrad.backend.numpy.runner import run_blocked
-from tracegrad.fuse.spec import broadcast_shapes
+from tracegrad.fuse.cache import SpecCache, Templates
+from tracegrad.fuse.spec import FusionSpec, broadcast_shapes
+from tracegrad.fuse.targets import Program as ProgramProtocol
+from tracegrad.ops.elemwise import broadcasts_into
 
 # The compiled CPU tier (``tracegrad.backend.c``, put here by its
-# ``install``): ``can_run(spec)`` and
-# ``program(spec)``, whose ``run(operands, outs, shape, size)`` computes a
+# ``install``): ``can_run(spec)`` and ``program(spec, host)``, whose
+# ``run_prepared(operands, outs, shape, size, aliased)`` computes a checked
 # call and returns True, or returns False when the NumPy program must run it
 # (``aliased``: an output is an operand's very buffer).
 NATIVE = [None]
 
 
-class CpuProgram:
+class CpuProgram(ProgramProtocol):
     """A spec compiled for NumPy; ``run`` is thread-safe (no shared state)."""
 
     def __init__(self, spec):
@@ -109,6 +111,10 @@ class CpuProgram:
     def _set_constants(self, spec):
         # Constants of more than one element are operands of the block
         # function (cut into blocks like inputs), after the inputs.
+        self.const_sizes_one = all(c.size == 1 for c in spec.constants)
+        # Single-element constants never change the result's shape once it
+        # has their ndim; bigger ones are operands of the block program.
+        self.const_ndim = max([c.ndim for c in spec.constants] + [0])
         self.array_consts = [c for c in spec.constants if c.size > 1]
         self.const_shapes = [c.shape for c in spec.constants if c.ndim]
         n_in = len(spec.in_types)
@@ -132,6 +138,35 @@ class CpuProgram:
                 self.lowered, alias=k, fast_limit=self._fast_limit,
                 shape_needs=self.shape_needs, output_deps=self.spec.output_deps)
         return found
+
+    def inplace_fast(self, k):
+        """The generated whole small call writing output 0 into input
+        ``k`` (``inplace_code(k).fast``), or ``None``."""
+        code = self.inplace_code(k) if self.const_sizes_one else None
+        return None if code is None else code.fast
+
+    def run_small_into(self, arrays, k):
+        """Run the block program writing into input ``k`` once over whole
+        arrays; ``False`` (nothing done) unless the call is small and every
+        operand broadcasts into input ``k``'s shape."""
+        if not self.const_sizes_one or self.inplace_code(k) is None:
+            return False
+        target = arrays[k]
+        shape = target.shape
+        if (target.size > self.small_limit or target.ndim < self.const_ndim
+                or not target.flags.writeable or (
+                    self.native_possible and target.size >= NATIVE_MIN_SIZE)):
+            return False
+        for a, dt in zip(arrays, self.in_dtypes):
+            if type(a) is not np.ndarray or a.dtype != dt or (
+                    a.shape != shape and not broadcasts_into(a.shape, shape)):
+                return False
+        if self.shape_needs is not None and not self.shapes_hold(
+                [a.shape for a in arrays], shape):
+            return False
+        code = self.inplace_code(k)
+        code.fn(*arrays, target, *[np.empty(shape, dt) for dt in code.slot_dtypes])
+        return True
 
     @property
     def source(self):
@@ -158,6 +193,11 @@ class CpuProgram:
         """``run`` without trying ``fast`` first (the caller just did)."""
         return self._run(list(arrays), outs, sources)
 
+    def run_through(self, native, arrays, outs=None, sources=None):
+        """``run`` with every non-empty call offered to the compiled
+        program ``native`` (``NativeProgram.run``), whatever its size."""
+        return self._run(list(arrays), outs, sources, native)
+
     def shapes_hold(self, shapes, shape):
         """Whether input ``shapes`` let the lowered code run over
         ``shape`` (see ``_shape_guard``)."""
@@ -170,7 +210,7 @@ class CpuProgram:
                 return False
         return True
 
-    def _run(self, arrays, outs, sources):
+    def _run(self, arrays, outs, sources, native=None):
         for k, dt in enumerate(self.in_dtypes):
             a = arrays[k]
             if type(a) is not np.ndarray or a.dtype != dt:
@@ -189,26 +229,36 @@ class CpuProgram:
         operands = arrays + self.array_consts if self.array_consts else arrays
         if outs is None:
             program = self.direct
-            orders = self._orders(operands, shape) if len(shape) > 1 else None
-            if orders is None:
-                outs = [np.empty(shape, dt) for dt in self.out_dtypes]
-            else:
-                outs = [np.empty(shape, dt, order=o) for dt, o in zip(self.out_dtypes, orders)]
+            outs = self._new_outs(operands, shape)
         else:
             outs = list(outs)
             program = self._program_into(outs, arrays, operands, shape)
             if program is None:
-                return self._into(self.run(arrays, None, sources), outs)
+                return self._into(self._run(list(arrays), None, sources, native), outs)
         size = math.prod(shape)
-        # (a program other than ``direct`` was chosen because an output *is*
-        # an input's buffer: ``_check_outs``'s "deferred")
-        if size >= NATIVE_MIN_SIZE and self.native_possible and \
-                config.cpu_codegen != "numpy" and \
-                self._run_native(operands, outs, shape, size, program):
-            return outs
-        if size:
+        if size and not self._ran_native(native, operands, outs, shape, size, program):
             self._execute(program, operands, outs, shape, size)
         return outs
+
+    def _new_outs(self, operands, shape):
+        """Fresh output buffers, each C- or Fortran-ordered (``_orders``)."""
+        orders = self._orders(operands, shape) if len(shape) > 1 else None
+        if orders is None:
+            return [np.empty(shape, dt) for dt in self.out_dtypes]
+        return [np.empty(shape, dt, order=o) for dt, o in zip(self.out_dtypes, orders)]
+
+    def _ran_native(self, native, operands, outs, shape, size, program):
+        """Whether the compiled tier computed this (non-empty) call: the
+        given ``native`` program whatever the size (``run_through``), else
+        the installed tier for calls of ``NATIVE_MIN_SIZE`` elements or more.
+        (A ``program`` other than ``direct`` was chosen because an output
+        *is* an input's buffer: ``_check_outs``'s "deferred".)"""
+        if native is not None:
+            return native.run_prepared(operands, outs, shape, size,
+                                       None if program is self.direct else program)
+        return (size >= NATIVE_MIN_SIZE and self.native_possible
+                and config.cpu_codegen != "numpy"
+                and self._run_native(operands, outs, shape, size, program))
 
     def _run_native(self, operands, outs, shape, size, program):
         """The call through the compiled tier; ``False`` when it did not run.
@@ -218,8 +268,8 @@ class CpuProgram:
         aliased = None if program is self.direct else program
         native = self._native
         if native is None:
-            native = self._native = NATIVE[0].program(self.spec) or False
-        return native is not False and native.run(operands, outs, shape, size, aliased)
+            native = self._native = NATIVE[0].program(self.spec, self) or False
+        return native is not False and native.run_prepared(operands, outs, shape, size, aliased)
 
     def _program_into(self, outs, arrays, operands, shape):
         """The generated program that writes a call's results into the given
@@ -475,8 +525,8 @@ def program(spec):
 
 
 def install():
-    """Let ``FusedElemwise`` run its NumPy programs from this module
-    (idempotent; ``compile`` calls it at import)."""
+    """Register this module as the backend of NumPy arrays
+    (``fuse.targets.PROGRAMS``; idempotent; ``compile`` calls it at import)."""
     import sys
-    from tracegrad.fuse import op
-    op.HOST[0] = sys.modules[__name__]
+    from tracegrad.fuse import targets
+    targets.PROGRAMS["numpy"] = sys.modules[__name__]

@@ -1,14 +1,22 @@
-"""The C-family scalar emitter shared by the CUDA kernels (``fuse.cuda``)
-and the compiled CPU tier (``backend.csource``).
+"""The C-family scalar emitter shared by the CUDA kernels
+(``backend/cupy/kernel.py``) and the compiled CPU tier
+(``backend/csource.py``).
 
 C and CUDA C++ spell an instruction the same way: the row's ``c`` template
-with its arguments cast to the type the instruction computes in. What this
-module decides: the C type a dtype is held in (``compute_ctype``), the type
-an instruction computes in (``instruction_type``: the NumPy promotion of its
-arguments, widened to the output dtype when that holds it), literals, and
-the line computing one instruction (``instruction_line``).
+(each op's scalar form, kept in its ``ops/`` row) with its arguments cast to
+the type the instruction computes in. What this module decides: the C type
+a dtype is held in (``compute_ctype``), the type an instruction computes in
+(``instruction_type``: the NumPy promotion of its arguments, widened to the
+output dtype when that holds it), literals, the line computing one
+instruction (``instruction_line``) and the straight-line body of a whole
+spec (``body_lines``). What differs between the two targets stays with them:
+how operands and constants are named and read (CUDA: parameters of an
+``ElementwiseKernel`` and literals; C: pointers and a constant block) and
+the loop around the body.
 """
 import numpy as np
+
+from tracegrad.fuse.spec import SUM_TO
 
 C_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32": "int",
            "int64": "long long", "uint8": "unsigned char", "uint16": "unsigned short",
@@ -63,6 +71,11 @@ def literal(value, dtype):
     return None
 
 
+def arg_dtype(spec, ref):
+    """The dtype of argument ``ref`` (``('i'|'c'|'t', k)``) of ``spec``."""
+    return _dtype_of(ref, spec, [c.dtype.name for c in spec.constants])
+
+
 def _dtype_of(ref, spec, const_dtypes):
     kind, k = ref
     if kind == "i":
@@ -96,3 +109,19 @@ def instruction_line(spec, j, instr, names, const_dtypes):
     return f"const {compute_ctype(instr.dtype)} v{j} = {expr};"
 
 
+def body_lines(spec, names):
+    """The per-element statements of ``spec``: one ``const <type> v<j> =
+    ...;`` line per instruction. ``names`` maps every input and constant
+    reference to its C name (the target's choice) and receives ``v<j>``
+    for each step. A ``SUM_TO`` step is read as its first argument (the
+    caller checked the shapes: ``CpuProgram.shapes_hold``)."""
+    const_dtypes = [c.dtype.name for c in spec.constants]
+    lines = []
+    for j, instr in enumerate(spec.instrs):
+        if instr.row is SUM_TO:
+            ct = compute_ctype(instr.dtype)
+            lines.append(f"const {ct} v{j} = (({ct}){names[instr.args[0]]});")
+        else:
+            lines.append(instruction_line(spec, j, instr, names, const_dtypes))
+        names[("t", j)] = f"v{j}"
+    return lines

@@ -13,12 +13,13 @@ Where each part of the GPU path lives:
   ``cupyx.scipy.special`` (``ops/special_math.py``) and random draws through
   ``cupy.random.RandomState`` seeded from the draw's ``[key, counter]`` state
   (``ops/random.py``);
-- fused elementwise clusters: ``FusedElemwise.impl`` on CuPy arrays calls
-  ``tracegrad.fuse.cuda.launch``, which builds one ``cupy.ElementwiseKernel``
-  per cluster structure (cached by ``FusionSpec``; CuPy compiles it once per
-  argument layout and keeps the binary in its own disk cache). Values of
-  ``float16`` are computed in ``float`` inside the kernel and rounded to
-  half precision only when stored;
+- fused elementwise clusters: ``FusedElemwise`` on CuPy arrays runs the
+  program of ``backend/cupy/kernel.py`` (registered for CuPy arrays in
+  ``fuse.targets``), which builds one ``cupy.ElementwiseKernel`` per cluster
+  structure (cached by ``FusionSpec``; CuPy compiles it once per argument
+  layout and keeps the binary in its own disk cache). Values of ``float16``
+  are computed in ``float`` inside the kernel and rounded to half precision
+  only when stored;
 - transfers: this module (host -> device for inputs, shared values and
   constants; device -> host for ``get_value``);
 - in-place updates: ``fused_updates = True`` lets the schedule hand a shared

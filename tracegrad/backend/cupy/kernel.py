@@ -1,4 +1,11 @@
-"""CUDA code generation: a fused cluster as one ``cupy.ElementwiseKernel``.
+"""The CuPy backend's programs: a fused cluster as one ``cupy.ElementwiseKernel``.
+
+Like every backend (``fuse.targets.Program``): ``can_run(spec)``,
+``program(spec) -> CudaProgram`` with ``run(inputs, outs=None,
+sources=None)``; ``install()`` registers it for CuPy arrays
+(``fuse.targets.PROGRAMS['cupy']``) and the CUDA node check of fusion
+(``NODE_CHECKS['cuda']``: ``row_supported``). Importing this module never
+imports CuPy: the array module comes with the arrays of a call.
 
 ``render(spec)`` gives a ``KernelSource``: typed parameter lists, a
 straight-line body built from each row's ``c`` expression template, the
@@ -17,10 +24,11 @@ Conventions:
   ``out<m>`` outputs, ``v<j>`` the value of instruction ``j``. Variable
   names and user strings never enter the source, so the text (and the kernel
   cache keyed by it) depends only on structure, dtypes and constants;
-- each instruction computes in one C type: the NumPy promotion of its
-  argument dtypes, widened to the output dtype when that holds it (``int32 /
-  int32`` computes in ``double``, ``float32 < float64`` in ``double``);
-  arguments of another type are cast explicitly;
+- the body is ``backend.emit.body_lines`` (the emitter the compiled CPU
+  tier uses too): each instruction computes in one C type, the NumPy
+  promotion of its argument dtypes widened to the output dtype when that
+  holds it (``int32 / int32`` computes in ``double``, ``float32 < float64``
+  in ``double``); arguments of another type are cast explicitly;
 - ``float16`` values are held and computed in ``float`` (rounded to half
   precision only where stored, or by an explicit cast);
 - finite real 0-d constants are written as typed literals
@@ -30,11 +38,13 @@ Conventions:
 ``cupy.ElementwiseKernel(in_params, out_params, body, name, preamble=...)``.
 """
 import hashlib
+import sys
 
+from tracegrad.backend.emit import (C_TYPES, body_lines, compute_ctype,  # noqa: F401 (re-exported)
+                                    instruction_type, literal, row_supported)
 from tracegrad.fuse.cache import SpecCache
-from tracegrad.fuse.emit import (C_TYPES, _dtype_of, compute_ctype,  # noqa: F401 (re-exported)
-                                 instruction_line, instruction_type, literal, row_supported)
 from tracegrad.fuse.spec import broadcast_shapes
+from tracegrad.fuse.targets import Program
 from tracegrad.ops.elemwise import PREAMBLE
 
 class KernelSource:
@@ -68,15 +78,11 @@ def render(spec):
     dtypes = [d for d, _ in spec.in_types] + list(spec.out_dtypes)
     if any(d not in C_TYPES for d in dtypes):
         return None
-    const_dtypes = [c.dtype.name for c in spec.constants]
     in_params = [f"{dt} in{k}" for k, (dt, _) in enumerate(spec.in_types)]
     names, param_constants = _constant_names(spec, in_params)
     for k in range(len(spec.in_types)):
         names[("i", k)] = f"in{k}"
-    lines = []
-    for j, instr in enumerate(spec.instrs):
-        lines.append(instruction_line(spec, j, instr, names, const_dtypes))
-        names[("t", j)] = f"v{j}"
+    lines = body_lines(spec, names)
     for m, j in enumerate(spec.outputs):
         lines.append(f"out{m} = v{j};")
     out_params = [f"{dt} out{m}" for m, dt in enumerate(spec.out_dtypes)]
@@ -170,3 +176,37 @@ def _outputs_fill_space(spec, arrays):
     shapes = [a.shape for a in arrays]
     shape = broadcast_shapes(shapes + [c.shape for c in spec.constants if c.ndim])
     return spec.output_shape_ok(shapes, shape)
+
+
+# ------------------------------------------------------------ the backend interface
+class CudaProgram(Program):
+    """A spec's calls on CuPy arrays (one generated kernel, made at its
+    first call; the rows one by one when it cannot be made)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def run(self, inputs, outs=None, sources=None):
+        """The outputs as a list (written into ``outs`` when given)."""
+        # (CuPy is imported: the call's arrays are its arrays; this module
+        # never imports it itself)
+        return launch(self.spec, inputs, sys.modules["cupy"], outs=outs, sources=sources)
+
+
+def can_run(spec):
+    """Whether the spec renders as one kernel (every row has a ``c`` form,
+    every dtype a C type); the others still run, row by row."""
+    return CUDA_SOURCES.get(spec) is not None
+
+
+def program(spec):
+    """The ``CudaProgram`` of ``spec``."""
+    return CudaProgram(spec)
+
+
+def install():
+    """Register this module for CuPy arrays and the CUDA node check of
+    fusion (idempotent; ``compile`` calls it at import)."""
+    from tracegrad.fuse import targets
+    targets.PROGRAMS["cupy"] = sys.modules[__name__]
+    targets.NODE_CHECKS["cuda"] = row_supported
