@@ -632,3 +632,47 @@ def test_both_ways_give_the_same_results(monkeypatch):
     results = [f(a, b) for _ in range(6)]   # (threads, alone, then the faster)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
+    # a strided call: the kernel first, the NumPy program next, then the
+    # faster (no margin), the other every NATIVE_RETRY calls
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
+    choice = c_tier.TierChoice()
+    ways = []
+    for _ in range(8):
+        compiled = choice.threaded()
+        ways.append(compiled)
+        choice.record(compiled, 3.0 if compiled else 1.0)   # NumPy three times as fast
+    assert ways == [True, False, False, True, False, False, False, True]
+    even = c_tier.TierChoice()
+    even.record(True, 1.0)
+    even.record(False, 1.0)
+    assert even.threaded() is True   # a tie keeps the kernel
+
+
+@pytest.mark.parametrize("shape", [(1000, 10), (40, 700)])
+def test_strided_calls_give_the_same_values_through_either_tier(monkeypatch, shape):
+    # short rows (NumPy may win) and long rows (the kernel does): every call,
+    # whichever tier its TierChoice picked, equals the NumPy tier's values
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY", 3)
+    x = T.fmatrix("x")
+    b = T.fvector("b")
+    f = tg.function([x, b], T.exp(-x * x) * T.tanh(x + b))
+    rng = np.random.default_rng(5)
+    xv = rng.standard_normal(shape).astype("float32")
+    xv[0, :2] = [np.nan, -0.0]
+    bv = rng.standard_normal(shape[1]).astype("float32")
+    with tg.config.change_flags(cpu_codegen="numpy"):
+        ref = tg.function([x, b], T.exp(-x * x) * T.tanh(x + b))(xv, bv)
+    seen = set()
+    orig = c_tier.TierChoice.threaded
+
+    def spy(self):
+        way = orig(self)
+        seen.add(way)
+        return way
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", spy)
+    for _ in range(8):
+        _assert_close(ref, f(xv, bv), "float32")
+    assert seen == {True, False}   # both tiers ran

@@ -93,7 +93,7 @@ class Kernel:
     ``(start, end, ptrs, consts, nd, shape, strides)``), its address for
     the thread runner, and its ``ThreadChoice`` per size class."""
 
-    __slots__ = ("fn", "addr", "lib", "choices")
+    __slots__ = ("fn", "addr", "lib", "choices", "tiers")
 
     def __init__(self, lib, strided):
         fn = lib.tg_strided if strided else lib.tg_contig
@@ -103,6 +103,7 @@ class Kernel:
         self.addr = ctypes.cast(fn, ctypes.c_void_p).value
         self.lib = lib   # (keeps the library loaded as long as the kernel lives)
         self.choices = {}   # size.bit_length() -> ThreadChoice
+        self.tiers = {}     # size.bit_length() -> TierChoice (strided kernels)
 
     def choice(self, size):
         """The ``ThreadChoice`` of calls of about ``size`` elements (sizes
@@ -111,6 +112,14 @@ class Kernel:
         found = self.choices.get(key)
         if found is None:
             found = self.choices[key] = ThreadChoice()
+        return found
+
+    def tier(self, size):
+        """The ``TierChoice`` of calls of about ``size`` elements."""
+        key = size.bit_length()
+        found = self.tiers.get(key)
+        if found is None:
+            found = self.tiers[key] = TierChoice()
         return found
 
 
@@ -142,11 +151,14 @@ class ThreadChoice:
             return True
         if not self.alone:
             return False
-        best = self.threads < NATIVE_THREADS_GAIN * self.alone
+        best = self._first_faster()
         if self.calls % NATIVE_RETRY:
             return best
         self.retrying = True
         return not best
+
+    def _first_faster(self):
+        return self.threads < NATIVE_THREADS_GAIN * self.alone
 
     def record(self, threaded, ns_per_element):
         """Fold one call's time into its way's average (a retry's replaces it)."""
@@ -158,6 +170,21 @@ class ThreadChoice:
             self.threads = new
         else:
             self.alone = new
+
+
+class TierChoice(ThreadChoice):
+    """For a strided layout: whether calls of one size class run the
+    compiled kernel (the ``threads`` slot, tried first) or the NumPy
+    program (``alone``), the same way ``ThreadChoice`` decides. A strided
+    kernel gathers and scatters its operands, so where NumPy's loops are
+    vectorised already (short rows of cheap float32 math) NumPy can be
+    faster; where NumPy's function is scalar (float64 ``sin``) the kernel
+    is, by far. Only measuring tells, per machine and load."""
+
+    __slots__ = ()
+
+    def _first_faster(self):
+        return self.threads <= self.alone
 
 
 # ------------------------------------------------------------ compile queue
@@ -268,6 +295,16 @@ class NativeProgram(Program):
         given), computed by the compiled kernel when it is loaded."""
         return self.host.run_through(self, inputs, outs, sources)
 
+    def tier_choice(self, operands, outs, shape, size):
+        """The ``TierChoice`` of a call with a strided layout whose kernel
+        is loaded; ``None`` otherwise (a contiguous call always runs the
+        kernel: it is never slower than the NumPy program)."""
+        layout, strided = _layout(operands, outs, shape)
+        if not strided:
+            return None
+        kernel = _kernel(self.spec, (self.structure, layout))
+        return None if kernel is None else kernel.tier(size)
+
     def run_prepared(self, operands, outs, shape, size, aliased=None):
         """Compute a checked call into ``outs`` and return ``True``, or
         ``False`` when the NumPy program must run it (no kernel yet, or
@@ -354,22 +391,36 @@ def _layout(operands, outs, shape):
     return tuple(mask), False
 
 
+_STRIDED_ARGS = {}  # (shape, byte strides) -> the ctypes arrays (a few layouts per program)
+
+
 def _strided_args(operands, outs, shape):
     """``(nd, shape, strides)``: byte strides of every operand broadcast to
     ``shape`` (0 along broadcast axes), then of every output; a 0-d call
-    is one element of shape ``(1,)``."""
+    is one element of shape ``(1,)``. (Worked out from each array's own
+    strides, and the ctypes arrays of a layout kept: a small call pays
+    microseconds here.)"""
     nd = max(1, len(shape))
-    full = shape if shape else (1,)
     strides = []
     for a in list(operands) + list(outs):
         if not shape:
             strides.append(0)
-            continue
-        view = a if a.shape == shape else np.broadcast_to(a, shape)
-        strides.extend(view.strides)
-    shape_arr = (ctypes.c_int64 * nd)(*full)
-    strides_arr = (ctypes.c_int64 * len(strides))(*strides)
-    return (nd, shape_arr, strides_arr)
+        elif a.shape == shape:
+            strides.extend(a.strides)
+        else:
+            lead = nd - a.ndim
+            strides.extend([0] * lead)
+            strides.extend(0 if n == 1 and shape[lead + k] != 1 else st
+                           for k, (n, st) in enumerate(zip(a.shape, a.strides)))
+    key = (shape, tuple(strides))
+    found = _STRIDED_ARGS.get(key)
+    if found is None:
+        if len(_STRIDED_ARGS) > 256:
+            _STRIDED_ARGS.clear()
+        full = shape if shape else (1,)
+        found = _STRIDED_ARGS[key] = (nd, (ctypes.c_int64 * nd)(*full),
+                                      (ctypes.c_int64 * len(strides))(*strides))
+    return found
 
 
 def _run_split(kernel, size, ptrs, consts, extra):

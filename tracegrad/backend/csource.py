@@ -166,8 +166,21 @@ def contiguous_source(spec, scalar_mask):
             "\n".join(loop) + "\n}\n" + FLAGS_LINE + "\n}\n")
 
 
-_STRIDED = """\
+_STRIDED = """\\
 #define TG_BLOCK 256
+#define TG_LONG_ROW 64
+static inline void tg_advance(int64_t count, int nd, int nops, int64_t* idx, char** ptr,
+                              const int64_t* last, const int64_t* shape,
+                              const int64_t* strides) {
+    for (int q = 0; q < nops; ++q) ptr[q] += count * last[q];
+    idx[nd - 1] += count;
+    for (int d = nd - 1; d > 0 && idx[d] == shape[d]; --d) {
+        idx[d] = 0;
+        idx[d - 1] += 1;
+        for (int q = 0; q < nops; ++q)
+            ptr[q] += strides[q * nd + d - 1] - shape[d] * strides[q * nd + d];
+    }
+}
 extern "C" int tg_strided(int64_t start, int64_t end, char** p, const char* k,
                           int nd, const int64_t* shape, const int64_t* strides) {
 feclearexcept(FE_ALL_EXCEPT);
@@ -182,39 +195,49 @@ for (int q = 0; q < nops; ++q) {
 }
 int64_t last[%(nops)d];
 for (int q = 0; q < nops; ++q) last[q] = strides[q * nd + nd - 1];
-const int rows = %(rows_test)s;
+const int rows = shape[nd - 1] >= TG_LONG_ROW && %(rows_test)s;
 %(pre)s
+%(buffers)s
+char* seg[%(nouts)d][TG_BLOCK];
+int64_t seg_n[TG_BLOCK];
 int64_t i = start;
 while (i < end) {
-    int64_t count = shape[nd - 1] - idx[nd - 1];
-    if (count > end - i) count = end - i;
     if (rows) {
+        /* long rows, every operand contiguous along them: one simd loop per row */
+        int64_t count = shape[nd - 1] - idx[nd - 1];
+        if (count > end - i) count = end - i;
 %(row_ptrs)s
 #pragma omp simd
         for (int64_t j = 0; j < count; ++j) {
 %(row_loop)s
         }
-    } else {
-        /* other layouts: gather a block of the row into typed buffers,
-           compute it as a simd loop, scatter the outputs */
-        for (int64_t j0 = 0; j0 < count; j0 += TG_BLOCK) {
-            const int64_t n = count - j0 < TG_BLOCK ? count - j0 : TG_BLOCK;
-%(gather)s
-#pragma omp simd
-            for (int64_t j = 0; j < n; ++j) {
-%(block_loop)s
-            }
-%(scatter)s
-        }
+        i += count;
+        tg_advance(count, nd, nops, idx, ptr, last, shape, strides);
+        continue;
     }
-    i += count;
-    for (int q = 0; q < nops; ++q) ptr[q] += count * last[q];
-    idx[nd - 1] += count;
-    for (int d = nd - 1; d > 0 && idx[d] == shape[d]; --d) {
-        idx[d] = 0;
-        idx[d - 1] += 1;
-        for (int q = 0; q < nops; ++q)
-            ptr[q] += strides[q * nd + d - 1] - shape[d] * strides[q * nd + d];
+    /* any layout: gather up to TG_BLOCK elements (across rows) into typed
+       buffers, compute them as a simd loop, scatter the outputs */
+    int64_t n = 0;
+    int nseg = 0;
+    while (n < TG_BLOCK && i < end) {
+        int64_t count = shape[nd - 1] - idx[nd - 1];
+        if (count > end - i) count = end - i;
+        if (count > TG_BLOCK - n) count = TG_BLOCK - n;
+%(gather)s
+%(segments)s
+        seg_n[nseg++] = count;
+        n += count;
+        i += count;
+        tg_advance(count, nd, nops, idx, ptr, last, shape, strides);
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+%(block_loop)s
+    }
+    int64_t off = 0;
+    for (int s = 0; s < nseg; ++s) {
+%(scatter)s
+        off += seg_n[s];
     }
 }
 %(flags)s
@@ -222,18 +245,37 @@ while (i < end) {
 """
 
 
+def _copy_loop(dst, src, stride, ct, count, reading):
+    """A loop copying ``count`` elements between typed buffer ``dst`` (at
+    ``[j]``) and bytes ``src`` ``stride`` apart: typed when the stride is
+    the element size, one value when it is 0 (``reading`` only)."""
+    typed = f"(const {ct}*)" if reading else f"({ct}*)"
+    if reading:
+        return (f"{{ const char* s_ = {src}; const int64_t st_ = {stride}; {ct}* d_ = {dst};\n"
+                f"  if (st_ == (int64_t)sizeof({ct})) {{ const {ct}* t_ = {typed}s_; "
+                f"for (int64_t j = 0; j < {count}; ++j) d_[j] = t_[j]; }}\n"
+                f"  else if (st_ == 0) {{ const {ct} v_ = *{typed}s_; "
+                f"for (int64_t j = 0; j < {count}; ++j) d_[j] = v_; }}\n"
+                f"  else for (int64_t j = 0; j < {count}; ++j) "
+                f"d_[j] = *{typed}(s_ + j * st_); }}")
+    return (f"{{ char* s_ = {src}; const int64_t st_ = {stride}; const {ct}* d_ = {dst};\n"
+            f"  if (st_ == (int64_t)sizeof({ct})) {{ {ct}* t_ = {typed}s_; "
+            f"for (int64_t j = 0; j < {count}; ++j) t_[j] = d_[j]; }}\n"
+            f"  else for (int64_t j = 0; j < {count}; ++j) *{typed}(s_ + j * st_) = d_[j]; }}")
+
+
 def strided_source(spec):
     """``tg_strided(start, end, ptrs, k, nd, shape, strides)``: byte
     ``strides`` per operand then output (``nd`` each), over ``shape``.
 
-    When every operand and output is contiguous along the last axis (a
-    bias broadcast over rows: only outer axes have stride 0), each row runs
-    as a ``#pragma omp simd`` loop over typed pointers, vectorised like
-    ``tg_contig`` (libmvec's math functions included); other layouts
-    (transposed, sliced, a column broadcast) gather ``TG_BLOCK`` elements of
-    each operand at a time into typed buffers, compute them as the same
-    simd loop and scatter the outputs: every element's inputs are still
-    read before its outputs are written."""
+    Rows of ``TG_LONG_ROW`` elements or more along which every operand and
+    output is contiguous (a bias broadcast over rows: only outer axes have
+    stride 0) run as one ``#pragma omp simd`` loop per row over typed
+    pointers, vectorised like ``tg_contig`` (libmvec's math functions
+    included). Every other layout (short rows, transposed, sliced, a column
+    broadcast) gathers up to ``TG_BLOCK`` elements, across rows, into typed
+    buffers, computes them as the same simd loop and scatters the outputs:
+    every element's inputs are still read before its outputs are written."""
     names = {}
     pre = []
     dtypes = operand_dtypes(spec)
@@ -248,23 +290,24 @@ def strided_source(spec):
                 f"({'const ' if q < n_ops else ''}{ct}*)ptr[{q}];" for q, ct in enumerate(types)]
     row_loop = [f"const {ct} in{i} = r{i}[j];" for i, ct in enumerate(types[:n_ops])] + body
     block_loop = [f"const {ct} in{i} = b{i}[j];" for i, ct in enumerate(types[:n_ops])] + body
-    gather = [f"{ct} b{q}[TG_BLOCK];" for q, ct in enumerate(types)]
-    gather += [f"for (int64_t j = 0; j < n; ++j) b{i}[j] = "
-               f"*(const {ct}*)(ptr[{i}] + (j0 + j) * last[{i}]);"
-               for i, ct in enumerate(types[:n_ops])]
-    scatter = []
+    buffers = [f"{ct} b{q}[TG_BLOCK];" for q, ct in enumerate(types)]
+    gather = [_copy_loop(f"b{i} + n", f"ptr[{i}]", f"last[{i}]", ct, "count", True)
+              for i, ct in enumerate(types[:n_ops])]
+    segments, scatter = [], []
     for m, j in enumerate(spec.outputs):
         q, ct = n_ops + m, types[n_ops + m]
         row_loop.append(f"r{q}[j] = v{j};")
         block_loop.append(f"b{q}[j] = v{j};")
-        scatter.append(f"for (int64_t j = 0; j < n; ++j) "
-                       f"*({ct}*)(ptr[{q}] + (j0 + j) * last[{q}]) = b{q}[j];")
+        segments.append(f"seg[{m}][nseg] = ptr[{q}];")
+        scatter.append(_copy_loop(f"b{q} + off", f"seg[{m}][s]", f"last[{q}]", ct,
+                                  "seg_n[s]", False))
     rows_test = " && ".join(f"last[{q}] == (int64_t)sizeof({ct})" for q, ct in enumerate(types))
-    return header() + _STRIDED % {"nops": n_ops + len(spec.outputs), "pre": "\n".join(pre),
-                                  "row_ptrs": "\n".join(row_ptrs),
-                                  "row_loop": "\n".join(row_loop), "rows_test": rows_test,
-                                  "gather": "\n".join(gather), "scatter": "\n".join(scatter),
-                                  "block_loop": "\n".join(block_loop), "flags": FLAGS_LINE}
+    return header() + _STRIDED % {
+        "nops": n_ops + len(spec.outputs), "nouts": len(spec.outputs), "pre": "\n".join(pre),
+        "buffers": "\n".join(buffers), "row_ptrs": "\n".join(row_ptrs),
+        "row_loop": "\n".join(row_loop), "rows_test": rows_test, "gather": "\n".join(gather),
+        "segments": "\n".join(segments), "scatter": "\n".join(scatter),
+        "block_loop": "\n".join(block_loop), "flags": FLAGS_LINE}
 
 
 def constant_block(spec):

@@ -24,6 +24,7 @@ installed (``NATIVE``) and can run the spec; this program is its fallback
 import copy
 import gc
 import math
+from time import perf_counter_ns
 
 import numpy as np
 
@@ -254,22 +255,39 @@ class CpuProgram(ProgramProtocol):
         (A ``program`` other than ``direct`` was chosen because an output
         *is* an input's buffer: ``_check_outs``'s "deferred".)"""
         if native is not None:
-            return native.run_prepared(operands, outs, shape, size,
-                                       None if program is self.direct else program)
+            return self._ran_chosen(native, operands, outs, shape, size, program)
         return (size >= NATIVE_MIN_SIZE and self.native_possible
                 and config.cpu_codegen != "numpy"
                 and self._run_native(operands, outs, shape, size, program))
+
+    def _ran_chosen(self, native, operands, outs, shape, size, program):
+        """The call through ``native``, or for a strided layout through
+        whichever of the kernel and this program its ``TierChoice`` finds
+        faster (each call's time per element feeds the choice)."""
+        aliased = None if program is self.direct else program
+        choice = native.tier_choice(operands, outs, shape, size)
+        if choice is None:
+            return native.run_prepared(operands, outs, shape, size, aliased)
+        compiled = choice.threaded()
+        start = perf_counter_ns()
+        if compiled:
+            if not native.run_prepared(operands, outs, shape, size, aliased):
+                return False   # (flags NumPy must report: not a timing)
+        else:
+            self._execute(program, operands, outs, shape, size)
+        choice.record(compiled, (perf_counter_ns() - start) / size)
+        return True
 
     def _run_native(self, operands, outs, shape, size, program):
         """The call through the compiled tier; ``False`` when it did not run.
         ``program``: the generated program this call would run; other than
         ``direct``, it writes into outputs that are inputs' buffers (the
         tier then hands it the pieces NumPy must judge)."""
-        aliased = None if program is self.direct else program
         native = self._native
         if native is None:
             native = self._native = NATIVE[0].program(self.spec, self) or False
-        return native is not False and native.run_prepared(operands, outs, shape, size, aliased)
+        return native is not False and self._ran_chosen(native, operands, outs, shape, size,
+                                                         program)
 
     def _program_into(self, outs, arrays, operands, shape):
         """The generated program that writes a call's results into the given
