@@ -114,7 +114,8 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     clusters fused.
     """
     outputs = list(fgraph.outputs)
-    order = toposort(outputs)  # (one walk of the graph for both)
+    # (one walk of the graph for both, none when the graph knows its order)
+    order = getattr(fgraph, "known_order", lambda: None)() or toposort(outputs)
     if normalize_device(target) == "cpu":
         fills = fill_replacements(outputs, nodes=order)
         for old, new in fills.items():
@@ -146,17 +147,20 @@ def _fuse_in_place(fgraph, outputs, units):
     outputs (``reset_outputs``), instead of one ``replace`` (import, prune)
     per cluster output — the same graph, in linear time."""
     memo = {}
+    nodes = []  # (the graph's nodes once fused: it need not walk them)
     for unit in _reported(units):
         if isinstance(unit, Cluster):
             node = fused_node(unit, memo)
             memo.update(zip(unit.outputs, node.outputs))
+            nodes.append(node)
             continue
+        nodes.append(unit)
         inputs = unit.inputs
         for i, var in enumerate(inputs):
             new = memo.get(var)
             if new is not None:
                 inputs[i] = new
-    fgraph.reset_outputs([memo.get(o, o) for o in outputs], reason="fusion")
+    fgraph.reset_outputs([memo.get(o, o) for o in outputs], reason="fusion", nodes=nodes)
 
 
 def _reported(units):

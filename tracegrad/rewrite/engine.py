@@ -518,6 +518,7 @@ def optimize_graph(graph, mode=None, stats=None):
     return graph
 
 
-def build_graph(outputs):
-    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place)."""
-    return RewriteGraph(outputs)
+def build_graph(outputs, order=None):
+    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place);
+    ``order``: ``toposort(outputs)``, when the caller has it."""
+    return RewriteGraph(outputs, order)

@@ -71,7 +71,9 @@ def node_key(node, op_hashes=None):
 class RewriteGraph:
     """The nodes computing ``outputs``, with clients and merging."""
 
-    def __init__(self, outputs):
+    def __init__(self, outputs, order=None):
+        """``order``: ``toposort(outputs)`` when the caller has it (the
+        clone's walk)."""
         self.outputs = list(outputs)
         self.clients = {}
         self.nodes = set()
@@ -88,8 +90,13 @@ class RewriteGraph:
         self.dropped = 0  # tokens dropped by watchers
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         memo = {}
-        for node in toposort(self.outputs):
-            self._add_node(node, memo)
+        order = toposort(self.outputs) if order is None else order
+        merged = False
+        for node in order:
+            if not self._add_node(node, memo):
+                merged = True
+        if not merged:  # (no input re-pointed: the order stands)
+            self._order = ((self.changes, len(self.nodes)), order)
         for i, out in enumerate(self.outputs):
             out = memo.get(out, out)
             if isinstance(out, Constant):
@@ -108,6 +115,12 @@ class RewriteGraph:
         if self._order is None or self._order[0] != key:
             self._order = (key, toposort(self.outputs))
         return self._order[1]
+
+    def known_order(self):
+        """``toposort()`` when it is known without a walk, else ``None``."""
+        if self._order is not None and self._order[0] == (self.changes, len(self.nodes)):
+            return self._order[1]
+        return None
 
     def client_list(self, var):
         """``(node, index)`` pairs reading ``var`` (``node`` None: an output)."""
