@@ -184,3 +184,37 @@ def test_rules_see_the_active_groups_as_a_set():
     assert sorted(groups) == ["canonicalize", "stabilize"] and len(groups) == 2
     # a rule that read the whole set holds only under the same set
     assert groups.asked == {("*", frozenset({"canonicalize", "stabilize"}))}
+
+
+def test_a_pass_after_a_clean_walk_skims_and_changes_nothing(monkeypatch):
+    # A pass that follows a pass without an edit (the next phase's first
+    # pass, mostly) starts from the latest changes that walk found
+    # (``engine._skim``): it must leave the same graph, with the same rules
+    # fired, as a pass that works them out again; and it must happen.
+    x, y = T.dvector("x"), T.dvector("y")
+    chain = x
+    for _ in range(30):
+        chain = T.sin(chain) * 1.0001 + 0.1
+    costs = [T.sum(chain), sum(T.sin(x[i]) * i for i in range(30)),
+             T.sum(T.log(1 + T.exp(x)) + T.log(T.sigmoid(y)) * x)]
+    skim = engine._skim
+    outcomes = collections.Counter()
+
+    def counting(graph, plans, ctx, stats, order):
+        result = skim(graph, plans, ctx, stats, order)
+        if graph.walked is not None and graph.walked[0] == graph.epoch:
+            outcomes["skimmed all" if result[1] is None else "switched"] += 1
+        return result
+
+    def full_walk(graph, plans, ctx, stats, order):
+        return {}, collections.deque(order), 0, True
+    for cost in costs:
+        outputs = _with_grad(cost, [x, y])
+        found = []
+        for variant in (counting, full_walk):
+            monkeypatch.setattr(engine, "_skim", variant)
+            stats = {}
+            found.append((_optimized(outputs, "fast_run", True, stats),
+                          {k: v for k, v in stats.items() if not k.startswith("time:")}))
+        assert found[0] == found[1]
+    assert outcomes["skimmed all"] >= len(costs)

@@ -89,6 +89,9 @@ class RewriteGraph:
         self.changed_at = {}
         self.dropped = 0  # tokens dropped by watchers
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
+        # (epoch, {node: latest change at or above it}) of the last pass
+        # that walked every node without an edit (``engine._skim``)
+        self.walked = None
         memo = {}
         order = toposort(self.outputs) if order is None else order
         merged = False
