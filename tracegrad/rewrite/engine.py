@@ -488,7 +488,12 @@ def _skim(graph, plans, ctx, stats, order):
     plan_get = plans.plans.get
     changed, settled = 0, True
     for k, node in enumerate(order):
-        last = stored[node]
+        last = stored.get(node)
+        if last is None:  # (not walked: not in the graph, or a node to walk)
+            if node not in nodes:
+                continue
+            latest = {n: stored[n] for n in order[:k] if n in stored}
+            return latest, deque(order[k:]), changed, settled
         entry = tokens.get(node)
         if entry is not None and entry[1] >= last:
             if entry[2] is plans:

@@ -244,8 +244,15 @@ class RewriteGraph:
     # ------------------------------------------------------------ editing
     def replace(self, old, new):
         """Make every reader of ``old`` read ``new`` (already imported), then
-        drop nodes nobody reads and merge nodes that became equal."""
+        drop nodes nobody reads and merge nodes that became equal.
+
+        The replaced nodes are pruned once the merge cascade is over: a node
+        the cascade merges into may have lost its last reader meanwhile
+        (``shape(alloc(0, shape(x)))`` read by an equal ``alloc``), and
+        pruning it at once left the graph's outputs computed by nodes it no
+        longer held."""
         pending = [(old, new)]
+        replaced = []
         while pending:
             old, new = pending.pop()
             while new in self._forward:  # replaced earlier in this cascade
@@ -286,7 +293,9 @@ class RewriteGraph:
                 else:
                     pending.extend(zip(node.outputs, other.outputs))
             if old.owner is not None:
-                self._prune(old.owner)
+                replaced.append(old.owner)
+        for node in replaced:
+            self._prune(node)
 
     def _unkey(self, node):
         key = self._key_of.pop(node, None)
