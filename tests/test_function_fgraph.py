@@ -227,10 +227,23 @@ def test_a_deferred_index_is_the_one_an_eager_walk_builds(monkeypatch, mode):
     # which indexes them only when asked (``FunctionGraph._defer_index``):
     # the compiled graph, the order of every client list included, must be
     # the one indexing at once gives.
+    from tracegrad.trace import toposort
     graphs = []
     eager_reset = FunctionGraph.reset_outputs
+    handed = []
+
+    def checked_reset(fg, outputs, reason=None, nodes=None, order=None):
+        # what a pass hands over must be the nodes computing its outputs
+        if nodes is not None:
+            handed.append(reason)
+            assert set(nodes) == set(toposort(outputs, blockers=fg.inputs)), reason
+        if order is not None:
+            assert list(order) == toposort(outputs, blockers=fg.inputs), reason
+        return eager_reset(fg, outputs, reason, nodes, order)
     for defer in (True, False):
-        if not defer:
+        if defer:
+            monkeypatch.setattr(FunctionGraph, "reset_outputs", checked_reset)
+        else:
             monkeypatch.setattr(FunctionGraph, "reset_outputs",
                                 lambda fg, outputs, reason=None, nodes=None, order=None:
                                 eager_reset(fg, outputs, reason))
@@ -245,6 +258,8 @@ def test_a_deferred_index_is_the_one_an_eager_walk_builds(monkeypatch, mode):
             found.append(_index_snapshot(fg))
         graphs.append(found)
     assert graphs[0] == graphs[1]
+    if mode == "fast_run":
+        assert "rewrite" in handed and "fusion" in handed
 
 
 def test_a_missing_input_is_found_by_the_clone():
