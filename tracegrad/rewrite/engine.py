@@ -425,8 +425,6 @@ def _pass(graph, plans, ctx, stats, budget):
     start = graph.epoch
     order = graph.toposort()
     latest, work, changed, settled = _skim(graph, plans, ctx, stats, order)
-    if work is None:  # (no edit: the skim was the whole pass)
-        return changed, settled and graph.dropped == dropped
     for node in _visits(work, nodes):
         last = changed_at.get(node, 0)
         for inp in node.inputs:
@@ -464,9 +462,14 @@ def _pass(graph, plans, ctx, stats, budget):
         work.extendleft(reversed(result))
         if changed > budget:
             return None, False
-    if graph.epoch == start:  # (what the next pass may skim from)
-        graph.walked = (start, latest)
+    _remember_walk(graph, start, latest)
     return changed, settled and graph.dropped == dropped
+
+
+def _remember_walk(graph, start, latest):
+    """Keep what a pass that made no edit found (``_skim`` starts from it)."""
+    if graph.epoch == start:
+        graph.walked = (start, latest)
 
 
 def _skim(graph, plans, ctx, stats, order):
@@ -476,7 +479,7 @@ def _skim(graph, plans, ctx, stats, order):
     working out that latest change, until the first edit. Returns
     ``(latest, work, changed, settled)``: ``latest`` for the nodes up to
     the one edited and the nodes left to walk (``work``) for the loop to
-    go on from, or ``work=None`` when no edit happened (the pass is over).
+    go on from (empty when no edit happened: the pass is over).
 
     The next phase's first pass is such a pass: it runs the phase's new
     rules on the nodes they key on and costs the other nodes a lookup."""
@@ -521,7 +524,7 @@ def _skim(graph, plans, ctx, stats, order):
                 settled = False
             rest = list(result) + order[k + 1:]
         return {n: stored[n] for n in order[:k + 1]}, deque(rest), changed, settled
-    return stored, None, changed, settled
+    return stored, deque(), changed, settled
 
 
 def _visits(work, nodes):
