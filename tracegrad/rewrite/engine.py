@@ -202,6 +202,7 @@ class Context:
         self.groups = _Groups(self.active)
         self.memo = {}
         self.node = None  # the node the engine is visiting
+        self.rule = None  # the rule running on it
 
     @property
     def fast_math(self):
@@ -210,12 +211,12 @@ class Context:
 
     def n_clients(self, var):
         if self.node is not None:
-            self.graph.watch(var, self.node)
+            self.graph.watch(var, self.node, self.rule)
         return self.graph.n_clients(var)
 
     def clients(self, var):
         if self.node is not None:
-            self.graph.watch(var, self.node)
+            self.graph.watch(var, self.node, self.rule)
         return self.graph.client_list(var)
 
 
@@ -358,6 +359,7 @@ def _visit(graph, node, rules, ctx, stats):
     groups = ctx.groups
     for rule in rules:
         groups.asked = None
+        ctx.rule = rule
         before = graph.changes
         try:
             result = rule.apply(node, ctx)
