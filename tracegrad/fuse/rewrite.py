@@ -116,16 +116,16 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     outputs = list(fgraph.outputs)
     # (one walk of the graph for both, none when the graph knows its order)
     order = getattr(fgraph, "known_order", lambda: None)() or toposort(outputs)
+    in_place = getattr(fgraph, "edits_in_place", lambda: False)()
     if normalize_device(target) == "cpu":
         fills = fill_replacements(outputs, nodes=order)
-        for old, new in fills.items():
-            fgraph.replace(old, new, reason="fusion")
         if fills:
+            _apply_fills(fgraph, fills, order, in_place)
             outputs = list(fgraph.outputs)
             order = toposort(outputs)
     clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
     units = cluster_order(outputs, clusters, order)
-    if getattr(fgraph, "edits_in_place", lambda: False)():
+    if in_place:
         _fuse_in_place(fgraph, outputs, units)
     else:
         memo = {}
@@ -139,6 +139,30 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     if clusters and normalize_device(target) == "cpu":
         fuse_sums(fgraph)
     return len(clusters)
+
+
+def _apply_fills(fgraph, fills, order, in_place):
+    """``fgraph.replace(old, new)`` for each of ``fills``. In a graph that
+    owns its nodes (``in_place``) the readers in ``order`` (and the new
+    nodes) are re-pointed instead, and ``_fuse_in_place``'s
+    ``reset_outputs`` tells the graph (``fill_replacements`` leaves the
+    graph's outputs alone): no index of readers is needed, so none is
+    built for it."""
+    if not in_place:
+        for old, new in fills.items():
+            fgraph.replace(old, new, reason="fusion")
+        return
+
+    def final(var):
+        while var in fills:  # (a new node may read another replaced one)
+            var = fills[var]
+        return var
+    nodes = list(order) + [new.owner for new in fills.values()]
+    for node in nodes:
+        inputs = node.inputs
+        for i, var in enumerate(inputs):
+            if var in fills:
+                inputs[i] = final(var)
 
 
 def _fuse_in_place(fgraph, outputs, units):
