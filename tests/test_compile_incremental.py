@@ -119,6 +119,13 @@ def _rewritten(outputs_of, in_place):
         fgraph._owns_nodes = False   # (the copy-and-replace path)
     assert fgraph.edits_in_place() is in_place
     pipeline.rewrite(fgraph, "fast_run")
+    if in_place:
+        # the rewriter hands over its nodes (the index waits): they must be
+        # the nodes computing the outputs (``check_integrity`` would build
+        # the index, and with it ``apply_nodes``, again)
+        from tracegrad.trace import toposort
+        assert "_deferred" in fgraph.__dict__
+        assert fgraph.apply_nodes == set(toposort(fgraph.outputs, blockers=fgraph.inputs))
     fgraph.check_integrity()
     return fgraph
 
@@ -324,3 +331,56 @@ def test_a_short_kernel_on_many_elements_still_uses_threads(monkeypatch, numpy_t
     seen, got = _blocked_calls(monkeypatch, f, [xs])
     assert seen and all(n == 2 for n in seen)
     np.testing.assert_array_equal(got, np.exp(xs) * 2.0 + 1.0)
+
+
+def test_a_merge_cascade_keeps_the_node_it_merges_into():
+    # shape(sign(x)) -> shape(x) makes the outer alloc of
+    # zeros_like(zeros_like(sign(x))) equal to the inner one just as the
+    # inner one loses its last reader: the cascade merges into it, so it
+    # must not be pruned (it was, leaving the outputs computed by nodes the
+    # rewrite graph no longer held: a wrong node set handed to the graph)
+    from tracegrad.rewrite import engine
+    from tracegrad.trace import toposort
+    x = T.dmatrix("x")
+    y = T.zeros_like(T.zeros_like(T.sign(x)))
+    graph = engine.build_graph([y])
+    engine.optimize_graph(graph, "fast_run")
+    assert graph.nodes == set(toposort(graph.outputs)) and len(graph.nodes) == 2
+    f = tg.function([x], y)
+    assert np.array_equal(f(np.ones((2, 3))), np.zeros((2, 3)))
+
+
+def test_fills_applied_in_place_leave_the_graph_replacing_would(monkeypatch):
+    # Fusion on a graph that owns its nodes re-points the readers of the
+    # broadcasts it turns into ``second`` fills itself (no index of readers
+    # built for it); ``fgraph.replace`` one fill at a time must leave the
+    # same fused graph, readers' order included. The graphs need fills:
+    # gradients of sums broadcast their seed.
+    from tracegrad.compile import pipeline
+    from tracegrad.compile.fgraph import FunctionGraph
+    from tracegrad.fuse import rewrite as fuse_rewrite
+    x, y = T.dvector("x"), T.dmatrix("y")
+    cost = T.tanh(x * 2.0).sum() + (T.exp(y) * x).mean() + T.sqr(x).mean()
+    other = (y * T.sin(x)).sum() + (y * x).sum()
+    graphs = [([x, y], [cost] + list(tg.grad(cost, [x, y]))),
+              ([x, y], [other, T.exp(x) * 2.0] + list(tg.grad(other, [x, y])))]
+    apply_fills = fuse_rewrite._apply_fills
+    seen = []
+
+    def by_replace(fgraph, fills, order, in_place):
+        seen.append((len(fills), in_place, "_deferred" in fgraph.__dict__))
+        return apply_fills(fgraph, fills, order, False)
+    for inputs, outputs in graphs:
+        found = []
+        for replacing in (False, True):
+            if replacing:
+                monkeypatch.setattr(fuse_rewrite, "_apply_fills", by_replace)
+            fgraph = FunctionGraph(inputs, outputs, clone=True)
+            pipeline.rewrite(fgraph, "fast_run")
+            pipeline.fuse(fgraph, "fast_run", "cpu")
+            fgraph.check_integrity()
+            found.append(_structure(fgraph))
+            monkeypatch.undo()
+        assert found[0] == found[1]
+    # (each graph had fills, on a graph owning its nodes with its index deferred)
+    assert len(seen) == len(graphs) and all(n and p and d for n, p, d in seen)

@@ -128,3 +128,46 @@ def test_an_error_inside_a_fused_kernel_is_described_once():
         f"  built at {HERE}:{line('act')} in act\n"
         f"    called from {HERE}:{line('fused')} in "
         "test_an_error_inside_a_fused_kernel_is_described_once")
+
+
+class _Twice(tg.Op):
+    """A user-defined op whose vjp builds nodes in this file."""
+    __props__ = ()
+    name = "twice"
+
+    def make_node(self, x):
+        x = T.as_tensor_variable(x)
+        return tg.Apply(self, [x], [x.type()])
+
+    def impl(self, xp, x):
+        return 2 * x
+
+    def vjp(self, node, output_grads):
+        return [output_grads[0] * 2]  # [user vjp]
+
+
+def _sources(outputs):
+    from tracegrad.trace import toposort
+    return [(node.op.name, node.source) for node in toposort(outputs)]
+
+
+def test_gradient_nodes_have_the_sources_a_stack_walk_gives(monkeypatch):
+    # grad finds its nodes' source once (``trace.anchor_sources``): every
+    # node must get what walking the stack from it gives, a user-defined
+    # op's vjp its own line.
+    from tracegrad.grad import reverse
+    x = T.dvector("x")
+    cost = (T.sin(x[0]) * 3 + _Twice()(T.exp(x)).sum() + deep(x, x, 1)).sum()
+
+    def gradient():
+        return tg.grad(cost, x)  # [grad call]
+    found = []
+    for anchor in (reverse.anchor_sources, lambda frame: None):
+        monkeypatch.setattr(reverse, "anchor_sources", anchor)
+        found.append(_sources([gradient()]))
+    anchored, walked = found
+    assert anchored == walked
+    by_line = {(src.filename, src.lineno) for _, src in anchored}
+    assert (HERE, line("grad call")) in by_line and (HERE, line("user vjp")) in by_line
+    assert all(src.called == "grad" for _, src in anchored
+               if (src.filename, src.lineno) == (HERE, line("grad call")))

@@ -184,3 +184,84 @@ def test_destroying_an_output_is_refused(monkeypatch):
     t = x * 2
     with pytest.raises(ValueError, match="overwrite the buffer"):
         function([x, y], [t, t + y], mode="fast_run")
+
+
+def _index_snapshot(fg):
+    """The graph's index in a comparable form: nodes in run order (op
+    names and input positions), and each variable's readers in order."""
+    order = fg.toposort()
+    number = {}
+    for k, node in enumerate(order):
+        for j, out in enumerate(node.outputs):
+            number[out] = ("node", k, j)
+    for i, var in enumerate(fg.inputs):
+        number[var] = ("input", i)
+
+    def name(var):
+        return number.get(var, ("leaf", str(var)))
+
+    def reader(client):
+        node, i = client
+        return ("output", i) if node == "output" else (order.index(node), i)
+    nodes = [(node.op.name, [name(v) for v in node.inputs]) for node in order]
+    clients = sorted((name(v), [reader(c) for c in fg.clients[v]]) for v in fg.variables)
+    return nodes, clients, [name(v) for v in fg.outputs], len(fg.apply_nodes)
+
+
+def _compile_graphs():
+    x, y = T.dvector("x"), T.dvector("y")
+    s = shared(np.ones(3), name="s")
+    terms = sum(T.sin(x[i]) * i for i in range(6))
+    yield [x], [terms, tracegrad.grad(terms, x)], None
+    z = T.exp(x) * y + T.log1p(T.exp(x)) - x / x
+    yield [x, y], [z, z, (z * 2).sum(), x], None
+    yield [x], [T.tanh(x * s).sum()], [(s, s - 0.1 * tracegrad.grad(T.tanh(x * s).sum(), s))]
+
+
+@pytest.mark.parametrize("mode", ["fast_run", "fast_compile", "None"])
+def test_a_deferred_index_is_the_one_an_eager_walk_builds(monkeypatch, mode):
+    # The clone, the rewriter and fusion hand their nodes to the graph,
+    # which indexes them only when asked (``FunctionGraph._defer_index``):
+    # the compiled graph, the order of every client list included, must be
+    # the one indexing at once gives.
+    from tracegrad.trace import toposort
+    graphs = []
+    eager_reset = FunctionGraph.reset_outputs
+    handed = []
+
+    def checked_reset(fg, outputs, reason=None, nodes=None, order=None):
+        # what a pass hands over must be the nodes computing its outputs
+        if nodes is not None:
+            handed.append(reason)
+            assert set(nodes) == set(toposort(outputs, blockers=fg.inputs)), reason
+        if order is not None:
+            assert list(order) == toposort(outputs, blockers=fg.inputs), reason
+        return eager_reset(fg, outputs, reason, nodes, order)
+    for defer in (True, False):
+        if defer:
+            monkeypatch.setattr(FunctionGraph, "reset_outputs", checked_reset)
+        else:
+            monkeypatch.setattr(FunctionGraph, "reset_outputs",
+                                lambda fg, outputs, reason=None, nodes=None, order=None:
+                                eager_reset(fg, outputs, reason))
+            monkeypatch.setattr(FunctionGraph, "_defer_index",
+                                lambda fg, nodes, kept, groups, reason:
+                                fg._index_from(kept, groups, reason))
+        found = []
+        for inputs, outputs, updates in _compile_graphs():
+            f = function(inputs, outputs, updates=updates, mode=mode)
+            fg = f.maker.fgraph
+            fg.check_integrity()
+            found.append(_index_snapshot(fg))
+        graphs.append(found)
+    assert graphs[0] == graphs[1]
+    if mode == "fast_run":
+        assert "rewrite" in handed and "fusion" in handed
+
+
+def test_a_missing_input_is_found_by_the_clone():
+    x, y = T.dvector("x"), T.dvector("y")
+    with pytest.raises(MissingInputError, match="needs y"):
+        FunctionGraph([x], [x * 2 + y])
+    with pytest.raises(MissingInputError, match="needs y"):
+        FunctionGraph([x], [x * 2, y])

@@ -184,3 +184,69 @@ def test_rules_see_the_active_groups_as_a_set():
     assert sorted(groups) == ["canonicalize", "stabilize"] and len(groups) == 2
     # a rule that read the whole set holds only under the same set
     assert groups.asked == {("*", frozenset({"canonicalize", "stabilize"}))}
+
+
+def test_a_pass_after_a_clean_walk_skims_and_changes_nothing(monkeypatch):
+    # A pass that follows a pass without an edit (the next phase's first
+    # pass, mostly) starts from the latest changes that walk found
+    # (``engine._skim``): it must leave the same graph, with the same rules
+    # fired, as a pass that works them out again; and it must happen.
+    x, y = T.dvector("x"), T.dvector("y")
+    chain = x
+    for _ in range(30):
+        chain = T.sin(chain) * 1.0001 + 0.1
+    costs = [T.sum(chain), sum(T.sin(x[i]) * i for i in range(30)),
+             T.sum(T.log(1 + T.exp(x)) + T.log(T.sigmoid(y)) * x)]
+    skim = engine._skim
+    outcomes = collections.Counter()
+
+    def counting(graph, plans, ctx, stats, order):
+        result = skim(graph, plans, ctx, stats, order)
+        if graph.walked is not None and graph.walked[0] == graph.epoch:
+            outcomes["switched" if result[1] else "skimmed all"] += 1
+        return result
+
+    def full_walk(graph, plans, ctx, stats, order):
+        return {}, collections.deque(order), 0, True
+    for cost in costs:
+        outputs = _with_grad(cost, [x, y])
+        found = []
+        for variant in (counting, full_walk):
+            monkeypatch.setattr(engine, "_skim", variant)
+            stats = {}
+            found.append((_optimized(outputs, "fast_run", True, stats),
+                          {k: v for k, v in stats.items() if not k.startswith("time:")}))
+        assert found[0] == found[1]
+    assert outcomes["skimmed all"] >= len(costs)
+
+
+def test_a_change_of_readers_reruns_only_the_rules_that_asked_for_them(monkeypatch):
+    # On a chain's gradient the canonicalize phase removes ``SumTo`` nodes
+    # that read forward values for their shape: the product and sum rules
+    # asked for those values' readers, so they run again in the next pass;
+    # the rules that did not ask (constant folding) keep their place in
+    # the node's token and do not.
+    x = T.dvector("x")
+    y = x
+    for _ in range(20):
+        y = T.sin(y) * 1.0001 + 0.1
+    outputs = _with_grad(T.sum(y), [x])
+    passes = []
+    visit, one_pass = engine._visit, engine._pass
+
+    def counting_pass(graph, plans, ctx, stats, budget):
+        passes.append((sorted(ctx.active), collections.Counter()))
+        return one_pass(graph, plans, ctx, stats, budget)
+
+    def counting_visit(graph, node, rules, ctx, stats):
+        passes[-1][1].update(rule.name for rule in rules)
+        return visit(graph, node, rules, ctx, stats)
+    monkeypatch.setattr(engine, "_pass", counting_pass)
+    monkeypatch.setattr(engine, "_visit", counting_visit)
+    optimized = _optimized(outputs, "fast_run", True)
+    canonicalize = [runs for groups, runs in passes if groups == ["canonicalize", "constant_fold"]]
+    assert len(canonicalize) == 2
+    again = canonicalize[1]
+    assert again["product"] > 0 and again["sum"] > 0 and again["constant_fold"] == 0
+    monkeypatch.undo()
+    assert optimized == _optimized(outputs, "fast_run", False)

@@ -11,6 +11,7 @@ errors can point at the user's own line.
 """
 import os
 import sys
+import threading
 from collections import namedtuple
 
 from tracegrad.config import config
@@ -83,14 +84,23 @@ def _called_name(frame):
     return _OPERATORS.get(name, name)
 
 
-def user_source_location():
+# Per thread: ``(frame, its source)`` set by ``anchor_sources`` (see there).
+_ANCHOR = threading.local()
+
+
+def user_source_location(frame=None):
     """Where user code built a node: the innermost frame outside tracegrad
     (and NumPy's dispatch), up to ``MAX_CALLERS`` of its user callers, and
-    the name of the function it called."""
+    the name of the function it called. ``frame``: start the search there
+    (default: the caller's frame)."""
     skip = _skip_dirs()
-    frame = sys._getframe(1)
+    frame = sys._getframe(1) if frame is None else frame
+    anchor = getattr(_ANCHOR, "at", None)
+    anchor_frame = anchor[0] if anchor is not None else None
     entry = None
     while frame is not None:
+        if frame is anchor_frame:
+            return anchor[1]
         filename = frame.f_code.co_filename
         if not filename.startswith(skip):
             break
@@ -111,6 +121,24 @@ def user_source_location():
         frame = frame.f_back
     return SourceLocation(user.f_code.co_filename, user.f_lineno, user.f_code.co_name,
                           tuple(callers), _called_name(entry) if entry is not None else None)
+
+
+def anchor_sources(frame):
+    """Remember the source of ``frame`` (a tracegrad frame, e.g. an engine's
+    loop) for this thread until ``release_sources`` is called with what
+    this returns. A node built below ``frame`` with no user frame in
+    between has that same source, so ``user_source_location`` stops its
+    walk there instead of walking on to the user's frame and its callers
+    every time (``grad`` builds tens of thousands of nodes in one call; a
+    rule of a user-defined op still gets its own line)."""
+    previous = getattr(_ANCHOR, "at", None)
+    _ANCHOR.at = (frame, user_source_location(frame))
+    return previous
+
+
+def release_sources(previous):
+    """Undo ``anchor_sources`` (``previous``: what it returned)."""
+    _ANCHOR.at = previous
 
 
 def describe_source(src, indent="  "):

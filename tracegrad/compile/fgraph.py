@@ -44,29 +44,34 @@ class FunctionGraph:
     def __init__(self, inputs, outputs, update_targets=(), clone=True):
         inputs = list(inputs)
         outputs = list(outputs)
-        if clone:
-            to_clone = [v for v in inputs if not _is_persistent(v)]
-            _, outputs, memo = clone_graph(outputs, to_clone)
-            inputs = [memo.get(v, v) for v in inputs]
-        # Whether the nodes are this graph's own copy (see ``edits_in_place``).
-        self._owns_nodes = bool(clone)
         if len(set(inputs)) != len(inputs):
             raise ValueError("FunctionGraph: an input is listed twice")
+        nodes = None
+        if clone:
+            inputs, outputs, nodes = _clone(inputs, outputs)
+        # Whether the nodes are this graph's own copy (see ``edits_in_place``).
+        self._owns_nodes = bool(clone)
         self.inputs = inputs
         self.outputs = outputs
         self.update_targets = list(update_targets)
         if len(self.update_targets) > len(outputs):
             raise ValueError("FunctionGraph: more update targets than outputs")
-        self.clients = {v: ClientList() for v in inputs}
-        self.apply_nodes = set()
-        self.variables = set(inputs)
         self._listeners = []
         self._removed = set()
         self._order = None
         self._input_set = set(inputs)
+        first_outputs = {}
         for i, out in enumerate(outputs):
-            self._import_var(out, reason="init")
-            self.clients[out].append(("output", i))
+            first_outputs.setdefault(out, []).append(i)
+        if nodes is None:
+            self._index_from([], first_outputs.items(), "init")
+        else:
+            # (a clone knows its nodes and was checked for missing inputs
+            # while it was made: the rest of the index waits, see
+            # ``_defer_index``)
+            if not self._destroys(nodes):
+                self._order = nodes  # (the clone's walk is ``toposort``'s)
+            self._defer_index(set(nodes), [], first_outputs.items(), "init")
 
     def __reduce__(self):
         # Flat, whatever the depth; listeners and caches are not kept.
@@ -99,6 +104,20 @@ class FunctionGraph:
             self._order = order
         return list(self._order)
 
+    def known_order(self):
+        """``toposort()`` when known without a walk and it is the plain
+        ``trace.toposort`` of the outputs (no in-place node reorders it),
+        else ``None``: a pass that walks the graph in that order may start
+        from it."""
+        order = self._order
+        if order is None or self._destroys(order):
+            return None
+        return list(order)
+
+    @staticmethod
+    def _destroys(order):
+        return any(node.op.destroy_map for node in order)
+
     def changed_order(self):
         """Forget the cached order: a pass changed a node's op in place
         (an in-place variant: its ``destroy_map`` orders its readers)."""
@@ -113,7 +132,7 @@ class FunctionGraph:
         return (self._owns_nodes and not self._listeners
                 and all(v.owner is None for v in self.inputs))
 
-    def reset_outputs(self, outputs, reason=None):
+    def reset_outputs(self, outputs, reason=None, nodes=None, order=None):
         """Make ``outputs`` (one per output, each of the old one's type or a
         more precise one) the graph's outputs, and rebuild what the graph
         knows (clients, nodes, variables) by one walk from them.
@@ -127,6 +146,13 @@ class FunctionGraph:
         readers of that leaf, each other output is imported in turn and its
         positions (all of them, for an output listed twice) come after the
         readers its import found.
+
+        ``nodes``: the apply nodes computing ``outputs``, when the pass knows
+        them (the rewriter's live nodes, fusion's units). Then the walk waits
+        until ``clients`` or ``variables`` is read (``_defer_index``): a
+        pass that follows and resets the outputs again, or that reads only
+        the outputs and ``apply_nodes``, costs no walk. ``order``: those
+        nodes in ``trace.toposort(outputs)``'s order, when the pass has it.
         """
         outputs = list(outputs)
         old_outputs = self.outputs
@@ -135,29 +161,72 @@ class FunctionGraph:
                              f"{len(old_outputs)}")
         for old, new in zip(old_outputs, outputs):
             self._check_types(old, new)
-        previous = self.variables
+        kept = [i for i, (old, new) in enumerate(zip(old_outputs, outputs))
+                if old is new and old.owner is None]
+        positions = {}
+        for i, old in enumerate(old_outputs):
+            if i not in kept:
+                positions.setdefault(old, []).append(i)
+        final = list(outputs)
+        groups = []
+        for old, where in positions.items():
+            new = outputs[where[0]]
+            for i in where:   # (an output listed twice goes where its first went)
+                final[i] = new
+            groups.append((new, where))
+        self.outputs = final
+        if nodes is None or self._listeners:
+            self._ensure_index()
+            previous = self.variables
+            self._index_from(kept, groups, reason)
+            self._removed |= previous - self.variables
+        else:
+            nodes = set(nodes)
+            for node in self.apply_nodes - nodes:  # (their variables are removed)
+                self._removed.update(node.outputs)
+            self._defer_index(nodes, kept, groups, reason)
+        self._order = None
+        if order is not None and nodes is not None and not self._destroys(order):
+            self._order = list(order)
+
+    # ------------------------------------------------------------ the index
+    # ``clients`` and ``variables`` are attributes, read in the passes' inner
+    # loops; while deferred they are missing and ``__getattr__`` (asked only
+    # for a missing attribute) builds them on the first read.
+    def _defer_index(self, nodes, kept, groups, reason):
+        self.apply_nodes = nodes
+        self.__dict__.pop("clients", None)
+        self.__dict__.pop("variables", None)
+        self._deferred = (kept, groups, reason)
+
+    def __getattr__(self, name):
+        if name in ("clients", "variables") and "_deferred" in self.__dict__:
+            self._ensure_index()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _ensure_index(self):
+        deferred = self.__dict__.pop("_deferred", None)
+        if deferred is not None:
+            order = self._order
+            self._index_from(*deferred)
+            self._order = order  # (the same graph: its order stands)
+
+    def _index_from(self, kept, groups, reason):
+        """Build ``clients``, ``apply_nodes`` and ``variables`` by importing
+        the outputs at positions ``kept`` (leaves that stayed), then each
+        ``(output, positions)`` of ``groups``."""
         self.clients = {v: ClientList() for v in self.inputs}
         self.apply_nodes = set()
         self.variables = set(self.inputs)
-        kept = [old is new and old.owner is None for old, new in zip(old_outputs, outputs)]
-        final = list(outputs)
-        for i, old in enumerate(old_outputs):
-            if kept[i]:
-                self._import_var(old, reason)
-                self.clients[old].append(("output", i))
-        positions = {}
-        for i, old in enumerate(old_outputs):
-            if not kept[i]:
-                positions.setdefault(old, []).append(i)
-        for old, where in positions.items():
-            new = outputs[where[0]]
+        outputs = self.outputs
+        for i in kept:
+            self._import_var(outputs[i], reason)
+            self.clients[outputs[i]].append(("output", i))
+        for new, where in groups:
             self._import_var(new, reason)
-            for i in where:   # (an output listed twice goes where its first went)
-                final[i] = new
+            for i in where:
                 self.clients[new].append(("output", i))
-        self.outputs = final
-        self._removed |= previous - self.variables
-        self._order = None
 
     def release_removed(self):
         """Forget the variables removed so far, once compiling is over.
@@ -184,6 +253,7 @@ class FunctionGraph:
 
     # ------------------------------------------------------------ listeners
     def attach_listener(self, listener):
+        self._ensure_index()  # (a listener hears of edits made from now on)
         self._listeners.append(listener)
 
     def remove_listener(self, listener):
@@ -340,6 +410,42 @@ class FunctionGraph:
     def __repr__(self):
         return (f"FunctionGraph({len(self.inputs)} inputs, {len(self.outputs)} outputs, "
                 f"{len(self.apply_nodes)} nodes)")
+
+
+def _clone(inputs, outputs):
+    """A copy of the graph for a ``FunctionGraph`` (``clone_graph``'s, in the
+    same walk checking that every variable the graph needs is an input, a
+    constant or a shared variable: ``MissingInputError``). Returns the new
+    ``(inputs, outputs, nodes)``, ``nodes`` in run order."""
+    memo = {v: v.clone() for v in inputs if not _is_persistent(v)}
+    new_inputs = [memo.get(v, v) for v in inputs]
+    known = (set(inputs), new_inputs)
+    for out in outputs:
+        _check_leaf(out, known)
+    nodes = []
+    for node in toposort(outputs, blockers=memo):
+        new_outputs = []
+        for old in node.outputs:
+            new = old.clone()
+            new._tag = old._tag
+            new_outputs.append(new)
+            memo[old] = new
+        new_in = []
+        for inp in node.inputs:
+            new = memo.get(inp)
+            if new is None:
+                _check_leaf(inp, known)
+                new = inp
+            new_in.append(new)
+        nodes.append(Apply(node.op, new_in, new_outputs, source=node.source))
+    return new_inputs, [memo.get(o, o) for o in outputs], nodes
+
+
+def _check_leaf(var, known):
+    if var.owner is None and var not in known[0] and not isinstance(var, Constant):
+        raise MissingInputError(
+            f"the graph needs {var} (of type {var.type}), which is not an input "
+            f"of the function; inputs are {known[1]}")
 
 
 def _client_key(client):

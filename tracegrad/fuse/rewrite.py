@@ -114,17 +114,18 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     clusters fused.
     """
     outputs = list(fgraph.outputs)
-    order = toposort(outputs)  # (one walk of the graph for both)
+    # (one walk of the graph for both, none when the graph knows its order)
+    order = getattr(fgraph, "known_order", lambda: None)() or toposort(outputs)
+    in_place = getattr(fgraph, "edits_in_place", lambda: False)()
     if normalize_device(target) == "cpu":
         fills = fill_replacements(outputs, nodes=order)
-        for old, new in fills.items():
-            fgraph.replace(old, new, reason="fusion")
         if fills:
+            _apply_fills(fgraph, fills, order, in_place)
             outputs = list(fgraph.outputs)
             order = toposort(outputs)
     clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
     units = cluster_order(outputs, clusters, order)
-    if getattr(fgraph, "edits_in_place", lambda: False)():
+    if in_place:
         _fuse_in_place(fgraph, outputs, units)
     else:
         memo = {}
@@ -140,23 +141,50 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     return len(clusters)
 
 
+def _apply_fills(fgraph, fills, order, in_place):
+    """``fgraph.replace(old, new)`` for each of ``fills``. In a graph that
+    owns its nodes (``in_place``) the readers in ``order`` (and the new
+    nodes) are re-pointed instead, and ``_fuse_in_place``'s
+    ``reset_outputs`` tells the graph (``fill_replacements`` leaves the
+    graph's outputs alone): no index of readers is needed, so none is
+    built for it."""
+    if not in_place:
+        for old, new in fills.items():
+            fgraph.replace(old, new, reason="fusion")
+        return
+
+    def final(var):
+        while var in fills:  # (a new node may read another replaced one)
+            var = fills[var]
+        return var
+    nodes = list(order) + [new.owner for new in fills.values()]
+    for node in nodes:
+        inputs = node.inputs
+        for i, var in enumerate(inputs):
+            if var in fills:
+                inputs[i] = final(var)
+
+
 def _fuse_in_place(fgraph, outputs, units):
     """``fuse`` for a graph that owns its nodes: every other node is
     re-pointed at the fused outputs and the graph re-read once from its new
     outputs (``reset_outputs``), instead of one ``replace`` (import, prune)
     per cluster output — the same graph, in linear time."""
     memo = {}
+    nodes = []  # (the graph's nodes once fused: it need not walk them)
     for unit in _reported(units):
         if isinstance(unit, Cluster):
             node = fused_node(unit, memo)
             memo.update(zip(unit.outputs, node.outputs))
+            nodes.append(node)
             continue
+        nodes.append(unit)
         inputs = unit.inputs
         for i, var in enumerate(inputs):
             new = memo.get(var)
             if new is not None:
                 inputs[i] = new
-    fgraph.reset_outputs([memo.get(o, o) for o in outputs], reason="fusion")
+    fgraph.reset_outputs([memo.get(o, o) for o in outputs], reason="fusion", nodes=nodes)
 
 
 def _reported(units):

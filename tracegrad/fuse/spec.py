@@ -220,6 +220,7 @@ class FusionSpec:
     def output_shapes(self, in_shapes):
         """Static output shapes for static input shapes (``None`` = unknown)."""
         shapes = []
+        known = {}  # (a long cluster broadcasts the same few shapes again and again)
         for instr in self.instrs:
             arg_shapes = []
             for kind, k in instr.args:
@@ -231,8 +232,12 @@ class FusionSpec:
                     arg_shapes.append(shapes[k])
             if instr.row is SUM_TO:
                 shapes.append(tuple(arg_shapes[SUM_TO.shape_arg]))
-            else:
-                shapes.append(broadcast_static(arg_shapes, instr.row.name))
+                continue
+            args = tuple(arg_shapes)
+            shape = known.get(args)
+            if shape is None:
+                shape = known[args] = broadcast_static(arg_shapes, instr.row.name)
+            shapes.append(shape)
         return [shapes[j] for j in self.outputs]
 
     def reference(self, xp, arrays, sources=None):

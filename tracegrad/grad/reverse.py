@@ -5,6 +5,7 @@ The engine walks the nodes between ``wrt`` and the seeds (the cost, or
 ``vjp``. It never names a particular op: an op without a rule raises an error
 naming itself.
 """
+import sys
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from tracegrad.config import config
 from tracegrad.ops.alloc import zeros_like
 from tracegrad.ops.base import ZERO, NoGradient, NotDifferentiableError, match_gradient_dtype
 from tracegrad.tensor.variable import as_tensor_variable, constant
-from tracegrad.trace import Variable, toposort
+from tracegrad.trace import Variable, anchor_sources, release_sources, toposort
 
 
 class DisconnectedInputError(ValueError):
@@ -118,6 +119,14 @@ def backpropagate(seeds, wrt, consider_constant=()):
     so ``floor(f(x))`` costs no gradient graph for ``f``. It becomes
     ``zeros_like`` only where a ``wrt`` ends up with nothing else.
     """
+    anchor = anchor_sources(sys._getframe())  # (the nodes' source, found once)
+    try:
+        return _backpropagate(seeds, wrt, consider_constant)
+    finally:
+        release_sources(anchor)
+
+
+def _backpropagate(seeds, wrt, consider_constant):
     consider_constant = set(consider_constant)
     wrt_set = set(wrt)
     relevant, reach = _relevant_nodes(seeds, wrt_set, consider_constant)

@@ -94,9 +94,12 @@ def optimize(fgraph, mode=None, stats=None):
     if not phases:
         return fgraph
     if getattr(fgraph, "edits_in_place", lambda: False)():
-        graph = engine.build_graph(fgraph.outputs)
+        graph = engine.build_graph(fgraph.outputs, order=fgraph.known_order())
         engine.optimize_graph(graph, mode, stats)
-        fgraph.reset_outputs(graph.outputs, reason="rewrite")
+        # (the rewriter knows the nodes, and often their order: the graph
+        # need not walk them, see ``FunctionGraph.reset_outputs``)
+        fgraph.reset_outputs(graph.outputs, reason="rewrite", nodes=graph.nodes,
+                             order=graph.known_order())
         return fgraph
     new_outputs = optimize_outputs(fgraph.outputs, mode, inputs=fgraph.inputs,
                                    stats=stats)

@@ -202,6 +202,7 @@ class Context:
         self.groups = _Groups(self.active)
         self.memo = {}
         self.node = None  # the node the engine is visiting
+        self.rule = None  # the rule running on it
 
     @property
     def fast_math(self):
@@ -210,12 +211,12 @@ class Context:
 
     def n_clients(self, var):
         if self.node is not None:
-            self.graph.watch(var, self.node)
+            self.graph.watch(var, self.node, self.rule)
         return self.graph.n_clients(var)
 
     def clients(self, var):
         if self.node is not None:
-            self.graph.watch(var, self.node)
+            self.graph.watch(var, self.node, self.rule)
         return self.graph.client_list(var)
 
 
@@ -358,6 +359,7 @@ def _visit(graph, node, rules, ctx, stats):
     groups = ctx.groups
     for rule in rules:
         groups.asked = None
+        ctx.rule = rule
         before = graph.changes
         try:
             result = rule.apply(node, ctx)
@@ -420,12 +422,11 @@ def _pass(graph, plans, ctx, stats, budget):
     tokens, changed_at, nodes = graph.tokens, graph.changed_at, graph.nodes
     if not WORKLIST:
         tokens.clear()
-    latest = {}  # node -> the latest change at or above it (this pass)
     plan_get = plans.plans.get
-    changed = 0
-    settled = True
     dropped = graph.dropped
-    work = deque(graph.toposort())
+    start = graph.epoch
+    order = graph.toposort()
+    latest, work, changed, settled = _skim(graph, plans, ctx, stats, order)
     for node in _visits(work, nodes):
         last = changed_at.get(node, 0)
         for inp in node.inputs:
@@ -463,7 +464,69 @@ def _pass(graph, plans, ctx, stats, budget):
         work.extendleft(reversed(result))
         if changed > budget:
             return None, False
+    _remember_walk(graph, start, latest)
     return changed, settled and graph.dropped == dropped
+
+
+def _remember_walk(graph, start, latest):
+    """Keep what a pass that made no edit found (``_skim`` starts from it)."""
+    if graph.epoch == start:
+        graph.walked = (start, latest)
+
+
+def _skim(graph, plans, ctx, stats, order):
+    """The start of a pass over ``order`` when the previous pass walked the
+    same graph without an edit (``graph.walked``: the epoch then and the
+    latest change above each node, still exact): the pass's loop without
+    working out that latest change, until the first edit. Returns
+    ``(latest, work, changed, settled)``: ``latest`` for the nodes up to
+    the one edited and the nodes left to walk (``work``) for the loop to
+    go on from (empty when no edit happened: the pass is over).
+
+    The next phase's first pass is such a pass: it runs the phase's new
+    rules on the nodes they key on and costs the other nodes a lookup."""
+    walked = graph.walked
+    if walked is None or walked[0] != graph.epoch or not WORKLIST:
+        return {}, deque(order), 0, True
+    stored = walked[1]
+    tokens, nodes = graph.tokens, graph.nodes
+    plan_get = plans.plans.get
+    changed, settled = 0, True
+    for k, node in enumerate(order):
+        last = stored.get(node)
+        if last is None:  # (not walked: not in the graph, or a node to walk)
+            if node not in nodes:
+                continue
+            latest = {n: stored[n] for n in order[:k] if n in stored}
+            return latest, deque(order[k:]), changed, settled
+        entry = tokens.get(node)
+        if entry is not None and entry[1] >= last:
+            if entry[2] is plans:
+                continue
+            token = entry[0]
+        else:
+            token = None
+        key = op_key(node.op)
+        rules = plan_get((token, key))
+        if rules is None:
+            rules = plans.rules(token, key)
+        if not rules:
+            continue
+        epoch = graph.epoch
+        result = _visit(graph, node, rules, ctx, stats)
+        if type(result) is tuple:
+            if graph.epoch == epoch:
+                tokens[node] = (plans.token(token, result), epoch, plans)
+                continue
+            settled = False
+            rest = order[k + 1:]
+        else:
+            changed = 1
+            if node in nodes:
+                settled = False
+            rest = list(result) + order[k + 1:]
+        return {n: stored[n] for n in order[:k + 1]}, deque(rest), changed, settled
+    return stored, deque(), changed, settled
 
 
 def _visits(work, nodes):
@@ -518,6 +581,7 @@ def optimize_graph(graph, mode=None, stats=None):
     return graph
 
 
-def build_graph(outputs):
-    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place)."""
-    return RewriteGraph(outputs)
+def build_graph(outputs, order=None):
+    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place);
+    ``order``: ``toposort(outputs)``, when the caller has it."""
+    return RewriteGraph(outputs, order)

@@ -24,9 +24,11 @@ For the engine's worklist (``engine.run_phase``) the graph also keeps
   added or its inputs were re-pointed. A token stays valid while no node at
   or above its node changed after it was recorded; the engine computes the
   latest change above each node as it walks them in topological order;
-- ``watchers``: variable -> nodes whose rules asked for its readers
-  (``Context.clients``/``n_clients``); a change of those readers drops the
-  watchers' tokens (only theirs: a rule below that asks is a watcher too).
+- ``watchers``: variable -> ``(node, rule)`` pairs, a rule that asked for
+  its readers while visiting the node (``Context.clients``/``n_clients``);
+  a change of those readers takes that rule out of the node's token (only
+  that rule: the others did not look at the readers; and only theirs: a
+  rule below that asks is a watcher too).
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
@@ -71,7 +73,9 @@ def node_key(node, op_hashes=None):
 class RewriteGraph:
     """The nodes computing ``outputs``, with clients and merging."""
 
-    def __init__(self, outputs):
+    def __init__(self, outputs, order=None):
+        """``order``: ``toposort(outputs)`` when the caller has it (the
+        clone's walk)."""
         self.outputs = list(outputs)
         self.clients = {}
         self.nodes = set()
@@ -84,12 +88,21 @@ class RewriteGraph:
         self._order = None  # ((changes, number of nodes), toposort) when computed
         self.tokens = {}
         self.watchers = {}
+        self._token_cuts = {}  # (token, rule) -> the token without the rule
         self.changed_at = {}
         self.dropped = 0  # tokens dropped by watchers
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
+        # (epoch, {node: latest change at or above it}) of the last pass
+        # that walked every node without an edit (``engine._skim``)
+        self.walked = None
         memo = {}
-        for node in toposort(self.outputs):
-            self._add_node(node, memo)
+        order = toposort(self.outputs) if order is None else order
+        merged = False
+        for node in order:
+            if not self._add_node(node, memo):
+                merged = True
+        if not merged:  # (no input re-pointed: the order stands)
+            self._order = ((self.changes, len(self.nodes)), order)
         for i, out in enumerate(self.outputs):
             out = memo.get(out, out)
             if isinstance(out, Constant):
@@ -109,6 +122,12 @@ class RewriteGraph:
             self._order = (key, toposort(self.outputs))
         return self._order[1]
 
+    def known_order(self):
+        """``toposort()`` when it is known without a walk, else ``None``."""
+        if self._order is not None and self._order[0] == (self.changes, len(self.nodes)):
+            return self._order[1]
+        return None
+
     def client_list(self, var):
         """``(node, index)`` pairs reading ``var`` (``node`` None: an output)."""
         return self.clients.get(var, ())
@@ -120,21 +139,46 @@ class RewriteGraph:
         return node in self.nodes
 
     # ------------------------------------------------------------ worklist
-    def watch(self, var, node):
-        """Drop ``node``'s token when the readers of ``var`` change."""
-        nodes = self.watchers.get(var)
-        if nodes is None:
-            self.watchers[var] = [node]
-        elif nodes[-1] is not node:
-            nodes.append(node)
+    def watch(self, var, node, rule=None):
+        """Take ``rule`` out of ``node``'s token (``None``: drop the whole
+        token) when the readers of ``var`` change."""
+        pairs = self.watchers.get(var)
+        if pairs is None:
+            self.watchers[var] = [(node, rule)]
+        else:
+            last = pairs[-1]
+            if last[0] is not node or last[1] is not rule:
+                pairs.append((node, rule))
 
     def _readers_changed(self, var):
-        nodes = self.watchers.pop(var, None)
-        if nodes is not None:
+        pairs = self.watchers.pop(var, None)
+        if pairs is not None:
             tokens = self.tokens
-            for node in nodes:
-                if tokens.pop(node, None) is not None:
+            for node, rule in pairs:
+                entry = tokens.get(node)
+                if entry is None:
+                    continue
+                if rule is None:
+                    del tokens[node]
                     self.dropped += 1
+                    continue
+                kept = self._without(entry[0], rule)
+                if kept is not entry[0]:
+                    # (no phase: its rules are no longer all covered)
+                    tokens[node] = (kept, entry[1], None)
+                    self.dropped += 1
+
+    def _without(self, token, rule):
+        """``token`` without ``rule``'s entries (``rule`` and ``(rule,
+        answers)``); ``token`` itself when it has none. Cached: few
+        distinct tokens exist."""
+        key = (token, rule)
+        hit = self._token_cuts.get(key)
+        if hit is None:
+            kept = frozenset(e for e in token
+                             if e is not rule and not (type(e) is tuple and e[0] is rule))
+            hit = self._token_cuts[key] = token if len(kept) == len(token) else kept
+        return hit
 
     # ------------------------------------------------------------ building
     def _canonical_constant(self, const):
@@ -228,8 +272,15 @@ class RewriteGraph:
     # ------------------------------------------------------------ editing
     def replace(self, old, new):
         """Make every reader of ``old`` read ``new`` (already imported), then
-        drop nodes nobody reads and merge nodes that became equal."""
+        drop nodes nobody reads and merge nodes that became equal.
+
+        The replaced nodes are pruned once the merge cascade is over: a node
+        the cascade merges into may have lost its last reader meanwhile
+        (``shape(alloc(0, shape(x)))`` read by an equal ``alloc``), and
+        pruning it at once left the graph's outputs computed by nodes it no
+        longer held."""
         pending = [(old, new)]
+        replaced = []
         while pending:
             old, new = pending.pop()
             while new in self._forward:  # replaced earlier in this cascade
@@ -270,7 +321,9 @@ class RewriteGraph:
                 else:
                     pending.extend(zip(node.outputs, other.outputs))
             if old.owner is not None:
-                self._prune(old.owner)
+                replaced.append(old.owner)
+        for node in replaced:
+            self._prune(node)
 
     def _unkey(self, node):
         key = self._key_of.pop(node, None)
