@@ -3,6 +3,7 @@ handling of in-place (``destroy_map``) nodes."""
 import numpy as np
 import pytest
 
+import tracegrad
 import tracegrad.tensor as T
 from tracegrad import function, shared
 from tracegrad.compile import FunctionGraph, MissingInputError, pipeline
