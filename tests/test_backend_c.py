@@ -255,6 +255,8 @@ def test_a_kernel_writing_into_its_input_goes_piece_by_piece(monkeypatch):
     # (or raises) exactly as NumPy does.
     monkeypatch.setattr(c_tier, "NATIVE_ALIAS_CHUNK", 8192)
     monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
+    # (every call on the kernel: its TierChoice would hand some to NumPy)
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)
     calls = _spy_in_place(monkeypatch)
     f, expected = _sqrt_in_place()
     n = 5 * 8192 + 77
@@ -632,6 +634,23 @@ def test_both_ways_give_the_same_results(monkeypatch):
     results = [f(a, b) for _ in range(6)]   # (threads, alone, then the faster)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+def test_an_in_place_call_in_pieces_has_a_tier_choice(monkeypatch):
+    # (NumPy's error state acts on flags: the kernel would write in pieces
+    # through a scratch, so the NumPy program competes; with every flag
+    # ignored it writes straight in and always runs)
+    f, _ = _sqrt_in_place()
+    native = c_tier.program(_spec_of(f))
+    if native is None:
+        pytest.skip("no C++ compiler")
+    native.run([np.full(20_000, 1e-3)])   # (builds the contiguous kernel)
+    out = np.full(20_000, 1e-3)
+    aliased = object()
+    assert native.tier_choice([out], [out], out.shape, out.size, aliased) is not None
+    with np.errstate(all="ignore"):
+        assert native.tier_choice([out], [out], out.shape, out.size, aliased) is None
+    assert native.tier_choice([out], [np.empty_like(out)], out.shape, out.size) is None
 
 
 def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):

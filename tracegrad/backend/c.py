@@ -114,9 +114,10 @@ class Kernel:
             found = self.choices[key] = ThreadChoice()
         return found
 
-    def tier(self, size):
-        """The ``TierChoice`` of calls of about ``size`` elements."""
-        key = size.bit_length()
+    def tier(self, size, in_place=False):
+        """The ``TierChoice`` of calls of about ``size`` elements (calls
+        writing into an input's buffer in pieces apart)."""
+        key = (size.bit_length(), in_place)
         found = self.tiers.get(key)
         if found is None:
             found = self.tiers[key] = TierChoice()
@@ -173,13 +174,15 @@ class ThreadChoice:
 
 
 class TierChoice(ThreadChoice):
-    """For a strided layout: whether calls of one size class run the
-    compiled kernel (the ``threads`` slot, tried first) or the NumPy
-    program (``alone``), the same way ``ThreadChoice`` decides. A strided
-    kernel gathers and scatters its operands, so where NumPy's loops are
-    vectorised already (short rows of cheap float32 math) NumPy can be
-    faster; where NumPy's function is scalar (float64 ``sin``) the kernel
-    is, by far. Only measuring tells, per machine and load."""
+    """For a strided layout or an in-place call in pieces: whether calls of
+    one size class run the compiled kernel (the ``threads`` slot, tried
+    first) or the NumPy program (``alone``), the same way ``ThreadChoice``
+    decides. A strided kernel gathers and scatters its operands, an
+    in-place one computes each piece into a scratch and copies it back, so
+    where NumPy's loops are vectorised already (short rows of cheap float32
+    math, an update ``w - lr * g``) NumPy can be faster; where NumPy's
+    function is scalar (float64 ``sin``) the kernel is, by far. Only
+    measuring tells, per machine and load."""
 
     __slots__ = ()
 
@@ -295,15 +298,18 @@ class NativeProgram(Program):
         given), computed by the compiled kernel when it is loaded."""
         return self.host.run_through(self, inputs, outs, sources)
 
-    def tier_choice(self, operands, outs, shape, size):
-        """The ``TierChoice`` of a call with a strided layout whose kernel
-        is loaded; ``None`` otherwise (a contiguous call always runs the
-        kernel: it is never slower than the NumPy program)."""
+    def tier_choice(self, operands, outs, shape, size, aliased=None):
+        """The ``TierChoice`` of a call whose kernel is loaded and that has
+        a strided layout, or writes into an input's buffer in pieces
+        through a scratch (``_run_in_place``: NumPy's error state acts on
+        some flag); ``None`` otherwise (the kernel then runs: a contiguous
+        call straight into its outputs is never slower than NumPy)."""
         layout, strided = _layout(operands, outs, shape)
-        if not strided:
+        pieces = aliased is not None and not strided and _noticed_flags(_ALL_FLAGS)
+        if not strided and not pieces:
             return None
         kernel = _kernel(self.spec, (self.structure, layout))
-        return None if kernel is None else kernel.tier(size)
+        return None if kernel is None else kernel.tier(size, bool(pieces))
 
     def run_prepared(self, operands, outs, shape, size, aliased=None):
         """Compute a checked call into ``outs`` and return ``True``, or

@@ -265,7 +265,7 @@ class CpuProgram(ProgramProtocol):
         whichever of the kernel and this program its ``TierChoice`` finds
         faster (each call's time per element feeds the choice)."""
         aliased = None if program is self.direct else program
-        choice = native.tier_choice(operands, outs, shape, size)
+        choice = native.tier_choice(operands, outs, shape, size, aliased)
         if choice is None:
             return native.run_prepared(operands, outs, shape, size, aliased)
         compiled = choice.threaded()
