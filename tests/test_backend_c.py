@@ -655,15 +655,29 @@ def test_an_in_place_call_in_pieces_has_a_tier_choice(monkeypatch):
 
 def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
     # a strided call: the kernel first, the NumPy program next, then the
-    # faster (no margin), the other every NATIVE_RETRY calls
+    # faster (no margin), the other after NATIVE_RETRY calls, and after
+    # twice as many each time a retry confirms the choice
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
     choice = c_tier.TierChoice()
     ways = []
-    for _ in range(8):
+    for _ in range(31):
         compiled = choice.threaded()
         ways.append(compiled)
         choice.record(compiled, 3.0 if compiled else 1.0)   # NumPy three times as fast
-    assert ways == [True, False, False, True, False, False, False, True]
+    assert [k + 1 for k, w in enumerate(ways) if w] == [1, 6, 14, 30]
+    # a retry that finds the kernel faster now switches, and the wait resets
+    flip = c_tier.TierChoice()
+    for _ in range(14):
+        compiled = flip.threaded()
+        flip.record(compiled, 3.0 if compiled else 1.0)
+    assert flip.interval == 16 and flip.threaded() is False
+    flip.record(False, 1.0)
+    for _ in range(14):
+        assert flip.threaded() is False
+        flip.record(False, 1.0)
+    assert flip.threaded() is True       # the retry
+    flip.record(True, 0.5)               # the kernel is faster now
+    assert flip.interval == 4 and flip.threaded() is True
     even = c_tier.TierChoice()
     even.record(True, 1.0)
     even.record(False, 1.0)

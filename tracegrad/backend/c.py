@@ -182,9 +182,43 @@ class TierChoice(ThreadChoice):
     where NumPy's loops are vectorised already (short rows of cheap float32
     math, an update ``w - lr * g``) NumPy can be faster; where NumPy's
     function is scalar (float64 ``sin``) the kernel is, by far. Only
-    measuring tells, per machine and load."""
+    measuring tells, per machine and load.
 
-    __slots__ = ()
+    The way not taken can be many times slower (a strided kernel on short
+    rows, the in-place pieces), so a retry that confirms the choice doubles
+    the wait for the next one (``NATIVE_RETRY`` up to 32 times that); a
+    retry that changes it starts again at ``NATIVE_RETRY``."""
+
+    __slots__ = ("interval", "since")
+
+    def __init__(self):
+        super().__init__()
+        self.interval = NATIVE_RETRY
+        self.since = 0
+
+    def threaded(self):
+        """Whether the next call runs the compiled kernel."""
+        self.calls += 1
+        if not self.threads:
+            return True
+        if not self.alone:
+            return False
+        best = self._first_faster()
+        self.since += 1
+        if self.since < self.interval:
+            return best
+        self.since = 0
+        self.retrying = True
+        return not best
+
+    def record(self, threaded, ns_per_element):
+        measured = bool(self.threads and self.alone)
+        before = self._first_faster()
+        retry = self.retrying
+        super().record(threaded, ns_per_element)
+        if retry and measured:
+            same = self._first_faster() == before
+            self.interval = min(2 * self.interval, 32 * NATIVE_RETRY) if same else NATIVE_RETRY
 
     def _first_faster(self):
         return self.threads <= self.alone
