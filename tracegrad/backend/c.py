@@ -153,10 +153,13 @@ class ThreadChoice:
         if not self.alone:
             return False
         best = self._first_faster()
-        if self.calls % NATIVE_RETRY:
+        if not self._retry_due():
             return best
         self.retrying = True
         return not best
+
+    def _retry_due(self):
+        return self.calls % NATIVE_RETRY == 0
 
     def _first_faster(self):
         return self.threads < NATIVE_THREADS_GAIN * self.alone
@@ -196,20 +199,12 @@ class TierChoice(ThreadChoice):
         self.interval = NATIVE_RETRY
         self.since = 0
 
-    def threaded(self):
-        """Whether the next call runs the compiled kernel."""
-        self.calls += 1
-        if not self.threads:
-            return True
-        if not self.alone:
-            return False
-        best = self._first_faster()
+    def _retry_due(self):
         self.since += 1
         if self.since < self.interval:
-            return best
+            return False
         self.since = 0
-        self.retrying = True
-        return not best
+        return True
 
     def record(self, threaded, ns_per_element):
         measured = bool(self.threads and self.alone)
