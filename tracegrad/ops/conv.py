@@ -32,13 +32,37 @@ from tracegrad.tensor.variable import as_tensor_variable
 __all__ = ["conv2d", "pool_2d", "get_conv_output_shape", "get_pool_output_shape"]
 
 
-def _pair(value, name):
+def _ints(value, n, name):
+    """``value`` (an int, or ``n`` ints) as a tuple of ``n`` ints."""
     if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
+        return (int(value),) * n
     value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if len(value) != n:
+        raise ValueError(f"{name} must be an int or {_n_ints(n)}, got {value!r}")
     return value
+
+
+def _n_ints(n):
+    return "a pair of ints" if n == 2 else f"{n} ints"
+
+
+def _pair(value, name):
+    return _ints(value, 2, name)
+
+
+def _pads(border_mode, extents, who):
+    """Zero padding per spatial axis of ``border_mode`` ('valid', 'full',
+    'half', an int or one int per axis) for dilated filter ``extents``."""
+    if border_mode == "valid":
+        return (0,) * len(extents)
+    if border_mode == "full":
+        return tuple(e - 1 for e in extents)
+    if border_mode == "half":
+        return tuple(e // 2 for e in extents)
+    if isinstance(border_mode, str):
+        raise ValueError(f"{who}: border_mode must be 'valid', 'full', 'half', an int or "
+                         f"{_n_ints(len(extents))}, got {border_mode!r}")
+    return _ints(border_mode, len(extents), f"{who}: border_mode")
 
 
 def _pad_axis(x, axis, before, after, fill):
@@ -67,17 +91,8 @@ def _taps(x, k, stride, dilation, axis):
 
 # ------------------------------------------------------------------ conv2d
 def _border_pads(border_mode, kh, kw, dh, dw):
-    eh, ew_ = (kh - 1) * dh + 1, (kw - 1) * dw + 1     # dilated filter extent
-    if border_mode == "valid":
-        return 0, 0
-    if border_mode == "full":
-        return eh - 1, ew_ - 1
-    if border_mode == "half":
-        return eh // 2, ew_ // 2
-    if isinstance(border_mode, str):
-        raise ValueError(f"conv2d: border_mode must be 'valid', 'full', 'half', an int or "
-                         f"a pair of ints, got {border_mode!r}")
-    return _pair(border_mode, "conv2d: border_mode")
+    # (the dilated filter's extent per axis)
+    return _pads(border_mode, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), "conv2d")
 
 
 def _filter_extent(filters, filter_shape):

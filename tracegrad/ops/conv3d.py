@@ -3,9 +3,7 @@ written as ``conv2d`` is (``ops/conv.py``): the padded input's taps (one
 strided slice per filter offset ``(i, j, k)``) stacked into columns and one
 ``tensordot`` with the (flipped) filters; gradients from those ops.
 """
-import numpy as np
-
-from tracegrad.ops.conv import _pad_axis, _taps
+from tracegrad.ops.conv import _ints, _pad_axis, _pads, _taps
 from tracegrad.ops.linalg import tensordot
 from tracegrad.ops.shape import reshape, stack, transpose
 from tracegrad.tensor.variable import as_tensor_variable
@@ -14,25 +12,7 @@ __all__ = ["conv3d"]
 
 
 def _triple(value, name):
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * 3
-    value = tuple(int(v) for v in value)
-    if len(value) != 3:
-        raise ValueError(f"conv3d: {name} must be an int or 3 ints, got {value!r}")
-    return value
-
-
-def _pads(border_mode, extents):
-    if border_mode == "valid":
-        return (0, 0, 0)
-    if border_mode == "full":
-        return tuple(e - 1 for e in extents)
-    if border_mode == "half":
-        return tuple(e // 2 for e in extents)
-    if isinstance(border_mode, str):
-        raise ValueError(f"conv3d: border_mode must be 'valid', 'full', 'half', an int or "
-                         f"3 ints, got {border_mode!r}")
-    return _triple(border_mode, "border_mode")
+    return _ints(value, 3, f"conv3d: {name}")
 
 
 def _kernel(w, filter_shape):
@@ -62,7 +42,7 @@ def conv3d(input, filters, input_shape=None, filter_shape=None, border_mode="val
                          f"{w.ndim}-d")
     ks = _kernel(w, filter_shape)
     stride, dil = _triple(subsample, "subsample"), _triple(filter_dilation, "filter_dilation")
-    pads = _pads(border_mode, [(k - 1) * d + 1 for k, d in zip(ks, dil)])
+    pads = _pads(border_mode, [(k - 1) * d + 1 for k, d in zip(ks, dil)], "conv3d")
     if filter_flip:
         w = w[:, :, ::-1, ::-1, ::-1]
     for axis, p in zip((2, 3, 4), pads):
