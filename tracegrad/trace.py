@@ -588,13 +588,18 @@ def clone_graph(outputs, inputs=None):
         memo[var] = var.clone()
         new_inputs.append(memo[var])
     for node in toposort(outputs, blockers=memo):
-        new_node = Apply.__new__(Apply)
-        new_outputs = []
-        for old in node.outputs:
-            new = old.clone()
-            new._tag = old._tag
-            new_outputs.append(new)
-            memo[old] = new
-        Apply.__init__(new_node, node.op, [memo.get(i, i) for i in node.inputs],
-                       new_outputs, source=node.source)
+        Apply(node.op, [memo.get(i, i) for i in node.inputs], clone_outputs(node, memo),
+              source=node.source)
     return new_inputs, [memo.get(o, o) for o in outputs], memo
+
+
+def clone_outputs(node, memo):
+    """Fresh copies of ``node``'s outputs (tags kept), each recorded in
+    ``memo`` as the copy of its original: the outputs of a cloned node."""
+    new_outputs = []
+    for old in node.outputs:
+        new = old.clone()
+        new._tag = old._tag
+        new_outputs.append(new)
+        memo[old] = new
+    return new_outputs

@@ -23,7 +23,7 @@ graph is copied first.
 import heapq
 
 from tracegrad.clientlist import ClientList
-from tracegrad.trace import Apply, Constant, Variable, clone_graph, toposort
+from tracegrad.trace import Apply, Constant, Variable, clone_graph, clone_outputs, toposort
 from tracegrad.trace_pickle import graph_prelude
 
 
@@ -424,12 +424,7 @@ def _clone(inputs, outputs):
         _check_leaf(out, known)
     nodes = []
     for node in toposort(outputs, blockers=memo):
-        new_outputs = []
-        for old in node.outputs:
-            new = old.clone()
-            new._tag = old._tag
-            new_outputs.append(new)
-            memo[old] = new
+        new_outputs = clone_outputs(node, memo)
         new_in = []
         for inp in node.inputs:
             new = memo.get(inp)
