@@ -287,9 +287,9 @@ def _spy_native(monkeypatch):
     sizes = []
     run = c_tier.NativeProgram.run_prepared
 
-    def spy(self, operands, outs, shape, size, aliased=None):
+    def spy(self, operands, outs, shape, size, aliased=None, fallback=None):
         sizes.append(size)
-        return run(self, operands, outs, shape, size, aliased)
+        return run(self, operands, outs, shape, size, aliased, fallback)
     monkeypatch.setattr(c_tier.NativeProgram, "run_prepared", spy)
     return sizes
 
@@ -602,16 +602,23 @@ def test_threads_share_chunks_each_exactly_once(monkeypatch):
     assert not errors
 
 
+def _drive(choice, calls, first_way_ns, other_way_ns):
+    """Make ``calls`` decisions of ``choice``, each recording the time its
+    way takes; the ways taken (``True``: threads / the kernel)."""
+    ways = []
+    for _ in range(calls):
+        way = choice.threaded()
+        ways.append(way)
+        choice.record(way, first_way_ns if way else other_way_ns)
+    return ways
+
+
 def test_thread_choice_follows_the_measured_times(monkeypatch):
     # Each way is tried first; then the faster runs, the other every
     # NATIVE_RETRY calls; threads must win by NATIVE_THREADS_GAIN.
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
     choice = c_tier.ThreadChoice()
-    ways = []
-    for _ in range(12):
-        threaded = choice.threaded()
-        ways.append(threaded)
-        choice.record(threaded, 1.0 if threaded else 2.0)   # threads twice as fast
+    ways = _drive(choice, 12, 1.0, 2.0)   # threads twice as fast
     assert ways[:2] == [True, False]
     assert ways[2:] == [True, False, True, True, True, False, True, True, True, False]
     slow = c_tier.ThreadChoice()
@@ -639,18 +646,26 @@ def test_both_ways_give_the_same_results(monkeypatch):
 def test_an_in_place_call_in_pieces_has_a_tier_choice(monkeypatch):
     # (NumPy's error state acts on flags: the kernel would write in pieces
     # through a scratch, so the NumPy program competes; with every flag
-    # ignored it writes straight in and always runs)
+    # ignored it writes straight in and always runs, as does a call into
+    # fresh outputs)
     f, _ = _sqrt_in_place()
     native = c_tier.program(_spec_of(f))
     if native is None:
         pytest.skip("no C++ compiler")
     native.run([np.full(20_000, 1e-3)])   # (builds the contiguous kernel)
-    out = np.full(20_000, 1e-3)
-    aliased = object()
-    assert native.tier_choice([out], [out], out.shape, out.size, aliased) is not None
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: False)  # NumPy's turn
+    handed_back = []
+
+    def call(outs, aliased):
+        out = outs[0]
+        return native.run_prepared([out], outs, out.shape, out.size, aliased,
+                                   lambda: handed_back.append(True))
+    aliased = object()   # (never run: the kernel's pieces are not reached)
+    same = np.full(20_000, 1e-3)
+    assert call([same], aliased) and handed_back == [True]
     with np.errstate(all="ignore"):
-        assert native.tier_choice([out], [out], out.shape, out.size, aliased) is None
-    assert native.tier_choice([out], [np.empty_like(out)], out.shape, out.size) is None
+        assert call([same], aliased) and handed_back == [True]
+    assert call([np.empty(20_000)], None) and handed_back == [True]
 
 
 def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
@@ -658,18 +673,11 @@ def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
     # faster (no margin), the other after NATIVE_RETRY calls, and after
     # twice as many each time a retry confirms the choice
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
-    choice = c_tier.TierChoice()
-    ways = []
-    for _ in range(31):
-        compiled = choice.threaded()
-        ways.append(compiled)
-        choice.record(compiled, 3.0 if compiled else 1.0)   # NumPy three times as fast
+    ways = _drive(c_tier.TierChoice(), 31, 3.0, 1.0)   # NumPy three times as fast
     assert [k + 1 for k, w in enumerate(ways) if w] == [1, 6, 14, 30]
     # a retry that finds the kernel faster now switches, and the wait resets
     flip = c_tier.TierChoice()
-    for _ in range(14):
-        compiled = flip.threaded()
-        flip.record(compiled, 3.0 if compiled else 1.0)
+    _drive(flip, 14, 3.0, 1.0)
     assert flip.interval == 16 and flip.threaded() is False
     flip.record(False, 1.0)
     for _ in range(14):

@@ -327,20 +327,7 @@ class NativeProgram(Program):
         given), computed by the compiled kernel when it is loaded."""
         return self.host.run_through(self, inputs, outs, sources)
 
-    def tier_choice(self, operands, outs, shape, size, aliased=None):
-        """The ``TierChoice`` of a call whose kernel is loaded and that has
-        a strided layout, or writes into an input's buffer in pieces
-        through a scratch (``_run_in_place``: NumPy's error state acts on
-        some flag); ``None`` otherwise (the kernel then runs: a contiguous
-        call straight into its outputs is never slower than NumPy)."""
-        layout, strided = _layout(operands, outs, shape)
-        pieces = aliased is not None and not strided and _noticed_flags(_ALL_FLAGS)
-        if not strided and not pieces:
-            return None
-        kernel = _kernel(self.spec, (self.structure, layout))
-        return None if kernel is None else kernel.tier(size, bool(pieces))
-
-    def run_prepared(self, operands, outs, shape, size, aliased=None):
+    def run_prepared(self, operands, outs, shape, size, aliased=None, fallback=None):
         """Compute a checked call into ``outs`` and return ``True``, or
         ``False`` when the NumPy program must run it (no kernel yet, or
         flags to report).
@@ -348,7 +335,13 @@ class NativeProgram(Program):
         same layout: the caller checked) the NumPy block program that
         writes into those buffers, taking over a piece whose flags NumPy
         must see (see ``_run_in_place``). Any other overlap never reaches
-        here: ``CpuProgram`` computes into fresh buffers then."""
+        here: ``CpuProgram`` computes into fresh buffers then.
+        ``fallback``: a callable running the NumPy program on this call.
+        Given, a call with a strided layout, or one writing into an input's
+        buffer in pieces (NumPy's error state acts on some flag), runs
+        whichever of the kernel and ``fallback`` its ``TierChoice`` finds
+        faster; a contiguous call straight into its outputs always runs the
+        kernel (never slower than NumPy)."""
         layout, strided = _layout(operands, outs, shape)
         kernel = _kernel(self.spec, (self.structure, layout))
         if kernel is None:
@@ -358,6 +351,22 @@ class NativeProgram(Program):
             # kernel writes straight into the buffers it reads (each
             # element is read before it is written, by one thread).
             aliased = None
+        pieces = aliased is not None and not strided
+        if fallback is None or not (strided or pieces):
+            return self._run_kernel(kernel, strided, operands, outs, shape, size, aliased)
+        choice = kernel.tier(size, pieces)
+        compiled = choice.threaded()
+        start = perf_counter_ns()
+        if compiled:
+            if not self._run_kernel(kernel, strided, operands, outs, shape, size, aliased):
+                return False   # (flags NumPy must report: not a timing)
+        else:
+            fallback()
+        choice.record(compiled, (perf_counter_ns() - start) / size)
+        return True
+
+    def _run_kernel(self, kernel, strided, operands, outs, shape, size, aliased):
+        """The kernel over the call (``run_prepared``'s result)."""
         if aliased is not None and not strided:
             _run_in_place(kernel, aliased, operands, outs, size, self.consts)
             return True

@@ -24,7 +24,6 @@ installed (``NATIVE``) and can run the spec; this program is its fallback
 import copy
 import gc
 import math
-from time import perf_counter_ns
 
 import numpy as np
 
@@ -261,22 +260,11 @@ class CpuProgram(ProgramProtocol):
                 and self._run_native(operands, outs, shape, size, program))
 
     def _ran_chosen(self, native, operands, outs, shape, size, program):
-        """The call through ``native``, or for a strided layout through
-        whichever of the kernel and this program its ``TierChoice`` finds
-        faster (each call's time per element feeds the choice)."""
-        aliased = None if program is self.direct else program
-        choice = native.tier_choice(operands, outs, shape, size, aliased)
-        if choice is None:
-            return native.run_prepared(operands, outs, shape, size, aliased)
-        compiled = choice.threaded()
-        start = perf_counter_ns()
-        if compiled:
-            if not native.run_prepared(operands, outs, shape, size, aliased):
-                return False   # (flags NumPy must report: not a timing)
-        else:
-            self._execute(program, operands, outs, shape, size)
-        choice.record(compiled, (perf_counter_ns() - start) / size)
-        return True
+        """The call through ``native``, which may hand it back to this
+        program (``fallback``: see ``NativeProgram.run_prepared``)."""
+        return native.run_prepared(operands, outs, shape, size,
+                                   None if program is self.direct else program,
+                                   lambda: self._execute(program, operands, outs, shape, size))
 
     def _run_native(self, operands, outs, shape, size, program):
         """The call through the compiled tier; ``False`` when it did not run.
