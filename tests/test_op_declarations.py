@@ -315,6 +315,9 @@ def check_node(node, arrays, outs, values):
         assert all(np.all(np.isfinite(o)) for o in outs), f"{op}: declared finite"
     if op.impl_into is not None and len(outs) == 1:
         _check_impl_into(op, arrays, np.asarray(outs[0]))
+    if op.exact_outputs:    # (stored unchecked by the schedule: the impl's promise)
+        for var, value in zip(node.outputs, outs):
+            assert type(value) is np.ndarray and value.dtype == var.type.dtype, op
     if op.commutative and len(arrays) == 2:
         swapped = op.impl(np, *[np.array(a, copy=True) for a in arrays[::-1]])
         if np.asarray(outs[0]).dtype.kind == "c":

@@ -316,6 +316,7 @@ class AllreduceBucket(Collective):
     the tensors are packed into it first (one copy)."""
 
     __props__ = ("op", "comm_key")
+    exact_outputs = True    # (views of the arena, or unpacked in the tensors' dtype)
 
     def __init__(self, op="sum", comm=None):
         if op not in ("sum", "mean"):
