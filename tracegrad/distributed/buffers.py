@@ -130,9 +130,8 @@ class Arena:
         flat = self.flat
         # (per tensor: ndim, then its lengths)
         words = np.array([w for s in self.shapes for w in (len(s),) + s], np.intp)
-        return (fn, words, ctypes.c_void_p(words.ctypes.data),
-                memoryview(flat).format.encode(), ctypes.c_void_p(flat.ctypes.data),
-                flat.nbytes)
+        return (fn, words, ctypes.c_void_p(words.ctypes.data), flat.dtype, flat.itemsize,
+                ctypes.c_void_p(flat.ctypes.data), flat.nbytes)
 
     def gather(self, xs):
         """Copy ``xs`` (a tuple of arrays) into the current layout in one C
@@ -147,8 +146,8 @@ class Arena:
             args = self._gather = self._gather_args()
         if args is None or not self.free():
             return False
-        fn, _, words, fmt, dst, nbytes = args
-        if fn(xs, words, fmt, dst, nbytes) < 0:
+        fn, _, words, dtype, itemsize, dst, nbytes = args
+        if fn(xs, words, np.ndarray, dtype, itemsize, dst, nbytes) < 0:
             return False
         self.handed = [True] * len(xs)
         self.packs += 1
