@@ -378,13 +378,22 @@ def test_bucket_outputs_are_exact_with_and_without_the_c_gather(dtype, monkeypat
     arrays of their dtype on every host path: gathered, packed with NumPy
     (no compiler), float16 through float32, a shape change."""
     from tracegrad.distributed import buffers
+    from tracegrad.distributed.gather import gatherer
     xs = [T.TensorType(dtype, (None,) * nd)() for nd in (1, 2, 0)]
     f = tg.function(xs, dist.allreduce_many(xs, "sum"))
     plain = tg.function(xs, dist.allreduce_many(xs, "sum", 0))
+    gathered, real = [], buffers.Arena.gather
+
+    def counted(self, arrays):
+        gathered.append(real(self, arrays))
+        return gathered[-1]
+    monkeypatch.setattr(buffers.Arena, "gather", counted)
+    c_gather = gatherer() is not None
     for gather in (True, False):
         if not gather:
             monkeypatch.setattr(buffers, "gatherer", lambda: None)
             f = tg.function(xs, dist.allreduce_many(xs, "sum"))
+        del gathered[:]
         for n in (3, 3, 4, 4):
             args = [np.arange(n).astype(dtype), np.ones((2, n), dtype), np.asarray(5, dtype)]
             got = f(*args)
@@ -392,6 +401,32 @@ def test_bucket_outputs_are_exact_with_and_without_the_c_gather(dtype, monkeypat
                 assert type(g) is np.ndarray and g.dtype == np.dtype(dtype), (gather, g)
                 np.testing.assert_array_equal(g, want)
                 assert g.tobytes() == want.tobytes()
+            del got, g      # (kept results would make each call take a new buffer)
+        # (the second call of each shape is copied in by the C call: float16
+        # travels as float32, packed apart)
+        wire = dtype != "float16"
+        assert gathered.count(True) == (2 if gather and c_gather and wire else 0), gathered
+
+
+def test_overlapped_buckets_gather_passed_in_arrays(monkeypatch):
+    from tracegrad.distributed import buffers
+    from tracegrad.distributed.gather import gatherer
+    xs = [T.dvector("a"), T.dmatrix("b")]
+    f = tg.function(xs, dist.allreduce_many(xs, "mean", overlap=True, shapes=[(3,), (2, 2)]))
+    gathered, real = [], buffers.Arena.gather
+
+    def counted(self, arrays):
+        gathered.append(real(self, arrays))
+        return gathered[-1]
+    monkeypatch.setattr(buffers.Arena, "gather", counted)
+    for k in range(3):
+        a, b = np.arange(3.0) + k, np.full((2, 2), float(k))
+        got = f(a, b)
+        np.testing.assert_array_equal(got[0], a)
+        np.testing.assert_array_equal(got[1], b)
+        del got     # (a result kept would make the next call take a new buffer)
+    # (the first call lays the buffer out; then one C call packs both)
+    assert gathered == ([False, True, True] if gatherer() is not None else [False] * 3)
 
 
 def test_graph_check_lists_scan_bodies_and_ifelse_branches():

@@ -45,7 +45,7 @@ from tracegrad.trace import Apply, Op
 
 __all__ = ["allreduce", "broadcast", "reduce", "allgather", "reduce_scatter",
            "Collective", "Allreduce", "Broadcast", "Reduce", "Allgather", "ReduceScatter",
-           "AllreduceBucket"]
+           "AllreduceBucket", "fill_arena"]
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
 _MPI_OP = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
@@ -353,29 +353,10 @@ class AllreduceBucket(Collective):
         return self._packed(xp, xs, shapes)
 
     def _in_arena(self, xs):
-        """NumPy arrays in a dtype MPI carries: reduced in the arena. The
-        tensors are its views already (the producers wrote into them), or
-        are copied in by one C call when they fit its layout (``Arena.gather``;
-        the shapes are those the ranks last agreed on), or else the layout
-        is made for their shapes and they are packed with NumPy."""
+        """NumPy arrays in a dtype MPI carries: reduced in the arena
+        (``fill_arena``) in place; its views are the results."""
         arena = self.arena
-        if arena.holds(xs) or arena.gather(xs):
-            # (the shapes are the layout's: checked again only if they changed)
-            shapes = arena.shapes
-            pending = start_check(self.comm, shapes, self)
-        else:
-            shapes = tuple(map(_SHAPE, xs))
-            # (the shape check's message overlaps the packing)
-            pending = start_check(self.comm, shapes, self)
-            views = arena.layout(shapes, xs[0].dtype)
-            if len(xs) == 1:
-                views[0][...] = xs[0]
-            else:
-                np.concatenate(xs, axis=None, out=arena.flat)
-            shapes = arena.shapes   # (equal; kept as the checked ones: compared by identity)
-        if pending is not None:
-            finish_check(pending, self.comm, shapes, str(self), self)
-        flat = arena.flat
+        flat = fill_arena(self, xs)
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         if self.op == "mean":
             flat /= self.comm.Get_size()
@@ -399,6 +380,32 @@ class AllreduceBucket(Collective):
         out = out if isinstance(out, (list, tuple)) else [out]
         return [match_gradient_dtype(g, x) if is_differentiable(x) else None
                 for g, x in zip(out, node.inputs)]
+
+
+def fill_arena(op, xs):
+    """Put the NumPy arrays ``xs`` (a dtype MPI carries) into ``op.arena``'s
+    flat buffer and return it, the ranks' shapes checked when they changed
+    (``checks.start_check``). The tensors are its views already (their
+    producers wrote into them: ``views.py``), or are copied in by one C
+    call when they fit its layout (``Arena.gather``; the shapes are those
+    the ranks last agreed on), or else the layout is made for their shapes
+    and they are packed with NumPy (the check's message overlaps that)."""
+    arena = op.arena
+    if arena.holds(xs) or arena.gather(xs):
+        shapes = arena.shapes
+        pending = start_check(op.comm, shapes, op)
+    else:
+        shapes = tuple(map(_SHAPE, xs))
+        pending = start_check(op.comm, shapes, op)
+        views = arena.layout(shapes, xs[0].dtype)
+        if len(xs) == 1:
+            views[0][...] = xs[0]
+        else:
+            np.concatenate(xs, axis=None, out=arena.flat)
+        shapes = arena.shapes   # (equal; kept as the checked ones: compared by identity)
+    if pending is not None:
+        finish_check(pending, op.comm, shapes, str(op), op)
+    return arena.flat
 
 
 # ------------------------------------------------------------ functions
