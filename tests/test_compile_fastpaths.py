@@ -62,6 +62,34 @@ def test_multi_output_op_returning_wrong_count_is_reported():
         f([1.0])
 
 
+def test_exact_outputs_are_stored_as_returned_and_counted():
+    from tracegrad.trace import Apply, Op
+
+    class Split(Op):
+        __props__ = ("n",)
+        exact_outputs = True    # (returns n arrays of its input's dtype)
+
+        def __init__(self, n):
+            self.n = n
+
+        def make_node(self, a):
+            return Apply(self, [a], [a.type() for _ in range(2)])
+
+        def impl(self, xp, a):
+            return tuple(a[k::2].copy() for k in range(self.n))
+
+    x = T.dvector("x")
+    first, second = Split(2)(x)
+    f = tg.function([x], [first * 1, second + 1], mode="None")
+    got = f([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(got[0], [1.0, 3.0])
+    np.testing.assert_array_equal(got[1], [3.0, 5.0])
+    first, second = Split(1)(x)     # (one result for two outputs: still reported)
+    g = tg.function([x], [first * 1, second * 1], mode="None")
+    with pytest.raises(ValueError, match="returned 1 results for 2 outputs"):
+        g([1.0, 2.0])
+
+
 def test_results_are_cast_to_output_dtypes_and_scalars_become_arrays():
     from tracegrad.trace import Apply, Op
 

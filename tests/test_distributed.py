@@ -345,6 +345,90 @@ def test_arena_uses_tensors_in_place_only_when_all_are_its_views():
     assert arena.holds((w0, w1)) and not arena.holds((w1, w0))
 
 
+def test_arena_gathers_arrays_of_its_layout_in_one_call():
+    from tracegrad.distributed.buffers import Arena
+    from tracegrad.distributed.gather import gatherer
+    arena = Arena()
+    a, b = np.arange(2.0), np.arange(3.0).reshape(3, 1) + 10
+    assert not arena.gather((a, b))         # (no layout yet)
+    arena.layout(((2,), (3, 1)), np.dtype(np.float64))     # (the views: dropped)
+    if gatherer() is None:
+        assert not arena.gather((a, b))     # (no compiler: NumPy packs)
+        return
+    packs = arena.packs
+    assert arena.gather((a, b)) and arena.packs == packs + 1 and all(arena.handed)
+    np.testing.assert_array_equal(arena.flat, [0, 1, 10, 11, 12])
+    assert arena.holds(arena.views)
+    for misfit in ((a, b.ravel()),                      # another shape
+                   (a, b.astype(np.float32)),           # another dtype
+                   (a.astype(np.int64), b),             # same item size, another dtype
+                   (a, np.arange(6.0).reshape(6, 1)[::2]),  # not contiguous
+                   (a,), (a, b, b), [a, b], (a, "no buffer")):
+        assert not arena.gather(misfit), misfit
+    kept = arena.views[1]                   # (a result the caller keeps)
+    assert not arena.gather((a, b))
+    del kept
+    assert arena.gather((a + 1, b + 1))
+    np.testing.assert_array_equal(arena.flat, [1, 2, 11, 12, 13])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "complex128", "int32"])
+def test_bucket_outputs_are_exact_with_and_without_the_c_gather(dtype, monkeypatch):
+    """The bucket's outputs (stored unchecked: ``Op.exact_outputs``) are
+    arrays of their dtype on every host path: gathered, packed with NumPy
+    (no compiler), float16 through float32, a shape change."""
+    from tracegrad.distributed import buffers
+    from tracegrad.distributed.gather import gatherer
+    xs = [T.TensorType(dtype, (None,) * nd)() for nd in (1, 2, 0)]
+    f = tg.function(xs, dist.allreduce_many(xs, "sum"))
+    plain = tg.function(xs, dist.allreduce_many(xs, "sum", 0))
+    gathered, real = [], buffers.Arena.gather
+
+    def counted(self, arrays):
+        gathered.append(real(self, arrays))
+        return gathered[-1]
+    monkeypatch.setattr(buffers.Arena, "gather", counted)
+    c_gather = gatherer() is not None
+    for gather in (True, False):
+        if not gather:
+            monkeypatch.setattr(buffers, "gatherer", lambda: None)
+            f = tg.function(xs, dist.allreduce_many(xs, "sum"))
+        del gathered[:]
+        for n in (3, 3, 4, 4):
+            args = [np.arange(n).astype(dtype), np.ones((2, n), dtype), np.asarray(5, dtype)]
+            got = f(*args)
+            for g, want in zip(got, plain(*args)):
+                assert type(g) is np.ndarray and g.dtype == np.dtype(dtype), (gather, g)
+                np.testing.assert_array_equal(g, want)
+                assert g.tobytes() == want.tobytes()
+            del got, g      # (kept results would make each call take a new buffer)
+        # (the second call of each shape is copied in by the C call: float16
+        # travels as float32, packed apart)
+        wire = dtype != "float16"
+        assert gathered.count(True) == (2 if gather and c_gather and wire else 0), gathered
+
+
+def test_overlapped_buckets_gather_passed_in_arrays(monkeypatch):
+    from tracegrad.distributed import buffers
+    from tracegrad.distributed.gather import gatherer
+    xs = [T.dvector("a"), T.dmatrix("b")]
+    f = tg.function(xs, dist.allreduce_many(xs, "mean", overlap=True, shapes=[(3,), (2, 2)]))
+    gathered, real = [], buffers.Arena.gather
+
+    def counted(self, arrays):
+        gathered.append(real(self, arrays))
+        return gathered[-1]
+    monkeypatch.setattr(buffers.Arena, "gather", counted)
+    for k in range(3):
+        a, b = np.arange(3.0) + k, np.full((2, 2), float(k))
+        got = f(a, b)
+        np.testing.assert_array_equal(got[0], a)
+        np.testing.assert_array_equal(got[1], b)
+        del got     # (a result kept would make the next call take a new buffer)
+    # (the first call lays the buffer out; then one C call packs both)
+    assert gathered == ([False, True, True] if gatherer() is not None else [False] * 3)
+
+
 def test_graph_check_lists_scan_bodies_and_ifelse_branches():
     from tracegrad.distributed.safety import flat_steps
     from tracegrad.ifelse import ifelse

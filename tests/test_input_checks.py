@@ -64,3 +64,24 @@ def test_supported_values_still_pass():
     np.testing.assert_array_equal(f(np.arange(3)), [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(f([1, 2]), [2.0, 3.0])
     np.testing.assert_array_equal(tg.jit(lambda a: a * 2)(np.float32([1, 2])), [2.0, 4.0])
+
+
+@pytest.mark.parametrize("n", [3, 12])   # (12: checked in one pass, ``batch_filter``)
+def test_many_inputs_are_checked_and_cast_as_one_by_one(n):
+    from tracegrad.compile.inputs import BATCH_INPUTS, batch_filter
+    xs = [T.dvector(f"x{k}") for k in range(n - 2)]
+    row, scalar = T.TensorType("float64", (None, 3))("row"), T.dscalar("s")
+    f = tg.function(xs + [row, scalar], sum(x.sum() for x in xs) + row.sum() * scalar)
+    assert (batch_filter(f._filters, np.ndarray) is not None) == (n >= BATCH_INPUTS)
+    args = [np.arange(3.0) + k for k in range(n - 2)] + [np.ones((2, 3)), np.array(2.0)]
+    want = sum(a.sum() for a in args[:-2]) + 12.0
+    assert f(*args) == want
+    for k, value in ((0, [0.0, 1.0, 2.0]), (n - 3, np.arange(n - 3.0, n, dtype=np.int32)),
+                     (n - 1, 2.0)):     # (cast as the one-by-one filters do)
+        assert f(*args[:k], value, *args[k + 1:]) == want
+    with pytest.raises(TypeError, match=f"input 'x{n - 3}'.*wrong number of dimensions"):
+        f(*args[:n - 3], np.ones((3, 1)), *args[n - 2:])
+    with pytest.raises(TypeError, match="input 'row'.*axis 1 has length 4"):
+        f(*args[:-2], np.ones((2, 4)), args[-1])
+    with pytest.raises(TypeError, match=r"input 'x0'.*MaskedArray"):
+        f(MASKED, *args[1:])

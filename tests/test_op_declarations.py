@@ -315,6 +315,11 @@ def check_node(node, arrays, outs, values):
         assert all(np.all(np.isfinite(o)) for o in outs), f"{op}: declared finite"
     if op.impl_into is not None and len(outs) == 1:
         _check_impl_into(op, arrays, np.asarray(outs[0]))
+        if op.into_for is not None and op.into_for(np) is not None:
+            _check_impl_into(op, arrays, np.asarray(outs[0]), op.into_for(np))
+    if op.exact_outputs:    # (stored unchecked by the schedule: the impl's promise)
+        for var, value in zip(node.outputs, outs):
+            assert type(value) is np.ndarray and value.dtype == var.type.dtype, op
     if op.commutative and len(arrays) == 2:
         swapped = op.impl(np, *[np.array(a, copy=True) for a in arrays[::-1]])
         if np.asarray(outs[0]).dtype.kind == "c":
@@ -325,24 +330,30 @@ def check_node(node, arrays, outs, values):
             np.testing.assert_array_equal(swapped, outs[0], err_msg=str(op))
 
 
-# op class -> nodes whose ``impl_into`` wrote the result (``_check_impl_into``)
+# (op class, hook) -> nodes whose ``impl_into`` / ``into_for`` wrote the result
 INTO_WRITTEN = {}
 
 
-def _check_impl_into(op, arrays, want):
-    """``impl_into`` writes ``impl``'s value bit for bit into a fitting
-    ``out`` and returns it, or declines (``None``); it declines an ``out``
-    of another shape."""
+def _check_impl_into(op, arrays, want, write=None):
+    """``impl_into`` (or ``write``, the op's ``into_for(np)``) writes
+    ``impl``'s value bit for bit into a fitting ``out`` and returns it, or
+    declines (``None``); it declines an ``out`` of another shape or dtype."""
+    hook = "impl_into" if write is None else "into_for"
+    if write is None:
+        def write(out, *arrays):
+            return op.impl_into(np, out, *arrays)
     out = np.full_like(want, 7, order="C")
-    got = op.impl_into(np, out, *arrays)
+    got = write(out, *arrays)
     if got is None:
         return
     assert got is out, f"{op}: impl_into returned another array than out"
     np.testing.assert_array_equal(out, want, err_msg=f"{op}: impl_into")
     assert out.dtype == want.dtype, op
     misfit = np.empty(want.shape + (2,), want.dtype)
-    assert op.impl_into(np, misfit, *arrays) is None, f"{op}: wrote into a misfit out"
-    INTO_WRITTEN[type(op)] = INTO_WRITTEN.get(type(op), 0) + 1
+    assert write(misfit, *arrays) is None, f"{op}: wrote into a misfit out"
+    other = np.empty(want.shape, np.complex64 if want.dtype != np.complex64 else np.float32)
+    assert write(other, *arrays) is None, f"{op}: wrote into an out of another dtype"
+    INTO_WRITTEN[type(op), hook] = INTO_WRITTEN.get((type(op), hook), 0) + 1
 
 
 def _extra_nodes(rng):
@@ -378,10 +389,11 @@ def test_op_classes_keep_their_declarations():
     unmet = [c.__name__ for c in _op_classes() if _declares_facts(c) and c not in met]
     assert not unmet, f"op classes declaring facts that no table case builds: {unmet}"
     # every class with impl_into wrote into out on some table node
-    unwritten = [c.__name__ for c in _op_classes()
-                 if "impl_into" in vars(c) and c.__module__.startswith("tracegrad.ops")
-                 and not INTO_WRITTEN.get(c)]
-    assert not unwritten, f"impl_into never used on a table node: {unwritten}"
+    unwritten = [f"{c.__name__}.{hook}" for c in _op_classes()
+                 for hook in ("impl_into", "into_for")
+                 if hook in vars(c) and c.__module__.startswith("tracegrad.ops")
+                 and not INTO_WRITTEN.get((c, hook))]
+    assert not unwritten, f"never used on a table node: {unwritten}"
 
 
 # ------------------------------------------------------------ engines read them

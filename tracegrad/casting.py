@@ -127,7 +127,10 @@ def check_shape(ttype, array, what="value"):
 
 def make_filter(ttype, what, allow_downcast=None, backend=CPU, strict=False):
     """A fast ``value -> array`` for one input: arrays that already fit pass
-    through untouched; everything else goes through ``cast_value``.
+    through untouched; everything else goes through ``cast_value``. A
+    tensor type's filter says which arrays pass untouched in its
+    ``passes``: ``(array class, dtype, ndim, ((axis, static length), ...))``
+    (``compile/inputs.batch_filter`` checks many inputs in one pass by it).
 
     A type other than a tensor type is used through its own
     ``filter(value, strict, allow_downcast)`` when it has one.
@@ -152,6 +155,7 @@ def make_filter(ttype, what, allow_downcast=None, backend=CPU, strict=False):
                 if all(shape[axis] == s for axis, s in static):
                     return value
             return slow(value)
+        filter_static.passes = (ndarray, dtype, ndim, static)
         return filter_static
 
     if ndim == 0 and not strict and backend is CPU:
@@ -163,12 +167,14 @@ def make_filter(ttype, what, allow_downcast=None, backend=CPU, strict=False):
                     return value
                 array = number(value)
                 return array if array is not None else slow(value)
+            filter_scalar.passes = (ndarray, dtype, ndim, static)
             return filter_scalar
 
     def filter_plain(value):
         if type(value) is ndarray and value.dtype is dtype and value.ndim == ndim:
             return value
         return slow(value)
+    filter_plain.passes = (ndarray, dtype, ndim, static)
     return filter_plain
 
 

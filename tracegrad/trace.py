@@ -376,6 +376,13 @@ class Op:
     # out does not fit (shape, dtype): producers writing into a bucket's
     # buffer (tracegrad.distributed, gradient as bucket view)
     impl_into = None
+    # fn(xp) -> f(out, *arrays): a faster ``impl_into`` (what ``impl_for`` is
+    # to ``impl``), the checks that do not depend on the arrays made once
+    into_for = None
+    # True: impl returns a tuple of one array per output (several outputs),
+    # each the backend's array class in its output's dtype, so the schedule
+    # stores them unchecked (a bucket's 64 views: ~6 us of dtype checks)
+    exact_outputs = False
 
     # -- rewriting and folding
     is_random = False          # never merged nor constant-folded (two draws differ)
@@ -481,7 +488,8 @@ class Op:
 # Every hook above, by name (tests/test_op_declarations.py checks each is
 # declared on ``Op`` and holds on every registered op).
 OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
-            "inplace_version", "impl_for", "impl_into", "is_random", "constant_foldable",
+            "inplace_version", "impl_for", "impl_into", "exact_outputs", "into_for", "is_random",
+            "constant_foldable",
             "foldable", "static_output", "static_entries", "scalar_op", "positive",
             "positive_if_inputs", "finite_if_inputs", "zero_or_inf_at_inf", "bounded",
             "selects", "broadcasts", "commutative", "associative", "identity",

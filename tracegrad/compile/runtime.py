@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tracegrad.compile.casting import make_filter
-from tracegrad.compile.inputs import Binder, describe_input
+from tracegrad.compile.inputs import Binder, batch_filter, describe_input
 from tracegrad.compile.mode import NodeStorage
 from tracegrad.collector import paused as gc_paused
 from tracegrad.compile.profile import ProfileStats
@@ -199,6 +199,10 @@ def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
         env[f"f{k}"] = f
     head = ["s = [" + ", ".join(f"f{k}(args[{k}])" for k in range(len(filters))) + "]",
             "s += tail"]
+    check = batch_filter(filters, backend.ndarray)  # (many inputs: one pass)
+    if check is not None:
+        env["check"] = check
+        head[0] = "s = check(args)"
     reads = []
     for k, (slot, container) in enumerate(schedule.shared_reads):
         env[f"c{k}"] = container

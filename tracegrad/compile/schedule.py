@@ -347,6 +347,10 @@ def _step_line(k, step, env, dtype_name):
     if len(outs) != 1:
         env[f"node{k}"] = node
         parts.append(f"len(r) == {len(outs)} or wrong_count(node{k}, r, {len(outs)})")
+        if node.op.exact_outputs:   # (``Op.exact_outputs``: stored as returned)
+            parts.append(f"{', '.join(f's[{o}]' for o in outs)} = r")
+            parts += [f"s[{i}] = None" for i in step.frees]
+            return "; ".join(parts)
     for m, (o, var) in enumerate(zip(outs, node.outputs)):
         value = "r" if len(outs) == 1 else f"r[{m}]"
         if not getattr(var.type, "array_values", False):  # stored as returned

@@ -8,6 +8,7 @@ a freshly allocated buffer 2-5x slower than into one it has used before
 docs/distributed.md, "Measured"), which made the bucketed path far slower
 than a raw ``Allreduce`` on a reused buffer.
 """
+import ctypes
 import math
 import operator
 import sys
@@ -15,6 +16,7 @@ import sys
 import numpy as np
 
 from tracegrad.distributed import devices
+from tracegrad.distributed.gather import gatherer
 
 __all__ = ["scratch", "wire_dtype", "pack", "unpack", "on_device", "device_unpack", "Arena"]
 
@@ -60,6 +62,9 @@ def scratch(owner, key, shape, dtype):
     return buf
 
 
+_UNMADE = object()
+
+
 class Arena:
     """A bucket's flat host buffer and its views, one per tensor (its
     *layout*), kept from call to call: a bucket reduces the flat buffer in
@@ -81,6 +86,7 @@ class Arena:
         self.views = ()
         self.handed = []
         self.packs = 0      # (calls that packed: the tests and the bench read it)
+        self._gather = _UNMADE  # (``gather``'s arguments for this layout; None: no C)
 
     def __reduce__(self):
         return (Arena, ())  # (buffers are per process: made again at the first call)
@@ -113,6 +119,39 @@ class Arena:
             views.append(flat[at:at + n].reshape(shape))
             at += n
         self.shapes, self.views = shapes, tuple(views)
+        self._gather = _UNMADE  # (made at the first ``gather``: it may compile)
+
+    def _gather_args(self):
+        """``tg_gather`` and its arguments for this layout (the ctypes
+        values made once), or ``None`` without a compiler."""
+        fn = gatherer()
+        if fn is None:
+            return None
+        flat = self.flat
+        # (per tensor: ndim, then its lengths)
+        words = np.array([w for s in self.shapes for w in (len(s),) + s], np.intp)
+        return (fn, words, ctypes.c_void_p(words.ctypes.data), flat.dtype, flat.itemsize,
+                ctypes.c_void_p(flat.ctypes.data), flat.nbytes)
+
+    def gather(self, xs):
+        """Copy ``xs`` (a tuple of arrays) into the current layout in one C
+        call (``gather.py``) when they have its shapes and dtype, are
+        C-contiguous and the buffer is ``free``: ``True``, every slot
+        handed out, as ``layout``. Else ``False``, and the buffer's contents
+        are undefined (the caller lays out and packs with NumPy)."""
+        args = self._gather
+        if args is _UNMADE:
+            if self.flat is None:   # (no layout yet)
+                return False
+            args = self._gather = self._gather_args()
+        if args is None or not self.free():
+            return False
+        fn, _, words, dtype, itemsize, dst, nbytes = args
+        if fn(xs, words, np.ndarray, dtype, itemsize, dst, nbytes) < 0:
+            return False
+        self.handed = [True] * len(xs)
+        self.packs += 1
+        return True
 
     def view_for(self, k):
         """Slot ``k``'s view for a producer to write into, or ``None``

@@ -51,7 +51,7 @@ def start_check(comm, shapes, owner=None):
     says so and aborts the job (``finish_check``)."""
     if comm.Get_size() == 1 or not check_shapes_enabled():
         return None
-    if owner is not None and owner.__dict__.get("_checked") == shapes:
+    if owner is not None and owner.__dict__.get("_checked") == tuple(shapes):
         return None
     mine = np.array([n for s in shapes for n in s], dtype=np.int64)
     if mine.size == 0:      # (0-d tensors only: nothing can differ)
@@ -76,7 +76,8 @@ def finish_check(pending, comm, shapes, what, owner=None):
         "MPI_Abort (TRACEGRAD_CHECK_TIMEOUT sets the wait)\n"))
     if np.array_equal(out, both):
         if owner is not None:
-            owner.__dict__["_checked"] = list(shapes)
+            # (a tuple: the bucket passes its layout's, then compared by identity)
+            owner.__dict__["_checked"] = tuple(shapes)
         return
     every = _check_comm(comm).allgather(shapes)     # (the error path only: pickled)
     listed = "; ".join(f"rank {r}: {', '.join(map(str, s))}" for r, s in enumerate(every))

@@ -28,12 +28,14 @@ hashed like any other. Conventions:
 - Declared ``constant_foldable = False`` (a collective's value depends on
   the other ranks); no elementwise ``scalar_op``, so never fused.
 """
+from operator import attrgetter
+
 import numpy as np
 from mpi4py import MPI
 
 import tracegrad.tensor as T
-from tracegrad.distributed.buffers import (Arena, _device, _host, device_unpack, on_device,
-                                           pack, scratch, unpack, wire_dtype)
+from tracegrad.distributed.buffers import (_WIRE, Arena, _device, _host, device_unpack,
+                                           on_device, pack, scratch, unpack)
 from tracegrad.distributed.checks import check_shapes, finish_check, start_check
 from tracegrad.distributed.state import DistributedError, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
@@ -43,10 +45,11 @@ from tracegrad.trace import Apply, Op
 
 __all__ = ["allreduce", "broadcast", "reduce", "allgather", "reduce_scatter",
            "Collective", "Allreduce", "Broadcast", "Reduce", "Allgather", "ReduceScatter",
-           "AllreduceBucket"]
+           "AllreduceBucket", "fill_arena"]
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
 _MPI_OP = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+_SHAPE = attrgetter("shape")
 
 
 class Collective(Op):
@@ -313,6 +316,7 @@ class AllreduceBucket(Collective):
     the tensors are packed into it first (one copy)."""
 
     __props__ = ("op", "comm_key")
+    exact_outputs = True    # (views of the arena, or unpacked in the tensors' dtype)
 
     def __init__(self, op="sum", comm=None):
         if op not in ("sum", "mean"):
@@ -338,32 +342,26 @@ class AllreduceBucket(Collective):
         return Apply(self, xs, [TensorType(x.dtype, x.type.shape)() for x in xs])
 
     def impl(self, xp, *xs):
+        if xp is np and xs[0].dtype not in _WIRE:
+            return self._in_arena(xs)
         shapes = [x.shape for x in xs]
         gpu = on_device(self.comm, xp, xs[0].dtype, self.op)
         if gpu is not None:     # (packed on the device: one NCCL call)
             check_shapes(self.comm, shapes, str(self), self)
             flat = xp.concatenate([x.reshape(-1) for x in xs])
             return device_unpack(gpu.allreduce_flat(flat, self.op), shapes)
-        if xp is not np or wire_dtype(xs[0].dtype) != xs[0].dtype:
-            return self._packed(xp, xs, shapes)
+        return self._packed(xp, xs, shapes)
+
+    def _in_arena(self, xs):
+        """NumPy arrays in a dtype MPI carries: reduced in the arena
+        (``fill_arena``) in place; its views are the results."""
         arena = self.arena
-        if arena.holds(xs):     # (the producers wrote into the views: no copy)
-            check_shapes(self.comm, shapes, str(self), self)
-            views = xs
-        else:
-            # (the shape check's message overlaps the packing)
-            pending = start_check(self.comm, shapes, self)
-            views = arena.layout(tuple(shapes), xs[0].dtype)
-            if len(xs) == 1:
-                views[0][...] = xs[0]
-            else:
-                np.concatenate(xs, axis=None, out=arena.flat)
-            finish_check(pending, self.comm, shapes, str(self), self)
-        flat = arena.flat
+        flat = fill_arena(self, xs)
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         if self.op == "mean":
             flat /= self.comm.Get_size()
-        return tuple(views) if len(views) > 1 else views[0]
+        views = arena.views
+        return views if len(views) > 1 else views[0]
 
     def _packed(self, xp, xs, shapes):
         """Device arrays on the host path, and float16: pack into the
@@ -382,6 +380,32 @@ class AllreduceBucket(Collective):
         out = out if isinstance(out, (list, tuple)) else [out]
         return [match_gradient_dtype(g, x) if is_differentiable(x) else None
                 for g, x in zip(out, node.inputs)]
+
+
+def fill_arena(op, xs):
+    """Put the NumPy arrays ``xs`` (a dtype MPI carries) into ``op.arena``'s
+    flat buffer and return it, the ranks' shapes checked when they changed
+    (``checks.start_check``). The tensors are its views already (their
+    producers wrote into them: ``views.py``), or are copied in by one C
+    call when they fit its layout (``Arena.gather``; the shapes are those
+    the ranks last agreed on), or else the layout is made for their shapes
+    and they are packed with NumPy (the check's message overlaps that)."""
+    arena = op.arena
+    if arena.holds(xs) or arena.gather(xs):
+        shapes = arena.shapes
+        pending = start_check(op.comm, shapes, op)
+    else:
+        shapes = tuple(map(_SHAPE, xs))
+        pending = start_check(op.comm, shapes, op)
+        views = arena.layout(shapes, xs[0].dtype)
+        if len(xs) == 1:
+            views[0][...] = xs[0]
+        else:
+            np.concatenate(xs, axis=None, out=arena.flat)
+        shapes = arena.shapes   # (equal; kept as the checked ones: compared by identity)
+    if pending is not None:
+        finish_check(pending, op.comm, shapes, str(op), op)
+    return arena.flat
 
 
 # ------------------------------------------------------------ functions

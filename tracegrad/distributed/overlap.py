@@ -31,7 +31,7 @@ from mpi4py import MPI
 from tracegrad.distributed.buffers import (Arena, device_unpack, on_device, pack, unpack,
                                            wire_dtype)
 from tracegrad.distributed.checks import check_shapes, finish_check, start_check
-from tracegrad.distributed.ops import Collective
+from tracegrad.distributed.ops import Collective, fill_arena
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
 from tracegrad.trace import Apply
@@ -65,26 +65,24 @@ class IallreduceStart(Collective):
         super().__setstate__(state)
 
     def impl(self, xp, *xs):
-        shapes = [x.shape for x in xs]
         gpu = on_device(self.comm, xp, xs[0].dtype, "sum")
+        if gpu is not None or xp is not np or wire_dtype(xs[0].dtype) != xs[0].dtype:
+            return self._packed(xp, xs, gpu)
+        flat = fill_arena(self, xs)     # (as a blocking bucket: see ops.fill_arena)
+        _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
+        return flat
+
+    def _packed(self, xp, xs, gpu):
+        """Device arrays (NCCL, or packed for the host) and float16."""
+        shapes = [x.shape for x in xs]
         if gpu is not None:
             check_shapes(self.comm, shapes, str(self), self)
             # (enqueued on the current stream: what reads it later waits for it)
             flat = gpu.allreduce_flat(xp.concatenate([x.reshape(-1) for x in xs]), "sum")
             _PENDING[id(flat)] = (None, flat)
             return flat
-        arena = self.arena
-        if xp is not np or wire_dtype(xs[0].dtype) != xs[0].dtype:
-            pending = start_check(self.comm, shapes, self)
-            flat = pack(self, xp, xs)
-        elif arena.holds(xs):   # (the producers wrote into the views: views.py)
-            pending = start_check(self.comm, shapes, self)
-            flat = arena.flat
-        else:
-            pending = start_check(self.comm, shapes, self)
-            arena.layout(tuple(shapes), xs[0].dtype)
-            flat = arena.flat
-            np.concatenate(xs, axis=None, out=flat)
+        pending = start_check(self.comm, shapes, self)
+        flat = pack(self, xp, xs)
         finish_check(pending, self.comm, shapes, str(self), self)
         _PENDING[id(flat)] = (self.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM), flat)
         return flat
@@ -100,6 +98,7 @@ class IallreduceWait(Collective):
     only to order every start before any wait."""
 
     __props__ = ("op", "shapes", "dtype", "comm_key")
+    exact_outputs = True    # (the arena's views, or unpacked in ``dtype``)
 
     def __init__(self, op, shapes, dtype, comm=None, arena=None):
         super().__init__(comm)
@@ -127,7 +126,7 @@ class IallreduceWait(Collective):
         arena = self.__dict__.get("arena")
         if arena is not None and flat is arena.flat:
             views = arena.views
-            return tuple(views) if len(views) > 1 else views[0]
+            return views if len(views) > 1 else views[0]
         return unpack(xp, flat, self.shapes, self.dtype)
 
     def vjp(self, node, output_grads):

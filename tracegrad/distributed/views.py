@@ -60,11 +60,13 @@ class IntoBucket(Op):
 
     __props__ = ("op", "k", "key")
     constant_foldable = False   # (writes into the arena)
+    arity = None                # (pickled before it was kept: the general closure)
 
-    def __init__(self, op, arena, k):
+    def __init__(self, op, arena, k, arity=None):
         self.op = op
         self.arena = arena
         self.k = int(k)
+        self.arity = arity      # (the number of inputs, when known: ``impl_for``)
         self.key = next(_KEYS)  # (one per wrapped node: never merged)
         # (``op.impl``, the fallback, may return a view of an input, as
         # ``SumTo`` does: the in-place planner must know it)
@@ -88,11 +90,17 @@ class IntoBucket(Op):
 
     def impl_for(self, xp):
         """``impl`` as one closure (the schedule calls it 64 times for a
-        bucket of 64 tensors: ~0.3 us each less than the method): a slot not
-        yet handed out in this call is taken without ``view_for``."""
+        bucket of 64 tensors): a slot not yet handed out in this call is
+        taken without ``view_for``; the op's ``into_for`` writer where it
+        has one (else ``impl_into``); one argument passed as such, not as
+        ``*arrays`` (most producers of gradients are sums of one array)."""
         if xp is not np:
             return partial(self.op.impl, xp)
-        arena, k, into, impl = self.arena, self.k, self.op.impl_into, self.op.impl
+        arena, k, impl = self.arena, self.k, partial(self.op.impl, np)
+        into_for = self.op.into_for
+        write = into_for(np) if into_for is not None else None
+        if write is None:
+            write = partial(self.op.impl_into, np)
 
         def run(*arrays):
             handed = arena.handed
@@ -102,11 +110,24 @@ class IntoBucket(Op):
             else:
                 out = arena.view_for(k)
             if out is not None:
-                got = into(np, out, *arrays)
+                got = write(out, *arrays)
                 if got is not None:
                     return got
-            return impl(np, *arrays)
-        return run
+            return impl(*arrays)
+
+        def run_one(x):     # (run for one input, without the tuple)
+            handed = arena.handed
+            if arena.flat is not None and not handed[k]:
+                handed[k] = True
+                out = arena.views[k]
+            else:
+                out = arena.view_for(k)
+            if out is not None:
+                got = write(out, x)
+                if got is not None:
+                    return got
+            return impl(x)
+        return run_one if self.arity == 1 else run
 
     def vjp(self, node, output_grads):
         return self.op.vjp(node, output_grads)
@@ -135,7 +156,8 @@ def bucket_view_pass(fgraph, mode, device=None):
             continue
         for k, x in enumerate(node.inputs):
             if _into(fgraph, node, k, x):
-                new = IntoBucket(x.owner.op, op.arena, k)(*x.owner.inputs)
+                new = IntoBucket(x.owner.op, op.arena, k, len(x.owner.inputs))(
+                    *x.owner.inputs)
                 fgraph.replace(x, new, reason="distributed.bucket_view")
 
 

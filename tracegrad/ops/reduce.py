@@ -160,6 +160,24 @@ class Reduce(Op):
             return None
         return out
 
+    def into_for(self, xp):
+        """``impl_into`` as one closure (``Op.into_for``): a bucket of 64
+        gradients makes 64 calls, ~0.4 us each less than the method."""
+        if xp is not np or self.kind != "sum":
+            return None
+        reduce, axes, keepdims, want = np.add.reduce, self.axes, self.keepdims, self.dtype
+
+        def write(out, x):
+            dtype = out.dtype
+            if x.dtype != dtype or dtype.kind not in "fc" or (want is not None and want != dtype):
+                return None
+            try:    # (NumPy checks out's shape: a reduction's out never broadcasts)
+                reduce(x, axes, None, out, keepdims)
+            except ValueError:
+                return None
+            return out
+        return write
+
     def vjp(self, node, output_grads):
         x, = node.inputs
         if self.kind not in ("sum", "prod", "max", "min") or not is_differentiable(x):
