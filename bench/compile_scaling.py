@@ -87,7 +87,13 @@ CASES = {"sum indexed": (sum_indexed, 1000), "sum scalars": (sum_scalars, 1000),
 def measure(builder, n):
     """Seconds of each step of building, differentiating, compiling and first
     calling the graph ``builder(n)``."""
+    import gc
+
     import tracegrad as tg
+    # Start from a collected heap: the previous size's function and graphs
+    # are cyclic garbage that would otherwise be walked (and counted) by
+    # this size's collections.
+    gc.collect()
     t0 = CLOCK()
     inputs, cost, wrt, args = builder(n)
     t1 = CLOCK()

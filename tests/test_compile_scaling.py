@@ -415,3 +415,55 @@ def test_equal_clusters_share_one_spec_object():
     specs = {id(node.op.spec) for node in f.maker.fgraph.apply_nodes
              if isinstance(node.op, FusedElemwise)}
     assert len(specs) == 1
+
+
+def _can_compile_per_argument(spec):
+    """``csource.can_compile`` as it was: every argument's and instruction's
+    dtypes worked out again at each step (the reference for the memoized
+    one)."""
+    from tracegrad.backend import csource
+    from tracegrad.backend.emit import arg_dtype, instruction_type
+    from tracegrad.fuse.spec import SUM_TO
+    if any(dt not in csource.DTYPES for dt, _ in spec.in_types) or \
+            any(c.dtype.name not in csource.DTYPES for c in spec.constants):
+        return False
+    for instr in spec.instrs:
+        if instr.dtype not in csource.DTYPES:
+            return False
+        if instr.row is SUM_TO:
+            continue
+        c = instr.row.c
+        if c is None or any(u in c for u in csource.UNAVAILABLE):
+            return False
+        dtypes = [arg_dtype(spec, ref) for ref in instr.args]
+        if np.dtype(instruction_type(dtypes, instr.dtype)).kind != "f":
+            return False
+    return True
+
+
+def test_c_tier_check_of_a_long_kernel_asks_each_dtype_combination_once(monkeypatch):
+    # The check asked NumPy for the compute type of every step and rebuilt
+    # the constants' dtype names for every argument (dtype.name is slow):
+    # 2.7 of the 3.4 s first call of the W7 50k-op chain.
+    from tracegrad.backend import csource
+    x = T.dvector("x")
+    y = x
+    for k in range(300):
+        y = T.sin(y) * (1.0 + k * 1e-4) + 0.1
+    mixed = T.cast(T.ivector("i"), "int32") * 2 + x  # int32 and float64 steps
+    specs = []
+    for outputs in ([y], [mixed]):
+        fused = fuse_outputs(outputs, target="cpu")
+        specs += [v.owner.op.spec for v in fused if hasattr(v.owner.op, "spec")]
+    assert max(len(s.instrs) for s in specs) >= 900
+    calls = []
+    real = csource.instruction_type
+    monkeypatch.setattr(csource, "instruction_type",
+                        lambda *a: calls.append(a) or real(*a))
+    answers = []
+    for spec in specs:
+        calls.clear()
+        answers.append(csource.can_compile(spec))
+        assert answers[-1] == _can_compile_per_argument(spec)
+        assert len(calls) == len(set(calls)) <= 4
+    assert True in answers and False in answers

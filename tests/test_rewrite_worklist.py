@@ -220,17 +220,9 @@ def test_a_pass_after_a_clean_walk_skims_and_changes_nothing(monkeypatch):
     assert outcomes["skimmed all"] >= len(costs)
 
 
-def test_a_change_of_readers_reruns_only_the_rules_that_asked_for_them(monkeypatch):
-    # On a chain's gradient the canonicalize phase removes ``SumTo`` nodes
-    # that read forward values for their shape: the product and sum rules
-    # asked for those values' readers, so they run again in the next pass;
-    # the rules that did not ask (constant folding) keep their place in
-    # the node's token and do not.
-    x = T.dvector("x")
-    y = x
-    for _ in range(20):
-        y = T.sin(y) * 1.0001 + 0.1
-    outputs = _with_grad(T.sum(y), [x])
+def _canonicalize_runs(monkeypatch, outputs):
+    """The rules run in each canonicalize pass (a Counter per pass) while
+    ``outputs`` are optimised with the worklist, and the result."""
     passes = []
     visit, one_pass = engine._visit, engine._pass
 
@@ -244,9 +236,82 @@ def test_a_change_of_readers_reruns_only_the_rules_that_asked_for_them(monkeypat
     monkeypatch.setattr(engine, "_pass", counting_pass)
     monkeypatch.setattr(engine, "_visit", counting_visit)
     optimized = _optimized(outputs, "fast_run", True)
-    canonicalize = [runs for groups, runs in passes if groups == ["canonicalize", "constant_fold"]]
-    assert len(canonicalize) == 2
-    again = canonicalize[1]
+    monkeypatch.setattr(engine, "_pass", one_pass)
+    monkeypatch.setattr(engine, "_visit", visit)
+    return [runs for groups, runs in passes if groups == ["canonicalize", "constant_fold"]], \
+        optimized
+
+
+def _chain_gradient():
+    x = T.dvector("x")
+    y = x
+    for _ in range(20):
+        y = T.sin(y) * 1.0001 + 0.1
+    return _with_grad(T.sum(y), [x])
+
+
+def test_a_change_of_readers_reruns_only_the_rules_that_asked_for_them(monkeypatch):
+    # On a chain's gradient the canonicalize phase removes ``SumTo`` nodes
+    # that read forward values for their shape. A rule that asked for those
+    # values' readers and cannot tell what it read of them (here the product
+    # and sum rules with their ``Rule.readers`` taken away) runs again in the
+    # next pass; the rules that did not ask (constant folding) keep their
+    # place in the node's token and do not.
+    from tracegrad.rewrite import canonicalize
+    outputs = _chain_gradient()
+    for rule in engine.GROUPS["canonicalize"]:
+        if rule.fn in (canonicalize.simplify_product, canonicalize.simplify_sum):
+            monkeypatch.setattr(rule, "readers", None)
+    canonicalize_passes, optimized = _canonicalize_runs(monkeypatch, outputs)
+    assert len(canonicalize_passes) == 2
+    again = canonicalize_passes[1]
     assert again["product"] > 0 and again["sum"] > 0 and again["constant_fold"] == 0
     monkeypatch.undo()
     assert optimized == _optimized(outputs, "fast_run", False)
+
+
+def test_rules_that_tell_what_they_read_of_readers_do_not_run_again(monkeypatch):
+    # With ``Rule.readers`` the product and sum rules are asked, once the
+    # ``SumTo`` removal is over, whether they would still stop where they
+    # did (a product now part of a larger one; a sum whose readers still
+    # make it a root and whose tree counts are unchanged): they would, so
+    # canonicalize ends after one pass, every rule run once per node, and
+    # the graph is the one the full walk makes.
+    outputs = _chain_gradient()
+    canonicalize_passes, optimized = _canonicalize_runs(monkeypatch, outputs)
+    assert len(canonicalize_passes) == 1
+    assert canonicalize_passes[0]["product"] > 0 and canonicalize_passes[0]["sum"] > 0
+    assert optimized == _optimized(outputs, "fast_run", False)
+
+
+def test_a_rule_runs_again_when_what_it_read_of_readers_changes():
+    from tracegrad.rewrite.graph import RewriteGraph
+    x = T.dvector("x")
+    out = T.exp(x) * 2.0
+    graph = RewriteGraph([out])
+    node = out.owner
+    answer = {"now": True}
+    rule = engine.Rule("fake", ["mul"], lambda n, c: None,
+                       readers=lambda n, c: c.clients(n.outputs[0]) and answer["now"])
+    ctx = engine.Context(graph, ["canonicalize"])
+
+    def run_and_change(recorded, now, counted=False):
+        """The rule's run recorded ``recorded`` and watched the readers of
+        ``x`` (counted or not); they change; ``readers`` now says ``now``.
+        Whether the token still holds the rule after the recheck."""
+        ctx.node, ctx.rule = node, rule
+        ctx.answer(recorded)
+        if counted:
+            ctx.n_clients(x)
+        else:
+            ctx.clients(x)
+        graph.tokens[node] = (frozenset({rule}), graph.epoch, None)
+        graph._readers_changed(x)
+        answer["now"] = now
+        graph.recheck(ctx)
+        return rule in graph.tokens[node][0]
+
+    assert run_and_change(True, True)  # same answer: the run would find the same
+    assert not run_and_change(False, True)  # e.g. became the root of its tree
+    assert run_and_change(True, None)  # None: it returns at once
+    assert not run_and_change(True, True, counted=True)  # a count inside the tree changed

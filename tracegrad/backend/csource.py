@@ -95,9 +95,13 @@ def can_compile(spec):
     NumPy's, so integer arithmetic stays on the NumPy tier)."""
     if any(dt not in DTYPES for dt, _ in spec.in_types):
         return False
-    if any(c.dtype.name not in DTYPES for c in spec.constants):
+    const_dtypes = [c.dtype.name for c in spec.constants]
+    if any(dt not in DTYPES for dt in const_dtypes):
         return False
-    for j, instr in enumerate(spec.instrs):
+    # the compute kind per distinct (argument dtypes, output dtype): a
+    # 10^5-step kernel has a handful, and NumPy's dtype names are slow
+    kinds = {}
+    for instr in spec.instrs:
         if instr.dtype not in DTYPES:
             return False
         if instr.row is SUM_TO:
@@ -105,8 +109,10 @@ def can_compile(spec):
         c = instr.row.c
         if c is None or any(u in c for u in UNAVAILABLE):
             return False
-        dtypes = [arg_dtype(spec, ref) for ref in instr.args]
-        if np.dtype(instruction_type(dtypes, instr.dtype)).kind != "f":
+        key = (tuple(arg_dtype(spec, ref, const_dtypes) for ref in instr.args), instr.dtype)
+        if key not in kinds:
+            kinds[key] = np.dtype(instruction_type(*key)).kind
+        if kinds[key] != "f":
             return False
     return True
 

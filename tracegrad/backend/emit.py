@@ -71,9 +71,12 @@ def literal(value, dtype):
     return None
 
 
-def arg_dtype(spec, ref):
-    """The dtype of argument ``ref`` (``('i'|'c'|'t', k)``) of ``spec``."""
-    return _dtype_of(ref, spec, [c.dtype.name for c in spec.constants])
+def arg_dtype(spec, ref, const_dtypes=None):
+    """The dtype of argument ``ref`` (``('i'|'c'|'t', k)``) of ``spec``
+    (``const_dtypes``: the constants' dtype names, when the caller has them)."""
+    if const_dtypes is None:
+        const_dtypes = [c.dtype.name for c in spec.constants]
+    return _dtype_of(ref, spec, const_dtypes)
 
 
 def _dtype_of(ref, spec, const_dtypes):

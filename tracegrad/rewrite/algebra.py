@@ -304,6 +304,17 @@ def _transparent_sum_to(v, dtype, memo):
     return g if same_shape(g, like, memo) else None
 
 
+def _is_sum_to_key(key):
+    global _SUM_TO
+    if _SUM_TO is None:
+        from tracegrad.ops.elemwise import SumTo  # (ops build on this layer's users)
+        _SUM_TO = SumTo
+    return key is _SUM_TO
+
+
+_SUM_TO = None
+
+
 def _shared(v, n_clients, key):
     # ``neg`` is looked through even when shared: that duplicates nothing.
     return n_clients is not None and key not in NEGATIONS and n_clients(v) != 1
@@ -326,7 +337,10 @@ def _flatten(root, keys, inverse, memo, n_clients, limit, neg_inverts):
     while stack:
         v, polarity = stack.pop()
         key = key_of(v)
-        if nops and _shared(v, n_clients, key):
+        # (whether ``v`` is shared matters only where the walk would go
+        # through it: an op of ``keys`` or a ``SumTo``; not asking
+        # elsewhere keeps the rule from watching readers it ignores)
+        if nops and (key in keys or _is_sum_to_key(key)) and _shared(v, n_clients, key):
             key = None
         if key in keys and v.type.dtype == dtype and nops < limit:
             nops += 1

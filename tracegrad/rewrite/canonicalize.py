@@ -167,12 +167,23 @@ def _keeps_zero_sign(consts, dtype):
     return not np.signbit(np.real(total))
 
 
+def _sum_readers(node, ctx):
+    """``Rule.readers`` of the sum rule: None for a sum that is part of a
+    larger one (the rule returns at once), else True."""
+    out = node.outputs[0]
+    if out.type.dtype == "bool" or not _is_root(out, ctx, al.SUM_KEYS):
+        return None
+    return True
+
+
 def simplify_sum(node, ctx):
     """A sum tree rewritten from its root as signed terms (module docstring)."""
+    root = _sum_readers(node, ctx)
+    ctx.answer(root)
+    if root is None:
+        return None
     out = node.outputs[0]
     dtype = out.type.dtype
-    if dtype == "bool" or not _is_root(out, ctx, al.SUM_KEYS):
-        return None
     memo = al.shape_memo(ctx)
     s = al.collect_terms(out, memo, ctx.n_clients)
     terms, consts, fired = _unbroadcast_terms(s, out.type.ndim, memo)
@@ -265,7 +276,7 @@ def _build_sum(pos, neg, removed, out, memo):
     return al.build_sum(pos, neg, dtype)
 
 
-register("canonicalize", Rule("sum", sorted(al.SUM_KEYS), simplify_sum))
+register("canonicalize", Rule("sum", sorted(al.SUM_KEYS), simplify_sum, _sum_readers))
 
 
 # ------------------------------------------------------------ products
@@ -444,11 +455,22 @@ def _has_sum_factor(parts, dtype):
                for v in parts.num)
 
 
+def _product_readers(node, ctx):
+    """``Rule.readers`` of the product rule: None for a product that is
+    part of a larger one (the rule returns at once), else True."""
+    out = node.outputs[0]
+    if out.type.dtype[0] not in "fc" or not _is_root(out, ctx, al.PRODUCT_KEYS):
+        return None
+    return True
+
+
 def simplify_product(node, ctx):
+    root = _product_readers(node, ctx)
+    ctx.answer(root)
+    if root is None:
+        return None
     out = node.outputs[0]
     dtype = out.type.dtype
-    if dtype[0] not in "fc" or not _is_root(out, ctx, al.PRODUCT_KEYS):
-        return None
     ndim = out.type.ndim
     f = al.collect_factors(out, al.shape_memo(ctx), ctx.n_clients)
     parts = Parts(f.num, f.den, f.cnum, f.cden, f.sign, may_cancel(ctx), guarded=True)
@@ -469,7 +491,8 @@ def simplify_product(node, ctx):
     return finish_parts(parts, dtype, ndim, ctx, plan)
 
 
-register("canonicalize", Rule("product", sorted(al.PRODUCT_KEYS), simplify_product))
+register("canonicalize", Rule("product", sorted(al.PRODUCT_KEYS), simplify_product,
+                              _product_readers))
 
 
 # ------------------------------------------------------------ powers

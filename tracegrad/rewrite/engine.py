@@ -75,10 +75,17 @@ class Rule:
     """A rewrite computed by ``fn(node, ctx)`` for nodes whose op key is in
     ``tracks`` (``None``: every node)."""
 
-    def __init__(self, name, tracks, fn):
+    def __init__(self, name, tracks, fn, readers=None):
+        """``readers(node, ctx)`` (optional): what ``fn`` reads of readers
+        through ``ctx.clients``, None where ``fn`` then returns None at once,
+        else the summary ``fn`` records (``ctx.answer``); ``fn``'s other
+        reader questions are counts (``ctx.n_clients``). Asked instead of
+        running ``fn`` again when those readers change
+        (``RewriteGraph.recheck``)."""
         self.name = name
         self.tracks = None if tracks is None else tuple(tracks)
         self.fn = fn
+        self.readers = readers
 
     def apply(self, node, ctx):
         return self.fn(node, ctx)
@@ -211,8 +218,13 @@ class Context:
 
     def n_clients(self, var):
         if self.node is not None:
-            self.graph.watch(var, self.node, self.rule)
+            self.graph.watch(var, self.node, self.rule, counted=True)
         return self.graph.n_clients(var)
+
+    def answer(self, summary):
+        """Record what the running rule read of the readers (``Rule.readers``)."""
+        if self.node is not None:
+            self.graph.answers[(self.node, self.rule)] = summary
 
     def clients(self, var):
         if self.node is not None:
@@ -371,6 +383,8 @@ def _visit(graph, node, rules, ctx, stats):
                 raise
             _warn_once(rule, exc)
             added = None
+        if graph.rechecks:
+            graph.recheck(ctx)
         if added is None or graph.changes == before:
             asked = groups.asked
             done.append(rule if asked is None else (rule, frozenset(asked)))
@@ -469,9 +483,11 @@ def _pass(graph, plans, ctx, stats, budget):
 
 
 def _remember_walk(graph, start, latest):
-    """Keep what a pass that made no edit found (``_skim`` starts from it)."""
-    if graph.epoch == start:
-        graph.walked = (start, latest)
+    """Keep what a pass found (``_skim`` starts from it): edits happen only
+    below the visited node, so the latest change above a node walked before
+    an edit still holds (``_NEVER``: its rules all run), and what an edit
+    added or re-pointed was walked after it."""
+    graph.walked = (graph.epoch, latest)
 
 
 def _skim(graph, plans, ctx, stats, order):

@@ -24,11 +24,14 @@ For the engine's worklist (``engine.run_phase``) the graph also keeps
   added or its inputs were re-pointed. A token stays valid while no node at
   or above its node changed after it was recorded; the engine computes the
   latest change above each node as it walks them in topological order;
-- ``watchers``: variable -> ``(node, rule)`` pairs, a rule that asked for
-  its readers while visiting the node (``Context.clients``/``n_clients``);
-  a change of those readers takes that rule out of the node's token (only
-  that rule: the others did not look at the readers; and only theirs: a
-  rule below that asks is a watcher too).
+- ``watchers``: variable -> ``(node, rule, counted)``, a rule that asked
+  for its readers while visiting the node (``Context.clients``, or
+  ``n_clients``: counted); a change of those readers takes that rule out of
+  the node's token (only that rule: the others did not look at the
+  readers; and only theirs: a rule below that asks is a watcher too), or,
+  for a rule that can say what it read of them (``Rule.readers``: the
+  product and sum rules), asks it again once the edit is over
+  (``recheck``) and keeps it where nothing it read changed.
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.trace import Constant, toposort
@@ -91,6 +94,12 @@ class RewriteGraph:
         self._token_cuts = {}  # (token, rule) -> the token without the rule
         self.changed_at = {}
         self.dropped = 0  # tokens dropped by watchers
+        # {(node, rule): whether a count changed} for the rules with
+        # ``Rule.readers`` whose watched readers changed in the edit under
+        # way (``recheck`` asks them once it is over), and what
+        # they recorded (``Context.answer``)
+        self.rechecks = {}
+        self.answers = {}
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         # (epoch, {node: latest change at or above it}) of the last pass
         # that walked every node without an edit (``engine._skim``)
@@ -139,34 +148,66 @@ class RewriteGraph:
         return node in self.nodes
 
     # ------------------------------------------------------------ worklist
-    def watch(self, var, node, rule=None):
+    def watch(self, var, node, rule=None, counted=False):
         """Take ``rule`` out of ``node``'s token (``None``: drop the whole
-        token) when the readers of ``var`` change."""
+        token) when the readers of ``var`` change (``counted``: the rule
+        asked how many there are)."""
         pairs = self.watchers.get(var)
         if pairs is None:
-            self.watchers[var] = [(node, rule)]
+            self.watchers[var] = [(node, rule, counted)]
         else:
             last = pairs[-1]
-            if last[0] is not node or last[1] is not rule:
-                pairs.append((node, rule))
+            if last[0] is not node or last[1] is not rule or last[2] is not counted:
+                pairs.append((node, rule, counted))
 
     def _readers_changed(self, var):
         pairs = self.watchers.pop(var, None)
         if pairs is not None:
             tokens = self.tokens
-            for node, rule in pairs:
+            for node, rule, counted in pairs:
                 entry = tokens.get(node)
                 if entry is None:
                     continue
                 if rule is None:
                     del tokens[node]
                     self.dropped += 1
-                    continue
-                kept = self._without(entry[0], rule)
-                if kept is not entry[0]:
-                    # (no phase: its rules are no longer all covered)
-                    tokens[node] = (kept, entry[1], None)
-                    self.dropped += 1
+                elif rule.readers is not None:
+                    key = (node, rule)
+                    self.rechecks[key] = self.rechecks.get(key, False) or counted
+                else:
+                    self.cut(node, rule)
+
+    def recheck(self, ctx):
+        """Ask each (node, rule) whose watched readers the last edit
+        changed (a rule with ``Rule.readers``) whether it would still find
+        nothing: it would where ``readers`` says None now (it returns at
+        once), or what its run recorded (``Context.answer``) and no count
+        it asked for changed. Then it stays in the node's token (``readers``
+        watched the readers again, as a run would); else it is cut, to run
+        again. ``ctx`` is left as it was (the visit goes on)."""
+        node, rule, asked = ctx.node, ctx.rule, ctx.groups.asked
+        while self.rechecks:
+            pending, self.rechecks = self.rechecks, {}
+            for (watcher, watching), counted in pending.items():
+                ctx.node, ctx.rule = watcher, watching
+                if watcher in self.nodes:
+                    now = watching.readers(watcher, ctx)
+                    if now is None or (not counted and
+                                       self.answers.get((watcher, watching)) == now):
+                        continue
+                self.cut(watcher, watching)
+        ctx.node, ctx.rule, ctx.groups.asked = node, rule, asked
+
+    def cut(self, node, rule):
+        """Take ``rule`` out of ``node``'s token: it runs on the node again."""
+        entry = self.tokens.get(node)
+        if entry is None:
+            return
+        kept = self._without(entry[0], rule)
+        if kept is not entry[0]:
+            # (no phase: its rules are no longer all covered)
+            self.tokens[node] = (kept, entry[1], None)
+            self.dropped += 1
 
     def _without(self, token, rule):
         """``token`` without ``rule``'s entries (``rule`` and ``(rule,
