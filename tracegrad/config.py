@@ -388,6 +388,16 @@ TRANSFORM_MEMO_SIZE = 64
 # (a 4k-term sum of scalars) would queue thousands of compiles for nothing.
 # Not measured.
 NATIVE_MIN_SIZE = 8192
+# Smaller calls of a long cluster may still pay for a kernel: the NumPy
+# fast path costs ~0.5-1 us per ufunc step, a small compiled call ~3-5 us
+# of argument packing (W2's 32-step loss cluster on 400 float64 values:
+# ~15 us as NumPy steps). So a cluster of NATIVE_SMALL_STEPS lowered steps
+# or more asks for its kernel after NATIVE_SMALL_AFTER small calls (graphs
+# of many small clusters called once or twice compile nothing), and each
+# size class then runs whichever of the kernel and the fast path measured
+# faster (``TierChoice``). The thresholds are not tuned.
+NATIVE_SMALL_STEPS = 6
+NATIVE_SMALL_AFTER = 16
 # Fewest elements per thread of a compiled kernel's call: a pool hand-off
 # costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
 NATIVE_MIN_PER_THREAD = 32768

@@ -47,8 +47,9 @@ import numpy as np
 
 from tracegrad.config import (NATIVE_ALIAS_CHUNK, NATIVE_CHUNK_MAX, NATIVE_CHUNK_MIN,
                               NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, NATIVE_RETRY,
-                              NATIVE_THREADS_GAIN, config)
+                              NATIVE_SMALL_AFTER, NATIVE_THREADS_GAIN, config)
 from tracegrad.backend import numpy as numpy_backend
+from tracegrad.backend.csmall import address as _address, small_layout, small_plan
 from tracegrad.backend.numpy.runner import common_order
 from tracegrad.fuse.targets import Program
 
@@ -114,10 +115,11 @@ class Kernel:
             found = self.choices[key] = ThreadChoice()
         return found
 
-    def tier(self, size, in_place=False):
-        """The ``TierChoice`` of calls of about ``size`` elements (calls
-        writing into an input's buffer in pieces apart)."""
-        key = (size.bit_length(), in_place)
+    def tier(self, size, kind=False):
+        """The ``TierChoice`` of calls of about ``size`` elements; ``kind``
+        keeps calls writing into an input's buffer in pieces (``True``) and
+        small calls against the whole-call fast path (``'small'``) apart."""
+        key = (size.bit_length(), kind)
         found = self.tiers.get(key)
         if found is None:
             found = self.tiers[key] = TierChoice()
@@ -137,13 +139,18 @@ class ThreadChoice:
     which. (Updates from concurrent calls may race: an estimate is then a
     little off, never wrong for long.)"""
 
-    __slots__ = ("alone", "threads", "calls", "retrying")
+    __slots__ = ("alone", "threads", "calls", "retrying", "cold")
 
     def __init__(self):
         self.alone = 0.0     # ns per element, 0.0: not measured yet
         self.threads = 0.0
         self.calls = 0
         self.retrying = False
+        # The ways whose first call is still to come: that call's time is
+        # dropped (a kernel's first call binds its library's symbols and
+        # faults its pages in, the first threaded one starts the threads:
+        # W2's loss kernel took 50 us once, 7 us after).
+        self.cold = [True, True]
 
     def threaded(self):
         """Whether the next call runs on the threads."""
@@ -165,7 +172,12 @@ class ThreadChoice:
         return self.threads < NATIVE_THREADS_GAIN * self.alone
 
     def record(self, threaded, ns_per_element):
-        """Fold one call's time into its way's average (a retry's replaces it)."""
+        """Fold one call's time into its way's average (a retry's replaces
+        it; the first call of each way is not counted)."""
+        if self.cold[threaded]:
+            self.cold[threaded] = False
+            self.retrying = False
+            return
         old = self.threads if threaded else self.alone
         new = ns_per_element if not old or self.retrying else \
             old + (ns_per_element - old) / 4
@@ -207,6 +219,9 @@ class TierChoice(ThreadChoice):
         return True
 
     def record(self, threaded, ns_per_element):
+        if self.cold[threaded]:
+            ThreadChoice.record(self, threaded, ns_per_element)
+            return
         measured = bool(self.threads and self.alone)
         before = self._first_faster()
         retry = self.retrying
@@ -321,6 +336,11 @@ class NativeProgram(Program):
         self.host = numpy_backend.program(spec) if host is None else host
         self.structure = spec.structure   # (a property that builds a tuple)
         self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
+        # layout -> Kernel, or False (cannot be built): hashing the spec's
+        # structure for the shared table costs ~5 us a call.
+        self._kernels = {}
+        self._small = small_plan(self.host)
+        self._small_calls = 0
 
     def run(self, inputs, outs=None, sources=None):
         """The outputs of ``inputs`` as a list (written into ``outs`` when
@@ -343,9 +363,11 @@ class NativeProgram(Program):
         faster; a contiguous call straight into its outputs always runs the
         kernel (never slower than NumPy)."""
         layout, strided = _layout(operands, outs, shape)
-        kernel = _kernel(self.spec, (self.structure, layout))
-        if kernel is None:
-            return False
+        kernel = self._kernels.get(layout)
+        if not kernel:
+            kernel = self._kernel(layout)
+            if kernel is None:
+                return False
         if aliased is not None and not _noticed_flags(_ALL_FLAGS):
             # NumPy would report nothing: no call is ever re-run, so the
             # kernel writes straight into the buffers it reads (each
@@ -365,6 +387,70 @@ class NativeProgram(Program):
         choice.record(compiled, (perf_counter_ns() - start) / size)
         return True
 
+    def _kernel(self, layout):
+        """The loaded kernel of ``layout`` (kept by this program once
+        loaded or failed), or ``None``."""
+        if self._kernels.get(layout) is False:
+            return None
+        key = (self.structure, layout)
+        kernel = _kernel(self.spec, key)
+        if kernel is not None:
+            self._kernels[layout] = kernel
+        elif _KERNELS.get(key) is FAILED:
+            self._kernels[layout] = False
+        return kernel
+
+    def run_small(self, arrays, numpy_fast):
+        """A call below ``NATIVE_MIN_SIZE`` elements of a long cluster
+        (``NATIVE_SMALL_STEPS`` steps or more): through the contiguous
+        kernel or the NumPy program's whole-call ``numpy_fast``, whichever
+        its ``TierChoice`` finds faster for calls of its size. The outputs
+        as a list, or ``None`` (neither took the call: the general path
+        runs it). The kernel is asked for after ``NATIVE_SMALL_AFTER``
+        small calls that fit it: one that never runs again compiles nothing."""
+        fit = small_layout(self._small, arrays)
+        if fit is None:
+            return numpy_fast(*arrays)
+        shape, size = fit
+        mask = self._small.mask
+        kernel = self._kernels.get(mask)
+        if not kernel:
+            self._small_calls += 1
+            if self._small_calls < NATIVE_SMALL_AFTER or kernel is False:
+                return numpy_fast(*arrays)
+            kernel = self._kernel(mask)
+            if kernel is None:
+                return numpy_fast(*arrays)
+        choice = kernel.tier(size, "small")
+        compiled = choice.threaded()
+        start = perf_counter_ns()
+        results = None if compiled else numpy_fast(*arrays)
+        if results is None:
+            results = self._run_small(kernel, arrays, shape, size)
+            if results is None or not compiled:
+                choice.retrying = False
+                return results   # (flags NumPy must report, or not a timing)
+        choice.record(compiled, (perf_counter_ns() - start) / size)
+        return results
+
+    def _run_small(self, kernel, arrays, shape, size):
+        """The kernel over a small contiguous call into fresh outputs, or
+        ``None`` when it raised a flag NumPy must report."""
+        outs = [np.empty(shape, dt) for dt in self.host.out_dtypes]
+        call = _CALL[0]
+        if call is None:
+            from tracegrad.backend import crunner
+            call = _CALL[0] = crunner.tuple_caller() or False
+        if call is not False:
+            flags = call(kernel.addr, size, (*arrays, *outs), self.consts)
+        else:
+            address = _address
+            ptrs = self._small.ptrs(*[address(a) for a in arrays], *[address(o) for o in outs])
+            flags = kernel.fn(0, size, ptrs, self.consts, 0, None, None)
+        if flags and _noticed_flags(flags):
+            return None
+        return outs
+
     def _run_kernel(self, kernel, strided, operands, outs, shape, size, aliased):
         """The kernel over the call (``run_prepared``'s result)."""
         if aliased is not None and not strided:
@@ -372,7 +458,7 @@ class NativeProgram(Program):
             return True
         targets = [np.empty_like(o) for o in outs] if aliased is not None else outs
         ptrs = (ctypes.c_void_p * (len(operands) + len(outs)))(
-            *[a.ctypes.data for a in operands], *[o.ctypes.data for o in targets])
+            *[_address(a) for a in operands], *[_address(o) for o in targets])
         extra = _strided_args(operands, targets, shape) if strided else (0, None, None)
         flags = _run_split(kernel, size, ptrs, self.consts, extra)
         if _noticed_flags(flags):
@@ -397,10 +483,10 @@ def _run_in_place(kernel, program, operands, outs, size, consts):
     chunk = min(size, max(NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD * config.num_threads))
     scratch = [np.empty(chunk, o.dtype) for o in outs]
     flat_outs = [o.reshape(-1, order=order) for o in outs]
-    addrs = [a.ctypes.data for a in operands]
+    addrs = [_address(a) for a in operands]
     steps = [0 if one else a.itemsize for a, one in zip(operands, single)]
     n_ops = len(operands)
-    ptrs = (ctypes.c_void_p * (n_ops + len(outs)))(*addrs, *[t.ctypes.data for t in scratch])
+    ptrs = (ctypes.c_void_p * (n_ops + len(outs)))(*addrs, *[_address(t) for t in scratch])
     for start in range(0, size, chunk):
         n = min(chunk, size - start)
         for q in range(n_ops):
@@ -501,6 +587,7 @@ def chunk_size(size, parts):
 
 
 _RUNNER = [None]
+_CALL = [None]   # crunner.tuple_caller(), or False
 
 
 # ------------------------------------------------------------ the hook

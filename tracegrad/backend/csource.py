@@ -92,7 +92,8 @@ def can_compile(spec):
     """Whether every instruction of ``spec`` has a C++ form here: a ``c``
     template the C++ library can evaluate, dtypes in ``DTYPES``, and a
     floating compute type (C integer division and modulo do not round like
-    NumPy's, so integer arithmetic stays on the NumPy tier)."""
+    NumPy's, so integer arithmetic stays on the NumPy tier) or a boolean one
+    (``_boolean_ok``)."""
     if any(dt not in DTYPES for dt, _ in spec.in_types):
         return False
     if any(c.dtype.name not in DTYPES for c in spec.constants):
@@ -106,9 +107,18 @@ def can_compile(spec):
         if c is None or any(u in c for u in UNAVAILABLE):
             return False
         dtypes = [arg_dtype(spec, ref) for ref in instr.args]
-        if np.dtype(instruction_type(dtypes, instr.dtype)).kind != "f":
+        kind = np.dtype(instruction_type(dtypes, instr.dtype)).kind
+        if kind != "f" and not (kind == "b" and _boolean_ok(c)):
             return False
     return True
+
+
+def _boolean_ok(template):
+    """Whether a row computing on C++ ``bool`` values gives NumPy's
+    booleans: logic, comparisons, ``&``/``|``/``^``, ``where`` (C++ computes
+    them in ``int`` on 0 and 1 and the result converts back to 0 or 1); not
+    ``~``, whose ``int`` result is never 0 (NumPy's ``~True`` is ``False``)."""
+    return "~" not in template
 
 
 def operand_dtypes(spec):
