@@ -184,3 +184,27 @@ def test_the_tuple_caller_reads_the_arrays_pointers():
     arrays = (np.arange(5.0), np.empty(3, np.float32)[::1], np.zeros((2, 3)))
     for a in arrays:
         assert csmall.address(a) == a.ctypes.data
+
+
+def test_a_lone_node_runs_the_bare_ufunc_where_that_measures_faster(monkeypatch):
+    # a large lone elementwise call (W4's bias (1024, 10) + (10,)) takes
+    # the fused program or the bare ufunc, whichever its TierChoice finds
+    # faster: with the ufunc's turn forced, no kernel runs
+    prepared = []
+    run = c_tier.NativeProgram.run_prepared
+
+    def spy(self, *args, **kwargs):
+        prepared.append(args[3])
+        return run(self, *args, **kwargs)
+    monkeypatch.setattr(c_tier.NativeProgram, "run_prepared", spy)
+    x = T.fmatrix("x")
+    b = T.fvector("b")
+    f = tg.function([x, b], x + b)
+    xv = np.random.default_rng(0).standard_normal((1024, 10)).astype("float32")
+    bv = np.arange(10, dtype="float32")
+    np.testing.assert_array_equal(f(xv, bv), xv + bv)   # (the first call: the program)
+    assert prepared == [xv.size]
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: False)
+    for _ in range(3):
+        np.testing.assert_array_equal(f(xv, bv), xv + bv)
+    assert prepared == [xv.size]
