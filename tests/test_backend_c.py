@@ -663,6 +663,8 @@ def test_thread_choice_follows_the_measured_times(monkeypatch):
 def test_both_ways_give_the_same_results(monkeypatch):
     monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
     monkeypatch.setattr(tg.config, "num_threads", 2)
+    # (the kernel's turn every call: NumPy's program differs in the last bits)
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)
     f = _w1_function()
     a = np.linspace(-2, 2, 50_001)
     b = np.cos(a)

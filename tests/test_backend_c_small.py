@@ -208,3 +208,46 @@ def test_a_lone_node_runs_the_bare_ufunc_where_that_measures_faster(monkeypatch)
     for _ in range(3):
         np.testing.assert_array_equal(f(xv, bv), xv + bv)
     assert prepared == [xv.size]
+
+
+def test_sigmoid_and_softplus_kernels_raise_no_overflow_beyond_exps_range(monkeypatch):
+    # both sides of a vectorised ?: are computed: the old templates' exp(-x)
+    # of the side not taken overflowed (float32 x < -88), and every such
+    # call ran again on NumPy. One exp(-|x|) now: no flag, NumPy's values.
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)   # the kernel's turn
+    fallbacks = []
+    run = c_tier.NativeProgram.run_prepared
+
+    def spy(self, operands, outs, shape, size, aliased=None, fallback=None):
+        def counted():
+            fallbacks.append(size)
+            fallback()
+        return run(self, operands, outs, shape, size, aliased, counted)
+    monkeypatch.setattr(c_tier.NativeProgram, "run_prepared", spy)
+    x = T.fvector("x")
+    f = tg.function([x], [T.nnet.sigmoid(x) * 2.0, T.nnet.softplus(x) * 3.0])
+    v = np.linspace(-300, 300, 9001).astype("float32")
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = f(v)
+    assert fallbacks == []
+    ref, _ = _both(f, v)
+    for r, g in zip(ref, got):
+        _assert_same(r, g)
+
+
+def test_a_kernel_whose_flags_numpy_reports_is_charged_the_rerun(monkeypatch):
+    # the call runs again on NumPy's program (which warns), and that time
+    # counts against the kernel's way, so a kernel that always raises
+    # such flags loses to NumPy's program
+    x = T.dvector("x")
+    f = tg.function([x], T.log(x) * 2.0 + T.exp(x) * 0.5)
+    v = np.linspace(-1, 2, 9000)
+    for _ in range(2):      # (the kernel's first call is not counted)
+        with pytest.warns(RuntimeWarning, match="invalid value"):
+            f(v)
+    from tracegrad.fuse import FusedElemwise
+    (node,) = [n for n in f.maker.fgraph.toposort() if isinstance(n.op, FusedElemwise)]
+    native = node.op.program(np)._native
+    (kernel,) = [k for k in native._kernels.values() if k]
+    (choice,) = kernel.tiers.values()
+    assert choice.threads > 0 and choice.alone == 0
