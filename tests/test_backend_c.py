@@ -703,8 +703,10 @@ def test_an_in_place_call_in_pieces_has_a_tier_choice(monkeypatch):
 def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
     # a strided call: the kernel first, the NumPy program next, then the
     # faster (no margin), the other after NATIVE_RETRY calls, and after
-    # twice as many each time a retry confirms the choice
+    # twice as many each time a retry confirms the choice (no wait for
+    # the retries' cost here: test_retries_of_a_much_slower_way_wait_longer)
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY_COST", 1e9)
     ways = _drive(_warm(c_tier.TierChoice()), 31, 3.0, 1.0)   # NumPy three times as fast
     assert [k + 1 for k, w in enumerate(ways) if w] == [1, 6, 14, 30]
     # a retry that finds the kernel faster now switches, and the wait resets
@@ -722,6 +724,20 @@ def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
     even.record(True, 1.0)
     even.record(False, 1.0)
     assert even.threaded() is True   # a tie keeps the kernel
+
+
+def test_retries_of_a_much_slower_way_wait_longer(monkeypatch):
+    # NumPy's program 9x slower: a retry costs 8 kernel calls, so at 1% it
+    # waits 800 calls at least (the doubling wait alone: 4, 8, 16...)
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
+    monkeypatch.setattr(c_tier, "NATIVE_RETRY_COST", 0.01)
+    ways = _drive(_warm(c_tier.TierChoice()), 2000, 1.0, 9.0)
+    retries = [k for k, w in enumerate(ways) if not w][1:]
+    assert retries and all(b - a >= 800 for a, b in zip([1] + retries, retries))
+    # 10% apart: a retry costs 0.1 call, so 10 calls at least; the longer
+    # of that and the doubling wait (4, 8, 16) between retries
+    close = _drive(_warm(c_tier.TierChoice()), 40, 1.0, 1.1)
+    assert [k for k, w in enumerate(close) if not w][1:] == [12, 23, 39]
 
 
 @pytest.mark.parametrize("shape", [(1000, 10), (40, 700)])

@@ -47,7 +47,8 @@ import numpy as np
 
 from tracegrad.config import (NATIVE_ALIAS_CHUNK, NATIVE_CHUNK_MAX, NATIVE_CHUNK_MIN,
                               NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, NATIVE_MIN_SIZE,
-                              NATIVE_RETRY, NATIVE_SMALL_AFTER, NATIVE_THREADS_GAIN, config)
+                              NATIVE_RETRY, NATIVE_RETRY_COST, NATIVE_SMALL_AFTER,
+                              NATIVE_THREADS_GAIN, config)
 from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend.csmall import address as _address, small_layout, small_plan
 from tracegrad.backend.numpy.runner import common_order
@@ -202,7 +203,10 @@ class TierChoice(ThreadChoice):
     The way not taken can be many times slower (a strided kernel on short
     rows, the in-place pieces), so a retry that confirms the choice doubles
     the wait for the next one (``NATIVE_RETRY`` up to 32 times that); a
-    retry that changes it starts again at ``NATIVE_RETRY``."""
+    retry that changes it starts again at ``NATIVE_RETRY``; and retries
+    never cost more than ``NATIVE_RETRY_COST`` of the faster way's time on
+    average (a way ``k`` times slower waits ``(k - 1) / NATIVE_RETRY_COST``
+    calls at least)."""
 
     __slots__ = ("interval", "since")
 
@@ -213,10 +217,16 @@ class TierChoice(ThreadChoice):
 
     def _retry_due(self):
         self.since += 1
-        if self.since < self.interval:
+        if self.since < self.interval or self.since < self._retry_cost():
             return False
         self.since = 0
         return True
+
+    def _retry_cost(self):
+        """The calls a retry must wait so that retries cost at most
+        ``NATIVE_RETRY_COST`` of the faster way's time on average."""
+        slow, fast = max(self.threads, self.alone), min(self.threads, self.alone)
+        return (slow / fast - 1) / NATIVE_RETRY_COST if fast else 0
 
     def record(self, threaded, ns_per_element):
         if self.cold[threaded]:
