@@ -248,12 +248,11 @@ def _spy_in_place(monkeypatch):
     return calls
 
 
-def test_a_kernel_writing_into_its_input_goes_piece_by_piece(monkeypatch):
-    # Pieces of 8192 elements (several per call), each through scratch and
-    # copied in, so no buffer of the call's size is allocated; the piece
-    # with a negative value is computed by the NumPy program, which warns
-    # (or raises) exactly as NumPy does.
-    monkeypatch.setattr(c_tier, "NATIVE_ALIAS_CHUNK", 8192)
+def test_a_kernel_writing_into_its_input_goes_block_by_block(monkeypatch):
+    # Blocks of 256 elements, each stored once its flags are read (no
+    # buffer of the call's size is allocated); the thread's range stops at
+    # the block with a negative value and the rest is computed by the NumPy
+    # program, which warns (or raises) exactly as NumPy does.
     monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
     # (every call on the kernel: its TierChoice would hand some to NumPy)
     monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)

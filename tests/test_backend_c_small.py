@@ -251,3 +251,35 @@ def test_a_kernel_whose_flags_numpy_reports_is_charged_the_rerun(monkeypatch):
     (kernel,) = [k for k in native._kernels.values() if k]
     (choice,) = kernel.tiers.values()
     assert choice.threads > 0 and choice.alone == 0
+
+
+@pytest.mark.parametrize("threads", [True, False])
+def test_an_in_place_kernel_stops_each_range_at_a_flag_numpy_reports(monkeypatch, threads):
+    # tg_commit: blocks stored only when their flags are clean; each
+    # thread's chunk stops at a block NumPy must judge and NumPy's in-place
+    # program computes every untouched range from intact inputs
+    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
+    monkeypatch.setattr(tg.config, "num_threads", 2)
+    monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)   # the kernel
+    monkeypatch.setattr(c_tier.ThreadChoice, "threaded", lambda self: threads)
+    x = T.dvector("x")
+    h = T.cumsum(x)
+    f = tg.function([x], h - 0.5 * T.sqrt(h) * h)
+    assert [n.op.name.startswith("Fused") for n in f.maker.fgraph.apply_nodes
+            if n.op.destroy_map] == [True]
+    n = 6 * 8192 + 77
+    v = np.full(n, 1e-3)
+    for bad in (2 * 8192 + 300, n - 3):
+        v[:] = 1e-3
+        v[bad] = -100.0            # the cumulative sum is negative from there on
+        c = np.cumsum(v)
+        with np.errstate(invalid="ignore"):
+            want = c - 0.5 * np.sqrt(c) * c
+        with pytest.warns(RuntimeWarning, match="invalid value"):
+            got = f(v)
+        np.testing.assert_array_equal(got, want)
+    clean = np.full(n, 1e-3)
+    c = np.cumsum(clean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(f(clean), c - 0.5 * np.sqrt(c) * c)

@@ -430,12 +430,6 @@ NATIVE_RETRY = 32
 # retry every 128 calls (the doubling wait then) added ~5% to the mean.
 # The 1% is not tuned.
 NATIVE_RETRY_COST = 0.01
-# Elements per piece of a compiled call that writes into buffers it reads
-# while NumPy's error state reports some flag (``backend.c._run_in_place``):
-# each piece goes through a scratch buffer this long (per output), so it
-# should stay in the L2 cache (512 KiB of float64) and bound the scratch
-# well below the buffers written in place. Not measured.
-NATIVE_ALIAS_CHUNK = 65536
 
 # --- progress while compiling (progress.py)
 # A compile shows its progress line (when stderr is a terminal and
