@@ -28,6 +28,7 @@ import pytest
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import crun
 from tracegrad.backend import ccompiler, csource, diskcache
 from tracegrad.ops.base import _ROWS, Elemwise
 
@@ -239,7 +240,7 @@ def _sqrt_in_place():
 
 def _spy_in_place(monkeypatch):
     calls = []
-    run = c_tier._run_in_place
+    run = crun._run_in_place
 
     def spy(*args):
         calls.append(args[4])   # (its size)
@@ -253,7 +254,7 @@ def test_a_kernel_writing_into_its_input_goes_block_by_block(monkeypatch):
     # buffer of the call's size is allocated); the thread's range stops at
     # the block with a negative value and the rest is computed by the NumPy
     # program, which warns (or raises) exactly as NumPy does.
-    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
+    monkeypatch.setattr(crun, "NATIVE_MIN_PER_THREAD", 4096)
     # (every call on the kernel: its TierChoice would hand some to NumPy)
     monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)
     calls = _spy_in_place(monkeypatch)
@@ -487,7 +488,7 @@ def test_threaded_calls_from_several_python_threads(monkeypatch):
     from tracegrad.backend import crunner
     if crunner.runner() is None:
         pytest.skip("no thread runner")
-    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(crun, "NATIVE_MIN_PER_THREAD", 1024)
     monkeypatch.setattr(tg.config, "num_threads", 4)
     f = _w1_function()
     rng = np.random.default_rng(5)
@@ -512,7 +513,7 @@ def test_threaded_calls_from_several_python_threads(monkeypatch):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
 def test_a_forked_child_can_use_the_threaded_runner(monkeypatch):
     # (OpenMP's runtime can hang in a forked child; ours makes new threads)
-    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(crun, "NATIVE_MIN_PER_THREAD", 1024)
     monkeypatch.setattr(tg.config, "num_threads", 2)
     f = _w1_function()
     a = np.linspace(-2, 2, 100_000)
@@ -578,12 +579,12 @@ def test_threads_share_chunks_each_exactly_once(monkeypatch):
     from tracegrad.fuse import fuse_outputs
     if crunner.runner() is None:
         pytest.skip("no thread runner")
-    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
-    monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MIN", 256)
-    monkeypatch.setattr(c_tier, "NATIVE_CHUNK_MAX", 512)
+    monkeypatch.setattr(crun, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(crun, "NATIVE_CHUNK_MIN", 256)
+    monkeypatch.setattr(crun, "NATIVE_CHUNK_MAX", 512)
     monkeypatch.setattr(c_tier.ThreadChoice, "threaded", lambda self: True)
     monkeypatch.setattr(tg.config, "num_threads", 3)
-    assert c_tier.chunk_size(100_000, 3) == 512
+    assert crun.chunk_size(100_000, 3) == 512
     x = T.dvector("x")
     (out,) = fuse_outputs([2.0 * x + 1.0], target="cpu")
     native = c_tier.program(out.owner.op.spec)
@@ -660,7 +661,7 @@ def test_thread_choice_follows_the_measured_times(monkeypatch):
 
 
 def test_both_ways_give_the_same_results(monkeypatch):
-    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 1024)
+    monkeypatch.setattr(crun, "NATIVE_MIN_PER_THREAD", 1024)
     monkeypatch.setattr(tg.config, "num_threads", 2)
     # (the kernel's turn every call: NumPy's program differs in the last bits)
     monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)

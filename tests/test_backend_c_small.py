@@ -13,6 +13,7 @@ import pytest
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import crun
 from tracegrad.backend import ccompiler, crunner, csmall, csource
 from tracegrad.config import NATIVE_SMALL_AFTER
 
@@ -258,7 +259,7 @@ def test_an_in_place_kernel_stops_each_range_at_a_flag_numpy_reports(monkeypatch
     # tg_commit: blocks stored only when their flags are clean; each
     # thread's chunk stops at a block NumPy must judge and NumPy's in-place
     # program computes every untouched range from intact inputs
-    monkeypatch.setattr(c_tier, "NATIVE_MIN_PER_THREAD", 4096)
+    monkeypatch.setattr(crun, "NATIVE_MIN_PER_THREAD", 4096)
     monkeypatch.setattr(tg.config, "num_threads", 2)
     monkeypatch.setattr(c_tier.TierChoice, "threaded", lambda self: True)   # the kernel
     monkeypatch.setattr(c_tier.ThreadChoice, "threaded", lambda self: threads)

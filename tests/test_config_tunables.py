@@ -13,6 +13,7 @@ from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import crun
 from tracegrad.fuse import reduce as fuse_reduce
 from tracegrad import progress as progress_module
 
@@ -34,9 +35,9 @@ USERS = {
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
-    c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_CHUNKS_PER_THREAD",
-             "NATIVE_CHUNK_MIN", "NATIVE_CHUNK_MAX", "NATIVE_THREADS_GAIN", "NATIVE_RETRY",
-             "NATIVE_SMALL_AFTER", "NATIVE_RETRY_COST"],
+    c_tier: ["NATIVE_THREADS_GAIN", "NATIVE_RETRY", "NATIVE_SMALL_AFTER", "NATIVE_RETRY_COST"],
+    crun: ["NATIVE_MIN_PER_THREAD", "NATIVE_CHUNKS_PER_THREAD", "NATIVE_CHUNK_MIN",
+           "NATIVE_CHUNK_MAX"],
     progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
     fuse_reduce: ["SLAB_BYTES"],
 }
