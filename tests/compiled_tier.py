@@ -31,6 +31,7 @@ from pathlib import Path
 
 SUBSET = [
     "tests/test_backend_c.py",
+    "tests/test_backend_c_small.py",
     "tests/test_ops_elemwise.py",
     "tests/test_ops_numpy_ufuncs.py",
     "tests/test_ops_special.py",

@@ -13,6 +13,7 @@ from tracegrad.ops import nnet, shape_static
 from tracegrad.rewrite import algebra, constant_fold, engine
 from tracegrad import transforms
 from tracegrad.backend import c as c_tier
+from tracegrad.backend import crun
 from tracegrad.fuse import reduce as fuse_reduce
 from tracegrad import progress as progress_module
 
@@ -24,7 +25,7 @@ TUNABLES = SOURCE[SOURCE.index("# ----------------------------------------------
 USERS = {
     cpu: ["BLOCK_BYTES", "MIN_BLOCK", "BLOCK_MIN_NS", "THREADED_BLOCK_FACTOR", "THREAD_MIN_NS",
           "SINGLE_PASS_BLOCKS", "BLOCKS_PER_THREAD", "CALIBRATION_SIZE", "CALIBRATION_ROUNDS",
-          "NATIVE_MIN_SIZE", "STEP_DISPATCH_NS"],
+          "NATIVE_MIN_SIZE", "STEP_DISPATCH_NS", "NATIVE_SMALL_STEPS"],
     codegen: ["EAGER_FAST_LINES", "MAX_CODE"],
     cache: ["MAX_ENTRIES"],
     cluster: ["DEFAULT_MAX_OPERANDS"],
@@ -34,8 +35,9 @@ USERS = {
     nnet: ["SHORT_AXIS"],
     constant_fold: ["FOLD_MAX_BYTES"],
     transforms: ["TRANSFORM_MEMO_SIZE"],
-    c_tier: ["NATIVE_MIN_PER_THREAD", "NATIVE_ALIAS_CHUNK", "NATIVE_CHUNKS_PER_THREAD",
-             "NATIVE_CHUNK_MIN", "NATIVE_CHUNK_MAX", "NATIVE_THREADS_GAIN", "NATIVE_RETRY"],
+    c_tier: ["NATIVE_THREADS_GAIN", "NATIVE_RETRY", "NATIVE_SMALL_AFTER", "NATIVE_RETRY_COST"],
+    crun: ["NATIVE_MIN_PER_THREAD", "NATIVE_CHUNKS_PER_THREAD", "NATIVE_CHUNK_MIN",
+           "NATIVE_CHUNK_MAX"],
     progress_module: ["PROGRESS_AFTER_S", "PROGRESS_EVERY_NODES"],
     fuse_reduce: ["SLAB_BYTES"],
 }

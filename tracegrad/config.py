@@ -388,6 +388,16 @@ TRANSFORM_MEMO_SIZE = 64
 # (a 4k-term sum of scalars) would queue thousands of compiles for nothing.
 # Not measured.
 NATIVE_MIN_SIZE = 8192
+# Smaller calls of a long cluster may still pay for a kernel: the NumPy
+# fast path costs ~0.5-1 us per ufunc step, a small compiled call ~3-5 us
+# of argument packing (W2's 32-step loss cluster on 400 float64 values:
+# ~15 us as NumPy steps). So a cluster of NATIVE_SMALL_STEPS lowered steps
+# or more asks for its kernel after NATIVE_SMALL_AFTER small calls (graphs
+# of many small clusters called once or twice compile nothing), and each
+# size class then runs whichever of the kernel and the fast path measured
+# faster (``TierChoice``). The thresholds are not tuned.
+NATIVE_SMALL_STEPS = 6
+NATIVE_SMALL_AFTER = 16
 # Fewest elements per thread of a compiled kernel's call: a pool hand-off
 # costs ~10-30 us, a compiled W1 element ~2-5 ns. Not measured.
 NATIVE_MIN_PER_THREAD = 32768
@@ -412,12 +422,14 @@ NATIVE_CHUNK_MAX = 65536
 # Neither value was tuned.
 NATIVE_THREADS_GAIN = 0.9
 NATIVE_RETRY = 32
-# Elements per piece of a compiled call that writes into buffers it reads
-# while NumPy's error state reports some flag (``backend.c._run_in_place``):
-# each piece goes through a scratch buffer this long (per output), so it
-# should stay in the L2 cache (512 KiB of float64) and bound the scratch
-# well below the buffers written in place. Not measured.
-NATIVE_ALIAS_CHUNK = 65536
+# A TierChoice (kernel or NumPy program) retries the way not taken at most
+# as often as keeps the retries' expected cost within NATIVE_RETRY_COST of
+# the faster way's time: a retry costs (slower / faster - 1) calls, so it
+# waits that over NATIVE_RETRY_COST calls at least. W1's float32 kernel on
+# 10^5 values measured 1.7 ns an element against NumPy's program 14.5: a
+# retry every 128 calls (the doubling wait then) added ~5% to the mean.
+# The 1% is not tuned.
+NATIVE_RETRY_COST = 0.01
 
 # --- progress while compiling (progress.py)
 # A compile shows its progress line (when stderr is a terminal and

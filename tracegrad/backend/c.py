@@ -45,11 +45,12 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from tracegrad.config import (NATIVE_ALIAS_CHUNK, NATIVE_CHUNK_MAX, NATIVE_CHUNK_MIN,
-                              NATIVE_CHUNKS_PER_THREAD, NATIVE_MIN_PER_THREAD, NATIVE_RETRY,
-                              NATIVE_THREADS_GAIN, config)
+from tracegrad.config import (NATIVE_MIN_SIZE, NATIVE_RETRY, NATIVE_RETRY_COST,
+                              NATIVE_SMALL_AFTER, NATIVE_THREADS_GAIN, config)
 from tracegrad.backend import numpy as numpy_backend
-from tracegrad.backend.numpy.runner import common_order
+from tracegrad.backend.crun import (_ALL_FLAGS, _layout, _noticed_flags, _run_in_place,
+                                    _run_split, _strided_args)
+from tracegrad.backend.csmall import address as _address, small_layout, small_plan
 from tracegrad.fuse.targets import Program
 
 # (``ccompiler`` and ``csource``, and ``logging``, are imported when first
@@ -61,42 +62,20 @@ def _log(level, msg, *args):
     import logging
     logging.getLogger("tracegrad.backend.c").log(level, msg, *args)
 
-_FLAG_BITS = None  # np.geterr() key -> the FE_* bits of this libc
-_ALL_FLAGS = 0xFF   # (any flag: whether NumPy's error state acts on one at all)
-
-
-def _fe_bits():
-    """FE_INVALID, FE_DIVBYZERO, FE_OVERFLOW, FE_UNDERFLOW of x86/arm glibc."""
-    import platform
-    if platform.machine().lower() in ("aarch64", "arm64"):
-        return {"invalid": 1, "divide": 2, "over": 4, "under": 8}
-    return {"invalid": 1, "divide": 4, "over": 8, "under": 16}
-
-
-def _noticed_flags(flags):
-    """Whether NumPy's error state would act on any of ``flags``."""
-    global _FLAG_BITS
-    if not flags:
-        return False
-    if _FLAG_BITS is None:
-        _FLAG_BITS = _fe_bits()
-    err = np.geterr()
-    return any(flags & bit and err[name] != "ignore" for name, bit in _FLAG_BITS.items())
-
-
 _ARGTYPES = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
              ctypes.c_void_p, ctypes.c_void_p]
 
 
 class Kernel:
-    """One loaded kernel, ``tg_contig`` or ``tg_strided`` (one signature:
-    ``(start, end, ptrs, consts, nd, shape, strides)``), its address for
-    the thread runner, and its ``ThreadChoice`` per size class."""
+    """One loaded kernel, ``tg_contig``, ``tg_strided`` or ``tg_commit``
+    (``kind``; one signature: ``(start, end, ptrs, consts, nd, shape,
+    strides)``), its address for the thread runner, and its
+    ``ThreadChoice`` per size class."""
 
     __slots__ = ("fn", "addr", "lib", "choices", "tiers")
 
-    def __init__(self, lib, strided):
-        fn = lib.tg_strided if strided else lib.tg_contig
+    def __init__(self, lib, kind):
+        fn = getattr(lib, "tg_" + kind)
         fn.argtypes = _ARGTYPES
         fn.restype = ctypes.c_int
         self.fn = fn
@@ -114,10 +93,11 @@ class Kernel:
             found = self.choices[key] = ThreadChoice()
         return found
 
-    def tier(self, size, in_place=False):
-        """The ``TierChoice`` of calls of about ``size`` elements (calls
-        writing into an input's buffer in pieces apart)."""
-        key = (size.bit_length(), in_place)
+    def tier(self, size, kind=False):
+        """The ``TierChoice`` of calls of about ``size`` elements; ``kind``
+        keeps calls writing into an input's buffer in pieces (``True``) and
+        small calls against the whole-call fast path (``'small'``) apart."""
+        key = (size.bit_length(), kind)
         found = self.tiers.get(key)
         if found is None:
             found = self.tiers[key] = TierChoice()
@@ -137,13 +117,18 @@ class ThreadChoice:
     which. (Updates from concurrent calls may race: an estimate is then a
     little off, never wrong for long.)"""
 
-    __slots__ = ("alone", "threads", "calls", "retrying")
+    __slots__ = ("alone", "threads", "calls", "retrying", "cold")
 
     def __init__(self):
         self.alone = 0.0     # ns per element, 0.0: not measured yet
         self.threads = 0.0
         self.calls = 0
         self.retrying = False
+        # The ways whose first call is still to come: that call's time is
+        # dropped (a kernel's first call binds its library's symbols and
+        # faults its pages in, the first threaded one starts the threads:
+        # W2's loss kernel took 50 us once, 7 us after).
+        self.cold = [True, True]
 
     def threaded(self):
         """Whether the next call runs on the threads."""
@@ -165,7 +150,12 @@ class ThreadChoice:
         return self.threads < NATIVE_THREADS_GAIN * self.alone
 
     def record(self, threaded, ns_per_element):
-        """Fold one call's time into its way's average (a retry's replaces it)."""
+        """Fold one call's time into its way's average (a retry's replaces
+        it; the first call of each way is not counted)."""
+        if self.cold[threaded]:
+            self.cold[threaded] = False
+            self.retrying = False
+            return
         old = self.threads if threaded else self.alone
         new = ns_per_element if not old or self.retrying else \
             old + (ns_per_element - old) / 4
@@ -190,7 +180,10 @@ class TierChoice(ThreadChoice):
     The way not taken can be many times slower (a strided kernel on short
     rows, the in-place pieces), so a retry that confirms the choice doubles
     the wait for the next one (``NATIVE_RETRY`` up to 32 times that); a
-    retry that changes it starts again at ``NATIVE_RETRY``."""
+    retry that changes it starts again at ``NATIVE_RETRY``; and retries
+    never cost more than ``NATIVE_RETRY_COST`` of the faster way's time on
+    average (a way ``k`` times slower waits ``(k - 1) / NATIVE_RETRY_COST``
+    calls at least)."""
 
     __slots__ = ("interval", "since")
 
@@ -201,12 +194,21 @@ class TierChoice(ThreadChoice):
 
     def _retry_due(self):
         self.since += 1
-        if self.since < self.interval:
+        if self.since < self.interval or self.since < self._retry_cost():
             return False
         self.since = 0
         return True
 
+    def _retry_cost(self):
+        """The calls a retry must wait so that retries cost at most
+        ``NATIVE_RETRY_COST`` of the faster way's time on average."""
+        slow, fast = max(self.threads, self.alone), min(self.threads, self.alone)
+        return (slow / fast - 1) / NATIVE_RETRY_COST if fast else 0
+
     def record(self, threaded, ns_per_element):
+        if self.cold[threaded]:
+            ThreadChoice.record(self, threaded, ns_per_element)
+            return
         measured = bool(self.threads and self.alone)
         before = self._first_faster()
         retry = self.retrying
@@ -293,10 +295,12 @@ def _build(spec, layout):
     crunner.runner()   # (built once, before the first kernel is used)
     try:
         if layout == "strided":
-            source = csource.strided_source(spec)
+            kind, source = layout, csource.strided_source(spec)
+        elif layout and layout[0] == "commit":
+            kind, source = "commit", csource.commit_source(spec, layout[1])
         else:
-            source = csource.contiguous_source(spec, layout)
-        kernel = Kernel(ccompiler.build(source), layout == "strided")
+            kind, source = "contig", csource.contiguous_source(spec, layout)
+        kernel = Kernel(ccompiler.build(source), kind)
     except Exception as exc:  # never the user's error: the NumPy tier runs
         _log(10, "tracegrad: no compiled kernel for %s (%s); the NumPy program runs",
              spec.name, exc)
@@ -321,6 +325,11 @@ class NativeProgram(Program):
         self.host = numpy_backend.program(spec) if host is None else host
         self.structure = spec.structure   # (a property that builds a tuple)
         self.consts = ctypes.create_string_buffer(csource.constant_block(spec))
+        # layout -> Kernel, or False (cannot be built): hashing the spec's
+        # structure for the shared table costs ~5 us a call.
+        self._kernels = {}
+        self._small = small_plan(self.host)
+        self._small_calls = 0
 
     def run(self, inputs, outs=None, sources=None):
         """The outputs of ``inputs`` as a list (written into ``outs`` when
@@ -337,42 +346,123 @@ class NativeProgram(Program):
         must see (see ``_run_in_place``). Any other overlap never reaches
         here: ``CpuProgram`` computes into fresh buffers then.
         ``fallback``: a callable running the NumPy program on this call.
-        Given, a call with a strided layout, or one writing into an input's
-        buffer in pieces (NumPy's error state acts on some flag), runs
-        whichever of the kernel and ``fallback`` its ``TierChoice`` finds
-        faster; a contiguous call straight into its outputs always runs the
-        kernel (never slower than NumPy)."""
+        Given, the call runs whichever of the kernel and ``fallback`` its
+        ``TierChoice`` finds faster for calls of its layout and size class
+        (strided, in pieces, contiguous: each its own). Even a contiguous
+        call straight into its outputs may be slower through the kernel:
+        W4's ``g * (1 - h * h)`` gradient (one multiply, two outputs, 32k
+        float32) took 17 us there and 15 us as NumPy's program, warm, and
+        44 vs 27 us inside the training step."""
         layout, strided = _layout(operands, outs, shape)
-        kernel = _kernel(self.spec, (self.structure, layout))
-        if kernel is None:
-            return False
+        kernel = self._kernels.get(layout)
+        if not kernel:
+            kernel = self._kernel(layout)
+            if kernel is None:
+                return False
         if aliased is not None and not _noticed_flags(_ALL_FLAGS):
             # NumPy would report nothing: no call is ever re-run, so the
             # kernel writes straight into the buffers it reads (each
             # element is read before it is written, by one thread).
             aliased = None
         pieces = aliased is not None and not strided
-        if fallback is None or not (strided or pieces):
+        if fallback is None:
             return self._run_kernel(kernel, strided, operands, outs, shape, size, aliased)
         choice = kernel.tier(size, pieces)
         compiled = choice.threaded()
         start = perf_counter_ns()
-        if compiled:
-            if not self._run_kernel(kernel, strided, operands, outs, shape, size, aliased):
-                return False   # (flags NumPy must report: not a timing)
-        else:
+        if not compiled or not self._run_kernel(kernel, strided, operands, outs, shape, size,
+                                                aliased):
+            # (a kernel that raised flags NumPy must report: NumPy's program
+            # runs the call again and reports, and the kernel's way is
+            # charged both: W2's loss kernel on 10^4 float32 values did so on
+            # every call, so NumPy's program alone must win)
             fallback()
         choice.record(compiled, (perf_counter_ns() - start) / size)
         return True
 
+    def _layout_of(self, kernel):
+        """The layout key this program loaded ``kernel`` for."""
+        return next(layout for layout, k in self._kernels.items() if k is kernel)
+
+    def _kernel(self, layout):
+        """The loaded kernel of ``layout`` (kept by this program once
+        loaded or failed), or ``None``."""
+        if self._kernels.get(layout) is False:
+            return None
+        key = (self.structure, layout)
+        kernel = _kernel(self.spec, key)
+        if kernel is not None:
+            self._kernels[layout] = kernel
+        elif _KERNELS.get(key) is FAILED:
+            self._kernels[layout] = False
+        return kernel
+
+    def run_small(self, arrays, numpy_fast):
+        """A call below ``NATIVE_MIN_SIZE`` elements of a long cluster
+        (``NATIVE_SMALL_STEPS`` steps or more): through the contiguous
+        kernel or the NumPy program's whole-call ``numpy_fast``, whichever
+        its ``TierChoice`` finds faster for calls of its size. The outputs
+        as a list, or ``None`` (neither took the call: the general path
+        runs it). The kernel is asked for after ``NATIVE_SMALL_AFTER``
+        small calls that fit it: one that never runs again compiles nothing."""
+        fit = small_layout(self._small, arrays)
+        if fit is None or fit[1] >= NATIVE_MIN_SIZE:
+            return numpy_fast(*arrays)   # (a large call: the general path's tier)
+        shape, size = fit
+        mask = self._small.mask
+        kernel = self._kernels.get(mask)
+        if not kernel:
+            self._small_calls += 1
+            if self._small_calls < NATIVE_SMALL_AFTER or kernel is False:
+                return numpy_fast(*arrays)
+            kernel = self._kernel(mask)
+            if kernel is None:
+                return numpy_fast(*arrays)
+        choice = kernel.tier(size, "small")
+        compiled = choice.threaded()
+        start = perf_counter_ns()
+        if compiled:
+            results = self._run_small(kernel, arrays, shape, size)
+            if results is None:   # (flags NumPy must report: charged, as in run_prepared)
+                results = numpy_fast(*arrays)
+        else:
+            results = numpy_fast(*arrays)
+            if results is None:   # (beyond the fast path's size: the kernel, not a timing)
+                choice.retrying = False
+                return self._run_small(kernel, arrays, shape, size)
+        if results is not None:
+            choice.record(compiled, (perf_counter_ns() - start) / size)
+        return results
+
+    def _run_small(self, kernel, arrays, shape, size):
+        """The kernel over a small contiguous call into fresh outputs, or
+        ``None`` when it raised a flag NumPy must report."""
+        outs = [np.empty(shape, dt) for dt in self.host.out_dtypes]
+        call = _CALL[0]
+        if call is None:
+            from tracegrad.backend import crunner
+            call = _CALL[0] = crunner.tuple_caller() or False
+        if call is not False:
+            flags = call(kernel.addr, size, (*arrays, *outs), self.consts)
+        else:
+            address = _address
+            ptrs = self._small.ptrs(*[address(a) for a in arrays], *[address(o) for o in outs])
+            flags = kernel.fn(0, size, ptrs, self.consts, 0, None, None)
+        if flags and _noticed_flags(flags):
+            return None
+        return outs
+
     def _run_kernel(self, kernel, strided, operands, outs, shape, size, aliased):
         """The kernel over the call (``run_prepared``'s result)."""
         if aliased is not None and not strided:
-            _run_in_place(kernel, aliased, operands, outs, size, self.consts)
+            committing = self._kernel(("commit", self._layout_of(kernel)))
+            if committing is None:
+                return False   # (not built yet: NumPy's in-place program runs it)
+            _run_in_place(committing, aliased, operands, outs, size, self.consts)
             return True
         targets = [np.empty_like(o) for o in outs] if aliased is not None else outs
         ptrs = (ctypes.c_void_p * (len(operands) + len(outs)))(
-            *[a.ctypes.data for a in operands], *[o.ctypes.data for o in targets])
+            *[_address(a) for a in operands], *[_address(o) for o in targets])
         extra = _strided_args(operands, targets, shape) if strided else (0, None, None)
         flags = _run_split(kernel, size, ptrs, self.consts, extra)
         if _noticed_flags(flags):
@@ -383,124 +473,7 @@ class NativeProgram(Program):
         return True
 
 
-def _run_in_place(kernel, program, operands, outs, size, consts):
-    """A contiguous call whose outputs are inputs' buffers, while NumPy's
-    error state would act on some flag. A piece NumPy must judge has to be
-    re-run from intact inputs, so the kernel writes each piece of
-    ``NATIVE_ALIAS_CHUNK`` elements into a small scratch buffer (it stays
-    in the cache) that is then copied into place; a piece that raised a
-    flag NumPy notices is computed by the NumPy block ``program`` instead,
-    which warns or raises as NumPy does. No buffer of the call's size is
-    allocated (as the NumPy tier's in-place programs allocate none)."""
-    order = common_order(outs)
-    single = [a.size == 1 for a in operands]
-    chunk = min(size, max(NATIVE_ALIAS_CHUNK, NATIVE_MIN_PER_THREAD * config.num_threads))
-    scratch = [np.empty(chunk, o.dtype) for o in outs]
-    flat_outs = [o.reshape(-1, order=order) for o in outs]
-    addrs = [a.ctypes.data for a in operands]
-    steps = [0 if one else a.itemsize for a, one in zip(operands, single)]
-    n_ops = len(operands)
-    ptrs = (ctypes.c_void_p * (n_ops + len(outs)))(*addrs, *[t.ctypes.data for t in scratch])
-    for start in range(0, size, chunk):
-        n = min(chunk, size - start)
-        for q in range(n_ops):
-            ptrs[q] = addrs[q] + start * steps[q]
-        if not _noticed_flags(_run_split(kernel, n, ptrs, consts, (0, None, None))):
-            for o, t in zip(flat_outs, scratch):
-                o[start:start + n] = t[:n]
-            continue
-        piece = slice(start, start + n)
-        ins = [a.reshape(()) if one else a.reshape(-1, order=order)[piece]
-               for a, one in zip(operands, single)]
-        program.fn(*ins, *[o[piece] for o in flat_outs],
-                   *[np.empty(n, dt) for dt in program.slot_dtypes])
-
-
-def _layout(operands, outs, shape):
-    """``(layout key, strided)`` of a call: ``'strided'``, or a tuple saying
-    per operand whether it is a single value (the others contiguous in the
-    outputs' order)."""
-    order = common_order(outs)
-    if order is None:
-        return "strided", True
-    mask = []
-    for a in operands:
-        if a.size == 1:
-            mask.append(True)
-        elif a.shape == shape and (a.flags.c_contiguous if order == "C"
-                                   else a.flags.f_contiguous):
-            mask.append(False)
-        else:
-            return "strided", True
-    return tuple(mask), False
-
-
-_STRIDED_ARGS = {}  # (shape, byte strides) -> the ctypes arrays (a few layouts per program)
-
-
-def _strided_args(operands, outs, shape):
-    """``(nd, shape, strides)``: byte strides of every operand broadcast to
-    ``shape`` (0 along broadcast axes), then of every output; a 0-d call
-    is one element of shape ``(1,)``. (Worked out from each array's own
-    strides, and the ctypes arrays of a layout kept: a small call pays
-    microseconds here.)"""
-    nd = max(1, len(shape))
-    strides = []
-    for a in list(operands) + list(outs):
-        if not shape:
-            strides.append(0)
-        elif a.shape == shape:
-            strides.extend(a.strides)
-        else:
-            lead = nd - a.ndim
-            strides.extend([0] * lead)
-            strides.extend(0 if n == 1 and shape[lead + k] != 1 else st
-                           for k, (n, st) in enumerate(zip(a.shape, a.strides)))
-    key = (shape, tuple(strides))
-    found = _STRIDED_ARGS.get(key)
-    if found is None:
-        if len(_STRIDED_ARGS) > 256:
-            _STRIDED_ARGS.clear()
-        full = shape if shape else (1,)
-        found = _STRIDED_ARGS[key] = (nd, (ctypes.c_int64 * nd)(*full),
-                                      (ctypes.c_int64 * len(strides))(*strides))
-    return found
-
-
-def _run_split(kernel, size, ptrs, consts, extra):
-    """Run ``kernel`` over ``[0, size)`` on up to ``config.num_threads``
-    threads (``crunner.tg_run``: persistent C threads sharing chunks of
-    ``chunk_size(size, parts)`` elements as each comes free; ctypes releases
-    the GIL around it) or alone, as the kernel's ``ThreadChoice`` for this
-    size finds faster; the OR of the pieces' flags."""
-    parts = max(1, min(config.num_threads, size // NATIVE_MIN_PER_THREAD))
-    run = _RUNNER[0]
-    if run is None:
-        from tracegrad.backend import crunner
-        run = _RUNNER[0] = crunner.runner() or False
-    if parts == 1 or run is False:
-        return kernel.fn(0, size, ptrs, consts, *extra)
-    choice = kernel.choice(size)
-    threaded = choice.threaded()
-    start = perf_counter_ns()
-    if threaded:
-        flags = run(kernel.addr, size, parts, chunk_size(size, parts), ptrs, consts, *extra)
-    else:
-        flags = kernel.fn(0, size, ptrs, consts, *extra)
-    choice.record(threaded, (perf_counter_ns() - start) / size)
-    return flags
-
-
-def chunk_size(size, parts):
-    """Elements per chunk of a threaded call: about ``NATIVE_CHUNKS_PER_THREAD``
-    chunks per thread, within ``[NATIVE_CHUNK_MIN, NATIVE_CHUNK_MAX]``, a
-    multiple of 256 (whole vectors and cache lines)."""
-    chunk = size // (parts * NATIVE_CHUNKS_PER_THREAD)
-    chunk = min(NATIVE_CHUNK_MAX, max(NATIVE_CHUNK_MIN, chunk))
-    return -(-chunk // 256) * 256
-
-
-_RUNNER = [None]
+_CALL = [None]   # crunner.tuple_caller(), or False
 
 
 # ------------------------------------------------------------ the hook

@@ -3,14 +3,18 @@
 An elementwise node that joined no cluster (``T.exp(x)`` alone) runs its
 NumPy ufunc. When the compiled tier is installed (``backend.numpy.NATIVE``) and can
 run the node, its large calls (an operand of ``NATIVE_MIN_SIZE`` elements
-or more) go through the program of a one-node ``FusedElemwise`` instead:
-libmvec's vector math and the tier's threads, the same path as a cluster's
-(background compile, NumPy's warnings, the NumPy program meanwhile). Small
-calls keep the bare ufunc: a foreign call costs more than it saves there.
+or more) may go through the program of a one-node ``FusedElemwise``
+instead: libmvec's vector math and the tier's threads, the same path as a
+cluster's (background compile, NumPy's warnings, the NumPy program
+meanwhile), where it measures faster than the bare ufunc (a ``TierChoice``
+per size class: W4's ``(1024, 10) + (10,)`` bias took 85 us through the
+program's short-row path, 24 us as ``np.add``). Small calls keep the bare
+ufunc: a foreign call costs more than it saves there.
 An in-place node (``destroy_map``) becomes the one-node
 ``InplaceFusedElemwise`` writing into the same input.
 """
 import math
+from time import perf_counter_ns
 
 import numpy as np
 
@@ -34,15 +38,27 @@ def lone_runner(node, base):
     if None not in shape and math.prod(shape) < NATIVE_MIN_SIZE:
         return base
     found = []   # [(f, picks) or None], made at the first large call
+    choices = {}  # size.bit_length() -> TierChoice
 
     def large(*arrays):
-        """A call with an operand of ``NATIVE_MIN_SIZE`` elements or more."""
+        """A call with an operand of ``NATIVE_MIN_SIZE`` elements or more:
+        the fused program or the bare ufunc, whichever its ``TierChoice``
+        measures faster for calls of its size class."""
         if config.cpu_codegen != "numpy":
             if not found:
                 found.append(_fused_runner(node, tier))
             if found[0] is not None:
                 fn, picks = found[0]
-                return fn(*[arrays[p] for p in picks])
+                size = max(getattr(a, "size", 1) for a in arrays)
+                key = size.bit_length()
+                choice = choices.get(key)
+                if choice is None:
+                    choice = choices[key] = tier.TierChoice()
+                fused = choice.threaded()
+                start = perf_counter_ns()
+                result = fn(*[arrays[p] for p in picks]) if fused else base(*arrays)
+                choice.record(fused, (perf_counter_ns() - start) / size)
+                return result
         return base(*arrays)
     return _size_switch(len(node.inputs), base, large)
 

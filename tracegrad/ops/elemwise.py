@@ -42,11 +42,17 @@ from tracegrad.tensor.variable import TensorConstant
 
 
 # ----------------------------------------------------------------- the table
+# (``sigmoid``/``softplus`` read one ``exp(-|x|)``, which never overflows:
+# a vectorised kernel evaluates both sides of ``?:``, and the overflow of
+# the side not taken (``exp(-x)`` for x < -88 in float32) raised a flag
+# that made every such call run again on NumPy; the values are the same.)
 PREAMBLE = r"""
 template <typename T> __device__ __forceinline__ T tg_sigmoid(T x) {
-    return x >= T(0) ? T(1) / (T(1) + exp(-x)) : exp(x) / (T(1) + exp(x)); }
+    T e = exp(-fabs(x));
+    return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e); }
 template <typename T> __device__ __forceinline__ T tg_softplus(T x) {
-    return x > T(0) ? x + log1p(exp(-x)) : log1p(exp(x)); }
+    T e = exp(-fabs(x));
+    return x > T(0) ? x + log1p(e) : log1p(e); }
 template <typename T> __device__ __forceinline__ T tg_sign(T x) {
     return x != x ? x : T((T(0) < x) - (x < T(0))); }
 template <typename T> __device__ __forceinline__ T tg_floor_div(T a, T b) {

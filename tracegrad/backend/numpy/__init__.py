@@ -31,7 +31,7 @@ import numpy as np
 # read as this module's globals, so tests patch them here)
 from tracegrad.config import (BLOCK_BYTES, BLOCK_MIN_NS, BLOCKS_PER_THREAD,
                               CALIBRATION_ROUNDS, CALIBRATION_SIZE, MIN_BLOCK, NATIVE_MIN_SIZE,
-                              SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
+                              NATIVE_SMALL_STEPS, SINGLE_PASS_BLOCKS, STEP_DISPATCH_NS, THREAD_MIN_NS,
                               THREADED_BLOCK_FACTOR, config)
 from tracegrad.backend.numpy.codegen import generate
 from tracegrad.backend.numpy.lower import lower
@@ -78,13 +78,13 @@ class CpuProgram(ProgramProtocol):
             self._fast_limit = min(self._fast_limit, NATIVE_MIN_SIZE - 1)
         self.direct = generate(self.lowered, fast_limit=self._fast_limit,
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
-        self.fast = self.direct.fast
         self._deferred = None
         self._inplace = {}
         self._native = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
         self._set_constants(spec)
+        self.fast = self._fast_with_native()
 
     def with_constants(self, spec):
         """This program for ``spec``, which has this program's spec's
@@ -101,12 +101,35 @@ class CpuProgram(ProgramProtocol):
             spec.in_types, spec.constants + self.lowered.constants[n:],
             self.lowered.instrs, self.lowered.outputs)
         new.direct = self.direct.rebound(new.lowered.constants)
-        new.fast = new.direct.fast
         new._deferred = None
         new._inplace = {}
         new._native = None
         new._set_constants(spec)
+        new.fast = new._fast_with_native()
         return new
+
+    def _fast_with_native(self):
+        """``fast``: the generated whole-call function, or for a long
+        program the compiled tier can run (``NATIVE_SMALL_STEPS`` lowered
+        steps or more, where each NumPy step's ~1 us adds up) that function
+        with small calls offered to the tier first
+        (``NativeProgram.run_small``: the kernel where it measures faster)."""
+        numpy_fast = self.direct.fast
+        if (numpy_fast is None or not self.native_possible or self.array_consts
+                or len(self.lowered.instrs) < NATIVE_SMALL_STEPS):
+            return numpy_fast
+        program = self
+
+        def fast(*arrays):
+            if config.cpu_codegen == "numpy":
+                return numpy_fast(*arrays)
+            native = program._native
+            if native is None:
+                native = program._native = NATIVE[0].program(program.spec, program) or False
+            if native is False:
+                return numpy_fast(*arrays)
+            return native.run_small(arrays, numpy_fast)
+        return fast
 
     def _set_constants(self, spec):
         # Constants of more than one element are operands of the block
