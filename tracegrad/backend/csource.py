@@ -156,6 +156,19 @@ def contiguous_source(spec, scalar_mask):
     when ``scalar_mask[i]``, else contiguous; outputs contiguous. (It takes,
     and ignores, ``tg_strided``'s last three parameters: both are called
     through one function-pointer type, ``crunner``'s ``tg_run``.)"""
+    pre, loop = _flat_body(spec, scalar_mask, "i")
+    loop += [f"o{m}[i] = v{j};" for m, j in enumerate(spec.outputs)]
+    return (header() + 'extern "C" int tg_contig(int64_t start, int64_t end, char** p, '
+            'const char* k, int, const int64_t*, const int64_t*) {\n' + "\n".join(pre) +
+            "\n#pragma omp simd\nfor (int64_t i = start; i < end; ++i) {\n" +
+            "\n".join(loop) + "\n}\n" + FLAGS_LINE + "\n}\n")
+
+
+def _flat_body(spec, scalar_mask, index):
+    """The lines before the loop and the loop body's lines up to the
+    outputs' values, for a kernel whose operands are flat (``tg_contig``,
+    ``tg_commit``): operand ``i`` is one value when ``scalar_mask[i]``,
+    else read at C expression ``index``; outputs are pointers ``o<m>``."""
     names = {}
     pre = ["feclearexcept(FE_ALL_EXCEPT);"]
     loop = []
@@ -167,19 +180,14 @@ def contiguous_source(spec, scalar_mask):
             loop.append(f"const {ct} in{i} = s{i};")
         else:
             pre.append(f"const {ct}* a{i} = (const {ct}*)p[{i}];")
-            loop.append(f"const {ct} in{i} = a{i}[i];")
+            loop.append(f"const {ct} in{i} = a{i}[{index}];")
     n_ops = len(dtypes)
     for m, dt in enumerate(spec.out_dtypes):
         pre.append(f"{compute_ctype(dt)}* o{m} = ({compute_ctype(dt)}*)p[{n_ops + m}];")
     _constant_names(spec, names, pre)
     for i in range(len(spec.in_types)):
         names[("i", i)] = f"in{i}"
-    loop += body_lines(spec, names)
-    loop += [f"o{m}[i] = v{j};" for m, j in enumerate(spec.outputs)]
-    return (header() + 'extern "C" int tg_contig(int64_t start, int64_t end, char** p, '
-            'const char* k, int, const int64_t*, const int64_t*) {\n' + "\n".join(pre) +
-            "\n#pragma omp simd\nfor (int64_t i = start; i < end; ++i) {\n" +
-            "\n".join(loop) + "\n}\n" + FLAGS_LINE + "\n}\n")
+    return pre, loop + body_lines(spec, names)
 
 
 _STRIDED = """\\
@@ -369,29 +377,11 @@ def commit_source(spec, scalar_mask):
     its stored part ends (its end when whole), so the caller computes the
     untouched elements with the NumPy program (``c._run_in_place``). Returns
     the flags raised."""
-    names = {}
-    pre = ["feclearexcept(FE_ALL_EXCEPT);"]
-    loop = []
-    dtypes = operand_dtypes(spec)
-    for i, (dt, scalar) in enumerate(zip(dtypes, scalar_mask)):
-        ct = compute_ctype(dt)
-        if scalar:
-            pre.append(f"const {ct} s{i} = *(const {ct}*)p[{i}];")
-            loop.append(f"const {ct} in{i} = s{i};")
-        else:
-            pre.append(f"const {ct}* a{i} = (const {ct}*)p[{i}];")
-            loop.append(f"const {ct} in{i} = a{i}[b + j];")
-    n_ops = len(dtypes)
+    pre, loop = _flat_body(spec, scalar_mask, "b + j")
     buffers, stores = [], []
     for m, dt in enumerate(spec.out_dtypes):
-        ct = compute_ctype(dt)
-        pre.append(f"{ct}* o{m} = ({ct}*)p[{n_ops + m}];")
-        buffers.append(f"{ct} t{m}[TG_BLOCK];")
+        buffers.append(f"{compute_ctype(dt)} t{m}[TG_BLOCK];")
         stores.append(f"for (int64_t j = 0; j < n; ++j) o{m}[b + j] = t{m}[j];")
-    _constant_names(spec, names, pre)
-    for i in range(len(spec.in_types)):
-        names[("i", i)] = f"in{i}"
-    loop += body_lines(spec, names)
     loop += [f"t{m}[j] = v{j};" for m, j in enumerate(spec.outputs)]
     return (header() + _COMMIT_FLAGS + _COMMIT_STOPS +
             'extern "C" TG_NO_MEMCPY int tg_commit(int64_t start, int64_t end, char** p, '
