@@ -46,6 +46,7 @@ from tracegrad.rewrite import constant_fold, canonicalize, shapes  # noqa: F401
 from tracegrad.rewrite import stabilize  # noqa: F401
 from tracegrad.rewrite import stabilize_nnet, specialize  # noqa: F401
 from tracegrad.rewrite import factor_sum  # noqa: F401
+from tracegrad.rewrite import softmax_grad  # noqa: F401
 from tracegrad.rewrite.engine import (MODES, PHASES, PatternRule, Rule,  # noqa: F401
                                       pattern_rule, phases_for, register)
 from tracegrad.rewrite.graph import RewriteGraph  # noqa: F401

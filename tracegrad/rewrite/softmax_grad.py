@@ -1,0 +1,115 @@
+"""The gradient of a softmax cross-entropy against integer targets as one
+node (Theano's ``local_softmax_grad_to_crossentropy_with_softmax_grad``).
+
+``tg.grad`` of ``categorical_crossentropy(softmax(x), y)`` (or of
+``-log_softmax(x)[..., y]``) in ``x``, once ``stabilize_nnet``'s
+``scatter_cancel`` has run, is
+
+    k - sm * sum(k, axis=-1, keepdims=True),   k = put_along(v, y) [* guard]
+
+with ``sm`` the softmax of ``x`` (``exp(log_softmax(x))`` in the log form)
+and ``guard`` NaN where ``sm`` is NaN. Each row of ``k`` holds ``v`` at its
+target and zeros, so the row sum is ``v`` and the whole is
+``-v * (sm - onehot(y))``: ``crossentropy_softmax_1hot_with_bias_dx(-v, sm,
+y)``, one pass instead of a scatter, a guard, a reduction and a fused
+product (``ops/nnet_xent.py``).
+
+IEEE: a softmax op's row holds NaN in all its entries or in none (a NaN,
++inf or all -inf row of ``x`` makes the max, and so every entry, NaN), so
+the dropped ``isnan(sm)`` guard and the NaN of the row sum give NaN rows
+exactly where the new node does. ``v`` keeps its own guards (NaN at a row
+whose target logit is -inf): a NaN ``v`` makes the node's row NaN too.
+"""
+import functools
+
+from tracegrad.rewrite import algebra as al
+from tracegrad.rewrite import ieee
+from tracegrad.rewrite.engine import Rule, register
+
+
+@functools.cache
+def _ops():
+    from tracegrad.ops import api, nnet, nnet_xent, reduce
+    return api, nnet, nnet_xent, reduce
+
+
+def _last_axis(op, ndim):
+    return tuple(op.axes) == (ndim - 1,)
+
+
+def _softmax_of(s):
+    """The softmax variable ``s`` stands for (``s`` itself or a new
+    ``Softmax`` in place of ``exp(log_softmax(x))``), else None."""
+    _, nnet, _, _ = _ops()
+    node = s.owner
+    if node is None:
+        return None
+    if isinstance(node.op, (nnet.Softmax, nnet.SoftmaxAndLog)) \
+            and s is node.outputs[0] and _last_axis(node.op, s.type.ndim):
+        return s
+    if al.key_of(s) != "exp" or s.owner.inputs[0].type.dtype != s.type.dtype:
+        return None
+    ls = s.owner.inputs[0]
+    inner = ls.owner
+    if inner is None or not _last_axis(getattr(inner.op, "axes", ()), s.type.ndim):
+        return None
+    if isinstance(inner.op, nnet.LogSoftmax) or \
+            (isinstance(inner.op, nnet.SoftmaxAndLog) and ls is inner.outputs[1]):
+        return nnet.Softmax(inner.op.axes)(inner.inputs[0])
+    return None
+
+
+def _scatter_of(k, s):
+    """``(v, y)`` when ``k`` is ``put_along(v, y, like)`` (``like`` shaped as
+    ``s``), alone or times the guard ``isnan(s)``; else None."""
+    _, nnet, _, _ = _ops()
+    node = k.owner
+    if node is not None and al.key_of(k) == "mul" and len(node.inputs) == 2:
+        p, guard = node.inputs if ieee.is_guard(node.inputs[1]) else node.inputs[::-1]
+        if not ieee.is_guard(guard) or not _is_isnan_of(guard.owner.inputs[0], s):
+            return None
+        node = p.owner
+    if node is None or not isinstance(node.op, nnet.PutAlongLastAxis):
+        return None
+    v, y, like = node.inputs
+    if like.type.shape != s.type.shape and like.type.ndim != s.type.ndim:
+        return None
+    return v, y, like
+
+
+def _is_isnan_of(cond, s):
+    return al.key_of(cond) == "isnan" and cond.owner.inputs[0] is s
+
+
+def _row_sum_of(r, k):
+    _, _, _, reduce = _ops()
+    node = r.owner
+    return node is not None and isinstance(node.op, reduce.Reduce) \
+        and node.op.kind == "sum" and node.op.keepdims and node.inputs[0] is k \
+        and _last_axis(node.op, k.type.ndim)
+
+
+def softmax_xent_grad(node, ctx):
+    """``k - sm * sum(k, -1, keepdims)`` with ``k`` a scatter of ``v`` by
+    ``y``: ``crossentropy_softmax_1hot_with_bias_dx(-v, sm, y)``."""
+    api, _, nnet_xent, _ = _ops()
+    k, prod = node.inputs
+    if al.key_of(prod) != "mul" or len(prod.owner.inputs) != 2:
+        return None
+    a, b = prod.owner.inputs
+    r, s = (a, b) if _row_sum_of(a, k) else (b, a)
+    if not _row_sum_of(r, k):
+        return None
+    sm = _softmax_of(s)
+    found = None if sm is None else _scatter_of(k, s)
+    if found is None:
+        return None
+    v, y, like = found
+    dtype = node.outputs[0].type.dtype
+    if not (v.type.dtype == sm.type.dtype == k.type.dtype == dtype) \
+            or not al.same_shape(like, s, al.shape_memo(ctx)):
+        return None
+    return nnet_xent.CrossentropySoftmax1HotWithBiasDx()(api.neg(v), sm, y)
+
+
+register("specialize", Rule("softmax_xent_grad", ["sub"], softmax_xent_grad))
