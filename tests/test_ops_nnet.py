@@ -82,6 +82,31 @@ CASES = [
 ]
 
 
+def _dx_inputs(rng, dtype, shapes):
+    dy_shape, sm_shape, y_shape = shapes
+    dy = rng.uniform(-2, 2, size=dy_shape).astype(dtype)
+    sm = np_softmax(rng.normal(size=sm_shape)).astype(dtype)
+    return [dy, sm, rng.integers(-sm_shape[-1], sm_shape[-1], size=y_shape).astype("int64")]
+
+
+def np_xent_dx(dy, sm, y):
+    onehot = np.zeros_like(sm)
+    np.put_along_axis(onehot, (y % sm.shape[-1])[..., None], 1, axis=-1)
+    return np.broadcast_to(dy, y.shape)[..., None] * (sm - onehot)
+
+
+def _xent_dx(dy, sm, y):
+    from tracegrad.tensor.nnet import crossentropy_softmax_1hot_with_bias_dx
+    return crossentropy_softmax_1hot_with_bias_dx(dy, sm, y)
+
+
+# (not in nnet.__all__: ops/nnet_xent.py, the rewrite's op, in T.nnet only)
+CASES.append(OpCase("crossentropy_softmax_1hot_with_bias_dx", _xent_dx, np_xent_dx,
+                    [[(5,), (5, 4), (5,)], [(1,), (5, 4), (5,)], [(), (4,), ()],
+                     [(2, 3), (2, 3, 4), (2, 3)], [(0,), (0, 3), (0,)]], FLOATS,
+                    make_inputs=_dx_inputs))
+
+
 test_forward, test_grad = table_tests(CASES)
 
 

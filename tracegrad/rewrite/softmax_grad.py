@@ -51,12 +51,12 @@ def _softmax_of(s):
         return None
     ls = s.owner.inputs[0]
     inner = ls.owner
-    if inner is None or not _last_axis(getattr(inner.op, "axes", ()), s.type.ndim):
+    if inner is None or not (isinstance(inner.op, nnet.LogSoftmax) or (
+            isinstance(inner.op, nnet.SoftmaxAndLog) and ls is inner.outputs[1])):
         return None
-    if isinstance(inner.op, nnet.LogSoftmax) or \
-            (isinstance(inner.op, nnet.SoftmaxAndLog) and ls is inner.outputs[1]):
-        return nnet.Softmax(inner.op.axes)(inner.inputs[0])
-    return None
+    if not _last_axis(inner.op, s.type.ndim):
+        return None
+    return nnet.Softmax(inner.op.axes)(inner.inputs[0])
 
 
 def _scatter_of(k, s):
