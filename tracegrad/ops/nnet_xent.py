@@ -41,9 +41,13 @@ class CrossentropySoftmax1HotWithBiasDx(Op):
         return ("same", node.inputs[1])
 
     def impl(self, xp, dy, sm, y_idx):
-        dy = xp.broadcast_to(dy, y_idx.shape)
+        if dy.shape != y_idx.shape:
+            dy = xp.broadcast_to(dy, y_idx.shape)
         out = sm * dy[..., None]
-        if out.size:
+        if y_idx.ndim == 1:  # (the common case: 2 µs less than reshaping)
+            out[xp.arange(y_idx.shape[0]), y_idx] -= dy
+        elif out.size:
+            out = xp.ascontiguousarray(out)  # (so that its reshape is a view)
             flat = y_idx.reshape(-1)
             rows = xp.arange(flat.shape[0])
             out.reshape(flat.shape[0], sm.shape[-1])[rows, flat] -= dy.reshape(-1)
