@@ -22,9 +22,12 @@ whose target logit is -inf): a NaN ``v`` makes the node's row NaN too.
 """
 import functools
 
+import numpy as np
+
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
 from tracegrad.rewrite.engine import Rule, register
+from tracegrad.rewrite.pattern import const_value
 
 
 @functools.cache
@@ -109,7 +112,41 @@ def softmax_xent_grad(node, ctx):
     if not (v.type.dtype == sm.type.dtype == k.type.dtype == dtype) \
             or not al.same_shape(like, s, al.shape_memo(ctx)):
         return None
-    return nnet_xent.CrossentropySoftmax1HotWithBiasDx()(api.neg(v), sm, y)
+    dy, logits = _target_guard(v, y)
+    return nnet_xent.CrossentropySoftmax1HotWithBiasDx()(api.neg(dy), sm, y, *logits)
+
+
+def _target_guard(v, y):
+    """``(rest, [x])`` when ``v`` is ``rest * switch(eq(take_along(x, y),
+    -inf), NaN, 1)`` (``ieee.scatter_guards``' target guard; the op applies
+    it from ``x``), else ``(v, [])``."""
+    api, nnet, _, _ = _ops()
+    if al.key_of(v) == "neg":
+        rest, logits = _target_guard(v.owner.inputs[0], y)
+        return (api.neg(rest), logits) if logits else (v, [])
+    factors = list(v.owner.inputs) if al.key_of(v) == "mul" else [v]
+    for f in factors:
+        x = _guarded_logits(f, y, nnet) if ieee.is_guard(f) else None
+        if x is None or x.type.dtype != v.type.dtype:
+            continue
+        # (the op broadcasts dy against y: the rest may keep length-1 axes)
+        rest = [g for g in factors if g is not f] or [al.make_constant(1, v.type.dtype, v.type.ndim)]
+        out = rest[0] if len(rest) == 1 else api.mul(*rest)
+        if out.type.ndim != v.type.ndim or out.type.dtype != v.type.dtype:
+            return v, []
+        return out, [x]
+    return v, []
+
+
+def _guarded_logits(guard, y, nnet):
+    cond = guard.owner.inputs[0]
+    if al.key_of(cond) != "eq":
+        return None
+    t, inf = cond.owner.inputs
+    if const_value(inf) != -np.inf or t.owner is None \
+            or not isinstance(t.owner.op, nnet.TakeAlongLastAxis) or t.owner.inputs[1] is not y:
+        return None
+    return t.owner.inputs[0]
 
 
 register("specialize", Rule("softmax_xent_grad", ["sub"], softmax_xent_grad))
