@@ -95,9 +95,9 @@ def np_xent_dx(dy, sm, y):
     return np.broadcast_to(dy, y.shape)[..., None] * (sm - onehot)
 
 
-def _xent_dx(dy, sm, y):
+def _xent_dx(dy, sm, y, x=None):
     from tracegrad.tensor.nnet import crossentropy_softmax_1hot_with_bias_dx
-    return crossentropy_softmax_1hot_with_bias_dx(dy, sm, y)
+    return crossentropy_softmax_1hot_with_bias_dx(dy, sm, y, x)
 
 
 # (not in nnet.__all__: ops/nnet_xent.py, the rewrite's op, in T.nnet only)
@@ -105,6 +105,19 @@ CASES.append(OpCase("crossentropy_softmax_1hot_with_bias_dx", _xent_dx, np_xent_
                     [[(5,), (5, 4), (5,)], [(1,), (5, 4), (5,)], [(), (4,), ()],
                      [(2, 3), (2, 3, 4), (2, 3)], [(0,), (0, 3), (0,)]], FLOATS,
                     make_inputs=_dx_inputs))
+
+
+def _dx_logit_inputs(rng, dtype, shapes):
+    dy, sm, y = _dx_inputs(rng, dtype, shapes[:3])
+    return [dy, sm, y, rng.normal(size=shapes[3]).astype(dtype)]
+
+
+# with the logits (finite here: they change nothing; -inf targets in
+# tests/test_rewrite_softmax_grad.py); they have no gradient to check
+CASES.append(OpCase("crossentropy_softmax_1hot_with_bias_dx[logits]", _xent_dx,
+                    lambda dy, sm, y, x: np_xent_dx(dy, sm, y),
+                    [[(5,), (5, 4), (5,), (5, 4)], [(2, 3), (2, 3, 4), (2, 3), (2, 3, 4)]],
+                    FLOATS, make_inputs=_dx_logit_inputs, grad=False))
 
 
 test_forward, test_grad = table_tests(CASES)
@@ -188,3 +201,4 @@ def test_every_public_function_has_a_case():
     from tracegrad.ops import nnet
     missing = uncovered_functions(nnet.__all__, CASES)
     assert not missing, f"nnet functions without a table case: {missing}"
+

@@ -116,3 +116,24 @@ def test_other_softmax_products_are_left_alone():
     out = k - T.exp(m) * k.sum(axis=-1, keepdims=True)
     f = tg.function([m, t], out)
     assert DX not in [type(n.op).__name__ for n in f.maker.fgraph.toposort()]
+
+
+def test_op_with_logits_gives_nan_rows_at_minus_inf_targets():
+    from tracegrad.tensor.nnet import crossentropy_softmax_1hot_with_bias_dx as dx
+    dy, sm, y, x = T.dvector("dy"), T.dmatrix("sm"), T.lvector("y"), T.dmatrix("x")
+    f = tg.function([dy, sm, y, x], dx(dy, sm, y, x))
+    xv = np.array([[-INF, 0.0, 1.0], [0.0, -INF, 1.0], [1.0, 2.0, -INF], [np.nan, 0.0, 0.0]])
+    smv = _np_softmax(np.zeros((4, 3)))
+    yv = np.array([0, 0, -1, 0])
+    got = f(np.array([1.0, 2.0, 3.0, 4.0]), smv, yv, xv)
+    expected = np.array([1.0, 2.0, 3.0, 4.0])[:, None] * (smv - np.eye(3)[[0, 0, 2, 0]])
+    expected[[0, 2]] = np.nan  # (target logit -inf; a NaN logit chooses nothing)
+    assert_same_ieee(got, expected)
+    # the logits have no gradient (they only choose NaN rows); dy and sm have theirs
+    cost = (dx(dy, sm, y, x) * np.arange(12.0).reshape(4, 3)).sum()
+    gdy, gsm = tg.grad(cost, [dy, sm])
+    vals = np.ones(4), smv, np.array([0, 1, 2, 0]), np.zeros((4, 3))
+    out = tg.function([dy, sm, y, x], [gdy, gsm], on_unused_input="ignore")(*vals)
+    w = np.arange(12.0).reshape(4, 3)
+    np.testing.assert_allclose(out[0], (w * smv).sum(1) - w[np.arange(4), [0, 1, 2, 0]])
+    np.testing.assert_allclose(out[1], w)
