@@ -22,7 +22,8 @@ to a fixpoint (``engine``):
   forms gradients of them take (``stabilize``); ``log_softmax``,
   ``logsumexp`` (``stabilize_nnet``);
 - ``specialize``: ``sqrt``, ``sqr``, ``dot`` forms, cast chains
-  (``specialize``).
+  (``specialize``); a softmax cross-entropy's gradient as one node
+  (``softmax_grad``).
 
 Ops talk to the rewriter through their declarations (``trace.Op``, listed
 in ``trace.OP_HOOKS``): ``is_random = True`` (never merged nor folded),
