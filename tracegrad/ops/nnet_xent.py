@@ -50,6 +50,9 @@ class CrossentropySoftmax1HotWithBiasDx(Op):
         return ("same", node.inputs[1])
 
     def impl(self, xp, dy, sm, y_idx, x=None):
+        if y_idx.shape != sm.shape[:-1]:
+            raise ValueError(f"crossentropy_softmax_1hot_with_bias_dx: y_idx of shape "
+                             f"{y_idx.shape} for sm of shape {sm.shape}")
         if dy.shape != y_idx.shape:
             dy = xp.broadcast_to(dy, y_idx.shape)
         flat = y_idx.reshape(-1)  # (a view: an index array of its own)
