@@ -82,6 +82,44 @@ CASES = [
 ]
 
 
+def _dx_inputs(rng, dtype, shapes):
+    dy_shape, sm_shape, y_shape = shapes
+    dy = rng.uniform(-2, 2, size=dy_shape).astype(dtype)
+    sm = np_softmax(rng.normal(size=sm_shape)).astype(dtype)
+    return [dy, sm, rng.integers(-sm_shape[-1], sm_shape[-1], size=y_shape).astype("int64")]
+
+
+def np_xent_dx(dy, sm, y):
+    onehot = np.zeros_like(sm)
+    np.put_along_axis(onehot, (y % sm.shape[-1])[..., None], 1, axis=-1)
+    return np.broadcast_to(dy, y.shape)[..., None] * (sm - onehot)
+
+
+def _xent_dx(dy, sm, y, x=None):
+    from tracegrad.tensor.nnet import crossentropy_softmax_1hot_with_bias_dx
+    return crossentropy_softmax_1hot_with_bias_dx(dy, sm, y, x)
+
+
+# (not in nnet.__all__: ops/nnet_xent.py, the rewrite's op, in T.nnet only)
+CASES.append(OpCase("crossentropy_softmax_1hot_with_bias_dx", _xent_dx, np_xent_dx,
+                    [[(5,), (5, 4), (5,)], [(1,), (5, 4), (5,)], [(), (4,), ()],
+                     [(2, 3), (2, 3, 4), (2, 3)], [(0,), (0, 3), (0,)]], FLOATS,
+                    make_inputs=_dx_inputs))
+
+
+def _dx_logit_inputs(rng, dtype, shapes):
+    dy, sm, y = _dx_inputs(rng, dtype, shapes[:3])
+    return [dy, sm, y, rng.normal(size=shapes[3]).astype(dtype)]
+
+
+# with the logits (finite here: they change nothing; -inf targets in
+# tests/test_rewrite_softmax_grad.py); they have no gradient to check
+CASES.append(OpCase("crossentropy_softmax_1hot_with_bias_dx[logits]", _xent_dx,
+                    lambda dy, sm, y, x: np_xent_dx(dy, sm, y),
+                    [[(5,), (5, 4), (5,), (5, 4)], [(2, 3), (2, 3, 4), (2, 3), (2, 3, 4)]],
+                    FLOATS, make_inputs=_dx_logit_inputs, grad=False))
+
+
 test_forward, test_grad = table_tests(CASES)
 
 
@@ -163,3 +201,4 @@ def test_every_public_function_has_a_case():
     from tracegrad.ops import nnet
     missing = uncovered_functions(nnet.__all__, CASES)
     assert not missing, f"nnet functions without a table case: {missing}"
+

@@ -22,7 +22,8 @@ to a fixpoint (``engine``):
   forms gradients of them take (``stabilize``); ``log_softmax``,
   ``logsumexp`` (``stabilize_nnet``);
 - ``specialize``: ``sqrt``, ``sqr``, ``dot`` forms, cast chains
-  (``specialize``).
+  (``specialize``); a softmax cross-entropy's gradient as one node
+  (``softmax_grad``).
 
 Ops talk to the rewriter through their declarations (``trace.Op``, listed
 in ``trace.OP_HOOKS``): ``is_random = True`` (never merged nor folded),
@@ -46,6 +47,7 @@ from tracegrad.rewrite import constant_fold, canonicalize, shapes  # noqa: F401
 from tracegrad.rewrite import stabilize  # noqa: F401
 from tracegrad.rewrite import stabilize_nnet, specialize  # noqa: F401
 from tracegrad.rewrite import factor_sum  # noqa: F401
+from tracegrad.rewrite import softmax_grad  # noqa: F401
 from tracegrad.rewrite.engine import (MODES, PHASES, PatternRule, Rule,  # noqa: F401
                                       pattern_rule, phases_for, register)
 from tracegrad.rewrite.graph import RewriteGraph  # noqa: F401
