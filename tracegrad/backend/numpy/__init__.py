@@ -80,6 +80,9 @@ class CpuProgram(ProgramProtocol):
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
         self._deferred = None
         self._inplace = {}
+        # The program whose code this one shares (``with_constants``): its
+        # in-place variants are generated there once per structure.
+        self._template = self
         self._native = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
@@ -103,8 +106,13 @@ class CpuProgram(ProgramProtocol):
         new.direct = self.direct.rebound(new.lowered.constants)
         new._deferred = None
         new._inplace = {}
+        new._template = self._template
         new._native = None
-        new._set_constants(spec)
+        if not self.const_sizes_one:
+            # (one-element constants only: every attribute it sets depends
+            # on the constants' shapes, equal in equal structures, and is
+            # copied already)
+            new._set_constants(spec)
         new.fast = new._fast_with_native()
         return new
 
@@ -147,7 +155,9 @@ class CpuProgram(ProgramProtocol):
     @property
     def deferred(self):
         if self._deferred is None:
-            self._deferred = generate(self.lowered, deferred=True)
+            template = self._template
+            self._deferred = (generate(self.lowered, deferred=True) if template is self
+                              else template.deferred.rebound(self.lowered.constants))
         return self._deferred
 
     def inplace_code(self, k):
@@ -157,9 +167,17 @@ class CpuProgram(ProgramProtocol):
         (when not ``None``) is the whole small call writing into input ``k``."""
         found = self._inplace.get(k, False)
         if found is False:
-            found = self._inplace[k] = generate(
-                self.lowered, alias=k, fast_limit=self._fast_limit,
-                shape_needs=self.shape_needs, output_deps=self.spec.output_deps)
+            template = self._template
+            if template is not self:
+                # Same structure: the template's code with this one's
+                # constants bound (as ``direct``, see ``with_constants``).
+                code = template.inplace_code(k)
+                found = None if code is None else code.rebound(self.lowered.constants)
+            else:
+                found = generate(self.lowered, alias=k, fast_limit=self._fast_limit,
+                                 shape_needs=self.shape_needs,
+                                 output_deps=self.spec.output_deps)
+            self._inplace[k] = found
         return found
 
     def inplace_fast(self, k):
