@@ -46,3 +46,37 @@ def test_in_place_code_of_programs_differing_in_constants_is_generated_once(monk
         out = np.empty(7)
         code.fn(ys, xs, out, *[np.empty(7, dt) for dt in code.slot_dtypes])
         np.testing.assert_allclose(out, np.sin(ys) * (613.25 + i) - xs, rtol=1e-15)
+
+
+def test_spec_of_a_cluster_seen_before_equals_a_new_one():
+    from tracegrad.fuse import find_clusters
+    from tracegrad.fuse.spec import FusionSpec, spec_from_cluster
+    x, y = T.dvector("x"), T.dvector("y")
+    xf = T.fvector("xf")
+    mat, row = T.dmatrix("mat"), T.drow("row")
+    outs = [T.sin(x) * 2.5, T.sin(y) * 2.5,          # equal: one spec
+            T.sin(x) * 3.5,                           # another constant value
+            T.sin(xf) * np.float32(2.5),              # another dtype
+            T.sin(x) * np.array([2.5, 2.5]),          # another constant shape
+            T.sin(mat) * 2.5,                         # another ndim
+            T.sin(x) * np.float32(2.5)]               # constant's dtype only
+    specs = []
+    for out in outs:
+        (cluster,) = find_clusters([out])
+        spec, inputs, _ = spec_from_cluster(cluster)
+        again = spec_from_cluster(cluster)[0]
+        fresh = FusionSpec(spec.in_types, spec.constants, spec.instrs, spec.outputs)
+        assert again is spec and fresh == spec and fresh.key == spec.key
+        assert inputs == out.owner.inputs[0].owner.inputs
+        specs.append(spec)
+    assert specs[0] is specs[1]
+    keys = [s.key for s in specs[1:]]
+    assert len(set(keys)) == len(keys)
+    assert len({id(s) for s in specs[1:]}) == len(specs) - 1
+    # A static broadcast pattern is not part of a spec (a program handles any
+    # shape of its ndim): each instance's node takes its inputs' pattern.
+    (a,), (b,) = find_clusters([T.sin(mat) * 2.5]), find_clusters([T.sin(row) * 2.5])
+    spec_a, spec_b = spec_from_cluster(a)[0], spec_from_cluster(b)[0]
+    assert spec_a is spec_b
+    out = fuse_outputs([T.sin(row) * 2.5])[0]
+    assert out.type.shape == (1, None) and out.owner.op.spec is spec_a
