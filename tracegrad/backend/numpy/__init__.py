@@ -21,7 +21,6 @@ whole call inline. Large calls go to the compiled tier when it is
 installed (``NATIVE``) and can run the spec; this program is its fallback
 (no kernel yet, flags NumPy must report).
 """
-import copy
 import gc
 import math
 
@@ -97,7 +96,10 @@ class CpuProgram(ProgramProtocol):
         structure alone (constants are bound by name, never written into
         the source), so only the bindings are redone: the n terms of
         ``sum(cos(x[i]) * i)`` and of its gradient share one generation."""
-        new = copy.copy(self)
+        # (a plain attribute copy: ``copy.copy``'s reduce protocol costs
+        # more than the rest of this rebinding, once per constant value)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
         new.spec = spec
         n = len(spec.constants)
         new.lowered = spec if self.lowered is self.spec else FusionSpec(
