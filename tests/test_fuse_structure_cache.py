@@ -80,3 +80,21 @@ def test_spec_of_a_cluster_seen_before_equals_a_new_one():
     assert spec_a is spec_b
     out = fuse_outputs([T.sin(row) * 2.5])[0]
     assert out.type.shape == (1, None) and out.owner.op.spec is spec_a
+
+
+def test_cluster_cap_counts_operands_not_constants():
+    # Groups no longer carry their constants while growing (they are no
+    # operand): the cap still counts inputs plus outputs, constants apart.
+    from tracegrad.fuse import find_clusters
+    from tracegrad.trace import Constant
+    vs = [T.dvector(f"v{i}") for i in range(12)]
+    acc = vs[0]
+    for i, v in enumerate(vs[1:]):
+        acc = acc + T.sin(v) * (i + 0.25)
+    clusters = find_clusters([acc], max_operands=6)
+    assert len(clusters) > 1
+    for c in clusters:
+        n_operands = sum(not isinstance(v, Constant) for v in c.inputs) + len(c.outputs)
+        assert n_operands <= 6
+    assert max(len(c.inputs) for c in clusters) > 6  # constants on top of the cap
+    assert sum(len(c.nodes) for c in clusters) == 3 * 11
