@@ -131,9 +131,8 @@ class _Search:
 
     def producers(self, node):
         """Positions of the nodes computing ``node``'s inputs (in input order)."""
-        position = self.position
-        return [position[inp.owner] for inp in node.inputs
-                if inp.owner is not None and inp.owner in position]
+        get = self.position.get  # (``get(None)`` is None: graph inputs drop out)
+        return [p for inp in node.inputs if (p := get(inp.owner)) is not None]
 
     def contracted_ancestors(self, producers):
         """What a node reading ``producers`` depends on, groups contracted:
@@ -420,8 +419,11 @@ def cluster_order(outputs, clusters, order=None):
     deps = {}
     dependents = {}
     for unit in units:
-        members = unit.nodes if isinstance(unit, Cluster) else [unit]
-        inside = set(members)
+        if isinstance(unit, Cluster):
+            members = unit.nodes
+            inside = set(members)
+        else:  # (most units: a lone node, which never reads itself)
+            members = inside = (unit,)
         preds = set()
         for node in members:
             for inp in node.inputs:
