@@ -98,3 +98,32 @@ def test_cluster_cap_counts_operands_not_constants():
         assert n_operands <= 6
     assert max(len(c.inputs) for c in clusters) > 6  # constants on top of the cap
     assert sum(len(c.nodes) for c in clusters) == 3 * 11
+
+
+def test_spec_rebound_from_its_structure_equals_a_new_one():
+    from tracegrad.fuse import find_clusters
+    from tracegrad.fuse.spec import FusionSpec, spec_from_cluster
+    x, y = T.dvector("x"), T.dscalar("y")
+    row = np.array([1.5, -2.0, 4.25])
+    specs = []
+    for i in range(3):  # (values no other test uses: the spec tables are global)
+        out = T.exp(x * (977.125 + i)) * row + y * np.float32(i + 0.5)
+        (cluster,) = find_clusters([out])
+        specs.append(spec_from_cluster(cluster)[0])
+    assert len({id(s) for s in specs}) == 3
+    assert specs[1].structure is specs[0].structure  # (rebound: shared)
+    for spec in specs:
+        fresh = FusionSpec(spec.in_types, spec.constants, spec.instrs, spec.outputs)
+        for attr in ("key", "structure", "in_types", "instrs", "outputs", "out_dtypes",
+                     "ndim", "output_deps", "output_const_deps"):
+            assert getattr(fresh, attr) == getattr(spec, attr), attr
+        assert hash(fresh) == hash(spec)
+        for a, b in zip(fresh.constants, spec.constants):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    xs = np.linspace(0.0, 0.01, 3)
+    for i, spec in enumerate(specs):
+        # (input 1 is ``y * float32`` computed outside: another pattern)
+        (got,) = cpu_program(spec).run([xs, np.float64(2.0)])
+        np.testing.assert_allclose(got, np.exp(xs * (977.125 + i)) * row + 2.0, rtol=1e-14)
+        np.testing.assert_array_equal(got, spec.reference(np, [xs, np.float64(2.0)])[0])

@@ -149,9 +149,27 @@ class FusionSpec:
     def structure(self):
         """The key without the constants' values (their dtypes and shapes
         kept): specs equal in structure differ only in what the generated
-        code binds by name (see ``CpuProgram.with_constants``)."""
-        return (self._key[0], tuple(c[:2] for c in self._key[1]), self._key[2],
+        code binds by name (see ``CpuProgram.with_constants``). Made once
+        per spec (a spec never changes)."""
+        structure = self.__dict__.get("_structure")
+        if structure is None:
+            structure = self._structure = (
+                self._key[0], tuple(c[:2] for c in self._key[1]), self._key[2],
                 self._key[3])
+        return structure
+
+    def _rebound(self, constants, key, structure):
+        """A spec of this one's structure with other ``constants`` (arrays,
+        as the spec's) and its ``key``: what depends on the structure alone
+        (instructions, output dtypes and dependencies) is shared, not
+        worked out again."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.constants = tuple(constants)
+        new._key = key
+        new._hash = hash(key)
+        new._structure = structure
+        return new
 
     def __eq__(self, other):
         return isinstance(other, FusionSpec) and self._key == other._key
@@ -338,11 +356,25 @@ def spec_from_cluster(cluster):
     outputs = tuple(refs[v][1] for v in cluster.outputs)
     in_types = tuple((v.type.dtype, v.type.ndim) for v in inputs)
     # (the key ``FusionSpec`` computes: see its ``__init__``)
-    key = (in_types, tuple(const_keys), tuple(instrs), outputs)
+    instrs = tuple(instrs)
+    key = (in_types, tuple(const_keys), instrs, outputs)
     spec = _SPECS.get(key)
     if spec is None:
-        spec = _interned(in_types, constants, [Instr(*i) for i in instrs], outputs)
+        spec = _new_spec(in_types, constants, instrs, outputs, key)
     return spec, inputs, tuple(sources)
+
+
+def _new_spec(in_types, constants, instrs, outputs, key):
+    """The interned spec of ``key``, rebound from a live spec of the same
+    structure when there is one (the n gradient terms ``cos(x[i]) * i``)."""
+    structure = (in_types, tuple(c[:2] for c in key[1]), instrs, outputs)
+    template = _STRUCTURES.get(structure)
+    if template is None:
+        spec = _interned(in_types, constants, [Instr(*i) for i in instrs], outputs)
+        _STRUCTURES.setdefault(spec.structure, spec)
+        return spec
+    spec = template._rebound(constants, key, template.structure)
+    return _SPECS.setdefault(key, spec)
 
 
 # ``dtype.name`` is a slow Python property; a graph has few distinct dtypes.
@@ -362,6 +394,8 @@ def _const_key(c):
 # constant, and the n ``x[i] * 2`` ones not at all (a spec is ~50 objects
 # that a compiled function would otherwise keep n times).
 _SPECS = weakref.WeakValueDictionary()
+# A live spec per structure (``FusionSpec.structure``), for ``_new_spec``.
+_STRUCTURES = weakref.WeakValueDictionary()
 
 
 def _interned(in_types, constants, instrs, outputs):
