@@ -127,3 +127,29 @@ def test_spec_rebound_from_its_structure_equals_a_new_one():
         (got,) = cpu_program(spec).run([xs, np.float64(2.0)])
         np.testing.assert_allclose(got, np.exp(xs * (977.125 + i)) * row + 2.0, rtol=1e-14)
         np.testing.assert_array_equal(got, spec.reference(np, [xs, np.float64(2.0)])[0])
+
+
+def test_a_big_paused_block_puts_its_survivors_in_the_oldest_generation(monkeypatch):
+    # W7's first call walked the compile's ~10^6 survivors a second time
+    # (the middle generation's pass): they now go to the oldest at once.
+    import gc
+
+    from tracegrad import collector
+    calls = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append(a) or real(*a))
+    kept = []
+    with collector.paused():
+        kept.extend([i] for i in range(collector.MANY_NEW_OBJECTS + 1000))
+    assert gc.isenabled() and calls == [(1,)]
+    assert gc.get_count()[1] == 0 and len(kept) > collector.MANY_NEW_OBJECTS
+    with collector.paused():
+        kept.append([[] for _ in range(10)])
+    assert calls == [(1,)]  # a small block leaves the collector to itself
+    gc.disable()
+    try:  # a collector the user turned off is left off and never run
+        with collector.paused():
+            kept.extend([i] for i in range(collector.MANY_NEW_OBJECTS + 1000))
+        assert not gc.isenabled() and calls == [(1,)]
+    finally:
+        gc.enable()
