@@ -131,9 +131,8 @@ class _Search:
 
     def producers(self, node):
         """Positions of the nodes computing ``node``'s inputs (in input order)."""
-        position = self.position
-        return [position[inp.owner] for inp in node.inputs
-                if inp.owner is not None and inp.owner in position]
+        get = self.position.get  # (``get(None)`` is None: graph inputs drop out)
+        return [p for inp in node.inputs if (p := get(inp.owner)) is not None]
 
     def contracted_ancestors(self, producers):
         """What a node reading ``producers`` depends on, groups contracted:
@@ -246,7 +245,7 @@ def _make_cluster(order, nodes, position, clients, graph_outputs):
 class _Group:
     """A cluster being grown: members (node positions), their bitset, the
     contracted ancestors of the members, the outside nodes feeding them, and
-    the variables crossing its border.
+    the variables crossing its border (constants left out: see ``__init__``).
 
     A new group of one node ``k`` leaves ``anc`` at ``None`` until it is
     needed (``_ancestors``): when ``k`` joins a producer's group, the union's
@@ -262,7 +261,12 @@ class _Group:
         self.anc = None
         self.producers = producers
         self.feeders = set(producers)
-        self.inputs = {id(inp): inp for inp in node.inputs}
+        # Constants are left out: they are no operand of the kernel (baked
+        # into its spec) and always cross the border, so a merge neither
+        # re-examines nor counts them (a chain of ``+ c_i * f(x_i)`` has as
+        # many constants as inputs).
+        self.inputs = {id(inp): inp for inp in node.inputs
+                       if not isinstance(inp, Constant)}
         out = node.outputs[0]
         self.graph_outputs = search.graph_outputs
         self.outputs = {id(out): out}
@@ -393,8 +397,7 @@ class _Group:
         return big
 
     def operands(self):
-        n_in = sum(1 for v in self.inputs.values() if not isinstance(v, Constant))
-        return n_in + len(self.outputs)
+        return len(self.inputs) + len(self.outputs)  # (no constants: see __init__)
 
 
 def cluster_order(outputs, clusters, order=None):
@@ -416,8 +419,11 @@ def cluster_order(outputs, clusters, order=None):
     deps = {}
     dependents = {}
     for unit in units:
-        members = unit.nodes if isinstance(unit, Cluster) else [unit]
-        inside = set(members)
+        if isinstance(unit, Cluster):
+            members = unit.nodes
+            inside = set(members)
+        else:  # (most units: a lone node, which never reads itself)
+            members = inside = (unit,)
         preds = set()
         for node in members:
             for inp in node.inputs:

@@ -133,8 +133,7 @@ class FusionSpec:
         self.constants = tuple(np.asarray(c) for c in constants)
         self.instrs = tuple(instrs)
         self.outputs = tuple(outputs)
-        self._key = (self.in_types,
-                     tuple((c.dtype.name, c.shape, c.tobytes()) for c in self.constants),
+        self._key = (self.in_types, tuple(_const_key(c) for c in self.constants),
                      tuple(i.key() for i in self.instrs), self.outputs)
         self._hash = hash(self._key)
         self.out_dtypes = tuple(self.instrs[j].dtype for j in self.outputs)
@@ -150,9 +149,27 @@ class FusionSpec:
     def structure(self):
         """The key without the constants' values (their dtypes and shapes
         kept): specs equal in structure differ only in what the generated
-        code binds by name (see ``CpuProgram.with_constants``)."""
-        return (self._key[0], tuple(c[:2] for c in self._key[1]), self._key[2],
+        code binds by name (see ``CpuProgram.with_constants``). Made once
+        per spec (a spec never changes)."""
+        structure = self.__dict__.get("_structure")
+        if structure is None:
+            structure = self._structure = (
+                self._key[0], tuple(c[:2] for c in self._key[1]), self._key[2],
                 self._key[3])
+        return structure
+
+    def _rebound(self, constants, key, structure):
+        """A spec of this one's structure with other ``constants`` (arrays,
+        as the spec's) and its ``key``: what depends on the structure alone
+        (instructions, output dtypes and dependencies) is shared, not
+        worked out again."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.constants = tuple(constants)
+        new._key = key
+        new._hash = hash(key)
+        new._structure = structure
+        return new
 
     def __eq__(self, other):
         return isinstance(other, FusionSpec) and self._key == other._key
@@ -308,10 +325,14 @@ def spec_from_cluster(cluster):
 
     Inputs are numbered in order of first use and constants are baked in,
     so the spec depends only on structure, dtypes and constant values.
+    The spec's key is built first (plain tuples) and looked up among the
+    live specs: a cluster equal to one seen before (the n terms of
+    ``sum(sin(x[i]) * 2)``) costs no ``FusionSpec`` construction.
     """
     refs = {}
     inputs = []
     constants = []
+    const_keys = []
     instrs = []
     sources = []
     for j, node in enumerate(cluster.nodes):
@@ -321,18 +342,51 @@ def spec_from_cluster(cluster):
             if ref is None:
                 if isinstance(var, Constant) and not _is_shared(var):
                     ref = ("c", len(constants))
-                    constants.append(np.asarray(var.data, dtype=var.type.dtype))
+                    c = np.asarray(var.data, dtype=var.type.dtype)
+                    constants.append(c)
+                    const_keys.append(_const_key(c))
                 else:
                     ref = ("i", len(inputs))
                     inputs.append(var)
                 refs[var] = ref
             args.append(ref)
-        instrs.append(Instr(row_of(node), args, node.outputs[0].type.dtype))
+        instrs.append((row_of(node), tuple(args), node.outputs[0].type.dtype))
         refs[node.outputs[0]] = ("t", j)
         sources.append(node.source)
-    outputs = [refs[v][1] for v in cluster.outputs]
-    in_types = [(v.type.dtype, v.type.ndim) for v in inputs]
-    return _interned(in_types, constants, instrs, outputs), inputs, tuple(sources)
+    outputs = tuple(refs[v][1] for v in cluster.outputs)
+    in_types = tuple((v.type.dtype, v.type.ndim) for v in inputs)
+    # (the key ``FusionSpec`` computes: see its ``__init__``)
+    instrs = tuple(instrs)
+    key = (in_types, tuple(const_keys), instrs, outputs)
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = _new_spec(in_types, constants, instrs, outputs, key)
+    return spec, inputs, tuple(sources)
+
+
+def _new_spec(in_types, constants, instrs, outputs, key):
+    """The interned spec of ``key``, rebound from a live spec of the same
+    structure when there is one (the n gradient terms ``cos(x[i]) * i``)."""
+    structure = (in_types, tuple(c[:2] for c in key[1]), instrs, outputs)
+    template = _STRUCTURES.get(structure)
+    if template is None:
+        spec = _interned(in_types, constants, [Instr(*i) for i in instrs], outputs)
+        _STRUCTURES.setdefault(spec.structure, spec)
+        return spec
+    spec = template._rebound(constants, key, template.structure)
+    return _SPECS.setdefault(key, spec)
+
+
+# ``dtype.name`` is a slow Python property; a graph has few distinct dtypes.
+_DTYPE_NAMES = {}
+
+
+def _const_key(c):
+    """A constant's part of a spec key: ``(dtype name, shape, bytes)``."""
+    name = _DTYPE_NAMES.get(c.dtype)
+    if name is None:
+        name = _DTYPE_NAMES[c.dtype] = c.dtype.name
+    return (name, c.shape, c.tobytes())
 
 
 # One FusionSpec per structure and constants while any function holds it:
@@ -340,6 +394,8 @@ def spec_from_cluster(cluster):
 # constant, and the n ``x[i] * 2`` ones not at all (a spec is ~50 objects
 # that a compiled function would otherwise keep n times).
 _SPECS = weakref.WeakValueDictionary()
+# A live spec per structure (``FusionSpec.structure``), for ``_new_spec``.
+_STRUCTURES = weakref.WeakValueDictionary()
 
 
 def _interned(in_types, constants, instrs, outputs):

@@ -21,7 +21,6 @@ whole call inline. Large calls go to the compiled tier when it is
 installed (``NATIVE``) and can run the spec; this program is its fallback
 (no kernel yet, flags NumPy must report).
 """
-import copy
 import gc
 import math
 
@@ -80,6 +79,9 @@ class CpuProgram(ProgramProtocol):
                                shape_needs=self.shape_needs, output_deps=spec.output_deps)
         self._deferred = None
         self._inplace = {}
+        # The program whose code this one shares (``with_constants``): its
+        # in-place variants are generated there once per structure.
+        self._template = self
         self._native = None
         self.in_dtypes = tuple(np.dtype(d) for d, _ in spec.in_types)
         self.out_dtypes = tuple(np.dtype(d) for d in spec.out_dtypes)
@@ -94,7 +96,10 @@ class CpuProgram(ProgramProtocol):
         structure alone (constants are bound by name, never written into
         the source), so only the bindings are redone: the n terms of
         ``sum(cos(x[i]) * i)`` and of its gradient share one generation."""
-        new = copy.copy(self)
+        # (a plain attribute copy: ``copy.copy``'s reduce protocol costs
+        # more than the rest of this rebinding, once per constant value)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
         new.spec = spec
         n = len(spec.constants)
         new.lowered = spec if self.lowered is self.spec else FusionSpec(
@@ -103,8 +108,13 @@ class CpuProgram(ProgramProtocol):
         new.direct = self.direct.rebound(new.lowered.constants)
         new._deferred = None
         new._inplace = {}
+        new._template = self._template
         new._native = None
-        new._set_constants(spec)
+        if not self.const_sizes_one:
+            # (one-element constants only: every attribute it sets depends
+            # on the constants' shapes, equal in equal structures, and is
+            # copied already)
+            new._set_constants(spec)
         new.fast = new._fast_with_native()
         return new
 
@@ -147,7 +157,9 @@ class CpuProgram(ProgramProtocol):
     @property
     def deferred(self):
         if self._deferred is None:
-            self._deferred = generate(self.lowered, deferred=True)
+            template = self._template
+            self._deferred = (generate(self.lowered, deferred=True) if template is self
+                              else template.deferred.rebound(self.lowered.constants))
         return self._deferred
 
     def inplace_code(self, k):
@@ -157,9 +169,17 @@ class CpuProgram(ProgramProtocol):
         (when not ``None``) is the whole small call writing into input ``k``."""
         found = self._inplace.get(k, False)
         if found is False:
-            found = self._inplace[k] = generate(
-                self.lowered, alias=k, fast_limit=self._fast_limit,
-                shape_needs=self.shape_needs, output_deps=self.spec.output_deps)
+            template = self._template
+            if template is not self:
+                # Same structure: the template's code with this one's
+                # constants bound (as ``direct``, see ``with_constants``).
+                code = template.inplace_code(k)
+                found = None if code is None else code.rebound(self.lowered.constants)
+            else:
+                found = generate(self.lowered, alias=k, fast_limit=self._fast_limit,
+                                 shape_needs=self.shape_needs,
+                                 output_deps=self.spec.output_deps)
+            self._inplace[k] = found
         return found
 
     def inplace_fast(self, k):

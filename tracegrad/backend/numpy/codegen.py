@@ -121,8 +121,9 @@ class Generated:
         constants' values alone runs this code: executing the cached code
         object in a copy of the globals costs microseconds, generating and
         compiling a program costs a millisecond or more."""
-        env = {name: value for name, value in self.env.items()
-               if name not in ("block", "fast", "__builtins__")}
+        env = self.env.copy()
+        for name in ("block", "fast", "__builtins__"):
+            env.pop(name, None)
         _bind_constants(env, constants)
         return Generated(self._block_source, self.slot_dtypes, env, self._fast_source)
 
