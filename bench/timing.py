@@ -22,18 +22,36 @@ def calls_per_sample(fn, target_s):
     return max(1, min(100000, int(target_s / once)))
 
 
+def warm_up(fn, seconds, at_least=3):
+    """Call ``fn`` for about ``seconds`` (and ``at_least`` times) untimed.
+    Why: a system's first calls include one-off work (caches, page faults,
+    JIT and thread-pool start-up, tracegrad's per-call thread and tier
+    choices measuring both ways); a ``--quick`` run has few samples, and
+    a sample is a mean of calls, so those first calls moved a W1 row by up
+    to 1.8x between repetitions of the same run."""
+    end = time.perf_counter() + seconds
+    for k in range(100000):
+        fn()
+        if k + 1 >= at_least and time.perf_counter() >= end:
+            break
+
+
 SPREADS = {}  # name -> (25th, 75th percentile) of the last ``interleaved`` run
 
 
-def interleaved(systems, rounds, target_s=0.002, budget_s=None, settle_s=0.003):
+def interleaved(systems, rounds, target_s=0.002, budget_s=None, settle_s=0.003,
+                warm_s=0.05):
     """Median seconds per call of each callable in ``systems`` (name -> fn);
     the quartiles of each system's samples are left in ``SPREADS``.
 
     Each sample runs a system ``k`` times (``k`` chosen so a sample lasts
     about ``target_s``); ``rounds`` samples per system, interleaved.
     ``budget_s`` stops early (after at least 3 rounds) when exceeded.
+    Each system first runs for ``warm_s`` untimed (``warm_up``).
     """
     names = list(systems)
+    for n in names:
+        warm_up(systems[n], warm_s)
     repeats = {n: calls_per_sample(systems[n], target_s) for n in names}
     samples = {n: [] for n in names}
     start = time.perf_counter()
