@@ -30,13 +30,7 @@ def _fe_bits():
 
 def _noticed_flags(flags):
     """Whether NumPy's error state would act on any of ``flags``."""
-    global _FLAG_BITS
-    if not flags:
-        return False
-    if _FLAG_BITS is None:
-        _FLAG_BITS = _fe_bits()
-    err = np.geterr()
-    return any(flags & bit and err[name] != "ignore" for name, bit in _FLAG_BITS.items())
+    return bool(flags) and bool(flags & _notice_bits())
 
 
 def _run_in_place(kernel, program, operands, outs, size, consts):

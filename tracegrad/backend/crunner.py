@@ -54,14 +54,11 @@ static uint64_t tg_claim = TG_LOCKED;
 static int64_t tg_done = 0;         // chunks finished in the current job
 static int tg_flags = 0;
 static long tg_seen0[TG_MAX_THREADS + 1];  // the generation each worker was made in
-static struct {
-    tg_kernel fn; int64_t size; int64_t chunk; int64_t nchunks; char** p; const char* k;
-    int nd; const int64_t* shape; const int64_t* strides;
-} tg_job;
 typedef struct {
     tg_kernel fn; int64_t size; int64_t chunk; int64_t nchunks; char** p; const char* k;
     int nd; const int64_t* shape; const int64_t* strides;
 } tg_job_t;
+static tg_job_t tg_job;
 
 #define TG_LOAD(f) __atomic_load_n(&tg_job.f, __ATOMIC_RELAXED)
 
