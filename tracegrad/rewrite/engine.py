@@ -450,17 +450,7 @@ def _pass(graph, plans, ctx, stats, budget):
                 if above > last:
                     last = above
         latest[node] = last
-        entry = tokens.get(node)
-        if entry is not None and entry[1] >= last:
-            if entry[2] is plans:
-                continue  # (recorded in this phase: covers all its rules)
-            token = entry[0]
-        else:
-            token = None
-        key = op_key(node.op)
-        rules = plan_get((token, key))
-        if rules is None:
-            rules = plans.rules(token, key)
+        token, rules = _rules_to_run(node, last, tokens, plans, plan_get)
         if not rules:
             continue
         epoch = graph.epoch
@@ -480,6 +470,26 @@ def _pass(graph, plans, ctx, stats, budget):
             return None, False
     _remember_walk(graph, start, latest)
     return changed, settled and graph.dropped == dropped
+
+
+def _rules_to_run(node, last, tokens, plans, plan_get):
+    """``(token, rules)``: the rules of ``plans`` to run on ``node``, whose
+    inputs last changed at epoch ``last``, and the token they extend. A
+    token recorded after that change leaves out the rules it says leave the
+    node unchanged (``rules`` empty when it was recorded in this phase: it
+    covers all the phase's rules)."""
+    entry = tokens.get(node)
+    if entry is not None and entry[1] >= last:
+        if entry[2] is plans:
+            return None, ()
+        token = entry[0]
+    else:
+        token = None
+    key = op_key(node.op)
+    rules = plan_get((token, key))
+    if rules is None:
+        rules = plans.rules(token, key)
+    return token, rules
 
 
 def _remember_walk(graph, start, latest):
@@ -515,17 +525,7 @@ def _skim(graph, plans, ctx, stats, order):
                 continue
             latest = {n: stored[n] for n in order[:k] if n in stored}
             return latest, deque(order[k:]), changed, settled
-        entry = tokens.get(node)
-        if entry is not None and entry[1] >= last:
-            if entry[2] is plans:
-                continue
-            token = entry[0]
-        else:
-            token = None
-        key = op_key(node.op)
-        rules = plan_get((token, key))
-        if rules is None:
-            rules = plans.rules(token, key)
+        token, rules = _rules_to_run(node, last, tokens, plans, plan_get)
         if not rules:
             continue
         epoch = graph.epoch
