@@ -206,9 +206,8 @@ class TierChoice(ThreadChoice):
         return (slow / fast - 1) / NATIVE_RETRY_COST if fast else 0
 
     def record(self, threaded, ns_per_element):
-        if self.cold[threaded]:
-            ThreadChoice.record(self, threaded, ns_per_element)
-            return
+        # (a way's first, dropped call comes while its average is 0.0: not
+        # ``measured``, so the wait is left as it is)
         measured = bool(self.threads and self.alone)
         before = self._first_faster()
         retry = self.retrying
@@ -366,12 +365,13 @@ class NativeProgram(Program):
             aliased = None
         pieces = aliased is not None and not strided
         if fallback is None:
-            return self._run_kernel(kernel, strided, operands, outs, shape, size, aliased)
+            return self._run_kernel(kernel, layout, strided, operands, outs, shape, size,
+                                    aliased)
         choice = kernel.tier(size, pieces)
         compiled = choice.threaded()
         start = perf_counter_ns()
-        if not compiled or not self._run_kernel(kernel, strided, operands, outs, shape, size,
-                                                aliased):
+        if not compiled or not self._run_kernel(kernel, layout, strided, operands, outs, shape,
+                                                size, aliased):
             # (a kernel that raised flags NumPy must report: NumPy's program
             # runs the call again and reports, and the kernel's way is
             # charged both: W2's loss kernel on 10^4 float32 values did so on
@@ -379,10 +379,6 @@ class NativeProgram(Program):
             fallback()
         choice.record(compiled, (perf_counter_ns() - start) / size)
         return True
-
-    def _layout_of(self, kernel):
-        """The layout key this program loaded ``kernel`` for."""
-        return next(layout for layout, k in self._kernels.items() if k is kernel)
 
     def _kernel(self, layout):
         """The loaded kernel of ``layout`` (kept by this program once
@@ -452,10 +448,11 @@ class NativeProgram(Program):
             return None
         return outs
 
-    def _run_kernel(self, kernel, strided, operands, outs, shape, size, aliased):
-        """The kernel over the call (``run_prepared``'s result)."""
+    def _run_kernel(self, kernel, layout, strided, operands, outs, shape, size, aliased):
+        """The kernel (loaded for ``layout``) over the call (``run_prepared``'s
+        result)."""
         if aliased is not None and not strided:
-            committing = self._kernel(("commit", self._layout_of(kernel)))
+            committing = self._kernel(("commit", layout))
             if committing is None:
                 return False   # (not built yet: NumPy's in-place program runs it)
             _run_in_place(committing, aliased, operands, outs, size, self.consts)
