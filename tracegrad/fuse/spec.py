@@ -153,9 +153,7 @@ class FusionSpec:
         per spec (a spec never changes)."""
         structure = self.__dict__.get("_structure")
         if structure is None:
-            structure = self._structure = (
-                self._key[0], tuple(c[:2] for c in self._key[1]), self._key[2],
-                self._key[3])
+            structure = self._structure = _structure_of(self._key)
         return structure
 
     def _rebound(self, constants, key, structure):
@@ -367,7 +365,7 @@ def spec_from_cluster(cluster):
 def _new_spec(in_types, constants, instrs, outputs, key):
     """The interned spec of ``key``, rebound from a live spec of the same
     structure when there is one (the n gradient terms ``cos(x[i]) * i``)."""
-    structure = (in_types, tuple(c[:2] for c in key[1]), instrs, outputs)
+    structure = _structure_of(key)
     template = _STRUCTURES.get(structure)
     if template is None:
         spec = _interned(in_types, constants, [Instr(*i) for i in instrs], outputs)
@@ -375,6 +373,13 @@ def _new_spec(in_types, constants, instrs, outputs, key):
         return spec
     spec = template._rebound(constants, key, template.structure)
     return _SPECS.setdefault(key, spec)
+
+
+def _structure_of(key):
+    """A spec key without the constants' values (their dtypes and shapes
+    kept): ``FusionSpec.structure``."""
+    in_types, consts, instrs, outputs = key
+    return (in_types, tuple(c[:2] for c in consts), instrs, outputs)
 
 
 # ``dtype.name`` is a slow Python property; a graph has few distinct dtypes.
