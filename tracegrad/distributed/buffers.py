@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from tracegrad.distributed import devices
-from tracegrad.distributed.gather import gatherer
+from tracegrad.distributed.gather import Reduction, gatherer, reducer
 
 __all__ = ["scratch", "wire_dtype", "pack", "unpack", "on_device", "device_unpack", "Arena"]
 
@@ -87,6 +87,7 @@ class Arena:
         self.handed = []
         self.packs = 0      # (calls that packed: the tests and the bench read it)
         self._gather = _UNMADE  # (``gather``'s arguments for this layout; None: no C)
+        self._reduction = None     # (``gather_reduce``'s: its communicator, its arguments)
 
     def __reduce__(self):
         return (Arena, ())  # (buffers are per process: made again at the first call)
@@ -120,6 +121,7 @@ class Arena:
             at += n
         self.shapes, self.views = shapes, tuple(views)
         self._gather = _UNMADE  # (made at the first ``gather``: it may compile)
+        self._reduction = None
 
     def _gather_args(self):
         """``tg_gather`` and its arguments for this layout (the ctypes
@@ -152,6 +154,56 @@ class Arena:
         self.handed = [True] * len(xs)
         self.packs += 1
         return True
+
+    def gather_reduce(self, xs, comm):
+        """``gather`` and an in-place sum ``Allreduce`` of the flat buffer
+        on ``comm`` in one C call (``gather.py``'s ``tg_gather_allreduce``):
+        ``True`` when done, every slot handed out. ``False`` with nothing
+        sent when ``gather`` would refuse (or without a compiler): the
+        caller goes the Python way. Raises ``MPI.Exception`` when MPI
+        fails. Only for a layout whose shapes the ranks have verified
+        (the caller's ``checks.verified``): no shape check is sent."""
+        made = self._reduction
+        if made is None or made[0] is not comm:
+            if self.flat is None:
+                return False
+            made = self._reduction = (comm, self._reduce_args(comm))
+        args = made[1]
+        if not args:
+            return False
+        fn, pointer = args[0], args[1]
+        err = fn(xs, self.views, pointer)
+        if err < 0:
+            return False
+        if err:
+            from mpi4py import MPI
+            raise MPI.Exception(err)
+        self.handed = [True] * len(xs)
+        self.packs += 1
+        return True
+
+    def _reduce_args(self, comm):
+        """``(tg_gather_allreduce, its tg_reduction's address, what that
+        points to)`` for this layout on ``comm``, or ``()`` where the C
+        call cannot serve (no compiler, a dtype or count MPI's C call
+        does not take as mpi4py would, views not of the flat buffer)."""
+        from mpi4py import MPI
+        built, gather_args = reducer(), self._gather_args()
+        flat, views = self.flat, self.views
+        mpi_type = MPI._typedict.get(flat.dtype.char)
+        if (built is None or gather_args is None or mpi_type is None
+                or flat.size >= 2**31 or any(v.base is not flat for v in views)):
+            return ()
+        fn, allreduce, in_place = built
+        _, words, _, dtype, itemsize, dst, nbytes = gather_args
+        # (free: the flat buffer held by ``self.flat`` and by each view as
+        # its base; each view by ``self.views`` alone)
+        record = Reduction(words.ctypes.data, id(np.ndarray), id(dtype), itemsize, dst.value,
+                           nbytes, id(flat), 1 + len(views), 1, allreduce, in_place,
+                           flat.size, MPI._handleof(mpi_type), MPI._handleof(MPI.SUM),
+                           MPI._handleof(comm))
+        # (the record points into ``words`` and at ``dtype``: kept alive with it)
+        return fn, ctypes.c_void_p(ctypes.addressof(record)), record, words, dtype
 
     def view_for(self, k):
         """Slot ``k``'s view for a producer to write into, or ``None``

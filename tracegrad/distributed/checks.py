@@ -11,7 +11,7 @@ from mpi4py import MPI
 from tracegrad.distributed.state import (CHECK_TIMEOUT_S, DistributedError,
                                          check_shapes_enabled, wait_or_abort)
 
-__all__ = ["check_shapes", "start_check", "finish_check", "CHECKS_SENT"]
+__all__ = ["check_shapes", "start_check", "finish_check", "verified", "CHECKS_SENT"]
 
 
 # Shape checks travel on a duplicate of each communicator (made at its
@@ -60,6 +60,16 @@ def start_check(comm, shapes, owner=None):
     out = np.empty_like(both)
     CHECKS_SENT[0] += 1
     return _check_comm(comm).Iallreduce(both, out, op=MPI.MAX), both, out
+
+
+def verified(comm, shapes, owner):
+    """``start_check(comm, shapes, owner)`` would send no message: ``owner``
+    last verified this very tuple ``shapes`` (identity: a bucket's layout's),
+    or there is nothing to check. Asked before a call that gathers and
+    reduces at once (``Arena.gather_reduce``), which leaves no time for
+    a check between them."""
+    return (owner.__dict__.get("_checked") is shapes or comm.Get_size() == 1
+            or not check_shapes_enabled())
 
 
 def finish_check(pending, comm, shapes, what, owner=None):

@@ -36,7 +36,8 @@ from mpi4py import MPI
 import tracegrad.tensor as T
 from tracegrad.distributed.buffers import (_WIRE, Arena, _device, _host, device_unpack,
                                            on_device, pack, scratch, unpack)
-from tracegrad.distributed.checks import check_shapes, finish_check, start_check
+from tracegrad.distributed.checks import (check_shapes, finish_check, start_check,
+                                         verified)
 from tracegrad.distributed.state import DistributedError, current
 from tracegrad.ops.base import is_differentiable, match_gradient_dtype
 from tracegrad.tensor.type import TensorType
@@ -354,12 +355,16 @@ class AllreduceBucket(Collective):
 
     def _in_arena(self, xs):
         """NumPy arrays in a dtype MPI carries: reduced in the arena
-        (``fill_arena``) in place; its views are the results."""
+        (``fill_arena``) in place; its views are the results. Passed-in
+        arrays of the layout the ranks verified: gathered and reduced by
+        one C call (``Arena.gather_reduce``)."""
         arena = self.arena
-        flat = fill_arena(self, xs)
-        self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        comm = self.comm
+        if arena.holds(xs) or not (verified(comm, arena.shapes, self)
+                                   and arena.gather_reduce(xs, comm)):
+            comm.Allreduce(MPI.IN_PLACE, fill_arena(self, xs), op=MPI.SUM)
         if self.op == "mean":
-            flat /= self.comm.Get_size()
+            arena.flat /= comm.Get_size()
         views = arena.views
         return views if len(views) > 1 else views[0]
 
