@@ -382,12 +382,17 @@ def test_bucket_outputs_are_exact_with_and_without_the_c_gather(dtype, monkeypat
     xs = [T.TensorType(dtype, (None,) * nd)() for nd in (1, 2, 0)]
     f = tg.function(xs, dist.allreduce_many(xs, "sum"))
     plain = tg.function(xs, dist.allreduce_many(xs, "sum", 0))
-    gathered, real = [], buffers.Arena.gather
+    gathered, real, real_reduce = [], buffers.Arena.gather, buffers.Arena.gather_reduce
 
     def counted(self, arrays):
         gathered.append(real(self, arrays))
         return gathered[-1]
+
+    def counted_reduce(self, arrays, comm):     # (gather and reduce in one C call)
+        gathered.append(real_reduce(self, arrays, comm))
+        return gathered[-1]
     monkeypatch.setattr(buffers.Arena, "gather", counted)
+    monkeypatch.setattr(buffers.Arena, "gather_reduce", counted_reduce)
     c_gather = gatherer() is not None
     for gather in (True, False):
         if not gather:
