@@ -66,16 +66,25 @@ def test_supported_values_still_pass():
     np.testing.assert_array_equal(tg.jit(lambda a: a * 2)(np.float32([1, 2])), [2.0, 4.0])
 
 
+@pytest.mark.parametrize("c_test", [True, False])   # (one C call, or Python's expression)
 @pytest.mark.parametrize("n", [3, 12])   # (12: checked in one pass, ``batch_filter``)
-def test_many_inputs_are_checked_and_cast_as_one_by_one(n):
+def test_many_inputs_are_checked_and_cast_as_one_by_one(n, c_test, monkeypatch):
+    from tracegrad.compile import inputs
     from tracegrad.compile.inputs import BATCH_INPUTS, batch_filter
+    if not c_test:
+        monkeypatch.setattr(inputs, "_CHECKER", [None])     # (as without a compiler)
     xs = [T.dvector(f"x{k}") for k in range(n - 2)]
     row, scalar = T.TensorType("float64", (None, 3))("row"), T.dscalar("s")
     f = tg.function(xs + [row, scalar], sum(x.sum() for x in xs) + row.sum() * scalar)
-    assert (batch_filter(f._filters, np.ndarray) is not None) == (n >= BATCH_INPUTS)
+    check = batch_filter(f._filters, np.ndarray)
+    assert (check is not None) == (n >= BATCH_INPUTS)
+    if check is not None:
+        assert ("c_check" in check.__globals__) == (c_test and inputs._checker() is not None)
     args = [np.arange(3.0) + k for k in range(n - 2)] + [np.ones((2, 3)), np.array(2.0)]
     want = sum(a.sum() for a in args[:-2]) + 12.0
     assert f(*args) == want
+    assert f(*args[:-1], s=args[-1]) == want    # (the arguments bound into a list)
+    assert f(*args[:-2], np.ones((1, 3)), args[-1]) == want - 6.0   # (any length on axis 0)
     for k, value in ((0, [0.0, 1.0, 2.0]), (n - 3, np.arange(n - 3.0, n, dtype=np.int32)),
                      (n - 1, 2.0)):     # (cast as the one-by-one filters do)
         assert f(*args[:k], value, *args[k + 1:]) == want
