@@ -234,9 +234,12 @@ def batch_filter(filters, ndarray):
     for k, f in enumerate(filters):
         env[f"f{k}"] = f
     names = ", ".join(f"a{k}" for k in range(len(filters)))
-    source = (f"def check(args):\n    if ({' and '.join(tests)}):\n        return list(args)\n"
-              f"    {names}, = args\n"
-              f"    return [{', '.join(f'f{k}(a{k})' for k in range(len(filters)))}]\n")
+    unpack = f"    {names}, = args\n"
+    # (the C test takes ``args`` whole; Python's names the arrays first)
+    source = ("def check(args):\n" + ("" if "c_check" in env else unpack)
+              + f"    if ({' and '.join(tests)}):\n        return list(args)\n"
+              + (unpack if "c_check" in env else "")
+              + f"    return [{', '.join(f'f{k}(a{k})' for k in range(len(filters)))}]\n")
     exec(compile(source, "<tracegrad input check>", "exec"), env)
     return env["check"]
 
