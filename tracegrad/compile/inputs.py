@@ -224,24 +224,30 @@ def batch_filter(filters, ndarray):
     if len(filters) < BATCH_INPUTS or any(p is None or p[0] is not ndarray for p in specs):
         return None
     env = {"ndarray": ndarray}
-    tests = _c_test(specs, env) if ndarray is np.ndarray else None
-    if tests is None:
-        tests = []
-        for k, (_, dtype, ndim, static) in enumerate(specs):
-            env[f"dt{k}"] = dtype
-            tests.append(f"type(a{k}) is ndarray and a{k}.dtype is dt{k} and a{k}.ndim == {ndim}")
-            tests += [f"a{k}.shape[{axis}] == {n}" for axis, n in static]
+    c_test = _c_test(specs, env, ndarray)
+    tests = c_test or _python_tests(specs, env)
     for k, f in enumerate(filters):
         env[f"f{k}"] = f
     names = ", ".join(f"a{k}" for k in range(len(filters)))
     unpack = f"    {names}, = args\n"
     # (the C test takes ``args`` whole; Python's names the arrays first)
-    source = ("def check(args):\n" + ("" if "c_check" in env else unpack)
-              + f"    if ({' and '.join(tests)}):\n        return list(args)\n"
-              + (unpack if "c_check" in env else "")
+    before, after = ("", unpack) if c_test else (unpack, "")
+    source = ("def check(args):\n" + before
+              + f"    if ({' and '.join(tests)}):\n        return list(args)\n" + after
               + f"    return [{', '.join(f'f{k}(a{k})' for k in range(len(filters)))}]\n")
     exec(compile(source, "<tracegrad input check>", "exec"), env)
     return env["check"]
+
+
+def _python_tests(specs, env):
+    """``[test]``: Python expressions testing the arguments ``a0``, ``a1``...
+    against ``specs`` (``env`` gets the dtypes they name)."""
+    tests = []
+    for k, (_, dtype, ndim, static) in enumerate(specs):
+        env[f"dt{k}"] = dtype
+        tests.append(f"type(a{k}) is ndarray and a{k}.dtype is dt{k} and a{k}.ndim == {ndim}")
+        tests += [f"a{k}.shape[{axis}] == {n}" for axis, n in static]
+    return tests
 
 
 CHECK_SOURCE = r"""
@@ -312,11 +318,12 @@ def _build_checker():
     return fn
 
 
-def _c_test(specs, env):
+def _c_test(specs, env, ndarray):
     """``[test]``: the Python expression calling ``tg_check_inputs`` on
-    ``specs`` (``env`` gets what it names), or ``None`` without a compiler.
-    The dtypes the spec points at live in ``env`` as long as the check."""
-    fn = _checker()
+    ``specs`` (``env`` gets what it names), or ``None`` for arrays other
+    than NumPy's or without a compiler. The dtypes the spec points at live
+    in ``env`` as long as the check."""
+    fn = _checker() if ndarray is np.ndarray else None
     if fn is None:
         return None
     words = [len(specs), id(np.ndarray)]
