@@ -307,9 +307,20 @@ def check_passed_in_buckets():
             # the shapes)
             if reducer() is not None:
                 assert used == [False, True, False, False, True, True], (dtype, op, used)
+        # a communicator freed after the C call served it: mpi4py's error,
+        # not MPI called on a stale handle
+        sub.Free()
+        dist.set_on_error("raise")
+        try:
+            f(*args)
+        except MPI.Exception:
+            pass
+        else:
+            raise AssertionError("a call on a freed communicator did not raise")
+        finally:
+            dist.set_on_error("abort")
     finally:
         buffers.Arena.gather_reduce = real
-        sub.Free()
 
 
 def check_sub_communicator():

@@ -87,7 +87,7 @@ class Arena:
         self.handed = []
         self.packs = 0      # (calls that packed: the tests and the bench read it)
         self._gather = _UNMADE  # (``gather``'s arguments for this layout; None: no C)
-        self._reduction = None     # (``gather_reduce``'s: its communicator, its arguments)
+        self._reduction = None  # (``gather_reduce``'s: communicator, its handle, arguments)
 
     def __reduce__(self):
         return (Arena, ())  # (buffers are per process: made again at the first call)
@@ -167,11 +167,12 @@ class Arena:
         fails. Only for a layout whose shapes the ranks have verified
         (the caller's ``checks.verified``): no shape check is sent."""
         made = self._reduction
-        if made is None or made[0] is not comm:
+        # (the Fortran handle: a communicator freed since changes it)
+        if made is None or made[0] is not comm or made[1] != comm.py2f():
             if self.flat is None:
                 return False
-            made = self._reduction = (comm, self._reduce_args(comm))
-        args = made[1]
+            made = self._reduction = (comm, comm.py2f(), self._reduce_args(comm))
+        args = made[2]
         if not args:
             return False
         fn, pointer = args[0], args[1]
@@ -189,12 +190,15 @@ class Arena:
         """``(tg_gather_allreduce, its tg_reduction's address, what that
         points to)`` for this layout on ``comm``, or ``()`` where the C
         call cannot serve (no compiler, a dtype or count MPI's C call
-        does not take as mpi4py would, views not of the flat buffer)."""
+        does not take as mpi4py would, views not of the flat buffer, a
+        freed communicator: mpi4py's call raises then)."""
         from mpi4py import MPI
         built, gather_args = reducer(), self._gather_args()
         flat, views = self.flat, self.views
+        if built is None or comm == MPI.COMM_NULL:
+            return ()
         mpi_type = MPI._typedict.get(flat.dtype.char)
-        if (built is None or gather_args is None or mpi_type is None
+        if (gather_args is None or mpi_type is None
                 or flat.size >= 2**31 or any(v.base is not flat for v in views)):
             return ()
         fn, allreduce, in_place = built

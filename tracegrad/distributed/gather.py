@@ -165,6 +165,8 @@ def reducer():
 
 def _build_reducer():
     from mpi4py import MPI
+    if not all(hasattr(MPI, name) for name in ("_sizeof", "_handleof", "_typedict")):
+        return None     # (mpi4py's private helpers gone: its own calls serve)
     sizes = {MPI._sizeof(kind) for kind in (MPI.Comm, MPI.Datatype, MPI.Op)}
     if sizes not in ({4}, {ctypes.sizeof(ctypes.c_void_p)}):
         return None
