@@ -25,7 +25,7 @@ LAYERS = [
                "tracegrad.config", "tracegrad.clientlist", "tracegrad.printing",
                "tracegrad.evaluate", "tracegrad.backend", "tracegrad.backend.cupy",
                "tracegrad.frozen_random", "tracegrad.shared_access",
-               "tracegrad.progress", "tracegrad.collector"]),
+               "tracegrad.progress", "tracegrad.collector", "tracegrad.fgraph"]),
     ("types", ["tracegrad.tensor.type", "tracegrad.tensor.variable",
                "tracegrad.tensor.protocols",
                "tracegrad.tensor.dispatch", "tracegrad.casting", "tracegrad.shared"]),
