@@ -59,17 +59,7 @@ class FunctionGraph:
         nodes = None
         if clone:
             inputs, outputs, nodes = _clone(inputs, outputs)
-        # Whether the nodes are this graph's own copy (see ``edits_in_place``).
-        self._owns_nodes = bool(clone)
-        self.inputs = inputs
-        self.outputs = outputs
-        self.update_targets = list(update_targets)
-        if len(self.update_targets) > len(outputs):
-            raise ValueError("FunctionGraph: more update targets than outputs")
-        self._listeners = []
-        self._removed = set()
-        self._order = None
-        self._input_set = set(inputs)
+        self._setup(inputs, outputs, update_targets, clone)
         first_outputs = {}
         for i, out in enumerate(outputs):
             first_outputs.setdefault(out, []).append(i)
@@ -82,6 +72,55 @@ class FunctionGraph:
             if not self._destroys(nodes):
                 self._order = nodes  # (the clone's walk is ``toposort``'s)
             self._defer_index(set(nodes), [], first_outputs.items(), "init")
+
+    def _setup(self, inputs, outputs, update_targets, owns_nodes):
+        # Whether the nodes are this graph's own copy (see ``edits_in_place``).
+        self._owns_nodes = bool(owns_nodes)
+        self.inputs = inputs
+        self.outputs = outputs
+        self.update_targets = list(update_targets)
+        if len(self.update_targets) > len(outputs):
+            raise ValueError("FunctionGraph: more update targets than outputs")
+        self._listeners = []
+        self._removed = set()
+        self._order = None
+        self._input_set = set(inputs)
+
+    @classmethod
+    def over(cls, outputs):
+        """A graph of the nodes computing ``outputs``, as they are (no copy,
+        no inputs: its leaves need not be listed) and not yet indexed: the
+        rewriter's graph when it rewrites bare outputs (``RewriteGraph``),
+        which fills ``apply_nodes`` and ``clients`` as it loads the nodes."""
+        graph = cls.__new__(cls)
+        graph._setup([], list(outputs), (), True)
+        graph.apply_nodes = set()
+        graph.clients = {}
+        return graph
+
+    def begin_rewrite(self, clients, nodes):
+        """The rewriter's index from now on: it edits ``outputs`` (the same
+        list), ``nodes`` and ``clients`` in place as it rewrites (the readers
+        of an output are ``(OUTPUT, position)`` in both). Returns what
+        ``end_rewrite`` needs of the graph as it was."""
+        before = (list(self.outputs), self.apply_nodes)
+        self.__dict__.pop("_deferred", None)
+        for var in self.inputs:  # (every input has its entry, read or not)
+            clients.setdefault(var, ClientList())
+        self.clients = clients
+        self.apply_nodes = nodes
+        return before
+
+    def end_rewrite(self, before, order=None):
+        """The rewrite is over: the graph reads as if its result had been
+        handed to ``reset_outputs(outputs, nodes=...)`` (the index the walk
+        from the outputs builds, client order included, is built when
+        first read; the replaced nodes' variables count as removed).
+        ``before``: ``begin_rewrite``'s answer; ``order``: the rewriter's
+        ``toposort`` of the outputs when it knows it."""
+        outputs, nodes = list(self.outputs), self.apply_nodes
+        self.outputs, self.apply_nodes = before
+        self.reset_outputs(outputs, reason="rewrite", nodes=nodes, order=order)
 
     def __reduce__(self):
         # Flat, whatever the depth; listeners and caches are not kept.

@@ -1,12 +1,19 @@
-"""``RewriteGraph``: a mutable, always-merged view of a graph for rewriting.
+"""``RewriteGraph``: the rewrite phase of a ``FunctionGraph``, always merged.
 
-The rewriter owns the nodes it holds (they come from one clone of the user's
-graph) and edits them in place: ``replace(old, new)`` re-points every client
-of ``old`` at ``new``. The graph keeps
+There is one graph, the ``FunctionGraph`` (``tracegrad/fgraph.py``): a
+compiled function's, or one made ``over`` bare outputs. The rewriter owns
+the nodes it holds (they come from one clone of the user's graph) and edits
+them in place: ``replace(old, new)`` re-points every client of ``old`` at
+``new``. It edits the graph's own
 
-- ``clients``: for each variable, the ``(node, input index)`` pairs reading
-  it (``node`` is ``None`` for a graph output, the index then being the output
-  position);
+- ``outputs`` (the same list), ``apply_nodes`` (``nodes`` here) and
+  ``clients``: for each variable, the ``(node, input index)`` pairs reading
+  it (``node`` is ``OUTPUT``, ``"output"``, for a graph output, the index
+  then being the output position), the encoding every pass reads;
+
+and keeps beside them, for the rewrite phase only (dropped with this
+object; ``finish`` hands the graph back):
+
 - a hash-consing index ``(op, inputs) -> node``, so two nodes applying the
   same op to the same variables never coexist: building the graph merges
   common subexpressions, a rewrite's new nodes are merged into existing ones
@@ -34,6 +41,7 @@ For the engine's worklist (``engine.run_phase``) the graph also keeps
   (``recheck``) and keeps it where nothing it read changed.
 """
 from tracegrad.clientlist import ClientList
+from tracegrad.fgraph import OUTPUT, FunctionGraph
 from tracegrad.trace import Constant, toposort
 
 
@@ -74,14 +82,19 @@ def node_key(node, op_hashes=None):
 
 
 class RewriteGraph:
-    """The nodes computing ``outputs``, with clients and merging."""
+    """The rewrite phase of a graph: merging, the worklist's state."""
 
-    def __init__(self, outputs, order=None):
-        """``order``: ``toposort(outputs)`` when the caller has it (the
-        clone's walk)."""
-        self.outputs = list(outputs)
+    def __init__(self, outputs=None, order=None, graph=None):
+        """Rewrite ``graph`` (a ``FunctionGraph`` owning its nodes), or a
+        graph ``over`` ``outputs``. ``order``: ``toposort(outputs)`` when
+        the caller has it (the clone's walk)."""
+        if graph is None:
+            graph = FunctionGraph.over(outputs)
+        self.graph = graph
+        self.outputs = graph.outputs  # (the graph's lists and dicts, edited in place)
         self.clients = {}
         self.nodes = set()
+        self._before = graph.begin_rewrite(self.clients, self.nodes)
         self._by_key = {}
         self._key_of = {}
         self._op_hashes = {}
@@ -117,7 +130,14 @@ class RewriteGraph:
             if isinstance(out, Constant):
                 out = self._canonical_constant(out)
             self.outputs[i] = out
-            self._clients_of(out).append((None, i))
+            self._clients_of(out).append((OUTPUT, i))
+
+    def finish(self):
+        """End the rewrite: the graph's index is its own again (see
+        ``FunctionGraph.end_rewrite``); this object's state is dropped with
+        it. Returns the graph."""
+        self.graph.end_rewrite(self._before, self.known_order())
+        return self.graph
 
     # ------------------------------------------------------------ queries
     def toposort(self):
@@ -138,7 +158,8 @@ class RewriteGraph:
         return None
 
     def client_list(self, var):
-        """``(node, index)`` pairs reading ``var`` (``node`` None: an output)."""
+        """``(node, index)`` pairs reading ``var`` (``node`` ``OUTPUT``: an
+        output)."""
         return self.clients.get(var, ())
 
     def n_clients(self, var):
@@ -335,7 +356,7 @@ class RewriteGraph:
             new_clients = self._clients_of(new)
             touched = {}  # (a dict: ordered, O(1) membership)
             for node, i in readers:
-                if node is None:
+                if node is OUTPUT:  # (this graph's marker: the one object)
                     self.outputs[i] = new
                 else:
                     if node not in touched:
