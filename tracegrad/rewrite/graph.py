@@ -117,12 +117,8 @@ class RewriteGraph:
         # (epoch, {node: latest change at or above it}) of the last pass
         # that walked every node without an edit (``engine._skim``)
         self.walked = None
-        memo = {}
         order = toposort(self.outputs) if order is None else order
-        merged = False
-        for node in order:
-            if not self._add_node(node, memo):
-                merged = True
+        memo, merged = self._load(order)
         if not merged:  # (no input re-pointed: the order stands)
             self._order = ((self.changes, len(self.nodes)), order)
         for i, out in enumerate(self.outputs):
@@ -131,6 +127,52 @@ class RewriteGraph:
                 out = self._canonical_constant(out)
             self.outputs[i] = out
             self._clients_of(out).append((OUTPUT, i))
+
+    def _load(self, order):
+        """``_add_node`` for each node of ``order`` (a topological order of
+        the whole graph), with what a fresh graph makes certain taken out
+        of the loop: no watchers yet, a node's outputs read by nobody
+        before it, each leaf seen once (its canonical constant remembered
+        in ``memo``). Returns ``(memo, whether a node was merged)``."""
+        memo = {}
+        merged = False
+        by_key, key_of, op_hashes = self._by_key, self._key_of, self._op_hashes
+        nodes, clients, changed_at = self.nodes, self.clients, self.changed_at
+        canonical = self._canonical_constant
+        epoch = self.epoch
+        for node in order:
+            inputs = node.inputs
+            for i, inp in enumerate(inputs):
+                new = memo.get(inp)
+                if new is None:
+                    if inp.owner is not None:
+                        continue
+                    new = memo[inp] = canonical(inp) if isinstance(inp, Constant) else inp
+                if new is not inp:
+                    inputs[i] = new
+            key = node_key(node, op_hashes)
+            if key is not None:
+                other = by_key.get(key)
+                if other is not None:
+                    for old, keep in zip(node.outputs, other.outputs):
+                        memo[old] = keep
+                    merged = True
+                    continue
+                by_key[key] = node
+                key_of[node] = key
+            nodes.add(node)
+            epoch += 1
+            changed_at[node] = epoch
+            for i, inp in enumerate(inputs):
+                readers = clients.get(inp)
+                if readers is None:
+                    readers = clients[inp] = ClientList()
+                readers.append((node, i))
+            for out in node.outputs:
+                if out not in clients:
+                    clients[out] = ClientList()
+        self.epoch = epoch
+        return memo, merged
 
     def finish(self):
         """End the rewrite: the graph's index is its own again (see
