@@ -70,7 +70,7 @@ class FunctionGraph:
             # while it was made: the rest of the index waits, see
             # ``_defer_index``)
             if not self._destroys(nodes):
-                self._order = nodes  # (the clone's walk is ``toposort``'s)
+                self._order = self._plain = nodes  # (the clone's walk is ``toposort``'s)
             self._defer_index(set(nodes), [], first_outputs.items(), "init")
 
     def _setup(self, inputs, outputs, update_targets, owns_nodes):
@@ -84,6 +84,9 @@ class FunctionGraph:
         self._listeners = []
         self._removed = set()
         self._order = None
+        # the plain ``trace.toposort`` of the outputs (data edges only) when
+        # known: an in-place swap (``changed_order``) keeps it
+        self._plain = None
         self._input_set = set(inputs)
 
     @classmethod
@@ -105,6 +108,7 @@ class FunctionGraph:
         ``end_rewrite`` needs of the graph as it was."""
         before = (list(self.outputs), self.apply_nodes)
         self.__dict__.pop("_deferred", None)
+        self._forget_order()
         for var in self.inputs:  # (every input has its entry, read or not)
             clients.setdefault(var, ClientList())
         self.clients = clients
@@ -153,7 +157,9 @@ class FunctionGraph:
         other reader of that input's buffer (and of the views of it).
         """
         if self._order is None:
-            order = toposort(self.outputs, blockers=self._input_set)
+            order = self._plain
+            if order is None:
+                order = self._plain = toposort(self.outputs, blockers=self._input_set)
             if any(node.op.destroy_map for node in order):
                 order = _order_destroyers(order, self)
             self._order = order
@@ -175,8 +181,13 @@ class FunctionGraph:
 
     def changed_order(self):
         """Forget the cached order: a pass changed a node's op in place
-        (an in-place variant: its ``destroy_map`` orders its readers)."""
+        (an in-place variant: its ``destroy_map`` orders its readers). The
+        data edges did not change: the next ``toposort`` starts from their
+        order instead of walking the graph again."""
         self._order = None
+
+    def _forget_order(self):
+        self._order = self._plain = None
 
     def edits_in_place(self):
         """Whether a pass may edit the nodes themselves (re-point their
@@ -240,9 +251,9 @@ class FunctionGraph:
             for node in self.apply_nodes - nodes:  # (their variables are removed)
                 self._removed.update(node.outputs)
             self._defer_index(nodes, kept, groups, reason)
-        self._order = None
+        self._forget_order()
         if order is not None and nodes is not None and not self._destroys(order):
-            self._order = list(order)
+            self._order = self._plain = list(order)
 
     # ------------------------------------------------------------ the index
     # ``clients`` is an attribute, read in the passes' inner loops (and
@@ -263,9 +274,9 @@ class FunctionGraph:
     def _ensure_index(self):
         deferred = self.__dict__.pop("_deferred", None)
         if deferred is not None:
-            order = self._order
+            order, plain = self._order, self._plain
             self._index_from(*deferred)
-            self._order = order  # (the same graph: its order stands)
+            self._order, self._plain = order, plain  # (the same graph: its order stands)
 
     def _index_from(self, kept, groups, reason):
         """Build ``clients``, ``apply_nodes`` and ``variables`` by importing
@@ -349,7 +360,7 @@ class FunctionGraph:
         for node in new_nodes:
             for i, inp in enumerate(node.inputs):
                 clients[inp].append((node, i))
-        self._order = None
+        self._forget_order()
         for node in new_nodes:
             self._notify("on_import", node, reason)
 
@@ -369,7 +380,7 @@ class FunctionGraph:
             node.inputs[i] = new
         self.clients[old].remove((node, i))
         self.clients[new].append((node, i))
-        self._order = None
+        self._forget_order()
         self._notify("on_change_input", node, i, old, new, reason)
         self._prune(old, reason)
 
@@ -426,7 +437,7 @@ class FunctionGraph:
             for i, inp in enumerate(node.inputs):
                 self.clients[inp].remove((node, i))
                 stack.append(inp)
-            self._order = None
+            self._forget_order()
             self._notify("on_prune", node, reason)
 
     # ------------------------------------------------------------ checks
@@ -504,7 +515,27 @@ def _order_destroyers(order, fgraph):
     every other node reading that buffer or a view of it (Kahn's algorithm
     over the data edges plus those extra edges)."""
     view_of = _view_roots(order)
+    if _respects_destroyers(order, view_of):
+        # (what ``_stable_kahn`` would return: a ready node of smallest
+        # position is always the next one; the in-place planner only makes
+        # a node overwrite a buffer nothing after it reads)
+        return order
     return _stable_kahn(order, _must_run_after(order, view_of))
+
+
+def _respects_destroyers(order, view_of):
+    """Whether each node of ``order`` overwriting a buffer already comes
+    after every other node reading that buffer or a view of it."""
+    last = {}
+    for k, node in enumerate(order):
+        for inp in node.inputs:
+            last[_root(inp, view_of)] = k
+    for k, node in enumerate(order):
+        for srcs in node.op.destroy_map.values():
+            for j in srcs:
+                if last[_root(node.inputs[j], view_of)] > k:
+                    return False
+    return True
 
 
 def _view_roots(order):
