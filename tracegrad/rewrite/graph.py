@@ -436,29 +436,36 @@ class RewriteGraph:
 
     def _prune(self, node):
         """Remove ``node`` and what only it read, if none of it is read."""
+        nodes, clients, watchers = self.nodes, self.clients, self.watchers
         stack = [node]
         while stack:
             node = stack.pop()
-            if node not in self.nodes:
+            if node not in nodes or _is_read(node, clients):
                 continue
-            if any(self.clients.get(o) for o in node.outputs):
-                continue
-            self.nodes.discard(node)
+            nodes.discard(node)
             self.epoch += 1
             self.tokens.pop(node, None)
             self.changed_at.pop(node, None)
             self._unkey(node)
             for out in node.outputs:
-                self.clients.pop(out, None)
-                self.watchers.pop(out, None)
+                clients.pop(out, None)
+                watchers.pop(out, None)
             for i, inp in enumerate(node.inputs):
-                readers = self.clients.get(inp)
+                readers = clients.get(inp)
                 if readers is None:
                     continue
                 try:
                     readers.remove((node, i))
                 except ValueError:
                     pass
-                self._readers_changed(inp)
+                if inp in watchers:
+                    self._readers_changed(inp)
                 if not readers and inp.owner is not None:
                     stack.append(inp.owner)
+
+
+def _is_read(node, clients):
+    for out in node.outputs:
+        if clients.get(out):
+            return True
+    return False
