@@ -9,8 +9,8 @@ import numpy as np
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.compile import pipeline
-from tracegrad.fgraph import (OUTPUT, FunctionGraph, _must_run_after, _stable_kahn,
-                              _view_roots)
+from tracegrad.fgraph import OUTPUT, FunctionGraph
+from tracegrad.inplace_order import _must_run_after, _stable_kahn, _view_roots
 from tracegrad.rewrite import engine
 from tracegrad.rewrite.engine import Rule
 from tracegrad.rewrite.graph import RewriteGraph
