@@ -99,8 +99,11 @@ def optimize(fgraph, mode=None, stats=None):
         return fgraph
     if getattr(fgraph, "edits_in_place", lambda: False)():
         graph = engine.build_graph(order=fgraph.known_order(), graph=fgraph)
-        engine.optimize_graph(graph, mode, stats)
-        return graph.finish()
+        try:
+            engine.optimize_graph(graph, mode, stats)
+        finally:  # (a rule that raised still leaves a consistent graph)
+            graph.finish()
+        return fgraph
     new_outputs = optimize_outputs(fgraph.outputs, mode, inputs=fgraph.inputs,
                                    stats=stats)
     for old, new in zip(list(fgraph.outputs), new_outputs):
