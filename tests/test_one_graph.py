@@ -116,3 +116,24 @@ def test_an_in_place_swap_keeps_the_data_order(monkeypatch):
     assert any(node.op.destroy_map for node in order)   # (plan_inplace swapped)
     assert walks[-1] is False   # the schedule's order: no second walk
     assert order == _kahn(fg)
+
+
+def test_a_rewrite_that_raises_still_hands_the_graph_back(monkeypatch):
+    import pytest
+
+    def broken(node, ctx):
+        raise RuntimeError("a broken rule")
+    monkeypatch.setattr(engine, "STRICT", True)
+    monkeypatch.setitem(engine.GROUPS, "test_one_graph_broken", [Rule("broken", ["sin"], broken)])
+    monkeypatch.setitem(engine.PHASES, "test_one_graph_broken", ("test_one_graph_broken",))
+    x = T.dvector("x")
+    fg = FunctionGraph([x], [T.sin(T.exp(x) * 1.0)])
+    from tracegrad.rewrite import optimize
+    with pytest.raises(RuntimeError, match="a broken rule"):
+        optimize(fg, ("constant_fold", "canonicalize", "test_one_graph_broken"))
+    # handed back: the product by 1.0 the rewrite removed counts as removed
+    # (``release_removed`` cuts it), the index is the one a walk builds
+    assert any(v.owner is not None and engine.op_key(v.owner.op) == "mul"
+               for v in fg._removed)
+    fg.check_integrity()
+    assert [engine.op_key(n.op) for n in fg.toposort()] == ["exp", "sin"]

@@ -101,7 +101,7 @@ def optimize(fgraph, mode=None, stats=None):
         graph = engine.build_graph(order=fgraph.known_order(), graph=fgraph)
         try:
             engine.optimize_graph(graph, mode, stats)
-        finally:  # (a rule that raised still leaves a consistent graph)
+        finally:  # (handed back when a rule raised too: removed nodes counted)
             graph.finish()
         return fgraph
     new_outputs = optimize_outputs(fgraph.outputs, mode, inputs=fgraph.inputs,
