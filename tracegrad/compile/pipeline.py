@@ -17,10 +17,12 @@ name or signature):
   package above the compile layer registers (tracegrad.distributed: merge
   independent allreduces into buckets), run after the rewrites.
 
-Stages edit the graph
-with ``fgraph.replace``; the schedule honours ``destroy_map`` (see
-``FunctionGraph.toposort``) and refuses to overwrite inputs, constants or
-shared buffers, so all-or-nothing updates hold whatever the planner does.
+Every stage edits the one ``FunctionGraph`` the clone made (the rewriter
+too: ``RewriteGraph`` is that graph's rewrite phase, see "ONE GRAPH" in
+docs/ARCHITECTURE.md), with ``fgraph.replace`` or in place; the schedule
+honours ``destroy_map`` (see ``FunctionGraph.toposort``) and refuses to
+overwrite inputs, constants or shared buffers, so all-or-nothing updates
+hold whatever the planner does.
 """
 from tracegrad.compile.fgraph import FunctionGraph
 from tracegrad.compile.mode import MODES, normalize  # noqa: F401 (MODES: re-exported)

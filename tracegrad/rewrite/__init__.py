@@ -85,8 +85,10 @@ def optimize(fgraph, mode=None, stats=None):
     """Rewrite a compiled function's ``FunctionGraph`` in place.
 
     A graph that owns its nodes (``fgraph.edits_in_place()``: a compiled
-    function's clone of the user's graph) is rewritten in place, then told
-    its new outputs (``fgraph.reset_outputs``: one walk). Otherwise the graph
+    function's clone of the user's graph) is rewritten in place: the
+    rewriter edits its nodes, outputs and clients (``RewriteGraph``, the
+    graph's rewrite phase), then hands it back (``RewriteGraph.finish``:
+    the index a walk builds, when first read). Otherwise the graph
     is rewritten on a copy (``optimize_outputs``), then each output the
     rewrite changed is replaced with ``fgraph.replace``, which imports the
     new nodes and prunes the old ones. Both give the same graph; the first
@@ -96,12 +98,11 @@ def optimize(fgraph, mode=None, stats=None):
     if not phases:
         return fgraph
     if getattr(fgraph, "edits_in_place", lambda: False)():
-        graph = engine.build_graph(fgraph.outputs, order=fgraph.known_order())
-        engine.optimize_graph(graph, mode, stats)
-        # (the rewriter knows the nodes, and often their order: the graph
-        # need not walk them, see ``FunctionGraph.reset_outputs``)
-        fgraph.reset_outputs(graph.outputs, reason="rewrite", nodes=graph.nodes,
-                             order=graph.known_order())
+        graph = engine.build_graph(order=fgraph.known_order(), graph=fgraph)
+        try:
+            engine.optimize_graph(graph, mode, stats)
+        finally:  # (handed back when a rule raised too: removed nodes counted)
+            graph.finish()
         return fgraph
     new_outputs = optimize_outputs(fgraph.outputs, mode, inputs=fgraph.inputs,
                                    stats=stats)

@@ -31,7 +31,7 @@ import numpy as np
 from tracegrad.ops import api as _ops
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
-from tracegrad.rewrite.engine import Abort, Rule, pattern_rule, register
+from tracegrad.rewrite.engine import OUTPUT, Abort, Rule, pattern_rule, register
 from tracegrad.rewrite.pattern import op_key
 from tracegrad.trace import Variable
 
@@ -62,7 +62,7 @@ def _is_root(out, ctx, keys):
         if len(readers) != 1:
             return True
         for node, _ in readers:
-            if node is None or node.outputs[0].type.dtype != dtype:
+            if node == OUTPUT or node.outputs[0].type.dtype != dtype:
                 return True
             if op_key(node.op) in keys:  # (never a ``SumTo``: keys are row names)
                 continue

@@ -26,6 +26,7 @@ import warnings
 from collections import deque
 from types import SimpleNamespace
 
+from tracegrad.fgraph import OUTPUT  # noqa: F401 (the output reader, for rules)
 from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import match, op_key
 from tracegrad.progress import current as current_progress
@@ -597,7 +598,8 @@ def optimize_graph(graph, mode=None, stats=None):
     return graph
 
 
-def build_graph(outputs, order=None):
-    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place);
-    ``order``: ``toposort(outputs)``, when the caller has it."""
-    return RewriteGraph(outputs, order)
+def build_graph(outputs=None, order=None, graph=None):
+    """A ``RewriteGraph`` over ``outputs`` (their nodes are edited in place)
+    or over ``graph``, a ``FunctionGraph`` owning its nodes; ``order``:
+    ``toposort`` of the outputs, when the caller has it."""
+    return RewriteGraph(outputs, order, graph)

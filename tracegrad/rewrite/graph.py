@@ -1,12 +1,19 @@
-"""``RewriteGraph``: a mutable, always-merged view of a graph for rewriting.
+"""``RewriteGraph``: the rewrite phase of a ``FunctionGraph``, always merged.
 
-The rewriter owns the nodes it holds (they come from one clone of the user's
-graph) and edits them in place: ``replace(old, new)`` re-points every client
-of ``old`` at ``new``. The graph keeps
+There is one graph, the ``FunctionGraph`` (``tracegrad/fgraph.py``): a
+compiled function's, or one made ``over`` bare outputs. The rewriter owns
+the nodes it holds (they come from one clone of the user's graph) and edits
+them in place: ``replace(old, new)`` re-points every client of ``old`` at
+``new``. It edits the graph's own
 
-- ``clients``: for each variable, the ``(node, input index)`` pairs reading
-  it (``node`` is ``None`` for a graph output, the index then being the output
-  position);
+- ``outputs`` (the same list), ``apply_nodes`` (``nodes`` here) and
+  ``clients``: for each variable, the ``(node, input index)`` pairs reading
+  it (``node`` is ``OUTPUT``, ``"output"``, for a graph output, the index
+  then being the output position), the encoding every pass reads;
+
+and keeps beside them, for the rewrite phase only (dropped with this
+object; ``finish`` hands the graph back):
+
 - a hash-consing index ``(op, inputs) -> node``, so two nodes applying the
   same op to the same variables never coexist: building the graph merges
   common subexpressions, a rewrite's new nodes are merged into existing ones
@@ -34,6 +41,7 @@ For the engine's worklist (``engine.run_phase``) the graph also keeps
   (``recheck``) and keeps it where nothing it read changed.
 """
 from tracegrad.clientlist import ClientList
+from tracegrad.fgraph import OUTPUT, FunctionGraph
 from tracegrad.trace import Constant, toposort
 
 
@@ -74,14 +82,19 @@ def node_key(node, op_hashes=None):
 
 
 class RewriteGraph:
-    """The nodes computing ``outputs``, with clients and merging."""
+    """The rewrite phase of a graph: merging, the worklist's state."""
 
-    def __init__(self, outputs, order=None):
-        """``order``: ``toposort(outputs)`` when the caller has it (the
-        clone's walk)."""
-        self.outputs = list(outputs)
+    def __init__(self, outputs=None, order=None, graph=None):
+        """Rewrite ``graph`` (a ``FunctionGraph`` owning its nodes), or a
+        graph ``over`` ``outputs``. ``order``: ``toposort(outputs)`` when
+        the caller has it (the clone's walk)."""
+        if graph is None:
+            graph = FunctionGraph.over(outputs)
+        self.graph = graph
+        self.outputs = graph.outputs  # (the graph's lists and dicts, edited in place)
         self.clients = {}
         self.nodes = set()
+        self._before = graph.begin_rewrite(self.clients, self.nodes)
         self._by_key = {}
         self._key_of = {}
         self._op_hashes = {}
@@ -104,12 +117,8 @@ class RewriteGraph:
         # (epoch, {node: latest change at or above it}) of the last pass
         # that walked every node without an edit (``engine._skim``)
         self.walked = None
-        memo = {}
         order = toposort(self.outputs) if order is None else order
-        merged = False
-        for node in order:
-            if not self._add_node(node, memo):
-                merged = True
+        memo, merged = self._load(order)
         if not merged:  # (no input re-pointed: the order stands)
             self._order = ((self.changes, len(self.nodes)), order)
         for i, out in enumerate(self.outputs):
@@ -117,7 +126,60 @@ class RewriteGraph:
             if isinstance(out, Constant):
                 out = self._canonical_constant(out)
             self.outputs[i] = out
-            self._clients_of(out).append((None, i))
+            self._clients_of(out).append((OUTPUT, i))
+
+    def _load(self, order):
+        """``_add_node`` for each node of ``order`` (a topological order of
+        the whole graph), with what a fresh graph makes certain taken out
+        of the loop: no watchers yet, a node's outputs read by nobody
+        before it, each leaf seen once (its canonical constant remembered
+        in ``memo``). Returns ``(memo, whether a node was merged)``."""
+        memo = {}
+        merged = False
+        by_key, key_of, op_hashes = self._by_key, self._key_of, self._op_hashes
+        nodes, clients, changed_at = self.nodes, self.clients, self.changed_at
+        canonical = self._canonical_constant
+        epoch = self.epoch
+        for node in order:
+            inputs = node.inputs
+            for i, inp in enumerate(inputs):
+                new = memo.get(inp)
+                if new is None:
+                    if inp.owner is not None:
+                        continue
+                    new = memo[inp] = canonical(inp) if isinstance(inp, Constant) else inp
+                if new is not inp:
+                    inputs[i] = new
+            key = node_key(node, op_hashes)
+            if key is not None:
+                other = by_key.get(key)
+                if other is not None:
+                    for old, keep in zip(node.outputs, other.outputs):
+                        memo[old] = keep
+                    merged = True
+                    continue
+                by_key[key] = node
+                key_of[node] = key
+            nodes.add(node)
+            epoch += 1
+            changed_at[node] = epoch
+            for i, inp in enumerate(inputs):
+                readers = clients.get(inp)
+                if readers is None:
+                    readers = clients[inp] = ClientList()
+                readers.append((node, i))
+            for out in node.outputs:
+                if out not in clients:
+                    clients[out] = ClientList()
+        self.epoch = epoch
+        return memo, merged
+
+    def finish(self):
+        """End the rewrite: the graph's index is its own again (see
+        ``FunctionGraph.end_rewrite``); this object's state is dropped with
+        it. Returns the graph."""
+        self.graph.end_rewrite(self._before, self.known_order())
+        return self.graph
 
     # ------------------------------------------------------------ queries
     def toposort(self):
@@ -138,7 +200,8 @@ class RewriteGraph:
         return None
 
     def client_list(self, var):
-        """``(node, index)`` pairs reading ``var`` (``node`` None: an output)."""
+        """``(node, index)`` pairs reading ``var`` (``node`` ``OUTPUT``: an
+        output)."""
         return self.clients.get(var, ())
 
     def n_clients(self, var):
@@ -335,7 +398,7 @@ class RewriteGraph:
             new_clients = self._clients_of(new)
             touched = {}  # (a dict: ordered, O(1) membership)
             for node, i in readers:
-                if node is None:
+                if node is OUTPUT:  # (this graph's marker: the one object)
                     self.outputs[i] = new
                 else:
                     if node not in touched:
@@ -373,29 +436,36 @@ class RewriteGraph:
 
     def _prune(self, node):
         """Remove ``node`` and what only it read, if none of it is read."""
+        nodes, clients, watchers = self.nodes, self.clients, self.watchers
         stack = [node]
         while stack:
             node = stack.pop()
-            if node not in self.nodes:
+            if node not in nodes or _is_read(node, clients):
                 continue
-            if any(self.clients.get(o) for o in node.outputs):
-                continue
-            self.nodes.discard(node)
+            nodes.discard(node)
             self.epoch += 1
             self.tokens.pop(node, None)
             self.changed_at.pop(node, None)
             self._unkey(node)
             for out in node.outputs:
-                self.clients.pop(out, None)
-                self.watchers.pop(out, None)
+                clients.pop(out, None)
+                watchers.pop(out, None)
             for i, inp in enumerate(node.inputs):
-                readers = self.clients.get(inp)
+                readers = clients.get(inp)
                 if readers is None:
                     continue
                 try:
                     readers.remove((node, i))
                 except ValueError:
                     pass
-                self._readers_changed(inp)
+                if inp in watchers:
+                    self._readers_changed(inp)
                 if not readers and inp.owner is not None:
                     stack.append(inp.owner)
+
+
+def _is_read(node, clients):
+    for out in node.outputs:
+        if clients.get(out):
+            return True
+    return False

@@ -37,6 +37,7 @@ every step succeeded; fused update kernels write into the persistent buffer
 themselves on backends with ``fused_updates`` (``backend/inplace.py``).
 """
 
+from tracegrad.fgraph import OUTPUT
 from tracegrad.trace import Apply
 
 __all__ = ["plan_inplace"]
@@ -136,7 +137,7 @@ class _Readers:
         while stack:
             v = stack.pop()
             for client, j in self.fgraph.clients.get(v, ()):
-                if client == "output":
+                if client == OUTPUT:
                     continue
                 for k, srcs in client.op.view_map.items():
                     out = client.outputs[k]
@@ -153,7 +154,7 @@ class _Readers:
         if last is None:
             last = -1
             for client, _ in self.fgraph.clients[var]:
-                where = None if client == "output" else self.position.get(client)
+                where = None if client == OUTPUT else self.position.get(client)
                 if where is None:
                     last = float("inf")
                     break

@@ -17,7 +17,7 @@
 import numpy as np
 
 from tracegrad.ops import api as _ops
-from tracegrad.rewrite.engine import Rule, pattern_rule, register
+from tracegrad.rewrite.engine import OUTPUT, Rule, pattern_rule, register
 
 
 
@@ -77,7 +77,7 @@ def softmax_with_log(node, ctx):
     which = 0 if type(op) is nnet.Softmax else 1
     partners = (nnet.LogSoftmax if which == 0 else nnet.Softmax, nnet.SoftmaxAndLog)
     for client, _ in ctx.clients(x):
-        if client is not None and type(client.op) in partners and client.op.axes == op.axes:
+        if client != OUTPUT and type(client.op) in partners and client.op.axes == op.axes:
             if type(client.op) is nnet.SoftmaxAndLog:
                 return client.outputs[which]
             return nnet.SoftmaxAndLog(op.axes)(x)[which]

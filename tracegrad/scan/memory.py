@@ -15,7 +15,7 @@ optimizing mode runs (``fast_compile`` included), since memory is not an
 optional speed-up. With ``optimizer='None'`` buffers are kept whole.
 """
 from tracegrad.ops.index import Subtensor
-from tracegrad.rewrite.engine import Rule, register
+from tracegrad.rewrite.engine import OUTPUT, Rule, register
 from tracegrad.scan.axis import AxisSlice
 from tracegrad.scan.op import Scan
 from tracegrad.trace import Constant
@@ -70,7 +70,7 @@ def _rows_read(var, ctx, head):
     """How many final rows of ``var`` its readers need, or FULL."""
     need = 0
     for node, i in ctx.clients(var):
-        if node is None or i != 0:
+        if node == OUTPUT or i != 0:
             return FULL
         if isinstance(node.op, Subtensor):
             rows = _subtensor_rows(node.op)
