@@ -665,6 +665,15 @@ def test_a_delayed_call_counts_at_most_outlier_times_the_average(monkeypatch):
     for _ in range(8):
         choice.record(True, 6.0)
     assert choice.threads > 5.0 and choice.threaded() is False
+    # a retry's time replaces the average, capped too: a retry of W2's
+    # loss kernel once took 2 ms (5072 ns an element against ~17) and kept
+    # NumPy's program for the ~9600 calls its retry cost then asked for
+    retried = _warm(c_tier.TierChoice())
+    retried.record(True, 1.0)
+    retried.record(False, 2.0)
+    retried.retrying = True
+    retried.record(True, 300.0)
+    assert retried.threads == 4.0 and retried._retry_cost() == (4.0 / 2.0 - 1) / c_tier.NATIVE_RETRY_COST
 
 
 def test_first_call_of_each_way_is_not_counted(monkeypatch):

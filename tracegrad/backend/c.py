@@ -115,8 +115,8 @@ class ThreadChoice:
     for thousands of calls); then the faster runs (threads only when they
     take less than ``NATIVE_THREADS_GAIN`` of the time alone), and the
     other once every ``NATIVE_RETRY`` calls, so a change of the machine's
-    load is followed: such a retry's time replaces that way's average,
-    which is stale by then. On a machine whose other core is busy the second
+    load is followed: such a retry's time (capped the same way) replaces
+    that way's average, which is stale by then. On a machine whose other core is busy the second
     thread rarely pays; on an idle one it does: no size threshold knows
     which. (Updates from concurrent calls may race: an estimate is then a
     little off, never wrong for long.)"""
@@ -158,9 +158,9 @@ class ThreadChoice:
 
     def record(self, threaded, ns_per_element):
         """Fold one call's time into its way's average (while probing, the
-        least; a retry's replaces it; any other counts at most
-        ``NATIVE_OUTLIER`` times the average; the first call of each way
-        is not counted)."""
+        least; after, a call counts at most ``NATIVE_OUTLIER`` times the
+        average, and a retry's replaces it; the first call of each way is
+        not counted)."""
         if self.cold[threaded]:
             self.cold[threaded] = False
             self.retrying = False
@@ -169,10 +169,12 @@ class ThreadChoice:
         if self.samples[threaded] < NATIVE_PROBES:
             self.samples[threaded] += 1
             new = min(old, ns_per_element) if old else ns_per_element
-        elif self.retrying:
-            new = ns_per_element
         else:
-            new = old + (min(ns_per_element, NATIVE_OUTLIER * old) - old) / 4
+            # (a retry of W2's loss kernel once took 2 ms, 5072 ns an
+            # element against ~17: counted whole, it kept NumPy's program,
+            # 1.3x slower, for the ~9600 calls its retry cost then asked for)
+            capped = min(ns_per_element, NATIVE_OUTLIER * old)
+            new = capped if self.retrying else old + (capped - old) / 4
         self.retrying = False
         if threaded:
             self.threads = new
