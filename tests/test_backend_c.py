@@ -625,10 +625,62 @@ def _warm(choice):
     return choice
 
 
-def test_first_call_of_each_way_is_not_counted():
+def _one_probe(monkeypatch):
+    """One measured call of each way starts a choice (the retries' tests:
+    test_each_way_starts_from_the_least_of_its_probes has the probes)."""
+    monkeypatch.setattr(c_tier, "NATIVE_PROBES", 1)
+
+
+def test_each_way_starts_from_the_least_of_its_probes(monkeypatch):
+    # one NumPy call of W4's step, delayed by another process, measured
+    # 32.6 ns an element against ~0.95 and kept the kernel (1.6 ns) for
+    # ~3000 calls: the ways alternate NATIVE_PROBES measured calls each,
+    # and each way starts from the least of them
+    monkeypatch.setattr(c_tier, "NATIVE_PROBES", 3)
+    for kind in (c_tier.ThreadChoice, c_tier.TierChoice):
+        choice = _warm(kind())
+        times = {True: [1.6, 1.7, 1.6], False: [32.6, 0.96, 0.95]}
+        ways = []
+        for _ in range(6):
+            way = choice.threaded()
+            ways.append(way)
+            choice.record(way, times[way].pop(0))
+        assert ways == [True, False] * 3
+        assert (choice.threads, choice.alone) == (1.6, 0.95)
+        assert choice.threaded() is False   # NumPy's program / one thread: faster
+
+
+def test_a_delayed_call_counts_at_most_outlier_times_the_average(monkeypatch):
+    # after the probes, one call 100x slower (preempted) moves the average
+    # by a quarter of NATIVE_OUTLIER times it, not by 25x: the way stays chosen
+    _one_probe(monkeypatch)
+    monkeypatch.setattr(c_tier, "NATIVE_OUTLIER", 4.0)
+    choice = _warm(c_tier.TierChoice())
+    choice.record(True, 1.0)
+    choice.record(False, 2.0)
+    choice.record(True, 100.0)
+    assert choice.threads == 1.0 + (4.0 - 1.0) / 4
+    assert choice.threaded() is True
+    # a way that really got slower gets there within a few calls
+    for _ in range(8):
+        choice.record(True, 6.0)
+    assert choice.threads > 5.0 and choice.threaded() is False
+    # a retry's time replaces the average, capped too: a retry of W2's
+    # loss kernel once took 2 ms (5072 ns an element against ~17) and kept
+    # NumPy's program for the ~9600 calls its retry cost then asked for
+    retried = _warm(c_tier.TierChoice())
+    retried.record(True, 1.0)
+    retried.record(False, 2.0)
+    retried.retrying = True
+    retried.record(True, 300.0)
+    assert retried.threads == 4.0 and retried._retry_cost() == (4.0 / 2.0 - 1) / c_tier.NATIVE_RETRY_COST
+
+
+def test_first_call_of_each_way_is_not_counted(monkeypatch):
     # a first call pays the library's symbol binding, page faults, thread
     # starts: W2's loss kernel took 50 us once and 7 us after. Its time is
     # dropped and the way is tried again.
+    _one_probe(monkeypatch)
     for kind in (c_tier.ThreadChoice, c_tier.TierChoice):
         choice = kind()
         ways = []
@@ -644,6 +696,7 @@ def test_first_call_of_each_way_is_not_counted():
 def test_thread_choice_follows_the_measured_times(monkeypatch):
     # Each way is tried first; then the faster runs, the other every
     # NATIVE_RETRY calls; threads must win by NATIVE_THREADS_GAIN.
+    _one_probe(monkeypatch)
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
     choice = _warm(c_tier.ThreadChoice())
     ways = _drive(choice, 12, 1.0, 2.0)   # threads twice as fast
@@ -705,6 +758,7 @@ def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
     # faster (no margin), the other after NATIVE_RETRY calls, and after
     # twice as many each time a retry confirms the choice (no wait for
     # the retries' cost here: test_retries_of_a_much_slower_way_wait_longer)
+    _one_probe(monkeypatch)
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
     monkeypatch.setattr(c_tier, "NATIVE_RETRY_COST", 1e9)
     ways = _drive(_warm(c_tier.TierChoice()), 31, 3.0, 1.0)   # NumPy three times as fast
@@ -729,6 +783,7 @@ def test_tier_choice_runs_the_faster_of_kernel_and_numpy_program(monkeypatch):
 def test_retries_of_a_much_slower_way_wait_longer(monkeypatch):
     # NumPy's program 9x slower: a retry costs 8 kernel calls, so at 1% it
     # waits 800 calls at least (the doubling wait alone: 4, 8, 16...)
+    _one_probe(monkeypatch)
     monkeypatch.setattr(c_tier, "NATIVE_RETRY", 4)
     monkeypatch.setattr(c_tier, "NATIVE_RETRY_COST", 0.01)
     ways = _drive(_warm(c_tier.TierChoice()), 2000, 1.0, 9.0)

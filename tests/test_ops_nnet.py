@@ -202,3 +202,32 @@ def test_every_public_function_has_a_case():
     missing = uncovered_functions(nnet.__all__, CASES)
     assert not missing, f"nnet functions without a table case: {missing}"
 
+
+
+@pytest.mark.parametrize("ydtype", ["int64", "int32", "uint8"])
+def test_xent_dx_rows_path_equals_the_general_path(ydtype):
+    # 1-d targets all within [0, n) take the flat-index path (W4's gradient:
+    # 11.8 -> 7.9 us); anything else the general one. Both give the same.
+    from tracegrad.ops.nnet_xent import CrossentropySoftmax1HotWithBiasDx
+    op = CrossentropySoftmax1HotWithBiasDx()
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(64, 10)).astype("float32")
+    sm = np_softmax(logits).astype("float32")
+    y = rng.integers(0, 10, size=64).astype(ydtype)
+    x = logits.copy()
+    x[3, y[3]] = -np.inf   # (a -inf target logit: that row is NaN)
+    for dy in (np.array([0.25], "float32"), rng.uniform(-2, 2, 64).astype("float32"),
+               np.array([0.25])):
+        # (the same targets counted from the end: the general path)
+        general = y.astype("int64") - 10
+        for s in (sm, np.asfortranarray(sm)):
+            got = op.impl(np, dy, s, y, x)
+            expected = op.impl(np, dy, s, general, x)
+            assert got.dtype == np.result_type(dy, s) and got.flags.c_contiguous
+            assert np.isnan(got[3]).all() and not np.isnan(np.delete(got, 3, 0)).any()
+            np.testing.assert_array_equal(got, expected)
+            np.testing.assert_array_equal(op.impl(np, dy, s, y), op.impl(np, dy, s, general))
+            np.testing.assert_allclose(op.impl(np, dy, s, y), np_xent_dx(dy, s, y), rtol=1e-6,
+                                       atol=1e-7)
+    with pytest.raises(IndexError):
+        op.impl(np, dy, sm, y + 10)

@@ -76,6 +76,21 @@ def test_sum_to_reads_the_shape_root_not_an_intermediate():
     optimize([out], values)
 
 
+def test_a_gathered_mean_reads_its_count_from_the_targets():
+    # TakeAlongLastAxis has its targets' shape: the mean's count (and the
+    # gradient's 1/n) read y, so W4's step gathers the loss rows once
+    from tracegrad.ops.reduce import ReductionCount
+    x = T.dmatrix("x")
+    y = T.lvector("y")
+    loss = T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).mean()
+    rng = np.random.default_rng(0)
+    values = {x: rng.standard_normal((5, 4)), y: rng.integers(0, 4, 5)}
+    outs = optimize([loss, tg.grad(loss, x)], values)
+    counts = ops_of(outs, ReductionCount)
+    assert counts and all(n.inputs == [y] for n in counts)
+    assert len(ops_of(outs, nnet.TakeAlongLastAxis)) == 1
+
+
 def test_sum_to_shape_root_keeps_static_shapes():
     x = T.tensor("float64", (3, None), "x")
     y = T.dmatrix("y")

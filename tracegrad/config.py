@@ -422,6 +422,15 @@ NATIVE_CHUNK_MAX = 65536
 # Neither value was tuned.
 NATIVE_THREADS_GAIN = 0.9
 NATIVE_RETRY = 32
+# Each way's average starts as the least of its first NATIVE_PROBES measured
+# calls (the two ways alternate until both have them), and a later call
+# counts at most NATIVE_OUTLIER times the average: a delay on this busy
+# machine only ever makes a call slower, and one preempted first call of
+# NumPy's program in W4's step (32.6 ns an element against ~0.95) had set
+# the average that kept the kernel (1.6 ns) for the next ~3000 calls.
+# Neither value was tuned.
+NATIVE_PROBES = 3
+NATIVE_OUTLIER = 4.0
 # A TierChoice (kernel or NumPy program) retries the way not taken at most
 # as often as keeps the retries' expected cost within NATIVE_RETRY_COST of
 # the faster way's time: a retry costs (slower / faster - 1) calls, so it

@@ -45,8 +45,9 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from tracegrad.config import (NATIVE_MIN_SIZE, NATIVE_RETRY, NATIVE_RETRY_COST,
-                              NATIVE_SMALL_AFTER, NATIVE_THREADS_GAIN, config)
+from tracegrad.config import (NATIVE_MIN_SIZE, NATIVE_OUTLIER, NATIVE_PROBES, NATIVE_RETRY,
+                              NATIVE_RETRY_COST, NATIVE_SMALL_AFTER, NATIVE_THREADS_GAIN,
+                              config)
 from tracegrad.backend import numpy as numpy_backend
 from tracegrad.backend.crun import (_ALL_FLAGS, _layout, _noticed_flags, _run_in_place,
                                     _run_split, _strided_args)
@@ -107,17 +108,20 @@ class Kernel:
 class ThreadChoice:
     """Whether a kernel's calls of one size class run on the threads or on
     the calling thread alone, from what each measured: the time per element
-    of each way, an exponential average (weight ``1/4`` for a new call). Each
-    way is tried once first; then the faster runs (threads only when they
+    of each way, an exponential average (weight ``1/4`` for a new call, which
+    counts at most ``NATIVE_OUTLIER`` times the average). The ways alternate
+    first, ``NATIVE_PROBES`` measured calls each, and each starts from the
+    least of its own (one call delayed by another process must not decide
+    for thousands of calls); then the faster runs (threads only when they
     take less than ``NATIVE_THREADS_GAIN`` of the time alone), and the
     other once every ``NATIVE_RETRY`` calls, so a change of the machine's
-    load is followed: such a retry's time replaces that way's average,
-    which is stale by then. On a machine whose other core is busy the second
+    load is followed: such a retry's time (capped the same way) replaces
+    that way's average, which is stale by then. On a machine whose other core is busy the second
     thread rarely pays; on an idle one it does: no size threshold knows
     which. (Updates from concurrent calls may race: an estimate is then a
     little off, never wrong for long.)"""
 
-    __slots__ = ("alone", "threads", "calls", "retrying", "cold")
+    __slots__ = ("alone", "threads", "calls", "retrying", "cold", "samples")
 
     def __init__(self):
         self.alone = 0.0     # ns per element, 0.0: not measured yet
@@ -129,14 +133,17 @@ class ThreadChoice:
         # faults its pages in, the first threaded one starts the threads:
         # W2's loss kernel took 50 us once, 7 us after).
         self.cold = [True, True]
+        # Measured calls of each way (alone, threads) while probing: the
+        # first NATIVE_PROBES of each alternate, and the least counts (a
+        # delay from another process only ever makes a call slower).
+        self.samples = [0, 0]
 
     def threaded(self):
         """Whether the next call runs on the threads."""
         self.calls += 1
-        if not self.threads:
-            return True
-        if not self.alone:
-            return False
+        alone, threads = self.samples
+        if alone < NATIVE_PROBES or threads < NATIVE_PROBES:
+            return threads <= alone   # (probing: the way with fewer measured calls)
         best = self._first_faster()
         if not self._retry_due():
             return best
@@ -150,15 +157,24 @@ class ThreadChoice:
         return self.threads < NATIVE_THREADS_GAIN * self.alone
 
     def record(self, threaded, ns_per_element):
-        """Fold one call's time into its way's average (a retry's replaces
-        it; the first call of each way is not counted)."""
+        """Fold one call's time into its way's average (while probing, the
+        least; after, a call counts at most ``NATIVE_OUTLIER`` times the
+        average, and a retry's replaces it; the first call of each way is
+        not counted)."""
         if self.cold[threaded]:
             self.cold[threaded] = False
             self.retrying = False
             return
         old = self.threads if threaded else self.alone
-        new = ns_per_element if not old or self.retrying else \
-            old + (ns_per_element - old) / 4
+        if self.samples[threaded] < NATIVE_PROBES:
+            self.samples[threaded] += 1
+            new = min(old, ns_per_element) if old else ns_per_element
+        else:
+            # (a retry of W2's loss kernel once took 2 ms, 5072 ns an
+            # element against ~17: counted whole, it kept NumPy's program,
+            # 1.3x slower, for the ~9600 calls its retry cost then asked for)
+            capped = min(ns_per_element, NATIVE_OUTLIER * old)
+            new = capped if self.retrying else old + (capped - old) / 4
         self.retrying = False
         if threaded:
             self.threads = new

@@ -228,6 +228,11 @@ class TakeAlongLastAxis(Op):
         _check_index_shape("take_along_last_axis", x, idx)
         return Apply(self, [x, idx], [TensorType(x.dtype, x.type.shape[:-1])()])
 
+    def shape_relation(self, node):
+        # (``impl`` reshapes to ``idx.shape``: a mean's count then reads the
+        # targets, and W4's step gathers the loss rows once, not twice)
+        return ("same", node.inputs[1])
+
     def impl(self, xp, x, idx):
         rows, cols, flat_shape = _rows(xp, x, idx)
         return x.reshape(flat_shape)[rows, cols].reshape(idx.shape)

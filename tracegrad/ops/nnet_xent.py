@@ -53,6 +53,10 @@ class CrossentropySoftmax1HotWithBiasDx(Op):
         if y_idx.shape != sm.shape[:-1]:
             raise ValueError(f"crossentropy_softmax_1hot_with_bias_dx: y_idx of shape "
                              f"{y_idx.shape} for sm of shape {sm.shape}")
+        if y_idx.ndim == 1 and y_idx.size and dy.ndim == 1:
+            out = self._rows(xp, dy, sm, y_idx, x)
+            if out is not None:
+                return out
         if dy.shape != y_idx.shape:
             dy = xp.broadcast_to(dy, y_idx.shape)
         flat = y_idx.reshape(-1)  # (a view: an index array of its own)
@@ -67,6 +71,34 @@ class CrossentropySoftmax1HotWithBiasDx(Op):
         elif out.size:
             out = xp.ascontiguousarray(out)  # (so that its reshape is a view)
             out.reshape(flat.shape[0], sm.shape[-1])[rows, flat] -= dy.reshape(-1)
+        return out
+
+    @staticmethod
+    def _rows(xp, dy, sm, y_idx, x):
+        """``impl`` for 1-d targets all within ``[0, n)`` (else ``None``):
+        flat indices into a C-ordered result, a single ``dy`` as a 0-d
+        factor. W4's gradient (128 x 10): 11.5 us before, the 2-d fancy
+        index and ``broadcast_to`` taking most of it."""
+        n = sm.shape[-1]
+        kind = y_idx.dtype.kind
+        # (one reduction: read as unsigned, a negative target is huge)
+        top = y_idx.view(y_idx.dtype.str.replace("i", "u")).max() if kind == "i" else \
+            y_idx.max() if kind == "u" else n
+        if int(top) >= n:
+            return None   # (negative or out-of-range targets: the general path)
+        idx = xp.arange(0, y_idx.shape[0] * n, n)
+        idx += y_idx
+        if x is not None and x.size:
+            picked = x.reshape(-1)[idx]
+            if (picked == -xp.inf).any():
+                dy = xp.where(picked == -xp.inf, xp.asarray(xp.nan, dtype=dy.dtype),
+                              xp.broadcast_to(dy, y_idx.shape))
+        if dy.shape[0] == 1:
+            dy = dy.reshape(())
+            out = xp.multiply(sm, dy, order="C")
+        else:
+            out = xp.multiply(sm, dy[:, None], order="C")
+        out.reshape(-1)[idx] -= dy
         return out
 
     def vjp(self, node, output_grads):
