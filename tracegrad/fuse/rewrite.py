@@ -16,8 +16,7 @@ cluster computing ``like`` then need not store it as an output nobody reads
 as data (issue 18: W4's ``Fused{add,tanh,sqr,sub}.0``).
 """
 from tracegrad.config import normalize_device
-from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order,
-                                    find_clusters, is_fusable)
+from tracegrad.fuse.cluster import DEFAULT_MAX_OPERANDS, Cluster, find_units, is_fusable
 from tracegrad.fuse.op import FusedElemwise
 from tracegrad.fuse.reduce import fuse_sums
 from tracegrad.fuse.spec import FILL, spec_from_cluster
@@ -140,11 +139,11 @@ def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
             found = find(outputs)
             if found:
                 outputs, _ = clone_replace(outputs, found)
-    clusters = find_clusters(outputs, normalize_device(target), max_operands)
+    clusters, units = find_units(outputs, normalize_device(target), max_operands)
     if not clusters:
         return outputs
     memo = {}
-    for unit in cluster_order(outputs, clusters):
+    for unit in units:
         if isinstance(unit, Cluster):
             node = fused_node(unit, memo)
             for old, new in zip(unit.outputs, node.outputs):
@@ -173,8 +172,7 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
                 _apply_fills(fgraph, found, order, in_place)
                 outputs = list(fgraph.outputs)
                 order = toposort(outputs)
-    clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
-    units = cluster_order(outputs, clusters, order)
+    clusters, units = find_units(outputs, normalize_device(target), max_operands, order=order)
     if in_place:
         _fuse_in_place(fgraph, outputs, units)
     else:
