@@ -102,9 +102,10 @@ def can_compile(spec):
     if any(dt not in DTYPES for dt in dtypes["c"]):
         return False
     steps = dtypes["t"]
-    # the verdict per distinct (row, argument dtypes, output dtype): a
-    # 10^5-step kernel has a handful, and NumPy's dtype names are slow
-    verdicts = {}
+    # the verdict per distinct (row, argument dtypes, output dtype) and the
+    # compute kind per distinct dtypes: a 10^5-step kernel has a handful,
+    # and NumPy's dtype names and type promotion are slow
+    verdicts, kinds = {}, {}
     for instr in spec.instrs:
         steps.append(instr.dtype)
         if instr.row is SUM_TO:
@@ -114,18 +115,22 @@ def can_compile(spec):
         key = (instr.row, tuple([dtypes[kind][k] for kind, k in instr.args]), instr.dtype)
         ok = verdicts.get(key)
         if ok is None:
-            ok = verdicts[key] = _instruction_ok(*key)
+            ok = verdicts[key] = _instruction_ok(key, kinds)
         if not ok:
             return False
     return True
 
 
-def _instruction_ok(row, arg_dtypes, dtype):
-    """``can_compile`` for one instruction of ``row``."""
+def _instruction_ok(key, kinds):
+    """``can_compile`` for one instruction: ``key`` = (row, argument
+    dtypes, output dtype); ``kinds``: compute kinds found so far."""
+    row, arg_dtypes, dtype = key
     c = row.c
     if dtype not in DTYPES or c is None or any(u in c for u in UNAVAILABLE):
         return False
-    kind = np.dtype(instruction_type(arg_dtypes, dtype)).kind
+    kind = kinds.get(key[1:])
+    if kind is None:
+        kind = kinds[key[1:]] = np.dtype(instruction_type(arg_dtypes, dtype)).kind
     return kind == "f" or (kind == "b" and _boolean_ok(c))
 
 
