@@ -104,8 +104,8 @@ def like_replacements(outputs, nodes=None):
             continue
         g, like = node.inputs
         producer = like.owner
-        if (node.outputs[0] in kept or producer is None or g.owner is None or not isinstance(g.owner.op, Elemwise)
-                or not is_fusable(producer)):
+        if (node.outputs[0] in kept or producer is None or g.owner is None
+                or not isinstance(g.owner.op, Elemwise) or not is_fusable(producer)):
             continue
         new = _like_from(node, g.owner.inputs, memo)
         if new is not None:
