@@ -287,3 +287,38 @@ def test_gradient_when_one_variable_feeds_two_inputs_of_a_fused_node():
     xv = np.array([0.3, -1.2])
     expected = np.exp(xv) * np.sin(xv) + np.exp(xv) * np.cos(xv)
     np.testing.assert_allclose(evaluate([g], {x: xv})[0], expected, rtol=1e-12)
+
+
+def _graphs_for_borders():
+    import tracegrad as tg
+    (x, y), crossing = _grad_graph_with_crossing_reductions()
+    a, b = T.dmatrices("a", "b")
+    v = T.dvector("v")
+    h = T.tanh(T.dot(a, b) + v)
+    mlp = [T.sum(h ** 2)] + list(tg.grad(T.sum(T.dot(h, b) * h), [a, b, v]))
+    chain = [T.sum(T.exp(v) * 2.0 + T.sin(v)), T.cos(v) - 1.0]
+    return [crossing, mlp, chain]
+
+
+def test_clusters_from_the_search_borders_equal_those_rebuilt_from_the_graph(monkeypatch):
+    # ``find_units`` takes a cluster's outputs from its group's border and
+    # rebuilds clusters from the graph only when the unit walk finds a
+    # cycle: force that path once and compare.
+    import tracegrad.fuse.cluster as fc
+    for outputs in _graphs_for_borders():
+        clusters, units = fc.find_units(outputs)
+        assert clusters and units
+        real = fc._unit_order
+        calls = []
+
+        def cyclic_once(nodes, found, real=real, calls=calls):
+            calls.append(1)
+            return None if len(calls) == 1 else real(nodes, found)
+        monkeypatch.setattr(fc, "_unit_order", cyclic_once)
+        rebuilt, units2 = fc.find_units(outputs)
+        monkeypatch.setattr(fc, "_unit_order", real)
+        assert len(calls) == 2
+        assert [c.nodes for c in rebuilt] == [c.nodes for c in clusters]
+        assert [c.outputs for c in rebuilt] == [c.outputs for c in clusters]
+        assert [c.inputs for c in rebuilt] == [c.inputs for c in clusters]
+        assert len(units2) == len(units)

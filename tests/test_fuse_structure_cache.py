@@ -153,3 +153,28 @@ def test_a_big_paused_block_puts_its_survivors_in_the_oldest_generation(monkeypa
         assert not gc.isenabled() and calls == [(1,)]
     finally:
         gc.enable()
+
+
+def test_output_shapes_are_shared_by_a_structure_and_keyed_by_input_shapes():
+    # ``cos(x[i]) * i``: the n specs differ in a constant only and share
+    # one memo of static output shapes; other input shapes get their own.
+    import tracegrad.tensor as T
+    from tracegrad.fuse.cluster import find_clusters
+    from tracegrad.fuse.spec import spec_from_cluster
+    x = T.dvector("x")
+    outs = [T.cos(x[i]) * float(i + 2) for i in range(3)]
+    specs = [spec_from_cluster(c)[0] for c in find_clusters(outs)]
+    assert len(specs) == 3 and len({id(s) for s in specs}) == 3
+    assert len({id(s._shapes) for s in specs}) == 1
+    a, b = specs[0], specs[1]
+    assert a.output_shapes([()]) == [()]
+    assert b._shapes == {((),): ((),)}  # (b reads a's answer)
+    m = T.tensor("float64", (None, 3), "m")
+    row = T.tensor("float64", (4, None), "r")
+    (cluster,) = find_clusters([T.exp(m) + row * 2.0])
+    spec, inputs, _ = spec_from_cluster(cluster)
+    assert [v.type.shape for v in inputs] == [(None, 3), (4, None)]
+    assert spec.output_shapes([(None, 3), (4, None)]) == [(4, 3)]
+    assert spec.output_shapes([(None, None), (None, 5)]) == [(None, 5)]
+    assert spec.output_shapes([(None, 3), (4, None)]) == [(4, 3)]  # (keyed by shapes)
+    assert len(spec._shapes) == 2

@@ -30,7 +30,7 @@ import ctypes
 
 import numpy as np
 
-from tracegrad.backend.emit import arg_dtype, body_lines, compute_ctype, instruction_type
+from tracegrad.backend.emit import body_lines, compute_ctype, instruction_type
 from tracegrad.fuse.spec import SUM_TO
 from tracegrad.ops.elemwise import PREAMBLE
 
@@ -96,27 +96,42 @@ def can_compile(spec):
     (``_boolean_ok``)."""
     if any(dt not in DTYPES for dt, _ in spec.in_types):
         return False
-    const_dtypes = [c.dtype.name for c in spec.constants]
-    if any(dt not in DTYPES for dt in const_dtypes):
+    # (dtype names by reference kind; each step's is appended once made)
+    dtypes = {"i": [dt for dt, _ in spec.in_types],
+              "c": [c.dtype.name for c in spec.constants], "t": []}
+    if any(dt not in DTYPES for dt in dtypes["c"]):
         return False
-    # the compute kind per distinct (argument dtypes, output dtype): a
-    # 10^5-step kernel has a handful, and NumPy's dtype names are slow
-    kinds = {}
+    steps = dtypes["t"]
+    # the verdict per distinct (row, argument dtypes, output dtype) and the
+    # compute kind per distinct dtypes: a 10^5-step kernel has a handful,
+    # and NumPy's dtype names and type promotion are slow
+    verdicts, kinds = {}, {}
     for instr in spec.instrs:
-        if instr.dtype not in DTYPES:
-            return False
+        steps.append(instr.dtype)
         if instr.row is SUM_TO:
+            if instr.dtype not in DTYPES:
+                return False
             continue
-        c = instr.row.c
-        if c is None or any(u in c for u in UNAVAILABLE):
-            return False
-        key = (tuple(arg_dtype(spec, ref, const_dtypes) for ref in instr.args), instr.dtype)
-        if key not in kinds:
-            kinds[key] = np.dtype(instruction_type(*key)).kind
-        kind = kinds[key]
-        if kind != "f" and not (kind == "b" and _boolean_ok(c)):
+        key = (instr.row, tuple([dtypes[kind][k] for kind, k in instr.args]), instr.dtype)
+        ok = verdicts.get(key)
+        if ok is None:
+            ok = verdicts[key] = _instruction_ok(key, kinds)
+        if not ok:
             return False
     return True
+
+
+def _instruction_ok(key, kinds):
+    """``can_compile`` for one instruction: ``key`` = (row, argument
+    dtypes, output dtype); ``kinds``: compute kinds found so far."""
+    row, arg_dtypes, dtype = key
+    c = row.c
+    if dtype not in DTYPES or c is None or any(u in c for u in UNAVAILABLE):
+        return False
+    kind = kinds.get(key[1:])
+    if kind is None:
+        kind = kinds[key[1:]] = np.dtype(instruction_type(arg_dtypes, dtype)).kind
+    return kind == "f" or (kind == "b" and _boolean_ok(c))
 
 
 def _boolean_ok(template):

@@ -39,12 +39,26 @@ class Cluster:
     members' variables needed outside (by other nodes or as graph outputs).
     """
 
-    __slots__ = ("nodes", "inputs", "outputs")
+    __slots__ = ("nodes", "_inputs", "outputs")
 
     def __init__(self, nodes, inputs, outputs):
         self.nodes = nodes
-        self.inputs = inputs
+        self._inputs = inputs  # (``None``: found when first asked for)
         self.outputs = outputs
+
+    @property
+    def inputs(self):
+        inputs = self._inputs
+        if inputs is None:
+            inside = set(self.nodes)
+            inputs, seen = [], set()
+            for node in self.nodes:
+                for inp in node.inputs:
+                    if inp.owner not in inside and id(inp) not in seen:
+                        seen.add(id(inp))
+                        inputs.append(inp)
+            self._inputs = inputs
+        return inputs
 
     def __repr__(self):
         names = ",".join(n.op.name for n in self.nodes)
@@ -87,21 +101,48 @@ def find_clusters(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
     nothing from fusion). ``order``: ``toposort(outputs)``, when the caller
     has it already.
     """
+    return find_units(outputs, target, max_operands, min_size, order)[0]
+
+
+def find_units(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
+               min_size=2, order=None):
+    """``(clusters, units)``: ``find_clusters``'s clusters and
+    ``cluster_order``'s units, from one walk of the contracted graph. That
+    walk is also the cycle check: only when it finds a cycle (which the
+    ancestor sets of the search can miss, see ``_break_cycles``) are the
+    clusters cut and ordered again."""
     search = _Search(outputs, target, max_operands, order)
     search.run()
     nodes, position = search.nodes, search.position
-    groups = []
+    live = []
     seen = set()
     for group in search.group_of:
         if group is not None and id(group) not in seen:
             seen.add(id(group))
             if len(group.members) >= min_size:
-                groups.append(sorted(group.members))
-    groups = _break_cycles(groups, nodes, position)
-    clusters = [_make_cluster(g, nodes, position, search.clients, search.graph_outputs)
-                for g in groups if len(g) >= min_size]
+                live.append(group)
+    clusters = [_cluster_of(group, search) for group in live]
     clusters.sort(key=lambda c: position[c.nodes[-1]])
-    return clusters
+    units = _unit_order(nodes, clusters)
+    if units is None:
+        groups = _break_cycles([sorted(g.members) for g in live], nodes, position)
+        clusters = [_make_cluster(g, nodes, position, search.clients, search.graph_outputs)
+                    for g in groups if len(g) >= min_size]
+        clusters.sort(key=lambda c: position[c.nodes[-1]])
+        units = _unit_order(nodes, clusters)
+    return clusters, units
+
+
+def _cluster_of(group, search):
+    """The ``Cluster`` of a grown group: its outputs are the group's border
+    (``_Group.outputs``: exactly its members' variables needed outside),
+    in member order."""
+    position, nodes = search.position, search.nodes
+    members = sorted(group.members)
+    outputs = list(group.outputs.values())
+    if len(outputs) > 1:
+        outputs.sort(key=lambda v: position[v.owner])
+    return Cluster([nodes[m] for m in members], None, outputs)
 
 
 class _Search:
@@ -329,21 +370,21 @@ class _Group:
         return new
 
     def _border(self, other, search):
-        """The union's inputs and outputs, from both groups' (plain loops,
-        membership inlined: this runs once per merge over up to
-        ``max_operands`` variables, the inner loop of the search)."""
-        group_of, position = search.group_of, search.position
-        inputs = {}
-        for group in (self, other):
-            for key, var in group.inputs.items():
-                owner = var.owner
-                p = position.get(owner) if owner is not None else None
-                if p is None or (group_of[p] is not self and group_of[p] is not other):
-                    inputs[key] = var
+        """The union's inputs and outputs, from both groups'. A variable one
+        group reads from the other is among the other's outputs (it is
+        needed outside that group), so the union's inputs are both groups'
+        less both groups' outputs; an output stays one unless the other
+        group reads it and nothing outside the union does. (Dict copies and
+        key lookups: this runs once per merge over up to ``max_operands``
+        variables, the inner loop of the search.)"""
+        inputs = dict(self.inputs)
+        inputs.update(other.inputs)
         outputs = {}
-        for group in (self, other):
+        for group, rest in ((self, other), (other, self)):
+            read = rest.inputs
             for key, var in group.outputs.items():
-                if self._needed_outside(var, other, search):
+                inputs.pop(key, None)
+                if key not in read or self._needed_outside(var, other, search):
                     outputs[key] = var
         return inputs, outputs
 
@@ -404,7 +445,15 @@ def cluster_order(outputs, clusters, order=None):
     """Units (a ``Cluster`` or a lone ``Apply``) in an order where each comes
     after everything it reads. Convexity makes the cluster graph acyclic.
     ``order``: ``toposort(outputs)``, when the caller has it already."""
-    nodes = toposort(outputs) if order is None else order
+    units = _unit_order(toposort(outputs) if order is None else order, clusters)
+    if units is None:  # pragma: no cover - convexity guarantees this
+        raise AssertionError("fusion produced a cycle between clusters")
+    return units
+
+
+def _unit_order(nodes, clusters):
+    """``cluster_order`` over the topologically sorted ``nodes``, or ``None``
+    when the clusters form a cycle."""
     unit_of = {}
     for cluster in clusters:
         for node in cluster.nodes:
@@ -445,6 +494,4 @@ def cluster_order(outputs, clusters, order=None):
             deps[id(nxt)] -= 1
             if deps[id(nxt)] == 0:
                 ready.append(nxt)
-    if len(order) != len(units):  # pragma: no cover - convexity guarantees this
-        raise AssertionError("fusion produced a cycle between clusters")
-    return order
+    return order if len(order) == len(units) else None

@@ -8,15 +8,20 @@ First (CPU), ``broadcast_to(b, shape(a))`` of a single value ``b`` read
 only by fusable nodes becomes the elementwise ``second(a, b)``
 (``spec.FILL``), so it joins their cluster instead of standing between two
 of them (the gradient of ``mean`` is such a broadcast).
+
+Then (CPU) a ``SumTo(g, like)`` whose ``like`` is computed by a fusable
+node and read there only for its shape reads instead an operand of ``g``'s
+node that provably has ``like``'s shape (``like_replacements``): the
+cluster computing ``like`` then need not store it as an output nobody reads
+as data (issue 18: W4's ``Fused{add,tanh,sqr,sub}.0``).
 """
 from tracegrad.config import normalize_device
-from tracegrad.fuse.cluster import (DEFAULT_MAX_OPERANDS, Cluster, cluster_order,
-                                    find_clusters, is_fusable)
+from tracegrad.fuse.cluster import DEFAULT_MAX_OPERANDS, Cluster, find_units, is_fusable
 from tracegrad.fuse.op import FusedElemwise
 from tracegrad.fuse.reduce import fuse_sums
 from tracegrad.fuse.spec import FILL, spec_from_cluster
 from tracegrad.progress import current as current_progress
-from tracegrad.trace import clone_replace, rebuild_node, toposort
+from tracegrad.trace import Constant, clone_replace, rebuild_node, toposort
 
 
 def fused_node(cluster, memo=None):
@@ -80,6 +85,47 @@ def _fill_of(node):
     return new if new.type == out.type or out.type.is_super(new.type) else None
 
 
+def like_replacements(outputs, nodes=None):
+    """``{SumTo output: SumTo(g, u)}`` for each ``SumTo(g, like)`` whose
+    ``like`` comes from a fusable node and whose ``g`` comes from an
+    elementwise node reading a ``u`` of ``like``'s static and (provably,
+    ``rewrite.algebra.same_shape``) run-time shape. ``u`` is read there as
+    data, so it is kept anyway; ``like``, read only for its shape, may then
+    stay inside its cluster. ``nodes``: ``toposort(outputs)``, when the
+    caller has it already."""
+    from tracegrad.ops.elemwise import Elemwise, SumTo
+    if nodes is None:
+        nodes = toposort(outputs)
+    kept = set(outputs)  # (graph outputs are left alone, as by ``fill_replacements``)
+    found = {}
+    memo = {}  # (shape roots, shared by every proof of this graph)
+    for node in nodes:
+        if not isinstance(node.op, SumTo):
+            continue
+        g, like = node.inputs
+        producer = like.owner
+        if (node.outputs[0] in kept or producer is None or g.owner is None
+                or not isinstance(g.owner.op, Elemwise) or not is_fusable(producer)):
+            continue
+        new = _like_from(node, g.owner.inputs, memo)
+        if new is not None:
+            found[node.outputs[0]] = new
+    return found
+
+
+def _like_from(node, candidates, memo):
+    """``SumTo(g, u)`` for the first ``u`` of ``candidates`` (not a
+    constant) provably of ``like``'s shape, or ``None``."""
+    from tracegrad.rewrite.algebra import same_shape
+    g, like = node.inputs
+    for u in candidates:
+        if (u is like or isinstance(u, Constant) or u.type.shape != like.type.shape
+                or not same_shape(u, like, memo)):
+            continue
+        return node.op.make_node(g, u).outputs[0]
+    return None
+
+
 def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     """The graph of ``outputs`` with each fusable cluster replaced by one
     ``FusedElemwise`` node; returns the new output variables (the old graph
@@ -88,14 +134,16 @@ def fuse_outputs(outputs, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     ``target``: ``'cpu'`` or ``'cuda'`` (default: ``tg.config.device``).
     """
     outputs = list(outputs)
-    fills = fill_replacements(outputs) if normalize_device(target) == "cpu" else None
-    if fills:
-        outputs, _ = clone_replace(outputs, fills)
-    clusters = find_clusters(outputs, normalize_device(target), max_operands)
+    if normalize_device(target) == "cpu":
+        for find in (fill_replacements, like_replacements):
+            found = find(outputs)
+            if found:
+                outputs, _ = clone_replace(outputs, found)
+    clusters, units = find_units(outputs, normalize_device(target), max_operands)
     if not clusters:
         return outputs
     memo = {}
-    for unit in cluster_order(outputs, clusters):
+    for unit in units:
         if isinstance(unit, Cluster):
             node = fused_node(unit, memo)
             for old, new in zip(unit.outputs, node.outputs):
@@ -118,13 +166,13 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     order = getattr(fgraph, "known_order", lambda: None)() or toposort(outputs)
     in_place = getattr(fgraph, "edits_in_place", lambda: False)()
     if normalize_device(target) == "cpu":
-        fills = fill_replacements(outputs, nodes=order)
-        if fills:
-            _apply_fills(fgraph, fills, order, in_place)
-            outputs = list(fgraph.outputs)
-            order = toposort(outputs)
-    clusters = find_clusters(outputs, normalize_device(target), max_operands, order=order)
-    units = cluster_order(outputs, clusters, order)
+        for find in (fill_replacements, like_replacements):
+            found = find(outputs, nodes=order)
+            if found:
+                _apply_fills(fgraph, found, order, in_place)
+                outputs = list(fgraph.outputs)
+                order = toposort(outputs)
+    clusters, units = find_units(outputs, normalize_device(target), max_operands, order=order)
     if in_place:
         _fuse_in_place(fgraph, outputs, units)
     else:

@@ -140,6 +140,10 @@ class FusionSpec:
         self.ndim = max([nd for _, nd in self.in_types] +
                         [c.ndim for c in self.constants] + [0])
         self.output_deps = self._output_dependencies()
+        # Static output shapes per static input shapes: shared (``_rebound``
+        # copies the reference) by every spec of this structure, whose
+        # constants have the same shapes (the n terms ``cos(x[i]) * i``).
+        self._shapes = {}
 
     @property
     def key(self):
@@ -234,6 +238,16 @@ class FusionSpec:
     # ------------------------------------------------------------ semantics
     def output_shapes(self, in_shapes):
         """Static output shapes for static input shapes (``None`` = unknown)."""
+        memo = self._shapes
+        in_shapes = tuple(in_shapes)
+        found = memo.get(in_shapes)
+        if found is None:
+            found = self._output_shapes(in_shapes)
+            if len(memo) < 64:  # (a structure meets a few distinct shapes)
+                memo[in_shapes] = found
+        return list(found)
+
+    def _output_shapes(self, in_shapes):
         shapes = []
         known = {}  # (a long cluster broadcasts the same few shapes again and again)
         for instr in self.instrs:
@@ -253,7 +267,7 @@ class FusionSpec:
             if shape is None:
                 shape = known[args] = broadcast_static(arg_shapes, instr.row.name)
             shapes.append(shape)
-        return [shapes[j] for j in self.outputs]
+        return tuple(shapes[j] for j in self.outputs)
 
     def reference(self, xp, arrays, sources=None):
         """Run the rows one at a time, exactly like the unfused graph.

@@ -511,13 +511,16 @@ def row_cost(row, dtypes):
 
 def program_cost(spec):
     """Estimated nanoseconds per element of the whole program."""
-    const_dtypes = [c.dtype.name for c in spec.constants]
+    # (dtype names by reference kind; ``_COSTS``'s key made once per step)
+    dtypes = {"i": [dt for dt, _ in spec.in_types],
+              "c": [c.dtype.name for c in spec.constants],
+              "t": [instr.dtype for instr in spec.instrs]}
+    costs = _COSTS
     total = 0.0
     for instr in spec.instrs:
-        dtypes = [spec.in_types[k][0] if kind == "i" else
-                  const_dtypes[k] if kind == "c" else spec.instrs[k].dtype
-                  for kind, k in instr.args]
-        total += row_cost(instr.row, dtypes)
+        key = (instr.row, tuple([dtypes[kind][k] for kind, k in instr.args]))
+        cost = costs.get(key)
+        total += row_cost(*key) if cost is None else cost
     return max(total, 0.05)
 
 

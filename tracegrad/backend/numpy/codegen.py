@@ -272,11 +272,6 @@ def _offer_outputs(spec, out_index, alias, buffers):
     return True
 
 
-def _operand(ref, names):
-    kind, k = ref
-    return f"i{k}" if kind == "i" else f"k{k}" if kind == "c" else names[k]
-
-
 def _body_lines(spec, env, out_index, deferred, buffers):
     """The block function's lines, one per step (binding what they call in
     ``env``), and the name holding each step's value."""
@@ -284,8 +279,13 @@ def _body_lines(spec, env, out_index, deferred, buffers):
     slot_of = {}
     lines = []
     last_use = buffers.last_use
+    # (per row: its ufunc and the text after its arguments; per reference
+    # kind: the operand names; a 10^5-step kernel has a handful of rows)
+    calls = {}
+    operands = {"i": [f"i{k}" for k in range(len(spec.in_types))],
+                "c": [f"k{k}" for k in range(len(spec.constants))], "t": names}
     for j, instr in enumerate(spec.instrs):
-        args = ", ".join(_operand(r, names) for r in instr.args)
+        args = ", ".join([operands[kind][k] for kind, k in instr.args])
         for kind, k in dict.fromkeys(instr.args):
             if kind == "t" and last_use.get(k) == j and k in slot_of:
                 buffers.release(spec.instrs[k].dtype, slot_of[k])
@@ -293,18 +293,16 @@ def _body_lines(spec, env, out_index, deferred, buffers):
         if direct_out:
             dest = f"o{out_index[j]}"
             buffers.claim(instr.dtype, dest)
-        uf = plain_ufunc(instr.row)
+        call = calls.get(instr.row)
+        if call is None:
+            call = calls[instr.row] = _ufunc_call(instr.row)
+        uf, sep = call
         if uf is not None:
             env[f"f{j}"] = uf
             if not direct_out:
                 slot_of[j] = buffers.take(instr.dtype, j)
                 dest = slot_of[j][0]
-            # ``out`` passed positionally: cheaper to parse than a keyword
-            # (but deprecated, with a warning on every call, for some).
-            if uf.__name__ in KEYWORD_OUT:
-                lines.append(f"f{j}({args}, out={dest})")
-            else:
-                lines.append(f"f{j}({args}, {dest})")
+            lines.append(f"f{j}({args}{sep}{dest})")
         else:
             env[f"f{j}"] = instr.row.impl
             env[f"d{j}"] = np.dtype(instr.dtype)
@@ -315,6 +313,17 @@ def _body_lines(spec, env, out_index, deferred, buffers):
                 lines.append(f"{dest} = asarray(f{j}(np, {args}), dtype=d{j})")
         names[j] = dest
     return lines, names
+
+
+def _ufunc_call(row):
+    """``(ufunc, what comes before the output)`` for a row that is a plain
+    ufunc, else ``(None, None)``: ``out`` passed positionally, cheaper to
+    parse than a keyword (but deprecated, with a warning on every call, for
+    some)."""
+    uf = plain_ufunc(row)
+    if uf is None:
+        return None, None
+    return uf, (", out=" if uf.__name__ in KEYWORD_OUT else ", ")
 
 
 _CODE_LOCK = threading.Lock()

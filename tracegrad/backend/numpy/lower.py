@@ -42,7 +42,13 @@ class _Value:
 
     def __init__(self, ref, dtype):
         self.ref = ref
-        self.dtype = np.dtype(dtype)
+        found = _DTYPES.get(dtype)  # (``np.dtype(name)`` parses the name each time)
+        self.dtype = np.dtype(dtype) if found is None else found
+
+
+_DTYPES = {name: np.dtype(name) for name in (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128")}
 
 
 class _Builder:
