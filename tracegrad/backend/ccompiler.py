@@ -136,6 +136,38 @@ class CompileFailed(RuntimeError):
     """The compiler is missing or rejected the source (the NumPy tier runs)."""
 
 
+# NumPy's array object (``PyArrayObject_fields``: public and unchanged since
+# NumPy 1.7, in 2.x too), for sources that read arrays through the Python C
+# API (``python_function``) without NumPy's headers.
+NDARRAY_STRUCT = r"""
+typedef struct {
+    PyObject_HEAD
+    char* data;
+    int nd;
+    Py_ssize_t* dimensions;
+    Py_ssize_t* strides;
+    PyObject* base;
+    PyObject* descr;
+    int flags;
+} tg_array;
+"""
+
+
+def python_function(source, name):
+    """Function ``name`` of C++ ``source`` that calls the Python C API:
+    built against Python's headers (cached on disk as ``build``) and loaded
+    with ``ctypes.PyDLL``, which keeps the GIL held during calls. ``None``
+    without a compiler or Python's headers (the caller's Python path runs)."""
+    include = "-I" + sysconfig.get_paths()["include"]
+    try:
+        # (the include flag rides in ``extra_libs``: ``build`` appends those
+        # to the command line, and they are part of the cache key)
+        lib = build(source, extra_libs=(include,))
+        return getattr(ctypes.PyDLL(lib._name), name)
+    except Exception:
+        return None
+
+
 def build(source, extra_libs=()):
     """The loaded library of C++ ``source`` (cached on disk); ``extra_libs``:
     more linker arguments (``-lpthread``)."""

@@ -5,7 +5,6 @@
 shared with an input, a constant or a shared variable.
 """
 import ctypes
-import sysconfig
 import threading
 
 import numpy as np
@@ -253,17 +252,7 @@ def _python_tests(specs, env):
 CHECK_SOURCE = r"""
 #include <Python.h>
 
-// NumPy's array object (as distributed/gather.py: no NumPy header needed).
-typedef struct {
-    PyObject_HEAD
-    char* data;
-    int nd;
-    Py_ssize_t* dimensions;
-    Py_ssize_t* strides;
-    PyObject* base;
-    PyObject* descr;
-    int flags;
-} tg_array;
+// tg_array: NumPy's array object (ccompiler.NDARRAY_STRUCT, put before).
 
 // 1 when `args` (a tuple or list) holds spec[0] arrays, each of type
 // `spec[1]` exactly, with (per array, from spec[2] on) the dtype object
@@ -306,12 +295,10 @@ def _checker():
 
 def _build_checker():
     from tracegrad.backend import ccompiler
-    try:
-        # (the include flag rides in ``extra_libs``, as distributed/gather.py)
-        lib = ccompiler.build(CHECK_SOURCE,
-                              extra_libs=("-I" + sysconfig.get_paths()["include"],))
-        fn = ctypes.PyDLL(lib._name).tg_check_inputs
-    except Exception:   # (no compiler, no Python headers: the Python test)
+    source = CHECK_SOURCE.replace("#include <Python.h>\n",
+                                  "#include <Python.h>\n" + ccompiler.NDARRAY_STRUCT, 1)
+    fn = ccompiler.python_function(source, "tg_check_inputs")
+    if fn is None:      # (no compiler, no Python headers: the Python test)
         return None
     fn.argtypes = [ctypes.py_object, ctypes.c_void_p]
     fn.restype = ctypes.c_int

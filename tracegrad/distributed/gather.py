@@ -34,7 +34,6 @@ per call in one process; the one call leaves ~2 (docs/distributed.md,
 "Measured").
 """
 import ctypes
-import sysconfig
 import threading
 
 __all__ = ["gatherer", "reducer", "Reduction", "SOURCE"]
@@ -43,18 +42,7 @@ SOURCE = r"""
 #include <Python.h>
 #include <string.h>
 
-// NumPy's array object (``PyArrayObject_fields``: public and unchanged
-// since NumPy 1.7, in 2.x too), so that no NumPy header is needed.
-typedef struct {
-    PyObject_HEAD
-    char* data;
-    int nd;
-    Py_ssize_t* dimensions;
-    Py_ssize_t* strides;
-    PyObject* base;
-    PyObject* descr;
-    int flags;
-} tg_array;
+// tg_array: NumPy's array object (ccompiler.NDARRAY_STRUCT, put before).
 #define TG_C_CONTIGUOUS 0x0001
 
 // Copy the arrays of the tuple `arrays` end to end into `dst` (`nbytes`
@@ -185,13 +173,10 @@ def _build_reducer():
 
 def _build(source=SOURCE.replace("TG_HANDLE", "int"), name="tg_gather"):
     from tracegrad.backend import ccompiler
-    include = "-I" + sysconfig.get_paths()["include"]
-    try:
-        # (the include flag rides in ``extra_libs``: ``build`` appends those
-        # to the command line, and they are part of the cache key)
-        lib = ccompiler.build(source, extra_libs=(include,))
-        fn = getattr(ctypes.PyDLL(lib._name), name)
-    except Exception:   # (no compiler, no Python headers: NumPy packs)
+    source = source.replace("#include <Python.h>\n",
+                            "#include <Python.h>\n" + ccompiler.NDARRAY_STRUCT, 1)
+    fn = ccompiler.python_function(source, name)
+    if fn is None:      # (no compiler, no Python headers: NumPy packs)
         return None
     if name != "tg_gather":
         return fn
