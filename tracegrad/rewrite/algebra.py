@@ -152,12 +152,15 @@ def shape_root(var, memo):
     if hit is not None:
         return hit
     stack = [var]
+    rules = {}  # (a variable's rule, kept while its inputs are worked out)
     while stack:
         v = stack[-1]
         if v in memo:
             stack.pop()
             continue
-        rule = _shape_rule(v)
+        rule = rules.get(v, rules)
+        if rule is rules:
+            rule = rules[v] = _shape_rule(v)
         token = None
         if rule is not None:
             deps, make = rule
