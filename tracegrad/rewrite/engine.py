@@ -21,6 +21,7 @@ what every rule must keep: a replacement has the replaced variable's dtype
 dropped), never reads the variable it replaces, and its new nodes carry the
 replaced node's ``source`` (so errors still point at the user's line).
 """
+import sys
 import time
 import warnings
 from collections import deque
@@ -30,7 +31,7 @@ from tracegrad.fgraph import OUTPUT  # noqa: F401 (the output reader, for rules)
 from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import match, op_key
 from tracegrad.progress import current as current_progress
-from tracegrad.trace import Variable
+from tracegrad.trace import Variable, anchor_sources, release_sources
 
 from tracegrad.config import MAX_PASSES, MAX_REWRITES_PER_NODE  # (tunables)
 
@@ -588,13 +589,20 @@ def optimize_graph(graph, mode=None, stats=None):
     """Run the phases of ``mode`` over a ``RewriteGraph`` in place."""
     extra = (FAST_MATH,) if is_fast_math(mode) else ()
     progress = current_progress()
-    for phase in phases_for(mode):
-        start = time.perf_counter()
-        progress.stage(f"rewrite {phase}", len(graph.nodes))
-        run_phase(graph, PHASES[phase] + extra, stats)
-        if stats is not None:
-            key = f"time:{phase}"
-            stats[key] = stats.get(key, 0.0) + time.perf_counter() - start
+    # The nodes rules build get the source of this call's user frame (a
+    # rule of a user-defined op its own line): found once here, not by a
+    # walk up the stack per node (``anchor_sources``).
+    anchor = anchor_sources(sys._getframe())
+    try:
+        for phase in phases_for(mode):
+            start = time.perf_counter()
+            progress.stage(f"rewrite {phase}", len(graph.nodes))
+            run_phase(graph, PHASES[phase] + extra, stats)
+            if stats is not None:
+                key = f"time:{phase}"
+                stats[key] = stats.get(key, 0.0) + time.perf_counter() - start
+    finally:
+        release_sources(anchor)
     return graph
 
 
