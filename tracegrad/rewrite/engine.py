@@ -75,7 +75,9 @@ class Abort(Exception):
 
 class Rule:
     """A rewrite computed by ``fn(node, ctx)`` for nodes whose op key is in
-    ``tracks`` (``None``: every node)."""
+    ``tracks`` (``None``: every node). The engine calls ``fn`` itself when
+    set; a subclass that computes its rewrite otherwise passes ``fn=None``
+    and overrides ``apply`` (``PatternRule``)."""
 
     def __init__(self, name, tracks, fn, readers=None):
         """``readers(node, ctx)`` (optional): what ``fn`` reads of readers
@@ -376,7 +378,8 @@ def _visit(graph, node, rules, ctx, stats):
         ctx.rule = rule
         before = graph.changes
         try:
-            result = rule.apply(node, ctx)
+            fn = rule.fn  # (a plain rule's function, called without ``apply``)
+            result = fn(node, ctx) if fn is not None else rule.apply(node, ctx)
             added = None if result is None else apply_rewrite(graph, node, result)
         except Abort:
             added = None
