@@ -83,6 +83,9 @@ def shape_leaves(token):
     return frozenset((token,))
 
 
+_EXPANDED = ("broadcast", "dimshuffle")  # (tokens ``_broadcast`` takes apart)
+
+
 def _broadcast(tokens):
     """The token of an elementwise result of operands of ``tokens`` (one
     ndim): their common token, else ``('broadcast', leaves)``, the set of the
@@ -90,6 +93,11 @@ def _broadcast(tokens):
     depends only on the set, so equal sets are equal shapes). A ``keepdims``
     reduction of one operand broadcasts back to that operand's shape and
     drops out."""
+    first = tokens[0]
+    if len(tokens) == 1 and not (type(first) is tuple and first[0] in _EXPANDED):
+        # (the common case, one operand not scalar-like: a leaf token, or one
+        # no dimshuffle or broadcast set, comes out as it went in)
+        return first
     leaves = set()
     for t in tokens:
         leaves |= shape_leaves(t)
@@ -152,12 +160,15 @@ def shape_root(var, memo):
     if hit is not None:
         return hit
     stack = [var]
+    rules = {}  # (a variable's rule, kept while its inputs are worked out)
     while stack:
         v = stack[-1]
         if v in memo:
             stack.pop()
             continue
-        rule = _shape_rule(v)
+        rule = rules.get(v, rules)
+        if rule is rules:
+            rule = rules[v] = _shape_rule(v)
         token = None
         if rule is not None:
             deps, make = rule

@@ -29,10 +29,10 @@ from collections import namedtuple
 import numpy as np
 
 from tracegrad.ops import api as _ops
+from tracegrad.ops.elemwise import SumTo as _SumTo
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
 from tracegrad.rewrite.engine import OUTPUT, Abort, Rule, pattern_rule, register
-from tracegrad.rewrite.pattern import op_key
 from tracegrad.trace import Variable
 
 # A signed term with op key ``key`` next to a constant total ``const`` becomes
@@ -53,24 +53,33 @@ def _is_root(out, ctx, keys):
     """False when ``out`` is part of a larger tree (its only reader is a node
     of ``keys`` and of its dtype, possibly behind ``SumTo`` nodes that sum
     nothing): that tree is simplified from its own root."""
+    # (runs on every product and sum node, and again on each recheck: the
+    # loop asks ``ctx.clients`` and spells out ``op_key`` inline)
     dtype = out.type.dtype
+    clients = ctx.clients
     stack = [out]
     budget = 8
     while stack:
         v = stack.pop()
-        readers = ctx.clients(v)
+        readers = clients(v)
         if len(readers) != 1:
             return True
         for node, _ in readers:
-            if node == OUTPUT or node.outputs[0].type.dtype != dtype:
+            if node == OUTPUT:
                 return True
-            if op_key(node.op) in keys:  # (never a ``SumTo``: keys are row names)
-                continue
-            from tracegrad.ops.elemwise import SumTo
-            if isinstance(node.op, SumTo) and node.inputs[0] is v and budget > 0 \
+            outputs = node.outputs
+            if outputs[0].type.dtype != dtype:
+                return True
+            op = node.op
+            scalar = op.scalar_op
+            if (type(op) if scalar is None else scalar.key) in keys:
+                continue  # (never a ``SumTo``: keys are row names)
+            if not isinstance(op, _SumTo):
+                return True
+            if node.inputs[0] is v and budget > 0 \
                     and al.same_shape(v, node.inputs[1], al.shape_memo(ctx)):
                 budget -= 1
-                stack.append(node.outputs[0])
+                stack.append(outputs[0])
             else:
                 return True
     return False

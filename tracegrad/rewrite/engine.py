@@ -21,6 +21,7 @@ what every rule must keep: a replacement has the replaced variable's dtype
 dropped), never reads the variable it replaces, and its new nodes carry the
 replaced node's ``source`` (so errors still point at the user's line).
 """
+import sys
 import time
 import warnings
 from collections import deque
@@ -30,7 +31,7 @@ from tracegrad.fgraph import OUTPUT  # noqa: F401 (the output reader, for rules)
 from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.rewrite.pattern import match, op_key
 from tracegrad.progress import current as current_progress
-from tracegrad.trace import Variable
+from tracegrad.trace import Variable, anchor_sources, release_sources
 
 from tracegrad.config import MAX_PASSES, MAX_REWRITES_PER_NODE  # (tunables)
 
@@ -74,7 +75,9 @@ class Abort(Exception):
 
 class Rule:
     """A rewrite computed by ``fn(node, ctx)`` for nodes whose op key is in
-    ``tracks`` (``None``: every node)."""
+    ``tracks`` (``None``: every node). The engine calls ``fn`` itself when
+    set; a subclass that computes its rewrite otherwise passes ``fn=None``
+    and overrides ``apply`` (``PatternRule``)."""
 
     def __init__(self, name, tracks, fn, readers=None):
         """``readers(node, ctx)`` (optional): what ``fn`` reads of readers
@@ -375,7 +378,8 @@ def _visit(graph, node, rules, ctx, stats):
         ctx.rule = rule
         before = graph.changes
         try:
-            result = rule.apply(node, ctx)
+            fn = rule.fn  # (a plain rule's function, called without ``apply``)
+            result = fn(node, ctx) if fn is not None else rule.apply(node, ctx)
             added = None if result is None else apply_rewrite(graph, node, result)
         except Abort:
             added = None
@@ -451,7 +455,20 @@ def _pass(graph, plans, ctx, stats, budget):
                 if above > last:
                     last = above
         latest[node] = last
-        token, rules = _rules_to_run(node, last, tokens, plans, plan_get)
+        # (``_rules_to_run``, spelled out: this loop runs once per node)
+        entry = tokens.get(node)
+        if entry is not None and entry[1] >= last:
+            if entry[2] is plans:
+                continue
+            token = entry[0]
+        else:
+            token = None
+        op = node.op
+        scalar = op.scalar_op
+        key = type(op) if scalar is None else scalar.key
+        rules = plan_get((token, key))
+        if rules is None:
+            rules = plans.rules(token, key)
         if not rules:
             continue
         epoch = graph.epoch
@@ -588,13 +605,20 @@ def optimize_graph(graph, mode=None, stats=None):
     """Run the phases of ``mode`` over a ``RewriteGraph`` in place."""
     extra = (FAST_MATH,) if is_fast_math(mode) else ()
     progress = current_progress()
-    for phase in phases_for(mode):
-        start = time.perf_counter()
-        progress.stage(f"rewrite {phase}", len(graph.nodes))
-        run_phase(graph, PHASES[phase] + extra, stats)
-        if stats is not None:
-            key = f"time:{phase}"
-            stats[key] = stats.get(key, 0.0) + time.perf_counter() - start
+    # The nodes rules build get the source of this call's user frame (a
+    # rule of a user-defined op its own line): found once here, not by a
+    # walk up the stack per node (``anchor_sources``).
+    anchor = anchor_sources(sys._getframe())
+    try:
+        for phase in phases_for(mode):
+            start = time.perf_counter()
+            progress.stage(f"rewrite {phase}", len(graph.nodes))
+            run_phase(graph, PHASES[phase] + extra, stats)
+            if stats is not None:
+                key = f"time:{phase}"
+                stats[key] = stats.get(key, 0.0) + time.perf_counter() - start
+    finally:
+        release_sources(anchor)
     return graph
 
 
