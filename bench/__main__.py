@@ -180,8 +180,8 @@ def w1_targets(rows):
             parts.append(f"vs {peer} {vs:.3f}")
             if n >= 1e5:
                 verdicts.append(f"{label}<={bound} " + ("met" if vs <= bound else "missed"))
-        if n >= 1e6 and "float32" in case:
-            verdicts.append("eager<=0.15 " + ("met" if ratio <= 0.15 else "missed"))
+        # (no verdict against NumPy eager for N >= 1e6: the first version's
+        # 0.15 there was replaced by issue 18's hand-C and jax.jit bounds)
         if n <= 1e3:
             verdicts.append("eager<=1.3 " + ("met" if ratio <= 1.3 else "missed"))
         lines.append(f"W1 target {case:<22} {tg_row['system']:<20} " + ", ".join(parts) +
