@@ -15,9 +15,11 @@ import sys
 import types
 
 import numpy as np
+import pytest
 
 import tracegrad as tg
 import tracegrad.tensor as T
+from tracegrad import inplace_order
 from tracegrad.clientlist import ClientList
 from tracegrad.compile import pipeline
 from tracegrad.compile.fgraph import FunctionGraph
@@ -159,13 +161,95 @@ def _plan_and_order(fgraph):
     fgraph.toposort()
 
 
-def test_inplace_planning_of_many_readers_of_one_buffer_is_linear():
-    # Each candidate rescanned every reader of the shared zeros (O(n^2)), and
-    # ordering the destroyers re-sorted the ready list at every step.
-    # (Since ``fast_run`` chains the IncSubtensors, the zeros has one reader
-    # and ``order_destroyers`` takes its fast path: this graph no longer
-    # reaches either scan; it still catches work per question growing with n.)
+def test_inplace_planning_of_a_chain_of_increments_is_linear():
+    # (``fast_run`` chains the gradient's IncSubtensors: the zeros has one
+    # reader and the order needs no re-sort. The graph below has the many
+    # readers; this one catches work per question growing with n.)
     assert _growth(_gradient_of_indexed_sum, _plan_and_order, 200) < LINEAR_BOUND
+
+
+class _HashedApply(Apply):
+    """An ``Apply`` whose hash is a Python call (identity, as ``Apply``'s),
+    so that a C-level sort keyed by a dict of nodes shows in the work count."""
+
+    __slots__ = ()
+
+    def __hash__(self):
+        return id(self) >> 4
+
+
+def _many_readers_then_overwrite(n):
+    """A FunctionGraph where ``d = exp(x)`` is read by n ``sin`` nodes (each
+    an in-place candidate whose planning asks who else reads ``d``) and by
+    ``add{inplace}``, which overwrites ``d``. That node is the first output,
+    so the data order puts it before the readers it must follow: the order
+    of in-place nodes re-sorts (Kahn), with n readers ready at once."""
+    x = T.dvector("x")
+    d = T.exp(x)
+    plus_one = (d + 1.0).owner
+    overwrite = plus_one.op.inplace_version(0)(d, plus_one.inputs[1])
+    fgraph = FunctionGraph([x], [overwrite] + [T.sin(d) * float(i) for i in range(n)])
+    for node in fgraph.apply_nodes:
+        node.__class__ = _HashedApply
+    return fgraph
+
+
+def test_inplace_planning_of_many_readers_of_one_buffer_is_linear():
+    # Each candidate rescanned every reader of the shared buffer (O(n^2)),
+    # and ordering the destroyers re-sorted the ready list at every step.
+    assert _growth(_many_readers_then_overwrite, _plan_and_order, 300) < LINEAR_BOUND
+
+
+def _uncached_last_reader(self, var):
+    self._last.pop(var, None)  # (every question scans the readers again)
+    return _CACHED_LAST_READER(self, var)
+
+
+_CACHED_LAST_READER = inplace._Readers.last_reader
+
+
+def _kahn_with_a_sorted_ready_list(order, before):
+    """``inplace_order._stable_kahn`` as it was: the ready list re-sorted
+    after each push."""
+    position = {node: i for i, node in enumerate(order)}
+    after = {node: [] for node in order}
+    for node, deps in before.items():
+        for dep in deps:
+            after[dep].append(node)
+    pending = {node: len(deps) for node, deps in before.items()}
+    ready = sorted((n for n in order if not pending[n]), key=position.get, reverse=True)
+    result = []
+    while ready:
+        node = ready.pop()
+        result.append(node)
+        for nxt in after[node]:
+            pending[nxt] -= 1
+            if not pending[nxt]:
+                ready.append(nxt)
+                ready.sort(key=position.get, reverse=True)
+    return result
+
+
+@pytest.mark.parametrize("target, name, scan", [
+    (inplace._Readers, "last_reader", _uncached_last_reader),
+    (inplace_order, "_stable_kahn", _kahn_with_a_sorted_ready_list)])
+def test_inplace_planning_with_a_rescan_shows_as_quadratic(monkeypatch, target, name, scan):
+    # (the graph above reaches each scan the test guards against: ~12-14 at
+    # these sizes, 16 in the limit)
+    monkeypatch.setattr(target, name, scan)
+    assert _growth(_many_readers_then_overwrite, _plan_and_order, 300) > LINEAR_BOUND
+
+
+def test_many_readers_plan_and_order_as_expected():
+    # (the graph reaches both paths: n sins asked about ``d``, none may
+    # overwrite it; the overwrite runs after every reader)
+    fgraph = _many_readers_then_overwrite(20)
+    stats = {}
+    plan_inplace(fgraph, stats)
+    assert [str(node.op) for node in stats["inplace_nodes"]] == ["mul{inplace}"] * 20
+    ops = [str(node.op) for node in fgraph.toposort()]
+    assert ops.count("sin") == 20 and ops.count("add{inplace}") == 1
+    assert ops.index("add{inplace}") > max(k for k, op in enumerate(ops) if op == "sin")
 
 
 def _reference_dead_after(readers, node, i):
