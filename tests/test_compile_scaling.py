@@ -211,12 +211,7 @@ def _uncached_last_reader(self, var):
 def _kahn_with_a_sorted_ready_list(order, before):
     """``inplace_order._stable_kahn`` as it was: the ready list re-sorted
     after each push."""
-    position = {node: i for i, node in enumerate(order)}
-    after = {node: [] for node in order}
-    for node, deps in before.items():
-        for dep in deps:
-            after[dep].append(node)
-    pending = {node: len(deps) for node, deps in before.items()}
+    position, after, pending = inplace_order.kahn_setup(order, before)
     ready = sorted((n for n in order if not pending[n]), key=position.get, reverse=True)
     result = []
     while ready:

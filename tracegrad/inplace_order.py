@@ -66,15 +66,23 @@ def _must_run_after(order, view_of):
     return before
 
 
-def _stable_kahn(order, before):
-    """``order`` topologically sorted by ``before``, keeping its order where
-    ``before`` leaves a choice."""
+def kahn_setup(order, before):
+    """``(position, after, pending)`` for a Kahn sort of ``order`` by
+    ``before``: each node's index in ``order``, the nodes that wait for it,
+    and how many nodes it still waits for."""
     position = {node: i for i, node in enumerate(order)}
     after = {node: [] for node in order}
     for node, deps in before.items():
         for dep in deps:
             after[dep].append(node)
     pending = {node: len(deps) for node, deps in before.items()}
+    return position, after, pending
+
+
+def _stable_kahn(order, before):
+    """``order`` topologically sorted by ``before``, keeping its order where
+    ``before`` leaves a choice."""
+    position, after, pending = kahn_setup(order, before)
     # A heap of positions (not a list re-sorted after each push, which was
     # quadratic): the ready node that came first in ``order`` runs next.
     ready = [position[n] for n in order if not pending[n]]
