@@ -22,6 +22,15 @@ from tracegrad.trace import Apply, Op
 __all__ = ["crossentropy_softmax_1hot_with_bias_dx", "CrossentropySoftmax1HotWithBiasDx"]
 
 
+def _nan_at_minus_inf_targets(xp, picked, dy, shape):
+    """``dy`` (broadcast to ``shape``) with NaN where the target's logit
+    ``picked`` is -inf; ``dy`` itself when none is."""
+    at = picked == -xp.inf
+    if not at.any():
+        return dy
+    return xp.where(at, xp.asarray(xp.nan, dtype=dy.dtype), xp.broadcast_to(dy, shape))
+
+
 class CrossentropySoftmax1HotWithBiasDx(Op):
     """``dy[..., None] * sm`` less ``dy`` at ``[..., y_idx[...]]`` (negative
     indices count from the end; out of range raises IndexError, as
@@ -63,8 +72,7 @@ class CrossentropySoftmax1HotWithBiasDx(Op):
         rows = xp.arange(flat.shape[0])
         if x is not None and x.size:
             picked = x.reshape(flat.shape[0], x.shape[-1])[rows, flat].reshape(y_idx.shape)
-            if (picked == -xp.inf).any():
-                dy = xp.where(picked == -xp.inf, xp.asarray(xp.nan, dtype=dy.dtype), dy)
+            dy = _nan_at_minus_inf_targets(xp, picked, dy, y_idx.shape)
         out = sm * dy[..., None]
         if y_idx.ndim == 1:  # (the common case: no reshapes)
             out[rows, flat] -= dy
@@ -89,10 +97,7 @@ class CrossentropySoftmax1HotWithBiasDx(Op):
         idx = xp.arange(0, y_idx.shape[0] * n, n)
         idx += y_idx
         if x is not None and x.size:
-            picked = x.reshape(-1)[idx]
-            if (picked == -xp.inf).any():
-                dy = xp.where(picked == -xp.inf, xp.asarray(xp.nan, dtype=dy.dtype),
-                              xp.broadcast_to(dy, y_idx.shape))
+            dy = _nan_at_minus_inf_targets(xp, x.reshape(-1)[idx], dy, y_idx.shape)
         if dy.shape[0] == 1:
             dy = dy.reshape(())
             out = xp.multiply(sm, dy, order="C")
