@@ -455,20 +455,7 @@ def _pass(graph, plans, ctx, stats, budget):
                 if above > last:
                     last = above
         latest[node] = last
-        # (``_rules_to_run``, spelled out: this loop runs once per node)
-        entry = tokens.get(node)
-        if entry is not None and entry[1] >= last:
-            if entry[2] is plans:
-                continue
-            token = entry[0]
-        else:
-            token = None
-        op = node.op
-        scalar = op.scalar_op
-        key = type(op) if scalar is None else scalar.key
-        rules = plan_get((token, key))
-        if rules is None:
-            rules = plans.rules(token, key)
+        token, rules = _rules_to_run(node, last, tokens, plans, plan_get)
         if not rules:
             continue
         epoch = graph.epoch

@@ -150,17 +150,7 @@ class RewriteGraph:
                     new = memo[inp] = canonical(inp) if isinstance(inp, Constant) else inp
                 if new is not inp:
                     inputs[i] = new
-            # (``node_key`` spelled out: this loop runs once per node)
-            op = node.op
-            key = None
-            if not getattr(op, "is_random", False):
-                seen = op_hashes.get(id(op))
-                try:
-                    if seen is None or seen[0] is not op:
-                        seen = op_hashes[id(op)] = (op, hash(op))
-                    key = _Key(op, tuple(inputs), seen[1])
-                except TypeError:  # unhashable op properties
-                    pass
+            key = node_key(node, op_hashes)
             if key is not None:
                 other = by_key.get(key)
                 if other is not None:
