@@ -7,6 +7,7 @@ function's schedule so both report failures the same way.
 import numpy as np
 
 from tracegrad.config import config
+from tracegrad.dtype_names import dtype_name
 from tracegrad.printing import debugprint
 from tracegrad.trace import (Constant, describe_op, describe_source, node_runner, toposort,
                              uses_perform)
@@ -51,7 +52,7 @@ def as_result(value, var, xp=np):
         return value
     if not isinstance(value, xp.ndarray):
         value = xp.asarray(value)
-    if value.dtype.name != var.type.dtype:
+    if dtype_name(value.dtype) != var.type.dtype:
         value = value.astype(var.type.dtype)
     return value
 

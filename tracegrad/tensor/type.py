@@ -7,6 +7,7 @@ broadcastable axis) or ``None`` when it is not.
 import numpy as np
 
 from tracegrad.config import config
+from tracegrad.dtype_names import dtype_name
 from tracegrad.trace import Type
 
 _DTYPES = {
@@ -138,7 +139,7 @@ class TensorType(Type):
     # ------------------------------------------------------------ values
     def value_matches(self, value):
         """Cheap check that an array already fits this type."""
-        return (value.dtype.name == self.dtype and value.ndim == self.ndim and
+        return (dtype_name(value.dtype) == self.dtype and value.ndim == self.ndim and
                 all(s is None or s == v for s, v in zip(self.shape, value.shape)))
 
 
