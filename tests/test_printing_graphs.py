@@ -69,12 +69,13 @@ def test_pp_short_shared_subexpressions_stay_inline_in_lines():
 def test_pp_minimize_gradient_reads_in_one_line():
     # The gradient of examples/minimize.py: one expression of ~600 characters
     # once (issue 20), 319 with shared subexpressions named once, and now
-    # (the seed is the constant 1, a known exponent is used as known) short.
+    # (the seed is the constant 1, a known exponent is used as known) short;
+    # a product's gradient times the seed 1 is the other factor itself.
     x = tg.shared(-1.5, name="x")
     y = tg.shared(1.5, name="y")
     gx, gy = tg.grad(x ** 2 + y ** 2 + x * y - 2 * x, [x, y])
-    assert pp(gx) == "((((-1.0) * 2.0) + (1.0 * y)) + ((1.0 * 2.0) * (x ** 1.0)))"
-    assert pp(gy) == "((1.0 * x) + ((1.0 * 2.0) * (y ** 1.0)))"
+    assert pp(gx) == "((((-1.0) * 2.0) + y) + ((1.0 * 2.0) * (x ** 1.0)))"
+    assert pp(gy) == "(x + ((1.0 * 2.0) * (y ** 1.0)))"
     assert np.isclose(gx.eval(), 2 * -1.5 + 1.5 - 2) and np.isclose(gy.eval(), 2 * 1.5 - 1.5)
 
 
