@@ -45,40 +45,45 @@ from tracegrad.fgraph import OUTPUT, FunctionGraph
 from tracegrad.trace import Constant, toposort
 
 
-class _Key:
-    """``(op, inputs)`` with its hash computed once: a node's key is hashed
-    at every lookup, and hashing an op builds the tuple of its properties."""
+class OpClasses(dict):
+    """``{id(op): (op, class)}``: each op's class of equal ops (an int;
+    ``None``: its nodes are not merged), and in ``equal`` the class of each
+    op seen first of its class (``op -> class``). Many nodes share one op
+    object: the class is worked out once per op object (``node_key``)."""
 
-    __slots__ = ("op", "inputs", "hash")
+    __slots__ = ("equal",)
 
-    def __init__(self, op, inputs, op_hash):
-        self.op = op
-        self.inputs = inputs
-        self.hash = hash((op_hash, inputs))
+    def __init__(self):
+        super().__init__()
+        self.equal = {}
 
-    def __hash__(self):
-        return self.hash
+    def add(self, op):
+        """Record (and return) ``op``'s entry: the class of the first equal
+        op seen, else a new one; ``None`` for a random op or one whose
+        properties are unhashable."""
+        cls = None
+        if not getattr(op, "is_random", False):
+            equal = self.equal
+            try:
+                cls = equal.setdefault(op, len(equal))
+            except TypeError:  # unhashable op properties
+                pass
+        entry = self[id(op)] = (op, cls)  # (holds op: its id stays its own)
+        return entry
 
-    def __eq__(self, other):
-        return self.hash == other.hash and (self.op, self.inputs) == (other.op, other.inputs)
 
-
-def node_key(node, op_hashes=None):
-    """The merge key of ``node`` or ``None`` when it must not be merged.
-    ``op_hashes``: ``{id(op): (op, hash(op))}``, the hashes of ops already
-    seen (many nodes share one op object)."""
+def node_key(node, op_classes):
+    """The merge key of ``node``, ``(class of its op, *inputs)`` (see
+    ``OpClasses``), or ``None`` when it must not be merged. A plain tuple
+    of an int and variables: hashed and compared in C (variables by
+    identity), where hashing the op would build the tuple of its
+    properties at every lookup."""
     op = node.op
-    if getattr(op, "is_random", False):
-        return None
-    try:
-        if op_hashes is None:
-            return _Key(op, tuple(node.inputs), hash(op))
-        seen = op_hashes.get(id(op))
-        if seen is None or seen[0] is not op:
-            seen = op_hashes[id(op)] = (op, hash(op))  # (holds op: its id stays its own)
-        return _Key(op, tuple(node.inputs), seen[1])
-    except TypeError:  # unhashable op properties
-        return None
+    entry = op_classes.get(id(op))
+    if entry is None:
+        entry = op_classes.add(op)
+    cls = entry[1]
+    return None if cls is None else (cls, *node.inputs)
 
 
 class RewriteGraph:
@@ -96,8 +101,7 @@ class RewriteGraph:
         self.nodes = set()
         self._before = graph.begin_rewrite(self.clients, self.nodes)
         self._by_key = {}
-        self._key_of = {}
-        self._op_hashes = {}
+        self._op_classes = OpClasses()
         self._constants = {}
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
@@ -136,7 +140,7 @@ class RewriteGraph:
         in ``memo``). Returns ``(memo, whether a node was merged)``."""
         memo = {}
         merged = False
-        by_key, key_of, op_hashes = self._by_key, self._key_of, self._op_hashes
+        by_key, op_classes = self._by_key, self._op_classes
         nodes, clients, changed_at = self.nodes, self.clients, self.changed_at
         canonical = self._canonical_constant
         epoch = self.epoch
@@ -150,7 +154,7 @@ class RewriteGraph:
                     new = memo[inp] = canonical(inp) if isinstance(inp, Constant) else inp
                 if new is not inp:
                     inputs[i] = new
-            key = node_key(node, op_hashes)
+            key = node_key(node, op_classes)
             if key is not None:
                 other = by_key.get(key)
                 if other is not None:
@@ -159,7 +163,6 @@ class RewriteGraph:
                     merged = True
                     continue
                 by_key[key] = node
-                key_of[node] = key
             nodes.add(node)
             epoch += 1
             changed_at[node] = epoch
@@ -303,7 +306,7 @@ class RewriteGraph:
                 new = self._canonical_constant(new)
             if new is not inp:
                 inputs[i] = new
-        key = node_key(node, self._op_hashes)
+        key = node_key(node, self._op_classes)
         if key is not None:
             other = self._by_key.get(key)
             if other is not None:
@@ -311,7 +314,6 @@ class RewriteGraph:
                     memo[old] = keep
                 return False
             self._by_key[key] = node
-            self._key_of[node] = key
         self.nodes.add(node)
         self.epoch = epoch = self.epoch + 1
         self.changed_at[node] = epoch
@@ -415,13 +417,12 @@ class RewriteGraph:
             self._readers_changed(old)
             self._readers_changed(new)
             for node in touched:
-                key = node_key(node, self._op_hashes)
+                key = node_key(node, self._op_classes)
                 if key is None:
                     continue
                 other = self._by_key.get(key)
                 if other is None or other is node:
                     self._by_key[key] = node
-                    self._key_of[node] = key
                 else:
                     pending.extend(zip(node.outputs, other.outputs))
             if old.owner is not None:
@@ -430,7 +431,10 @@ class RewriteGraph:
             self._prune(node)
 
     def _unkey(self, node):
-        key = self._key_of.pop(node, None)
+        """Take ``node`` out of the merge index, before its inputs change
+        (its key is the one it was indexed under, if it was: the index
+        holds the node under the key of its inputs as they are)."""
+        key = node_key(node, self._op_classes)
         if key is not None and self._by_key.get(key) is node:
             del self._by_key[key]
 
