@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 import tracegrad as tg
 import tracegrad.tensor as T
-from tracegrad.rewrite import canonicalize, optimize_outputs
+from tracegrad.rewrite import canonicalize, engine, optimize_outputs
 from tracegrad.testing import strategies as tgst
 
 from tests.test_rewrite_hypothesis import rewritable
@@ -29,6 +29,10 @@ def _optimized(outputs, mode):
 def _general(monkeypatch):
     """Turn the fast paths off: each declines, the general path runs."""
     monkeypatch.setattr(canonicalize, "_scaling_stays", lambda out, ctx: False)
+    for group in engine.GROUPS.values():
+        for rule in group:
+            if isinstance(rule, engine.PatternRule):
+                monkeypatch.setattr(rule, "names", None)  # (the matcher)
 
 
 def _assert_same(outputs, monkeypatch, modes=MODES):
@@ -67,6 +71,12 @@ def test_scalings(factor, monkeypatch):
         outs += [x * c, c * x, (x * c) * Y, T.exp(x * c) / (1 + T.exp(x * c))]
     _assert_same([T.sum(o) for o in outs], monkeypatch)
     _assert_same(_with_grad(sum(T.sum(o) for o in outs), [X, Y]), monkeypatch)
+
+
+def test_name_only_patterns(monkeypatch):
+    outs = [X * X, X * Y, Y * X, (X + 1) * (X + 1), T.cast(F, "float64") * T.cast(F, "float64"),
+            T.sqr(X) * T.sqr(X), M * M, M[0] * M[0], X * X * X]
+    _assert_same([T.sum(o) for o in outs], monkeypatch)
 
 
 def test_indexed_sum_and_its_gradient(monkeypatch):
