@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 import tracegrad as tg
 import tracegrad.tensor as T
 from tracegrad.rewrite import canonicalize, engine, optimize_outputs
+from tracegrad.rewrite.graph import RewriteGraph
 from tracegrad.testing import strategies as tgst
+from tracegrad.trace import toposort
 
 from tests.test_rewrite_hypothesis import rewritable
 from tests.test_rewrite_worklist import _structure
@@ -100,3 +102,61 @@ def test_rewritable_graphs(monkeypatch, out):
 @given(tgst.expressions([X, Y, M], shapes=[(3,), (3,), (2, 3)], max_depth=3))
 def test_random_expressions(monkeypatch, out):
     _assert_same(_with_grad(T.sum(out), [X, Y, M]), monkeypatch, ("fast_run",))
+
+
+@pytest.fixture
+def walked_orders(monkeypatch):
+    """Every order the rewrite graph gives (kept, or filtered after a
+    ``replace`` that only dropped a node) checked against a fresh walk;
+    the number of orders it gave without walking."""
+    original = RewriteGraph.toposort
+    kept = []
+
+    def checking(self):
+        known = self._order is not None
+        order = original(self)
+        assert order == toposort(self.outputs)
+        kept.append(known)
+        return order
+
+    monkeypatch.setattr(RewriteGraph, "toposort", checking)
+    return kept
+
+
+def test_kept_orders_are_the_walk(walked_orders):
+    x, y = T.dvector("x"), T.dvector("y")
+    cost = sum(T.sin(x[i]) * i for i in range(30)) + T.sum(x * 1.0 * y + (y - y) * 2.0)
+    outs = _with_grad(cost, [x, y]) + [x * 1.0, T.exp(x) * -1.0, T.sum(x * 1.0 + x)]
+    for mode in MODES:
+        optimize_outputs(outs, mode)
+    assert sum(walked_orders) > 0
+
+
+def _replaced(outputs, pick):
+    """A rewrite graph over ``outputs`` after ``replace(old, new)``,
+    ``(old, new) = pick(graph)``, its order asked before and after."""
+    graph = RewriteGraph(outputs)
+    graph.toposort()
+    graph.replace(*pick(graph))
+    return graph
+
+
+def test_orders_after_a_replace(walked_orders):
+    x = T.dvector("x")
+    s, c = T.sin(x), T.cos(x)
+    one = s * 1.0
+    # ``s * 1 -> s``: the order without the product's node, not walked again
+    graph = _replaced([T.exp(one), c * 2.0], lambda g: (g.outputs[0].owner.inputs[0], s))
+    assert one.owner not in graph.toposort() and walked_orders[-1]
+    # ``s * c`` replaced by ``s`` (the order's logic, not a rewrite):
+    # ``c``'s node was reached through the pruned product first and is read
+    # later, so the order changes beyond the pruned node
+    graph = _replaced([T.exp(s * c), c * 2.0], lambda g: (g.outputs[0].owner.inputs[0], s))
+    graph.toposort()
+    assert not walked_orders[-1]
+
+
+@SETTINGS
+@given(rewritable([X, Y, M]))
+def test_kept_orders_of_rewritable_graphs(walked_orders, out):
+    optimize_outputs(_with_grad(T.sum(out), [X, Y, M]), "fast_run")

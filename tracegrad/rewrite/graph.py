@@ -105,7 +105,10 @@ class RewriteGraph:
         self._constants = {}
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
-        self._order = None  # ((changes, number of nodes), toposort) when computed
+        # ``toposort()`` when known (None: to walk again), and whether nodes
+        # were pruned from the graph since, to filter out (``_keeps_order``)
+        self._order = None
+        self._order_pruned = False
         self.tokens = {}
         self.watchers = {}
         self._token_cuts = {}  # (token, rule) -> the token without the rule
@@ -124,7 +127,7 @@ class RewriteGraph:
         order = toposort(self.outputs) if order is None else order
         memo, merged = self._load(order)
         if not merged:  # (no input re-pointed: the order stands)
-            self._order = ((self.changes, len(self.nodes)), order)
+            self._order = order
         for i, out in enumerate(self.outputs):
             out = memo.get(out, out)
             if isinstance(out, Constant):
@@ -187,20 +190,39 @@ class RewriteGraph:
     # ------------------------------------------------------------ queries
     def toposort(self):
         """Live nodes, each after the nodes computing its inputs (a list
-        the caller must not edit). Every edit that can change the order is a
-        ``replace``, which counts in ``changes``: the order is kept until
-        then (a phase ending without a rewrite leaves the next phase's first
-        pass the same order)."""
-        key = (self.changes, len(self.nodes))
-        if self._order is None or self._order[0] != key:
-            self._order = (key, toposort(self.outputs))
-        return self._order[1]
+        the caller must not edit): ``trace.toposort`` of the outputs. The
+        order is kept until an edit changes it (a phase ending without a
+        rewrite leaves the next phase's first pass the same order); a
+        ``replace`` that only drops a node from it (``_keeps_order``)
+        leaves the order without that node."""
+        order = self._order
+        if order is None:
+            order = self._order = toposort(self.outputs)
+        elif self._order_pruned:
+            nodes = self.nodes
+            order = self._order = [node for node in order if node in nodes]
+        self._order_pruned = False
+        return order
 
     def known_order(self):
         """``toposort()`` when it is known without a walk, else ``None``."""
-        if self._order is not None and self._order[0] == (self.changes, len(self.nodes)):
-            return self._order[1]
-        return None
+        return None if self._order is None else self.toposort()
+
+    def _keeps_order(self, old, new):
+        """Whether ``replace(old, new)`` can change the order only by
+        dropping ``old``'s node, when that node is pruned and nothing else
+        is (no merge): the node has one output and reads nothing but leaves
+        and ``new`` (a leaf, or one of its inputs: ``x * 1 -> x``, a folded
+        constant). The walk (a depth-first post-order from the outputs,
+        inputs in order) reached ``new``'s node right before ``old``'s, at
+        ``old``'s first reader, where it now reaches it."""
+        node = old.owner
+        if node is None or len(node.outputs) != 1 or new in self._forward:
+            return False
+        inputs = node.inputs
+        if new.owner is not None and not any(inp is new for inp in inputs):
+            return False
+        return all(inp is new or inp.owner is None for inp in inputs)
 
     def client_list(self, var):
         """``(node, index)`` pairs reading ``var`` (``node`` ``OUTPUT``: an
@@ -315,6 +337,7 @@ class RewriteGraph:
                 return False
             self._by_key[key] = node
         self.nodes.add(node)
+        self._order = None
         self.epoch = epoch = self.epoch + 1
         self.changed_at[node] = epoch
         watchers, clients = self.watchers, self.clients
@@ -385,6 +408,8 @@ class RewriteGraph:
         (``shape(alloc(0, shape(x)))`` read by an equal ``alloc``), and
         pruning it at once left the graph's outputs computed by nodes it no
         longer held."""
+        keeps_order = self._keeps_order(old, new)
+        n_nodes = len(self.nodes)
         pending = [(old, new)]
         replaced = []
         while pending:
@@ -425,10 +450,15 @@ class RewriteGraph:
                     self._by_key[key] = node
                 else:
                     pending.extend(zip(node.outputs, other.outputs))
+                    keeps_order = False  # (a merge)
             if old.owner is not None:
                 replaced.append(old.owner)
         for node in replaced:
             self._prune(node)
+        if keeps_order and len(self.nodes) == n_nodes - 1 and replaced[0] not in self.nodes:
+            self._order_pruned = True
+        else:
+            self._order = None
 
     def _unkey(self, node):
         """Take ``node`` out of the merge index, before its inputs change
