@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 from tracegrad.fgraph import OUTPUT  # noqa: F401 (the output reader, for rules)
 from tracegrad.rewrite.graph import RewriteGraph
-from tracegrad.rewrite.pattern import match, op_key
+from tracegrad.rewrite.pattern import bind_names, match, op_key
 from tracegrad.progress import current as current_progress
 from tracegrad.trace import Variable, anchor_sources, release_sources
 
@@ -106,10 +106,7 @@ class PatternRule(Rule):
         self.pattern = pattern
         self.build = build
         self.when = when
-        # A pattern of names only (``('mul', 'x', 'x')``) binds the node's
-        # inputs in order (``_bind_names``), without the matcher: the
-        # match the matcher would find (a commutative op's swapped inputs
-        # bind the same names only where the inputs in order do).
+        # (a pattern of names only is bound without the matcher: ``bind_names``)
         names = pattern[1:]
         self.names = names if all(type(p) is str for p in names) else None
 
@@ -121,26 +118,13 @@ class PatternRule(Rule):
         if names is None:
             binds = match(self.pattern, out)
         else:
-            binds = _bind_names(names, node, self.pattern[0])
+            binds = bind_names(names, node, self.pattern[0])
         if binds is None:
             return None
         b = SimpleNamespace(out=out, ctx=ctx, **binds)
         if self.when is not None and not self.when(b):
             return None
         return self.build(b)
-
-
-def _bind_names(names, node, key):
-    """``match`` of the pattern ``(key, *names)`` (names only) at ``node``."""
-    inputs = node.inputs
-    if len(inputs) != len(names) or op_key(node.op) != key:
-        return None
-    binds = {}
-    for name, var in zip(names, inputs):
-        bound = binds.setdefault(name, var)
-        if bound is not var:
-            return None
-    return binds
 
 
 def register(group, rule):
