@@ -33,7 +33,8 @@ from tracegrad.ops.elemwise import SumTo as _SumTo
 from tracegrad.rewrite import algebra as al
 from tracegrad.rewrite import ieee
 from tracegrad.rewrite.engine import OUTPUT, Abort, Rule, pattern_rule, register
-from tracegrad.trace import Variable
+from tracegrad.rewrite.pattern import is_scalar_like
+from tracegrad.trace import Constant, Variable
 
 # A signed term with op key ``key`` next to a constant total ``const`` becomes
 # ``new_sign * build(term's input)``, the constant being used up.
@@ -473,12 +474,68 @@ def _product_readers(node, ctx):
     return True
 
 
+# The ops a product's flattening goes through (or asks the readers of), and
+# the ones its factor handling looks at (a sum is distributed over, a
+# ``switch`` may be a guard): a factor computed by another elementwise op is
+# a plain leaf (``_scaling``).
+_NOT_PLAIN = al.PRODUCT_KEYS | al.BINARY_SUM_KEYS | {"switch"}
+
+
+def _scaling(out):
+    """``(x, c)`` when ``out`` is ``x * c`` (or ``c * x``) with ``c`` a
+    scalar-like constant array of ``out``'s (real) dtype and ``x`` a factor
+    the flattening stops at without asking for its readers: a graph input
+    or the output of an elementwise op not in ``_NOT_PLAIN``. Else None."""
+    node = out.owner
+    inputs = node.inputs
+    if len(inputs) != 2 or node.op.scalar_op.key != "mul":
+        return None
+    x, c = inputs
+    if isinstance(x, Constant):
+        x, c = c, x
+    if isinstance(x, Constant) or not isinstance(c, Constant):
+        return None
+    dtype = out.type.dtype
+    data = c.data
+    if dtype[0] != "f" or type(data) is not np.ndarray or data.size != 1 \
+            or data.dtype != dtype or not is_scalar_like(c, out.type.ndim):
+        return None
+    owner = x.owner
+    if owner is not None:
+        scalar = owner.op.scalar_op
+        if scalar is None or scalar.key in _NOT_PLAIN:
+            return None
+    return x, c
+
+
+def _scaling_stays(out, ctx):
+    """True when the product ``out`` is ``x * c`` (``_scaling``) that the
+    general path leaves as it is: ``c`` is not 1 nor -1 (nor NaN, a
+    factor there) and no factor rule finds anything in it. The product
+    rule's commonest case (``x * 2``, a gradient's scaling) in a few
+    checks; the groups it asks about are the ones the general path asks."""
+    found = _scaling(out)
+    if found is None:
+        return False
+    x, c = found
+    value = c.data.item()  # (``const_value``: one entry)
+    if value != value or value == 1 or value == -1:
+        return False
+    parts = Parts([x], (), [c], (), 1, may_cancel(ctx), guarded=True)
+    for rule in FACTOR_RULES:
+        if rule.finds is None or rule.finds(parts):
+            return False
+    return True
+
+
 def simplify_product(node, ctx):
     root = _product_readers(node, ctx)
     ctx.answer(root)
     if root is None:
         return None
     out = node.outputs[0]
+    if _scaling_stays(out, ctx):
+        return None
     dtype = out.type.dtype
     ndim = out.type.ndim
     f = al.collect_factors(out, al.shape_memo(ctx), ctx.n_clients)

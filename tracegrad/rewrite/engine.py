@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 from tracegrad.fgraph import OUTPUT  # noqa: F401 (the output reader, for rules)
 from tracegrad.rewrite.graph import RewriteGraph
-from tracegrad.rewrite.pattern import match, op_key
+from tracegrad.rewrite.pattern import bind_names, match, op_key
 from tracegrad.progress import current as current_progress
 from tracegrad.trace import Variable, anchor_sources, release_sources
 
@@ -106,12 +106,19 @@ class PatternRule(Rule):
         self.pattern = pattern
         self.build = build
         self.when = when
+        # (a pattern of names only is bound without the matcher: ``bind_names``)
+        names = pattern[1:]
+        self.names = names if all(type(p) is str for p in names) else None
 
     def apply(self, node, ctx):
         if len(node.outputs) != 1:
             return None
         out = node.outputs[0]
-        binds = match(self.pattern, out)
+        names = self.names
+        if names is None:
+            binds = match(self.pattern, out)
+        else:
+            binds = bind_names(names, node, self.pattern[0])
         if binds is None:
             return None
         b = SimpleNamespace(out=out, ctx=ctx, **binds)

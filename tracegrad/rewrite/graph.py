@@ -45,40 +45,45 @@ from tracegrad.fgraph import OUTPUT, FunctionGraph
 from tracegrad.trace import Constant, toposort
 
 
-class _Key:
-    """``(op, inputs)`` with its hash computed once: a node's key is hashed
-    at every lookup, and hashing an op builds the tuple of its properties."""
+class OpClasses(dict):
+    """``{id(op): (op, class)}``: each op's class of equal ops (an int;
+    ``None``: its nodes are not merged), and in ``equal`` the class of each
+    op seen first of its class (``op -> class``). Many nodes share one op
+    object: the class is worked out once per op object (``node_key``)."""
 
-    __slots__ = ("op", "inputs", "hash")
+    __slots__ = ("equal",)
 
-    def __init__(self, op, inputs, op_hash):
-        self.op = op
-        self.inputs = inputs
-        self.hash = hash((op_hash, inputs))
+    def __init__(self):
+        super().__init__()
+        self.equal = {}
 
-    def __hash__(self):
-        return self.hash
+    def add(self, op):
+        """Record (and return) ``op``'s entry: the class of the first equal
+        op seen, else a new one; ``None`` for a random op or one whose
+        properties are unhashable."""
+        cls = None
+        if not getattr(op, "is_random", False):
+            equal = self.equal
+            try:
+                cls = equal.setdefault(op, len(equal))
+            except TypeError:  # unhashable op properties
+                pass
+        entry = self[id(op)] = (op, cls)  # (holds op: its id stays its own)
+        return entry
 
-    def __eq__(self, other):
-        return self.hash == other.hash and (self.op, self.inputs) == (other.op, other.inputs)
 
-
-def node_key(node, op_hashes=None):
-    """The merge key of ``node`` or ``None`` when it must not be merged.
-    ``op_hashes``: ``{id(op): (op, hash(op))}``, the hashes of ops already
-    seen (many nodes share one op object)."""
+def node_key(node, op_classes):
+    """The merge key of ``node``, ``(class of its op, *inputs)`` (see
+    ``OpClasses``), or ``None`` when it must not be merged. A plain tuple
+    of an int and variables: hashed and compared in C (variables by
+    identity), where hashing the op would build the tuple of its
+    properties at every lookup."""
     op = node.op
-    if getattr(op, "is_random", False):
-        return None
-    try:
-        if op_hashes is None:
-            return _Key(op, tuple(node.inputs), hash(op))
-        seen = op_hashes.get(id(op))
-        if seen is None or seen[0] is not op:
-            seen = op_hashes[id(op)] = (op, hash(op))  # (holds op: its id stays its own)
-        return _Key(op, tuple(node.inputs), seen[1])
-    except TypeError:  # unhashable op properties
-        return None
+    entry = op_classes.get(id(op))
+    if entry is None:
+        entry = op_classes.add(op)
+    cls = entry[1]
+    return None if cls is None else (cls, *node.inputs)
 
 
 class RewriteGraph:
@@ -96,12 +101,14 @@ class RewriteGraph:
         self.nodes = set()
         self._before = graph.begin_rewrite(self.clients, self.nodes)
         self._by_key = {}
-        self._key_of = {}
-        self._op_hashes = {}
+        self._op_classes = OpClasses()
         self._constants = {}
         self._forward = {}  # replaced variable -> its replacement
         self.changes = 0
-        self._order = None  # ((changes, number of nodes), toposort) when computed
+        # ``toposort()`` when known (None: to walk again), and whether nodes
+        # were pruned from the graph since, to filter out (``_keeps_order``)
+        self._order = None
+        self._order_pruned = False
         self.tokens = {}
         self.watchers = {}
         self._token_cuts = {}  # (token, rule) -> the token without the rule
@@ -120,7 +127,7 @@ class RewriteGraph:
         order = toposort(self.outputs) if order is None else order
         memo, merged = self._load(order)
         if not merged:  # (no input re-pointed: the order stands)
-            self._order = ((self.changes, len(self.nodes)), order)
+            self._order = order
         for i, out in enumerate(self.outputs):
             out = memo.get(out, out)
             if isinstance(out, Constant):
@@ -136,7 +143,7 @@ class RewriteGraph:
         in ``memo``). Returns ``(memo, whether a node was merged)``."""
         memo = {}
         merged = False
-        by_key, key_of, op_hashes = self._by_key, self._key_of, self._op_hashes
+        by_key, op_classes = self._by_key, self._op_classes
         nodes, clients, changed_at = self.nodes, self.clients, self.changed_at
         canonical = self._canonical_constant
         epoch = self.epoch
@@ -150,7 +157,7 @@ class RewriteGraph:
                     new = memo[inp] = canonical(inp) if isinstance(inp, Constant) else inp
                 if new is not inp:
                     inputs[i] = new
-            key = node_key(node, op_hashes)
+            key = node_key(node, op_classes)
             if key is not None:
                 other = by_key.get(key)
                 if other is not None:
@@ -159,7 +166,6 @@ class RewriteGraph:
                     merged = True
                     continue
                 by_key[key] = node
-                key_of[node] = key
             nodes.add(node)
             epoch += 1
             changed_at[node] = epoch
@@ -184,20 +190,39 @@ class RewriteGraph:
     # ------------------------------------------------------------ queries
     def toposort(self):
         """Live nodes, each after the nodes computing its inputs (a list
-        the caller must not edit). Every edit that can change the order is a
-        ``replace``, which counts in ``changes``: the order is kept until
-        then (a phase ending without a rewrite leaves the next phase's first
-        pass the same order)."""
-        key = (self.changes, len(self.nodes))
-        if self._order is None or self._order[0] != key:
-            self._order = (key, toposort(self.outputs))
-        return self._order[1]
+        the caller must not edit): ``trace.toposort`` of the outputs. The
+        order is kept until an edit changes it (a phase ending without a
+        rewrite leaves the next phase's first pass the same order); a
+        ``replace`` that only drops a node from it (``_keeps_order``)
+        leaves the order without that node."""
+        order = self._order
+        if order is None:
+            order = self._order = toposort(self.outputs)
+        elif self._order_pruned:
+            nodes = self.nodes
+            order = self._order = [node for node in order if node in nodes]
+        self._order_pruned = False
+        return order
 
     def known_order(self):
         """``toposort()`` when it is known without a walk, else ``None``."""
-        if self._order is not None and self._order[0] == (self.changes, len(self.nodes)):
-            return self._order[1]
-        return None
+        return None if self._order is None else self.toposort()
+
+    def _keeps_order(self, old, new):
+        """Whether ``replace(old, new)`` can change the order only by
+        dropping ``old``'s node, when that node is pruned and nothing else
+        is (no merge): the node has one output and reads nothing but leaves
+        and ``new`` (a leaf, or one of its inputs: ``x * 1 -> x``, a folded
+        constant). The walk (a depth-first post-order from the outputs,
+        inputs in order) reached ``new``'s node right before ``old``'s, at
+        ``old``'s first reader, where it now reaches it."""
+        node = old.owner
+        if node is None or len(node.outputs) != 1 or new in self._forward:
+            return False
+        inputs = node.inputs
+        if new.owner is not None and not any(inp is new for inp in inputs):
+            return False
+        return all(inp is new or inp.owner is None for inp in inputs)
 
     def client_list(self, var):
         """``(node, index)`` pairs reading ``var`` (``node`` ``OUTPUT``: an
@@ -303,7 +328,7 @@ class RewriteGraph:
                 new = self._canonical_constant(new)
             if new is not inp:
                 inputs[i] = new
-        key = node_key(node, self._op_hashes)
+        key = node_key(node, self._op_classes)
         if key is not None:
             other = self._by_key.get(key)
             if other is not None:
@@ -311,8 +336,8 @@ class RewriteGraph:
                     memo[old] = keep
                 return False
             self._by_key[key] = node
-            self._key_of[node] = key
         self.nodes.add(node)
+        self._order = None
         self.epoch = epoch = self.epoch + 1
         self.changed_at[node] = epoch
         watchers, clients = self.watchers, self.clients
@@ -383,6 +408,8 @@ class RewriteGraph:
         (``shape(alloc(0, shape(x)))`` read by an equal ``alloc``), and
         pruning it at once left the graph's outputs computed by nodes it no
         longer held."""
+        keeps_order = self._keeps_order(old, new)
+        n_nodes = len(self.nodes)
         pending = [(old, new)]
         replaced = []
         while pending:
@@ -415,22 +442,29 @@ class RewriteGraph:
             self._readers_changed(old)
             self._readers_changed(new)
             for node in touched:
-                key = node_key(node, self._op_hashes)
+                key = node_key(node, self._op_classes)
                 if key is None:
                     continue
                 other = self._by_key.get(key)
                 if other is None or other is node:
                     self._by_key[key] = node
-                    self._key_of[node] = key
                 else:
                     pending.extend(zip(node.outputs, other.outputs))
+                    keeps_order = False  # (a merge)
             if old.owner is not None:
                 replaced.append(old.owner)
         for node in replaced:
             self._prune(node)
+        if keeps_order and len(self.nodes) == n_nodes - 1 and replaced[0] not in self.nodes:
+            self._order_pruned = True
+        else:
+            self._order = None
 
     def _unkey(self, node):
-        key = self._key_of.pop(node, None)
+        """Take ``node`` out of the merge index, before its inputs change
+        (its key is the one it was indexed under, if it was: the index
+        holds the node under the key of its inputs as they are)."""
+        key = node_key(node, self._op_classes)
         if key is not None and self._by_key.get(key) is node:
             del self._by_key[key]
 

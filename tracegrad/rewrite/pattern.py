@@ -103,3 +103,19 @@ def match(pattern, var):
     return None
 
 
+
+
+def bind_names(names, node, key):
+    """``match`` of the pattern ``(key, *names)`` (names only, as
+    ``('mul', 'x', 'x')``) at ``node``'s output, without the matcher: the
+    inputs bound in order (a commutative op's swapped inputs bind the same
+    names only where the inputs in order do)."""
+    inputs = node.inputs
+    if len(inputs) != len(names) or op_key(node.op) != key:
+        return None
+    binds = {}
+    for name, var in zip(names, inputs):
+        bound = binds.setdefault(name, var)
+        if bound is not var:
+            return None
+    return binds

@@ -84,7 +84,8 @@ def _in_order(var, leaves):
 
 
 def remove_useless_broadcast(node, ctx):
-    if len(node.inputs) < 2:
+    # (most nodes read no broadcast: they are declined before any shape work)
+    if len(node.inputs) < 2 or all(al.broadcast_source(i) is None for i in node.inputs):
         return None
     memo = al.shape_memo(ctx)
     inputs = list(node.inputs)
