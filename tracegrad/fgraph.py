@@ -28,7 +28,7 @@ graph is copied first.
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.inplace_order import order_destroyers
-from tracegrad.trace import Apply, Constant, Variable, clone_graph, clone_outputs, toposort
+from tracegrad.trace import Apply, Constant, Variable, clone_graph, copy_node, toposort
 from tracegrad.trace_pickle import graph_prelude
 
 
@@ -484,16 +484,17 @@ def _clone(inputs, outputs):
     for out in outputs:
         _check_leaf(out, known)
     nodes = []
+    get = memo.get
     for node in toposort(outputs, blockers=memo):
-        new_outputs = clone_outputs(node, memo)
         new_in = []
         for inp in node.inputs:
-            new = memo.get(inp)
+            new = get(inp)
             if new is None:
                 _check_leaf(inp, known)
-                new = inp
+                # (a leaf kept as it is: checked once, however many read it)
+                memo[inp] = new = inp
             new_in.append(new)
-        nodes.append(Apply(node.op, new_in, new_outputs, source=node.source))
+        nodes.append(copy_node(node, new_in, memo))
     return new_inputs, [memo.get(o, o) for o in outputs], nodes
 
 

@@ -596,9 +596,40 @@ def clone_graph(outputs, inputs=None):
         memo[var] = var.clone()
         new_inputs.append(memo[var])
     for node in toposort(outputs, blockers=memo):
-        Apply(node.op, [memo.get(i, i) for i in node.inputs], clone_outputs(node, memo),
-              source=node.source)
+        copy_node(node, [memo.get(i, i) for i in node.inputs], memo)
     return new_inputs, [memo.get(o, o) for o in outputs], memo
+
+
+def copy_node(node, inputs, memo):
+    """A copy of ``node`` reading ``inputs`` (a new list): what
+    ``Apply(node.op, inputs, clone_outputs(node, memo), source=node.source)``
+    builds, each new output recorded in ``memo`` too, without the calls
+    and list copies of those constructors (a clone copies every node of
+    the graph, and the arguments here are fresh already)."""
+    new = _new_apply(Apply)
+    new.op = node.op
+    new.inputs = inputs
+    outputs = []
+    for k, old in enumerate(node.outputs):
+        cls = type(old)
+        if cls.clone is not _plain_clone:   # (a class with a clone of its own)
+            out = old.clone()
+            out._tag = old._tag
+            out.owner, out.index = new, k
+        else:
+            out = cls.__new__(cls)
+            out.type, out.owner, out.index, out.name = old.type, new, k, old.name
+            out._tag = old._tag
+        memo[old] = out
+        outputs.append(out)
+    new.outputs = outputs
+    source = node.source
+    new.source = source if source is not None else user_source_location()
+    return new
+
+
+_new_apply = object.__new__
+_plain_clone = Variable.clone
 
 
 def clone_outputs(node, memo):
