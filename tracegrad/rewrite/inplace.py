@@ -49,9 +49,11 @@ def plan_inplace(fgraph, stats=None):
     ``stats``: a dict that receives ``'inplace'`` (that count) and
     ``'inplace_nodes'`` (the new nodes, in order)."""
     order = fgraph.toposort()
-    position = {node: k for k, node in enumerate(order)}
-    owned = _owned_buffers(order)
-    readers = _Readers(fgraph, position)
+    readers = _Readers(fgraph, order)
+    position, owned = readers.position, readers.owned
+    # (whether the graph's nodes may be edited where they stand cannot
+    # change while planning: asked once, not per swap)
+    in_place = getattr(fgraph, "edits_in_place", lambda: False)()
     swapped = []
     for node in order:
         make = node.op.inplace_version
@@ -63,7 +65,9 @@ def plan_inplace(fgraph, stats=None):
             op = make(i)
             if op is None:
                 continue
-            new = _swap(fgraph, node, op)
+            new = _swap(fgraph, node, op, in_place)
+            if new is not node:
+                readers.moved(node.outputs[0], new.outputs[0])
             position[new] = position[node]
             owned.add(new.outputs[0])
             swapped.append(new)
@@ -74,33 +78,26 @@ def plan_inplace(fgraph, stats=None):
     return len(swapped)
 
 
-def _owned_buffers(order):
-    """Variables computed into a buffer of their own: not views, and when
-    produced in place, of a buffer that is itself owned."""
-    owned = set()
-    for node in order:
-        op = node.op
-        for k, out in enumerate(node.outputs):
-            if op.view_map.get(k):
-                continue
-            destroyed = op.destroy_map.get(k, ())
-            if all(node.inputs[j] in owned for j in destroyed):
-                owned.add(out)
-    return owned
-
-
 def _candidate_inputs(node, owned):
     """Inputs whose buffer could hold the output (owned, same dtype and
     ndim, no static length that differs from the output's, no broadcast
     axis where the output's length is unknown); exact static shape first."""
     out = node.outputs[0].type
+    out_shape = getattr(out, "shape", _NONE)
+    if out_shape is _NONE:
+        return ()
     exact, maybe = [], []
     for i, var in enumerate(node.inputs):
-        t = var.type
-        if (var not in owned or not hasattr(t, "shape") or not hasattr(out, "shape")
-                or t.dtype != out.dtype or len(t.shape) != len(out.shape)):
+        if var not in owned:
             continue
-        pairs = list(zip(t.shape, out.shape))
+        t = var.type
+        shape = getattr(t, "shape", _NONE)
+        if shape is _NONE or t.dtype != out.dtype or len(shape) != len(out_shape):
+            continue
+        if shape == out_shape and None not in shape:
+            exact.append(i)    # (the common case, without the pairs below)
+            continue
+        pairs = list(zip(shape, out_shape))
         if any(a is not None and a != b and (b is not None or a == 1) for a, b in pairs):
             continue  # broadcast along that axis: (almost) never fits
         if all(a is not None and a == b for a, b in pairs):
@@ -110,46 +107,63 @@ def _candidate_inputs(node, owned):
     return exact + maybe
 
 
+_NONE = object()   # (no such attribute)
+
+
 class _Readers:
     """Who reads a buffer, answered in O(1) amortized per question.
 
     A swap replaces a node by one with the same inputs at the same position
     and adds no view (in-place variants declare ``destroy_map``, not
     ``view_map``), so each variable's aliases and the position of its last
-    reader never change during planning: both are computed once. (Scanning
-    the readers on every question was quadratic when n nodes read one
-    buffer, as the n ``IncSubtensor`` terms of a gradient read one zeros.)
+    reader never change during planning: one pass over ``order`` (the
+    graph's ``toposort()``) finds them all, with ``position`` (each node's
+    index there) and ``owned`` (the variables computed into a buffer of
+    their own: not views and, when produced in place, of a buffer that is
+    itself owned), without the graph's index of readers. (Scanning the readers on every question was
+    quadratic when n nodes read one buffer, as the n ``IncSubtensor`` terms
+    of a gradient read one zeros.)
     """
 
-    def __init__(self, fgraph, position):
+    def __init__(self, fgraph, order):
         self.fgraph = fgraph
-        self.position = position
-        self._views = {}
-        self._last = {}
+        self.position = position = {}
+        # the position of each variable's last reader (-1: none yet)
+        self._last = last = {}
+        # each buffer with views: the buffer's variable, then its views
+        self._views = views = {}
+        roots = {}     # a view -> the buffers it may share, as variables
+        self.owned = owned = set()
+        for k, node in enumerate(order):
+            position[node] = k
+            for inp in node.inputs:
+                last[inp] = k
+            op = node.op
+            view_map, destroy_map = op.view_map, op.destroy_map
+            for j, out in enumerate(node.outputs):
+                last[out] = -1
+                srcs = view_map.get(j)
+                if srcs:
+                    shared = roots[out] = set()
+                    for src in srcs:
+                        shared.update(roots.get(node.inputs[src]) or (node.inputs[src],))
+                    for root in shared:
+                        views.setdefault(root, [root]).append(out)
+                elif all(node.inputs[d] in owned for d in destroy_map.get(j, ())):
+                    owned.add(out)
+        for out in fgraph.outputs:
+            last[out] = float("inf")    # (exposed by a result of the function)
 
     def views(self, var):
-        """``var`` and every variable that may be a view of it (transitively)."""
-        found = self._views.get(var)
-        if found is not None:
-            return found
-        found = {var}
-        stack = [var]
-        while stack:
-            v = stack.pop()
-            for client, j in self.fgraph.clients.get(v, ()):
-                if client == OUTPUT:
-                    continue
-                for k, srcs in client.op.view_map.items():
-                    out = client.outputs[k]
-                    if j in srcs and out not in found:
-                        found.add(out)
-                        stack.append(out)
-        self._views[var] = found
-        return found
+        """``var`` (a buffer's own variable, not a view) and every variable
+        that may be a view of it (transitively)."""
+        return self._views.get(var) or (var,)
 
     def last_reader(self, var):
         """The position of the last node reading ``var`` (infinite when a
-        result of the function exposes it or a reader is not in the order)."""
+        result of the function exposes it or a reader is not in the order).
+        Known for every variable of the graph after the first pass; the
+        scan of the readers below is the definition."""
         last = self._last.get(var)
         if last is None:
             last = -1
@@ -162,9 +176,17 @@ class _Readers:
             self._last[var] = last
         return last
 
+    def moved(self, old, new):
+        """A swap replaced ``old`` (no view) by ``new`` in every reader."""
+        self._last[new] = self._last[old]
+        views = self._views.get(old)
+        if views is not None:
+            self._views[new] = [new] + views[1:]
+
     def dead_after(self, node, i):
-        """Whether ``node`` may overwrite the buffer of its input ``i``: nothing
-        after it reads that buffer's old value and no result exposes it."""
+        """Whether ``node`` may overwrite the buffer of its input ``i`` (a
+        buffer's own variable: ``owned``): nothing after it reads that
+        buffer's old value and no result exposes it."""
         aliases = self.views(node.inputs[i])
         for j, inp in enumerate(node.inputs):
             if j != i and inp in aliases:
@@ -172,16 +194,17 @@ class _Readers:
         here = self.position[node]
         # ``node`` reads ``inputs[i]`` itself, so "every other reader comes
         # before it" is "the last reader is at ``here`` at the latest".
-        return all(self.last_reader(var) <= here for var in aliases)
+        last_reader = self.last_reader
+        return all(last_reader(var) <= here for var in aliases)
 
 
-def _swap(fgraph, node, op):
+def _swap(fgraph, node, op, in_place):
     """Replace ``node`` by an ``Apply`` of ``op`` on the same inputs, with an
     output of exactly the same type, name and source location. A graph that
-    owns its nodes (``edits_in_place``) has the node's op changed where it
-    stands: the same inputs, outputs and readers, without a ``replace``
-    (import, prune) per swap."""
-    if getattr(fgraph, "edits_in_place", lambda: False)():
+    owns its nodes (``in_place``: its ``edits_in_place()``) has the node's op
+    changed where it stands: the same inputs, outputs and readers, without a
+    ``replace`` (import, prune) per swap."""
+    if in_place:
         node.op = op
         fgraph.changed_order()
         return node
