@@ -178,12 +178,21 @@ class FunctionGraph:
     def _destroys(order):
         return any(node.op.destroy_map for node in order)
 
-    def changed_order(self):
+    def changed_order(self, order=None):
         """Forget the cached order: a pass changed a node's op in place
         (an in-place variant: its ``destroy_map`` orders its readers). The
         data edges did not change: the next ``toposort`` starts from their
-        order instead of walking the graph again."""
+        order instead of walking the graph again.
+
+        ``order``: the ``toposort()`` the pass started from, when it knows
+        that order still runs each node overwriting a buffer after every
+        other reader of that buffer (the in-place planner's rule). When it
+        was the plain order of the data edges, it is what ``toposort``
+        would find again (``order_destroyers`` keeps an order that already
+        respects the overwrites), so it stays, without that check."""
         self._order = None
+        if order is not None and order == self._plain:
+            self._order = order
 
     def _forget_order(self):
         self._order = self._plain = None

@@ -72,6 +72,11 @@ def plan_inplace(fgraph, stats=None):
             owned.add(new.outputs[0])
             swapped.append(new)
             break
+    if swapped and in_place:
+        # Each swap made a node overwrite a buffer nothing after it reads,
+        # so ``order`` (the same nodes) already runs every overwrite after
+        # the other readers of its buffer: it stays the graph's order.
+        fgraph.changed_order(order)
     if stats is not None:
         stats["inplace"] = stats.get("inplace", 0) + len(swapped)
         stats.setdefault("inplace_nodes", []).extend(swapped)
