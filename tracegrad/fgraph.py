@@ -107,6 +107,7 @@ class FunctionGraph:
         ``end_rewrite`` needs of the graph as it was."""
         before = (list(self.outputs), self.apply_nodes)
         self.__dict__.pop("_deferred", None)
+        self.__dict__.pop("_deferred_variables", None)
         self._forget_order()
         for var in self.inputs:  # (every input has its entry, read or not)
             clients.setdefault(var, ClientList())
@@ -133,8 +134,18 @@ class FunctionGraph:
     @property
     def variables(self):
         """Every variable of the graph (inputs, constants, the nodes'
-        outputs): the keys of ``clients``, one index for both."""
-        return self.clients.keys()
+        outputs): the keys of ``clients``, one index for both. While the
+        index waits (``_defer_index``), the same keys in the same order,
+        found by the same walk without recording the readers (the
+        schedule reads the constants, not the readers)."""
+        clients = self.__dict__.get("clients")
+        if clients is not None:
+            return clients.keys()
+        known = self.__dict__.get("_deferred_variables")
+        if known is None:
+            kept, groups, _ = self._deferred
+            known = self._deferred_variables = self._variables_from(kept, groups)
+        return known.keys()
 
     @property
     def n_user_outputs(self):
@@ -271,6 +282,7 @@ class FunctionGraph:
     def _defer_index(self, nodes, kept, groups, reason):
         self.apply_nodes = nodes
         self.__dict__.pop("clients", None)
+        self.__dict__.pop("_deferred_variables", None)
         self._deferred = (kept, groups, reason)
 
     def __getattr__(self, name):
@@ -281,6 +293,7 @@ class FunctionGraph:
 
     def _ensure_index(self):
         deferred = self.__dict__.pop("_deferred", None)
+        self.__dict__.pop("_deferred_variables", None)
         if deferred is not None:
             order, plain = self._order, self._plain
             self._index_from(*deferred)
@@ -300,6 +313,29 @@ class FunctionGraph:
             self._import_var(new, reason)
             for i in where:
                 self.clients[new].append((OUTPUT, i))
+
+    def _variables_from(self, kept, groups):
+        """The keys ``_index_from(kept, groups)`` would give ``clients``, in
+        its order (inputs, then ``_import_var``'s walk from each output),
+        as a dict of ``None``s."""
+        found = dict.fromkeys(self.inputs)
+        outputs = self.outputs
+        for var in [outputs[i] for i in kept] + [new for new, _ in groups]:
+            stack = [var]
+            while stack:
+                v = stack.pop()
+                if v in found:
+                    continue
+                node = v.owner
+                if node is None:
+                    if not isinstance(v, Constant):
+                        self._ensure_index()  # (raises MissingInputError)
+                    found[v] = None
+                else:   # (not seen yet: its outputs would be known)
+                    for out in node.outputs:
+                        found.setdefault(out)
+                    stack.extend(node.inputs)
+        return found
 
     def release_removed(self):
         """Forget the variables removed so far, once compiling is over.
