@@ -125,16 +125,22 @@ def apply_givens(variables, givens):
 def default_updates(roots, explicit, no_default_updates, givens, blockers=()):
     """The ``(shared, value)`` pairs of ``shared.default_update`` for shared
     variables reached from ``roots``, unless an explicit update exists or
-    ``no_default_updates`` is ``True`` or lists them."""
+    ``no_default_updates`` is ``True`` or lists them; and ``used``:
+    ``ancestors(roots + [the pairs' values], blockers)`` (every variable the
+    function needs). Returns ``(pairs, used)``: the walk that found no
+    default update is that one, so it is not walked twice."""
     if no_default_updates is True:
-        return []
+        return [], ancestors(roots, blockers)
     skip = set(no_default_updates or ()) if no_default_updates is not False else set()
     done = set(explicit) | skip
     result = []
     frontier = list(roots)
+    first = None
     while frontier:
         found = []
-        for var in ancestors(frontier, blockers):
+        walked = ancestors(frontier, blockers)
+        first = walked if first is None else first
+        for var in walked:
             if (isinstance(var, SharedVariable) and var not in done
                     and getattr(var, "default_update", None) is not None):
                 done.add(var)
@@ -143,4 +149,8 @@ def default_updates(roots, explicit, no_default_updates, givens, blockers=()):
                 found.append((var, value))
         result.extend(found)
         frontier = [value for _, value in found]
-    return result
+    if result or first is None:
+        # (the walk from every output, in its own order: the order of the
+        # function's shared inputs)
+        first = ancestors(list(roots) + [value for _, value in result], blockers)
+    return result, first
