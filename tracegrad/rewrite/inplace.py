@@ -125,50 +125,70 @@ class _Readers:
     graph's ``toposort()``) finds them all, with ``position`` (each node's
     index there) and ``owned`` (the variables computed into a buffer of
     their own: not views and, when produced in place, of a buffer that is
-    itself owned), without the graph's index of readers. (Scanning the readers on every question was
-    quadratic when n nodes read one buffer, as the n ``IncSubtensor`` terms
-    of a gradient read one zeros.)
+    itself owned), without the graph's index of readers. (Scanning the
+    readers on every question was quadratic when n nodes read one buffer,
+    as the n ``IncSubtensor`` terms of a gradient read one zeros.)
     """
 
     def __init__(self, fgraph, order):
         self.fgraph = fgraph
         self.position = position = {}
-        # the position of each variable's last reader (-1: none yet)
+        # the position of each variable's last reader
         self._last = last = {}
-        # each buffer with views: the buffer's variable, then its views
-        self._views = views = {}
-        roots = {}     # a view -> the buffers it may share, as variables
+        # each buffer with views: {the buffer's variable, its views...}
+        self._views = {}
+        self._roots = {}     # a view -> the owned buffers it may share
         self.owned = owned = set()
         for k, node in enumerate(order):
             position[node] = k
             for inp in node.inputs:
                 last[inp] = k
             op = node.op
-            view_map, destroy_map = op.view_map, op.destroy_map
-            for j, out in enumerate(node.outputs):
-                last[out] = -1
-                srcs = view_map.get(j)
-                if srcs:
-                    shared = roots[out] = set()
-                    for src in srcs:
-                        shared.update(roots.get(node.inputs[src]) or (node.inputs[src],))
-                    for root in shared:
-                        views.setdefault(root, [root]).append(out)
-                elif all(node.inputs[d] in owned for d in destroy_map.get(j, ())):
-                    owned.add(out)
+            if op.view_map or op.destroy_map:
+                self._add_aliasing(node)
+            else:
+                owned.update(node.outputs)   # (the common case: fresh buffers)
         for out in fgraph.outputs:
             last[out] = float("inf")    # (exposed by a result of the function)
 
+    def _add_aliasing(self, node):
+        """Record the views ``node`` makes, and the outputs it computes into
+        a buffer it owns (none of its outputs are read yet). Only owned
+        buffers are asked about (``dead_after``), so a view's roots are
+        the owned buffers it may share (none, for a view of an input)."""
+        op, inputs = node.op, node.inputs
+        roots, owned = self._roots, self.owned
+        for j, out in enumerate(node.outputs):
+            srcs = op.view_map.get(j)
+            if srcs:
+                shared = set()
+                for src in srcs:
+                    found = roots.get(inputs[src])
+                    if found is not None:
+                        shared |= found
+                    elif inputs[src] in owned:
+                        shared.add(inputs[src])
+                roots[out] = shared
+                if shared:
+                    self._last[out] = -1   # (read by no node so far)
+                for root in shared:
+                    self._views.setdefault(root, {root}).add(out)
+            elif all(inputs[d] in owned for d in op.destroy_map.get(j, ())):
+                owned.add(out)
+
     def views(self, var):
         """``var`` (a buffer's own variable, not a view) and every variable
-        that may be a view of it (transitively)."""
-        return self._views.get(var) or (var,)
+        that may be a view of it (transitively), as a set (variables compare
+        by identity there: ``in`` on a list would call ``__eq__``)."""
+        found = self._views.get(var)
+        return found if found is not None else {var}
 
     def last_reader(self, var):
         """The position of the last node reading ``var`` (infinite when a
         result of the function exposes it or a reader is not in the order).
-        Known for every variable of the graph after the first pass; the
-        scan of the readers below is the definition."""
+        Known after the first pass for every variable a question names (a
+        node's input, a result, a view); the scan of the readers below is
+        the definition."""
         last = self._last.get(var)
         if last is None:
             last = -1
@@ -186,7 +206,7 @@ class _Readers:
         self._last[new] = self._last[old]
         views = self._views.get(old)
         if views is not None:
-            self._views[new] = [new] + views[1:]
+            self._views[new] = (views - {old}) | {new}
 
     def dead_after(self, node, i):
         """Whether ``node`` may overwrite the buffer of its input ``i`` (a
