@@ -99,8 +99,8 @@ def _candidate_inputs(node, owned):
         shape = getattr(t, "shape", _NONE)
         if shape is _NONE or t.dtype != out.dtype or len(shape) != len(out_shape):
             continue
-        if shape == out_shape and None not in shape:
-            exact.append(i)    # (the common case, without the pairs below)
+        if shape == out_shape:   # (the common case, without the pairs below)
+            (maybe if None in shape else exact).append(i)
             continue
         pairs = list(zip(shape, out_shape))
         if any(a is not None and a != b and (b is not None or a == 1) for a, b in pairs):
