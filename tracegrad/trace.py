@@ -601,11 +601,10 @@ def clone_graph(outputs, inputs=None):
 
 
 def copy_node(node, inputs, memo):
-    """A copy of ``node`` reading ``inputs`` (a new list): what
-    ``Apply(node.op, inputs, clone_outputs(node, memo), source=node.source)``
-    builds, each new output recorded in ``memo`` too, without the calls
-    and list copies of those constructors (a clone copies every node of
-    the graph, and the arguments here are fresh already)."""
+    """A copy of ``node`` reading ``inputs`` (a new list), each output's copy
+    (tag kept) recorded in ``memo``: ``Apply(node.op, inputs, copies,
+    source=node.source)`` without its constructors' calls and list copies
+    (a clone copies every node; the arguments are fresh already)."""
     new = _new_apply(Apply)
     new.op = node.op
     new.inputs = inputs
@@ -630,15 +629,3 @@ def copy_node(node, inputs, memo):
 
 _new_apply = object.__new__
 _plain_clone = Variable.clone
-
-
-def clone_outputs(node, memo):
-    """Fresh copies of ``node``'s outputs (tags kept), each recorded in
-    ``memo`` as the copy of its original: the outputs of a cloned node."""
-    new_outputs = []
-    for old in node.outputs:
-        new = old.clone()
-        new._tag = old._tag
-        new_outputs.append(new)
-        memo[old] = new
-    return new_outputs
