@@ -28,7 +28,7 @@ graph is copied first.
 """
 from tracegrad.clientlist import ClientList
 from tracegrad.inplace_order import order_destroyers
-from tracegrad.trace import Apply, Constant, Variable, clone_graph, clone_outputs, toposort
+from tracegrad.trace import Apply, Constant, Variable, clone_graph, copy_node, toposort
 from tracegrad.trace_pickle import graph_prelude
 
 
@@ -107,6 +107,7 @@ class FunctionGraph:
         ``end_rewrite`` needs of the graph as it was."""
         before = (list(self.outputs), self.apply_nodes)
         self.__dict__.pop("_deferred", None)
+        self.__dict__.pop("_deferred_variables", None)
         self._forget_order()
         for var in self.inputs:  # (every input has its entry, read or not)
             clients.setdefault(var, ClientList())
@@ -133,8 +134,18 @@ class FunctionGraph:
     @property
     def variables(self):
         """Every variable of the graph (inputs, constants, the nodes'
-        outputs): the keys of ``clients``, one index for both."""
-        return self.clients.keys()
+        outputs): the keys of ``clients``, one index for both. While the
+        index waits (``_defer_index``), the same keys in the same order,
+        found by the same walk without recording the readers (the
+        schedule reads the constants, not the readers)."""
+        clients = self.__dict__.get("clients")
+        if clients is not None:
+            return clients.keys()
+        known = self.__dict__.get("_deferred_variables")
+        if known is None:
+            kept, groups, _ = self._deferred
+            known = self._deferred_variables = self._variables_from(kept, groups)
+        return known.keys()
 
     @property
     def n_user_outputs(self):
@@ -178,12 +189,21 @@ class FunctionGraph:
     def _destroys(order):
         return any(node.op.destroy_map for node in order)
 
-    def changed_order(self):
+    def changed_order(self, order=None):
         """Forget the cached order: a pass changed a node's op in place
         (an in-place variant: its ``destroy_map`` orders its readers). The
         data edges did not change: the next ``toposort`` starts from their
-        order instead of walking the graph again."""
+        order instead of walking the graph again.
+
+        ``order``: the ``toposort()`` the pass started from, when it knows
+        that order still runs each node overwriting a buffer after every
+        other reader of that buffer (the in-place planner's rule). When it
+        was the plain order of the data edges, it is what ``toposort``
+        would find again (``order_destroyers`` keeps an order that already
+        respects the overwrites), so it stays, without that check."""
         self._order = None
+        if order is not None and order == self._plain:
+            self._order = order
 
     def _forget_order(self):
         self._order = self._plain = None
@@ -262,6 +282,7 @@ class FunctionGraph:
     def _defer_index(self, nodes, kept, groups, reason):
         self.apply_nodes = nodes
         self.__dict__.pop("clients", None)
+        self.__dict__.pop("_deferred_variables", None)
         self._deferred = (kept, groups, reason)
 
     def __getattr__(self, name):
@@ -272,6 +293,7 @@ class FunctionGraph:
 
     def _ensure_index(self):
         deferred = self.__dict__.pop("_deferred", None)
+        self.__dict__.pop("_deferred_variables", None)
         if deferred is not None:
             order, plain = self._order, self._plain
             self._index_from(*deferred)
@@ -291,6 +313,29 @@ class FunctionGraph:
             self._import_var(new, reason)
             for i in where:
                 self.clients[new].append((OUTPUT, i))
+
+    def _variables_from(self, kept, groups):
+        """The keys ``_index_from(kept, groups)`` would give ``clients``, in
+        its order (inputs, then ``_import_var``'s walk from each output),
+        as a dict of ``None``s."""
+        found = dict.fromkeys(self.inputs)
+        outputs = self.outputs
+        for var in [outputs[i] for i in kept] + [new for new, _ in groups]:
+            stack = [var]
+            while stack:
+                v = stack.pop()
+                if v in found:
+                    continue
+                node = v.owner
+                if node is None:
+                    if not isinstance(v, Constant):
+                        self._ensure_index()  # (raises MissingInputError)
+                    found[v] = None
+                else:   # (not seen yet: its outputs would be known)
+                    for out in node.outputs:
+                        found.setdefault(out)
+                    stack.extend(node.inputs)
+        return found
 
     def release_removed(self):
         """Forget the variables removed so far, once compiling is over.
@@ -484,16 +529,17 @@ def _clone(inputs, outputs):
     for out in outputs:
         _check_leaf(out, known)
     nodes = []
+    get = memo.get
     for node in toposort(outputs, blockers=memo):
-        new_outputs = clone_outputs(node, memo)
         new_in = []
         for inp in node.inputs:
-            new = memo.get(inp)
+            new = get(inp)
             if new is None:
                 _check_leaf(inp, known)
-                new = inp
+                # (a leaf kept as it is: checked once, however many read it)
+                memo[inp] = new = inp
             new_in.append(new)
-        nodes.append(Apply(node.op, new_in, new_outputs, source=node.source))
+        nodes.append(copy_node(node, new_in, memo))
     return new_inputs, [memo.get(o, o) for o in outputs], nodes
 
 

@@ -8,28 +8,41 @@ it), so both use it; it reads only ``owner`` and ``inputs``.
 def postorder(outputs, blockers=(), stop=None):
     """Apply nodes computing ``outputs``, each after the nodes it depends on.
 
-    Iterative depth-first post-order. ``blockers`` are variables treated as
-    inputs; a node for which ``stop(node)`` is true is treated as computed
-    already: left out, with everything only it reads.
+    Iterative depth-first post-order (the order of the recursive walk:
+    outputs in turn, a node's inputs left to right). ``blockers`` are
+    variables treated as inputs; a node for which ``stop(node)`` is true is
+    treated as computed already: left out, with everything only it reads.
     """
     blockers = set(blockers)
     order = []
     done = set()
-    stack = [(v.owner, False) for v in reversed(list(outputs))
-             if v.owner is not None and v not in blockers]
-    while stack:
-        node, expanded = stack.pop()
-        if node in done:
-            continue
-        if expanded:
-            done.add(node)
-            order.append(node)
+    finish, emit = done.add, order.append
+    for out in outputs:
+        node = out.owner
+        if node is None or node in done or out in blockers:
             continue
         if stop is not None and stop(node):
-            done.add(node)
+            finish(node)
             continue
-        stack.append((node, True))
-        for inp in reversed(node.inputs):
-            if inp.owner is not None and inp not in blockers and inp.owner not in done:
-                stack.append((inp.owner, False))
+        # The path from the output down to the node being expanded, each
+        # with an iterator over the inputs it has yet to look at: every
+        # edge is looked at once, and no entry is pushed for a node that
+        # is done already (the graph is a DAG: no node on the path is
+        # reached again before it is done).
+        stack = [(node, iter(node.inputs))]
+        while stack:
+            node, pending = stack[-1]
+            for inp in pending:
+                owner = inp.owner
+                if owner is None or owner in done or inp in blockers:
+                    continue
+                if stop is not None and stop(owner):
+                    finish(owner)
+                    continue
+                stack.append((owner, iter(owner.inputs)))
+                break
+            else:
+                stack.pop()
+                finish(node)
+                emit(node)
     return order

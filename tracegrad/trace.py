@@ -596,18 +596,36 @@ def clone_graph(outputs, inputs=None):
         memo[var] = var.clone()
         new_inputs.append(memo[var])
     for node in toposort(outputs, blockers=memo):
-        Apply(node.op, [memo.get(i, i) for i in node.inputs], clone_outputs(node, memo),
-              source=node.source)
+        copy_node(node, [memo.get(i, i) for i in node.inputs], memo)
     return new_inputs, [memo.get(o, o) for o in outputs], memo
 
 
-def clone_outputs(node, memo):
-    """Fresh copies of ``node``'s outputs (tags kept), each recorded in
-    ``memo`` as the copy of its original: the outputs of a cloned node."""
-    new_outputs = []
-    for old in node.outputs:
-        new = old.clone()
-        new._tag = old._tag
-        new_outputs.append(new)
-        memo[old] = new
-    return new_outputs
+def copy_node(node, inputs, memo):
+    """A copy of ``node`` reading ``inputs`` (a new list), each output's copy
+    (tag kept) recorded in ``memo``: ``Apply(node.op, inputs, copies,
+    source=node.source)`` without its constructors' calls and list copies
+    (a clone copies every node; the arguments are fresh already)."""
+    new = _new_apply(Apply)
+    new.op = node.op
+    new.inputs = inputs
+    outputs = []
+    for k, old in enumerate(node.outputs):
+        cls = type(old)
+        if cls.clone is not _plain_clone:   # (a class with a clone of its own)
+            out = old.clone()
+            out._tag = old._tag
+            out.owner, out.index = new, k
+        else:
+            out = cls.__new__(cls)
+            out.type, out.owner, out.index, out.name = old.type, new, k, old.name
+            out._tag = old._tag
+        memo[old] = out
+        outputs.append(out)
+    new.outputs = outputs
+    source = node.source
+    new.source = source if source is not None else user_source_location()
+    return new
+
+
+_new_apply = object.__new__
+_plain_clone = Variable.clone

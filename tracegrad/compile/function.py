@@ -27,7 +27,7 @@ from tracegrad.compile.updates import (apply_givens, default_updates, normalize_
                                        normalize_updates)
 from tracegrad.progress import begin as compile_progress
 from tracegrad.shared import SharedVariable
-from tracegrad.trace import Variable, ancestors, user_source_location
+from tracegrad.trace import Variable, user_source_location
 
 _UNUSED_MODES = ("raise", "warn", "ignore")
 
@@ -97,13 +97,13 @@ def function(inputs: Sequence[Variable | In],
                            given_pairs)
     user_outputs = rebuilt[:n_out]
     update_pairs = list(zip([s for s, _ in update_pairs], rebuilt[n_out:]))
-    update_pairs += default_updates(rebuilt, [s for s, _ in update_pairs],
-                                    no_default_updates, given_pairs, blockers=in_vars)
-    all_outputs = user_outputs + [v for _, v in update_pairs]
+    defaults, used, shared_inputs = default_updates(
+        rebuilt, [s for s, _ in update_pairs], no_default_updates, given_pairs,
+        blockers=in_vars)
+    update_pairs += defaults
+    all_outputs = user_outputs + [v for _, v in update_pairs]   # (``used`` walked these)
 
-    used = ancestors(all_outputs, blockers=in_vars)
     _check_unused(in_specs, set(used), on_unused_input, display_name)
-    shared_inputs = [v for v in used if isinstance(v, SharedVariable)]
     check_devices(backend, shared_inputs + [s for s, _ in update_pairs],
                   f"tg.function {display_name}")
 

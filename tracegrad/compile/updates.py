@@ -125,22 +125,38 @@ def apply_givens(variables, givens):
 def default_updates(roots, explicit, no_default_updates, givens, blockers=()):
     """The ``(shared, value)`` pairs of ``shared.default_update`` for shared
     variables reached from ``roots``, unless an explicit update exists or
-    ``no_default_updates`` is ``True`` or lists them."""
+    ``no_default_updates`` is ``True`` or lists them; and ``used``:
+    ``ancestors(roots + [the pairs' values], blockers)`` (every variable the
+    function needs). Returns ``(pairs, used, shared)``, ``shared``: the
+    shared variables of ``used``, in its order. The walk that found no
+    default update is that one, so it is not walked twice."""
     if no_default_updates is True:
-        return []
+        return ([],) + _walk(roots, blockers)
     skip = set(no_default_updates or ()) if no_default_updates is not False else set()
     done = set(explicit) | skip
     result = []
     frontier = list(roots)
+    first = None
     while frontier:
         found = []
-        for var in ancestors(frontier, blockers):
-            if (isinstance(var, SharedVariable) and var not in done
-                    and getattr(var, "default_update", None) is not None):
+        walked = _walk(frontier, blockers)
+        first = walked if first is None else first
+        for var in walked[1]:
+            if var not in done and getattr(var, "default_update", None) is not None:
                 done.add(var)
                 value = _coerce(var, var.default_update, f"default update of {var}")
                 value, = apply_givens([value], givens)
                 found.append((var, value))
         result.extend(found)
         frontier = [value for _, value in found]
-    return result
+    if result or first is None:
+        # (the walk from every output, in its own order: the order of the
+        # function's shared inputs)
+        first = _walk(list(roots) + [value for _, value in result], blockers)
+    return (result,) + first
+
+
+def _walk(roots, blockers):
+    """``(ancestors(roots, blockers), the shared variables among them)``."""
+    used = ancestors(roots, blockers)
+    return used, [var for var in used if isinstance(var, SharedVariable)]

@@ -49,9 +49,11 @@ def plan_inplace(fgraph, stats=None):
     ``stats``: a dict that receives ``'inplace'`` (that count) and
     ``'inplace_nodes'`` (the new nodes, in order)."""
     order = fgraph.toposort()
-    position = {node: k for k, node in enumerate(order)}
-    owned = _owned_buffers(order)
-    readers = _Readers(fgraph, position)
+    readers = _Readers(fgraph, order)
+    position, owned = readers.position, readers.owned
+    # (whether the graph's nodes may be edited where they stand cannot
+    # change while planning: asked once, not per swap)
+    in_place = getattr(fgraph, "edits_in_place", lambda: False)()
     swapped = []
     for node in order:
         make = node.op.inplace_version
@@ -63,30 +65,22 @@ def plan_inplace(fgraph, stats=None):
             op = make(i)
             if op is None:
                 continue
-            new = _swap(fgraph, node, op)
+            new = _swap(fgraph, node, op, in_place)
+            if new is not node:
+                readers.moved(node.outputs[0], new.outputs[0])
             position[new] = position[node]
             owned.add(new.outputs[0])
             swapped.append(new)
             break
+    if swapped and in_place:
+        # Each swap made a node overwrite a buffer nothing after it reads,
+        # so ``order`` (the same nodes) already runs every overwrite after
+        # the other readers of its buffer: it stays the graph's order.
+        fgraph.changed_order(order)
     if stats is not None:
         stats["inplace"] = stats.get("inplace", 0) + len(swapped)
         stats.setdefault("inplace_nodes", []).extend(swapped)
     return len(swapped)
-
-
-def _owned_buffers(order):
-    """Variables computed into a buffer of their own: not views, and when
-    produced in place, of a buffer that is itself owned."""
-    owned = set()
-    for node in order:
-        op = node.op
-        for k, out in enumerate(node.outputs):
-            if op.view_map.get(k):
-                continue
-            destroyed = op.destroy_map.get(k, ())
-            if all(node.inputs[j] in owned for j in destroyed):
-                owned.add(out)
-    return owned
 
 
 def _candidate_inputs(node, owned):
@@ -94,13 +88,21 @@ def _candidate_inputs(node, owned):
     ndim, no static length that differs from the output's, no broadcast
     axis where the output's length is unknown); exact static shape first."""
     out = node.outputs[0].type
+    out_shape = getattr(out, "shape", _NONE)
+    if out_shape is _NONE:
+        return ()
     exact, maybe = [], []
     for i, var in enumerate(node.inputs):
-        t = var.type
-        if (var not in owned or not hasattr(t, "shape") or not hasattr(out, "shape")
-                or t.dtype != out.dtype or len(t.shape) != len(out.shape)):
+        if var not in owned:
             continue
-        pairs = list(zip(t.shape, out.shape))
+        t = var.type
+        shape = getattr(t, "shape", _NONE)
+        if shape is _NONE or t.dtype != out.dtype or len(shape) != len(out_shape):
+            continue
+        if shape == out_shape:   # (the common case, without the pairs below)
+            (maybe if None in shape else exact).append(i)
+            continue
+        pairs = list(zip(shape, out_shape))
         if any(a is not None and a != b and (b is not None or a == 1) for a, b in pairs):
             continue  # broadcast along that axis: (almost) never fits
         if all(a is not None and a == b for a, b in pairs):
@@ -110,46 +112,83 @@ def _candidate_inputs(node, owned):
     return exact + maybe
 
 
+_NONE = object()   # (no such attribute)
+
+
 class _Readers:
     """Who reads a buffer, answered in O(1) amortized per question.
 
     A swap replaces a node by one with the same inputs at the same position
     and adds no view (in-place variants declare ``destroy_map``, not
     ``view_map``), so each variable's aliases and the position of its last
-    reader never change during planning: both are computed once. (Scanning
-    the readers on every question was quadratic when n nodes read one
-    buffer, as the n ``IncSubtensor`` terms of a gradient read one zeros.)
+    reader never change during planning: one pass over ``order`` (the
+    graph's ``toposort()``) finds them all, with ``position`` (each node's
+    index there) and ``owned`` (the variables computed into a buffer of
+    their own: not views and, when produced in place, of a buffer that is
+    itself owned), without the graph's index of readers. (Scanning the
+    readers on every question was quadratic when n nodes read one buffer,
+    as the n ``IncSubtensor`` terms of a gradient read one zeros.)
     """
 
-    def __init__(self, fgraph, position):
+    def __init__(self, fgraph, order):
         self.fgraph = fgraph
-        self.position = position
+        self.position = position = {}
+        # the position of each variable's last reader
+        self._last = last = {}
+        # each buffer with views: {the buffer's variable, its views...}
         self._views = {}
-        self._last = {}
+        self._roots = {}     # a view -> the owned buffers it may share
+        self.owned = owned = set()
+        for k, node in enumerate(order):
+            position[node] = k
+            for inp in node.inputs:
+                last[inp] = k
+            op = node.op
+            if op.view_map or op.destroy_map:
+                self._add_aliasing(node)
+            else:
+                owned.update(node.outputs)   # (the common case: fresh buffers)
+        for out in fgraph.outputs:
+            last[out] = float("inf")    # (exposed by a result of the function)
+
+    def _add_aliasing(self, node):
+        """Record the views ``node`` makes, and the outputs it computes into
+        a buffer it owns (none of its outputs are read yet). Only owned
+        buffers are asked about (``dead_after``), so a view's roots are
+        the owned buffers it may share (none, for a view of an input)."""
+        op, inputs = node.op, node.inputs
+        roots, owned = self._roots, self.owned
+        for j, out in enumerate(node.outputs):
+            srcs = op.view_map.get(j)
+            if srcs:
+                shared = set()
+                for src in srcs:
+                    found = roots.get(inputs[src])
+                    if found is not None:
+                        shared |= found
+                    elif inputs[src] in owned:
+                        shared.add(inputs[src])
+                roots[out] = shared
+                if shared:
+                    self._last[out] = -1   # (read by no node so far)
+                for root in shared:
+                    self._views.setdefault(root, {root}).add(out)
+            elif all(inputs[d] in owned for d in op.destroy_map.get(j, ())):
+                owned.add(out)
 
     def views(self, var):
-        """``var`` and every variable that may be a view of it (transitively)."""
+        """``var`` (a buffer's own variable, not a view) and every variable
+        that may be a view of it (transitively), as a set (variables compare
+        by identity there: ``in`` on a list would call ``__eq__``)."""
         found = self._views.get(var)
-        if found is not None:
-            return found
-        found = {var}
-        stack = [var]
-        while stack:
-            v = stack.pop()
-            for client, j in self.fgraph.clients.get(v, ()):
-                if client == OUTPUT:
-                    continue
-                for k, srcs in client.op.view_map.items():
-                    out = client.outputs[k]
-                    if j in srcs and out not in found:
-                        found.add(out)
-                        stack.append(out)
-        self._views[var] = found
-        return found
+        return found if found is not None else {var}
 
     def last_reader(self, var):
         """The position of the last node reading ``var`` (infinite when a
-        result of the function exposes it or a reader is not in the order)."""
+        result of the function exposes it or a reader is not in the order).
+        Known after the first pass for every variable a question names (a
+        node's input, a result, a view); the scan of the readers below is
+        the definition."""
         last = self._last.get(var)
         if last is None:
             last = -1
@@ -162,9 +201,17 @@ class _Readers:
             self._last[var] = last
         return last
 
+    def moved(self, old, new):
+        """A swap replaced ``old`` (no view) by ``new`` in every reader."""
+        self._last[new] = self._last[old]
+        views = self._views.get(old)
+        if views is not None:
+            self._views[new] = (views - {old}) | {new}
+
     def dead_after(self, node, i):
-        """Whether ``node`` may overwrite the buffer of its input ``i``: nothing
-        after it reads that buffer's old value and no result exposes it."""
+        """Whether ``node`` may overwrite the buffer of its input ``i`` (a
+        buffer's own variable: ``owned``): nothing after it reads that
+        buffer's old value and no result exposes it."""
         aliases = self.views(node.inputs[i])
         for j, inp in enumerate(node.inputs):
             if j != i and inp in aliases:
@@ -172,16 +219,17 @@ class _Readers:
         here = self.position[node]
         # ``node`` reads ``inputs[i]`` itself, so "every other reader comes
         # before it" is "the last reader is at ``here`` at the latest".
-        return all(self.last_reader(var) <= here for var in aliases)
+        last_reader = self.last_reader
+        return all(last_reader(var) <= here for var in aliases)
 
 
-def _swap(fgraph, node, op):
+def _swap(fgraph, node, op, in_place):
     """Replace ``node`` by an ``Apply`` of ``op`` on the same inputs, with an
     output of exactly the same type, name and source location. A graph that
-    owns its nodes (``edits_in_place``) has the node's op changed where it
-    stands: the same inputs, outputs and readers, without a ``replace``
-    (import, prune) per swap."""
-    if getattr(fgraph, "edits_in_place", lambda: False)():
+    owns its nodes (``in_place``: its ``edits_in_place()``) has the node's op
+    changed where it stands: the same inputs, outputs and readers, without a
+    ``replace`` (import, prune) per swap."""
+    if in_place:
         node.op = op
         fgraph.changed_order()
         return node
