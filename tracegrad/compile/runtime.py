@@ -28,7 +28,7 @@ from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value
                                        wait_turn, write_updates)
 from tracegrad.compile import warnpoint
 from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, step_in_locals,
-                                        build_schedule, run_table, steps_source, steps_table)
+                                        build_schedule, run_table, steps_source)
 from tracegrad.printing import update_kinds
 
 
@@ -264,9 +264,8 @@ def _step_lines(schedule, env, backend, profile, monitor, first_line):
         return ["run_profiled(s, steps, runs, profile)"]
     if len(schedule.steps) > STRAIGHT_LINE_STEPS:
         # (a big schedule: a loop, compiled once, not a line per step)
-        env.update(rows=steps_table(schedule.steps, backend), steps=schedule.steps,
-                   run_table=run_table, ndarray=backend.ndarray)
-        return ["run_table(s, rows, steps, ndarray)"]
+        env.update(steps=schedule.steps, run_table=run_table, ndarray=backend.ndarray)
+        return ["run_table(s, steps, ndarray)"]
     # (source line 1 is the ``def``)
     return list(steps_source(schedule.steps, env, backend, first_line))
 

@@ -3,9 +3,9 @@
 Every variable gets a slot in a flat list: the explicit inputs first (slot
 ``i`` for input ``i``), then the shared variables, the constants, and the
 nodes' outputs in run order. A call copies ``template`` (constants already in
-place), fills the input and shared slots, and runs each ``Step``: one node's
-implementation reading and writing slots. Nothing walks the graph at call
-time.
+place), fills the input and shared slots, and runs the steps (a ``StepTable``:
+one row per node, its implementation reading and writing slots). Nothing
+walks the graph at call time.
 
 This module also decides, once, the aliasing questions of a call (read from
 the ops' ``view_map`` / ``destroy_map``):
@@ -19,6 +19,7 @@ the ops' ``view_map`` / ``destroy_map``):
 """
 from functools import partial
 from operator import itemgetter
+from types import FunctionType
 
 import numpy as np
 
@@ -36,7 +37,9 @@ class Step:
     """One node of the schedule: ``fn(*storage[ins]) -> storage[outs]``,
     then the slots in ``frees`` (read for the last time) are cleared.
     ``run(storage)`` does that for this step alone (made at first use: a
-    call runs the whole schedule from ``make_steps_runner``'s function)."""
+    call runs the whole schedule from ``make_steps_runner``'s function or
+    ``run_table``). A ``StepTable`` makes these on demand (``table[k]``);
+    the schedule keeps whole ones only for its deferred nodes."""
 
     __slots__ = ("node", "fn", "ins", "outs", "frees", "backend", "_run")
 
@@ -58,6 +61,120 @@ class Step:
     @run.setter
     def run(self, fn):
         self._run = fn
+
+
+def _free_slots(frees):
+    """The slots of a ``StepTable.frees`` entry, as a tuple."""
+    return () if frees is None else (frees,) if type(frees) is int else frees
+
+
+# ``StepTable.kinds``: how ``run_table`` calls a row's ``fn`` (``a``, ``b``:
+# its input slots; ``op``: the node's op, for an op's own ``impl`` called
+# without a ``partial`` bound to ``xp`` per node).
+ONE, TWO, MANY, IMPL_ONE, IMPL_TWO, IMPL_MANY, OWN_RUN = range(7)
+
+
+class StepTable:
+    """The steps of a schedule as columns, one entry per step in run order
+    (a ``Step`` object, an ``itemgetter`` and a row tuple per node were ~10
+    tracked objects a node that the collector walked at the end of every
+    big compile; columns of ints and shared objects are ~0):
+
+    - ``nodes``; ``fns``: the callable (``kinds`` says how it is called);
+    - ``a``, ``b``: the input slots: ``a`` the first (``MANY``: an
+      ``itemgetter`` of all), ``b`` the second (``TWO``) else ``None``;
+    - ``outs``: the output slot; ``dtypes``: its dtype (a row whose
+      node has other than one array output, or no input, is ``OWN_RUN``:
+      ``a`` is its ``Step``, run by its own ``run``);
+    - ``frees``: the slots read for the last time: ``None``, one slot, or a
+      tuple of them.
+
+    ``table[k]`` is step ``k`` as a ``Step`` (made on demand, from
+    ``slot``: variable -> slot); iterating gives them all."""
+
+    __slots__ = ("nodes", "fns", "kinds", "a", "b", "outs", "dtypes", "frees",
+                 "slot", "backend", "fixes", "dtype_of", "_steps")
+
+    def __init__(self, slot, backend):
+        self.nodes, self.fns, self.kinds, self.a, self.b = [], [], [], [], []
+        self.outs, self.dtypes, self.frees = [], [], []
+        self.slot = slot
+        self.backend = backend
+        self.fixes = {}     # dtype -> fix(result) making an array of that dtype
+        self.dtype_of = {}  # type's dtype name -> np.dtype (one ``np.dtype`` call each)
+        self._steps = {}    # k -> the Step made for ``table[k]`` (kept: ``run`` is made once)
+
+    def add(self, node, fn, kind, frees):
+        """Append ``node``'s row: ``fn`` called as ``kind`` says for one
+        input (``ONE`` or ``IMPL_ONE``: the row gets the kind for its
+        arity), ``frees`` as the ``frees`` column holds them."""
+        slot, ins = self.slot, node.inputs
+        out = node.outputs[0] if len(node.outputs) == 1 else None
+        if out is None or not ins or not getattr(out.type, "array_values", False):
+            if kind >= IMPL_ONE:
+                fn = partial(fn, node.op, self.backend.xp)
+            a = Step(node, fn, [slot[v] for v in ins], [slot[o] for o in node.outputs],
+                     _free_slots(frees), self.backend)
+            kind, b, o, dtype = OWN_RUN, None, None, None
+        else:
+            if len(ins) == 1:
+                a, b = slot[ins[0]], None
+            elif len(ins) == 2:
+                a, b = slot[ins[0]], slot[ins[1]]
+                kind += TWO - ONE
+            else:
+                a, b = itemgetter(*[slot[v] for v in ins]), None
+                kind += MANY - ONE
+            o = slot[out]
+            dtype = self.dtype_of.get(out.type.dtype)
+            if dtype is None:
+                dtype = self.dtype_of[out.type.dtype] = np.dtype(out.type.dtype)
+        self.nodes.append(node)
+        self.fns.append(fn)
+        self.kinds.append(kind)
+        self.a.append(a)
+        self.b.append(b)
+        self.outs.append(o)
+        self.dtypes.append(dtype)
+        self.frees.append(frees)
+
+    def __len__(self):
+        return len(self.nodes)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self.nodes)))]
+        if k < 0:
+            k += len(self.nodes)
+        step = self._steps.get(k)
+        if step is None:
+            if self.kinds[k] == OWN_RUN:
+                step = self.a[k]
+            else:
+                node, slot = self.nodes[k], self.slot
+                step = Step(node, self.fn_of(k), [slot[v] for v in node.inputs],
+                            [slot[o] for o in node.outputs], _free_slots(self.frees[k]),
+                            self.backend)
+            self._steps[k] = step
+        return step
+
+    def __iter__(self):
+        return map(self.__getitem__, range(len(self.nodes)))
+
+    def fn_of(self, k):
+        """Step ``k``'s ``f(*arrays)`` (an op's own ``impl`` bound to ``xp``)."""
+        fn = self.fns[k]
+        if self.kinds[k] in (IMPL_ONE, IMPL_TWO, IMPL_MANY):
+            return partial(fn, self.nodes[k].op, self.backend.xp)
+        return fn
+
+    def fix(self, dtype):
+        """``fix(result)``: ``result`` as an array of ``dtype`` (made once per dtype)."""
+        fix = self.fixes.get(dtype)
+        if fix is None:
+            fix = self.fixes[dtype] = partial(_fix, self.backend.xp, self.backend.ndarray,
+                                              dtype)
+        return fix
 
 
 class UpdatePlan:
@@ -83,7 +200,7 @@ class Schedule:
         self.n_inputs = n_inputs
         self.template = template          # list: constants in place, None elsewhere
         self.shared_reads = shared_reads  # [(slot, container)]
-        self.steps = steps                # [Step]
+        self.steps = steps                # StepTable
         self.outputs = outputs            # [(slot, AS_IS | COPY | COPY_IF_READONLY)]
         self.updates = updates            # [UpdatePlan]
         self.deferred = []                # fused kernels with out= targets (compile/targets.py)
@@ -110,24 +227,18 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     call's arguments, the rest shared variables; ``borrow[i]`` allows user
     output ``i`` to alias anything."""
     order = fgraph.toposort()
-    slot = {}
-    template = []
-
-    def new_slot(var, value=None):
-        slot[var] = len(template)
-        template.append(value)
-
-    for var in fgraph.inputs:
-        new_slot(var)
+    constants = sorted(fgraph.constants(), key=_constant_order)
+    produced = [out for node in order for out in node.outputs]
+    variables = fgraph.inputs + constants + produced
+    # (one update: a variable listed twice keeps its later slot, as before)
+    slot = dict(zip(variables, range(len(variables))))
+    template = ([None] * len(fgraph.inputs) + [_constant_array(v, backend) for v in constants]
+                + [None] * len(produced))
     shared_reads = [(slot[v], v.container) for v in fgraph.inputs[n_inputs:]]
-    for var in sorted(fgraph.constants(), key=_constant_order):
-        new_slot(var, _constant_array(var, backend))
-    for node in order:
-        for out in node.outputs:
-            new_slot(out)
 
     roots, is_view = _alias_roots(fgraph, order)
-    protected = set(fgraph.inputs) | set(fgraph.constants())
+    protected = set(fgraph.inputs)
+    protected.update(constants)
     _check_destroyers(order, roots, protected, fgraph.outputs)
     outputs, claimed = _output_plan(fgraph, borrow, roots, is_view, protected, slot)
     updates = _update_plan(fgraph, roots, protected, claimed, slot,
@@ -135,44 +246,64 @@ def build_schedule(fgraph, n_inputs, borrow, backend):
     # The out= targets stage: fused nodes that write their updates straight
     # into the shared buffers run in the update phase (``Schedule.deferred``).
     targets = plan_out_targets(fgraph, order, roots, updates) if backend.fused_updates else {}
-    steps = _steps(fgraph, order, slot, backend, targets)
+    steps, kept_apart = _steps(fgraph, order, slot, backend, targets)
     schedule = Schedule(n_inputs, template, shared_reads, steps, outputs, updates)
     if targets:
         moved = {id(p) for plans in targets.values() for p in plans}
         schedule.updates = [p for p in updates if id(p) not in moved]
         schedule.deferred = [Deferred(step.node, step, targets[step.node])
-                             for step in steps if step.node in targets]
-        schedule.steps = [step for step in steps if step.node not in targets]
+                             for step in kept_apart]
     return schedule
 
 
 def _steps(fgraph, order, slot, backend, targets):
-    """One ``Step`` per node, in ``order``. A slot is freed by its last
-    reader, except the slots that ``targets`` nodes (run in the update
-    phase, after every step) read."""
-    xp = backend.xp
+    """``(table, apart)``: the ``StepTable`` of the nodes in ``order`` but
+    ``targets``, and a ``Step`` for each of those (run in the update phase,
+    after every step). A slot is freed by its last reader, except the
+    outputs' and those that ``targets`` nodes read."""
     last_reader = {}
     for k, node in enumerate(order):
         for inp in node.inputs:
             last_reader[inp] = k
-    kept = set(fgraph.outputs)
+    # (-1: read by no step index, so never freed; nor freed as unread)
+    last_reader.update(dict.fromkeys(fgraph.outputs, -1))
     for node in targets:
-        kept.update(node.inputs)
-    steps = []
-    wrap = backend.step_wrapper   # (the CPU's: large calls of a lone ufunc -> the C tier)
+        last_reader.update(dict.fromkeys(node.inputs, -1))
+    table = StepTable(slot, backend)
+    apart = []
     for k, node in enumerate(order):
         if node in targets:
-            frees = ()
-        else:
-            frees = {slot[v] for v in node.inputs if last_reader[v] == k and v not in kept}
-            frees.update(slot[o] for o in node.outputs
-                         if o not in last_reader and o not in kept)
-        fn = impl_for(node, xp)
-        if wrap is not None:
-            fn = wrap(node, fn)
-        steps.append(Step(node, fn, [slot[v] for v in node.inputs],
-                          [slot[o] for o in node.outputs], sorted(frees), backend))
-    return steps
+            fn, kind = _row_fn(node, backend)
+            if kind == IMPL_ONE:
+                fn = partial(fn, node.op, backend.xp)
+            apart.append(Step(node, fn, [slot[v] for v in node.inputs],
+                              [slot[o] for o in node.outputs], (), backend))
+            continue
+        frees = [slot[v] for v in node.inputs if last_reader[v] == k]
+        frees += [slot[o] for o in node.outputs if o not in last_reader]
+        if len(frees) > 1:
+            frees = sorted(set(frees))
+        table.add(node, *_row_fn(node, backend),
+                  None if not frees else frees[0] if len(frees) == 1 else tuple(frees))
+    return table, apart
+
+
+def _row_fn(node, backend):
+    """``(fn, ONE)``: the node's ``f(*arrays)`` (``impl_for``, wrapped by
+    ``backend.step_wrapper`` when it asks for the op); ``(impl, IMPL_ONE)``
+    for an op's own plain ``impl`` function, called ``impl(op, xp,
+    *arrays)`` (no ``partial`` per node)."""
+    op = node.op
+    wrap = backend.step_wrapper
+    if wrap is None or not isinstance(op, backend.wrapped_ops):
+        impl = type(op).impl
+        # (``op.impl`` is that function bound, unless the op was given its
+        # own: the bound method is made to ask, and dropped)
+        if (getattr(op, "impl_for", None) is None and type(impl) is FunctionType
+                and getattr(op.impl, "__func__", None) is impl and not uses_perform(op)):
+            return impl, IMPL_ONE
+        return impl_for(node, backend.xp), ONE
+    return wrap(node, impl_for(node, backend.xp)), ONE
 
 
 def _constant_order(var):
@@ -393,43 +524,40 @@ def _step_at(steps, first, frame):
 from tracegrad.config import STRAIGHT_LINE_STEPS  # noqa: E402,F401
 
 
-def steps_table(steps, backend):
-    """The rows ``run_table`` runs, one per step: ``(fn, get, arity, out,
-    dtype, fix, frees)``; a step of other than one array output (rare) is
-    run by its own ``step.run`` (``arity`` -1)."""
-    rows = []
-    fixes = {}
-    for step in steps:
-        var = step.node.outputs[0] if len(step.outs) == 1 else None
-        if var is None or not getattr(var.type, "array_values", False) or not step.ins:
-            rows.append((step.run, None, -1, None, None, None, ()))
-            continue
-        dtype = np.dtype(var.type.dtype)
-        fix = fixes.get(dtype)
-        if fix is None:
-            fix = fixes[dtype] = partial(_fix, backend.xp, backend.ndarray, dtype)
-        rows.append((step.fn, itemgetter(*step.ins), len(step.ins), step.outs[0], dtype,
-                     fix, step.frees))
-    return rows
-
-
-def run_table(s, rows, steps, ndarray):
-    """Run the ``steps_table`` ``rows`` over the storage ``s`` (what the
-    generated lines of ``steps_source`` do, as a loop)."""
+def run_table(s, steps, ndarray):
+    """Run the ``StepTable`` ``steps`` over the storage ``s`` (what the
+    generated lines of ``steps_source`` do, as a loop). (The kinds are
+    written as numbers: comparing with a literal is cheaper than with a
+    global name, 12k times a call.)"""
+    xp, fix = steps.backend.xp, steps.fix
     k = 0
     try:
-        for fn, get, arity, o, dt, fix, frees in rows:
-            if arity == 1:
-                r = fn(get(s))
-            elif arity > 1:
-                r = fn(*get(s))
-            else:
-                fn(s)
+        for node, fn, kind, a, b, o, dt, frees in zip(
+                steps.nodes, steps.fns, steps.kinds, steps.a, steps.b, steps.outs,
+                steps.dtypes, steps.frees):
+            if kind == 0:       # ONE
+                r = fn(s[a])
+            elif kind == 1:     # TWO
+                r = fn(s[a], s[b])
+            elif kind == 3:     # IMPL_ONE
+                r = fn(node.op, xp, s[a])
+            elif kind == 4:     # IMPL_TWO
+                r = fn(node.op, xp, s[a], s[b])
+            elif kind == 2:     # MANY
+                r = fn(*a(s))
+            elif kind == 5:     # IMPL_MANY
+                r = fn(node.op, xp, *a(s))
+            else:               # OWN_RUN
+                a.run(s)
                 k += 1
                 continue
-            s[o] = r if type(r) is ndarray and r.dtype is dt else fix(r)
-            for i in frees:
-                s[i] = None
+            s[o] = r if type(r) is ndarray and r.dtype is dt else fix(dt)(r)
+            if frees is not None:
+                if type(frees) is int:
+                    s[frees] = None
+                else:
+                    for i in frees:
+                        s[i] = None
             k += 1
     except Exception as exc:
         _fail(steps, k, s, exc)
