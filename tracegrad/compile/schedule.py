@@ -27,7 +27,7 @@ from tracegrad.backend.inplace import Deferred
 from tracegrad.compile import warnpoint
 from tracegrad.compile.targets import plan_out_targets
 from tracegrad.evaluate import reraise_with_context
-from tracegrad.trace import node_runner, uses_perform
+from tracegrad.trace import Op, node_runner, uses_perform
 
 # How an output leaves the call.
 AS_IS, COPY, COPY_IF_READONLY = 0, 1, 2
@@ -104,39 +104,36 @@ class StepTable:
         self.dtype_of = {}  # type's dtype name -> np.dtype (one ``np.dtype`` call each)
         self._steps = {}    # k -> the Step made for ``table[k]`` (kept: ``run`` is made once)
 
-    def add(self, node, fn, kind, frees):
-        """Append ``node``'s row: ``fn`` called as ``kind`` says for one
-        input (``ONE`` or ``IMPL_ONE``: the row gets the kind for its
-        arity), ``frees`` as the ``frees`` column holds them."""
-        slot, ins = self.slot, node.inputs
-        out = node.outputs[0] if len(node.outputs) == 1 else None
+    def row(self, node, fn, kind, frees):
+        """``node``'s row, a tuple of its columns' entries (``fill`` takes
+        them all at once): ``fn`` called as ``kind`` says for one input
+        (``ONE`` or ``IMPL_ONE``: the row gets the kind for its arity),
+        ``frees`` as the ``frees`` column holds them."""
+        slot, ins, outs = self.slot, node.inputs, node.outputs
+        out = outs[0] if len(outs) == 1 else None
         if out is None or not ins or not getattr(out.type, "array_values", False):
             if kind >= IMPL_ONE:
                 fn = partial(fn, node.op, self.backend.xp)
-            a = Step(node, fn, [slot[v] for v in ins], [slot[o] for o in node.outputs],
-                     _free_slots(frees), self.backend)
-            kind, b, o, dtype = OWN_RUN, None, None, None
-        else:
-            if len(ins) == 1:
-                a, b = slot[ins[0]], None
-            elif len(ins) == 2:
-                a, b = slot[ins[0]], slot[ins[1]]
-                kind += TWO - ONE
-            else:
-                a, b = itemgetter(*[slot[v] for v in ins]), None
-                kind += MANY - ONE
-            o = slot[out]
-            dtype = self.dtype_of.get(out.type.dtype)
-            if dtype is None:
-                dtype = self.dtype_of[out.type.dtype] = np.dtype(out.type.dtype)
-        self.nodes.append(node)
-        self.fns.append(fn)
-        self.kinds.append(kind)
-        self.a.append(a)
-        self.b.append(b)
-        self.outs.append(o)
-        self.dtypes.append(dtype)
-        self.frees.append(frees)
+            step = Step(node, fn, [slot[v] for v in ins], [slot[o] for o in outs],
+                        _free_slots(frees), self.backend)
+            return node, fn, OWN_RUN, step, None, None, None, frees
+        dtype = self.dtype_of.get(out.type.dtype)
+        if dtype is None:
+            dtype = self.dtype_of[out.type.dtype] = np.dtype(out.type.dtype)
+        n = len(ins)
+        if n == 1:
+            return node, fn, kind, slot[ins[0]], None, slot[out], dtype, frees
+        if n == 2:
+            return (node, fn, kind + (TWO - ONE), slot[ins[0]], slot[ins[1]], slot[out],
+                    dtype, frees)
+        return (node, fn, kind + (MANY - ONE), itemgetter(*[slot[v] for v in ins]), None,
+                slot[out], dtype, frees)
+
+    def fill(self, rows):
+        """Set the columns from ``rows`` (``row``'s tuples, in run order)."""
+        if rows:
+            (self.nodes, self.fns, self.kinds, self.a, self.b, self.outs, self.dtypes,
+             self.frees) = map(list, zip(*rows))
 
     def __len__(self):
         return len(self.nodes)
@@ -260,7 +257,8 @@ def _steps(fgraph, order, slot, backend, targets):
     """``(table, apart)``: the ``StepTable`` of the nodes in ``order`` but
     ``targets``, and a ``Step`` for each of those (run in the update phase,
     after every step). A slot is freed by its last reader, except the
-    outputs' and those that ``targets`` nodes read."""
+    outputs' and those that ``targets`` nodes read. (Loops, not
+    comprehensions, per node: each comprehension is a call in Python 3.11.)"""
     last_reader = {}
     for k, node in enumerate(order):
         for inp in node.inputs:
@@ -270,40 +268,73 @@ def _steps(fgraph, order, slot, backend, targets):
     for node in targets:
         last_reader.update(dict.fromkeys(node.inputs, -1))
     table = StepTable(slot, backend)
-    apart = []
+    rows, apart = [], []
+    row, row_fn = table.row, _RowFns(backend)
     for k, node in enumerate(order):
-        if node in targets:
-            fn, kind = _row_fn(node, backend)
-            if kind == IMPL_ONE:
-                fn = partial(fn, node.op, backend.xp)
+        if targets and node in targets:
+            fn = row_fn.callable(node)
             apart.append(Step(node, fn, [slot[v] for v in node.inputs],
                               [slot[o] for o in node.outputs], (), backend))
             continue
-        frees = [slot[v] for v in node.inputs if last_reader[v] == k]
-        frees += [slot[o] for o in node.outputs if o not in last_reader]
-        if len(frees) > 1:
-            frees = sorted(set(frees))
-        table.add(node, *_row_fn(node, backend),
-                  None if not frees else frees[0] if len(frees) == 1 else tuple(frees))
+        frees = None
+        for v in node.inputs:
+            if last_reader[v] == k:
+                frees = slot[v] if frees is None else _add_free(frees, slot[v])
+        for o in node.outputs:
+            if o not in last_reader:
+                frees = slot[o] if frees is None else _add_free(frees, slot[o])
+        rows.append(row(node, *row_fn(node), frees))
+    table.fill(rows)
     return table, apart
 
 
-def _row_fn(node, backend):
-    """``(fn, ONE)``: the node's ``f(*arrays)`` (``impl_for``, wrapped by
-    ``backend.step_wrapper`` when it asks for the op); ``(impl, IMPL_ONE)``
-    for an op's own plain ``impl`` function, called ``impl(op, xp,
-    *arrays)`` (no ``partial`` per node)."""
-    op = node.op
-    wrap = backend.step_wrapper
-    if wrap is None or not isinstance(op, backend.wrapped_ops):
-        impl = type(op).impl
+def _add_free(frees, i):
+    """A ``frees`` entry (one slot or a sorted tuple) with slot ``i`` added."""
+    both = sorted({i, frees} if type(frees) is int else {i, *frees})
+    return both[0] if len(both) == 1 else tuple(both)
+
+
+class _RowFns:
+    """``row_fn(node) -> (fn, kind)``: ``(f, ONE)``, the node's
+    ``f(*arrays)`` (``impl_for``, wrapped by ``backend.step_wrapper`` when
+    it asks for the op), or ``(impl, IMPL_ONE)`` for an op's own plain
+    ``impl`` function, called ``impl(op, xp, *arrays)`` (no ``partial`` per
+    node). What depends on the op's class alone is found once per class."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.by_class = {}   # op class -> (wrapped, its plain impl or None)
+
+    def __call__(self, node):
+        op = node.op
+        found = self.by_class.get(type(op))
+        if found is None:
+            found = self.by_class[type(op)] = self._class_facts(type(op))
+        wrapped, impl = found
+        if wrapped:
+            return self.backend.step_wrapper(node, impl_for(node, self.backend.xp)), ONE
         # (``op.impl`` is that function bound, unless the op was given its
         # own: the bound method is made to ask, and dropped)
-        if (getattr(op, "impl_for", None) is None and type(impl) is FunctionType
-                and getattr(op.impl, "__func__", None) is impl and not uses_perform(op)):
+        if (impl is not None and getattr(op, "impl_for", None) is None
+                and getattr(op.impl, "__func__", None) is impl):
             return impl, IMPL_ONE
-        return impl_for(node, backend.xp), ONE
-    return wrap(node, impl_for(node, backend.xp)), ONE
+        return impl_for(node, self.backend.xp), ONE
+
+    def _class_facts(self, cls):
+        backend = self.backend
+        if backend.step_wrapper is not None and issubclass(cls, backend.wrapped_ops):
+            return True, None
+        impl = getattr(cls, "impl", None)
+        # (``trace.uses_perform``, for the class: a Theano-protocol op)
+        if type(impl) is not FunctionType or (getattr(cls, "perform", None) is not None
+                                              and impl is Op.impl):
+            impl = None
+        return False, impl
+
+    def callable(self, node):
+        """The node's ``f(*arrays)``."""
+        fn, kind = self(node)
+        return partial(fn, node.op, self.backend.xp) if kind == IMPL_ONE else fn
 
 
 def _constant_order(var):
