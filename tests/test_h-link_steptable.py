@@ -160,3 +160,52 @@ def test_the_kinds_are_the_numbers_run_table_compares_with():
     # (run_table writes them as literals)
     assert (schedule.ONE, schedule.TWO, schedule.MANY, schedule.IMPL_ONE, schedule.IMPL_TWO,
             schedule.IMPL_MANY, schedule.OWN_RUN) == tuple(range(7))
+
+
+# ------------------------------------------------------------ collector.paused
+def _collections_of_block(monkeypatch, full_due):
+    """The generations collected at the end of a paused block making ~5000
+    tracked objects (over a ``MANY_NEW_OBJECTS`` of 1000)."""
+    import gc
+    from tracegrad import collector
+    monkeypatch.setattr(collector, "MANY_NEW_OBJECTS", 1000)
+    monkeypatch.setattr(collector, "_full_due", lambda new: full_due)
+    seen = []
+
+    def callback(phase, info):
+        if phase == "start":
+            seen.append(info["generation"])
+    was = gc.isenabled()
+    gc.enable()
+    gc.collect()
+    gc.callbacks.append(callback)
+    try:
+        with collector.paused():
+            kept = [[i] for i in range(5000)]
+    finally:
+        gc.callbacks.remove(callback)
+        if not was:
+            gc.disable()
+    assert len(kept) == 5000
+    return seen
+
+
+@pytest.mark.parametrize("full_due, generation", [(False, 1), (True, 2)])
+def test_a_big_paused_block_ends_with_one_collection(monkeypatch, full_due, generation):
+    assert _collections_of_block(monkeypatch, full_due)[:1] == [generation]
+
+
+def test_a_full_collection_is_due_only_past_the_oldest_threshold():
+    import gc
+    from tracegrad import collector
+    gc.collect()   # (no middle collection since: the oldest's count is 0)
+    assert not collector._full_due(10 ** 9)
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 0)   # the oldest's threshold passed
+        assert collector._full_due(10 ** 9)
+        assert not collector._full_due(1)
+        gc.set_threshold(0, 10, 0)     # automatic collection off: never due
+        assert not collector._full_due(10 ** 9)
+    finally:
+        gc.set_threshold(*old)
