@@ -100,7 +100,7 @@ class StepTable:
         self.outs, self.dtypes, self.frees = [], [], []
         self.slot = slot
         self.backend = backend
-        self.fixes = {}     # dtype -> fix(result) making an array of that dtype
+        self.fixes = {}     # dtype -> fix(result) making an array of that dtype (each row's)
         self.dtype_of = {}  # type's dtype name -> np.dtype (one ``np.dtype`` call each)
         self._steps = {}    # k -> the Step made for ``table[k]`` (kept: ``run`` is made once)
 
@@ -120,6 +120,7 @@ class StepTable:
         dtype = self.dtype_of.get(out.type.dtype)
         if dtype is None:
             dtype = self.dtype_of[out.type.dtype] = np.dtype(out.type.dtype)
+            self.fix(dtype)   # (made now: ``run_table`` looks it up in ``fixes``)
         n = len(ins)
         if n == 1:
             return node, fn, kind, slot[ins[0]], None, slot[out], dtype, frees
@@ -602,7 +603,7 @@ def run_table(s, steps, ndarray):
     generated lines of ``steps_source`` do, as a loop). (The kinds are
     written as numbers: comparing with a literal is cheaper than with a
     global name, 12k times a call.)"""
-    xp, fix = steps.backend.xp, steps.fix
+    xp, fixes = steps.backend.xp, steps.fixes
     k = 0
     try:
         for node, fn, kind, a, b, o, dt, frees in zip(
@@ -624,7 +625,7 @@ def run_table(s, steps, ndarray):
                 a.run(s)
                 k += 1
                 continue
-            s[o] = r if type(r) is ndarray and r.dtype is dt else fix(dt)(r)
+            s[o] = r if type(r) is ndarray and r.dtype is dt else fixes[dt](r)
             if frees is not None:
                 if type(frees) is int:
                     s[frees] = None
