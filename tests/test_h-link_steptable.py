@@ -6,7 +6,7 @@ import pytest
 
 import tracegrad.tensor as T
 from tracegrad import function
-from tracegrad.compile import schedule
+from tracegrad.compile import runtime, schedule
 from tracegrad.trace import Apply, Op
 
 
@@ -120,7 +120,7 @@ def test_after_a_call_exactly_the_freed_slots_are_empty(runner):
     table = f.schedule.steps
     s = [x_value := np.linspace(0.0, 1.0, 5)] + list(f.schedule.template[1:])
     if runner == "table":
-        schedule.run_table(s, table, np.ndarray)
+        runtime.run_table(s, table, np.ndarray)
     else:
         schedule.make_steps_runner(list(table), f.maker.backend)(s)
     freed = {i for k in range(len(table)) for i in table[k].frees}

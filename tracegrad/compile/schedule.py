@@ -76,21 +76,16 @@ ONE, TWO, MANY, IMPL_ONE, IMPL_TWO, IMPL_MANY, OWN_RUN = range(7)
 
 class StepTable:
     """The steps of a schedule as columns, one entry per step in run order
-    (a ``Step`` object, an ``itemgetter`` and a row tuple per node were ~10
-    tracked objects a node that the collector walked at the end of every
-    big compile; columns of ints and shared objects are ~0):
-
-    - ``nodes``; ``fns``: the callable (``kinds`` says how it is called);
-    - ``a``, ``b``: the input slots: ``a`` the first (``MANY``: an
-      ``itemgetter`` of all), ``b`` the second (``TWO``) else ``None``;
-    - ``outs``: the output slot; ``dtypes``: its dtype (a row whose
-      node has other than one array output, or no input, is ``OWN_RUN``:
-      ``a`` is its ``Step``, run by its own ``run``);
-    - ``frees``: the slots read for the last time: ``None``, one slot, or a
-      tuple of them.
-
-    ``table[k]`` is step ``k`` as a ``Step`` (made on demand, from
-    ``slot``: variable -> slot); iterating gives them all."""
+    (a ``Step``, an ``itemgetter`` and tuples per node were ~10 tracked
+    objects a node for the collector to walk; columns of ints are ~0):
+    ``nodes``; ``fns``, the callables (``kinds`` says how each is called);
+    ``a``, ``b``, the input slots (``a`` the first, or with ``MANY`` an
+    ``itemgetter`` of all; ``b`` the second with ``TWO``, else ``None``);
+    ``outs``, the output slot; ``dtypes``, its dtype (a node of other than
+    one array output, or of no input, is ``OWN_RUN``: ``a`` is its
+    ``Step``); ``frees``, the slots read for the last time (``None``, a
+    slot or a tuple). ``table[k]`` is step ``k`` as a ``Step`` (made on
+    demand, from ``slot``: variable -> slot); iterating gives them all."""
 
     __slots__ = ("nodes", "fns", "kinds", "a", "b", "outs", "dtypes", "frees",
                  "slot", "backend", "fixes", "dtype_of", "_steps")
@@ -100,7 +95,7 @@ class StepTable:
         self.outs, self.dtypes, self.frees = [], [], []
         self.slot = slot
         self.backend = backend
-        self.fixes = {}     # dtype -> fix(result) making an array of that dtype (each row's)
+        self.fixes = {}     # dtype -> fix(result): ``result`` as an array of that dtype
         self.dtype_of = {}  # type's dtype name -> np.dtype (one ``np.dtype`` call each)
         self._steps = {}    # k -> the Step made for ``table[k]`` (kept: ``run`` is made once)
 
@@ -120,7 +115,8 @@ class StepTable:
         dtype = self.dtype_of.get(out.type.dtype)
         if dtype is None:
             dtype = self.dtype_of[out.type.dtype] = np.dtype(out.type.dtype)
-            self.fix(dtype)   # (made now: ``run_table`` looks it up in ``fixes``)
+            if dtype not in self.fixes:
+                self.fixes[dtype] = partial(_fix, self.backend.xp, self.backend.ndarray, dtype)
         n = len(ins)
         if n == 1:
             return node, fn, kind, slot[ins[0]], None, slot[out], dtype, frees
@@ -140,8 +136,6 @@ class StepTable:
         return len(self.nodes)
 
     def __getitem__(self, k):
-        if isinstance(k, slice):
-            return [self[j] for j in range(*k.indices(len(self.nodes)))]
         if k < 0:
             k += len(self.nodes)
         step = self._steps.get(k)
@@ -165,14 +159,6 @@ class StepTable:
         if self.kinds[k] in (IMPL_ONE, IMPL_TWO, IMPL_MANY):
             return partial(fn, self.nodes[k].op, self.backend.xp)
         return fn
-
-    def fix(self, dtype):
-        """``fix(result)``: ``result`` as an array of ``dtype`` (made once per dtype)."""
-        fix = self.fixes.get(dtype)
-        if fix is None:
-            fix = self.fixes[dtype] = partial(_fix, self.backend.xp, self.backend.ndarray,
-                                              dtype)
-        return fix
 
 
 class UpdatePlan:
@@ -506,7 +492,7 @@ def _update_plan(fgraph, roots, protected, claimed, slot, arguments):
 
 
 # ------------------------------------------------------------ step runners
-def _fail(steps, k, storage, exc):
+def fail_at(steps, k, storage, exc):
     step = steps[k]
     reraise_with_context(step.node, [storage[i] for i in step.ins], exc)
 
@@ -575,7 +561,7 @@ def steps_source(steps, env, backend, first_line):
     """Lines running ``steps`` in order over the storage ``s``: ``try:`` at
     line ``first_line`` of the generated source, then one line per step; an
     error is reraised naming the node of the line it came from."""
-    env.update(ndarray=backend.ndarray, fail=_fail, wrong_count=_wrong_count, steps=steps)
+    env.update(ndarray=backend.ndarray, fail=fail_at, wrong_count=_wrong_count, steps=steps)
     if not steps:
         return []
     # (which step a frame of this code runs: for NumPy's warnings, ``warnpoint``)
@@ -596,55 +582,6 @@ def _step_at(steps, first, frame):
 # Schedules of more steps than this run as a loop over a table of steps
 # (the tunable and its reason are in tracegrad/config.py).
 from tracegrad.config import STRAIGHT_LINE_STEPS  # noqa: E402,F401
-
-
-def run_table(s, steps, ndarray):
-    """Run the ``StepTable`` ``steps`` over the storage ``s`` (what the
-    generated lines of ``steps_source`` do, as a loop). (The kinds are
-    written as numbers: comparing with a literal is cheaper than with a
-    global name, 12k times a call.)"""
-    xp, fixes = steps.backend.xp, steps.fixes
-    k = 0
-    try:
-        for node, fn, kind, a, b, o, dt, frees in zip(
-                steps.nodes, steps.fns, steps.kinds, steps.a, steps.b, steps.outs,
-                steps.dtypes, steps.frees):
-            if kind == 0:       # ONE
-                r = fn(s[a])
-            elif kind == 1:     # TWO
-                r = fn(s[a], s[b])
-            elif kind == 3:     # IMPL_ONE
-                r = fn(node.op, xp, s[a])
-            elif kind == 4:     # IMPL_TWO
-                r = fn(node.op, xp, s[a], s[b])
-            elif kind == 2:     # MANY
-                r = fn(*a(s))
-            elif kind == 5:     # IMPL_MANY
-                r = fn(node.op, xp, *a(s))
-            else:               # OWN_RUN
-                a.run(s)
-                k += 1
-                continue
-            s[o] = r if type(r) is ndarray and r.dtype is dt else fixes[dt](r)
-            if frees is not None:
-                if type(frees) is int:
-                    s[frees] = None
-                else:
-                    for i in frees:
-                        s[i] = None
-            k += 1
-    except Exception as exc:
-        _fail(steps, k, s, exc)
-
-
-warnpoint.LOOPS[run_table.__code__] = lambda frame: step_in_locals(frame, "k")
-
-
-def step_in_locals(frame, index):
-    """The node of ``steps[<index>]`` in a loop's frame, or ``None``."""
-    local = frame.f_locals
-    steps, k = local.get("steps"), local.get(index)
-    return steps[k].node if steps is not None and k is not None and k < len(steps) else None
 
 
 def make_steps_runner(steps, backend):
