@@ -93,7 +93,7 @@ def test_an_unread_output_of_a_node_is_freed_by_that_node():
     f = _function([Keep()(a)], x)
     table = _check_frees(f)
     k = next(k for k, node in enumerate(table.nodes) if isinstance(node.op, TwoOut))
-    assert table.kinds[k] == schedule.OWN_RUN
+    assert table.kinds[k] == schedule.MULTI   # (two array outputs: run by the loop)
     outs = table.nodes[k].outputs
     assert table.slot[outs[1]] in table[k].frees
     assert table.slot[outs[0]] not in table[k].frees
@@ -143,6 +143,9 @@ def test_views_agree_with_the_columns():
         assert step.ins == tuple(table.slot[v] for v in step.node.inputs)
         assert step.outs == tuple(table.slot[o] for o in step.node.outputs)
         kind = table.kinds[k]
+        if kind == schedule.MULTI:
+            assert (table.a[k], table.outs[k]) == (step.ins, step.outs)
+            continue
         if kind == schedule.OWN_RUN:
             continue
         assert step.outs == (table.outs[k],)
@@ -159,7 +162,7 @@ def test_views_agree_with_the_columns():
 def test_the_kinds_are_the_numbers_run_table_compares_with():
     # (run_table writes them as literals)
     assert (schedule.ONE, schedule.TWO, schedule.MANY, schedule.IMPL_ONE, schedule.IMPL_TWO,
-            schedule.IMPL_MANY, schedule.OWN_RUN) == tuple(range(7))
+            schedule.IMPL_MANY, schedule.MULTI, schedule.OWN_RUN) == tuple(range(8))
 
 
 # ------------------------------------------------------------ collector.paused
@@ -209,3 +212,30 @@ def test_a_full_collection_is_due_only_past_the_oldest_threshold():
         assert not collector._full_due(10 ** 9)
     finally:
         gc.set_threshold(*old)
+
+
+class WrongCount(Op):
+    """Says two outputs, returns three."""
+
+    def make_node(self, x):
+        return Apply(self, [x], [x.type(), x.type()])
+
+    def impl(self, xp, x):
+        return x, x, x
+
+
+@pytest.mark.parametrize("limit", [0, 10 ** 6])
+def test_a_step_of_several_outputs_runs_in_the_loop_as_in_the_lines(monkeypatch, limit):
+    from tracegrad.compile import runtime
+    monkeypatch.setattr(runtime, "STRAIGHT_LINE_STEPS", limit)
+    x = T.dvector("x")
+    a, b = TwoOut()(T.exp(x))
+    f = _function([a * b, Keep()(b)], x)
+    assert schedule.MULTI in f.schedule.steps.kinds
+    arg = np.linspace(0.0, 1.0, 4)
+    e = np.exp(arg)
+    for got, want in zip(f(arg), [(e + 1) * (e * 2), e * 2]):
+        np.testing.assert_allclose(got, want)
+    wrong = _function([WrongCount()(x)[0] + 1.0], x)
+    with pytest.raises(ValueError, match="returned 3 results for 2 outputs"):
+        wrong(arg)

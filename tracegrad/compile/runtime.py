@@ -28,7 +28,7 @@ from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value
                                        wait_turn, write_updates)
 from tracegrad.compile import warnpoint
 from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, build_schedule,
-                                        fail_at, steps_source)
+                                        fail_at, free_slots, steps_source, wrong_count)
 from tracegrad.printing import update_kinds
 
 
@@ -316,6 +316,10 @@ def run_table(s, steps, ndarray):
                 r = fn(*a(s))
             elif kind == 5:     # IMPL_MANY
                 r = fn(node.op, xp, *a(s))
+            elif kind == 6:     # MULTI
+                _run_multi(s, node, fn, a, o, dt, frees, fixes, ndarray)
+                k += 1
+                continue
             else:               # OWN_RUN
                 a.run(s)
                 k += 1
@@ -330,6 +334,18 @@ def run_table(s, steps, ndarray):
             k += 1
     except Exception as exc:
         fail_at(steps, k, s, exc)
+
+
+def _run_multi(s, node, fn, ins, outs, dtypes, frees, fixes, ndarray):
+    """A ``MULTI`` row of ``run_table``: as ``schedule._step_line`` writes a
+    step of several array outputs."""
+    results = fn(*[s[i] for i in ins])
+    if len(results) != len(outs):
+        wrong_count(node, results, len(outs))
+    for o, dt, r in zip(outs, dtypes, results):
+        s[o] = r if type(r) is ndarray and r.dtype is dt else fixes[dt](r)
+    for i in free_slots(frees):
+        s[i] = None
 
 
 warnpoint.LOOPS[run_table.__code__] = lambda frame: step_in_locals(frame, "k")
