@@ -110,7 +110,6 @@ class StepTable:
                 fn = partial(fn, node.op, self.backend.xp)
             if (ins and outs and not getattr(node.op, "exact_outputs", False)
                     and all(getattr(o.type, "array_values", False) for o in outs)):
-                # (2000 fused pairs of outputs made as many runners, ~0.25 ms each)
                 return (node, fn, MULTI, tuple([slot[v] for v in ins]), None,
                         tuple([slot[o] for o in outs]), tuple(map(self._dtype, outs)), frees)
             step = Step(node, fn, [slot[v] for v in ins], [slot[o] for o in outs],
@@ -152,8 +151,10 @@ class StepTable:
             if self.kinds[k] == OWN_RUN:
                 step = self.a[k]
             else:
-                node, slot = self.nodes[k], self.slot
-                step = Step(node, self.fn_of(k), [slot[v] for v in node.inputs],
+                node, slot, fn = self.nodes[k], self.slot, self.fns[k]
+                if self.kinds[k] in (IMPL_ONE, IMPL_TWO, IMPL_MANY):  # (bound to xp)
+                    fn = partial(fn, node.op, self.backend.xp)
+                step = Step(node, fn, [slot[v] for v in node.inputs],
                             [slot[o] for o in node.outputs], free_slots(self.frees[k]),
                             self.backend)
             self._steps[k] = step
@@ -161,13 +162,6 @@ class StepTable:
 
     def __iter__(self):
         return map(self.__getitem__, range(len(self.nodes)))
-
-    def fn_of(self, k):
-        """Step ``k``'s ``f(*arrays)`` (an op's own ``impl`` bound to ``xp``)."""
-        fn = self.fns[k]
-        if self.kinds[k] in (IMPL_ONE, IMPL_TWO, IMPL_MANY):
-            return partial(fn, self.nodes[k].op, self.backend.xp)
-        return fn
 
 
 class UpdatePlan:
@@ -293,9 +287,9 @@ def _add_free(frees, i):
 class _RowFns:
     """``row_fn(node) -> (fn, kind)``: ``(f, ONE)``, the node's
     ``f(*arrays)`` (``impl_for``, wrapped by ``backend.step_wrapper`` when
-    it asks for the op), or ``(impl, IMPL_ONE)`` for an op's own plain
-    ``impl`` function, called ``impl(op, xp, *arrays)`` (no ``partial`` per
-    node). What depends on the op's class alone is found once per class."""
+    it asks for the op), or ``(impl, IMPL_ONE)``: an op's own plain ``impl``,
+    called ``impl(op, xp, *arrays)`` (no ``partial`` per node). What depends
+    on the op's class alone is found once per class."""
 
     def __init__(self, backend):
         self.backend = backend
@@ -358,12 +352,10 @@ def _alias_roots(fgraph, order):
     (a chain of n in-place nodes would hold O(n^2) of those): two values
     share memory when their roots meet, and whatever ``roots`` is compared
     with (inputs, constants, shared variables, other roots) is made of such
-    variables too. ``_view_closure`` gives the views as well.
-
-    ``roots`` is worked out at first ask, through the views above the
-    variable only (a plan asks about the destroyed inputs, the outputs and
-    the update values: a frozenset per node output of a 12k-node graph cost
-    ~0.03 s); its ``values()`` asks for every variable of ``order``."""
+    variables too. ``_view_closure`` gives the views as well. ``roots`` is
+    worked out at first ask, through the views above the variable only (a
+    frozenset per node output of a 12k-node graph cost ~0.03 s); its
+    ``values()`` asks for every variable of ``order``."""
     roots = _AliasRoots(order)
     return roots, roots.views
 
@@ -377,8 +369,8 @@ class _AliasRoots(dict):
         self.views = set()
 
     def __missing__(self, var):
-        # (iterative: a chain of 10^4 in-place nodes is as deep)
-        # (each entry with its sources, found once)
+        # (iterative: a chain of 10^4 in-place nodes is as deep; each
+        # entry with its sources, found once)
         stack = [(var, _view_sources(var))]
         while stack:
             v, srcs = stack[-1]
