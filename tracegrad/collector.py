@@ -4,6 +4,7 @@ Below every engine (``grad``, the compile pipeline, a function's first
 call), so each can pause it without importing the others.
 """
 import gc
+import sys
 from contextlib import contextmanager
 
 # Net new container objects of a paused block above which its survivors
@@ -27,7 +28,8 @@ def paused():
     middle generations (its survivors then sit in the oldest), not by a
     young pass followed, a few thousand allocations later, by a middle one
     walking the same objects again (0.1-0.25 s in the first call of W7's
-    4k-term sum).
+    4k-term sum); or by a full collection when that pass would make one
+    due right after (``_full_due``).
     """
     was_enabled = gc.isenabled()
     if was_enabled:
@@ -36,11 +38,40 @@ def paused():
         yield
     finally:
         if was_enabled:
-            gc.enable()
-            if gc.get_count()[0] > MANY_NEW_OBJECTS:
+            new = gc.get_count()[0]
+            # (decided before the collector is on again: the allocations of
+            # deciding must not start an automatic young pass first)
+            generation = None
+            if new > MANY_NEW_OBJECTS:
                 # The block's survivors would be walked by a young
                 # collection, then again by the middle generation's a few
                 # allocations later (often inside the function's first
                 # call): one pass over both puts them in the oldest
                 # generation at once (same objects kept, same garbage freed).
-                gc.collect(1)
+                # When that pass would make a full collection due, the
+                # full one is made instead (``_full_due``).
+                generation = 2 if _full_due(new) else 1
+            gc.enable()
+            if generation is not None:
+                gc.collect(generation)
+
+
+def _full_due(new):
+    """Whether CPython's next automatic collection would be a full one
+    once ``new`` young survivors were moved to the oldest generation by
+    ``gc.collect(1)``: its rule (CPython 3.8-3.13) is more middle-generation
+    collections since the last full one than the oldest's threshold, and
+    more objects moved to the oldest since then than a quarter of those
+    it kept. The second is not readable; ``new`` being over a quarter of
+    every other tracked object is enough for it (counted as the blocks of
+    Python's allocator, which nearly all of them are: 0.1 ms, where
+    ``len(gc.get_objects())`` took 15-30 ms). A full collection is then
+    made at once: the block's objects are walked once, not by the middle
+    pass and again by the full collection right after (at the end of a
+    4k-term sum's compile the young pass took 0.11-0.14 s CPU, then the
+    first call's full collection 0.26-0.3 s walking them again)."""
+    threshold0, _, threshold2 = gc.get_threshold()
+    if not threshold0 or gc.get_count()[2] + 1 <= threshold2:
+        return False
+    blocks = sys.getallocatedblocks() or len(gc.get_objects())  # (0: no pymalloc)
+    return 5 * new > blocks

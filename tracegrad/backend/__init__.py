@@ -31,12 +31,16 @@ class Backend:
     name (``'cpu'`` or ``'cuda'``); ``fused_updates``: whether a fused
     kernel computing a shared variable's update may write straight into the
     shared buffer (``tracegrad.backend.inplace``); ``step_wrapper``:
-    ``None`` or ``wrap(node, fn) -> fn`` that the schedule applies to each
-    step's callable (the CPU's: ``backend.lone``, set by its ``install``).
+    ``None`` or ``wrap(node, fn) -> fn`` that the schedule applies to the
+    callable of each step whose op is an instance of ``wrapped_ops`` (the
+    CPU's: ``backend.lone`` on ``Elemwise`` ops, set by its ``install``;
+    asking first spares the other nodes a call and their op's ``impl`` a
+    ``partial``).
     """
 
     fused_updates = False
     step_wrapper = None
+    wrapped_ops = ()
 
     def __init__(self, name, xp):
         self.name = name

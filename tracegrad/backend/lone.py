@@ -105,7 +105,8 @@ def _fused_runner(node, tier):
 
 
 def install():
-    """Wrap the CPU schedule's steps with ``lone_runner`` (idempotent;
-    ``compile`` calls it at import)."""
+    """Wrap the CPU schedule's steps of ``Elemwise`` ops with
+    ``lone_runner`` (idempotent; ``compile`` calls it at import)."""
     from tracegrad.backend import CPU
     CPU.step_wrapper = lone_runner
+    CPU.wrapped_ops = (Elemwise,)

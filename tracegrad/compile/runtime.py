@@ -27,8 +27,8 @@ from tracegrad.compile.profile import ProfileStats
 from tracegrad.compile.publish import (PUBLISH, READERS, UPDATE_LOCK, copy_value,
                                        wait_turn, write_updates)
 from tracegrad.compile import warnpoint
-from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, step_in_locals,
-                                        build_schedule, run_table, steps_source, steps_table)
+from tracegrad.compile.schedule import (AS_IS, COPY, STRAIGHT_LINE_STEPS, build_schedule,
+                                        fail_at, free_slots, steps_source, wrong_count)
 from tracegrad.printing import update_kinds
 
 
@@ -188,7 +188,7 @@ def make_runner(schedule, filters, single, backend, profile=None, monitor=None):
     the shared reads, every step (``schedule.steps_source``), the output
     copies and the updates, with no loop or call per step (a schedule of
     more than ``STRAIGHT_LINE_STEPS`` steps runs them as one loop over a
-    table instead, ``schedule.run_table``: compiling its lines would cost
+    table instead, ``run_table``: compiling its lines would cost
     more than the loop ever does)."""
     env = dict(tail=schedule.template[schedule.n_inputs:], LOCK=UPDATE_LOCK,
                R=READERS, P=PUBLISH, ident=threading.get_ident, wait_turn=wait_turn,
@@ -264,9 +264,8 @@ def _step_lines(schedule, env, backend, profile, monitor, first_line):
         return ["run_profiled(s, steps, runs, profile)"]
     if len(schedule.steps) > STRAIGHT_LINE_STEPS:
         # (a big schedule: a loop, compiled once, not a line per step)
-        env.update(rows=steps_table(schedule.steps, backend), steps=schedule.steps,
-                   run_table=run_table, ndarray=backend.ndarray)
-        return ["run_table(s, rows, steps, ndarray)"]
+        env.update(steps=schedule.steps, run_table=run_table, ndarray=backend.ndarray)
+        return ["run_table(s, steps, ndarray)"]
     # (source line 1 is the ``def``)
     return list(steps_source(schedule.steps, env, backend, first_line))
 
@@ -292,6 +291,71 @@ def _run_profiled(s, steps, runs, profile):
             times[k] = perf_counter() - t0
     finally:
         profile.record_nodes(times)
+
+
+def run_table(s, steps, ndarray):
+    """Run the ``StepTable`` ``steps`` over the storage ``s`` (what the
+    generated lines of ``schedule.steps_source`` do, as a loop). (The kinds are
+    written as numbers: comparing with a literal is cheaper than with a
+    global name, 12k times a call.)"""
+    xp, fixes = steps.backend.xp, steps.fixes
+    k = 0
+    try:
+        for node, fn, kind, a, b, o, dt, frees in zip(
+                steps.nodes, steps.fns, steps.kinds, steps.a, steps.b, steps.outs,
+                steps.dtypes, steps.frees):
+            if kind == 0:       # ONE
+                r = fn(s[a])
+            elif kind == 1:     # TWO
+                r = fn(s[a], s[b])
+            elif kind == 3:     # IMPL_ONE
+                r = fn(node.op, xp, s[a])
+            elif kind == 4:     # IMPL_TWO
+                r = fn(node.op, xp, s[a], s[b])
+            elif kind == 2:     # MANY
+                r = fn(*a(s))
+            elif kind == 5:     # IMPL_MANY
+                r = fn(node.op, xp, *a(s))
+            elif kind == 6:     # MULTI
+                _run_multi(s, node, fn, a, o, dt, frees, fixes, ndarray)
+                k += 1
+                continue
+            else:               # OWN_RUN
+                a.run(s)
+                k += 1
+                continue
+            s[o] = r if type(r) is ndarray and r.dtype is dt else fixes[dt](r)
+            if frees is not None:
+                if type(frees) is int:
+                    s[frees] = None
+                else:
+                    for i in frees:
+                        s[i] = None
+            k += 1
+    except Exception as exc:
+        fail_at(steps, k, s, exc)
+
+
+def _run_multi(s, node, fn, ins, outs, dtypes, frees, fixes, ndarray):
+    """A ``MULTI`` row of ``run_table``: as ``schedule._step_line`` writes a
+    step of several array outputs."""
+    results = fn(*[s[i] for i in ins])
+    if len(results) != len(outs):
+        wrong_count(node, results, len(outs))
+    for o, dt, r in zip(outs, dtypes, results):
+        s[o] = r if type(r) is ndarray and r.dtype is dt else fixes[dt](r)
+    for i in free_slots(frees):
+        s[i] = None
+
+
+warnpoint.LOOPS[run_table.__code__] = lambda frame: step_in_locals(frame, "k")
+
+
+def step_in_locals(frame, index):
+    """The node of ``steps[<index>]`` in a loop's frame, or ``None``."""
+    local = frame.f_locals
+    steps, k = local.get("steps"), local.get(index)
+    return steps[k].node if steps is not None and k is not None and k < len(steps) else None
 
 
 # (which step runs: for NumPy's warnings, ``warnpoint``)
