@@ -528,44 +528,54 @@ def cluster_order(outputs, clusters, order=None):
 def _unit_order(nodes, clusters):
     """``cluster_order`` over the topologically sorted ``nodes``, or ``None``
     when the clusters form a cycle."""
+    units, number = _numbered_units(nodes, clusters)
+    deps = []
+    dependents = [[] for _ in units]
+    for j, unit in enumerate(units):
+        preds = set()
+        for node in (unit.nodes if isinstance(unit, Cluster) else (unit,)):
+            for inp in node.inputs:
+                owner = inp.owner
+                if owner is None:
+                    continue
+                # (-1: a node outside ``nodes``, a unit that never runs)
+                i = number.get(owner, -1)
+                if i != j and i not in preds:
+                    preds.add(i)
+                    if i >= 0:
+                        dependents[i].append(j)
+        deps.append(len(preds))
+    ready = [j for j in range(len(units) - 1, -1, -1) if deps[j] == 0]
+    order = []
+    while ready:
+        j = ready.pop()
+        order.append(units[j])
+        for nxt in dependents[j]:
+            deps[nxt] -= 1
+            if deps[nxt] == 0:
+                ready.append(nxt)
+    return order if len(order) == len(units) else None
+
+
+def _numbered_units(nodes, clusters):
+    """``(units, number)``: the units in order of their first node, and the
+    number (index in ``units``) of each node's unit, so the edges between
+    units are found with one lookup per input."""
     unit_of = {}
     for cluster in clusters:
         for node in cluster.nodes:
             unit_of[node] = cluster
+    number = {}  # node (and cluster) -> the number of its unit
     units = []
-    seen = set()
     for node in nodes:
-        unit = unit_of.get(node, node)
-        if id(unit) not in seen:
-            seen.add(id(unit))
-            units.append(unit)
-    deps = {}
-    dependents = {}
-    for unit in units:
-        if isinstance(unit, Cluster):
-            members = unit.nodes
-            inside = set(members)
-        else:  # (most units: a lone node, which never reads itself)
-            members = inside = (unit,)
-        preds = set()
-        for node in members:
-            for inp in node.inputs:
-                owner = inp.owner
-                if owner is None or owner in inside:
-                    continue
-                pred = unit_of.get(owner, owner)
-                if id(pred) not in preds:
-                    preds.add(id(pred))
-                    dependents.setdefault(id(pred), []).append(unit)
-        deps[id(unit)] = len(preds)
-    ready = [u for u in units if deps[id(u)] == 0]
-    ready.reverse()
-    order = []
-    while ready:
-        unit = ready.pop()
-        order.append(unit)
-        for nxt in dependents.get(id(unit), ()):
-            deps[id(nxt)] -= 1
-            if deps[id(nxt)] == 0:
-                ready.append(nxt)
-    return order if len(order) == len(units) else None
+        cluster = unit_of.get(node)
+        if cluster is None:
+            number[node] = len(units)
+            units.append(node)
+            continue
+        j = number.get(cluster)
+        if j is None:
+            j = number[cluster] = len(units)
+            units.append(cluster)
+        number[node] = j
+    return units, number
