@@ -152,10 +152,10 @@ class _Search:
 
     def __init__(self, outputs, target, max_operands, order=None):
         self.nodes = nodes = toposort(outputs) if order is None else order
-        # One walk of the edges: the readers of each variable and the
-        # producers' positions of each node (in input order; graph inputs
-        # drop out: ``get(None)`` is None). A producer comes before its
-        # reader, so its position is known when the reader is reached.
+        # One walk of the edges: the readers of each variable computed here
+        # and the producers' positions of each node (in input order; graph
+        # inputs drop out: ``get(None)`` is None). A producer comes before
+        # its reader, so its position is known when the reader is reached.
         self.position = position = {}
         self.clients = clients = {}
         self.producers = producers = []
@@ -164,14 +164,15 @@ class _Search:
             position[node] = k
             mine = []
             for inp in node.inputs:
+                p = get(inp.owner)
+                if p is None:
+                    continue  # (nobody asks for the readers of a graph input)
+                mine.append(p)
                 readers = clients.get(inp)
                 if readers is None:
                     clients[inp] = [k]
                 else:
                     readers.append(k)
-                p = get(inp.owner)
-                if p is not None:
-                    mine.append(p)
             producers.append(mine)
         self.graph_outputs = set(outputs)
         self.target = target
@@ -247,10 +248,20 @@ class _Search:
         examined: ``other``'s own lone feeders never depend on the union (a
         lone feeder's ancestors come before it, so before ``k``, and
         ``_merge`` and this check kept them off ``other``'s members), and
-        only the variables the node reads can stop crossing the border."""
-        group_of, anc = self.group_of, self.anc
-        mask = other.mask | (1 << k)
-        lone, feeders = _split_feeders(producers, group_of, anc, other)
+        only the variables the node reads can stop crossing the border.
+        Every ancestor set asked here holds only nodes before ``k``, so
+        ``other.mask`` stands for the union's."""
+        group_of, anc, mask = self.group_of, self.anc, other.mask
+        lone, feeders, rest = 0, [], []  # (``rest``: producers outside ``other``)
+        for p in producers:
+            g = group_of[p]
+            if g is other:
+                continue
+            rest.append(p)
+            if g is None:
+                lone |= anc[p]
+            else:
+                feeders.append(p)
         if lone & mask:
             return False
         for group_feeders in (other.feeders, feeders):
@@ -262,10 +273,10 @@ class _Search:
         if border is None:
             return False
         added, dropped, out = border
-        rest = [p for p in producers if group_of[p] is not other]
         if rest:  # (else, a chain: the union's ancestors are ``other``'s)
-            other.anc = (self.contracted_ancestors(producers) | other.anc) & ~mask
-        other.mask = mask
+            # (the checks above kept what ``rest`` depends on off the union)
+            other.anc |= self.contracted_ancestors(rest)
+        other.mask = mask | (1 << k)
         other.lone_anc |= lone
         other.feeders.update(feeders)
         other.inputs.update(added)
@@ -319,19 +330,33 @@ class _Search:
 
     def _merge(self, mine, other):
         """The union of ``mine`` and ``other`` when it is legal (convex,
-        within ``max_operands``): the larger of the two groups takes the
-        union's attributes and the smaller's members, and only those are
-        re-pointed in ``group_of``, so growing a group one node at a time
-        costs O(n log n) in all, not O(n^2). Returns the node's group, the
-        live one. (Member order is irrelevant: clusters sort their
-        members.)"""
-        merged = mine.merged_with(other, self)
-        if merged is None or len(merged[2]) + len(merged[3]) > self.max_operands:
-            return mine
+        within ``max_operands``; else ``mine``): the larger of the two
+        groups takes in the smaller's members and only those are re-pointed
+        in ``group_of``, so growing a group one node at a time costs
+        O(n log n) in all, not O(n^2). Returns the node's group, the live
+        one. (Member order is irrelevant: clusters sort their members.)"""
         big, small = (mine, other) if len(mine.members) >= len(other.members) \
             else (other, mine)
-        (big.mask, big.anc, big.inputs, big.outputs, big.feeders,
-         big.lone_anc) = merged
+        mask = big.mask | small.mask
+        lone = big.lone_anc | small.lone_anc
+        if lone & mask:
+            return mine
+        feeders = big.feeders_outside(small, mask, self)
+        if feeders is None:
+            return mine
+        border = self._merge_border(big, small)
+        if border is None:
+            return mine
+        added, removed, dropped, kept = border
+        big.anc = (big.anc | small.anc) & ~mask
+        big.mask, big.lone_anc, big.feeders = mask, lone, feeders
+        inputs, outputs = big.inputs, big.outputs
+        for key in removed:
+            del inputs[key]
+        inputs.update(added)
+        for key in dropped:
+            del outputs[key]
+        outputs.update(kept)
         big.members.extend(small.members)
         group_of = self.group_of
         for m in small.members:
@@ -339,6 +364,35 @@ class _Search:
         small.members = None  # dead: merged into ``big``
         del self.live[small]
         return big
+
+    def _merge_border(self, big, small):
+        """``(inputs added, input keys removed, output keys removed, outputs
+        added)``: how ``big``'s border changes when ``small`` merges into it,
+        or ``None`` when the union would have more than ``max_operands``
+        operands. A group's inputs and outputs never share a variable, and
+        a variable one group reads from the other is among the other's
+        outputs, so the union's inputs are both groups' less both groups'
+        outputs; an output stays one unless the other group reads it and
+        nothing outside the union does. Only ``small``'s variables are
+        looked at (a merge costs the smaller border, not the larger)."""
+        big_in, big_out = big.inputs, big.outputs
+        added, dropped = {}, []
+        for key, var in small.inputs.items():
+            if key in big_out:
+                if not big.needed_outside(var, small, self):
+                    dropped.append(key)
+            elif key not in big_in:
+                added[key] = var
+        removed, kept = [], {}
+        for key, var in small.outputs.items():
+            if key in big_in:
+                removed.append(key)
+                if not big.needed_outside(var, small, self):
+                    continue
+            kept[key] = var
+        count = (len(big_in) + len(added) - len(removed)
+                 + len(big_out) - len(dropped) + len(kept))
+        return None if count > self.max_operands else (added, removed, dropped, kept)
 
 
 _ELEMWISE, _SUM_TO = "elemwise", "sum_to"
@@ -352,15 +406,13 @@ def _fusable_kind(op):
     return _ELEMWISE if isinstance(op, Elemwise) else None
 
 
-def _split_feeders(producers, group_of, anc, other):
-    """``(ancestors of the lone producers, producers in groups but
-    ``other``)``."""
+def _split_feeders(producers, group_of, anc):
+    """``(ancestors of the lone producers, producers in groups)``."""
     lone, feeders = 0, []
     for p in producers:
-        g = group_of[p]
-        if g is None:
+        if group_of[p] is None:
             lone |= anc[p]
-        elif g is not other:
+        else:
             feeders.append(p)
     return lone, feeders
 
@@ -442,7 +494,7 @@ class _Group:
         self.members = [k]
         self.mask = 1 << k
         self.anc = search.contracted_ancestors(producers)
-        lone, feeders = _split_feeders(producers, search.group_of, search.anc, None)
+        lone, feeders = _split_feeders(producers, search.group_of, search.anc)
         self.lone_anc, self.feeders = lone, set(feeders)
         # Constants are left out: they are no operand of the kernel (baked
         # into its spec) and always cross the border, so a merge neither
@@ -453,9 +505,11 @@ class _Group:
         out = node.outputs[0]
         self.outputs = {id(out): out}
 
-    def _feeders_outside(self, other, mask, search):
-        """The group feeders outside the union, or ``None`` when one of
-        them depends on the union (a path would leave it and come back)."""
+    def feeders_outside(self, other, mask, search):
+        """The group feeders outside the union of ``self`` and ``other``
+        (``mask``), or ``None`` when one of them depends on the union (a path
+        would leave it and come back: it would not be convex, or clusters
+        would form a cycle)."""
         group_of = search.group_of
         feeders = set()
         for group in (self, other):
@@ -468,41 +522,7 @@ class _Group:
                 feeders.add(p)
         return feeders
 
-    def merged_with(self, other, search):
-        """The union of two groups as ``(mask, anc, inputs, outputs,
-        feeders, lone_anc)``, or ``None`` when a path would leave it and
-        come back (it would not be convex, or clusters would form a
-        cycle)."""
-        mask = self.mask | other.mask
-        lone = self.lone_anc | other.lone_anc
-        if lone & mask:
-            return None
-        feeders = self._feeders_outside(other, mask, search)
-        if feeders is None:
-            return None
-        inputs, outputs = self._border(other, search)
-        return mask, (self.anc | other.anc) & ~mask, inputs, outputs, feeders, lone
-
-    def _border(self, other, search):
-        """The union's inputs and outputs, from both groups'. A variable one
-        group reads from the other is among the other's outputs (it is
-        needed outside that group), so the union's inputs are both groups'
-        less both groups' outputs; an output stays one unless the other
-        group reads it and nothing outside the union does. (Dict copies and
-        key lookups: this runs once per merge over up to ``max_operands``
-        variables, the inner loop of the search.)"""
-        inputs = dict(self.inputs)
-        inputs.update(other.inputs)
-        outputs = {}
-        for group, rest in ((self, other), (other, self)):
-            read = rest.inputs
-            for key, var in group.outputs.items():
-                inputs.pop(key, None)
-                if key not in read or self._needed_outside(var, other, search):
-                    outputs[key] = var
-        return inputs, outputs
-
-    def _needed_outside(self, var, other, search):
+    def needed_outside(self, var, other, search):
         """Whether ``var`` is a graph output or read by a node outside the
         union of ``self`` and ``other``."""
         if var in search.graph_outputs:
