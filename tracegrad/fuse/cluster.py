@@ -406,17 +406,6 @@ def _fusable_kind(op):
     return _ELEMWISE if isinstance(op, Elemwise) else None
 
 
-def _split_feeders(producers, group_of, anc):
-    """``(ancestors of the lone producers, producers in groups)``."""
-    lone, feeders = 0, []
-    for p in producers:
-        if group_of[p] is None:
-            lone |= anc[p]
-        else:
-            feeders.append(p)
-    return lone, feeders
-
-
 def _break_cycles(groups, nodes, position):
     """Make sure the graph of clusters has no cycle (the contracted ancestor
     sets above can miss one when a group grows after a node downstream of it
@@ -493,9 +482,19 @@ class _Group:
     def __init__(self, k, node, search, producers):
         self.members = [k]
         self.mask = 1 << k
-        self.anc = search.contracted_ancestors(producers)
-        lone, feeders = _split_feeders(producers, search.group_of, search.anc)
-        self.lone_anc, self.feeders = lone, set(feeders)
+        # (``contracted_ancestors`` and the feeders split in one loop)
+        group_of, anc = search.group_of, search.anc
+        bits = lone = 0
+        feeders = set()
+        for p in producers:
+            g = group_of[p]
+            if g is None:
+                lone |= anc[p]
+                bits |= anc[p] | (1 << p)
+            else:
+                feeders.add(p)
+                bits |= g.anc | g.mask
+        self.anc, self.lone_anc, self.feeders = bits, lone, feeders
         # Constants are left out: they are no operand of the kernel (baked
         # into its spec) and always cross the border, so a merge neither
         # re-examines nor counts them (a chain of ``+ c_i * f(x_i)`` has as

@@ -254,7 +254,13 @@ def _reported(units):
     """``units``, telling the progress line how many are done (a big graph
     only: ``progress.py``; a cluster counts as one node)."""
     progress = current_progress()
-    report = progress.every or -1
+    if not progress.every:
+        return units  # (no line to tell: no generator step per unit)
+    return _reporting(units, progress)
+
+
+def _reporting(units, progress):
+    report = progress.every
     for k, unit in enumerate(units):
         if k == report:
             report += progress.every
