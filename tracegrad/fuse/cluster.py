@@ -114,13 +114,7 @@ def find_units(outputs, target="cpu", max_operands=DEFAULT_MAX_OPERANDS,
     search = _Search(outputs, target, max_operands, order)
     search.run()
     nodes, position = search.nodes, search.position
-    live = []
-    seen = set()
-    for group in search.group_of:
-        if group is not None and id(group) not in seen:
-            seen.add(id(group))
-            if len(group.members) >= min_size:
-                live.append(group)
+    live = [group for group in search.live if len(group.members) >= min_size]
     clusters = [_cluster_of(group, search) for group in live]
     clusters.sort(key=lambda c: position[c.nodes[-1]])
     units = _unit_order(nodes, clusters)
@@ -153,27 +147,41 @@ class _Search:
     once each group is contracted to one node (a path may enter a group at
     one member and leave at another); a group keeps the same set for all of
     its members (``_Group.anc``), a member's own is never read again.
+    ``live``: the groups grown so far (a dict: insertion order).
     """
 
     def __init__(self, outputs, target, max_operands, order=None):
         self.nodes = nodes = toposort(outputs) if order is None else order
-        self.position = {node: k for k, node in enumerate(nodes)}
+        # One walk of the edges: the readers of each variable computed here
+        # and the producers' positions of each node (in input order; graph
+        # inputs drop out: ``get(None)`` is None). A producer comes before
+        # its reader, so its position is known when the reader is reached.
+        self.position = position = {}
         self.clients = clients = {}
+        self.producers = producers = []
+        get = position.get
         for k, node in enumerate(nodes):
+            position[node] = k
+            mine = []
             for inp in node.inputs:
-                clients.setdefault(inp, []).append(k)
+                p = get(inp.owner)
+                if p is None:
+                    continue  # (nobody asks for the readers of a graph input)
+                mine.append(p)
+                readers = clients.get(inp)
+                if readers is None:
+                    clients[inp] = [k]
+                else:
+                    readers.append(k)
+            producers.append(mine)
         self.graph_outputs = set(outputs)
         self.target = target
         self.max_operands = max_operands
         self.anc = [0] * len(nodes)
         self.group_of = [None] * len(nodes)
+        self.live = {}
         # (dtype-free) output pattern per position, asked once per edge
         self.patterns = [None] * len(nodes)
-
-    def producers(self, node):
-        """Positions of the nodes computing ``node``'s inputs (in input order)."""
-        get = self.position.get  # (``get(None)`` is None: graph inputs drop out)
-        return [p for inp in node.inputs if (p := get(inp.owner)) is not None]
 
     def contracted_ancestors(self, producers):
         """What a node reading ``producers`` depends on, groups contracted:
@@ -186,41 +194,216 @@ class _Search:
         return bits
 
     def run(self):
-        nodes, group_of, target = self.nodes, self.group_of, self.target
+        nodes, producers, target = self.nodes, self.producers, self.target
         known = {}  # static shape -> its pattern (few distinct shapes)
+        kinds = {}  # op class -> ``_fusable_kind``
+        check = node_check(target)
         progress = current_progress()
         report = progress.every or -1
         for k, node in enumerate(nodes):
             if k == report:  # (the progress line, on a big graph only)
                 report += progress.every
                 progress.advance(k, len(nodes))
-            producers = self.producers(node)
-            if not is_fusable(node, target):
-                self.anc[k] = self.contracted_ancestors(producers)
+            op = node.op
+            kind = kinds.get(type(op))
+            if kind is None:
+                kind = kinds[type(op)] = _fusable_kind(op)
+            # (a plain elementwise row on a target without a row check needs
+            # no call of ``is_fusable``: most nodes)
+            if not (len(node.outputs) == 1 if kind is _ELEMWISE and check is None
+                    else kind is not None and is_fusable(node, target)):
+                self.anc[k] = self.contracted_ancestors(producers[k])
                 continue
             shape = node.outputs[0].type.shape
             pattern = known.get(shape)
             if pattern is None:
                 pattern = known[shape] = _pattern(node.outputs[0])
             self.patterns[k] = pattern
-            mine = group_of[k] = _Group(k, node, self, producers)
-            self.grow(mine, k, producers)
+            self.grow(k, node, producers[k], pattern)
 
-    def grow(self, mine, k, producers):
-        """Merge the new group of node ``k`` with its producers' groups, one
-        after the other, where the union stays legal."""
+    def grow(self, k, node, producers, pattern):
+        """Merge node ``k`` with its producers' groups, one after the other,
+        where the union stays legal: first the node joins a group (``_join``),
+        then that group merges with the others (``_merge``); a node that joins
+        none forms a group of its own."""
         group_of, patterns = self.group_of, self.patterns
-        pattern = patterns[k]
+        mine = None  # (the node's group, once it has one)
         for p in producers:
             other = group_of[p]
             if other is None or other is mine or patterns[p] != pattern:
                 continue
-            merged = mine.merged_with(other, self)
-            if merged is None or merged.operands() > self.max_operands:
+            if mine is None:
+                if self._join(k, node, producers, other):
+                    mine = other
+            else:
+                mine = self._merge(mine, other)
+        if mine is None:
+            mine = group_of[k] = _Group(k, node, self, producers)
+            self.live[mine] = None
+
+    def _join(self, k, node, producers, other):
+        """Add node ``k`` (reached now, in no group yet) to ``other``, a
+        producer's group, when the union is convex and within
+        ``max_operands``; returns whether it did. Only the node's side is
+        examined: ``other``'s own lone feeders never depend on the union (a
+        lone feeder's ancestors come before it, so before ``k``, and
+        ``_merge`` and this check kept them off ``other``'s members), and
+        only the variables the node reads can stop crossing the border.
+        Every ancestor set asked here holds only nodes before ``k``, so
+        ``other.mask`` stands for the union's."""
+        group_of, anc, mask = self.group_of, self.anc, other.mask
+        lone, feeders, rest = 0, [], []  # (``rest``: producers outside ``other``)
+        for p in producers:
+            g = group_of[p]
+            if g is other:
                 continue
-            mine = merged.adopt_members(mine, other, group_of)
-        if mine.anc is None:  # no merge: its ancestors are read from now on
-            mine.anc = self.contracted_ancestors(producers)
+            rest.append(p)
+            if g is None:
+                lone |= anc[p]
+            else:
+                feeders.append(p)
+        if lone & mask:
+            return False
+        for group_feeders in (other.feeders, feeders):
+            for p in group_feeders:
+                g = group_of[p]
+                if g is not other and g.anc & mask:
+                    return False
+        border = self._join_border(k, node, other)
+        if border is None:
+            return False
+        added, dropped, out = border
+        if rest:  # (else, a chain: the union's ancestors are ``other``'s)
+            # (the checks above kept what ``rest`` depends on off the union)
+            other.anc |= self.contracted_ancestors(rest)
+        other.mask = mask | (1 << k)
+        other.lone_anc |= lone
+        other.feeders.update(feeders)
+        other.inputs.update(added)
+        outputs = other.outputs
+        for key in dropped:
+            del outputs[key]
+        if out is not None:
+            outputs[id(out)] = out
+        other.members.append(k)
+        group_of[k] = other
+        return True
+
+    def _join_border(self, k, node, other):
+        """``(added inputs, dropped output keys, output or None)``: how
+        ``other``'s border changes when node ``k`` joins it, or ``None`` when
+        the union would have more than ``max_operands`` operands. The node
+        comes after every member of ``other`` and before every other reader
+        of its own output: that output crosses the border when it is read
+        at all or is a graph output."""
+        group_of, position = self.group_of, self.position
+        inputs, outputs = other.inputs, other.outputs
+        added, dropped = {}, set()
+        for var in node.inputs:
+            key = id(var)
+            if key in added or key in dropped or isinstance(var, Constant):
+                continue
+            owner = var.owner
+            p = position.get(owner) if owner is not None else None
+            if p is None or group_of[p] is not other:
+                if key not in inputs:
+                    added[key] = var
+            elif key in outputs and not self._read_outside(var, k, other):
+                dropped.add(key)
+        out = node.outputs[0]
+        if out not in self.graph_outputs and out not in self.clients:
+            out = None
+        count = (len(inputs) + len(added) + len(outputs) - len(dropped)
+                 + (out is not None))
+        return None if count > self.max_operands else (added, dropped, out)
+
+    def _read_outside(self, var, k, other):
+        """Whether ``var`` is a graph output or read by a node outside the
+        union of node ``k`` and ``other``."""
+        if var in self.graph_outputs:
+            return True
+        group_of = self.group_of
+        for c in self.clients.get(var, ()):
+            if c != k and group_of[c] is not other:
+                return True
+        return False
+
+    def _merge(self, mine, other):
+        """The union of ``mine`` and ``other`` when it is legal (convex,
+        within ``max_operands``; else ``mine``): the larger of the two
+        groups takes in the smaller's members and only those are re-pointed
+        in ``group_of``, so growing a group one node at a time costs
+        O(n log n) in all, not O(n^2). Returns the node's group, the live
+        one. (Member order is irrelevant: clusters sort their members.)"""
+        big, small = (mine, other) if len(mine.members) >= len(other.members) \
+            else (other, mine)
+        mask = big.mask | small.mask
+        lone = big.lone_anc | small.lone_anc
+        if lone & mask:
+            return mine
+        feeders = big.feeders_outside(small, mask, self)
+        if feeders is None:
+            return mine
+        border = self._merge_border(big, small)
+        if border is None:
+            return mine
+        added, removed, dropped, kept = border
+        big.anc = (big.anc | small.anc) & ~mask
+        big.mask, big.lone_anc, big.feeders = mask, lone, feeders
+        inputs, outputs = big.inputs, big.outputs
+        for key in removed:
+            del inputs[key]
+        inputs.update(added)
+        for key in dropped:
+            del outputs[key]
+        outputs.update(kept)
+        big.members.extend(small.members)
+        group_of = self.group_of
+        for m in small.members:
+            group_of[m] = big
+        small.members = None  # dead: merged into ``big``
+        del self.live[small]
+        return big
+
+    def _merge_border(self, big, small):
+        """``(inputs added, input keys removed, output keys removed, outputs
+        added)``: how ``big``'s border changes when ``small`` merges into it,
+        or ``None`` when the union would have more than ``max_operands``
+        operands. A group's inputs and outputs never share a variable, and
+        a variable one group reads from the other is among the other's
+        outputs, so the union's inputs are both groups' less both groups'
+        outputs; an output stays one unless the other group reads it and
+        nothing outside the union does. Only ``small``'s variables are
+        looked at (a merge costs the smaller border, not the larger)."""
+        big_in, big_out = big.inputs, big.outputs
+        added, dropped = {}, []
+        for key, var in small.inputs.items():
+            if key in big_out:
+                if not big.needed_outside(var, small, self):
+                    dropped.append(key)
+            elif key not in big_in:
+                added[key] = var
+        removed, kept = [], {}
+        for key, var in small.outputs.items():
+            if key in big_in:
+                removed.append(key)
+                if not big.needed_outside(var, small, self):
+                    continue
+            kept[key] = var
+        count = (len(big_in) + len(added) - len(removed)
+                 + len(big_out) - len(dropped) + len(kept))
+        return None if count > self.max_operands else (added, removed, dropped, kept)
+
+
+_ELEMWISE, _SUM_TO = "elemwise", "sum_to"
+
+
+def _fusable_kind(op):
+    """What an op's class says of ``is_fusable``: ``_SUM_TO``,
+    ``_ELEMWISE`` (the node may join) or ``None`` (it never does)."""
+    if isinstance(op, SumTo):
+        return _SUM_TO
+    return _ELEMWISE if isinstance(op, Elemwise) else None
 
 
 def _break_cycles(groups, nodes, position):
@@ -285,23 +468,33 @@ def _make_cluster(order, nodes, position, clients, graph_outputs):
 
 class _Group:
     """A cluster being grown: members (node positions), their bitset, the
-    contracted ancestors of the members, the outside nodes feeding them, and
-    the variables crossing its border (constants left out: see ``__init__``).
+    contracted ancestors of the members, what feeds them from outside and
+    the variables crossing its border (constants left out: see
+    ``__init__``).
 
-    A new group of one node ``k`` leaves ``anc`` at ``None`` until it is
-    needed (``_ancestors``): when ``k`` joins a producer's group, the union's
-    ancestors are mostly that group's (see ``merged_with``), so the node's
-    own set, O(n) bits on a chain, is never built."""
+    Feeders outside every group (lone nodes) stay lone and their ancestor
+    sets never change: they are kept as one union, ``lone_anc`` (the union
+    is convex only if it meets no member). Feeders in groups (``feeders``,
+    positions) are asked of their current group's ancestors at each merge."""
 
-    __slots__ = ("members", "mask", "anc", "feeders", "inputs", "outputs",
-                 "graph_outputs", "producers")
+    __slots__ = ("members", "mask", "anc", "lone_anc", "feeders", "inputs", "outputs")
 
     def __init__(self, k, node, search, producers):
         self.members = [k]
         self.mask = 1 << k
-        self.anc = None
-        self.producers = producers
-        self.feeders = set(producers)
+        # (``contracted_ancestors`` and the feeders split in one loop)
+        group_of, anc = search.group_of, search.anc
+        bits = lone = 0
+        feeders = set()
+        for p in producers:
+            g = group_of[p]
+            if g is None:
+                lone |= anc[p]
+                bits |= anc[p] | (1 << p)
+            else:
+                feeders.add(p)
+                bits |= g.anc | g.mask
+        self.anc, self.lone_anc, self.feeders = bits, lone, feeders
         # Constants are left out: they are no operand of the kernel (baked
         # into its spec) and always cross the border, so a merge neither
         # re-examines nor counts them (a chain of ``+ c_i * f(x_i)`` has as
@@ -309,109 +502,29 @@ class _Group:
         self.inputs = {id(inp): inp for inp in node.inputs
                        if not isinstance(inp, Constant)}
         out = node.outputs[0]
-        self.graph_outputs = search.graph_outputs
         self.outputs = {id(out): out}
 
-    def _union_ancestors(self, other, mask, search):
-        """``(self.anc | other.anc) & ~mask``, the union's contracted
-        ancestors. For a new one-node group whose producers all lie in
-        ``other`` (a chain) that is ``other.anc`` (its own set is
-        ``other.anc | other.mask`` then): no O(n)-bit operation."""
-        if self.anc is None:
-            group_of = search.group_of
-            rest = [p for p in self.producers if group_of[p] is not other]
-            if not rest:
-                return other.anc
-            # (The producers' groups are as they were when the node was
-            # visited: only merges with this group change them.)
-            self.anc = search.contracted_ancestors(self.producers)
-        return (self.anc | other.anc) & ~mask
-
-    def _feeders_outside(self, other, mask, search):
-        """The nodes outside the union feeding it, or ``None`` when one of
-        them depends on the union (a path would leave it and come back).
-        Membership is asked of ``group_of``, not of the bit ``(mask >> p) &
-        1``, whose shift copies O(n) bits."""
-        group_of, anc = search.group_of, search.anc
+    def feeders_outside(self, other, mask, search):
+        """The group feeders outside the union of ``self`` and ``other``
+        (``mask``), or ``None`` when one of them depends on the union (a path
+        would leave it and come back: it would not be convex, or clusters
+        would form a cycle)."""
+        group_of = search.group_of
         feeders = set()
         for group in (self, other):
             for p in group.feeders:
                 g = group_of[p]
-                if g is None:
-                    if anc[p] & mask:
-                        return None
-                elif g is not self and g is not other:
-                    if g.anc & mask:
-                        return None
-                else:
+                if g is self or g is other:
                     continue
+                if g.anc & mask:
+                    return None
                 feeders.add(p)
         return feeders
 
-    def merged_with(self, other, search):
-        """The union of two groups, or ``None`` when a path would leave it
-        and come back (it would not be convex, or clusters would form a
-        cycle)."""
-        mask = self.mask | other.mask
-        feeders = self._feeders_outside(other, mask, search)
-        if feeders is None:
-            return None
-        new = _Group.__new__(_Group)
-        new.members = None  # filled by ``adopt_members`` once accepted
-        new.producers = None
-        new.mask = mask
-        new.anc = self._union_ancestors(other, mask, search)
-        new.feeders = feeders
-        new.graph_outputs = self.graph_outputs
-        if self.anc is None:
-            new.inputs, new.outputs = self._border_with_one(other, search)
-        else:
-            new.inputs, new.outputs = self._border(other, search)
-        return new
-
-    def _border(self, other, search):
-        """The union's inputs and outputs, from both groups'. A variable one
-        group reads from the other is among the other's outputs (it is
-        needed outside that group), so the union's inputs are both groups'
-        less both groups' outputs; an output stays one unless the other
-        group reads it and nothing outside the union does. (Dict copies and
-        key lookups: this runs once per merge over up to ``max_operands``
-        variables, the inner loop of the search.)"""
-        inputs = dict(self.inputs)
-        inputs.update(other.inputs)
-        outputs = {}
-        for group, rest in ((self, other), (other, self)):
-            read = rest.inputs
-            for key, var in group.outputs.items():
-                inputs.pop(key, None)
-                if key not in read or self._needed_outside(var, other, search):
-                    outputs[key] = var
-        return inputs, outputs
-
-    def _border_with_one(self, other, search):
-        """``_border`` when ``self`` is a new node's group (``anc`` not made
-        yet), ``other`` a producer's: the node comes after every member of
-        ``other``, so only the variables it reads can stop crossing the
-        border; ``other``'s inputs and outputs are copied, not re-examined."""
-        group_of, position = search.group_of, search.position
-        inputs = dict(other.inputs)
-        outputs = dict(other.outputs)
-        for key, var in self.inputs.items():
-            owner = var.owner
-            p = position.get(owner) if owner is not None else None
-            if p is None or group_of[p] is not other:
-                inputs[key] = var
-            elif key in outputs and not self._needed_outside(var, other, search):
-                del outputs[key]
-        for key, var in self.outputs.items():
-            if self._needed_outside(var, other, search):
-                outputs[key] = var
-        return inputs, outputs
-
-    def _needed_outside(self, var, other, search):
+    def needed_outside(self, var, other, search):
         """Whether ``var`` is a graph output or read by a node outside the
         union of ``self`` and ``other``."""
-        if var in self.graph_outputs:
+        if var in search.graph_outputs:
             return True
         group_of = search.group_of
         for c in search.clients.get(var, ()):
@@ -419,26 +532,6 @@ class _Group:
             if g is not self and g is not other:
                 return True
         return False
-
-    def adopt_members(self, first, second, group_of):
-        """Make the union of ``first`` and ``second`` live, ``self`` being that
-        union as ``merged_with`` computed it: the larger of the two groups
-        takes ``self``'s attributes and the smaller's members, and only those
-        are re-pointed in ``group_of``, so growing a group one node at a time
-        costs O(n log n) in all, not O(n^2). Returns the live group. (Member
-        order is irrelevant: clusters sort their members.)"""
-        big, small = (first, second) if len(first.members) >= len(second.members) \
-            else (second, first)
-        big.mask, big.anc, big.feeders = self.mask, self.anc, self.feeders
-        big.inputs, big.outputs, big.producers = self.inputs, self.outputs, None
-        big.members.extend(small.members)
-        for m in small.members:
-            group_of[m] = big
-        small.members = None  # dead: merged into ``big``
-        return big
-
-    def operands(self):
-        return len(self.inputs) + len(self.outputs)  # (no constants: see __init__)
 
 
 def cluster_order(outputs, clusters, order=None):
@@ -454,44 +547,54 @@ def cluster_order(outputs, clusters, order=None):
 def _unit_order(nodes, clusters):
     """``cluster_order`` over the topologically sorted ``nodes``, or ``None``
     when the clusters form a cycle."""
+    units, number = _numbered_units(nodes, clusters)
+    deps = []
+    dependents = [[] for _ in units]
+    for j, unit in enumerate(units):
+        preds = set()
+        for node in (unit.nodes if isinstance(unit, Cluster) else (unit,)):
+            for inp in node.inputs:
+                owner = inp.owner
+                if owner is None:
+                    continue
+                # (-1: a node outside ``nodes``, a unit that never runs)
+                i = number.get(owner, -1)
+                if i != j and i not in preds:
+                    preds.add(i)
+                    if i >= 0:
+                        dependents[i].append(j)
+        deps.append(len(preds))
+    ready = [j for j in range(len(units) - 1, -1, -1) if deps[j] == 0]
+    order = []
+    while ready:
+        j = ready.pop()
+        order.append(units[j])
+        for nxt in dependents[j]:
+            deps[nxt] -= 1
+            if deps[nxt] == 0:
+                ready.append(nxt)
+    return order if len(order) == len(units) else None
+
+
+def _numbered_units(nodes, clusters):
+    """``(units, number)``: the units in order of their first node, and the
+    number (index in ``units``) of each node's unit, so the edges between
+    units are found with one lookup per input."""
     unit_of = {}
     for cluster in clusters:
         for node in cluster.nodes:
             unit_of[node] = cluster
+    number = {}  # node (and cluster) -> the number of its unit
     units = []
-    seen = set()
     for node in nodes:
-        unit = unit_of.get(node, node)
-        if id(unit) not in seen:
-            seen.add(id(unit))
-            units.append(unit)
-    deps = {}
-    dependents = {}
-    for unit in units:
-        if isinstance(unit, Cluster):
-            members = unit.nodes
-            inside = set(members)
-        else:  # (most units: a lone node, which never reads itself)
-            members = inside = (unit,)
-        preds = set()
-        for node in members:
-            for inp in node.inputs:
-                owner = inp.owner
-                if owner is None or owner in inside:
-                    continue
-                pred = unit_of.get(owner, owner)
-                if id(pred) not in preds:
-                    preds.add(id(pred))
-                    dependents.setdefault(id(pred), []).append(unit)
-        deps[id(unit)] = len(preds)
-    ready = [u for u in units if deps[id(u)] == 0]
-    ready.reverse()
-    order = []
-    while ready:
-        unit = ready.pop()
-        order.append(unit)
-        for nxt in dependents.get(id(unit), ()):
-            deps[id(nxt)] -= 1
-            if deps[id(nxt)] == 0:
-                ready.append(nxt)
-    return order if len(order) == len(units) else None
+        cluster = unit_of.get(node)
+        if cluster is None:
+            number[node] = len(units)
+            units.append(node)
+            continue
+        j = number.get(cluster)
+        if j is None:
+            j = number[cluster] = len(units)
+            units.append(cluster)
+        number[node] = j
+    return units, number

@@ -15,7 +15,7 @@ from tracegrad.fuse.targets import backend_for
 from tracegrad.ops.elemwise import fits_in_place
 from tracegrad.tensor.type import TensorType
 from tracegrad.tensor.variable import as_tensor_variable
-from tracegrad.trace import Apply, Op
+from tracegrad.trace import Apply, Op, Variable
 
 
 class FusedElemwise(Op):
@@ -41,7 +41,9 @@ class FusedElemwise(Op):
         if len(inputs) != len(spec.in_types):
             raise TypeError(f"{self.name} takes {len(spec.in_types)} inputs, "
                             f"got {len(inputs)}")
-        inputs = [as_tensor_variable(i) for i in inputs]
+        # (fusion passes tensor variables: no conversion to ask for)
+        inputs = [i if isinstance(i, Variable) and isinstance(i.type, TensorType)
+                  else as_tensor_variable(i) for i in inputs]
         for k, (var, (dtype, ndim)) in enumerate(zip(inputs, spec.in_types)):
             if var.type.dtype != dtype or var.type.ndim != ndim:
                 raise TypeError(f"{self.name}: input {k} must be {dtype} with ndim "

@@ -201,6 +201,17 @@ def _candidate(node, readers):
     return FusedSum(node.op, reductions), sums
 
 
+def may_sum_fused(units):
+    """Whether ``fuse_sums`` may find something after fusing ``units`` (the
+    clusters and lone nodes of ``fuse.cluster.cluster_order``): a fused
+    node is replaced only when it is read by sums, and those are lone nodes
+    (a ``Reduce`` or a ``SumTo``). One look at each unit spares the graph
+    walk and readers index of ``fuse_sums`` (most graphs sum nothing they
+    fuse)."""
+    sums = (Reduce, SumTo)
+    return any(isinstance(unit, Apply) and isinstance(unit.op, sums) for unit in units)
+
+
 def fuse_sums(fgraph):
     """Replace, in a ``FunctionGraph`` after fusion, each fused node whose
     every output is read only by a sum with one ``FusedSum`` node computing

@@ -18,7 +18,7 @@ as data (issue 18: W4's ``Fused{add,tanh,sqr,sub}.0``).
 from tracegrad.config import normalize_device
 from tracegrad.fuse.cluster import DEFAULT_MAX_OPERANDS, Cluster, find_units, is_fusable
 from tracegrad.fuse.op import FusedElemwise
-from tracegrad.fuse.reduce import fuse_sums
+from tracegrad.fuse.reduce import fuse_sums, may_sum_fused
 from tracegrad.fuse.spec import FILL, spec_from_cluster
 from tracegrad.progress import current as current_progress
 from tracegrad.trace import Constant, clone_replace, rebuild_node, toposort
@@ -166,12 +166,7 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
     order = getattr(fgraph, "known_order", lambda: None)() or toposort(outputs)
     in_place = getattr(fgraph, "edits_in_place", lambda: False)()
     if normalize_device(target) == "cpu":
-        for find in (fill_replacements, like_replacements):
-            found = find(outputs, nodes=order)
-            if found:
-                _apply_fills(fgraph, found, order, in_place)
-                outputs = list(fgraph.outputs)
-                order = toposort(outputs)
+        outputs, order = _fills_and_likes(fgraph, outputs, order, in_place)
     clusters, units = find_units(outputs, normalize_device(target), max_operands, order=order)
     if in_place:
         _fuse_in_place(fgraph, outputs, units)
@@ -184,9 +179,29 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
             for old, new in zip(unit.outputs, node.outputs):
                 memo[old] = new
                 fgraph.replace(old, new, reason="fusion")
-    if clusters and normalize_device(target) == "cpu":
+    if clusters and normalize_device(target) == "cpu" and may_sum_fused(units):
         fuse_sums(fgraph)
     return len(clusters)
+
+
+def _fills_and_likes(fgraph, outputs, order, in_place):
+    """Apply ``fill_replacements`` and then ``like_replacements`` to the
+    graph; returns its outputs and order after them."""
+    from tracegrad.ops.elemwise import SumTo
+    from tracegrad.ops.shape import BroadcastTo
+    classes = {type(node.op) for node in order}
+    for find, wanted in ((fill_replacements, BroadcastTo), (like_replacements, SumTo)):
+        # (each finds replacements only at nodes of its op: one look at the
+        # graph's op classes spares the walks that could find none)
+        if not any(issubclass(c, wanted) for c in classes):
+            continue
+        found = find(outputs, nodes=order)
+        if found:
+            _apply_fills(fgraph, found, order, in_place)
+            outputs = list(fgraph.outputs)
+            order = toposort(outputs)
+            classes = {type(node.op) for node in order}
+    return outputs, order
 
 
 def _apply_fills(fgraph, fills, order, in_place):
@@ -239,7 +254,13 @@ def _reported(units):
     """``units``, telling the progress line how many are done (a big graph
     only: ``progress.py``; a cluster counts as one node)."""
     progress = current_progress()
-    report = progress.every or -1
+    if not progress.every:
+        return units  # (no line to tell: no generator step per unit)
+    return _reporting(units, progress)
+
+
+def _reporting(units, progress):
+    report = progress.every
     for k, unit in enumerate(units):
         if k == report:
             report += progress.every

@@ -26,6 +26,7 @@ shape(a))`` for a single value ``b`` (the gradient of a mean), so the
 broadcast joins the kernel, which reads it as ``b``.
 """
 import weakref
+from functools import partial
 
 import numpy as np
 
@@ -160,16 +161,16 @@ class FusionSpec:
             structure = self._structure = _structure_of(self._key)
         return structure
 
-    def _rebound(self, constants, key, structure):
+    def _rebound(self, constants, key, structure, key_hash):
         """A spec of this one's structure with other ``constants`` (arrays,
-        as the spec's) and its ``key``: what depends on the structure alone
-        (instructions, output dtypes and dependencies) is shared, not
-        worked out again."""
+        as the spec's) and its ``key`` (whose ``hash`` is ``key_hash``):
+        what depends on the structure alone (instructions, output dtypes and
+        dependencies) is shared, not worked out again."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.constants = tuple(constants)
         new._key = key
-        new._hash = hash(key)
+        new._hash = key_hash
         new._structure = structure
         return new
 
@@ -345,6 +346,7 @@ def spec_from_cluster(cluster):
     inputs = []
     constants = []
     const_keys = []
+    const_types = []  # (the constants' part of the structure: no values)
     instrs = []
     sources = []
     for j, node in enumerate(cluster.nodes):
@@ -357,36 +359,46 @@ def spec_from_cluster(cluster):
                     c = np.asarray(var.data, dtype=var.type.dtype)
                     constants.append(c)
                     const_keys.append(_const_key(c))
+                    const_types.append(const_keys[-1][:2])
                 else:
                     ref = ("i", len(inputs))
                     inputs.append(var)
                 refs[var] = ref
             args.append(ref)
-        instrs.append((row_of(node), tuple(args), node.outputs[0].type.dtype))
-        refs[node.outputs[0]] = ("t", j)
+        op = node.op  # (``row_of``, inline: once per member)
+        row = SUM_TO if isinstance(op, SumTo) else op.scalar_op
+        out = node.outputs[0]
+        instrs.append((row, tuple(args), out.type.dtype))
+        refs[out] = ("t", j)
         sources.append(node.source)
     outputs = tuple(refs[v][1] for v in cluster.outputs)
-    in_types = tuple((v.type.dtype, v.type.ndim) for v in inputs)
+    in_types = tuple([(v.type.dtype, v.type.ndim) for v in inputs])
     # (the key ``FusionSpec`` computes: see its ``__init__``)
     instrs = tuple(instrs)
     key = (in_types, tuple(const_keys), instrs, outputs)
-    spec = _SPECS.get(key)
-    if spec is None:
-        spec = _new_spec(in_types, constants, instrs, outputs, key)
+    key_hash = hash(key)
+    spec = _live(_SPECS, key_hash)
+    if spec is None or spec._key != key:
+        structure = (in_types, tuple(const_types), instrs, outputs)  # (``_structure_of``)
+        spec = _new_spec(constants, key, key_hash, structure)
     return spec, inputs, tuple(sources)
 
 
-def _new_spec(in_types, constants, instrs, outputs, key):
-    """The interned spec of ``key``, rebound from a live spec of the same
-    structure when there is one (the n gradient terms ``cos(x[i]) * i``)."""
-    structure = _structure_of(key)
-    template = _STRUCTURES.get(structure)
-    if template is None:
-        spec = _interned(in_types, constants, [Instr(*i) for i in instrs], outputs)
-        _STRUCTURES.setdefault(spec.structure, spec)
+def _new_spec(constants, key, key_hash, structure):
+    """The interned spec of ``key`` (and ``structure``, its
+    ``_structure_of``), rebound from a live spec of the same structure when
+    there is one (the n gradient terms ``cos(x[i]) * i``)."""
+    in_types, _, instrs, outputs = key
+    structure_hash = hash(structure)
+    template = _live(_STRUCTURES, structure_hash)
+    if template is None or template.structure != structure:
+        spec = FusionSpec(in_types, constants, [Instr(*i) for i in instrs], outputs)
+        _intern(_SPECS, key_hash, spec)
+        _intern(_STRUCTURES, structure_hash, spec)
         return spec
-    spec = template._rebound(constants, key, template.structure)
-    return _SPECS.setdefault(key, spec)
+    spec = template._rebound(constants, key, template.structure, key_hash)
+    _intern(_SPECS, key_hash, spec)
+    return spec
 
 
 def _structure_of(key):
@@ -411,15 +423,36 @@ def _const_key(c):
 # One FusionSpec per structure and constants while any function holds it:
 # the n clusters of ``sum(cos(x[i]) * i)``'s gradient differ only in a
 # constant, and the n ``x[i] * 2`` ones not at all (a spec is ~50 objects
-# that a compiled function would otherwise keep n times).
-_SPECS = weakref.WeakValueDictionary()
+# that a compiled function would otherwise keep n times). Plain dicts from
+# a key's hash to a weak reference of the spec (``_live``, ``_intern``),
+# not weak-value dicts keyed by the key: a key holds a row per member, and
+# each row's hash is a Python call, so the key is hashed once per cluster
+# instead of once per lookup (a spec whose key's hash is taken by a live
+# spec of another key is simply not interned).
+_SPECS = {}
 # A live spec per structure (``FusionSpec.structure``), for ``_new_spec``.
-_STRUCTURES = weakref.WeakValueDictionary()
+_STRUCTURES = {}
 
 
-def _interned(in_types, constants, instrs, outputs):
-    spec = FusionSpec(in_types, constants, instrs, outputs)
-    return _SPECS.setdefault(spec.key, spec)
+def _live(table, key_hash):
+    """The live spec ``table`` holds for ``key_hash``, or ``None`` (the
+    caller compares its key)."""
+    ref = table.get(key_hash)
+    return None if ref is None else ref()
+
+
+def _intern(table, key_hash, spec):
+    """Hold ``spec`` in ``table`` for ``key_hash`` while it lives, unless a
+    live spec holds that place."""
+    ref = table.get(key_hash)
+    if ref is None or ref() is None:
+        table[key_hash] = weakref.ref(spec, partial(_forget, table, key_hash))
+
+
+def _forget(table, key_hash, ref):
+    # (the weak reference's callback: its spec is gone)
+    if table.get(key_hash) is ref:
+        del table[key_hash]
 
 
 def _is_shared(var):
