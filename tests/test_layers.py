@@ -26,7 +26,7 @@ LAYERS = [
                "tracegrad.evaluate", "tracegrad.backend", "tracegrad.backend.cupy",
                "tracegrad.frozen_random", "tracegrad.shared_access",
                "tracegrad.progress", "tracegrad.collector", "tracegrad.fgraph",
-               "tracegrad.inplace_order"]),
+               "tracegrad.inplace_order", "tracegrad.dtype_names"]),
     ("types", ["tracegrad.tensor.type", "tracegrad.tensor.variable",
                "tracegrad.tensor.protocols",
                "tracegrad.tensor.dispatch", "tracegrad.casting", "tracegrad.shared"]),
