@@ -1,4 +1,4 @@
-"""Linking a big schedule: the loop over a step table (``schedule.run_table``)
+"""Linking a big schedule: the loop over a step table (``runtime.run_table``)
 does what the generated straight-line runner does, errors included."""
 import numpy as np
 import pytest
