@@ -30,7 +30,12 @@ class FusedElemwise(Op):
         # Where user code built each fused node (for error messages only:
         # not part of the op's identity).
         self.sources = sources
-        self._programs = {}   # array module name -> Program (made at first use)
+        # The program made for the first array module asked (nearly always
+        # the only one): two attributes, not a tracked dict per node; others
+        # in ``_programs`` (array module name -> Program, made at first use).
+        self._first = None
+        self._first_program = None
+        self._programs = {}
 
     @property
     def name(self):
@@ -70,12 +75,19 @@ class FusedElemwise(Op):
     def program(self, xp):
         """The program of the spec for arrays of ``xp`` (made once), or
         ``None`` when no backend is registered for ``xp``."""
-        program = self._programs.get(xp.__name__)
+        name = xp.__name__
+        if name == self._first:
+            return self._first_program
+        program = self._programs.get(name)
         if program is None:
             backend = backend_for(xp)
             if backend is None:
                 return None
-            program = self._programs[xp.__name__] = backend.program(self.spec)
+            program = backend.program(self.spec)
+            if self._first is None:
+                self._first, self._first_program = name, program
+            else:
+                self._programs[name] = program
         return program
 
     def impl(self, xp, *arrays):
