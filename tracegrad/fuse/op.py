@@ -30,7 +30,12 @@ class FusedElemwise(Op):
         # Where user code built each fused node (for error messages only:
         # not part of the op's identity).
         self.sources = sources
-        self._programs = {}   # array module name -> Program (made at first use)
+        # The program made for the first array module asked (nearly always
+        # the only one): two attributes, not a tracked dict per node; others
+        # in ``_programs`` (array module name -> Program, made at first use).
+        self._first = None
+        self._first_program = None
+        self._programs = {}
 
     @property
     def name(self):
@@ -70,12 +75,19 @@ class FusedElemwise(Op):
     def program(self, xp):
         """The program of the spec for arrays of ``xp`` (made once), or
         ``None`` when no backend is registered for ``xp``."""
-        program = self._programs.get(xp.__name__)
+        name = xp.__name__
+        if name == self._first:
+            return self._first_program
+        program = self._programs.get(name)
         if program is None:
             backend = backend_for(xp)
             if backend is None:
                 return None
-            program = self._programs[xp.__name__] = backend.program(self.spec)
+            program = backend.program(self.spec)
+            if self._first is None:
+                self._first, self._first_program = name, program
+            else:
+                self._programs[name] = program
         return program
 
     def impl(self, xp, *arrays):
@@ -85,24 +97,10 @@ class FusedElemwise(Op):
     def impl_for(self, xp):
         """``impl`` bound to ``xp`` (the schedule calls it once per node):
         the program is found at the first call (not when compiling) and its
-        ``fast`` path tried first."""
+        ``fast`` path tried first (``_Runner``)."""
         if type(self).impl is not FusedElemwise.impl or backend_for(xp) is None:
             return partial(self.impl, xp)
-        sources = self.sources
-        single = len(self.spec.outputs) == 1
-        found = [None]  # (fast, run) of the program
-
-        def run(*arrays):
-            pair = found[0]
-            if pair is None:
-                program = self.program(xp)
-                pair = found[0] = (program.fast, program.run)
-            fast, general = pair
-            results = fast(*arrays) if fast is not None else None
-            if results is None:
-                results = general(arrays, None, sources)
-            return results[0] if single else tuple(results)
-        return run
+        return _Runner(self, xp).run
 
     def run(self, xp, arrays, outs=None):
         """The outputs as a list; written into ``outs`` when given."""
@@ -146,6 +144,59 @@ class FusedElemwise(Op):
 
     def __reduce__(self):
         return (FusedElemwise, (self.spec, self.sources))
+
+
+class _Runner:
+    """``FusedElemwise.impl_for``'s function: ``_Runner(op, xp).run``.
+
+    A bound method of a slotted object: two tracked objects per fused node
+    where a closure over its state made seven (function, cells, a list),
+    and its program's ``(fast, run)`` pair two more at the first call;
+    every one of them is walked by the garbage collector's passes."""
+
+    __slots__ = ("op", "xp", "program", "fast", "single")
+
+    def __init__(self, op, xp):
+        self.op = op
+        self.xp = xp
+        self.program = None   # found at the first call
+        self.fast = None
+        self.single = len(op.spec.outputs) == 1
+
+    def run(self, *arrays):
+        program = self.program
+        if program is None:
+            program = self.program = self.op.program(self.xp)
+            self.fast = program.fast
+        fast = self.fast
+        results = fast(*arrays) if fast is not None else None
+        if results is None:
+            results = program.run(arrays, None, self.op.sources)
+        return results[0] if self.single else tuple(results)
+
+
+class _InplaceRunner:
+    """``InplaceFusedElemwise.impl_for``'s function (as ``_Runner``):
+    the program's ``inplace_fast`` (``False`` when it has none, found at
+    the first call), else the op's ``impl``."""
+
+    __slots__ = ("op", "xp", "fast")
+
+    def __init__(self, op, xp):
+        self.op = op
+        self.xp = xp
+        self.fast = None
+
+    def run(self, *arrays):
+        fast = self.fast
+        if fast is None:
+            op = self.op
+            fast = self.fast = op.program(self.xp).inplace_fast(op.destroyed) or False
+        if fast is not False:
+            results = fast(*arrays)
+            if results is not None:
+                return results[0]
+        return self.op.impl(self.xp, *arrays)
 
 
 def expand(node):
@@ -194,22 +245,11 @@ class InplaceFusedElemwise(FusedElemwise):
     def impl_for(self, xp):
         """``impl`` bound to ``xp``; the program's whole-call function
         writing into the destroyed input (``inplace_fast``), when it has
-        one, is tried first: it makes the usual checks inline."""
+        one, is tried first: it makes the usual checks inline
+        (``_InplaceRunner``)."""
         if type(self).impl is not InplaceFusedElemwise.impl or backend_for(xp) is None:
             return partial(self.impl, xp)
-        impl = self.impl
-        found = [None]  # the fast function (or False), found at the first call
-
-        def run(*arrays):
-            fast = found[0]
-            if fast is None:
-                fast = found[0] = self.program(xp).inplace_fast(self.destroyed) or False
-            if fast is not False:
-                results = fast(*arrays)
-                if results is not None:
-                    return results[0]
-            return impl(xp, *arrays)
-        return run
+        return _InplaceRunner(self, xp).run
 
     def inplace_version(self, i):
         return None

@@ -249,6 +249,12 @@ def _parse(x, key):
 
 
 # ------------------------------------------------------------ ops
+# The ``view_map`` of a basic ``Subtensor`` and the ``destroy_map`` of an
+# in-place ``IncSubtensor``: one dict for every op (as a class-level map is),
+# not two tracked objects per node. Never written to.
+_ON_INPUT_0 = {0: [0]}
+
+
 class Subtensor(Op):
     """``x[idx]``: a view for basic indexes, a copy (NumPy's advanced
     indexing) when ``idx`` has index arrays."""
@@ -260,7 +266,7 @@ class Subtensor(Op):
     def __init__(self, idx):
         self.idx = tuple(idx)
         self.advanced = ARR in self.idx
-        self.view_map = {} if self.advanced else {0: [0]}
+        self.view_map = {} if self.advanced else _ON_INPUT_0
         self._fixed = None if _markers(self.idx) else _build_index(self.idx, ())
 
     @property
@@ -322,7 +328,7 @@ class IncSubtensor(Op):
         self.set_instead_of_inc = bool(set_instead_of_inc)
         self.inplace = bool(inplace)
         self.ignore_duplicates = bool(ignore_duplicates)
-        self.destroy_map = {0: [0]} if self.inplace else {}
+        self.destroy_map = _ON_INPUT_0 if self.inplace else {}
         self._accumulate = (ARR in self.idx and not self.set_instead_of_inc
                             and not self.ignore_duplicates)
         self._fixed = None if _markers(self.idx) else _build_index(self.idx, ())
