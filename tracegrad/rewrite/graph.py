@@ -122,10 +122,13 @@ class RewriteGraph:
         self.answers = {}
         self.epoch = 0  # counts every edit (added, re-pointed or pruned nodes)
         # (epoch, {node: latest change at or above it}) of the last pass
-        # that walked every node without an edit (``engine._skim``)
-        self.walked = None
+        # that walked every node without an edit (``engine._skim``), or of
+        # the load: each node is loaded after the nodes above it (merged
+        # ones included), so that latest change is its own ``changed_at``,
+        # which spares the first phase's first pass working it out
         order = toposort(self.outputs) if order is None else order
         memo, merged = self._load(order)
+        self.walked = (self.epoch, dict(self.changed_at))
         if not merged:  # (no input re-pointed: the order stands)
             self._order = order
         for i, out in enumerate(self.outputs):
