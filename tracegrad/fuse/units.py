@@ -121,16 +121,7 @@ def _unit_order_of_nodes(nodes, clusters):
                     if i >= 0:
                         dependents[i].append(j)
         deps.append(len(preds))
-    ready = [j for j in range(len(units) - 1, -1, -1) if deps[j] == 0]
-    order = []
-    while ready:
-        j = ready.pop()
-        order.append(units[j])
-        for nxt in dependents[j]:
-            deps[nxt] -= 1
-            if deps[nxt] == 0:
-                ready.append(nxt)
-    return order if len(order) == len(units) else None
+    return _kahn(units, deps, dependents)
 
 
 def _numbered_units(nodes, clusters):
@@ -200,6 +191,14 @@ def _unit_order_of_positions(nodes, position, producers, clusters):
                     d += 1
                     dependents[i].append(j)
         deps.append(d)
+    return _kahn(units, deps, dependents)
+
+
+def _kahn(units, deps, dependents):
+    """Kahn's walk over the units (``deps[j]``: how many units unit ``j``
+    waits for; ``dependents[i]``: the units waiting for unit ``i``), the
+    ready units kept as a stack (at the start, lowest number on top);
+    ``None`` when the units form a cycle."""
     ready = [j for j in range(len(units) - 1, -1, -1) if deps[j] == 0]
     order = []
     while ready:
