@@ -30,6 +30,7 @@ from functools import partial
 
 import numpy as np
 
+from tracegrad.dtype_names import dtype_name
 from tracegrad.ops.elemwise import Elemwise, ScalarOp, SumTo, broadcast_static
 from tracegrad.trace import Constant
 
@@ -346,7 +347,6 @@ def spec_from_cluster(cluster):
     inputs = []
     constants = []
     const_keys = []
-    const_types = []  # (the constants' part of the structure: no values)
     instrs = []
     sources = []
     for j, node in enumerate(cluster.nodes):
@@ -359,16 +359,13 @@ def spec_from_cluster(cluster):
                     c = np.asarray(var.data, dtype=var.type.dtype)
                     constants.append(c)
                     const_keys.append(_const_key(c))
-                    const_types.append(const_keys[-1][:2])
                 else:
                     ref = ("i", len(inputs))
                     inputs.append(var)
                 refs[var] = ref
             args.append(ref)
-        op = node.op  # (``row_of``, inline: once per member)
-        row = SUM_TO if isinstance(op, SumTo) else op.scalar_op
         out = node.outputs[0]
-        instrs.append((row, tuple(args), out.type.dtype))
+        instrs.append((row_of(node), tuple(args), out.type.dtype))
         refs[out] = ("t", j)
         sources.append(node.source)
     outputs = tuple(refs[v][1] for v in cluster.outputs)
@@ -379,16 +376,16 @@ def spec_from_cluster(cluster):
     key_hash = hash(key)
     spec = _live(_SPECS, key_hash)
     if spec is None or spec._key != key:
-        structure = (in_types, tuple(const_types), instrs, outputs)  # (``_structure_of``)
-        spec = _new_spec(constants, key, key_hash, structure)
+        spec = _new_spec(constants, key, key_hash)
     return spec, inputs, tuple(sources)
 
 
-def _new_spec(constants, key, key_hash, structure):
-    """The interned spec of ``key`` (and ``structure``, its
-    ``_structure_of``), rebound from a live spec of the same structure when
-    there is one (the n gradient terms ``cos(x[i]) * i``)."""
+def _new_spec(constants, key, key_hash):
+    """The interned spec of ``key`` (whose hash is ``key_hash``), rebound
+    from a live spec of the same structure when there is one (the n
+    gradient terms ``cos(x[i]) * i``)."""
     in_types, _, instrs, outputs = key
+    structure = _structure_of(key)
     structure_hash = hash(structure)
     template = _live(_STRUCTURES, structure_hash)
     if template is None or template.structure != structure:
@@ -408,16 +405,9 @@ def _structure_of(key):
     return (in_types, tuple(c[:2] for c in consts), instrs, outputs)
 
 
-# ``dtype.name`` is a slow Python property; a graph has few distinct dtypes.
-_DTYPE_NAMES = {}
-
-
 def _const_key(c):
     """A constant's part of a spec key: ``(dtype name, shape, bytes)``."""
-    name = _DTYPE_NAMES.get(c.dtype)
-    if name is None:
-        name = _DTYPE_NAMES[c.dtype] = c.dtype.name
-    return (name, c.shape, c.tobytes())
+    return (dtype_name(c.dtype), c.shape, c.tobytes())
 
 
 # One FusionSpec per structure and constants while any function holds it:
