@@ -17,32 +17,26 @@ def postorder(outputs, blockers=(), stop=None):
     order = []
     done = set()
     finish, emit = done.add, order.append
-    for out in outputs:
-        node = out.owner
-        if node is None or node in done or out in blockers:
-            continue
-        if stop is not None and stop(node):
-            finish(node)
-            continue
-        # The path from the output down to the node being expanded, each
-        # with an iterator over the inputs it has yet to look at: every
-        # edge is looked at once, and no entry is pushed for a node that
-        # is done already (the graph is a DAG: no node on the path is
-        # reached again before it is done).
-        stack = [(node, iter(node.inputs))]
-        while stack:
-            node, pending = stack[-1]
-            for inp in pending:
-                owner = inp.owner
-                if owner is None or owner in done or inp in blockers:
-                    continue
-                if stop is not None and stop(owner):
-                    finish(owner)
-                    continue
-                stack.append((owner, iter(owner.inputs)))
-                break
-            else:
-                stack.pop()
+    # The path from a root (``None``: the outputs stand as its inputs) down
+    # to the node being expanded, each with an iterator over the inputs it
+    # has yet to look at: every edge is looked at once, and no entry is
+    # pushed for a node that is done already (the graph is a DAG: no node
+    # on the path is reached again before it is done).
+    stack = [(None, iter(outputs))]
+    while stack:
+        node, pending = stack[-1]
+        for inp in pending:
+            owner = inp.owner
+            if owner is None or owner in done or inp in blockers:
+                continue
+            if stop is not None and stop(owner):
+                finish(owner)
+                continue
+            stack.append((owner, iter(owner.inputs)))
+            break
+        else:
+            stack.pop()
+            if node is not None:
                 finish(node)
                 emit(node)
     return order
