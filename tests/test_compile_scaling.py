@@ -140,9 +140,10 @@ def test_pruning_through_a_plain_list_of_readers_shows_as_quadratic(monkeypatch)
     # (the measure sees the scan the test above guards against: ~14 at
     # these sizes, 16 in the limit)
     def scanning_remove(self, pair):
-        pairs = list(self._pairs)
+        pairs = list(self)
         pairs.remove(pair)
-        self._pairs = dict.fromkeys(pairs)
+        self.clear()
+        self.update(dict.fromkeys(pairs))
     monkeypatch.setattr(ClientList, "remove", scanning_remove)
     assert _growth(_fanout_graph, _prune_all_readers, 500) > LINEAR_BOUND
 

@@ -52,16 +52,6 @@ class ClientList(dict):
 
     __hash__ = None
 
-    @property
-    def _pairs(self):
-        """The pairs as a dict (this object; what the wrapper it was held)."""
-        return self
-
-    @_pairs.setter
-    def _pairs(self, pairs):
-        self.clear()
-        self.update(dict.fromkeys(pairs))
-
     def __repr__(self):
         return repr(list(self))
 
