@@ -528,7 +528,7 @@ def _skim(graph, plans, ctx, stats, order):
         return {}, deque(order), 0, True
     stored = walked[1]
     tokens, nodes = graph.tokens, graph.nodes
-    stored_get, token_get, plan_get = stored.get, tokens.get, plans.plans.get
+    stored_get, plan_get = stored.get, plans.plans.get
     changed, settled = 0, True
     for k, node in enumerate(order):
         last = stored_get(node)
@@ -537,19 +537,7 @@ def _skim(graph, plans, ctx, stats, order):
                 continue
             latest = {n: stored[n] for n in order[:k] if n in stored}
             return latest, deque(order[k:]), changed, settled
-        # (``_rules_to_run`` spelt out: this loop runs once per node per
-        # phase, most nodes costing only these lookups)
-        entry = token_get(node)
-        token = None
-        if entry is not None and entry[1] >= last:
-            if entry[2] is plans:
-                continue
-            token = entry[0]
-        op = node.op
-        scalar = op.scalar_op
-        rules = plan_get((token, type(op) if scalar is None else scalar.key))
-        if rules is None:
-            token, rules = _rules_to_run(node, last, tokens, plans, plan_get)
+        token, rules = _rules_to_run(node, last, tokens, plans, plan_get)
         if not rules:
             continue
         epoch = graph.epoch

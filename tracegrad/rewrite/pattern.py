@@ -103,8 +103,6 @@ def match(pattern, var):
     return None
 
 
-
-
 def bind_names(names, node, key):
     """``match`` of the pattern ``(key, *names)`` (names only, as
     ``('mul', 'x', 'x')``) at ``node``'s output, without the matcher: the
