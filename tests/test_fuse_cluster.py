@@ -322,3 +322,20 @@ def test_clusters_from_the_search_borders_equal_those_rebuilt_from_the_graph(mon
         assert [c.outputs for c in rebuilt] == [c.outputs for c in clusters]
         assert [c.inputs for c in rebuilt] == [c.inputs for c in clusters]
         assert len(units2) == len(units)
+
+
+def test_unit_order_from_positions_agrees_with_the_node_walk():
+    # The search's positions order the units as a walk of the nodes does;
+    # an ``order`` missing a producer (a node outside the walk) falls back
+    # to that walk (``_Search.foreign``).
+    from tracegrad.fuse.cluster import _Search, _unit_order, find_units
+    x, y = T.dvector("x"), T.dvector("y")
+    s = T.sum(T.exp(x) * y)
+    out = T.tanh(T.sin(x) + s) * T.cos(y)
+    order = toposort([out])
+    clusters, units = find_units([out], order=order)
+    assert units == _unit_order(order, clusters)
+    search = _Search([out], "cpu", 32, order)
+    assert not search.foreign
+    partial_order = [n for n in order if n is not order[0]]
+    assert _Search([out], "cpu", 32, partial_order).foreign

@@ -135,9 +135,14 @@ class _Search:
             position[node] = k
             mine = []
             for inp in node.inputs:
-                p = get(inp.owner)
+                owner = inp.owner
+                p = get(owner)
                 if p is None:
-                    continue  # (nobody asks for the readers of a graph input)
+                    # (nobody asks for the readers of a graph input; a node
+                    # outside ``nodes``: the units are ordered from a walk of
+                    # the nodes, ``_unit_order``)
+                    foreign = foreign or owner is not None
+                    continue
                 mine.append(p)
                 readers = clients.get(inp)
                 if readers is None:
