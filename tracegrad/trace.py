@@ -502,7 +502,12 @@ OP_HOOKS = ("make_node", "impl", "vjp", "__props__", "view_map", "destroy_map",
 def uses_perform(op):
     """True for an op written to Theano's protocol: ``perform(node, inputs,
     output_storage)`` and no ``impl`` of its own."""
-    return getattr(type(op), "perform", None) is not None and type(op).impl is Op.impl
+    return class_uses_perform(type(op))
+
+
+def class_uses_perform(cls):
+    """``uses_perform`` of the ops of class ``cls``."""
+    return getattr(cls, "perform", None) is not None and cls.impl is Op.impl
 
 
 def node_runner(node, xp):

@@ -27,7 +27,7 @@ from tracegrad.backend.inplace import Deferred
 from tracegrad.compile import warnpoint
 from tracegrad.compile.targets import plan_out_targets
 from tracegrad.evaluate import reraise_with_context
-from tracegrad.trace import Op, node_runner, uses_perform
+from tracegrad.trace import class_uses_perform, node_runner, uses_perform
 
 # How an output leaves the call.
 AS_IS, COPY, COPY_IF_READONLY = 0, 1, 2
@@ -112,9 +112,7 @@ class StepTable:
                     and all(getattr(o.type, "array_values", False) for o in outs)):
                 return (node, fn, MULTI, tuple([slot[v] for v in ins]), None,
                         tuple([slot[o] for o in outs]), tuple(map(self._dtype, outs)), frees)
-            step = Step(node, fn, [slot[v] for v in ins], [slot[o] for o in outs],
-                        free_slots(frees), self.backend)
-            return node, fn, OWN_RUN, step, None, None, None, frees
+            return node, fn, OWN_RUN, self.step(node, fn, frees), None, None, None, frees
         out = outs[0]
         dtype = self._dtype(out)
         n = len(ins)
@@ -125,6 +123,13 @@ class StepTable:
                     dtype, frees)
         return (node, fn, kind + (MANY - ONE), itemgetter(*[slot[v] for v in ins]), None,
                 slot[out], dtype, frees)
+
+    def step(self, node, fn, frees):
+        """A ``Step`` running ``node`` with ``fn(*arrays)`` over this table's
+        slots, then clearing the slots of ``frees`` (a ``frees`` entry)."""
+        slot = self.slot
+        return Step(node, fn, [slot[v] for v in node.inputs], [slot[o] for o in node.outputs],
+                    free_slots(frees), self.backend)
 
     def _dtype(self, var):
         """``var``'s dtype (its fix-up made with it: ``run_table`` finds it in ``fixes``)."""
@@ -151,12 +156,10 @@ class StepTable:
             if self.kinds[k] == OWN_RUN:
                 step = self.a[k]
             else:
-                node, slot, fn = self.nodes[k], self.slot, self.fns[k]
+                node, fn = self.nodes[k], self.fns[k]
                 if self.kinds[k] in (IMPL_ONE, IMPL_TWO, IMPL_MANY):  # (bound to xp)
                     fn = partial(fn, node.op, self.backend.xp)
-                step = Step(node, fn, [slot[v] for v in node.inputs],
-                            [slot[o] for o in node.outputs], free_slots(self.frees[k]),
-                            self.backend)
+                step = self.step(node, fn, self.frees[k])
             self._steps[k] = step
         return step
 
@@ -263,8 +266,7 @@ def _steps(fgraph, order, slot, backend, targets):
     for k, node in enumerate(order):
         if targets and node in targets:
             fn = row_fn.callable(node)
-            apart.append(Step(node, fn, [slot[v] for v in node.inputs],
-                              [slot[o] for o in node.outputs], (), backend))
+            apart.append(table.step(node, fn, None))
             continue
         frees = None
         for v in node.inputs:
@@ -315,10 +317,8 @@ class _RowFns:
         if backend.step_wrapper is not None and issubclass(cls, backend.wrapped_ops):
             return True, None
         impl = getattr(cls, "impl", None)
-        # (``trace.uses_perform``, for the class: a Theano-protocol op)
-        if type(impl) is not FunctionType or (getattr(cls, "perform", None) is not None
-                                              and impl is Op.impl):
-            impl = None
+        if type(impl) is not FunctionType or class_uses_perform(cls):
+            impl = None   # (not a plain function, or a Theano-protocol op)
         return False, impl
 
     def callable(self, node):
