@@ -20,6 +20,8 @@ from tracegrad.fuse.cluster import DEFAULT_MAX_OPERANDS, Cluster, find_units, is
 from tracegrad.fuse.op import FusedElemwise
 from tracegrad.fuse.reduce import fuse_sums, may_sum_fused
 from tracegrad.fuse.spec import FILL, spec_from_cluster
+from tracegrad.ops.elemwise import SumTo
+from tracegrad.ops.shape import BroadcastTo
 from tracegrad.progress import current as current_progress
 from tracegrad.trace import Constant, clone_replace, rebuild_node, toposort
 
@@ -42,7 +44,6 @@ def fill_replacements(outputs, target="cpu", nodes=None):
     shape(a))`` of a value ``b`` of one element and ``a``'s ndim or fewer,
     whose readers are all fusable nodes. ``nodes``: ``toposort(outputs)``,
     when the caller has it already."""
-    from tracegrad.ops.shape import BroadcastTo
     if nodes is None:
         nodes = toposort(outputs)
     broadcasts = [node for node in nodes if isinstance(node.op, BroadcastTo)]
@@ -93,7 +94,7 @@ def like_replacements(outputs, nodes=None):
     data, so it is kept anyway; ``like``, read only for its shape, may then
     stay inside its cluster. ``nodes``: ``toposort(outputs)``, when the
     caller has it already."""
-    from tracegrad.ops.elemwise import Elemwise, SumTo
+    from tracegrad.ops.elemwise import Elemwise
     if nodes is None:
         nodes = toposort(outputs)
     kept = set(outputs)  # (graph outputs are left alone, as by ``fill_replacements``)
@@ -187,8 +188,6 @@ def fuse(fgraph, target=None, max_operands=DEFAULT_MAX_OPERANDS):
 def _fills_and_likes(fgraph, outputs, order, in_place):
     """Apply ``fill_replacements`` and then ``like_replacements`` to the
     graph; returns its outputs and order after them."""
-    from tracegrad.ops.elemwise import SumTo
-    from tracegrad.ops.shape import BroadcastTo
     classes = {type(node.op) for node in order}
     for find, wanted in ((fill_replacements, BroadcastTo), (like_replacements, SumTo)):
         # (each finds replacements only at nodes of its op: one look at the
